@@ -1,0 +1,343 @@
+"""The chat rules: validation, passwords, sessions, and each client operation.
+
+Every operation checks its input first and raises ChatError (changing
+nothing) when it is refused; a change is made only by submitting one log
+entry to the writer. This module knows neither gRPC nor replication: the
+writer it is given decides where and when entries are committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from chatd.errors import ChatError, Code
+from chatd.hub import Hub
+from chatd.proto import log_pb2
+from chatd.store import Applied, Session, Store, StoredMessage
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+MAX_PASSWORD_CHARS = 1024
+MAX_REQUEST_ID_CHARS = 128
+MAX_ACK_IDS = 10_000
+GET_MESSAGES_LIMIT = 1000
+CHAT_PAGE_DEFAULT = 50
+CHAT_PAGE_MAX = 500
+BACKLOG_PAGE = 500
+INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    min_password_chars: int = 8
+    max_message_chars: int = 4096
+    session_ttl_s: float = 30 * 24 * 3600.0
+    password_hash_cost: int = 14  # scrypt N = 2**cost
+
+
+# -- validation: pure functions, property-tested --
+
+
+def check_username(username: str) -> None:
+    if not USERNAME_RE.fullmatch(username):
+        raise ChatError(
+            Code.INVALID_USERNAME,
+            "invalid username: use 1 to 32 of A-Z a-z 0-9 _ . -",
+        )
+
+
+def check_password(password: str, limits: Limits) -> None:
+    if not limits.min_password_chars <= len(password) <= MAX_PASSWORD_CHARS:
+        raise ChatError(
+            Code.INVALID_PASSWORD,
+            f"invalid password: use {limits.min_password_chars} to {MAX_PASSWORD_CHARS} characters",
+        )
+
+
+def check_message(body: str, limits: Limits) -> None:
+    if not 1 <= len(body) <= limits.max_message_chars:
+        raise ChatError(
+            Code.INVALID_MESSAGE,
+            f"invalid message: use 1 to {limits.max_message_chars} characters",
+        )
+
+
+def check_request_id(request_id: str) -> None:
+    if len(request_id) > MAX_REQUEST_ID_CHARS:
+        raise ChatError(
+            Code.INVALID_ARGUMENT, f"request_id is longer than {MAX_REQUEST_ID_CHARS} characters"
+        )
+
+
+# -- passwords and session ids --
+
+
+def hash_password(password: str, cost: int) -> str:
+    """A salted scrypt hash, self-describing: scrypt$cost$salt$hash."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(
+        password.encode(), salt=salt, n=2**cost, r=8, p=1, maxmem=2 ** (cost + 11), dklen=32
+    )
+    b64 = base64.b64encode
+    return f"scrypt${cost}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, cost_s, salt_s, digest_s = stored.split("$")
+        cost = int(cost_s)
+        salt, expected = base64.b64decode(salt_s), base64.b64decode(digest_s)
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    digest = hashlib.scrypt(
+        password.encode(), salt=salt, n=2**cost, r=8, p=1, maxmem=2 ** (cost + 11), dklen=32
+    )
+    return hmac.compare_digest(digest, expected)
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(24)  # 192 bits
+
+
+def session_hash(session_id: str) -> bytes:
+    return hashlib.sha256(session_id.encode()).digest()
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+# -- the operations --
+
+
+class Writer(Protocol):
+    """Where entries go: the node's group-commit writer (and replication)."""
+
+    visible_message_id: int
+
+    async def submit(self, entry: log_pb2.Entry) -> Applied: ...
+
+
+class Chat:
+    """Every client operation, over a store (reads) and a writer (changes)."""
+
+    def __init__(
+        self,
+        store: Store,
+        writer: Writer,
+        hub: Hub,
+        limits: Limits,
+        hasher: ThreadPoolExecutor,
+        reader: ThreadPoolExecutor,
+    ) -> None:
+        self.store = store
+        self.writer = writer
+        self.hub = hub
+        self.limits = limits
+        self._hasher = hasher
+        self._reader = reader
+        self._touching: set[bytes] = set()
+
+    @property
+    def _ttl_us(self) -> int:
+        return int(self.limits.session_ttl_s * 1_000_000)
+
+    async def _submit(self, entry: log_pb2.Entry) -> Applied:
+        applied = await self.writer.submit(entry)
+        if applied.code != Code.OK:
+            raise ChatError(applied.code)
+        return applied
+
+    async def _hash(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._hasher, fn, *args)
+
+    async def _read(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._reader, fn, *args)
+
+    def session(self, session_id: str) -> Session:
+        """The live session with this id, or ChatError(14)."""
+        s = self.store.sessions.get(session_hash(session_id)) if session_id else None
+        if s is None:
+            raise ChatError(Code.NOT_LOGGED_IN)
+        now = now_us()
+        if now - s.last_used_us > self._ttl_us:
+            raise ChatError(Code.NOT_LOGGED_IN, "not logged in: the session has expired")
+        if now - s.last_used_us > self._touch_every_us:
+            self._touch(session_hash(session_id))
+        return s
+
+    @property
+    def _touch_every_us(self) -> int:
+        return min(self._ttl_us // 10, 3600 * 1_000_000)
+
+    def _touch(self, h: bytes) -> None:
+        """Records (replicated, in the background) that a session was used."""
+        if h in self._touching:
+            return
+        self._touching.add(h)
+        entry = log_pb2.Entry(touch_session=log_pb2.TouchSession(session_hash=h))
+        task = asyncio.get_running_loop().create_task(self.writer.submit(entry))
+        task.add_done_callback(lambda t: self._touched(h, t))
+
+    def _touched(self, h: bytes, task: asyncio.Task[Applied]) -> None:
+        self._touching.discard(h)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("session touch not recorded: %s", task.exception())
+
+    async def expire_idle_sessions(self) -> int:
+        """Ends the sessions idle for longer than the TTL; returns how many."""
+        idle_since = now_us() - self._ttl_us
+        if not any(s.last_used_us < idle_since for s in self.store.sessions.values()):
+            return 0
+        entry = log_pb2.Entry(expire_sessions=log_pb2.ExpireSessions(idle_since_us=idle_since))
+        return len((await self.writer.submit(entry)).ended_sessions)
+
+    async def create_account(self, username: str, password: str) -> None:
+        check_username(username)
+        check_password(password, self.limits)
+        if username in self.store.users:
+            raise ChatError(Code.USERNAME_TAKEN)
+        hashed = await self._hash(hash_password, password, self.limits.password_hash_cost)
+        entry = log_pb2.CreateAccount(username=username, password_hash=hashed)
+        await self._submit(log_pb2.Entry(create_account=entry))
+
+    async def login(self, username: str, password: str) -> str:
+        check_username(username)
+        if len(password) > MAX_PASSWORD_CHARS:
+            raise ChatError(Code.INVALID_PASSWORD)
+        user = self.store.users.get(username)
+        if user is None:
+            raise ChatError(Code.NO_SUCH_USER)
+        if not await self._hash(verify_password, password, user.password_hash):
+            raise ChatError(Code.WRONG_PASSWORD)
+        session_id = new_session_id()
+        op = log_pb2.CreateSession(username=username, session_hash=session_hash(session_id))
+        await self._submit(log_pb2.Entry(create_session=op))
+        return session_id
+
+    async def logout(self, session_id: str) -> None:
+        self.session(session_id)
+        op = log_pb2.EndSession(session_hash=session_hash(session_id))
+        await self._submit(log_pb2.Entry(end_session=op))
+
+    async def delete_account(self, session_id: str) -> None:
+        s = self.session(session_id)
+        await self._submit(log_pb2.Entry(delete_account=log_pb2.DeleteAccount(username=s.username)))
+
+    async def send(self, session_id: str, to: str, body: str, request_id: str) -> int:
+        s = self.session(session_id)
+        check_request_id(request_id)
+        check_message(body, self.limits)
+        if to not in self.store.users:
+            raise ChatError(Code.NO_SUCH_RECIPIENT)
+        op = log_pb2.SendMessage(sender=s.username, recipient=to, body=body, request_id=request_id)
+        return (await self._submit(log_pb2.Entry(send_message=op))).message_id
+
+    async def get_messages(self, session_id: str) -> list[StoredMessage]:
+        s = self.session(session_id)
+        op = log_pb2.TakeUndelivered(username=s.username, limit=GET_MESSAGES_LIMIT)
+        messages = (await self._submit(log_pb2.Entry(take_undelivered=op))).messages
+        if not messages:
+            raise ChatError(Code.NO_MESSAGES)
+        return messages
+
+    async def acknowledge(self, session_id: str, message_ids: list[int]) -> None:
+        s = self.session(session_id)
+        if len(message_ids) > MAX_ACK_IDS:
+            raise ChatError(Code.INVALID_ARGUMENT, f"at most {MAX_ACK_IDS} message ids at once")
+        if any(m <= 0 for m in message_ids):
+            raise ChatError(Code.INVALID_ARGUMENT, "message ids are positive")
+        if not message_ids:
+            return
+        op = log_pb2.MarkDelivered(username=s.username, message_ids=sorted(set(message_ids)))
+        await self._submit(log_pb2.Entry(mark_delivered=op))
+
+    async def get_chat(
+        self, session_id: str, peer: str, before_id: int, limit: int
+    ) -> list[StoredMessage]:
+        s = self.session(session_id)
+        if before_id < 0 or limit < 0:
+            raise ChatError(Code.INVALID_ARGUMENT, "before_message_id and limit are >= 0")
+        if not USERNAME_RE.fullmatch(peer):
+            raise ChatError(Code.NO_SUCH_RECIPIENT)
+        peer_uid = await self._read(self.store.last_uid_named, peer)
+        if peer_uid is None:
+            raise ChatError(Code.NO_SUCH_RECIPIENT)
+        limit = min(limit or CHAT_PAGE_DEFAULT, CHAT_PAGE_MAX)
+        visible = self.writer.visible_message_id + 1
+        before = min(before_id, visible) if before_id else visible
+        page = await self._read(self.store.conversation_before, s.uid, peer_uid, before, limit)
+        if not page:
+            raise ChatError(Code.NO_MESSAGES)
+        return page
+
+    def list_users(self) -> list[tuple[str, bool]]:
+        return [(name, self.hub.online(name)) for name in sorted(self.store.users)]
+
+    async def subscribe(self, session_id: str, after_id: int) -> AsyncIterator[StoredMessage]:
+        """Every message to the caller with id > after_id: backlog, then live.
+
+        The subscription opens before the backlog is read, so a message
+        committed meanwhile is in the queue if it is not in the backlog; ids
+        at or below the last one sent are skipped, so none repeats. Ends with
+        SubscriptionEnded (session or account ended) or SubscriberTooSlow.
+        """
+        s = self.session(session_id)
+        if after_id < 0:
+            raise ChatError(Code.INVALID_ARGUMENT, "after_message_id is >= 0")
+        sub = self.hub.open(s.username, session_hash(session_id))
+        try:
+            last = after_id
+            while True:  # backlog, page by page; an overflow meanwhile means: read on
+                upto = self.writer.visible_message_id
+                page = await self._read(self.store.inbox_after, s.uid, last, upto, BACKLOG_PAGE)
+                for m in page:
+                    yield m
+                    last = m.id
+                if len(page) == BACKLOG_PAGE:
+                    continue
+                if not sub.overflowed:
+                    break
+                sub.reset_overflow()
+            while True:  # live
+                await sub.wait()
+                if sub.ended is not None:
+                    raise SubscriptionEnded(sub.ended, retryable=sub.retryable)
+                if sub.overflowed:
+                    raise SubscriberTooSlow(
+                        f"subscriber fell {sub.capacity} messages behind; resume after {last}"
+                    )
+                while sub.queue:
+                    m = sub.queue.popleft()
+                    if m.id > last:
+                        yield m
+                        last = m.id
+        finally:
+            self.hub.close(sub)
+
+
+class SubscriptionEnded(Exception):
+    """The stream's session or account ended, or (retryable) the node stops."""
+
+    def __init__(self, reason: str, *, retryable: bool = False) -> None:
+        super().__init__(reason)
+        self.retryable = retryable
+
+
+class SubscriberTooSlow(Exception):
+    """The subscriber's queue overflowed; it should resubscribe from its last id."""

@@ -1,0 +1,181 @@
+"""Settings of one node: one dataclass, built from flags and CHATD_* variables.
+
+Every `serve` flag --some-name can also be given as CHATD_SOME_NAME; a flag
+on the command line wins over the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+NODE_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """'100ms', '1.5s', '10m', '12h', '30d' or plain seconds, as seconds."""
+    m = _DURATION_RE.fullmatch(text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 100ms, 30s, 30d)")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    host, sep, port_s = text.rpartition(":")
+    if not sep or not host or not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a HOST:PORT address: {text!r}")
+    return host.strip("[]"), int(port_s)
+
+
+def address(text: str) -> str:
+    parse_address(text)
+    return text
+
+
+def node_id(text: str) -> str:
+    if not NODE_ID_RE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"node id must match {NODE_ID_RE.pattern}: {text!r}")
+    return text
+
+
+def _int_range(lo: int, hi: int):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is not in {lo}..{hi}")
+        return value
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Config:
+    role: str = "master"
+    node_id: str | None = None
+    listen: str = "127.0.0.1:50051"
+    data_dir: Path = Path("chatd-data")
+    cluster_secret: str | None = None
+    log_level: str = "info"
+    min_password_length: int = 8
+    max_message_chars: int = 4096
+    session_ttl: float = 30 * 86400.0
+    password_hash_cost: int = 14
+    sync: str = "full"
+    max_request_bytes: int = 256 * 1024
+    subscriber_queue: int = 1000
+
+    @property
+    def listen_host(self) -> str:
+        return parse_address(self.listen)[0]
+
+    @property
+    def listen_port(self) -> int:
+        return parse_address(self.listen)[1]
+
+
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    """The `serve` flags; defaults come from CHATD_* variables, then Config."""
+    d = Config()
+
+    def env(name: str, default: object) -> object:
+        return os.environ.get("CHATD_" + name.upper().replace("-", "_"), default)
+
+    p.add_argument(
+        "--role",
+        choices=["master"],
+        default=env("role", d.role),
+        help="master: found a new cluster (ignored once the data dir holds one)",
+    )
+    p.add_argument(
+        "--node-id",
+        type=node_id,
+        default=env("node-id", None),
+        help="this node's id (default: generated once, kept in the data dir)",
+    )
+    p.add_argument(
+        "--listen",
+        type=address,
+        default=env("listen", d.listen),
+        help="HOST:PORT to serve on (default %(default)s)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=env("data-dir", d.data_dir),
+        help="where the SQLite file lives (default %(default)s)",
+    )
+    p.add_argument(
+        "--cluster-secret",
+        default=env("cluster-secret", None),
+        help="shared secret of the cluster services (CHATD_CLUSTER_SECRET)",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default=env("log-level", d.log_level),
+    )
+    p.add_argument(
+        "--min-password-length",
+        type=_int_range(1, 1024),
+        default=env("min-password-length", d.min_password_length),
+    )
+    p.add_argument(
+        "--max-message-chars",
+        type=_int_range(1, 65536),
+        default=env("max-message-chars", d.max_message_chars),
+    )
+    p.add_argument(
+        "--session-ttl",
+        type=parse_duration,
+        default=env("session-ttl", "30d"),
+        help="idle time after which a session ends (default 30d)",
+    )
+    p.add_argument(
+        "--password-hash-cost",
+        type=_int_range(4, 20),
+        default=env("password-hash-cost", d.password_hash_cost),
+        help="scrypt cost: N = 2**cost (default %(default)s)",
+    )
+    p.add_argument(
+        "--sync",
+        choices=["full", "normal"],
+        default=env("sync", d.sync),
+        help="SQLite synchronous mode: full survives power loss (default)",
+    )
+    p.add_argument(
+        "--max-request-bytes",
+        type=_int_range(1024, 64 * 1024 * 1024),
+        default=env("max-request-bytes", d.max_request_bytes),
+    )
+    p.add_argument(
+        "--subscriber-queue",
+        type=_int_range(1, 1_000_000),
+        default=env("subscriber-queue", d.subscriber_queue),
+        help="messages a slow Subscribe stream may fall behind before it is ended",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    return Config(
+        role=args.role,
+        node_id=args.node_id,
+        listen=args.listen,
+        data_dir=Path(args.data_dir),
+        cluster_secret=args.cluster_secret or None,
+        log_level=args.log_level,
+        min_password_length=args.min_password_length,
+        max_message_chars=args.max_message_chars,
+        session_ttl=args.session_ttl,
+        password_hash_cost=args.password_hash_cost,
+        sync=args.sync,
+        max_request_bytes=args.max_request_bytes,
+        subscriber_queue=args.subscriber_queue,
+    )

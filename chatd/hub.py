@@ -1,0 +1,98 @@
+"""Live delivery: the open Subscribe streams of each user, and who is online.
+
+A subscription holds a bounded queue. Publishing never waits: a subscription
+whose queue is full is marked overflowed and dropped, so a slow reader never
+stalls the writer nor grows memory without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from chatd.store import StoredMessage
+
+
+class Subscription:
+    """One open Subscribe stream of one user (one session)."""
+
+    def __init__(self, username: str, session_hash: bytes, capacity: int) -> None:
+        self.username = username
+        self.session_hash = session_hash
+        self.capacity = capacity
+        self.queue: deque[StoredMessage] = deque()
+        self.overflowed = False
+        self.ended: str | None = None
+        self.retryable = False
+        self._ready = asyncio.Event()
+
+    def push(self, message: StoredMessage) -> None:
+        if self.overflowed:
+            return
+        if len(self.queue) >= self.capacity:
+            self.overflowed = True
+            self.queue.clear()
+        else:
+            self.queue.append(message)
+        self._ready.set()
+
+    def end(self, reason: str, *, retryable: bool = False) -> None:
+        """Ends the stream; retryable means: the client should try again
+        (elsewhere), not that its session is gone."""
+        self.ended = reason
+        self.retryable = retryable
+        self._ready.set()
+
+    def reset_overflow(self) -> None:
+        self.overflowed = False
+        self.queue.clear()
+
+    async def wait(self) -> None:
+        """Waits until there is something to read, an overflow, or an end."""
+        if not self.queue and not self.overflowed and self.ended is None:
+            self._ready.clear()
+            await self._ready.wait()
+
+
+class Hub:
+    def __init__(self, capacity: int = 1000) -> None:
+        self.capacity = capacity
+        self._by_user: dict[str, set[Subscription]] = {}
+
+    def open(self, username: str, session_hash: bytes) -> Subscription:
+        sub = Subscription(username, session_hash, self.capacity)
+        self._by_user.setdefault(username, set()).add(sub)
+        return sub
+
+    def close(self, sub: Subscription) -> None:
+        subs = self._by_user.get(sub.username)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._by_user[sub.username]
+
+    def publish(self, message: StoredMessage) -> None:
+        for sub in self._by_user.get(message.recipient, ()):
+            sub.push(message)
+
+    def end_sessions(self, session_hashes: list[bytes]) -> None:
+        ended = set(session_hashes)
+        for subs in self._by_user.values():
+            for sub in subs:
+                if sub.session_hash in ended:
+                    sub.end("session ended")
+
+    def end_user(self, username: str) -> None:
+        for sub in self._by_user.get(username, ()):
+            sub.end("account deleted")
+
+    def end_all(self, reason: str) -> None:
+        for subs in self._by_user.values():
+            for sub in subs:
+                sub.end(reason, retryable=True)
+
+    def online(self, username: str) -> bool:
+        return username in self._by_user
+
+    def stream_count(self) -> int:
+        return sum(len(s) for s in self._by_user.values())

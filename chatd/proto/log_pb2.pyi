@@ -1,0 +1,125 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Entry(_message.Message):
+    __slots__ = ("time_us", "create_account", "create_session", "end_session", "touch_session", "expire_sessions", "send_message", "take_undelivered", "mark_delivered", "delete_account", "membership", "noop")
+    TIME_US_FIELD_NUMBER: _ClassVar[int]
+    CREATE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    CREATE_SESSION_FIELD_NUMBER: _ClassVar[int]
+    END_SESSION_FIELD_NUMBER: _ClassVar[int]
+    TOUCH_SESSION_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    SEND_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TAKE_UNDELIVERED_FIELD_NUMBER: _ClassVar[int]
+    MARK_DELIVERED_FIELD_NUMBER: _ClassVar[int]
+    DELETE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    MEMBERSHIP_FIELD_NUMBER: _ClassVar[int]
+    NOOP_FIELD_NUMBER: _ClassVar[int]
+    time_us: int
+    create_account: CreateAccount
+    create_session: CreateSession
+    end_session: EndSession
+    touch_session: TouchSession
+    expire_sessions: ExpireSessions
+    send_message: SendMessage
+    take_undelivered: TakeUndelivered
+    mark_delivered: MarkDelivered
+    delete_account: DeleteAccount
+    membership: Membership
+    noop: Noop
+    def __init__(self, time_us: _Optional[int] = ..., create_account: _Optional[_Union[CreateAccount, _Mapping]] = ..., create_session: _Optional[_Union[CreateSession, _Mapping]] = ..., end_session: _Optional[_Union[EndSession, _Mapping]] = ..., touch_session: _Optional[_Union[TouchSession, _Mapping]] = ..., expire_sessions: _Optional[_Union[ExpireSessions, _Mapping]] = ..., send_message: _Optional[_Union[SendMessage, _Mapping]] = ..., take_undelivered: _Optional[_Union[TakeUndelivered, _Mapping]] = ..., mark_delivered: _Optional[_Union[MarkDelivered, _Mapping]] = ..., delete_account: _Optional[_Union[DeleteAccount, _Mapping]] = ..., membership: _Optional[_Union[Membership, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ...) -> None: ...
+
+class CreateAccount(_message.Message):
+    __slots__ = ("username", "password_hash")
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_HASH_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    password_hash: str
+    def __init__(self, username: _Optional[str] = ..., password_hash: _Optional[str] = ...) -> None: ...
+
+class CreateSession(_message.Message):
+    __slots__ = ("username", "session_hash")
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    SESSION_HASH_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    session_hash: bytes
+    def __init__(self, username: _Optional[str] = ..., session_hash: _Optional[bytes] = ...) -> None: ...
+
+class EndSession(_message.Message):
+    __slots__ = ("session_hash",)
+    SESSION_HASH_FIELD_NUMBER: _ClassVar[int]
+    session_hash: bytes
+    def __init__(self, session_hash: _Optional[bytes] = ...) -> None: ...
+
+class TouchSession(_message.Message):
+    __slots__ = ("session_hash",)
+    SESSION_HASH_FIELD_NUMBER: _ClassVar[int]
+    session_hash: bytes
+    def __init__(self, session_hash: _Optional[bytes] = ...) -> None: ...
+
+class ExpireSessions(_message.Message):
+    __slots__ = ("idle_since_us",)
+    IDLE_SINCE_US_FIELD_NUMBER: _ClassVar[int]
+    idle_since_us: int
+    def __init__(self, idle_since_us: _Optional[int] = ...) -> None: ...
+
+class SendMessage(_message.Message):
+    __slots__ = ("sender", "recipient", "body", "request_id")
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    sender: str
+    recipient: str
+    body: str
+    request_id: str
+    def __init__(self, sender: _Optional[str] = ..., recipient: _Optional[str] = ..., body: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class TakeUndelivered(_message.Message):
+    __slots__ = ("username", "limit")
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    limit: int
+    def __init__(self, username: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class MarkDelivered(_message.Message):
+    __slots__ = ("username", "message_ids")
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    message_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, username: _Optional[str] = ..., message_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class DeleteAccount(_message.Message):
+    __slots__ = ("username",)
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    def __init__(self, username: _Optional[str] = ...) -> None: ...
+
+class Member(_message.Message):
+    __slots__ = ("node_id", "address")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    address: str
+    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
+
+class Membership(_message.Message):
+    __slots__ = ("members", "in_sync")
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    IN_SYNC_FIELD_NUMBER: _ClassVar[int]
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    in_sync: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., in_sync: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Noop(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    def __init__(self, node_id: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,172 @@
+"""The ClientAccount servicer: protobuf in, chat operation, protobuf out.
+
+It translates only: application errors travel in `error_code` (API.md), and
+gRPC statuses are kept for transport-level trouble. A Subscribe stream with a
+bad session ends UNAUTHENTICATED; one that falls too far behind ends
+RESOURCE_EXHAUSTED.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from chatd.chat import Chat, SubscriberTooSlow, SubscriptionEnded
+from chatd.errors import ChatError, Code
+from chatd.proto import chat_pb2, chat_pb2_grpc
+from chatd.store import StoredMessage
+from chatd.writer import WriterClosed
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+if TYPE_CHECKING:
+    Ctx = grpc.aio.ServicerContext[Any, Any]
+
+
+def to_proto(m: StoredMessage) -> chat_pb2.Message:
+    ts = Timestamp(seconds=m.time_us // 1_000_000, nanos=(m.time_us % 1_000_000) * 1000)
+    return chat_pb2.Message(
+        from_=m.sender, message=m.body, message_id=m.id, time_stamp=ts, to=m.recipient
+    )
+
+
+async def _guard(context: Ctx, op: Awaitable[T]) -> T:
+    """Runs an operation; a node that cannot write answers UNAVAILABLE."""
+    try:
+        return await op
+    except WriterClosed as exc:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        raise  # unreachable: abort raises
+
+
+def _response(exc: ChatError) -> chat_pb2.ServerResponse:
+    return chat_pb2.ServerResponse(error_code=int(exc.code), error_message=exc.message)
+
+
+def _messages_error(exc: ChatError) -> chat_pb2.Messages:
+    return chat_pb2.Messages(error_code=int(exc.code), error_message=exc.message)
+
+
+class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
+    def __init__(self, chat: Chat) -> None:
+        self.chat = chat
+
+    async def CreateAccount(
+        self, request: chat_pb2.CreateAccountRequest, context: Ctx
+    ) -> chat_pb2.ServerResponse:
+        try:
+            await _guard(context, self.chat.create_account(request.username, request.password))
+        except ChatError as exc:
+            return _response(exc)
+        return chat_pb2.ServerResponse()
+
+    async def ListUsers(self, request: chat_pb2.Empty, context: Ctx) -> chat_pb2.Users:
+        users = [
+            chat_pb2.User(username=name, status="online" if online else "offline")
+            for name, online in self.chat.list_users()
+        ]
+        return chat_pb2.Users(user=users)
+
+    async def Login(self, request: chat_pb2.LoginRequest, context: Ctx) -> chat_pb2.ServerResponse:
+        try:
+            sid = await _guard(context, self.chat.login(request.username, request.password))
+        except ChatError as exc:
+            return _response(exc)
+        return chat_pb2.ServerResponse(session_id=sid)
+
+    async def Send(self, request: chat_pb2.SendRequest, context: Ctx) -> chat_pb2.ServerResponse:
+        try:
+            mid = await _guard(
+                context,
+                self.chat.send(request.session_id, request.to, request.message, request.request_id),
+            )
+        except ChatError as exc:
+            return _response(exc)
+        return chat_pb2.ServerResponse(message_id=mid)
+
+    async def GetMessages(
+        self, request: chat_pb2.ReceiveRequest, context: Ctx
+    ) -> chat_pb2.Messages:
+        try:
+            found = await _guard(context, self.chat.get_messages(request.session_id))
+        except ChatError as exc:
+            return _messages_error(exc)
+        return chat_pb2.Messages(message=[to_proto(m) for m in found])
+
+    async def GetChat(self, request: chat_pb2.ChatRequest, context: Ctx) -> chat_pb2.Messages:
+        try:
+            found = await _guard(
+                context,
+                self.chat.get_chat(
+                    request.session_id,
+                    request.username,
+                    request.before_message_id,
+                    request.limit,
+                ),
+            )
+        except ChatError as exc:
+            return _messages_error(exc)
+        return chat_pb2.Messages(message=[to_proto(m) for m in found])
+
+    async def AcknowledgeReceivedMessages(
+        self,
+        request: chat_pb2.AcknowledgeReceivedMessagesRequest,
+        context: Ctx,
+    ) -> chat_pb2.ServerResponse:
+        try:
+            await _guard(
+                context, self.chat.acknowledge(request.session_id, list(request.message_ids))
+            )
+        except ChatError as exc:
+            return _response(exc)
+        return chat_pb2.ServerResponse()
+
+    async def DeleteAccount(
+        self, request: chat_pb2.DeleteAccountRequest, context: Ctx
+    ) -> chat_pb2.ServerResponse:
+        try:
+            await _guard(context, self.chat.delete_account(request.session_id))
+        except ChatError as exc:
+            return _response(exc)
+        return chat_pb2.ServerResponse()
+
+    async def Logout(
+        self, request: chat_pb2.DeleteAccountRequest, context: Ctx
+    ) -> chat_pb2.ServerResponse:
+        try:
+            await _guard(context, self.chat.logout(request.session_id))
+        except ChatError as exc:
+            return _response(exc)
+        return chat_pb2.ServerResponse()
+
+    async def Subscribe(
+        self, request: chat_pb2.SubscribeRequest, context: Ctx
+    ) -> AsyncIterator[chat_pb2.Message]:
+        # CancelledError must propagate (a handler that swallows it leaks
+        # native memory per call in grpc.aio), so only our own ends are caught.
+        status: grpc.StatusCode | None = None
+        detail = ""
+        try:
+            async for m in self.chat.subscribe(request.session_id, request.after_message_id):
+                yield to_proto(m)
+        except ChatError as exc:
+            status = (
+                grpc.StatusCode.UNAUTHENTICATED
+                if exc.code == Code.NOT_LOGGED_IN
+                else grpc.StatusCode.INVALID_ARGUMENT
+            )
+            detail = exc.message
+        except SubscriptionEnded as exc:
+            status = (
+                grpc.StatusCode.UNAVAILABLE if exc.retryable else grpc.StatusCode.UNAUTHENTICATED
+            )
+            detail = str(exc)
+        except SubscriberTooSlow as exc:
+            status, detail = grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
+        if status is not None:
+            await context.abort(status, detail)

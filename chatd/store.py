@@ -1,0 +1,491 @@
+"""The SQLite store: schema, the replicated log, apply, reads and the digest.
+
+Promise: every log entry is appended and applied in the same transaction, so a
+node never holds state its log does not explain. Apply is deterministic: it
+reads only the entry, its index and the state before it. The store knows
+nothing of gRPC or of roles; the node driver decides when to begin and commit.
+
+Threading: the writer connection is used by one caller at a time (apply on
+the event loop, the commit's fsync in a worker thread); the reader connection
+serves the paged reads (backlog, history) from a worker thread, and only sees
+committed data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import struct
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chatd.errors import Code
+from chatd.proto import log_pb2
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log (
+    idx INTEGER PRIMARY KEY,
+    epoch INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    entry BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    uid INTEGER PRIMARY KEY AUTOINCREMENT,
+    username TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_us INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS users_live ON users(username) WHERE deleted = 0;
+CREATE INDEX IF NOT EXISTS users_name ON users(username, uid);
+CREATE TABLE IF NOT EXISTS sessions (
+    hash BLOB PRIMARY KEY,
+    uid INTEGER NOT NULL,
+    created_us INTEGER NOT NULL,
+    last_used_us INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sessions_uid ON sessions(uid);
+CREATE INDEX IF NOT EXISTS sessions_idle ON sessions(last_used_us);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sender TEXT NOT NULL,
+    sender_uid INTEGER NOT NULL,
+    recipient TEXT NOT NULL,
+    recipient_uid INTEGER NOT NULL,
+    conv INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    time_us INTEGER NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS messages_inbox ON messages(recipient_uid, id);
+CREATE INDEX IF NOT EXISTS messages_conv ON messages(conv, id);
+CREATE INDEX IF NOT EXISTS messages_undelivered ON messages(recipient_uid, id)
+    WHERE delivered = 0;
+CREATE TABLE IF NOT EXISTS request_ids (
+    seq INTEGER PRIMARY KEY,
+    sender_uid INTEGER NOT NULL,
+    request_id TEXT NOT NULL,
+    message_id INTEGER NOT NULL,
+    time_us INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS request_ids_key ON request_ids(sender_uid, request_id);
+CREATE INDEX IF NOT EXISTS request_ids_time ON request_ids(time_us);
+"""
+
+# Request ids (for Send retries) are kept for this long, and at most this many
+# (the newest); pruning runs at every REQUEST_ID_PRUNE_EVERY-th request id.
+REQUEST_ID_TTL_US = 24 * 3600 * 1_000_000
+REQUEST_ID_KEEP = 100_000
+REQUEST_ID_PRUNE_EVERY = 1000
+
+GENESIS_DIGEST = bytes(32)
+_EPOCH = struct.Struct(">Q")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    sender: str
+    recipient: str
+    body: str
+    time_us: int
+
+
+@dataclass(slots=True)
+class User:
+    uid: int
+    username: str
+    password_hash: str
+
+
+@dataclass(slots=True)
+class Session:
+    uid: int
+    username: str
+    last_used_us: int
+
+
+@dataclass(slots=True)
+class Applied:
+    """What applying one entry did: its outcome for the client who asked."""
+
+    index: int
+    code: Code = Code.OK
+    message_id: int = 0
+    duplicate: bool = False
+    new_message: StoredMessage | None = None
+    messages: list[StoredMessage] = field(default_factory=list)
+    ended_sessions: list[bytes] = field(default_factory=list)
+    deleted_user: str | None = None
+    new_uid: int = 0
+
+
+def chain_digest(previous: bytes, epoch: int, entry: bytes) -> bytes:
+    """The digest after appending one entry: equal logs give equal digests."""
+    return hashlib.sha256(previous + _EPOCH.pack(epoch) + entry).digest()
+
+
+def conversation_key(uid_a: int, uid_b: int) -> int:
+    low, high = sorted((uid_a, uid_b))
+    return (low << 32) | high
+
+
+def _row_message(row: tuple[int, str, str, str, int]) -> StoredMessage:
+    return StoredMessage(row[0], row[1], row[2], row[3], row[4])
+
+
+class StoreError(Exception):
+    """The data directory cannot be used (not a chatd database, or corrupt)."""
+
+
+class Store:
+    """One node's SQLite file: the log, the tables it produces, and caches of
+    the small tables (live users, sessions) that every request consults."""
+
+    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._db = self._connect()
+        self._reader = self._connect()
+        self._reader_lock = threading.Lock()
+        self._db.executescript(SCHEMA)
+        self.users: dict[str, User] = {}
+        self.sessions: dict[bytes, Session] = {}
+        self.last_index = 0
+        self.last_epoch = 0
+        self.digest = GENESIS_DIGEST
+        self.last_message_id = 0
+        self.last_time_us = 0
+        self._in_batch = False
+        self._load()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={self._synchronous}")
+            db.execute("PRAGMA cache_size=-16000")
+            db.execute("PRAGMA busy_timeout=5000")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+        return db
+
+    def _load(self) -> None:
+        db = self._db
+        for uid, name, pw in db.execute(
+            "SELECT uid, username, password_hash FROM users WHERE deleted = 0"
+        ):
+            self.users[name] = User(uid, name, pw)
+        by_uid = {u.uid: u.username for u in self.users.values()}
+        for h, uid, used in db.execute("SELECT hash, uid, last_used_us FROM sessions"):
+            self.sessions[h] = Session(uid, by_uid[uid], used)
+        self.last_index = int(self.get_meta("applied_index", 0))
+        self.last_epoch = int(self.get_meta("last_epoch", 0))
+        self.digest = bytes(self.get_meta("digest", GENESIS_DIGEST))
+        self.last_time_us = int(self.get_meta("last_time_us", 0))
+        row = db.execute("SELECT max(id) FROM messages").fetchone()
+        self.last_message_id = int(row[0] or 0)
+
+    # -- node-local metadata (node id, epoch): durable, never replicated --
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else row[0]
+
+    def set_meta(self, key: str, value: object) -> None:
+        """Writes one key; inside a batch it commits with the batch."""
+        self._db.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # -- the write path: begin, append (apply) entries, commit --
+
+    def begin(self) -> None:
+        assert not self._in_batch, "batch already open"
+        self._db.execute("BEGIN IMMEDIATE")
+        self._in_batch = True
+
+    def append(self, entry: log_pb2.Entry, data: bytes, epoch: int) -> Applied:
+        """Appends one entry at the next index and applies it, inside the open
+        batch. If apply fails, nothing of the entry remains and it raises."""
+        assert self._in_batch, "append outside a batch"
+        index = self.last_index + 1
+        digest = chain_digest(self.digest, epoch, data)
+        db = self._db
+        db.execute("SAVEPOINT entry")
+        try:
+            db.execute(
+                "INSERT INTO log(idx, epoch, digest, entry) VALUES (?, ?, ?, ?)",
+                (index, epoch, digest, data),
+            )
+            applied = self._apply(index, entry)
+        except BaseException:
+            db.execute("ROLLBACK TO entry")
+            db.execute("RELEASE entry")
+            raise
+        db.execute("RELEASE entry")
+        self._cache_effects(applied, entry)
+        self.last_index, self.last_epoch, self.digest = index, epoch, digest
+        self.last_time_us = max(self.last_time_us, entry.time_us)
+        return applied
+
+    def commit(self) -> None:
+        """Makes the batch durable. Blocking (fsync): run it off the event loop."""
+        assert self._in_batch
+        self.set_meta("applied_index", self.last_index)
+        self.set_meta("last_epoch", self.last_epoch)
+        self.set_meta("digest", self.digest)
+        self.set_meta("last_time_us", self.last_time_us)
+        self._db.execute("COMMIT")
+        self._in_batch = False
+
+    def close(self) -> None:
+        if self._in_batch:
+            self._db.execute("ROLLBACK")
+            self._in_batch = False
+        self._reader.close()
+        self._db.close()
+
+    # -- apply: one function per entry kind --
+
+    def _apply(self, index: int, entry: log_pb2.Entry) -> Applied:
+        kind = entry.WhichOneof("op")
+        handler = getattr(self, f"_apply_{kind}", None)
+        if handler is None:
+            raise ValueError(f"log entry {index} has unknown kind {kind!r}")
+        result: Applied = handler(Applied(index), entry)
+        return result
+
+    def _apply_noop(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        return out
+
+    def _apply_membership(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        self.set_meta("membership", entry.membership.SerializeToString(deterministic=True))
+        return out
+
+    def _apply_create_account(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        op = entry.create_account
+        if op.username in self.users:
+            out.code = Code.USERNAME_TAKEN
+            return out
+        cur = self._db.execute(
+            "INSERT INTO users(username, password_hash, created_us) VALUES (?, ?, ?)",
+            (op.username, op.password_hash, entry.time_us),
+        )
+        out.new_uid = int(cur.lastrowid or 0)
+        return out
+
+    def _apply_create_session(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        op = entry.create_session
+        user = self.users.get(op.username)
+        if user is None:
+            out.code = Code.NO_SUCH_USER
+            return out
+        self._db.execute(
+            "INSERT OR REPLACE INTO sessions(hash, uid, created_us, last_used_us) "
+            "VALUES (?, ?, ?, ?)",
+            (op.session_hash, user.uid, entry.time_us, entry.time_us),
+        )
+        return out
+
+    def _apply_end_session(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        h = entry.end_session.session_hash
+        if h not in self.sessions:
+            out.code = Code.NOT_LOGGED_IN
+            return out
+        self._db.execute("DELETE FROM sessions WHERE hash = ?", (h,))
+        out.ended_sessions.append(h)
+        return out
+
+    def _apply_touch_session(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        h = entry.touch_session.session_hash
+        self._db.execute("UPDATE sessions SET last_used_us = ? WHERE hash = ?", (entry.time_us, h))
+        return out
+
+    def _apply_expire_sessions(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        since = entry.expire_sessions.idle_since_us
+        rows = self._db.execute(
+            "SELECT hash FROM sessions WHERE last_used_us < ?", (since,)
+        ).fetchall()
+        self._db.execute("DELETE FROM sessions WHERE last_used_us < ?", (since,))
+        out.ended_sessions.extend(r[0] for r in rows)
+        return out
+
+    def _apply_send_message(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        op = entry.send_message
+        sender = self.users.get(op.sender)
+        if sender is None:
+            out.code = Code.NOT_LOGGED_IN
+            return out
+        recipient = self.users.get(op.recipient)
+        if recipient is None:
+            out.code = Code.NO_SUCH_RECIPIENT
+            return out
+        db = self._db
+        if op.request_id:
+            row = db.execute(
+                "SELECT message_id FROM request_ids WHERE sender_uid = ? AND request_id = ?",
+                (sender.uid, op.request_id),
+            ).fetchone()
+            if row is not None:
+                out.message_id = row[0]
+                out.duplicate = True
+                return out
+        cur = db.execute(
+            "INSERT INTO messages(sender, sender_uid, recipient, recipient_uid, conv, body, "
+            "time_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                sender.username,
+                sender.uid,
+                recipient.username,
+                recipient.uid,
+                conversation_key(sender.uid, recipient.uid),
+                op.body,
+                entry.time_us,
+            ),
+        )
+        mid = int(cur.lastrowid or 0)
+        out.message_id = mid
+        out.new_message = StoredMessage(
+            mid, sender.username, recipient.username, op.body, entry.time_us
+        )
+        if op.request_id:
+            seq = db.execute(
+                "INSERT INTO request_ids(sender_uid, request_id, message_id, time_us) "
+                "VALUES (?, ?, ?, ?)",
+                (sender.uid, op.request_id, mid, entry.time_us),
+            ).lastrowid
+            if seq and seq % REQUEST_ID_PRUNE_EVERY == 0:
+                db.execute(
+                    "DELETE FROM request_ids WHERE seq <= ? OR time_us < ?",
+                    (seq - REQUEST_ID_KEEP, entry.time_us - REQUEST_ID_TTL_US),
+                )
+        return out
+
+    def _apply_take_undelivered(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        op = entry.take_undelivered
+        user = self.users.get(op.username)
+        if user is None:
+            out.code = Code.NOT_LOGGED_IN
+            return out
+        rows = self._db.execute(
+            "SELECT id, sender, recipient, body, time_us FROM messages "
+            "WHERE recipient_uid = ? AND delivered = 0 ORDER BY id LIMIT ?",
+            (user.uid, op.limit),
+        ).fetchall()
+        if rows:
+            self._db.execute(
+                "UPDATE messages SET delivered = 1 WHERE recipient_uid = ? AND delivered = 0 "
+                "AND id <= ?",
+                (user.uid, rows[-1][0]),
+            )
+        out.messages = [_row_message(r) for r in rows]
+        return out
+
+    def _apply_mark_delivered(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        op = entry.mark_delivered
+        user = self.users.get(op.username)
+        if user is None:
+            out.code = Code.NOT_LOGGED_IN
+            return out
+        self._db.executemany(
+            "UPDATE messages SET delivered = 1 WHERE id = ? AND recipient_uid = ?",
+            [(mid, user.uid) for mid in op.message_ids],
+        )
+        return out
+
+    def _apply_delete_account(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        name = entry.delete_account.username
+        user = self.users.get(name)
+        if user is None:
+            out.code = Code.NOT_LOGGED_IN
+            return out
+        db = self._db
+        rows = db.execute("SELECT hash FROM sessions WHERE uid = ?", (user.uid,)).fetchall()
+        out.ended_sessions.extend(r[0] for r in rows)
+        db.execute("DELETE FROM sessions WHERE uid = ?", (user.uid,))
+        db.execute("DELETE FROM messages WHERE recipient_uid = ? AND delivered = 0", (user.uid,))
+        db.execute("DELETE FROM request_ids WHERE sender_uid = ?", (user.uid,))
+        db.execute("UPDATE users SET deleted = 1 WHERE uid = ?", (user.uid,))
+        out.deleted_user = name
+        return out
+
+    def _cache_effects(self, out: Applied, entry: log_pb2.Entry) -> None:
+        """Mirrors an applied entry into the caches (only after its SQL held)."""
+        kind = entry.WhichOneof("op")
+        if out.code != Code.OK:
+            return
+        if kind == "create_account":
+            op = entry.create_account
+            self.users[op.username] = User(out.new_uid, op.username, op.password_hash)
+        elif kind == "create_session":
+            op2 = entry.create_session
+            user = self.users[op2.username]
+            self.sessions[op2.session_hash] = Session(user.uid, user.username, entry.time_us)
+        elif kind == "touch_session":
+            s = self.sessions.get(entry.touch_session.session_hash)
+            if s is not None:
+                s.last_used_us = entry.time_us
+        elif kind == "send_message" and out.new_message is not None:
+            self.last_message_id = out.new_message.id
+        if out.deleted_user is not None:
+            self.users.pop(out.deleted_user, None)
+        for h in out.ended_sessions:
+            self.sessions.pop(h, None)
+
+    # -- reads (reader connection, committed data only; call from a thread) --
+
+    def _read(self, sql: str, args: tuple[object, ...]) -> list[StoredMessage]:
+        with self._reader_lock:
+            rows = self._reader.execute(sql, args).fetchall()
+        return [_row_message(r) for r in rows]
+
+    def inbox_after(self, uid: int, after_id: int, upto_id: int, limit: int) -> list[StoredMessage]:
+        """Messages to `uid` with after_id < id <= upto_id, oldest first."""
+        return self._read(
+            "SELECT id, sender, recipient, body, time_us FROM messages "
+            "WHERE recipient_uid = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
+            (uid, after_id, upto_id, limit),
+        )
+
+    def conversation_before(
+        self, uid: int, peer_uid: int, before_id: int, limit: int
+    ) -> list[StoredMessage]:
+        """The newest `limit` messages of a conversation with id < before_id,
+        returned oldest first."""
+        rows = self._read(
+            "SELECT id, sender, recipient, body, time_us FROM messages "
+            "WHERE conv = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            (conversation_key(uid, peer_uid), before_id, limit),
+        )
+        rows.reverse()
+        return rows
+
+    def last_uid_named(self, username: str) -> int | None:
+        """The uid of the live account with this name, else of the newest
+        deleted one (whose conversations stay readable)."""
+        user = self.users.get(username)
+        if user is not None:
+            return user.uid
+        with self._reader_lock:
+            row = self._reader.execute(
+                "SELECT max(uid) FROM users WHERE username = ?", (username,)
+            ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def log_entries(self, after_index: int, limit: int) -> list[tuple[int, int, bytes]]:
+        """(index, epoch, entry bytes) of committed log entries after an index."""
+        with self._reader_lock:
+            rows = self._reader.execute(
+                "SELECT idx, epoch, entry FROM log WHERE idx > ? ORDER BY idx LIMIT ?",
+                (after_index, limit),
+            ).fetchall()
+        return [(int(i), int(e), bytes(b)) for i, e, b in rows]
