@@ -29,6 +29,9 @@ from chatd.proto import chat_pb2, chat_pb2_grpc
 # Cheap password hashing keeps account-heavy tests fast; the cost is a flag.
 TEST_HASH_COST = 8
 PASSWORD = "correct horse"
+# Channel option: do not share subchannels (and their reconnect backoff)
+# with other channels of this process.
+LOCAL_POOL = [("grpc.use_local_subchannel_pool", 1)]
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config) -> dict[str, object]:
@@ -36,14 +39,14 @@ def pytest_asyncio_loop_factories(config: pytest.Config) -> dict[str, object]:
     return {"uvloop": uvloop.new_event_loop}
 
 
-def test_config(data_dir: Path, **overrides: object) -> Config:
+def node_config(data_dir: Path, **overrides: object) -> Config:
     cfg = Config(listen="127.0.0.1:0", data_dir=data_dir, password_hash_cost=TEST_HASH_COST)
     return replace(cfg, **overrides)  # type: ignore[arg-type]
 
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    n = Node(test_config(tmp_path / "node"))
+    n = Node(node_config(tmp_path / "node"))
     await n.start()
     try:
         yield n
@@ -52,24 +55,24 @@ async def node(tmp_path: Path) -> AsyncIterator[Node]:
 
 
 @pytest.fixture
-async def stub(node: Node) -> AsyncIterator[chat_pb2_grpc.ClientAccountStub]:
+async def stub(node: Node) -> AsyncIterator[chat_pb2_grpc.ClientAccountAsyncStub]:
     async with grpc.aio.insecure_channel(node.address) as channel:
         yield chat_pb2_grpc.ClientAccountStub(channel)
 
 
-async def create_user(stub: chat_pb2_grpc.ClientAccountStub, name: str) -> None:
+async def create_user(stub: chat_pb2_grpc.ClientAccountAsyncStub, name: str) -> None:
     r = await stub.CreateAccount(chat_pb2.CreateAccountRequest(username=name, password=PASSWORD))
     assert r.error_code == 0, r
 
 
-async def login(stub: chat_pb2_grpc.ClientAccountStub, name: str) -> str:
+async def login(stub: chat_pb2_grpc.ClientAccountAsyncStub, name: str) -> str:
     r = await stub.Login(chat_pb2.LoginRequest(username=name, password=PASSWORD))
     assert r.error_code == 0, r
     assert r.session_id
     return str(r.session_id)
 
 
-async def user(stub: chat_pb2_grpc.ClientAccountStub, name: str) -> str:
+async def user(stub: chat_pb2_grpc.ClientAccountAsyncStub, name: str) -> str:
     """Creates an account and returns a fresh session id for it."""
     await create_user(stub, name)
     return await login(stub, name)
@@ -138,9 +141,12 @@ def spawn_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
         port = port or free_port()
         args = [
             "serve",
-            "--listen", f"127.0.0.1:{port}",
-            "--data-dir", str(tmp_path / name),
-            "--password-hash-cost", str(TEST_HASH_COST),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--data-dir",
+            str(tmp_path / name),
+            "--password-hash-cost",
+            str(TEST_HASH_COST),
             *extra,
         ]
         p = NodeProcess(args, tmp_path / f"{name}.log").start()
