@@ -1,0 +1,307 @@
+"""Types of the role core: log positions, membership, messages, actions.
+
+Everything here is plain data. The core never sees an entry's payload: it
+tracks log positions (epoch, index) and leaves the bytes to the driver.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Role(enum.Enum):
+    MASTER = "master"
+    SLAVE = "slave"
+    CANDIDATE = "candidate"  # looking for a master or electing one
+    RETIRED = "retired"  # removed from the cluster for good
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Pos:
+    """A log position; positions order by (epoch, index)."""
+
+    epoch: int = 0
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """Members (id -> address) and the in-sync set, as a master decided them.
+    Versions order by (epoch, seq); a node keeps the newest it has seen."""
+
+    epoch: int = 0
+    seq: int = 0
+    members: tuple[tuple[str, str], ...] = ()
+    in_sync: frozenset[str] = frozenset()
+
+    @property
+    def version(self) -> tuple[int, int]:
+        return (self.epoch, self.seq)
+
+    @property
+    def addresses(self) -> dict[str, str]:
+        return dict(self.members)
+
+    def with_changes(
+        self,
+        epoch: int,
+        *,
+        members: dict[str, str] | None = None,
+        in_sync: frozenset[str] | None = None,
+    ) -> Membership:
+        seq = self.seq + 1 if epoch == self.epoch else 0
+        m = self.addresses if members is None else members
+        return Membership(
+            epoch=epoch,
+            seq=seq,
+            members=tuple(sorted(m.items())),
+            in_sync=self.in_sync if in_sync is None else in_sync,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Durable:
+    """What a node keeps on disk and gets back after a crash."""
+
+    epoch: int = 0
+    last: Pos = Pos()
+    epochs: tuple[tuple[int, int], ...] = ()  # (epoch, first index) of each run
+    membership: Membership = Membership()
+    commit_index: int = 0
+
+
+# -- messages between nodes (each maps onto one cluster RPC) --
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """Master -> slave: entries prev.index+1 .. prev.index+count, all of
+    `entry_epoch` (the master cuts batches at epoch changes); count 0 is a
+    heartbeat. Carries the commit index and the slave's in-sync flag."""
+
+    src: str
+    dst: str
+    epoch: int
+    prev: Pos
+    count: int
+    entry_epoch: int
+    commit: int
+    in_sync: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AppendReply:
+    """Slave -> master: `durable` is the slave's last durable position.
+    ok=False with diverged=True: the slave's log does not extend the master's
+    (it needs a snapshot); ok=False otherwise: a gap or an older epoch."""
+
+    src: str
+    dst: str
+    epoch: int
+    ok: bool
+    durable: Pos
+    diverged: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    """A node asks the master to stream it the log (join or rejoin)."""
+
+    src: str
+    dst: str
+    epoch: int
+    address: str
+    last: Pos
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterReply:
+    src: str
+    dst: str
+    epoch: int
+    ok: bool
+    master: str  # who is master, when the answer is "not me"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckMaster:
+    src: str
+    dst: str
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckMasterReply:
+    """A node's answer during an election: who it follows and where its log is.
+    `eligible`: it was confirmed in sync by the master it followed and has not
+    restarted since, so it holds every acknowledged entry."""
+
+    src: str
+    dst: str
+    epoch: int
+    role: Role
+    master: str
+    last: Pos
+    eligible: bool
+    membership: Membership
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateMaster:
+    """A new master announces itself, its epoch and its membership."""
+
+    src: str
+    dst: str
+    epoch: int
+    membership: Membership
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateSlaves:
+    """The master publishes membership and the in-sync set."""
+
+    src: str
+    dst: str
+    epoch: int
+    membership: Membership
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateAck:
+    """Reply to UpdateMaster / UpdateSlaves: the version now durable."""
+
+    src: str
+    dst: str
+    epoch: int
+    version: tuple[int, int]
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Unreachable:
+    """Driver -> core: a message to `dst` failed (connection refused, timeout)."""
+
+    src: str  # the node that could not be reached
+    dst: str  # this node
+    epoch: int = 0
+
+
+Message = (
+    Append
+    | AppendReply
+    | Register
+    | RegisterReply
+    | CheckMaster
+    | CheckMasterReply
+    | UpdateMaster
+    | UpdateSlaves
+    | UpdateAck
+    | Unreachable
+)
+
+
+# -- actions: what the driver must do, in order --
+
+
+@dataclass(frozen=True, slots=True)
+class PersistEpoch:
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class PersistMembership:
+    membership: Membership
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEntries:
+    """Slave: make these received entries durable, then call core.persisted().
+    The driver holds the payloads that came with the Append."""
+
+    prev: Pos
+    count: int
+    entry_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class SendSnapshot:
+    """Master: stream a snapshot of the state to `dst`; its log then ends at
+    the snapshot's position, and replication continues from there."""
+
+    dst: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResetLog:
+    """Slave: this node's log diverged from the master's; wait for a snapshot."""
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """Entries up to `index` are acknowledged (replicated to every in-sync node)."""
+
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoleChanged:
+    role: Role
+    epoch: int
+    master: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class InSyncChanged:
+    in_sync: frozenset[str]
+    reason: str
+
+
+Action = (
+    PersistEpoch
+    | PersistMembership
+    | AppendEntries
+    | Send
+    | SendSnapshot
+    | ResetLog
+    | Committed
+    | RoleChanged
+    | InSyncChanged
+)
+
+
+@dataclass(slots=True)
+class Timing:
+    """In ticks (one tick = one heartbeat interval)."""
+
+    failover: int = 5  # silence after which a peer is presumed dead
+    election: int = 3  # how long to collect CheckMaster answers
+    retry: int = 3  # resend an unanswered Append / Update after this long
+    max_batch: int = 4096  # entries per Append
+
+
+@dataclass(slots=True)
+class Progress:
+    """The master's view of one slave."""
+
+    match: int = 0  # last index known durable on the slave
+    next: int = 1  # first index to send
+    inflight: int = 0  # entries in the unanswered Append (0: none)
+    sent_tick: int = 0
+    heard_tick: int = 0
+    snapshot: bool = False  # a snapshot is on its way
+    alive: bool = True
+
+
+@dataclass(slots=True)
+class Election:
+    started_tick: int
+    replies: dict[str, CheckMasterReply] = field(default_factory=dict)
+    unreachable: set[str] = field(default_factory=set)
+    winner: str | None = None
