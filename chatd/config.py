@@ -56,11 +56,22 @@ def _int_range(lo: int, hi: int):  # type: ignore[no-untyped-def]
     return parse
 
 
+def address_list(text: str) -> tuple[str, ...]:
+    parts = tuple(p.strip() for p in text.split(",") if p.strip())
+    if not parts:
+        raise argparse.ArgumentTypeError("expected HOST:PORT[,HOST:PORT...]")
+    for part in parts:
+        parse_address(part)
+    return parts
+
+
 @dataclass(frozen=True)
 class Config:
     role: str = "master"
+    join: tuple[str, ...] = ()
     node_id: str | None = None
     listen: str = "127.0.0.1:50051"
+    advertise: str | None = None
     data_dir: Path = Path("chatd-data")
     cluster_secret: str | None = None
     log_level: str = "info"
@@ -71,6 +82,9 @@ class Config:
     sync: str = "full"
     max_request_bytes: int = 256 * 1024
     subscriber_queue: int = 1000
+    heartbeat_interval: float = 0.1
+    failover_timeout: float = 0.5
+    log_retention: int = 100_000
 
     @property
     def listen_host(self) -> str:
@@ -91,8 +105,22 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--role",
         choices=["master"],
-        default=env("role", d.role),
-        help="master: found a new cluster (ignored once the data dir holds one)",
+        default=env("role", None),
+        help="master: found a new cluster (the default without --join; a data dir "
+        "that already holds a node rejoins its cluster instead)",
+    )
+    p.add_argument(
+        "--join",
+        type=address_list,
+        default=env("join", None),
+        metavar="HOST:PORT[,HOST:PORT...]",
+        help="join the cluster through any of these live members",
+    )
+    p.add_argument(
+        "--advertise",
+        type=address,
+        default=env("advertise", None),
+        help="HOST:PORT other nodes and clients reach this node at (default: --listen)",
     )
     p.add_argument(
         "--node-id",
@@ -161,13 +189,39 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         default=env("subscriber-queue", d.subscriber_queue),
         help="messages a slow Subscribe stream may fall behind before it is ended",
     )
+    p.add_argument(
+        "--heartbeat-interval",
+        type=parse_duration,
+        default=env("heartbeat-interval", "100ms"),
+        help="how often nodes exchange heartbeats (default 100ms)",
+    )
+    p.add_argument(
+        "--failover-timeout",
+        type=parse_duration,
+        default=env("failover-timeout", "500ms"),
+        help="silence after which a peer is presumed dead (default 500ms)",
+    )
+    p.add_argument(
+        "--log-retention",
+        type=_int_range(100, 10**9),
+        default=env("log-retention", d.log_retention),
+        help="log entries kept for catch-up; a node further behind gets a snapshot",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
+    if args.role and args.join:
+        raise argparse.ArgumentTypeError("--role master founds a cluster; it excludes --join")
+    if args.failover_timeout < 2 * args.heartbeat_interval:
+        raise argparse.ArgumentTypeError(
+            "--failover-timeout must be at least twice --heartbeat-interval"
+        )
     return Config(
-        role=args.role,
+        role=args.role or "master",
+        join=tuple(args.join or ()),
         node_id=args.node_id,
         listen=args.listen,
+        advertise=args.advertise,
         data_dir=Path(args.data_dir),
         cluster_secret=args.cluster_secret or None,
         log_level=args.log_level,
@@ -178,4 +232,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         sync=args.sync,
         max_request_bytes=args.max_request_bytes,
         subscriber_queue=args.subscriber_queue,
+        heartbeat_interval=args.heartbeat_interval,
+        failover_timeout=args.failover_timeout,
+        log_retention=args.log_retention,
     )

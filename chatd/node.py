@@ -1,8 +1,12 @@
-"""The node: opens the store, wires chat, writer and services, serves, stops.
+"""The node: opens the store, wires chat, writer, replication and services.
 
-Reads top to bottom: startup (store, identity, services, listen), the main
-wait, and a graceful shutdown (stop accepting, end streams, finish in-flight
-calls, drain the writer, close the database).
+Reads top to bottom: startup (store, identity, services, listen, role core),
+the main wait, and a graceful shutdown (stop accepting, end streams, finish
+in-flight calls, drain the writer, close the database).
+
+Restart is not bootstrap: a data dir that holds a node rejoins the members it
+has stored, whatever the flags; `--role master` founds a cluster only in an
+empty data dir.
 """
 
 from __future__ import annotations
@@ -17,11 +21,19 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 
 from chatd.chat import Chat, Limits
-from chatd.cluster import MasterServicer, NodeAdminServicer, SecretInterceptor
+from chatd.cluster import (
+    MasterServicer,
+    NodeAdminServicer,
+    SecretInterceptor,
+    SlaveServicer,
+)
 from chatd.config import Config
+from chatd.core.types import Role, Timing
 from chatd.hub import Hub
+from chatd.peers import CLUSTER_MESSAGE_LIMIT, Peers
 from chatd.proto import chat_pb2_grpc, cluster_pb2, cluster_pb2_grpc
-from chatd.service import ClientAccountServicer
+from chatd.replication import Replicator
+from chatd.service import ClientAccountServicer, Router
 from chatd.store import Store
 from chatd.writer import GroupCommitWriter
 
@@ -47,8 +59,6 @@ def is_loopback(host: str) -> bool:
 class Node:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.role = "master"
-        self.epoch = 0
         self.node_id = ""
         self.address = ""
         self.port = 0
@@ -74,9 +84,26 @@ class Node:
             lambda: Store(cfg.data_dir / DB_FILE, synchronous=cfg.sync.upper()),
         )
         await loop.run_in_executor(self._db_thread, self._load_identity)
-        self.writer = GroupCommitWriter(
-            self.store, self.hub, self._db_thread, lambda: self.epoch, self._fail
+        has_data = bool(self.store.get_meta("membership")) or self.store.last_index > 0
+        self.store_lock = asyncio.Lock()
+        ticks = max(2, round(cfg.failover_timeout / cfg.heartbeat_interval))
+        self.repl = Replicator(
+            self.node_id,
+            "",
+            self.store,
+            self.store_lock,
+            self._db_thread,
+            self.hub,
+            Timing(failover=ticks, election=max(2, ticks // 2), retry=max(2, ticks // 2)),
+            cfg.heartbeat_interval,
+            cfg.data_dir,
         )
+        self.peers = Peers(self.repl, cfg.cluster_secret, cfg.data_dir)
+        self.repl.peers = self.peers
+        self.writer = GroupCommitWriter(
+            self.store, self.hub, self._db_thread, self.repl, self._fail, self.store_lock
+        )
+        self.repl.writer = self.writer
         limits = Limits(
             min_password_chars=cfg.min_password_length,
             max_message_chars=cfg.max_message_chars,
@@ -85,20 +112,31 @@ class Node:
         )
         self.chat = Chat(self.store, self.writer, self.hub, limits, self._hasher, self._reader)
         self.server = self._build_server()
+        self.address = cfg.advertise or self.address
+        self.repl.address = self.address
         self.writer.start()
         await self.server.start()
+        found = not has_data and not cfg.join
+        if has_data and cfg.join:
+            log.info("node %s has data: rejoining its stored members", self.node_id)
+        self.repl.start(found=found, seeds=cfg.join)
         self._tasks.append(loop.create_task(self._expire_sessions(), name="session-expiry"))
+        self._tasks.append(loop.create_task(self._retain_log(), name="log-retention"))
         log.info(
-            "node %s serving on %s as %s at epoch %d (applied index %d)",
+            "node %s serving on %s (applied index %d)%s",
             self.node_id,
             self.address,
-            self.role,
-            self.epoch,
             self.store.last_index,
+            "" if found else f"; looking for the master via {self._known_members()}",
         )
 
+    def _known_members(self) -> str:
+        members = self.repl.core.membership.addresses
+        others = [a for n, a in members.items() if n != self.node_id]
+        return ", ".join(others or self.config.join) or "no one"
+
     def _load_identity(self) -> None:
-        """Node id and epoch live in the data dir; a given id must match it."""
+        """The node id lives in the data dir; a given id must match it."""
         stored = self.store.get_meta("node_id")
         wanted = self.config.node_id
         if stored is not None and wanted is not None and stored != wanted:
@@ -107,8 +145,6 @@ class Node:
             )
         self.node_id = str(stored or wanted or uuid.uuid4().hex[:12])
         self.store.set_meta("node_id", self.node_id)
-        self.epoch = int(self.store.get_meta("epoch", 0)) or 1
-        self.store.set_meta("epoch", self.epoch)
 
     def _build_server(self) -> grpc.aio.Server:
         cfg = self.config
@@ -119,12 +155,22 @@ class Node:
         server = grpc.aio.server(
             interceptors=[SecretInterceptor(cfg.cluster_secret)],
             options=[
-                ("grpc.max_receive_message_length", cfg.max_request_bytes),
+                # cluster batches and snapshot chunks are large; client requests
+                # are held to --max-request-bytes by the ClientAccount servicer
+                ("grpc.max_receive_message_length", CLUSTER_MESSAGE_LIMIT),
                 ("grpc.so_reuseport", 0),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
             ],
         )
-        chat_pb2_grpc.add_ClientAccountServicer_to_server(ClientAccountServicer(self.chat), server)
-        cluster_pb2_grpc.add_MasterServiceServicer_to_server(MasterServicer(self), server)
+        router = Router(self.repl, self.peers)
+        chat_pb2_grpc.add_ClientAccountServicer_to_server(
+            ClientAccountServicer(self.chat, router, cfg.max_request_bytes), server
+        )
+        cluster_pb2_grpc.add_MasterServiceServicer_to_server(MasterServicer(self.repl), server)
+        cluster_pb2_grpc.add_SlaveServiceServicer_to_server(
+            SlaveServicer(self.repl, self.peers), server
+        )
         cluster_pb2_grpc.add_NodeAdminServicer_to_server(NodeAdminServicer(self), server)
         bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
@@ -134,41 +180,58 @@ class Node:
         self.address = f"{host}:{self.port}"
         return server
 
-    # -- what the cluster services read --
-
-    def check_master(self) -> cluster_pb2.CheckMasterResponse:
-        return cluster_pb2.CheckMasterResponse(
-            node_id=self.node_id,
-            role=self.role,
-            epoch=self.epoch,
-            master_id=self.node_id,
-            master_address=self.address,
-            last_index=self.store.last_index,
-            last_epoch=self.store.last_epoch,
-        )
+    # -- what the admin service reads and does --
 
     def status(self) -> cluster_pb2.NodeStatus:
-        me = cluster_pb2.MemberStatus(
-            node_id=self.node_id,
-            address=self.address,
-            role=self.role,
-            in_sync=True,
-            applied_index=self.store.last_index,
-            lag=0,
-            alive=True,
-        )
+        c = self.repl.core
+        members = []
+        for nid, addr in sorted(c.membership.addresses.items()):
+            p = c.progress.get(nid)
+            me = nid == self.node_id
+            applied = self.store.last_index if me else (p.match if p is not None else 0)
+            members.append(
+                cluster_pb2.MemberStatus(
+                    node_id=nid,
+                    address=addr,
+                    role="master" if nid == c.master else "slave",
+                    in_sync=nid in c.membership.in_sync,
+                    applied_index=applied,
+                    lag=max(0, c.last.index - applied) if (me or p is not None) else 0,
+                    alive=me or (p is not None and c.now - p.heard_tick < c.timing.failover),
+                )
+            )
+        master_addr = c.membership.addresses.get(c.master, "")
         return cluster_pb2.NodeStatus(
             node_id=self.node_id,
-            role=self.role,
-            epoch=self.epoch,
-            master=self.address,
-            master_id=self.node_id,
+            role=c.role.value,
+            epoch=c.epoch,
+            master=master_addr,
+            master_id=c.master,
             address=self.address,
             applied_index=self.store.last_index,
-            commit_index=self.store.last_index,
+            commit_index=c.commit,
             digest=self.store.digest.hex(),
-            members=[me],
+            members=members,
         )
+
+    async def remove_member(self, node_id: str) -> tuple[bool, str]:
+        c = self.repl.core
+        if c.role is not Role.MASTER:
+            return (
+                False,
+                f"not the master; ask {c.membership.addresses.get(c.master, 'the master')}",
+            )
+        if node_id == self.node_id:
+            return False, "the master cannot remove itself"
+        if node_id not in c.membership.addresses:
+            return False, f"{node_id} is not a member"
+        ok = False
+        for _ in range(50):  # bounded: wait for a membership change under way
+            ok = self.repl.remove_member(node_id)
+            if ok:
+                break
+            await asyncio.sleep(self.config.heartbeat_interval)
+        return (True, "") if ok else (False, "a membership change is under way; try again")
 
     # -- background work --
 
@@ -196,6 +259,13 @@ class Node:
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
 
+    async def _retain_log(self) -> None:
+        keep = self.config.log_retention
+        while True:
+            await asyncio.sleep(5.0)
+            if self.store.last_index - self.repl.core.log_start > keep + keep // 10:
+                await self.repl.truncate_log(keep)
+
     async def stop(self) -> None:
         log.info("node %s stopping", self.node_id)
         for task in self._tasks:
@@ -208,6 +278,8 @@ class Node:
         self.hub.end_all("the node is shutting down")
         await stopping
         await self.writer.close()
+        await self.repl.stop()
+        await self.peers.close()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._db_thread, self.store.close)
         for pool in (self._db_thread, self._reader, self._hasher):

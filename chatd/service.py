@@ -3,7 +3,8 @@
 It translates only: application errors travel in `error_code` (API.md), and
 gRPC statuses are kept for transport-level trouble. A Subscribe stream with a
 bad session ends UNAUTHENTICATED; one that falls too far behind ends
-RESOURCE_EXHAUSTED.
+RESOURCE_EXHAUSTED. On a node that is not the master every call, Subscribe
+included, is relayed as it is to the master (UNAVAILABLE while none is known).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from chatd.chat import Chat, SubscriberTooSlow, SubscriptionEnded
+from chatd.core.types import Role
 from chatd.errors import ChatError, Code
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.store import StoredMessage
@@ -25,6 +27,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 if TYPE_CHECKING:
+    from chatd.peers import Peers
+    from chatd.replication import Replicator
+
     Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
@@ -52,13 +57,62 @@ def _messages_error(exc: ChatError) -> chat_pb2.Messages:
     return chat_pb2.Messages(error_code=int(exc.code), error_message=exc.message)
 
 
+class NoMaster(Exception):
+    """No master is known right now (an election is under way)."""
+
+
+class Router:
+    """Where client calls go: here (None) or the master's stub."""
+
+    def __init__(self, repl: Replicator, peers: Peers) -> None:
+        self.repl = repl
+        self.peers = peers
+
+    def master_stub(self) -> chat_pb2_grpc.ClientAccountStub | None:
+        c = self.repl.core
+        if c.role is Role.MASTER:
+            return None
+        address = c.membership.addresses.get(c.master) if c.role is Role.SLAVE else None
+        if not address:
+            raise NoMaster("no master is reachable right now; try again shortly")
+        return chat_pb2_grpc.ClientAccountStub(self.peers.channel(address))
+
+
+def _relay_timeout(context: Ctx) -> float:
+    left = context.time_remaining()
+    return 30.0 if left is None else max(0.0, left)
+
+
 class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
-    def __init__(self, chat: Chat) -> None:
+    def __init__(self, chat: Chat, router: Router, max_request_bytes: int) -> None:
         self.chat = chat
+        self.router = router
+        self.max_request_bytes = max_request_bytes
+
+    async def _forward(self, name: str, request: Any, context: Ctx) -> Any:
+        """Relays a unary call to the master when this node is not it; returns
+        None when the call is to be served here."""
+        if request.ByteSize() > self.max_request_bytes:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"request larger than {self.max_request_bytes} bytes",
+            )
+        try:
+            stub = self.router.master_stub()
+        except NoMaster as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        if stub is None:
+            return None
+        try:
+            return await getattr(stub, name)(request, timeout=_relay_timeout(context))
+        except grpc.aio.AioRpcError as exc:
+            await context.abort(exc.code(), exc.details() or "")
 
     async def CreateAccount(
         self, request: chat_pb2.CreateAccountRequest, context: Ctx
     ) -> chat_pb2.ServerResponse:
+        if (relayed := await self._forward("CreateAccount", request, context)) is not None:
+            return relayed  # type: ignore[no-any-return]
         try:
             await _guard(context, self.chat.create_account(request.username, request.password))
         except ChatError as exc:
@@ -66,6 +120,8 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
         return chat_pb2.ServerResponse()
 
     async def ListUsers(self, request: chat_pb2.Empty, context: Ctx) -> chat_pb2.Users:
+        if (relayed := await self._forward("ListUsers", request, context)) is not None:
+            return relayed  # type: ignore[no-any-return]
         users = [
             chat_pb2.User(username=name, status="online" if online else "offline")
             for name, online in self.chat.list_users()
@@ -73,6 +129,8 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
         return chat_pb2.Users(user=users)
 
     async def Login(self, request: chat_pb2.LoginRequest, context: Ctx) -> chat_pb2.ServerResponse:
+        if (relayed := await self._forward("Login", request, context)) is not None:
+            return relayed  # type: ignore[no-any-return]
         try:
             sid = await _guard(context, self.chat.login(request.username, request.password))
         except ChatError as exc:
@@ -80,6 +138,8 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
         return chat_pb2.ServerResponse(session_id=sid)
 
     async def Send(self, request: chat_pb2.SendRequest, context: Ctx) -> chat_pb2.ServerResponse:
+        if (relayed := await self._forward("Send", request, context)) is not None:
+            return relayed  # type: ignore[no-any-return]
         try:
             mid = await _guard(
                 context,
@@ -92,6 +152,8 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
     async def GetMessages(
         self, request: chat_pb2.ReceiveRequest, context: Ctx
     ) -> chat_pb2.Messages:
+        if (relayed := await self._forward("GetMessages", request, context)) is not None:
+            return relayed  # type: ignore[no-any-return]
         try:
             found = await _guard(context, self.chat.get_messages(request.session_id))
         except ChatError as exc:
@@ -99,6 +161,8 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
         return chat_pb2.Messages(message=[to_proto(m) for m in found])
 
     async def GetChat(self, request: chat_pb2.ChatRequest, context: Ctx) -> chat_pb2.Messages:
+        if (relayed := await self._forward("GetChat", request, context)) is not None:
+            return relayed  # type: ignore[no-any-return]
         try:
             found = await _guard(
                 context,
@@ -118,6 +182,10 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
         request: chat_pb2.AcknowledgeReceivedMessagesRequest,
         context: Ctx,
     ) -> chat_pb2.ServerResponse:
+        if (
+            relayed := await self._forward("AcknowledgeReceivedMessages", request, context)
+        ) is not None:
+            return relayed  # type: ignore[no-any-return]
         try:
             await _guard(
                 context, self.chat.acknowledge(request.session_id, list(request.message_ids))
@@ -129,6 +197,8 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
     async def DeleteAccount(
         self, request: chat_pb2.DeleteAccountRequest, context: Ctx
     ) -> chat_pb2.ServerResponse:
+        if (relayed := await self._forward("DeleteAccount", request, context)) is not None:
+            return relayed  # type: ignore[no-any-return]
         try:
             await _guard(context, self.chat.delete_account(request.session_id))
         except ChatError as exc:
@@ -138,6 +208,8 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
     async def Logout(
         self, request: chat_pb2.DeleteAccountRequest, context: Ctx
     ) -> chat_pb2.ServerResponse:
+        if (relayed := await self._forward("Logout", request, context)) is not None:
+            return relayed  # type: ignore[no-any-return]
         try:
             await _guard(context, self.chat.logout(request.session_id))
         except ChatError as exc:
@@ -149,6 +221,17 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
     ) -> AsyncIterator[chat_pb2.Message]:
         # CancelledError must propagate (a handler that swallows it leaks
         # native memory per call in grpc.aio), so only our own ends are caught.
+        try:
+            stub = self.router.master_stub()
+        except NoMaster as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        if stub is not None:
+            try:
+                async for m in stub.Subscribe(request):  # type: ignore[attr-defined]
+                    yield m
+            except grpc.aio.AioRpcError as exc:
+                await context.abort(exc.code(), exc.details() or "")
+            return
         status: grpc.StatusCode | None = None
         detail = ""
         try:

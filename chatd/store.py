@@ -14,7 +14,9 @@ committed data.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 import sqlite3
 import struct
 import threading
@@ -84,6 +86,7 @@ REQUEST_ID_TTL_US = 24 * 3600 * 1_000_000
 REQUEST_ID_KEEP = 100_000
 REQUEST_ID_PRUNE_EVERY = 1000
 
+RECENT_ENTRIES = 20_000  # entries kept in memory for replication
 GENESIS_DIGEST = bytes(32)
 _EPOCH = struct.Struct(">Q")
 
@@ -162,6 +165,8 @@ class Store:
         self.digest = GENESIS_DIGEST
         self.last_message_id = 0
         self.last_time_us = 0
+        self.runs: list[tuple[int, int]] = []  # (epoch, first index) of each epoch's entries
+        self.recent: dict[int, bytes] = {}  # the newest entries' bytes, for replication
         self._in_batch = False
         self._load()
 
@@ -185,11 +190,15 @@ class Store:
         by_uid = {u.uid: u.username for u in self.users.values()}
         for h, uid, used in db.execute("SELECT hash, uid, last_used_us FROM sessions"):
             self.sessions[h] = Session(uid, by_uid[uid], used)
+        self._load_positions()
+
+    def _load_positions(self) -> None:
         self.last_index = int(self.get_meta("applied_index", 0))
         self.last_epoch = int(self.get_meta("last_epoch", 0))
         self.digest = bytes(self.get_meta("digest", GENESIS_DIGEST))
         self.last_time_us = int(self.get_meta("last_time_us", 0))
-        row = db.execute("SELECT max(id) FROM messages").fetchone()
+        self.runs = [(int(e), int(i)) for e, i in json.loads(self.get_meta("runs", "[]"))]
+        row = self._db.execute("SELECT max(id) FROM messages").fetchone()
         self.last_message_id = int(row[0] or 0)
 
     # -- node-local metadata (node id, epoch): durable, never replicated --
@@ -233,9 +242,24 @@ class Store:
             raise
         db.execute("RELEASE entry")
         self._cache_effects(applied, entry)
+        self.recent[index] = data
+        self.recent.pop(index - RECENT_ENTRIES, None)
+        if not self.runs or self.runs[-1][0] != epoch:
+            self.runs.append((epoch, index))
+            self.set_meta("runs", json.dumps(self.runs))
         self.last_index, self.last_epoch, self.digest = index, epoch, digest
         self.last_time_us = max(self.last_time_us, entry.time_us)
         return applied
+
+    def rollback(self) -> None:
+        """Abandons the open batch (used only when applying it failed)."""
+        assert self._in_batch
+        self._db.execute("ROLLBACK")
+        self._in_batch = False
+        self.users.clear()
+        self.sessions.clear()
+        self.recent.clear()
+        self._load()
 
     def commit(self) -> None:
         """Makes the batch durable. Blocking (fsync): run it off the event loop."""
@@ -265,10 +289,6 @@ class Store:
         return result
 
     def _apply_noop(self, out: Applied, entry: log_pb2.Entry) -> Applied:
-        return out
-
-    def _apply_membership(self, out: Applied, entry: log_pb2.Entry) -> Applied:
-        self.set_meta("membership", entry.membership.SerializeToString(deterministic=True))
         return out
 
     def _apply_create_account(self, out: Applied, entry: log_pb2.Entry) -> Applied:
@@ -441,6 +461,57 @@ class Store:
         for h in out.ended_sessions:
             self.sessions.pop(h, None)
 
+    # -- log maintenance and snapshots (call from the database thread) --
+
+    def log_start(self) -> int:
+        """The lowest index the log table still holds (last + 1 when empty)."""
+        row = self._db.execute("SELECT min(idx) FROM log").fetchone()
+        return int(row[0]) if row[0] is not None else self.last_index + 1
+
+    def truncate_log(self, keep: int) -> int:
+        """Drops all but the newest `keep` entries; returns the new log start."""
+        self._db.execute("DELETE FROM log WHERE idx <= ?", (self.last_index - keep,))
+        return self.log_start()
+
+    def snapshot_to(self, target: Path) -> tuple[int, int]:
+        """Writes a consistent copy of the committed database to `target`;
+        returns the (epoch, index) of the last entry it holds."""
+        src = sqlite3.connect(self.path, check_same_thread=False)
+        try:
+            dst = sqlite3.connect(target)
+            try:
+                src.backup(dst)
+                row = dict(
+                    dst.execute(
+                        "SELECT key, value FROM meta WHERE key IN ('applied_index', 'last_epoch')"
+                    ).fetchall()
+                )
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        return int(row.get("last_epoch", 0)), int(row.get("applied_index", 0))
+
+    def install_snapshot(self, source: Path, keep_meta: tuple[str, ...]) -> None:
+        """Replaces the whole database by a snapshot file, keeping this node's
+        own metadata (`keep_meta` keys), and reloads every cache."""
+        kept = {k: self.get_meta(k) for k in keep_meta}
+        self._reader.close()
+        self._db.close()
+        for suffix in ("-wal", "-shm"):
+            Path(str(self.path) + suffix).unlink(missing_ok=True)
+        os.replace(source, self.path)
+        self._db = self._connect()
+        self._reader = self._connect()
+        self._db.executescript(SCHEMA)
+        for k, v in kept.items():
+            if v is not None:
+                self.set_meta(k, v)
+        self.users.clear()
+        self.sessions.clear()
+        self.recent.clear()
+        self._load()
+
     # -- reads (reader connection, committed data only; call from a thread) --
 
     def _read(self, sql: str, args: tuple[object, ...]) -> list[StoredMessage]:
@@ -481,11 +552,11 @@ class Store:
             ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
-    def log_entries(self, after_index: int, limit: int) -> list[tuple[int, int, bytes]]:
-        """(index, epoch, entry bytes) of committed log entries after an index."""
+    def log_entries(self, first: int, last: int) -> list[bytes]:
+        """The bytes of committed log entries first..last (all, or fewer if the
+        log no longer holds them)."""
         with self._reader_lock:
             rows = self._reader.execute(
-                "SELECT idx, epoch, entry FROM log WHERE idx > ? ORDER BY idx LIMIT ?",
-                (after_index, limit),
+                "SELECT entry FROM log WHERE idx >= ? AND idx <= ? ORDER BY idx", (first, last)
             ).fetchall()
-        return [(int(i), int(e), bytes(b)) for i, e, b in rows]
+        return [bytes(r[0]) for r in rows]

@@ -1,19 +1,22 @@
 """The write path: group commit of log entries.
 
 Callers submit entries and await their outcome. One task takes everything
-pending as a batch, stamps it with the master's time, appends and applies it
-in one transaction on the event loop, and makes it durable with one commit in
-the database thread (one thread hop per batch). Only then are outcomes
-handed back and live deliveries published, so no one sees a write that is not
-durable. `visible_message_id` is the newest message any reader may be shown.
+pending as a batch, stamps it with the master's time and epoch, appends and
+applies it in one transaction on the event loop, and makes it durable with
+one commit in the database thread (one thread hop per batch). The replication
+driver is then told, and outcomes are handed back (and live deliveries
+published) only when it reports the entries committed, i.e. durable on every
+in-sync node. `visible_message_id` is the newest message any reader may see.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from chatd.chat import now_us
 from chatd.hub import Hub
@@ -29,21 +32,37 @@ class WriterClosed(Exception):
     """The node is shutting down or lost its store; the write was not made."""
 
 
+class NotMaster(WriterClosed):
+    """This node is not (or no longer) the master; the write may or may not
+    survive: a client retries it, with its request id, at the new master."""
+
+
+class Replication(Protocol):
+    def writable_epoch(self) -> int | None:
+        """The epoch to write at, or None when this node may not write."""
+
+    def appended(self, epoch: int, last_index: int) -> None:
+        """Entries up to last_index (at `epoch`) are durable locally."""
+
+
 class GroupCommitWriter:
     def __init__(
         self,
         store: Store,
         hub: Hub,
         db_thread: ThreadPoolExecutor,
-        epoch: Callable[[], int],
+        replication: Replication,
         on_fatal: Callable[[BaseException], Awaitable[None]],
+        store_lock: asyncio.Lock,
     ) -> None:
+        self._store_lock = store_lock
         self.store = store
         self.hub = hub
         self._db_thread = db_thread
-        self._epoch = epoch
+        self.replication = replication
         self._on_fatal = on_fatal
         self._pending: list[tuple[log_pb2.Entry, asyncio.Future[Applied]]] = []
+        self._uncommitted: deque[tuple[int, asyncio.Future[Applied], Applied]] = deque()
         self._wake = asyncio.Event()
         self._closed = False
         self._task: asyncio.Task[None] | None = None
@@ -57,6 +76,8 @@ class GroupCommitWriter:
     async def submit(self, entry: log_pb2.Entry) -> Applied:
         if self._closed:
             raise WriterClosed("the node is shutting down")
+        if self.replication.writable_epoch() is None:
+            raise NotMaster("this node is not the master")
         fut: asyncio.Future[Applied] = asyncio.get_running_loop().create_future()
         self._pending.append((entry, fut))
         self._wake.set()
@@ -80,7 +101,8 @@ class GroupCommitWriter:
             batch = self._pending[:MAX_BATCH]
             del self._pending[:MAX_BATCH]
             try:
-                await self._commit(batch)
+                async with self._store_lock:
+                    await self._commit(batch)
             except BaseException as exc:
                 for _, fut in batch + self._pending:
                     if not fut.done():
@@ -95,7 +117,12 @@ class GroupCommitWriter:
 
     async def _commit(self, batch: list[tuple[log_pb2.Entry, asyncio.Future[Applied]]]) -> None:
         store = self.store
-        epoch = self._epoch()
+        epoch = self.replication.writable_epoch()
+        if epoch is None:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(NotMaster("this node is not the master"))
+            return
         stamp = max(now_us(), store.last_time_us)
         done: list[tuple[asyncio.Future[Applied], Applied]] = []
         store.begin()
@@ -113,10 +140,34 @@ class GroupCommitWriter:
         await asyncio.get_running_loop().run_in_executor(self._db_thread, store.commit)
         self.batches += 1
         self.entries += len(done)
-        for fut, applied in done:
+        if not done:
+            return
+        self._uncommitted.extend((applied.index, fut, applied) for fut, applied in done)
+        self.replication.appended(epoch, store.last_index)
+
+    def committed(self, index: int) -> None:
+        """Entries up to `index` are on every in-sync node: answer their callers."""
+        waiting = self._uncommitted
+        while waiting and waiting[0][0] <= index:
+            _, fut, applied = waiting.popleft()
             self._publish(applied)
             if not fut.done():
                 fut.set_result(applied)
+        if not waiting and index >= self.store.last_index:
+            # entries inherited from an earlier master are committed too
+            self.visible_message_id = self.store.last_message_id
+
+    def abandon(self, reason: str) -> None:
+        """This node stopped being master: its uncommitted writes are not
+        acknowledged (they may still survive; clients retry by request id)."""
+        while self._uncommitted:
+            _, fut, _ = self._uncommitted.popleft()
+            if not fut.done():
+                fut.set_exception(NotMaster(reason))
+        for _, fut in self._pending:
+            if not fut.done():
+                fut.set_exception(NotMaster(reason))
+        self._pending.clear()
 
     def _publish(self, applied: Applied) -> None:
         if applied.new_message is not None:

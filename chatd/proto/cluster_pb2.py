@@ -24,25 +24,59 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63hatd/proto/cluster.proto\"\x14\n\x12\x43heckMasterRequest\"\x96\x01\n\x13\x43heckMasterResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\x12\x11\n\tmaster_id\x18\x04 \x01(\t\x12\x16\n\x0emaster_address\x18\x05 \x01(\t\x12\x12\n\nlast_index\x18\x06 \x01(\x04\x12\x12\n\nlast_epoch\x18\x07 \x01(\x04\"\x0f\n\rStatusRequest\"\x82\x01\n\x0cMemberStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0f\n\x07in_sync\x18\x04 \x01(\x08\x12\x15\n\rapplied_index\x18\x05 \x01(\x04\x12\x0b\n\x03lag\x18\x06 \x01(\x04\x12\r\n\x05\x61live\x18\x07 \x01(\x08\"\xcb\x01\n\nNodeStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\x12\x0e\n\x06master\x18\x04 \x01(\t\x12\x15\n\rapplied_index\x18\x05 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x06 \x01(\t\x12\x1e\n\x07members\x18\x07 \x03(\x0b\x32\r.MemberStatus\x12\x14\n\x0c\x63ommit_index\x18\x08 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\t \x01(\t\x12\x11\n\tmaster_id\x18\n \x01(\t2I\n\rMasterService\x12\x38\n\x0b\x43heckMaster\x12\x13.CheckMasterRequest\x1a\x14.CheckMasterResponse22\n\tNodeAdmin\x12%\n\x06Status\x12\x0e.StatusRequest\x1a\x0b.NodeStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63hatd/proto/cluster.proto\"&\n\x06LogPos\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\r\n\x05index\x18\x02 \x01(\x04\"1\n\rClusterMember\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"^\n\x0eMembershipInfo\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x1f\n\x07members\x18\x03 \x03(\x0b\x32\x0e.ClusterMember\x12\x0f\n\x07in_sync\x18\x04 \x03(\t\"^\n\x14RegisterSlaveRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x15\n\x04last\x18\x04 \x01(\x0b\x32\x07.LogPos\"V\n\x15RegisterSlaveResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\n\n\x02ok\x18\x03 \x01(\x08\x12\x11\n\tmaster_id\x18\x04 \x01(\t\"2\n\x10HeartBeatRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\"\x81\x01\n\x11HeartBeatResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x11\n\tmaster_id\x18\x04 \x01(\t\x12\x14\n\x0c\x63ommit_index\x18\x05 \x01(\x04\x12\x15\n\rapplied_index\x18\x06 \x01(\x04\"4\n\x12\x43heckMasterRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\"\xbc\x01\n\x13\x43heckMasterResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x11\n\tmaster_id\x18\x04 \x01(\t\x12\x16\n\x0emaster_address\x18\x05 \x01(\t\x12\x15\n\x04last\x18\x06 \x01(\x0b\x32\x07.LogPos\x12\x10\n\x08\x65ligible\x18\x07 \x01(\x08\x12#\n\nmembership\x18\x08 \x01(\x0b\x32\x0f.MembershipInfo\"z\n\x0bUpdateBatch\x12\x15\n\x04prev\x18\x01 \x01(\x0b\x32\x07.LogPos\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\x12\x13\n\x0b\x65ntry_epoch\x18\x03 \x01(\x04\x12\x0e\n\x06\x63ommit\x18\x04 \x01(\x04\x12\x0f\n\x07in_sync\x18\x05 \x01(\x08\x12\x0f\n\x07\x65ntries\x18\x06 \x03(\x0c\"V\n\rSnapshotChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04last\x18\x02 \x01(\x08\x12\x14\n\x03pos\x18\x03 \x01(\x0b\x32\x07.LogPos\x12\x13\n\x0btotal_bytes\x18\x04 \x01(\x04\"\x81\x01\n\x14\x41\x63\x63\x65ptUpdatesRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x1d\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x0c.UpdateBatchH\x00\x12\"\n\x08snapshot\x18\x04 \x01(\x0b\x32\x0e.SnapshotChunkH\x00\x42\x06\n\x04\x62ody\"\x8b\x01\n\x15\x41\x63\x63\x65ptUpdatesResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\n\n\x02ok\x18\x03 \x01(\x08\x12\x18\n\x07\x64urable\x18\x04 \x01(\x0b\x32\x07.LogPos\x12\x10\n\x08\x64iverged\x18\x05 \x01(\x08\x12\x1a\n\x12snapshot_installed\x18\x06 \x01(\x08\"W\n\x10NewMasterRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12#\n\nmembership\x18\x03 \x01(\x0b\x32\x0f.MembershipInfo\"Z\n\x13UpdateSlavesRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12#\n\nmembership\x18\x03 \x01(\x0b\x32\x0f.MembershipInfo\"c\n\tUpdateAck\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x15\n\rversion_epoch\x18\x03 \x01(\x04\x12\x13\n\x0bversion_seq\x18\x04 \x01(\x04\x12\n\n\x02ok\x18\x05 \x01(\x08\"\x0f\n\rStatusRequest\"\x82\x01\n\x0cMemberStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0f\n\x07in_sync\x18\x04 \x01(\x08\x12\x15\n\rapplied_index\x18\x05 \x01(\x04\x12\x0b\n\x03lag\x18\x06 \x01(\x04\x12\r\n\x05\x61live\x18\x07 \x01(\x08\"\xcb\x01\n\nNodeStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\x12\x0e\n\x06master\x18\x04 \x01(\t\x12\x15\n\rapplied_index\x18\x05 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x06 \x01(\t\x12\x1e\n\x07members\x18\x07 \x03(\x0b\x32\r.MemberStatus\x12\x14\n\x0c\x63ommit_index\x18\x08 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\t \x01(\t\x12\x11\n\tmaster_id\x18\n \x01(\t\"&\n\x13RemoveMemberRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"1\n\x14RemoveMemberResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\r\n\x05\x65rror\x18\x02 \x01(\t2\xbd\x01\n\rMasterService\x12>\n\rRegisterSlave\x12\x15.RegisterSlaveRequest\x1a\x16.RegisterSlaveResponse\x12\x32\n\tHeartBeat\x12\x11.HeartBeatRequest\x1a\x12.HeartBeatResponse\x12\x38\n\x0b\x43heckMaster\x12\x13.CheckMasterRequest\x1a\x14.CheckMasterResponse2\xb3\x01\n\x0cSlaveService\x12\x42\n\rAcceptUpdates\x12\x15.AcceptUpdatesRequest\x1a\x16.AcceptUpdatesResponse(\x01\x30\x01\x12-\n\x0cUpdateMaster\x12\x11.NewMasterRequest\x1a\n.UpdateAck\x12\x30\n\x0cUpdateSlaves\x12\x14.UpdateSlavesRequest\x1a\n.UpdateAck2o\n\tNodeAdmin\x12%\n\x06Status\x12\x0e.StatusRequest\x1a\x0b.NodeStatus\x12;\n\x0cRemoveMember\x12\x14.RemoveMemberRequest\x1a\x15.RemoveMemberResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chatd.proto.cluster_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHECKMASTERREQUEST']._serialized_start=29
-  _globals['_CHECKMASTERREQUEST']._serialized_end=49
-  _globals['_CHECKMASTERRESPONSE']._serialized_start=52
-  _globals['_CHECKMASTERRESPONSE']._serialized_end=202
-  _globals['_STATUSREQUEST']._serialized_start=204
-  _globals['_STATUSREQUEST']._serialized_end=219
-  _globals['_MEMBERSTATUS']._serialized_start=222
-  _globals['_MEMBERSTATUS']._serialized_end=352
-  _globals['_NODESTATUS']._serialized_start=355
-  _globals['_NODESTATUS']._serialized_end=558
-  _globals['_MASTERSERVICE']._serialized_start=560
-  _globals['_MASTERSERVICE']._serialized_end=633
-  _globals['_NODEADMIN']._serialized_start=635
-  _globals['_NODEADMIN']._serialized_end=685
+  _globals['_LOGPOS']._serialized_start=29
+  _globals['_LOGPOS']._serialized_end=67
+  _globals['_CLUSTERMEMBER']._serialized_start=69
+  _globals['_CLUSTERMEMBER']._serialized_end=118
+  _globals['_MEMBERSHIPINFO']._serialized_start=120
+  _globals['_MEMBERSHIPINFO']._serialized_end=214
+  _globals['_REGISTERSLAVEREQUEST']._serialized_start=216
+  _globals['_REGISTERSLAVEREQUEST']._serialized_end=310
+  _globals['_REGISTERSLAVERESPONSE']._serialized_start=312
+  _globals['_REGISTERSLAVERESPONSE']._serialized_end=398
+  _globals['_HEARTBEATREQUEST']._serialized_start=400
+  _globals['_HEARTBEATREQUEST']._serialized_end=450
+  _globals['_HEARTBEATRESPONSE']._serialized_start=453
+  _globals['_HEARTBEATRESPONSE']._serialized_end=582
+  _globals['_CHECKMASTERREQUEST']._serialized_start=584
+  _globals['_CHECKMASTERREQUEST']._serialized_end=636
+  _globals['_CHECKMASTERRESPONSE']._serialized_start=639
+  _globals['_CHECKMASTERRESPONSE']._serialized_end=827
+  _globals['_UPDATEBATCH']._serialized_start=829
+  _globals['_UPDATEBATCH']._serialized_end=951
+  _globals['_SNAPSHOTCHUNK']._serialized_start=953
+  _globals['_SNAPSHOTCHUNK']._serialized_end=1039
+  _globals['_ACCEPTUPDATESREQUEST']._serialized_start=1042
+  _globals['_ACCEPTUPDATESREQUEST']._serialized_end=1171
+  _globals['_ACCEPTUPDATESRESPONSE']._serialized_start=1174
+  _globals['_ACCEPTUPDATESRESPONSE']._serialized_end=1313
+  _globals['_NEWMASTERREQUEST']._serialized_start=1315
+  _globals['_NEWMASTERREQUEST']._serialized_end=1402
+  _globals['_UPDATESLAVESREQUEST']._serialized_start=1404
+  _globals['_UPDATESLAVESREQUEST']._serialized_end=1494
+  _globals['_UPDATEACK']._serialized_start=1496
+  _globals['_UPDATEACK']._serialized_end=1595
+  _globals['_STATUSREQUEST']._serialized_start=1597
+  _globals['_STATUSREQUEST']._serialized_end=1612
+  _globals['_MEMBERSTATUS']._serialized_start=1615
+  _globals['_MEMBERSTATUS']._serialized_end=1745
+  _globals['_NODESTATUS']._serialized_start=1748
+  _globals['_NODESTATUS']._serialized_end=1951
+  _globals['_REMOVEMEMBERREQUEST']._serialized_start=1953
+  _globals['_REMOVEMEMBERREQUEST']._serialized_end=1991
+  _globals['_REMOVEMEMBERRESPONSE']._serialized_start=1993
+  _globals['_REMOVEMEMBERRESPONSE']._serialized_end=2042
+  _globals['_MASTERSERVICE']._serialized_start=2045
+  _globals['_MASTERSERVICE']._serialized_end=2234
+  _globals['_SLAVESERVICE']._serialized_start=2237
+  _globals['_SLAVESERVICE']._serialized_end=2416
+  _globals['_NODEADMIN']._serialized_start=2418
+  _globals['_NODEADMIN']._serialized_end=2529
 # @@protoc_insertion_point(module_scope)

@@ -6,27 +6,199 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class LogPos(_message.Message):
+    __slots__ = ("epoch", "index")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    index: int
+    def __init__(self, epoch: _Optional[int] = ..., index: _Optional[int] = ...) -> None: ...
+
+class ClusterMember(_message.Message):
+    __slots__ = ("node_id", "address")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    address: str
+    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
+
+class MembershipInfo(_message.Message):
+    __slots__ = ("epoch", "seq", "members", "in_sync")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    IN_SYNC_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    seq: int
+    members: _containers.RepeatedCompositeFieldContainer[ClusterMember]
+    in_sync: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, epoch: _Optional[int] = ..., seq: _Optional[int] = ..., members: _Optional[_Iterable[_Union[ClusterMember, _Mapping]]] = ..., in_sync: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RegisterSlaveRequest(_message.Message):
+    __slots__ = ("node_id", "epoch", "address", "last")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    epoch: int
+    address: str
+    last: LogPos
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., address: _Optional[str] = ..., last: _Optional[_Union[LogPos, _Mapping]] = ...) -> None: ...
+
+class RegisterSlaveResponse(_message.Message):
+    __slots__ = ("node_id", "epoch", "ok", "master_id")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    MASTER_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    epoch: int
+    ok: bool
+    master_id: str
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., ok: _Optional[bool] = ..., master_id: _Optional[str] = ...) -> None: ...
+
+class HeartBeatRequest(_message.Message):
+    __slots__ = ("node_id", "epoch")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    epoch: int
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
+
+class HeartBeatResponse(_message.Message):
+    __slots__ = ("node_id", "epoch", "role", "master_id", "commit_index", "applied_index")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    MASTER_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    epoch: int
+    role: str
+    master_id: str
+    commit_index: int
+    applied_index: int
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., role: _Optional[str] = ..., master_id: _Optional[str] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ...) -> None: ...
+
 class CheckMasterRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("node_id", "epoch")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    epoch: int
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
 
 class CheckMasterResponse(_message.Message):
-    __slots__ = ("node_id", "role", "epoch", "master_id", "master_address", "last_index", "last_epoch")
+    __slots__ = ("node_id", "epoch", "role", "master_id", "master_address", "last", "eligible", "membership")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
-    ROLE_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
     MASTER_ID_FIELD_NUMBER: _ClassVar[int]
     MASTER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
-    LAST_INDEX_FIELD_NUMBER: _ClassVar[int]
-    LAST_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    ELIGIBLE_FIELD_NUMBER: _ClassVar[int]
+    MEMBERSHIP_FIELD_NUMBER: _ClassVar[int]
     node_id: str
-    role: str
     epoch: int
+    role: str
     master_id: str
     master_address: str
-    last_index: int
-    last_epoch: int
-    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[str] = ..., epoch: _Optional[int] = ..., master_id: _Optional[str] = ..., master_address: _Optional[str] = ..., last_index: _Optional[int] = ..., last_epoch: _Optional[int] = ...) -> None: ...
+    last: LogPos
+    eligible: bool
+    membership: MembershipInfo
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., role: _Optional[str] = ..., master_id: _Optional[str] = ..., master_address: _Optional[str] = ..., last: _Optional[_Union[LogPos, _Mapping]] = ..., eligible: _Optional[bool] = ..., membership: _Optional[_Union[MembershipInfo, _Mapping]] = ...) -> None: ...
+
+class UpdateBatch(_message.Message):
+    __slots__ = ("prev", "count", "entry_epoch", "commit", "in_sync", "entries")
+    PREV_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    IN_SYNC_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    prev: LogPos
+    count: int
+    entry_epoch: int
+    commit: int
+    in_sync: bool
+    entries: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, prev: _Optional[_Union[LogPos, _Mapping]] = ..., count: _Optional[int] = ..., entry_epoch: _Optional[int] = ..., commit: _Optional[int] = ..., in_sync: _Optional[bool] = ..., entries: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class SnapshotChunk(_message.Message):
+    __slots__ = ("data", "last", "pos", "total_bytes")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    POS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    last: bool
+    pos: LogPos
+    total_bytes: int
+    def __init__(self, data: _Optional[bytes] = ..., last: _Optional[bool] = ..., pos: _Optional[_Union[LogPos, _Mapping]] = ..., total_bytes: _Optional[int] = ...) -> None: ...
+
+class AcceptUpdatesRequest(_message.Message):
+    __slots__ = ("node_id", "epoch", "batch", "snapshot")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    epoch: int
+    batch: UpdateBatch
+    snapshot: SnapshotChunk
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., batch: _Optional[_Union[UpdateBatch, _Mapping]] = ..., snapshot: _Optional[_Union[SnapshotChunk, _Mapping]] = ...) -> None: ...
+
+class AcceptUpdatesResponse(_message.Message):
+    __slots__ = ("node_id", "epoch", "ok", "durable", "diverged", "snapshot_installed")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    DURABLE_FIELD_NUMBER: _ClassVar[int]
+    DIVERGED_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_INSTALLED_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    epoch: int
+    ok: bool
+    durable: LogPos
+    diverged: bool
+    snapshot_installed: bool
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., ok: _Optional[bool] = ..., durable: _Optional[_Union[LogPos, _Mapping]] = ..., diverged: _Optional[bool] = ..., snapshot_installed: _Optional[bool] = ...) -> None: ...
+
+class NewMasterRequest(_message.Message):
+    __slots__ = ("node_id", "epoch", "membership")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    MEMBERSHIP_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    epoch: int
+    membership: MembershipInfo
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., membership: _Optional[_Union[MembershipInfo, _Mapping]] = ...) -> None: ...
+
+class UpdateSlavesRequest(_message.Message):
+    __slots__ = ("node_id", "epoch", "membership")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    MEMBERSHIP_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    epoch: int
+    membership: MembershipInfo
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., membership: _Optional[_Union[MembershipInfo, _Mapping]] = ...) -> None: ...
+
+class UpdateAck(_message.Message):
+    __slots__ = ("node_id", "epoch", "version_epoch", "version_seq", "ok")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    VERSION_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    VERSION_SEQ_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    epoch: int
+    version_epoch: int
+    version_seq: int
+    ok: bool
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., version_epoch: _Optional[int] = ..., version_seq: _Optional[int] = ..., ok: _Optional[bool] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()
@@ -73,3 +245,17 @@ class NodeStatus(_message.Message):
     address: str
     master_id: str
     def __init__(self, node_id: _Optional[str] = ..., role: _Optional[str] = ..., epoch: _Optional[int] = ..., master: _Optional[str] = ..., applied_index: _Optional[int] = ..., digest: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., commit_index: _Optional[int] = ..., address: _Optional[str] = ..., master_id: _Optional[str] = ...) -> None: ...
+
+class RemoveMemberRequest(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    def __init__(self, node_id: _Optional[str] = ...) -> None: ...
+
+class RemoveMemberResponse(_message.Message):
+    __slots__ = ("ok", "error")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    error: str
+    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...

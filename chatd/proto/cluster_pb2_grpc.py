@@ -34,6 +34,16 @@ class MasterServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.RegisterSlave = channel.unary_unary(
+                '/MasterService/RegisterSlave',
+                request_serializer=chatd_dot_proto_dot_cluster__pb2.RegisterSlaveRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_cluster__pb2.RegisterSlaveResponse.FromString,
+                _registered_method=True)
+        self.HeartBeat = channel.unary_unary(
+                '/MasterService/HeartBeat',
+                request_serializer=chatd_dot_proto_dot_cluster__pb2.HeartBeatRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_cluster__pb2.HeartBeatResponse.FromString,
+                _registered_method=True)
         self.CheckMaster = channel.unary_unary(
                 '/MasterService/CheckMaster',
                 request_serializer=chatd_dot_proto_dot_cluster__pb2.CheckMasterRequest.SerializeToString,
@@ -44,8 +54,23 @@ class MasterServiceStub:
 class MasterServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
+    def RegisterSlave(self, request, context):
+        """A node joins or rejoins: the master starts streaming it the log.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HeartBeat(self, request, context):
+        """Liveness and where the node stands (epoch, role, commit index).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CheckMaster(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Who is master, at what epoch; used during elections and to find the master.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -53,6 +78,16 @@ class MasterServiceServicer:
 
 def add_MasterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'RegisterSlave': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterSlave,
+                    request_deserializer=chatd_dot_proto_dot_cluster__pb2.RegisterSlaveRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_cluster__pb2.RegisterSlaveResponse.SerializeToString,
+            ),
+            'HeartBeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.HeartBeat,
+                    request_deserializer=chatd_dot_proto_dot_cluster__pb2.HeartBeatRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_cluster__pb2.HeartBeatResponse.SerializeToString,
+            ),
             'CheckMaster': grpc.unary_unary_rpc_method_handler(
                     servicer.CheckMaster,
                     request_deserializer=chatd_dot_proto_dot_cluster__pb2.CheckMasterRequest.FromString,
@@ -68,6 +103,60 @@ def add_MasterServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class MasterService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def RegisterSlave(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/MasterService/RegisterSlave',
+            chatd_dot_proto_dot_cluster__pb2.RegisterSlaveRequest.SerializeToString,
+            chatd_dot_proto_dot_cluster__pb2.RegisterSlaveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HeartBeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/MasterService/HeartBeat',
+            chatd_dot_proto_dot_cluster__pb2.HeartBeatRequest.SerializeToString,
+            chatd_dot_proto_dot_cluster__pb2.HeartBeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def CheckMaster(request,
@@ -97,6 +186,168 @@ class MasterService:
             _registered_method=True)
 
 
+class SlaveServiceStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.AcceptUpdates = channel.stream_stream(
+                '/SlaveService/AcceptUpdates',
+                request_serializer=chatd_dot_proto_dot_cluster__pb2.AcceptUpdatesRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_cluster__pb2.AcceptUpdatesResponse.FromString,
+                _registered_method=True)
+        self.UpdateMaster = channel.unary_unary(
+                '/SlaveService/UpdateMaster',
+                request_serializer=chatd_dot_proto_dot_cluster__pb2.NewMasterRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_cluster__pb2.UpdateAck.FromString,
+                _registered_method=True)
+        self.UpdateSlaves = channel.unary_unary(
+                '/SlaveService/UpdateSlaves',
+                request_serializer=chatd_dot_proto_dot_cluster__pb2.UpdateSlavesRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_cluster__pb2.UpdateAck.FromString,
+                _registered_method=True)
+
+
+class SlaveServiceServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def AcceptUpdates(self, request_iterator, context):
+        """The master's stream of batched log entries (and snapshots) to one slave,
+        acknowledged with the slave's durable position.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateMaster(self, request, context):
+        """A new master announces itself and its epoch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSlaves(self, request, context):
+        """The master publishes membership and the in-sync set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_SlaveServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'AcceptUpdates': grpc.stream_stream_rpc_method_handler(
+                    servicer.AcceptUpdates,
+                    request_deserializer=chatd_dot_proto_dot_cluster__pb2.AcceptUpdatesRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_cluster__pb2.AcceptUpdatesResponse.SerializeToString,
+            ),
+            'UpdateMaster': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMaster,
+                    request_deserializer=chatd_dot_proto_dot_cluster__pb2.NewMasterRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_cluster__pb2.UpdateAck.SerializeToString,
+            ),
+            'UpdateSlaves': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSlaves,
+                    request_deserializer=chatd_dot_proto_dot_cluster__pb2.UpdateSlavesRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_cluster__pb2.UpdateAck.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'SlaveService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('SlaveService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class SlaveService:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def AcceptUpdates(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/SlaveService/AcceptUpdates',
+            chatd_dot_proto_dot_cluster__pb2.AcceptUpdatesRequest.SerializeToString,
+            chatd_dot_proto_dot_cluster__pb2.AcceptUpdatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateMaster(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/SlaveService/UpdateMaster',
+            chatd_dot_proto_dot_cluster__pb2.NewMasterRequest.SerializeToString,
+            chatd_dot_proto_dot_cluster__pb2.UpdateAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSlaves(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/SlaveService/UpdateSlaves',
+            chatd_dot_proto_dot_cluster__pb2.UpdateSlavesRequest.SerializeToString,
+            chatd_dot_proto_dot_cluster__pb2.UpdateAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class NodeAdminStub:
     """Operator's view and actions on one node.
     """
@@ -112,6 +363,11 @@ class NodeAdminStub:
                 request_serializer=chatd_dot_proto_dot_cluster__pb2.StatusRequest.SerializeToString,
                 response_deserializer=chatd_dot_proto_dot_cluster__pb2.NodeStatus.FromString,
                 _registered_method=True)
+        self.RemoveMember = channel.unary_unary(
+                '/NodeAdmin/RemoveMember',
+                request_serializer=chatd_dot_proto_dot_cluster__pb2.RemoveMemberRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_cluster__pb2.RemoveMemberResponse.FromString,
+                _registered_method=True)
 
 
 class NodeAdminServicer:
@@ -124,6 +380,12 @@ class NodeAdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RemoveMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeAdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +393,11 @@ def add_NodeAdminServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=chatd_dot_proto_dot_cluster__pb2.StatusRequest.FromString,
                     response_serializer=chatd_dot_proto_dot_cluster__pb2.NodeStatus.SerializeToString,
+            ),
+            'RemoveMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveMember,
+                    request_deserializer=chatd_dot_proto_dot_cluster__pb2.RemoveMemberRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_cluster__pb2.RemoveMemberResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -161,6 +428,33 @@ class NodeAdmin:
             '/NodeAdmin/Status',
             chatd_dot_proto_dot_cluster__pb2.StatusRequest.SerializeToString,
             chatd_dot_proto_dot_cluster__pb2.NodeStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/NodeAdmin/RemoveMember',
+            chatd_dot_proto_dot_cluster__pb2.RemoveMemberRequest.SerializeToString,
+            chatd_dot_proto_dot_cluster__pb2.RemoveMemberResponse.FromString,
             options,
             channel_credentials,
             insecure,

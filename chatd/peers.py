@@ -1,0 +1,281 @@
+"""Outgoing cluster traffic: one log stream per slave, unary calls, snapshots.
+
+`Peers.send(message)` never waits: log batches and heartbeats go on the
+destination's stream (`SlaveService.AcceptUpdates`, opened on demand and
+reopened after a failure), requests go out as unary calls in their own
+tasks, and replies come back into the core through the replicator. A call
+that fails is reported to the core as `Unreachable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from chatd import wire
+from chatd.cluster import secret_metadata
+from chatd.core.types import (
+    Append,
+    AppendReply,
+    CheckMaster,
+    Message,
+    Register,
+    Unreachable,
+    UpdateMaster,
+    UpdateSlaves,
+)
+from chatd.proto import cluster_pb2 as pb
+from chatd.proto import cluster_pb2_grpc
+from chatd.replication import Replicator
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_CHUNK = 1 << 20
+CLUSTER_MESSAGE_LIMIT = 64 * 1024 * 1024
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", CLUSTER_MESSAGE_LIMIT),
+    ("grpc.max_send_message_length", CLUSTER_MESSAGE_LIMIT),
+    ("grpc.use_local_subchannel_pool", 1),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+
+class SnapshotJob:
+    """Marks, in a link's queue, where a snapshot is to be streamed."""
+
+
+class Peers:
+    def __init__(self, repl: Replicator, secret: str | None, data_dir: Path) -> None:
+        self.repl = repl
+        self.metadata = secret_metadata(secret)
+        self.data_dir = data_dir
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._links: dict[str, Link] = {}
+        self.inbound: dict[str, asyncio.Queue[pb.AcceptUpdatesResponse]] = {}
+        # addresses learned from other nodes' answers, for nodes this one's
+        # membership does not list yet (a joining node finds the master so)
+        self.directory: dict[str, str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def rpc_timeout(self) -> float:
+        return max(0.2, self.repl.tick_seconds * self.repl.timing.election)
+
+    def address_of(self, node: str) -> str | None:
+        if node.startswith("@"):
+            return node[1:]
+        return self.repl.core.membership.addresses.get(node) or self.directory.get(node)
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        ch = self._channels.get(address)
+        if ch is None:
+            ch = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            self._channels[address] = ch
+        return ch
+
+    # -- sending --
+
+    def send(self, msg: Message) -> None:
+        if isinstance(msg, Append):
+            self._link(msg.dst).put(msg)
+        elif isinstance(msg, AppendReply):
+            q = self.inbound.get(msg.dst)
+            if q is not None:
+                q.put_nowait(wire.append_reply_to(msg))
+        elif isinstance(msg, CheckMaster | Register | UpdateMaster | UpdateSlaves):
+            self._spawn(self._unary(msg))
+        else:  # replies to unary calls are returned by the servicers
+            log.debug("dropped %s to %s", type(msg).__name__, msg.dst)
+
+    def send_snapshot(self, dst: str) -> None:
+        self._link(dst).put(SnapshotJob())
+
+    def _link(self, dst: str) -> Link:
+        link = self._links.get(dst)
+        if link is None:
+            link = self._links[dst] = Link(self, dst)
+        return link
+
+    def close_links(self) -> None:
+        for link in self._links.values():
+            link.close()
+        self._links.clear()
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _unary(self, msg: Message) -> None:
+        repl = self.repl
+        address = self.address_of(msg.dst)
+        if address is None:
+            repl.feed(repl.core.step, Unreachable(msg.dst, repl.node_id))
+            return
+        master = cluster_pb2_grpc.MasterServiceStub(self.channel(address))
+        slave = cluster_pb2_grpc.SlaveServiceStub(self.channel(address))
+        kw: dict[str, Any] = {"timeout": self.rpc_timeout, "metadata": self.metadata}
+        reply: Message
+        try:
+            if isinstance(msg, CheckMaster):
+                r = await master.CheckMaster(
+                    pb.CheckMasterRequest(node_id=msg.src, epoch=msg.epoch), **kw
+                )
+                reply = wire.check_reply_from(r, repl.node_id)
+                self.directory.update(reply.membership.members)
+            elif isinstance(msg, Register):
+                rr = await master.RegisterSlave(wire.register_to(msg), **kw)
+                reply = wire.register_reply_from(rr, repl.node_id)
+            elif isinstance(msg, UpdateMaster):
+                a = await slave.UpdateMaster(wire.update_master_to(msg), **kw)
+                reply = wire.ack_from(a, repl.node_id)
+            else:
+                assert isinstance(msg, UpdateSlaves)
+                a = await slave.UpdateSlaves(wire.update_slaves_to(msg), **kw)
+                reply = wire.ack_from(a, repl.node_id)
+        except grpc.aio.AioRpcError as exc:
+            log.debug("%s to %s failed: %s", type(msg).__name__, msg.dst, exc.code().name)
+            repl.feed(repl.core.step, Unreachable(msg.dst, repl.node_id))
+            return
+        repl.feed(repl.core.step, reply)
+
+    async def close(self) -> None:
+        self.close_links()
+        for t in list(self._tasks):
+            t.cancel()
+        for ch in self._channels.values():
+            await ch.close(None)
+        self._channels.clear()
+
+
+class Link:
+    """The master's log stream to one slave."""
+
+    def __init__(self, peers: Peers, dst: str) -> None:
+        self.peers = peers
+        self.dst = dst
+        self.queue: asyncio.Queue[Append | SnapshotJob] = asyncio.Queue()
+        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"link-{dst}")
+
+    def put(self, item: Append | SnapshotJob) -> None:
+        self.queue.put_nowait(item)
+
+    def close(self) -> None:
+        self.task.cancel()
+
+    async def _run(self) -> None:
+        repl = self.peers.repl
+        while True:
+            address = self.peers.address_of(self.dst)
+            try:
+                if address is None:
+                    raise ConnectionError(f"no address for {self.dst}")
+                stub = cluster_pb2_grpc.SlaveServiceStub(self.peers.channel(address))
+                call = stub.AcceptUpdates(metadata=self.peers.metadata)  # type: ignore[call-arg]
+                reader = asyncio.get_running_loop().create_task(self._read(call))
+                try:
+                    await self._write(call, reader)
+                finally:
+                    reader.cancel()
+                    call.cancel()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure: report, wait a tick, reconnect
+                log.debug("stream to %s broke: %r", self.dst, exc)
+            while not self.queue.empty():  # what was queued is stale now
+                if isinstance(self.queue.get_nowait(), SnapshotJob):
+                    repl.feed(repl.core.snapshot_sent, self.dst, None)
+            repl.feed(repl.core.step, Unreachable(self.dst, repl.node_id))
+            await asyncio.sleep(repl.tick_seconds)
+
+    async def _write(self, call: Any, reader: asyncio.Task[None]) -> None:
+        while True:
+            get = asyncio.ensure_future(self.queue.get())
+            done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if reader in done:
+                get.cancel()
+                reader.result()  # raises what ended the stream
+                return
+            item = get.result()
+            if isinstance(item, SnapshotJob):
+                try:
+                    await self._send_snapshot(call)
+                except BaseException:
+                    repl = self.peers.repl
+                    repl.feed(repl.core.snapshot_sent, self.dst, None)
+                    raise
+            else:
+                await call.write(wire.batch_to(item, await self._entries(item)))
+
+    async def _read(self, call: Any) -> None:
+        repl = self.peers.repl
+        async for r in call:
+            if r.snapshot_installed:
+                repl.feed(repl.core.snapshot_sent, self.dst, wire.pos_from(r.durable))
+            else:
+                repl.feed(repl.core.step, wire.append_reply_from(r, repl.node_id))
+
+    async def _entries(self, m: Append) -> list[bytes]:
+        store = self.peers.repl.store
+        first, last = m.prev.index + 1, m.prev.index + m.count
+        recent = store.recent
+        if all(i in recent for i in (first, last)):
+            got = [recent.get(i) for i in range(first, last + 1)]
+            if all(g is not None for g in got):
+                return [g for g in got if g is not None]
+        entries = await asyncio.to_thread(store.log_entries, first, last)
+        if len(entries) != m.count:
+            raise ConnectionError(f"log entries {first}..{last} are no longer held")
+        return entries
+
+    async def _send_snapshot(self, call: Any) -> None:
+        repl = self.peers.repl
+        path = self.peers.data_dir / f"snapshot-for-{self.dst}.tmp"
+        try:
+            epoch, index = await asyncio.to_thread(repl.store.snapshot_to, path)
+            total = path.stat().st_size
+            log.info(
+                "node %s epoch %d: sending a snapshot (index %d, %d bytes) to %s",
+                repl.node_id,
+                repl.core.epoch,
+                index,
+                total,
+                self.dst,
+            )
+            sent = 0
+            next_report = total // 4
+            with path.open("rb") as f:
+                while True:
+                    data = await asyncio.to_thread(f.read, SNAPSHOT_CHUNK)
+                    sent += len(data)
+                    last = sent >= total
+                    chunk = pb.SnapshotChunk(
+                        data=data,
+                        last=last,
+                        pos=pb.LogPos(epoch=epoch, index=index),
+                        total_bytes=total,
+                    )
+                    await call.write(
+                        pb.AcceptUpdatesRequest(
+                            node_id=repl.node_id, epoch=repl.core.epoch, snapshot=chunk
+                        )
+                    )
+                    if sent >= next_report and not last:
+                        log.info("snapshot to %s: %d%% sent", self.dst, 100 * sent // total)
+                        next_report += total // 4
+                    if last:
+                        break
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()

@@ -1,0 +1,348 @@
+"""The replication driver: runs the role core on the event loop.
+
+It turns timers and cluster RPCs into core events, and carries out the core's
+actions in order through one pump task: persist (epoch, membership, received
+entries) before anything that follows is sent. Outgoing log streams (one per
+slave, `SlaveService.AcceptUpdates`) and unary cluster calls live in
+`chatd.peers`; this module holds no gRPC servicer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chatd.core import Core, ProtocolError
+from chatd.core.types import (
+    Action,
+    Append,
+    AppendEntries,
+    CheckMasterReply,
+    Committed,
+    Durable,
+    InSyncChanged,
+    Membership,
+    Message,
+    PersistEpoch,
+    PersistMembership,
+    Pos,
+    RegisterReply,
+    ResetLog,
+    Role,
+    RoleChanged,
+    Send,
+    SendSnapshot,
+    Timing,
+    UpdateAck,
+)
+from chatd.hub import Hub
+from chatd.proto import log_pb2
+from chatd.store import Store
+from chatd.writer import GroupCommitWriter
+
+log = logging.getLogger(__name__)
+
+NODE_META = ("node_id", "epoch", "membership")
+
+
+def membership_to_json(m: Membership) -> str:
+    return json.dumps(
+        {"epoch": m.epoch, "seq": m.seq, "members": m.members, "in_sync": sorted(m.in_sync)}
+    )
+
+
+def membership_from_json(text: str | None) -> Membership:
+    if not text:
+        return Membership()
+    d = json.loads(text)
+    return Membership(
+        epoch=int(d["epoch"]),
+        seq=int(d["seq"]),
+        members=tuple((str(a), str(b)) for a, b in d["members"]),
+        in_sync=frozenset(d["in_sync"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PersistBatch:
+    """A slave's received entries, with their bytes, to append and apply."""
+
+    first: int
+    epoch: int
+    entries: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Hands a core reply to the cluster RPC that waits for it."""
+
+    message: Message
+    future: asyncio.Future[Message]
+
+
+Work = Action | PersistBatch | Reply
+
+
+class Replicator:
+    """One node's core, its pump, and the glue to the store and the writer."""
+
+    def __init__(
+        self,
+        node_id: str,
+        address: str,
+        store: Store,
+        store_lock: asyncio.Lock,
+        db_thread: ThreadPoolExecutor,
+        hub: Hub,
+        timing: Timing,
+        tick_seconds: float,
+        data_dir: Path,
+    ) -> None:
+        self.node_id = node_id
+        self.address = address
+        self.store = store
+        self.store_lock = store_lock
+        self._db_thread = db_thread
+        self.hub = hub
+        self.timing = timing
+        self.tick_seconds = tick_seconds
+        self.data_dir = data_dir
+        self.writer: GroupCommitWriter | None = None
+        self.peers: Any = None  # chatd.peers.Peers, set by the node
+        self.core: Core
+        self._work: deque[Work] = deque()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._waiting_replies: dict[tuple[type, str], deque[asyncio.Future[Message]]] = {}
+        self.on_role_change: Callable[[Role, str], None] = lambda role, master: None
+
+    # -- startup --
+
+    def durable(self) -> Durable:
+        s = self.store
+        return Durable(
+            epoch=int(s.get_meta("epoch", 0)),
+            last=Pos(s.last_epoch, s.last_index),
+            epochs=tuple(s.runs),
+            membership=membership_from_json(s.get_meta("membership")),
+        )
+
+    def start(self, *, found: bool, seeds: tuple[str, ...]) -> None:
+        self.core = Core(
+            self.node_id, self.address, self.durable(), self.timing, found=found, seeds=seeds
+        )
+        self.core.log_start = self.store.log_start()
+        self._seeds = seeds
+        self._collect()
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._pump(), name="replication-pump"))
+        self._tasks.append(loop.create_task(self._ticker(), name="replication-tick"))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+    def _restart_core(self, reason: str) -> None:
+        """Rebuilds the core from what is durable, as after a crash."""
+        log.warning("node %s restarts its role core: %s", self.node_id, reason)
+        self.core = Core(
+            self.node_id, self.address, self.durable(), self.timing, found=False, seeds=self._seeds
+        )
+        self.core.log_start = self.store.log_start()
+        self._collect()
+
+    # -- the writer's side --
+
+    def writable_epoch(self) -> int | None:
+        c = self.core
+        return c.epoch if c.role is Role.MASTER else None
+
+    def appended(self, epoch: int, last_index: int) -> None:
+        c = self.core
+        if c.role is not Role.MASTER or c.epoch != epoch:
+            if self.writer is not None:
+                self.writer.abandon("the master stepped down")
+            self._restart_core(f"wrote at epoch {epoch} after stepping down")
+            return
+        self.feed(c.local_appended, Pos(epoch, last_index))
+
+    def remove_member(self, node_id: str) -> bool:
+        ok = self.core.remove_member(node_id)
+        self._collect()
+        return ok
+
+    # -- feeding the core --
+
+    def feed(self, fn: Callable[..., None], *args: Any, payload: tuple[bytes, ...] = ()) -> None:
+        """Calls one core event method and queues the actions it produced."""
+        try:
+            fn(*args)
+        except ProtocolError as exc:
+            log.error("node %s: %s", self.node_id, exc)
+            self._restart_core(str(exc))
+            return
+        self._collect(payload, args[0] if args else None)
+
+    def _collect(self, payload: tuple[bytes, ...] = (), msg: Any = None) -> None:
+        for action in self.core.take_actions():
+            if isinstance(action, AppendEntries):
+                assert isinstance(msg, Append), "entries come with an Append"
+                offset = action.prev.index - msg.prev.index
+                data = payload[offset : offset + action.count]
+                self._work.append(PersistBatch(action.prev.index + 1, action.entry_epoch, data))
+            elif isinstance(action, Send) and isinstance(
+                action.message, CheckMasterReply | RegisterReply | UpdateAck
+            ):
+                waiters = self._waiting_replies.get((type(action.message), action.message.dst))
+                if waiters:
+                    self._work.append(Reply(action.message, waiters.popleft()))
+            else:
+                self._work.append(action)
+        self._wake.set()
+
+    def expect_reply(self, kind: type, src: str) -> asyncio.Future[Message]:
+        """A cluster RPC handler registers before stepping its request in."""
+        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._waiting_replies.setdefault((kind, src), deque()).append(fut)
+        return fut
+
+    def forget_reply(self, kind: type, src: str, fut: asyncio.Future[Message]) -> None:
+        waiters = self._waiting_replies.get((kind, src))
+        if waiters and fut in waiters:
+            waiters.remove(fut)
+
+    # -- the pump: actions in order --
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_seconds)
+            self.feed(self.core.tick)
+
+    async def _pump(self) -> None:
+        while True:
+            if not self._work:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            work = self._work.popleft()
+            try:
+                await self._do(work)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("node %s failed to carry out %s", self.node_id, type(work).__name__)
+
+    async def _do(self, work: Work) -> None:
+        if isinstance(work, Send):
+            self.peers.send(work.message)
+        elif isinstance(work, Reply):
+            if not work.future.done():
+                work.future.set_result(work.message)
+        elif isinstance(work, PersistBatch):
+            await self._persist_batch(work)
+        elif isinstance(work, Committed):
+            if self.writer is not None:
+                self.writer.committed(work.index)
+        elif isinstance(work, PersistEpoch):
+            await self._set_meta("epoch", work.epoch)
+        elif isinstance(work, PersistMembership):
+            await self._set_meta("membership", membership_to_json(work.membership))
+        elif isinstance(work, SendSnapshot):
+            self.peers.send_snapshot(work.dst)
+        elif isinstance(work, RoleChanged):
+            self._role_changed(work)
+        elif isinstance(work, InSyncChanged):
+            log.info(
+                "node %s epoch %d: in-sync set is now %s (%s)",
+                self.node_id,
+                self.core.epoch,
+                sorted(work.in_sync),
+                work.reason,
+            )
+        elif isinstance(work, ResetLog):
+            log.warning(
+                "node %s: log diverged from the master's at epoch %d; waiting for a snapshot",
+                self.node_id,
+                self.core.epoch,
+            )
+
+    async def _set_meta(self, key: str, value: object) -> None:
+        async with self.store_lock:
+            await asyncio.get_running_loop().run_in_executor(
+                self._db_thread, self.store.set_meta, key, value
+            )
+
+    async def _persist_batch(self, work: PersistBatch) -> None:
+        store = self.store
+        async with self.store_lock:
+            if store.last_index + 1 != work.first:
+                log.warning(
+                    "node %s: received entries from %d but the log ends at %d",
+                    self.node_id,
+                    work.first,
+                    store.last_index,
+                )
+                return
+            store.begin()
+            try:
+                for data in work.entries:
+                    store.append(log_pb2.Entry.FromString(data), data, work.epoch)
+            except Exception:
+                store.rollback()
+                raise
+            await asyncio.get_running_loop().run_in_executor(self._db_thread, store.commit)
+        self.feed(self.core.persisted, Pos(store.last_epoch, store.last_index))
+
+    def _role_changed(self, change: RoleChanged) -> None:
+        log.info(
+            "node %s became %s at epoch %d%s: %s",
+            self.node_id,
+            change.role.value,
+            change.epoch,
+            f" (master {change.master})" if change.master and change.role is Role.SLAVE else "",
+            change.reason,
+        )
+        if change.role is not Role.MASTER:
+            if self.writer is not None:
+                self.writer.abandon(f"no longer master: {change.reason}")
+            self.peers.close_links()
+            self.hub.end_all("the master changed")
+        self.on_role_change(change.role, change.master)
+
+    # -- snapshots, slave side --
+
+    async def install_snapshot(self, path: Path, pos: Pos) -> None:
+        async with self.store_lock:
+            await asyncio.get_running_loop().run_in_executor(
+                self._db_thread, self.store.install_snapshot, path, NODE_META
+            )
+        if self.writer is not None:
+            self.writer.visible_message_id = self.store.last_message_id
+        self.core.log_start = self.store.log_start()
+        log.info(
+            "node %s installed a snapshot at index %d (epoch %d)",
+            self.node_id,
+            pos.index,
+            pos.epoch,
+        )
+        self.feed(self.core.snapshot_installed, pos)
+
+    # -- log retention --
+
+    async def truncate_log(self, keep: int) -> None:
+        async with self.store_lock:
+            start = await asyncio.get_running_loop().run_in_executor(
+                self._db_thread, self.store.truncate_log, keep
+            )
+        self.core.log_start = start

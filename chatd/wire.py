@@ -1,0 +1,159 @@
+"""Conversions between the core's messages and the cluster protobufs."""
+
+from __future__ import annotations
+
+from chatd.core.types import (
+    Append,
+    AppendReply,
+    CheckMasterReply,
+    Membership,
+    Pos,
+    Register,
+    RegisterReply,
+    Role,
+    UpdateAck,
+    UpdateMaster,
+    UpdateSlaves,
+)
+from chatd.proto import cluster_pb2 as pb
+
+
+def pos_to(p: Pos) -> pb.LogPos:
+    return pb.LogPos(epoch=p.epoch, index=p.index)
+
+
+def pos_from(p: pb.LogPos) -> Pos:
+    return Pos(int(p.epoch), int(p.index))
+
+
+def membership_to(m: Membership) -> pb.MembershipInfo:
+    return pb.MembershipInfo(
+        epoch=m.epoch,
+        seq=m.seq,
+        members=[pb.ClusterMember(node_id=n, address=a) for n, a in m.members],
+        in_sync=sorted(m.in_sync),
+    )
+
+
+def membership_from(m: pb.MembershipInfo) -> Membership:
+    return Membership(
+        epoch=int(m.epoch),
+        seq=int(m.seq),
+        members=tuple(sorted((x.node_id, x.address) for x in m.members)),
+        in_sync=frozenset(m.in_sync),
+    )
+
+
+def batch_to(m: Append, entries: list[bytes]) -> pb.AcceptUpdatesRequest:
+    return pb.AcceptUpdatesRequest(
+        node_id=m.src,
+        epoch=m.epoch,
+        batch=pb.UpdateBatch(
+            prev=pos_to(m.prev),
+            count=m.count,
+            entry_epoch=m.entry_epoch,
+            commit=m.commit,
+            in_sync=m.in_sync,
+            entries=entries,
+        ),
+    )
+
+
+def batch_from(r: pb.AcceptUpdatesRequest, dst: str) -> Append:
+    b = r.batch
+    return Append(
+        r.node_id,
+        dst,
+        int(r.epoch),
+        pos_from(b.prev),
+        int(b.count),
+        int(b.entry_epoch),
+        int(b.commit),
+        b.in_sync,
+    )
+
+
+def append_reply_to(m: AppendReply) -> pb.AcceptUpdatesResponse:
+    return pb.AcceptUpdatesResponse(
+        node_id=m.src, epoch=m.epoch, ok=m.ok, durable=pos_to(m.durable), diverged=m.diverged
+    )
+
+
+def append_reply_from(r: pb.AcceptUpdatesResponse, dst: str) -> AppendReply:
+    return AppendReply(r.node_id, dst, int(r.epoch), r.ok, pos_from(r.durable), r.diverged)
+
+
+def register_to(m: Register) -> pb.RegisterSlaveRequest:
+    return pb.RegisterSlaveRequest(
+        node_id=m.src, epoch=m.epoch, address=m.address, last=pos_to(m.last)
+    )
+
+
+def register_from(r: pb.RegisterSlaveRequest, dst: str) -> Register:
+    return Register(r.node_id, dst, int(r.epoch), r.address, pos_from(r.last))
+
+
+def register_reply_to(m: RegisterReply) -> pb.RegisterSlaveResponse:
+    return pb.RegisterSlaveResponse(node_id=m.src, epoch=m.epoch, ok=m.ok, master_id=m.master)
+
+
+def register_reply_from(r: pb.RegisterSlaveResponse, dst: str) -> RegisterReply:
+    return RegisterReply(r.node_id, dst, int(r.epoch), r.ok, r.master_id)
+
+
+def check_reply_to(m: CheckMasterReply, master_address: str) -> pb.CheckMasterResponse:
+    return pb.CheckMasterResponse(
+        node_id=m.src,
+        epoch=m.epoch,
+        role=m.role.value,
+        master_id=m.master,
+        master_address=master_address,
+        last=pos_to(m.last),
+        eligible=m.eligible,
+        membership=membership_to(m.membership),
+    )
+
+
+def check_reply_from(r: pb.CheckMasterResponse, dst: str) -> CheckMasterReply:
+    return CheckMasterReply(
+        r.node_id,
+        dst,
+        int(r.epoch),
+        Role(r.role),
+        r.master_id,
+        pos_from(r.last),
+        r.eligible,
+        membership_from(r.membership),
+    )
+
+
+def update_master_to(m: UpdateMaster) -> pb.NewMasterRequest:
+    return pb.NewMasterRequest(node_id=m.src, epoch=m.epoch, membership=membership_to(m.membership))
+
+
+def update_master_from(r: pb.NewMasterRequest, dst: str) -> UpdateMaster:
+    return UpdateMaster(r.node_id, dst, int(r.epoch), membership_from(r.membership))
+
+
+def update_slaves_to(m: UpdateSlaves) -> pb.UpdateSlavesRequest:
+    return pb.UpdateSlavesRequest(
+        node_id=m.src, epoch=m.epoch, membership=membership_to(m.membership)
+    )
+
+
+def update_slaves_from(r: pb.UpdateSlavesRequest, dst: str) -> UpdateSlaves:
+    return UpdateSlaves(r.node_id, dst, int(r.epoch), membership_from(r.membership))
+
+
+def ack_to(m: UpdateAck) -> pb.UpdateAck:
+    return pb.UpdateAck(
+        node_id=m.src,
+        epoch=m.epoch,
+        version_epoch=m.version[0],
+        version_seq=m.version[1],
+        ok=m.ok,
+    )
+
+
+def ack_from(r: pb.UpdateAck, dst: str) -> UpdateAck:
+    return UpdateAck(r.node_id, dst, int(r.epoch), (int(r.version_epoch), int(r.version_seq)), r.ok)
