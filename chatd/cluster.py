@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import grpc
 
 from chatd import wire
-from chatd.core.types import CheckMasterReply, Message, RegisterReply, UpdateAck
+from chatd.core.types import CheckMasterReply, Message, RegisterReply, Role, UpdateAck
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
 
 if TYPE_CHECKING:
@@ -173,6 +173,7 @@ class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
     ) -> AsyncIterator[cluster_pb2.AcceptUpdatesResponse]:
         out: asyncio.Queue[cluster_pb2.AcceptUpdatesResponse] = asyncio.Queue()
         reader = asyncio.get_running_loop().create_task(self._read(request_iterator, out))
+        get: asyncio.Future[cluster_pb2.AcceptUpdatesResponse] | None = None
         try:
             while True:
                 get = asyncio.ensure_future(out.get())
@@ -180,11 +181,12 @@ class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
                 if get in done:
                     yield get.result()
                 else:
-                    get.cancel()
                     reader.result()
                     return
         finally:
             reader.cancel()
+            if get is not None:
+                get.cancel()
 
     async def _read(
         self,
@@ -203,8 +205,9 @@ class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
                     msg = wire.batch_from(r, repl.node_id)
                     repl.feed(repl.core.step, msg, payload=tuple(r.batch.entries))
                 elif r.HasField("snapshot"):
-                    if r.epoch < repl.core.epoch or repl.core.master != src:
-                        continue  # not from this node's master: ignored
+                    c = repl.core
+                    if r.epoch < c.epoch or c.role is Role.MASTER or c.master not in ("", src):
+                        continue  # not from a master this node may follow: ignored
                     if receiving is None:
                         receiving = SnapshotReceiver(repl.data_dir / "snapshot-in.tmp", src)
                     if await receiving.add(r.snapshot):

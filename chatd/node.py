@@ -262,7 +262,7 @@ class Node:
     async def _retain_log(self) -> None:
         keep = self.config.log_retention
         while True:
-            await asyncio.sleep(5.0)
+            await asyncio.sleep(1.0)
             if self.store.last_index - self.repl.core.log_start > keep + keep // 10:
                 await self.repl.truncate_log(keep)
 

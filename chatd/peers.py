@@ -87,6 +87,8 @@ class Peers:
     # -- sending --
 
     def send(self, msg: Message) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s -> %r", self.repl.node_id, msg)
         if isinstance(msg, Append):
             self._link(msg.dst).put(msg)
         elif isinstance(msg, AppendReply):
@@ -202,9 +204,12 @@ class Link:
     async def _write(self, call: Any, reader: asyncio.Task[None]) -> None:
         while True:
             get = asyncio.ensure_future(self.queue.get())
-            done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if reader in done:
-                get.cancel()
+            try:
+                done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not get.done():
+                    get.cancel()
+            if get not in done:
                 reader.result()  # raises what ended the stream
                 return
             item = get.result()

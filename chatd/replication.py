@@ -186,6 +186,8 @@ class Replicator:
 
     def feed(self, fn: Callable[..., None], *args: Any, payload: tuple[bytes, ...] = ()) -> None:
         """Calls one core event method and queues the actions it produced."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s <- %s%r", self.node_id, getattr(fn, "__name__", fn), args)
         try:
             fn(*args)
         except ProtocolError as exc:
@@ -346,3 +348,9 @@ class Replicator:
                 self._db_thread, self.store.truncate_log, keep
             )
         self.core.log_start = start
+        log.info(
+            "node %s epoch %d: log truncated, it now starts at index %d",
+            self.node_id,
+            self.core.epoch,
+            start,
+        )

@@ -147,8 +147,6 @@ SLOW_READER = """
 import sys, grpc
 from chatd.proto import chat_pb2, chat_pb2_grpc
 
-if TYPE_CHECKING:
-    from chatd.proto.chat_pb2_grpc import ClientAccountAsyncStub as Stub
 with grpc.insecure_channel(sys.argv[1]) as ch:
     stream = chat_pb2_grpc.ClientAccountStub(ch).Subscribe(
         chat_pb2.SubscribeRequest(session_id=sys.argv[2]), timeout=60)

@@ -646,7 +646,9 @@ class Core:
             if asked and asked <= set(e.replies) | e.unreachable:
                 self._decide()
         elif self.role is Role.MASTER and m.src in self.progress:
-            self.progress[m.src].inflight = 0
+            p = self.progress[m.src]
+            p.inflight = 0  # what was in flight is lost: resend from the last match
+            p.next = p.match + 1
 
 
 _HANDLERS: dict[type, Callable[[Core, Any], None]] = {

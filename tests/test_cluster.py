@@ -1,0 +1,175 @@
+"""Multi-process cluster tests: real `chatd serve` processes killed with
+SIGKILL (and paused with SIGSTOP). After each, every acknowledged message is
+stored exactly once, all nodes agree (applied index and digest from `chatd
+status`), and sessions still work."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.cluster import Cluster, Load, check_no_loss
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    c = await asyncio.to_thread(Cluster.start, tmp_path)
+    try:
+        yield c
+    finally:
+        c.stop_all()
+
+
+async def acked_at_least(load: Load, n: int, timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while len(load.acked) < n:
+            await asyncio.sleep(0.01)
+
+
+async def run_load(c: Cluster, writers: int = 4) -> tuple[Load, str, list[asyncio.Task[None]]]:
+    load = Load(list(c.addresses.values()))
+    alice = await load.session("alice")
+    await load.session("bob")
+    tasks = [asyncio.create_task(load.writer(alice, "bob", f"w{i}")) for i in range(writers)]
+    return load, alice, tasks
+
+
+async def finish(c: Cluster, load: Load, alice: str, tasks: list[asyncio.Task[None]]) -> None:
+    load.stop.set()
+    await asyncio.gather(*tasks)
+    await asyncio.to_thread(c.converged)
+    master = await asyncio.to_thread(c.master)
+    assert master is not None
+    await check_no_loss(c.addresses[master], alice, "bob", load)
+
+
+async def test_kill_the_master_under_load(cluster: Cluster) -> None:
+    c = cluster
+    load, alice, tasks = await run_load(c)
+    await acked_at_least(load, 50)
+    old = await asyncio.to_thread(c.master)
+    assert old is not None
+    c.kill(old)
+    await acked_at_least(load, len(load.acked) + 50)
+    new = await asyncio.to_thread(c.master)
+    assert new not in (None, old)
+    await finish(c, load, alice, tasks)
+    # the old master, restarted with its own command line, rejoins as a slave
+    c.restart(old)
+    await asyncio.to_thread(c.converged)
+    assert (await asyncio.to_thread(c.status, old))["role"] == "slave"  # type: ignore[index]
+    await check_no_loss(c.addresses[new], alice, "bob", load)
+
+
+async def test_kill_both_slaves_and_keep_writing(cluster: Cluster) -> None:
+    c = cluster
+    load, alice, tasks = await run_load(c)
+    await acked_at_least(load, 30)
+    master = await asyncio.to_thread(c.master)
+    slaves = [n for n in c.nodes if n != master]
+    for s in slaves:
+        c.kill(s)
+    await acked_at_least(load, len(load.acked) + 50)  # the master alone acknowledges
+    await finish(c, load, alice, tasks)
+    for s in slaves:
+        c.restart(s)
+    await asyncio.to_thread(c.converged)
+    assert await asyncio.to_thread(c.master) == master
+    await check_no_loss(c.addresses[master], alice, "bob", load)  # type: ignore[index]
+
+
+async def test_kill_master_then_new_master_leaves_one_node(cluster: Cluster) -> None:
+    c = cluster
+    load, alice, tasks = await run_load(c)
+    await acked_at_least(load, 30)
+    first = await asyncio.to_thread(c.master)
+    c.kill(first)  # type: ignore[arg-type]
+    await acked_at_least(load, len(load.acked) + 30)
+    second = await asyncio.to_thread(c.master)
+    assert second not in (None, first)
+    c.kill(second)
+    await acked_at_least(load, len(load.acked) + 30)
+    (last,) = c.alive()
+    assert await asyncio.to_thread(c.master) == last
+    await finish(c, load, alice, tasks)
+    for n in (first, second):
+        c.restart(n)  # type: ignore[arg-type]
+    await asyncio.to_thread(c.converged)
+    await check_no_loss(c.addresses[last], alice, "bob", load)
+
+
+async def test_full_cluster_restart_keeps_everything(cluster: Cluster) -> None:
+    c = cluster
+    load, alice, tasks = await run_load(c)
+    await acked_at_least(load, 100)
+    load.stop.set()
+    await asyncio.gather(*tasks)
+    for n in list(c.nodes):
+        c.kill(n)
+    for n in c.nodes:
+        c.restart(n)
+    await asyncio.to_thread(c.converged)
+    master = await asyncio.to_thread(c.master)
+    # the old session still works on the new master
+    await check_no_loss(c.addresses[master], alice, "bob", load)  # type: ignore[index]
+    more, _, extra = await run_load(c, writers=1)
+    await acked_at_least(more, 10)
+    await finish(c, more, alice, extra)
+
+
+async def test_catch_up_from_the_log(cluster: Cluster) -> None:
+    c = cluster
+    c.kill("n3")
+    load, alice, tasks = await run_load(c)
+    await acked_at_least(load, 300)
+    c.restart("n3")
+    await finish(c, load, alice, tasks)
+    assert "snapshot" not in c.nodes["n3"].log()
+
+
+async def test_catch_up_from_a_snapshot_when_the_log_is_truncated(tmp_path: Path) -> None:
+    c = await asyncio.to_thread(Cluster.start, tmp_path, 3, "--log-retention", "100")
+    try:
+        c.kill("n3")
+        load, alice, tasks = await run_load(c)
+        await acked_at_least(load, 400)
+        load.stop.set()
+        await asyncio.gather(*tasks)
+        master = await asyncio.to_thread(c.master)
+        log = c.nodes[master].log  # type: ignore[index]
+        await asyncio.to_thread(
+            c.wait, lambda: "log truncated" in log(), "the master to truncate its log"
+        )
+        c.restart("n3")
+        await asyncio.to_thread(c.converged)
+        assert "installed a snapshot" in c.nodes["n3"].log()
+        assert "sending a snapshot" in log()
+        await check_no_loss(c.addresses["n3"], alice, "bob", load)
+    finally:
+        c.stop_all()
+
+
+async def test_paused_master_steps_down_and_rejoins(cluster: Cluster) -> None:
+    c = cluster
+    load, alice, tasks = await run_load(c)
+    await acked_at_least(load, 30)
+    old = await asyncio.to_thread(c.master)
+    assert old is not None
+    c.nodes[old].kill(signal.SIGSTOP)
+    try:
+        await asyncio.to_thread(
+            c.wait,
+            lambda: any((c.status(n) or {}).get("role") == "master" for n in c.nodes if n != old),
+            "a new master",
+        )
+        await acked_at_least(load, len(load.acked) + 30)
+    finally:
+        c.nodes[old].kill(signal.SIGCONT)
+    await asyncio.to_thread(c.wait_role, old, "slave")
+    await finish(c, load, alice, tasks)
