@@ -8,20 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
-import os
 import signal
 import sys
 from typing import NoReturn
 
-import grpc
-
-from chatd import __version__
-from chatd.cluster import secret_metadata
+from chatd import __version__, admin
 from chatd.config import Config, add_serve_arguments, address, config_from_args
 from chatd.node import Node, StartupError
-from chatd.proto import cluster_pb2, cluster_pb2_grpc
 from chatd.store import StoreError
 
 log = logging.getLogger("chatd")
@@ -50,6 +44,23 @@ def build_parser() -> Parser:
         "--cluster-secret", default=None, help="the cluster secret (default: CHATD_CLUSTER_SECRET)"
     )
     status.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
+    members = sub.add_parser("members", help="manage the cluster's members")
+    msub = members.add_subparsers(dest="members_command", metavar="ACTION", parser_class=Parser)
+    remove = msub.add_parser("remove", help="retire a node from the cluster for good")
+    remove.add_argument("node_id", metavar="NODE_ID")
+    for p in (remove,):
+        p.add_argument(
+            "--server",
+            type=address,
+            default="127.0.0.1:50051",
+            help="HOST:PORT of any member (default %(default)s)",
+        )
+        p.add_argument(
+            "--cluster-secret",
+            default=None,
+            help="the cluster secret (default: CHATD_CLUSTER_SECRET)",
+        )
+        p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait")
     return parser
 
 
@@ -59,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return serve(args)
     if args.command == "status":
-        return status(args)
+        return admin.status(args)
+    if args.command == "members" and args.members_command == "remove":
+        return admin.remove_member(args)
     parser.print_help()
     return 2
 
@@ -100,89 +113,6 @@ async def _serve(config: Config) -> int:
         print(f"chatd: fatal: {node.fatal}", file=sys.stderr)
         return 1
     return 0
-
-
-# -- status --
-
-
-def status(args: argparse.Namespace) -> int:
-    secret = args.cluster_secret or os.environ.get("CHATD_CLUSTER_SECRET")
-    try:
-        reply = asyncio.run(_fetch_status(args.server, secret, deadline=args.timeout))
-    except grpc.aio.AioRpcError as exc:
-        print(f"chatd: {args.server}: {exc.code().name}: {exc.details()}", file=sys.stderr)
-        return 1
-    doc = status_document(reply)
-    if args.json:
-        print(json.dumps(doc, indent=2))
-    else:
-        print(format_status(doc))
-    return 0
-
-
-async def _fetch_status(
-    server: str, secret: str | None, *, deadline: float
-) -> cluster_pb2.NodeStatus:
-    async with grpc.aio.insecure_channel(server) as channel:
-        stub = cluster_pb2_grpc.NodeAdminStub(channel)
-        return await stub.Status(
-            cluster_pb2.StatusRequest(), metadata=secret_metadata(secret), timeout=deadline
-        )
-
-
-def status_document(s: cluster_pb2.NodeStatus) -> dict[str, object]:
-    return {
-        "node_id": s.node_id,
-        "address": s.address,
-        "role": s.role,
-        "epoch": s.epoch,
-        "master": s.master,
-        "master_id": s.master_id,
-        "applied_index": s.applied_index,
-        "commit_index": s.commit_index,
-        "digest": s.digest,
-        "members": [
-            {
-                "node_id": m.node_id,
-                "address": m.address,
-                "role": m.role,
-                "in_sync": m.in_sync,
-                "alive": m.alive,
-                "applied_index": m.applied_index,
-                "lag": m.lag,
-            }
-            for m in s.members
-        ],
-    }
-
-
-def format_status(doc: dict[str, object]) -> str:
-    lines = [
-        f"node     {doc['node_id']} ({doc['role']}) at {doc['address']}",
-        f"epoch    {doc['epoch']}",
-        f"master   {doc['master_id']} at {doc['master']}",
-        f"applied  {doc['applied_index']} (committed {doc['commit_index']})",
-        f"digest   {doc['digest']}",
-        "",
-    ]
-    rows = [("NODE", "ADDRESS", "ROLE", "IN SYNC", "ALIVE", "APPLIED", "LAG")]
-    members = doc["members"]
-    assert isinstance(members, list)
-    for m in members:
-        rows.append(
-            (
-                m["node_id"],
-                m["address"],
-                m["role"],
-                "yes" if m["in_sync"] else "no",
-                "yes" if m["alive"] else "no",
-                str(m["applied_index"]),
-                str(m["lag"]),
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines)
 
 
 def run() -> None:

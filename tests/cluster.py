@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from tests.conftest import LOCAL_POOL, PASSWORD, TEST_HASH_COST, NodeProcess, fr
 @dataclass
 class Cluster:
     base: Path
+    secret: str | None = None
     nodes: dict[str, NodeProcess] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)
 
@@ -48,7 +50,8 @@ class Cluster:
 
     @classmethod
     def start(cls, base: Path, size: int = 3, *extra: str) -> Cluster:
-        c = cls(base)
+        secret = extra[extra.index("--cluster-secret") + 1] if "--cluster-secret" in extra else None
+        c = cls(base, secret)
         c.add("n1", *extra)
         c.wait_role("n1", "master")
         for i in range(2, size + 1):
@@ -74,11 +77,27 @@ class Cluster:
     def alive(self) -> list[str]:
         return [n for n, p in self.nodes.items() if p.proc is not None and p.proc.poll() is None]
 
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("x-chatd-secret", self.secret),) if self.secret else ()
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ)
+        if self.secret:
+            env["CHATD_CLUSTER_SECRET"] = self.secret
+        return subprocess.run(
+            [sys.executable, "-m", "chatd", *args],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env=env,
+        )
+
     def status(self, name: str, timeout: float = 1.0) -> dict[str, object] | None:
         try:
             with grpc.insecure_channel(self.addresses[name], options=LOCAL_POOL) as ch:
                 s = cluster_pb2_grpc.NodeAdminStub(ch).Status(
-                    cluster_pb2.StatusRequest(), timeout=timeout
+                    cluster_pb2.StatusRequest(), timeout=timeout, metadata=self.metadata
                 )
         except grpc.RpcError:
             return None
@@ -93,13 +112,8 @@ class Cluster:
         }
 
     def cli_status(self, name: str) -> dict[str, object]:
-        out = subprocess.run(
-            [sys.executable, "-m", "chatd", "status", "--server", self.addresses[name], "--json"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=True,
-        )
+        out = self.cli("status", "--server", self.addresses[name], "--json")
+        assert out.returncode == 0, out.stderr
         return dict(json.loads(out.stdout))
 
     def master(self) -> str | None:
@@ -163,6 +177,8 @@ class Load:
     acked: dict[str, int] = field(default_factory=dict)  # body -> message_id
     errors: int = 0
     sent: int = 0
+    # (start of the successful attempt, its acknowledgement), monotonic seconds
+    ack_log: list[tuple[float, float]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def session(self, name: str) -> str:
@@ -192,6 +208,7 @@ class Load:
         stubs = [chat_pb2_grpc.ClientAccountStub(ch) for ch in channels]
         for attempt in itertools.count():
             stub = stubs[attempt % len(stubs)]
+            started = time.monotonic()
             try:
                 r = await stub.Send(
                     chat_pb2.SendRequest(to=to, message=body, session_id=session, request_id=body),
@@ -205,6 +222,7 @@ class Load:
                 continue
             assert r.error_code == 0, r
             self.acked[body] = r.message_id
+            self.ack_log.append((started, time.monotonic()))
             return
 
     async def writer(self, session: str, to: str, prefix: str, limit: int | None = None) -> None:

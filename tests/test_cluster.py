@@ -10,6 +10,7 @@ import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from tests.cluster import Cluster, Load, check_no_loss
@@ -173,3 +174,43 @@ async def test_paused_master_steps_down_and_rejoins(cluster: Cluster) -> None:
         c.nodes[old].kill(signal.SIGCONT)
     await asyncio.to_thread(c.wait_role, old, "slave")
     await finish(c, load, alice, tasks)
+
+
+async def test_cluster_secret_and_removing_a_member(tmp_path: Path) -> None:
+    c = await asyncio.to_thread(Cluster.start, tmp_path, 3, "--cluster-secret", "s3cret")
+    try:
+        address = c.addresses["n2"]
+        async with grpc.aio.insecure_channel(address) as ch:
+            for method in (
+                "/MasterService/RegisterSlave",
+                "/MasterService/HeartBeat",
+                "/MasterService/CheckMaster",
+                "/SlaveService/UpdateMaster",
+                "/SlaveService/UpdateSlaves",
+                "/NodeAdmin/Status",
+            ):
+                call = ch.unary_unary(method)
+                for meta in ((), (("x-chatd-secret", "wrong"),)):
+                    with pytest.raises(grpc.aio.AioRpcError) as info:
+                        await call(b"\xff\xff not a message", metadata=meta, timeout=5)
+                    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED, method
+            stream = ch.stream_stream("/SlaveService/AcceptUpdates")(metadata=())
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stream.read()
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        # the client API needs no secret
+        load, alice, tasks = await run_load(c, writers=1)
+        await acked_at_least(load, 10)
+        # retire n3 for good, asking a node that is not necessarily the master
+        out = await asyncio.to_thread(c.cli, "members", "remove", "n3", "--server", address)
+        assert out.returncode == 0, out.stderr
+        await asyncio.to_thread(
+            c.wait, lambda: "n3" not in str(c.cli_status("n2")["members"]), "n3 to be removed"
+        )
+        c.kill("n3")
+        await acked_at_least(load, len(load.acked) + 20)  # no wait for the retired node
+        await finish(c, load, alice, tasks)
+        bad = await asyncio.to_thread(c.cli, "members", "remove", "nobody", "--server", address)
+        assert bad.returncode == 1 and "not a member" in bad.stderr
+    finally:
+        c.stop_all()

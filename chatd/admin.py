@@ -1,0 +1,138 @@
+"""Operator commands: `chatd status` and `chatd members remove`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+
+import grpc
+
+from chatd.cluster import secret_metadata
+from chatd.proto import cluster_pb2, cluster_pb2_grpc
+
+
+def _secret(args: argparse.Namespace) -> str | None:
+    return args.cluster_secret or os.environ.get("CHATD_CLUSTER_SECRET") or None
+
+
+def _fail(server: str, exc: grpc.aio.AioRpcError) -> int:
+    print(f"chatd: {server}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+    return 1
+
+
+# -- status --
+
+
+def status(args: argparse.Namespace) -> int:
+    try:
+        reply = asyncio.run(_fetch_status(args.server, _secret(args), deadline=args.timeout))
+    except grpc.aio.AioRpcError as exc:
+        return _fail(args.server, exc)
+    doc = status_document(reply)
+    print(json.dumps(doc, indent=2) if args.json else format_status(doc))
+    return 0
+
+
+async def _fetch_status(
+    server: str, secret: str | None, *, deadline: float
+) -> cluster_pb2.NodeStatus:
+    async with grpc.aio.insecure_channel(server) as channel:
+        stub = cluster_pb2_grpc.NodeAdminStub(channel)
+        return await stub.Status(
+            cluster_pb2.StatusRequest(), metadata=secret_metadata(secret), timeout=deadline
+        )
+
+
+def status_document(s: cluster_pb2.NodeStatus) -> dict[str, object]:
+    return {
+        "node_id": s.node_id,
+        "address": s.address,
+        "role": s.role,
+        "epoch": s.epoch,
+        "master": s.master,
+        "master_id": s.master_id,
+        "applied_index": s.applied_index,
+        "commit_index": s.commit_index,
+        "digest": s.digest,
+        "members": [
+            {
+                "node_id": m.node_id,
+                "address": m.address,
+                "role": m.role,
+                "in_sync": m.in_sync,
+                "alive": m.alive,
+                "applied_index": m.applied_index,
+                "lag": m.lag,
+            }
+            for m in s.members
+        ],
+    }
+
+
+def format_status(doc: dict[str, object]) -> str:
+    lines = [
+        f"node     {doc['node_id']} ({doc['role']}) at {doc['address']}",
+        f"epoch    {doc['epoch']}",
+        f"master   {doc['master_id'] or '(none)'} {doc['master'] and 'at ' + str(doc['master'])}",
+        f"applied  {doc['applied_index']} (committed {doc['commit_index']})",
+        f"digest   {doc['digest']}",
+        "",
+    ]
+    rows = [("NODE", "ADDRESS", "ROLE", "IN SYNC", "ALIVE", "APPLIED", "LAG")]
+    members = doc["members"]
+    assert isinstance(members, list)
+    for m in members:
+        rows.append(
+            (
+                m["node_id"],
+                m["address"],
+                m["role"],
+                "yes" if m["in_sync"] else "no",
+                "yes" if m["alive"] else "no",
+                str(m["applied_index"]),
+                str(m["lag"]),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+# -- members remove --
+
+
+def remove_member(args: argparse.Namespace) -> int:
+    try:
+        ok, error = asyncio.run(
+            _remove(args.server, args.node_id, _secret(args), deadline=args.timeout)
+        )
+    except grpc.aio.AioRpcError as exc:
+        return _fail(args.server, exc)
+    if not ok:
+        print(f"chatd: cannot remove {args.node_id}: {error}", file=sys.stderr)
+        return 1
+    print(f"removed {args.node_id} from the cluster")
+    return 0
+
+
+async def _remove(
+    server: str, node_id: str, secret: str | None, *, deadline: float
+) -> tuple[bool, str]:
+    """Asks the node at `server`; a slave's answer names the master, asked next."""
+    meta = secret_metadata(secret)
+    target = server
+    for _ in range(3):
+        async with grpc.aio.insecure_channel(target) as channel:
+            admin = cluster_pb2_grpc.NodeAdminStub(channel)
+            st = await admin.Status(cluster_pb2.StatusRequest(), metadata=meta, timeout=deadline)
+            if st.role != "master" and st.master:
+                target = st.master
+                continue
+            r = await admin.RemoveMember(
+                cluster_pb2.RemoveMemberRequest(node_id=node_id), metadata=meta, timeout=deadline
+            )
+            return r.ok, r.error
+    return False, "no master found"
