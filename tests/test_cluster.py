@@ -189,12 +189,12 @@ async def test_cluster_secret_and_removing_a_member(tmp_path: Path) -> None:
                 "/SlaveService/UpdateSlaves",
                 "/NodeAdmin/Status",
             ):
-                call = ch.unary_unary(method)
+                call = ch.unary_unary(method)  # type: ignore[call-arg]
                 for meta in ((), (("x-chatd-secret", "wrong"),)):
                     with pytest.raises(grpc.aio.AioRpcError) as info:
                         await call(b"\xff\xff not a message", metadata=meta, timeout=5)
                     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED, method
-            stream = ch.stream_stream("/SlaveService/AcceptUpdates")(metadata=())
+            stream = ch.stream_stream("/SlaveService/AcceptUpdates")(metadata=())  # type: ignore[call-arg]
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stream.read()
             assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
