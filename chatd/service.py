@@ -57,6 +57,9 @@ def _messages_error(exc: ChatError) -> chat_pb2.Messages:
     return chat_pb2.Messages(error_code=int(exc.code), error_message=exc.message)
 
 
+MASTER_HEADER = "chatd-master"  # metadata naming the master's address
+
+
 class NoMaster(Exception):
     """No master is known right now (an election is under way)."""
 
@@ -77,6 +80,10 @@ class Router:
             raise NoMaster("no master is reachable right now; try again shortly")
         return chat_pb2_grpc.ClientAccountStub(self.peers.channel(address))
 
+    def master_address(self) -> str:
+        c = self.repl.core
+        return c.membership.addresses.get(c.master, "") if c.master else ""
+
 
 def _relay_timeout(context: Ctx) -> float:
     left = context.time_remaining()
@@ -91,7 +98,9 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
 
     async def _forward(self, name: str, request: Any, context: Ctx) -> Any:
         """Relays a unary call to the master when this node is not it; returns
-        None when the call is to be served here."""
+        None when the call is to be served here. Every answer names the
+        master (trailing metadata `chatd-master`) so clients can go there."""
+        context.set_trailing_metadata(((MASTER_HEADER, self.router.master_address()),))
         if request.ByteSize() > self.max_request_bytes:
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -221,10 +230,13 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
     ) -> AsyncIterator[chat_pb2.Message]:
         # CancelledError must propagate (a handler that swallows it leaks
         # native memory per call in grpc.aio), so only our own ends are caught.
+        if request.ByteSize() > self.max_request_bytes:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "request too large")
         try:
             stub = self.router.master_stub()
         except NoMaster as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        await context.send_initial_metadata(((MASTER_HEADER, self.router.master_address()),))
         if stub is not None:
             try:
                 async for m in stub.Subscribe(request):  # type: ignore[attr-defined]

@@ -1,0 +1,39 @@
+"""chatd's client side: the async library (`ChatClient`) and two front ends
+on it, the terminal client (`chatd chat`) and the GUI (`chatd gui`)."""
+
+from chatd.client.api import ChatClient, ConnectionEvent, Message, User
+from chatd.client.errors import (
+    ChatError,
+    InvalidArguments,
+    InvalidMessage,
+    InvalidPassword,
+    InvalidUsername,
+    NoMessages,
+    NoSuchRecipient,
+    NoSuchUser,
+    NotLoggedIn,
+    NotMaster,
+    Unavailable,
+    UsernameTaken,
+    WrongPassword,
+)
+
+__all__ = [
+    "ChatClient",
+    "ChatError",
+    "ConnectionEvent",
+    "InvalidArguments",
+    "InvalidMessage",
+    "InvalidPassword",
+    "InvalidUsername",
+    "Message",
+    "NoMessages",
+    "NoSuchRecipient",
+    "NoSuchUser",
+    "NotLoggedIn",
+    "NotMaster",
+    "Unavailable",
+    "User",
+    "UsernameTaken",
+    "WrongPassword",
+]

@@ -1,0 +1,283 @@
+"""The async client library: every RPC of the client API, with failover.
+
+`ChatClient(addresses)` knows every node it was given. It sends each call to
+the master it last heard of (every answer names it), and on UNAVAILABLE, a
+timeout or a broken stream tries the other addresses with backoff until
+`retry_for` seconds have passed. A `send` is retried with the same request
+id, so a retry never stores a message twice. `subscribe()` survives
+failover: it resumes after the last message it yielded, so the caller sees
+every message exactly once, in order. Connection changes are reported to
+the `on_connection` callback, never printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+
+from chatd.client.errors import ChatError, NotLoggedIn, Unavailable, error_for
+from chatd.proto import chat_pb2, chat_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+MASTER_HEADER = "chatd-master"
+RETRYABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.INTERNAL,
+}
+CHANNEL_OPTIONS = [
+    ("grpc.use_local_subchannel_pool", 1),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.keepalive_time_ms", 5_000),
+    ("grpc.keepalive_timeout_ms", 3_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int
+    sender: str
+    recipient: str
+    body: str
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    online: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent:
+    """`state` is "connected" (first answer, or a new node after a failure),
+    "lost" (a node stopped answering; retrying) or "gave-up"."""
+
+    state: str
+    address: str
+    detail: str = ""
+
+
+def _message(m: chat_pb2.Message) -> Message:
+    ts = m.time_stamp
+    when = datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=UTC)
+    return Message(m.message_id, m.from_, m.to, m.message, when)
+
+
+class ChatClient:
+    def __init__(
+        self,
+        addresses: Sequence[str] | str,
+        *,
+        on_connection: Callable[[ConnectionEvent], None] | None = None,
+        timeout: float = 5.0,
+        retry_for: float = 30.0,
+    ) -> None:
+        if isinstance(addresses, str):
+            addresses = [a.strip() for a in addresses.split(",") if a.strip()]
+        if not addresses:
+            raise ValueError("at least one HOST:PORT address is needed")
+        self.addresses = list(dict.fromkeys(addresses))
+        self.on_connection = on_connection or (lambda event: None)
+        self.timeout = timeout
+        self.retry_for = retry_for
+        self.session_id: str | None = None
+        self.username: str | None = None
+        self._current = 0
+        self._connected: str | None = None
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    # -- plumbing --
+
+    @property
+    def address(self) -> str:
+        """The node calls go to now."""
+        return self.addresses[self._current]
+
+    def _stub(self, address: str) -> chat_pb2_grpc.ClientAccountStub:
+        ch = self._channels.get(address)
+        if ch is None:
+            ch = self._channels[address] = grpc.aio.insecure_channel(
+                address, options=CHANNEL_OPTIONS
+            )
+        return chat_pb2_grpc.ClientAccountStub(ch)
+
+    def _note_master(self, metadata: Any) -> None:
+        for key, value in metadata or ():
+            if key == MASTER_HEADER and value:
+                master = value if isinstance(value, str) else value.decode()
+                if master not in self.addresses:
+                    self.addresses.append(master)
+                self._current = self.addresses.index(master)
+
+    def _reached(self, address: str) -> None:
+        if self._connected != address:
+            self._connected = address
+            self.on_connection(ConnectionEvent("connected", address))
+
+    def _lost(self, address: str, exc: grpc.aio.AioRpcError) -> None:
+        if self._connected == address or self._connected is None:
+            self._connected = ""
+            self.on_connection(ConnectionEvent("lost", address, exc.code().name))
+        self._current = (self.addresses.index(address) + 1) % len(self.addresses)
+
+    async def _call(self, name: str, request: Any) -> Any:
+        """One unary call, retried on other nodes until `retry_for` passes."""
+        deadline = time.monotonic() + self.retry_for
+        delay = 0.05
+        while True:
+            address = self.address
+            call = getattr(self._stub(address), name)(request, timeout=self.timeout)
+            try:
+                response = await call
+            except grpc.aio.AioRpcError as exc:
+                self._note_master(exc.trailing_metadata())
+                if exc.code() not in RETRYABLE:
+                    raise ChatError(0, f"{exc.code().name}: {exc.details()}") from exc
+                self._lost(address, exc)
+                if time.monotonic() + delay > deadline:
+                    self.on_connection(ConnectionEvent("gave-up", address, exc.code().name))
+                    raise Unavailable(f"no node answered: {exc.details()}") from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            self._reached(address)
+            self._note_master(await call.trailing_metadata())
+            return response
+
+    async def _ok(self, name: str, request: Any) -> Any:
+        response = await self._call(name, request)
+        if response.error_code:
+            raise error_for(response.error_code, response.error_message)
+        return response
+
+    def _session(self) -> str:
+        if not self.session_id:
+            raise NotLoggedIn(14, "not logged in")
+        return self.session_id
+
+    async def close(self) -> None:
+        for ch in self._channels.values():
+            await ch.close(None)
+        self._channels.clear()
+
+    async def __aenter__(self) -> ChatClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- the API --
+
+    async def create_account(self, username: str, password: str) -> None:
+        await self._ok(
+            "CreateAccount", chat_pb2.CreateAccountRequest(username=username, password=password)
+        )
+
+    async def login(self, username: str, password: str) -> str:
+        r = await self._ok("Login", chat_pb2.LoginRequest(username=username, password=password))
+        self.session_id, self.username = r.session_id, username
+        return str(r.session_id)
+
+    async def logout(self) -> None:
+        # NotLoggedIn: already ended (e.g. a retry after the first attempt ended it)
+        with contextlib.suppress(NotLoggedIn):
+            await self._ok("Logout", chat_pb2.DeleteAccountRequest(session_id=self._session()))
+        self.session_id = self.username = None
+
+    async def delete_account(self) -> None:
+        await self._ok("DeleteAccount", chat_pb2.DeleteAccountRequest(session_id=self._session()))
+        self.session_id = self.username = None
+
+    async def list_users(self) -> list[User]:
+        r = await self._call("ListUsers", chat_pb2.Empty())
+        return [User(u.username, u.status == "online") for u in r.user]
+
+    async def send(self, to: str, body: str, request_id: str | None = None) -> int:
+        """Sends a message; returns its id. Retried with one request id."""
+        rid = request_id or uuid.uuid4().hex
+        r = await self._ok(
+            "Send",
+            chat_pb2.SendRequest(to=to, message=body, session_id=self._session(), request_id=rid),
+        )
+        return int(r.message_id)
+
+    async def get_messages(self) -> list[Message]:
+        """Undelivered messages, oldest first (then marked delivered)."""
+        r = await self._call("GetMessages", chat_pb2.ReceiveRequest(session_id=self._session()))
+        if r.error_code == 17:
+            return []
+        if r.error_code:
+            raise error_for(r.error_code, r.error_message)
+        return [_message(m) for m in r.message]
+
+    async def get_chat(self, peer: str, before: int = 0, limit: int = 50) -> list[Message]:
+        """One page of a conversation (newest before `before`), oldest first."""
+        r = await self._call(
+            "GetChat",
+            chat_pb2.ChatRequest(
+                session_id=self._session(), username=peer, before_message_id=before, limit=limit
+            ),
+        )
+        if r.error_code == 17:
+            return []
+        if r.error_code:
+            raise error_for(r.error_code, r.error_message)
+        return [_message(m) for m in r.message]
+
+    async def acknowledge(self, message_ids: Sequence[int]) -> None:
+        await self._ok(
+            "AcknowledgeReceivedMessages",
+            chat_pb2.AcknowledgeReceivedMessagesRequest(
+                session_id=self._session(), message_ids=list(message_ids)
+            ),
+        )
+
+    async def subscribe(self, after: int = 0) -> AsyncIterator[Message]:
+        """Every message to this user with id > `after`, backlog then live,
+        across failovers, each exactly once and in order. Ends only by the
+        caller, or with NotLoggedIn when the session ends."""
+        last = after
+        delay = 0.05
+        failing_since: float | None = None
+        while True:
+            address = self.address
+            request = chat_pb2.SubscribeRequest(session_id=self._session(), after_message_id=last)
+            call: Any = self._stub(address).Subscribe(request)
+            try:
+                self._note_master(await call.initial_metadata())
+                self._reached(address)
+                failing_since, delay = None, 0.05
+                async for m in call:
+                    last = m.message_id
+                    yield _message(m)
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code()
+                if code == grpc.StatusCode.UNAUTHENTICATED:
+                    raise NotLoggedIn(14, exc.details() or "not logged in") from exc
+                self._note_master(exc.trailing_metadata())
+                if code != grpc.StatusCode.RESOURCE_EXHAUSTED:  # too slow: resume here
+                    self._lost(address, exc)
+                    failing_since = failing_since or time.monotonic()
+                    if time.monotonic() - failing_since > self.retry_for:
+                        self.on_connection(ConnectionEvent("gave-up", address, code.name))
+                        raise Unavailable(f"no node answered: {exc.details()}") from exc
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+            finally:
+                call.cancel()
