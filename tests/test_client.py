@@ -76,7 +76,7 @@ async def test_every_call_and_typed_errors(node: Node) -> None:
         assert [m.body for m in older] == ["one"]
         await bob.acknowledge([first])
         stream = bob.subscribe(after=second)
-        got_live = asyncio.create_task(anext(stream))
+        got_live: asyncio.Future[Message] = asyncio.ensure_future(anext(stream))
         await asyncio.sleep(0.1)
         assert {u.name: u.online for u in await alice.list_users()}["bob"]
         live = await alice.send("bob", "live")

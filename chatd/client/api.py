@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -248,7 +248,7 @@ class ChatClient:
             ),
         )
 
-    async def subscribe(self, after: int = 0) -> AsyncIterator[Message]:
+    async def subscribe(self, after: int = 0) -> AsyncGenerator[Message, None]:
         """Every message to this user with id > `after`, backlog then live,
         across failovers, each exactly once and in order. Ends only by the
         caller, or with NotLoggedIn when the session ends."""
