@@ -289,7 +289,9 @@ class Chat:
     def list_users(self) -> list[tuple[str, bool]]:
         return [(name, self.hub.online(name)) for name in sorted(self.store.users)]
 
-    async def subscribe(self, session_id: str, after_id: int) -> AsyncIterator[StoredMessage]:
+    async def subscribe(
+        self, session_id: str, after_id: int, live_only: bool = False
+    ) -> AsyncIterator[StoredMessage]:
         """Every message to the caller with id > after_id: backlog, then live.
 
         The subscription opens before the backlog is read, so a message
@@ -303,7 +305,7 @@ class Chat:
         sub = self.hub.open(s.username, session_hash(session_id))
         try:
             last = after_id
-            while True:  # backlog, page by page; an overflow meanwhile means: read on
+            while not live_only:  # backlog, page by page; an overflow means: read on
                 upto = self.writer.visible_message_id
                 page = await self._read(self.store.inbox_after, s.uid, last, upto, BACKLOG_PAGE)
                 for m in page:

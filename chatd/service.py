@@ -236,18 +236,29 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
             stub = self.router.master_stub()
         except NoMaster as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        await context.send_initial_metadata(((MASTER_HEADER, self.router.master_address()),))
+        master_md = ((MASTER_HEADER, self.router.master_address()),)
         if stub is not None:
+            call: Any = stub.Subscribe(request)
             try:
-                async for m in stub.Subscribe(request):  # type: ignore[attr-defined]
+                # answer only once the master has opened the stream, so a
+                # client's next call cannot overtake the subscription
+                await call.initial_metadata()
+                await context.send_initial_metadata(master_md)
+                async for m in call:
                     yield m
             except grpc.aio.AioRpcError as exc:
                 await context.abort(exc.code(), exc.details() or "")
+            finally:
+                call.cancel()
             return
+        # the subscription opens right after this, before any other event
+        await context.send_initial_metadata(master_md)
         status: grpc.StatusCode | None = None
         detail = ""
         try:
-            async for m in self.chat.subscribe(request.session_id, request.after_message_id):
+            async for m in self.chat.subscribe(
+                request.session_id, request.after_message_id, request.live_only
+            ):
                 yield to_proto(m)
         except ChatError as exc:
             status = (

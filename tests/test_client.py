@@ -100,7 +100,8 @@ async def test_unreachable_cluster_raises_unavailable() -> None:
     await c.close()
 
 
-async def test_failover_every_message_exactly_once_in_order(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["subscribe", "inbox"])
+async def test_failover_every_message_exactly_once_in_order(tmp_path: Path, mode: str) -> None:
     """Kill -9 the master while a subscriber and a sender run: every sent
     message arrives exactly once and in order, with no new login."""
     cluster = await asyncio.to_thread(Cluster.start, tmp_path)
@@ -116,7 +117,7 @@ async def test_failover_every_message_exactly_once_in_order(tmp_path: Path) -> N
         total = 150
 
         async def receive() -> None:
-            async for m in bob.subscribe():
+            async for m in bob.subscribe() if mode == "subscribe" else bob.inbox():
                 received.append(m)
                 if len(received) == total:
                     return
@@ -143,3 +144,27 @@ async def test_failover_every_message_exactly_once_in_order(tmp_path: Path) -> N
         await bob.close()
     finally:
         cluster.stop_all()
+
+
+async def test_inbox_unread_then_live_marked_delivered(node: Node) -> None:
+    alice = await logged_in(node.address, "alice")
+    bob = await logged_in(node.address, "bob")
+    unread = [await alice.send("bob", f"u{i}") for i in range(3)]
+    inbox = bob.inbox()
+    got = [await asyncio.wait_for(anext(inbox), 5) for _ in range(3)]
+    assert [m.id for m in got] == unread
+    live = await alice.send("bob", "live")
+    assert (await asyncio.wait_for(anext(inbox), 5)).id == live
+    await asyncio.sleep(0.5)  # the live message is acknowledged in the background
+    await inbox.aclose()
+    assert await bob.get_messages() == []  # everything shown was marked delivered
+    # a second device's inbox starts with nothing unread and sees only new ones
+    again = bob.inbox()
+    nxt = asyncio.ensure_future(anext(again))
+    await asyncio.sleep(0.2)
+    assert not nxt.done()
+    newer = await alice.send("bob", "newer")
+    assert (await asyncio.wait_for(nxt, 5)).id == newer
+    await again.aclose()
+    await alice.close()
+    await bob.close()

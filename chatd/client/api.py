@@ -248,30 +248,68 @@ class ChatClient:
             ),
         )
 
-    async def subscribe(self, after: int = 0) -> AsyncGenerator[Message, None]:
-        """Every message to this user with id > `after`, backlog then live,
-        across failovers, each exactly once and in order. Ends only by the
-        caller, or with NotLoggedIn when the session ends."""
-        last = after
+    async def inbox(self) -> AsyncGenerator[Message, None]:
+        """Unread messages (oldest first), then live ones, across failovers,
+        each exactly once and in order, all marked delivered: what a chat
+        front end shows as "new". Ends only by the caller, or NotLoggedIn."""
+        seen = [0]  # the last id yielded, read by each reconnection
+        acks: list[int] = []
+        flusher: asyncio.Task[None] | None = None
+
+        async def flush() -> None:
+            await asyncio.sleep(0.2)
+            ids = acks[:]
+            del acks[:]
+            with contextlib.suppress(ChatError):
+                await self.acknowledge(ids)
+
+        try:
+            async for m, live in self._streams(lambda: seen[0], unread=True):
+                if m.id <= seen[0]:
+                    continue
+                seen[0] = m.id
+                if live:  # handed over now: marked delivered shortly, in batches
+                    acks.append(m.id)
+                    if flusher is None or flusher.done():
+                        flusher = asyncio.create_task(flush())
+                yield m
+        finally:
+            if flusher is not None:
+                flusher.cancel()
+
+    async def _streams(
+        self, last: Callable[[], int], *, unread: bool
+    ) -> AsyncGenerator[tuple[Message, bool], None]:
+        """(message, from the stream?) pairs: on each (re)connection, a
+        Subscribe from the last id seen; with `unread`, the stream is live
+        only while nothing was seen yet, and the unread messages
+        (GetMessages) come right after it opened (ids may repeat: the caller
+        drops those at or below its last)."""
         delay = 0.05
         failing_since: float | None = None
         while True:
             address = self.address
-            request = chat_pb2.SubscribeRequest(session_id=self._session(), after_message_id=last)
+            after = last()
+            request = chat_pb2.SubscribeRequest(
+                session_id=self._session(),
+                after_message_id=after,
+                live_only=unread and after == 0,
+            )
             call: Any = self._stub(address).Subscribe(request)
             try:
                 self._note_master(await call.initial_metadata())
                 self._reached(address)
+                for m in await self.get_messages() if unread else []:
+                    yield m, False
                 failing_since, delay = None, 0.05
-                async for m in call:
-                    last = m.message_id
-                    yield _message(m)
+                async for pm in call:
+                    yield _message(pm), True
             except grpc.aio.AioRpcError as exc:
                 code = exc.code()
                 if code == grpc.StatusCode.UNAUTHENTICATED:
                     raise NotLoggedIn(14, exc.details() or "not logged in") from exc
                 self._note_master(exc.trailing_metadata())
-                if code != grpc.StatusCode.RESOURCE_EXHAUSTED:  # too slow: resume here
+                if code != grpc.StatusCode.RESOURCE_EXHAUSTED:
                     self._lost(address, exc)
                     failing_since = failing_since or time.monotonic()
                     if time.monotonic() - failing_since > self.retry_for:
@@ -281,3 +319,13 @@ class ChatClient:
                     delay = min(delay * 2, 1.0)
             finally:
                 call.cancel()
+
+    async def subscribe(self, after: int = 0) -> AsyncGenerator[Message, None]:
+        """Every message to this user with id > `after`, backlog then live,
+        across failovers, each exactly once and in order. Ends only by the
+        caller, or with NotLoggedIn when the session ends."""
+        seen = [after]
+        async for m, _ in self._streams(lambda: seen[0], unread=False):
+            if m.id > seen[0]:
+                seen[0] = m.id
+                yield m

@@ -124,9 +124,11 @@ class Users(_message.Message):
     def __init__(self, user: _Optional[_Iterable[_Union[User, _Mapping]]] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("session_id", "after_message_id")
+    __slots__ = ("session_id", "after_message_id", "live_only")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    LIVE_ONLY_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     after_message_id: int
-    def __init__(self, session_id: _Optional[str] = ..., after_message_id: _Optional[int] = ...) -> None: ...
+    live_only: bool
+    def __init__(self, session_id: _Optional[str] = ..., after_message_id: _Optional[int] = ..., live_only: _Optional[bool] = ...) -> None: ...
