@@ -14,6 +14,7 @@ import sys
 from typing import NoReturn
 
 from chatd import __version__, admin
+from chatd.client import terminal
 from chatd.config import Config, add_serve_arguments, address, config_from_args
 from chatd.node import Node, StartupError
 from chatd.store import StoreError
@@ -44,6 +45,8 @@ def build_parser() -> Parser:
         "--cluster-secret", default=None, help="the cluster secret (default: CHATD_CLUSTER_SECRET)"
     )
     status.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
+    chat = sub.add_parser("chat", help="the interactive terminal client")
+    terminal.add_arguments(chat)
     members = sub.add_parser("members", help="manage the cluster's members")
     msub = members.add_subparsers(dest="members_command", metavar="ACTION", parser_class=Parser)
     remove = msub.add_parser("remove", help="retire a node from the cluster for good")
@@ -69,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "chat":
+        return terminal.main(args)
     if args.command == "status":
         return admin.status(args)
     if args.command == "members" and args.members_command == "remove":

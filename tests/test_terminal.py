@@ -1,0 +1,177 @@
+"""The terminal client driven as a user would: `chatd chat` on a
+pseudo-terminal (pexpect), against real nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+from prompt_toolkit.document import Document
+
+from chatd.client import ChatClient
+from chatd.client.errors import NoSuchRecipient, WrongPassword
+from chatd.client.terminal import ChatCompleter, describe
+from tests.cluster import Cluster
+from tests.conftest import PASSWORD, NodeProcess, wait_serving
+
+TIMEOUT = 15
+
+
+@pytest.fixture
+def chat_process() -> Iterator[Callable[..., pexpect.spawn[str]]]:
+    started: list[pexpect.spawn[str]] = []
+
+    def start(*args: str) -> pexpect.spawn[str]:
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "chatd", "chat", *args],
+            encoding="utf-8",
+            timeout=TIMEOUT,
+            dimensions=(40, 160),
+            env={
+                "TERM": "xterm",
+                "PROMPT_TOOLKIT_NO_CPR": "1",
+                "PATH": "/usr/bin:/bin",
+                "PYTHONPATH": str(Path.cwd()),
+            },
+        )
+        started.append(child)
+        return child
+
+    yield start
+    for child in started:
+        if child.isalive():
+            child.kill(9)
+            child.wait()
+
+
+def run(coro: object) -> object:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+async def make_bob(address: str) -> ChatClient:
+    bob = ChatClient([address])
+    await bob.create_account("bob", PASSWORD)
+    await bob.login("bob", PASSWORD)
+    return bob
+
+
+def test_chat_session_as_a_user(
+    spawn_node: Callable[..., NodeProcess], chat_process: Callable[..., pexpect.spawn[str]]
+) -> None:
+    node = spawn_node("n1")
+    address = node.address  # type: ignore[attr-defined]
+    wait_serving(address)
+    child = chat_process("--server", address)
+    child.expect("/help")
+    child.expect("chatd>")
+    # create an account: the password is asked twice, with hidden input
+    child.sendline("/create alice")
+    child.expect("password:")
+    child.sendline(PASSWORD)
+    child.expect("password again:")
+    child.sendline(PASSWORD)
+    child.expect("logged in as alice")
+    child.expect("alice>")
+    assert PASSWORD not in (child.before or "")
+
+    async def bob_joins() -> None:
+        bob = await make_bob(address)
+        await bob.close()
+
+    run(bob_joins())
+    # a clear one-line error
+    child.sendline("/chat zed")
+    child.expect("zed does not exist")
+    # tab completion of a command and of a username (what the commands
+    # answer shows the completed text was entered)
+    child.send("/us\t")
+    child.sendline("")
+    child.expect("bob +offline")
+    child.send("/chat b\t")
+    child.sendline("")
+    child.expect("talking to bob")
+    child.expect("alice → bob>")
+    child.sendline("hello bob")
+    child.expect("alice → bob>")
+
+    async def bob_reads_and_answers() -> list[str]:
+        bob = ChatClient([address])
+        await bob.login("bob", PASSWORD)
+        got = [m.body for m in await bob.get_messages()]
+        await bob.send("alice", "hi alice, from bob")
+        await bob.close()
+        return got
+
+    assert run(bob_reads_and_answers()) == ["hello bob"]
+    # the message from bob appears above the prompt, while alice is at the prompt
+    child.expect(r"\[\d\d:\d\d\] bob: hi alice, from bob")
+    child.sendline("/history 5")
+    child.expect(r"you: hello bob")
+    child.sendline("/logout")
+    child.expect("logged out")
+    child.sendline("/login alice")
+    child.expect("password:")
+    child.sendline("wrong password")
+    child.expect("incorrect password")
+    child.sendcontrol("d")  # Ctrl-D leaves
+    child.expect(pexpect.EOF)
+    child.wait()
+    assert child.exitstatus == 0
+
+
+def test_master_lost_is_one_status_line(
+    tmp_path: Path, chat_process: Callable[..., pexpect.spawn[str]]
+) -> None:
+    cluster = Cluster.start(tmp_path)
+    try:
+        addresses = ",".join(cluster.addresses.values())
+
+        async def accounts() -> None:
+            c = ChatClient(addresses.split(","))
+            await c.create_account("alice", PASSWORD)
+            await c.create_account("bob", PASSWORD)
+            await c.close()
+
+        run(accounts())
+        child = chat_process("--server", addresses, "--user", "alice")
+        child.expect("password:")
+        child.sendline(PASSWORD)
+        child.expect("logged in as alice")
+        child.sendline("/chat bob")
+        child.expect("alice → bob>")
+        master = cluster.master()
+        assert master is not None
+        cluster.kill(master)
+        child.sendline("after the failover")
+        child.expect("reconnected to")
+        child.expect("alice → bob>")
+
+        async def bob_reads() -> list[str]:
+            bob = ChatClient(addresses.split(","))
+            await bob.login("bob", PASSWORD)
+            got = [m.body for m in await bob.get_messages()]
+            await bob.send("alice", "still here")
+            await bob.close()
+            return got
+
+        assert run(bob_reads()) == ["after the failover"]
+        child.expect("bob: still here")  # the live stream came back by itself
+        assert "log in" not in (child.before or "").lower()
+        child.sendline("/quit")
+        child.expect(pexpect.EOF)
+    finally:
+        cluster.stop_all()
+
+
+def test_completion_and_error_lines() -> None:
+    completer = ChatCompleter(lambda: {"bob", "bella", "carol"})
+    words = [c.text for c in completer.get_completions(Document("/chat b"), None)]
+    assert words == ["bella", "bob"]
+    assert [c.text for c in completer.get_completions(Document("/he"), None)] == ["/help"]
+    assert describe(NoSuchRecipient(15, "receiver does not exist"), "bob") == "bob does not exist"
+    assert describe(WrongPassword(10, "x")) == "incorrect password"
