@@ -14,6 +14,7 @@ import sys
 from typing import NoReturn
 
 from chatd import __version__, admin
+from chatd import demo as demo_mod
 from chatd.client import terminal
 from chatd.config import Config, add_serve_arguments, address, config_from_args
 from chatd.node import Node, StartupError
@@ -45,6 +46,8 @@ def build_parser() -> Parser:
         "--cluster-secret", default=None, help="the cluster secret (default: CHATD_CLUSTER_SECRET)"
     )
     status.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
+    demo = sub.add_parser("demo", help="a 3-node cluster on loopback and a terminal client")
+    demo_mod.add_arguments(demo)
     chat = sub.add_parser("chat", help="the interactive terminal client")
     terminal.add_arguments(chat)
     members = sub.add_parser("members", help="manage the cluster's members")
@@ -72,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "demo":
+        return demo_mod.main(args)
     if args.command == "chat":
         return terminal.main(args)
     if args.command == "status":

@@ -4,6 +4,8 @@ pseudo-terminal (pexpect), against real nodes."""
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -175,3 +177,56 @@ def test_completion_and_error_lines() -> None:
     assert [c.text for c in completer.get_completions(Document("/he"), None)] == ["/help"]
     assert describe(NoSuchRecipient(15, "receiver does not exist"), "bob") == "bob does not exist"
     assert describe(WrongPassword(10, "x")) == "incorrect password"
+
+
+def test_demo_runs_a_cluster_and_a_client_and_stops_it(
+    chat_process: Callable[..., pexpect.spawn[str]],
+) -> None:
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "chatd", "demo"],
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 160),
+        env={
+            "TERM": "xterm",
+            "PROMPT_TOOLKIT_NO_CPR": "1",
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(Path.cwd()),
+        },
+    )
+    try:
+        pids = []
+        for _ in range(3):
+            child.expect(r"n\d  (127\.0\.0\.1:\d+)  pid (\d+)")
+            assert isinstance(child.match, re.Match)
+            pids.append(int(child.match.group(2)))
+        child.expect(r"chatd chat --server (\S+)")
+        assert isinstance(child.match, re.Match)
+        servers = child.match.group(1)
+        child.expect("chatd>")
+        child.sendline("/create alice")
+        child.expect("password:")
+        child.sendline(PASSWORD)
+        child.expect("password again:")
+        child.sendline(PASSWORD)
+        child.expect("logged in as alice")
+
+        async def users() -> list[str]:
+            c = ChatClient(servers.split(","))
+            names = [u.name for u in await c.list_users()]
+            await c.close()
+            return names
+
+        assert run(users()) == ["alice"]
+        child.sendline("/quit")
+        child.expect("demo nodes stopped")
+        child.expect(pexpect.EOF)
+        child.wait()
+        assert child.exitstatus == 0
+        for pid in pids:  # every node process is gone
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        if child.isalive():
+            child.kill(9)

@@ -1,0 +1,146 @@
+"""`chatd demo`: a first look. Starts a 3-node cluster on loopback (child
+processes, data in a temporary directory), prints the addresses and how to
+open a second client, opens the terminal client, and stops the nodes
+cleanly on exit."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+
+from chatd.proto import cluster_pb2, cluster_pb2_grpc
+
+NODES = ("n1", "n2", "n3")
+START_TIMEOUT_S = 30.0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-client", action="store_true", help="only run the cluster, until Ctrl-C")
+    p.add_argument(
+        "--keep-data", action="store_true", help="keep the temporary data directory at the end"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _in_sync(address: str) -> int:
+    try:
+        with grpc.insecure_channel(address) as ch:
+            st = cluster_pb2_grpc.NodeAdminStub(ch).Status(cluster_pb2.StatusRequest(), timeout=1)
+    except grpc.RpcError:
+        return 0
+    return sum(m.in_sync for m in st.members) if st.role == "master" else 0
+
+
+class DemoCluster:
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.addresses = {n: f"127.0.0.1:{_free_port()}" for n in NODES}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> None:
+        first = self.addresses["n1"]
+        for name, address in self.addresses.items():
+            args = ["--role", "master"] if name == "n1" else ["--join", first]
+            log = (self.base / f"{name}.log").open("ab")
+            env = {k: v for k, v in os.environ.items() if not k.startswith("CHATD_")}
+            self.procs[name] = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "chatd",
+                    "serve",
+                    "--node-id",
+                    name,
+                    "--listen",
+                    address,
+                    "--data-dir",
+                    str(self.base / name),
+                    *args,
+                ],
+                stdout=log,
+                stderr=log,
+                env=env,
+                start_new_session=True,
+            )
+            if name == "n1":
+                self._wait(lambda: _in_sync(first) >= 1)
+        self._wait(lambda: _in_sync(first) == len(NODES))
+
+    def _wait(self, ready: object) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if ready():  # type: ignore[operator]
+                return
+            if any(p.poll() is not None for p in self.procs.values()):
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"the demo cluster did not start; see the logs in {self.base}")
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the nodes on SIGTERM too
+    base = Path(tempfile.mkdtemp(prefix="chatd-demo-"))
+    cluster = DemoCluster(base)
+    try:
+        print("starting a 3-node chatd cluster on loopback…", flush=True)
+        cluster.start()
+        servers = ",".join(cluster.addresses.values())
+        print(f"nodes (data and logs in {base}):")
+        for name, address in cluster.addresses.items():
+            print(f"  {name}  {address}  pid {cluster.procs[name].pid}")
+        print(f"open a second client:  chatd chat --server {servers}")
+        print(f"or the GUI:            chatd gui --server {servers}")
+        print("try killing the master (see `chatd status --server ADDRESS`) with kill -9 PID")
+        sys.stdout.flush()
+        if args.no_client:
+            print("running; Ctrl-C stops the nodes", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(3600)
+        from chatd.client import terminal
+
+        return terminal.main(argparse.Namespace(server=servers, user=None))
+    except KeyboardInterrupt:
+        return 0
+    except RuntimeError as exc:
+        print(f"chatd demo: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        cluster.stop()
+        print("demo nodes stopped", flush=True)
+        if not args.keep_data:
+            shutil.rmtree(base, ignore_errors=True)
+        else:
+            print(f"data kept in {base}")
