@@ -13,7 +13,7 @@ import signal
 import sys
 from typing import NoReturn
 
-from chatd import __version__, admin
+from chatd import __version__, admin, bench
 from chatd import demo as demo_mod
 from chatd.client import terminal
 from chatd.config import Config, add_serve_arguments, address, config_from_args
@@ -46,6 +46,8 @@ def build_parser() -> Parser:
         "--cluster-secret", default=None, help="the cluster secret (default: CHATD_CLUSTER_SECRET)"
     )
     status.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
+    bench_p = sub.add_parser("bench", help="measure a cluster (or serve the no-op baseline)")
+    bench.add_arguments(bench_p)
     demo = sub.add_parser("demo", help="a 3-node cluster on loopback and a terminal client")
     demo_mod.add_arguments(demo)
     chat = sub.add_parser("chat", help="the interactive terminal client")
@@ -75,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "bench":
+        return bench.main(args)
     if args.command == "demo":
         return demo_mod.main(args)
     if args.command == "chat":

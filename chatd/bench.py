@@ -1,0 +1,253 @@
+"""`chatd bench`: a load generator for a chatd cluster, and the baseline.
+
+    chatd bench --server HOST:PORT[,...] --users N --concurrency C --duration S [--json]
+    chatd bench --noop-server PORT
+
+The first creates N users, logs them in, opens one Subscribe stream per user,
+and sends for S seconds from C concurrent workers (each message to another
+user, with a request id). It reports Send throughput and latency, and the
+delivery latency from Send issued to the message arriving on the
+recipient's stream. The second serves the floor chatd is measured against:
+a bare grpc.aio server on uvloop that answers ClientAccount.Send with
+success and does nothing else (against it, the load generator only sends).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from chatd.proto import chat_pb2, chat_pb2_grpc
+
+PASSWORD = "bench-password"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", default="127.0.0.1:50051", metavar="HOST:PORT[,HOST:PORT...]")
+    p.add_argument("--users", type=int, default=16)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of sending")
+    p.add_argument("--json", action="store_true", help="print one JSON object, no progress bar")
+    p.add_argument(
+        "--noop-server",
+        type=int,
+        metavar="PORT",
+        help="serve the no-op baseline on 127.0.0.1:PORT instead",
+    )
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+@dataclass
+class Result:
+    sends: int = 0
+    errors: int = 0
+    send_ms: list[float] = field(default_factory=list)
+    delivery_ms: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self, args: argparse.Namespace, noop: bool) -> dict[str, Any]:
+        return {
+            "server": args.server,
+            "target": "noop" if noop else "chatd",
+            "users": 0 if noop else args.users,
+            "concurrency": args.concurrency,
+            "duration_s": round(self.seconds, 2),
+            "sends": self.sends,
+            "errors": self.errors,
+            "sends_per_s": round(self.sends / self.seconds, 1) if self.seconds else 0.0,
+            "send_ms_p50": round(pct(self.send_ms, 0.50), 2),
+            "send_ms_p95": round(pct(self.send_ms, 0.95), 2),
+            "send_ms_p99": round(pct(self.send_ms, 0.99), 2),
+            "delivered": len(self.delivery_ms),
+            "delivery_ms_p50": round(pct(self.delivery_ms, 0.50), 2),
+            "delivery_ms_p99": round(pct(self.delivery_ms, 0.99), 2),
+        }
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.addresses = [a.strip() for a in args.server.split(",") if a.strip()]
+        self.channels = [
+            grpc.aio.insecure_channel(a, options=[("grpc.use_local_subchannel_pool", 1)])
+            for a in self.addresses
+        ]
+        self.stubs = [chat_pb2_grpc.ClientAccountStub(ch) for ch in self.channels]
+        self.result = Result()
+        self.sessions: list[str] = []
+        self.names: list[str] = []
+        self.noop = False
+        self._sent_at: dict[str, float] = {}
+
+    def stub(self, i: int) -> Any:
+        return self.stubs[i % len(self.stubs)]
+
+    async def setup(self) -> None:
+        prefix = uuid.uuid4().hex[:6]
+        self.names = [f"b{prefix}-{i}" for i in range(self.args.users)]
+        try:
+            await self.stub(0).CreateAccount(
+                chat_pb2.CreateAccountRequest(username=self.names[0], password=PASSWORD)
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+            self.noop = True
+            self.names, self.sessions = ["noop"], ["noop"]
+            return
+
+        async def one(i: int, name: str) -> str:
+            if i:
+                await self.stub(i).CreateAccount(
+                    chat_pb2.CreateAccountRequest(username=name, password=PASSWORD)
+                )
+            r = await self.stub(i).Login(chat_pb2.LoginRequest(username=name, password=PASSWORD))
+            if r.error_code:
+                raise RuntimeError(f"login failed: {r.error_message}")
+            return str(r.session_id)
+
+        self.sessions = list(await asyncio.gather(*(one(i, n) for i, n in enumerate(self.names))))
+
+    async def receive(self, i: int, ready: asyncio.Event, opened: list[int]) -> None:
+        call: Any = self.stub(i).Subscribe(
+            chat_pb2.SubscribeRequest(session_id=self.sessions[i], live_only=True)
+        )
+        await call.initial_metadata()
+        opened.append(i)
+        if len(opened) == len(self.sessions):
+            ready.set()
+        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
+            async for m in call:
+                sent = self._sent_at.pop(m.message, None)
+                if sent is not None:
+                    self.result.delivery_ms.append((time.perf_counter() - sent) * 1000)
+
+    async def worker(self, w: int, stop: float, progress: Any) -> None:
+        n = len(self.sessions)
+        for k in itertools.count():
+            if time.perf_counter() >= stop:
+                return
+            sender = (w + k) % n
+            recipient = (sender + 1) % n
+            body = f"{w}-{k}"
+            request = chat_pb2.SendRequest(
+                to=self.names[recipient],
+                message=body,
+                session_id=self.sessions[sender],
+                request_id=body,
+            )
+            t0 = time.perf_counter()
+            self._sent_at[body] = t0
+            try:
+                r = await self.stub(w).Send(request, timeout=10)
+            except grpc.aio.AioRpcError:
+                self.result.errors += 1
+                self._sent_at.pop(body, None)
+                continue
+            if r.error_code and not self.noop:
+                self.result.errors += 1
+                continue
+            self.result.sends += 1
+            self.result.send_ms.append((time.perf_counter() - t0) * 1000)
+            if progress is not None and self.result.sends % 100 == 0:
+                progress(time.perf_counter())
+
+    async def run(self, progress: Any = None) -> dict[str, Any]:
+        await self.setup()
+        receivers: list[asyncio.Task[None]] = []
+        if not self.noop:
+            ready, opened = asyncio.Event(), list[int]()
+            receivers = [
+                asyncio.create_task(self.receive(i, ready, opened))
+                for i in range(len(self.sessions))
+            ]
+            await asyncio.wait_for(ready.wait(), 30)
+        start = time.perf_counter()
+        stop = start + self.args.duration
+        await asyncio.gather(
+            *(self.worker(w, stop, progress) for w in range(self.args.concurrency))
+        )
+        self.result.seconds = time.perf_counter() - start
+        await asyncio.sleep(0.5)  # the last deliveries
+        for t in receivers:
+            t.cancel()
+        await asyncio.gather(*receivers, return_exceptions=True)
+        for ch in self.channels:
+            await ch.close(None)
+        return self.result.summary(self.args, self.noop)
+
+
+async def _bench(args: argparse.Namespace) -> dict[str, Any]:
+    bench = Bench(args)
+    if args.json:
+        return await bench.run()
+    from prompt_toolkit.shortcuts import ProgressBar
+
+    with ProgressBar(title=f"chatd bench: {args.server}, concurrency {args.concurrency}") as pb:
+        steps = max(1, int(args.duration * 10))
+        counter = pb(range(steps), label="sending")
+        it = iter(counter)
+        start = [0.0]
+
+        def progress(now: float) -> None:
+            if not start[0]:
+                start[0] = now
+            while counter.items_completed < min(steps, int((now - start[0]) * 10)):
+                next(it, None)
+
+        result = await bench.run(progress)
+        for _ in it:
+            pass
+    return result
+
+
+async def _noop(port: int) -> None:
+    class Noop(chat_pb2_grpc.ClientAccountServicer):
+        def __init__(self) -> None:
+            self.next_id = 0
+
+        async def Send(
+            self, request: chat_pb2.SendRequest, context: Any
+        ) -> chat_pb2.ServerResponse:
+            self.next_id += 1
+            return chat_pb2.ServerResponse(message_id=self.next_id)
+
+    server = grpc.aio.server()
+    # only Send is implemented: every other RPC answers UNIMPLEMENTED
+    chat_pb2_grpc.add_ClientAccountServicer_to_server(Noop(), server)  # type: ignore[abstract]
+    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    print(f"no-op ClientAccount.Send server on 127.0.0.1:{bound}", flush=True)
+    await server.wait_for_termination()
+
+
+def main(args: argparse.Namespace) -> int:
+    import uvloop
+
+    if args.noop_server is not None:
+        with contextlib.suppress(KeyboardInterrupt):
+            uvloop.run(_noop(args.noop_server))
+        return 0
+    result = uvloop.run(_bench(args))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        width = max(len(k) for k in result)
+        for k, v in result.items():
+            print(f"{k:<{width}}  {v}")
+    return 0 if result["sends"] else 1
