@@ -1,0 +1,53 @@
+"""`chatd bench` against a real node and against the no-op baseline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+
+from tests.conftest import NodeProcess, free_port, wait_serving
+
+
+def bench(*args: str) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, "-m", "chatd", "bench", "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return dict(json.loads(out.stdout))
+
+
+def test_bench_against_a_node(spawn_node: Callable[..., NodeProcess]) -> None:
+    node = spawn_node("n1")
+    address = node.address  # type: ignore[attr-defined]
+    wait_serving(address)
+    r = bench("--server", address, "--users", "4", "--concurrency", "4", "--duration", "1")
+    assert r["target"] == "chatd" and r["errors"] == 0
+    assert isinstance(r["sends"], int) and r["sends"] > 0
+    assert r["delivered"] == r["sends"]  # every message reached its recipient's stream
+    p50, p99 = r["send_ms_p50"], r["send_ms_p99"]
+    assert isinstance(p50, float) and isinstance(p99, float) and 0 < p50 <= p99
+    assert isinstance(r["delivery_ms_p99"], float) and r["delivery_ms_p99"] > 0
+
+
+def test_bench_against_the_noop_server() -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "chatd", "bench", "--noop-server", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for = f"127.0.0.1:{port}"
+        assert server.stdout is not None
+        assert wait_for in server.stdout.readline().decode()
+        r = bench("--server", wait_for, "--concurrency", "4", "--duration", "1")
+        assert r["target"] == "noop" and r["errors"] == 0
+        assert isinstance(r["sends"], int) and r["sends"] > 0 and r["delivered"] == 0
+    finally:
+        server.kill()
+        server.wait()
