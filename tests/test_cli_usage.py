@@ -1,0 +1,151 @@
+"""The `chatd` command as a user and an operator see it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import pytest
+
+from chatd.proto import chat_pb2, chat_pb2_grpc
+from tests.conftest import NodeProcess, free_port, wait_serving
+
+
+def chatd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chatd", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["serve", "--no-such-flag"],
+        ["serve", "--listen", "nonsense"],
+        ["serve", "--session-ttl", "abc"],
+        ["serve", "--min-password-length", "0"],
+        ["serve", "--role", "slave"],
+        ["serve", "--role", "master", "--join", "127.0.0.1:1"],
+        ["serve", "--heartbeat-interval", "1s", "--failover-timeout", "1s"],
+        ["status", "--server", "no-port"],
+        ["frobnicate"],
+    ],
+)
+def test_bad_flags_one_line_exit_2(args: list[str]) -> None:
+    out = chatd(*args)
+    assert out.returncode == 2, out
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_serve_status_sigterm_and_identity(
+    spawn_node: Callable[..., NodeProcess], tmp_path: Path
+) -> None:
+    node = spawn_node("n1")
+    address = node.address  # type: ignore[attr-defined]
+    wait_serving(address)
+    out = chatd("status", "--server", address, "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["role"] == "master" and doc["epoch"] >= 1 and doc["master"] == address
+    assert len(doc["digest"]) == 64 and int(doc["digest"], 16) >= 0
+    assert isinstance(doc["applied_index"], int)
+    (me,) = doc["members"]
+    assert me["node_id"] == doc["node_id"] and me["in_sync"] and me["role"] == "master"
+    human = chatd("status", "--server", address)
+    assert doc["node_id"] in human.stdout and "IN SYNC" in human.stdout
+    node.kill(signal.SIGTERM)
+    assert node.proc is not None and node.proc.returncode == 0
+    assert "Traceback" not in node.log()
+    # the same data dir keeps its node id
+    node.start()
+    wait_serving(address)
+    again = json.loads(chatd("status", "--server", address, "--json").stdout)
+    assert again["node_id"] == doc["node_id"]
+    node.kill(signal.SIGTERM)
+    # a data dir belongs to one node
+    other = chatd(
+        "serve",
+        "--data-dir",
+        str(tmp_path / "n1"),
+        "--node-id",
+        "someone-else",
+        "--listen",
+        f"127.0.0.1:{free_port()}",
+    )
+    assert other.returncode != 0 and "belongs to node" in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1
+
+
+def test_environment_variables_configure_serve(tmp_path: Path) -> None:
+    port = free_port()
+    env = dict(
+        os.environ,
+        CHATD_LISTEN=f"127.0.0.1:{port}",
+        CHATD_DATA_DIR=str(tmp_path / "d"),
+        CHATD_PASSWORD_HASH_COST="8",
+        CHATD_NODE_ID="from-env",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chatd", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_serving(f"127.0.0.1:{port}")
+        doc = json.loads(chatd("status", "--server", f"127.0.0.1:{port}", "--json").stdout)
+        assert doc["node_id"] == "from-env"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+
+
+def test_cluster_secret(spawn_node: Callable[..., NodeProcess]) -> None:
+    node = spawn_node("n1", "--cluster-secret", "s3cret")
+    address = node.address  # type: ignore[attr-defined]
+    wait_serving(address)
+    refused = chatd("status", "--server", address)
+    assert refused.returncode == 1 and "UNAUTHENTICATED" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert chatd("status", "--server", address, "--cluster-secret", "s3cret").returncode == 0
+    env = dict(os.environ, CHATD_CLUSTER_SECRET="s3cret")
+    assert chatd("status", "--server", address, env=env).returncode == 0
+    with grpc.insecure_channel(address) as ch:  # the client API needs no secret
+        users = chat_pb2_grpc.ClientAccountStub(ch).ListUsers(chat_pb2.Empty(), timeout=5)
+        assert list(users.user) == []
+
+
+def test_without_a_secret_a_node_listens_on_loopback_only(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chatd",
+            "serve",
+            "--listen",
+            f"0.0.0.0:{port}",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_serving(f"127.0.0.1:{port}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=15)
+    assert "listening on loopback only" in output
