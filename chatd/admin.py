@@ -136,3 +136,26 @@ async def _remove(
             )
             return r.ok, r.error
     return False, "no master found"
+
+
+# -- health --
+
+
+def health(args: argparse.Namespace) -> int:
+    """Exit 0 when the node is SERVING (the docker healthcheck), 1 otherwise."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    async def check() -> str:
+        async with grpc.aio.insecure_channel(args.server) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            r = await stub.Check(
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
+            )
+            return str(health_pb2.HealthCheckResponse.ServingStatus.Name(r.status))
+
+    try:
+        status = asyncio.run(check())
+    except grpc.aio.AioRpcError as exc:
+        return _fail(args.server, exc)
+    print(status)
+    return 0 if status == "SERVING" else 1

@@ -52,6 +52,10 @@ def build_parser() -> Parser:
     demo_mod.add_arguments(demo)
     chat = sub.add_parser("chat", help="the interactive terminal client")
     terminal.add_arguments(chat)
+    health = sub.add_parser("health", help="a node's gRPC health (exit 0 when SERVING)")
+    health.add_argument("--server", type=address, default="127.0.0.1:50051")
+    health.add_argument("--service", default="", help="service name (default: the node)")
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait")
     members = sub.add_parser("members", help="manage the cluster's members")
     msub = members.add_subparsers(dest="members_command", metavar="ACTION", parser_class=Parser)
     remove = msub.add_parser("remove", help="retire a node from the cluster for good")
@@ -83,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         return demo_mod.main(args)
     if args.command == "chat":
         return terminal.main(args)
+    if args.command == "health":
+        return admin.health(args)
     if args.command == "status":
         return admin.status(args)
     if args.command == "members" and args.members_command == "remove":

@@ -85,6 +85,7 @@ class Config:
     heartbeat_interval: float = 0.1
     failover_timeout: float = 0.5
     log_retention: int = 100_000
+    reflection: bool = True
 
     @property
     def listen_host(self) -> str:
@@ -190,6 +191,12 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         help="messages a slow Subscribe stream may fall behind before it is ended",
     )
     p.add_argument(
+        "--no-reflection",
+        action="store_true",
+        default=os.environ.get("CHATD_NO_REFLECTION", "") not in ("", "0", "false"),
+        help="do not serve gRPC server reflection",
+    )
+    p.add_argument(
         "--heartbeat-interval",
         type=parse_duration,
         default=env("heartbeat-interval", "100ms"),
@@ -235,4 +242,5 @@ def config_from_args(args: argparse.Namespace) -> Config:
         heartbeat_interval=args.heartbeat_interval,
         failover_timeout=args.failover_timeout,
         log_retention=args.log_retention,
+        reflection=not args.no_reflection,
     )

@@ -19,6 +19,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from chatd.chat import Chat, Limits
 from chatd.cluster import (
@@ -29,9 +31,10 @@ from chatd.cluster import (
 )
 from chatd.config import Config
 from chatd.core.types import Role, Timing
+from chatd.health import Health
 from chatd.hub import Hub
 from chatd.peers import CLUSTER_MESSAGE_LIMIT, Peers
-from chatd.proto import chat_pb2_grpc, cluster_pb2, cluster_pb2_grpc
+from chatd.proto import chat_pb2, chat_pb2_grpc, cluster_pb2, cluster_pb2_grpc
 from chatd.replication import Replicator
 from chatd.service import ClientAccountServicer, Router
 from chatd.store import Store
@@ -122,6 +125,7 @@ class Node:
         self.repl.start(found=found, seeds=cfg.join)
         self._tasks.append(loop.create_task(self._expire_sessions(), name="session-expiry"))
         self._tasks.append(loop.create_task(self._retain_log(), name="log-retention"))
+        self._tasks.append(loop.create_task(self.health.run(cfg.heartbeat_interval), name="health"))
         log.info(
             "node %s serving on %s (applied index %d)%s",
             self.node_id,
@@ -172,6 +176,16 @@ class Node:
             SlaveServicer(self.repl, self.peers), server
         )
         cluster_pb2_grpc.add_NodeAdminServicer_to_server(NodeAdminServicer(self), server)
+        self.health = Health(self.repl)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
+        if cfg.reflection:
+            names = [
+                chat_pb2.DESCRIPTOR.services_by_name["ClientAccount"].full_name,
+                *(s.full_name for s in cluster_pb2.DESCRIPTOR.services_by_name.values()),
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ]
+            reflection.enable_server_reflection(names, server)
         bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             self.port = server.add_insecure_port(bind)
@@ -273,6 +287,7 @@ class Node:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.health.stop()
         stopping = asyncio.get_running_loop().create_task(self.server.stop(SHUTDOWN_GRACE_S))
         await asyncio.sleep(0)  # the server refuses new calls from here on
         self.hub.end_all("the node is shutting down")
