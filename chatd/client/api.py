@@ -118,12 +118,15 @@ class ChatClient:
         return chat_pb2_grpc.ClientAccountStub(ch)
 
     def _note_master(self, metadata: Any) -> None:
+        """Goes straight to the master next time, when it is one of the
+        addresses this client was given (a master known by another name,
+        e.g. inside a container network, is reached through the node that
+        relays)."""
         for key, value in metadata or ():
             if key == MASTER_HEADER and value:
                 master = value if isinstance(value, str) else value.decode()
-                if master not in self.addresses:
-                    self.addresses.append(master)
-                self._current = self.addresses.index(master)
+                if master in self.addresses:
+                    self._current = self.addresses.index(master)
 
     def _reached(self, address: str) -> None:
         if self._connected != address:

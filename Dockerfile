@@ -1,0 +1,18 @@
+# chatd node image: python slim, non-root, data in the /data volume.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY chatd ./chatd
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+RUN useradd --create-home --uid 10001 chatd && mkdir /data && chown chatd /data
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels /root/.cache
+USER chatd
+ENV CHATD_DATA_DIR=/data \
+    CHATD_LISTEN=0.0.0.0:50051
+VOLUME ["/data"]
+EXPOSE 50051
+ENTRYPOINT ["chatd"]
+CMD ["serve"]
