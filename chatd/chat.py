@@ -23,6 +23,7 @@ from typing import Protocol, TypeVar
 
 from chatd.errors import ChatError, Code
 from chatd.hub import Hub
+from chatd.limits import OverLimit, RateLimiter
 from chatd.proto import log_pb2
 from chatd.store import Applied, Session, Store, StoredMessage
 
@@ -46,6 +47,9 @@ class Limits:
     max_message_chars: int = 4096
     session_ttl_s: float = 30 * 24 * 3600.0
     password_hash_cost: int = 14  # scrypt N = 2**cost
+    send_rate: float = 100.0  # Sends a second per session (0: no limit)
+    send_burst: int = 200
+    max_streams_per_user: int = 16
 
 
 # -- validation: pure functions, property-tested --
@@ -152,6 +156,7 @@ class Chat:
         self._hasher = hasher
         self._reader = reader
         self._touching: set[bytes] = set()
+        self._send_limit = RateLimiter(limits.send_rate, limits.send_burst)
 
     @property
     def _ttl_us(self) -> int:
@@ -241,6 +246,10 @@ class Chat:
 
     async def send(self, session_id: str, to: str, body: str, request_id: str) -> int:
         s = self.session(session_id)
+        if not self._send_limit.allow(session_hash(session_id), time.monotonic()):
+            raise OverLimit(
+                f"more than {self.limits.send_rate:g} messages a second from this session"
+            )
         check_request_id(request_id)
         check_message(body, self.limits)
         if to not in self.store.users:
@@ -302,6 +311,8 @@ class Chat:
         s = self.session(session_id)
         if after_id < 0:
             raise ChatError(Code.INVALID_ARGUMENT, "after_message_id is >= 0")
+        if self.hub.streams_of(s.username) >= self.limits.max_streams_per_user:
+            raise OverLimit(f"at most {self.limits.max_streams_per_user} streams per user")
         sub = self.hub.open(s.username, session_hash(session_id))
         try:
             last = after_id

@@ -13,7 +13,7 @@ import signal
 import sys
 from typing import NoReturn
 
-from chatd import __version__, admin, bench
+from chatd import __version__, admin, bench, logs
 from chatd import demo as demo_mod
 from chatd.client import terminal
 from chatd.config import Config, add_serve_arguments, address, config_from_args
@@ -106,19 +106,17 @@ def serve(args: argparse.Namespace) -> int:
     except argparse.ArgumentTypeError as exc:
         print(f"chatd serve: error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_context = logs.setup(config.log_level, config.log_format)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency
-        return asyncio.run(_serve(config))
-    return uvloop.run(_serve(config))
+        return asyncio.run(_serve(config, log_context))
+    return uvloop.run(_serve(config, log_context))
 
 
-async def _serve(config: Config) -> int:
+async def _serve(config: Config, log_context: logs.NodeContext) -> int:
     node = Node(config)
+    log_context.source = node.log_context
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, node.request_stop)

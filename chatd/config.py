@@ -43,6 +43,16 @@ def node_id(text: str) -> str:
     return text
 
 
+def _nonnegative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
 def _int_range(lo: int, hi: int):  # type: ignore[no-untyped-def]
     def parse(text: str) -> int:
         try:
@@ -86,6 +96,10 @@ class Config:
     failover_timeout: float = 0.5
     log_retention: int = 100_000
     reflection: bool = True
+    send_rate: float = 100.0
+    send_burst: int = 200
+    max_streams_per_user: int = 16
+    log_format: str = "text"
 
     @property
     def listen_host(self) -> str:
@@ -191,6 +205,30 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         help="messages a slow Subscribe stream may fall behind before it is ended",
     )
     p.add_argument(
+        "--send-rate",
+        type=_nonnegative,
+        default=env("send-rate", d.send_rate),
+        help="Sends a second allowed per session, 0 for no limit (default %(default)s)",
+    )
+    p.add_argument(
+        "--send-burst",
+        type=_int_range(1, 10**6),
+        default=env("send-burst", d.send_burst),
+        help="Sends a session may make at once above the rate (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-streams-per-user",
+        type=_int_range(1, 10**5),
+        default=env("max-streams-per-user", d.max_streams_per_user),
+        help="open Subscribe streams allowed per user (default %(default)s)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=env("log-format", d.log_format),
+        help="one line per event, as text or JSON (default %(default)s)",
+    )
+    p.add_argument(
         "--no-reflection",
         action="store_true",
         default=os.environ.get("CHATD_NO_REFLECTION", "") not in ("", "0", "false"),
@@ -243,4 +281,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         failover_timeout=args.failover_timeout,
         log_retention=args.log_retention,
         reflection=not args.no_reflection,
+        send_rate=float(args.send_rate),
+        send_burst=args.send_burst,
+        max_streams_per_user=args.max_streams_per_user,
+        log_format=args.log_format,
     )

@@ -91,6 +91,9 @@ class Hub:
             for sub in subs:
                 sub.end(reason, retryable=True)
 
+    def streams_of(self, username: str) -> int:
+        return len(self._by_user.get(username, ()))
+
     def online(self, username: str) -> bool:
         return username in self._by_user
 

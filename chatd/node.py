@@ -112,6 +112,9 @@ class Node:
             max_message_chars=cfg.max_message_chars,
             session_ttl_s=cfg.session_ttl,
             password_hash_cost=cfg.password_hash_cost,
+            send_rate=cfg.send_rate,
+            send_burst=cfg.send_burst,
+            max_streams_per_user=cfg.max_streams_per_user,
         )
         self.chat = Chat(self.store, self.writer, self.hub, limits, self._hasher, self._reader)
         self.server = self._build_server()
@@ -193,6 +196,14 @@ class Node:
             raise StartupError(f"cannot listen on {bind}: {exc}") from exc
         self.address = f"{host}:{self.port}"
         return server
+
+    def log_context(self) -> tuple[str, int]:
+        """(node id, epoch) for every log line."""
+        repl = getattr(self, "repl", None)
+        return (
+            self.node_id or "-",
+            repl.core.epoch if repl is not None and hasattr(repl, "core") else 0,
+        )
 
     # -- what the admin service reads and does --
 

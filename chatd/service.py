@@ -19,6 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from chatd.chat import Chat, SubscriberTooSlow, SubscriptionEnded
 from chatd.core.types import Role
 from chatd.errors import ChatError, Code
+from chatd.limits import OverLimit
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.store import StoredMessage
 from chatd.writer import WriterClosed
@@ -47,6 +48,9 @@ async def _guard(context: Ctx, op: Awaitable[T]) -> T:
     except WriterClosed as exc:
         await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         raise  # unreachable: abort raises
+    except OverLimit as exc:
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        raise
 
 
 def _response(exc: ChatError) -> chat_pb2.ServerResponse:
@@ -272,7 +276,7 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
                 grpc.StatusCode.UNAVAILABLE if exc.retryable else grpc.StatusCode.UNAUTHENTICATED
             )
             detail = str(exc)
-        except SubscriberTooSlow as exc:
+        except (SubscriberTooSlow, OverLimit) as exc:
             status, detail = grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
         if status is not None:
             await context.abort(status, detail)

@@ -40,6 +40,8 @@ class Cluster:
             str(self.base / name),
             "--password-hash-cost",
             str(TEST_HASH_COST),
+            "--send-rate",
+            "0",
             *(["--join", join] if join else []),
             *extra,
         ]

@@ -40,7 +40,9 @@ def pytest_asyncio_loop_factories(config: pytest.Config) -> dict[str, object]:
 
 
 def node_config(data_dir: Path, **overrides: object) -> Config:
-    cfg = Config(listen="127.0.0.1:0", data_dir=data_dir, password_hash_cost=TEST_HASH_COST)
+    cfg = Config(
+        listen="127.0.0.1:0", data_dir=data_dir, password_hash_cost=TEST_HASH_COST, send_rate=0
+    )
     return replace(cfg, **overrides)  # type: ignore[arg-type]
 
 
@@ -147,6 +149,8 @@ def spawn_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
             str(tmp_path / name),
             "--password-hash-cost",
             str(TEST_HASH_COST),
+            "--send-rate",
+            "0",
             *extra,
         ]
         p = NodeProcess(args, tmp_path / f"{name}.log").start()

@@ -99,7 +99,12 @@ class ComposeAsProcesses:
 
     def start(self, name: str) -> None:
         s = self.services[name]
-        args = [self.local(a) for a in s["command"]] + ["--password-hash-cost", str(TEST_HASH_COST)]
+        args = [self.local(a) for a in s["command"]] + [
+            "--password-hash-cost",
+            str(TEST_HASH_COST),
+            "--send-rate",
+            "0",
+        ]
         env = dict(
             os.environ,
             CHATD_CLUSTER_SECRET=SECRET,

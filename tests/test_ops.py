@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Callable
@@ -86,3 +87,54 @@ def test_reflection_lists_the_services(spawn_node: Callable[..., NodeProcess]) -
     with pytest.raises(grpc.RpcError) as info:
         reflected_services(quiet.address)  # type: ignore[attr-defined]
     assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_send_rate_and_stream_limits(tmp_path: Path) -> None:
+    from chatd.node import Node
+    from chatd.proto import chat_pb2, chat_pb2_grpc
+    from tests.conftest import node_config, user
+
+    n = Node(node_config(tmp_path / "n", send_rate=5, send_burst=3, max_streams_per_user=2))
+    await n.start()
+    try:
+        async with grpc.aio.insecure_channel(n.address) as ch:
+            stub = chat_pb2_grpc.ClientAccountStub(ch)
+            a = await user(stub, "alice")
+            b = await user(stub, "bob")
+            send = chat_pb2.SendRequest(to="bob", message="x", session_id=a)
+            for _ in range(3):  # the burst
+                assert (await stub.Send(send)).error_code == 0
+            index = n.store.last_index
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.Send(send)
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert n.store.last_index == index  # refused: nothing changed
+            # another session has its own budget; the first refills with time
+            other = chat_pb2.SendRequest(to="alice", message="y", session_id=b)
+            assert (await stub.Send(other)).error_code == 0
+            await asyncio.sleep(0.3)
+            assert (await stub.Send(send)).error_code == 0
+            streams = [stub.Subscribe(chat_pb2.SubscribeRequest(session_id=b)) for _ in range(2)]
+            for s in streams:
+                await s.initial_metadata()
+            third = stub.Subscribe(chat_pb2.SubscribeRequest(session_id=b))
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                async for _ in third:
+                    pass
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            for s in streams:
+                s.cancel()
+    finally:
+        await n.stop()
+
+
+def test_json_logs_carry_node_and_epoch(spawn_node: Callable[..., NodeProcess]) -> None:
+    import json
+
+    node = spawn_node("n1", "--log-format", "json", "--node-id", "logged")
+    wait_serving(node.address)  # type: ignore[attr-defined]
+    node.kill()
+    lines = [json.loads(line) for line in node.log().splitlines() if line.startswith("{")]
+    became = [d for d in lines if "became master" in d["message"]]
+    assert became and became[0]["node"] == "logged" and became[0]["epoch"] == 1
+    assert all({"ts", "level", "logger", "message"} <= set(d) for d in lines)

@@ -1,0 +1,51 @@
+"""Logging: one line per event, as text or JSON, each with the node's id
+and current epoch."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(node)s e%(epoch)s]: %(message)s"
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class NodeContext(logging.Filter):
+    """Adds `node` and `epoch` to every record, read when it is logged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.source: Callable[[], tuple[str, int]] = lambda: ("-", 0)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.node, record.epoch = self.source()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, object] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in doc:
+                doc[key] = value if isinstance(value, int | float | str | bool) else str(value)
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc)
+
+
+def setup(level: str, fmt: str) -> NodeContext:
+    context = NodeContext()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(context)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    return context
