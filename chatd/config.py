@@ -100,6 +100,7 @@ class Config:
     send_burst: int = 200
     max_streams_per_user: int = 16
     log_format: str = "text"
+    metrics_port: int | None = None
 
     @property
     def listen_host(self) -> str:
@@ -229,6 +230,12 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         help="one line per event, as text or JSON (default %(default)s)",
     )
     p.add_argument(
+        "--metrics-port",
+        type=_int_range(0, 65535),
+        default=env("metrics-port", None),
+        help="serve Prometheus metrics over HTTP on this port (on the --listen host)",
+    )
+    p.add_argument(
         "--no-reflection",
         action="store_true",
         default=os.environ.get("CHATD_NO_REFLECTION", "") not in ("", "0", "false"),
@@ -285,4 +292,5 @@ def config_from_args(args: argparse.Namespace) -> Config:
         send_burst=args.send_burst,
         max_streams_per_user=args.max_streams_per_user,
         log_format=args.log_format,
+        metrics_port=args.metrics_port,
     )

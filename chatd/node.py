@@ -30,9 +30,10 @@ from chatd.cluster import (
     SlaveServicer,
 )
 from chatd.config import Config
-from chatd.core.types import Role, Timing
+from chatd.core.types import Role, RoleChanged, Timing
 from chatd.health import Health
 from chatd.hub import Hub
+from chatd.metrics import Metrics
 from chatd.peers import CLUSTER_MESSAGE_LIMIT, Peers
 from chatd.proto import chat_pb2, chat_pb2_grpc, cluster_pb2, cluster_pb2_grpc
 from chatd.replication import Replicator
@@ -44,6 +45,17 @@ log = logging.getLogger(__name__)
 
 DB_FILE = "chatd.sqlite3"
 SHUTDOWN_GRACE_S = 5.0
+UNARY_RPCS = (
+    "CreateAccount",
+    "ListUsers",
+    "Login",
+    "Send",
+    "GetMessages",
+    "GetChat",
+    "AcknowledgeReceivedMessages",
+    "DeleteAccount",
+    "Logout",
+)
 
 
 class StartupError(Exception):
@@ -72,6 +84,8 @@ class Node:
         self._stopped = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.fatal: BaseException | None = None
+        self.metrics: Metrics | None = Metrics() if config.metrics_port is not None else None
+        self.metrics_port = 0
 
     # -- startup --
 
@@ -129,6 +143,11 @@ class Node:
         self._tasks.append(loop.create_task(self._expire_sessions(), name="session-expiry"))
         self._tasks.append(loop.create_task(self._retain_log(), name="log-retention"))
         self._tasks.append(loop.create_task(self.health.run(cfg.heartbeat_interval), name="health"))
+        if self.metrics is not None:
+            self.repl.on_role_change = self._count_elections
+            self.metrics_port = self.metrics.serve(cfg.metrics_port or 0, cfg.listen_host)
+            self._tasks.append(loop.create_task(self._refresh_metrics(), name="metrics"))
+            log.info("metrics on http://%s:%d/metrics", cfg.listen_host, self.metrics_port)
         log.info(
             "node %s serving on %s (applied index %d)%s",
             self.node_id,
@@ -171,9 +190,11 @@ class Node:
             ],
         )
         router = Router(self.repl, self.peers)
-        chat_pb2_grpc.add_ClientAccountServicer_to_server(
-            ClientAccountServicer(self.chat, router, cfg.max_request_bytes), server
-        )
+        servicer = ClientAccountServicer(self.chat, router, cfg.max_request_bytes)
+        if self.metrics is not None:
+            for rpc in UNARY_RPCS:
+                setattr(servicer, rpc, self.metrics.measured(rpc, getattr(servicer, rpc)))
+        chat_pb2_grpc.add_ClientAccountServicer_to_server(servicer, server)
         cluster_pb2_grpc.add_MasterServiceServicer_to_server(MasterServicer(self.repl), server)
         cluster_pb2_grpc.add_SlaveServiceServicer_to_server(
             SlaveServicer(self.repl, self.peers), server
@@ -284,6 +305,16 @@ class Node:
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
 
+    def _count_elections(self, change: RoleChanged) -> None:
+        if self.metrics is not None and change.role is Role.MASTER and "elected" in change.reason:
+            self.metrics.elections.inc()
+
+    async def _refresh_metrics(self) -> None:
+        assert self.metrics is not None
+        while True:
+            self.metrics.refresh(self)
+            await asyncio.sleep(self.config.heartbeat_interval)
+
     async def _retain_log(self) -> None:
         keep = self.config.log_retention
         while True:
@@ -306,6 +337,8 @@ class Node:
         await self.writer.close()
         await self.repl.stop()
         await self.peers.close()
+        if self.metrics is not None:
+            self.metrics.stop()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._db_thread, self.store.close)
         for pool in (self._db_thread, self._reader, self._hasher):

@@ -122,7 +122,7 @@ class Replicator:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._waiting_replies: dict[tuple[type, str], deque[asyncio.Future[Message]]] = {}
-        self.on_role_change: Callable[[Role, str], None] = lambda role, master: None
+        self.on_role_change: Callable[[RoleChanged], None] = lambda change: None
 
     # -- startup --
 
@@ -320,7 +320,7 @@ class Replicator:
                 self.writer.abandon(f"no longer master: {change.reason}")
             self.peers.close_links()
             self.hub.end_all("the master changed")
-        self.on_role_change(change.role, change.master)
+        self.on_role_change(change)
 
     # -- snapshots, slave side --
 

@@ -138,3 +138,68 @@ def test_json_logs_carry_node_and_epoch(spawn_node: Callable[..., NodeProcess]) 
     became = [d for d in lines if "became master" in d["message"]]
     assert became and became[0]["node"] == "logged" and became[0]["epoch"] == 1
     assert all({"ts", "level", "logger", "message"} <= set(d) for d in lines)
+
+
+def scrape(port: int) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        return str(r.read().decode())
+
+
+def metric(text: str, name: str) -> float:
+    total = 0.0
+    found = False
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            total += float(line.rsplit(" ", 1)[1])
+            found = True
+    assert found, f"{name} not exported"
+    return total
+
+
+def test_metrics(tmp_path: Path) -> None:
+    from chatd.client import ChatClient
+    from tests.conftest import PASSWORD
+
+    ports = {n: free_port() for n in ("n1", "n2", "n3")}
+    c = Cluster(tmp_path)
+    c.add("n1", "--metrics-port", str(ports["n1"]))
+    c.wait_role("n1", "master")
+    for n in ("n2", "n3"):
+        c.add(n, "--metrics-port", str(ports[n]), join=c.addresses["n1"])
+    try:
+        c.wait(lambda: c.in_sync_count() == 3, "3 in sync")
+
+        async def traffic() -> None:
+            cl = ChatClient([c.addresses["n1"]])
+            await cl.create_account("alice", PASSWORD)
+            await cl.login("alice", PASSWORD)
+            stream = cl.subscribe()
+            first = asyncio.ensure_future(anext(stream))
+            for i in range(5):
+                await cl.send("alice", f"m{i}")
+            await asyncio.wait_for(first, 5)
+            for _ in range(50):  # gauges are refreshed every heartbeat
+                if metric(scrape(ports["n1"]), "chatd_subscribers") == 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert metric(scrape(ports["n1"]), "chatd_subscribers") == 1
+            await stream.aclose()
+            await cl.close()
+
+        asyncio.run(traffic())
+        text = scrape(ports["n1"])
+        assert metric(text, 'chatd_requests_total{code="OK",error_code="0",rpc="Send"}') == 5
+        assert metric(text, "chatd_send_latency_seconds_count") == 5
+        assert metric(text, 'chatd_role{role="master"}') == 1
+        assert metric(text, "chatd_in_sync_size") == 3
+        assert "chatd_replication_lag_entries{slave=" in text
+        c.kill("n1")
+        c.wait(lambda: c.master() in ("n2", "n3"), "a new master")
+        new = c.master()
+        assert new is not None
+        c.wait(lambda: metric(scrape(ports[new]), "chatd_elections_won_total") == 1, "election")
+        c.wait(lambda: metric(scrape(ports[new]), "chatd_in_sync_size") == 2, "in-sync 2")
+    finally:
+        c.stop_all()

@@ -1,0 +1,97 @@
+"""Prometheus metrics of one node (`--metrics-port`).
+
+Counters and the Send latency histogram are updated as calls finish; the
+gauges (role, epoch, replication lag per slave, in-sync set size,
+subscribers) are refreshed from the node's state every heartbeat, on the
+event loop, so the exporter thread never reads state the loop is changing.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from chatd.core.types import Role
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "chatd_requests",
+            "Client API calls by RPC, gRPC status and chatd error code",
+            ["rpc", "code", "error_code"],
+            registry=r,
+        )
+        self.send_latency = Histogram(
+            "chatd_send_latency_seconds",
+            "Send latency, from request to acknowledgement",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.elections = Counter(
+            "chatd_elections_won", "Times this node became master by election", registry=r
+        )
+        self.role = Gauge("chatd_role", "1 for this node's current role", ["role"], registry=r)
+        self.epoch = Gauge("chatd_epoch", "Current epoch", registry=r)
+        self.applied = Gauge("chatd_applied_index", "Last applied log index", registry=r)
+        self.committed = Gauge("chatd_commit_index", "Last committed log index", registry=r)
+        self.in_sync = Gauge("chatd_in_sync_size", "Nodes in the in-sync set", registry=r)
+        self.lag = Gauge(
+            "chatd_replication_lag_entries",
+            "Entries a slave lags behind (master only)",
+            ["slave"],
+            registry=r,
+        )
+        self.subscribers = Gauge("chatd_subscribers", "Open Subscribe streams", registry=r)
+        self._server: Any = None
+
+    def serve(self, port: int, host: str = "0.0.0.0") -> int:
+        self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+        return int(self._server.server_port)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+
+    def refresh(self, node: Any) -> None:
+        c = node.repl.core
+        for role in Role:
+            self.role.labels(role.value).set(1 if c.role is role else 0)
+        self.epoch.set(c.epoch)
+        self.applied.set(node.store.last_index)
+        self.committed.set(c.commit)
+        self.in_sync.set(len(c.membership.in_sync))
+        self.subscribers.set(node.hub.stream_count())
+        self.lag.clear()
+        if c.role is Role.MASTER:
+            for nid, p in c.progress.items():
+                self.lag.labels(nid).set(max(0, c.last.index - p.match))
+
+    def measured(self, rpc: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+        """A servicer's unary method, counted (and timed, for Send)."""
+
+        @functools.wraps(method)
+        async def call(request: Any, context: Any) -> Any:
+            start = time.perf_counter()
+            code, error = "OK", "0"
+            try:
+                response = await method(request, context)
+                error = str(getattr(response, "error_code", 0))
+                return response
+            except BaseException:
+                status = context.code()
+                code = status.name if isinstance(status, grpc.StatusCode) else "CANCELLED"
+                raise
+            finally:
+                self.requests.labels(rpc, code, error).inc()
+                if rpc == "Send" and code == "OK" and error == "0":
+                    self.send_latency.observe(time.perf_counter() - start)
+
+        return call
