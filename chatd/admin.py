@@ -7,15 +7,35 @@ import asyncio
 import json
 import os
 import sys
+from pathlib import Path
 
 import grpc
 
 from chatd.cluster import secret_metadata
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
+from chatd.tls import channel_credentials
 
 
 def _secret(args: argparse.Namespace) -> str | None:
     return args.cluster_secret or os.environ.get("CHATD_CLUSTER_SECRET") or None
+
+
+def add_tls_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tls-ca", type=Path, default=None, help="talk TLS, trusting this CA")
+    p.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=None,
+        help="client certificate (for a mutual-TLS cluster without a secret)",
+    )
+    p.add_argument("--tls-key", type=Path, default=None, help="key of --tls-cert")
+
+
+def channel(args: argparse.Namespace, address: str) -> grpc.aio.Channel:
+    ca = getattr(args, "tls_ca", None)
+    if ca is None:
+        return grpc.aio.insecure_channel(address)
+    return grpc.aio.secure_channel(address, channel_credentials(ca, args.tls_cert, args.tls_key))
 
 
 def _fail(server: str, exc: grpc.aio.AioRpcError) -> int:
@@ -28,7 +48,7 @@ def _fail(server: str, exc: grpc.aio.AioRpcError) -> int:
 
 def status(args: argparse.Namespace) -> int:
     try:
-        reply = asyncio.run(_fetch_status(args.server, _secret(args), deadline=args.timeout))
+        reply = asyncio.run(_fetch_status(args, _secret(args), deadline=args.timeout))
     except grpc.aio.AioRpcError as exc:
         return _fail(args.server, exc)
     doc = status_document(reply)
@@ -37,10 +57,10 @@ def status(args: argparse.Namespace) -> int:
 
 
 async def _fetch_status(
-    server: str, secret: str | None, *, deadline: float
+    args: argparse.Namespace, secret: str | None, *, deadline: float
 ) -> cluster_pb2.NodeStatus:
-    async with grpc.aio.insecure_channel(server) as channel:
-        stub = cluster_pb2_grpc.NodeAdminStub(channel)
+    async with channel(args, args.server) as ch:
+        stub = cluster_pb2_grpc.NodeAdminStub(ch)
         return await stub.Status(
             cluster_pb2.StatusRequest(), metadata=secret_metadata(secret), timeout=deadline
         )
@@ -106,9 +126,7 @@ def format_status(doc: dict[str, object]) -> str:
 
 def remove_member(args: argparse.Namespace) -> int:
     try:
-        ok, error = asyncio.run(
-            _remove(args.server, args.node_id, _secret(args), deadline=args.timeout)
-        )
+        ok, error = asyncio.run(_remove(args, args.node_id, _secret(args), deadline=args.timeout))
     except grpc.aio.AioRpcError as exc:
         return _fail(args.server, exc)
     if not ok:
@@ -119,14 +137,14 @@ def remove_member(args: argparse.Namespace) -> int:
 
 
 async def _remove(
-    server: str, node_id: str, secret: str | None, *, deadline: float
+    args: argparse.Namespace, node_id: str, secret: str | None, *, deadline: float
 ) -> tuple[bool, str]:
     """Asks the node at `server`; a slave's answer names the master, asked next."""
     meta = secret_metadata(secret)
-    target = server
+    target = args.server
     for _ in range(3):
-        async with grpc.aio.insecure_channel(target) as channel:
-            admin = cluster_pb2_grpc.NodeAdminStub(channel)
+        async with channel(args, target) as ch:
+            admin = cluster_pb2_grpc.NodeAdminStub(ch)
             st = await admin.Status(cluster_pb2.StatusRequest(), metadata=meta, timeout=deadline)
             if st.role != "master" and st.master:
                 target = st.master
@@ -146,8 +164,8 @@ def health(args: argparse.Namespace) -> int:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     async def check() -> str:
-        async with grpc.aio.insecure_channel(args.server) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
+        async with channel(args, args.server) as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
             r = await stub.Check(
                 health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
             )

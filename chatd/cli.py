@@ -46,6 +46,7 @@ def build_parser() -> Parser:
         "--cluster-secret", default=None, help="the cluster secret (default: CHATD_CLUSTER_SECRET)"
     )
     status.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
+    admin.add_tls_arguments(status)
     bench_p = sub.add_parser("bench", help="measure a cluster (or serve the no-op baseline)")
     bench.add_arguments(bench_p)
     demo = sub.add_parser("demo", help="a 3-node cluster on loopback and a terminal client")
@@ -56,6 +57,7 @@ def build_parser() -> Parser:
     health.add_argument("--server", type=address, default="127.0.0.1:50051")
     health.add_argument("--service", default="", help="service name (default: the node)")
     health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait")
+    admin.add_tls_arguments(health)
     members = sub.add_parser("members", help="manage the cluster's members")
     msub = members.add_subparsers(dest="members_command", metavar="ACTION", parser_class=Parser)
     remove = msub.add_parser("remove", help="retire a node from the cluster for good")
@@ -73,6 +75,7 @@ def build_parser() -> Parser:
             help="the cluster secret (default: CHATD_CLUSTER_SECRET)",
         )
         p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait")
+        admin.add_tls_arguments(p)
     return parser
 
 

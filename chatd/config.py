@@ -101,6 +101,13 @@ class Config:
     max_streams_per_user: int = 16
     log_format: str = "text"
     metrics_port: int | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     @property
     def listen_host(self) -> str:
@@ -230,6 +237,22 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         help="one line per event, as text or JSON (default %(default)s)",
     )
     p.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=env("tls-cert", None),
+        help="PEM certificate (chain) of this node: serve TLS",
+    )
+    p.add_argument(
+        "--tls-key", type=Path, default=env("tls-key", None), help="PEM private key of --tls-cert"
+    )
+    p.add_argument(
+        "--tls-ca",
+        type=Path,
+        default=env("tls-ca", None),
+        help="PEM CA of the cluster: mutual TLS between nodes (client "
+        "certificates optional for clients)",
+    )
+    p.add_argument(
         "--metrics-port",
         type=_int_range(0, 65535),
         default=env("metrics-port", None),
@@ -264,6 +287,10 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> Config:
     if args.role and args.join:
         raise argparse.ArgumentTypeError("--role master founds a cluster; it excludes --join")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise argparse.ArgumentTypeError("--tls-cert and --tls-key go together")
+    if args.tls_ca is not None and args.tls_cert is None:
+        raise argparse.ArgumentTypeError("--tls-ca needs --tls-cert and --tls-key")
     if args.failover_timeout < 2 * args.heartbeat_interval:
         raise argparse.ArgumentTypeError(
             "--failover-timeout must be at least twice --heartbeat-interval"
@@ -293,4 +320,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         max_streams_per_user=args.max_streams_per_user,
         log_format=args.log_format,
         metrics_port=args.metrics_port,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_ca=args.tls_ca,
     )

@@ -22,6 +22,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from chatd import tls
 from chatd.chat import Chat, Limits
 from chatd.cluster import (
     MasterServicer,
@@ -115,7 +116,13 @@ class Node:
             cfg.heartbeat_interval,
             cfg.data_dir,
         )
-        self.peers = Peers(self.repl, cfg.cluster_secret, cfg.data_dir)
+        try:
+            creds = (
+                tls.channel_credentials(cfg.tls_ca, cfg.tls_cert, cfg.tls_key) if cfg.tls else None
+            )
+        except tls.TlsError as exc:
+            raise StartupError(str(exc)) from exc
+        self.peers = Peers(self.repl, cfg.cluster_secret, cfg.data_dir, creds)
         self.repl.peers = self.peers
         self.writer = GroupCommitWriter(
             self.store, self.hub, self._db_thread, self.repl, self._fail, self.store_lock
@@ -175,7 +182,7 @@ class Node:
     def _build_server(self) -> grpc.aio.Server:
         cfg = self.config
         host, port = cfg.listen_host, cfg.listen_port
-        if cfg.cluster_secret is None and not is_loopback(host):
+        if cfg.cluster_secret is None and cfg.tls_ca is None and not is_loopback(host):
             log.warning("no cluster secret configured: listening on loopback only, not on %s", host)
             host = "127.0.0.1"
         server = grpc.aio.server(
@@ -212,7 +219,13 @@ class Node:
             reflection.enable_server_reflection(names, server)
         bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            self.port = server.add_insecure_port(bind)
+            if cfg.tls_cert is not None and cfg.tls_key is not None:
+                creds = tls.server_credentials(cfg.tls_cert, cfg.tls_key, cfg.tls_ca)
+                self.port = server.add_secure_port(bind, creds)
+            else:
+                self.port = server.add_insecure_port(bind)
+        except tls.TlsError as exc:
+            raise StartupError(str(exc)) from exc
         except RuntimeError as exc:
             raise StartupError(f"cannot listen on {bind}: {exc}") from exc
         self.address = f"{host}:{self.port}"

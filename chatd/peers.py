@@ -56,7 +56,14 @@ class SnapshotJob:
 
 
 class Peers:
-    def __init__(self, repl: Replicator, secret: str | None, data_dir: Path) -> None:
+    def __init__(
+        self,
+        repl: Replicator,
+        secret: str | None,
+        data_dir: Path,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self.credentials = credentials
         self.repl = repl
         self.metadata = secret_metadata(secret)
         self.data_dir = data_dir
@@ -80,7 +87,10 @@ class Peers:
     def channel(self, address: str) -> grpc.aio.Channel:
         ch = self._channels.get(address)
         if ch is None:
-            ch = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            if self.credentials is not None:
+                ch = grpc.aio.secure_channel(address, self.credentials, options=CHANNEL_OPTIONS)
+            else:
+                ch = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
             self._channels[address] = ch
         return ch
 

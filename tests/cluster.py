@@ -24,6 +24,7 @@ from tests.conftest import LOCAL_POOL, PASSWORD, TEST_HASH_COST, NodeProcess, fr
 class Cluster:
     base: Path
     secret: str | None = None
+    tls: tuple[Path, Path, Path] | None = None  # CA, client certificate, key
     nodes: dict[str, NodeProcess] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)
 
@@ -79,6 +80,13 @@ class Cluster:
     def alive(self) -> list[str]:
         return [n for n, p in self.nodes.items() if p.proc is not None and p.proc.poll() is None]
 
+    def _channel(self, address: str) -> grpc.Channel:
+        if self.tls is None:
+            return grpc.insecure_channel(address, options=LOCAL_POOL)
+        ca, cert, key = (p.read_bytes() for p in self.tls)
+        creds = grpc.ssl_channel_credentials(ca, key, cert)
+        return grpc.secure_channel(address, creds, options=LOCAL_POOL)
+
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
         return (("x-chatd-secret", self.secret),) if self.secret else ()
@@ -97,7 +105,7 @@ class Cluster:
 
     def status(self, name: str, timeout: float = 1.0) -> dict[str, object] | None:
         try:
-            with grpc.insecure_channel(self.addresses[name], options=LOCAL_POOL) as ch:
+            with self._channel(self.addresses[name]) as ch:
                 s = cluster_pb2_grpc.NodeAdminStub(ch).Status(
                     cluster_pb2.StatusRequest(), timeout=timeout, metadata=self.metadata
                 )

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -87,7 +88,21 @@ class ChatClient:
         on_connection: Callable[[ConnectionEvent], None] | None = None,
         timeout: float = 5.0,
         retry_for: float = 30.0,
+        tls_ca: str | Path | None = None,
+        tls_cert: str | Path | None = None,
+        tls_key: str | Path | None = None,
     ) -> None:
+        """`tls_ca`: talk TLS, trusting this CA (PEM file); `tls_cert` and
+        `tls_key`: a client certificate, for servers that ask for one."""
+        self._credentials = (
+            grpc.ssl_channel_credentials(
+                root_certificates=Path(tls_ca).read_bytes(),
+                private_key=Path(tls_key).read_bytes() if tls_key else None,
+                certificate_chain=Path(tls_cert).read_bytes() if tls_cert else None,
+            )
+            if tls_ca
+            else None
+        )
         if isinstance(addresses, str):
             addresses = [a.strip() for a in addresses.split(",") if a.strip()]
         if not addresses:
@@ -112,9 +127,11 @@ class ChatClient:
     def _stub(self, address: str) -> chat_pb2_grpc.ClientAccountStub:
         ch = self._channels.get(address)
         if ch is None:
-            ch = self._channels[address] = grpc.aio.insecure_channel(
-                address, options=CHANNEL_OPTIONS
-            )
+            if self._credentials is not None:
+                ch = grpc.aio.secure_channel(address, self._credentials, options=CHANNEL_OPTIONS)
+            else:
+                ch = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            self._channels[address] = ch
         return chat_pb2_grpc.ClientAccountStub(ch)
 
     def _note_master(self, metadata: Any) -> None:

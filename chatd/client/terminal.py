@@ -307,11 +307,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the nodes to use (any one is enough; default %(default)s)",
     )
     p.add_argument("--user", default=None, help="log in as this user at start")
+    p.add_argument("--tls-ca", default=None, help="talk TLS, trusting this CA (PEM file)")
 
 
 def main(args: argparse.Namespace) -> int:
     async def run() -> None:
-        await Terminal(ChatClient(args.server)).run(args.user)
+        client = ChatClient(args.server, tls_ca=getattr(args, "tls_ca", None))
+        await Terminal(client).run(args.user)
 
     try:
         import uvloop

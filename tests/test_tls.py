@@ -1,0 +1,78 @@
+"""A TLS cluster with certificates made in the test: mutual TLS between the
+nodes (no secret), TLS clients, plaintext refused."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+import pytest
+
+from chatd.client import ChatClient, Unavailable
+from chatd.proto import cluster_pb2, cluster_pb2_grpc
+from tests.certs import make_ca, make_cert
+from tests.cluster import Cluster
+from tests.conftest import PASSWORD
+
+
+def test_tls_cluster(tmp_path: Path) -> None:
+    ca, ca_key, ca_cert = make_ca(tmp_path)
+    client_cert, client_key = make_cert(tmp_path, "operator", ca_key, ca_cert)
+    c = Cluster(tmp_path, tls=(ca, client_cert, client_key))
+    for name in ("n1", "n2", "n3"):
+        cert, key = make_cert(tmp_path, name, ca_key, ca_cert)
+        flags = ["--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(ca)]
+        c.add(name, *flags, join=None if name == "n1" else c.addresses["n1"])
+        if name == "n1":
+            c.wait_role("n1", "master")
+    try:
+        c.wait(lambda: c.in_sync_count() == 3, "3 nodes in sync")
+        addresses = list(c.addresses.values())
+
+        user_cert, user_key = make_cert(tmp_path, "alice", ca_key, ca_cert)
+
+        async def chat() -> None:
+            alice = ChatClient(addresses, tls_ca=ca, tls_cert=user_cert, tls_key=user_key)
+            await alice.create_account("alice", PASSWORD)
+            await alice.login("alice", PASSWORD)
+            mid = await alice.send("alice", "over TLS")
+            assert [m.id for m in await alice.get_messages()] == [mid]
+            await alice.close()
+            for refused in (
+                ChatClient(addresses, retry_for=1.0),  # plaintext
+                ChatClient(addresses, retry_for=1.0, tls_ca=ca),  # no client certificate
+            ):
+                with pytest.raises(Unavailable):
+                    await refused.list_users()
+                await refused.close()
+
+        asyncio.run(chat())
+        # a certificate from another CA is refused at the handshake
+        _, other_key, other_ca = make_ca(tmp_path, "another CA")
+        stranger_cert, stranger_key = make_cert(tmp_path, "stranger", other_key, other_ca)
+        creds = grpc.ssl_channel_credentials(
+            ca.read_bytes(), stranger_key.read_bytes(), stranger_cert.read_bytes()
+        )
+        with grpc.secure_channel(c.addresses["n2"], creds) as ch:
+            with pytest.raises(grpc.RpcError) as info:
+                cluster_pb2_grpc.MasterServiceStub(ch).CheckMaster(
+                    cluster_pb2.CheckMasterRequest(), timeout=5
+                )
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        # an operator with a certificate of the cluster's CA sees the cluster
+        out = c.cli(
+            "status",
+            "--server",
+            c.addresses["n2"],
+            "--json",
+            "--tls-ca",
+            str(ca),
+            "--tls-cert",
+            str(client_cert),
+            "--tls-key",
+            str(client_key),
+        )
+        assert out.returncode == 0, out.stderr
+    finally:
+        c.stop_all()
