@@ -227,8 +227,22 @@ class Replicator:
     # -- the pump: actions in order --
 
     async def _ticker(self) -> None:
+        loop = asyncio.get_running_loop()
+        frozen_after = self.tick_seconds * self.timing.failover
+        last = loop.time()
         while True:
             await asyncio.sleep(self.tick_seconds)
+            now = loop.time()
+            if now - last > frozen_after:
+                # the process was frozen (SIGSTOP, a VM pause): what it knew of
+                # being in sync may be stale
+                log.warning(
+                    "node %s was frozen for %.1f s; it no longer counts itself in sync",
+                    self.node_id,
+                    now - last,
+                )
+                self.feed(self.core.suspect)
+            last = now
             self.feed(self.core.tick)
 
     async def _pump(self) -> None:

@@ -55,6 +55,7 @@ def batch_to(m: Append, entries: list[bytes]) -> pb.AcceptUpdatesRequest:
             commit=m.commit,
             in_sync=m.in_sync,
             entries=entries,
+            echo=m.echo,
         ),
     )
 
@@ -70,17 +71,25 @@ def batch_from(r: pb.AcceptUpdatesRequest, dst: str) -> Append:
         int(b.entry_epoch),
         int(b.commit),
         b.in_sync,
+        int(b.echo),
     )
 
 
 def append_reply_to(m: AppendReply) -> pb.AcceptUpdatesResponse:
     return pb.AcceptUpdatesResponse(
-        node_id=m.src, epoch=m.epoch, ok=m.ok, durable=pos_to(m.durable), diverged=m.diverged
+        node_id=m.src,
+        epoch=m.epoch,
+        ok=m.ok,
+        durable=pos_to(m.durable),
+        diverged=m.diverged,
+        probe=m.probe,
     )
 
 
 def append_reply_from(r: pb.AcceptUpdatesResponse, dst: str) -> AppendReply:
-    return AppendReply(r.node_id, dst, int(r.epoch), r.ok, pos_from(r.durable), r.diverged)
+    return AppendReply(
+        r.node_id, dst, int(r.epoch), r.ok, pos_from(r.durable), r.diverged, int(r.probe)
+    )
 
 
 def register_to(m: Register) -> pb.RegisterSlaveRequest:
@@ -128,11 +137,15 @@ def check_reply_from(r: pb.CheckMasterResponse, dst: str) -> CheckMasterReply:
 
 
 def update_master_to(m: UpdateMaster) -> pb.NewMasterRequest:
-    return pb.NewMasterRequest(node_id=m.src, epoch=m.epoch, membership=membership_to(m.membership))
+    return pb.NewMasterRequest(
+        node_id=m.src, epoch=m.epoch, membership=membership_to(m.membership), last=pos_to(m.last)
+    )
 
 
 def update_master_from(r: pb.NewMasterRequest, dst: str) -> UpdateMaster:
-    return UpdateMaster(r.node_id, dst, int(r.epoch), membership_from(r.membership))
+    return UpdateMaster(
+        r.node_id, dst, int(r.epoch), membership_from(r.membership), pos_from(r.last)
+    )
 
 
 def update_slaves_to(m: UpdateSlaves) -> pb.UpdateSlavesRequest:

@@ -39,6 +39,7 @@ from chatd.core.types import (
     PersistMembership,
     Pos,
     Progress,
+    Proposal,
     Register,
     RegisterReply,
     ResetLog,
@@ -94,6 +95,10 @@ class Core:
         self.pending_sent = 0
         self.log_start = 1  # the lowest index the local log still holds
         self.election: Election | None = None
+        self.abandoned = ""
+        self.probe = 0
+        self.voted: tuple[int, str] = (0, "")  # the master this node backs, at which epoch
+        self.proposal: Proposal | None = None
         self._actions: list[Action] = []
         if found:
             if durable.last.index or durable.epoch:
@@ -121,6 +126,13 @@ class Core:
             if self.now - self.heard >= self.timing.failover:
                 self._start_election(f"master {self.master} silent")
         elif self.role is Role.CANDIDATE:
+            pr = self.proposal
+            if pr is not None:
+                if self.now - pr.started_tick < self.timing.election:
+                    return
+                self.proposal = None  # not every in-sync node accepted in time
+                self._start_round()
+                return
             e = self.election
             if e is None or self.now - e.started_tick >= self.timing.election:
                 if e is not None:
@@ -136,7 +148,7 @@ class Core:
         if isinstance(msg, Unreachable):
             self._on_unreachable(msg)
             return
-        if msg.epoch > self.epoch and not isinstance(msg, CheckMaster | Register):
+        if msg.epoch > self.epoch and not isinstance(msg, CheckMaster | Register | UpdateMaster):
             self._adopt_epoch(msg.epoch, f"{msg.src} is at epoch {msg.epoch}")
         handler = _HANDLERS[type(msg)]
         handler(self, msg)
@@ -158,7 +170,9 @@ class Core:
             return
         self.durable = durable
         if self.role is Role.SLAVE:
-            self._send(AppendReply(self.id, self.master, self.epoch, True, durable))
+            self._send(
+                AppendReply(self.id, self.master, self.epoch, True, durable, probe=self.probe)
+            )
 
     def snapshot_installed(self, pos: Pos) -> None:
         """Slave: the store was replaced by a snapshot ending at `pos`."""
@@ -166,7 +180,7 @@ class Core:
         self.runs = [(pos.epoch, pos.index)]
         self.diverged = False
         if self.role is Role.SLAVE:
-            self._send(AppendReply(self.id, self.master, self.epoch, True, pos))
+            self._send(AppendReply(self.id, self.master, self.epoch, True, pos, probe=self.probe))
 
     def snapshot_sent(self, dst: str, pos: Pos | None) -> None:
         """Master: a snapshot ending at `pos` is installed on `dst` (None: failed)."""
@@ -179,6 +193,20 @@ class Core:
             p.next = p.match + 1
             p.inflight = 0
             self._after_ack(dst, p)
+
+    def suspect(self) -> None:
+        """The driver noticed this process was frozen (its timer fired far
+        too late): whatever it knew of being in sync may be stale, since the
+        master may have dropped it meanwhile. It stops counting as eligible
+        until a master confirms it again."""
+        if self.role is not Role.MASTER:
+            self.eligible = False
+            # Appends already on their way were sent before the freeze: only
+            # one that answers a reply sent after it may confirm "in sync"
+            self.probe += 1
+        if self.proposal is not None:  # its election is stale: hold a new one
+            self.proposal = None
+            self._start_round()
 
     def remove_member(self, node_id: str) -> bool:
         """Master: retire a node for good. Returns False if not possible now."""
@@ -240,6 +268,7 @@ class Core:
             self._start_election(f"stepped down: {reason}")
 
     def _become_master(self, reason: str) -> None:
+        self.voted = (self.epoch, self.id)
         self.role = Role.MASTER
         self.master = self.id
         self.election = None
@@ -256,6 +285,8 @@ class Core:
         self._replicate()
 
     def _follow(self, master: str, reason: str) -> None:
+        self.voted = (self.epoch, master)
+        self.proposal = None
         if self.role is Role.SLAVE and self.master == master:
             return
         self.role = Role.SLAVE
@@ -268,6 +299,10 @@ class Core:
 
     def _start_election(self, reason: str) -> None:
         was = self.role
+        if was is Role.SLAVE:
+            # the master it gave up on; its appends at this epoch are refused
+            # from now on, unless an election round finds it alive after all
+            self.abandoned = self.master
         self.role = Role.CANDIDATE
         self.master = ""
         self.progress = {}
@@ -294,6 +329,7 @@ class Core:
         masters = [r for r in replies if r.role is Role.MASTER and r.epoch >= self.epoch]
         if masters:
             best = max(masters, key=lambda r: r.epoch)
+            self.abandoned = ""
             self._register(best.src)
             return
         latest = max([self.membership, *(r.membership for r in replies)], key=lambda m: m.version)
@@ -317,19 +353,33 @@ class Core:
             return
         top = max([self.epoch, *(r.epoch for r in replies)])
         self.epoch = top + 1
+        self.voted = (self.epoch, self.id)
         self._out(PersistEpoch(self.epoch))
         members = latest.addresses
         members[self.id] = self.address
-        self._set_membership(
-            latest.with_changes(self.epoch, members=members, in_sync=frozenset(pool))
+        proposed = latest.with_changes(self.epoch, members=members, in_sync=frozenset(pool))
+        # Every in-sync node not known to be down must accept: two winners
+        # of one epoch (each missing the other's answer) cannot both get that
+        awaiting = (set(latest.in_sync) & set(members)) - {self.id} - e.unreachable
+        self.proposal = Proposal(
+            self.epoch,
+            proposed,
+            awaiting,
+            self.now,
+            f"elected by {sorted(pool)} at epoch {self.epoch}",
         )
-        self._become_master(f"elected by {sorted(candidates)} at epoch {self.epoch}")
-        for nid in self.membership.addresses:
-            self._send(UpdateMaster(self.id, nid, self.epoch, self.membership))
-            p = self.progress.get(nid)
-            r = info.get(nid) or e.replies.get(nid)
-            if p is not None and r is not None and r.last.index <= self.last.index:
-                p.next = r.last.index + 1
+        self.election = None
+        for nid in proposed.addresses:
+            self._send(UpdateMaster(self.id, nid, self.epoch, proposed, self.durable))
+        self._maybe_take_office()
+
+    def _maybe_take_office(self) -> None:
+        pr = self.proposal
+        if pr is None or pr.awaiting:
+            return
+        self.proposal = None
+        self._set_membership(pr.membership)
+        self._become_master(pr.reason)
 
     def _register(self, master: str) -> None:
         self._send(Register(self.id, master, self.epoch, self.address, self.durable))
@@ -405,15 +455,18 @@ class Core:
 
     def _replicate(self, heartbeat: bool = False) -> None:
         for nid, p in self.progress.items():
-            if p.snapshot:
+            # a slave not heard from lately is prodded every tick, whatever is
+            # in flight: "silent" must mean several prods went unanswered
+            prod = heartbeat and self.now - p.heard_tick >= 2 and self.now > p.sent_tick
+            if p.snapshot and not prod:
                 continue
             stale = self.now - p.sent_tick >= self.timing.retry
-            if p.inflight and not stale:
+            if p.inflight and not stale and not prod:
                 continue
             if p.inflight and stale:  # unanswered: send again from the last known match
                 p.next = p.match + 1
                 p.inflight = 0
-            if p.next <= self.last.index:
+            if p.next <= self.last.index and not p.snapshot and not p.inflight:
                 self._send_batch(nid, p)
             elif heartbeat and self.now > p.sent_tick:
                 p.sent_tick = self.now
@@ -428,6 +481,7 @@ class Core:
                         self.epoch,
                         self.commit,
                         nid in self.effective_in_sync,
+                        p.echo,
                     )
                 )
 
@@ -458,6 +512,7 @@ class Core:
                 epoch,
                 self.commit,
                 nid in self.effective_in_sync,
+                p.echo,
             )
         )
 
@@ -480,20 +535,34 @@ class Core:
 
     def _on_append(self, m: Append) -> None:
         if m.epoch < self.epoch:
-            self._send(AppendReply(self.id, m.src, self.epoch, False, self.durable))
+            self._send(
+                AppendReply(self.id, m.src, self.epoch, False, self.durable, probe=self.probe)
+            )
             return
         if self.role is Role.MASTER:  # same epoch, another master: cannot happen
             raise ProtocolError(f"two masters at epoch {m.epoch}: {self.id} and {m.src}")
+        if self._from_abandoned(m.src, m.epoch):
+            # no entries taken, but an answer: a silent node would be dropped
+            # from the in-sync set, and the old master could then acknowledge
+            # alone what this one never gets
+            self._send(
+                AppendReply(self.id, m.src, self.epoch, False, self.durable, probe=self.probe)
+            )
+            return
         self._follow(m.src, f"append from {m.src}")
         self.heard = self.now
         if self.master != m.src:
             return
-        self.eligible = m.in_sync and not self.diverged
+        self.eligible = m.in_sync and not self.diverged and m.echo >= self.probe
         if self.diverged:
-            self._send(AppendReply(self.id, m.src, self.epoch, False, self.durable, True))
+            self._send(
+                AppendReply(self.id, m.src, self.epoch, False, self.durable, True, self.probe)
+            )
             return
         if m.prev.index > self.last.index:  # a gap: tell where we are
-            self._send(AppendReply(self.id, m.src, self.epoch, False, self.durable))
+            self._send(
+                AppendReply(self.id, m.src, self.epoch, False, self.durable, probe=self.probe)
+            )
             return
         if self.epoch_at(m.prev.index) != m.prev.epoch or (
             m.count
@@ -503,7 +572,9 @@ class Core:
             self.diverged = True
             self.eligible = False
             self._out(ResetLog())
-            self._send(AppendReply(self.id, m.src, self.epoch, False, self.durable, True))
+            self._send(
+                AppendReply(self.id, m.src, self.epoch, False, self.durable, True, self.probe)
+            )
             return
         end = m.prev.index + m.count
         if end > self.last.index:
@@ -521,7 +592,12 @@ class Core:
                 self.commit = min(m.commit, end)
             return
         self.commit = max(self.commit, min(m.commit, self.durable.index))
-        self._send(AppendReply(self.id, m.src, self.epoch, True, self.durable))
+        self._send(AppendReply(self.id, m.src, self.epoch, True, self.durable, probe=self.probe))
+
+    def _from_abandoned(self, src: str, epoch: int) -> bool:
+        """A candidate does not go back to the master it declared silent (its
+        answers may already have elected another one at a newer epoch)."""
+        return self.role is Role.CANDIDATE and src == self.abandoned and epoch == self.epoch
 
     def _on_append_reply(self, m: AppendReply) -> None:
         if self.role is not Role.MASTER or m.epoch < self.epoch:
@@ -531,6 +607,7 @@ class Core:
             return
         p.heard_tick = self.now
         p.inflight = 0
+        p.echo = max(p.echo, m.probe)
         if m.diverged:
             if not p.snapshot:
                 p.snapshot = True
@@ -604,9 +681,17 @@ class Core:
             self._decide()
 
     def _on_update_master(self, m: UpdateMaster) -> None:
-        if m.epoch < self.epoch or (m.epoch == self.epoch and self.role is Role.MASTER):
+        fresh = m.epoch > self.epoch or (m.epoch == self.epoch and self.voted == (m.epoch, m.src))
+        if not fresh:
+            # another proposer or master at this epoch, or an older epoch: refused.
+            # (A proposer's log may be shorter than this node's: what this one
+            # has more was never acknowledged, since the proposer is in sync.)
             self._send(UpdateAck(self.id, m.src, self.epoch, m.membership.version, False))
             return
+        if m.epoch > self.epoch:
+            self._adopt_epoch(m.epoch, f"{m.src} proposes itself at epoch {m.epoch}")
+        self.voted = (m.epoch, m.src)
+        self.proposal = None
         self._follow(m.src, f"{m.src} announced itself master at epoch {m.epoch}")
         self.heard = self.now
         self._set_membership(m.membership)
@@ -615,6 +700,13 @@ class Core:
 
     def _on_update_slaves(self, m: UpdateSlaves) -> None:
         if m.epoch < self.epoch or (self.role is Role.MASTER and m.src != self.id):
+            self._send(UpdateAck(self.id, m.src, self.epoch, m.membership.version, False))
+            return
+        if self._from_abandoned(m.src, m.epoch):  # refused, but answered (see _on_append)
+            # what it says of the in-sync set is news all the same
+            self._set_membership(m.membership)
+            if self.id not in self.membership.in_sync:
+                self.eligible = False
             self._send(UpdateAck(self.id, m.src, self.epoch, m.membership.version, False))
             return
         self._follow(m.src, f"membership from {m.src}")
@@ -629,18 +721,39 @@ class Core:
         self._send(UpdateAck(self.id, m.src, self.epoch, m.membership.version, True))
 
     def _on_update_ack(self, m: UpdateAck) -> None:
+        pr = self.proposal
+        if self.role is Role.CANDIDATE and pr is not None and m.version == pr.membership.version:
+            if m.ok:
+                pr.awaiting.discard(m.src)
+                self._maybe_take_office()
+            elif m.src in pr.awaiting:
+                self.proposal = None  # refused: look again
+                self._start_round()
+            return
         if self.role is not Role.MASTER:
             return
         p = self.progress.get(m.src)
-        if p is not None and m.ok:
+        if p is not None:  # a refusal too shows the node is alive
             p.heard_tick = self.now
         if self.pending is not None and m.ok and m.version == self.pending.version:
             self.awaiting.discard(m.src)
             self._maybe_finish_pending()
 
     def _on_unreachable(self, m: Unreachable) -> None:
+        pr = self.proposal
+        if self.role is Role.CANDIDATE and pr is not None:
+            if m.src in pr.awaiting:
+                self.proposal = None  # a node it counted on is gone: look again
+                self._start_round()
+            return
         e = self.election
         if self.role is Role.CANDIDATE and e is not None:
+            if m.src not in e.retried and not m.src.startswith(SEED_PREFIX):
+                # one failed call may be a hiccup of a live node: ask again
+                # before counting it out of the election
+                e.retried.add(m.src)
+                self._send(CheckMaster(self.id, m.src, self.epoch))
+                return
             e.unreachable.add(m.src)
             asked = {n for n in self.membership.addresses if n != self.id}
             if asked and asked <= set(e.replies) | e.unreachable:

@@ -88,6 +88,7 @@ class Append:
     entry_epoch: int
     commit: int
     in_sync: bool
+    echo: int = 0  # the last `probe` this master got from the slave
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,7 @@ class AppendReply:
     ok: bool
     durable: Pos
     diverged: bool = False
+    probe: int = 0  # raised after a freeze; an Append echoing it confirms "in sync" anew
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,12 +151,17 @@ class CheckMasterReply:
 
 @dataclass(frozen=True, slots=True)
 class UpdateMaster:
-    """A new master announces itself, its epoch and its membership."""
+    """A node proposes itself as master at a new epoch (the election winner),
+    with its membership and the last position of its log. A node accepts at
+    most one proposer per epoch, and only one whose log is not behind its
+    own; the winner becomes master once every node of its in-sync set has
+    accepted (UpdateAck ok)."""
 
     src: str
     dst: str
     epoch: int
     membership: Membership
+    last: Pos = Pos()
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +304,18 @@ class Progress:
     heard_tick: int = 0
     snapshot: bool = False  # a snapshot is on its way
     alive: bool = True
+    echo: int = 0  # the slave's last probe
+
+
+@dataclass(slots=True)
+class Proposal:
+    """A winner's claim in flight: it becomes master when `awaiting` empties."""
+
+    epoch: int
+    membership: Membership
+    awaiting: set[str]
+    started_tick: int
+    reason: str
 
 
 @dataclass(slots=True)
@@ -304,4 +323,5 @@ class Election:
     started_tick: int
     replies: dict[str, CheckMasterReply] = field(default_factory=dict)
     unreachable: set[str] = field(default_factory=set)
+    retried: set[str] = field(default_factory=set)  # asked again once after a failure
     winner: str | None = None

@@ -111,20 +111,22 @@ class CheckMasterResponse(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., role: _Optional[str] = ..., master_id: _Optional[str] = ..., master_address: _Optional[str] = ..., last: _Optional[_Union[LogPos, _Mapping]] = ..., eligible: _Optional[bool] = ..., membership: _Optional[_Union[MembershipInfo, _Mapping]] = ...) -> None: ...
 
 class UpdateBatch(_message.Message):
-    __slots__ = ("prev", "count", "entry_epoch", "commit", "in_sync", "entries")
+    __slots__ = ("prev", "count", "entry_epoch", "commit", "in_sync", "entries", "echo")
     PREV_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     ENTRY_EPOCH_FIELD_NUMBER: _ClassVar[int]
     COMMIT_FIELD_NUMBER: _ClassVar[int]
     IN_SYNC_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    ECHO_FIELD_NUMBER: _ClassVar[int]
     prev: LogPos
     count: int
     entry_epoch: int
     commit: int
     in_sync: bool
     entries: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, prev: _Optional[_Union[LogPos, _Mapping]] = ..., count: _Optional[int] = ..., entry_epoch: _Optional[int] = ..., commit: _Optional[int] = ..., in_sync: _Optional[bool] = ..., entries: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    echo: int
+    def __init__(self, prev: _Optional[_Union[LogPos, _Mapping]] = ..., count: _Optional[int] = ..., entry_epoch: _Optional[int] = ..., commit: _Optional[int] = ..., in_sync: _Optional[bool] = ..., entries: _Optional[_Iterable[bytes]] = ..., echo: _Optional[int] = ...) -> None: ...
 
 class SnapshotChunk(_message.Message):
     __slots__ = ("data", "last", "pos", "total_bytes")
@@ -151,30 +153,34 @@ class AcceptUpdatesRequest(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., batch: _Optional[_Union[UpdateBatch, _Mapping]] = ..., snapshot: _Optional[_Union[SnapshotChunk, _Mapping]] = ...) -> None: ...
 
 class AcceptUpdatesResponse(_message.Message):
-    __slots__ = ("node_id", "epoch", "ok", "durable", "diverged", "snapshot_installed")
+    __slots__ = ("node_id", "epoch", "ok", "durable", "diverged", "snapshot_installed", "probe")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
     DURABLE_FIELD_NUMBER: _ClassVar[int]
     DIVERGED_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_INSTALLED_FIELD_NUMBER: _ClassVar[int]
+    PROBE_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     epoch: int
     ok: bool
     durable: LogPos
     diverged: bool
     snapshot_installed: bool
-    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., ok: _Optional[bool] = ..., durable: _Optional[_Union[LogPos, _Mapping]] = ..., diverged: _Optional[bool] = ..., snapshot_installed: _Optional[bool] = ...) -> None: ...
+    probe: int
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., ok: _Optional[bool] = ..., durable: _Optional[_Union[LogPos, _Mapping]] = ..., diverged: _Optional[bool] = ..., snapshot_installed: _Optional[bool] = ..., probe: _Optional[int] = ...) -> None: ...
 
 class NewMasterRequest(_message.Message):
-    __slots__ = ("node_id", "epoch", "membership")
+    __slots__ = ("node_id", "epoch", "membership", "last")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     MEMBERSHIP_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     epoch: int
     membership: MembershipInfo
-    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., membership: _Optional[_Union[MembershipInfo, _Mapping]] = ...) -> None: ...
+    last: LogPos
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., membership: _Optional[_Union[MembershipInfo, _Mapping]] = ..., last: _Optional[_Union[LogPos, _Mapping]] = ...) -> None: ...
 
 class UpdateSlavesRequest(_message.Message):
     __slots__ = ("node_id", "epoch", "membership")

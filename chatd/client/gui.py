@@ -1,0 +1,623 @@
+"""The GUI client, `chatd gui`: tkinter/ttk in the main thread, the async
+client library on an asyncio loop (uvloop) in a worker thread.
+
+Tk may only be touched from the main thread, and tkinter hands over a call
+made in another thread only while `mainloop()` runs (under `update()` it
+raises "main thread is not in main loop"; a main thread joining the worker
+would deadlock). So the worker never calls Tk: coroutines go to the loop
+with `asyncio.run_coroutine_threadsafe`, and their results, connection
+events and incoming messages come back as callables on a queue that the
+main thread drains from a `root.after` timer.
+
+Incoming messages come from `ChatClient.inbox()`: the unread ones, then live
+ones, each exactly once and across failovers, marked delivered by the
+library. A contact's unread count is what arrived from them while another
+conversation was shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import logging
+import queue
+import sys
+import threading
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from chatd.client.api import ChatClient, ConnectionEvent, Message, User
+from chatd.client.errors import (
+    ChatError,
+    NoSuchRecipient,
+    NoSuchUser,
+    NotLoggedIn,
+    Unavailable,
+    UsernameTaken,
+    WrongPassword,
+)
+
+try:  # a Python without Tk (python:3.11-slim has no libtk) still imports this module
+    import tkinter as tk
+    from tkinter import ttk
+except ImportError as exc:  # pragma: no cover - main() reports it
+    NO_TK: ImportError | None = exc
+else:
+    NO_TK = None
+
+T = TypeVar("T")
+W = TypeVar("W", bound="tk.Widget")
+log = logging.getLogger(__name__)
+POLL_MS = 25  # how often the main thread takes what the worker handed back
+PAGE = 50  # messages per history page
+FIXED_TEXT: dict[type[ChatError], str] = {
+    WrongPassword: "incorrect password",
+    UsernameTaken: "username already exists",
+    NotLoggedIn: "your session ended: log in again",
+    Unavailable: "no chatd node answers; try again in a moment",
+}
+
+
+def describe(exc: BaseException, name: str = "") -> str:
+    """One clear line for a failed request."""
+    if isinstance(exc, NoSuchUser | NoSuchRecipient) and name:
+        return f"{name} does not exist"
+    if not isinstance(exc, ChatError):
+        return f"unexpected error: {exc!r}"
+    return FIXED_TEXT.get(type(exc)) or exc.message or type(exc).__name__
+
+
+def packed(widget: W, side: Literal["left", "right", "top", "bottom"] = "top", **options: Any) -> W:
+    widget.pack(side=side, **options)
+    return widget
+
+
+class LoopThread:
+    """An asyncio event loop running in a worker thread."""
+
+    def __init__(self) -> None:
+        try:
+            import uvloop
+
+            self.loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        except ImportError:  # pragma: no cover - uvloop is a dependency
+            self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="chatd-gui-loop", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:  # cancel what is left, then close
+            tasks = asyncio.all_tasks(self.loop)
+            for task in tasks:
+                task.cancel()
+            self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout)
+
+
+class ChatApp:
+    """The window: a log-in form, then contacts, a conversation and an input
+    box; the connection state in the status bar."""
+
+    def __init__(
+        self,
+        servers: Sequence[str] | str,
+        *,
+        root: tk.Tk | None = None,
+        refresh_ms: int = 3000,
+        client_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.servers = servers if isinstance(servers, str) else ",".join(servers)
+        self.client_options = client_options or {}
+        self.refresh_ms = refresh_ms
+        self.root = root or tk.Tk(className="chatd")
+        self.runner = LoopThread()
+        self._handed_back: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._clients: list[ChatClient] = []
+        self.client = self._new_client()
+        self._receiver: asyncio.Task[None] | None = None  # the loop thread's only
+        self.me: str | None = None
+        self.peer: str | None = None  # whose conversation is shown
+        self.users: dict[str, bool] = {}  # name -> online
+        self.unread: dict[str, int] = {}
+        self.history: dict[int, Message] = {}  # the shown conversation, by id
+        self.more_history = self._loading_older = self._refreshing = self._lost = False
+        self._received: set[int] = set()
+        self._generation = 0  # one more at each log-out: late answers are dropped
+        self._tick_id: str | None = None
+        self.closed = False
+        self._build()
+        self.show_login()
+        self._drain_id = self.root.after(POLL_MS, self._drain)
+        self.root.protocol("WM_DELETE_WINDOW", self.close)
+
+    # -- widgets --
+
+    def _build(self) -> None:
+        root, servers = self.root, self.servers.replace(",", ", ")
+        root.title("chatd")
+        root.geometry("860x560")
+        root.minsize(560, 380)
+        style = ttk.Style(root)
+        if "clam" in style.theme_names():
+            style.theme_use("clam")
+        style.configure("Error.TLabel", foreground="#b00020")
+        self.status_var = tk.StringVar(root, f"not connected yet ({servers})")
+        self.login_error_var, self.notice_var = tk.StringVar(root), tk.StringVar(root)
+        self.user_var, self.peer_var = tk.StringVar(root), tk.StringVar(root, "choose a contact")
+        status = ttk.Label(root, textvariable=self.status_var, relief="sunken", padding=3)
+        status.pack(side="bottom", fill="x")
+
+        # the log-in / create-account form
+        self.login_frame = ttk.Frame(root)
+        form = ttk.Frame(self.login_frame)
+        form.place(relx=0.5, rely=0.4, anchor="center")
+        ttk.Label(form, text="chatd", font=("TkHeadingFont", 16, "bold")).grid(columnspan=2)
+        ttk.Label(form, text=servers).grid(columnspan=2, pady=6)
+        self.username_entry = ttk.Entry(form, width=28)
+        self.password_entry = ttk.Entry(form, width=28, show="*")
+        for row, (label, entry) in enumerate(
+            [("Username", self.username_entry), ("Password", self.password_entry)], start=2
+        ):
+            ttk.Label(form, text=label).grid(row=row, column=0, sticky="e", padx=4, pady=4)
+            entry.grid(row=row, column=1, pady=4)
+            entry.bind("<Return>", lambda _e: self.log_in())
+        buttons = ttk.Frame(form)
+        buttons.grid(columnspan=2, pady=8)
+        self.login_button = packed(ttk.Button(buttons, text="Log in", command=self.log_in), "left")
+        self.create_button = ttk.Button(buttons, text="Create account", command=self.create_account)
+        self.create_button.pack(side="left", padx=8)
+        ttk.Label(form, textvariable=self.login_error_var, style="Error.TLabel").grid(columnspan=2)
+
+        # after log-in: contacts | conversation
+        self.chat_frame = ttk.Frame(root, padding=6)
+        top = packed(ttk.Frame(self.chat_frame), fill="x")
+        ttk.Label(top, textvariable=self.user_var).pack(side="left")
+        self.logout_button = packed(ttk.Button(top, text="Log out", command=self.log_out), "right")
+        panes = packed(ttk.PanedWindow(self.chat_frame, orient="horizontal"), fill="both")
+        panes.pack_configure(expand=True, pady=6)
+        self.contacts = ttk.Treeview(panes, columns=("status", "unread"), selectmode="browse")
+        for column, title, width in [("#0", "Contact", 120), ("status", "Status", 80)]:
+            self.contacts.heading(column, text=title)
+            self.contacts.column(column, width=width)
+        self.contacts.heading("unread", text="Unread")
+        self.contacts.column("unread", width=60, anchor="e")
+        self.contacts.tag_configure("unread", font=("TkDefaultFont", 10, "bold"))
+        self.contacts.tag_configure("offline", foreground="#777777")
+        self.contacts.bind("<<TreeviewSelect>>", self._selected)
+        right = ttk.Frame(panes)
+        panes.add(self.contacts, weight=1)
+        panes.add(right, weight=3)
+        head = packed(ttk.Frame(right), fill="x")
+        peer_font = ("TkHeadingFont", 11, "bold")
+        ttk.Label(head, textvariable=self.peer_var, font=peer_font).pack(side="left")
+        self.older_button = ttk.Button(head, text="Load older", command=self.load_older)
+        self.older_button.pack(side="right")
+        bottom = packed(ttk.Frame(right), "bottom", fill="x")
+        ttk.Label(bottom, textvariable=self.notice_var, style="Error.TLabel").pack(side="bottom")
+        self.input = packed(ttk.Entry(bottom), "left", fill="x", expand=True, pady=(4, 0))
+        self.input.bind("<Return>", self.send)
+        self.send_button = ttk.Button(bottom, text="Send", command=self.send)
+        self.send_button.pack(side="right", padx=(4, 0), pady=(4, 0))
+        self.scrollbar = packed(ttk.Scrollbar(right, command=self._scrolled), "right", fill="y")
+        self.conversation = tk.Text(right, wrap="word", state="disabled", width=40, height=10)
+        self.conversation.configure(padx=6, pady=4, font="TkDefaultFont")
+        self.conversation.configure(yscrollcommand=self.scrollbar.set)
+        self.conversation.pack(side="left", fill="both", expand=True)
+        for tag, color in [
+            ("time", "#888"),
+            ("me", "#1f5fbf"),
+            ("them", "#2e7d32"),
+            ("meta", "#888"),
+        ]:
+            self.conversation.tag_configure(tag, foreground=color)
+        for sequence in ("<MouseWheel>", "<Button-4>"):  # the wheel, up: at the top, load older
+            self.conversation.bind(sequence, lambda _e: self.root.after_idle(self._at_top))
+
+    def show_login(self, error: str = "") -> None:
+        self.chat_frame.pack_forget()
+        self.login_frame.pack(fill="both", expand=True)
+        self.login_error_var.set(error)
+        self.login_button.configure(state="normal")
+        self.create_button.configure(state="normal")
+        self.root.title("chatd")
+        self.username_entry.focus_set()
+
+    def show_chat(self) -> None:
+        self.login_frame.pack_forget()
+        self.chat_frame.pack(fill="both", expand=True)
+        self.root.title(f"chatd: {self.me}")
+        self.user_var.set(f"Logged in as {self.me}")
+        self.input.focus_set()
+
+    # -- between the threads --
+
+    def call(
+        self,
+        coro: Coroutine[Any, Any, T],
+        done: Callable[[T], None] | None = None,
+        failed: Callable[[Exception], None] | None = None,
+    ) -> concurrent.futures.Future[T]:
+        """Runs `coro` on the loop; `done(result)` or `failed(exc)` then run
+        in the main thread (not if the session ended meanwhile)."""
+        generation, future = self._generation, self.runner.submit(coro)
+
+        def finish() -> None:
+            if future.cancelled() or self.closed or generation != self._generation:
+                return
+            exc = future.exception()
+            if exc is None:
+                if done is not None:
+                    done(future.result())
+            elif isinstance(exc, Exception):
+                if not isinstance(exc, ChatError):
+                    log.error("GUI request failed", exc_info=exc)
+                (failed or self._notice)(exc)
+
+        future.add_done_callback(lambda _f: self._handed_back.put(finish))
+        return future
+
+    def _drain(self) -> None:
+        """Main thread: runs what the worker handed back, then again soon."""
+        while not self.closed:
+            try:
+                fn = self._handed_back.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                fn()
+            except Exception:
+                log.exception("GUI callback failed")
+        if not self.closed:
+            self._drain_id = self.root.after(POLL_MS, self._drain)
+
+    def _new_client(self) -> ChatClient:
+        client = ChatClient(self.servers, **self.client_options)
+        client.on_connection = lambda event: self._handed_back.put(
+            functools.partial(self._connection, client, event)
+        )
+        self._clients.append(client)
+        return client
+
+    def _connection(self, client: ChatClient, event: ConnectionEvent) -> None:
+        if client is not self.client:
+            return
+        if event.state == "connected":
+            again, self._lost = self._lost, False
+            self.status_var.set(f"{'reconnected' if again else 'connected'} to {event.address}")
+        elif event.state in ("lost", "gave-up"):
+            self._lost = True
+            self.status_var.set("connection lost, retrying…")
+
+    def _notice(self, exc: Exception, name: str = "") -> None:
+        self.notice_var.set(describe(exc, name))
+
+    # -- logging in and out --
+
+    def log_in(self) -> None:
+        self._sign_in(create=False)
+
+    def create_account(self) -> None:
+        self._sign_in(create=True)
+
+    def _sign_in(self, *, create: bool) -> None:
+        name, password = self.username_entry.get().strip(), self.password_entry.get()
+        client = self.client
+        if not name or not password:
+            self.login_error_var.set("enter a username and a password")
+            return
+        self.login_error_var.set("")
+        self.login_button.configure(state="disabled")
+        self.create_button.configure(state="disabled")
+
+        async def sign_in() -> None:
+            if create:
+                await client.create_account(name, password)
+            await client.login(name, password)
+
+        def logged_in(_: None) -> None:
+            self.me = name
+            self.password_entry.delete(0, "end")
+            self.notice_var.set("")
+            self.show_chat()
+            self.runner.submit(self._start_receiver(client))
+            self._tick()
+
+        self.call(sign_in(), logged_in, lambda exc: self.show_login(describe(exc, name)))
+
+    def log_out(self) -> None:
+        old = self._end_session()
+
+        async def sign_off() -> None:
+            await self._stop_receiver()
+            with contextlib.suppress(ChatError):
+                await old.logout()
+            await old.close()
+
+        self.runner.submit(sign_off())
+        self.show_login()
+
+    def _end_session(self) -> ChatClient:
+        """Forgets the session in the window; returns its client."""
+        old, self._generation = self.client, self._generation + 1
+        if self._tick_id is not None:
+            self.root.after_cancel(self._tick_id)
+            self._tick_id = None
+        self.client = self._new_client()
+        self.me = self.peer = None
+        self.users, self.unread, self.history = {}, {}, {}
+        self._received.clear()
+        self._loading_older = self._refreshing = False
+        self.contacts.delete(*self.contacts.get_children())
+        self.peer_var.set("choose a contact")
+        self._render()
+        return old
+
+    def _session_ended(self, client: ChatClient) -> None:
+        if client is self.client:
+            self.runner.submit(self._end_session().close())
+            self.show_login(describe(NotLoggedIn(14, "")))
+
+    # -- incoming messages (in the loop thread) --
+
+    async def _start_receiver(self, client: ChatClient) -> None:
+        await self._stop_receiver()
+        self._receiver = asyncio.create_task(self._receive(client))
+
+    async def _stop_receiver(self) -> None:
+        task, self._receiver = self._receiver, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _receive(self, client: ChatClient) -> None:
+        while True:
+            try:
+                async for m in client.inbox():
+                    self._handed_back.put(functools.partial(self._incoming, client, m))
+            except NotLoggedIn:
+                self._handed_back.put(functools.partial(self._session_ended, client))
+                return
+            except ChatError as exc:  # no node answers (the status bar says so), or worse
+                log.warning("receiving stopped (%s); again in 2 s", exc)
+                await asyncio.sleep(2)
+
+    def _incoming(self, client: ChatClient, m: Message) -> None:
+        if client is not self.client or m.id in self._received:
+            return
+        self._received.add(m.id)
+        if m.sender == self.peer:
+            self._add_messages(m.sender, [m])
+        else:
+            self.unread[m.sender] = self.unread.get(m.sender, 0) + 1
+            self.users.setdefault(m.sender, True)
+            self._render_contacts()
+        self.refresh_contacts()
+
+    # -- contacts --
+
+    def _tick(self) -> None:
+        self.refresh_contacts()
+        self._tick_id = self.root.after(self.refresh_ms, self._tick)
+
+    def refresh_contacts(self) -> None:
+        if self._refreshing or self.me is None:
+            return
+        self._refreshing = True
+
+        def done(users: list[User]) -> None:
+            self._refreshing = False
+            self.users = {u.name: u.online for u in users if u.name != self.me}
+            self._render_contacts()
+
+        def failed(_exc: Exception) -> None:
+            self._refreshing = False  # the status bar says why
+
+        self.call(self.client.list_users(), done, failed)
+
+    def _render_contacts(self) -> None:
+        tree = self.contacts
+        for name in set(tree.get_children()) - set(self.users):
+            tree.delete(name)
+        for i, name in enumerate(sorted(self.users)):
+            unread, online = self.unread.get(name, 0), self.users[name]
+            values = ("● online" if online else "○ offline", unread or "")
+            tags = ("unread",) if unread else () if online else ("offline",)
+            if tree.exists(name):
+                tree.item(name, values=values, tags=tags)
+                tree.move(name, "", i)
+            else:
+                tree.insert("", i, iid=name, text=name, values=values, tags=tags)
+
+    def _selected(self, _event: object = None) -> None:
+        selection = self.contacts.selection()
+        if selection and selection[0] != self.peer:
+            self.open_conversation(selection[0])
+
+    # -- the conversation --
+
+    def open_conversation(self, name: str) -> None:
+        """Shows the newest page of the conversation with `name`."""
+        self.peer, self.history, self.more_history = name, {}, False
+        self.unread.pop(name, None)
+        self.peer_var.set(f"Conversation with {name}")
+        self.notice_var.set("")
+        self._render_contacts()
+        if self.contacts.exists(name) and self.contacts.selection() != (name,):
+            self.contacts.selection_set(name)
+        self._render()
+        self.input.focus_set()
+
+        def done(page: list[Message]) -> None:
+            if self.peer == name:
+                self.more_history = len(page) >= PAGE
+                self._add_messages(name, page)
+
+        self.call(self.client.get_chat(name, limit=PAGE), done, lambda e: self._notice(e, name))
+
+    def load_older(self) -> None:
+        name = self.peer
+        if name is None or not self.history or not self.more_history or self._loading_older:
+            return
+        self._loading_older, first = True, min(self.history)
+
+        def done(page: list[Message]) -> None:
+            self._loading_older = False
+            if self.peer == name:
+                self.more_history = len(page) >= PAGE
+                self.history.update((m.id, m) for m in page)
+                self._render(top=first)
+
+        def failed(exc: Exception) -> None:
+            self._loading_older = False
+            self._notice(exc, name)
+
+        self.call(self.client.get_chat(name, before=first, limit=PAGE), done, failed)
+
+    def _scrolled(self, *args: Any) -> None:
+        self.conversation.yview(*args)
+        self._at_top()
+
+    def _at_top(self) -> None:
+        first, last = self.conversation.yview()
+        if first <= 0.0 and last < 1.0:
+            self.load_older()
+
+    def send(self, _event: object = None) -> str:
+        """Sends the input box to the shown contact ("break": Enter ends here)."""
+        text, peer, me = self.input.get().strip(), self.peer, self.me
+        if not text:
+            return "break"
+        if peer is None or me is None:
+            self.notice_var.set("choose a contact first")
+            return "break"
+        self.input.delete(0, "end")
+        self.notice_var.set("")
+
+        def done(message_id: int) -> None:
+            self._add_messages(peer, [Message(message_id, me, peer, text, datetime.now(UTC))])
+            self.conversation.see("end")
+
+        def failed(exc: Exception) -> None:
+            self._notice(exc, peer)
+            if not self.input.get():
+                self.input.insert(0, text)
+
+        self.call(self.client.send(peer, text), done, failed)
+        return "break"
+
+    def _add_messages(self, peer: str, messages: list[Message]) -> None:
+        new = [m for m in messages if m.id not in self.history]
+        if peer != self.peer or not new:
+            return
+        at_end = self.conversation.yview()[1] >= 0.999
+        appending = bool(self.history) and min(m.id for m in new) > max(self.history)
+        self.history.update((m.id, m) for m in new)
+        if appending:
+            self.conversation.configure(state="normal")
+            for m in sorted(new, key=lambda m: m.id):
+                self._insert(m)
+            self.conversation.configure(state="disabled")
+        else:
+            self._render()
+        if at_end or not appending:
+            self.conversation.see("end")
+
+    def _insert(self, m: Message) -> None:
+        text, mine = self.conversation, m.sender == self.me
+        text.insert("end", m.time.astimezone().strftime("%H:%M  "), "time")
+        text.insert("end", "you" if mine else m.sender, "me" if mine else "them")
+        text.insert("end", f": {m.body}\n")
+
+    def _render(self, top: int | None = None) -> None:
+        """Draws the whole conversation, with message `top` at the top."""
+        text, top_index = self.conversation, None
+        text.configure(state="normal")
+        text.delete("1.0", "end")
+        if self.peer is not None and not self.history:
+            text.insert("end", "no messages yet\n", "meta")
+        elif self.more_history:
+            text.insert("end", "older messages: Load older, or scroll up\n", "meta")
+        for message_id in sorted(self.history):
+            if message_id == top:
+                top_index = text.index("end-1c")
+            self._insert(self.history[message_id])
+        text.configure(state="disabled")
+        self.older_button.configure(state="normal" if self.more_history else "disabled")
+        if top_index is not None:
+            text.yview(top_index)
+
+    # -- the end --
+
+    def close(self) -> None:
+        """Stops the timers, the subscription, the clients, the loop and its
+        thread, then the window."""
+        if self.closed:
+            return
+        self.closed = True
+        for after_id in (self._tick_id, self._drain_id):
+            if after_id is not None:
+                with contextlib.suppress(tk.TclError):
+                    self.root.after_cancel(after_id)
+
+        async def shutdown() -> None:
+            await self._stop_receiver()
+            for client in self._clients:
+                await client.close()
+
+        try:
+            self.runner.submit(shutdown()).result(timeout=5)
+        except Exception:
+            log.exception("GUI shutdown")
+        self.runner.stop()
+        with contextlib.suppress(tk.TclError):
+            self.root.destroy()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server",
+        default="127.0.0.1:50051",
+        metavar="HOST:PORT[,HOST:PORT...]",
+        help="the nodes to use (any one is enough; default %(default)s)",
+    )
+    parser.add_argument("--tls-ca", default=None, help="talk TLS, trusting this CA (PEM file)")
+    parser.add_argument("--tls-cert", default=None, help="client certificate (mutual TLS)")
+    parser.add_argument("--tls-key", default=None, help="client key (mutual TLS)")
+
+
+def main(args: argparse.Namespace) -> int:
+    options = {k: v for k in ("tls_ca", "tls_cert", "tls_key") if (v := getattr(args, k, None))}
+    if not [a for a in str(args.server).split(",") if a.strip()]:
+        print("chatd gui: error: --server needs at least one HOST:PORT", file=sys.stderr)
+        return 2
+    if NO_TK is not None:
+        print(f"chatd gui: error: no Tk here ({NO_TK}; Debian: python3-tk)", file=sys.stderr)
+        return 1
+    try:
+        root = tk.Tk(className="chatd")
+    except tk.TclError as exc:
+        print(f"chatd gui: error: cannot open a window: {exc}", file=sys.stderr)
+        return 1
+    app = ChatApp(args.server, root=root, client_options=options)
+    try:
+        root.mainloop()
+    finally:
+        app.close()
+    return 0

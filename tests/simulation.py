@@ -1,0 +1,388 @@
+"""A deterministic simulation of a chatd cluster's role cores.
+
+Nodes are `Core`s over simulated durable stores; a simulated network delays,
+drops and reorders messages; faults crash, restart, pause and resume nodes.
+Everything random comes from one seeded `random.Random`, so a schedule
+replays exactly from its seed. Invariants are checked after every step.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+from chatd.core import Core, Durable, Membership, Pos, Role, Timing
+from chatd.core.types import (
+    Append,
+    AppendEntries,
+    CheckMaster,
+    Committed,
+    Message,
+    PersistEpoch,
+    PersistMembership,
+    Register,
+    RoleChanged,
+    Send,
+    SendSnapshot,
+    Unreachable,
+    UpdateMaster,
+    UpdateSlaves,
+)
+
+TIMING = Timing(failover=5, election=3, retry=3, max_batch=8)
+DEADLINE = 3  # ticks before a unary call to a frozen node fails
+UNARY = (CheckMaster, Register, UpdateMaster, UpdateSlaves)
+
+
+class Violation(AssertionError):
+    pass
+
+
+@dataclass
+class Node:
+    id: str
+    address: str
+    core: Core | None = None
+    paused: bool = False
+    epoch: int = 0
+    membership: Membership = field(default_factory=Membership)
+    log: list[tuple[int, str]] = field(default_factory=list)  # (epoch, payload), index = i + 1
+    state: list[str] = field(default_factory=list)  # what applying the log produced
+
+    @property
+    def up(self) -> bool:
+        return self.core is not None
+
+    @property
+    def runs(self) -> tuple[tuple[int, int], ...]:
+        out: list[tuple[int, int]] = []
+        for i, (epoch, _) in enumerate(self.log, start=1):
+            if not out or out[-1][0] != epoch:
+                out.append((epoch, i))
+        return tuple(out)
+
+    def last(self) -> Pos:
+        return Pos(self.log[-1][0], len(self.log)) if self.log else Pos()
+
+    def append(self, epoch: int, payload: str) -> None:
+        self.log.append((epoch, payload))
+        self.state.append(payload)  # apply, in the same "transaction"
+
+
+@dataclass(order=True)
+class InFlight:
+    at: int
+    seq: int
+    msg: Message = field(compare=False)
+    payload: tuple[str, ...] = field(compare=False, default=())
+    deadline: int | None = field(compare=False, default=None)
+
+
+class Sim:
+    def __init__(self, seed: int, size: int = 3, *, drop: float = 0.02) -> None:
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.drop = drop
+        self.now = 0
+        self.seq = 0
+        self.nodes = {f"n{i}": Node(f"n{i}", f"10.0.0.{i}:1") for i in range(1, size + 1)}
+        self.by_address = {n.address: n for n in self.nodes.values()}
+        self.net: list[InFlight] = []
+        self.snapshots: list[tuple[int, str, str]] = []  # (at, master, dst)
+        self.acked: dict[int, tuple[int, str]] = {}
+        self.master_of_epoch: dict[int, str] = {}
+        self.trace: deque[str] = deque(maxlen=40)
+        self.writes = 0
+        first = self.nodes["n1"]
+        first.core = Core(first.id, first.address, Durable(), TIMING, found=True)
+        self._drain(first)
+        for n in list(self.nodes.values())[1:]:
+            n.core = Core(n.id, n.address, Durable(), TIMING, seeds=(first.address,))
+            self._drain(n)
+
+    # -- carrying out actions, as the real driver does --
+
+    def _drain(self, n: Node, payload: tuple[str, ...] = (), msg: object = None) -> None:
+        assert n.core is not None
+        for action in n.core.take_actions():
+            if isinstance(action, PersistEpoch):
+                n.epoch = action.epoch
+            elif isinstance(action, PersistMembership):
+                n.membership = action.membership
+            elif isinstance(action, AppendEntries):
+                assert isinstance(msg, Append)
+                offset = action.prev.index - msg.prev.index
+                if len(n.log) != action.prev.index:
+                    raise Violation(
+                        f"{n.id}: append at {action.prev.index} to a log of {len(n.log)}"
+                    )
+                for p in payload[offset : offset + action.count]:
+                    n.append(action.entry_epoch, p)
+                n.core.persisted(Pos(action.entry_epoch, len(n.log)))
+                self._drain(n)
+            elif isinstance(action, Send):
+                self._send(n, action.message)
+            elif isinstance(action, SendSnapshot):
+                self.snapshots.append((self.now + self.rng.randint(1, 4), n.id, action.dst))
+            elif isinstance(action, Committed):
+                self._committed(n, action.index)
+            elif isinstance(action, RoleChanged):
+                self.trace.append(
+                    f"t{self.now} {n.id} {action.role.value} e{action.epoch}: {action.reason}"
+                )
+                if action.role is Role.MASTER:
+                    self._became_master(n, action.epoch)
+
+    def _send(self, src: Node, msg: Message) -> None:
+        dst = (
+            self.by_address.get(msg.dst[1:]) if msg.dst.startswith("@") else self.nodes.get(msg.dst)
+        )
+        if dst is None:
+            return
+        payload: tuple[str, ...] = ()
+        if isinstance(msg, Append) and msg.count:
+            payload = tuple(p for _, p in src.log[msg.prev.index : msg.prev.index + msg.count])
+        self.seq += 1
+        # The fault model's network: between live nodes a message arrives
+        # within one tick (in any order), or is lost with the sender told, as
+        # a broken gRPC call or stream tells it; a crashed node refuses.
+        if not dst.up or self.rng.random() < self.drop:
+            back = Unreachable(msg.dst, src.id)
+            self.net.append(InFlight(self.now + 1, self.seq, back))
+            return
+        deadline = self.now + DEADLINE if isinstance(msg, UNARY) else None
+        self.net.append(
+            InFlight(self.now + self.rng.randint(0, 1), self.seq, msg, payload, deadline)
+        )
+
+    def _committed(self, n: Node, index: int) -> None:
+        for i in range(1, index + 1):
+            entry = n.log[i - 1]
+            old = self.acked.setdefault(i, entry)
+            if old != entry:
+                raise Violation(f"acknowledged entry {i} changed: {old} -> {entry} on {n.id}")
+
+    def _became_master(self, n: Node, epoch: int) -> None:
+        other = self.master_of_epoch.setdefault(epoch, n.id)
+        if other != n.id:
+            raise Violation(f"two masters at epoch {epoch}: {other} and {n.id}")
+        self._has_acked(n, "became master")
+
+    def _has_acked(self, n: Node, when: str) -> None:
+        for i, entry in self.acked.items():
+            if i > len(n.log) or n.log[i - 1] != entry:
+                raise Violation(f"{n.id} {when} without acknowledged entry {i} {entry}")
+
+    # -- faults and clients --
+
+    def crash(self, n: Node) -> None:
+        self.trace.append(f"t{self.now} crash {n.id}")
+        n.core, n.paused = None, False
+        # what was on its way to the dead process dies with its connections
+        self.net = [f for f in self.net if f.msg.dst not in (n.id, "@" + n.address)]
+
+    def restart(self, n: Node) -> None:
+        self.trace.append(f"t{self.now} restart {n.id}")
+        durable = Durable(epoch=n.epoch, last=n.last(), epochs=n.runs, membership=n.membership)
+        n.core = Core(n.id, n.address, durable, TIMING, seeds=(self.nodes["n1"].address,))
+        self._drain(n)
+
+    def resume(self, n: Node) -> None:
+        """Like SIGCONT: the driver sees its timer fire far too late and
+        tells the core it was frozen."""
+        self.trace.append(f"t{self.now} resume {n.id}")
+        n.paused = False
+        if n.core is not None:
+            n.core.suspect()
+            self._drain(n)
+
+    def write(self, n: Node) -> None:
+        assert n.core is not None and n.core.role is Role.MASTER
+        for _ in range(self.rng.randint(1, 3)):
+            self.writes += 1
+            n.append(n.core.epoch, f"w{self.writes}")
+        n.core.local_appended(Pos(n.core.epoch, len(n.log)))
+        self._drain(n)
+
+    def _install(self, master_id: str, dst_id: str) -> None:
+        m, d = self.nodes[master_id], self.nodes[dst_id]
+        if not m.up:
+            return  # the master's core is gone, and what it had in flight with it
+        if m.paused:  # it goes on streaming once it resumes
+            self.snapshots.append((self.now + 1, master_id, dst_id))
+            return
+        assert m.core is not None
+        c = d.core
+        if c is None or d.paused or c.role is Role.MASTER or c.master not in ("", m.id):
+            m.core.snapshot_sent(dst_id, None)
+            self._drain(m)
+            return
+        d.log, d.state = list(m.log), list(m.state)
+        pos = d.last()
+        self.trace.append(f"t{self.now} snapshot {master_id}->{dst_id} at {pos.index}")
+        c.snapshot_installed(pos)
+        self._drain(d)
+        m.core.snapshot_sent(dst_id, pos)
+        self._drain(m)
+
+    # -- the clock --
+
+    def step(self, faults: bool) -> None:
+        self.now += 1
+        for n in self.nodes.values():
+            if n.up and not n.paused:
+                assert n.core is not None
+                n.core.tick()
+                self._drain(n)
+        due = [f for f in self.net if f.at <= self.now]
+        self.net = [f for f in self.net if f.at > self.now]
+        self.rng.shuffle(due)  # reordering
+        for f in due:
+            dst = self.nodes.get(f.msg.dst) or self.by_address.get(f.msg.dst[1:])
+            if dst is None or not dst.up:
+                continue
+            if dst.paused:  # held in the socket until it resumes
+                if isinstance(f.msg, UNARY) and f.deadline is not None and self.now >= f.deadline:
+                    # the caller's deadline passes first: it is told, like a
+                    # gRPC DEADLINE_EXCEEDED (the request may still run later)
+                    src = f.msg.src
+                    self.net.append(InFlight(self.now, self.seq, Unreachable(f.msg.dst, src)))
+                    f.deadline = None
+                f.at = self.now + 1
+                self.net.append(f)
+                continue
+            assert dst.core is not None
+            dst.core.step(f.msg)
+            self._drain(dst, f.payload, f.msg)
+        for snap in [s for s in self.snapshots if s[0] <= self.now]:
+            self.snapshots.remove(snap)
+            self._install(snap[1], snap[2])
+        masters = [
+            n
+            for n in self.nodes.values()
+            if n.up and not n.paused and n.core is not None and n.core.role is Role.MASTER
+        ]
+        for master in masters:
+            if self.rng.random() < 0.5:
+                self.write(master)
+        if faults:
+            self._fault()
+        self.check()
+
+    def _fault(self) -> None:
+        r = self.rng.random()
+        nodes = list(self.nodes.values())
+        down = [n for n in nodes if not n.up or n.paused]
+        n = self.rng.choice(nodes)
+        if r < 0.03 and n.up and not n.paused and len(down) < len(nodes) - 1:
+            self.crash(n)
+        elif r < 0.06 and not n.up:
+            self.restart(n)
+        elif r < 0.075 and n.up and not n.paused and len(down) < len(nodes) - 1:
+            self.trace.append(f"t{self.now} pause {n.id}")
+            n.paused = True
+        elif r < 0.1 and n.paused:
+            self.resume(n)
+
+    # -- invariants --
+
+    def current_master(self) -> Node | None:
+        """The master of the newest epoch, if it is up. (A master of an older
+        epoch that has not heard of the newer one yet is fenced: every node
+        it needs for an acknowledgement refuses it.)"""
+        if not self.master_of_epoch:
+            return None
+        n = self.nodes[self.master_of_epoch[max(self.master_of_epoch)]]
+        return n if n.core is not None and n.core.role is Role.MASTER else None
+
+    def check(self) -> None:
+        for n in self.nodes.values():
+            if n.state != [p for _, p in n.log]:
+                raise Violation(f"{n.id}: applied state does not match its log")
+        m = self.current_master()
+        if m is None or m.core is None:
+            return
+        self._has_acked(m, "is master")
+        # In-sync logs are prefixes of one another as far as each node has
+        # acknowledged them to the master (a member can briefly hold an
+        # unacknowledged tail of an older epoch, until the master notices
+        # and sends it a snapshot).
+        c = m.core
+        confirmed = {m.id: m.log}
+        for nid in c.membership.in_sync:
+            p = c.progress.get(nid)
+            if nid != m.id and p is not None and nid in self.nodes:
+                confirmed[nid] = self.nodes[nid].log[: p.match]
+        for a, la in confirmed.items():
+            for b, lb in confirmed.items():
+                shorter, longer = sorted((la, lb), key=len)
+                if longer[: len(shorter)] != shorter:
+                    raise Violation(f"in-sync logs of {a} and {b} diverge")
+
+    def heal(self, max_ticks: int = 400) -> None:
+        """Faults stop, every node comes back; the cluster must settle:
+        one master, every node its slave and in sync, equal logs, and a new
+        write acknowledged."""
+        self.drop = 0.0
+        for n in self.nodes.values():
+            if n.paused:
+                self.resume(n)
+            if not n.up:
+                self.restart(n)
+        target = None
+        for _ in range(max_ticks):
+            self.step(faults=False)
+            m = self.current_master()
+            if m is None or m.core is None:
+                continue
+            c = m.core
+            ok = all(
+                n.core is not None
+                and (n is m or (n.core.role is Role.SLAVE and n.core.master == m.id))
+                and n.id in c.membership.in_sync
+                and n.log == m.log
+                for n in self.nodes.values()
+            )
+            if ok and target is None:
+                self.write(m)
+                target = len(m.log)
+            if (
+                target is not None
+                and c.commit >= target
+                and all(n.log[:target] == m.log[:target] for n in self.nodes.values())
+            ):
+                return
+        raise Violation("the cluster did not settle after the faults stopped")
+
+    def explain(self, exc: BaseException) -> str:
+        lines = [f"seed {self.seed} failed at tick {self.now}: {exc}", "last events:"]
+        lines += [f"  {t}" for t in self.trace]
+        for n in self.nodes.values():
+            c = n.core
+            lines.append(
+                f"  {n.id}: {'down' if c is None else c.role.value} paused={n.paused} "
+                f"epoch={n.epoch} log={len(n.log)} "
+                + ("" if c is None else f"in_sync={sorted(c.membership.in_sync)} master={c.master}")
+            )
+        return "\n".join(lines)
+
+
+def run_schedule(
+    seed: int, *, ticks: int = 150, size: int | None = None, full_restart: bool = False
+) -> Sim:
+    rng = random.Random(seed)
+    sim = Sim(seed, size or rng.choice((3, 3, 4, 5)))
+    try:
+        for _ in range(ticks):
+            sim.step(faults=True)
+        if full_restart:
+            for n in sim.nodes.values():
+                if n.up:
+                    sim.crash(n)
+            for _ in range(rng.randint(0, 5)):
+                sim.step(faults=False)
+        sim.heal()
+    except Exception as exc:
+        raise Violation(sim.explain(exc)) from exc
+    return sim

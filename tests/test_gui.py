@@ -1,0 +1,266 @@
+"""The GUI client (`chatd gui`) driven through its widgets on a virtual X
+screen (Xvfb), against a real node in a child process, with other users on
+separate `ChatClient`s."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from chatd.client import ChatClient, Message
+from chatd.client.gui import NO_TK, ChatApp, LoopThread, add_arguments, main
+from tests.conftest import PASSWORD, NodeProcess, wait_serving
+
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+WAIT = 10.0  # seconds for any one thing to show
+
+
+def _missing(what: str) -> None:
+    """Fails under CI (the GUI test must run there), skips elsewhere."""
+    if CI:
+        pytest.fail(f"{what} (CI=true: ./scripts/test-deps installs it)")
+    pytest.skip(what)
+
+
+@pytest.fixture
+def xvfb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An Xvfb server on a display number it picks (free), as DISPLAY."""
+    if shutil.which("Xvfb") is None:
+        _missing("Xvfb is not installed (Debian: apt-get install -y xvfb)")
+    if NO_TK is not None:
+        _missing(f"tkinter is not available: {NO_TK} (Debian: apt-get install -y python3-tk)")
+    read_end, write_end = os.pipe()
+    with (tmp_path / "xvfb.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                "Xvfb",
+                "-displayfd",
+                str(write_end),
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ],
+            pass_fds=(write_end,),
+            stdout=log,
+            stderr=log,
+        )
+    os.close(write_end)
+    try:
+        # -displayfd: Xvfb writes the display number once it accepts connections
+        deadline, number = time.monotonic() + WAIT, b""
+        while not number.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or proc.poll() is not None:
+                pytest.fail(f"Xvfb did not start: {(tmp_path / 'xvfb.log').read_text()}")
+            if select.select([read_end], [], [], left)[0]:
+                number += os.read(read_end, 16)
+        display = f":{int(number)}"
+        with socket.socket(socket.AF_UNIX) as s:  # and it does
+            s.settimeout(WAIT)
+            s.connect(f"/tmp/.X11-unix/X{int(number)}")
+        monkeypatch.setenv("DISPLAY", display)
+        yield display
+    finally:
+        os.close(read_end)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
+
+@pytest.fixture
+def loop_thread() -> Iterator[LoopThread]:
+    """An asyncio loop in a thread for the other users' clients."""
+    runner = LoopThread()
+    yield runner
+    runner.stop()
+    assert not runner.thread.is_alive()
+
+
+def pump(app: ChatApp, until: Callable[[], object], what: str, timeout: float = WAIT) -> None:
+    """Runs Tk's event loop until `until()` holds, at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        app.root.update()
+        if until():
+            return
+        time.sleep(0.01)
+    raise AssertionError(
+        f"timed out waiting for {what}; status {app.status_var.get()!r}, "
+        f"form {app.login_error_var.get()!r}, notice {app.notice_var.get()!r}"
+    )
+
+
+def conversation(app: ChatApp) -> str:
+    return app.conversation.get("1.0", "end")
+
+
+def contact(app: ChatApp, name: str) -> tuple[str, str]:
+    """(status, unread) as the contact list shows them."""
+    if not app.contacts.exists(name):
+        return ("", "")
+    return str(app.contacts.set(name, "status")), str(app.contacts.set(name, "unread"))
+
+
+def screenshot(app: ChatApp, display: str, png: Path) -> None:
+    """Saves the window as a PNG (set CHATD_GUI_SHOTS=DIR to keep a copy)."""
+    from PIL import ImageGrab
+
+    app.root.update()
+    root = app.root
+    x, y, width, height = (
+        root.winfo_rootx(),
+        root.winfo_rooty(),
+        root.winfo_width(),
+        root.winfo_height(),
+    )
+    shot = ImageGrab.grab(bbox=(x, y, x + width, y + height), xdisplay=display)
+    shot.save(png)
+    assert shot.size == (width, height)
+    assert png.stat().st_size > 3_000
+    assert len(shot.getcolors(maxcolors=width * height) or ()) > 10  # not a blank window
+    if os.environ.get("CHATD_GUI_SHOTS"):
+        shutil.copy(png, Path(os.environ["CHATD_GUI_SHOTS"]) / png.name)
+
+
+def submit_form(app: ChatApp, name: str, password: str, button: str = "login") -> None:
+    app.username_entry.delete(0, "end")
+    app.username_entry.insert(0, name)
+    app.password_entry.delete(0, "end")
+    app.password_entry.insert(0, password)
+    (app.login_button if button == "login" else app.create_button).invoke()
+
+
+def test_gui(
+    xvfb: str,
+    spawn_node: Callable[..., NodeProcess],
+    loop_thread: LoopThread,
+    tmp_path: Path,
+) -> None:
+    node = spawn_node("n1")
+    address: str = node.address  # type: ignore[attr-defined]
+    wait_serving(address)
+
+    # bob, on his own client, sends 60 messages before alice logs in
+    async def setup() -> ChatClient:
+        bob = ChatClient([address])
+        for name in ("alice", "bob"):
+            await bob.create_account(name, PASSWORD)
+        await bob.login("bob", PASSWORD)
+        for i in range(60):
+            await bob.send("alice", f"old {i}")
+        return bob
+
+    bob = loop_thread.submit(setup()).result(WAIT)
+    bob_got: list[Message] = []
+
+    async def bob_receives() -> None:  # keeps bob online, too
+        async for m in bob.inbox():
+            bob_got.append(m)
+
+    bob_inbox = loop_thread.submit(bob_receives())
+    app = ChatApp(address, refresh_ms=300)
+    try:
+        assert str(app.password_entry.cget("show")) == "*"
+        # the form's errors, one line each
+        for name, password, button, error in [
+            ("nobody", PASSWORD, "login", "nobody does not exist"),
+            ("alice", "wrong password", "login", "incorrect password"),
+            ("bob", PASSWORD, "create", "username already exists"),
+        ]:
+            submit_form(app, name, password, button)
+            pump(app, lambda e=error: app.login_error_var.get() == e, repr(error))  # type: ignore[misc]
+        # a new account logs straight in; Log out goes back to the form
+        submit_form(app, "carol", PASSWORD, "create")
+        pump(app, lambda: app.me == "carol" and app.chat_frame.winfo_ismapped(), "carol in")
+        app.logout_button.invoke()
+        pump(app, lambda: app.me is None and app.login_frame.winfo_ismapped(), "the form again")
+
+        screenshot(app, xvfb, tmp_path / "login.png")
+        submit_form(app, "alice", PASSWORD)
+        pump(app, lambda: app.me == "alice", "alice logged in")
+        pump(app, lambda: app.status_var.get() == f"connected to {address}", "connected")
+        # contacts: bob online with 60 unread, carol offline
+        pump(app, lambda: contact(app, "bob") == ("● online", "60"), "bob online, 60 unread")
+        pump(app, lambda: contact(app, "carol") == ("○ offline", ""), "carol offline")
+        assert not app.contacts.exists("alice")
+
+        # bob's conversation: the newest 50, then older ones on request
+        app.contacts.selection_set("bob")
+        pump(app, lambda: "old 59" in conversation(app), "bob's history")
+        assert "old 9\n" not in conversation(app) and contact(app, "bob")[1] == ""
+        app.older_button.invoke()
+        pump(app, lambda: "bob: old 0\n" in conversation(app), "older history")
+        assert len(app.history) == 60
+
+        # Enter sends to bob; bob's client gets it
+        app.input.focus_force()
+        app.input.insert(0, "hello bob")
+        app.root.update()
+        app.input.event_generate("<Return>")
+        pump(app, lambda: any(m.body == "hello bob" for m in bob_got), "bob receiving")
+        pump(app, lambda: "you: hello bob" in conversation(app), "alice's own message")
+        assert app.input.get() == ""
+
+        # bob answers; it shows live
+        loop_thread.submit(bob.send("alice", "hi alice")).result(WAIT)
+        pump(app, lambda: "bob: hi alice" in conversation(app), "bob's message, live")
+
+        # carol writes while bob's conversation is shown: an unread count
+        async def carol_writes() -> None:
+            async with ChatClient([address]) as carol:
+                await carol.login("carol", PASSWORD)
+                await carol.send("alice", "psst")
+
+        loop_thread.submit(carol_writes()).result(WAIT)
+        pump(app, lambda: contact(app, "carol")[1] == "1", "carol's unread count")
+        assert "psst" not in conversation(app)
+
+        # bob's stream ends: he shows offline
+        bob_inbox.cancel()
+        pump(app, lambda: contact(app, "bob")[0] == "○ offline", "bob offline")
+
+        # the node dies and comes back: the status bar says so, messages flow again
+        statuses: list[str] = []
+        app.status_var.trace_add("write", lambda *_: statuses.append(app.status_var.get()))
+        node.kill(signal.SIGKILL)
+        pump(app, lambda: "connection lost, retrying…" in statuses, "connection lost")
+        spawn_node("n1", port=int(address.rsplit(":", 1)[1]))
+        pump(app, lambda: f"reconnected to {address}" in statuses, "reconnected", 20)
+        loop_thread.submit(bob.send("alice", "still there?")).result(WAIT)
+        pump(app, lambda: "bob: still there?" in conversation(app), "a message after restart")
+        pump(app, lambda: contact(app, "bob")[0] == "○ offline", "contacts after restart")
+        reconnected = f"reconnected to {address}"
+        pump(app, lambda: app.status_var.get() == reconnected, "settled", 20)
+
+        screenshot(app, xvfb, tmp_path / "chat.png")
+    finally:
+        app.close()
+        loop_thread.submit(bob.close()).result(WAIT)
+    assert not app.runner.thread.is_alive()
+    assert app.runner.loop.is_closed()
+
+
+def test_arguments() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([])
+    assert args.server == "127.0.0.1:50051"
+    args = parser.parse_args(["--server", "10.0.0.1:1,10.0.0.2:2"])
+    assert args.server == "10.0.0.1:1,10.0.0.2:2"
+    assert main(parser.parse_args(["--server", " , "])) == 2
