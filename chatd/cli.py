@@ -53,6 +53,15 @@ def build_parser() -> Parser:
     demo_mod.add_arguments(demo)
     chat = sub.add_parser("chat", help="the interactive terminal client")
     terminal.add_arguments(chat)
+    gui_p = sub.add_parser("gui", help="the desktop (Tk) client")
+    # (declared here: the GUI module loads Tk, which a server image need not have)
+    gui_p.add_argument(
+        "--server",
+        default="127.0.0.1:50051",
+        metavar="HOST:PORT[,HOST:PORT...]",
+        help="the nodes to use (any one is enough; default %(default)s)",
+    )
+    admin.add_tls_arguments(gui_p)
     health = sub.add_parser("health", help="a node's gRPC health (exit 0 when SERVING)")
     health.add_argument("--server", type=address, default="127.0.0.1:50051")
     health.add_argument("--service", default="", help="service name (default: the node)")
@@ -90,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         return demo_mod.main(args)
     if args.command == "chat":
         return terminal.main(args)
+    if args.command == "gui":
+        from chatd.client import gui  # Tk is loaded only for the GUI
+
+        return gui.main(args)
     if args.command == "health":
         return admin.health(args)
     if args.command == "status":
