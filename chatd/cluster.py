@@ -174,27 +174,21 @@ class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
     async def AcceptUpdates(
         self, request_iterator: AsyncIterator[cluster_pb2.AcceptUpdatesRequest], context: Ctx
     ) -> AsyncIterator[cluster_pb2.AcceptUpdatesResponse]:
-        out: asyncio.Queue[cluster_pb2.AcceptUpdatesResponse] = asyncio.Queue()
+        out: asyncio.Queue[cluster_pb2.AcceptUpdatesResponse | None] = asyncio.Queue()
         reader = asyncio.get_running_loop().create_task(self._read(request_iterator, out))
-        get: asyncio.Future[cluster_pb2.AcceptUpdatesResponse] | None = None
+        reader.add_done_callback(lambda _t: out.put_nowait(None))  # the stream's end
         try:
-            while True:
-                get = asyncio.ensure_future(out.get())
-                done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if get in done:
-                    yield get.result()
-                else:
-                    reader.result()
-                    return
+            while (response := await out.get()) is not None:
+                yield response
+            if not reader.cancelled() and reader.exception() is not None:
+                raise reader.exception()  # type: ignore[misc]
         finally:
             reader.cancel()
-            if get is not None:
-                get.cancel()
 
     async def _read(
         self,
         requests: AsyncIterator[cluster_pb2.AcceptUpdatesRequest],
-        out: asyncio.Queue[cluster_pb2.AcceptUpdatesResponse],
+        out: asyncio.Queue[cluster_pb2.AcceptUpdatesResponse | None],
     ) -> None:
         repl = self.repl
         src = ""

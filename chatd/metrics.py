@@ -49,6 +49,12 @@ class Metrics:
             registry=r,
         )
         self.subscribers = Gauge("chatd_subscribers", "Open Subscribe streams", registry=r)
+        self.batches = Gauge(
+            "chatd_group_commits", "Write batches committed by this node as master", registry=r
+        )
+        self.batch_entries = Gauge(
+            "chatd_group_commit_entries", "Log entries in those batches", registry=r
+        )
         self._server: Any = None
 
     def serve(self, port: int, host: str = "0.0.0.0") -> int:
@@ -69,6 +75,8 @@ class Metrics:
         self.committed.set(c.commit)
         self.in_sync.set(len(c.membership.in_sync))
         self.subscribers.set(node.hub.stream_count())
+        self.batches.set(node.writer.batches)
+        self.batch_entries.set(node.writer.entries)
         self.lag.clear()
         if c.role is Role.MASTER:
             for nid, p in c.progress.items():

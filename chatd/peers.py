@@ -69,7 +69,7 @@ class Peers:
         self.data_dir = data_dir
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._links: dict[str, Link] = {}
-        self.inbound: dict[str, asyncio.Queue[pb.AcceptUpdatesResponse]] = {}
+        self.inbound: dict[str, asyncio.Queue[pb.AcceptUpdatesResponse | None]] = {}
         # addresses learned from other nodes' answers, for nodes this one's
         # membership does not list yet (a joining node finds the master so)
         self.directory: dict[str, str] = {}
@@ -195,12 +195,14 @@ class Link:
                     raise ConnectionError(f"no address for {self.dst}")
                 stub = cluster_pb2_grpc.SlaveServiceStub(self.peers.channel(address))
                 call = stub.AcceptUpdates(metadata=self.peers.metadata)  # type: ignore[call-arg]
-                reader = asyncio.get_running_loop().create_task(self._read(call))
+                writer = asyncio.get_running_loop().create_task(self._write(call))
                 try:
-                    await self._write(call, reader)
+                    await self._read(call)  # returns or raises when the stream ends
                 finally:
-                    reader.cancel()
+                    writer.cancel()
                     call.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await writer
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure: report, wait a tick, reconnect
@@ -211,18 +213,10 @@ class Link:
             repl.feed(repl.core.step, Unreachable(self.dst, repl.node_id))
             await asyncio.sleep(repl.tick_seconds)
 
-    async def _write(self, call: Any, reader: asyncio.Task[None]) -> None:
+    async def _write(self, call: Any) -> None:
+        """Writes what is queued, in order; cancelled when the stream ends."""
         while True:
-            get = asyncio.ensure_future(self.queue.get())
-            try:
-                done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                if not get.done():
-                    get.cancel()
-            if get not in done:
-                reader.result()  # raises what ended the stream
-                return
-            item = get.result()
+            item = await self.queue.get()
             if isinstance(item, SnapshotJob):
                 try:
                     await self._send_snapshot(call)

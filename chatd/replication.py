@@ -253,7 +253,10 @@ class Replicator:
                 continue
             work = self._work.popleft()
             try:
-                await self._do(work)
+                if isinstance(work, Send):  # the common case, without a coroutine
+                    self.peers.send(work.message)
+                else:
+                    await self._do(work)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -264,10 +264,16 @@ class Store:
     def commit(self) -> None:
         """Makes the batch durable. Blocking (fsync): run it off the event loop."""
         assert self._in_batch
-        self.set_meta("applied_index", self.last_index)
-        self.set_meta("last_epoch", self.last_epoch)
-        self.set_meta("digest", self.digest)
-        self.set_meta("last_time_us", self.last_time_us)
+        self._db.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (
+                ("applied_index", self.last_index),
+                ("last_epoch", self.last_epoch),
+                ("digest", self.digest),
+                ("last_time_us", self.last_time_us),
+            ),
+        )
         self._db.execute("COMMIT")
         self._in_batch = False
 
