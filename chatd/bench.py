@@ -36,6 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--users", type=int, default=16)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--duration", type=float, default=10.0, help="seconds of sending")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="target Sends a second over all workers (default: as fast as it goes)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object, no progress bar")
     p.add_argument(
         "--noop-server",
@@ -66,6 +72,7 @@ class Result:
             "target": "noop" if noop else "chatd",
             "users": 0 if noop else args.users,
             "concurrency": args.concurrency,
+            "target_rate": args.rate,
             "duration_s": round(self.seconds, 2),
             "sends": self.sends,
             "errors": self.errors,
@@ -139,7 +146,12 @@ class Bench:
 
     async def worker(self, w: int, stop: float, progress: Any) -> None:
         n = len(self.sessions)
+        gap = self.args.concurrency / self.args.rate if self.args.rate > 0 else 0.0
+        due = time.perf_counter() + gap * w / max(1, self.args.concurrency)
         for k in itertools.count():
+            if gap:  # open loop at the target rate: each worker keeps its own schedule
+                due += gap
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
             if time.perf_counter() >= stop:
                 return
             sender = (w + k) % n

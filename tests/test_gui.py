@@ -14,12 +14,16 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from chatd.client import ChatClient, Message
 from chatd.client.gui import NO_TK, ChatApp, LoopThread, add_arguments, main
 from tests.conftest import PASSWORD, NodeProcess, wait_serving
+
+if TYPE_CHECKING:
+    import tkinter as tk
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 WAIT = 10.0  # seconds for any one thing to show
@@ -67,9 +71,10 @@ def xvfb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
             if select.select([read_end], [], [], left)[0]:
                 number += os.read(read_end, 16)
         display = f":{int(number)}"
-        with socket.socket(socket.AF_UNIX) as s:  # and it does
+        path = f"/tmp/.X11-unix/X{int(number)}"
+        with socket.socket(socket.AF_UNIX) as s:  # and it does (Linux: abstract socket too)
             s.settimeout(WAIT)
-            s.connect(f"/tmp/.X11-unix/X{int(number)}")
+            s.connect(path if os.path.exists(path) else "\0" + path)
         monkeypatch.setenv("DISPLAY", display)
         yield display
     finally:
@@ -104,6 +109,10 @@ def pump(app: ChatApp, until: Callable[[], object], what: str, timeout: float = 
         f"timed out waiting for {what}; status {app.status_var.get()!r}, "
         f"form {app.login_error_var.get()!r}, notice {app.notice_var.get()!r}"
     )
+
+
+def shows(var: tk.StringVar, text: str) -> Callable[[], bool]:
+    return lambda: var.get() == text
 
 
 def conversation(app: ChatApp) -> str:
@@ -156,13 +165,13 @@ def test_gui(
     address: str = node.address  # type: ignore[attr-defined]
     wait_serving(address)
 
-    # bob, on his own client, sends 60 messages before alice logs in
+    # bob, on his own client, sends 110 messages before alice logs in
     async def setup() -> ChatClient:
         bob = ChatClient([address])
         for name in ("alice", "bob"):
             await bob.create_account(name, PASSWORD)
         await bob.login("bob", PASSWORD)
-        for i in range(60):
+        for i in range(110):
             await bob.send("alice", f"old {i}")
         return bob
 
@@ -184,29 +193,35 @@ def test_gui(
             ("bob", PASSWORD, "create", "username already exists"),
         ]:
             submit_form(app, name, password, button)
-            pump(app, lambda e=error: app.login_error_var.get() == e, repr(error))  # type: ignore[misc]
+            pump(app, shows(app.login_error_var, error), repr(error))
+        screenshot(app, xvfb, tmp_path / "login.png")
         # a new account logs straight in; Log out goes back to the form
         submit_form(app, "carol", PASSWORD, "create")
         pump(app, lambda: app.me == "carol" and app.chat_frame.winfo_ismapped(), "carol in")
         app.logout_button.invoke()
         pump(app, lambda: app.me is None and app.login_frame.winfo_ismapped(), "the form again")
 
-        screenshot(app, xvfb, tmp_path / "login.png")
         submit_form(app, "alice", PASSWORD)
         pump(app, lambda: app.me == "alice", "alice logged in")
-        pump(app, lambda: app.status_var.get() == f"connected to {address}", "connected")
-        # contacts: bob online with 60 unread, carol offline
-        pump(app, lambda: contact(app, "bob") == ("● online", "60"), "bob online, 60 unread")
+        pump(app, shows(app.status_var, f"connected to {address}"), "connected")
+        # contacts: bob online with 110 unread, carol offline
+        pump(app, lambda: contact(app, "bob") == ("● online", "110"), "bob online, 110 unread")
         pump(app, lambda: contact(app, "carol") == ("○ offline", ""), "carol offline")
         assert not app.contacts.exists("alice")
 
-        # bob's conversation: the newest 50, then older ones on request
+        # bob's conversation: the newest 50; older ones on scrolling to the top,
+        # and with the Load older button
         app.contacts.selection_set("bob")
-        pump(app, lambda: "old 59" in conversation(app), "bob's history")
-        assert "old 9\n" not in conversation(app) and contact(app, "bob")[1] == ""
+        pump(app, lambda: "bob: old 109\n" in conversation(app), "bob's history")
+        assert "old 59\n" not in conversation(app) and contact(app, "bob")[1] == ""
+        assert app.conversation.yview()[1] == 1.0  # the newest shown
+        app._scrolled("moveto", "0")  # what dragging the scrollbar to the top does
+        pump(app, lambda: "bob: old 10\n" in conversation(app), "older history, scrolling")
+        assert "old 9\n" not in conversation(app)
         app.older_button.invoke()
-        pump(app, lambda: "bob: old 0\n" in conversation(app), "older history")
-        assert len(app.history) == 60
+        pump(app, lambda: "bob: old 0\n" in conversation(app), "older history, the button")
+        assert len(app.history) == 110
+        pump(app, lambda: str(app.older_button.cget("state")) == "disabled", "no more history")
 
         # Enter sends to bob; bob's client gets it
         app.input.focus_force()
@@ -246,7 +261,7 @@ def test_gui(
         pump(app, lambda: "bob: still there?" in conversation(app), "a message after restart")
         pump(app, lambda: contact(app, "bob")[0] == "○ offline", "contacts after restart")
         reconnected = f"reconnected to {address}"
-        pump(app, lambda: app.status_var.get() == reconnected, "settled", 20)
+        pump(app, shows(app.status_var, reconnected), "settled", 20)
 
         screenshot(app, xvfb, tmp_path / "chat.png")
     finally:
