@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import grpc
+import pexpect
 import pytest
 import uvloop
 
@@ -165,3 +166,20 @@ def spawn_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
 
 def run_async(coro: object) -> object:
     return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def spawn_chatd(*args: str, timeout: float = 15) -> pexpect.spawn[str]:
+    """`python -m chatd ARGS` on a pseudo-terminal, as a user's shell runs it."""
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "chatd", *args],
+        encoding="utf-8",
+        timeout=timeout,
+        dimensions=(40, 160),
+        env={
+            "TERM": "xterm",
+            "PROMPT_TOOLKIT_NO_CPR": "1",
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(Path.cwd()),
+        },
+    )

@@ -5,22 +5,27 @@ separate `ChatClient`s."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
+import re
 import select
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pexpect
 import pytest
 
 from chatd.client import ChatClient, Message
 from chatd.client.gui import NO_TK, ChatApp, LoopThread, add_arguments, main
-from tests.conftest import PASSWORD, NodeProcess, wait_serving
+from tests.conftest import PASSWORD, NodeProcess, spawn_chatd, wait_serving
 
 if TYPE_CHECKING:
     import tkinter as tk
@@ -36,9 +41,12 @@ def _missing(what: str) -> None:
     pytest.skip(what)
 
 
-@pytest.fixture
-def xvfb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """An Xvfb server on a display number it picks (free), as DISPLAY."""
+@pytest.fixture(scope="module")
+def xvfb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An Xvfb server on a display number it picks (free), as DISPLAY: one for
+    the module, as Tk keeps its connection to a display until the process
+    ends (and exits when that display goes away)."""
+    tmp_path = tmp_path_factory.mktemp("xvfb")
     if shutil.which("Xvfb") is None:
         _missing("Xvfb is not installed (Debian: apt-get install -y xvfb)")
     if NO_TK is not None:
@@ -75,8 +83,15 @@ def xvfb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         with socket.socket(socket.AF_UNIX) as s:  # and it does (Linux: abstract socket too)
             s.settimeout(WAIT)
             s.connect(path if os.path.exists(path) else "\0" + path)
-        monkeypatch.setenv("DISPLAY", display)
-        yield display
+        before = os.environ.get("DISPLAY")
+        os.environ["DISPLAY"] = display
+        try:
+            yield display
+        finally:
+            if before is None:
+                os.environ.pop("DISPLAY", None)
+            else:
+                os.environ["DISPLAY"] = before
     finally:
         os.close(read_end)
         if proc.poll() is None:
@@ -279,3 +294,101 @@ def test_arguments() -> None:
     args = parser.parse_args(["--server", "10.0.0.1:1,10.0.0.2:2"])
     assert args.server == "10.0.0.1:1,10.0.0.2:2"
     assert main(parser.parse_args(["--server", " , "])) == 2
+
+
+def _create(child: pexpect.spawn[str], name: str) -> None:
+    child.expect("chatd>")
+    child.sendline(f"/create {name}")
+    child.expect("password:")
+    child.sendline(PASSWORD)
+    child.expect("password again:")
+    child.sendline(PASSWORD)
+    child.expect(f"logged in as {name}")
+
+
+def test_demo_two_terminals_and_the_gui_through_a_master_crash(xvfb: str, tmp_path: Path) -> None:
+    """What a new user does first: `chatd demo` (alice's terminal), a second
+    terminal client (bob), the GUI (carol); the master is killed by hand with
+    kill -9, and all three go on chatting, seeing no more than a status line."""
+    demo = spawn_chatd("demo", timeout=30)
+    bob: pexpect.spawn[str] | None = None
+    app: ChatApp | None = None
+    pids: dict[str, int] = {}
+    try:
+        for _ in range(3):
+            demo.expect(r"n\d  (127\.0\.0\.1:\d+)  pid (\d+)")
+            assert isinstance(demo.match, re.Match)
+            pids[demo.match.group(1)] = int(demo.match.group(2))
+        demo.expect(r"chatd chat --server (\S+)")
+        assert isinstance(demo.match, re.Match)
+        servers = demo.match.group(1)
+        _create(demo, "alice")
+        bob = spawn_chatd("chat", "--server", servers, timeout=30)
+        _create(bob, "bob")
+        app = ChatApp(servers, refresh_ms=300)
+        submit_form(app, "carol", PASSWORD, "create")
+        pump(app, lambda: app.me == "carol", "carol logged in", 20)
+
+        demo.sendline("/chat bob")
+        demo.expect("alice → bob>")
+        demo.sendline("hi bob")
+        bob.expect("new message from alice: hi bob")
+        bob.sendline("/send carol hello carol")
+        pump(app, lambda: contact(app, "bob")[1] == "1", "bob's message, unread")
+        app.contacts.selection_set("bob")
+        pump(app, lambda: "bob: hello carol\n" in conversation(app), "bob's message, read")
+        app.input.insert(0, "hi bob, from the GUI")
+        app.input.event_generate("<Return>")
+        bob.expect("new message from carol: hi bob, from the GUI")
+
+        # the master dies
+        status = subprocess.run(
+            [sys.executable, "-m", "chatd", "status", "--json", "--server", servers.split(",")[0]],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        master = json.loads(status.stdout)["master"]
+        statuses: list[str] = [app.status_var.get()]
+        app.status_var.trace_add("write", lambda *_: statuses.append(app.status_var.get()))
+        os.kill(pids[master], signal.SIGKILL)
+
+        demo.sendline("after the crash")
+        demo.expect("reconnected to")
+        bob.expect("new message from alice: after the crash")
+        bob.sendline("/send carol are you still there?")
+        pump(app, lambda: "bob: are you still there?\n" in conversation(app), "bob, after", 20)
+        app.input.insert(0, "yes, still here")
+        app.input.event_generate("<Return>")
+        bob.expect("new message from carol: yes, still here")
+        pump(app, lambda: app.status_var.get().startswith("reconnected to"), "GUI status", 20)
+        # one line for the whole failover, however many calls and nodes it took
+        assert statuses == [
+            f"connected to {master}",
+            "connection lost, retrying…",
+            app.status_var.get(),
+        ]
+        assert app.me == "carol"  # no new log-in anywhere
+        for child in (demo, bob):
+            assert "log in" not in (child.before or "").lower()
+        screenshot(app, xvfb, tmp_path / "after-crash.png")
+
+        demo.sendline("/quit")
+        demo.expect("demo nodes stopped")
+        demo.expect(pexpect.EOF)
+        demo.wait()
+        assert demo.exitstatus == 0
+        for pid in pids.values():  # every node is gone, the killed one reaped
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        if app is not None:
+            app.close()
+        for child in (bob, demo):  # type: ignore[assignment]
+            if child is not None and child.isalive():
+                child.kill(signal.SIGKILL)
+                child.wait()
+        for pid in pids.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

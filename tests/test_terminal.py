@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from chatd.client import ChatClient
 from chatd.client.errors import NoSuchRecipient, WrongPassword
 from chatd.client.terminal import ChatCompleter, describe
 from tests.cluster import Cluster
-from tests.conftest import PASSWORD, NodeProcess, wait_serving
+from tests.conftest import PASSWORD, NodeProcess, spawn_chatd, wait_serving
 
 TIMEOUT = 15
 
@@ -28,19 +27,7 @@ def chat_process() -> Iterator[Callable[..., pexpect.spawn[str]]]:
     started: list[pexpect.spawn[str]] = []
 
     def start(*args: str) -> pexpect.spawn[str]:
-        child = pexpect.spawn(
-            sys.executable,
-            ["-m", "chatd", "chat", *args],
-            encoding="utf-8",
-            timeout=TIMEOUT,
-            dimensions=(40, 160),
-            env={
-                "TERM": "xterm",
-                "PROMPT_TOOLKIT_NO_CPR": "1",
-                "PATH": "/usr/bin:/bin",
-                "PYTHONPATH": str(Path.cwd()),
-            },
-        )
+        child = spawn_chatd("chat", *args, timeout=TIMEOUT)
         started.append(child)
         return child
 
@@ -182,19 +169,7 @@ def test_completion_and_error_lines() -> None:
 def test_demo_runs_a_cluster_and_a_client_and_stops_it(
     chat_process: Callable[..., pexpect.spawn[str]],
 ) -> None:
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "chatd", "demo"],
-        encoding="utf-8",
-        timeout=60,
-        dimensions=(40, 160),
-        env={
-            "TERM": "xterm",
-            "PROMPT_TOOLKIT_NO_CPR": "1",
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": str(Path.cwd()),
-        },
-    )
+    child = spawn_chatd("demo", timeout=60)
     try:
         pids = []
         for _ in range(3):

@@ -115,6 +115,7 @@ class ChatClient:
         self.username: str | None = None
         self._current = 0
         self._connected: str | None = None
+        self._losses = 0  # "lost" reports so far
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     # -- plumbing --
@@ -134,18 +135,30 @@ class ChatClient:
             self._channels[address] = ch
         return chat_pb2_grpc.ClientAccountStub(ch)
 
-    def _note_master(self, metadata: Any) -> None:
+    def _note_master(self, metadata: Any) -> str | None:
         """Goes straight to the master next time, when it is one of the
         addresses this client was given (a master known by another name,
         e.g. inside a container network, is reached through the node that
-        relays)."""
+        relays). Returns the master's address as the node named it."""
         for key, value in metadata or ():
             if key == MASTER_HEADER and value:
                 master = value if isinstance(value, str) else value.decode()
                 if master in self.addresses:
                     self._current = self.addresses.index(master)
+                return master
+        return None
 
-    def _reached(self, address: str) -> None:
+    def _reached(self, address: str, master: str | None, losses: int) -> None:
+        """A call that started when `losses` losses had been reported
+        succeeded at `address`. Reported as connected when that is the
+        master, or the master cannot be reached by the addresses given: a
+        node that only relayed (during a failover, say) is not, nor a call
+        that was under way before the last loss, so that a failover shows as
+        one lost and one connected, not a flurry."""
+        if losses != self._losses:
+            return
+        if master and master != address and master in self.addresses:
+            return
         if self._connected != address:
             self._connected = address
             self.on_connection(ConnectionEvent("connected", address))
@@ -153,6 +166,7 @@ class ChatClient:
     def _lost(self, address: str, exc: grpc.aio.AioRpcError) -> None:
         if self._connected == address or self._connected is None:
             self._connected = ""
+            self._losses += 1
             self.on_connection(ConnectionEvent("lost", address, exc.code().name))
         self._current = (self.addresses.index(address) + 1) % len(self.addresses)
 
@@ -161,7 +175,7 @@ class ChatClient:
         deadline = time.monotonic() + self.retry_for
         delay = 0.05
         while True:
-            address = self.address
+            address, losses = self.address, self._losses
             call = getattr(self._stub(address), name)(request, timeout=self.timeout)
             try:
                 response = await call
@@ -176,8 +190,7 @@ class ChatClient:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
-            self._reached(address)
-            self._note_master(await call.trailing_metadata())
+            self._reached(address, self._note_master(await call.trailing_metadata()), losses)
             return response
 
     async def _ok(self, name: str, request: Any) -> Any:
@@ -307,8 +320,9 @@ class ChatClient:
         drops those at or below its last)."""
         delay = 0.05
         failing_since: float | None = None
+        redirect = True
         while True:
-            address = self.address
+            address, losses = self.address, self._losses
             after = last()
             request = chat_pb2.SubscribeRequest(
                 session_id=self._session(),
@@ -317,8 +331,14 @@ class ChatClient:
             )
             call: Any = self._stub(address).Subscribe(request)
             try:
-                self._note_master(await call.initial_metadata())
-                self._reached(address)
+                master = self._note_master(await call.initial_metadata())
+                if redirect and self.address != address:
+                    redirect = False  # a relay: once, open the stream at the master itself
+                    continue
+                redirect = True
+                if not call.done() or await call.code() == grpc.StatusCode.OK:
+                    # (a stream that failed before it opened has empty metadata)
+                    self._reached(address, master, losses)
                 for m in await self.get_messages() if unread else []:
                     yield m, False
                 failing_since, delay = None, 0.05
