@@ -42,6 +42,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0.0,
         help="target Sends a second over all workers (default: as fast as it goes)",
     )
+    p.add_argument(
+        "--no-streams",
+        action="store_true",
+        help="open no Subscribe streams (Send alone; no delivery latency)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object, no progress bar")
     p.add_argument(
         "--noop-server",
@@ -182,7 +187,7 @@ class Bench:
     async def run(self, progress: Any = None) -> dict[str, Any]:
         await self.setup()
         receivers: list[asyncio.Task[None]] = []
-        if not self.noop:
+        if not self.noop and not self.args.no_streams:
             ready, opened = asyncio.Event(), list[int]()
             receivers = [
                 asyncio.create_task(self.receive(i, ready, opened))

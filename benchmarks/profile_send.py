@@ -1,0 +1,164 @@
+"""Where the Send path's CPU goes: a cluster of real nodes under `chatd bench`,
+with the CPU time of every process and thread over a window of the run, per
+second and per Send, and optionally a py-spy profile of the master's event
+loop thread.
+
+    python benchmarks/profile_send.py [--nodes 3] [--concurrency 32] [--rate R]
+                                      [--noop] [--no-streams] [--py-spy]
+
+--noop measures `chatd bench --noop-server` instead of a cluster. --py-spy
+(pip install py-spy) samples the master for the same window and prints the
+functions that hold its main thread, by inclusive and by own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.cluster import Cluster  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(stat: str) -> float:
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def threads(pid: int) -> dict[str, float]:
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except FileNotFoundError:
+            continue
+        out[f"{tid} {stat[stat.index('(') + 1 : stat.rindex(')')]}"] = cpu_seconds(stat)
+    return out
+
+
+def main_thread_profile(raw: Path) -> None:
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if "MainThread" not in frames[0]:
+            continue
+        n = int(count)
+        total += n
+        own[frames[-1]] += n
+        for frame in set(frames[1:]):
+            inclusive[frame] += n
+    print(f"master main thread: {total} samples")
+    print("  inclusive:")
+    for frame, n in inclusive.most_common(25):
+        print(f"    {100 * n / total:5.1f}%  {frame[:110]}")
+    print("  own time:")
+    for frame, n in own.most_common(12):
+        print(f"    {100 * n / total:5.1f}%  {frame[:110]}")
+
+
+def run(args: argparse.Namespace, base: Path) -> None:
+    cluster = None if args.noop else Cluster.start(base, args.nodes)
+    noop = None
+    try:
+        if cluster is None:
+            port = free_port()
+            noop = subprocess.Popen(
+                [sys.executable, "-m", "chatd", "bench", "--noop-server", str(port)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert noop.stdout is not None
+            noop.stdout.readline()
+            address, pids = f"127.0.0.1:{port}", {"noop": noop.pid}
+        else:
+            master = cluster.master() or "n1"
+            address = cluster.addresses[master]
+            pids = {
+                f"{n}{' (master)' if n == master else ''}": p.pid for n, p in cluster.nodes.items()
+            }
+        bench = subprocess.Popen(
+            [
+                sys.executable, "-m", "chatd", "bench", "--json", "--server", address,
+                "--users", "64", "--concurrency", str(args.concurrency),
+                "--rate", str(args.rate), "--duration", str(args.window + 6),
+                *(["--no-streams"] if args.no_streams else []),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        pids["bench"] = bench.pid
+        time.sleep(4)  # users made, streams open, sending
+        spy = None
+        if args.py_spy:
+            raw = base / "master.txt"
+            spy = subprocess.Popen(
+                [
+                    "py-spy", "record", "--pid", str(next(iter(pids.values()))),
+                    "--duration", str(round(args.window)), "--rate", "200", "--format", "raw",
+                    "--threads", "--nonblocking", "--output", str(raw),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        t0, before = time.monotonic(), {n: threads(p) for n, p in pids.items()}
+        time.sleep(args.window)
+        t1, after = time.monotonic(), {n: threads(p) for n, p in pids.items()}
+        result = json.loads(bench.communicate(timeout=120)[0])
+        rate = result["sends_per_s"]
+        print(
+            f"{rate:.0f} sends/s, send p50 {result['send_ms_p50']} ms p99 {result['send_ms_p99']} ms, "
+            f"delivery p50 {result['delivery_ms_p50']} ms p99 {result['delivery_ms_p99']} ms"
+        )
+        print(f"CPU over {t1 - t0:.1f} s of the run (100% = one core):")
+        total = 0.0
+        for name in pids:
+            used = {t: after[name][t] - before[name].get(t, 0.0) for t in after[name]}
+            share = sum(used.values()) / (t1 - t0)
+            total += share
+            print(f"  {name}: {100 * share:.0f}%, {1e6 * share / rate:.0f} us a Send")
+            for t, s in sorted(used.items(), key=lambda kv: -kv[1]):
+                if s / (t1 - t0) >= 0.02:
+                    print(f"      thread {t}: {100 * s / (t1 - t0):.0f}%")
+        print(f"  all: {100 * total:.0f}% of {os.cpu_count()} cores")
+        if spy is not None:
+            spy.wait(timeout=60)
+            main_thread_profile(base / "master.txt")
+    finally:
+        if noop is not None:
+            noop.kill()
+            noop.wait()
+        if cluster is not None:
+            cluster.stop_all()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--nodes", type=int, default=3)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--rate", type=float, default=0.0)
+    p.add_argument("--window", type=float, default=6.0, help="seconds measured")
+    p.add_argument("--noop", action="store_true")
+    p.add_argument("--no-streams", action="store_true", help="passed to chatd bench")
+    p.add_argument("--py-spy", action="store_true")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="chatd-profile-") as base:
+        run(args, Path(base))
+
+
+if __name__ == "__main__":
+    main()
