@@ -55,7 +55,13 @@ NODE_META = ("node_id", "epoch", "membership")
 
 def membership_to_json(m: Membership) -> str:
     return json.dumps(
-        {"epoch": m.epoch, "seq": m.seq, "members": m.members, "in_sync": sorted(m.in_sync)}
+        {
+            "epoch": m.epoch,
+            "seq": m.seq,
+            "members": m.members,
+            "in_sync": sorted(m.in_sync),
+            "retired": sorted(m.retired),
+        }
     )
 
 
@@ -68,6 +74,7 @@ def membership_from_json(text: str | None) -> Membership:
         seq=int(d["seq"]),
         members=tuple((str(a), str(b)) for a, b in d["members"]),
         in_sync=frozenset(d["in_sync"]),
+        retired=frozenset(d.get("retired", ())),
     )
 
 
@@ -355,7 +362,7 @@ class Replicator:
             pos.index,
             pos.epoch,
         )
-        self.feed(self.core.snapshot_installed, pos)
+        self.feed(self.core.snapshot_installed, pos, tuple(self.store.runs))
 
     # -- log retention --
 

@@ -32,6 +32,7 @@ def membership_to(m: Membership) -> pb.MembershipInfo:
         seq=m.seq,
         members=[pb.ClusterMember(node_id=n, address=a) for n, a in m.members],
         in_sync=sorted(m.in_sync),
+        retired=sorted(m.retired),
     )
 
 
@@ -41,6 +42,7 @@ def membership_from(m: pb.MembershipInfo) -> Membership:
         seq=int(m.seq),
         members=tuple(sorted((x.node_id, x.address) for x in m.members)),
         in_sync=frozenset(m.in_sync),
+        retired=frozenset(m.retired),
     )
 
 

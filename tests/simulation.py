@@ -92,6 +92,8 @@ class Sim:
         self.snapshots: list[tuple[int, str, str]] = []  # (at, master, dst)
         self.acked: dict[int, tuple[int, str]] = {}
         self.master_of_epoch: dict[int, str] = {}
+        self.removals = 0  # `chatd members remove` asked of a master
+        self.retired: set[str] = set()  # removals a master's membership has made
         self.trace: deque[str] = deque(maxlen=40)
         self.writes = 0
         first = self.nodes["n1"]
@@ -164,10 +166,20 @@ class Sim:
                 raise Violation(f"acknowledged entry {i} changed: {old} -> {entry} on {n.id}")
 
     def _became_master(self, n: Node, epoch: int) -> None:
+        if n.id in self.retired:
+            raise Violation(f"{n.id} became master at epoch {epoch} after it was removed")
         other = self.master_of_epoch.setdefault(epoch, n.id)
         if other != n.id:
             raise Violation(f"two masters at epoch {epoch}: {other} and {n.id}")
         self._has_acked(n, "became master")
+
+    def remove(self, m: Node, nid: str) -> None:
+        """An operator's `chatd members remove nid`, asked of master m."""
+        assert m.core is not None
+        if m.core.remove_member(nid):
+            self.removals += 1
+            self.trace.append(f"t{self.now} remove {nid} at {m.id}")
+        self._drain(m)
 
     def _has_acked(self, n: Node, when: str) -> None:
         for i, entry in self.acked.items():
@@ -214,14 +226,23 @@ class Sim:
             return
         assert m.core is not None
         c = d.core
-        if c is None or d.paused or c.role is Role.MASTER or c.master not in ("", m.id):
+        if (
+            c is None
+            or d.paused
+            or c.role is Role.MASTER
+            or c.master not in ("", m.id)
+            # a master that stepped down closed its streams (snapshots with them),
+            # and a node refuses chunks from an older epoch
+            or m.core.role is not Role.MASTER
+            or m.core.epoch < c.epoch
+        ):
             m.core.snapshot_sent(dst_id, None)
             self._drain(m)
             return
         d.log, d.state = list(m.log), list(m.state)
         pos = d.last()
         self.trace.append(f"t{self.now} snapshot {master_id}->{dst_id} at {pos.index}")
-        c.snapshot_installed(pos)
+        c.snapshot_installed(pos, d.runs)
         self._drain(d)
         m.core.snapshot_sent(dst_id, pos)
         self._drain(m)
@@ -284,6 +305,11 @@ class Sim:
             n.paused = True
         elif r < 0.1 and n.paused:
             self.resume(n)
+        elif r < 0.102 and self.removals < len(nodes) - 3:
+            # (not n1: it is the --join address every restart is given)
+            m = self.current_master()
+            if m is not None and m.core is not None and not m.paused and n.id not in (m.id, "n1"):
+                self.remove(m, n.id)
 
     # -- invariants --
 
@@ -304,6 +330,10 @@ class Sim:
         if m is None or m.core is None:
             return
         self._has_acked(m, "is master")
+        self.retired |= m.core.membership.retired
+        back = self.retired & (m.core.membership.addresses.keys() | {m.id})
+        if back:
+            raise Violation(f"removed {sorted(back)} a member again under {m.id}")
         # In-sync logs are prefixes of one another as far as each node has
         # acknowledged them to the master (a member can briefly hold an
         # unacknowledged tail of an older epoch, until the master notices
@@ -337,12 +367,24 @@ class Sim:
             if m is None or m.core is None:
                 continue
             c = m.core
+            for n in self.nodes.values():
+                # a removal the master of the time did not finish before it
+                # failed may have retired the node without taking effect: the
+                # operator sees it listed still, and removes it again
+                retired = n.core is not None and n.core.role is Role.RETIRED
+                if retired and n.id in c.membership.addresses and c.pending is None:
+                    self.remove(m, n.id)
+            staying = [n for n in self.nodes.values() if n.id not in c.membership.retired]
             ok = all(
                 n.core is not None
                 and (n is m or (n.core.role is Role.SLAVE and n.core.master == m.id))
                 and n.id in c.membership.in_sync
                 and n.log == m.log
+                for n in staying
+            ) and all(  # a removed node that runs has learnt it
+                n.core is not None and n.core.role is Role.RETIRED
                 for n in self.nodes.values()
+                if n.id in c.membership.retired
             )
             if ok and target is None:
                 self.write(m)
@@ -350,7 +392,7 @@ class Sim:
             if (
                 target is not None
                 and c.commit >= target
-                and all(n.log[:target] == m.log[:target] for n in self.nodes.values())
+                and all(n.log[:target] == m.log[:target] for n in staying)
             ):
                 return
         raise Violation("the cluster did not settle after the faults stopped")

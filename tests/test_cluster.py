@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from chatd.proto import chat_pb2, chat_pb2_grpc
 from tests.cluster import Cluster, Load, check_no_loss
 
 pytestmark = pytest.mark.timeout(300)
@@ -207,8 +208,21 @@ async def test_cluster_secret_and_removing_a_member(tmp_path: Path) -> None:
         await asyncio.to_thread(
             c.wait, lambda: "n3" not in str(c.cli_status("n2")["members"]), "n3 to be removed"
         )
+        # n3, still running, knows it is out; restarted with its unchanged
+        # command line it stays out (it does not join again)
+        await asyncio.to_thread(c.wait_role, "n3", "retired")
         c.kill("n3")
+        c.restart("n3")
+        await asyncio.to_thread(c.wait_role, "n3", "retired")
+        health = await asyncio.to_thread(c.cli, "health", "--server", c.addresses["n3"])
+        assert health.returncode != 0 and "NOT_SERVING" in health.stdout + health.stderr
+        async with grpc.aio.insecure_channel(c.addresses["n3"]) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await chat_pb2_grpc.ClientAccountStub(ch).ListUsers(chat_pb2.Empty(), timeout=5)
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
         await acked_at_least(load, len(load.acked) + 20)  # no wait for the retired node
+        assert "n3" not in str(c.cli_status(c.master() or "n1")["members"])
+        c.kill("n3")
         await finish(c, load, alice, tasks)
         bad = await asyncio.to_thread(c.cli, "members", "remove", "nobody", "--server", address)
         assert bad.returncode == 1 and "not a member" in bad.stderr

@@ -20,6 +20,7 @@ Promises (checked by the simulation tests):
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from chatd.core.types import (
@@ -100,7 +101,9 @@ class Core:
         self.voted: tuple[int, str] = (0, "")  # the master this node backs, at which epoch
         self.proposal: Proposal | None = None
         self._actions: list[Action] = []
-        if found:
+        if node_id in self.membership.retired:
+            self.role = Role.RETIRED
+        elif found:
             if durable.last.index or durable.epoch:
                 raise ProtocolError("only an empty node can found a cluster")
             self.epoch = 1
@@ -144,6 +147,10 @@ class Core:
         if msg.dst != self.id and not msg.dst.startswith(SEED_PREFIX):
             raise ProtocolError(f"{self.id} got a message for {msg.dst}")
         if self.role is Role.RETIRED:
+            # it only says so: an election waiting for every in-sync node's
+            # answer learns this one is out, and what membership it saw last
+            if isinstance(msg, CheckMaster):
+                self._on_check_master(msg)
             return
         if isinstance(msg, Unreachable):
             self._on_unreachable(msg)
@@ -174,10 +181,13 @@ class Core:
                 AppendReply(self.id, self.master, self.epoch, True, durable, probe=self.probe)
             )
 
-    def snapshot_installed(self, pos: Pos) -> None:
-        """Slave: the store was replaced by a snapshot ending at `pos`."""
+    def snapshot_installed(self, pos: Pos, runs: tuple[tuple[int, int], ...] = ()) -> None:
+        """Slave: the store was replaced by a snapshot ending at `pos`, whose
+        log's epochs start at `runs` ((epoch, first index) pairs). Without
+        them every entry up to `pos` would count as of pos.epoch, and a late
+        append of an earlier epoch would look like a divergence."""
         self.last = self.durable = pos
-        self.runs = [(pos.epoch, pos.index)]
+        self.runs = [r for r in runs if r[1] <= pos.index] or [(pos.epoch, pos.index)]
         self.diverged = False
         if self.role is Role.SLAVE:
             self._send(AppendReply(self.id, self.master, self.epoch, True, pos, probe=self.probe))
@@ -216,8 +226,15 @@ class Core:
         if node_id not in members:
             return False
         del members[node_id]
-        self.progress.pop(node_id, None)
-        self._propose(members, self.membership.in_sync - {node_id}, f"{node_id} removed")
+        # It stays in the stream (heartbeats) until it has the change: a live
+        # node that still counted itself in sync could otherwise win an
+        # election on its own once the master went quiet on it.
+        self._propose(
+            members,
+            self.membership.in_sync - {node_id},
+            f"{node_id} removed",
+            retired=(self.pending or self.membership).retired | {node_id},
+        )
         return True
 
     def epoch_at(self, index: int) -> int | None:
@@ -254,6 +271,8 @@ class Core:
             self._out(PersistMembership(m))
             if m.in_sync != old:
                 self._out(InSyncChanged(m.in_sync, f"membership {m.epoch}.{m.seq}"))
+            if self.id in m.retired and self.role is not Role.RETIRED:
+                self._retire(f"removed from the cluster (membership {m.epoch}.{m.seq})")
 
     def _extend_runs(self, first: int, epoch: int) -> None:
         if not self.runs or self.runs[-1][0] != epoch:
@@ -297,6 +316,17 @@ class Core:
         self.pending = None
         self._out(RoleChanged(Role.SLAVE, self.epoch, master, reason))
 
+    def _retire(self, reason: str) -> None:
+        """Removed from the cluster for good: takes no part in it any more."""
+        self.role = Role.RETIRED
+        self.master = ""
+        self.eligible = False
+        self.election = None
+        self.proposal = None
+        self.progress = {}
+        self.pending = None
+        self._out(RoleChanged(Role.RETIRED, self.epoch, "", reason))
+
     def _start_election(self, reason: str) -> None:
         was = self.role
         if was is Role.SLAVE:
@@ -337,12 +367,16 @@ class Core:
             self._set_membership(latest)
         if self.role is Role.RETIRED or self.id not in latest.in_sync or self.diverged:
             return
-        info = {r.src: r for r in replies if r.src in latest.in_sync}
+        # A retired node answers but takes no part: it acknowledged nothing
+        # after it retired, and what it acknowledged before, the other
+        # in-sync nodes acknowledged too.
+        out = {r.src for r in replies if r.role is Role.RETIRED}
+        info = {r.src: r for r in replies if r.src in latest.in_sync and r.src not in out}
         candidates = {self.id: (self.durable, self.eligible)}
         candidates |= {nid: (r.last, r.eligible) for nid, r in info.items()}
         pool = [nid for nid, (_, ok) in candidates.items() if ok]
         if not pool:  # nobody confirmed in sync: only a complete in-sync set may choose
-            if not latest.in_sync <= set(candidates):
+            if not latest.in_sync <= set(candidates) | out:
                 return
             pool = list(candidates)
         winner = min(
@@ -355,9 +389,11 @@ class Core:
         self.epoch = top + 1
         self.voted = (self.epoch, self.id)
         self._out(PersistEpoch(self.epoch))
-        members = latest.addresses
+        members = {n: a for n, a in latest.members if n not in out}
         members[self.id] = self.address
         proposed = latest.with_changes(self.epoch, members=members, in_sync=frozenset(pool))
+        if out:
+            proposed = replace(proposed, retired=proposed.retired | out)
         # Every in-sync node not known to be down must accept: two winners
         # of one epoch (each missing the other's answer) cannot both get that
         awaiting = (set(latest.in_sync) & set(members)) - {self.id} - e.unreachable
@@ -397,31 +433,42 @@ class Core:
         }
         if silent:
             keep = current.in_sync - silent
-            if self.pending is None or keep != self.pending.in_sync:
-                self._propose(current.addresses, keep, f"{sorted(silent)} silent")
+            if self.pending is None or keep != self.pending.in_sync or silent & self.awaiting:
+                self._propose(current.addresses, keep, f"{sorted(silent)} silent", skip=silent)
         if self.pending is not None and self.now - self.pending_sent >= t.retry:
             self._send_pending()
         self._replicate(heartbeat=True)
 
-    def _propose(self, members: dict[str, str], in_sync: frozenset[str], reason: str) -> None:
+    def _propose(
+        self,
+        members: dict[str, str],
+        in_sync: frozenset[str],
+        reason: str,
+        retired: frozenset[str] | None = None,
+        skip: set[str] | frozenset[str] = frozenset(),
+    ) -> None:
         """Adopts a new membership once every node in both the current and the
-        new in-sync set has it durable; until then commits need both sets."""
+        new in-sync set has it durable; until then commits need both sets.
+        An in-sync node it removes must have it too (so it knows it is out),
+        unless it is silent (`skip`): presumed dead, like any silent node."""
         seqs = [m.seq for m in (self.membership, self.pending) if m and m.epoch == self.epoch]
         self.pending = Membership(
             epoch=self.epoch,
             seq=max(seqs) + 1 if seqs else 0,
             members=tuple(sorted(members.items())),
             in_sync=in_sync,
+            retired=(self.pending or self.membership).retired if retired is None else retired,
         )
         self.pending_reason = reason
-        self.awaiting = set(in_sync) - {self.id}
+        leaving = self.membership.in_sync - members.keys() - skip
+        self.awaiting = (set(in_sync) | leaving) - {self.id}
         self._send_pending()
         self._maybe_finish_pending()
 
     def _send_pending(self) -> None:
         assert self.pending is not None
         self.pending_sent = self.now
-        for nid in self.pending.addresses:
+        for nid in sorted(self.pending.addresses.keys() | self.awaiting):
             if nid != self.id:
                 self._send(UpdateSlaves(self.id, nid, self.epoch, self.pending))
 
@@ -430,8 +477,11 @@ class Core:
             return
         new, self.pending = self.pending, None
         old = self.membership.in_sync
+        dropped = {n: a for n, a in self.membership.members if n not in new.addresses}
         self.membership = new
         self._out(PersistMembership(new))
+        for address in dropped.values():  # a removed node that still runs retires
+            self._send(UpdateSlaves(self.id, SEED_PREFIX + address, self.epoch, new))
         if new.in_sync != old:
             self._out(InSyncChanged(new.in_sync, self.pending_reason))
         for nid in list(self.progress):
@@ -631,6 +681,10 @@ class Core:
         if self.role is not Role.MASTER:
             self._send(RegisterReply(self.id, m.src, self.epoch, False, self.master))
             return
+        if m.src in (self.pending or self.membership).retired:
+            # removed for good: it learns so (and retires) instead of rejoining
+            self._send(UpdateSlaves(self.id, SEED_PREFIX + m.address, self.epoch, self.membership))
+            return
         members = self.membership.addresses
         if members.get(m.src) != m.address and self.pending is None:
             members[m.src] = m.address
@@ -715,9 +769,8 @@ class Core:
         self._set_membership(m.membership)
         if self.id not in m.membership.in_sync:
             self.eligible = False
-        if was_member and self.id not in m.membership.addresses:
-            self.role = Role.RETIRED
-            self._out(RoleChanged(Role.RETIRED, self.epoch, "", f"removed by {m.src}"))
+        if was_member and self.id not in m.membership.addresses and self.role is not Role.RETIRED:
+            self._retire(f"removed by {m.src}")
         self._send(UpdateAck(self.id, m.src, self.epoch, m.membership.version, True))
 
     def _on_update_ack(self, m: UpdateAck) -> None:

@@ -34,6 +34,7 @@ class Membership:
     seq: int = 0
     members: tuple[tuple[str, str], ...] = ()
     in_sync: frozenset[str] = frozenset()
+    retired: frozenset[str] = frozenset()  # removed for good: never members again
 
     @property
     def version(self) -> tuple[int, int]:
@@ -57,6 +58,7 @@ class Membership:
             seq=seq,
             members=tuple(sorted(m.items())),
             in_sync=self.in_sync if in_sync is None else in_sync,
+            retired=self.retired,
         )
 
 

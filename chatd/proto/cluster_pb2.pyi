@@ -23,16 +23,18 @@ class ClusterMember(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
 
 class MembershipInfo(_message.Message):
-    __slots__ = ("epoch", "seq", "members", "in_sync")
+    __slots__ = ("epoch", "seq", "members", "in_sync", "retired")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     IN_SYNC_FIELD_NUMBER: _ClassVar[int]
+    RETIRED_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     seq: int
     members: _containers.RepeatedCompositeFieldContainer[ClusterMember]
     in_sync: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, epoch: _Optional[int] = ..., seq: _Optional[int] = ..., members: _Optional[_Iterable[_Union[ClusterMember, _Mapping]]] = ..., in_sync: _Optional[_Iterable[str]] = ...) -> None: ...
+    retired: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, epoch: _Optional[int] = ..., seq: _Optional[int] = ..., members: _Optional[_Iterable[_Union[ClusterMember, _Mapping]]] = ..., in_sync: _Optional[_Iterable[str]] = ..., retired: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RegisterSlaveRequest(_message.Message):
     __slots__ = ("node_id", "epoch", "address", "last")
