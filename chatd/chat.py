@@ -305,7 +305,9 @@ class Chat:
 
         The subscription opens before the backlog is read, so a message
         committed meanwhile is in the queue if it is not in the backlog; ids
-        at or below the last one sent are skipped, so none repeats. Ends with
+        at or below the last one sent are skipped, so none repeats. Messages
+        that become visible without being published (a new master's
+        inherited ones) are read from the store when the hub says so. Ends with
         SubscriptionEnded (session or account ended) or SubscriberTooSlow.
         """
         s = self.session(session_id)
@@ -315,26 +317,33 @@ class Chat:
             raise OverLimit(f"at most {self.limits.max_streams_per_user} streams per user")
         sub = self.hub.open(s.username, session_hash(session_id))
         try:
-            last = after_id
-            while not live_only:  # backlog, page by page; an overflow means: read on
-                upto = self.writer.visible_message_id
-                page = await self._read(self.store.inbox_after, s.uid, last, upto, BACKLOG_PAGE)
-                for m in page:
-                    yield m
-                    last = m.id
-                if len(page) == BACKLOG_PAGE:
-                    continue
-                if not sub.overflowed:
-                    break
-                sub.reset_overflow()
-            while True:  # live
-                await sub.wait()
+            # live only: what is visible now counts as read
+            last = max(after_id, self.writer.visible_message_id) if live_only else after_id
+            backlog = not live_only
+            while True:
+                while backlog:  # page by page; an overflow means: read on
+                    sub.stale = False
+                    upto = self.writer.visible_message_id
+                    page = await self._read(self.store.inbox_after, s.uid, last, upto, BACKLOG_PAGE)
+                    for m in page:
+                        yield m
+                        last = m.id
+                    if len(page) == BACKLOG_PAGE:
+                        continue
+                    if sub.overflowed:
+                        sub.reset_overflow()
+                    elif not sub.stale:
+                        backlog = False
+                await sub.wait()  # live
                 if sub.ended is not None:
                     raise SubscriptionEnded(sub.ended, retryable=sub.retryable)
                 if sub.overflowed:
                     raise SubscriberTooSlow(
                         f"subscriber fell {sub.capacity} messages behind; resume after {last}"
                     )
+                if sub.stale:  # read what became visible unpublished, then the queue
+                    backlog = True
+                    continue
                 while sub.queue:
                     m = sub.queue.popleft()
                     if m.id > last:

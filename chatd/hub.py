@@ -22,6 +22,7 @@ class Subscription:
         self.capacity = capacity
         self.queue: deque[StoredMessage] = deque()
         self.overflowed = False
+        self.stale = False  # messages became visible without being pushed
         self.ended: str | None = None
         self.retryable = False
         self._ready = asyncio.Event()
@@ -43,13 +44,17 @@ class Subscription:
         self.retryable = retryable
         self._ready.set()
 
+    def refresh(self) -> None:
+        self.stale = True
+        self._ready.set()
+
     def reset_overflow(self) -> None:
         self.overflowed = False
         self.queue.clear()
 
     async def wait(self) -> None:
         """Waits until there is something to read, an overflow, or an end."""
-        if not self.queue and not self.overflowed and self.ended is None:
+        if not self.queue and not self.overflowed and not self.stale and self.ended is None:
             self._ready.clear()
             await self._ready.wait()
 
@@ -90,6 +95,14 @@ class Hub:
         for subs in self._by_user.values():
             for sub in subs:
                 sub.end(reason, retryable=True)
+
+    def refresh_all(self) -> None:
+        """Messages became visible that were never published (a new master's
+        inherited entries, once committed): every stream reads them from the
+        store."""
+        for subs in self._by_user.values():
+            for sub in subs:
+                sub.refresh()
 
     def streams_of(self, username: str) -> int:
         return len(self._by_user.get(username, ()))

@@ -188,9 +188,14 @@ class GroupCommitWriter:
                 fut.set_result(applied)
         if not waiting:
             self._replicated.set()
-            if index >= self.store.last_index:
-                # entries inherited from an earlier master are committed too
+            if (
+                index >= self.store.last_index
+                and self.store.last_message_id > self.visible_message_id
+            ):
+                # entries inherited from an earlier master are committed too:
+                # their messages were never published, streams read them
                 self.visible_message_id = self.store.last_message_id
+                self.hub.refresh_all()
 
     def abandon(self, reason: str) -> None:
         """This node stopped being master: its uncommitted writes are not

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 
+from chatd.chat import now_us
 from chatd.node import Node
-from chatd.proto import chat_pb2
+from chatd.proto import chat_pb2, log_pb2
 from chatd.proto.chat_pb2_grpc import ClientAccountStub
 from tests.conftest import login, node_config, user
 
@@ -234,3 +235,34 @@ async def test_shutdown_ends_streams_unavailable(tmp_path: Path) -> None:
     finally:
         if not stopped:
             await n.stop()
+
+
+async def test_messages_a_new_master_inherits_reach_open_streams(node: Node, stub: Stub) -> None:
+    """A new master's log holds messages the master before it committed,
+    which this node never published: once it knows them committed, open
+    streams (backlog-then-live and live-only) deliver them, in order, and
+    go on live."""
+    a = await user(stub, "alice")
+    b = await user(stub, "bob")
+    first = await send_many(stub, a, "bob", 1)
+    call = stub.Subscribe(chat_pb2.SubscribeRequest(session_id=b))
+    live = stub.Subscribe(chat_pb2.SubscribeRequest(session_id=b, live_only=True))
+    assert [m.message_id for m in await collect(call, 1)] == first
+    await live.initial_metadata()
+    # entries as a slave receives them: appended and applied, not through the writer
+    async with node.store_lock:
+        node.store.begin()
+        for i in range(2):
+            op = log_pb2.SendMessage(sender="alice", recipient="bob", body=f"inherited{i}")
+            entry = log_pb2.Entry(send_message=op, time_us=now_us())
+            node.store.append(entry, entry.SerializeToString(deterministic=True), 1)
+        node.store.commit()
+    await asyncio.sleep(0.2)
+    node.writer.committed(node.store.last_index)  # as the new master's core says
+    for stream in (call, live):
+        assert [m.message for m in await collect(stream, 2)] == ["inherited0", "inherited1"]
+    new = await send_many(stub, a, "bob", 1, "after")
+    for stream in (call, live):
+        assert [m.message_id for m in await collect(stream, 1)] == new
+    call.cancel()
+    live.cancel()
