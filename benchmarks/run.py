@@ -438,6 +438,10 @@ def main() -> None:
         + (" (a --quick run: scaled-down counts)" if args.quick else "")
     )
     say(f"- machine: {machine()}")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    say(f"- code: commit {commit or 'unknown'}")
     say(
         f"- command: `python benchmarks/run.py{' --quick' if args.quick else ''}"
         f"{'' if len(only) == 6 else ' --only ' + args.only}`"
