@@ -681,9 +681,10 @@ class Core:
         if self.role is not Role.MASTER:
             self._send(RegisterReply(self.id, m.src, self.epoch, False, self.master))
             return
-        if m.src in (self.pending or self.membership).retired:
+        newest = self.pending or self.membership
+        if m.src in newest.retired:
             # removed for good: it learns so (and retires) instead of rejoining
-            self._send(UpdateSlaves(self.id, SEED_PREFIX + m.address, self.epoch, self.membership))
+            self._send(UpdateSlaves(self.id, SEED_PREFIX + m.address, self.epoch, newest))
             return
         members = self.membership.addresses
         if members.get(m.src) != m.address and self.pending is None:
