@@ -362,9 +362,18 @@ class Core:
             self.abandoned = ""
             self._register(best.src)
             return
-        latest = max([self.membership, *(r.membership for r in replies)], key=lambda m: m.version)
+        seen = [self.membership, *(r.membership for r in replies)]
+        latest = max(seen, key=lambda m: m.version)
         if latest.version > self.membership.version:
             self._set_membership(latest)
+        # Two proposers of one epoch can leave nodes with different
+        # memberships of the same version. Which one (if any) took office is
+        # not known here, so every in-sync node of any of them counts, and
+        # all of them must answer (nobody's word of being in sync decides).
+        rivals = [m for m in seen if m.version == latest.version and m != latest]
+        if rivals:
+            union = latest.in_sync.union(*(m.in_sync for m in rivals))
+            latest = replace(latest, in_sync=union)
         if self.role is Role.RETIRED or self.id not in latest.in_sync or self.diverged:
             return
         # A retired node answers but takes no part: it acknowledged nothing
@@ -374,7 +383,7 @@ class Core:
         info = {r.src: r for r in replies if r.src in latest.in_sync and r.src not in out}
         candidates = {self.id: (self.durable, self.eligible)}
         candidates |= {nid: (r.last, r.eligible) for nid, r in info.items()}
-        pool = [nid for nid, (_, ok) in candidates.items() if ok]
+        pool = [] if rivals else [nid for nid, (_, ok) in candidates.items() if ok]
         if not pool:  # nobody confirmed in sync: only a complete in-sync set may choose
             if not latest.in_sync <= set(candidates) | out:
                 return
