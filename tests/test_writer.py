@@ -1,0 +1,98 @@
+"""The group-commit writer's promise: a write is answered only once it is
+durable on this node and reported committed by replication (on every
+in-sync slave), whichever of the two comes last. The slaves write a batch
+while this node commits it, so either may come first."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from chatd.hub import Hub
+from chatd.proto import log_pb2
+from chatd.store import Store
+from chatd.writer import GroupCommitWriter
+
+
+class Replication:
+    """A master's replication at epoch 1; `on_appended` plays the slaves."""
+
+    def __init__(self) -> None:
+        self.on_appended: Callable[[int], None] = lambda index: None
+
+    def writable_epoch(self) -> int | None:
+        return 1
+
+    def appended(self, epoch: int, last_index: int) -> None:
+        self.on_appended(last_index)
+
+
+async def fatal(exc: BaseException) -> None:
+    raise AssertionError(f"the store failed: {exc}")
+
+
+@pytest.fixture
+async def parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[GroupCommitWriter, Replication, threading.Event]]:
+    """A writer over a real store whose commit waits for the returned event."""
+    store = Store(tmp_path / "chatd.sqlite3")
+    disk = threading.Event()
+    commit = store.commit
+
+    def slow_commit() -> None:
+        assert disk.wait(10)
+        commit()
+
+    monkeypatch.setattr(store, "commit", slow_commit)
+    repl = Replication()
+    db_thread = ThreadPoolExecutor(1)
+    writer = GroupCommitWriter(store, Hub(), db_thread, repl, fatal, asyncio.Lock())
+    writer.start()
+    yield writer, repl, disk
+    disk.set()
+    await writer.close()
+    db_thread.shutdown()
+    store.close()
+
+
+def entry(name: str) -> log_pb2.Entry:
+    return log_pb2.Entry(create_account=log_pb2.CreateAccount(username=name, password_hash="h"))
+
+
+async def test_not_answered_before_this_nodes_commit(
+    parts: tuple[GroupCommitWriter, Replication, threading.Event],
+) -> None:
+    writer, repl, disk = parts
+
+    # the slaves have the batch at once, before this node's disk does
+    def slaves_have_it(index: int) -> None:
+        asyncio.get_running_loop().call_soon(writer.committed, index)
+
+    repl.on_appended = slaves_have_it
+    answer = asyncio.ensure_future(writer.submit(entry("alice")))
+    await asyncio.sleep(0.2)
+    assert not answer.done()
+    disk.set()
+    applied = await asyncio.wait_for(answer, 5)
+    assert applied.index == writer.store.last_index
+
+
+async def test_not_answered_before_replication_commits(
+    parts: tuple[GroupCommitWriter, Replication, threading.Event],
+) -> None:
+    writer, repl, disk = parts
+    appended: list[int] = []
+    repl.on_appended = appended.append
+    disk.set()
+    answer = asyncio.ensure_future(writer.submit(entry("bob")))
+    await asyncio.sleep(0.2)
+    assert appended and not answer.done()  # durable here, not yet on the slaves
+    writer.committed(appended[-1])
+    applied = await asyncio.wait_for(answer, 5)
+    assert applied.index == appended[-1]
