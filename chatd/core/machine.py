@@ -775,12 +775,9 @@ class Core:
             return
         self._follow(m.src, f"membership from {m.src}")
         self.heard = self.now
-        was_member = self.id in self.membership.addresses
         self._set_membership(m.membership)
         if self.id not in m.membership.in_sync:
             self.eligible = False
-        if was_member and self.id not in m.membership.addresses and self.role is not Role.RETIRED:
-            self._retire(f"removed by {m.src}")
         self._send(UpdateAck(self.id, m.src, self.epoch, m.membership.version, True))
 
     def _on_update_ack(self, m: UpdateAck) -> None:
