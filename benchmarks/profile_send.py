@@ -26,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.run import noop_server  # noqa: E402
 from tests.cluster import Cluster  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -76,15 +76,8 @@ def run(args: argparse.Namespace, base: Path) -> None:
     noop = None
     try:
         if cluster is None:
-            port = free_port()
-            noop = subprocess.Popen(
-                [sys.executable, "-m", "chatd", "bench", "--noop-server", str(port)],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            assert noop.stdout is not None
-            noop.stdout.readline()
-            address, pids = f"127.0.0.1:{port}", {"noop": noop.pid}
+            noop, address = noop_server()
+            pids = {"noop": noop.pid}
         else:
             master = cluster.master() or "n1"
             address = cluster.addresses[master]
