@@ -17,6 +17,7 @@ import argparse
 import collections
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -103,10 +104,10 @@ def run(args: argparse.Namespace, base: Path) -> None:
                 [
                     "py-spy", "record", "--pid", str(next(iter(pids.values()))),
                     "--duration", str(round(args.window)), "--rate", "200", "--format", "raw",
-                    "--threads", "--nonblocking", "--output", str(raw),
+                    "--threads", "--output", str(raw),
+                    *(["--native"] if args.native else ["--nonblocking"]),
                 ],
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
             )  # fmt: skip
         t0, before = time.monotonic(), {n: threads(p) for n, p in pids.items()}
         time.sleep(args.window)
@@ -131,6 +132,8 @@ def run(args: argparse.Namespace, base: Path) -> None:
         if spy is not None:
             spy.wait(timeout=60)
             main_thread_profile(base / "master.txt")
+            if args.raw:
+                shutil.copy(base / "master.txt", args.raw)
     finally:
         if noop is not None:
             noop.kill()
@@ -148,6 +151,8 @@ def main() -> None:
     p.add_argument("--noop", action="store_true")
     p.add_argument("--no-streams", action="store_true", help="passed to chatd bench")
     p.add_argument("--py-spy", action="store_true")
+    p.add_argument("--raw", help="keep py-spy's raw samples in this file")
+    p.add_argument("--native", action="store_true", help="py-spy also samples native frames")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="chatd-profile-") as base:
         run(args, Path(base))

@@ -157,6 +157,10 @@ class Store:
         self._db = self._connect()
         self._reader = self._connect()
         self._reader_lock = threading.Lock()
+        self._checkpointer: sqlite3.Connection | None = None
+        self._checkpoint_lock = threading.Lock()
+        self._closed = False
+        self.commits = 0
         self._db.executescript(SCHEMA)
         self.users: dict[str, User] = {}
         self.sessions: dict[bytes, Session] = {}
@@ -276,11 +280,34 @@ class Store:
         )
         self._db.execute("COMMIT")
         self._in_batch = False
+        self.commits += 1
+
+    def checkpoint(self) -> None:
+        """Copies the committed pages of the write-ahead log into the database
+        file, on a connection of its own, while writers go on (a passive
+        checkpoint). Blocking: run it in a thread of its own. A commit then
+        finds little left to copy when the log reaches SQLite's automatic
+        checkpoint size, so the copy and its fsync stay off the write path."""
+        with self._checkpoint_lock:
+            if self._closed:
+                return
+            if self._checkpointer is None:
+                self._checkpointer = self._connect()
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _close_checkpointer(self) -> None:
+        """Call with the checkpoint lock held."""
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
 
     def close(self) -> None:
         if self._in_batch:
             self._db.execute("ROLLBACK")
             self._in_batch = False
+        with self._checkpoint_lock:
+            self._closed = True
+            self._close_checkpointer()
         self._reader.close()
         self._db.close()
 
@@ -502,13 +529,15 @@ class Store:
         """Replaces the whole database by a snapshot file, keeping this node's
         own metadata (`keep_meta` keys), and reloads every cache."""
         kept = {k: self.get_meta(k) for k in keep_meta}
-        self._reader.close()
-        self._db.close()
-        for suffix in ("-wal", "-shm"):
-            Path(str(self.path) + suffix).unlink(missing_ok=True)
-        os.replace(source, self.path)
-        self._db = self._connect()
-        self._reader = self._connect()
+        with self._checkpoint_lock:
+            self._close_checkpointer()
+            self._reader.close()
+            self._db.close()
+            for suffix in ("-wal", "-shm"):
+                Path(str(self.path) + suffix).unlink(missing_ok=True)
+            os.replace(source, self.path)
+            self._db = self._connect()
+            self._reader = self._connect()
         self._db.executescript(SCHEMA)
         for k, v in kept.items():
             if v is not None:
