@@ -11,7 +11,9 @@ messages stored, and across 10,000 Subscribe streams opened and closed),
 login (rate at the default password hash cost). Every node is a real
 `chatd serve` process on loopback with default flags unless a line says
 otherwise. --quick scales the counts down (for a smoke run; RESULTS.md then
-says so).
+says so). The measurements a target is judged on by a ratio or a tail
+(3 nodes at concurrency 32 beside the no-op; delivery p99) run three times
+and the median counts, as this machine varies by about 15 % run to run.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from tests.cluster import Cluster  # noqa: E402
 
 PY = sys.executable
+REPEATS = 3  # runs of each measurement a target is judged on
 OUT: list[str] = []
 COMMANDS: list[str] = []
 TARGETS: list[str] = []
@@ -118,17 +121,30 @@ def throughput(base: Path, quick: bool) -> dict[int, float]:
             try:
                 master = c.addresses[c.master() or "n1"]
                 for conc in (1, 8, 32, 128):
-                    r = bench(
-                        master, "--users", "64", "--concurrency", str(conc), "--duration", duration
-                    )
-                    n = bench(noop_addr, "--concurrency", str(conc), "--duration", duration)
-                    ratio = r["sends_per_s"] / n["sends_per_s"] if n["sends_per_s"] else 0
+                    # the targeted row is run REPEATS times, chatd and the
+                    # no-op interleaved, and its median pair reported: the
+                    # machine varies by about 15 % from run to run
+                    pairs = []
+                    for _ in range(REPEATS if (size, conc) == (3, 32) else 1):
+                        r = bench(
+                            master, "--users", "64", "--concurrency", str(conc),
+                            "--duration", duration,
+                        )  # fmt: skip
+                        n = bench(noop_addr, "--concurrency", str(conc), "--duration", duration)
+                        ratio = r["sends_per_s"] / n["sends_per_s"] if n["sends_per_s"] else 0
+                        pairs.append((ratio, r, n))
+                    pairs.sort(key=lambda pair: pair[0])
+                    ratio, r, n = pairs[len(pairs) // 2]
                     best[size] = max(best.get(size, 0.0), r["sends_per_s"])
                     if size == 3 and conc == 32:
+                        each = ", ".join(
+                            f"{x:.2f} ({a['sends_per_s']:.0f} vs {b['sends_per_s']:.0f}/s)"
+                            for x, a, b in pairs
+                        )
                         target(
                             "3-node Send throughput, concurrency 32",
                             ">= 0.5 of the no-op server",
-                            f"{ratio:.2f} ({r['sends_per_s']:.0f} vs {n['sends_per_s']:.0f}/s)",
+                            f"{ratio:.2f}, the median of {len(pairs)} interleaved pairs: {each}",
                             ratio >= 0.5,
                         )
                     say(
@@ -155,27 +171,24 @@ def delivery(base: Path, quick: bool, best: dict[int, float]) -> None:
         c = cluster(base / f"dl{size}", size)
         try:
             master = c.addresses[c.master() or "n1"]
-            r = bench(
-                master,
-                "--users",
-                "64",
-                "--concurrency",
-                "32",
-                "--rate",
-                f"{rate:.0f}",
-                "--duration",
-                "3" if quick else "10",
-            )
+            load = ["--users", "64", "--concurrency", "32", "--rate", f"{rate:.0f}"]
+            runs = [
+                bench(master, *load, "--duration", "3" if quick else "10") for _ in range(REPEATS)
+            ]
+            runs.sort(key=lambda run: float(run["delivery_ms_p99"]))
+            r = runs[len(runs) // 2]
             target(
                 f"delivery p99 at half load, {size} node{'s' if size > 1 else ''}",
                 "< 10 ms",
-                f"{r['delivery_ms_p99']} ms at {r['sends_per_s']:.0f}/s",
+                f"{r['delivery_ms_p99']} ms at {r['sends_per_s']:.0f}/s, the median of "
+                f"{len(runs)} runs: {', '.join(str(x['delivery_ms_p99']) for x in runs)} ms",
                 r["delivery_ms_p99"] < 10,
             )
-            say(
-                f"| {size} | {rate:.0f} | {r['sends_per_s']:.0f} | {r['delivery_ms_p50']} | "
-                f"{r['delivery_ms_p99']} | {r['send_ms_p50']} |"
-            )
+            for x in runs:
+                say(
+                    f"| {size} | {rate:.0f} | {x['sends_per_s']:.0f} | {x['delivery_ms_p50']} | "
+                    f"{x['delivery_ms_p99']} | {x['send_ms_p50']} |"
+                )
         finally:
             c.stop_all()
     say("")
