@@ -5,10 +5,13 @@ loop thread.
 
     python benchmarks/profile_send.py [--nodes 3] [--concurrency 32] [--rate R]
                                       [--noop] [--no-streams] [--py-spy]
+                                      [--native] [--raw FILE]
 
 --noop measures `chatd bench --noop-server` instead of a cluster. --py-spy
 (pip install py-spy) samples the master for the same window and prints the
-functions that hold its main thread, by inclusive and by own time.
+functions that hold its main thread, by inclusive and by own time; --native
+adds native frames (py-spy then stops the process at each sample, which
+slows it several times over), --raw keeps the samples.
 """
 
 from __future__ import annotations
@@ -98,11 +101,12 @@ def run(args: argparse.Namespace, base: Path) -> None:
         pids["bench"] = bench.pid
         time.sleep(4)  # users made, streams open, sending
         spy = None
+        profiled = next(p for n, p in pids.items() if n == "noop" or "master" in n)
         if args.py_spy:
             raw = base / "master.txt"
             spy = subprocess.Popen(
                 [
-                    "py-spy", "record", "--pid", str(next(iter(pids.values()))),
+                    "py-spy", "record", "--pid", str(profiled),
                     "--duration", str(round(args.window)), "--rate", "200", "--format", "raw",
                     "--threads", "--output", str(raw),
                     *(["--native"] if args.native else ["--nonblocking"]),
