@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import sqlite3
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -48,6 +47,7 @@ log = logging.getLogger(__name__)
 DB_FILE = "chatd.sqlite3"
 SHUTDOWN_GRACE_S = 5.0
 CHECKPOINT_EVERY_S = 0.1
+CHECKPOINT_WARN_EVERY_S = 60.0
 UNARY_RPCS = (
     "CreateAccount",
     "ListUsers",
@@ -345,6 +345,7 @@ class Node:
         itself took up to 11 ms instead of about 1)."""
         loop = asyncio.get_running_loop()
         done = self.store.commits
+        warned = -CHECKPOINT_WARN_EVERY_S
         while True:
             await asyncio.sleep(CHECKPOINT_EVERY_S)
             if self.store.commits == done:
@@ -352,8 +353,10 @@ class Node:
             done = self.store.commits
             try:
                 await loop.run_in_executor(self._checkpoint_thread, self.store.checkpoint)
-            except sqlite3.Error as exc:  # busy, or the store is being replaced
-                log.debug("checkpoint skipped: %s", exc)
+            except Exception as exc:  # the commits still checkpoint; say so, not too often
+                if loop.time() - warned >= CHECKPOINT_WARN_EVERY_S:
+                    warned = loop.time()
+                    log.warning("background checkpoint failed: %s", exc)
 
     async def stop(self) -> None:
         log.info("node %s stopping", self.node_id)

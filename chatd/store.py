@@ -8,7 +8,9 @@ nothing of gRPC or of roles; the node driver decides when to begin and commit.
 Threading: the writer connection is used by one caller at a time (apply on
 the event loop, the commit's fsync in a worker thread); the reader connection
 serves the paged reads (backlog, history) from a worker thread, and only sees
-committed data.
+committed data; a third connection, opened on first use, copies the
+write-ahead log into the database file from a thread of its own
+(`checkpoint`). Replacing or closing the store takes the locks of both.
 """
 
 from __future__ import annotations
@@ -308,7 +310,8 @@ class Store:
         with self._checkpoint_lock:
             self._closed = True
             self._close_checkpointer()
-        self._reader.close()
+        with self._reader_lock:
+            self._reader.close()
         self._db.close()
 
     # -- apply: one function per entry kind --
@@ -529,7 +532,7 @@ class Store:
         """Replaces the whole database by a snapshot file, keeping this node's
         own metadata (`keep_meta` keys), and reloads every cache."""
         kept = {k: self.get_meta(k) for k in keep_meta}
-        with self._checkpoint_lock:
+        with self._checkpoint_lock, self._reader_lock:
             self._close_checkpointer()
             self._reader.close()
             self._db.close()

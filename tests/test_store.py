@@ -1,16 +1,22 @@
 """The store's background checkpoint: committed pages reach the database
-file while a batch is open on the writer's connection, and the store may be
-closed or replaced around it."""
+file while a batch is open on the writer's connection, the store may be
+closed or replaced around it, and a running node checkpoints by itself."""
 
 from __future__ import annotations
 
 import shutil
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from chatd.proto import log_pb2
+import grpc
+
+from chatd.node import DB_FILE
+from chatd.proto import chat_pb2, chat_pb2_grpc, log_pb2
 from chatd.store import Store
+from tests.conftest import NodeProcess, wait_serving
 
 
 def create(store: Store, name: str) -> None:
@@ -52,7 +58,7 @@ def test_checkpoint_runs_beside_an_open_batch(tmp_path: Path) -> None:
 
         worker = threading.Thread(target=checkpoint)
         worker.start()
-        assert done.wait(10), "the checkpoint waited for the writer"
+        assert done.wait(1), "the checkpoint waited for the writer"
         worker.join()
         store.commit()
         assert users_in_file_alone(db, tmp_path) == ["alice", "bob"]
@@ -60,7 +66,8 @@ def test_checkpoint_runs_beside_an_open_batch(tmp_path: Path) -> None:
         assert users_in_file_alone(db, tmp_path) == ["alice", "bob", "carol"]
     finally:
         store.close()
-    store.checkpoint()  # after close: nothing to do, no error
+    store.checkpoint()  # after close: nothing to do, no error, no connection left open
+    assert store._checkpointer is None
 
 
 def test_checkpoint_follows_an_installed_snapshot(tmp_path: Path) -> None:
@@ -85,3 +92,27 @@ def test_checkpoint_follows_an_installed_snapshot(tmp_path: Path) -> None:
         assert users_in_file_alone(db, tmp_path) == ["dave", "frank"]
     finally:
         store.close()
+
+
+def test_a_running_node_checkpoints_by_itself(
+    spawn_node: Callable[..., NodeProcess], tmp_path: Path
+) -> None:
+    """A handful of writes is far below SQLite's automatic checkpoint (1,000
+    pages): only the node's background checkpoint puts them in the file."""
+    node = spawn_node("n1", "--role", "master")
+    address: str = node.address  # type: ignore[attr-defined]
+    wait_serving(address)
+    with grpc.insecure_channel(address) as ch:
+        stub = chat_pb2_grpc.ClientAccountStub(ch)
+        for name in ("gina", "hank"):
+            r = stub.CreateAccount(
+                chat_pb2.CreateAccountRequest(username=name, password="pw-123456"), timeout=5
+            )
+            assert r.error_code == 0, r.error_message
+    db = tmp_path / "n1" / DB_FILE
+    deadline = time.monotonic() + 5
+    found: list[str] = []
+    while time.monotonic() < deadline and found != ["gina", "hank"]:
+        time.sleep(0.05)
+        found = users_in_file_alone(db, tmp_path)
+    assert found == ["gina", "hank"]
