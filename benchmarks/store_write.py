@@ -1,7 +1,8 @@
 """What one node's store pays to write a Send: SQL per entry, the commit per
 batch (wall and CPU time, write-ahead-log pages), and the commit's tail with
 SQLite's own checkpoints in the commit or with the node's background
-checkpoint (`Store.checkpoint` every 100 ms in a thread of its own).
+checkpoint (`Store.checkpoint` every CHECKPOINT_EVERY_S, 100 ms, in a thread
+of its own).
 
     python benchmarks/store_write.py [--batches 2000] [--batch 13] [--sync full]
 
@@ -26,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from chatd.node import CHECKPOINT_EVERY_S  # noqa: E402
 from chatd.proto import log_pb2  # noqa: E402
 from chatd.store import Store  # noqa: E402
 
@@ -77,19 +79,29 @@ class Timed:
         return self._timed(self.db.executemany, sql, *args)
 
 
-def run(mode: str, args: argparse.Namespace, base: Path) -> None:
-    path = base / f"{mode}.sqlite3"
-    store = Store(path, synchronous=args.sync.upper())
+def store_with_users(path: Path, sync: str) -> Store:
+    store = Store(path, synchronous=sync)
     store.begin()
     for i in range(USERS):
         op = log_pb2.CreateAccount(username=f"u{i}", password_hash="x")
         store.append(log_pb2.Entry(create_account=op, time_us=1), b"", 1)
     store.commit()
+    return store
+
+
+def append_all(store: Store, batch: list[tuple[log_pb2.Entry, bytes]]) -> None:
+    store.begin()
+    for entry, data in batch:
+        store.append(entry, data, 1)
+
+
+def run(mode: str, args: argparse.Namespace, base: Path) -> None:
+    store = store_with_users(base / f"{mode}.sqlite3", args.sync.upper())
     work = batches(args.batches, args.batch)
     stop = threading.Event()
 
-    def checkpoints() -> None:
-        while not stop.wait(0.1):
+    def checkpoints() -> None:  # as the node does it
+        while not stop.wait(CHECKPOINT_EVERY_S):
             store.checkpoint()
 
     if mode == "background":
@@ -98,9 +110,7 @@ def run(mode: str, args: argparse.Namespace, base: Path) -> None:
     store._db = timed  # type: ignore[assignment]
     wall, cpu = [], []
     for batch in work:
-        store.begin()
-        for entry, data in batch:
-            store.append(entry, data, 1)
+        append_all(store, batch)
         t, c = time.perf_counter(), time.thread_time()
         store.commit()
         wall.append(time.perf_counter() - t)
@@ -129,13 +139,8 @@ def run(mode: str, args: argparse.Namespace, base: Path) -> None:
 def pages_per_commit(args: argparse.Namespace, base: Path) -> None:
     """Log pages one commit writes, with checkpoints off (the log only grows)."""
     path = base / "pages.sqlite3"
-    store = Store(path, synchronous="OFF")
+    store = store_with_users(path, "OFF")
     store._db.execute("PRAGMA wal_autocheckpoint=0")
-    store.begin()
-    for i in range(USERS):
-        op = log_pb2.CreateAccount(username=f"u{i}", password_hash="x")
-        store.append(log_pb2.Entry(create_account=op, time_us=1), b"", 1)
-    store.commit()
     page = store._db.execute("PRAGMA page_size").fetchone()[0]
     wal = path.with_name(path.name + "-wal")
     work = batches(args.batches, args.batch)
@@ -144,9 +149,7 @@ def pages_per_commit(args: argparse.Namespace, base: Path) -> None:
     for i, batch in enumerate(work):
         if i == half:
             size0 = wal.stat().st_size
-        store.begin()
-        for entry, data in batch:
-            store.append(entry, data, 1)
+        append_all(store, batch)
         store.commit()
     grown = wal.stat().st_size - size0
     store.close()
