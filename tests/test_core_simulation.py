@@ -12,6 +12,7 @@ import os
 
 import pytest
 
+from chatd.core import Role
 from tests.simulation import Sim, run_schedule
 
 SCHEDULES = int(os.environ.get("CHATD_SIM_SCHEDULES", "1000"))
@@ -65,3 +66,44 @@ def test_paused_master_steps_down_and_its_writes_are_not_acknowledged() -> None:
         assert m is not None and m.core is not None
         upto = m.core.commit
         assert all(n.log[:upto] == m.log[:upto] for n in sim.nodes.values())
+
+
+def test_a_master_frozen_while_its_successor_came_and_went_acknowledges_nothing() -> None:
+    """The master pauses; its only other in-sync node elects itself alone,
+    acknowledges writes, and crashes. The old master resumes: the silence it
+    measured across its pause proves nothing, so it must not drop that node
+    and acknowledge alone (it would contradict what the other acknowledged);
+    it waits until the node is back, and then steps down to it."""
+    checked = 0
+    for seed in range(20):
+        sim = Sim(seed, 3, drop=0.0)
+        for _ in range(30):
+            sim.step(faults=False)
+        old = sim.current_master()
+        assert old is not None and old.core is not None
+        third, heir = [n for n in sim.nodes.values() if n is not old]
+        sim.crash(third)
+        for _ in range(30):  # the master drops the crashed node from the in-sync set
+            sim.step(faults=False)
+        assert old.core.membership.in_sync == {old.id, heir.id}
+        old.paused = True
+        for _ in range(60):
+            sim.step(faults=False)
+            c = heir.core
+            if c is not None and c.role is Role.MASTER and c.commit > old.core.commit + 2:
+                break
+        assert sim.current_master() is heir and heir.core is not None
+        assert heir.core.commit > old.core.commit
+        sim.crash(heir)
+        # what it sent the paused node is lost with its connections
+        sim.net = [f for f in sim.net if f.msg.src != heir.id]
+        before = old.core.commit
+        sim.resume(old)
+        for _ in range(40):
+            sim.step(faults=False)  # raises if an acknowledged entry changes
+            assert old.core is not None and old.core.commit == before
+        sim.heal()
+        m = sim.current_master()
+        assert m is heir, f"seed {seed}: {m and m.id} is master, not {heir.id}"
+        checked += 1
+    assert checked == 20

@@ -15,6 +15,8 @@ Promises (checked by the simulation tests):
   (epoch, index) of its last entry (ties to the lowest node id) becomes
   master at epoch + 1. Only nodes confirmed in sync since they last started
   count, unless every member of the in-sync set answers (a full restart).
+- Silence means death only when measured while running: a master that was
+  frozen drops no in-sync node until it has heard from it after the freeze.
 """
 
 from __future__ import annotations
@@ -100,6 +102,10 @@ class Core:
         self.probe = 0
         self.voted: tuple[int, str] = (0, "")  # the master this node backs, at which epoch
         self.proposal: Proposal | None = None
+        # a master after a freeze: in-sync nodes not heard from since, and
+        # the membership version whose acknowledgement confirms them
+        self.unconfirmed: set[str] = set()
+        self.confirm_version: tuple[int, int] = (0, 0)
         self._actions: list[Action] = []
         if node_id in self.membership.retired:
             self.role = Role.RETIRED
@@ -206,15 +212,37 @@ class Core:
 
     def suspect(self) -> None:
         """The driver noticed this process was frozen (its timer fired far
-        too late): whatever it knew of being in sync may be stale, since the
-        master may have dropped it meanwhile. It stops counting as eligible
-        until a master confirms it again."""
-        if self.role is not Role.MASTER:
-            self.eligible = False
-            # Appends already on their way were sent before the freeze: only
-            # one that answers a reply sent after it may confirm "in sync"
-            self.probe += 1
-        if self.proposal is not None:  # its election is stale: hold a new one
+        too late): whatever it knew may be stale.
+
+        A master's slaves may have elected another master meanwhile (alone,
+        if it was the only other in-sync node, and that one may since have
+        crashed too), so a silence it measured across the freeze proves
+        nothing: it keeps office, but drops no in-sync node for silence until
+        that node answers something sent after the freeze (a membership
+        version that did not exist before it). A node at a newer epoch
+        answers with that epoch, and the master steps down.
+
+        Any other node stops counting as eligible until a master confirms it
+        again (the master may have dropped it meanwhile), and a candidate
+        asks everyone again."""
+        if self.role is Role.MASTER:
+            current = self.pending or self.membership
+            self.unconfirmed = set(current.in_sync) - {self.id}
+            if self.unconfirmed:
+                self._propose(
+                    current.addresses,
+                    current.in_sync,
+                    "confirming the in-sync set after a freeze",
+                    retired=current.retired,
+                )
+                assert self.pending is not None
+                self.confirm_version = self.pending.version
+            return
+        self.eligible = False
+        # Appends already on their way were sent before the freeze: only
+        # one that answers a reply sent after it may confirm "in sync"
+        self.probe += 1
+        if self.role is Role.CANDIDATE:  # its election's answers are stale: ask again
             self.proposal = None
             self._start_round()
 
@@ -294,6 +322,7 @@ class Core:
         self.eligible = True
         self.pending = None
         self.awaiting = set()
+        self.unconfirmed = set()
         self.progress = {
             nid: Progress(next=self.last.index + 1, heard_tick=self.now, sent_tick=-1)
             for nid in self.membership.addresses
@@ -437,7 +466,7 @@ class Core:
         watched = (self.effective_in_sync | current.in_sync) - {self.id}
         silent = {
             nid
-            for nid in watched
+            for nid in watched - self.unconfirmed
             if nid not in self.progress or self.now - self.progress[nid].heard_tick >= t.failover
         }
         if silent:
@@ -795,6 +824,8 @@ class Core:
         p = self.progress.get(m.src)
         if p is not None:  # a refusal too shows the node is alive
             p.heard_tick = self.now
+        if m.version >= self.confirm_version:  # it answered after the freeze
+            self.unconfirmed.discard(m.src)
         if self.pending is not None and m.ok and m.version == self.pending.version:
             self.awaiting.discard(m.src)
             self._maybe_finish_pending()
