@@ -225,6 +225,8 @@ class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
                 del self.peers.inbound[src]
             if receiving is not None:
                 receiving.discard()
+            if src:  # a master that died closed it: the core asks whether it lives
+                repl.feed(repl.core.stream_lost, src)
 
 
 class SnapshotReceiver:

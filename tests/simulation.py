@@ -90,6 +90,7 @@ class Sim:
         self.by_address = {n.address: n for n in self.nodes.values()}
         self.net: list[InFlight] = []
         self.snapshots: list[tuple[int, str, str]] = []  # (at, master, dst)
+        self.hints: list[tuple[int, str, str]] = []  # (at, node, src): src's stream to node ended
         self.acked: dict[int, tuple[int, str]] = {}
         self.master_of_epoch: dict[int, str] = {}
         self.removals = 0  # `chatd members remove` asked of a master
@@ -193,6 +194,10 @@ class Sim:
         n.core, n.paused = None, False
         # what was on its way to the dead process dies with its connections
         self.net = [f for f in self.net if f.msg.dst not in (n.id, "@" + n.address)]
+        # and the nodes it streamed to see those streams end
+        for other in self.nodes.values():
+            if other.up and other is not n:
+                self.hints.append((self.now + self.rng.randint(0, 1), other.id, n.id))
 
     def restart(self, n: Node) -> None:
         self.trace.append(f"t{self.now} restart {n.id}")
@@ -276,6 +281,14 @@ class Sim:
             assert dst.core is not None
             dst.core.step(f.msg)
             self._drain(dst, f.payload, f.msg)
+        for hint in [h for h in self.hints if h[0] <= self.now]:
+            self.hints.remove(hint)
+            node = self.nodes[hint[1]]
+            if node.paused:  # it sees the stream end once it runs again
+                self.hints.append((self.now + 1, hint[1], hint[2]))
+            elif node.core is not None:
+                node.core.stream_lost(hint[2])
+                self._drain(node)
         for snap in [s for s in self.snapshots if s[0] <= self.now]:
             self.snapshots.remove(snap)
             self._install(snap[1], snap[2])
@@ -305,7 +318,11 @@ class Sim:
             n.paused = True
         elif r < 0.1 and n.paused:
             self.resume(n)
-        elif r < 0.102 and self.removals < len(nodes) - 3:
+        elif r < 0.12 and n.up and n.core is not None and n.core.master:
+            # a live master's stream to n breaks (a reset connection, a link
+            # reopened): n asks the master, which may well answer
+            self.hints.append((self.now, n.id, n.core.master))
+        elif r < 0.122 and self.removals < len(nodes) - 3:
             # (not n1: it is the --join address every restart is given)
             m = self.current_master()
             if m is not None and m.core is not None and not m.paused and n.id not in (m.id, "n1"):

@@ -69,6 +69,31 @@ async def test_kill_the_master_under_load(cluster: Cluster) -> None:
     await check_no_loss(c.addresses[new], alice, "bob", load)
 
 
+async def test_a_killed_master_is_replaced_before_its_silence_times_out(
+    tmp_path: Path,
+) -> None:
+    """A killed process's connections close at once: its slaves see the log
+    stream end, find the master unreachable, and elect without waiting out
+    the failover timeout (10 s here; the new master comes in well under)."""
+    c = await asyncio.to_thread(Cluster.start, tmp_path, 3, "--failover-timeout", "10s")
+    try:
+        load, alice, tasks = await run_load(c)
+        await acked_at_least(load, 30)
+        old = await asyncio.to_thread(c.master)
+        assert old is not None
+        c.kill(old)
+        await asyncio.to_thread(
+            c.wait,
+            lambda: any((c.status(n) or {}).get("role") == "master" for n in c.alive()),
+            "a new master before the failover timeout",
+            5.0,
+        )
+        await acked_at_least(load, len(load.acked) + 30, timeout=5.0)
+        await finish(c, load, alice, tasks)
+    finally:
+        c.stop_all()
+
+
 async def test_kill_both_slaves_and_keep_writing(cluster: Cluster) -> None:
     c = cluster
     load, alice, tasks = await run_load(c)

@@ -99,6 +99,7 @@ class Core:
         self.log_start = 1  # the lowest index the local log still holds
         self.election: Election | None = None
         self.abandoned = ""
+        self.probing = ""  # the master asked whether it lives, after its stream closed
         self.probe = 0
         self.voted: tuple[int, str] = (0, "")  # the master this node backs, at which epoch
         self.proposal: Proposal | None = None
@@ -209,6 +210,17 @@ class Core:
             p.next = p.match + 1
             p.inflight = 0
             self._after_ack(dst, p)
+
+    def stream_lost(self, src: str) -> None:
+        """The driver saw the log stream from `src` end. A process that dies
+        closes its connections at once, so when that is this node's master,
+        it is asked directly; if it cannot be reached either, the election
+        starts without waiting out the failover timeout. (A master lost
+        without closing its connections, as in a power cut, is still waited
+        out; a live master that answers changes nothing.)"""
+        if self.role is Role.SLAVE and src == self.master and not self.probing:
+            self.probing = src
+            self._send(CheckMaster(self.id, src, self.epoch))
 
     def suspect(self) -> None:
         """The driver noticed this process was frozen (its timer fired far
@@ -339,6 +351,7 @@ class Core:
             return
         self.role = Role.SLAVE
         self.master = master
+        self.probing = ""
         self.election = None
         self.heard = self.now
         self.progress = {}
@@ -358,6 +371,7 @@ class Core:
 
     def _start_election(self, reason: str) -> None:
         was = self.role
+        self.probing = ""
         if was is Role.SLAVE:
             # the master it gave up on; its appends at this epoch are refused
             # from now on, unless an election round finds it alive after all
@@ -639,6 +653,7 @@ class Core:
             return
         self._follow(m.src, f"append from {m.src}")
         self.heard = self.now
+        self.probing = ""
         if self.master != m.src:
             return
         self.eligible = m.in_sync and not self.diverged and m.echo >= self.probe
@@ -765,6 +780,8 @@ class Core:
         )
 
     def _on_check_master_reply(self, m: CheckMasterReply) -> None:
+        if self.probing == m.src:
+            self.probing = ""  # the master answered: it lives
         e = self.election
         if self.role is not Role.CANDIDATE or e is None:
             return
@@ -804,6 +821,7 @@ class Core:
             return
         self._follow(m.src, f"membership from {m.src}")
         self.heard = self.now
+        self.probing = ""
         self._set_membership(m.membership)
         if self.id not in m.membership.in_sync:
             self.eligible = False
@@ -849,6 +867,8 @@ class Core:
             asked = {n for n in self.membership.addresses if n != self.id}
             if asked and asked <= set(e.replies) | e.unreachable:
                 self._decide()
+        elif self.role is Role.SLAVE and m.src == self.probing == self.master:
+            self._start_election(f"master {m.src} closed its stream and does not answer")
         elif self.role is Role.MASTER and m.src in self.progress:
             p = self.progress[m.src]
             p.inflight = 0  # what was in flight is lost: resend from the last match
