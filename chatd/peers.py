@@ -77,7 +77,7 @@ class Peers:
 
     @property
     def rpc_timeout(self) -> float:
-        return max(0.2, self.repl.tick_seconds * self.repl.timing.election)
+        return self.repl.rpc_timeout
 
     def address_of(self, node: str) -> str | None:
         if node.startswith("@"):

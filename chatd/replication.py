@@ -233,18 +233,26 @@ class Replicator:
 
     # -- the pump: actions in order --
 
+    @property
+    def rpc_timeout(self) -> float:
+        """How long a call to another node may take before it counts as failed."""
+        return max(0.2, self.tick_seconds * self.timing.election)
+
     async def _ticker(self) -> None:
         loop = asyncio.get_running_loop()
-        frozen_after = self.tick_seconds * self.timing.failover
+        # A freeze must be noticed whenever the other nodes could have
+        # elected meanwhile: after a closed stream that takes one failed
+        # call and an election round, so well over one call's timeout
+        frozen_after = min(self.tick_seconds * self.timing.failover, self.rpc_timeout)
         last = loop.time()
         while True:
             await asyncio.sleep(self.tick_seconds)
             now = loop.time()
             if now - last > frozen_after:
-                # the process was frozen (SIGSTOP, a VM pause): what it knew of
-                # being in sync may be stale
+                # the process was frozen (SIGSTOP, a VM pause, a long stall):
+                # what it knew of the in-sync set may be stale
                 log.warning(
-                    "node %s was frozen for %.1f s; it no longer counts itself in sync",
+                    "node %s was frozen for %.1f s; it confirms the in-sync set again",
                     self.node_id,
                     now - last,
                 )

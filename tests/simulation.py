@@ -45,6 +45,7 @@ class Node:
     address: str
     core: Core | None = None
     paused: bool = False
+    paused_at: int = 0
     epoch: int = 0
     membership: Membership = field(default_factory=Membership)
     log: list[tuple[int, str]] = field(default_factory=list)  # (epoch, payload), index = i + 1
@@ -205,12 +206,18 @@ class Sim:
         n.core = Core(n.id, n.address, durable, TIMING, seeds=(self.nodes["n1"].address,))
         self._drain(n)
 
+    def pause(self, n: Node) -> None:
+        """Like SIGSTOP: it runs nothing, and what is sent to it waits."""
+        self.trace.append(f"t{self.now} pause {n.id}")
+        n.paused, n.paused_at = True, self.now
+
     def resume(self, n: Node) -> None:
         """Like SIGCONT: the driver sees its timer fire far too late and
-        tells the core it was frozen."""
+        tells the core it was frozen, if it was frozen for as long as a call
+        to it takes to fail (DEADLINE): shorter freezes go unnoticed."""
         self.trace.append(f"t{self.now} resume {n.id}")
         n.paused = False
-        if n.core is not None:
+        if n.core is not None and self.now - n.paused_at >= DEADLINE:
             n.core.suspect()
             self._drain(n)
 
@@ -314,8 +321,7 @@ class Sim:
         elif r < 0.06 and not n.up:
             self.restart(n)
         elif r < 0.075 and n.up and not n.paused and len(down) < len(nodes) - 1:
-            self.trace.append(f"t{self.now} pause {n.id}")
-            n.paused = True
+            self.pause(n)
         elif r < 0.1 and n.paused:
             self.resume(n)
         elif r < 0.12 and n.up and n.core is not None and n.core.master:

@@ -16,7 +16,8 @@ Promises (checked by the simulation tests):
   master at epoch + 1. Only nodes confirmed in sync since they last started
   count, unless every member of the in-sync set answers (a full restart).
 - Silence means death only when measured while running: a master that was
-  frozen drops no in-sync node until it has heard from it after the freeze.
+  frozen drops no node of its in-sync sets until that node has acknowledged
+  a membership version proposed after the freeze.
 """
 
 from __future__ import annotations
@@ -158,6 +159,12 @@ class Core:
             # answer learns this one is out, and what membership it saw last
             if isinstance(msg, CheckMaster):
                 self._on_check_master(msg)
+            elif isinstance(msg, UpdateSlaves):
+                # a master finishing its removal (or confirming its in-sync
+                # set after a freeze) waits for this node: it has the change
+                # if that membership leaves it out
+                out = self.id not in msg.membership.addresses
+                self._send(UpdateAck(self.id, msg.src, self.epoch, msg.membership.version, out))
             return
         if isinstance(msg, Unreachable):
             self._on_unreachable(msg)
@@ -227,19 +234,30 @@ class Core:
         too late): whatever it knew may be stale.
 
         A master's slaves may have elected another master meanwhile (alone,
-        if it was the only other in-sync node, and that one may since have
-        crashed too), so a silence it measured across the freeze proves
-        nothing: it keeps office, but drops no in-sync node for silence until
-        that node answers something sent after the freeze (a membership
-        version that did not exist before it). A node at a newer epoch
-        answers with that epoch, and the master steps down.
+        if it was the only other in-sync node), and that one may have crashed
+        since: its silence after the resume would then look like any dead
+        slave's, and dropping it would let this master acknowledge writes
+        alone against the other's. So it keeps office, but drops no node of
+        its in-sync sets (current or pending) for silence until that node
+        acknowledges a membership version proposed after the freeze (an
+        answer held in a socket during the freeze cannot). A node at a newer
+        epoch answers with that epoch, and the master steps down. Until every
+        such node has answered, nothing more is committed.
 
         Any other node stops counting as eligible until a master confirms it
         again (the master may have dropped it meanwhile), and a candidate
         asks everyone again."""
         if self.role is Role.MASTER:
             current = self.pending or self.membership
-            self.unconfirmed = set(current.in_sync) - {self.id}
+            # (a node already silent for the failover timeout before the
+            # freeze was presumed dead while this one ran: it stays so,
+            # unless an earlier freeze had left it unconfirmed)
+            dead = {
+                nid
+                for nid, p in self.progress.items()
+                if self.now - p.heard_tick >= self.timing.failover
+            } - self.unconfirmed
+            self.unconfirmed = set(self.membership.in_sync | current.in_sync) - {self.id} - dead
             if self.unconfirmed:
                 self._propose(
                     current.addresses,
@@ -782,6 +800,9 @@ class Core:
     def _on_check_master_reply(self, m: CheckMasterReply) -> None:
         if self.probing == m.src:
             self.probing = ""  # the master answered: it lives
+            if self.role is Role.SLAVE and self.master == m.src and m.role is not Role.MASTER:
+                self._start_election(f"master {m.src} closed its stream and stepped down")
+                return
         e = self.election
         if self.role is not Role.CANDIDATE or e is None:
             return
