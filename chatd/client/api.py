@@ -31,13 +31,17 @@ from chatd.proto import chat_pb2, chat_pb2_grpc
 log = logging.getLogger(__name__)
 
 MASTER_HEADER = "chatd-master"
-# A failover takes about half a second: retrying every 0.1 s at most (and
-# skipping addresses whose connection failed) finds the new master soon
-# after it takes office. `python benchmarks/client_failover.py --kills 8`
-# (the first send after each SIGKILL of the master): 771 ms median with a
-# backoff growing to 1 s and plain round robin (6 kills); 479 ms median,
+# A failover after a master is killed takes tens of milliseconds (up to the
+# failover timeout, 500 ms by default, when the master's connections do not
+# close): retrying every 0.1 s at most (and skipping addresses whose
+# connection failed) finds the new master soon after it takes office.
+# `python benchmarks/client_failover.py --kills 8` (the first send after each
+# SIGKILL of the master), when failover took about 500 ms: 771 ms median with
+# a backoff growing to 1 s and plain round robin (6 kills); 479 ms median,
 # 681 ms at most with this backoff; 478 ms and 584 ms with the skipping too
-# (every 0.05 s: 490 ms and 545 ms, twice the calls during an outage).
+# (every 0.05 s: 490 ms and 545 ms, twice the calls during an outage). Since
+# slaves elect when the killed master's stream closes: 68 ms median, 72 ms
+# at most.
 RETRY_FIRST_DELAY = 0.05
 RETRY_MAX_DELAY = 0.1
 RETRYABLE = {
