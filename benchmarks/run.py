@@ -292,7 +292,9 @@ def catchup(base: Path, quick: bool) -> None:
             if mode == "snapshot":
                 log = c.nodes[master].log
                 c.wait(lambda: "log truncated" in log(), "truncation", 60)  # noqa: B023
-            last = int(c.status(master)["applied_index"])  # type: ignore[index,call-overload]
+            status = c.status(master)
+            assert status is not None, f"{master} does not answer"
+            last = int(str(status["applied_index"]))
             took, serving, applied = catch_up(c, "n3", last)
             behind = last - applied
             # when most of it was done before the node first answered, the
