@@ -195,14 +195,24 @@ class Link:
                     raise ConnectionError(f"no address for {self.dst}")
                 stub = cluster_pb2_grpc.SlaveServiceStub(self.peers.channel(address))
                 call = stub.AcceptUpdates(metadata=self.peers.metadata)  # type: ignore[call-arg]
-                writer = asyncio.get_running_loop().create_task(self._write(call))
+                loop = asyncio.get_running_loop()
+                # the stream ends when either side does: a writer that failed
+                # (a batch it could not read back, a snapshot that broke)
+                # would otherwise leave it open with nothing more written
+                writer = loop.create_task(self._write(call))
+                reader = loop.create_task(self._read(call))
                 try:
-                    await self._read(call)  # returns or raises when the stream ends
+                    done, _ = await asyncio.wait(
+                        (writer, reader), return_when=asyncio.FIRST_COMPLETED
+                    )
+                    for task in done:
+                        task.result()  # raises what ended it, if anything did
                 finally:
                     writer.cancel()
+                    reader.cancel()
                     call.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await writer
+                        await asyncio.gather(writer, reader, return_exceptions=True)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure: report, wait a tick, reconnect

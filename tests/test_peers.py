@@ -1,0 +1,75 @@
+"""The master's log stream to a slave (chatd/peers.py `Link`), against a real
+gRPC server on 127.0.0.1 that keeps every stream open and never answers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import grpc
+
+from chatd.core import Membership, Pos
+from chatd.core.types import Append
+from chatd.peers import Link, Peers
+from chatd.proto import cluster_pb2_grpc
+from chatd.store import Store
+
+
+class SilentSlave(cluster_pb2_grpc.SlaveServiceServicer):
+    """Takes log streams and holds them open, as a live slave does (it
+    serves nothing else, hence abstract to mypy)."""
+
+    def __init__(self) -> None:
+        self.opened = 0
+
+    async def AcceptUpdates(self, request_iterator: Any, context: Any) -> Any:
+        self.opened += 1
+        async for _ in request_iterator:
+            pass
+        return
+        yield
+
+
+async def test_a_stream_whose_writing_fails_is_reopened(tmp_path: Path) -> None:
+    """A batch the master cannot read back from its log (here: the store
+    does not hold it) fails the stream's writer; the stream must then be
+    closed and reopened, not left open with nothing written on it while the
+    slave, still connected, waits for heartbeats that never come."""
+    server = grpc.aio.server()
+    slave = SilentSlave()  # type: ignore[abstract]
+    cluster_pb2_grpc.add_SlaveServiceServicer_to_server(slave, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    store = Store(tmp_path / "master.db")
+    fed: list[tuple[str, tuple[Any, ...]]] = []
+    repl = SimpleNamespace(
+        node_id="n1",
+        store=store,
+        tick_seconds=0.05,
+        timing=SimpleNamespace(election=2),
+        rpc_timeout=0.2,
+        core=SimpleNamespace(membership=Membership(), step=object(), snapshot_sent=object()),
+        feed=lambda fn, *args, **kw: fed.append((getattr(fn, "__name__", str(fn)), args)),
+    )
+    peers = Peers(repl, None, tmp_path)  # type: ignore[arg-type]
+    peers.directory["n2"] = f"127.0.0.1:{port}"
+    link = Link(peers, "n2")
+    try:
+        deadline = time.monotonic() + 5
+        while slave.opened < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert slave.opened == 1, "the stream did not open"
+        link.put(Append("n1", "n2", 1, Pos(0, 0), 1, 1, 0, True, 0))
+        deadline = time.monotonic() + 5
+        while slave.opened < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert slave.opened >= 2, f"opened {slave.opened}: not reopened after its writer failed"
+    finally:
+        link.close()
+        await asyncio.gather(link.task, return_exceptions=True)
+        await peers.close()
+        await server.stop(None)
+        store.close()
