@@ -8,11 +8,20 @@ replays one schedule; a failure prints its seed and its last events.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
 
 from chatd.core import Role
+from chatd.core.types import (
+    CheckMaster,
+    CheckMasterReply,
+    Send,
+    Unreachable,
+    UpdateAck,
+    UpdateSlaves,
+)
 from tests.simulation import Sim, run_schedule
 
 SCHEDULES = int(os.environ.get("CHATD_SIM_SCHEDULES", "1000"))
@@ -118,3 +127,74 @@ def test_a_master_frozen_while_its_successor_came_and_went_acknowledges_nothing(
     contradict the heir's. Also when the master was removing the heir."""
     for seed in range(20):
         _successor_comes_and_goes_while_the_master_is_frozen(seed, removing=removing)
+
+
+def _settled(seed: int, size: int = 3) -> Sim:
+    sim = Sim(seed, size, drop=0.0)
+    for _ in range(30):
+        sim.step(faults=False)
+    return sim
+
+
+def test_a_closed_stream_makes_the_slave_ask_its_master_and_elect_if_it_is_gone() -> None:
+    sim = _settled(1)
+    m = sim.current_master()
+    assert m is not None and m.core is not None
+    slave = next(n for n in sim.nodes.values() if n is not m)
+    c = slave.core
+    assert c is not None and c.role is Role.SLAVE
+    c.stream_lost(m.id)
+    c.stream_lost(m.id)  # one probe at a time
+    probes = [a for a in c.take_actions() if isinstance(a, Send)]
+    assert [type(a.message) for a in probes] == [CheckMaster]
+    # the master answers as master: nothing changes
+    alive = CheckMasterReply(
+        m.id, c.id, c.epoch, Role.MASTER, m.id, m.core.durable, True, m.core.membership
+    )
+    c.step(alive)
+    assert c.role is Role.SLAVE and not c.probing
+    # it answers, but is no longer master: elect at once
+    c.stream_lost(m.id)
+    c.step(dataclasses.replace(alive, role=Role.CANDIDATE, master=""))
+    assert c.role.value == "candidate"
+    # another slave, whose master cannot be reached: elect at once
+    sim = _settled(1)
+    m = sim.current_master()
+    assert m is not None
+    c2 = next(n for n in sim.nodes.values() if n is not m).core
+    assert c2 is not None and c2.role is Role.SLAVE
+    c2.stream_lost(m.id)
+    c2.step(Unreachable(m.id, c2.id))
+    assert c2.role.value == "candidate"
+    # a stream from a node that is not its master changes nothing
+    sim = _settled(2)
+    m = sim.current_master()
+    assert m is not None
+    a, b = [n for n in sim.nodes.values() if n is not m]
+    assert a.core is not None
+    a.core.stream_lost(b.id)
+    assert not [x for x in a.core.take_actions() if isinstance(x, Send)]
+
+
+def test_a_retired_node_acknowledges_the_membership_that_leaves_it_out() -> None:
+    """A master waiting for a removed node's answer (finishing the removal,
+    or confirming its in-sync set after a freeze) gets it."""
+    sim = _settled(3)
+    m = sim.current_master()
+    assert m is not None and m.core is not None
+    gone = next(n for n in sim.nodes.values() if n is not m and n.id != "n1")
+    sim.remove(m, gone.id)
+    for _ in range(20):
+        sim.step(faults=False)
+    c = gone.core
+    assert c is not None and c.role is Role.RETIRED
+    c.take_actions()
+    without = m.core.membership
+    assert gone.id not in without.addresses
+    c.step(UpdateSlaves(m.id, gone.id, m.core.epoch, without))
+    (ack,) = [a.message for a in c.take_actions() if isinstance(a, Send)]
+    assert isinstance(ack, UpdateAck) and ack.ok and ack.version == without.version
+    listed = dataclasses.replace(without, members=(*without.members, (gone.id, gone.address)))
+    c.step(UpdateSlaves(m.id, gone.id, m.core.epoch, listed))
+    (ack,) = [a.message for a in c.take_actions() if isinstance(a, Send)]
+    assert isinstance(ack, UpdateAck) and not ack.ok

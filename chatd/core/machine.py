@@ -252,12 +252,9 @@ class Core:
             # (a node already silent for the failover timeout before the
             # freeze was presumed dead while this one ran: it stays so,
             # unless an earlier freeze had left it unconfirmed)
-            dead = {
-                nid
-                for nid, p in self.progress.items()
-                if self.now - p.heard_tick >= self.timing.failover
-            } - self.unconfirmed
-            self.unconfirmed = set(self.membership.in_sync | current.in_sync) - {self.id} - dead
+            watched = (self.membership.in_sync | current.in_sync) - {self.id}
+            dead = self._silent(watched) - self.unconfirmed
+            self.unconfirmed = set(watched) - dead
             if self.unconfirmed:
                 self._propose(
                     current.addresses,
@@ -496,11 +493,7 @@ class Core:
         t = self.timing
         current = self.pending or self.membership
         watched = (self.effective_in_sync | current.in_sync) - {self.id}
-        silent = {
-            nid
-            for nid in watched - self.unconfirmed
-            if nid not in self.progress or self.now - self.progress[nid].heard_tick >= t.failover
-        }
+        silent = self._silent(watched - self.unconfirmed)
         if silent:
             keep = current.in_sync - silent
             if self.pending is None or keep != self.pending.in_sync or silent & self.awaiting:
@@ -508,6 +501,15 @@ class Core:
         if self.pending is not None and self.now - self.pending_sent >= t.retry:
             self._send_pending()
         self._replicate(heartbeat=True)
+
+    def _silent(self, nodes: frozenset[str] | set[str]) -> set[str]:
+        """The nodes not heard from for the failover timeout: presumed dead."""
+        return {
+            nid
+            for nid in nodes
+            if nid not in self.progress
+            or self.now - self.progress[nid].heard_tick >= self.timing.failover
+        }
 
     def _propose(
         self,
