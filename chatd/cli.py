@@ -13,12 +13,13 @@ import signal
 import sys
 from typing import NoReturn
 
-from chatd import __version__, admin, bench, logs
-from chatd import demo as demo_mod
+from chatd import __version__, logs
 from chatd.client import terminal
 from chatd.config import Config, add_serve_arguments, address, config_from_args
-from chatd.node import Node, StartupError
-from chatd.store import StoreError
+from chatd.server.node import Node, StartupError
+from chatd.server.store import StoreError
+from chatd.tools import admin, bench
+from chatd.tools import demo as demo_mod
 
 log = logging.getLogger("chatd")
 

@@ -24,8 +24,8 @@ import pytest
 import uvloop
 
 from chatd.config import Config
-from chatd.node import Node
 from chatd.proto import chat_pb2, chat_pb2_grpc
+from chatd.server.node import Node
 
 # Cheap password hashing keeps account-heavy tests fast; the cost is a flag.
 TEST_HASH_COST = 8

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 
-from chatd.chat import CHAT_PAGE_MAX
-from chatd.node import Node
 from chatd.proto import chat_pb2
 from chatd.proto.chat_pb2_grpc import ClientAccountStub
+from chatd.server.chat import CHAT_PAGE_MAX
+from chatd.server.node import Node
 from tests.conftest import PASSWORD, create_user, login, user
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from chatd.client import (
     UsernameTaken,
     WrongPassword,
 )
-from chatd.node import Node
+from chatd.server.node import Node
 from tests.cluster import Cluster
 from tests.conftest import PASSWORD, free_port
 

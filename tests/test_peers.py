@@ -1,4 +1,4 @@
-"""The master's log stream to a slave (chatd/peers.py `Link`), against a real
+"""The master's log stream to a slave (chatd/server/peers.py `Link`), against a real
 gRPC server on 127.0.0.1 that keeps every stream open and never answers."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import grpc
 
 from chatd.core import Membership, Pos
 from chatd.core.types import Append
-from chatd.peers import Link, Peers
 from chatd.proto import cluster_pb2_grpc
-from chatd.store import Store
+from chatd.server.peers import Link, Peers
+from chatd.server.store import Store
 
 
 class SilentSlave(cluster_pb2_grpc.SlaveServiceServicer):

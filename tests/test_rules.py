@@ -12,16 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chatd.chat import (
+from chatd.proto import chat_pb2, chat_pb2_grpc
+from chatd.server.chat import (
     Limits,
     check_message,
     check_password,
     check_request_id,
     check_username,
 )
-from chatd.errors import ChatError, Code
-from chatd.node import Node
-from chatd.proto import chat_pb2, chat_pb2_grpc
+from chatd.server.errors import ChatError, Code
+from chatd.server.node import Node
 from tests.conftest import PASSWORD, node_config, user
 
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import grpc
 
-from chatd.node import DB_FILE
 from chatd.proto import chat_pb2, chat_pb2_grpc, log_pb2
-from chatd.store import Store
+from chatd.server.node import DB_FILE
+from chatd.server.store import Store
 from tests.conftest import NodeProcess, wait_serving
 
 

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 
-from chatd.chat import now_us
-from chatd.node import Node
 from chatd.proto import chat_pb2, log_pb2
 from chatd.proto.chat_pb2_grpc import ClientAccountStub
+from chatd.server.chat import now_us
+from chatd.server.node import Node
 from tests.conftest import login, node_config, user
 
 if TYPE_CHECKING:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from chatd.hub import Hub
 from chatd.proto import log_pb2
-from chatd.store import Store
-from chatd.writer import GroupCommitWriter
+from chatd.server.hub import Hub
+from chatd.server.store import Store
+from chatd.server.writer import GroupCommitWriter
 
 
 class Replication:

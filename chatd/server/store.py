@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chatd.errors import Code
 from chatd.proto import log_pb2
+from chatd.server.errors import Code
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from chatd.chat import now_us
-from chatd.hub import Hub
 from chatd.proto import log_pb2
-from chatd.store import Applied, Store
+from chatd.server.chat import now_us
+from chatd.server.hub import Hub
+from chatd.server.store import Applied, Store
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ It turns timers and cluster RPCs into core events, and carries out the core's
 actions in order through one pump task: persist (epoch, membership, received
 entries) before anything that follows is sent. Outgoing log streams (one per
 slave, `SlaveService.AcceptUpdates`) and unary cluster calls live in
-`chatd.peers`; this module holds no gRPC servicer.
+`chatd.server.peers`; this module holds no gRPC servicer.
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ from chatd.core.types import (
     Timing,
     UpdateAck,
 )
-from chatd.hub import Hub
 from chatd.proto import log_pb2
-from chatd.store import Store
-from chatd.writer import GroupCommitWriter
+from chatd.server.hub import Hub
+from chatd.server.store import Store
+from chatd.server.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class Replicator:
         self.tick_seconds = tick_seconds
         self.data_dir = data_dir
         self.writer: GroupCommitWriter | None = None
-        self.peers: Any = None  # chatd.peers.Peers, set by the node
+        self.peers: Any = None  # chatd.server.peers.Peers, set by the node
         self.core: Core
         self._work: deque[Work] = deque()
         self._wake = asyncio.Event()

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 
-from chatd import wire
 from chatd.core.types import CheckMasterReply, Message, RegisterReply, Role, UpdateAck
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
+from chatd.server import wire
 
 if TYPE_CHECKING:
-    from chatd.peers import Peers
-    from chatd.replication import Replicator
+    from chatd.server.peers import Peers
+    from chatd.server.replication import Replicator
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from chatd.errors import ChatError, Code
-from chatd.hub import Hub
-from chatd.limits import OverLimit, RateLimiter
 from chatd.proto import log_pb2
-from chatd.store import Applied, Session, Store, StoredMessage
+from chatd.server.errors import ChatError, Code
+from chatd.server.hub import Hub
+from chatd.server.ratelimit import OverLimit, RateLimiter
+from chatd.server.store import Applied, Session, Store, StoredMessage
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -16,20 +16,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from chatd.chat import Chat, SubscriberTooSlow, SubscriptionEnded
 from chatd.core.types import Role
-from chatd.errors import ChatError, Code
-from chatd.limits import OverLimit
 from chatd.proto import chat_pb2, chat_pb2_grpc
-from chatd.store import StoredMessage
-from chatd.writer import WriterClosed
+from chatd.server.chat import Chat, SubscriberTooSlow, SubscriptionEnded
+from chatd.server.errors import ChatError, Code
+from chatd.server.ratelimit import OverLimit
+from chatd.server.store import StoredMessage
+from chatd.server.writer import WriterClosed
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 if TYPE_CHECKING:
-    from chatd.peers import Peers
-    from chatd.replication import Replicator
+    from chatd.server.peers import Peers
+    from chatd.server.replication import Replicator
 
     Ctx = grpc.aio.ServicerContext[Any, Any]
 

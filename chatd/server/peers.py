@@ -18,8 +18,6 @@ from typing import Any
 
 import grpc
 
-from chatd import wire
-from chatd.cluster import secret_metadata
 from chatd.core.types import (
     Append,
     AppendReply,
@@ -32,7 +30,9 @@ from chatd.core.types import (
 )
 from chatd.proto import cluster_pb2 as pb
 from chatd.proto import cluster_pb2_grpc
-from chatd.replication import Replicator
+from chatd.server import wire
+from chatd.server.cluster_service import secret_metadata
+from chatd.server.replication import Replicator
 
 log = logging.getLogger(__name__)
 

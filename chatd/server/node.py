@@ -23,24 +23,24 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from chatd import tls
-from chatd.chat import Chat, Limits
-from chatd.cluster import (
+from chatd.config import Config
+from chatd.core.types import Role, RoleChanged, Timing
+from chatd.proto import chat_pb2, chat_pb2_grpc, cluster_pb2, cluster_pb2_grpc
+from chatd.server.chat import Chat, Limits
+from chatd.server.client_service import ClientAccountServicer, Router
+from chatd.server.cluster_service import (
     MasterServicer,
     NodeAdminServicer,
     SecretInterceptor,
     SlaveServicer,
 )
-from chatd.config import Config
-from chatd.core.types import Role, RoleChanged, Timing
-from chatd.health import Health
-from chatd.hub import Hub
-from chatd.metrics import Metrics
-from chatd.peers import CLUSTER_MESSAGE_LIMIT, Peers
-from chatd.proto import chat_pb2, chat_pb2_grpc, cluster_pb2, cluster_pb2_grpc
-from chatd.replication import Replicator
-from chatd.service import ClientAccountServicer, Router
-from chatd.store import Store
-from chatd.writer import GroupCommitWriter
+from chatd.server.health import Health
+from chatd.server.hub import Hub
+from chatd.server.metrics import Metrics
+from chatd.server.peers import CLUSTER_MESSAGE_LIMIT, Peers
+from chatd.server.replication import Replicator
+from chatd.server.store import Store
+from chatd.server.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
 
