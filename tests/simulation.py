@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from chatd.core import Core, Durable, Membership, Pos, Role, Timing
+from chatd.core.log import EpochRuns
 from chatd.core.types import (
     Append,
     AppendEntries,
@@ -25,7 +26,6 @@ from chatd.core.types import (
     RoleChanged,
     Send,
     SendSnapshot,
-    Unreachable,
     UpdateMaster,
     UpdateSlaves,
 )
@@ -37,6 +37,15 @@ UNARY = (CheckMaster, Register, UpdateMaster, UpdateSlaves)
 
 class Violation(AssertionError):
     pass
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """The network tells `dst` that its message to `peer` failed (the
+    driver's `report_unreachable`)."""
+
+    dst: str
+    peer: str
 
 
 @dataclass
@@ -57,11 +66,10 @@ class Node:
 
     @property
     def runs(self) -> tuple[tuple[int, int], ...]:
-        out: list[tuple[int, int]] = []
+        runs = EpochRuns()
         for i, (epoch, _) in enumerate(self.log, start=1):
-            if not out or out[-1][0] != epoch:
-                out.append((epoch, i))
-        return tuple(out)
+            runs.extend(i, epoch)
+        return tuple(runs.pairs)
 
     def last(self) -> Pos:
         return Pos(self.log[-1][0], len(self.log)) if self.log else Pos()
@@ -75,7 +83,7 @@ class Node:
 class InFlight:
     at: int
     seq: int
-    msg: Message = field(compare=False)
+    msg: Message | Unreachable = field(compare=False)
     payload: tuple[str, ...] = field(compare=False, default=())
     deadline: int | None = field(compare=False, default=None)
 
@@ -152,7 +160,7 @@ class Sim:
         # within one tick (in any order), or is lost with the sender told, as
         # a broken gRPC call or stream tells it; a crashed node refuses.
         if not dst.up or self.rng.random() < self.drop:
-            back = Unreachable(msg.dst, src.id)
+            back = Unreachable(dst=src.id, peer=msg.dst)
             self.net.append(InFlight(self.now + 1, self.seq, back))
             return
         deadline = self.now + DEADLINE if isinstance(msg, UNARY) else None
@@ -241,12 +249,9 @@ class Sim:
         if (
             c is None
             or d.paused
-            or c.role is Role.MASTER
-            or c.master not in ("", m.id)
-            # a master that stepped down closed its streams (snapshots with them),
-            # and a node refuses chunks from an older epoch
+            # a master that stepped down closed its streams (snapshots with them)
             or m.core.role is not Role.MASTER
-            or m.core.epoch < c.epoch
+            or not c.snapshot_offered(m.id, m.core.epoch)
         ):
             m.core.snapshot_sent(dst_id, None)
             self._drain(m)
@@ -254,7 +259,7 @@ class Sim:
         d.log, d.state = list(m.log), list(m.state)
         pos = d.last()
         self.trace.append(f"t{self.now} snapshot {master_id}->{dst_id} at {pos.index}")
-        c.snapshot_installed(pos, d.runs)
+        c.snapshot_installed(pos, d.runs, 1)
         self._drain(d)
         m.core.snapshot_sent(dst_id, pos)
         self._drain(m)
@@ -280,13 +285,18 @@ class Sim:
                     # the caller's deadline passes first: it is told, like a
                     # gRPC DEADLINE_EXCEEDED (the request may still run later)
                     src = f.msg.src
-                    self.net.append(InFlight(self.now, self.seq, Unreachable(f.msg.dst, src)))
+                    self.net.append(
+                        InFlight(self.now, self.seq, Unreachable(dst=src, peer=f.msg.dst))
+                    )
                     f.deadline = None
                 f.at = self.now + 1
                 self.net.append(f)
                 continue
             assert dst.core is not None
-            dst.core.step(f.msg)
+            if isinstance(f.msg, Unreachable):
+                dst.core.report_unreachable(f.msg.peer)
+            else:
+                dst.core.step(f.msg)
             self._drain(dst, f.payload, f.msg)
         for hint in [h for h in self.hints if h[0] <= self.now]:
             self.hints.remove(hint)
@@ -362,9 +372,10 @@ class Sim:
         # unacknowledged tail of an older epoch, until the master notices
         # and sends it a snapshot).
         c = m.core
+        followers = c.status().followers
         confirmed = {m.id: m.log}
         for nid in c.membership.in_sync:
-            p = c.progress.get(nid)
+            p = followers.get(nid)
             if nid != m.id and p is not None and nid in self.nodes:
                 confirmed[nid] = self.nodes[nid].log[: p.match]
         for a, la in confirmed.items():
@@ -395,7 +406,7 @@ class Sim:
                 # failed may have retired the node without taking effect: the
                 # operator sees it listed still, and removes it again
                 retired = n.core is not None and n.core.role is Role.RETIRED
-                if retired and n.id in c.membership.addresses and c.pending is None:
+                if retired and n.id in c.membership.addresses and c.status().pending is None:
                     self.remove(m, n.id)
             staying = [n for n in self.nodes.values() if n.id not in c.membership.retired]
             ok = all(

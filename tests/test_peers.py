@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from chatd.core import Membership, Pos
+from chatd.core import Pos
 from chatd.core.types import Append
 from chatd.proto import cluster_pb2_grpc
 from chatd.server.peers import Link, Peers
@@ -51,8 +51,11 @@ async def test_a_stream_whose_writing_fails_is_reopened(tmp_path: Path) -> None:
         tick_seconds=0.05,
         timing=SimpleNamespace(election=2),
         rpc_timeout=0.2,
-        core=SimpleNamespace(membership=Membership(), step=object(), snapshot_sent=object()),
-        feed=lambda fn, *args, **kw: fed.append((getattr(fn, "__name__", str(fn)), args)),
+        epoch=1,
+        address_of=lambda node: None,
+        step=lambda *args, **kw: fed.append(("step", args)),
+        report_unreachable=lambda *args: fed.append(("report_unreachable", args)),
+        snapshot_sent=lambda *args: fed.append(("snapshot_sent", args)),
     )
     peers = Peers(repl, None, tmp_path)  # type: ignore[arg-type]
     peers.directory["n2"] = f"127.0.0.1:{port}"
@@ -62,7 +65,19 @@ async def test_a_stream_whose_writing_fails_is_reopened(tmp_path: Path) -> None:
         while slave.opened < 1 and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         assert slave.opened == 1, "the stream did not open"
-        link.put(Append("n1", "n2", 1, Pos(0, 0), 1, 1, 0, True, 0))
+        link.put(
+            Append(
+                src="n1",
+                dst="n2",
+                epoch=1,
+                prev=Pos(0, 0),
+                count=1,
+                entry_epoch=1,
+                commit=0,
+                in_sync=True,
+                echo=0,
+            )
+        )
         deadline = time.monotonic() + 5
         while slave.opened < 2 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)

@@ -1,6 +1,21 @@
-"""The role core: a pure state machine (no I/O, no clock) and its types."""
+"""The role core: a pure state machine (no I/O, no clock) and its types.
 
-from chatd.core.machine import Core, ProtocolError
-from chatd.core.types import Durable, Membership, Pos, Role, Timing
+Start at `machine.Core`; its pieces are `log`, `progress`, `membership`,
+`election`, `roles` and `leader`, each pure and tested on its own."""
 
-__all__ = ["Core", "Durable", "Membership", "Pos", "ProtocolError", "Role", "Timing"]
+from chatd.core.errors import CoreError, LocalProtocolError, RemoteProtocolError
+from chatd.core.machine import Core
+from chatd.core.types import Durable, Membership, Pos, Role, Status, Timing
+
+__all__ = [
+    "Core",
+    "CoreError",
+    "Durable",
+    "LocalProtocolError",
+    "Membership",
+    "Pos",
+    "RemoteProtocolError",
+    "Role",
+    "Status",
+    "Timing",
+]

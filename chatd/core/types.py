@@ -7,7 +7,7 @@ tracks log positions (epoch, index) and leaves the bytes to the driver.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class Role(enum.Enum):
@@ -62,7 +62,7 @@ class Membership:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Durable:
     """What a node keeps on disk and gets back after a crash."""
 
@@ -70,13 +70,13 @@ class Durable:
     last: Pos = Pos()
     epochs: tuple[tuple[int, int], ...] = ()  # (epoch, first index) of each run
     membership: Membership = Membership()
-    commit_index: int = 0
+    log_start: int = 1  # the lowest index the log still holds (older ones were truncated)
 
 
 # -- messages between nodes (each maps onto one cluster RPC) --
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Append:
     """Master -> slave: entries prev.index+1 .. prev.index+count, all of
     `entry_epoch` (the master cuts batches at epoch changes); count 0 is a
@@ -93,7 +93,7 @@ class Append:
     echo: int = 0  # the last `probe` this master got from the slave
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AppendReply:
     """Slave -> master: `durable` is the slave's last durable position.
     ok=False with diverged=True: the slave's log does not extend the master's
@@ -108,7 +108,7 @@ class AppendReply:
     probe: int = 0  # raised after a freeze; an Append echoing it confirms "in sync" anew
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Register:
     """A node asks the master to stream it the log (join or rejoin)."""
 
@@ -119,7 +119,7 @@ class Register:
     last: Pos
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RegisterReply:
     src: str
     dst: str
@@ -128,14 +128,14 @@ class RegisterReply:
     master: str  # who is master, when the answer is "not me"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CheckMaster:
     src: str
     dst: str
     epoch: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CheckMasterReply:
     """A node's answer during an election: who it follows and where its log is.
     `eligible`: it was confirmed in sync by the master it followed and has not
@@ -151,7 +151,7 @@ class CheckMasterReply:
     membership: Membership
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UpdateMaster:
     """A node proposes itself as master at a new epoch (the election winner),
     with its membership and the last position of its log. A node accepts at
@@ -166,7 +166,7 @@ class UpdateMaster:
     last: Pos = Pos()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UpdateSlaves:
     """The master publishes membership and the in-sync set."""
 
@@ -176,7 +176,7 @@ class UpdateSlaves:
     membership: Membership
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UpdateAck:
     """Reply to UpdateMaster / UpdateSlaves: the version now durable."""
 
@@ -185,15 +185,6 @@ class UpdateAck:
     epoch: int
     version: tuple[int, int]
     ok: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Unreachable:
-    """Driver -> core: a message to `dst` failed (connection refused, timeout)."""
-
-    src: str  # the node that could not be reached
-    dst: str  # this node
-    epoch: int = 0
 
 
 Message = (
@@ -206,24 +197,23 @@ Message = (
     | UpdateMaster
     | UpdateSlaves
     | UpdateAck
-    | Unreachable
 )
 
 
 # -- actions: what the driver must do, in order --
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PersistEpoch:
     epoch: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PersistMembership:
     membership: Membership
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AppendEntries:
     """Slave: make these received entries durable, then call core.persisted().
     The driver holds the payloads that came with the Append."""
@@ -233,12 +223,12 @@ class AppendEntries:
     entry_epoch: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Send:
     message: Message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SendSnapshot:
     """Master: stream a snapshot of the state to `dst`; its log then ends at
     the snapshot's position, and replication continues from there."""
@@ -246,27 +236,28 @@ class SendSnapshot:
     dst: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ResetLog:
     """Slave: this node's log diverged from the master's; wait for a snapshot."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Committed:
     """Entries up to `index` are acknowledged (replicated to every in-sync node)."""
 
     index: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RoleChanged:
     role: Role
     epoch: int
     master: str
     reason: str
+    elected: bool = False  # this node became master by winning an election
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InSyncChanged:
     in_sync: frozenset[str]
     reason: str
@@ -295,35 +286,28 @@ class Timing:
     max_batch: int = 4096  # entries per Append
 
 
-@dataclass(slots=True)
-class Progress:
-    """The master's view of one slave."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FollowerStatus:
+    """The master's view of one other member."""
 
-    match: int = 0  # last index known durable on the slave
-    next: int = 1  # first index to send
-    inflight: int = 0  # entries in the unanswered Append (0: none)
-    sent_tick: int = 0
-    heard_tick: int = 0
-    snapshot: bool = False  # a snapshot is on its way
-    alive: bool = True
-    echo: int = 0  # the slave's last probe
+    match: int  # last index known durable there
+    alive: bool  # heard from within the failover timeout
 
 
-@dataclass(slots=True)
-class Proposal:
-    """A winner's claim in flight: it becomes master when `awaiting` empties."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Status:
+    """A read-only view of the core, for status, health and metrics."""
 
+    id: str
+    role: Role
     epoch: int
+    master: str  # "" while there is none
+    master_address: str
+    last: Pos
+    durable: Pos
+    commit: int
+    log_start: int
+    eligible: bool
     membership: Membership
-    awaiting: set[str]
-    started_tick: int
-    reason: str
-
-
-@dataclass(slots=True)
-class Election:
-    started_tick: int
-    replies: dict[str, CheckMasterReply] = field(default_factory=dict)
-    unreachable: set[str] = field(default_factory=set)
-    retried: set[str] = field(default_factory=set)  # asked again once after a failure
-    winner: str | None = None
+    pending: Membership | None  # on a master: a membership change under way
+    followers: dict[str, FollowerStatus]  # on a master: every other member

@@ -76,17 +76,16 @@ class Router:
         self.peers = peers
 
     def master_stub(self) -> chat_pb2_grpc.ClientAccountStub | None:
-        c = self.repl.core
+        c = self.repl.status()
         if c.role is Role.MASTER:
             return None
-        address = c.membership.addresses.get(c.master) if c.role is Role.SLAVE else None
+        address = c.master_address if c.role is Role.SLAVE else None
         if not address:
             raise NoMaster("no master is reachable right now; try again shortly")
         return chat_pb2_grpc.ClientAccountStub(self.peers.channel(address))
 
     def master_address(self) -> str:
-        c = self.repl.core
-        return c.membership.addresses.get(c.master, "") if c.master else ""
+        return self.repl.status().master_address
 
 
 def _relay_timeout(context: Ctx) -> float:

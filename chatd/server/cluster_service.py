@@ -1,26 +1,25 @@
-"""Cluster-internal services (MasterService, SlaveService, NodeAdmin) and their guard.
+"""Cluster-internal services (MasterService, SlaveService, NodeAdmin).
 
 The servicers translate between protobufs and the core's messages and hand
 them to the replication driver; they make no replication decision.
 
-Every RPC here requires the cluster secret as the `x-chatd-secret` metadata
-value, compared in constant time, and is refused with UNAUTHENTICATED before
-its request is even parsed. With no secret configured the node listens on
-loopback only, and these services are open to local callers.
+Every RPC here requires the cluster secret (`chatd.server.secret`). With no
+secret configured the node listens on loopback only, and these services are
+open to local callers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
+import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 
-from chatd.core.types import CheckMasterReply, Message, RegisterReply, Role, UpdateAck
+from chatd.core.types import CheckMasterReply, Message, RegisterReply, UpdateAck
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
 from chatd.server import wire
 
@@ -30,61 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SECRET_HEADER = "x-chatd-secret"
-CLUSTER_PREFIXES = ("/MasterService/", "/SlaveService/", "/NodeAdmin/")
-
 if TYPE_CHECKING:
     Ctx = grpc.aio.ServicerContext[Any, Any]
-    Handler = grpc.RpcMethodHandler[Any, Any]
-
-
-def secret_metadata(secret: str | None) -> tuple[tuple[str, str], ...]:
-    return ((SECRET_HEADER, secret),) if secret else ()
-
-
-class SecretInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Refuses cluster RPCs that do not carry the cluster secret. (Under
-    mutual TLS every caller already showed a certificate of the cluster CA
-    at the handshake; without a secret, that is all the cluster services
-    ask for.)"""
-
-    def __init__(self, secret: str | None) -> None:
-        self._secret = secret.encode() if secret else None
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
-        details: grpc.HandlerCallDetails,
-    ) -> Handler:
-        method = details.method or ""
-        if self._secret is None or not method.startswith(CLUSTER_PREFIXES):
-            return await continuation(details)
-        given = b""
-        for key, value in details.invocation_metadata or ():
-            if key == SECRET_HEADER:
-                given = value.encode() if isinstance(value, str) else value
-        if hmac.compare_digest(given, self._secret):
-            return await continuation(details)
-        return _refusal(await continuation(details))
-
-
-def _refusal(handler: Handler) -> Handler:
-    """A handler of the same shape that refuses without parsing the request."""
-
-    async def refuse_unary(request: Any, context: Ctx) -> None:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "wrong or missing cluster secret")
-
-    async def refuse_stream(request: Any, context: Ctx) -> Any:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "wrong or missing cluster secret")
-        yield  # pragma: no cover - makes this an async generator
-
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(refuse_unary)
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(refuse_stream)
-    if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(refuse_unary)
-    return grpc.stream_stream_rpc_method_handler(refuse_stream)
 
 
 class NodeView(Protocol):
@@ -96,24 +42,17 @@ class NodeView(Protocol):
 
 
 REPLY_TIMEOUT_S = 2.0
+_askers = itertools.count(1)
 
 
 async def _exchange(repl: Replicator, request: Message, reply_type: type) -> Message:
     """Steps a request into the core and waits for the reply it produces."""
     fut = repl.expect_reply(reply_type, request.src)
     try:
-        repl.feed(repl.core.step, request)
+        repl.step(request)
         return await asyncio.wait_for(fut, REPLY_TIMEOUT_S)
     finally:
         repl.forget_reply(reply_type, request.src, fut)
-
-
-def check_master_reply(repl: Replicator, asker: str) -> cluster_pb2.CheckMasterResponse:
-    c = repl.core
-    reply = CheckMasterReply(
-        c.id, asker, c.epoch, c.role, c.master, c.durable, c.eligible, c.membership
-    )
-    return wire.check_reply_to(reply, c.membership.addresses.get(c.master, ""))
 
 
 class MasterServicer(cluster_pb2_grpc.MasterServiceServicer):
@@ -132,22 +71,27 @@ class MasterServicer(cluster_pb2_grpc.MasterServiceServicer):
     async def HeartBeat(
         self, request: cluster_pb2.HeartBeatRequest, context: Ctx
     ) -> cluster_pb2.HeartBeatResponse:
-        c = self.repl.core
+        st = self.repl.status()
         return cluster_pb2.HeartBeatResponse(
-            node_id=c.id,
-            epoch=c.epoch,
-            role=c.role.value,
-            master_id=c.master,
-            commit_index=c.commit,
+            node_id=st.id,
+            epoch=st.epoch,
+            role=st.role.value,
+            master_id=st.master,
+            commit_index=st.commit,
             applied_index=self.repl.store.last_index,
         )
 
     async def CheckMaster(
         self, request: cluster_pb2.CheckMasterRequest, context: Ctx
     ) -> cluster_pb2.CheckMasterResponse:
-        # Read-only in the core, so answered straight from its state; a node
-        # asking with a higher epoch does not move this one (only masters do).
-        return check_master_reply(self.repl, request.node_id)
+        # a node asking with a higher epoch does not move this one (only masters do)
+        me = self.repl.node_id
+        # a caller that is not a node (a tool, a client) gets a name of its own
+        asker = request.node_id if request.node_id not in ("", me) else f"?{next(_askers)}"
+        msg = wire.check_master_from(request, me, asker)
+        reply = await _exchange(self.repl, msg, CheckMasterReply)
+        assert isinstance(reply, CheckMasterReply)
+        return wire.check_reply_to(reply, reply.membership.addresses.get(reply.master, ""))
 
 
 class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
@@ -200,10 +144,9 @@ class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
                     self.peers.inbound[src] = out
                 if r.HasField("batch"):
                     msg = wire.batch_from(r, repl.node_id)
-                    repl.feed(repl.core.step, msg, payload=tuple(r.batch.entries))
+                    repl.step(msg, payload=tuple(r.batch.entries))
                 elif r.HasField("snapshot"):
-                    c = repl.core
-                    if r.epoch < c.epoch or c.role is Role.MASTER or c.master not in ("", src):
+                    if not repl.accepts_snapshot(src, r.epoch):
                         continue  # not from a master this node may follow: ignored
                     if receiving is None:
                         receiving = SnapshotReceiver(repl.data_dir / "snapshot-in.tmp", src)
@@ -214,7 +157,7 @@ class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
                         out.put_nowait(
                             cluster_pb2.AcceptUpdatesResponse(
                                 node_id=repl.node_id,
-                                epoch=repl.core.epoch,
+                                epoch=repl.epoch,
                                 ok=True,
                                 durable=wire.pos_to(pos),
                                 snapshot_installed=True,
@@ -226,7 +169,7 @@ class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
             if receiving is not None:
                 receiving.discard()
             if src:  # a master that died closed it: the core asks whether it lives
-                repl.feed(repl.core.stream_lost, src)
+                repl.stream_lost(src)
 
 
 class SnapshotReceiver:

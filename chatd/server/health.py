@@ -21,7 +21,7 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 def serving(repl: Replicator) -> bool:
-    c = repl.core
+    c = repl.status()
     if c.role is Role.MASTER:
         return True
     return c.role is Role.SLAVE and c.eligible and c.id in c.membership.in_sync

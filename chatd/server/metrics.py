@@ -67,7 +67,7 @@ class Metrics:
             self._server = None
 
     def refresh(self, node: Any) -> None:
-        c = node.repl.core
+        c = node.repl.status()
         for role in Role:
             self.role.labels(role.value).set(1 if c.role is role else 0)
         self.epoch.set(c.epoch)
@@ -78,9 +78,8 @@ class Metrics:
         self.batches.set(node.writer.batches)
         self.batch_entries.set(node.writer.entries)
         self.lag.clear()
-        if c.role is Role.MASTER:
-            for nid, p in c.progress.items():
-                self.lag.labels(nid).set(max(0, c.last.index - p.match))
+        for nid, p in c.followers.items():
+            self.lag.labels(nid).set(max(0, c.last.index - p.match))
 
     def measured(self, rpc: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
         """A servicer's unary method, counted (and timed, for Send)."""

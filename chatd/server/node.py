@@ -28,17 +28,13 @@ from chatd.core.types import Role, RoleChanged, Timing
 from chatd.proto import chat_pb2, chat_pb2_grpc, cluster_pb2, cluster_pb2_grpc
 from chatd.server.chat import Chat, Limits
 from chatd.server.client_service import ClientAccountServicer, Router
-from chatd.server.cluster_service import (
-    MasterServicer,
-    NodeAdminServicer,
-    SecretInterceptor,
-    SlaveServicer,
-)
+from chatd.server.cluster_service import MasterServicer, NodeAdminServicer, SlaveServicer
 from chatd.server.health import Health
 from chatd.server.hub import Hub
 from chatd.server.metrics import Metrics
 from chatd.server.peers import CLUSTER_MESSAGE_LIMIT, Peers
 from chatd.server.replication import Replicator
+from chatd.server.secret import SecretInterceptor
 from chatd.server.store import Store
 from chatd.server.writer import GroupCommitWriter
 
@@ -118,6 +114,7 @@ class Node:
             Timing(failover=ticks, election=max(2, ticks // 2), retry=max(2, ticks // 2)),
             cfg.heartbeat_interval,
             cfg.data_dir,
+            self._fail,
         )
         try:
             creds = (
@@ -126,11 +123,9 @@ class Node:
         except tls.TlsError as exc:
             raise StartupError(str(exc)) from exc
         self.peers = Peers(self.repl, cfg.cluster_secret, cfg.data_dir, creds)
-        self.repl.peers = self.peers
         self.writer = GroupCommitWriter(
             self.store, self.hub, self._db_thread, self.repl, self._fail, self.store_lock
         )
-        self.repl.writer = self.writer
         limits = Limits(
             min_password_chars=cfg.min_password_length,
             max_message_chars=cfg.max_message_chars,
@@ -143,13 +138,18 @@ class Node:
         self.chat = Chat(self.store, self.writer, self.hub, limits, self._hasher, self._reader)
         self.server = self._build_server()
         self.address = cfg.advertise or self.address
-        self.repl.address = self.address
         self.writer.start()
         await self.server.start()
         found = not has_data and not cfg.join
         if has_data and cfg.join:
             log.info("node %s has data: rejoining its stored members", self.node_id)
-        self.repl.start(found=found, seeds=cfg.join)
+        self.repl.start(
+            peers=self.peers,
+            writer=self.writer,
+            address=self.address,
+            found=found,
+            seeds=cfg.join,
+        )
         self._tasks.append(loop.create_task(self._expire_sessions(), name="session-expiry"))
         self._tasks.append(loop.create_task(self._retain_log(), name="log-retention"))
         self._tasks.append(loop.create_task(self._checkpoint(), name="wal-checkpoint"))
@@ -168,7 +168,7 @@ class Node:
         )
 
     def _known_members(self) -> str:
-        members = self.repl.core.membership.addresses
+        members = self.repl.status().membership.addresses
         others = [a for n, a in members.items() if n != self.node_id]
         return ", ".join(others or self.config.join) or "no one"
 
@@ -240,16 +240,16 @@ class Node:
         repl = getattr(self, "repl", None)
         return (
             self.node_id or "-",
-            repl.core.epoch if repl is not None and hasattr(repl, "core") else 0,
+            repl.epoch if repl is not None and hasattr(repl, "core") else 0,
         )
 
     # -- what the admin service reads and does --
 
     def status(self) -> cluster_pb2.NodeStatus:
-        c = self.repl.core
+        c = self.repl.status()
         members = []
         for nid, addr in sorted(c.membership.addresses.items()):
-            p = c.progress.get(nid)
+            p = c.followers.get(nid)
             me = nid == self.node_id
             applied = self.store.last_index if me else (p.match if p is not None else 0)
             members.append(
@@ -260,15 +260,14 @@ class Node:
                     in_sync=nid in c.membership.in_sync,
                     applied_index=applied,
                     lag=max(0, c.last.index - applied) if (me or p is not None) else 0,
-                    alive=me or (p is not None and c.now - p.heard_tick < c.timing.failover),
+                    alive=me or (p is not None and p.alive),
                 )
             )
-        master_addr = c.membership.addresses.get(c.master, "")
         return cluster_pb2.NodeStatus(
             node_id=self.node_id,
             role=c.role.value,
             epoch=c.epoch,
-            master=master_addr,
+            master=c.master_address,
             master_id=c.master,
             address=self.address,
             applied_index=self.store.last_index,
@@ -278,7 +277,7 @@ class Node:
         )
 
     async def remove_member(self, node_id: str) -> tuple[bool, str]:
-        c = self.repl.core
+        c = self.repl.status()
         if c.role is not Role.MASTER:
             return (
                 False,
@@ -323,7 +322,7 @@ class Node:
         await self._stopped.wait()
 
     def _count_elections(self, change: RoleChanged) -> None:
-        if self.metrics is not None and change.role is Role.MASTER and "elected" in change.reason:
+        if self.metrics is not None and change.elected:
             self.metrics.elections.inc()
 
     async def _refresh_metrics(self) -> None:
@@ -336,7 +335,7 @@ class Node:
         keep = self.config.log_retention
         while True:
             await asyncio.sleep(1.0)
-            if self.store.last_index - self.repl.core.log_start > keep + keep // 10:
+            if self.store.last_index - self.repl.status().log_start > keep + keep // 10:
                 await self.repl.truncate_log(keep)
 
     async def _checkpoint(self) -> None:

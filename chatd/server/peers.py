@@ -4,7 +4,7 @@
 destination's stream (`SlaveService.AcceptUpdates`, opened on demand and
 reopened after a failure), requests go out as unary calls in their own
 tasks, and replies come back into the core through the replicator. A call
-that fails is reported to the core as `Unreachable`.
+that fails is reported to the core as unreachable.
 """
 
 from __future__ import annotations
@@ -24,15 +24,14 @@ from chatd.core.types import (
     CheckMaster,
     Message,
     Register,
-    Unreachable,
     UpdateMaster,
     UpdateSlaves,
 )
 from chatd.proto import cluster_pb2 as pb
 from chatd.proto import cluster_pb2_grpc
 from chatd.server import wire
-from chatd.server.cluster_service import secret_metadata
 from chatd.server.replication import Replicator
+from chatd.server.secret import secret_metadata
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ class Peers:
     def address_of(self, node: str) -> str | None:
         if node.startswith("@"):
             return node[1:]
-        return self.repl.core.membership.addresses.get(node) or self.directory.get(node)
+        return self.repl.address_of(node) or self.directory.get(node)
 
     def channel(self, address: str) -> grpc.aio.Channel:
         ch = self._channels.get(address)
@@ -133,7 +132,7 @@ class Peers:
         repl = self.repl
         address = self.address_of(msg.dst)
         if address is None:
-            repl.feed(repl.core.step, Unreachable(msg.dst, repl.node_id))
+            repl.report_unreachable(msg.dst)
             return
         master = cluster_pb2_grpc.MasterServiceStub(self.channel(address))
         slave = cluster_pb2_grpc.SlaveServiceStub(self.channel(address))
@@ -141,9 +140,7 @@ class Peers:
         reply: Message
         try:
             if isinstance(msg, CheckMaster):
-                r = await master.CheckMaster(
-                    pb.CheckMasterRequest(node_id=msg.src, epoch=msg.epoch), **kw
-                )
+                r = await master.CheckMaster(wire.check_master_to(msg), **kw)
                 reply = wire.check_reply_from(r, repl.node_id)
                 self.directory.update(reply.membership.members)
             elif isinstance(msg, Register):
@@ -158,9 +155,9 @@ class Peers:
                 reply = wire.ack_from(a, repl.node_id)
         except grpc.aio.AioRpcError as exc:
             log.debug("%s to %s failed: %s", type(msg).__name__, msg.dst, exc.code().name)
-            repl.feed(repl.core.step, Unreachable(msg.dst, repl.node_id))
+            repl.report_unreachable(msg.dst)
             return
-        repl.feed(repl.core.step, reply)
+        repl.step(reply)
 
     async def close(self) -> None:
         self.close_links()
@@ -219,8 +216,8 @@ class Link:
                 log.debug("stream to %s broke: %r", self.dst, exc)
             while not self.queue.empty():  # what was queued is stale now
                 if isinstance(self.queue.get_nowait(), SnapshotJob):
-                    repl.feed(repl.core.snapshot_sent, self.dst, None)
-            repl.feed(repl.core.step, Unreachable(self.dst, repl.node_id))
+                    repl.snapshot_sent(self.dst, None)
+            repl.report_unreachable(self.dst)
             await asyncio.sleep(repl.tick_seconds)
 
     async def _write(self, call: Any) -> None:
@@ -232,7 +229,7 @@ class Link:
                     await self._send_snapshot(call)
                 except BaseException:
                     repl = self.peers.repl
-                    repl.feed(repl.core.snapshot_sent, self.dst, None)
+                    repl.snapshot_sent(self.dst, None)
                     raise
             else:
                 await call.write(wire.batch_to(item, await self._entries(item)))
@@ -241,9 +238,9 @@ class Link:
         repl = self.peers.repl
         async for r in call:
             if r.snapshot_installed:
-                repl.feed(repl.core.snapshot_sent, self.dst, wire.pos_from(r.durable))
+                repl.snapshot_sent(self.dst, wire.pos_from(r.durable))
             else:
-                repl.feed(repl.core.step, wire.append_reply_from(r, repl.node_id))
+                repl.step(wire.append_reply_from(r, repl.node_id))
 
     async def _entries(self, m: Append) -> list[bytes]:
         store = self.peers.repl.store
@@ -267,7 +264,7 @@ class Link:
             log.info(
                 "node %s epoch %d: sending a snapshot (index %d, %d bytes) to %s",
                 repl.node_id,
-                repl.core.epoch,
+                repl.epoch,
                 index,
                 total,
                 self.dst,
@@ -287,7 +284,7 @@ class Link:
                     )
                     await call.write(
                         pb.AcceptUpdatesRequest(
-                            node_id=repl.node_id, epoch=repl.core.epoch, snapshot=chunk
+                            node_id=repl.node_id, epoch=repl.epoch, snapshot=chunk
                         )
                     )
                     if sent >= next_report and not last:

@@ -2,9 +2,15 @@
 
 It turns timers and cluster RPCs into core events, and carries out the core's
 actions in order through one pump task: persist (epoch, membership, received
-entries) before anything that follows is sent. Outgoing log streams (one per
-slave, `SlaveService.AcceptUpdates`) and unary cluster calls live in
+entries) before anything that follows is sent. An action the pump cannot
+carry out stops the node (the same fatal path as the writer's): what follows
+it may depend on it, and a node that cannot persist must look crashed, not
+answer as if it had. Outgoing log streams (one per slave,
+`SlaveService.AcceptUpdates`) and unary cluster calls live in
 `chatd.server.peers`; this module holds no gRPC servicer.
+
+Everything else reads the core through `status()` and feeds it through the
+methods below, never through its fields.
 """
 
 from __future__ import annotations
@@ -14,13 +20,13 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chatd.core import Core, ProtocolError
+from chatd.core import Core, CoreError, Status
 from chatd.core.types import (
     Action,
     Append,
@@ -46,7 +52,10 @@ from chatd.core.types import (
 from chatd.proto import log_pb2
 from chatd.server.hub import Hub
 from chatd.server.store import Store
-from chatd.server.writer import GroupCommitWriter
+
+if TYPE_CHECKING:
+    from chatd.server.peers import Peers
+    from chatd.server.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +121,7 @@ class Replicator:
         timing: Timing,
         tick_seconds: float,
         data_dir: Path,
+        on_fatal: Callable[[BaseException], Awaitable[None]],
     ) -> None:
         self.node_id = node_id
         self.address = address
@@ -122,9 +132,11 @@ class Replicator:
         self.timing = timing
         self.tick_seconds = tick_seconds
         self.data_dir = data_dir
-        self.writer: GroupCommitWriter | None = None
-        self.peers: Any = None  # chatd.server.peers.Peers, set by the node
+        self._on_fatal = on_fatal
+        self.writer: GroupCommitWriter | None = None  # given at start()
+        self.peers: Peers
         self.core: Core
+        self.failed: BaseException | None = None
         self._work: deque[Work] = deque()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -138,15 +150,26 @@ class Replicator:
         return Durable(
             epoch=int(s.get_meta("epoch", 0)),
             last=Pos(s.last_epoch, s.last_index),
-            epochs=tuple(s.runs),
+            epochs=tuple(s.runs.pairs),
             membership=membership_from_json(s.get_meta("membership")),
+            log_start=s.log_start(),
         )
 
-    def start(self, *, found: bool, seeds: tuple[str, ...]) -> None:
+    def start(
+        self,
+        *,
+        peers: Peers,
+        writer: GroupCommitWriter,
+        address: str,
+        found: bool,
+        seeds: tuple[str, ...],
+    ) -> None:
+        self.peers = peers
+        self.writer = writer
+        self.address = address
         self.core = Core(
             self.node_id, self.address, self.durable(), self.timing, found=found, seeds=seeds
         )
-        self.core.log_start = self.store.log_start()
         self._seeds = seeds
         self._collect()
         loop = asyncio.get_running_loop()
@@ -166,7 +189,6 @@ class Replicator:
         self.core = Core(
             self.node_id, self.address, self.durable(), self.timing, found=False, seeds=self._seeds
         )
-        self.core.log_start = self.store.log_start()
         self._collect()
 
     # -- the writer's side --
@@ -189,7 +211,34 @@ class Replicator:
         self._collect()
         return ok
 
+    # -- reading the core --
+
+    def status(self) -> Status:
+        return self.core.status()
+
+    @property
+    def epoch(self) -> int:
+        return self.core.epoch
+
+    def address_of(self, node: str) -> str | None:
+        return self.core.membership.addresses.get(node)
+
+    def accepts_snapshot(self, src: str, epoch: int) -> bool:
+        return self.core.snapshot_offered(src, epoch)
+
     # -- feeding the core --
+
+    def step(self, msg: Message, payload: tuple[bytes, ...] = ()) -> None:
+        self.feed(self.core.step, msg, payload=payload)
+
+    def report_unreachable(self, peer: str) -> None:
+        self.feed(self.core.report_unreachable, peer)
+
+    def stream_lost(self, src: str) -> None:
+        self.feed(self.core.stream_lost, src)
+
+    def snapshot_sent(self, dst: str, pos: Pos | None) -> None:
+        self.feed(self.core.snapshot_sent, dst, pos)
 
     def feed(self, fn: Callable[..., None], *args: Any, payload: tuple[bytes, ...] = ()) -> None:
         """Calls one core event method and queues the actions it produced."""
@@ -197,7 +246,7 @@ class Replicator:
             log.debug("%s <- %s%r", self.node_id, getattr(fn, "__name__", fn), args)
         try:
             fn(*args)
-        except ProtocolError as exc:
+        except CoreError as exc:
             log.error("node %s: %s", self.node_id, exc)
             self._restart_core(str(exc))
             return
@@ -274,13 +323,21 @@ class Replicator:
                     await self._do(work)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("node %s failed to carry out %s", self.node_id, type(work).__name__)
+            except Exception as exc:
+                # nothing queued after it may run: a send must never follow
+                # a persistence that failed
+                await self._fail(f"failed to carry out {type(work).__name__}", exc)
+                return
+
+    async def _fail(self, what: str, exc: BaseException) -> None:
+        """Stops the node: the same fatal path as a writer whose store failed."""
+        log.critical("node %s %s: %s; stopping", self.node_id, what, exc, exc_info=exc)
+        self.failed = exc
+        self._work.clear()
+        await self._on_fatal(exc)
 
     async def _do(self, work: Work) -> None:
-        if isinstance(work, Send):
-            self.peers.send(work.message)
-        elif isinstance(work, Reply):
+        if isinstance(work, Reply):
             if not work.future.done():
                 work.future.set_result(work.message)
         elif isinstance(work, PersistBatch):
@@ -357,29 +414,37 @@ class Replicator:
     # -- snapshots, slave side --
 
     async def install_snapshot(self, path: Path, pos: Pos) -> None:
-        async with self.store_lock:
-            await asyncio.get_running_loop().run_in_executor(
-                self._db_thread, self.store.install_snapshot, path, NODE_META
-            )
+        try:
+            async with self.store_lock:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._db_thread, self.store.install_snapshot, path, NODE_META
+                )
+        except Exception as exc:
+            await self._fail("failed to install a snapshot", exc)
+            raise
         if self.writer is not None:
             self.writer.visible_message_id = self.store.last_message_id
-        self.core.log_start = self.store.log_start()
         log.info(
             "node %s installed a snapshot at index %d (epoch %d)",
             self.node_id,
             pos.index,
             pos.epoch,
         )
-        self.feed(self.core.snapshot_installed, pos, tuple(self.store.runs))
+        runs = tuple(self.store.runs.pairs)
+        self.feed(self.core.snapshot_installed, pos, runs, self.store.log_start())
 
     # -- log retention --
 
     async def truncate_log(self, keep: int) -> None:
-        async with self.store_lock:
-            start = await asyncio.get_running_loop().run_in_executor(
-                self._db_thread, self.store.truncate_log, keep
-            )
-        self.core.log_start = start
+        try:
+            async with self.store_lock:
+                start = await asyncio.get_running_loop().run_in_executor(
+                    self._db_thread, self.store.truncate_log, keep
+                )
+        except Exception as exc:
+            await self._fail("failed to truncate the log", exc)
+            return
+        self.feed(self.core.log_truncated, start)
         log.info(
             "node %s epoch %d: log truncated, it now starts at index %d",
             self.node_id,

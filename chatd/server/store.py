@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chatd.core.log import EpochRuns
 from chatd.proto import log_pb2
 from chatd.server.errors import Code
 
@@ -171,7 +172,7 @@ class Store:
         self.digest = GENESIS_DIGEST
         self.last_message_id = 0
         self.last_time_us = 0
-        self.runs: list[tuple[int, int]] = []  # (epoch, first index) of each epoch's entries
+        self.runs = EpochRuns()  # the epoch of every index the log holds
         self.recent: dict[int, bytes] = {}  # the newest entries' bytes, for replication
         self._in_batch = False
         self._load()
@@ -203,7 +204,7 @@ class Store:
         self.last_epoch = int(self.get_meta("last_epoch", 0))
         self.digest = bytes(self.get_meta("digest", GENESIS_DIGEST))
         self.last_time_us = int(self.get_meta("last_time_us", 0))
-        self.runs = [(int(e), int(i)) for e, i in json.loads(self.get_meta("runs", "[]"))]
+        self.runs = EpochRuns((int(e), int(i)) for e, i in json.loads(self.get_meta("runs", "[]")))
         row = self._db.execute("SELECT max(id) FROM messages").fetchone()
         self.last_message_id = int(row[0] or 0)
 
@@ -250,9 +251,8 @@ class Store:
         self._cache_effects(applied, entry)
         self.recent[index] = data
         self.recent.pop(index - RECENT_ENTRIES, None)
-        if not self.runs or self.runs[-1][0] != epoch:
-            self.runs.append((epoch, index))
-            self.set_meta("runs", json.dumps(self.runs))
+        if self.runs.extend(index, epoch):
+            self.set_meta("runs", json.dumps(self.runs.pairs))
         self.last_index, self.last_epoch, self.digest = index, epoch, digest
         self.last_time_us = max(self.last_time_us, entry.time_us)
         return applied

@@ -5,6 +5,7 @@ from __future__ import annotations
 from chatd.core.types import (
     Append,
     AppendReply,
+    CheckMaster,
     CheckMasterReply,
     Membership,
     Pos,
@@ -65,15 +66,15 @@ def batch_to(m: Append, entries: list[bytes]) -> pb.AcceptUpdatesRequest:
 def batch_from(r: pb.AcceptUpdatesRequest, dst: str) -> Append:
     b = r.batch
     return Append(
-        r.node_id,
-        dst,
-        int(r.epoch),
-        pos_from(b.prev),
-        int(b.count),
-        int(b.entry_epoch),
-        int(b.commit),
-        b.in_sync,
-        int(b.echo),
+        src=r.node_id,
+        dst=dst,
+        epoch=int(r.epoch),
+        prev=pos_from(b.prev),
+        count=int(b.count),
+        entry_epoch=int(b.entry_epoch),
+        commit=int(b.commit),
+        in_sync=b.in_sync,
+        echo=int(b.echo),
     )
 
 
@@ -90,7 +91,13 @@ def append_reply_to(m: AppendReply) -> pb.AcceptUpdatesResponse:
 
 def append_reply_from(r: pb.AcceptUpdatesResponse, dst: str) -> AppendReply:
     return AppendReply(
-        r.node_id, dst, int(r.epoch), r.ok, pos_from(r.durable), r.diverged, int(r.probe)
+        src=r.node_id,
+        dst=dst,
+        epoch=int(r.epoch),
+        ok=r.ok,
+        durable=pos_from(r.durable),
+        diverged=r.diverged,
+        probe=int(r.probe),
     )
 
 
@@ -101,7 +108,9 @@ def register_to(m: Register) -> pb.RegisterSlaveRequest:
 
 
 def register_from(r: pb.RegisterSlaveRequest, dst: str) -> Register:
-    return Register(r.node_id, dst, int(r.epoch), r.address, pos_from(r.last))
+    return Register(
+        src=r.node_id, dst=dst, epoch=int(r.epoch), address=r.address, last=pos_from(r.last)
+    )
 
 
 def register_reply_to(m: RegisterReply) -> pb.RegisterSlaveResponse:
@@ -109,7 +118,16 @@ def register_reply_to(m: RegisterReply) -> pb.RegisterSlaveResponse:
 
 
 def register_reply_from(r: pb.RegisterSlaveResponse, dst: str) -> RegisterReply:
-    return RegisterReply(r.node_id, dst, int(r.epoch), r.ok, r.master_id)
+    return RegisterReply(src=r.node_id, dst=dst, epoch=int(r.epoch), ok=r.ok, master=r.master_id)
+
+
+def check_master_to(m: CheckMaster) -> pb.CheckMasterRequest:
+    return pb.CheckMasterRequest(node_id=m.src, epoch=m.epoch)
+
+
+def check_master_from(r: pb.CheckMasterRequest, dst: str, src: str) -> CheckMaster:
+    """`src`: who asks (a node's id; the driver names an anonymous caller)."""
+    return CheckMaster(src=src, dst=dst, epoch=int(r.epoch))
 
 
 def check_reply_to(m: CheckMasterReply, master_address: str) -> pb.CheckMasterResponse:
@@ -127,14 +145,14 @@ def check_reply_to(m: CheckMasterReply, master_address: str) -> pb.CheckMasterRe
 
 def check_reply_from(r: pb.CheckMasterResponse, dst: str) -> CheckMasterReply:
     return CheckMasterReply(
-        r.node_id,
-        dst,
-        int(r.epoch),
-        Role(r.role),
-        r.master_id,
-        pos_from(r.last),
-        r.eligible,
-        membership_from(r.membership),
+        src=r.node_id,
+        dst=dst,
+        epoch=int(r.epoch),
+        role=Role(r.role),
+        master=r.master_id,
+        last=pos_from(r.last),
+        eligible=r.eligible,
+        membership=membership_from(r.membership),
     )
 
 
@@ -146,7 +164,11 @@ def update_master_to(m: UpdateMaster) -> pb.NewMasterRequest:
 
 def update_master_from(r: pb.NewMasterRequest, dst: str) -> UpdateMaster:
     return UpdateMaster(
-        r.node_id, dst, int(r.epoch), membership_from(r.membership), pos_from(r.last)
+        src=r.node_id,
+        dst=dst,
+        epoch=int(r.epoch),
+        membership=membership_from(r.membership),
+        last=pos_from(r.last),
     )
 
 
@@ -157,7 +179,9 @@ def update_slaves_to(m: UpdateSlaves) -> pb.UpdateSlavesRequest:
 
 
 def update_slaves_from(r: pb.UpdateSlavesRequest, dst: str) -> UpdateSlaves:
-    return UpdateSlaves(r.node_id, dst, int(r.epoch), membership_from(r.membership))
+    return UpdateSlaves(
+        src=r.node_id, dst=dst, epoch=int(r.epoch), membership=membership_from(r.membership)
+    )
 
 
 def ack_to(m: UpdateAck) -> pb.UpdateAck:
@@ -171,4 +195,5 @@ def ack_to(m: UpdateAck) -> pb.UpdateAck:
 
 
 def ack_from(r: pb.UpdateAck, dst: str) -> UpdateAck:
-    return UpdateAck(r.node_id, dst, int(r.epoch), (int(r.version_epoch), int(r.version_seq)), r.ok)
+    version = (int(r.version_epoch), int(r.version_seq))
+    return UpdateAck(src=r.node_id, dst=dst, epoch=int(r.epoch), version=version, ok=r.ok)

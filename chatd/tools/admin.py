@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
-from chatd.server.cluster_service import secret_metadata
+from chatd.server.secret import secret_metadata
 from chatd.tls import channel_credentials
 
 

@@ -1,0 +1,128 @@
+"""Elections: what a candidate collects, and the decision, as a pure function.
+
+A node whose master fell silent asks every member who is master (CheckMaster)
+and collects the answers in an `Election`. `decide` turns them into a
+decision: follow a live master if one answered; else the live in-sync node
+with the highest (epoch, index) of its last entry (ties to the lowest node
+id) is the winner, and if that is this node it proposes itself at a new
+epoch. Only nodes confirmed in sync since they last started count, unless
+every member of the in-sync set answered (a full restart). The winner takes
+office once every in-sync node not known to be down accepted (`Proposal`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from chatd.core.types import CheckMasterReply, Membership, Pos, Role
+
+
+@dataclass(slots=True)
+class Election:
+    """One round of asking every member."""
+
+    started_tick: int
+    replies: dict[str, CheckMasterReply] = field(default_factory=dict)
+    unreachable: set[str] = field(default_factory=set)
+    retried: set[str] = field(default_factory=set)  # asked again once after a failure
+
+    def complete(self, members: set[str]) -> bool:
+        """Every member answered or is known to be down."""
+        return members <= set(self.replies) | self.unreachable
+
+
+@dataclass(slots=True)
+class Proposal:
+    """A winner's claim in flight: it becomes master when `awaiting` empties."""
+
+    epoch: int
+    membership: Membership
+    awaiting: set[str]
+    started_tick: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Voter:
+    """What the deciding node knows of itself."""
+
+    id: str
+    address: str
+    epoch: int
+    durable: Pos
+    eligible: bool
+    diverged: bool
+    membership: Membership
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Won:
+    """This node won: it proposes itself as master at `epoch`."""
+
+    epoch: int
+    membership: Membership
+    awaiting: frozenset[str]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """`master`: a live master answered, follow it (nothing else counts).
+    `learned`: a newer membership than the voter's, to adopt first.
+    `winner`: who should be master ("" if nobody can be chosen yet);
+    `won` is set when that is the voter itself."""
+
+    master: str = ""
+    learned: Membership | None = None
+    winner: str = ""
+    won: Won | None = None
+
+
+def decide(me: Voter, replies: Sequence[CheckMasterReply], unreachable: set[str]) -> Decision:
+    masters = [r for r in replies if r.role is Role.MASTER and r.epoch >= me.epoch]
+    if masters:
+        return Decision(master=max(masters, key=lambda r: r.epoch).src)
+    seen = [me.membership, *(r.membership for r in replies)]
+    latest = max(seen, key=lambda m: m.version)
+    learned = latest if latest.version > me.membership.version else None
+    # Two proposers of one epoch can leave nodes with different memberships
+    # of the same version. Which one (if any) took office is not known here,
+    # so every in-sync node of any of them counts, and all of them must
+    # answer (nobody's word of being in sync decides).
+    rivals = [m for m in seen if m.version == latest.version and m != latest]
+    if rivals:
+        latest = replace(latest, in_sync=latest.in_sync.union(*(m.in_sync for m in rivals)))
+    if me.id in latest.retired or me.id not in latest.in_sync or me.diverged:
+        return Decision(learned=learned)
+    # A retired node answers but takes no part: it acknowledged nothing
+    # after it retired, and what it acknowledged before, the other in-sync
+    # nodes acknowledged too.
+    out = {r.src for r in replies if r.role is Role.RETIRED}
+    info = {r.src: r for r in replies if r.src in latest.in_sync and r.src not in out}
+    candidates = {me.id: (me.durable, me.eligible)}
+    candidates |= {nid: (r.last, r.eligible) for nid, r in info.items()}
+    pool = [] if rivals else [nid for nid, (_, ok) in candidates.items() if ok]
+    if not pool:  # nobody confirmed in sync: only a complete in-sync set may choose
+        if not latest.in_sync <= set(candidates) | out:
+            return Decision(learned=learned)
+        pool = list(candidates)
+    winner = min(pool, key=lambda n: (-candidates[n][0].epoch, -candidates[n][0].index, n))
+    if winner != me.id:
+        return Decision(learned=learned, winner=winner)
+    epoch = max([me.epoch, *(r.epoch for r in replies)]) + 1
+    members = {n: a for n, a in latest.members if n not in out}
+    members[me.id] = me.address
+    proposed = latest.with_changes(epoch, members=members, in_sync=frozenset(pool))
+    if out:
+        proposed = replace(proposed, retired=proposed.retired | out)
+    # Every in-sync node not known to be down must accept: two winners of
+    # one epoch (each missing the other's answer) cannot both get that
+    awaiting = (set(latest.in_sync) & set(members)) - {me.id} - unreachable
+    won = Won(
+        epoch=epoch,
+        membership=proposed,
+        awaiting=frozenset(awaiting),
+        reason=f"elected by {sorted(pool)} at epoch {epoch}",
+    )
+    return Decision(learned=learned, winner=winner, won=won)

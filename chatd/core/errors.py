@@ -1,0 +1,15 @@
+"""Errors of the role core, split by who is at fault (h11's split)."""
+
+from __future__ import annotations
+
+
+class CoreError(Exception):
+    """The core refused an event and changed nothing."""
+
+
+class LocalProtocolError(CoreError):
+    """The driver fed an event the current state cannot take: our bug."""
+
+
+class RemoteProtocolError(CoreError):
+    """A peer broke the protocol (e.g. a second master at one epoch)."""

@@ -1,0 +1,356 @@
+"""The master's half of the role core: replication to followers, the commit
+rule, membership changes, joins and removals.
+
+`Leader` is a base of `Core` (chatd/core/machine.py) and shares its state;
+what only a master holds is in its `Master` role object (chatd/core/roles.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from chatd.core.errors import LocalProtocolError
+from chatd.core.log import Log
+from chatd.core.membership import propose
+from chatd.core.progress import Progress
+from chatd.core.roles import Master, Slave, State
+from chatd.core.types import (
+    Action,
+    Append,
+    AppendReply,
+    Committed,
+    InSyncChanged,
+    Membership,
+    Message,
+    PersistMembership,
+    Pos,
+    Register,
+    RegisterReply,
+    Role,
+    RoleChanged,
+    Send,
+    SendSnapshot,
+    Timing,
+    UpdateAck,
+    UpdateSlaves,
+)
+
+SEED_PREFIX = "@"  # a destination "@host:port" is an address, not a node id
+
+
+class Leader:
+    # the state shared with Core (set in Core.__init__)
+    id: str
+    timing: Timing
+    now: int
+    epoch: int
+    log: Log
+    membership: Membership
+    commit: int
+    state: State
+    eligible: bool
+    voted: tuple[int, str]
+    _actions: list[Action]
+
+    # -- events only a master takes --
+
+    def local_appended(self, last: Pos) -> None:
+        """Master: entries up to `last` are durable in the local store."""
+        s = self.state
+        if not isinstance(s, Master):
+            raise LocalProtocolError("only a master appends locally")
+        if last.epoch != self.epoch or last.index <= self.log.last.index:
+            raise LocalProtocolError(f"local append {last} does not extend {self.log.last}")
+        self.log.append(self.log.last.index + 1, last)
+        self.log.durable = last
+        self._advance_commit(s)
+        self._replicate(s)
+
+    def snapshot_sent(self, dst: str, pos: Pos | None) -> None:
+        """Master: a snapshot ending at `pos` is installed on `dst` (None: failed)."""
+        s = self.state
+        if not isinstance(s, Master) or (p := s.progress.get(dst)) is None:
+            return
+        p.snapshot_done(pos.index if pos is not None else None)
+        if pos is not None:
+            self._after_ack(s, dst, p)
+
+    def remove_member(self, node_id: str) -> bool:
+        """Master: retire a node for good. Returns False if not possible now."""
+        s = self.state
+        if not isinstance(s, Master) or node_id == self.id or s.change is not None:
+            return False
+        members = self.membership.addresses
+        if node_id not in members:
+            return False
+        del members[node_id]
+        # It stays in the stream (heartbeats) until it has the change: a live
+        # node that still counted itself in sync could otherwise win an
+        # election on its own once the master went quiet on it.
+        self._propose(
+            s,
+            members,
+            self.membership.in_sync - {node_id},
+            f"{node_id} removed",
+            retired=self.membership.retired | {node_id},
+        )
+        return True
+
+    # -- output --
+
+    def _out(self, action: Action) -> None:
+        self._actions.append(action)
+
+    def _send(self, msg: Message) -> None:
+        if msg.dst and msg.dst != self.id:
+            self._out(Send(message=msg))
+
+    # -- taking office, and the master's clock --
+
+    def _become_master(self, reason: str, *, elected: bool = False) -> None:
+        self.voted = (self.epoch, self.id)
+        self.eligible = True
+        start = self.log.last.index + 1
+        progress = {
+            nid: Progress(next=start, heard_tick=self.now, sent_tick=-1)
+            for nid in self.membership.addresses
+            if nid != self.id
+        }
+        s = self.state = Master(progress=progress)
+        self._out(
+            RoleChanged(
+                role=Role.MASTER, epoch=self.epoch, master=self.id, reason=reason, elected=elected
+            )
+        )
+        self._advance_commit(s)
+        self._replicate(s)
+
+    def _master_tick(self, s: Master) -> None:
+        current = s.change.membership if s.change is not None else self.membership
+        watched = (self.membership.in_sync | current.in_sync) - {self.id}
+        silent = s.silent(watched - s.unconfirmed, self.now, self.timing.failover)
+        if silent:
+            keep = current.in_sync - silent
+            c = s.change
+            if c is None or keep != c.membership.in_sync or silent & c.awaiting:
+                self._propose(s, current.addresses, keep, f"{sorted(silent)} silent", skip=silent)
+        if s.change is not None and self.now - s.change.sent_tick >= self.timing.retry:
+            self._send_change(s)
+        self._replicate(s, heartbeat=True)
+
+    def _confirm_after_freeze(self, s: Master) -> None:
+        """See Core.suspect."""
+        current = s.change.membership if s.change is not None else self.membership
+        # (a node already silent for the failover timeout before the freeze
+        # was presumed dead while this one ran: it stays so, unless an
+        # earlier freeze had left it unconfirmed)
+        watched = (self.membership.in_sync | current.in_sync) - {self.id}
+        dead = s.silent(watched, self.now, self.timing.failover) - s.unconfirmed
+        s.unconfirmed = set(watched) - dead
+        if s.unconfirmed:
+            self._propose(
+                s,
+                current.addresses,
+                current.in_sync,
+                "confirming the in-sync set after a freeze",
+                retired=current.retired,
+            )
+            assert s.change is not None
+            s.confirm_version = s.change.membership.version
+
+    # -- membership changes --
+
+    def _propose(
+        self,
+        s: Master,
+        members: Mapping[str, str],
+        in_sync: frozenset[str],
+        reason: str,
+        retired: frozenset[str] | None = None,
+        skip: set[str] | frozenset[str] = frozenset(),
+    ) -> None:
+        s.change = propose(
+            self.membership,
+            s.change.membership if s.change is not None else None,
+            me=self.id,
+            epoch=self.epoch,
+            members=members,
+            in_sync=in_sync,
+            retired=retired,
+            skip=skip,
+            reason=reason,
+            now=self.now,
+        )
+        self._send_change(s)
+        self._maybe_finish_change(s)
+
+    def _send_change(self, s: Master) -> None:
+        c = s.change
+        assert c is not None
+        c.sent_tick = self.now
+        for nid in sorted(c.membership.addresses.keys() | c.awaiting):
+            if nid != self.id:
+                self._send(
+                    UpdateSlaves(src=self.id, dst=nid, epoch=self.epoch, membership=c.membership)
+                )
+
+    def _maybe_finish_change(self, s: Master) -> None:
+        c = s.change
+        if c is None or c.awaiting:
+            return
+        s.change = None
+        new, old = c.membership, self.membership
+        self.membership = new
+        self._out(PersistMembership(membership=new))
+        for nid, address in old.members:  # a removed node that still runs retires
+            if nid not in new.addresses:
+                dst = SEED_PREFIX + address
+                self._send(UpdateSlaves(src=self.id, dst=dst, epoch=self.epoch, membership=new))
+        if new.in_sync != old.in_sync:
+            self._out(InSyncChanged(in_sync=new.in_sync, reason=c.reason))
+        for nid in list(s.progress):
+            if nid not in new.addresses:
+                del s.progress[nid]
+        self._advance_commit(s)
+
+    # -- replication and the commit rule --
+
+    def _advance_commit(self, s: Master) -> None:
+        others = self.membership.in_sync - {self.id}
+        if s.change is not None:
+            others |= s.change.membership.in_sync - {self.id}
+        top = self.log.durable.index
+        for nid in others:
+            p = s.progress.get(nid)
+            top = min(top, p.match if p is not None else 0)
+        if top > self.commit:
+            self.commit = top
+            self._out(Committed(index=top))
+
+    def _replicate(self, s: Master, heartbeat: bool = False) -> None:
+        for nid, p in s.progress.items():
+            # a slave not heard from lately is prodded every tick, whatever is
+            # in flight: "silent" must mean several prods went unanswered
+            prod = heartbeat and self.now - p.heard_tick >= 2 and self.now > p.sent_tick
+            if p.snapshot and not prod:
+                continue
+            stale = self.now - p.sent_tick >= self.timing.retry
+            if p.inflight and not stale and not prod:
+                continue
+            if p.inflight and stale:  # unanswered: send again from the last known match
+                p.lost()
+            if p.next <= self.log.last.index and not p.snapshot and not p.inflight:
+                self._send_batch(nid, p)
+            elif heartbeat and self.now > p.sent_tick:
+                p.sent_tick = self.now
+                self._send_append(nid, p, self.log.pos_at(p.match), 0, self.epoch)
+
+    def _send_batch(self, nid: str, p: Progress) -> None:
+        first = p.next
+        batch = self.log.batch(first, self.timing.max_batch)
+        if batch is None:  # compacted away: send a snapshot
+            if p.start_snapshot():
+                self._out(SendSnapshot(dst=nid))
+            return
+        epoch, end = batch
+        count = end - first + 1
+        p.sent_batch(end, count, self.now)
+        self._send_append(nid, p, self.log.pos_at(first - 1), count, epoch)
+
+    def _send_append(self, nid: str, p: Progress, prev: Pos, count: int, entry_epoch: int) -> None:
+        self._send(
+            Append(
+                src=self.id,
+                dst=nid,
+                epoch=self.epoch,
+                prev=prev,
+                count=count,
+                entry_epoch=entry_epoch,
+                commit=self.commit,
+                in_sync=nid in self.membership.in_sync,
+                echo=p.echo,
+            )
+        )
+
+    def _after_ack(self, s: Master, nid: str, p: Progress) -> None:
+        self._advance_commit(s)
+        members = self.membership.addresses
+        if (
+            nid not in self.membership.in_sync
+            and nid in members
+            and s.change is None
+            and p.match >= self.commit
+            and p.match == self.log.last.index
+        ):
+            self._propose(
+                s, members, self.membership.in_sync | {nid}, f"{nid} caught up at index {p.match}"
+            )
+        self._replicate(s)
+
+    def _need_snapshot(self, nid: str, p: Progress) -> None:
+        if p.start_snapshot():
+            self._out(SendSnapshot(dst=nid))
+
+    # -- the master's message handlers --
+
+    def _on_append_reply(self, m: AppendReply) -> None:
+        s = self.state
+        if not isinstance(s, Master) or m.epoch < self.epoch:
+            return
+        p = s.progress.get(m.src)
+        if p is None:
+            return
+        p.heard(self.now, m.probe)
+        if m.diverged or not self.log.holds(m.durable):
+            self._need_snapshot(m.src, p)
+            return
+        if m.ok:
+            p.acked(m.durable.index)
+        else:
+            p.reset_to(m.durable.index)
+        self._after_ack(s, m.src, p)
+
+    def _on_register(self, m: Register) -> None:
+        s = self.state
+        if not isinstance(s, Master):
+            master = s.master if isinstance(s, Slave) else ""
+            self._send(
+                RegisterReply(src=self.id, dst=m.src, epoch=self.epoch, ok=False, master=master)
+            )
+            return
+        newest = s.change.membership if s.change is not None else self.membership
+        if m.src in newest.retired:
+            # removed for good: it learns so (and retires) instead of rejoining
+            dst = SEED_PREFIX + m.address
+            self._send(UpdateSlaves(src=self.id, dst=dst, epoch=self.epoch, membership=newest))
+            return
+        members = self.membership.addresses
+        if members.get(m.src) != m.address and s.change is None:
+            members[m.src] = m.address
+            reason = f"{m.src} joined from {m.address}"
+            self._propose(s, members, self.membership.in_sync, reason)
+        elif m.src not in members:  # a membership change is under way: it asks again
+            self._send(
+                RegisterReply(src=self.id, dst=m.src, epoch=self.epoch, ok=False, master=self.id)
+            )
+            return
+        p = s.progress.setdefault(m.src, Progress(heard_tick=self.now))
+        p.heard(self.now)
+        p.sent_tick = self.now - self.timing.retry
+        if self.log.holds(m.last):
+            p.reset_to(m.last.index)
+        else:
+            self._need_snapshot(m.src, p)
+        self._send(RegisterReply(src=self.id, dst=m.src, epoch=self.epoch, ok=True, master=self.id))
+        self._replicate(s)
+
+    def _on_update_ack_as_master(self, s: Master, m: UpdateAck) -> None:
+        p = s.progress.get(m.src)
+        if p is not None:  # a refusal too shows the node is alive
+            p.heard_tick = self.now
+        if m.version >= s.confirm_version:  # it answered after the freeze
+            s.unconfirmed.discard(m.src)
+        c = s.change
+        if c is not None and m.ok and m.version == c.membership.version:
+            c.awaiting.discard(m.src)
+            self._maybe_finish_change(s)

@@ -1,0 +1,52 @@
+"""Membership changes a master makes: joins, removals, in-sync set changes.
+
+A change is proposed as a new membership version and takes effect only once
+every node of both the current and the new in-sync set has it durable
+(joint consensus in miniature): until then a commit needs both sets. A node
+the change drops from the in-sync set must have it too, so that it knows it
+is out, unless it is silent (presumed dead, like any silent node).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from chatd.core.types import Membership
+
+
+@dataclass(slots=True)
+class Change:
+    """The master's membership change in flight."""
+
+    membership: Membership
+    awaiting: set[str]  # nodes whose acknowledgement it still needs
+    reason: str
+    sent_tick: int
+
+
+def propose(
+    current: Membership,
+    pending: Membership | None,
+    *,
+    me: str,
+    epoch: int,
+    members: Mapping[str, str],
+    in_sync: frozenset[str],
+    retired: frozenset[str] | None,
+    skip: frozenset[str] | set[str],
+    reason: str,
+    now: int,
+) -> Change:
+    """The change from `current` (with `pending` replaced, if one was under
+    way) to `members` and `in_sync`, at this master's `epoch`."""
+    seqs = [m.seq for m in (current, pending) if m is not None and m.epoch == epoch]
+    proposed = Membership(
+        epoch=epoch,
+        seq=max(seqs) + 1 if seqs else 0,
+        members=tuple(sorted(members.items())),
+        in_sync=in_sync,
+        retired=(pending or current).retired if retired is None else retired,
+    )
+    leaving = current.in_sync - members.keys() - skip
+    return Change(proposed, (set(in_sync) | leaving) - {me}, reason, now)

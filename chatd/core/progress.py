@@ -1,0 +1,68 @@
+"""The master's view of one follower: how far its log is known to reach,
+what is in flight to it, and when it was last heard from.
+
+A follower is in one of three states: probing or replicating (`inflight`
+is the size of the one unanswered Append, 0 when none), or receiving a
+snapshot (`snapshot`: nothing else is sent until the snapshot is done or
+fails). The transitions are the methods below; the master decides when.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Progress:
+    match: int = 0  # last index known durable on the follower
+    next: int = 1  # first index to send
+    inflight: int = 0  # entries in the unanswered Append (0: none)
+    sent_tick: int = 0
+    heard_tick: int = 0
+    snapshot: bool = False  # a snapshot is on its way
+    echo: int = 0  # the follower's last probe (see AppendReply.probe)
+
+    def silent(self, now: int, failover: int) -> bool:
+        """Not heard from for the failover timeout: presumed dead."""
+        return now - self.heard_tick >= failover
+
+    def heard(self, now: int, probe: int = 0) -> None:
+        """An answer came: nothing is in flight any more."""
+        self.heard_tick = now
+        self.inflight = 0
+        self.echo = max(self.echo, probe)
+
+    def sent_batch(self, end: int, count: int, now: int) -> None:
+        self.inflight = count
+        self.sent_tick = now
+        self.next = end + 1
+
+    def lost(self) -> None:
+        """What was in flight is lost: send again from the last match."""
+        self.inflight = 0
+        self.next = self.match + 1
+
+    def acked(self, index: int) -> None:
+        """The follower has everything up to `index` durable."""
+        self.match = max(self.match, index)
+        self.next = max(self.next, self.match + 1)
+
+    def reset_to(self, index: int) -> None:
+        """The follower's log ends at `index` (a refusal, or a registration)."""
+        self.match = index
+        self.next = index + 1
+
+    def start_snapshot(self) -> bool:
+        """A snapshot is needed; True if one is not already on its way."""
+        if self.snapshot:
+            return False
+        self.snapshot = True
+        return True
+
+    def snapshot_done(self, index: int | None) -> None:
+        """The snapshot ended at `index` on the follower (None: it failed)."""
+        self.snapshot = False
+        if index is not None:
+            self.match = max(self.match, index)
+            self.next = self.match + 1
+            self.inflight = 0
