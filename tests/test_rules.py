@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chatd.contract import Code
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server.chat import (
     Limits,
@@ -20,7 +21,7 @@ from chatd.server.chat import (
     check_request_id,
     check_username,
 )
-from chatd.server.errors import ChatError, Code
+from chatd.server.errors import RequestRefused
 from chatd.server.node import Node
 from tests.conftest import PASSWORD, node_config, user
 
@@ -32,7 +33,7 @@ text = st.text(st.characters(codec="utf-8"), max_size=40)  # what UTF-8 can carr
 def code_of(fn: object, *args: object) -> int:
     try:
         fn(*args)  # type: ignore[operator]
-    except ChatError as exc:
+    except RequestRefused as exc:
         return int(exc.code)
     return 0
 

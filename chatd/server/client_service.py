@@ -16,13 +16,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from chatd.contract import MASTER_HEADER, Code
 from chatd.core.types import Role
 from chatd.proto import chat_pb2, chat_pb2_grpc
-from chatd.server.chat import Chat, SubscriberTooSlow, SubscriptionEnded
-from chatd.server.errors import ChatError, Code
-from chatd.server.ratelimit import OverLimit
+from chatd.server.chat import Chat
+from chatd.server.errors import (
+    CallerError,
+    NodeError,
+    NoMaster,
+    OverLimit,
+    RequestRefused,
+    SessionEnded,
+)
 from chatd.server.store import StoredMessage
-from chatd.server.writer import WriterClosed
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +51,7 @@ async def _guard(context: Ctx, op: Awaitable[T]) -> T:
     """Runs an operation; a node that cannot write answers UNAVAILABLE."""
     try:
         return await op
-    except WriterClosed as exc:
+    except NodeError as exc:
         await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         raise  # unreachable: abort raises
     except OverLimit as exc:
@@ -53,19 +59,12 @@ async def _guard(context: Ctx, op: Awaitable[T]) -> T:
         raise
 
 
-def _response(exc: ChatError) -> chat_pb2.ServerResponse:
+def _response(exc: RequestRefused) -> chat_pb2.ServerResponse:
     return chat_pb2.ServerResponse(error_code=int(exc.code), error_message=exc.message)
 
 
-def _messages_error(exc: ChatError) -> chat_pb2.Messages:
+def _messages_error(exc: RequestRefused) -> chat_pb2.Messages:
     return chat_pb2.Messages(error_code=int(exc.code), error_message=exc.message)
-
-
-MASTER_HEADER = "chatd-master"  # metadata naming the master's address
-
-
-class NoMaster(Exception):
-    """No master is known right now (an election is under way)."""
 
 
 class Router:
@@ -128,7 +127,7 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
             return relayed  # type: ignore[no-any-return]
         try:
             await _guard(context, self.chat.create_account(request.username, request.password))
-        except ChatError as exc:
+        except RequestRefused as exc:
             return _response(exc)
         return chat_pb2.ServerResponse()
 
@@ -146,7 +145,7 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
             return relayed  # type: ignore[no-any-return]
         try:
             sid = await _guard(context, self.chat.login(request.username, request.password))
-        except ChatError as exc:
+        except RequestRefused as exc:
             return _response(exc)
         return chat_pb2.ServerResponse(session_id=sid)
 
@@ -158,7 +157,7 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
                 context,
                 self.chat.send(request.session_id, request.to, request.message, request.request_id),
             )
-        except ChatError as exc:
+        except RequestRefused as exc:
             return _response(exc)
         return chat_pb2.ServerResponse(message_id=mid)
 
@@ -169,7 +168,7 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
             return relayed  # type: ignore[no-any-return]
         try:
             found = await _guard(context, self.chat.get_messages(request.session_id))
-        except ChatError as exc:
+        except RequestRefused as exc:
             return _messages_error(exc)
         return chat_pb2.Messages(message=[to_proto(m) for m in found])
 
@@ -186,7 +185,7 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
                     request.limit,
                 ),
             )
-        except ChatError as exc:
+        except RequestRefused as exc:
             return _messages_error(exc)
         return chat_pb2.Messages(message=[to_proto(m) for m in found])
 
@@ -203,7 +202,7 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
             await _guard(
                 context, self.chat.acknowledge(request.session_id, list(request.message_ids))
             )
-        except ChatError as exc:
+        except RequestRefused as exc:
             return _response(exc)
         return chat_pb2.ServerResponse()
 
@@ -214,7 +213,7 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
             return relayed  # type: ignore[no-any-return]
         try:
             await _guard(context, self.chat.delete_account(request.session_id))
-        except ChatError as exc:
+        except RequestRefused as exc:
             return _response(exc)
         return chat_pb2.ServerResponse()
 
@@ -225,7 +224,7 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
             return relayed  # type: ignore[no-any-return]
         try:
             await _guard(context, self.chat.logout(request.session_id))
-        except ChatError as exc:
+        except RequestRefused as exc:
             return _response(exc)
         return chat_pb2.ServerResponse()
 
@@ -264,19 +263,18 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
                 request.session_id, request.after_message_id, request.live_only
             ):
                 yield to_proto(m)
-        except ChatError as exc:
+        except RequestRefused as exc:
             status = (
                 grpc.StatusCode.UNAUTHENTICATED
                 if exc.code == Code.NOT_LOGGED_IN
                 else grpc.StatusCode.INVALID_ARGUMENT
             )
             detail = exc.message
-        except SubscriptionEnded as exc:
-            status = (
-                grpc.StatusCode.UNAVAILABLE if exc.retryable else grpc.StatusCode.UNAUTHENTICATED
-            )
-            detail = str(exc)
-        except (SubscriberTooSlow, OverLimit) as exc:
+        except SessionEnded as exc:
+            status, detail = grpc.StatusCode.UNAUTHENTICATED, str(exc)
+        except CallerError as exc:  # over a limit, or too slow
             status, detail = grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
+        except NodeError as exc:  # the node dropped the stream
+            status, detail = grpc.StatusCode.UNAVAILABLE, str(exc)
         if status is not None:
             await context.abort(status, detail)

@@ -34,6 +34,7 @@ from chatd.server.cluster_service import (
     SecretInterceptor,
     SlaveServicer,
 )
+from chatd.server.errors import StartupError as StartupError  # chatd.cli imports it here
 from chatd.server.health import Health
 from chatd.server.hub import Hub
 from chatd.server.metrics import Metrics
@@ -59,10 +60,6 @@ UNARY_RPCS = (
     "DeleteAccount",
     "Logout",
 )
-
-
-class StartupError(Exception):
-    """The node cannot start as configured (a clear, one-line reason)."""
 
 
 def is_loopback(host: str) -> bool:
