@@ -49,7 +49,10 @@ INT32_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
-class Limits:
+class ChatLimits:
+    """What the chat rules allow, from the node's Config (the send rate is
+    enforced with a ratelimit.RateLimiter)."""
+
     min_password_chars: int = 8
     max_message_chars: int = 4096
     session_ttl_s: float = 30 * 24 * 3600.0
@@ -70,7 +73,7 @@ def check_username(username: str) -> None:
         )
 
 
-def check_password(password: str, limits: Limits) -> None:
+def check_password(password: str, limits: ChatLimits) -> None:
     if not limits.min_password_chars <= len(password) <= MAX_PASSWORD_CHARS:
         raise RequestRefused(
             Code.INVALID_PASSWORD,
@@ -78,7 +81,7 @@ def check_password(password: str, limits: Limits) -> None:
         )
 
 
-def check_message(body: str, limits: Limits) -> None:
+def check_message(body: str, limits: ChatLimits) -> None:
     if not 1 <= len(body) <= limits.max_message_chars:
         raise RequestRefused(
             Code.INVALID_MESSAGE,
@@ -152,7 +155,7 @@ class Chat:
         store: Store,
         writer: Writer,
         hub: Hub,
-        limits: Limits,
+        limits: ChatLimits,
         hasher: ThreadPoolExecutor,
         reader: ThreadPoolExecutor,
     ) -> None:

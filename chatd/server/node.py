@@ -26,7 +26,7 @@ from chatd import tls
 from chatd.config import Config
 from chatd.core.types import Role, RoleChanged, Timing
 from chatd.proto import chat_pb2, chat_pb2_grpc, cluster_pb2, cluster_pb2_grpc
-from chatd.server.chat import Chat, Limits
+from chatd.server.chat import Chat, ChatLimits
 from chatd.server.client_service import ClientAccountServicer, Router
 from chatd.server.cluster_service import (
     MasterServicer,
@@ -128,7 +128,7 @@ class Node:
             self.store, self.hub, self._db_thread, self.repl, self._fail, self.store_lock
         )
         self.repl.writer = self.writer
-        limits = Limits(
+        limits = ChatLimits(
             min_password_chars=cfg.min_password_length,
             max_message_chars=cfg.max_message_chars,
             session_ttl_s=cfg.session_ttl,
