@@ -25,7 +25,7 @@ from typing import Any
 
 import grpc
 
-from chatd.client.errors import ChatError, NotLoggedIn, Unavailable, error_for
+from chatd.client.errors import CallFailed, ChatError, NotLoggedIn, Unavailable, error_for
 from chatd.contract import CLIENT_CHANNEL_OPTIONS, MASTER_HEADER, Code
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.tls import channel_credentials
@@ -185,7 +185,7 @@ class ChatClient:
             except grpc.aio.AioRpcError as exc:
                 self._note_master(exc.trailing_metadata())
                 if exc.code() not in RETRYABLE:
-                    raise ChatError(0, f"{exc.code().name}: {exc.details()}") from exc
+                    raise CallFailed(exc.code(), exc.details()) from exc
                 self._lost(address, exc)
                 if time.monotonic() + delay > deadline:
                     self.on_connection(ConnectionEvent("gave-up", address, exc.code().name))
