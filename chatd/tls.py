@@ -1,5 +1,6 @@
 """TLS material: server credentials for the node's port, and the channel
-credentials nodes (mutual TLS) and clients use."""
+credentials nodes (mutual TLS), the client library and the operator tools use
+(read here only)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from pathlib import Path
 import grpc
 
 
-class TlsError(Exception):
-    """A certificate, key or CA file cannot be read."""
+class TlsError(ValueError):
+    """A certificate, key or CA file cannot be read: a bad argument, on either
+    side (the node reports it as a StartupError; `ChatClient()` raises it as
+    it raises ValueError for a bad address list)."""
 
 
 def _read(path: str | Path | None, what: str) -> bytes | None:

@@ -12,27 +12,28 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chatd.contract import Code
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server.chat import (
-    Limits,
+    ChatLimits,
     check_message,
     check_password,
     check_request_id,
     check_username,
 )
-from chatd.server.errors import ChatError, Code
+from chatd.server.errors import RequestRefused
 from chatd.server.node import Node
 from tests.conftest import PASSWORD, node_config, user
 
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
-LIMITS = Limits()
+LIMITS = ChatLimits()
 text = st.text(st.characters(codec="utf-8"), max_size=40)  # what UTF-8 can carry
 
 
 def code_of(fn: object, *args: object) -> int:
     try:
         fn(*args)  # type: ignore[operator]
-    except ChatError as exc:
+    except RequestRefused as exc:
         return int(exc.code)
     return 0
 
@@ -56,7 +57,7 @@ def test_password_rule(length: int, ch: str) -> None:
 
 @given(st.integers(0, 4200), st.integers(1, 5000))
 def test_message_rule(length: int, limit: int) -> None:
-    limits = Limits(max_message_chars=limit)
+    limits = ChatLimits(max_message_chars=limit)
     expected = 0 if 1 <= length <= limit else Code.INVALID_MESSAGE
     assert code_of(check_message, "m" * length, limits) == expected
 

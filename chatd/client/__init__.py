@@ -3,6 +3,7 @@ on it, the terminal client (`chatd chat`) and the GUI (`chatd gui`)."""
 
 from chatd.client.api import ChatClient, ConnectionEvent, Message, User
 from chatd.client.errors import (
+    CallFailed,
     ChatError,
     InvalidArguments,
     InvalidMessage,
@@ -13,12 +14,14 @@ from chatd.client.errors import (
     NoSuchUser,
     NotLoggedIn,
     NotMaster,
+    Refused,
     Unavailable,
     UsernameTaken,
     WrongPassword,
 )
 
 __all__ = [
+    "CallFailed",
     "ChatClient",
     "ChatError",
     "ConnectionEvent",
@@ -32,6 +35,7 @@ __all__ = [
     "NoSuchUser",
     "NotLoggedIn",
     "NotMaster",
+    "Refused",
     "Unavailable",
     "User",
     "UsernameTaken",

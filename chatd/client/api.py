@@ -25,23 +25,18 @@ from typing import Any
 
 import grpc
 
-from chatd.client.errors import ChatError, NotLoggedIn, Unavailable, error_for
+from chatd.client.errors import CallFailed, ChatError, NotLoggedIn, Unavailable, error_for
+from chatd.contract import CLIENT_CHANNEL_OPTIONS, MASTER_HEADER, Code
 from chatd.proto import chat_pb2, chat_pb2_grpc
+from chatd.tls import channel_credentials
 
 log = logging.getLogger(__name__)
 
-MASTER_HEADER = "chatd-master"
-# A failover after a master is killed takes tens of milliseconds (up to the
-# failover timeout, 500 ms by default, when the master's connections do not
-# close): retrying every 0.1 s at most (and skipping addresses whose
-# connection failed) finds the new master soon after it takes office.
-# `python benchmarks/client_failover.py --kills 8` (the first send after each
-# SIGKILL of the master), when failover took about 500 ms: 771 ms median with
-# a backoff growing to 1 s and plain round robin (6 kills); 479 ms median,
-# 681 ms at most with this backoff; 478 ms and 584 ms with the skipping too
-# (every 0.05 s: 490 ms and 545 ms, twice the calls during an outage). Since
-# slaves elect when the killed master's stream closes: 68 ms median, 72 ms
-# at most.
+# A failover takes tens of milliseconds (up to the failover timeout when the
+# master's connections do not close): retrying every 0.1 s at most, and
+# skipping addresses whose connection failed, finds the new master soon after
+# it takes office; retrying faster doubles the calls during an outage for no
+# clear gain (benchmarks/ANALYSIS.md, "The client's retry delays").
 RETRY_FIRST_DELAY = 0.05
 RETRY_MAX_DELAY = 0.1
 RETRYABLE = {
@@ -51,15 +46,6 @@ RETRYABLE = {
     grpc.StatusCode.UNKNOWN,
     grpc.StatusCode.INTERNAL,
 }
-CHANNEL_OPTIONS = [
-    ("grpc.use_local_subchannel_pool", 1),
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.keepalive_time_ms", 5_000),
-    ("grpc.keepalive_timeout_ms", 3_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +93,7 @@ class ChatClient:
     ) -> None:
         """`tls_ca`: talk TLS, trusting this CA (PEM file); `tls_cert` and
         `tls_key`: a client certificate, for servers that ask for one."""
-        self._credentials = (
-            grpc.ssl_channel_credentials(
-                root_certificates=Path(tls_ca).read_bytes(),
-                private_key=Path(tls_key).read_bytes() if tls_key else None,
-                certificate_chain=Path(tls_cert).read_bytes() if tls_cert else None,
-            )
-            if tls_ca
-            else None
-        )
+        self._credentials = channel_credentials(tls_ca, tls_cert, tls_key) if tls_ca else None
         if isinstance(addresses, str):
             addresses = [a.strip() for a in addresses.split(",") if a.strip()]
         if not addresses:
@@ -142,9 +120,11 @@ class ChatClient:
         ch = self._channels.get(address)
         if ch is None:
             if self._credentials is not None:
-                ch = grpc.aio.secure_channel(address, self._credentials, options=CHANNEL_OPTIONS)
+                ch = grpc.aio.secure_channel(
+                    address, self._credentials, options=CLIENT_CHANNEL_OPTIONS
+                )
             else:
-                ch = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+                ch = grpc.aio.insecure_channel(address, options=CLIENT_CHANNEL_OPTIONS)
             self._channels[address] = ch
         return chat_pb2_grpc.ClientAccountStub(ch)
 
@@ -205,7 +185,7 @@ class ChatClient:
             except grpc.aio.AioRpcError as exc:
                 self._note_master(exc.trailing_metadata())
                 if exc.code() not in RETRYABLE:
-                    raise ChatError(0, f"{exc.code().name}: {exc.details()}") from exc
+                    raise CallFailed(exc.code(), exc.details()) from exc
                 self._lost(address, exc)
                 if time.monotonic() + delay > deadline:
                     self.on_connection(ConnectionEvent("gave-up", address, exc.code().name))
@@ -224,7 +204,7 @@ class ChatClient:
 
     def _session(self) -> str:
         if not self.session_id:
-            raise NotLoggedIn(14, "not logged in")
+            raise NotLoggedIn(Code.NOT_LOGGED_IN, "not logged in")
         return self.session_id
 
     async def close(self) -> None:
@@ -276,7 +256,7 @@ class ChatClient:
     async def get_messages(self) -> list[Message]:
         """Undelivered messages, oldest first (then marked delivered)."""
         r = await self._call("GetMessages", chat_pb2.ReceiveRequest(session_id=self._session()))
-        if r.error_code == 17:
+        if r.error_code == Code.NO_MESSAGES:
             return []
         if r.error_code:
             raise error_for(r.error_code, r.error_message)
@@ -290,7 +270,7 @@ class ChatClient:
                 session_id=self._session(), username=peer, before_message_id=before, limit=limit
             ),
         )
-        if r.error_code == 17:
+        if r.error_code == Code.NO_MESSAGES:
             return []
         if r.error_code:
             raise error_for(r.error_code, r.error_message)
@@ -370,7 +350,7 @@ class ChatClient:
             except grpc.aio.AioRpcError as exc:
                 code = exc.code()
                 if code == grpc.StatusCode.UNAUTHENTICATED:
-                    raise NotLoggedIn(14, exc.details() or "not logged in") from exc
+                    raise NotLoggedIn(Code.NOT_LOGGED_IN, exc.details() or "not logged in") from exc
                 self._note_master(exc.trailing_metadata())
                 if code != grpc.StatusCode.RESOURCE_EXHAUSTED:
                     self._lost(address, exc)

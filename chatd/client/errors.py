@@ -1,13 +1,28 @@
-"""One exception per error code of the client API, so front ends never see
-error numbers."""
+"""The client library's errors: one base, one meaning per name.
+
+    ChatError                a call failed (`code`: its API error code, 0 for none)
+    ├── Refused              a node refused it with an error code; nothing changed
+    │   └── InvalidArguments … NotMaster, one per code of API.md
+    ├── Unavailable          no node answered within the client's retry time
+    └── CallFailed           a node ended it with a gRPC status not worth a retry
+
+Front ends never see error numbers: they catch the class, and `describe`
+gives them the one line to show.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import grpc
+
+from chatd.contract import Code
+
 
 class ChatError(Exception):
-    """A request the server refused (or could not be reached for)."""
+    """A call failed; `message` is a short sentence for a person."""
 
-    code = 0
+    code: int = 0
 
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
@@ -15,48 +30,55 @@ class ChatError(Exception):
         self.message = message
 
 
-class InvalidArguments(ChatError):
-    code = 2
+class Refused(ChatError):
+    """A node refused the request with an error code (API.md); nothing was
+    changed. A code this library does not know comes as a plain Refused."""
 
 
-class InvalidUsername(ChatError):
-    code = 3
+class InvalidArguments(Refused):
+    code = Code.INVALID_ARGUMENT
 
 
-class InvalidPassword(ChatError):
-    code = 4
+class InvalidUsername(Refused):
+    code = Code.INVALID_USERNAME
 
 
-class InvalidMessage(ChatError):
-    code = 5
+class InvalidPassword(Refused):
+    code = Code.INVALID_PASSWORD
 
 
-class UsernameTaken(ChatError):
-    code = 8
+class InvalidMessage(Refused):
+    code = Code.INVALID_MESSAGE
 
 
-class NoSuchUser(ChatError):
-    code = 9
+class UsernameTaken(Refused):
+    code = Code.USERNAME_TAKEN
 
 
-class WrongPassword(ChatError):
-    code = 10
+class NoSuchUser(Refused):
+    code = Code.NO_SUCH_USER
 
 
-class NotLoggedIn(ChatError):
-    code = 14
+class WrongPassword(Refused):
+    code = Code.WRONG_PASSWORD
 
 
-class NoSuchRecipient(ChatError):
-    code = 15
+class NotLoggedIn(Refused):
+    code = Code.NOT_LOGGED_IN
 
 
-class NoMessages(ChatError):
-    code = 17
+class NoSuchRecipient(Refused):
+    code = Code.NO_SUCH_RECIPIENT
 
 
-class NotMaster(ChatError):
-    code = 18
+class NoMessages(Refused):
+    code = Code.NO_MESSAGES
+
+
+class NotMaster(Refused):
+    """The node asked could not forward the request to the master."""
+
+    code = Code.NOT_MASTER
 
 
 class Unavailable(ChatError):
@@ -66,7 +88,16 @@ class Unavailable(ChatError):
         super().__init__(0, message)
 
 
-_BY_CODE: dict[int, type[ChatError]] = {
+class CallFailed(ChatError):
+    """A node ended the call with a gRPC status that a retry would not
+    change (RESOURCE_EXHAUSTED: over a limit, for one)."""
+
+    def __init__(self, status: grpc.StatusCode, details: str | None) -> None:
+        super().__init__(0, f"{status.name}: {details}")
+        self.status = status
+
+
+_BY_CODE: dict[int, type[Refused]] = {
     cls.code: cls
     for cls in (
         InvalidArguments,
@@ -84,5 +115,28 @@ _BY_CODE: dict[int, type[ChatError]] = {
 }
 
 
-def error_for(code: int, message: str) -> ChatError:
-    return _BY_CODE.get(code, ChatError)(code, message)
+def error_for(code: int, message: str) -> Refused:
+    return _BY_CODE.get(code, Refused)(code, message)
+
+
+COMMON_TEXT: dict[type[ChatError], str] = {
+    WrongPassword: "incorrect password",
+    Unavailable: "no chatd node answers; try again in a moment",
+}
+
+
+def describe(
+    exc: BaseException, name: str = "", texts: Mapping[type[ChatError], str] | None = None
+) -> str:
+    """One clear line for a failed call; `name` is the user it was about,
+    `texts` a front end's own words for some errors (they come first)."""
+    own = texts or {}
+    if isinstance(exc, ChatError) and type(exc) in own:
+        return own[type(exc)]
+    if isinstance(exc, NoSuchUser | NoSuchRecipient) and name:
+        return f"{name} does not exist"
+    if isinstance(exc, UsernameTaken) and name:
+        return f"{name} is already taken"
+    if not isinstance(exc, ChatError):
+        return f"unexpected error: {exc!r}"
+    return COMMON_TEXT.get(type(exc)) or exc.message or type(exc).__name__

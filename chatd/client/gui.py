@@ -30,16 +30,10 @@ from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
+from chatd.client import errors
 from chatd.client.api import ChatClient, ConnectionEvent, Message, User
-from chatd.client.errors import (
-    ChatError,
-    NoSuchRecipient,
-    NoSuchUser,
-    NotLoggedIn,
-    Unavailable,
-    UsernameTaken,
-    WrongPassword,
-)
+from chatd.client.errors import ChatError, NotLoggedIn, UsernameTaken
+from chatd.contract import Code
 
 try:  # a Python without Tk (python:3.11-slim has no libtk) still imports this module
     import tkinter as tk
@@ -54,21 +48,15 @@ W = TypeVar("W", bound="tk.Widget")
 log = logging.getLogger(__name__)
 POLL_MS = 25  # how often the main thread takes what the worker handed back
 PAGE = 50  # messages per history page
-FIXED_TEXT: dict[type[ChatError], str] = {
-    WrongPassword: "incorrect password",
+TEXT: dict[type[ChatError], str] = {
     UsernameTaken: "username already exists",
     NotLoggedIn: "your session ended: log in again",
-    Unavailable: "no chatd node answers; try again in a moment",
 }
 
 
 def describe(exc: BaseException, name: str = "") -> str:
-    """One clear line for a failed request."""
-    if isinstance(exc, NoSuchUser | NoSuchRecipient) and name:
-        return f"{name} does not exist"
-    if not isinstance(exc, ChatError):
-        return f"unexpected error: {exc!r}"
-    return FIXED_TEXT.get(type(exc)) or exc.message or type(exc).__name__
+    """One clear line for a failed call, in this front end's words."""
+    return errors.describe(exc, name, TEXT)
 
 
 def packed(widget: W, side: Literal["left", "right", "top", "bottom"] = "top", **options: Any) -> W:
@@ -371,7 +359,7 @@ class ChatApp:
     def _session_ended(self, client: ChatClient) -> None:
         if client is self.client:
             self.runner.submit(self._end_session().close())
-            self.show_login(describe(NotLoggedIn(14, "")))
+            self.show_login(describe(NotLoggedIn(Code.NOT_LOGGED_IN, "")))
 
     # -- incoming messages (in the loop thread) --
 

@@ -20,16 +20,10 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 
+from chatd.client import errors
 from chatd.client.api import ChatClient, ConnectionEvent, Message
-from chatd.client.errors import (
-    ChatError,
-    NoSuchRecipient,
-    NoSuchUser,
-    NotLoggedIn,
-    Unavailable,
-    UsernameTaken,
-    WrongPassword,
-)
+from chatd.client.errors import ChatError, NotLoggedIn, Unavailable
+from chatd.contract import Code
 
 COMMANDS = {
     "/create": "/create NAME         create an account (asks for a password) and log in",
@@ -46,19 +40,14 @@ COMMANDS = {
 NAME_COMMANDS = ("/login", "/chat", "/send", "/users")
 
 
+TEXT: dict[type[ChatError], str] = {
+    NotLoggedIn: "you are not logged in: /login NAME or /create NAME",
+}
+
+
 def describe(exc: ChatError, name: str = "") -> str:
-    """One clear line for a refused request."""
-    if isinstance(exc, NoSuchRecipient | NoSuchUser) and name:
-        return f"{name} does not exist"
-    if isinstance(exc, UsernameTaken) and name:
-        return f"{name} is already taken"
-    if isinstance(exc, WrongPassword):
-        return "incorrect password"
-    if isinstance(exc, NotLoggedIn):
-        return "you are not logged in: /login NAME or /create NAME"
-    if isinstance(exc, Unavailable):
-        return "no chatd node answers; try again in a moment"
-    return exc.message or type(exc).__name__
+    """One clear line for a failed call, in this front end's words."""
+    return errors.describe(exc, name, TEXT)
 
 
 def stamp(m: Message) -> str:
@@ -247,7 +236,7 @@ class Terminal:
     async def _cmd_delete(self, rest: str) -> None:
         me = self.client.username
         if me is None:
-            raise NotLoggedIn(14, "not logged in")
+            raise NotLoggedIn(Code.NOT_LOGGED_IN, "not logged in")
         answer = await self.session.prompt_async(f"delete the account {me} for good? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             self.out("not deleted")

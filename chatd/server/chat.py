@@ -1,6 +1,6 @@
 """The chat rules: validation, passwords, sessions, and each client operation.
 
-Every operation checks its input first and raises ChatError (changing
+Every operation checks its input first and raises RequestRefused (changing
 nothing) when it is refused; a change is made only by submitting one log
 entry to the writer. This module knows neither gRPC nor replication: the
 writer it is given decides where and when entries are committed.
@@ -21,10 +21,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from chatd.contract import Code
 from chatd.proto import log_pb2
-from chatd.server.errors import ChatError, Code
+from chatd.server.errors import (
+    OverLimit,
+    RequestRefused,
+    SessionEnded,
+    StreamDropped,
+    SubscriberTooSlow,
+)
 from chatd.server.hub import Hub
-from chatd.server.ratelimit import OverLimit, RateLimiter
+from chatd.server.ratelimit import RateLimiter
 from chatd.server.store import Applied, Session, Store, StoredMessage
 
 T = TypeVar("T")
@@ -42,7 +49,10 @@ INT32_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
-class Limits:
+class ChatLimits:
+    """What the chat rules allow, from the node's Config (the send rate is
+    enforced with a ratelimit.RateLimiter)."""
+
     min_password_chars: int = 8
     max_message_chars: int = 4096
     session_ttl_s: float = 30 * 24 * 3600.0
@@ -57,23 +67,23 @@ class Limits:
 
 def check_username(username: str) -> None:
     if not USERNAME_RE.fullmatch(username):
-        raise ChatError(
+        raise RequestRefused(
             Code.INVALID_USERNAME,
             "invalid username: use 1 to 32 of A-Z a-z 0-9 _ . -",
         )
 
 
-def check_password(password: str, limits: Limits) -> None:
+def check_password(password: str, limits: ChatLimits) -> None:
     if not limits.min_password_chars <= len(password) <= MAX_PASSWORD_CHARS:
-        raise ChatError(
+        raise RequestRefused(
             Code.INVALID_PASSWORD,
             f"invalid password: use {limits.min_password_chars} to {MAX_PASSWORD_CHARS} characters",
         )
 
 
-def check_message(body: str, limits: Limits) -> None:
+def check_message(body: str, limits: ChatLimits) -> None:
     if not 1 <= len(body) <= limits.max_message_chars:
-        raise ChatError(
+        raise RequestRefused(
             Code.INVALID_MESSAGE,
             f"invalid message: use 1 to {limits.max_message_chars} characters",
         )
@@ -81,7 +91,7 @@ def check_message(body: str, limits: Limits) -> None:
 
 def check_request_id(request_id: str) -> None:
     if len(request_id) > MAX_REQUEST_ID_CHARS:
-        raise ChatError(
+        raise RequestRefused(
             Code.INVALID_ARGUMENT, f"request_id is longer than {MAX_REQUEST_ID_CHARS} characters"
         )
 
@@ -145,7 +155,7 @@ class Chat:
         store: Store,
         writer: Writer,
         hub: Hub,
-        limits: Limits,
+        limits: ChatLimits,
         hasher: ThreadPoolExecutor,
         reader: ThreadPoolExecutor,
     ) -> None:
@@ -165,7 +175,7 @@ class Chat:
     async def _submit(self, entry: log_pb2.Entry) -> Applied:
         applied = await self.writer.submit(entry)
         if applied.code != Code.OK:
-            raise ChatError(applied.code)
+            raise RequestRefused(applied.code)
         return applied
 
     async def _hash(self, fn: Callable[..., T], *args: object) -> T:
@@ -175,13 +185,13 @@ class Chat:
         return await asyncio.get_running_loop().run_in_executor(self._reader, fn, *args)
 
     def session(self, session_id: str) -> Session:
-        """The live session with this id, or ChatError(14)."""
+        """The live session with this id, or RequestRefused(14)."""
         s = self.store.sessions.get(session_hash(session_id)) if session_id else None
         if s is None:
-            raise ChatError(Code.NOT_LOGGED_IN)
+            raise RequestRefused(Code.NOT_LOGGED_IN)
         now = now_us()
         if now - s.last_used_us > self._ttl_us:
-            raise ChatError(Code.NOT_LOGGED_IN, "not logged in: the session has expired")
+            raise RequestRefused(Code.NOT_LOGGED_IN, "not logged in: the session has expired")
         if now - s.last_used_us > self._touch_every_us:
             self._touch(session_hash(session_id))
         return s
@@ -216,7 +226,7 @@ class Chat:
         check_username(username)
         check_password(password, self.limits)
         if username in self.store.users:
-            raise ChatError(Code.USERNAME_TAKEN)
+            raise RequestRefused(Code.USERNAME_TAKEN)
         hashed = await self._hash(hash_password, password, self.limits.password_hash_cost)
         entry = log_pb2.CreateAccount(username=username, password_hash=hashed)
         await self._submit(log_pb2.Entry(create_account=entry))
@@ -224,12 +234,12 @@ class Chat:
     async def login(self, username: str, password: str) -> str:
         check_username(username)
         if len(password) > MAX_PASSWORD_CHARS:
-            raise ChatError(Code.INVALID_PASSWORD)
+            raise RequestRefused(Code.INVALID_PASSWORD)
         user = self.store.users.get(username)
         if user is None:
-            raise ChatError(Code.NO_SUCH_USER)
+            raise RequestRefused(Code.NO_SUCH_USER)
         if not await self._hash(verify_password, password, user.password_hash):
-            raise ChatError(Code.WRONG_PASSWORD)
+            raise RequestRefused(Code.WRONG_PASSWORD)
         session_id = new_session_id()
         op = log_pb2.CreateSession(username=username, session_hash=session_hash(session_id))
         await self._submit(log_pb2.Entry(create_session=op))
@@ -253,7 +263,7 @@ class Chat:
         check_request_id(request_id)
         check_message(body, self.limits)
         if to not in self.store.users:
-            raise ChatError(Code.NO_SUCH_RECIPIENT)
+            raise RequestRefused(Code.NO_SUCH_RECIPIENT)
         op = log_pb2.SendMessage(sender=s.username, recipient=to, body=body, request_id=request_id)
         return (await self._submit(log_pb2.Entry(send_message=op))).message_id
 
@@ -262,15 +272,17 @@ class Chat:
         op = log_pb2.TakeUndelivered(username=s.username, limit=GET_MESSAGES_LIMIT)
         messages = (await self._submit(log_pb2.Entry(take_undelivered=op))).messages
         if not messages:
-            raise ChatError(Code.NO_MESSAGES)
+            raise RequestRefused(Code.NO_MESSAGES)
         return messages
 
     async def acknowledge(self, session_id: str, message_ids: list[int]) -> None:
         s = self.session(session_id)
         if len(message_ids) > MAX_ACK_IDS:
-            raise ChatError(Code.INVALID_ARGUMENT, f"at most {MAX_ACK_IDS} message ids at once")
+            raise RequestRefused(
+                Code.INVALID_ARGUMENT, f"at most {MAX_ACK_IDS} message ids at once"
+            )
         if any(m <= 0 for m in message_ids):
-            raise ChatError(Code.INVALID_ARGUMENT, "message ids are positive")
+            raise RequestRefused(Code.INVALID_ARGUMENT, "message ids are positive")
         if not message_ids:
             return
         op = log_pb2.MarkDelivered(username=s.username, message_ids=sorted(set(message_ids)))
@@ -281,18 +293,18 @@ class Chat:
     ) -> list[StoredMessage]:
         s = self.session(session_id)
         if before_id < 0 or limit < 0:
-            raise ChatError(Code.INVALID_ARGUMENT, "before_message_id and limit are >= 0")
+            raise RequestRefused(Code.INVALID_ARGUMENT, "before_message_id and limit are >= 0")
         if not USERNAME_RE.fullmatch(peer):
-            raise ChatError(Code.NO_SUCH_RECIPIENT)
+            raise RequestRefused(Code.NO_SUCH_RECIPIENT)
         peer_uid = await self._read(self.store.last_uid_named, peer)
         if peer_uid is None:
-            raise ChatError(Code.NO_SUCH_RECIPIENT)
+            raise RequestRefused(Code.NO_SUCH_RECIPIENT)
         limit = min(limit or CHAT_PAGE_DEFAULT, CHAT_PAGE_MAX)
         visible = self.writer.visible_message_id + 1
         before = min(before_id, visible) if before_id else visible
         page = await self._read(self.store.conversation_before, s.uid, peer_uid, before, limit)
         if not page:
-            raise ChatError(Code.NO_MESSAGES)
+            raise RequestRefused(Code.NO_MESSAGES)
         return page
 
     def list_users(self) -> list[tuple[str, bool]]:
@@ -308,11 +320,11 @@ class Chat:
         at or below the last one sent are skipped, so none repeats. Messages
         that become visible without being published (a new master's
         inherited ones) are read from the store when the hub says so. Ends with
-        SubscriptionEnded (session or account ended) or SubscriberTooSlow.
+        SessionEnded, StreamDropped or SubscriberTooSlow.
         """
         s = self.session(session_id)
         if after_id < 0:
-            raise ChatError(Code.INVALID_ARGUMENT, "after_message_id is >= 0")
+            raise RequestRefused(Code.INVALID_ARGUMENT, "after_message_id is >= 0")
         if self.hub.streams_of(s.username) >= self.limits.max_streams_per_user:
             raise OverLimit(f"at most {self.limits.max_streams_per_user} streams per user")
         sub = self.hub.open(s.username, session_hash(session_id))
@@ -336,7 +348,7 @@ class Chat:
                         backlog = False
                 await sub.wait()  # live
                 if sub.ended is not None:
-                    raise SubscriptionEnded(sub.ended, retryable=sub.retryable)
+                    raise StreamDropped(sub.ended) if sub.retryable else SessionEnded(sub.ended)
                 if sub.overflowed:
                     raise SubscriberTooSlow(
                         f"subscriber fell {sub.capacity} messages behind; resume after {last}"
@@ -351,15 +363,3 @@ class Chat:
                         last = m.id
         finally:
             self.hub.close(sub)
-
-
-class SubscriptionEnded(Exception):
-    """The stream's session or account ended, or (retryable) the node stops."""
-
-    def __init__(self, reason: str, *, retryable: bool = False) -> None:
-        super().__init__(reason)
-        self.retryable = retryable
-
-
-class SubscriberTooSlow(Exception):
-    """The subscriber's queue overflowed; it should resubscribe from its last id."""

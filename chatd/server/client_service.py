@@ -9,24 +9,31 @@ included, is relayed as it is to the master (UNAVAILABLE while none is known).
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from chatd.contract import MASTER_HEADER, Code
 from chatd.core.types import Role
 from chatd.proto import chat_pb2, chat_pb2_grpc
-from chatd.server.chat import Chat, SubscriberTooSlow, SubscriptionEnded
-from chatd.server.errors import ChatError, Code
-from chatd.server.ratelimit import OverLimit
+from chatd.server.chat import Chat
+from chatd.server.errors import (
+    CallerError,
+    NodeError,
+    NoMaster,
+    OverLimit,
+    RequestRefused,
+    SessionEnded,
+)
 from chatd.server.store import StoredMessage
-from chatd.server.writer import WriterClosed
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 if TYPE_CHECKING:
     from chatd.server.peers import Peers
     from chatd.server.replication import Replicator
@@ -41,31 +48,40 @@ def to_proto(m: StoredMessage) -> chat_pb2.Message:
     )
 
 
-async def _guard(context: Ctx, op: Awaitable[T]) -> T:
-    """Runs an operation; a node that cannot write answers UNAVAILABLE."""
-    try:
-        return await op
-    except WriterClosed as exc:
-        await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        raise  # unreachable: abort raises
-    except OverLimit as exc:
-        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-        raise
-
-
-def _response(exc: ChatError) -> chat_pb2.ServerResponse:
+def _response(exc: RequestRefused) -> chat_pb2.ServerResponse:
     return chat_pb2.ServerResponse(error_code=int(exc.code), error_message=exc.message)
 
 
-def _messages_error(exc: ChatError) -> chat_pb2.Messages:
+def _messages_error(exc: RequestRefused) -> chat_pb2.Messages:
     return chat_pb2.Messages(error_code=int(exc.code), error_message=exc.message)
 
 
-MASTER_HEADER = "chatd-master"  # metadata naming the master's address
+def _unary(refused: Callable[[RequestRefused], Any] | None = None) -> Callable[[Handler], Handler]:
+    """Makes a handler that only runs the chat operation into the unary RPC
+    of its name: relayed as it is to the master when this node is not it;
+    served here, a refusal is answered `refused(exc)` (its error code in the
+    response), going over a limit RESOURCE_EXHAUSTED, and a node that
+    cannot serve UNAVAILABLE."""
 
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def rpc(self: ClientAccountServicer, request: Any, context: Ctx) -> Any:
+            if (relayed := await self._forward(rpc.__name__, request, context)) is not None:
+                return relayed
+            try:
+                return await handler(self, request, context)
+            except RequestRefused as exc:
+                if refused is None:
+                    raise
+                return refused(exc)
+            except OverLimit as exc:
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+            except NodeError as exc:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
-class NoMaster(Exception):
-    """No master is known right now (an election is under way)."""
+        return cast(Handler, rpc)
+
+    return wrap
 
 
 class Router:
@@ -99,20 +115,26 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
         self.router = router
         self.max_request_bytes = max_request_bytes
 
+    async def _master_stub(
+        self, request: Any, context: Ctx, too_large: str
+    ) -> chat_pb2_grpc.ClientAccountStub | None:
+        """The master's stub, or None when the call is served here; a request
+        over the size limit ends RESOURCE_EXHAUSTED (`too_large`), and one
+        while no master is known UNAVAILABLE."""
+        if request.ByteSize() > self.max_request_bytes:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, too_large)
+        try:
+            return self.router.master_stub()
+        except NoMaster as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+
     async def _forward(self, name: str, request: Any, context: Ctx) -> Any:
         """Relays a unary call to the master when this node is not it; returns
         None when the call is to be served here. Every answer names the
         master (trailing metadata `chatd-master`) so clients can go there."""
         context.set_trailing_metadata(((MASTER_HEADER, self.router.master_address()),))
-        if request.ByteSize() > self.max_request_bytes:
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"request larger than {self.max_request_bytes} bytes",
-            )
-        try:
-            stub = self.router.master_stub()
-        except NoMaster as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        too_large = f"request larger than {self.max_request_bytes} bytes"
+        stub = await self._master_stub(request, context, too_large)
         if stub is None:
             return None
         try:
@@ -120,112 +142,64 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
         except grpc.aio.AioRpcError as exc:
             await context.abort(exc.code(), exc.details() or "")
 
+    @_unary(_response)
     async def CreateAccount(
         self, request: chat_pb2.CreateAccountRequest, context: Ctx
     ) -> chat_pb2.ServerResponse:
-        if (relayed := await self._forward("CreateAccount", request, context)) is not None:
-            return relayed  # type: ignore[no-any-return]
-        try:
-            await _guard(context, self.chat.create_account(request.username, request.password))
-        except ChatError as exc:
-            return _response(exc)
+        await self.chat.create_account(request.username, request.password)
         return chat_pb2.ServerResponse()
 
+    @_unary()
     async def ListUsers(self, request: chat_pb2.Empty, context: Ctx) -> chat_pb2.Users:
-        if (relayed := await self._forward("ListUsers", request, context)) is not None:
-            return relayed  # type: ignore[no-any-return]
         users = [
             chat_pb2.User(username=name, status="online" if online else "offline")
             for name, online in self.chat.list_users()
         ]
         return chat_pb2.Users(user=users)
 
+    @_unary(_response)
     async def Login(self, request: chat_pb2.LoginRequest, context: Ctx) -> chat_pb2.ServerResponse:
-        if (relayed := await self._forward("Login", request, context)) is not None:
-            return relayed  # type: ignore[no-any-return]
-        try:
-            sid = await _guard(context, self.chat.login(request.username, request.password))
-        except ChatError as exc:
-            return _response(exc)
+        sid = await self.chat.login(request.username, request.password)
         return chat_pb2.ServerResponse(session_id=sid)
 
+    @_unary(_response)
     async def Send(self, request: chat_pb2.SendRequest, context: Ctx) -> chat_pb2.ServerResponse:
-        if (relayed := await self._forward("Send", request, context)) is not None:
-            return relayed  # type: ignore[no-any-return]
-        try:
-            mid = await _guard(
-                context,
-                self.chat.send(request.session_id, request.to, request.message, request.request_id),
-            )
-        except ChatError as exc:
-            return _response(exc)
+        r = request
+        mid = await self.chat.send(r.session_id, r.to, r.message, r.request_id)
         return chat_pb2.ServerResponse(message_id=mid)
 
+    @_unary(_messages_error)
     async def GetMessages(
         self, request: chat_pb2.ReceiveRequest, context: Ctx
     ) -> chat_pb2.Messages:
-        if (relayed := await self._forward("GetMessages", request, context)) is not None:
-            return relayed  # type: ignore[no-any-return]
-        try:
-            found = await _guard(context, self.chat.get_messages(request.session_id))
-        except ChatError as exc:
-            return _messages_error(exc)
+        found = await self.chat.get_messages(request.session_id)
         return chat_pb2.Messages(message=[to_proto(m) for m in found])
 
+    @_unary(_messages_error)
     async def GetChat(self, request: chat_pb2.ChatRequest, context: Ctx) -> chat_pb2.Messages:
-        if (relayed := await self._forward("GetChat", request, context)) is not None:
-            return relayed  # type: ignore[no-any-return]
-        try:
-            found = await _guard(
-                context,
-                self.chat.get_chat(
-                    request.session_id,
-                    request.username,
-                    request.before_message_id,
-                    request.limit,
-                ),
-            )
-        except ChatError as exc:
-            return _messages_error(exc)
+        r = request
+        found = await self.chat.get_chat(r.session_id, r.username, r.before_message_id, r.limit)
         return chat_pb2.Messages(message=[to_proto(m) for m in found])
 
+    @_unary(_response)
     async def AcknowledgeReceivedMessages(
-        self,
-        request: chat_pb2.AcknowledgeReceivedMessagesRequest,
-        context: Ctx,
+        self, request: chat_pb2.AcknowledgeReceivedMessagesRequest, context: Ctx
     ) -> chat_pb2.ServerResponse:
-        if (
-            relayed := await self._forward("AcknowledgeReceivedMessages", request, context)
-        ) is not None:
-            return relayed  # type: ignore[no-any-return]
-        try:
-            await _guard(
-                context, self.chat.acknowledge(request.session_id, list(request.message_ids))
-            )
-        except ChatError as exc:
-            return _response(exc)
+        await self.chat.acknowledge(request.session_id, list(request.message_ids))
         return chat_pb2.ServerResponse()
 
+    @_unary(_response)
     async def DeleteAccount(
         self, request: chat_pb2.DeleteAccountRequest, context: Ctx
     ) -> chat_pb2.ServerResponse:
-        if (relayed := await self._forward("DeleteAccount", request, context)) is not None:
-            return relayed  # type: ignore[no-any-return]
-        try:
-            await _guard(context, self.chat.delete_account(request.session_id))
-        except ChatError as exc:
-            return _response(exc)
+        await self.chat.delete_account(request.session_id)
         return chat_pb2.ServerResponse()
 
+    @_unary(_response)
     async def Logout(
         self, request: chat_pb2.DeleteAccountRequest, context: Ctx
     ) -> chat_pb2.ServerResponse:
-        if (relayed := await self._forward("Logout", request, context)) is not None:
-            return relayed  # type: ignore[no-any-return]
-        try:
-            await _guard(context, self.chat.logout(request.session_id))
-        except ChatError as exc:
-            return _response(exc)
+        await self.chat.logout(request.session_id)
         return chat_pb2.ServerResponse()
 
     async def Subscribe(
@@ -233,12 +207,7 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
     ) -> AsyncIterator[chat_pb2.Message]:
         # CancelledError must propagate (a handler that swallows it leaks
         # native memory per call in grpc.aio), so only our own ends are caught.
-        if request.ByteSize() > self.max_request_bytes:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "request too large")
-        try:
-            stub = self.router.master_stub()
-        except NoMaster as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        stub = await self._master_stub(request, context, "request too large")
         master_md = ((MASTER_HEADER, self.router.master_address()),)
         if stub is not None:
             call: Any = stub.Subscribe(request)
@@ -263,19 +232,18 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
                 request.session_id, request.after_message_id, request.live_only
             ):
                 yield to_proto(m)
-        except ChatError as exc:
+        except RequestRefused as exc:
             status = (
                 grpc.StatusCode.UNAUTHENTICATED
                 if exc.code == Code.NOT_LOGGED_IN
                 else grpc.StatusCode.INVALID_ARGUMENT
             )
             detail = exc.message
-        except SubscriptionEnded as exc:
-            status = (
-                grpc.StatusCode.UNAVAILABLE if exc.retryable else grpc.StatusCode.UNAUTHENTICATED
-            )
-            detail = str(exc)
-        except (SubscriberTooSlow, OverLimit) as exc:
+        except SessionEnded as exc:
+            status, detail = grpc.StatusCode.UNAUTHENTICATED, str(exc)
+        except CallerError as exc:  # over a limit, or too slow
             status, detail = grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
+        except NodeError as exc:  # the node dropped the stream
+            status, detail = grpc.StatusCode.UNAVAILABLE, str(exc)
         if status is not None:
             await context.abort(status, detail)

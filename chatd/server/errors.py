@@ -1,24 +1,27 @@
-"""The client API's error codes (API.md): values are part of the wire contract."""
+"""Every exception the server side raises on purpose, split by who is at fault.
+
+    ServerError
+    ├── CallerError          the caller's request or stream is refused; nothing changed
+    │   ├── RequestRefused   a chat rule refuses it: an API error code (`error_code`)
+    │   ├── OverLimit        over a limit (rate, streams per user): RESOURCE_EXHAUSTED
+    │   ├── SubscriberTooSlow  a stream fell too far behind: RESOURCE_EXHAUSTED
+    │   └── SessionEnded     a stream's session or account ended: UNAUTHENTICATED
+    └── NodeError            this node cannot serve (a client retries, maybe elsewhere)
+        ├── WriterClosed     shutting down or lost its store: the write was not made
+        ├── NotWritable      not (or no longer) the master: a write may or may not survive
+        ├── NoMaster         a slave knows no master to relay to
+        ├── StreamDropped    the node ended a stream (stopping, or the master changed)
+        ├── StoreError       the data dir cannot be used
+        └── StartupError     the node cannot start as configured
+
+The ClientAccount servicer answers a CallerError as its comment says and a
+NodeError with UNAVAILABLE. The role core's ProtocolError (chatd.core) is
+not here: the core raises it, and it means a bug or a lying peer.
+"""
 
 from __future__ import annotations
 
-import enum
-
-
-class Code(enum.IntEnum):
-    OK = 0
-    INVALID_ARGUMENT = 2
-    INVALID_USERNAME = 3
-    INVALID_PASSWORD = 4
-    INVALID_MESSAGE = 5
-    USERNAME_TAKEN = 8
-    NO_SUCH_USER = 9
-    WRONG_PASSWORD = 10
-    NOT_LOGGED_IN = 14
-    NO_SUCH_RECIPIENT = 15
-    NO_MESSAGES = 17
-    NOT_MASTER = 18
-
+from chatd.contract import Code
 
 DEFAULT_MESSAGES: dict[Code, str] = {
     Code.OK: "",
@@ -36,10 +39,68 @@ DEFAULT_MESSAGES: dict[Code, str] = {
 }
 
 
-class ChatError(Exception):
-    """A request the chat rules refuse; nothing was changed."""
+class ServerError(Exception):
+    """The base of every exception the server raises on purpose."""
+
+
+# -- the caller's fault --
+
+
+class CallerError(ServerError):
+    """The caller's request or stream is refused; nothing was changed."""
+
+
+class RequestRefused(CallerError):
+    """A request the chat rules refuse, answered with an API error code."""
 
     def __init__(self, code: Code, message: str | None = None) -> None:
         self.code = code
         self.message = message or DEFAULT_MESSAGES[code]
         super().__init__(f"{int(code)}: {self.message}")
+
+
+class OverLimit(CallerError):
+    """A client went over a limit (answered RESOURCE_EXHAUSTED)."""
+
+
+class SubscriberTooSlow(CallerError):
+    """The subscriber's queue overflowed; it should resubscribe from its last id."""
+
+
+class SessionEnded(CallerError):
+    """The stream's session or account ended (logout, expiry, deletion)."""
+
+
+# -- this node's own failures --
+
+
+class NodeError(ServerError):
+    """This node cannot serve the request now; another node, or this one
+    later, may."""
+
+
+class WriterClosed(NodeError):
+    """The node is shutting down or lost its store; the write was not made."""
+
+
+class NotWritable(NodeError):
+    """This node is not (or no longer) the master; a write under way may or
+    may not survive: a client retries it, with its request id, at the new
+    master. (Not the API's NOT_MASTER code, which no node sends today.)"""
+
+
+class NoMaster(NodeError):
+    """No master is known right now (an election is under way)."""
+
+
+class StreamDropped(NodeError):
+    """The node ended the stream (it stops, or the master changed); the
+    client resubscribes from its last id."""
+
+
+class StoreError(NodeError):
+    """The data directory cannot be used (not a chatd database, or corrupt)."""
+
+
+class StartupError(NodeError):
+    """The node cannot start as configured (a clear, one-line reason)."""

@@ -26,9 +26,10 @@ from chatd import tls
 from chatd.config import Config
 from chatd.core.types import Role, RoleChanged, Timing
 from chatd.proto import chat_pb2, chat_pb2_grpc, cluster_pb2, cluster_pb2_grpc
-from chatd.server.chat import Chat, Limits
+from chatd.server.chat import Chat, ChatLimits
 from chatd.server.client_service import ClientAccountServicer, Router
 from chatd.server.cluster_service import MasterServicer, NodeAdminServicer, SlaveServicer
+from chatd.server.errors import StartupError as StartupError  # chatd.cli imports it here
 from chatd.server.health import Health
 from chatd.server.hub import Hub
 from chatd.server.metrics import Metrics
@@ -55,10 +56,6 @@ UNARY_RPCS = (
     "DeleteAccount",
     "Logout",
 )
-
-
-class StartupError(Exception):
-    """The node cannot start as configured (a clear, one-line reason)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -126,7 +123,7 @@ class Node:
         self.writer = GroupCommitWriter(
             self.store, self.hub, self._db_thread, self.repl, self._fail, self.store_lock
         )
-        limits = Limits(
+        limits = ChatLimits(
             min_password_chars=cfg.min_password_length,
             max_message_chars=cfg.max_message_chars,
             session_ttl_s=cfg.session_ttl,

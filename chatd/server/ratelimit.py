@@ -5,10 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-class OverLimit(Exception):
-    """A client went over a limit (answered RESOURCE_EXHAUSTED); nothing changed."""
-
-
 @dataclass(slots=True)
 class Bucket:
     tokens: float

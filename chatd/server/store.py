@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chatd.contract import Code
 from chatd.core.log import EpochRuns
 from chatd.proto import log_pb2
-from chatd.server.errors import Code
+from chatd.server.errors import StoreError as StoreError  # chatd.cli imports it from here
 
 log = logging.getLogger(__name__)
 
@@ -144,10 +145,6 @@ def conversation_key(uid_a: int, uid_b: int) -> int:
 
 def _row_message(row: tuple[int, str, str, str, int]) -> StoredMessage:
     return StoredMessage(row[0], row[1], row[2], row[3], row[4])
-
-
-class StoreError(Exception):
-    """The data directory cannot be used (not a chatd database, or corrupt)."""
 
 
 class Store:

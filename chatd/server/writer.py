@@ -22,6 +22,7 @@ from typing import Protocol
 
 from chatd.proto import log_pb2
 from chatd.server.chat import now_us
+from chatd.server.errors import NotWritable, WriterClosed
 from chatd.server.hub import Hub
 from chatd.server.store import Applied, Store
 
@@ -29,15 +30,6 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 1024
 CLOSE_TIMEOUT_S = 10.0
-
-
-class WriterClosed(Exception):
-    """The node is shutting down or lost its store; the write was not made."""
-
-
-class NotMaster(WriterClosed):
-    """This node is not (or no longer) the master; the write may or may not
-    survive: a client retries it, with its request id, at the new master."""
 
 
 class Replication(Protocol):
@@ -84,7 +76,7 @@ class GroupCommitWriter:
         if self._closed:
             raise WriterClosed("the node is shutting down")
         if self.replication.writable_epoch() is None:
-            raise NotMaster("this node is not the master")
+            raise NotWritable("this node is not the master")
         fut: asyncio.Future[Applied] = asyncio.get_running_loop().create_future()
         self._pending.append((entry, fut))
         self._wake.set()
@@ -137,7 +129,7 @@ class GroupCommitWriter:
         if epoch is None:
             for _, fut in batch:
                 if not fut.done():
-                    fut.set_exception(NotMaster("this node is not the master"))
+                    fut.set_exception(NotWritable("this node is not the master"))
             return
         stamp = max(now_us(), store.last_time_us)
         self._unsynced_from = store.last_index + 1
@@ -203,10 +195,10 @@ class GroupCommitWriter:
         while self._uncommitted:
             _, fut, _ = self._uncommitted.popleft()
             if not fut.done():
-                fut.set_exception(NotMaster(reason))
+                fut.set_exception(NotWritable(reason))
         for _, fut in self._pending:
             if not fut.done():
-                fut.set_exception(NotMaster(reason))
+                fut.set_exception(NotWritable(reason))
         self._pending.clear()
         self._replicated.set()
 

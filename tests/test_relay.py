@@ -1,0 +1,119 @@
+"""The ClientAccount servicer's one path for unary calls: relayed as they are
+from a slave to the master, answered here on the master, UNAVAILABLE while
+no master is known. Two real nodes in this process, on loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import pytest
+
+from chatd.contract import MASTER_HEADER, Code
+from chatd.core.types import Role
+from chatd.proto import chat_pb2
+from chatd.proto.chat_pb2_grpc import ClientAccountStub
+from chatd.server.node import Node
+from tests.conftest import PASSWORD, free_port, node_config
+
+if TYPE_CHECKING:
+    from chatd.proto.chat_pb2_grpc import ClientAccountAsyncStub as Stub
+
+
+@pytest.fixture
+async def pair(tmp_path: Path) -> AsyncIterator[tuple[Node, Node]]:
+    master = Node(node_config(tmp_path / "master"))
+    await master.start()
+    slave = Node(node_config(tmp_path / "slave", join=(master.address,)))
+    try:
+        await slave.start()
+        for _ in range(200):
+            core = slave.repl.core
+            if core.role is Role.SLAVE and core.membership.addresses.get(core.master):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the second node did not become a slave")
+        yield master, slave
+    finally:
+        await slave.stop()
+        await master.stop()
+
+
+async def answer(stub: Stub, name: str, request: Any) -> tuple[Any, str]:
+    """The response and the master the answer names."""
+    call = getattr(stub, name)(request)
+    response = await call
+    named = dict(await call.trailing_metadata() or ()).get(MASTER_HEADER, "")
+    return response, str(named)
+
+
+async def test_every_unary_call_from_a_slave_is_the_masters_answer(
+    pair: tuple[Node, Node],
+) -> None:
+    master, slave = pair
+    async with (
+        grpc.aio.insecure_channel(master.address) as mc,
+        grpc.aio.insecure_channel(slave.address) as sc,
+    ):
+        at_master: Stub = ClientAccountStub(mc)
+        via_slave: Stub = ClientAccountStub(sc)
+        account = chat_pb2.CreateAccountRequest(username="alice", password=PASSWORD)
+        ok, named = await answer(via_slave, "CreateAccount", account)
+        assert ok.error_code == 0 and named == master.address
+        # a refusal crosses the relay as the master's own answer
+        for stub in (via_slave, at_master):
+            taken, named = await answer(stub, "CreateAccount", account)
+            assert (taken.error_code, taken.error_message) == (8, "username already exists")
+            assert named == master.address
+        login, _ = await answer(
+            via_slave, "Login", chat_pb2.LoginRequest(username="alice", password=PASSWORD)
+        )
+        sid = login.session_id
+        assert login.error_code == 0 and sid
+        sent, _ = await answer(
+            via_slave,
+            "Send",
+            chat_pb2.SendRequest(to="alice", message="hi", session_id=sid, request_id="r1"),
+        )
+        assert sent.error_code == 0 and sent.message_id > 0
+        users, _ = await answer(via_slave, "ListUsers", chat_pb2.Empty())
+        assert [u.username for u in users.user] == ["alice"]
+        chat, _ = await answer(
+            via_slave, "GetChat", chat_pb2.ChatRequest(session_id=sid, username="alice")
+        )
+        assert [m.message for m in chat.message] == ["hi"]
+        inbox, _ = await answer(via_slave, "GetMessages", chat_pb2.ReceiveRequest(session_id=sid))
+        assert [m.message_id for m in inbox.message] == [sent.message_id]
+        ack = chat_pb2.AcknowledgeReceivedMessagesRequest(session_id=sid, message_ids=[1])
+        assert (await answer(via_slave, "AcknowledgeReceivedMessages", ack))[0].error_code == 0
+        # a refusal in a Messages answer, here and relayed alike
+        for stub in (via_slave, at_master):
+            bad, _ = await answer(stub, "GetMessages", chat_pb2.ReceiveRequest(session_id="x"))
+            assert (bad.error_code, bad.error_message) == (Code.NOT_LOGGED_IN, "not logged in")
+        end = chat_pb2.DeleteAccountRequest(session_id=sid)
+        assert (await answer(via_slave, "Logout", end))[0].error_code == 0
+        assert (await answer(via_slave, "DeleteAccount", end))[0].error_code == Code.NOT_LOGGED_IN
+        # too large is refused by the node asked, before any relay
+        big = chat_pb2.CreateAccountRequest(username="bob", password="p" * 300_000)
+        for stub in (via_slave, at_master):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.CreateAccount(big)
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert info.value.details() == "request larger than 262144 bytes"
+
+
+async def test_no_master_known_is_unavailable(tmp_path: Path) -> None:
+    lost = Node(node_config(tmp_path / "lost", join=(f"127.0.0.1:{free_port()}",)))
+    await lost.start()
+    try:
+        async with grpc.aio.insecure_channel(lost.address) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await ClientAccountStub(ch).ListUsers(chat_pb2.Empty())
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "no master" in (info.value.details() or "")
+    finally:
+        await lost.stop()
