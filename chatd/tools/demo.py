@@ -25,13 +25,6 @@ NODES = ("n1", "n2", "n3")
 START_TIMEOUT_S = 30.0
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-client", action="store_true", help="only run the cluster, until Ctrl-C")
-    p.add_argument(
-        "--keep-data", action="store_true", help="keep the temporary data directory at the end"
-    )
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
