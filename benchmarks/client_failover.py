@@ -19,8 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chatd.client import ChatClient
-from tests.cluster import Cluster
-from tests.conftest import PASSWORD
+from chatd.tools.localcluster import PASSWORD, Cluster
 
 
 async def run(kills: int) -> list[float]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.cluster import Cluster, Load, check_no_loss
+from chatd.tools.localcluster import Cluster, Load, check_no_loss
 
 
 async def run(kills: int, writers: int) -> dict[str, object]:

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.run import noop_server  # noqa: E402
-from tests.cluster import Cluster  # noqa: E402
+from chatd.tools.localcluster import Cluster  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 

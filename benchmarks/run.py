@@ -36,7 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.cluster import Cluster  # noqa: E402
+from chatd.tools.localcluster import Cluster  # noqa: E402
 
 PY = sys.executable
 REPEATS = 3  # runs of each measurement a target is judged on
@@ -75,16 +75,16 @@ def rss_mb(pid: int) -> float:
 
 
 def cluster(base: Path, size: int, *extra: str) -> Cluster:
-    """Default flags but two: the tests' cluster helper turns the per-session
-    Send rate limit off (the load generator sends far above it on purpose)
-    and uses a cheap password hash (only logins pay it; section 6 measures
-    the default cost on a node of its own)."""
+    """Default flags but two: the cluster helper (chatd.tools.localcluster)
+    turns the per-session Send rate limit off (the load generator sends far
+    above it on purpose) and uses a cheap password hash (only logins pay it;
+    section 6 measures the default cost on a node of its own)."""
     base.mkdir(parents=True, exist_ok=True)
     return Cluster.start(base, size, *extra)
 
 
 def noop_server() -> tuple[subprocess.Popen[str], str]:
-    from tests.conftest import free_port
+    from chatd.tools.localcluster import free_port
 
     port = free_port()
     p = subprocess.Popen(
@@ -380,7 +380,7 @@ async def churn(address: str, streams: int) -> None:
 def login(base: Path, quick: bool) -> None:
     say("## 6. Login rate")
     say("")
-    from tests.conftest import NodeProcess, free_port, wait_serving
+    from chatd.tools.localcluster import NodeProcess, free_port, wait_serving
 
     address = f"127.0.0.1:{free_port()}"
     p = NodeProcess(

@@ -1,7 +1,10 @@
 """The `chatd` command: parses, builds one Config, and hands over.
 
-Subcommands: serve (run a node), status (a node's view of itself). Bad flags
-give a one-line error and exit code 2.
+Every subcommand's flags are declared here, so parsing imports nothing
+heavy; only then is the chosen subcommand's module imported (`serve` does
+not load the terminal client, `chat` does not load the server, and the
+health check every few seconds loads neither). Bad flags give a one-line
+error and exit code 2.
 """
 
 from __future__ import annotations
@@ -11,15 +14,12 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 from chatd import __version__, logs
-from chatd.client import terminal
 from chatd.config import Config, add_serve_arguments, address, config_from_args
-from chatd.server.node import Node, StartupError
-from chatd.server.store import StoreError
-from chatd.tools import admin, bench
-from chatd.tools import demo as demo_mod
 
 log = logging.getLogger("chatd")
 
@@ -47,27 +47,26 @@ def build_parser() -> Parser:
         "--cluster-secret", default=None, help="the cluster secret (default: CHATD_CLUSTER_SECRET)"
     )
     status.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
-    admin.add_tls_arguments(status)
-    bench_p = sub.add_parser("bench", help="measure a cluster (or serve the no-op baseline)")
-    bench.add_arguments(bench_p)
+    add_tls_arguments(status)
+    bench = sub.add_parser("bench", help="measure a cluster (or serve the no-op baseline)")
+    add_bench_arguments(bench)
     demo = sub.add_parser("demo", help="a 3-node cluster on loopback and a terminal client")
-    demo_mod.add_arguments(demo)
-    chat = sub.add_parser("chat", help="the interactive terminal client")
-    terminal.add_arguments(chat)
-    gui_p = sub.add_parser("gui", help="the desktop (Tk) client")
-    # (declared here: the GUI module loads Tk, which a server image need not have)
-    gui_p.add_argument(
-        "--server",
-        default="127.0.0.1:50051",
-        metavar="HOST:PORT[,HOST:PORT...]",
-        help="the nodes to use (any one is enough; default %(default)s)",
+    demo.add_argument("--no-client", action="store_true", help="only run the cluster, until Ctrl-C")
+    demo.add_argument(
+        "--keep-data", action="store_true", help="keep the temporary data directory at the end"
     )
-    admin.add_tls_arguments(gui_p)
+    chat = sub.add_parser("chat", help="the interactive terminal client")
+    add_nodes_argument(chat)
+    chat.add_argument("--user", default=None, help="log in as this user at start")
+    chat.add_argument("--tls-ca", default=None, help="talk TLS, trusting this CA (PEM file)")
+    gui = sub.add_parser("gui", help="the desktop (Tk) client")
+    add_nodes_argument(gui)
+    add_tls_arguments(gui)
     health = sub.add_parser("health", help="a node's gRPC health (exit 0 when SERVING)")
     health.add_argument("--server", type=address, default="127.0.0.1:50051")
     health.add_argument("--service", default="", help="service name (default: the node)")
     health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait")
-    admin.add_tls_arguments(health)
+    add_tls_arguments(health)
     members = sub.add_parser("members", help="manage the cluster's members")
     msub = members.add_subparsers(dest="members_command", metavar="ACTION", parser_class=Parser)
     remove = msub.add_parser("remove", help="retire a node from the cluster for good")
@@ -85,33 +84,100 @@ def build_parser() -> Parser:
             help="the cluster secret (default: CHATD_CLUSTER_SECRET)",
         )
         p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait")
-        admin.add_tls_arguments(p)
+        add_tls_arguments(p)
     return parser
+
+
+def add_nodes_argument(p: argparse.ArgumentParser) -> None:
+    """A client's --server: any number of nodes, as the client library takes them."""
+    p.add_argument(
+        "--server",
+        default="127.0.0.1:50051",
+        metavar="HOST:PORT[,HOST:PORT...]",
+        help="the nodes to use (any one is enough; default %(default)s)",
+    )
+
+
+def add_tls_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tls-ca", type=Path, default=None, help="talk TLS, trusting this CA")
+    p.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=None,
+        help="client certificate (for a mutual-TLS cluster without a secret)",
+    )
+    p.add_argument("--tls-key", type=Path, default=None, help="key of --tls-cert")
+
+
+def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", default="127.0.0.1:50051", metavar="HOST:PORT[,HOST:PORT...]")
+    p.add_argument("--users", type=int, default=16)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of sending")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="target Sends a second over all workers (default: as fast as it goes)",
+    )
+    p.add_argument(
+        "--no-streams",
+        action="store_true",
+        help="open no Subscribe streams (Send alone; no delivery latency)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object, no progress bar")
+    p.add_argument(
+        "--noop-server",
+        type=int,
+        metavar="PORT",
+        help="serve the no-op baseline on 127.0.0.1:PORT instead",
+    )
+
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def command(args: argparse.Namespace) -> Command | None:
+    """The chosen subcommand's entry point, importing its module and no other
+    subcommand's (None: no subcommand chosen)."""
+    if args.command == "serve":
+        return serve  # (imports the server when it runs)
+    if args.command == "bench":
+        from chatd.tools import bench
+
+        return bench.main
+    if args.command == "demo":
+        from chatd.tools import demo
+
+        return demo.main
+    if args.command == "chat":
+        from chatd.client import terminal
+
+        return terminal.main
+    if args.command == "gui":
+        from chatd.client import gui
+
+        return gui.main
+    if args.command in ("health", "status", "members"):
+        from chatd.tools import admin
+
+        if args.command == "health":
+            return admin.health
+        if args.command == "status":
+            return admin.status
+        if args.members_command == "remove":
+            return admin.remove_member
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "serve":
-        return serve(args)
-    if args.command == "bench":
-        return bench.main(args)
-    if args.command == "demo":
-        return demo_mod.main(args)
-    if args.command == "chat":
-        return terminal.main(args)
-    if args.command == "gui":
-        from chatd.client import gui  # Tk is loaded only for the GUI
-
-        return gui.main(args)
-    if args.command == "health":
-        return admin.health(args)
-    if args.command == "status":
-        return admin.status(args)
-    if args.command == "members" and args.members_command == "remove":
-        return admin.remove_member(args)
-    parser.print_help()
-    return 2
+    run_command = command(args)
+    if run_command is None:
+        parser.print_help()
+        return 2
+    return run_command(args)
 
 
 # -- serve --
@@ -132,6 +198,9 @@ def serve(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: Config, log_context: logs.NodeContext) -> int:
+    from chatd.server.node import Node, StartupError
+    from chatd.server.store import StoreError
+
     node = Node(config)
     log_context.source = node.log_context
     loop = asyncio.get_running_loop()

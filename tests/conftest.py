@@ -2,18 +2,16 @@
 
 `node` runs a node in this test's event loop (uvloop); `spawn_node` runs
 `chatd serve` as a child process that a test may SIGKILL. Every process a
-test starts is stopped by its PID when the test ends.
+test starts is stopped by its PID when the test ends. The child-process
+helpers (`NodeProcess`, `free_port`, `wait_serving`, `PASSWORD`...) live in
+chatd.tools.localcluster, which the benchmarks use too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -26,13 +24,12 @@ import uvloop
 from chatd.config import Config
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server.node import Node
-
-# Cheap password hashing keeps account-heavy tests fast; the cost is a flag.
-TEST_HASH_COST = 8
-PASSWORD = "correct horse"
-# Channel option: do not share subchannels (and their reconnect backoff)
-# with other channels of this process.
-LOCAL_POOL = [("grpc.use_local_subchannel_pool", 1)]
+from chatd.tools.localcluster import LOCAL_POOL as LOCAL_POOL
+from chatd.tools.localcluster import PASSWORD as PASSWORD
+from chatd.tools.localcluster import TEST_HASH_COST as TEST_HASH_COST
+from chatd.tools.localcluster import NodeProcess as NodeProcess
+from chatd.tools.localcluster import free_port as free_port
+from chatd.tools.localcluster import wait_serving as wait_serving
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config) -> dict[str, object]:
@@ -82,58 +79,6 @@ async def user(stub: chat_pb2_grpc.ClientAccountAsyncStub, name: str) -> str:
 
 
 # -- child processes --
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class NodeProcess:
-    """A `chatd serve` child process with its command line kept for restarts."""
-
-    def __init__(self, args: list[str], log_path: Path) -> None:
-        self.args = args
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> NodeProcess:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chatd", *self.args], stdout=log, stderr=log
-        )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-            if sig in (signal.SIGKILL, signal.SIGTERM):
-                self.proc.wait(timeout=10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def wait_serving(address: str, timeout: float = 10.0) -> None:
-    """Waits (bounded) until the node at `address` answers ListUsers."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    with grpc.insecure_channel(address) as channel:
-        stub = chat_pb2_grpc.ClientAccountStub(channel)
-        while time.monotonic() < deadline:
-            try:
-                stub.ListUsers(chat_pb2.Empty(), timeout=1.0)
-                return
-            except grpc.RpcError as exc:
-                last = exc
-                time.sleep(0.05)
-    raise TimeoutError(f"{address} did not start serving: {last}")
 
 
 @pytest.fixture

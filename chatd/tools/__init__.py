@@ -1,1 +1,2 @@
-"""Operator and developer tools: status and membership commands, the load generator, the demo."""
+"""Operator and developer tools: status and membership commands, the load generator, the demo,
+and the loopback cluster the tests and benchmarks run."""

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import sys
-from pathlib import Path
 
 import grpc
 
@@ -18,17 +17,6 @@ from chatd.tls import channel_credentials
 
 def _secret(args: argparse.Namespace) -> str | None:
     return args.cluster_secret or os.environ.get("CHATD_CLUSTER_SECRET") or None
-
-
-def add_tls_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tls-ca", type=Path, default=None, help="talk TLS, trusting this CA")
-    p.add_argument(
-        "--tls-cert",
-        type=Path,
-        default=None,
-        help="client certificate (for a mutual-TLS cluster without a secret)",
-    )
-    p.add_argument("--tls-key", type=Path, default=None, help="key of --tls-cert")
 
 
 def channel(args: argparse.Namespace, address: str) -> grpc.aio.Channel:

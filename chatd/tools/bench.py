@@ -31,31 +31,6 @@ from chatd.proto import chat_pb2, chat_pb2_grpc
 PASSWORD = "bench-password"
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--server", default="127.0.0.1:50051", metavar="HOST:PORT[,HOST:PORT...]")
-    p.add_argument("--users", type=int, default=16)
-    p.add_argument("--concurrency", type=int, default=32)
-    p.add_argument("--duration", type=float, default=10.0, help="seconds of sending")
-    p.add_argument(
-        "--rate",
-        type=float,
-        default=0.0,
-        help="target Sends a second over all workers (default: as fast as it goes)",
-    )
-    p.add_argument(
-        "--no-streams",
-        action="store_true",
-        help="open no Subscribe streams (Send alone; no delivery latency)",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object, no progress bar")
-    p.add_argument(
-        "--noop-server",
-        type=int,
-        metavar="PORT",
-        help="serve the no-op baseline on 127.0.0.1:PORT instead",
-    )
-
-
 def pct(values: list[float], q: float) -> float:
     if not values:
         return 0.0

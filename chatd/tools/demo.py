@@ -10,7 +10,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,22 +19,10 @@ from pathlib import Path
 import grpc
 
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
+from chatd.tools.localcluster import NodeProcess, free_port
 
 NODES = ("n1", "n2", "n3")
 START_TIMEOUT_S = 30.0
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-client", action="store_true", help="only run the cluster, until Ctrl-C")
-    p.add_argument(
-        "--keep-data", action="store_true", help="keep the temporary data directory at the end"
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _in_sync(address: str) -> int:
@@ -50,34 +37,20 @@ def _in_sync(address: str) -> int:
 class DemoCluster:
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.addresses = {n: f"127.0.0.1:{_free_port()}" for n in NODES}
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.addresses = {n: f"127.0.0.1:{free_port()}" for n in NODES}
+        self.procs: dict[str, NodeProcess] = {}
 
     def start(self) -> None:
         first = self.addresses["n1"]
+        # the nodes run on the defaults, not on the caller's CHATD_* settings, and
+        # in sessions of their own: the terminal's Ctrl-C reaches the demo, which
+        # then stops them
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHATD_")}
         for name, address in self.addresses.items():
             args = ["--role", "master"] if name == "n1" else ["--join", first]
-            log = (self.base / f"{name}.log").open("ab")
-            env = {k: v for k, v in os.environ.items() if not k.startswith("CHATD_")}
-            self.procs[name] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "chatd",
-                    "serve",
-                    "--node-id",
-                    name,
-                    "--listen",
-                    address,
-                    "--data-dir",
-                    str(self.base / name),
-                    *args,
-                ],
-                stdout=log,
-                stderr=log,
-                env=env,
-                start_new_session=True,
-            )
+            self.procs[name] = NodeProcess.serve(
+                self.base, name, address, *args, env=env, new_session=True
+            ).start()
             if name == "n1":
                 self._wait(lambda: _in_sync(first) >= 1)
         self._wait(lambda: _in_sync(first) == len(NODES))
@@ -87,17 +60,19 @@ class DemoCluster:
         while time.monotonic() < deadline:
             if ready():  # type: ignore[operator]
                 return
-            if any(p.poll() is not None for p in self.procs.values()):
+            if not all(p.running for p in self.procs.values()):
                 break
             time.sleep(0.1)
         raise RuntimeError(f"the demo cluster did not start; see the logs in {self.base}")
 
     def stop(self) -> None:
-        for p in self.procs.values():
+        """SIGTERM to every node at once, then waits for each (SIGKILL after 10 s)."""
+        procs = [p.proc for p in self.procs.values() if p.proc is not None]
+        for p in procs:
             if p.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     p.send_signal(signal.SIGTERM)
-        for p in self.procs.values():
+        for p in procs:
             try:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
