@@ -1,5 +1,6 @@
 """What a client and a node agree on beyond the protos (API.md): the error
-codes, the metadata key that names the master, and a client channel's options.
+codes, the metadata key that names the master, a client channel's options,
+and the metadata that carries the cluster secret (tools and nodes send it).
 
 Both sides import this module; it imports neither, so the client library
 never loads the server's code.
@@ -45,3 +46,12 @@ CLIENT_CHANNEL_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 3_000),
     ("grpc.keepalive_permit_without_calls", 1),
 ]
+
+
+# Every cluster RPC (node to node, and the operators' NodeAdmin calls)
+# carries the cluster secret under this metadata key.
+SECRET_HEADER = "x-chatd-secret"
+
+
+def secret_metadata(secret: str | None) -> tuple[tuple[str, str], ...]:
+    return ((SECRET_HEADER, secret),) if secret else ()

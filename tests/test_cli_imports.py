@@ -32,17 +32,7 @@ print(json.dumps({"rc": rc, "modules": sorted(sys.modules)}))
 
 SERVER = "chatd.server"
 TERMINAL = ("prompt_toolkit", "chatd.client")
-# chatd/tools/admin.py takes `secret_metadata` from the cluster servicers'
-# module, which brings the wire translation and the core's types; no more of
-# the server than that.
-ADMIN_SERVER_MODULES = {
-    "chatd.core",
-    "chatd.core.machine",
-    "chatd.core.types",
-    "chatd.server",
-    "chatd.server.cluster_service",
-    "chatd.server.wire",
-}
+ADMIN_SERVER_MODULES: set[str] = set()  # the admin commands load no server code
 
 
 def imported(argv: list[str], mode: str, cwd: Path) -> tuple[int | None, set[str]]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import grpc
 
+from chatd.contract import secret_metadata
 from chatd.core.types import (
     Append,
     AppendReply,
@@ -31,7 +32,6 @@ from chatd.proto import cluster_pb2 as pb
 from chatd.proto import cluster_pb2_grpc
 from chatd.server import wire
 from chatd.server.replication import Replicator
-from chatd.server.secret import secret_metadata
 
 log = logging.getLogger(__name__)
 

@@ -9,16 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from chatd.contract import SECRET_HEADER
+
 if TYPE_CHECKING:
     Ctx = grpc.aio.ServicerContext[Any, Any]
     Handler = grpc.RpcMethodHandler[Any, Any]
 
-SECRET_HEADER = "x-chatd-secret"
 CLUSTER_PREFIXES = ("/MasterService/", "/SlaveService/", "/NodeAdmin/")
-
-
-def secret_metadata(secret: str | None) -> tuple[tuple[str, str], ...]:
-    return ((SECRET_HEADER, secret),) if secret else ()
 
 
 class SecretInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]

@@ -10,8 +10,8 @@ import sys
 
 import grpc
 
+from chatd.contract import secret_metadata
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
-from chatd.server.secret import secret_metadata
 from chatd.tls import channel_credentials
 
 
