@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_CHUNK = 1 << 20
 CLUSTER_MESSAGE_LIMIT = 64 * 1024 * 1024
-CHANNEL_OPTIONS = [
+CLUSTER_CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", CLUSTER_MESSAGE_LIMIT),
     ("grpc.max_send_message_length", CLUSTER_MESSAGE_LIMIT),
     ("grpc.use_local_subchannel_pool", 1),
@@ -87,9 +87,9 @@ class Peers:
         ch = self._channels.get(address)
         if ch is None:
             if self.credentials is not None:
-                ch = grpc.aio.secure_channel(address, self.credentials, options=CHANNEL_OPTIONS)
+                ch = grpc.aio.secure_channel(address, self.credentials, options=CLUSTER_CHANNEL_OPTIONS)
             else:
-                ch = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+                ch = grpc.aio.insecure_channel(address, options=CLUSTER_CHANNEL_OPTIONS)
             self._channels[address] = ch
         return ch
 
