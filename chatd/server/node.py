@@ -99,6 +99,34 @@ class Node:
         )
         await loop.run_in_executor(self._db_thread, self._load_identity)
         has_data = bool(self.store.get_meta("membership")) or self.store.last_index > 0
+        self._wire()
+        self.server = self._build_server()
+        self.address = cfg.advertise or self.address
+        self.writer.start()
+        await self.server.start()
+        found = not has_data and not cfg.join
+        if has_data and cfg.join:
+            log.info("node %s has data: rejoining its stored members", self.node_id)
+        self.repl.start(
+            peers=self.peers,
+            writer=self.writer,
+            address=self.address,
+            found=found,
+            seeds=cfg.join,
+        )
+        self._start_background_tasks()
+        log.info(
+            "node %s serving on %s (applied index %d)%s",
+            self.node_id,
+            self.address,
+            self.store.last_index,
+            "" if found else f"; looking for the master via {self._known_members()}",
+        )
+
+    def _wire(self) -> None:
+        """Builds the replication driver, its peers, the writer and the chat
+        rules over the open store."""
+        cfg = self.config
         self.store_lock = asyncio.Lock()
         ticks = max(2, round(cfg.failover_timeout / cfg.heartbeat_interval))
         self.repl = Replicator(
@@ -133,20 +161,10 @@ class Node:
             max_streams_per_user=cfg.max_streams_per_user,
         )
         self.chat = Chat(self.store, self.writer, self.hub, limits, self._hasher, self._reader)
-        self.server = self._build_server()
-        self.address = cfg.advertise or self.address
-        self.writer.start()
-        await self.server.start()
-        found = not has_data and not cfg.join
-        if has_data and cfg.join:
-            log.info("node %s has data: rejoining its stored members", self.node_id)
-        self.repl.start(
-            peers=self.peers,
-            writer=self.writer,
-            address=self.address,
-            found=found,
-            seeds=cfg.join,
-        )
+
+    def _start_background_tasks(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._expire_sessions(), name="session-expiry"))
         self._tasks.append(loop.create_task(self._retain_log(), name="log-retention"))
         self._tasks.append(loop.create_task(self._checkpoint(), name="wal-checkpoint"))
@@ -156,13 +174,6 @@ class Node:
             self.metrics_port = self.metrics.serve(cfg.metrics_port or 0, cfg.listen_host)
             self._tasks.append(loop.create_task(self._refresh_metrics(), name="metrics"))
             log.info("metrics on http://%s:%d/metrics", cfg.listen_host, self.metrics_port)
-        log.info(
-            "node %s serving on %s (applied index %d)%s",
-            self.node_id,
-            self.address,
-            self.store.last_index,
-            "" if found else f"; looking for the master via {self._known_members()}",
-        )
 
     def _known_members(self) -> str:
         members = self.repl.status().membership.addresses

@@ -87,7 +87,9 @@ class Peers:
         ch = self._channels.get(address)
         if ch is None:
             if self.credentials is not None:
-                ch = grpc.aio.secure_channel(address, self.credentials, options=CLUSTER_CHANNEL_OPTIONS)
+                ch = grpc.aio.secure_channel(
+                    address, self.credentials, options=CLUSTER_CHANNEL_OPTIONS
+                )
             else:
                 ch = grpc.aio.insecure_channel(address, options=CLUSTER_CHANNEL_OPTIONS)
             self._channels[address] = ch
