@@ -348,11 +348,9 @@ class Node:
 
     async def _checkpoint(self) -> None:
         """Copies the write-ahead log into the database file in the
-        background, so a commit seldom does the copy itself. Measured with
-        `benchmarks/profile_send.py --nodes 3 --rate 900`, 7 interleaved
-        pairs: delivery p99 lower in 6, medians 15.4 -> 11.2 ms; alone
-        (`benchmarks/store_write.py`) a commit's tail is the same either way,
-        so the gain is the copy leaving the write path under contention."""
+        background, so a commit seldom does the copy itself (and the copy
+        leaves the write path: benchmarks/ANALYSIS.md, "Background
+        checkpoints", has the measurement)."""
         loop = asyncio.get_running_loop()
         done = self.store.commits
         warned = -CHECKPOINT_WARN_EVERY_S
