@@ -140,6 +140,7 @@ class Node:
             cfg.heartbeat_interval,
             cfg.data_dir,
             self._fail,
+            self._count_elections,
         )
         try:
             creds = (
@@ -170,7 +171,6 @@ class Node:
         self._tasks.append(loop.create_task(self._checkpoint(), name="wal-checkpoint"))
         self._tasks.append(loop.create_task(self.health.run(cfg.heartbeat_interval), name="health"))
         if self.metrics is not None:
-            self.repl.on_role_change = self._count_elections
             self.metrics_port = self.metrics.serve(cfg.metrics_port or 0, cfg.listen_host)
             self._tasks.append(loop.create_task(self._refresh_metrics(), name="metrics"))
             log.info("metrics on http://%s:%d/metrics", cfg.listen_host, self.metrics_port)

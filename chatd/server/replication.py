@@ -122,6 +122,7 @@ class Replicator:
         tick_seconds: float,
         data_dir: Path,
         on_fatal: Callable[[BaseException], Awaitable[None]],
+        on_role_change: Callable[[RoleChanged], None] = lambda change: None,
     ) -> None:
         self.node_id = node_id
         self.address = address
@@ -141,7 +142,7 @@ class Replicator:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._waiting_replies: dict[tuple[type, str], deque[asyncio.Future[Message]]] = {}
-        self.on_role_change: Callable[[RoleChanged], None] = lambda change: None
+        self.on_role_change = on_role_change
 
     # -- startup --
 
