@@ -589,18 +589,6 @@ class ChatApp:
             self.root.destroy()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--server",
-        default="127.0.0.1:50051",
-        metavar="HOST:PORT[,HOST:PORT...]",
-        help="the nodes to use (any one is enough; default %(default)s)",
-    )
-    parser.add_argument("--tls-ca", default=None, help="talk TLS, trusting this CA (PEM file)")
-    parser.add_argument("--tls-cert", default=None, help="client certificate (mutual TLS)")
-    parser.add_argument("--tls-key", default=None, help="client key (mutual TLS)")
-
-
 def main(args: argparse.Namespace) -> int:
     options = {k: v for k in ("tls_ca", "tls_cert", "tls_key") if (v := getattr(args, k, None))}
     if not [a for a in str(args.server).split(",") if a.strip()]:
