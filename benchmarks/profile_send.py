@@ -88,62 +88,82 @@ def run(args: argparse.Namespace, base: Path) -> None:
             pids = {
                 f"{n}{' (master)' if n == master else ''}": p.pid for n, p in cluster.nodes.items()
             }
-        bench = subprocess.Popen(
-            [
-                sys.executable, "-m", "chatd", "bench", "--json", "--server", address,
-                "--users", "64", "--concurrency", str(args.concurrency),
-                "--rate", str(args.rate), "--duration", str(args.window + 6),
-                *(["--no-streams"] if args.no_streams else []),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        pids["bench"] = bench.pid
-        time.sleep(4)  # users made, streams open, sending
-        spy = None
-        profiled = next(p for n, p in pids.items() if n == "noop" or "master" in n)
-        if args.py_spy:
-            raw = base / "master.txt"
-            spy = subprocess.Popen(
-                [
-                    "py-spy", "record", "--pid", str(profiled),
-                    "--duration", str(round(args.window)), "--rate", "200", "--format", "raw",
-                    "--threads", "--output", str(raw),
-                    *(["--native"] if args.native else ["--nonblocking"]),
-                ],
-                stdout=subprocess.DEVNULL,
-            )  # fmt: skip
-        t0, before = time.monotonic(), {n: threads(p) for n, p in pids.items()}
-        time.sleep(args.window)
-        t1, after = time.monotonic(), {n: threads(p) for n, p in pids.items()}
-        result = json.loads(bench.communicate(timeout=120)[0])
-        rate = result["sends_per_s"]
-        print(
-            f"{rate:.0f} sends/s, send p50 {result['send_ms_p50']} ms p99 {result['send_ms_p99']} ms, "
-            f"delivery p50 {result['delivery_ms_p50']} ms p99 {result['delivery_ms_p99']} ms"
-        )
-        print(f"CPU over {t1 - t0:.1f} s of the run (100% = one core):")
-        total = 0.0
-        for name in pids:
-            used = {t: after[name][t] - before[name].get(t, 0.0) for t in after[name]}
-            share = sum(used.values()) / (t1 - t0)
-            total += share
-            print(f"  {name}: {100 * share:.0f}%, {1e6 * share / rate:.0f} us a Send")
-            for t, s in sorted(used.items(), key=lambda kv: -kv[1]):
-                if s / (t1 - t0) >= 0.02:
-                    print(f"      thread {t}: {100 * s / (t1 - t0):.0f}%")
-        print(f"  all: {100 * total:.0f}% of {os.cpu_count()} cores")
-        if spy is not None:
-            spy.wait(timeout=60)
-            main_thread_profile(base / "master.txt")
-            if args.raw:
-                shutil.copy(base / "master.txt", args.raw)
+        measure(args, base, address, pids)
     finally:
         if noop is not None:
             noop.kill()
             noop.wait()
         if cluster is not None:
             cluster.stop_all()
+
+
+def measure(args: argparse.Namespace, base: Path, address: str, pids: dict[str, int]) -> None:
+    """Load `address` with `chatd bench`; the CPU of `pids` (and the bench's) over the window."""
+    bench = start_bench(args, address)
+    pids["bench"] = bench.pid
+    time.sleep(4)  # users made, streams open, sending
+    profiled = next(p for n, p in pids.items() if n == "noop" or "master" in n)
+    spy = start_py_spy(args, profiled, base / "master.txt") if args.py_spy else None
+    t0, before = time.monotonic(), {n: threads(p) for n, p in pids.items()}
+    time.sleep(args.window)
+    t1, after = time.monotonic(), {n: threads(p) for n, p in pids.items()}
+    result = json.loads(bench.communicate(timeout=120)[0])
+    report(result, before, after, t1 - t0)
+    if spy is not None:
+        spy.wait(timeout=60)
+        main_thread_profile(base / "master.txt")
+        if args.raw:
+            shutil.copy(base / "master.txt", args.raw)
+
+
+def start_bench(args: argparse.Namespace, address: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "chatd", "bench", "--json", "--server", address,
+            "--users", "64", "--concurrency", str(args.concurrency),
+            "--rate", str(args.rate), "--duration", str(args.window + 6),
+            *(["--no-streams"] if args.no_streams else []),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def start_py_spy(args: argparse.Namespace, pid: int, raw: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            "py-spy", "record", "--pid", str(pid),
+            "--duration", str(round(args.window)), "--rate", "200", "--format", "raw",
+            "--threads", "--output", str(raw),
+            *(["--native"] if args.native else ["--nonblocking"]),
+        ],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def report(
+    result: dict[str, float],
+    before: dict[str, dict[str, float]],
+    after: dict[str, dict[str, float]],
+    seconds: float,
+) -> None:
+    """The bench's figures, then each process's CPU share and its busy threads."""
+    rate = result["sends_per_s"]
+    print(
+        f"{rate:.0f} sends/s, send p50 {result['send_ms_p50']} ms p99 {result['send_ms_p99']} ms, "
+        f"delivery p50 {result['delivery_ms_p50']} ms p99 {result['delivery_ms_p99']} ms"
+    )
+    print(f"CPU over {seconds:.1f} s of the run (100% = one core):")
+    total = 0.0
+    for name in after:
+        used = {t: after[name][t] - before[name].get(t, 0.0) for t in after[name]}
+        share = sum(used.values()) / seconds
+        total += share
+        print(f"  {name}: {100 * share:.0f}%, {1e6 * share / rate:.0f} us a Send")
+        for t, s in sorted(used.items(), key=lambda kv: -kv[1]):
+            if s / seconds >= 0.02:
+                print(f"      thread {t}: {100 * s / seconds:.0f}%")
+    print(f"  all: {100 * total:.0f}% of {os.cpu_count()} cores")
 
 
 def main() -> None:

@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from chatd.tools.localcluster import Cluster  # noqa: E402
 
 PY = sys.executable
+SECTIONS = ("throughput", "delivery", "failover", "catchup", "memory", "login")
 REPEATS = 3  # runs of each measurement a target is judged on
 OUT: list[str] = []
 COMMANDS: list[str] = []
@@ -438,19 +439,31 @@ def machine() -> str:
 
 
 def main() -> None:
+    args = parse_args()
+    only = set(args.only.split(","))
+    started = datetime.datetime.now(datetime.UTC)
+    header(args.quick, only, args.only, started)
+    run_sections(only, args.quick)
+    fill_targets()
+    footer(args.quick, started)
+    args.out.write_text("\n".join(OUT) + "\n")
+
+
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--only", default="throughput,delivery,failover,catchup,memory,login")
+    p.add_argument("--only", default=",".join(SECTIONS))
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
-    args = p.parse_args()
-    only = set(args.only.split(","))
-    base = Path(tempfile.mkdtemp(prefix="chatd-bench-"))
-    started = datetime.datetime.now(datetime.UTC)
+    return p.parse_args()
+
+
+def header(quick: bool, only: set[str], only_flag: str, started: datetime.datetime) -> None:
+    """The date, machine, commit and command, how the nodes run, and a place for the targets."""
     say("# chatd benchmark results")
     say("")
     say(
         f"- date: {started:%Y-%m-%d %H:%M} UTC"
-        + (" (a --quick run: scaled-down counts)" if args.quick else "")
+        + (" (a --quick run: scaled-down counts)" if quick else "")
     )
     say(f"- machine: {machine()}")
     commit = subprocess.run(
@@ -458,8 +471,8 @@ def main() -> None:
     ).stdout.strip()
     say(f"- code: commit {commit or 'unknown'}")
     say(
-        f"- command: `python benchmarks/run.py{' --quick' if args.quick else ''}"
-        f"{'' if len(only) == 6 else ' --only ' + args.only}`"
+        f"- command: `python benchmarks/run.py{' --quick' if quick else ''}"
+        f"{'' if len(only) == len(SECTIONS) else ' --only ' + only_flag}`"
     )
     say("- every node a real `chatd serve` process on loopback (SQLite `synchronous=FULL`), the")
     say("  load generator (`chatd bench`) a separate process on the same cores; nodes start as")
@@ -470,22 +483,30 @@ def main() -> None:
     say("")
     say("<!-- targets -->")
     say("")
+
+
+def run_sections(only: set[str], quick: bool) -> None:
+    base = Path(tempfile.mkdtemp(prefix="chatd-bench-"))
     try:
         best: dict[int, float] = {}
         if "throughput" in only:
-            best = throughput(base, args.quick)
+            best = throughput(base, quick)
         if "delivery" in only:
-            delivery(base, args.quick, best)
+            delivery(base, quick, best)
         if "failover" in only:
-            failover(args.quick)
+            failover(quick)
         if "catchup" in only:
-            catchup(base, args.quick)
+            catchup(base, quick)
         if "memory" in only:
-            memory(base, args.quick)
+            memory(base, quick)
         if "login" in only:
-            login(base, args.quick)
+            login(base, quick)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def fill_targets() -> None:
+    """The targets table, where the header left room for it."""
     at = OUT.index("<!-- targets -->")
     OUT[at : at + 1] = [
         "## Targets",
@@ -494,8 +515,12 @@ def main() -> None:
         "|---|---|---|---|",
         *TARGETS,
     ]
+
+
+def footer(quick: bool, started: datetime.datetime) -> None:
+    """The analysis (full runs only), how long the suite took, the commands it ran."""
     analysis = ROOT / "benchmarks" / "ANALYSIS.md"
-    if analysis.exists() and not args.quick:
+    if analysis.exists() and not quick:
         say(analysis.read_text().rstrip())
         say("")
     took = datetime.datetime.now(datetime.UTC) - started
@@ -505,7 +530,6 @@ def main() -> None:
     say("")
     for cmd in dict.fromkeys(COMMANDS):
         say(f"    {cmd}")
-    args.out.write_text("\n".join(OUT) + "\n")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 NODE_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
@@ -53,7 +55,7 @@ def _nonnegative(text: str) -> float:
     return value
 
 
-def _int_range(lo: int, hi: int):  # type: ignore[no-untyped-def]
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -118,170 +120,169 @@ class Config:
         return parse_address(self.listen)[1]
 
 
-def add_serve_arguments(p: argparse.ArgumentParser) -> None:
-    """The `serve` flags; defaults come from CHATD_* variables, then Config."""
-    d = Config()
+@dataclass(frozen=True)
+class _Flag:
+    """One `serve` flag; its default is CHATD_<NAME> when that is set, else `default`."""
 
-    def env(name: str, default: object) -> object:
-        return os.environ.get("CHATD_" + name.upper().replace("-", "_"), default)
+    name: str
+    default: object = None
+    type: Callable[[str], object] | None = None
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    help: str | None = None
+    switch: bool = False  # store_true; CHATD_<NAME> other than "", "0", "false" sets it
 
-    p.add_argument(
+    @property
+    def env_var(self) -> str:
+        return "CHATD_" + self.name.removeprefix("--").upper().replace("-", "_")
+
+
+_D = Config()
+
+# In the order `chatd serve --help` lists them (the order is part of the CLI).
+_SERVE_FLAGS = (
+    # Identity, listening and cluster membership.
+    _Flag(
         "--role",
-        choices=["master"],
-        default=env("role", None),
+        choices=("master",),
         help="master: found a new cluster (the default without --join; a data dir "
         "that already holds a node rejoins its cluster instead)",
-    )
-    p.add_argument(
+    ),
+    _Flag(
         "--join",
         type=address_list,
-        default=env("join", None),
         metavar="HOST:PORT[,HOST:PORT...]",
         help="join the cluster through any of these live members",
-    )
-    p.add_argument(
+    ),
+    _Flag(
         "--advertise",
         type=address,
-        default=env("advertise", None),
         help="HOST:PORT other nodes and clients reach this node at (default: --listen)",
-    )
-    p.add_argument(
+    ),
+    _Flag(
         "--node-id",
         type=node_id,
-        default=env("node-id", None),
         help="this node's id (default: generated once, kept in the data dir)",
-    )
-    p.add_argument(
-        "--listen",
-        type=address,
-        default=env("listen", d.listen),
-        help="HOST:PORT to serve on (default %(default)s)",
-    )
-    p.add_argument(
+    ),
+    _Flag("--listen", _D.listen, address, help="HOST:PORT to serve on (default %(default)s)"),
+    _Flag(
         "--data-dir",
-        type=Path,
-        default=env("data-dir", d.data_dir),
+        _D.data_dir,
+        Path,
         help="where the SQLite file lives (default %(default)s)",
-    )
-    p.add_argument(
+    ),
+    _Flag(
         "--cluster-secret",
-        default=env("cluster-secret", None),
         help="shared secret of the cluster services (CHATD_CLUSTER_SECRET)",
-    )
-    p.add_argument(
-        "--log-level",
-        choices=["debug", "info", "warning", "error"],
-        default=env("log-level", d.log_level),
-    )
-    p.add_argument(
-        "--min-password-length",
-        type=_int_range(1, 1024),
-        default=env("min-password-length", d.min_password_length),
-    )
-    p.add_argument(
-        "--max-message-chars",
-        type=_int_range(1, 65536),
-        default=env("max-message-chars", d.max_message_chars),
-    )
-    p.add_argument(
+    ),
+    _Flag("--log-level", _D.log_level, choices=("debug", "info", "warning", "error")),
+    # Accounts and messages.
+    _Flag("--min-password-length", _D.min_password_length, _int_range(1, 1024)),
+    _Flag("--max-message-chars", _D.max_message_chars, _int_range(1, 65536)),
+    _Flag(
         "--session-ttl",
-        type=parse_duration,
-        default=env("session-ttl", "30d"),
+        "30d",
+        parse_duration,
         help="idle time after which a session ends (default 30d)",
-    )
-    p.add_argument(
+    ),
+    _Flag(
         "--password-hash-cost",
-        type=_int_range(4, 20),
-        default=env("password-hash-cost", d.password_hash_cost),
+        _D.password_hash_cost,
+        _int_range(4, 20),
         help="scrypt cost: N = 2**cost (default %(default)s)",
-    )
-    p.add_argument(
+    ),
+    # Storage.
+    _Flag(
         "--sync",
-        choices=["full", "normal"],
-        default=env("sync", d.sync),
+        _D.sync,
+        choices=("full", "normal"),
         help="SQLite synchronous mode: full survives power loss (default)",
-    )
-    p.add_argument(
-        "--max-request-bytes",
-        type=_int_range(1024, 64 * 1024 * 1024),
-        default=env("max-request-bytes", d.max_request_bytes),
-    )
-    p.add_argument(
+    ),
+    # Limits on what one client may ask for.
+    _Flag("--max-request-bytes", _D.max_request_bytes, _int_range(1024, 64 * 1024 * 1024)),
+    _Flag(
         "--subscriber-queue",
-        type=_int_range(1, 1_000_000),
-        default=env("subscriber-queue", d.subscriber_queue),
+        _D.subscriber_queue,
+        _int_range(1, 1_000_000),
         help="messages a slow Subscribe stream may fall behind before it is ended",
-    )
-    p.add_argument(
+    ),
+    _Flag(
         "--send-rate",
-        type=_nonnegative,
-        default=env("send-rate", d.send_rate),
+        _D.send_rate,
+        _nonnegative,
         help="Sends a second allowed per session, 0 for no limit (default %(default)s)",
-    )
-    p.add_argument(
+    ),
+    _Flag(
         "--send-burst",
-        type=_int_range(1, 10**6),
-        default=env("send-burst", d.send_burst),
+        _D.send_burst,
+        _int_range(1, 10**6),
         help="Sends a session may make at once above the rate (default %(default)s)",
-    )
-    p.add_argument(
+    ),
+    _Flag(
         "--max-streams-per-user",
-        type=_int_range(1, 10**5),
-        default=env("max-streams-per-user", d.max_streams_per_user),
+        _D.max_streams_per_user,
+        _int_range(1, 10**5),
         help="open Subscribe streams allowed per user (default %(default)s)",
-    )
-    p.add_argument(
+    ),
+    # Operations: log format, TLS, metrics, reflection.
+    _Flag(
         "--log-format",
-        choices=["text", "json"],
-        default=env("log-format", d.log_format),
+        _D.log_format,
+        choices=("text", "json"),
         help="one line per event, as text or JSON (default %(default)s)",
-    )
-    p.add_argument(
-        "--tls-cert",
-        type=Path,
-        default=env("tls-cert", None),
-        help="PEM certificate (chain) of this node: serve TLS",
-    )
-    p.add_argument(
-        "--tls-key", type=Path, default=env("tls-key", None), help="PEM private key of --tls-cert"
-    )
-    p.add_argument(
+    ),
+    _Flag("--tls-cert", type=Path, help="PEM certificate (chain) of this node: serve TLS"),
+    _Flag("--tls-key", type=Path, help="PEM private key of --tls-cert"),
+    _Flag(
         "--tls-ca",
         type=Path,
-        default=env("tls-ca", None),
         help="PEM CA of the cluster: mutual TLS between nodes (client "
         "certificates optional for clients)",
-    )
-    p.add_argument(
+    ),
+    _Flag(
         "--metrics-port",
         type=_int_range(0, 65535),
-        default=env("metrics-port", None),
         help="serve Prometheus metrics over HTTP on this port (on the --listen host)",
-    )
-    p.add_argument(
-        "--no-reflection",
-        action="store_true",
-        default=os.environ.get("CHATD_NO_REFLECTION", "") not in ("", "0", "false"),
-        help="do not serve gRPC server reflection",
-    )
-    p.add_argument(
+    ),
+    _Flag("--no-reflection", switch=True, help="do not serve gRPC server reflection"),
+    # Replication timing.
+    _Flag(
         "--heartbeat-interval",
-        type=parse_duration,
-        default=env("heartbeat-interval", "100ms"),
+        "100ms",
+        parse_duration,
         help="how often nodes exchange heartbeats (default 100ms)",
-    )
-    p.add_argument(
+    ),
+    _Flag(
         "--failover-timeout",
-        type=parse_duration,
-        default=env("failover-timeout", "500ms"),
+        "500ms",
+        parse_duration,
         help="silence after which a peer is presumed dead (default 500ms)",
-    )
-    p.add_argument(
+    ),
+    _Flag(
         "--log-retention",
-        type=_int_range(100, 10**9),
-        default=env("log-retention", d.log_retention),
+        _D.log_retention,
+        _int_range(100, 10**9),
         help="log entries kept for catch-up; a node further behind gets a snapshot",
-    )
+    ),
+)
+
+
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    """The `serve` flags; defaults come from CHATD_* variables, then Config."""
+    for flag in _SERVE_FLAGS:
+        if flag.switch:
+            on = os.environ.get(flag.env_var, "") not in ("", "0", "false")
+            p.add_argument(flag.name, action="store_true", default=on, help=flag.help)
+            continue
+        options: dict[str, Any] = {
+            "choices": None if flag.choices is None else list(flag.choices),
+            "default": os.environ.get(flag.env_var, flag.default),
+            "metavar": flag.metavar,
+            "help": flag.help,
+        }
+        if flag.type is not None:  # typeshed will not take type=None ("no conversion")
+            options["type"] = flag.type
+        p.add_argument(flag.name, **options)
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

@@ -4,7 +4,6 @@ separate `ChatClient`s."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -23,8 +22,9 @@ from typing import TYPE_CHECKING
 import pexpect
 import pytest
 
+from chatd.cli import build_parser
 from chatd.client import ChatClient, Message
-from chatd.client.gui import NO_TK, ChatApp, LoopThread, add_arguments, main
+from chatd.client.gui import NO_TK, ChatApp, LoopThread, main
 from tests.conftest import PASSWORD, NodeProcess, spawn_chatd, wait_serving
 
 if TYPE_CHECKING:
@@ -287,13 +287,12 @@ def test_gui(
 
 
 def test_arguments() -> None:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args([])
+    parser = build_parser()
+    args = parser.parse_args(["gui"])
     assert args.server == "127.0.0.1:50051"
-    args = parser.parse_args(["--server", "10.0.0.1:1,10.0.0.2:2"])
+    args = parser.parse_args(["gui", "--server", "10.0.0.1:1,10.0.0.2:2"])
     assert args.server == "10.0.0.1:1,10.0.0.2:2"
-    assert main(parser.parse_args(["--server", " , "])) == 2
+    assert main(parser.parse_args(["gui", "--server", " , "])) == 2
 
 
 def _create(child: pexpect.spawn[str], name: str) -> None:

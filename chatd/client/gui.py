@@ -150,9 +150,12 @@ class ChatApp:
         self.user_var, self.peer_var = tk.StringVar(root), tk.StringVar(root, "choose a contact")
         status = ttk.Label(root, textvariable=self.status_var, relief="sunken", padding=3)
         status.pack(side="bottom", fill="x")
+        self._build_login_form(servers)
+        self._build_chat_frame()
 
-        # the log-in / create-account form
-        self.login_frame = ttk.Frame(root)
+    def _build_login_form(self, servers: str) -> None:
+        """The log-in / create-account form."""
+        self.login_frame = ttk.Frame(self.root)
         form = ttk.Frame(self.login_frame)
         form.place(relx=0.5, rely=0.4, anchor="center")
         ttk.Label(form, text="chatd", font=("TkHeadingFont", 16, "bold")).grid(columnspan=2)
@@ -172,13 +175,21 @@ class ChatApp:
         self.create_button.pack(side="left", padx=8)
         ttk.Label(form, textvariable=self.login_error_var, style="Error.TLabel").grid(columnspan=2)
 
-        # after log-in: contacts | conversation
-        self.chat_frame = ttk.Frame(root, padding=6)
+    def _build_chat_frame(self) -> None:
+        """After log-in: the user and Log out on top, then contacts | conversation."""
+        self.chat_frame = ttk.Frame(self.root, padding=6)
         top = packed(ttk.Frame(self.chat_frame), fill="x")
         ttk.Label(top, textvariable=self.user_var).pack(side="left")
         self.logout_button = packed(ttk.Button(top, text="Log out", command=self.log_out), "right")
         panes = packed(ttk.PanedWindow(self.chat_frame, orient="horizontal"), fill="both")
         panes.pack_configure(expand=True, pady=6)
+        self._build_contacts(panes)
+        right = ttk.Frame(panes)
+        panes.add(self.contacts, weight=1)
+        panes.add(right, weight=3)
+        self._build_conversation(right)
+
+    def _build_contacts(self, panes: ttk.PanedWindow) -> None:
         self.contacts = ttk.Treeview(panes, columns=("status", "unread"), selectmode="browse")
         for column, title, width in [("#0", "Contact", 120), ("status", "Status", 80)]:
             self.contacts.heading(column, text=title)
@@ -188,9 +199,9 @@ class ChatApp:
         self.contacts.tag_configure("unread", font=("TkDefaultFont", 10, "bold"))
         self.contacts.tag_configure("offline", foreground="#777777")
         self.contacts.bind("<<TreeviewSelect>>", self._selected)
-        right = ttk.Frame(panes)
-        panes.add(self.contacts, weight=1)
-        panes.add(right, weight=3)
+
+    def _build_conversation(self, right: ttk.Frame) -> None:
+        """The peer's name and Load older, the input box, the messages."""
         head = packed(ttk.Frame(right), fill="x")
         peer_font = ("TkHeadingFont", 11, "bold")
         ttk.Label(head, textvariable=self.peer_var, font=peer_font).pack(side="left")
@@ -576,18 +587,6 @@ class ChatApp:
         self.runner.stop()
         with contextlib.suppress(tk.TclError):
             self.root.destroy()
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--server",
-        default="127.0.0.1:50051",
-        metavar="HOST:PORT[,HOST:PORT...]",
-        help="the nodes to use (any one is enough; default %(default)s)",
-    )
-    parser.add_argument("--tls-ca", default=None, help="talk TLS, trusting this CA (PEM file)")
-    parser.add_argument("--tls-cert", default=None, help="client certificate (mutual TLS)")
-    parser.add_argument("--tls-key", default=None, help="client key (mutual TLS)")
 
 
 def main(args: argparse.Namespace) -> int:

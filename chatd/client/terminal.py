@@ -288,17 +288,6 @@ class Terminal:
             self._receiver = None
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--server",
-        default="127.0.0.1:50051",
-        metavar="HOST:PORT[,HOST:PORT...]",
-        help="the nodes to use (any one is enough; default %(default)s)",
-    )
-    p.add_argument("--user", default=None, help="log in as this user at start")
-    p.add_argument("--tls-ca", default=None, help="talk TLS, trusting this CA (PEM file)")
-
-
 def main(args: argparse.Namespace) -> int:
     async def run() -> None:
         client = ChatClient(args.server, tls_ca=getattr(args, "tls_ca", None))
