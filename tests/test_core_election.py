@@ -1,0 +1,357 @@
+"""chatd.core.election.decide, table-tested: a pure function from what the
+deciding node knows of itself (a Voter) and the answers it collected
+(CheckMasterReply) to a Decision.
+
+Every case names a cluster of n1..n4 whose membership is written
+"epoch.seq members | in-sync set | retired"; the voter is n2 unless a case
+says otherwise, and answers come from the other nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from chatd.core.election import Decision, Voter, decide
+from chatd.core.types import CheckMasterReply, Membership, Pos, Role
+
+
+def ms(text: str) -> Membership:
+    """ "2.1 n1 n2 n3 | n1 n2 | n4" -> Membership."""
+    head, _, rest = text.partition(" ")
+    epoch, seq = head.split(".")
+    members, in_sync, *retired = (part.split() for part in rest.split("|"))
+    return Membership(
+        epoch=int(epoch),
+        seq=int(seq),
+        members=tuple(sorted((n, f"{n}:1") for n in members)),
+        in_sync=frozenset(in_sync),
+        retired=frozenset(retired[0] if retired else ()),
+    )
+
+
+M = ms("2.1 n1 n2 n3 | n1 n2 n3")
+M4 = ms("2.1 n1 n2 n3 n4 | n1 n2 n3")  # n4 a member, not in sync
+
+
+def pos(text: str) -> Pos:
+    epoch, index = text.split(".")
+    return Pos(int(epoch), int(index))
+
+
+def voter(
+    id: str = "n2",
+    *,
+    epoch: int = 2,
+    last: str = "2.5",
+    eligible: bool = True,
+    diverged: bool = False,
+    membership: Membership = M,
+) -> Voter:
+    return Voter(
+        id=id,
+        address=f"{id}:1",
+        epoch=epoch,
+        durable=pos(last),
+        eligible=eligible,
+        diverged=diverged,
+        membership=membership,
+    )
+
+
+def reply(
+    src: str,
+    *,
+    epoch: int = 2,
+    role: Role = Role.CANDIDATE,
+    master: str = "",
+    last: str = "2.5",
+    eligible: bool = True,
+    membership: Membership = M,
+) -> CheckMasterReply:
+    return CheckMasterReply(
+        src=src,
+        dst="me",
+        epoch=epoch,
+        role=role,
+        master=master,
+        last=pos(last),
+        eligible=eligible,
+        membership=membership,
+    )
+
+
+@dataclass(frozen=True)
+class Want:
+    """The expected decision; `epoch` set means the voter won."""
+
+    master: str = ""
+    winner: str = ""
+    learned: tuple[int, int] | None = None
+    epoch: int | None = None
+    version: tuple[int, int] | None = None
+    members: frozenset[str] = field(default_factory=frozenset)
+    in_sync: frozenset[str] = field(default_factory=frozenset)
+    retired: frozenset[str] = field(default_factory=frozenset)
+    awaiting: frozenset[str] = field(default_factory=frozenset)
+    reason: str = ""
+
+
+def won(
+    epoch: int,
+    *,
+    in_sync: str,
+    awaiting: str,
+    members: str = "n1 n2 n3",
+    retired: str = "",
+    winner: str = "n2",
+    learned: tuple[int, int] | None = None,
+    version: tuple[int, int] | None = None,
+) -> Want:
+    pool = sorted(in_sync.split())
+    return Want(
+        winner=winner,
+        learned=learned,
+        epoch=epoch,
+        version=version or (epoch, 0),
+        members=frozenset(members.split()),
+        in_sync=frozenset(pool),
+        retired=frozenset(retired.split()),
+        awaiting=frozenset(awaiting.split()),
+        reason=f"elected by {pool} at epoch {epoch}",
+    )
+
+
+CASES = [
+    # -- a live master answered: follow it, nothing else counts --
+    pytest.param(
+        voter(),
+        [reply("n1", role=Role.MASTER, master="n1"), reply("n3")],
+        set(),
+        Want(master="n1"),
+        id="a live master answered: follow it",
+    ),
+    pytest.param(
+        voter(),
+        [
+            reply("n1", epoch=3, role=Role.MASTER, master="n1"),
+            reply("n3", epoch=4, role=Role.MASTER, master="n3"),
+        ],
+        set(),
+        Want(master="n3"),
+        id="two masters answered: follow the highest epoch's",
+    ),
+    pytest.param(
+        voter(epoch=3, last="2.5"),
+        [reply("n1", epoch=2, role=Role.MASTER, master="n1", last="2.4"), reply("n3")],
+        set(),
+        won(4, in_sync="n1 n2 n3", awaiting="n1 n3"),
+        id="a master of an older epoch than the voter's is not followed",
+    ),
+    # -- who may be chosen --
+    pytest.param(
+        voter(eligible=False),
+        [reply("n3", eligible=False)],
+        {"n1"},
+        Want(),
+        id="nobody confirmed in sync, the in-sync set incomplete: no decision",
+    ),
+    pytest.param(
+        voter(eligible=False),
+        [reply("n1", eligible=False, last="2.9"), reply("n3", eligible=True, last="2.4")],
+        set(),
+        Want(winner="n3"),
+        id="only the confirmed count, even with a shorter log",
+    ),
+    pytest.param(
+        voter(eligible=False, last="2.5"),
+        [reply("n1", eligible=False, last="2.7"), reply("n3", eligible=False, last="2.6")],
+        set(),
+        Want(winner="n1"),
+        id="full restart: everyone answered, none eligible, the longest log wins",
+    ),
+    pytest.param(
+        voter(eligible=False, last="2.8"),
+        [reply("n1", eligible=False, last="2.7"), reply("n3", eligible=False, last="2.6")],
+        set(),
+        won(3, in_sync="n1 n2 n3", awaiting="n1 n3"),
+        id="full restart: the voter has the longest log and wins with everyone in sync",
+    ),
+    pytest.param(
+        voter(eligible=True, last="2.9"),
+        [reply("n1", last="3.1"), reply("n3", last="2.9")],
+        set(),
+        Want(winner="n1"),
+        id="the epoch of the last entry outranks its index",
+    ),
+    pytest.param(
+        voter(last="2.5"),
+        [reply("n1", last="2.5"), reply("n3", last="2.5")],
+        set(),
+        Want(winner="n1"),
+        id="a tie on (epoch, index) goes to the lowest id",
+    ),
+    pytest.param(
+        voter(last="2.5"),
+        [reply("n3", last="2.5")],
+        {"n1"},
+        won(3, in_sync="n2 n3", awaiting="n3"),
+        id="a tie the voter wins as the lowest id that answered",
+    ),
+    pytest.param(
+        voter(last="2.5", membership=M4),
+        [reply("n1", last="2.5", membership=M4), reply("n4", last="2.9", membership=M4)],
+        {"n3"},
+        Want(winner="n1"),
+        id="a member outside the in-sync set is never a candidate",
+    ),
+    # -- retired nodes --
+    pytest.param(
+        voter(last="2.5"),
+        [reply("n1", role=Role.RETIRED, last="2.9"), reply("n3", last="2.4")],
+        set(),
+        won(3, in_sync="n2 n3", awaiting="n3", members="n2 n3", retired="n1"),
+        id="a retired node answering is excluded and put in retired",
+    ),
+    pytest.param(
+        voter(eligible=False, last="2.5"),
+        [reply("n1", role=Role.RETIRED, eligible=False, last="2.9"), reply("n3", eligible=False)],
+        set(),
+        won(3, in_sync="n2 n3", awaiting="n3", members="n2 n3", retired="n1"),
+        id="a retired node's answer completes the in-sync set after a full restart",
+    ),
+    # -- rival memberships of one version --
+    pytest.param(
+        voter(last="2.5", membership=ms("2.1 n1 n2 n3 | n1 n2")),
+        [reply("n3", last="2.6", membership=ms("2.1 n1 n2 n3 | n2 n3"))],
+        {"n1"},
+        Want(),
+        id="rival memberships: every node of the union must answer",
+    ),
+    pytest.param(
+        voter(last="2.5", membership=ms("2.1 n1 n2 n3 | n1 n2")),
+        [
+            reply("n1", last="2.4", membership=ms("2.1 n1 n2 n3 | n1 n2")),
+            reply("n3", last="2.6", eligible=True, membership=ms("2.1 n1 n2 n3 | n2 n3")),
+        ],
+        set(),
+        Want(winner="n3"),
+        id="rival memberships: the union decides, longest log, nobody's eligibility counts",
+    ),
+    pytest.param(
+        voter(last="2.7", eligible=True, membership=ms("2.1 n1 n2 n3 | n1 n2")),
+        [
+            reply("n1", last="2.4", eligible=False, membership=ms("2.1 n1 n2 n3 | n1 n2")),
+            reply("n3", last="2.6", eligible=False, membership=ms("2.1 n1 n2 n3 | n2 n3")),
+        ],
+        set(),
+        won(3, in_sync="n1 n2 n3", awaiting="n1 n3", version=(3, 0)),
+        id="rival memberships: the voter wins with the whole union in sync",
+    ),
+    # -- the voter may not decide --
+    pytest.param(
+        voter(last="2.9", membership=ms("2.1 n1 n2 n3 | n1 n3")),
+        [
+            reply("n1", last="2.5", membership=ms("2.1 n1 n2 n3 | n1 n3")),
+            reply("n3", membership=ms("2.1 n1 n2 n3 | n1 n3")),
+        ],
+        set(),
+        Want(),
+        id="the voter is not in the in-sync set: no decision",
+    ),
+    pytest.param(
+        voter(last="2.9", diverged=True),
+        [reply("n1", last="2.5"), reply("n3")],
+        set(),
+        Want(),
+        id="the voter diverged: no decision",
+    ),
+    pytest.param(
+        voter(last="2.9", membership=ms("2.1 n1 n2 n3 | n1 n2 n3 | n2")),
+        [reply("n1", last="2.5"), reply("n3")],
+        set(),
+        Want(),
+        id="the voter is retired: no decision",
+    ),
+    # -- the voter wins --
+    pytest.param(
+        voter(epoch=2, last="2.9"),
+        [reply("n1", epoch=4, last="2.5"), reply("n3", epoch=3, last="2.5")],
+        set(),
+        won(5, in_sync="n1 n2 n3", awaiting="n1 n3"),
+        id="the voter wins: epoch is the highest seen + 1",
+    ),
+    pytest.param(
+        voter(last="2.9"),
+        [reply("n1", last="2.5", eligible=False)],
+        {"n3"},
+        won(3, in_sync="n2", awaiting="n1"),
+        id="the voter wins: awaiting excludes the unreachable, in sync only the confirmed",
+    ),
+    pytest.param(
+        voter(last="2.9"),
+        [],
+        {"n1", "n3"},
+        won(3, in_sync="n2", awaiting=""),
+        id="the voter wins alone when everyone else is unreachable",
+    ),
+    # -- a newer membership learned from a reply --
+    pytest.param(
+        voter(last="2.5"),
+        [reply("n1", last="2.4", membership=ms("2.3 n1 n2 n3 | n1 n2")), reply("n3")],
+        set(),
+        won(3, in_sync="n1 n2", awaiting="n1", learned=(2, 3)),
+        id="a newer membership learned from a reply, and used to decide",
+    ),
+    pytest.param(
+        voter(last="2.9"),
+        [reply("n1", last="2.4", membership=ms("3.0 n1 n2 n3 | n1 n3")), reply("n3")],
+        set(),
+        Want(learned=(3, 0)),
+        id="a newer membership leaves the voter out: it learns it, and decides nothing",
+    ),
+]
+
+
+@pytest.mark.parametrize(("me", "replies", "unreachable", "want"), CASES)
+def test_decide(
+    me: Voter, replies: list[CheckMasterReply], unreachable: set[str], want: Want
+) -> None:
+    d = decide(me, replies, unreachable)
+    assert got(d) == want
+
+
+def got(d: Decision) -> Want:
+    learned = d.learned.version if d.learned is not None else None
+    if d.won is None:
+        return Want(master=d.master, winner=d.winner, learned=learned)
+    m = d.won.membership
+    return Want(
+        master=d.master,
+        winner=d.winner,
+        learned=learned,
+        epoch=d.won.epoch,
+        version=m.version,
+        members=frozenset(m.addresses),
+        in_sync=m.in_sync,
+        retired=m.retired,
+        awaiting=d.won.awaiting,
+        reason=d.won.reason,
+    )
+
+
+def test_the_winners_membership_keeps_its_own_address() -> None:
+    me = Voter(
+        id="n2",
+        address="new-host:9",
+        epoch=2,
+        durable=Pos(2, 9),
+        eligible=True,
+        diverged=False,
+        membership=M,
+    )
+    d = decide(me, [reply("n1"), reply("n3")], set())
+    assert d.won is not None
+    assert d.won.membership.addresses["n2"] == "new-host:9"
+    assert d.won.epoch == d.won.membership.epoch == 3
