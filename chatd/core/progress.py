@@ -1,10 +1,13 @@
 """The master's view of one follower: how far its log is known to reach,
 what is in flight to it, and when it was last heard from.
 
-A follower is in one of three states: probing or replicating (`inflight`
-is the size of the one unanswered Append, 0 when none), or receiving a
-snapshot (`snapshot`: nothing else is sent until the snapshot is done or
-fails). The transitions are the methods below; the master decides when.
+A follower is replicating (`inflight` is the size of the last Append sent
+and not yet answered, 0 when none; any answer clears it, a late answer to
+an older Append too: the master may then send the next batch early, which
+the follower refuses if it leaves a gap, and the master resends from the
+match) or receiving a snapshot (`snapshot`: nothing else is sent until the
+snapshot is done or fails). The transitions are the methods below; the
+master decides when.
 """
 
 from __future__ import annotations
