@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server import chat
+from chatd.server.errors import CallerError, OverLimit, RequestRefused
 from chatd.server.node import Node
-from chatd.server.ratelimit import OverLimit, RateLimiter
+from chatd.server.ratelimit import RateLimiter
 from tests.conftest import node_config, user
 
 TICK = 1 / 1024  # the simulated clock's resolution, in seconds
@@ -171,10 +172,8 @@ def test_idle_full_buckets_are_dropped_at_the_key_bound() -> None:
 
 def test_over_limit_is_an_error_of_its_own() -> None:
     exc = OverLimit("more than 5 messages a second from this session")
-    assert isinstance(exc, Exception) and str(exc).startswith("more than 5")
-    from chatd.server.errors import ChatError
-
-    assert not isinstance(exc, ChatError)  # answered as RESOURCE_EXHAUSTED, not a code
+    assert isinstance(exc, CallerError) and str(exc).startswith("more than 5")
+    assert not isinstance(exc, RequestRefused)  # answered as RESOURCE_EXHAUSTED, not a code
 
 
 async def test_a_session_is_held_to_the_send_rate(

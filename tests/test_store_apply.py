@@ -24,8 +24,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chatd.contract import Code
 from chatd.proto import log_pb2
-from chatd.server.errors import Code
 from chatd.server.store import (
     GENESIS_DIGEST,
     Applied,
@@ -148,7 +148,7 @@ def everything(store: Store) -> dict[str, object]:
         "last_index": store.last_index,
         "last_epoch": store.last_epoch,
         "last_time_us": store.last_time_us,
-        "runs": list(store.runs),
+        "runs": list(store.runs.pairs),
     }
 
 
@@ -194,7 +194,7 @@ def test_noop_changes_nothing_but_the_log(store: Store) -> None:
     applied, before, after = apply_one(store, noop("n1", t=5), epoch=2)
     assert applied == Applied(index=2)
     assert after == before
-    assert store.runs == [(1, 1), (2, 2)]  # a new epoch's first entry starts a run
+    assert store.runs.pairs == [(1, 1), (2, 2)]  # a new epoch's first entry starts a run
     assert store.last_time_us == 5
 
 

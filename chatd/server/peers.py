@@ -159,6 +159,10 @@ class Peers:
             log.debug("%s to %s failed: %s", type(msg).__name__, msg.dst, exc.code().name)
             repl.report_unreachable(msg.dst)
             return
+        except ValueError as exc:  # an answer the core's types cannot hold (the peer's fault)
+            log.warning("%s to %s: unusable answer: %s", type(msg).__name__, msg.dst, exc)
+            repl.report_unreachable(msg.dst)
+            return
         repl.step(reply)
 
     async def close(self) -> None:
