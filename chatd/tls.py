@@ -4,7 +4,9 @@ credentials nodes (mutual TLS), the client library and the operator tools use
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -46,3 +48,14 @@ def channel_credentials(
         private_key=_read(key, "key"),
         certificate_chain=_read(cert, "certificate"),
     )
+
+
+def open_channel(
+    address: str,
+    credentials: grpc.ChannelCredentials | None,
+    options: Sequence[tuple[str, Any]],
+) -> grpc.aio.Channel:
+    """A channel to `address`: TLS with `credentials`, plaintext without."""
+    if credentials is not None:
+        return grpc.aio.secure_channel(address, credentials, options=options)
+    return grpc.aio.insecure_channel(address, options=options)

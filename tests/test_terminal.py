@@ -57,14 +57,8 @@ def test_chat_session_as_a_user(
     wait_serving(address)
     child = chat_process("--server", address)
     child.expect("/help")
-    child.expect("chatd>")
     # create an account: the password is asked twice, with hidden input
-    child.sendline("/create alice")
-    child.expect("password:")
-    child.sendline(PASSWORD)
-    child.expect("password again:")
-    child.sendline(PASSWORD)
-    child.expect("logged in as alice")
+    create_account(child, "alice")
     child.expect("alice>")
     assert PASSWORD not in (child.before or "")
 
@@ -179,13 +173,7 @@ def test_demo_runs_a_cluster_and_a_client_and_stops_it(
         child.expect(r"chatd chat --server (\S+)")
         assert isinstance(child.match, re.Match)
         servers = child.match.group(1)
-        child.expect("chatd>")
-        child.sendline("/create alice")
-        child.expect("password:")
-        child.sendline(PASSWORD)
-        child.expect("password again:")
-        child.sendline(PASSWORD)
-        child.expect("logged in as alice")
+        create_account(child, "alice")
 
         async def users() -> list[str]:
             c = ChatClient(servers.split(","))
@@ -205,3 +193,14 @@ def test_demo_runs_a_cluster_and_a_client_and_stops_it(
     finally:
         if child.isalive():
             child.kill(9)
+
+
+def create_account(child: pexpect.spawn[str], name: str) -> None:
+    """/create at the prompt; the password is asked twice."""
+    child.expect("chatd>")
+    child.sendline(f"/create {name}")
+    child.expect("password:")
+    child.sendline(PASSWORD)
+    child.expect("password again:")
+    child.sendline(PASSWORD)
+    child.expect(f"logged in as {name}")

@@ -25,6 +25,7 @@ from typing import Any
 
 import grpc
 
+from chatd import tls
 from chatd.client.errors import CallFailed, ChatError, NotLoggedIn, Unavailable, error_for
 from chatd.contract import CLIENT_CHANNEL_OPTIONS, MASTER_HEADER, Code
 from chatd.proto import chat_pb2, chat_pb2_grpc
@@ -119,12 +120,7 @@ class ChatClient:
     def _stub(self, address: str) -> chat_pb2_grpc.ClientAccountStub:
         ch = self._channels.get(address)
         if ch is None:
-            if self._credentials is not None:
-                ch = grpc.aio.secure_channel(
-                    address, self._credentials, options=CLIENT_CHANNEL_OPTIONS
-                )
-            else:
-                ch = grpc.aio.insecure_channel(address, options=CLIENT_CHANNEL_OPTIONS)
+            ch = tls.open_channel(address, self._credentials, CLIENT_CHANNEL_OPTIONS)
             self._channels[address] = ch
         return chat_pb2_grpc.ClientAccountStub(ch)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import grpc
 
+from chatd import tls
 from chatd.contract import secret_metadata
 from chatd.core.types import (
     Append,
@@ -86,12 +87,7 @@ class Peers:
     def channel(self, address: str) -> grpc.aio.Channel:
         ch = self._channels.get(address)
         if ch is None:
-            if self.credentials is not None:
-                ch = grpc.aio.secure_channel(
-                    address, self.credentials, options=CLUSTER_CHANNEL_OPTIONS
-                )
-            else:
-                ch = grpc.aio.insecure_channel(address, options=CLUSTER_CHANNEL_OPTIONS)
+            ch = tls.open_channel(address, self.credentials, CLUSTER_CHANNEL_OPTIONS)
             self._channels[address] = ch
         return ch
 
