@@ -54,7 +54,6 @@ class Harness:
 
         self.repl = Replicator(
             "n1",
-            "127.0.0.1:1",
             self.store,
             asyncio.Lock(),
             self.db_thread,
@@ -143,3 +142,31 @@ async def test_with_a_working_disk_the_same_claim_is_persisted_then_answered(
     # (alone in its membership, it stepped down and elected itself at 6
     # before taking the claim: what it persisted is at least the claim's)
     assert int(harness.store.get_meta("epoch", 0)) >= 5
+
+
+async def test_a_failed_log_truncation_stops_the_node(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness.start()
+    await harness.settle()
+
+    def failing(keep: int) -> int:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(harness.store, "truncate_log", failing)
+    start = harness.repl.status().log_start
+    await harness.repl.truncate_log(10)
+    assert len(harness.fatal) == 1 and "I/O error" in str(harness.fatal[0])
+    assert harness.repl.status().log_start == start
+
+
+async def test_a_log_truncation_reaches_the_core(harness: Harness) -> None:
+    """The core learns where the log now starts (a follower needing older
+    entries then gets a snapshot), from the store, not from a field set aside."""
+    harness.start()
+    await harness.settle()
+    harness.store.truncate_log = lambda keep: 7  # type: ignore[method-assign]
+    await harness.repl.truncate_log(10)
+    await harness.settle()
+    assert harness.fatal == []
+    assert harness.repl.status().log_start == 7

@@ -91,17 +91,16 @@ class Router:
         self.repl = repl
         self.peers = peers
 
-    def master_stub(self) -> chat_pb2_grpc.ClientAccountStub | None:
-        c = self.repl.status()
-        if c.role is Role.MASTER:
+    def master_stub(self, role: Role, address: str) -> chat_pb2_grpc.ClientAccountStub | None:
+        if role is Role.MASTER:
             return None
-        address = c.master_address if c.role is Role.SLAVE else None
-        if not address:
+        if role is not Role.SLAVE or not address:
             raise NoMaster("no master is reachable right now; try again shortly")
         return chat_pb2_grpc.ClientAccountStub(self.peers.channel(address))
 
-    def master_address(self) -> str:
-        return self.repl.status().master_address
+    def route(self) -> tuple[Role, str]:
+        """(this node's role, the master's address or "")."""
+        return self.repl.route()
 
 
 def _relay_timeout(context: Ctx) -> float:
@@ -116,7 +115,7 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
         self.max_request_bytes = max_request_bytes
 
     async def _master_stub(
-        self, request: Any, context: Ctx, too_large: str
+        self, request: Any, context: Ctx, too_large: str, route: tuple[Role, str]
     ) -> chat_pb2_grpc.ClientAccountStub | None:
         """The master's stub, or None when the call is served here; a request
         over the size limit ends RESOURCE_EXHAUSTED (`too_large`), and one
@@ -124,7 +123,7 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
         if request.ByteSize() > self.max_request_bytes:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, too_large)
         try:
-            return self.router.master_stub()
+            return self.router.master_stub(*route)
         except NoMaster as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
@@ -132,9 +131,10 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
         """Relays a unary call to the master when this node is not it; returns
         None when the call is to be served here. Every answer names the
         master (trailing metadata `chatd-master`) so clients can go there."""
-        context.set_trailing_metadata(((MASTER_HEADER, self.router.master_address()),))
+        route = self.router.route()
+        context.set_trailing_metadata(((MASTER_HEADER, route[1]),))
         too_large = f"request larger than {self.max_request_bytes} bytes"
-        stub = await self._master_stub(request, context, too_large)
+        stub = await self._master_stub(request, context, too_large, route)
         if stub is None:
             return None
         try:
@@ -207,8 +207,9 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
     ) -> AsyncIterator[chat_pb2.Message]:
         # CancelledError must propagate (a handler that swallows it leaks
         # native memory per call in grpc.aio), so only our own ends are caught.
-        stub = await self._master_stub(request, context, "request too large")
-        master_md = ((MASTER_HEADER, self.router.master_address()),)
+        route = self.router.route()
+        stub = await self._master_stub(request, context, "request too large", route)
+        master_md = ((MASTER_HEADER, route[1]),)
         if stub is not None:
             call: Any = stub.Subscribe(request)
             try:

@@ -27,10 +27,9 @@ if TYPE_CHECKING:
     from chatd.server.peers import Peers
     from chatd.server.replication import Replicator
 
-log = logging.getLogger(__name__)
-
-if TYPE_CHECKING:
     Ctx = grpc.aio.ServicerContext[Any, Any]
+
+log = logging.getLogger(__name__)
 
 
 class NodeView(Protocol):

@@ -131,7 +131,6 @@ class Node:
         ticks = max(2, round(cfg.failover_timeout / cfg.heartbeat_interval))
         self.repl = Replicator(
             self.node_id,
-            "",
             self.store,
             self.store_lock,
             self._db_thread,

@@ -113,7 +113,6 @@ class Replicator:
     def __init__(
         self,
         node_id: str,
-        address: str,
         store: Store,
         store_lock: asyncio.Lock,
         db_thread: ThreadPoolExecutor,
@@ -125,7 +124,7 @@ class Replicator:
         on_role_change: Callable[[RoleChanged], None] = lambda change: None,
     ) -> None:
         self.node_id = node_id
-        self.address = address
+        self.address = ""  # given at start(), once the server listens
         self.store = store
         self.store_lock = store_lock
         self._db_thread = db_thread
@@ -137,7 +136,6 @@ class Replicator:
         self.writer: GroupCommitWriter | None = None  # given at start()
         self.peers: Peers
         self.core: Core
-        self.failed: BaseException | None = None
         self._work: deque[Work] = deque()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -220,6 +218,12 @@ class Replicator:
     @property
     def epoch(self) -> int:
         return self.core.epoch
+
+    def route(self) -> tuple[Role, str]:
+        """(role, the master's address or ""): where a client call goes. Read
+        on every client call, so without building a whole `status()`."""
+        c = self.core
+        return c.role, c.membership.addresses.get(c.master, "")
 
     def address_of(self, node: str) -> str | None:
         return self.core.membership.addresses.get(node)
@@ -333,7 +337,6 @@ class Replicator:
     async def _fail(self, what: str, exc: BaseException) -> None:
         """Stops the node: the same fatal path as a writer whose store failed."""
         log.critical("node %s %s: %s; stopping", self.node_id, what, exc, exc_info=exc)
-        self.failed = exc
         self._work.clear()
         await self._on_fatal(exc)
 
