@@ -96,6 +96,7 @@ class Config:
     subscriber_queue: int = 1000
     heartbeat_interval: float = 0.1
     failover_timeout: float = 0.5
+    max_lag_time: float = 1.0
     log_retention: int = 100_000
     reflection: bool = True
     send_rate: float = 100.0
@@ -259,6 +260,13 @@ _SERVE_FLAGS = (
         help="silence after which a peer is presumed dead (default 500ms)",
     ),
     _Flag(
+        "--max-lag-time",
+        "1s",
+        parse_duration,
+        help="an in-sync slave that holds the writes back this long leaves the in-sync "
+        "set until it has caught up; 0 never drops a slow slave (default 1s)",
+    ),
+    _Flag(
         "--log-retention",
         _D.log_retention,
         _int_range(100, 10**9),
@@ -296,6 +304,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raise argparse.ArgumentTypeError(
             "--failover-timeout must be at least twice --heartbeat-interval"
         )
+    if args.max_lag_time and args.max_lag_time < 2 * args.heartbeat_interval:
+        raise argparse.ArgumentTypeError(
+            "--max-lag-time must be 0 or at least twice --heartbeat-interval"
+        )
     return Config(
         role=args.role or "master",
         join=tuple(args.join or ()),
@@ -314,6 +326,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         subscriber_queue=args.subscriber_queue,
         heartbeat_interval=args.heartbeat_interval,
         failover_timeout=args.failover_timeout,
+        max_lag_time=args.max_lag_time,
         log_retention=args.log_retention,
         reflection=not args.no_reflection,
         send_rate=float(args.send_rate),

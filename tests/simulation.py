@@ -30,7 +30,9 @@ from chatd.core.types import (
     UpdateSlaves,
 )
 
-TIMING = Timing(failover=5, election=3, retry=3, max_batch=8)
+# (lag_share: with delays of whole ticks, healthy nodes trail one another far
+# more often than on a real network; a slow disk here trails by 1-3 ticks)
+TIMING = Timing(failover=5, election=3, retry=3, max_batch=8, max_lag=10, lag_share=0.7)
 DEADLINE = 3  # ticks before a unary call to a frozen node fails
 UNARY = (CheckMaster, Register, UpdateMaster, UpdateSlaves)
 
@@ -55,6 +57,8 @@ class Node:
     core: Core | None = None
     paused: bool = False
     paused_at: int = 0
+    slow: int = 0  # ticks its disk takes to make received entries durable (a gray failure)
+    writing: list[tuple[int, AppendEntries, tuple[str, ...]]] = field(default_factory=list)
     epoch: int = 0
     membership: Membership = field(default_factory=Membership)
     log: list[tuple[int, str]] = field(default_factory=list)  # (epoch, payload), index = i + 1
@@ -125,14 +129,9 @@ class Sim:
             elif isinstance(action, AppendEntries):
                 assert isinstance(msg, Append)
                 offset = action.prev.index - msg.prev.index
-                if len(n.log) != action.prev.index:
-                    raise Violation(
-                        f"{n.id}: append at {action.prev.index} to a log of {len(n.log)}"
-                    )
-                for p in payload[offset : offset + action.count]:
-                    n.append(action.entry_epoch, p)
-                n.core.persisted(Pos(action.entry_epoch, len(n.log)))
-                self._drain(n)
+                entries = payload[offset : offset + action.count]
+                n.writing.append((self.now + n.slow, action, entries))
+                self._write(n)
             elif isinstance(action, Send):
                 self._send(n, action.message)
             elif isinstance(action, SendSnapshot):
@@ -144,7 +143,22 @@ class Sim:
                     f"t{self.now} {n.id} {action.role.value} e{action.epoch}: {action.reason}"
                 )
                 if action.role is Role.MASTER:
+                    # the driver's pump carries out actions in order: a
+                    # write under way completes before the writer starts
+                    self._write(n, flush=True)
                     self._became_master(n, action.epoch)
+
+    def _write(self, n: Node, flush: bool = False) -> None:
+        """Makes received entries durable, in order, once the node's disk
+        has taken its time (none unless it is slow)."""
+        while n.core is not None and n.writing and (flush or n.writing[0][0] <= self.now):
+            _, action, entries = n.writing.pop(0)
+            if len(n.log) != action.prev.index:
+                raise Violation(f"{n.id}: append at {action.prev.index} to a log of {len(n.log)}")
+            for p in entries:
+                n.append(action.entry_epoch, p)
+            n.core.persisted(Pos(action.entry_epoch, len(n.log)))
+            self._drain(n)
 
     def _send(self, src: Node, msg: Message) -> None:
         dst = (
@@ -201,6 +215,7 @@ class Sim:
     def crash(self, n: Node) -> None:
         self.trace.append(f"t{self.now} crash {n.id}")
         n.core, n.paused = None, False
+        n.writing.clear()  # not durable yet: lost with the process
         # what was on its way to the dead process dies with its connections
         self.net = [f for f in self.net if f.msg.dst not in (n.id, "@" + n.address)]
         # and the nodes it streamed to see those streams end
@@ -257,6 +272,7 @@ class Sim:
             self._drain(m)
             return
         d.log, d.state = list(m.log), list(m.state)
+        d.writing.clear()  # the store is replaced as a whole
         pos = d.last()
         self.trace.append(f"t{self.now} snapshot {master_id}->{dst_id} at {pos.index}")
         c.snapshot_installed(pos, d.runs, 1)
@@ -273,6 +289,7 @@ class Sim:
                 assert n.core is not None
                 n.core.tick()
                 self._drain(n)
+                self._write(n)
         due = [f for f in self.net if f.at <= self.now]
         self.net = [f for f in self.net if f.at > self.now]
         self.rng.shuffle(due)  # reordering
@@ -338,6 +355,11 @@ class Sim:
             # a live master's stream to n breaks (a reset connection, a link
             # reopened): n asks the master, which may well answer
             self.hints.append((self.now, n.id, n.core.master))
+        elif r < 0.121 and n.up:
+            # a gray failure: its disk takes ticks to write (or is fast again);
+            # it answers heartbeats on time all the while
+            n.slow = 0 if n.slow else self.rng.randint(1, 3)
+            self.trace.append(f"t{self.now} {n.id} slow {n.slow}")
         elif r < 0.122 and self.removals < len(nodes) - 3:
             # (not n1: it is the --join address every restart is given)
             m = self.current_master()
@@ -384,12 +406,14 @@ class Sim:
                 if longer[: len(shorter)] != shorter:
                     raise Violation(f"in-sync logs of {a} and {b} diverge")
 
-    def heal(self, max_ticks: int = 400) -> None:
+    def heal(self, max_ticks: int = 1200) -> None:
         """Faults stop, every node comes back; the cluster must settle:
         one master, every node its slave and in sync, equal logs, and a new
-        write acknowledged."""
+        write acknowledged. (A node dropped for lagging may rejoin only after
+        its hold-off, up to 80 lag windows: chatd/core/lag.py.)"""
         self.drop = 0.0
         for n in self.nodes.values():
+            n.slow = 0
             if n.paused:
                 self.resume(n)
             if not n.up:

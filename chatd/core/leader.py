@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from chatd.core.errors import LocalProtocolError
+from chatd.core.lag import LagWatch
 from chatd.core.log import Log
 from chatd.core.membership import propose
 from chatd.core.progress import Progress
@@ -116,7 +117,8 @@ class Leader:
             for nid in self.membership.addresses
             if nid != self.id
         }
-        s = self.state = Master(progress=progress)
+        lag = LagWatch(self.timing.max_lag, self.timing.lag_share)
+        s = self.state = Master(progress=progress, lag=lag)
         self._out(
             RoleChanged(
                 role=Role.MASTER, epoch=self.epoch, master=self.id, reason=reason, elected=elected
@@ -133,10 +135,28 @@ class Leader:
             keep = current.in_sync - silent
             c = s.change
             if c is None or keep != c.membership.in_sync or silent & c.awaiting:
+                for nid in silent:
+                    s.lag.left[nid] = "silent"
                 self._propose(s, current.addresses, keep, f"{sorted(silent)} silent", skip=silent)
+        self._drop_lagging(s, watched - silent - s.unconfirmed)
         if s.change is not None and self.now - s.change.sent_tick >= self.timing.retry:
             self._send_change(s)
         self._replicate(s, heartbeat=True)
+
+    def _drop_lagging(self, s: Master, watched: set[str] | frozenset[str]) -> None:
+        """The slow-node rule (chatd/core/lag.py), judged only while no
+        membership change is under way."""
+        if s.change is not None:
+            return
+        matches = {nid: p.match for nid, p in s.progress.items()}
+        lagging = s.lag.sample(self.log.durable.index, matches, watched)
+        if not lagging:
+            return
+        for nid, why in lagging.items():
+            s.lag.dropped(nid, self.now, why)
+        reason = "; ".join(f"{nid} {why}" for nid, why in sorted(lagging.items()))
+        keep = self.membership.in_sync - lagging.keys()
+        self._propose(s, self.membership.addresses, keep, reason)
 
     def _confirm_after_freeze(self, s: Master) -> None:
         """See Core.suspect."""
@@ -207,7 +227,11 @@ class Leader:
                 dst = SEED_PREFIX + address
                 self._send(UpdateSlaves(src=self.id, dst=dst, epoch=self.epoch, membership=new))
         if new.in_sync != old.in_sync:
-            self._out(InSyncChanged(in_sync=new.in_sync, reason=c.reason))
+            gone = sorted(old.in_sync - new.in_sync)
+            left = tuple((n, s.lag.left.get(n, "removed")) for n in gone)
+            self._out(InSyncChanged(in_sync=new.in_sync, reason=c.reason, left=left))
+        for nid in new.in_sync:
+            s.lag.rejoined(nid)
         for nid in list(s.progress):
             if nid not in new.addresses:
                 del s.progress[nid]
@@ -281,6 +305,7 @@ class Leader:
             and s.change is None
             and p.match >= self.commit
             and p.match == self.log.last.index
+            and s.lag.may_rejoin(nid, self.now)
         ):
             self._propose(
                 s, members, self.membership.in_sync | {nid}, f"{nid} caught up at index {p.match}"

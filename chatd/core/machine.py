@@ -130,7 +130,9 @@ class Core(Leader):
             pending = s.change.membership if s.change is not None else None
             followers = {
                 nid: FollowerStatus(
-                    match=p.match, alive=not p.silent(self.now, self.timing.failover)
+                    match=p.match,
+                    alive=not p.silent(self.now, self.timing.failover),
+                    left=s.lag.left.get(nid, "") if nid not in self.membership.in_sync else "",
                 )
                 for nid, p in s.progress.items()
             }

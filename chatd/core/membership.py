@@ -48,5 +48,5 @@ def propose(
         in_sync=in_sync,
         retired=(pending or current).retired if retired is None else retired,
     )
-    leaving = current.in_sync - members.keys() - skip
+    leaving = current.in_sync - in_sync - skip  # dropped (or removed), and not dead
     return Change(proposed, (set(in_sync) | leaving) - {me}, reason, now)

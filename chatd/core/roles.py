@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from chatd.core.election import Election, Proposal
+from chatd.core.lag import LagWatch
 from chatd.core.membership import Change
 from chatd.core.progress import Progress
 from chatd.core.types import Role
@@ -14,6 +15,7 @@ from chatd.core.types import Role
 @dataclass(slots=True)
 class Master:
     progress: dict[str, Progress]  # one per other member
+    lag: LagWatch  # which in-sync slaves hold the commits back
     change: Change | None = None  # a membership change under way
     # after a freeze: in-sync nodes not heard from since, and the membership
     # version whose acknowledgement confirms them

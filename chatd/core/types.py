@@ -261,6 +261,7 @@ class RoleChanged:
 class InSyncChanged:
     in_sync: frozenset[str]
     reason: str
+    left: tuple[tuple[str, str], ...] = ()  # master: (node, why) for each node it dropped
 
 
 Action = (
@@ -284,6 +285,8 @@ class Timing:
     election: int = 3  # how long to collect CheckMaster answers
     retry: int = 3  # resend an unanswered Append / Update after this long
     max_batch: int = 4096  # entries per Append
+    max_lag: int = 0  # a slave holding the commits back this long leaves the in-sync set (0: never)
+    lag_share: float = 0.5  # ... at this share of the ticks (chatd/core/lag.py)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -292,6 +295,7 @@ class FollowerStatus:
 
     match: int  # last index known durable there
     alive: bool  # heard from within the failover timeout
+    left: str = ""  # why the master dropped it from the in-sync set ("" if not)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -37,6 +37,12 @@ class Metrics:
         self.elections = Counter(
             "chatd_elections_won", "Times this node became master by election", registry=r
         )
+        self.in_sync_drops = Counter(
+            "chatd_in_sync_drops",
+            "Slaves this node as master dropped from the in-sync set, by cause",
+            ["cause"],  # silent, lagging, removed
+            registry=r,
+        )
         self.role = Gauge("chatd_role", "1 for this node's current role", ["role"], registry=r)
         self.epoch = Gauge("chatd_epoch", "Current epoch", registry=r)
         self.applied = Gauge("chatd_applied_index", "Last applied log index", registry=r)

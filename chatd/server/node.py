@@ -24,7 +24,7 @@ from grpc_reflection.v1alpha import reflection
 
 from chatd import tls
 from chatd.config import Config
-from chatd.core.types import Role, RoleChanged, Timing
+from chatd.core.types import InSyncChanged, Role, RoleChanged, Timing
 from chatd.proto import chat_pb2, chat_pb2_grpc, cluster_pb2, cluster_pb2_grpc
 from chatd.server.chat import Chat, ChatLimits
 from chatd.server.client_service import ClientAccountServicer, Router
@@ -129,17 +129,24 @@ class Node:
         cfg = self.config
         self.store_lock = asyncio.Lock()
         ticks = max(2, round(cfg.failover_timeout / cfg.heartbeat_interval))
+        lag_ticks = round(cfg.max_lag_time / cfg.heartbeat_interval)
         self.repl = Replicator(
             self.node_id,
             self.store,
             self.store_lock,
             self._db_thread,
             self.hub,
-            Timing(failover=ticks, election=max(2, ticks // 2), retry=max(2, ticks // 2)),
+            Timing(
+                failover=ticks,
+                election=max(2, ticks // 2),
+                retry=max(2, ticks // 2),
+                max_lag=lag_ticks,
+            ),
             cfg.heartbeat_interval,
             cfg.data_dir,
             self._fail,
             self._count_elections,
+            self._count_in_sync_drops,
         )
         try:
             creds = (
@@ -268,6 +275,7 @@ class Node:
                     applied_index=applied,
                     lag=max(0, c.last.index - applied) if (me or p is not None) else 0,
                     alive=me or (p is not None and p.alive),
+                    left_reason=p.left if p is not None else "",
                 )
             )
         return cluster_pb2.NodeStatus(
@@ -331,6 +339,11 @@ class Node:
     def _count_elections(self, change: RoleChanged) -> None:
         if self.metrics is not None and change.elected:
             self.metrics.elections.inc()
+
+    def _count_in_sync_drops(self, change: InSyncChanged) -> None:
+        if self.metrics is not None:
+            for _, why in change.left:
+                self.metrics.in_sync_drops.labels(why.split(":")[0]).inc()
 
     async def _refresh_metrics(self) -> None:
         assert self.metrics is not None

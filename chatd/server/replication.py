@@ -122,6 +122,7 @@ class Replicator:
         data_dir: Path,
         on_fatal: Callable[[BaseException], Awaitable[None]],
         on_role_change: Callable[[RoleChanged], None] = lambda change: None,
+        on_in_sync_change: Callable[[InSyncChanged], None] = lambda change: None,
     ) -> None:
         self.node_id = node_id
         self.address = ""  # given at start(), once the server listens
@@ -141,6 +142,7 @@ class Replicator:
         self._tasks: list[asyncio.Task[None]] = []
         self._waiting_replies: dict[tuple[type, str], deque[asyncio.Future[Message]]] = {}
         self.on_role_change = on_role_change
+        self.on_in_sync_change = on_in_sync_change
 
     # -- startup --
 
@@ -358,13 +360,15 @@ class Replicator:
         elif isinstance(work, RoleChanged):
             self._role_changed(work)
         elif isinstance(work, InSyncChanged):
-            log.info(
+            log.log(
+                logging.WARNING if work.left else logging.INFO,
                 "node %s epoch %d: in-sync set is now %s (%s)",
                 self.node_id,
                 self.core.epoch,
                 sorted(work.in_sync),
                 work.reason,
             )
+            self.on_in_sync_change(work)
         elif isinstance(work, ResetLog):
             log.warning(
                 "node %s: log diverged from the master's at epoch %d; waiting for a snapshot",

@@ -74,6 +74,7 @@ def status_document(s: cluster_pb2.NodeStatus) -> dict[str, object]:
                 "alive": m.alive,
                 "applied_index": m.applied_index,
                 "lag": m.lag,
+                "left_reason": m.left_reason,
             }
             for m in s.members
         ],
@@ -89,7 +90,7 @@ def format_status(doc: dict[str, object]) -> str:
         f"digest   {doc['digest']}",
         "",
     ]
-    rows = [("NODE", "ADDRESS", "ROLE", "IN SYNC", "ALIVE", "APPLIED", "LAG")]
+    rows = [("NODE", "ADDRESS", "ROLE", "IN SYNC", "ALIVE", "APPLIED", "LAG", "WHY OUT OF SYNC")]
     members = doc["members"]
     assert isinstance(members, list)
     for m in members:
@@ -102,6 +103,7 @@ def format_status(doc: dict[str, object]) -> str:
                 "yes" if m["alive"] else "no",
                 str(m["applied_index"]),
                 str(m["lag"]),
+                str(m.get("left_reason", "")),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
