@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 
 from chatd import tls
-from chatd.contract import secret_metadata
+from chatd.contract import KEEPALIVE_CHANNEL_OPTIONS, secret_metadata
 from chatd.core.types import (
     Append,
     AppendReply,
@@ -47,9 +47,7 @@ CLUSTER_CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.keepalive_time_ms", 10_000),
-    ("grpc.keepalive_timeout_ms", 5_000),
-    ("grpc.keepalive_permit_without_calls", 1),
+    *KEEPALIVE_CHANNEL_OPTIONS,  # the relay's Subscribe streams ride on these channels
 ]
 
 
