@@ -15,6 +15,13 @@ from pathlib import Path
 from typing import Any
 
 NODE_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# An address a node gives the others (--advertise, or the --listen host with
+# the port it bound): HOST:PORT, the host a name, an IPv4 address, or an IPv6
+# one bare ("::1:50051", as a node listening on [::1] says) or in brackets,
+# a zone (%eth0) allowed. The cluster wire refuses any other form
+# (chatd.server.wire), as it refuses a node id NODE_ID_RE does not match.
+NODE_ADDRESS_RE = re.compile(r"([A-Za-z0-9_.%:\[\]-]+):([0-9]{1,5})")
+MAX_ADDRESS_CHARS = 262  # a 253-character DNS name in brackets, ':', 5 digits
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -36,6 +43,20 @@ def parse_address(text: str) -> tuple[str, int]:
 
 def address(text: str) -> str:
     parse_address(text)
+    return text
+
+
+def is_node_address(text: str) -> bool:
+    m = NODE_ADDRESS_RE.fullmatch(text) if len(text) <= MAX_ADDRESS_CHARS else None
+    return m is not None and 1 <= int(m.group(2)) <= 65535
+
+
+def node_address(text: str) -> str:
+    if not is_node_address(text):
+        raise argparse.ArgumentTypeError(
+            f"not a HOST:PORT address other nodes can be given "
+            f"(host letters, digits and ._%:[]-, port 1..65535): {text!r}"
+        )
     return text
 
 
@@ -157,7 +178,7 @@ _SERVE_FLAGS = (
     ),
     _Flag(
         "--advertise",
-        type=address,
+        type=node_address,
         help="HOST:PORT other nodes and clients reach this node at (default: --listen)",
     ),
     _Flag(

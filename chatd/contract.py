@@ -1,6 +1,7 @@
 """What a client and a node agree on beyond the protos (API.md): the error
-codes, the metadata key that names the master, a client channel's options,
-and the metadata that carries the cluster secret (tools and nodes send it).
+codes, the metadata key that names the master, the keepalive policy every
+channel and the node's server share, a client channel's options, and the
+metadata that carries the cluster secret (tools and nodes send it).
 
 Both sides import this module; it imports neither, so the client library
 never loads the server's code.
@@ -33,18 +34,48 @@ class Code(enum.IntEnum):
 # client goes straight there next time.
 MASTER_HEADER = "chatd-master"
 
+# Keepalive, one policy for every channel (the client library's, the nodes'
+# to each other, the relay's to the master) and for the node's server. A
+# gRPC server counts a ping that comes sooner than
+# grpc.http2.min_recv_ping_interval_without_data_ms after the previous one,
+# with no data or headers sent by the server in between, as a strike, and
+# after grpc.http2.max_ping_strikes strikes in a row it closes the connection
+# (GOAWAY ENHANCE_YOUR_CALM "too_many_pings"), ending every call on it: on a
+# slave, every Subscribe stream it relays to the master at once. Pings come
+# from two sources on a client: keepalive (every KEEPALIVE_TIME_MS) and
+# flow-control probes (grpc.http2.bdp_probe, on by default). A probe goes out
+# only after data arrived since the previous probe's ack, that is data the
+# server wrote after that probe, which resets the count; so only keepalive
+# pings could strike twice in a row, and they come five times further apart
+# than the server permits (a node's old settings had the client library's 5 s
+# keepalive against the server's 5 s minimum: no margin at all).
+KEEPALIVE_TIME_MS = 10_000
+KEEPALIVE_TIMEOUT_MS = 5_000  # an unanswered ping closes the connection after this
+PING_PERMITTED_EVERY_MS = 2_000  # the server's minimum: KEEPALIVE_TIME_MS / 5
+PING_STRIKES = 2  # gRPC's default, stated here so the policy is in one place
+KEEPALIVE_CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
+    ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+    ("grpc.keepalive_permit_without_calls", 1),
+    # keep pinging a connection whose only call is a stream that receives
+    # (Subscribe): by default a client stops after two pings without sending
+    # data, and a dead peer behind an idle stream would go unnoticed
+    ("grpc.http2.max_pings_without_data", 0),
+]
+KEEPALIVE_SERVER_OPTIONS = [
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", PING_PERMITTED_EVERY_MS),
+    ("grpc.http2.max_ping_strikes", PING_STRIKES),
+]
+
 # A client's channel to a node. Reconnects are retried often (a failover
-# takes tens of milliseconds); the keepalive pings must not come more often
-# than a node accepts (its grpc.http2.min_recv_ping_interval_without_data_ms,
-# 5 s), or the node closes the connection.
+# takes tens of milliseconds).
 CLIENT_CHANNEL_OPTIONS = [
     ("grpc.use_local_subchannel_pool", 1),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.keepalive_time_ms", 5_000),
-    ("grpc.keepalive_timeout_ms", 3_000),
-    ("grpc.keepalive_permit_without_calls", 1),
+    *KEEPALIVE_CHANNEL_OPTIONS,
 ]
 
 

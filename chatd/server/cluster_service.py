@@ -6,6 +6,11 @@ them to the replication driver; they make no replication decision.
 Every RPC here requires the cluster secret (`chatd.server.secret`). With no
 secret configured the node listens on loopback only, and these services are
 open to local callers.
+
+A request that fails the wire's checks (`chatd.server.wire`) is refused with
+INVALID_ARGUMENT before it reaches the core, and logged in one line; so is a
+log stream carrying one (the stream ends), or a snapshot chunk that does not
+continue the snapshot the core accepted.
 """
 
 from __future__ import annotations
@@ -13,15 +18,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 import grpc
 
 from chatd.core.types import CheckMasterReply, Message, RegisterReply, UpdateAck
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
 from chatd.server import wire
+from chatd.server.errors import WireError
 
 if TYPE_CHECKING:
     from chatd.server.peers import Peers
@@ -42,6 +48,22 @@ class NodeView(Protocol):
 
 REPLY_TIMEOUT_S = 2.0
 _askers = itertools.count(1)
+T = TypeVar("T")
+
+
+async def _refuse(context: Ctx, rpc: str, exc: WireError) -> NoReturn:
+    """Ends a call whose request fails the wire's checks: one log line, and
+    INVALID_ARGUMENT with the reason."""
+    log.warning("refused %s from %s: %s", rpc, context.peer(), exc)
+    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{rpc}: {exc}")
+
+
+async def _checked(context: Ctx, rpc: str, translate: Callable[[], T]) -> T:
+    """The core's message for a request, or the call refused."""
+    try:
+        return translate()
+    except WireError as exc:
+        await _refuse(context, rpc, exc)
 
 
 async def _exchange(repl: Replicator, request: Message, reply_type: type) -> Message:
@@ -61,9 +83,10 @@ class MasterServicer(cluster_pb2_grpc.MasterServiceServicer):
     async def RegisterSlave(
         self, request: cluster_pb2.RegisterSlaveRequest, context: Ctx
     ) -> cluster_pb2.RegisterSlaveResponse:
-        reply = await _exchange(
-            self.repl, wire.register_from(request, self.repl.node_id), RegisterReply
+        msg = await _checked(
+            context, "RegisterSlave", lambda: wire.register_from(request, self.repl.node_id)
         )
+        reply = await _exchange(self.repl, msg, RegisterReply)
         assert isinstance(reply, RegisterReply)
         return wire.register_reply_to(reply)
 
@@ -87,7 +110,9 @@ class MasterServicer(cluster_pb2_grpc.MasterServiceServicer):
         me = self.repl.node_id
         # a caller that is not a node (a tool, a client) gets a name of its own
         asker = request.node_id if request.node_id not in ("", me) else f"?{next(_askers)}"
-        msg = wire.check_master_from(request, me, asker)
+        msg = await _checked(
+            context, "CheckMaster", lambda: wire.check_master_from(request, me, asker)
+        )
         reply = await _exchange(self.repl, msg, CheckMasterReply)
         assert isinstance(reply, CheckMasterReply)
         return wire.check_reply_to(reply, reply.membership.addresses.get(reply.master, ""))
@@ -101,7 +126,9 @@ class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
     async def UpdateMaster(
         self, request: cluster_pb2.NewMasterRequest, context: Ctx
     ) -> cluster_pb2.UpdateAck:
-        msg = wire.update_master_from(request, self.repl.node_id)
+        msg = await _checked(
+            context, "UpdateMaster", lambda: wire.update_master_from(request, self.repl.node_id)
+        )
         reply = await _exchange(self.repl, msg, UpdateAck)
         assert isinstance(reply, UpdateAck)
         return wire.ack_to(reply)
@@ -109,7 +136,9 @@ class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
     async def UpdateSlaves(
         self, request: cluster_pb2.UpdateSlavesRequest, context: Ctx
     ) -> cluster_pb2.UpdateAck:
-        msg = wire.update_slaves_from(request, self.repl.node_id)
+        msg = await _checked(
+            context, "UpdateSlaves", lambda: wire.update_slaves_from(request, self.repl.node_id)
+        )
         reply = await _exchange(self.repl, msg, UpdateAck)
         assert isinstance(reply, UpdateAck)
         return wire.ack_to(reply)
@@ -123,8 +152,10 @@ class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
         try:
             while (response := await out.get()) is not None:
                 yield response
-            if not reader.cancelled() and reader.exception() is not None:
-                raise reader.exception()  # type: ignore[misc]
+            if not reader.cancelled() and (exc := reader.exception()) is not None:
+                if isinstance(exc, WireError):
+                    await _refuse(context, "AcceptUpdates", exc)
+                raise exc
         finally:
             reader.cancel()
 
@@ -133,32 +164,45 @@ class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
         requests: AsyncIterator[cluster_pb2.AcceptUpdatesRequest],
         out: asyncio.Queue[cluster_pb2.AcceptUpdatesResponse | None],
     ) -> None:
+        """Steps the stream's batches into the core and collects its snapshot
+        chunks; a message that fails the wire's checks ends it (WireError)."""
         repl = self.repl
-        src = ""
+        src = ""  # the sender, once a message of it was taken
         receiving: SnapshotReceiver | None = None
         try:
             async for r in requests:
-                if r.node_id != src:
-                    src = r.node_id
-                    self.peers.inbound[src] = out
+                sender = wire.sender_from(r)
+                if src and sender != src:
+                    raise WireError(f"sender {sender} in {src}'s log stream")
                 if r.HasField("batch"):
+                    if receiving is not None:
+                        raise WireError("a log batch in the middle of a snapshot")
                     msg = wire.batch_from(r, repl.node_id)
+                    if not src:  # its answers go back on this stream
+                        src = sender
+                        self.peers.inbound[src] = out
                     repl.step(msg, payload=tuple(r.batch.entries))
                 elif r.HasField("snapshot"):
-                    if not repl.accepts_snapshot(src, r.epoch):
-                        continue  # not from a master this node may follow: ignored
+                    offer = wire.snapshot_offer_from(r)
                     if receiving is None:
-                        receiving = SnapshotReceiver(repl.data_dir / "snapshot-in.tmp", src)
-                    if await receiving.add(r.snapshot):
-                        pos = wire.pos_from(r.snapshot.pos)
-                        await repl.install_snapshot(receiving.path, pos)
+                        if not repl.accepts_snapshot(offer.src, offer.epoch):
+                            raise WireError(
+                                f"a snapshot from {offer.src} at epoch {offer.epoch}, "
+                                "which this node does not take"
+                            )
+                        if not src:
+                            src = sender
+                            self.peers.inbound[src] = out
+                        receiving = SnapshotReceiver(repl.data_dir / "snapshot-in.tmp", offer)
+                    if await receiving.add(offer, r.snapshot):
+                        await repl.install_snapshot(receiving.path, offer.pos)
                         receiving = None
                         out.put_nowait(
                             cluster_pb2.AcceptUpdatesResponse(
                                 node_id=repl.node_id,
                                 epoch=repl.epoch,
                                 ok=True,
-                                durable=wire.pos_to(pos),
+                                durable=wire.pos_to(offer.pos),
                                 snapshot_installed=True,
                             )
                         )
@@ -172,26 +216,40 @@ class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
 
 
 class SnapshotReceiver:
-    """Collects a snapshot's chunks in a file (off the event loop)."""
+    """Collects one snapshot's chunks in a file (off the event loop). Every
+    chunk must repeat the first one's offer (sender, epoch, position, size)
+    and continue where the previous one ended; the last one completes the
+    size exactly. Anything else is a WireError and the file is discarded."""
 
-    def __init__(self, path: Path, src: str) -> None:
+    def __init__(self, path: Path, offer: wire.SnapshotOffer) -> None:
         self.path = path
-        self.src = src
+        self.offer = offer
         self.received = 0
         self._file = path.open("wb")
         self._next_report = 0
 
-    async def add(self, chunk: cluster_pb2.SnapshotChunk) -> bool:
+    async def add(self, offer: wire.SnapshotOffer, chunk: cluster_pb2.SnapshotChunk) -> bool:
+        """Writes a chunk; True once the last one is written."""
+        if offer != self.offer:
+            raise WireError(f"a snapshot chunk of {offer} in the middle of {self.offer}")
+        total = self.offer.total_bytes
+        end = self.received + len(chunk.data)
+        if end > total:
+            raise WireError(f"snapshot chunks of {end} bytes, more than the {total} offered")
+        if not chunk.data:
+            raise WireError(f"an empty snapshot chunk at byte {self.received} of {total}")
+        if chunk.last != (end == total):
+            raise WireError(
+                f"a snapshot chunk of {len(chunk.data)} bytes at byte {self.received} of "
+                f"{total} {'says' if chunk.last else 'does not say'} it is the last"
+            )
         await asyncio.to_thread(self._file.write, chunk.data)
-        self.received += len(chunk.data)
+        self.received = end
         if self.received >= self._next_report or chunk.last:
             log.info(
-                "receiving a snapshot from %s: %d of %d bytes",
-                self.src,
-                self.received,
-                chunk.total_bytes,
+                "receiving a snapshot from %s: %d of %d bytes", self.offer.src, self.received, total
             )
-            self._next_report = self.received + max(chunk.total_bytes // 4, 1)
+            self._next_report = self.received + max(total // 4, 1)
         if chunk.last:
             await asyncio.to_thread(self._file.close)
         return bool(chunk.last)

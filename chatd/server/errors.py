@@ -5,7 +5,8 @@
     │   ├── RequestRefused   a chat rule refuses it: an API error code (`error_code`)
     │   ├── OverLimit        over a limit (rate, streams per user): RESOURCE_EXHAUSTED
     │   ├── SubscriberTooSlow  a stream fell too far behind: RESOURCE_EXHAUSTED
-    │   └── SessionEnded     a stream's session or account ended: UNAUTHENTICATED
+    │   ├── SessionEnded     a stream's session or account ended: UNAUTHENTICATED
+    │   └── WireError        a cluster message fails the wire's checks: INVALID_ARGUMENT
     └── NodeError            this node cannot serve (a client retries, maybe elsewhere)
         ├── WriterClosed     shutting down or lost its store: the write was not made
         ├── NotWritable      not (or no longer) the master: a write may or may not survive
@@ -69,6 +70,13 @@ class SubscriberTooSlow(CallerError):
 
 class SessionEnded(CallerError):
     """The stream's session or account ended (logout, expiry, deletion)."""
+
+
+class WireError(CallerError, ValueError):
+    """A message from the cluster wire fails a check (chatd.server.wire): a
+    request is refused with INVALID_ARGUMENT, and an answer counts as its
+    sender being unreachable (a ValueError, as any answer the core's types
+    cannot hold)."""
 
 
 # -- this node's own failures --

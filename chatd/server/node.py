@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 
 from chatd import tls
 from chatd.config import Config
+from chatd.contract import KEEPALIVE_SERVER_OPTIONS
 from chatd.core.types import InSyncChanged, Role, RoleChanged, Timing
 from chatd.proto import chat_pb2, chat_pb2_grpc, cluster_pb2, cluster_pb2_grpc
 from chatd.server.chat import Chat, ChatLimits
@@ -210,8 +211,7 @@ class Node:
                 # are held to --max-request-bytes by the ClientAccount servicer
                 ("grpc.max_receive_message_length", CLUSTER_MESSAGE_LIMIT),
                 ("grpc.so_reuseport", 0),
-                ("grpc.keepalive_permit_without_calls", 1),
-                ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
+                *KEEPALIVE_SERVER_OPTIONS,  # what every chatd channel's pings respect
             ],
         )
         router = Router(self.repl, self.peers)

@@ -4,7 +4,8 @@
 destination's stream (`SlaveService.AcceptUpdates`, opened on demand and
 reopened after a failure), requests go out as unary calls in their own
 tasks, and replies come back into the core through the replicator. A call
-that fails is reported to the core as unreachable.
+that fails, or whose answer fails the wire's checks (`chatd.server.wire`), is
+reported to the core as unreachable.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import grpc
 
 from chatd import tls
-from chatd.contract import secret_metadata
+from chatd.contract import KEEPALIVE_CHANNEL_OPTIONS, secret_metadata
 from chatd.core.types import (
     Append,
     AppendReply,
@@ -32,6 +33,7 @@ from chatd.core.types import (
 from chatd.proto import cluster_pb2 as pb
 from chatd.proto import cluster_pb2_grpc
 from chatd.server import wire
+from chatd.server.errors import WireError
 from chatd.server.replication import Replicator
 
 log = logging.getLogger(__name__)
@@ -45,9 +47,7 @@ CLUSTER_CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.keepalive_time_ms", 10_000),
-    ("grpc.keepalive_timeout_ms", 5_000),
-    ("grpc.keepalive_permit_without_calls", 1),
+    *KEEPALIVE_CHANNEL_OPTIONS,  # the relay's Subscribe streams ride on these channels
 ]
 
 
@@ -155,7 +155,7 @@ class Peers:
             log.debug("%s to %s failed: %s", type(msg).__name__, msg.dst, exc.code().name)
             repl.report_unreachable(msg.dst)
             return
-        except ValueError as exc:  # an answer the core's types cannot hold (the peer's fault)
+        except ValueError as exc:  # an answer that fails the wire's checks (the peer's fault)
             log.warning("%s to %s: unusable answer: %s", type(msg).__name__, msg.dst, exc)
             repl.report_unreachable(msg.dst)
             return
@@ -214,6 +214,8 @@ class Link:
                         await asyncio.gather(writer, reader, return_exceptions=True)
             except asyncio.CancelledError:
                 raise
+            except WireError as exc:  # the slave's fault: as if it were unreachable
+                log.warning("log stream to %s: unusable answer: %s", self.dst, exc)
             except Exception as exc:  # any failure: report, wait a tick, reconnect
                 log.debug("stream to %s broke: %r", self.dst, exc)
             while not self.queue.empty():  # what was queued is stale now
@@ -263,6 +265,14 @@ class Link:
         try:
             epoch, index = await asyncio.to_thread(repl.store.snapshot_to, path)
             total = path.stat().st_size
+            if total > wire.MAX_SNAPSHOT_BYTES:  # the slave would refuse it
+                log.error(
+                    "cannot send %s a snapshot of %d bytes: the limit is %d",
+                    self.dst,
+                    total,
+                    wire.MAX_SNAPSHOT_BYTES,
+                )
+                raise ConnectionError("snapshot too large")
             log.info(
                 "node %s epoch %d: sending a snapshot (index %d, %d bytes) to %s",
                 repl.node_id,

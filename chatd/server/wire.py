@@ -1,7 +1,35 @@
-"""Conversions between the core's messages and the cluster protobufs."""
+"""Conversions between the core's messages and the cluster protobufs.
+
+Nothing read from the cluster wire reaches the core unchecked: every `*_from`
+function checks every field it reads and raises `WireError` (a ValueError)
+for a message the core's types, or the store, cannot hold:
+
+- epochs, indexes, counts, commit indexes, probes and membership versions
+  are within 0..2**63-1 (SQLite's INTEGER; a protobuf uint64 goes to 2**64-1),
+  and an Append's last index (prev.index + count) is too;
+- node ids match `chatd.config.NODE_ID_RE` (what `--node-id` accepts; a
+  generated id is 12 hex digits); addresses are what
+  `chatd.config.is_node_address` accepts (HOST:PORT, port 1..65535, at most
+  262 characters; `--advertise` is held to the same);
+- a membership lists at most `MAX_MEMBERS` members (and as many in-sync
+  ids, `MAX_RETIRED` retired ids), none twice;
+- a role is one the core knows;
+- an Append carries exactly `count` entries, at most `MAX_APPEND_ENTRIES`
+  (the core's batch size);
+- a snapshot chunk names a position in range and a total size of at most
+  `MAX_SNAPSHOT_BYTES`, and carries no more data than that total.
+
+The receiving servicer refuses such a message (INVALID_ARGUMENT) before it
+changes anything; a peer's answer that fails counts as the peer being
+unreachable (`chatd.server.peers`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from chatd.config import NODE_ID_RE, is_node_address
 from chatd.core.types import (
     Append,
     AppendReply,
@@ -12,19 +40,66 @@ from chatd.core.types import (
     Register,
     RegisterReply,
     Role,
+    Timing,
     UpdateAck,
     UpdateMaster,
     UpdateSlaves,
 )
 from chatd.proto import cluster_pb2 as pb
+from chatd.server.errors import WireError
+
+MAX_INT = 2**63 - 1  # SQLite INTEGER; every number the store keeps is below it
+MAX_MEMBERS = 1000
+MAX_RETIRED = 100_000  # ids removed for good accumulate over a cluster's life
+MAX_APPEND_ENTRIES = Timing().max_batch
+MAX_SNAPSHOT_BYTES = 64 << 30  # 64 GiB: a larger database cannot be sent as a snapshot
+
+
+def _number(value: int, what: str) -> int:
+    v = int(value)
+    if not 0 <= v <= MAX_INT:
+        raise WireError(f"{what} {v} is outside 0..2**63-1")
+    return v
+
+
+def _node_id(value: str, what: str, *, empty: bool = False) -> str:
+    """A node id; "" only where the field may be unset (`empty`)."""
+    if value == "" and empty:
+        return value
+    if not NODE_ID_RE.fullmatch(value):
+        raise WireError(f"{what} {_show(value)} is not a node id ({NODE_ID_RE.pattern})")
+    return value
+
+
+def _address(value: str, what: str) -> str:
+    if not is_node_address(value):
+        raise WireError(f"{what} {_show(value)} is not a HOST:PORT address")
+    return value
+
+
+def _show(value: str) -> str:
+    """A field's value for an error message: quoted, and cut short."""
+    return repr(value if len(value) <= 70 else value[:64] + "...")
+
+
+def _ids(values: Iterable[str], what: str, limit: int) -> frozenset[str]:
+    ids = list(values)
+    if len(ids) > limit:
+        raise WireError(f"{what}: {len(ids)} ids, more than {limit}")
+    for v in ids:
+        _node_id(v, what)
+    unique = frozenset(ids)
+    if len(unique) != len(ids):
+        raise WireError(f"{what}: an id is listed twice")
+    return unique
 
 
 def pos_to(p: Pos) -> pb.LogPos:
     return pb.LogPos(epoch=p.epoch, index=p.index)
 
 
-def pos_from(p: pb.LogPos) -> Pos:
-    return Pos(int(p.epoch), int(p.index))
+def pos_from(p: pb.LogPos, what: str = "position") -> Pos:
+    return Pos(_number(p.epoch, f"{what} epoch"), _number(p.index, f"{what} index"))
 
 
 def membership_to(m: Membership) -> pb.MembershipInfo:
@@ -38,12 +113,22 @@ def membership_to(m: Membership) -> pb.MembershipInfo:
 
 
 def membership_from(m: pb.MembershipInfo) -> Membership:
+    if len(m.members) > MAX_MEMBERS:
+        raise WireError(f"membership: {len(m.members)} members, more than {MAX_MEMBERS}")
+    members = tuple(
+        sorted(
+            (_node_id(x.node_id, "member"), _address(x.address, f"address of member {x.node_id}"))
+            for x in m.members
+        )
+    )
+    if len({n for n, _ in members}) != len(members):
+        raise WireError("membership: a member is listed twice")
     return Membership(
-        epoch=int(m.epoch),
-        seq=int(m.seq),
-        members=tuple(sorted((x.node_id, x.address) for x in m.members)),
-        in_sync=frozenset(m.in_sync),
-        retired=frozenset(m.retired),
+        epoch=_number(m.epoch, "membership epoch"),
+        seq=_number(m.seq, "membership seq"),
+        members=members,
+        in_sync=_ids(m.in_sync, "in-sync set", MAX_MEMBERS),
+        retired=_ids(m.retired, "retired ids", MAX_RETIRED),
     )
 
 
@@ -63,18 +148,60 @@ def batch_to(m: Append, entries: list[bytes]) -> pb.AcceptUpdatesRequest:
     )
 
 
+def sender_from(r: pb.AcceptUpdatesRequest) -> str:
+    """Who sends a log stream (every message of it names the same node)."""
+    return _node_id(r.node_id, "sender")
+
+
 def batch_from(r: pb.AcceptUpdatesRequest, dst: str) -> Append:
+    """The Append a batch carries; its entries (`r.batch.entries`, exactly
+    `count` of them) travel beside it."""
     b = r.batch
+    prev = pos_from(b.prev, "prev")
+    count = _number(b.count, "count")
+    if count > MAX_APPEND_ENTRIES:
+        raise WireError(f"count {count} is more than {MAX_APPEND_ENTRIES} entries a batch")
+    if count != len(b.entries):
+        raise WireError(f"count {count} but {len(b.entries)} entries carried")
+    _number(prev.index + count, "last index")
     return Append(
-        src=r.node_id,
+        src=_node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=int(r.epoch),
-        prev=pos_from(b.prev),
-        count=int(b.count),
-        entry_epoch=int(b.entry_epoch),
-        commit=int(b.commit),
+        epoch=_number(r.epoch, "epoch"),
+        prev=prev,
+        count=count,
+        entry_epoch=_number(b.entry_epoch, "entry epoch"),
+        commit=_number(b.commit, "commit index"),
         in_sync=b.in_sync,
-        echo=int(b.echo),
+        echo=_number(b.echo, "echo"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotOffer:
+    """What every chunk of one snapshot repeats: who sends it at what epoch,
+    where its log ends, and its size in bytes."""
+
+    src: str
+    epoch: int
+    pos: Pos
+    total_bytes: int
+
+
+def snapshot_offer_from(r: pb.AcceptUpdatesRequest) -> SnapshotOffer:
+    """The offer a snapshot chunk belongs to (checked, with its data's size;
+    whether chunks follow one another is the receiver's to check)."""
+    c = r.snapshot
+    total = _number(c.total_bytes, "snapshot size")
+    if not 0 < total <= MAX_SNAPSHOT_BYTES:
+        raise WireError(f"snapshot size {total} is outside 1..{MAX_SNAPSHOT_BYTES} bytes")
+    if len(c.data) > total:
+        raise WireError(f"a snapshot chunk of {len(c.data)} bytes, more than its {total}")
+    return SnapshotOffer(
+        src=_node_id(r.node_id, "sender"),
+        epoch=_number(r.epoch, "epoch"),
+        pos=pos_from(c.pos, "snapshot position"),
+        total_bytes=total,
     )
 
 
@@ -91,13 +218,13 @@ def append_reply_to(m: AppendReply) -> pb.AcceptUpdatesResponse:
 
 def append_reply_from(r: pb.AcceptUpdatesResponse, dst: str) -> AppendReply:
     return AppendReply(
-        src=r.node_id,
+        src=_node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=int(r.epoch),
+        epoch=_number(r.epoch, "epoch"),
         ok=r.ok,
-        durable=pos_from(r.durable),
+        durable=pos_from(r.durable, "durable position"),
         diverged=r.diverged,
-        probe=int(r.probe),
+        probe=_number(r.probe, "probe"),
     )
 
 
@@ -109,7 +236,11 @@ def register_to(m: Register) -> pb.RegisterSlaveRequest:
 
 def register_from(r: pb.RegisterSlaveRequest, dst: str) -> Register:
     return Register(
-        src=r.node_id, dst=dst, epoch=int(r.epoch), address=r.address, last=pos_from(r.last)
+        src=_node_id(r.node_id, "sender"),
+        dst=dst,
+        epoch=_number(r.epoch, "epoch"),
+        address=_address(r.address, "address"),
+        last=pos_from(r.last, "last position"),
     )
 
 
@@ -118,7 +249,13 @@ def register_reply_to(m: RegisterReply) -> pb.RegisterSlaveResponse:
 
 
 def register_reply_from(r: pb.RegisterSlaveResponse, dst: str) -> RegisterReply:
-    return RegisterReply(src=r.node_id, dst=dst, epoch=int(r.epoch), ok=r.ok, master=r.master_id)
+    return RegisterReply(
+        src=_node_id(r.node_id, "sender"),
+        dst=dst,
+        epoch=_number(r.epoch, "epoch"),
+        ok=r.ok,
+        master=_node_id(r.master_id, "master", empty=True),
+    )
 
 
 def check_master_to(m: CheckMaster) -> pb.CheckMasterRequest:
@@ -126,8 +263,10 @@ def check_master_to(m: CheckMaster) -> pb.CheckMasterRequest:
 
 
 def check_master_from(r: pb.CheckMasterRequest, dst: str, src: str) -> CheckMaster:
-    """`src`: who asks (a node's id; the driver names an anonymous caller)."""
-    return CheckMaster(src=src, dst=dst, epoch=int(r.epoch))
+    """`src`: who asks (a node's id; the driver names an anonymous caller, one
+    whose request names no node)."""
+    _node_id(r.node_id, "sender", empty=True)
+    return CheckMaster(src=src, dst=dst, epoch=_number(r.epoch, "epoch"))
 
 
 def check_reply_to(m: CheckMasterReply, master_address: str) -> pb.CheckMasterResponse:
@@ -144,13 +283,17 @@ def check_reply_to(m: CheckMasterReply, master_address: str) -> pb.CheckMasterRe
 
 
 def check_reply_from(r: pb.CheckMasterResponse, dst: str) -> CheckMasterReply:
+    try:
+        role = Role(r.role)
+    except ValueError:
+        raise WireError(f"role {_show(r.role)} is not one of {[x.value for x in Role]}") from None
     return CheckMasterReply(
-        src=r.node_id,
+        src=_node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=int(r.epoch),
-        role=Role(r.role),
-        master=r.master_id,
-        last=pos_from(r.last),
+        epoch=_number(r.epoch, "epoch"),
+        role=role,
+        master=_node_id(r.master_id, "master", empty=True),
+        last=pos_from(r.last, "last position"),
         eligible=r.eligible,
         membership=membership_from(r.membership),
     )
@@ -164,11 +307,11 @@ def update_master_to(m: UpdateMaster) -> pb.NewMasterRequest:
 
 def update_master_from(r: pb.NewMasterRequest, dst: str) -> UpdateMaster:
     return UpdateMaster(
-        src=r.node_id,
+        src=_node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=int(r.epoch),
+        epoch=_number(r.epoch, "epoch"),
         membership=membership_from(r.membership),
-        last=pos_from(r.last),
+        last=pos_from(r.last, "last position"),
     )
 
 
@@ -180,7 +323,10 @@ def update_slaves_to(m: UpdateSlaves) -> pb.UpdateSlavesRequest:
 
 def update_slaves_from(r: pb.UpdateSlavesRequest, dst: str) -> UpdateSlaves:
     return UpdateSlaves(
-        src=r.node_id, dst=dst, epoch=int(r.epoch), membership=membership_from(r.membership)
+        src=_node_id(r.node_id, "sender"),
+        dst=dst,
+        epoch=_number(r.epoch, "epoch"),
+        membership=membership_from(r.membership),
     )
 
 
@@ -195,5 +341,14 @@ def ack_to(m: UpdateAck) -> pb.UpdateAck:
 
 
 def ack_from(r: pb.UpdateAck, dst: str) -> UpdateAck:
-    version = (int(r.version_epoch), int(r.version_seq))
-    return UpdateAck(src=r.node_id, dst=dst, epoch=int(r.epoch), version=version, ok=r.ok)
+    version = (
+        _number(r.version_epoch, "membership version epoch"),
+        _number(r.version_seq, "membership version seq"),
+    )
+    return UpdateAck(
+        src=_node_id(r.node_id, "sender"),
+        dst=dst,
+        epoch=_number(r.epoch, "epoch"),
+        version=version,
+        ok=r.ok,
+    )
