@@ -37,29 +37,31 @@ NODE_LOCAL_TABLES = frozenset({"meta", "log"})
 SQL_FUNCTION = "chatd_state_row"
 
 
-def _encode_value(v: object) -> bytes:
-    """One column value, tagged by its SQLite type and length-prefixed, so
-    that no two different rows encode alike (an integer stored as text is
-    another row)."""
-    if type(v) is int:
-        return b"i" + v.to_bytes(8, "big", signed=True)
-    if type(v) is str:
-        b = v.encode("utf-8", "surrogatepass")
-        return b"s" + len(b).to_bytes(4, "big") + b
-    if type(v) is bytes:
-        return b"b" + len(v).to_bytes(4, "big") + v
-    if v is None:
-        return b"n"
-    if type(v) is float:
-        return b"f" + v.hex().encode()
-    raise TypeError(f"a column value of type {type(v).__name__}")
-
-
 def row_hash(table: str, values: Iterable[object]) -> int:
-    """The hash of one row, as an integer below MODULUS."""
+    """The hash of one row, as an integer below MODULUS. Each column value is
+    tagged by its SQLite type and length-prefixed (integers in decimal, ended
+    by ';'), so no two different rows encode alike: an integer stored as text
+    is another row."""
+    out = [table.encode(), b"\x00"]
+    for v in values:
+        t = type(v)
+        if t is int:
+            out.append(b"i%d;" % v)  # type: ignore[str-format]
+        elif t is str:
+            b = v.encode("utf-8", "surrogatepass")  # type: ignore[attr-defined]
+            out.append(b"s%d:" % len(b))
+            out.append(b)
+        elif t is bytes:
+            out.append(b"b%d:" % len(v))  # type: ignore[arg-type]
+            out.append(v)  # type: ignore[arg-type]
+        elif v is None:
+            out.append(b"n")
+        elif t is float:
+            out.append(b"f" + v.hex().encode() + b";")  # type: ignore[attr-defined]
+        else:
+            raise TypeError(f"a column value of type {t.__name__}")
     h = _BASE.copy()
-    h.update(table.encode() + b"\x00")
-    h.update(b"".join([_encode_value(v) for v in values]))
+    h.update(b"".join(out))
     return int.from_bytes(h.digest(), "big")
 
 
