@@ -87,7 +87,10 @@ class DigestWatcher:
                 for gone in [n for n in self.diverged if n not in members]:
                     del self.diverged[gone]
             if role is Role.SLAVE and address:
-                await self.report(address)
+                try:
+                    await self.report(address)
+                except Exception as exc:  # a watcher: the next report may do
+                    log.warning("digest report to %s failed: %r", address, exc)
 
     async def report(self, address: str) -> cluster_pb2.DigestAck | None:
         """Sends the master this node's digests at its applied index."""
