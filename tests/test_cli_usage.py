@@ -59,6 +59,9 @@ def test_serve_status_sigterm_and_identity(
     doc = json.loads(out.stdout)
     assert doc["role"] == "master" and doc["epoch"] >= 1 and doc["master"] == address
     assert len(doc["digest"]) == 64 and int(doc["digest"], 16) >= 0
+    assert doc["log_digest"] == doc["digest"]  # "digest" is the log digest's name of old
+    assert len(doc["state_digest"]) == 64 and int(doc["state_digest"], 16) >= 0
+    assert doc["diverged"] == []
     assert isinstance(doc["applied_index"], int)
     (me,) = doc["members"]
     assert me["node_id"] == doc["node_id"] and me["in_sync"] and me["role"] == "master"

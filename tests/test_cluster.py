@@ -211,6 +211,7 @@ async def test_cluster_secret_and_removing_a_member(tmp_path: Path) -> None:
                 "/MasterService/RegisterSlave",
                 "/MasterService/HeartBeat",
                 "/MasterService/CheckMaster",
+                "/MasterService/ReportDigest",
                 "/SlaveService/UpdateMaster",
                 "/SlaveService/UpdateSlaves",
                 "/NodeAdmin/Status",

@@ -7,7 +7,9 @@ digest is a chain over the log (epoch and entry bytes): two stores applying the
 same entries in the same order agree on it and on the last index whatever the
 batches; a different entry gives a different digest; a store that installed a
 snapshot and applies the rest agrees with one that applied everything; a store
-reopened from its file is where it was. Real SQLite files in temp directories.
+reopened from its file is where it was. The state digest, kept as apply changes
+rows, always equals the one recomputed from the committed tables, so it too is
+alike in all these stores. Real SQLite files in temp directories.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from hypothesis import strategies as st
 
 from chatd.contract import Code
 from chatd.proto import log_pb2
+from chatd.server import statedigest
 from chatd.server.store import (
     GENESIS_DIGEST,
     Applied,
@@ -136,8 +139,10 @@ def state(store: Store) -> State:
 
 
 def everything(store: Store) -> dict[str, object]:
-    """All a store's replicated state and positions, for comparing two stores."""
+    """All a store's replicated state and positions, for comparing two stores
+    (outside a batch: the state digest kept must equal the tables')."""
     s = state(store)
+    assert store.state_digest == state_digest_of(store.path)
     return {
         **s.tables,
         "users cache": s.users,
@@ -145,11 +150,22 @@ def everything(store: Store) -> dict[str, object]:
         "log": rows(store.path, "SELECT idx, epoch, digest, entry FROM log ORDER BY idx"),
         "ids": rows(store.path, "SELECT name, seq FROM sqlite_sequence ORDER BY name"),
         "digest": store.digest,
+        "state digest": store.state_digest,
+        "state digest of the tables": state_digest_of(store.path),
         "last_index": store.last_index,
         "last_epoch": store.last_epoch,
         "last_time_us": store.last_time_us,
         "runs": list(store.runs.pairs),
     }
+
+
+def state_digest_of(path: Path) -> bytes:
+    """The state digest recomputed from the committed tables (full scan)."""
+    con = sqlite3.connect(path)
+    try:
+        return statedigest.to_bytes(statedigest.scan(con))
+    finally:
+        con.close()
 
 
 @contextmanager

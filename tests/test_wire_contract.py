@@ -125,6 +125,7 @@ def test_cluster_services_keep_the_seed_names_without_package() -> None:
         "RegisterSlave",
         "HeartBeat",
         "CheckMaster",
+        "ReportDigest",
     }
     assert {m.name for m in services["SlaveService"].methods} == {
         "AcceptUpdates",

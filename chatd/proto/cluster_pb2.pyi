@@ -208,6 +208,32 @@ class UpdateAck(_message.Message):
     ok: bool
     def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., version_epoch: _Optional[int] = ..., version_seq: _Optional[int] = ..., ok: _Optional[bool] = ...) -> None: ...
 
+class DigestReport(_message.Message):
+    __slots__ = ("node_id", "epoch", "index", "log_digest", "state_digest")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    LOG_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    STATE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    epoch: int
+    index: int
+    log_digest: bytes
+    state_digest: bytes
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., index: _Optional[int] = ..., log_digest: _Optional[bytes] = ..., state_digest: _Optional[bytes] = ...) -> None: ...
+
+class DigestAck(_message.Message):
+    __slots__ = ("node_id", "epoch", "compared", "agrees")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    COMPARED_FIELD_NUMBER: _ClassVar[int]
+    AGREES_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    epoch: int
+    compared: bool
+    agrees: bool
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., compared: _Optional[bool] = ..., agrees: _Optional[bool] = ...) -> None: ...
+
 class StatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -232,29 +258,45 @@ class MemberStatus(_message.Message):
     left_reason: str
     def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., role: _Optional[str] = ..., in_sync: _Optional[bool] = ..., applied_index: _Optional[int] = ..., lag: _Optional[int] = ..., alive: _Optional[bool] = ..., left_reason: _Optional[str] = ...) -> None: ...
 
+class StateDivergence(_message.Message):
+    __slots__ = ("node_id", "index", "state_digest", "master_state_digest")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    STATE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    MASTER_STATE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    index: int
+    state_digest: str
+    master_state_digest: str
+    def __init__(self, node_id: _Optional[str] = ..., index: _Optional[int] = ..., state_digest: _Optional[str] = ..., master_state_digest: _Optional[str] = ...) -> None: ...
+
 class NodeStatus(_message.Message):
-    __slots__ = ("node_id", "role", "epoch", "master", "applied_index", "digest", "members", "commit_index", "address", "master_id")
+    __slots__ = ("node_id", "role", "epoch", "master", "applied_index", "log_digest", "members", "commit_index", "address", "master_id", "state_digest", "diverged")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     MASTER_FIELD_NUMBER: _ClassVar[int]
     APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
-    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    LOG_DIGEST_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     COMMIT_INDEX_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     MASTER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    DIVERGED_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     role: str
     epoch: int
     master: str
     applied_index: int
-    digest: str
+    log_digest: str
     members: _containers.RepeatedCompositeFieldContainer[MemberStatus]
     commit_index: int
     address: str
     master_id: str
-    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[str] = ..., epoch: _Optional[int] = ..., master: _Optional[str] = ..., applied_index: _Optional[int] = ..., digest: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., commit_index: _Optional[int] = ..., address: _Optional[str] = ..., master_id: _Optional[str] = ...) -> None: ...
+    state_digest: str
+    diverged: _containers.RepeatedCompositeFieldContainer[StateDivergence]
+    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[str] = ..., epoch: _Optional[int] = ..., master: _Optional[str] = ..., applied_index: _Optional[int] = ..., log_digest: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., commit_index: _Optional[int] = ..., address: _Optional[str] = ..., master_id: _Optional[str] = ..., state_digest: _Optional[str] = ..., diverged: _Optional[_Iterable[_Union[StateDivergence, _Mapping]]] = ...) -> None: ...
 
 class RemoveMemberRequest(_message.Message):
     __slots__ = ("node_id",)

@@ -49,6 +49,11 @@ class MasterServiceStub:
                 request_serializer=chatd_dot_proto_dot_cluster__pb2.CheckMasterRequest.SerializeToString,
                 response_deserializer=chatd_dot_proto_dot_cluster__pb2.CheckMasterResponse.FromString,
                 _registered_method=True)
+        self.ReportDigest = channel.unary_unary(
+                '/MasterService/ReportDigest',
+                request_serializer=chatd_dot_proto_dot_cluster__pb2.DigestReport.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_cluster__pb2.DigestAck.FromString,
+                _registered_method=True)
 
 
 class MasterServiceServicer:
@@ -75,6 +80,13 @@ class MasterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportDigest(self, request, context):
+        """A slave's state digest at its applied index (see DigestReport).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MasterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +104,11 @@ def add_MasterServiceServicer_to_server(servicer, server):
                     servicer.CheckMaster,
                     request_deserializer=chatd_dot_proto_dot_cluster__pb2.CheckMasterRequest.FromString,
                     response_serializer=chatd_dot_proto_dot_cluster__pb2.CheckMasterResponse.SerializeToString,
+            ),
+            'ReportDigest': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportDigest,
+                    request_deserializer=chatd_dot_proto_dot_cluster__pb2.DigestReport.FromString,
+                    response_serializer=chatd_dot_proto_dot_cluster__pb2.DigestAck.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +192,33 @@ class MasterService:
             '/MasterService/CheckMaster',
             chatd_dot_proto_dot_cluster__pb2.CheckMasterRequest.SerializeToString,
             chatd_dot_proto_dot_cluster__pb2.CheckMasterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportDigest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/MasterService/ReportDigest',
+            chatd_dot_proto_dot_cluster__pb2.DigestReport.SerializeToString,
+            chatd_dot_proto_dot_cluster__pb2.DigestAck.FromString,
             options,
             channel_credentials,
             insecure,

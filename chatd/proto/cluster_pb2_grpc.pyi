@@ -41,6 +41,8 @@ class MasterServiceStub:
     """Liveness and where the node stands (epoch, role, commit index)."""
     CheckMaster: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.CheckMasterRequest, _cluster_pb2.CheckMasterResponse]
     """Who is master, at what epoch; used during elections and to find the master."""
+    ReportDigest: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.DigestReport, _cluster_pb2.DigestAck]
+    """A slave's state digest at its applied index (see DigestReport)."""
 
 @_typing.type_check_only
 class MasterServiceAsyncStub(MasterServiceStub):
@@ -51,6 +53,8 @@ class MasterServiceAsyncStub(MasterServiceStub):
     """Liveness and where the node stands (epoch, role, commit index)."""
     CheckMaster: _aio.UnaryUnaryMultiCallable[_cluster_pb2.CheckMasterRequest, _cluster_pb2.CheckMasterResponse]  # type: ignore[assignment]
     """Who is master, at what epoch; used during elections and to find the master."""
+    ReportDigest: _aio.UnaryUnaryMultiCallable[_cluster_pb2.DigestReport, _cluster_pb2.DigestAck]  # type: ignore[assignment]
+    """A slave's state digest at its applied index (see DigestReport)."""
 
 class MasterServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -76,6 +80,14 @@ class MasterServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_cluster_pb2.CheckMasterResponse, _abc.Awaitable[_cluster_pb2.CheckMasterResponse]]:
         """Who is master, at what epoch; used during elections and to find the master."""
+
+    @_abc_1.abstractmethod
+    def ReportDigest(
+        self,
+        request: _cluster_pb2.DigestReport,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cluster_pb2.DigestAck, _abc.Awaitable[_cluster_pb2.DigestAck]]:
+        """A slave's state digest at its applied index (see DigestReport)."""
 
 def add_MasterServiceServicer_to_server(servicer: MasterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

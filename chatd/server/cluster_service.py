@@ -30,6 +30,7 @@ from chatd.server import wire
 from chatd.server.errors import WireError
 
 if TYPE_CHECKING:
+    from chatd.server.digests import DigestWatcher
     from chatd.server.peers import Peers
     from chatd.server.replication import Replicator
 
@@ -77,8 +78,9 @@ async def _exchange(repl: Replicator, request: Message, reply_type: type) -> Mes
 
 
 class MasterServicer(cluster_pb2_grpc.MasterServiceServicer):
-    def __init__(self, repl: Replicator) -> None:
+    def __init__(self, repl: Replicator, digests: DigestWatcher | None = None) -> None:
         self.repl = repl
+        self.digests = digests
 
     async def RegisterSlave(
         self, request: cluster_pb2.RegisterSlaveRequest, context: Ctx
@@ -116,6 +118,13 @@ class MasterServicer(cluster_pb2_grpc.MasterServiceServicer):
         reply = await _exchange(self.repl, msg, CheckMasterReply)
         assert isinstance(reply, CheckMasterReply)
         return wire.check_reply_to(reply, reply.membership.addresses.get(reply.master, ""))
+
+    async def ReportDigest(
+        self, request: cluster_pb2.DigestReport, context: Ctx
+    ) -> cluster_pb2.DigestAck:
+        if self.digests is None:
+            return cluster_pb2.DigestAck(node_id=self.repl.node_id)
+        return self.digests.receive(request)
 
 
 class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):

@@ -2,8 +2,9 @@
 
 Counters and the Send latency histogram are updated as calls finish; the
 gauges (role, epoch, replication lag per slave, in-sync set size,
-subscribers) are refreshed from the node's state every heartbeat, on the
-event loop, so the exporter thread never reads state the loop is changing.
+subscribers, a state digest mismatch per follower) are refreshed from the
+node's state every heartbeat, on the event loop, so the exporter thread never
+reads state the loop is changing.
 """
 
 from __future__ import annotations
@@ -61,6 +62,17 @@ class Metrics:
         self.batch_entries = Gauge(
             "chatd_group_commit_entries", "Log entries in those batches", registry=r
         )
+        self.state_digest_mismatch = Gauge(
+            "chatd_state_digest_mismatch",
+            "1 for a follower whose state digest differs from the master's (master only)",
+            ["node"],
+            registry=r,
+        )
+        self.state_digest_mismatches = Counter(
+            "chatd_state_digest_mismatches",
+            "Followers found with a state digest differing from the master's",
+            registry=r,
+        )
         self._server: Any = None
 
     def serve(self, port: int, host: str = "0.0.0.0") -> int:
@@ -86,6 +98,9 @@ class Metrics:
         self.lag.clear()
         for nid, p in c.followers.items():
             self.lag.labels(nid).set(max(0, c.last.index - p.match))
+        self.state_digest_mismatch.clear()
+        for nid in c.followers:
+            self.state_digest_mismatch.labels(nid).set(1 if nid in node.digests.diverged else 0)
 
     def measured(self, rpc: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
         """A servicer's unary method, counted (and timed, for Send)."""

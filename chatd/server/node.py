@@ -30,6 +30,7 @@ from chatd.proto import chat_pb2, chat_pb2_grpc, cluster_pb2, cluster_pb2_grpc
 from chatd.server.chat import Chat, ChatLimits
 from chatd.server.client_service import ClientAccountServicer, Router
 from chatd.server.cluster_service import MasterServicer, NodeAdminServicer, SlaveServicer
+from chatd.server.digests import DigestWatcher
 from chatd.server.errors import StartupError as StartupError  # chatd.cli imports it here
 from chatd.server.health import Health
 from chatd.server.hub import Hub
@@ -156,6 +157,9 @@ class Node:
         except tls.TlsError as exc:
             raise StartupError(str(exc)) from exc
         self.peers = Peers(self.repl, cfg.cluster_secret, cfg.data_dir, creds)
+        self.digests = DigestWatcher(
+            self.node_id, self.store, self.store_lock, self.repl, self.peers, self.metrics
+        )
         self.writer = GroupCommitWriter(
             self.store, self.hub, self._db_thread, self.repl, self._fail, self.store_lock
         )
@@ -176,6 +180,7 @@ class Node:
         self._tasks.append(loop.create_task(self._expire_sessions(), name="session-expiry"))
         self._tasks.append(loop.create_task(self._retain_log(), name="log-retention"))
         self._tasks.append(loop.create_task(self._checkpoint(), name="wal-checkpoint"))
+        self._tasks.append(loop.create_task(self.digests.run(), name="state-digests"))
         self._tasks.append(loop.create_task(self.health.run(cfg.heartbeat_interval), name="health"))
         if self.metrics is not None:
             self.metrics_port = self.metrics.serve(cfg.metrics_port or 0, cfg.listen_host)
@@ -220,7 +225,9 @@ class Node:
             for rpc in UNARY_RPCS:
                 setattr(servicer, rpc, self.metrics.measured(rpc, getattr(servicer, rpc)))
         chat_pb2_grpc.add_ClientAccountServicer_to_server(servicer, server)
-        cluster_pb2_grpc.add_MasterServiceServicer_to_server(MasterServicer(self.repl), server)
+        cluster_pb2_grpc.add_MasterServiceServicer_to_server(
+            MasterServicer(self.repl, self.digests), server
+        )
         cluster_pb2_grpc.add_SlaveServiceServicer_to_server(
             SlaveServicer(self.repl, self.peers), server
         )
@@ -287,8 +294,10 @@ class Node:
             address=self.address,
             applied_index=self.store.last_index,
             commit_index=c.commit,
-            digest=self.store.digest.hex(),
+            log_digest=self.store.digest.hex(),
+            state_digest=self.store.state_digest.hex(),
             members=members,
+            diverged=self.digests.status() if c.role is Role.MASTER else [],
         )
 
     async def remove_member(self, node_id: str) -> tuple[bool, str]:

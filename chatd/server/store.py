@@ -1,9 +1,17 @@
-"""The SQLite store: schema, the replicated log, apply, reads and the digest.
+"""The SQLite store: schema, the replicated log, apply, reads and the digests.
 
 Promise: every log entry is appended and applied in the same transaction, so a
 node never holds state its log does not explain. Apply is deterministic: it
 reads only the entry, its index and the state before it. The store knows
 nothing of gRPC or of roles; the node driver decides when to begin and commit.
+
+Two digests: `digest`, the chain over the log entries (equal logs), and
+`state_digest`, over the rows of the replicated tables (equal data;
+chatd.server.statedigest). The state digest is kept as apply changes rows,
+committed with each batch, checked against the tables when the store opens
+(a file changed outside chatd refuses to open) and recomputed from the
+tables of an installed snapshot; the last DIGEST_HISTORY indexes' digests
+are kept in memory, for comparing with another node's at the same index.
 
 Threading: the writer connection is used by one caller at a time (apply on
 the event loop, the commit's fsync in a worker thread); the reader connection
@@ -29,6 +37,7 @@ from typing import Any
 from chatd.contract import Code
 from chatd.core.log import EpochRuns
 from chatd.proto import log_pb2
+from chatd.server import statedigest
 from chatd.server.errors import StoreError as StoreError  # chatd.cli imports it from here
 
 log = logging.getLogger(__name__)
@@ -91,6 +100,7 @@ REQUEST_ID_KEEP = 100_000
 REQUEST_ID_PRUNE_EVERY = 1000
 
 RECENT_ENTRIES = 20_000  # entries kept in memory for replication
+DIGEST_HISTORY = 4096  # indexes whose (log, state) digests are kept in memory
 GENESIS_DIGEST = bytes(32)
 _EPOCH = struct.Struct(">Q")
 
@@ -162,6 +172,10 @@ class Store:
         self._closed = False
         self.commits = 0
         self._db.executescript(SCHEMA)
+        self._state = statedigest.StateDigest()
+        self._state.attach(self._db)
+        # index -> (log digest, state digest) of the newest applied indexes
+        self.digest_history: dict[int, tuple[bytes, int]] = {}
         self.users: dict[str, User] = {}
         self.sessions: dict[bytes, Session] = {}
         self.last_index = 0
@@ -172,7 +186,12 @@ class Store:
         self.runs = EpochRuns()  # the epoch of every index the log holds
         self.recent: dict[int, bytes] = {}  # the newest entries' bytes, for replication
         self._in_batch = False
-        self._load()
+        try:
+            self._load()
+            self._verify()
+        except BaseException:
+            self._close_connections()
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -204,6 +223,53 @@ class Store:
         self.runs = EpochRuns((int(e), int(i)) for e, i in json.loads(self.get_meta("runs", "[]")))
         row = self._db.execute("SELECT max(id) FROM messages").fetchone()
         self.last_message_id = int(row[0] or 0)
+        stored = self.get_meta("state_digest")
+        self._state.value = 0 if stored is None else statedigest.from_bytes(bytes(stored))
+        for i in [i for i in self.digest_history if i >= self.last_index]:
+            del self.digest_history[i]  # a rolled-back batch's, or the stale last one
+        self.digest_history[self.last_index] = (self.digest, self._state.value)
+
+    def _verify(self) -> None:
+        """Checks the file against itself: SQLite's quick_check, and the state
+        digest recomputed from the tables against the one committed with the
+        last batch. A mismatch means the file was changed outside chatd (an
+        edit, a restored copy, a bad disk): the node must not serve from it."""
+        problems = [str(r[0]) for r in self._db.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            raise StoreError(self._refusal(f"SQLite's quick_check fails: {problems[0]}"))
+        stored = self.get_meta("state_digest")
+        actual = statedigest.scan(self._db)
+        if stored is None:  # a new file, or one written before the state digest
+            if self.last_index > 0:
+                log.info("%s: no state digest recorded yet; recorded it now", self.path)
+            self.set_meta("state_digest", statedigest.to_bytes(actual))
+            self._state.value = actual
+            self.digest_history = {self.last_index: (self.digest, actual)}
+        elif actual != self._state.value:
+            raise StoreError(
+                self._refusal(
+                    f"its tables give state digest {statedigest.to_bytes(actual).hex()}, not "
+                    f"{statedigest.to_bytes(self._state.value).hex()} as recorded at index "
+                    f"{self.last_index}"
+                )
+            )
+
+    def _refusal(self, why: str) -> str:
+        return (
+            f"{self.path} was changed outside chatd ({why}); this node will not serve "
+            f"from it. Move the data dir {self.path.parent} aside and start the node "
+            "again with an empty one, joining the cluster: chatd serve --join HOST:PORT"
+        )
+
+    @property
+    def state_digest(self) -> bytes:
+        """The digest of the replicated tables as applied so far."""
+        return statedigest.to_bytes(self._state.value)
+
+    def digests_at(self, index: int) -> tuple[bytes, bytes] | None:
+        """(log digest, state digest) after applying `index`, if still known."""
+        got = self.digest_history.get(index)
+        return None if got is None else (got[0], statedigest.to_bytes(got[1]))
 
     # -- node-local metadata (node id, epoch): durable, never replicated --
 
@@ -233,6 +299,7 @@ class Store:
         index = self.last_index + 1
         digest = chain_digest(self.digest, epoch, data)
         db = self._db
+        state_before = self._state.value
         db.execute("SAVEPOINT entry")
         try:
             db.execute(
@@ -243,8 +310,11 @@ class Store:
         except BaseException:
             db.execute("ROLLBACK TO entry")
             db.execute("RELEASE entry")
+            self._state.value = state_before  # the triggers counted rows now gone
             raise
         db.execute("RELEASE entry")
+        self.digest_history[index] = (digest, self._state.value)
+        self.digest_history.pop(index - DIGEST_HISTORY, None)
         self._cache_effects(applied, entry)
         self.recent[index] = data
         self.recent.pop(index - RECENT_ENTRIES, None)
@@ -275,6 +345,7 @@ class Store:
                 ("last_epoch", self.last_epoch),
                 ("digest", self.digest),
                 ("last_time_us", self.last_time_us),
+                ("state_digest", statedigest.to_bytes(self._state.value)),
             ),
         )
         self._db.execute("COMMIT")
@@ -304,6 +375,9 @@ class Store:
         if self._in_batch:
             self._db.execute("ROLLBACK")
             self._in_batch = False
+        self._close_connections()
+
+    def _close_connections(self) -> None:
         with self._checkpoint_lock:
             self._closed = True
             self._close_checkpointer()
@@ -527,7 +601,10 @@ class Store:
 
     def install_snapshot(self, source: Path, keep_meta: tuple[str, ...]) -> None:
         """Replaces the whole database by a snapshot file, keeping this node's
-        own metadata (`keep_meta` keys), and reloads every cache."""
+        own metadata (`keep_meta` keys), and reloads every cache. The state
+        digest is recomputed from the installed tables (the one the snapshot
+        records is not trusted), so a forged snapshot shows as a different
+        state digest from the master's at the same index."""
         kept = {k: self.get_meta(k) for k in keep_meta}
         with self._checkpoint_lock, self._reader_lock:
             self._close_checkpointer()
@@ -539,12 +616,24 @@ class Store:
             self._db = self._connect()
             self._reader = self._connect()
         self._db.executescript(SCHEMA)
+        self._state.attach(self._db)
         for k, v in kept.items():
             if v is not None:
                 self.set_meta(k, v)
+        recorded = self.get_meta("state_digest")
+        actual = statedigest.to_bytes(statedigest.scan(self._db))
+        if recorded is not None and bytes(recorded) != actual:
+            log.warning(
+                "the snapshot installed in %s records state digest %s but its tables give %s",
+                self.path,
+                bytes(recorded).hex(),
+                actual.hex(),
+            )
+        self.set_meta("state_digest", actual)
         self.users.clear()
         self.sessions.clear()
         self.recent.clear()
+        self.digest_history.clear()
         self._load()
 
     # -- reads (reader connection, committed data only; call from a thread) --

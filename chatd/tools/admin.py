@@ -64,7 +64,19 @@ def status_document(s: cluster_pb2.NodeStatus) -> dict[str, object]:
         "master_id": s.master_id,
         "applied_index": s.applied_index,
         "commit_index": s.commit_index,
-        "digest": s.digest,
+        # "digest" is the log digest, under its name of old (for scripts that read it)
+        "digest": s.log_digest,
+        "log_digest": s.log_digest,
+        "state_digest": s.state_digest,
+        "diverged": [
+            {
+                "node_id": d.node_id,
+                "index": d.index,
+                "state_digest": d.state_digest,
+                "master_state_digest": d.master_state_digest,
+            }
+            for d in s.diverged
+        ],
         "members": [
             {
                 "node_id": m.node_id,
@@ -87,9 +99,17 @@ def format_status(doc: dict[str, object]) -> str:
         f"epoch    {doc['epoch']}",
         f"master   {doc['master_id'] or '(none)'} {doc['master'] and 'at ' + str(doc['master'])}",
         f"applied  {doc['applied_index']} (committed {doc['commit_index']})",
-        f"digest   {doc['digest']}",
-        "",
+        f"log      digest {doc['log_digest']}",
+        f"state    digest {doc['state_digest']}",
     ]
+    diverged = doc["diverged"]
+    assert isinstance(diverged, list)
+    for d in diverged:
+        lines.append(
+            f"DIVERGED {d['node_id']}: state digest {d['state_digest']} at index {d['index']}, "
+            f"the master's {d['master_state_digest']}"
+        )
+    lines.append("")
     rows = [("NODE", "ADDRESS", "ROLE", "IN SYNC", "ALIVE", "APPLIED", "LAG", "WHY OUT OF SYNC")]
     members = doc["members"]
     assert isinstance(members, list)

@@ -218,7 +218,17 @@ class Cluster:
             "epoch": s.epoch,
             "master": s.master,
             "applied_index": s.applied_index,
-            "digest": s.digest,
+            "digest": s.log_digest,
+            "state_digest": s.state_digest,
+            "diverged": [
+                {
+                    "node_id": d.node_id,
+                    "index": d.index,
+                    "state_digest": d.state_digest,
+                    "master_state_digest": d.master_state_digest,
+                }
+                for d in s.diverged
+            ],
             "in_sync": sorted(m.node_id for m in s.members if m.in_sync),
         }
 
@@ -257,8 +267,8 @@ class Cluster:
 
     def converged(self, names: list[str] | None = None, timeout: float = 30.0) -> dict[str, object]:
         """Waits until the given (default: all running) nodes report the same
-        applied index and digest, with one master; returns that state, checked
-        once more through `chatd status --json`."""
+        applied index, log digest and state digest, with one master; returns
+        that state, checked once more through `chatd status --json`."""
         names = names or self.alive()
 
         def same() -> bool:
@@ -266,7 +276,7 @@ class Cluster:
             if any(s is None for s in ss):
                 return False
             roles = [s["role"] for s in ss]  # type: ignore[index]
-            keys = {(s["applied_index"], s["digest"]) for s in ss}  # type: ignore[index]
+            keys = {(s["applied_index"], s["digest"], s["state_digest"]) for s in ss}  # type: ignore[index]
             return (
                 roles.count("master") == 1
                 and roles.count("slave") == len(names) - 1
@@ -275,7 +285,10 @@ class Cluster:
 
         self.wait(same, what=f"{names} to converge", timeout=timeout)
         docs = [self.cli_status(n) for n in names]
-        _check(len({(d["applied_index"], d["digest"]) for d in docs}) == 1, docs)
+        _check(
+            len({(d["applied_index"], d["log_digest"], d["state_digest"]) for d in docs}) == 1,
+            docs,
+        )
         return docs[0]
 
 
