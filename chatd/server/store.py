@@ -301,9 +301,11 @@ class Store:
             self._checkpointer = None
 
     def close(self) -> None:
-        if self._in_batch:
+        # A failed COMMIT (SQLITE_FULL, SQLITE_IOERR) has already rolled the
+        # transaction back: a ROLLBACK then raises and the fatal path dies.
+        if self._in_batch and self._db.in_transaction:
             self._db.execute("ROLLBACK")
-            self._in_batch = False
+        self._in_batch = False
         with self._checkpoint_lock:
             self._closed = True
             self._close_checkpointer()
