@@ -18,10 +18,8 @@ import asyncio
 import contextlib
 import itertools
 import os
-import shutil
 import signal
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from chatd.tools import faults
 from tests.cluster import Cluster, Load, check_no_loss
 
 pytestmark = pytest.mark.timeout(180)
@@ -52,128 +51,25 @@ def say(what: str) -> None:
     print(f"[faults] {what}", flush=True)
 
 
-def need_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip(f"needs root to inject this fault (running as uid {os.geteuid()})")
-
-
-# -- mechanisms: each made and removed here, skipping when it is missing --
+@contextlib.contextmanager
+def skip_if_unavailable() -> Iterator[None]:
+    """A fault this machine cannot inject skips the test, saying why."""
+    try:
+        yield
+    except faults.Unavailable as exc:
+        pytest.skip(str(exc))
 
 
 @contextlib.contextmanager
 def tmpfs(directory: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of `size` mounted on `directory` (made if missing); unmounted
-    afterwards, lazily when something still holds it."""
-    need_root()
-    if shutil.which("mount") is None:
-        pytest.skip("no mount(8) to make a tmpfs")
-    directory.mkdir(parents=True, exist_ok=True)
-    out = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    if out.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs on {directory}: {out.stderr.strip()}")
-    try:
-        yield directory
-    finally:
-        for _ in range(20):
-            if subprocess.run(["umount", str(directory)], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            subprocess.run(["umount", "-l", str(directory)], capture_output=True)
-
-
-def remount(directory: Path, size: str) -> None:
-    out = subprocess.run(
-        ["mount", "-o", f"remount,size={size}", str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    assert out.returncode == 0, out.stderr
-
-
-@dataclass
-class CpuGroup:
-    """A cgroup with a CPU quota, v1 (`cpu.cfs_quota_us`) or v2 (`cpu.max`)."""
-
-    path: Path
-    v2: bool
-    period_us: int = 100_000
-
-    def limit(self, percent: float) -> None:
-        quota = max(1000, int(self.period_us * percent / 100))
-        if self.v2:
-            (self.path / "cpu.max").write_text(f"{quota} {self.period_us}")
-        else:
-            (self.path / "cpu.cfs_period_us").write_text(str(self.period_us))
-            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
-
-    def add(self, pid: int) -> None:
-        (self.path / "cgroup.procs").write_text(str(pid))
-
-    def release(self) -> None:
-        """Every process back to the parent group (whole processes: cgroup.procs)."""
-        for _ in range(20):
-            pids = (self.path / "cgroup.procs").read_text().split()
-            if not pids:
-                return
-            for pid in pids:
-                with contextlib.suppress(OSError):  # it may have exited meanwhile
-                    (self.path.parent / "cgroup.procs").write_text(pid)
-
-
-def _cpu_hierarchy() -> tuple[Path, bool] | None:
-    """The mount point of the cgroup cpu controller and whether it is v2."""
-    v2: Path | None = None
-    for line in Path("/proc/mounts").read_text().splitlines():
-        _, mnt, fstype, opts, *_ = line.split()
-        if fstype == "cgroup" and "cpu" in opts.split(","):
-            return Path(mnt), False
-        if fstype == "cgroup2" and v2 is None:
-            controllers = Path(mnt) / "cgroup.controllers"
-            if controllers.exists() and "cpu" in controllers.read_text().split():
-                v2 = Path(mnt)
-    return (v2, True) if v2 else None
+    with skip_if_unavailable(), faults.tmpfs(directory, size) as mounted:
+        yield mounted
 
 
 @contextlib.contextmanager
-def cpu_group(name: str) -> Iterator[CpuGroup]:
-    """A fresh cgroup at the top of the cpu hierarchy, removed afterwards
-    (its processes moved back to the top first)."""
-    need_root()
-    found = _cpu_hierarchy()
-    if found is None:
-        pytest.skip("no cgroup cpu controller (neither a v1 cpu hierarchy nor v2 with cpu)")
-    root, v2 = found
-    if v2:
-        try:
-            (root / "cgroup.subtree_control").write_text("+cpu")
-        except OSError as exc:
-            pytest.skip(f"cannot enable the cgroup v2 cpu controller under {root}: {exc}")
-    path = root / name
-    try:
-        path.mkdir()
-    except OSError as exc:
-        pytest.skip(f"cannot make cgroup {path}: {exc}")
-    group = CpuGroup(path, v2)
-    try:
-        quota = path / ("cpu.max" if v2 else "cpu.cfs_quota_us")
-        if not quota.exists():
-            pytest.skip(f"{path} has no {quota.name}: CPU quotas are not available")
+def cpu_group(name: str) -> Iterator[faults.CpuGroup]:
+    with skip_if_unavailable(), faults.cpu_group(name) as group:
         yield group
-    finally:
-        group.release()
-        for _ in range(20):
-            try:
-                path.rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)
 
 
 @contextlib.contextmanager
@@ -293,7 +189,7 @@ async def test_a_slave_whose_disk_fills_stops_and_writes_go_on(tmp_path: Path) -
             assert stall < STALL_BOUND_S
             assert c.master() == "n1" and sorted(in_sync(c)) == ["n1", "n2"]
             # the operator frees space and restarts the node unchanged
-            remount(disk, "256m")
+            faults.resize(disk, "256m")
             c.restart("n3")
             await wait(c, lambda: len(in_sync(c)) == 3, "n3 back in sync", 30)
             await run.more(50)
