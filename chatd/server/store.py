@@ -171,9 +171,7 @@ class Store:
         self._checkpoint_lock = threading.Lock()
         self._closed = False
         self.commits = 0
-        self._db.executescript(SCHEMA)
         self._state = statedigest.StateDigest()
-        self._state.attach(self._db)
         # index -> (log digest, state digest) of the newest applied indexes
         self.digest_history: dict[int, tuple[bytes, int]] = {}
         self.users: dict[str, User] = {}
@@ -187,8 +185,13 @@ class Store:
         self.recent: dict[int, bytes] = {}  # the newest entries' bytes, for replication
         self._in_batch = False
         try:
-            self._load()
-            self._verify()
+            try:
+                self._db.executescript(SCHEMA)
+                self._state.attach(self._db)
+                self._load()
+                self._verify()
+            except sqlite3.DatabaseError as exc:  # "database disk image is malformed"
+                raise StoreError(self._refusal(f"SQLite: {exc}")) from exc
         except BaseException:
             self._close_connections()
             raise
@@ -236,7 +239,8 @@ class Store:
         edit, a restored copy, a bad disk): the node must not serve from it."""
         problems = [str(r[0]) for r in self._db.execute("PRAGMA quick_check").fetchall()]
         if problems != ["ok"]:
-            raise StoreError(self._refusal(f"SQLite's quick_check fails: {problems[0]}"))
+            first = " ".join(problems[0].split())  # one line, for the log
+            raise StoreError(self._refusal(f"SQLite's quick_check fails: {first}"))
         stored = self.get_meta("state_digest")
         actual = statedigest.scan(self._db)
         if stored is None:  # a new file, or one written before the state digest
@@ -372,9 +376,11 @@ class Store:
             self._checkpointer = None
 
     def close(self) -> None:
-        if self._in_batch:
+        # A failed COMMIT (SQLITE_FULL, SQLITE_IOERR) has already rolled the
+        # transaction back: a ROLLBACK then raises and the fatal path dies.
+        if self._in_batch and self._db.in_transaction:
             self._db.execute("ROLLBACK")
-            self._in_batch = False
+        self._in_batch = False
         self._close_connections()
 
     def _close_connections(self) -> None:

@@ -295,9 +295,14 @@ class Cluster:
 @dataclass
 class Load:
     """Writers that send through any live address, retrying with the same
-    request id until acknowledged, and remember what was acknowledged."""
+    request id until acknowledged, and remember what was acknowledged.
+
+    Each message's request id is its writer's prefix and sequence number
+    ("w0-17"); `body_chars` pads the body past it to that many characters
+    (to fill a disk sooner), the request id staying short."""
 
     addresses: list[str]
+    body_chars: int = 0
     acked: dict[str, int] = field(default_factory=dict)  # body -> message_id
     errors: int = 0
     sent: int = 0
@@ -327,15 +332,23 @@ class Load:
         raise AssertionError(f"could not log {name} in")
 
     async def send_until_acked(
-        self, session: str, to: str, body: str, channels: list[grpc.aio.Channel]
+        self,
+        session: str,
+        to: str,
+        body: str,
+        channels: list[grpc.aio.Channel],
+        request_id: str | None = None,
     ) -> None:
+        request_id = body if request_id is None else request_id
         stubs = [chat_pb2_grpc.ClientAccountStub(ch) for ch in channels]
         for attempt in itertools.count():
             stub = stubs[attempt % len(stubs)]
             started = time.monotonic()
             try:
                 r = await stub.Send(
-                    chat_pb2.SendRequest(to=to, message=body, session_id=session, request_id=body),
+                    chat_pb2.SendRequest(
+                        to=to, message=body, session_id=session, request_id=request_id
+                    ),
                     timeout=1.0,
                 )
             except grpc.aio.AioRpcError:
@@ -356,7 +369,9 @@ class Load:
                 if self.stop.is_set() or (limit is not None and i >= limit):
                     return
                 self.sent += 1
-                await self.send_until_acked(session, to, f"{prefix}-{i}", channels)
+                rid = f"{prefix}-{i}"
+                body = f"{rid} ".ljust(self.body_chars, "x") if self.body_chars else rid
+                await self.send_until_acked(session, to, body, channels, rid)
         finally:
             for ch in channels:
                 await ch.close(None)
