@@ -395,7 +395,11 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.health.stop()
-        stopping = asyncio.get_running_loop().create_task(self.server.stop(SHUTDOWN_GRACE_S))
+        # A node that failed sends nothing more and ends every call at once:
+        # its master sees the log stream end and learns of the crash in a
+        # round trip instead of a failover timeout
+        grace = 0.0 if self.fatal is not None else SHUTDOWN_GRACE_S
+        stopping = asyncio.get_running_loop().create_task(self.server.stop(grace))
         await asyncio.sleep(0)  # the server refuses new calls from here on
         self.hub.end_all("the node is shutting down")
         await stopping
