@@ -55,6 +55,8 @@ MAX_INT = 2**63 - 1  # what the wire lets through: SQLite's INTEGER
 SETTINGS = settings(max_examples=150, deadline=None)
 
 numbers = st.one_of(st.integers(0, MAX_INT), st.sampled_from([0, 1, MAX_INT]))
+MAX_EPOCH = 2**62  # epochs keep room to count up
+epochs = st.one_of(st.integers(0, MAX_EPOCH), st.sampled_from([0, 1, MAX_EPOCH]))
 too_large = st.one_of(st.integers(MAX_INT + 1, UINT64_MAX), st.sampled_from([2**63, UINT64_MAX]))
 # what `--node-id` accepts (chatd.config.NODE_ID_RE)
 valid_ids = st.from_regex(r"[A-Za-z0-9_.-]{1,64}", fullmatch=True)
@@ -70,7 +72,7 @@ addresses = st.builds(
 )
 # proto3 strings are UTF-8: anything UTF-8 can encode, the empty string included
 text = st.text(st.characters(codec="utf-8"), max_size=24)
-positions = st.builds(Pos, epoch=numbers, index=numbers)
+positions = st.builds(Pos, epoch=epochs, index=numbers)
 
 
 @st.composite
@@ -80,7 +82,7 @@ def memberships(draw: st.DrawFn, max_members: int = 12) -> Membership:
     members = draw(st.dictionaries(node_ids, addresses, max_size=max_members))
     ids = st.sampled_from(sorted(members)) if members else node_ids
     return Membership(
-        epoch=draw(numbers),
+        epoch=draw(epochs),
         seq=draw(numbers),
         members=tuple(sorted(members.items())),
         in_sync=draw(st.frozensets(st.one_of(ids, node_ids), max_size=max_members)),
@@ -117,10 +119,10 @@ def same(got: object, want: object) -> None:
     src=node_ids,
     dst=node_ids,
     receiver=node_ids,
-    epoch=numbers,
-    prev_epoch=numbers,
+    epoch=epochs,
+    prev_epoch=epochs,
     prev_index=numbers,
-    entry_epoch=numbers,
+    entry_epoch=epochs,
     commit=numbers,
     in_sync=st.booleans(),
     echo=numbers,
@@ -180,7 +182,7 @@ def test_a_heartbeat_append_carries_no_entries() -> None:
     src=node_ids,
     dst=node_ids,
     receiver=node_ids,
-    epoch=numbers,
+    epoch=epochs,
     ok=st.booleans(),
     durable=positions,
     diverged=st.booleans(),
@@ -209,7 +211,7 @@ def test_append_reply_round_trip(
 
 @SETTINGS
 @given(
-    src=node_ids, dst=node_ids, receiver=node_ids, epoch=numbers, address=addresses, last=positions
+    src=node_ids, dst=node_ids, receiver=node_ids, epoch=epochs, address=addresses, last=positions
 )
 def test_register_round_trip(
     src: str, dst: str, receiver: str, epoch: int, address: str, last: Pos
@@ -221,7 +223,7 @@ def test_register_round_trip(
 
 @SETTINGS
 @given(
-    src=node_ids, dst=node_ids, receiver=node_ids, epoch=numbers, ok=st.booleans(), master=node_ids
+    src=node_ids, dst=node_ids, receiver=node_ids, epoch=epochs, ok=st.booleans(), master=node_ids
 )
 def test_register_reply_round_trip(
     src: str, dst: str, receiver: str, epoch: int, ok: bool, master: str
@@ -239,7 +241,7 @@ def test_register_reply_round_trip(
     src=node_ids,
     dst=node_ids,
     receiver=node_ids,
-    epoch=numbers,
+    epoch=epochs,
     role=st.sampled_from(Role),
     master=maybe_ids,
     last=positions,
@@ -276,7 +278,7 @@ def test_check_master_reply_round_trip(
 
 
 @SETTINGS
-@given(src=maybe_ids, receiver=node_ids, epoch=numbers)
+@given(src=maybe_ids, receiver=node_ids, epoch=epochs)
 def test_check_master_round_trip(src: str, receiver: str, epoch: int) -> None:
     m = CheckMaster(src=src, dst="ignored", epoch=epoch)
     r = through_the_wire(wire.check_master_to(m))
@@ -292,7 +294,7 @@ def test_check_master_round_trip(src: str, receiver: str, epoch: int) -> None:
     src=node_ids,
     dst=node_ids,
     receiver=node_ids,
-    epoch=numbers,
+    epoch=epochs,
     membership=memberships(),
     last=positions,
 )
@@ -305,7 +307,7 @@ def test_update_master_round_trip(
 
 
 @SETTINGS
-@given(src=node_ids, dst=node_ids, receiver=node_ids, epoch=numbers, membership=memberships())
+@given(src=node_ids, dst=node_ids, receiver=node_ids, epoch=epochs, membership=memberships())
 def test_update_slaves_round_trip(
     src: str, dst: str, receiver: str, epoch: int, membership: Membership
 ) -> None:
@@ -319,8 +321,8 @@ def test_update_slaves_round_trip(
     src=node_ids,
     dst=node_ids,
     receiver=node_ids,
-    epoch=numbers,
-    version=st.tuples(numbers, numbers),
+    epoch=epochs,
+    version=st.tuples(epochs, numbers),
     ok=st.booleans(),
 )
 def test_update_ack_round_trip(
@@ -349,7 +351,7 @@ def test_membership_round_trip(m: Membership) -> None:
 def test_the_most_members_round_trip() -> None:
     members = {f"n{i:05d}": f"10.0.{i // 256}.{i % 256}:7000" for i in range(wire.MAX_MEMBERS)}
     m = Membership(
-        epoch=MAX_INT,
+        epoch=MAX_EPOCH,
         seq=MAX_INT,
         members=tuple(sorted(members.items())),
         in_sync=frozenset(members),
@@ -616,6 +618,10 @@ bad_addresses = st.one_of(
 )
 
 
+def _is_epoch(path: str) -> bool:
+    return path.rsplit(".", 1)[-1].endswith("epoch")
+
+
 def test_every_check_starts_from_valid_messages() -> None:
     for make, translate in KINDS.values():
         translate(through_the_wire(make()))
@@ -634,18 +640,34 @@ def test_a_number_above_2_63_minus_1_is_refused(kind: str, path: str, bad: int) 
 
 @pytest.mark.parametrize(("kind", "path"), sorted(set(NUMBER_FIELDS) - BOUNDED_OTHERWISE))
 def test_2_63_minus_1_is_accepted(kind: str, path: str) -> None:
+    """(2**62 for an epoch: epochs keep room to count up.)"""
+    top = MAX_EPOCH if _is_epoch(path) else MAX_INT
     make, translate = KINDS[kind]
     r = make()
-    _set(r, path, MAX_INT)
+    _set(r, path, top)
     got = translate(through_the_wire(r))
-    assert str(MAX_INT) in repr(got)
+    assert str(top) in repr(got)
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"), [(k, p) for k, p in NUMBER_FIELDS if _is_epoch(p)], ids=str
+)
+def test_an_epoch_above_2_62_is_refused(kind: str, path: str) -> None:
+    """A node that wins an election takes the highest epoch it saw + 1: a
+    peer's epoch of 2**63-1 would leave it one it cannot store."""
+    make, translate = KINDS[kind]
+    for bad in (MAX_EPOCH + 1, MAX_INT):
+        r = make()
+        _set(r, path, bad)
+        with pytest.raises(WireError, match=r"outside 0\.\.2\*\*62"):
+            translate(through_the_wire(r))
 
 
 def test_a_negative_number_is_refused() -> None:
     """A protobuf uint64 cannot carry one (see below), but the check holds
     on its own for whatever reads as a negative integer."""
     for epoch, index in ((-1, 0), (0, -1), (-(2**63), 0)):
-        with pytest.raises(WireError, match=r"outside 0\.\.2\*\*63-1"):
+        with pytest.raises(WireError, match=r"outside 0\.\.2\*\*6"):
             wire.pos_from(SimpleNamespace(epoch=epoch, index=index))  # type: ignore[arg-type]
     with pytest.raises(WireError):
         wire.ack_from(

@@ -4,9 +4,11 @@ Nothing read from the cluster wire reaches the core unchecked: every `*_from`
 function checks every field it reads and raises `WireError` (a ValueError)
 for a message the core's types, or the store, cannot hold:
 
-- epochs, indexes, counts, commit indexes, probes and membership versions
+- indexes, counts, commit indexes, probes and membership sequence numbers
   are within 0..2**63-1 (SQLite's INTEGER; a protobuf uint64 goes to 2**64-1),
-  and an Append's last index (prev.index + count) is too;
+  and an Append's last index (prev.index + count) is too; epochs are within
+  0..2**62, so that elections counting up from the highest epoch a peer may
+  send still fit (a node takes epoch + 1 when it wins);
 - node ids match `chatd.config.NODE_ID_RE` (what `--node-id` accepts; a
   generated id is 12 hex digits); addresses are what
   `chatd.config.is_node_address` accepts (HOST:PORT, port 1..65535, at most
@@ -49,17 +51,24 @@ from chatd.proto import cluster_pb2 as pb
 from chatd.server.errors import WireError
 
 MAX_INT = 2**63 - 1  # SQLite INTEGER; every number the store keeps is below it
+MAX_EPOCH = 2**62
 MAX_MEMBERS = 1000
 MAX_RETIRED = 100_000  # ids removed for good accumulate over a cluster's life
 MAX_APPEND_ENTRIES = Timing().max_batch
 MAX_SNAPSHOT_BYTES = 64 << 30  # 64 GiB: a larger database cannot be sent as a snapshot
 
 
-def _number(value: int, what: str) -> int:
+def _number(value: int, what: str, top: int = MAX_INT) -> int:
     v = int(value)
-    if not 0 <= v <= MAX_INT:
-        raise WireError(f"{what} {v} is outside 0..2**63-1")
+    if not 0 <= v <= top:
+        raise WireError(f"{what} {v} is outside 0..{'2**63-1' if top == MAX_INT else '2**62'}")
     return v
+
+
+def _epoch(value: int, what: str) -> int:
+    """An epoch: at most 2**62, so that counting up from any epoch a peer
+    may send still fits SQLite's INTEGER for 2**62 more elections."""
+    return _number(value, what, MAX_EPOCH)
 
 
 def _node_id(value: str, what: str, *, empty: bool = False) -> str:
@@ -99,7 +108,7 @@ def pos_to(p: Pos) -> pb.LogPos:
 
 
 def pos_from(p: pb.LogPos, what: str = "position") -> Pos:
-    return Pos(_number(p.epoch, f"{what} epoch"), _number(p.index, f"{what} index"))
+    return Pos(_epoch(p.epoch, f"{what} epoch"), _number(p.index, f"{what} index"))
 
 
 def membership_to(m: Membership) -> pb.MembershipInfo:
@@ -124,7 +133,7 @@ def membership_from(m: pb.MembershipInfo) -> Membership:
     if len({n for n, _ in members}) != len(members):
         raise WireError("membership: a member is listed twice")
     return Membership(
-        epoch=_number(m.epoch, "membership epoch"),
+        epoch=_epoch(m.epoch, "membership epoch"),
         seq=_number(m.seq, "membership seq"),
         members=members,
         in_sync=_ids(m.in_sync, "in-sync set", MAX_MEMBERS),
@@ -167,10 +176,10 @@ def batch_from(r: pb.AcceptUpdatesRequest, dst: str) -> Append:
     return Append(
         src=_node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=_number(r.epoch, "epoch"),
+        epoch=_epoch(r.epoch, "epoch"),
         prev=prev,
         count=count,
-        entry_epoch=_number(b.entry_epoch, "entry epoch"),
+        entry_epoch=_epoch(b.entry_epoch, "entry epoch"),
         commit=_number(b.commit, "commit index"),
         in_sync=b.in_sync,
         echo=_number(b.echo, "echo"),
@@ -199,7 +208,7 @@ def snapshot_offer_from(r: pb.AcceptUpdatesRequest) -> SnapshotOffer:
         raise WireError(f"a snapshot chunk of {len(c.data)} bytes, more than its {total}")
     return SnapshotOffer(
         src=_node_id(r.node_id, "sender"),
-        epoch=_number(r.epoch, "epoch"),
+        epoch=_epoch(r.epoch, "epoch"),
         pos=pos_from(c.pos, "snapshot position"),
         total_bytes=total,
     )
@@ -220,7 +229,7 @@ def append_reply_from(r: pb.AcceptUpdatesResponse, dst: str) -> AppendReply:
     return AppendReply(
         src=_node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=_number(r.epoch, "epoch"),
+        epoch=_epoch(r.epoch, "epoch"),
         ok=r.ok,
         durable=pos_from(r.durable, "durable position"),
         diverged=r.diverged,
@@ -238,7 +247,7 @@ def register_from(r: pb.RegisterSlaveRequest, dst: str) -> Register:
     return Register(
         src=_node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=_number(r.epoch, "epoch"),
+        epoch=_epoch(r.epoch, "epoch"),
         address=_address(r.address, "address"),
         last=pos_from(r.last, "last position"),
     )
@@ -252,7 +261,7 @@ def register_reply_from(r: pb.RegisterSlaveResponse, dst: str) -> RegisterReply:
     return RegisterReply(
         src=_node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=_number(r.epoch, "epoch"),
+        epoch=_epoch(r.epoch, "epoch"),
         ok=r.ok,
         master=_node_id(r.master_id, "master", empty=True),
     )
@@ -266,7 +275,7 @@ def check_master_from(r: pb.CheckMasterRequest, dst: str, src: str) -> CheckMast
     """`src`: who asks (a node's id; the driver names an anonymous caller, one
     whose request names no node)."""
     _node_id(r.node_id, "sender", empty=True)
-    return CheckMaster(src=src, dst=dst, epoch=_number(r.epoch, "epoch"))
+    return CheckMaster(src=src, dst=dst, epoch=_epoch(r.epoch, "epoch"))
 
 
 def check_reply_to(m: CheckMasterReply, master_address: str) -> pb.CheckMasterResponse:
@@ -290,7 +299,7 @@ def check_reply_from(r: pb.CheckMasterResponse, dst: str) -> CheckMasterReply:
     return CheckMasterReply(
         src=_node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=_number(r.epoch, "epoch"),
+        epoch=_epoch(r.epoch, "epoch"),
         role=role,
         master=_node_id(r.master_id, "master", empty=True),
         last=pos_from(r.last, "last position"),
@@ -309,7 +318,7 @@ def update_master_from(r: pb.NewMasterRequest, dst: str) -> UpdateMaster:
     return UpdateMaster(
         src=_node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=_number(r.epoch, "epoch"),
+        epoch=_epoch(r.epoch, "epoch"),
         membership=membership_from(r.membership),
         last=pos_from(r.last, "last position"),
     )
@@ -325,7 +334,7 @@ def update_slaves_from(r: pb.UpdateSlavesRequest, dst: str) -> UpdateSlaves:
     return UpdateSlaves(
         src=_node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=_number(r.epoch, "epoch"),
+        epoch=_epoch(r.epoch, "epoch"),
         membership=membership_from(r.membership),
     )
 
@@ -342,13 +351,13 @@ def ack_to(m: UpdateAck) -> pb.UpdateAck:
 
 def ack_from(r: pb.UpdateAck, dst: str) -> UpdateAck:
     version = (
-        _number(r.version_epoch, "membership version epoch"),
+        _epoch(r.version_epoch, "membership version epoch"),
         _number(r.version_seq, "membership version seq"),
     )
     return UpdateAck(
         src=_node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=_number(r.epoch, "epoch"),
+        epoch=_epoch(r.epoch, "epoch"),
         version=version,
         ok=r.ok,
     )
