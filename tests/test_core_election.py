@@ -355,3 +355,32 @@ def test_the_winners_membership_keeps_its_own_address() -> None:
     assert d.won is not None
     assert d.won.membership.addresses["n2"] == "new-host:9"
     assert d.won.epoch == d.won.membership.epoch == 3
+
+
+def test_a_claim_is_void_once_the_candidate_saw_a_newer_epoch() -> None:
+    """n3 claims epoch 3; before the acceptances come back it learns of epoch
+    4 (another node's claim went further). The acceptances of epoch 3 must not
+    make it master at epoch 4, where the other claimant may hold office."""
+    from chatd.core import Core, Durable
+    from chatd.core.types import RoleChanged, UpdateAck, UpdateMaster
+
+    durable = Durable(epoch=2, last=pos("2.5"), epochs=((2, 1),), membership=M)
+    core = Core("n3", "n3:1", durable)
+    core.take_actions()
+    for src in ("n1", "n2"):
+        reply = CheckMasterReply(
+            src=src, dst="n3", epoch=2, role=Role.CANDIDATE, master="",
+            last=pos("2.4"), eligible=False, membership=M,
+        )  # fmt: skip
+        core.step(reply)
+    claims = [a.message for a in core.take_actions() if hasattr(a, "message")]
+    assert {c.epoch for c in claims if isinstance(c, UpdateMaster)} == {3}
+    newer = CheckMasterReply(
+        src="n1", dst="n3", epoch=4, role=Role.SLAVE, master="n2",
+        last=pos("2.5"), eligible=True, membership=M,
+    )  # fmt: skip
+    core.step(newer)
+    for src in ("n1", "n2"):
+        core.step(UpdateAck(src=src, dst="n3", epoch=3, version=(3, 0), ok=True))
+    became = [a for a in core.take_actions() if isinstance(a, RoleChanged)]
+    assert core.role is not Role.MASTER, became

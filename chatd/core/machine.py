@@ -395,6 +395,11 @@ class Core(Leader):
 
     def _maybe_take_office(self, s: Candidate) -> None:
         pr = s.proposal
+        if pr is not None and pr.epoch != self.epoch:
+            # it has seen a newer epoch since it claimed this one: the claim
+            # is void (acceptances of it may still arrive), it looks again
+            s.proposal = None
+            return
         if pr is None or pr.awaiting:
             return
         s.proposal = None
