@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from chatd.core.election import Decision, Voter, decide
-from chatd.core.types import CheckMasterReply, Membership, Pos, Role
+from chatd.core.types import CheckMasterReply, Membership, Pos, Role, UpdateAck
 
 
 def ms(text: str) -> Membership:
@@ -384,3 +384,29 @@ def test_a_claim_is_void_once_the_candidate_saw_a_newer_epoch() -> None:
         core.step(UpdateAck(src=src, dst="n3", epoch=3, version=(3, 0), ok=True))
     became = [a for a in core.take_actions() if isinstance(a, RoleChanged)]
     assert core.role is not Role.MASTER, became
+
+
+def test_a_claim_that_lacks_an_acknowledged_entry_is_refused() -> None:
+    """A node refuses a claimant whose log ends before an entry it knows was
+    acknowledged, whatever the claimant's epoch: a claimant that decided on
+    answers given before this node acknowledged more would drop those."""
+    from chatd.core import Core, Durable
+    from chatd.core.types import UpdateMaster
+
+    core = Core("n1", "n1:1", Durable(), found=True)
+    for i in (1, 2, 3):
+        core.local_appended(pos(f"1.{i}"))
+    assert core.commit == 3 and core.role is Role.MASTER
+    core.take_actions()
+    m = ms("1.1 n1 n2 | n1 n2")
+    core.step(UpdateMaster(src="n2", dst="n1", epoch=5, membership=m, last=pos("1.2")))
+    assert [a.ok for a in acks_of(core)] == [False]
+    assert (core.role, core.epoch) == (Role.MASTER, 1)
+    core.step(UpdateMaster(src="n2", dst="n1", epoch=6, membership=m, last=pos("1.3")))
+    assert [a.ok for a in acks_of(core)] == [True]  # it has every acknowledged entry: accepted
+    assert (core.role, core.master) == (Role.SLAVE, "n2")
+
+
+def acks_of(core: object) -> list[UpdateAck]:
+    actions = core.take_actions()  # type: ignore[attr-defined]
+    return [a.message for a in actions if isinstance(getattr(a, "message", None), UpdateAck)]

@@ -39,10 +39,12 @@ TIMING = (
     "--failover-timeout",
     f"{int(FAILOVER_TIMEOUT_S * 1000)}ms",
 )
-# Writes stall while the master waits out a silent in-sync slave (one failover
-# timeout), commits the smaller in-sync set, and the writers retry (1 s call
-# timeout in Load when the stalled call's answer never comes).
-STALL_BOUND_S = 1.0 + 4 * FAILOVER_TIMEOUT_S
+# A slave that stops itself ends its calls at once; the master sees its log
+# stream end, asks it directly, is refused, and drops it without waiting out
+# the failover timeout (10-15 ms of stalled writes measured; 450-490 ms when
+# the master waited out the silence). Below a failover timeout, so that a
+# master waiting it out again fails the test.
+STALL_BOUND_S = 0.8 * FAILOVER_TIMEOUT_S
 DB_FILE = "chatd.sqlite3"
 
 
@@ -180,7 +182,8 @@ async def test_a_slave_whose_disk_fills_stops_and_writes_go_on(tmp_path: Path) -
             stall = longest_stall(run.load, t0, time.monotonic())
             say(
                 f"disk full: n3 exited {n3.proc.returncode} {exited - t0:.1f} s into the load; "
-                f"writes stalled {stall * 1000:.0f} ms at most (bound {STALL_BOUND_S:.1f} s)"
+                f"writes stalled {stall * 1000:.0f} ms at most"
+                f" (bound {STALL_BOUND_S * 1000:.0f} ms)"
             )
             said = n3.log().splitlines()
             critical = [ln for ln in said if " CRITICAL " in ln]
@@ -230,7 +233,8 @@ async def test_a_slave_held_at_2_percent_cpu(tmp_path: Path) -> None:
             members = doc["members"]
             assert isinstance(members, list)
             why = next(m["left_reason"] for m in members if m["node_id"] == "n3")
-            assert why.startswith("lagging:"), why
+            # (at 2 % it may also miss heartbeats for a failover timeout)
+            assert why.startswith(("lagging:", "silent")), why
             t1 = time.monotonic()
             await asyncio.sleep(3)
             rate_after = sum(1 for _, e in run.load.ack_log if e > t1) / (time.monotonic() - t1)

@@ -19,6 +19,7 @@ from chatd.core.types import (
     Action,
     Append,
     AppendReply,
+    CheckMaster,
     Committed,
     InSyncChanged,
     Membership,
@@ -128,6 +129,16 @@ class Leader:
         self._replicate(s)
 
     def _master_tick(self, s: Master) -> None:
+        silent = self._drop_silent(s)
+        current = s.change.membership if s.change is not None else self.membership
+        watched = (self.membership.in_sync | current.in_sync) - {self.id}
+        self._drop_lagging(s, watched - silent - s.unconfirmed)
+        if s.change is not None and self.now - s.change.sent_tick >= self.timing.retry:
+            self._send_change(s)
+        self._replicate(s, heartbeat=True)
+
+    def _drop_silent(self, s: Master) -> set[str]:
+        """Drops the in-sync nodes presumed dead; returns them."""
         current = s.change.membership if s.change is not None else self.membership
         watched = (self.membership.in_sync | current.in_sync) - {self.id}
         silent = s.silent(watched - s.unconfirmed, self.now, self.timing.failover)
@@ -138,10 +149,29 @@ class Leader:
                 for nid in silent:
                     s.lag.left[nid] = "silent"
                 self._propose(s, current.addresses, keep, f"{sorted(silent)} silent", skip=silent)
-        self._drop_lagging(s, watched - silent - s.unconfirmed)
-        if s.change is not None and self.now - s.change.sent_tick >= self.timing.retry:
-            self._send_change(s)
-        self._replicate(s, heartbeat=True)
+        return silent
+
+    def _follower_unreachable(self, s: Master, nid: str) -> None:
+        """A call or the log stream to `nid` failed. A process that dies
+        closes its connections at once, so the master asks it directly
+        (CheckMaster); if that fails as well, it is presumed dead now, as if
+        silent for the failover timeout, and the writes stop waiting for it
+        within a round trip instead of a failover timeout. (A node lost
+        without closing its connections, as in a power cut, is still waited
+        out; one that answers changes nothing.)"""
+        p = s.progress[nid]
+        in_sync = self.membership.in_sync | (
+            s.change.membership.in_sync if s.change is not None else frozenset()
+        )
+        if nid not in in_sync:
+            return
+        if not p.asked:
+            p.asked = True
+            self._send(CheckMaster(src=self.id, dst=nid, epoch=self.epoch))
+            return
+        p.asked = False
+        p.heard_tick = min(p.heard_tick, self.now - self.timing.failover)
+        self._drop_silent(s)
 
     def _drop_lagging(self, s: Master, watched: set[str] | frozenset[str]) -> None:
         """The slow-node rule (chatd/core/lag.py), judged only while no

@@ -214,6 +214,7 @@ class Core(Leader):
             self._start_election(f"master {peer} closed its stream and does not answer")
         elif isinstance(s, Master) and peer in s.progress:
             s.progress[peer].lost()
+            self._follower_unreachable(s, peer)
 
     def persisted(self, durable: Pos) -> None:
         """Slave: received entries up to `durable` are now durable."""
@@ -500,6 +501,9 @@ class Core(Leader):
 
     def _on_check_master_reply(self, m: CheckMasterReply) -> None:
         s = self.state
+        if isinstance(s, Master) and (p := s.progress.get(m.src)) is not None:
+            p.heard(self.now)  # it answered the master's question: it lives
+            return
         if isinstance(s, Slave) and s.probing and m.src == s.master:
             s.probing = False  # the master answered: it lives
             if m.role is not Role.MASTER:
@@ -513,10 +517,15 @@ class Core(Leader):
 
     def _on_update_master(self, m: UpdateMaster) -> None:
         fresh = m.epoch > self.epoch or (m.epoch == self.epoch and self.voted == (m.epoch, m.src))
-        if not fresh:
-            # another proposer or master at this epoch, or an older epoch: refused.
-            # (A proposer's log may be shorter than this node's: what this one
-            # has more was never acknowledged, since the proposer is in sync.)
+        # A proposer's log may be shorter than this node's: what this one has
+        # more was never acknowledged, since the proposer is in sync. But not
+        # shorter than what this node knows was acknowledged: a proposer that
+        # decided on answers from before this node went on (elected itself
+        # on a membership that the proposer had a newer version of, and
+        # acknowledged writes) would otherwise drop them.
+        known = self.log.pos_at(min(self.commit, self.log.durable.index))
+        if not fresh or m.last < known:
+            # another proposer or master at this epoch, or an older epoch: refused
             self._ack_update(m.src, m.membership.version, False)
             return
         if m.epoch > self.epoch:

@@ -24,6 +24,7 @@ class Progress:
     heard_tick: int = 0
     snapshot: bool = False  # a snapshot is on its way
     echo: int = 0  # the follower's last probe (see AppendReply.probe)
+    asked: bool = False  # a call to it failed: the master asked it whether it lives
 
     def silent(self, now: int, failover: int) -> bool:
         """Not heard from for the failover timeout: presumed dead."""
@@ -32,6 +33,7 @@ class Progress:
     def heard(self, now: int, probe: int = 0) -> None:
         """An answer came: nothing is in flight any more."""
         self.heard_tick = now
+        self.asked = False
         self.inflight = 0
         self.echo = max(self.echo, probe)
 
