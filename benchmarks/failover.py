@@ -2,7 +2,7 @@
 from the kill to the first acknowledged write; and the acknowledged writes
 lost at the end (must be 0).
 
-    python benchmarks/failover.py --kills 20 [--writers 4] [--json]
+    python benchmarks/failover.py --kills 20 [--writers 4] [--quorum majority] [--json]
 
 Runs real `chatd serve` processes on loopback (default timing flags) in a
 temporary directory; each killed master is restarted with its own command
@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from chatd.tools.localcluster import Cluster, Load, check_no_loss
 
 
-async def run(kills: int, writers: int) -> dict[str, object]:
+async def run(kills: int, writers: int, quorum: str = "in-sync") -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="chatd-failover-") as tmp:
-        c = await asyncio.to_thread(Cluster.start, Path(tmp))
+        c = await asyncio.to_thread(Cluster.start, Path(tmp), 3, "--quorum", quorum)
         try:
             load = Load(list(c.addresses.values()))
             alice = await load.session("alice")
@@ -82,9 +82,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--kills", type=int, default=20)
     p.add_argument("--writers", type=int, default=4)
+    p.add_argument("--quorum", choices=("in-sync", "majority"), default="in-sync")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    result = asyncio.run(run(args.kills, args.writers))
+    result = asyncio.run(run(args.kills, args.writers, args.quorum))
     if args.json:
         print(json.dumps(result))
     else:

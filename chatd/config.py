@@ -118,6 +118,7 @@ class Config:
     heartbeat_interval: float = 0.1
     failover_timeout: float = 0.5
     max_lag_time: float = 1.0
+    quorum: str | None = None  # None: in-sync when founding, else the cluster's
     log_retention: int = 100_000
     reflection: bool = True
     send_rate: float = 100.0
@@ -169,6 +170,15 @@ _SERVE_FLAGS = (
         choices=("master",),
         help="master: found a new cluster (the default without --join; a data dir "
         "that already holds a node rejoins its cluster instead)",
+    ),
+    _Flag(
+        "--quorum",
+        choices=("in-sync", "majority"),
+        help="when founding a cluster: in-sync (default) acknowledges a write once "
+        "every in-sync node has it, N+1 nodes survive N crashes; majority once a "
+        "majority has it, 2f+1 nodes survive f crashes and any network partition. "
+        "Kept in the cluster's membership: a joining node follows the cluster's (a "
+        "node whose data dir holds another mode refuses to start)",
     ),
     _Flag(
         "--join",
@@ -285,7 +295,8 @@ _SERVE_FLAGS = (
         "1s",
         parse_duration,
         help="an in-sync slave that holds the writes back this long leaves the in-sync "
-        "set until it has caught up; 0 never drops a slow slave (default 1s)",
+        "set until it has caught up; 0 never drops a slow slave (default 1s; in-sync "
+        "mode only: a majority master waits for no particular slave)",
     ),
     _Flag(
         "--log-retention",
@@ -348,6 +359,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         heartbeat_interval=args.heartbeat_interval,
         failover_timeout=args.failover_timeout,
         max_lag_time=args.max_lag_time,
+        quorum=args.quorum,
         log_retention=args.log_retention,
         reflection=not args.no_reflection,
         send_rate=float(args.send_rate),

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from chatd.core import Core, Durable, Membership, Pos, Role, Timing
 from chatd.core.log import EpochRuns
+from chatd.core.quorum import IN_SYNC, MAJORITY
 from chatd.core.roles import Master
 from chatd.core.types import (
     Append,
@@ -40,6 +41,7 @@ from chatd.core.types import (
 # more often than on a real network; a slow disk here trails by 1-3 ticks)
 TIMING = Timing(failover=5, election=3, retry=3, max_batch=8, max_lag=10, lag_share=0.7)
 DEADLINE = 3  # ticks before a unary call to a frozen node fails
+MAX_NODES = 7  # joins stop there
 UNARY = (CheckMaster, Register, UpdateMaster, UpdateSlaves)
 
 
@@ -99,8 +101,14 @@ class InFlight:
 
 
 class Sim:
-    def __init__(self, seed: int, size: int = 3, *, drop: float = 0.02) -> None:
+    def __init__(
+        self, seed: int, size: int = 3, *, drop: float = 0.02, quorum: str = IN_SYNC
+    ) -> None:
         self.rng = random.Random(seed)
+        self.quorum = quorum
+        # directed links cut (src, dst): partitions, in majority mode only
+        # (in-sync mode presumes a silent node dead: it is not partition-safe)
+        self.cuts: set[tuple[str, str]] = set()
         self.seed = seed
         self.drop = drop
         self.now = 0
@@ -116,12 +124,14 @@ class Sim:
         self.retired: set[str] = set()  # removals a master's membership has made
         self.trace: deque[str] = deque(maxlen=40)
         self.writes = 0
-        # what is rare otherwise, made common in some schedules: a master
-        # crashing or pausing while a membership change (a join, a removal,
-        # a node entering or leaving the in-sync set) is under way
-        self.strike = self.rng.choice((0.0, 0.2, 0.4, 0.6))
+        # how often what is rare otherwise happens; random schedules draw
+        # these (run_schedule), targeted tests keep them off
+        self.strike = 0.0  # a master struck while a membership change is under way
+        self.cut_rate = 0.0  # links cut (majority mode only)
+        self.churn = 0.0  # new nodes joining, members removed
+        self.write_rate = 0.5  # writes a master makes a tick
         first = self.nodes["n1"]
-        first.core = Core(first.id, first.address, Durable(), TIMING, found=True)
+        first.core = Core(first.id, first.address, Durable(), TIMING, found=True, quorum=quorum)
         self._drain(first)
         for n in list(self.nodes.values())[1:]:
             n.core = Core(n.id, n.address, Durable(), TIMING, seeds=(first.address,))
@@ -187,10 +197,21 @@ class Sim:
             back = Unreachable(dst=src.id, peer=msg.dst)
             self.net.append(InFlight(self.now + 1, self.seq, back))
             return
+        if (src.id, dst.id) in self.cuts:
+            self._lost_in_cut(src.id, msg)
+            return
         deadline = self.now + DEADLINE if isinstance(msg, UNARY) else None
         self.net.append(
             InFlight(self.now + self.rng.randint(0, 1), self.seq, msg, payload, deadline)
         )
+
+    def _lost_in_cut(self, src: str, msg: Message) -> None:
+        """Across a cut link nothing arrives and nothing is refused: a unary
+        call's caller learns of it only when its deadline passes; what goes
+        on a stream is lost without a word."""
+        if isinstance(msg, UNARY):
+            back = Unreachable(dst=src, peer=msg.dst)
+            self.net.append(InFlight(self.now + DEADLINE, self.seq, back))
 
     def _committed(self, n: Node, index: int) -> None:
         for i in range(1, index + 1):
@@ -238,6 +259,17 @@ class Sim:
         durable = Durable(epoch=n.epoch, last=n.last(), epochs=n.runs, membership=n.membership)
         n.core = Core(n.id, n.address, durable, TIMING, seeds=(self.nodes["n1"].address,))
         self._drain(n)
+
+    def join(self) -> Node:
+        """A new, empty node joins through n1 (`chatd serve --join`)."""
+        k = len(self.nodes) + 1
+        n = Node(f"n{k}", f"10.0.0.{k}:1")
+        self.nodes[n.id] = n
+        self.by_address[n.address] = n
+        self.trace.append(f"t{self.now} join {n.id}")
+        n.core = Core(n.id, n.address, Durable(), TIMING, seeds=(self.nodes["n1"].address,))
+        self._drain(n)
+        return n
 
     def pause(self, n: Node) -> None:
         """Like SIGSTOP: it runs nothing, and what is sent to it waits."""
@@ -320,6 +352,9 @@ class Sim:
                 self.net.append(f)
                 continue
             assert dst.core is not None
+            if not isinstance(f.msg, Unreachable) and (f.msg.src, dst.id) in self.cuts:
+                self._lost_in_cut(f.msg.src, f.msg)  # cut while on its way
+                continue
             if isinstance(f.msg, Unreachable):
                 dst.core.report_unreachable(f.msg.peer)
             else:
@@ -342,13 +377,40 @@ class Sim:
             if n.up and not n.paused and n.core is not None and n.core.role is Role.MASTER
         ]
         for master in masters:
-            if self.rng.random() < 0.5:
+            if self.rng.random() < self.write_rate:
                 self.write(master)
         if faults:
             self._fault()
         self.check()
 
+    def _partition(self) -> None:
+        """Cuts links: one node off, two groups, one pair both ways (a
+        bridge: the rest still see both), or one pair one way."""
+        ids = list(self.nodes)
+        kind = self.rng.choice(("isolate", "split", "bridge", "one-way"))
+        if kind == "isolate":
+            a = {self.rng.choice(ids)}
+        elif kind == "split":
+            a = set(self.rng.sample(ids, self.rng.randint(1, len(ids) - 1)))
+        else:
+            x, y = self.rng.sample(ids, 2)
+            self.cuts.add((x, y))
+            if kind == "bridge":
+                self.cuts.add((y, x))
+            self.trace.append(f"t{self.now} cut {kind} {x}-{y}")
+            return
+        b = set(ids) - a
+        self.cuts |= {(x, y) for x in a for y in b} | {(y, x) for x in a for y in b}
+        self.trace.append(f"t{self.now} cut {sorted(a)} | {sorted(b)}")
+
     def _fault(self) -> None:
+        if self.quorum == MAJORITY:
+            p = self.rng.random()
+            if p < self.cut_rate:
+                self._partition()
+            elif p < self.cut_rate + 0.03 and self.cuts:
+                self.cuts.clear()
+                self.trace.append(f"t{self.now} healed the network")
         r = self.rng.random()
         nodes = list(self.nodes.values())
         down = [n for n in nodes if not n.up or n.paused]
@@ -382,7 +444,9 @@ class Sim:
             # it answers heartbeats on time all the while
             n.slow = 0 if n.slow else self.rng.randint(1, 3)
             self.trace.append(f"t{self.now} {n.id} slow {n.slow}")
-        elif r < 0.122 and self.removals < len(nodes) - 3:
+        elif r < 0.121 + self.churn and len(nodes) < MAX_NODES:
+            self.join()
+        elif r < 0.122 + 2 * self.churn and self.removals < len(nodes) - 3:
             # (not n1: it is the --join address every restart is given)
             m = self.current_master()
             if m is not None and m.core is not None and not m.paused and n.id not in (m.id, "n1"):
@@ -434,6 +498,7 @@ class Sim:
         write acknowledged. (A node dropped for lagging may rejoin only after
         its hold-off, up to 80 lag windows: chatd/core/lag.py.)"""
         self.drop = 0.0
+        self.cuts.clear()
         for n in self.nodes.values():
             n.slow = 0
             if n.paused:
@@ -491,10 +556,24 @@ class Sim:
 
 
 def run_schedule(
-    seed: int, *, ticks: int = 150, size: int | None = None, full_restart: bool = False
+    seed: int,
+    *,
+    ticks: int = 150,
+    size: int | None = None,
+    full_restart: bool = False,
+    quorum: str = IN_SYNC,
 ) -> Sim:
     rng = random.Random(seed)
-    sim = Sim(seed, size or rng.choice((3, 3, 4, 5)))
+    sim = Sim(seed, size or rng.choice((3, 3, 4, 5)), quorum=quorum)
+    # What is rare otherwise, made common in some schedules: a master crashed
+    # or paused while a membership change (a join, a removal, a node entering
+    # or leaving the in-sync set) is under way; partitions; new nodes joining
+    # and members removed; and rare writes, which leave a new master's log
+    # ending in older epochs' entries for longer.
+    sim.strike = rng.choice((0.0, 0.2, 0.4, 0.6))
+    sim.cut_rate = rng.choice((0.01, 0.03, 0.08))
+    sim.churn = rng.choice((0.0, 0.003, 0.01))
+    sim.write_rate = rng.choice((0.5, 0.5, 0.2, 0.05))
     try:
         for _ in range(ticks):
             sim.step(faults=True)

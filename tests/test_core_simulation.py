@@ -14,6 +14,7 @@ import os
 import pytest
 
 from chatd.core import Role
+from chatd.core.quorum import MAJORITY
 from chatd.core.types import (
     CheckMaster,
     CheckMasterReply,
@@ -33,6 +34,15 @@ BATCH = 50
 def test_random_schedules(first: int) -> None:
     for seed in SEEDS[first : first + BATCH]:
         run_schedule(seed)
+
+
+@pytest.mark.parametrize("first", range(0, len(SEEDS), BATCH))
+def test_majority_schedules_with_partitions(first: int) -> None:
+    """Majority mode, with link cuts (one node off, two groups, a bridge, one
+    way) and heals among the crashes, pauses, joins and removals: no
+    acknowledged entry lost, one master an epoch, and it settles."""
+    for seed in SEEDS[first : first + BATCH]:
+        run_schedule(seed, quorum=MAJORITY)
 
 
 @pytest.mark.parametrize("first", range(0, max(1, len(SEEDS) // 10), BATCH))

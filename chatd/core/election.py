@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from chatd.core.quorum import MAJORITY, agreed
 from chatd.core.types import CheckMasterReply, Membership, Pos, Role
 
 
@@ -34,13 +35,31 @@ class Election:
 
 @dataclass(slots=True)
 class Proposal:
-    """A winner's claim in flight: it becomes master when `awaiting` empties."""
+    """A winner's claim in flight: it becomes master when `awaiting` empties
+    (in majority mode: once a majority of the voters, itself counted, accepted)."""
 
     epoch: int
     membership: Membership
     awaiting: set[str]
     started_tick: int
     reason: str
+    accepted: set[str] = field(default_factory=set)
+
+    def accept(self, nid: str) -> None:
+        self.awaiting.discard(nid)
+        self.accepted.add(nid)
+
+    def refuse(self, nid: str, me: str) -> bool:
+        """`nid` refused or cannot be reached: True if the claim is lost."""
+        if not self.membership.majority:
+            return nid in self.awaiting
+        self.awaiting.discard(nid)
+        return not agreed(MAJORITY, self.membership.in_sync, self.accepted | self.awaiting | {me})
+
+    def won(self, me: str) -> bool:
+        if not self.membership.majority:
+            return not self.awaiting
+        return agreed(MAJORITY, self.membership.in_sync, self.accepted | {me})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,6 +105,8 @@ def decide(me: Voter, replies: Sequence[CheckMasterReply], unreachable: set[str]
     seen = [me.membership, *(r.membership for r in replies)]
     latest = max(seen, key=lambda m: m.version)
     learned = latest if latest.version > me.membership.version else None
+    if latest.majority:
+        return _decide_majority(me, replies, latest, learned)
     # Two proposers of one epoch can leave nodes with different memberships
     # of the same version. Which one (if any) took office is not known here,
     # so every in-sync node of any of them counts, and all of them must
@@ -124,5 +145,38 @@ def decide(me: Voter, replies: Sequence[CheckMasterReply], unreachable: set[str]
         membership=proposed,
         awaiting=frozenset(awaiting),
         reason=f"elected by {sorted(pool)} at epoch {epoch}",
+    )
+    return Decision(learned=learned, winner=winner, won=won)
+
+
+def _decide_majority(
+    me: Voter, replies: Sequence[CheckMasterReply], latest: Membership, learned: Membership | None
+) -> Decision:
+    """Majority mode: with answers from a majority of the voters (itself
+    counted), the one with the most up-to-date log among them (ties to the
+    lowest id) should be master; if that is this node, it claims a new
+    epoch, and takes office once a majority accepted. Every voter accepts
+    one claimant an epoch, and only one whose log is at least as up to date
+    as its own (Core._on_update_master): any two majorities share a node, so
+    the new master holds every entry a majority had durable. Without a
+    majority's answers nobody is chosen: a minority side never elects, nor
+    raises its epoch, so it does not unsettle the majority when it heals.
+    The voters stay as they are: silence never shrinks them."""
+    voters = latest.in_sync
+    if me.id in latest.retired or me.id not in voters or me.diverged:
+        return Decision(learned=learned)
+    info = {r.src: r for r in replies if r.src in voters and r.role is not Role.RETIRED}
+    if not agreed(MAJORITY, voters, {me.id} | info.keys()):
+        return Decision(learned=learned)
+    logs = {me.id: me.durable} | {n: r.last for n, r in info.items()}
+    winner = min(logs, key=lambda n: (-logs[n].epoch, -logs[n].index, n))
+    if winner != me.id:
+        return Decision(learned=learned, winner=winner)
+    epoch = max([me.epoch, *(r.epoch for r in replies)]) + 1
+    won = Won(
+        epoch=epoch,
+        membership=latest.with_changes(epoch),
+        awaiting=frozenset(voters - {me.id}),
+        reason=f"elected by a majority of {sorted(voters)} at epoch {epoch}",
     )
     return Decision(learned=learned, winner=winner, won=won)

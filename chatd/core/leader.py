@@ -14,6 +14,7 @@ from chatd.core.lag import LagWatch
 from chatd.core.log import Log
 from chatd.core.membership import propose
 from chatd.core.progress import Progress
+from chatd.core.quorum import MAJORITY, agreed, quorum_index
 from chatd.core.roles import Master, Slave, State
 from chatd.core.types import (
     Action,
@@ -53,6 +54,9 @@ class Leader:
     eligible: bool
     voted: tuple[int, str]
     _actions: list[Action]
+
+    def _start_election(self, reason: str) -> None:  # in Core
+        raise NotImplementedError
 
     # -- events only a master takes --
 
@@ -129,6 +133,9 @@ class Leader:
         self._replicate(s)
 
     def _master_tick(self, s: Master) -> None:
+        if self.membership.majority:
+            self._majority_tick(s)
+            return
         silent = self._drop_silent(s)
         current = s.change.membership if s.change is not None else self.membership
         watched = (self.membership.in_sync | current.in_sync) - {self.id}
@@ -159,6 +166,8 @@ class Leader:
         within a round trip instead of a failover timeout. (A node lost
         without closing its connections, as in a power cut, is still waited
         out; one that answers changes nothing.)"""
+        if self.membership.majority:  # silence drops nobody there
+            return
         p = s.progress[nid]
         in_sync = self.membership.in_sync | (
             s.change.membership.in_sync if s.change is not None else frozenset()
@@ -172,6 +181,28 @@ class Leader:
         p.asked = False
         p.heard_tick = min(p.heard_tick, self.now - self.timing.failover)
         self._drop_silent(s)
+
+    def _majority_tick(self, s: Master) -> None:
+        """Majority mode: silence drops nobody; a master that has not heard
+        from a majority of its voters (each set, while a change is under
+        way) for the failover timeout steps down, so that a master cut off
+        on a minority side stops taking writes it could never acknowledge."""
+        heard = {self.id} | {
+            n for n, p in s.progress.items() if not p.silent(self.now, self.timing.failover)
+        }
+        sets = [self.membership.in_sync]
+        if s.change is not None:
+            sets.append(s.change.membership.in_sync)
+        lost = [v for v in sets if not agreed(MAJORITY, v, heard)]
+        if lost:
+            self._start_election(
+                f"stepped down: heard from {sorted(heard & lost[0])} only of the voters"
+                f" {sorted(lost[0])} for {self.timing.failover} ticks"
+            )
+            return
+        if s.change is not None and self.now - s.change.sent_tick >= self.timing.retry:
+            self._send_change(s)
+        self._replicate(s, heartbeat=True)
 
     def _drop_lagging(self, s: Master, watched: set[str] | frozenset[str]) -> None:
         """The slow-node rule (chatd/core/lag.py), judged only while no
@@ -189,7 +220,10 @@ class Leader:
         self._propose(s, self.membership.addresses, keep, reason)
 
     def _confirm_after_freeze(self, s: Master) -> None:
-        """See Core.suspect."""
+        """See Core.suspect. (Majority mode needs none of it: a master
+        commits nothing without a majority, and steps down without one.)"""
+        if self.membership.majority:
+            return
         current = s.change.membership if s.change is not None else self.membership
         # (a node already silent for the failover timeout before the freeze
         # was presumed dead while this one ran: it stays so, unless an
@@ -246,7 +280,7 @@ class Leader:
 
     def _maybe_finish_change(self, s: Master) -> None:
         c = s.change
-        if c is None or c.awaiting:
+        if c is None or not c.done(self.id):
             return
         s.change = None
         new, old = c.membership, self.membership
@@ -270,6 +304,9 @@ class Leader:
     # -- replication and the commit rule --
 
     def _advance_commit(self, s: Master) -> None:
+        if self.membership.majority:
+            self._advance_majority_commit(s)
+            return
         others = self.membership.in_sync - {self.id}
         if s.change is not None:
             others |= s.change.membership.in_sync - {self.id}
@@ -278,6 +315,22 @@ class Leader:
             p = s.progress.get(nid)
             top = min(top, p.match if p is not None else 0)
         if top > self.commit:
+            self.commit = top
+            self._out(Committed(index=top))
+
+    def _advance_majority_commit(self, s: Master) -> None:
+        """The highest index durable on a majority of the voters (of each
+        set, while a change is under way). As in Raft, only an entry of the
+        master's own epoch is committed by counting: an older one may sit on
+        a majority and still be replaced by a master that never had it, so
+        it commits with the first entry of this epoch after it."""
+        matches = {n: p.match for n, p in s.progress.items()}
+        matches[self.id] = self.log.durable.index
+        sets = [self.membership.in_sync]
+        if s.change is not None:
+            sets.append(s.change.membership.in_sync)
+        top = min(quorum_index(MAJORITY, v, matches) for v in sets)
+        if top > self.commit and self.log.epoch_at(top) == self.epoch:
             self.commit = top
             self._out(Committed(index=top))
 
@@ -407,5 +460,5 @@ class Leader:
             s.unconfirmed.discard(m.src)
         c = s.change
         if c is not None and m.ok and m.version == c.membership.version:
-            c.awaiting.discard(m.src)
+            c.ack(m.src)
             self._maybe_finish_change(s)

@@ -31,6 +31,7 @@ from chatd.core.election import Election, Proposal, Voter, decide
 from chatd.core.errors import LocalProtocolError, RemoteProtocolError
 from chatd.core.leader import SEED_PREFIX, Leader
 from chatd.core.log import Log
+from chatd.core.quorum import IN_SYNC, MODES
 from chatd.core.roles import Candidate, Master, Retired, Slave, State
 from chatd.core.types import (
     Action,
@@ -70,6 +71,7 @@ class Core(Leader):
         *,
         found: bool = False,
         seeds: tuple[str, ...] = (),
+        quorum: str = IN_SYNC,
     ) -> None:
         self.id = node_id
         self.address = address
@@ -90,12 +92,19 @@ class Core(Leader):
         if node_id in self.membership.retired:
             self.state = Retired()
         elif found:
+            if quorum not in MODES:
+                raise LocalProtocolError(f"unknown quorum mode {quorum!r}")
             if durable.last.index or durable.epoch:
                 raise LocalProtocolError("only an empty node can found a cluster")
             self.epoch = 1
             self._out(PersistEpoch(epoch=1))
             self._set_membership(
-                Membership(epoch=1, members=((node_id, address),), in_sync=frozenset({node_id}))
+                Membership(
+                    epoch=1,
+                    members=((node_id, address),),
+                    in_sync=frozenset({node_id}),
+                    quorum=quorum,
+                )
             )
             self._become_master("founded the cluster")
         else:
@@ -194,7 +203,7 @@ class Core(Leader):
         """A message to `peer` failed (refused, timed out, a stream broke)."""
         s = self.state
         if isinstance(s, Candidate) and s.proposal is not None:
-            if peer in s.proposal.awaiting:
+            if s.proposal.refuse(peer, self.id):
                 s.proposal = None  # a node it counted on is gone: look again
                 self._start_round(s)
             return
@@ -401,7 +410,7 @@ class Core(Leader):
             # is void (acceptances of it may still arrive), it looks again
             s.proposal = None
             return
-        if pr is None or pr.awaiting:
+        if pr is None or not pr.won(self.id):
             return
         s.proposal = None
         self._set_membership(pr.membership)
@@ -517,12 +526,18 @@ class Core(Leader):
 
     def _on_update_master(self, m: UpdateMaster) -> None:
         fresh = m.epoch > self.epoch or (m.epoch == self.epoch and self.voted == (m.epoch, m.src))
-        # A proposer's log may be shorter than this node's: what this one has
-        # more was never acknowledged, since the proposer is in sync. But not
-        # shorter than what this node knows was acknowledged: a proposer that
-        # decided on answers from before this node went on (elected itself
-        # on a membership that the proposer had a newer version of, and
-        # acknowledged writes) would otherwise drop them.
+        if fresh and (m.membership.majority or self.membership.majority):
+            # one claimant an epoch (above), a voter of the newest membership
+            # either side knows, whose log is at least as up to date as this
+            # node's: then it holds every entry a majority had durable
+            newest = max(self.membership, m.membership, key=lambda x: x.version)
+            fresh = m.src in newest.in_sync and m.last >= self.log.durable
+        # In in-sync mode a proposer's log may be shorter than this node's:
+        # what this one has more was never acknowledged, since the proposer
+        # is in sync. But not shorter than what this node knows was
+        # acknowledged: a proposer that decided on answers from before this
+        # node went on (elected itself on a membership that the proposer had
+        # a newer version of, and acknowledged writes) would otherwise drop them.
         known = self.log.pos_at(min(self.commit, self.log.durable.index))
         if not fresh or m.last < known:
             # another proposer or master at this epoch, or an older epoch: refused
@@ -561,9 +576,9 @@ class Core(Leader):
             pr = s.proposal
             if m.version == pr.membership.version:
                 if m.ok:
-                    pr.awaiting.discard(m.src)
+                    pr.accept(m.src)
                     self._maybe_take_office(s)
-                elif m.src in pr.awaiting:
+                elif pr.refuse(m.src, self.id):
                     s.proposal = None  # refused: look again
                     self._start_round(s)
                 return

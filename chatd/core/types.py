@@ -35,6 +35,11 @@ class Membership:
     members: tuple[tuple[str, str], ...] = ()
     in_sync: frozenset[str] = frozenset()
     retired: frozenset[str] = frozenset()  # removed for good: never members again
+    quorum: str = "in-sync"  # chosen when the cluster is founded (chatd/core/quorum.py)
+
+    @property
+    def majority(self) -> bool:
+        return self.quorum == "majority"
 
     @property
     def version(self) -> tuple[int, int]:
@@ -59,6 +64,7 @@ class Membership:
             members=tuple(sorted(m.items())),
             in_sync=self.in_sync if in_sync is None else in_sync,
             retired=self.retired,
+            quorum=self.quorum,
         )
 
 

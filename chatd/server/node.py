@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,12 +26,14 @@ from grpc_reflection.v1alpha import reflection
 from chatd import tls
 from chatd.config import Config
 from chatd.contract import KEEPALIVE_SERVER_OPTIONS
+from chatd.core.quorum import IN_SYNC
 from chatd.core.types import InSyncChanged, Role, RoleChanged, Timing
-from chatd.proto import chat_pb2, chat_pb2_grpc, cluster_pb2, cluster_pb2_grpc
+from chatd.proto import chat_pb2, chat_pb2_grpc, cluster_pb2, cluster_pb2_grpc, log_pb2
 from chatd.server.chat import Chat, ChatLimits
 from chatd.server.client_service import ClientAccountServicer, Router
 from chatd.server.cluster_service import MasterServicer, NodeAdminServicer, SlaveServicer
 from chatd.server.digests import DigestWatcher
+from chatd.server.errors import ServerError
 from chatd.server.errors import StartupError as StartupError  # chatd.cli imports it here
 from chatd.server.health import Health
 from chatd.server.hub import Hub
@@ -82,6 +85,7 @@ class Node:
         self._hasher = ThreadPoolExecutor(2, thread_name_prefix="chatd-hash")
         self._stopped = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._noops: set[asyncio.Task[None]] = set()
         self.fatal: BaseException | None = None
         self.metrics: Metrics | None = Metrics() if config.metrics_port is not None else None
         self.metrics_port = 0
@@ -109,19 +113,27 @@ class Node:
         found = not has_data and not cfg.join
         if has_data and cfg.join:
             log.info("node %s has data: rejoining its stored members", self.node_id)
+        stored = self.repl.durable().membership
+        if has_data and cfg.quorum and stored.members and cfg.quorum != stored.quorum:
+            raise StartupError(
+                f"--quorum {cfg.quorum}: this node's cluster was founded with quorum"
+                f" {stored.quorum}, which cannot change"
+            )
         self.repl.start(
             peers=self.peers,
             writer=self.writer,
             address=self.address,
             found=found,
             seeds=cfg.join,
+            quorum=cfg.quorum or IN_SYNC,
         )
         self._start_background_tasks()
         log.info(
-            "node %s serving on %s (applied index %d)%s",
+            "node %s serving on %s (applied index %d%s)%s",
             self.node_id,
             self.address,
             self.store.last_index,
+            f"; quorum {self.repl.status().membership.quorum}" if found or stored.members else "",
             "" if found else f"; looking for the master via {self._known_members()}",
         )
 
@@ -297,6 +309,7 @@ class Node:
             log_digest=self.store.digest.hex(),
             state_digest=self.store.state_digest.hex(),
             members=members,
+            quorum=c.membership.quorum,
             diverged=self.digests.status() if c.role is Role.MASTER else [],
         )
 
@@ -348,6 +361,19 @@ class Node:
     def _count_elections(self, change: RoleChanged) -> None:
         if self.metrics is not None and change.elected:
             self.metrics.elections.inc()
+        if change.elected and self.repl.status().membership.majority:
+            # a majority master commits older entries only with one of its
+            # own epoch after them (chatd/core/leader.py): it writes one now
+            # rather than at the first client write
+            self._noops.add(task := asyncio.get_running_loop().create_task(self._write_noop()))
+            task.add_done_callback(self._noops.discard)
+
+    async def _write_noop(self) -> None:
+        entry = log_pb2.Entry(noop=log_pb2.Noop(), time_us=time.time_ns() // 1000)
+        try:
+            await self.writer.submit(entry)
+        except ServerError as exc:  # stepped down meanwhile, or stopping
+            log.info("node %s: the first entry of its epoch was not written: %s", self.node_id, exc)
 
     def _count_in_sync_drops(self, change: InSyncChanged) -> None:
         if self.metrics is not None:

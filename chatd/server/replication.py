@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatd.core import Core, CoreError, Status
+from chatd.core.quorum import IN_SYNC
 from chatd.core.types import (
     Action,
     Append,
@@ -70,6 +71,7 @@ def membership_to_json(m: Membership) -> str:
             "members": m.members,
             "in_sync": sorted(m.in_sync),
             "retired": sorted(m.retired),
+            "quorum": m.quorum,
         }
     )
 
@@ -84,6 +86,7 @@ def membership_from_json(text: str | None) -> Membership:
         members=tuple((str(a), str(b)) for a, b in d["members"]),
         in_sync=frozenset(d["in_sync"]),
         retired=frozenset(d.get("retired", ())),
+        quorum=str(d.get("quorum", IN_SYNC)),  # (older files: in-sync, all there was)
     )
 
 
@@ -164,12 +167,19 @@ class Replicator:
         address: str,
         found: bool,
         seeds: tuple[str, ...],
+        quorum: str = IN_SYNC,
     ) -> None:
         self.peers = peers
         self.writer = writer
         self.address = address
         self.core = Core(
-            self.node_id, self.address, self.durable(), self.timing, found=found, seeds=seeds
+            self.node_id,
+            self.address,
+            self.durable(),
+            self.timing,
+            found=found,
+            seeds=seeds,
+            quorum=quorum,
         )
         self._seeds = seeds
         self._collect()

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from chatd.config import NODE_ID_RE, is_node_address
+from chatd.core.quorum import IN_SYNC, MODES
 from chatd.core.types import (
     Append,
     AppendReply,
@@ -118,6 +119,7 @@ def membership_to(m: Membership) -> pb.MembershipInfo:
         members=[pb.ClusterMember(node_id=n, address=a) for n, a in m.members],
         in_sync=sorted(m.in_sync),
         retired=sorted(m.retired),
+        quorum=m.quorum,
     )
 
 
@@ -138,7 +140,16 @@ def membership_from(m: pb.MembershipInfo) -> Membership:
         members=members,
         in_sync=_ids(m.in_sync, "in-sync set", MAX_MEMBERS),
         retired=_ids(m.retired, "retired ids", MAX_RETIRED),
+        quorum=_quorum(m.quorum),
     )
+
+
+def _quorum(value: str) -> str:
+    if value == "":  # a node from before quorum modes: in-sync is all it knew
+        return IN_SYNC
+    if value not in MODES:
+        raise WireError(f"membership: unknown quorum mode {_show(value)}")
+    return value
 
 
 def batch_to(m: Append, entries: list[bytes]) -> pb.AcceptUpdatesRequest:

@@ -60,6 +60,7 @@ def status_document(s: cluster_pb2.NodeStatus) -> dict[str, object]:
         "address": s.address,
         "role": s.role,
         "epoch": s.epoch,
+        "quorum": s.quorum or "in-sync",
         "master": s.master,
         "master_id": s.master_id,
         "applied_index": s.applied_index,
@@ -97,6 +98,7 @@ def format_status(doc: dict[str, object]) -> str:
     lines = [
         f"node     {doc['node_id']} ({doc['role']}) at {doc['address']}",
         f"epoch    {doc['epoch']}",
+        f"quorum   {doc.get('quorum', 'in-sync')}",
         f"master   {doc['master_id'] or '(none)'} {doc['master'] and 'at ' + str(doc['master'])}",
         f"applied  {doc['applied_index']} (committed {doc['commit_index']})",
         f"log      digest {doc['log_digest']}",

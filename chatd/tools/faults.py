@@ -1,5 +1,6 @@
 """Real faults for the fault tests and the gray-failure benchmark, as root on
-Linux: a small tmpfs to fill, a cgroup CPU quota to starve a process.
+Linux: a small tmpfs to fill, a cgroup CPU quota to starve a process, and
+network namespaces on a bridge whose links can be cut (partitions).
 
 Each is a context manager that removes what it made, also on an error
 (umount; the processes moved back and the cgroup removed). Where the
@@ -150,3 +151,106 @@ def cpu_group(name: str) -> Iterator[CpuGroup]:
                 break
             except OSError:
                 time.sleep(0.1)
+
+
+@dataclass
+class Network:
+    """Nodes in network namespaces of their own, joined by veth pairs to one
+    bridge in this namespace (which can reach every node through it): see
+    `network`. Addresses are 10.231.SUBNET.K, the bridge's .254."""
+
+    tag: str
+    subnet: int
+    size: int
+
+    def ns(self, k: int) -> str:
+        return f"{self.tag}n{k}"
+
+    def ip(self, k: int) -> str:
+        return f"10.231.{self.subnet}.{k}"
+
+    def veth(self, k: int) -> str:
+        return f"{self.tag}v{k}"  # the bridge's end
+
+    def exec_prefix(self, k: int) -> list[str]:
+        """Runs a command inside node k's namespace, in place (same pid)."""
+        return ["ip", "netns", "exec", self.ns(k)]
+
+    def cut(self, k: int) -> None:
+        """Node k loses the network (its own namespace still reaches it)."""
+        _ip("link", "set", self.veth(k), "down")
+
+    def heal(self, k: int) -> None:
+        _ip("link", "set", self.veth(k), "up")
+
+    def cut_pair(self, a: int, b: int) -> None:
+        """a and b no longer reach each other; both still reach the rest (their
+        neighbour entries for each other point at a MAC nobody has)."""
+        for x, y in ((a, b), (b, a)):
+            _ip(
+                "netns", "exec", self.ns(x), "ip", "neigh", "replace", self.ip(y),
+                "lladdr", "02:00:00:00:0b:ad", "nud", "permanent", "dev", "eth0",
+            )  # fmt: skip
+
+    def heal_pair(self, a: int, b: int) -> None:
+        for x, y in ((a, b), (b, a)):
+            subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    self.ns(x),
+                    "ip",
+                    "neigh",
+                    "del",
+                    self.ip(y),
+                    "dev",
+                    "eth0",
+                ],
+                capture_output=True,
+                timeout=10,
+            )
+
+
+def _ip(*args: str) -> None:
+    out = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
+    if out.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {out.stderr.strip()}")
+
+
+@contextlib.contextmanager
+def network(size: int) -> Iterator[Network]:
+    """`size` network namespaces on one bridge (FAULTS.md's recipe), named
+    after this process so that concurrent runs do not meet; all of it deleted
+    afterwards (deleting a namespace deletes its end of the veth pair, and
+    with it the bridge's end)."""
+    need_root()
+    if shutil.which("ip") is None:
+        raise Unavailable("no ip(8) to make network namespaces")
+    pid = os.getpid()
+    net = Network(tag=f"c{pid % 100000}", subnet=pid % 200 + 20, size=size)
+    bridge = f"{net.tag}br"
+    probe = subprocess.run(["ip", "netns", "add", net.ns(0)], capture_output=True, text=True)
+    if probe.returncode != 0:
+        raise Unavailable(f"cannot make a network namespace: {probe.stderr.strip()}")
+    subprocess.run(["ip", "netns", "del", net.ns(0)], capture_output=True)
+    try:
+        _ip("link", "add", bridge, "type", "bridge")
+        _ip("addr", "add", f"{net.ip(254)}/24", "dev", bridge)
+        _ip("link", "set", bridge, "up")
+        for k in range(1, size + 1):
+            _ip("netns", "add", net.ns(k))
+            _ip("link", "add", net.veth(k), "type", "veth", "peer", "name", f"{net.tag}p{k}")
+            _ip("link", "set", f"{net.tag}p{k}", "netns", net.ns(k))
+            _ip("link", "set", net.veth(k), "master", bridge)
+            _ip("link", "set", net.veth(k), "up")
+            inside = ["netns", "exec", net.ns(k), "ip"]
+            _ip(*inside, "link", "set", "lo", "up")
+            _ip(*inside, "link", "set", f"{net.tag}p{k}", "name", "eth0")
+            _ip(*inside, "addr", "add", f"{net.ip(k)}/24", "dev", "eth0")
+            _ip(*inside, "link", "set", "eth0", "up")
+        yield net
+    finally:
+        for k in range(1, size + 1):
+            subprocess.run(["ip", "netns", "del", net.ns(k)], capture_output=True, timeout=10)
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True, timeout=10)

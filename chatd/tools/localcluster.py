@@ -58,11 +58,13 @@ class NodeProcess:
         *,
         env: dict[str, str] | None = None,
         new_session: bool = False,
+        prefix: list[str] | None = None,
     ) -> None:
         self.args = args
         self.log_path = log_path
         self.env = env
         self.new_session = new_session
+        self.prefix = prefix or []  # e.g. `ip netns exec NS`, which runs it in place
         self.proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -83,7 +85,7 @@ class NodeProcess:
     def start(self) -> NodeProcess:
         with self.log_path.open("ab") as log:  # the child keeps its own copy
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "chatd", *self.args],
+                [*self.prefix, sys.executable, "-m", "chatd", *self.args],
                 stdout=log,
                 stderr=log,
                 env=self.env,
@@ -308,6 +310,7 @@ class Load:
     sent: int = 0
     # (start of the successful attempt, its acknowledgement), monotonic seconds
     ack_log: list[tuple[float, float]] = field(default_factory=list)
+    call_timeout: float = 1.0  # seconds a Send may take before it is tried again
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def session(self, name: str) -> str:
@@ -349,7 +352,7 @@ class Load:
                     chat_pb2.SendRequest(
                         to=to, message=body, session_id=session, request_id=request_id
                     ),
-                    timeout=1.0,
+                    timeout=self.call_timeout,
                 )
             except grpc.aio.AioRpcError:
                 self.errors += 1
