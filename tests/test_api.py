@@ -173,6 +173,26 @@ async def test_get_messages_oldest_first_then_marked_delivered(
     assert bad.error_code == 14
 
 
+async def test_get_messages_never_answers_more_than_a_client_can_receive(stub: Stub) -> None:
+    """300 messages of 4,096 four-byte characters (about 4.9 MB) wait for bob.
+    Messages GetMessages takes are marked delivered, so an answer above
+    gRPC's default 4 MiB receive limit would lose them all: each answer
+    stays under it, and the calls together return every message once."""
+    a = await user(stub, "alice")
+    b = await user(stub, "bob")
+    body = "\U0001f600" * 4096
+    ids = [await send(stub, a, "bob", body, f"r{i}") for i in range(300)]
+    answers: list[list[int]] = []
+    for _ in range(20):  # bounded: 300 messages fit in far fewer answers
+        r = await stub.GetMessages(chat_pb2.ReceiveRequest(session_id=b))  # default 4 MiB limit
+        if r.error_code == 17:
+            break
+        assert r.error_code == 0
+        assert r.ByteSize() < 4 * 1024 * 1024
+        answers.append([m.message_id for m in r.message])
+    assert [i for a in answers for i in a] == ids and len(answers) >= 2
+
+
 async def test_acknowledge_marks_only_own_messages(stub: Stub) -> None:
     a = await user(stub, "alice")
     b = await user(stub, "bob")

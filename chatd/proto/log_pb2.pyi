@@ -79,12 +79,14 @@ class SendMessage(_message.Message):
     def __init__(self, sender: _Optional[str] = ..., recipient: _Optional[str] = ..., body: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class TakeUndelivered(_message.Message):
-    __slots__ = ("username", "limit")
+    __slots__ = ("username", "limit", "max_bytes")
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
     username: str
     limit: int
-    def __init__(self, username: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    max_bytes: int
+    def __init__(self, username: _Optional[str] = ..., limit: _Optional[int] = ..., max_bytes: _Optional[int] = ...) -> None: ...
 
 class MarkDelivered(_message.Message):
     __slots__ = ("username", "message_ids")

@@ -42,6 +42,10 @@ MAX_PASSWORD_CHARS = 1024
 MAX_REQUEST_ID_CHARS = 128
 MAX_ACK_IDS = 10_000
 GET_MESSAGES_LIMIT = 1000
+# A GetMessages answer stays under gRPC's default 4 MiB receive limit with
+# room to spare: messages it takes are marked delivered, so an answer the
+# client cannot receive would lose them (the rest wait for the next call).
+GET_MESSAGES_MAX_BYTES = 3 << 20
 CHAT_PAGE_DEFAULT = 50
 CHAT_PAGE_MAX = 500
 BACKLOG_PAGE = 500
@@ -269,7 +273,9 @@ class Chat:
 
     async def get_messages(self, session_id: str) -> list[StoredMessage]:
         s = self.session(session_id)
-        op = log_pb2.TakeUndelivered(username=s.username, limit=GET_MESSAGES_LIMIT)
+        op = log_pb2.TakeUndelivered(
+            username=s.username, limit=GET_MESSAGES_LIMIT, max_bytes=GET_MESSAGES_MAX_BYTES
+        )
         messages = (await self._submit(log_pb2.Entry(take_undelivered=op))).messages
         if not messages:
             raise RequestRefused(Code.NO_MESSAGES)

@@ -153,6 +153,17 @@ def conversation_key(uid_a: int, uid_b: int) -> int:
     return (low << 32) | high
 
 
+def _within(rows: list[Any], max_bytes: int) -> list[Any]:
+    """The first rows (id, sender, recipient, body, time) whose bodies and
+    names, with 32 bytes a message, stay within `max_bytes`; at least one."""
+    total = 0
+    for n, row in enumerate(rows):
+        total += len(row[1].encode()) + len(row[2].encode()) + len(row[3].encode()) + 32
+        if total > max_bytes and n > 0:
+            return rows[:n]
+    return rows
+
+
 def _row_message(row: tuple[int, str, str, str, int]) -> StoredMessage:
     return StoredMessage(row[0], row[1], row[2], row[3], row[4])
 
@@ -514,6 +525,8 @@ class Store:
             "WHERE recipient_uid = ? AND delivered = 0 ORDER BY id LIMIT ?",
             (user.uid, op.limit),
         ).fetchall()
+        if op.max_bytes:
+            rows = _within(rows, op.max_bytes)
         if rows:
             self._db.execute(
                 "UPDATE messages SET delivered = 1 WHERE recipient_uid = ? AND delivered = 0 "
