@@ -217,6 +217,29 @@ async def test_acknowledge_marks_only_own_messages(stub: Stub) -> None:
     assert anon.error_code == 14
 
 
+async def test_acknowledging_made_up_ids_writes_nothing(stub: Stub, node: Node) -> None:
+    """An acknowledge flood (10,000 ids that are nobody's undelivered
+    messages) adds nothing to the replicated log; real ids still count."""
+    a = await user(stub, "alice")
+    b = await user(stub, "bob")
+    mine = await send(stub, a, "bob", "m0")
+    before = node.store.last_index
+    for _ in range(5):
+        r = await stub.AcknowledgeReceivedMessages(
+            chat_pb2.AcknowledgeReceivedMessagesRequest(
+                session_id=b, message_ids=list(range(10_000_000, 10_010_000))
+            )
+        )
+        assert r.error_code == 0
+    assert node.store.last_index == before
+    r = await stub.AcknowledgeReceivedMessages(
+        chat_pb2.AcknowledgeReceivedMessagesRequest(session_id=b, message_ids=[mine, mine, 999])
+    )
+    assert r.error_code == 0 and node.store.last_index == before + 1
+    empty = await stub.GetMessages(chat_pb2.ReceiveRequest(session_id=b))
+    assert empty.error_code == 17
+
+
 # -- GetChat --
 
 

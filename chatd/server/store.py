@@ -683,6 +683,16 @@ class Store:
         rows.reverse()
         return rows
 
+    def undelivered_among(self, uid: int, ids: list[int]) -> list[int]:
+        """Those of `ids` that are undelivered messages to `uid`, in order."""
+        with self._reader_lock:
+            rows = self._reader.execute(
+                "SELECT id FROM messages WHERE recipient_uid = ? AND delivered = 0 "
+                "AND id IN (SELECT value FROM json_each(?)) ORDER BY id",
+                (uid, json.dumps(ids)),
+            ).fetchall()
+        return [int(r[0]) for r in rows]
+
     def last_uid_named(self, username: str) -> int | None:
         """The uid of the live account with this name, else of the newest
         deleted one (whose conversations stay readable)."""
