@@ -65,8 +65,10 @@ def test_serve_status_sigterm_and_identity(
     assert isinstance(doc["applied_index"], int)
     (me,) = doc["members"]
     assert me["node_id"] == doc["node_id"] and me["in_sync"] and me["role"] == "master"
+    assert doc["quorum"] == "in-sync"  # the default
     human = chatd("status", "--server", address)
     assert doc["node_id"] in human.stdout and "IN SYNC" in human.stdout
+    assert "quorum   in-sync" in human.stdout
     node.kill(signal.SIGTERM)
     assert node.proc is not None and node.proc.returncode == 0
     assert "Traceback" not in node.log()
@@ -152,3 +154,21 @@ def test_without_a_secret_a_node_listens_on_loopback_only(tmp_path: Path) -> Non
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=15)
     assert "listening on loopback only" in output
+
+
+def test_a_majority_cluster_says_so(spawn_node: Callable[..., NodeProcess]) -> None:
+    """--quorum majority is kept by the node and shown: its in-sync set is
+    the set of voters; a restart with the other mode is refused."""
+    node = spawn_node("n1", "--quorum", "majority")
+    address = node.address  # type: ignore[attr-defined]
+    wait_serving(address)
+    doc = json.loads(chatd("status", "--server", address, "--json").stdout)
+    assert doc["quorum"] == "majority"
+    human = chatd("status", "--server", address).stdout
+    assert "quorum   majority" in human and "VOTER" in human
+    assert "quorum majority" in node.log()  # the first log line says it
+    node.kill(signal.SIGTERM)
+    node.args = [*node.args[: node.args.index("--quorum")], "--quorum", "in-sync"]
+    node.start()
+    assert node.proc is not None and node.proc.wait(timeout=30) != 0
+    assert "founded with quorum majority, which cannot change" in node.log()

@@ -112,7 +112,10 @@ def format_status(doc: dict[str, object]) -> str:
             f"the master's {d['master_state_digest']}"
         )
     lines.append("")
-    rows = [("NODE", "ADDRESS", "ROLE", "IN SYNC", "ALIVE", "APPLIED", "LAG", "WHY OUT OF SYNC")]
+    # (in majority mode the in-sync set is the set of voters: members that
+    # have caught up once, left only by removal)
+    sync = "VOTER" if doc.get("quorum") == "majority" else "IN SYNC"
+    rows = [("NODE", "ADDRESS", "ROLE", sync, "ALIVE", "APPLIED", "LAG", "WHY OUT OF SYNC")]
     members = doc["members"]
     assert isinstance(members, list)
     for m in members:
