@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -388,3 +388,28 @@ async def test_oversized_request_is_refused_not_crashed(stub: Stub) -> None:
         await stub.Send(chat_pb2.SendRequest(to="bob", message="x" * 400_000, session_id=a))
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert (await stub.ListUsers(chat_pb2.Empty())).user
+
+
+async def test_a_request_that_does_not_parse_is_refused_as_invalid(
+    stub: Stub, node: Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Junk bytes get INVALID_ARGUMENT with a plain message, not UNKNOWN with
+    Python's decode error, and no traceback in the log; the node goes on."""
+    junk = b"\xff\xff\xff\xff\x0f not a protobuf"
+    identity: dict[str, Any] = {
+        "request_serializer": lambda b: b,
+        "response_deserializer": lambda b: b,
+    }
+    async with grpc.aio.insecure_channel(node.address) as ch:
+        for method in ("Login", "Send", "Subscribe"):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                if method == "Subscribe":
+                    stream = ch.unary_stream(f"/ClientAccount/{method}", **identity)
+                    async for _ in stream(junk, timeout=5):
+                        pass
+                else:
+                    await ch.unary_unary(f"/ClientAccount/{method}", **identity)(junk, timeout=5)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+            assert "is not a valid" in (info.value.details() or ""), info.value.details()
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= 40]
+    await user(stub, "alice")  # and it still serves

@@ -28,13 +28,14 @@ from chatd.config import Config
 from chatd.contract import KEEPALIVE_SERVER_OPTIONS
 from chatd.core.quorum import IN_SYNC
 from chatd.core.types import InSyncChanged, Role, RoleChanged, Timing
-from chatd.proto import chat_pb2, chat_pb2_grpc, cluster_pb2, cluster_pb2_grpc, log_pb2
+from chatd.proto import chat_pb2, cluster_pb2, cluster_pb2_grpc, log_pb2
 from chatd.server.chat import Chat, ChatLimits
 from chatd.server.client_service import ClientAccountServicer, Router
 from chatd.server.cluster_service import MasterServicer, NodeAdminServicer, SlaveServicer
 from chatd.server.digests import DigestWatcher
 from chatd.server.errors import ServerError
 from chatd.server.errors import StartupError as StartupError  # chatd.cli imports it here
+from chatd.server.handlers import add_client_service
 from chatd.server.health import Health
 from chatd.server.hub import Hub
 from chatd.server.metrics import Metrics
@@ -236,7 +237,7 @@ class Node:
         if self.metrics is not None:
             for rpc in UNARY_RPCS:
                 setattr(servicer, rpc, self.metrics.measured(rpc, getattr(servicer, rpc)))
-        chat_pb2_grpc.add_ClientAccountServicer_to_server(servicer, server)
+        add_client_service(server, servicer, chat_pb2, "ClientAccount")
         cluster_pb2_grpc.add_MasterServiceServicer_to_server(
             MasterServicer(self.repl, self.digests), server
         )
