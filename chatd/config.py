@@ -242,7 +242,8 @@ _SERVE_FLAGS = (
         "--send-rate",
         _D.send_rate,
         _nonnegative,
-        help="Sends a second allowed per session, 0 for no limit (default %(default)s)",
+        help="Sends a second allowed per user (all their sessions together), 0 for no "
+        "limit (default %(default)s)",
     ),
     _Flag(
         "--send-burst",

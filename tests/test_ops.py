@@ -92,7 +92,7 @@ def test_reflection_lists_the_services(spawn_node: Callable[..., NodeProcess]) -
 async def test_send_rate_and_stream_limits(tmp_path: Path) -> None:
     from chatd.proto import chat_pb2, chat_pb2_grpc
     from chatd.server.node import Node
-    from tests.conftest import node_config, user
+    from tests.conftest import login, node_config, user
 
     n = Node(node_config(tmp_path / "n", send_rate=5, send_burst=3, max_streams_per_user=2))
     await n.start()
@@ -109,9 +109,15 @@ async def test_send_rate_and_stream_limits(tmp_path: Path) -> None:
                 await stub.Send(send)
             assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert n.store.last_index == index  # refused: nothing changed
-            # another session has its own budget; the first refills with time
+            # another user has a budget of their own; alice's other sessions
+            # share hers; it refills with time
             other = chat_pb2.SendRequest(to="alice", message="y", session_id=b)
             assert (await stub.Send(other)).error_code == 0
+            for _ in range(3):
+                again = await login(stub, "alice")
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await stub.Send(chat_pb2.SendRequest(to="bob", message="z", session_id=again))
+                assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             await asyncio.sleep(0.3)
             assert (await stub.Send(send)).error_code == 0
             streams = [stub.Subscribe(chat_pb2.SubscribeRequest(session_id=b)) for _ in range(2)]

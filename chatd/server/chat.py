@@ -61,7 +61,7 @@ class ChatLimits:
     max_message_chars: int = 4096
     session_ttl_s: float = 30 * 24 * 3600.0
     password_hash_cost: int = 14  # scrypt N = 2**cost
-    send_rate: float = 100.0  # Sends a second per session (0: no limit)
+    send_rate: float = 100.0  # Sends a second per user (0: no limit)
     send_burst: int = 200
     max_streams_per_user: int = 16
 
@@ -260,10 +260,9 @@ class Chat:
 
     async def send(self, session_id: str, to: str, body: str, request_id: str) -> int:
         s = self.session(session_id)
-        if not self._send_limit.allow(session_hash(session_id), time.monotonic()):
-            raise OverLimit(
-                f"more than {self.limits.send_rate:g} messages a second from this session"
-            )
+        # per user, not per session: more sessions must not mean more sends
+        if not self._send_limit.allow(s.uid, time.monotonic()):
+            raise OverLimit(f"more than {self.limits.send_rate:g} messages a second from this user")
         check_request_id(request_id)
         check_message(body, self.limits)
         if to not in self.store.users:
