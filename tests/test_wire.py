@@ -913,3 +913,33 @@ async def test_snapshot_chunks_must_continue_the_offer_they_began(tmp_path: Path
             await r.add(other, c)
         r.discard()
         assert not (tmp_path / f"bad{i}").exists()
+
+
+def test_a_digest_report_is_checked() -> None:
+    """MasterService.ReportDigest, like every cluster call: bad values refused
+    (the servicer answers INVALID_ARGUMENT), good ones passed on as they are."""
+    good = pb.DigestReport(
+        node_id="n2", epoch=3, index=MAX_INT, log_digest=b"l" * 32, state_digest=b"s" * 32
+    )
+    r = wire.digest_report_from(through_the_wire(good))
+    assert (r.node_id, r.index, r.log_digest, r.state_digest) == (
+        "n2",
+        MAX_INT,
+        b"l" * 32,
+        b"s" * 32,
+    )
+    bad: list[dict[str, object]] = [
+        {"log_digest": b"l" * 31},
+        {"state_digest": b""},
+        {"state_digest": b"s" * 33},
+        {"node_id": "n 2"},
+        {"index": MAX_INT + 1},
+        {"epoch": MAX_EPOCH + 1},
+    ]
+    for change in bad:
+        r2 = pb.DigestReport()
+        r2.CopyFrom(good)
+        for field, value in change.items():
+            setattr(r2, field, value)
+        with pytest.raises(WireError):
+            wire.digest_report_from(through_the_wire(r2))

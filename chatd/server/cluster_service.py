@@ -50,6 +50,7 @@ class NodeView(Protocol):
 REPLY_TIMEOUT_S = 2.0
 _askers = itertools.count(1)
 T = TypeVar("T")
+R = TypeVar("R", bound=Message)
 
 
 async def _refuse(context: Ctx, rpc: str, exc: WireError) -> NoReturn:
@@ -67,14 +68,24 @@ async def _checked(context: Ctx, rpc: str, translate: Callable[[], T]) -> T:
         await _refuse(context, rpc, exc)
 
 
-async def _exchange(repl: Replicator, request: Message, reply_type: type) -> Message:
+async def _exchange(repl: Replicator, request: Message, reply_type: type[R]) -> R:
     """Steps a request into the core and waits for the reply it produces."""
     fut = repl.expect_reply(reply_type, request.src)
     try:
         repl.step(request)
-        return await asyncio.wait_for(fut, REPLY_TIMEOUT_S)
+        reply = await asyncio.wait_for(fut, REPLY_TIMEOUT_S)
     finally:
         repl.forget_reply(reply_type, request.src, fut)
+    assert isinstance(reply, reply_type)
+    return reply
+
+
+async def _answer(
+    repl: Replicator, context: Ctx, rpc: str, translate: Callable[[], Message], reply_type: type[R]
+) -> R:
+    """A cluster call: the request checked and translated (or refused), stepped
+    into the core, and the core's reply."""
+    return await _exchange(repl, await _checked(context, rpc, translate), reply_type)
 
 
 class MasterServicer(cluster_pb2_grpc.MasterServiceServicer):
@@ -85,11 +96,13 @@ class MasterServicer(cluster_pb2_grpc.MasterServiceServicer):
     async def RegisterSlave(
         self, request: cluster_pb2.RegisterSlaveRequest, context: Ctx
     ) -> cluster_pb2.RegisterSlaveResponse:
-        msg = await _checked(
-            context, "RegisterSlave", lambda: wire.register_from(request, self.repl.node_id)
+        reply = await _answer(
+            self.repl,
+            context,
+            "RegisterSlave",
+            lambda: wire.register_from(request, self.repl.node_id),
+            RegisterReply,
         )
-        reply = await _exchange(self.repl, msg, RegisterReply)
-        assert isinstance(reply, RegisterReply)
         return wire.register_reply_to(reply)
 
     async def HeartBeat(
@@ -112,19 +125,22 @@ class MasterServicer(cluster_pb2_grpc.MasterServiceServicer):
         me = self.repl.node_id
         # a caller that is not a node (a tool, a client) gets a name of its own
         asker = request.node_id if request.node_id not in ("", me) else f"?{next(_askers)}"
-        msg = await _checked(
-            context, "CheckMaster", lambda: wire.check_master_from(request, me, asker)
+        reply = await _answer(
+            self.repl,
+            context,
+            "CheckMaster",
+            lambda: wire.check_master_from(request, me, asker),
+            CheckMasterReply,
         )
-        reply = await _exchange(self.repl, msg, CheckMasterReply)
-        assert isinstance(reply, CheckMasterReply)
         return wire.check_reply_to(reply, reply.membership.addresses.get(reply.master, ""))
 
     async def ReportDigest(
         self, request: cluster_pb2.DigestReport, context: Ctx
     ) -> cluster_pb2.DigestAck:
+        report = await _checked(context, "ReportDigest", lambda: wire.digest_report_from(request))
         if self.digests is None:
             return cluster_pb2.DigestAck(node_id=self.repl.node_id)
-        return self.digests.receive(request)
+        return self.digests.receive(report)
 
 
 class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
@@ -135,21 +151,25 @@ class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
     async def UpdateMaster(
         self, request: cluster_pb2.NewMasterRequest, context: Ctx
     ) -> cluster_pb2.UpdateAck:
-        msg = await _checked(
-            context, "UpdateMaster", lambda: wire.update_master_from(request, self.repl.node_id)
+        reply = await _answer(
+            self.repl,
+            context,
+            "UpdateMaster",
+            lambda: wire.update_master_from(request, self.repl.node_id),
+            UpdateAck,
         )
-        reply = await _exchange(self.repl, msg, UpdateAck)
-        assert isinstance(reply, UpdateAck)
         return wire.ack_to(reply)
 
     async def UpdateSlaves(
         self, request: cluster_pb2.UpdateSlavesRequest, context: Ctx
     ) -> cluster_pb2.UpdateAck:
-        msg = await _checked(
-            context, "UpdateSlaves", lambda: wire.update_slaves_from(request, self.repl.node_id)
+        reply = await _answer(
+            self.repl,
+            context,
+            "UpdateSlaves",
+            lambda: wire.update_slaves_from(request, self.repl.node_id),
+            UpdateAck,
         )
-        reply = await _exchange(self.repl, msg, UpdateAck)
-        assert isinstance(reply, UpdateAck)
         return wire.ack_to(reply)
 
     async def AcceptUpdates(

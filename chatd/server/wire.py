@@ -18,6 +18,7 @@ for a message the core's types, or the store, cannot hold:
 - a role is one the core knows;
 - an Append carries exactly `count` entries, at most `MAX_APPEND_ENTRIES`
   (the core's batch size);
+- a digest report carries a log digest and a state digest of 32 bytes each;
 - a snapshot chunk names a position in range and a total size of at most
   `MAX_SNAPSHOT_BYTES`, and carries no more data than that total.
 
@@ -28,6 +29,7 @@ unreachable (`chatd.server.peers`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -50,9 +52,11 @@ from chatd.core.types import (
 )
 from chatd.proto import cluster_pb2 as pb
 from chatd.server.errors import WireError
+from chatd.server.statedigest import DIGEST_BYTES as STATE_DIGEST_BYTES
 
 MAX_INT = 2**63 - 1  # SQLite INTEGER; every number the store keeps is below it
 MAX_EPOCH = 2**62
+LOG_DIGEST_BYTES = hashlib.sha256().digest_size  # store.chain_digest
 MAX_MEMBERS = 1000
 MAX_RETIRED = 100_000  # ids removed for good accumulate over a cluster's life
 MAX_APPEND_ENTRIES = Timing().max_batch
@@ -371,4 +375,31 @@ def ack_from(r: pb.UpdateAck, dst: str) -> UpdateAck:
         epoch=_epoch(r.epoch, "epoch"),
         version=version,
         ok=r.ok,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DigestReport:
+    """A slave's digests at its applied index (`MasterService.ReportDigest`)."""
+
+    node_id: str
+    index: int
+    log_digest: bytes
+    state_digest: bytes
+
+
+def digest_report_from(r: pb.DigestReport) -> DigestReport:
+    sizes = (
+        ("log digest", r.log_digest, LOG_DIGEST_BYTES),
+        ("state digest", r.state_digest, STATE_DIGEST_BYTES),
+    )
+    for name, value, size in sizes:
+        if len(value) != size:
+            raise WireError(f"{name} of {len(value)} bytes, not {size}")
+    _epoch(r.epoch, "epoch")
+    return DigestReport(
+        node_id=_node_id(r.node_id, "sender"),
+        index=_number(r.index, "index"),
+        log_digest=r.log_digest,
+        state_digest=r.state_digest,
     )
