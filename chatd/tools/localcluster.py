@@ -25,6 +25,7 @@ from pathlib import Path
 import grpc
 
 from chatd.proto import chat_pb2, chat_pb2_grpc, cluster_pb2, cluster_pb2_grpc
+from chatd.tools.admin import status_document
 
 # Cheap password hashing keeps account-heavy runs fast; the cost is a flag.
 TEST_HASH_COST = 8
@@ -214,25 +215,9 @@ class Cluster:
                 )
         except grpc.RpcError:
             return None
-        return {
-            "node_id": s.node_id,
-            "role": s.role,
-            "epoch": s.epoch,
-            "master": s.master,
-            "applied_index": s.applied_index,
-            "digest": s.log_digest,
-            "state_digest": s.state_digest,
-            "diverged": [
-                {
-                    "node_id": d.node_id,
-                    "index": d.index,
-                    "state_digest": d.state_digest,
-                    "master_state_digest": d.master_state_digest,
-                }
-                for d in s.diverged
-            ],
-            "in_sync": sorted(m.node_id for m in s.members if m.in_sync),
-        }
+        doc = status_document(s)  # what `chatd status --json` prints
+        doc["in_sync"] = sorted(m.node_id for m in s.members if m.in_sync)
+        return doc
 
     def cli_status(self, name: str) -> dict[str, object]:
         out = self.cli("status", "--server", self.addresses[name], "--json")
