@@ -12,6 +12,7 @@ from chatd.core.types import (
     Committed,
     RoleChanged,
     Send,
+    Settled,
     UpdateAck,
     UpdateMaster,
 )
@@ -85,6 +86,45 @@ def test_a_master_commits_with_a_majority_without_waiting_for_the_rest() -> None
     assert core.commit == 0
     core.step(AppendReply(src="n3", dst="n1", epoch=2, ok=True, durable=Pos(2, 2)))
     assert committed(core) == [2]  # n1 and n3 of three; n2 never answered
+
+
+def settled(core: Core) -> list[int]:
+    return [a.index for a in core.take_actions() if isinstance(a, Settled)]
+
+
+def test_a_master_tells_when_every_answering_voter_has_an_entry() -> None:
+    """Majority mode answers writes at a majority, and tells the writer when
+    the slower voters have them too (it paces its batches by that), leaving
+    out a voter that stopped answering."""
+    m = membership(3, epoch=2)
+    core = master_of(m, Pos(1, 1), ((1, 1),))
+    core.take_actions()
+    core.local_appended(Pos(2, 2))
+    core.step(AppendReply(src="n3", dst="n1", epoch=2, ok=True, durable=Pos(2, 2)))
+    actions = core.take_actions()
+    assert [a.index for a in actions if isinstance(a, Committed)] == [2]
+    assert [a.index for a in actions if isinstance(a, Settled) and a.index >= 2] == []
+    core.step(AppendReply(src="n2", dst="n1", epoch=2, ok=True, durable=Pos(2, 2)))
+    assert settled(core) == [2]
+    for _ in range(3):  # n2 falls silent; n3 keeps answering
+        core.tick()
+        core.step(AppendReply(src="n3", dst="n1", epoch=2, ok=True, durable=Pos(2, 2)))
+    core.take_actions()
+    core.local_appended(Pos(2, 3))
+    core.step(AppendReply(src="n3", dst="n1", epoch=2, ok=True, durable=Pos(2, 3)))
+    assert settled(core) == [3]
+
+
+def test_an_in_sync_master_tells_nothing_but_commits() -> None:
+    m = membership(3, epoch=2, quorum=IN_SYNC)
+    core = master_of(m, Pos(1, 1), ((1, 1),))
+    core.take_actions()
+    core.local_appended(Pos(2, 2))
+    for nid in ("n2", "n3"):
+        core.step(AppendReply(src=nid, dst="n1", epoch=2, ok=True, durable=Pos(2, 2)))
+    actions = core.take_actions()
+    assert [a.index for a in actions if isinstance(a, Committed)] == [2]
+    assert not [a for a in actions if isinstance(a, Settled)]
 
 
 def test_a_master_cut_off_from_a_majority_steps_down() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from chatd.proto import log_pb2
+from chatd.server import writer as writer_module
 from chatd.server.hub import Hub
 from chatd.server.store import Store
 from chatd.server.writer import GroupCommitWriter
@@ -96,3 +97,63 @@ async def test_not_answered_before_replication_commits(
     writer.committed(appended[-1])
     applied = await asyncio.wait_for(answer, 5)
     assert applied.index == appended[-1]
+
+
+async def test_majority_mode_paces_the_next_batch_by_the_slower_voter(
+    parts: tuple[GroupCommitWriter, Replication, threading.Event],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A write is answered at a majority; the next batch waits until every
+    voter still answering has the last one, for at most as long again as
+    the commit took."""
+    monkeypatch.setattr(writer_module, "PACE_CAP_S", 10.0)
+    writer, repl, disk = parts
+    appended: list[int] = []
+    repl.on_appended = appended.append
+    disk.set()
+    writer.settled(0)  # majority mode: the driver reports where the voters are
+    first = asyncio.ensure_future(writer.submit(entry("carol")))
+    await asyncio.sleep(0.3)
+    writer.committed(appended[-1])  # a majority has it, 0.3 s after it was appended
+    await asyncio.wait_for(first, 5)
+    second = asyncio.ensure_future(writer.submit(entry("dave")))
+    await asyncio.sleep(0.1)
+    assert appended == [1]  # gathering: the slower voter has not got entry 1
+    writer.settled(1)
+    await asyncio.sleep(0.05)
+    assert appended == [1, 2]
+    writer.committed(2)
+    await asyncio.wait_for(second, 5)
+    # a voter that stays behind holds a batch back for the commit's time only
+    third = asyncio.ensure_future(writer.submit(entry("erin")))
+    await asyncio.sleep(0.01)
+    writer.committed(3)
+    await asyncio.wait_for(third, 5)
+    started = asyncio.get_running_loop().time()
+    fourth = asyncio.ensure_future(writer.submit(entry("frank")))
+    for _ in range(100):
+        if len(appended) == 4:
+            break
+        await asyncio.sleep(0.01)
+    assert appended == [1, 2, 3, 4]
+    assert asyncio.get_running_loop().time() - started < 0.3
+    writer.committed(4)
+    await asyncio.wait_for(fourth, 5)
+
+
+async def test_in_sync_mode_does_not_pace(
+    parts: tuple[GroupCommitWriter, Replication, threading.Event],
+) -> None:
+    writer, repl, disk = parts
+    appended: list[int] = []
+    repl.on_appended = appended.append
+    disk.set()
+    first = asyncio.ensure_future(writer.submit(entry("carol")))
+    await asyncio.sleep(0.3)
+    writer.committed(appended[-1])
+    await asyncio.wait_for(first, 5)
+    second = asyncio.ensure_future(writer.submit(entry("dave")))
+    await asyncio.sleep(0.05)
+    assert appended == [1, 2]
+    writer.committed(2)
+    await asyncio.wait_for(second, 5)

@@ -33,6 +33,7 @@ from chatd.core.types import (
     RoleChanged,
     Send,
     SendSnapshot,
+    Settled,
     Timing,
     UpdateAck,
     UpdateSlaves,
@@ -333,6 +334,19 @@ class Leader:
         if top > self.commit and self.log.epoch_at(top) == self.epoch:
             self.commit = top
             self._out(Committed(index=top))
+        # where the voters still answering are: the writer lets its next
+        # batch gather until they all have the last one (a slower voter is
+        # kept up with, not outrun), for at most a moment
+        lively = {
+            n
+            for v in sets
+            for n in v
+            if n == self.id or (n in s.progress and self.now - s.progress[n].heard_tick <= 1)
+        }
+        settled = min(matches.get(n, 0) for n in lively)
+        if settled > s.settled:
+            s.settled = settled
+            self._out(Settled(index=settled))
 
     def _replicate(self, s: Master, heartbeat: bool = False) -> None:
         for nid, p in s.progress.items():

@@ -21,6 +21,7 @@ class Master:
     # version whose acknowledgement confirms them
     unconfirmed: set[str] = field(default_factory=set)
     confirm_version: tuple[int, int] = (0, 0)
+    settled: int = 0  # majority mode: the last Settled index told
     role: Role = Role.MASTER
 
     def silent(self, nodes: frozenset[str] | set[str], now: int, failover: int) -> set[str]:

@@ -255,6 +255,15 @@ class Committed:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Settled:
+    """Majority mode: entries up to `index` are durable on every voter heard
+    from lately, not only on a majority (the writer paces its batches by it;
+    it promises nothing)."""
+
+    index: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RoleChanged:
     role: Role
     epoch: int
@@ -278,6 +287,7 @@ Action = (
     | SendSnapshot
     | ResetLog
     | Committed
+    | Settled
     | RoleChanged
     | InSyncChanged
 )

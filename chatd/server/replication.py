@@ -47,6 +47,7 @@ from chatd.core.types import (
     RoleChanged,
     Send,
     SendSnapshot,
+    Settled,
     Timing,
     UpdateAck,
 )
@@ -361,6 +362,9 @@ class Replicator:
         elif isinstance(work, Committed):
             if self.writer is not None:
                 self.writer.committed(work.index)
+        elif isinstance(work, Settled):
+            if self.writer is not None:
+                self.writer.settled(work.index)
         elif isinstance(work, PersistEpoch):
             await self._set_meta("epoch", work.epoch)
         elif isinstance(work, PersistMembership):

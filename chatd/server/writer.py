@@ -29,6 +29,7 @@ from chatd.server.store import Applied, Store
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1024
+PACE_CAP_S = 0.005  # the longest a batch waits for a slower voter
 CLOSE_TIMEOUT_S = 10.0
 
 
@@ -66,6 +67,12 @@ class GroupCommitWriter:
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self.visible_message_id = store.last_message_id
+        # majority mode: the highest index on every voter still answering
+        # (None in in-sync mode, where committed means exactly that)
+        self._settled: int | None = None
+        self._paced: asyncio.Future[None] | None = None
+        self._appended_at = 0.0
+        self._commit_took = 0.0
         self.batches = 0
         self.entries = 0
 
@@ -111,6 +118,7 @@ class GroupCommitWriter:
                 # batches pipelined they stayed at ~3 entries and throughput
                 # was lower).
                 await self._replicated.wait()
+                await self._pace()
             except BaseException as exc:
                 for _, fut in batch + self._pending:
                     if not fut.done():
@@ -122,6 +130,35 @@ class GroupCommitWriter:
                 log.critical("cannot commit to the store: %s", exc)
                 await self._on_fatal(exc)
                 return
+
+    async def _pace(self) -> None:
+        """Majority mode: once a majority has a batch, its writes are answered
+        at once, but the next batch gathers until the slower voters have it
+        too, for at most as long again as the commit took (capped). Measured:
+        starting the next batch at the first voter's acknowledgement made
+        batches smaller (8.3 against 10.4 entries) and throughput lower (0.93
+        of in-sync mode) on a CPU-bound node; a voter that has gone slow or
+        silent costs each batch that moment, never more."""
+        settled = self._settled
+        target = self.store.last_index
+        if settled is None or settled >= target or self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        paced = self._paced = loop.create_future()
+        timer = loop.call_later(min(self._commit_took, PACE_CAP_S), _release, paced)
+        try:
+            await paced
+        finally:
+            timer.cancel()
+            self._paced = None
+
+    def settled(self, index: int) -> None:
+        """Majority mode: entries up to `index` are on every voter heard from
+        lately."""
+        self._settled = max(self._settled or 0, index)
+        paced = self._paced
+        if paced is not None and index >= self.store.last_index:
+            _release(paced)
 
     async def _commit(self, batch: list[tuple[log_pb2.Entry, asyncio.Future[Applied]]]) -> None:
         store = self.store
@@ -153,6 +190,7 @@ class GroupCommitWriter:
             # commit fail, the node stops and the clients retry elsewhere.
             self._uncommitted.extend((applied.index, fut, applied) for fut, applied in done)
             self._replicated.clear()
+            self._appended_at = asyncio.get_running_loop().time()
             self.replication.appended(epoch, store.last_index)
         try:
             await asyncio.get_running_loop().run_in_executor(self._db_thread, store.commit)
@@ -179,6 +217,8 @@ class GroupCommitWriter:
             if not fut.done():
                 fut.set_result(applied)
         if not waiting:
+            if not self._replicated.is_set():
+                self._commit_took = asyncio.get_running_loop().time() - self._appended_at
             self._replicated.set()
             if (
                 index >= self.store.last_index
@@ -210,3 +250,8 @@ class GroupCommitWriter:
             self.hub.end_sessions(applied.ended_sessions)
         if applied.deleted_user is not None:
             self.hub.end_user(applied.deleted_user)
+
+
+def _release(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
