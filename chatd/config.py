@@ -309,24 +309,59 @@ _SERVE_FLAGS = (
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
-    """The `serve` flags; defaults come from CHATD_* variables, then Config."""
+    """The `serve` flags. A flag not given is None here: `config_from_args`
+    takes it from CHATD_<NAME>, checked exactly as the flag is, or else from
+    its default."""
     for flag in _SERVE_FLAGS:
+        shown = None if flag.help is None else flag.help.replace("%(default)s", str(flag.default))
         if flag.switch:
-            on = os.environ.get(flag.env_var, "") not in ("", "0", "false")
-            p.add_argument(flag.name, action="store_true", default=on, help=flag.help)
+            p.add_argument(flag.name, action="store_true", default=None, help=shown)
             continue
         options: dict[str, Any] = {
             "choices": None if flag.choices is None else list(flag.choices),
-            "default": os.environ.get(flag.env_var, flag.default),
+            "default": None,
             "metavar": flag.metavar,
-            "help": flag.help,
+            "help": shown,
         }
         if flag.type is not None:  # typeshed will not take type=None ("no conversion")
             options["type"] = flag.type
         p.add_argument(flag.name, **options)
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
+def _from_environment(flag: _Flag) -> object:
+    """The flag's value from CHATD_<NAME> (checked as the flag is), else its
+    default. ArgumentTypeError names the variable."""
+    text = os.environ.get(flag.env_var)
+    if text is None:
+        value = flag.default
+        if flag.switch:
+            return False
+        return flag.type(value) if isinstance(value, str) and flag.type is not None else value
+    try:
+        if flag.switch:
+            if text.strip().lower() not in _TRUE + _FALSE:
+                raise argparse.ArgumentTypeError(f"expected one of {', '.join(_TRUE + _FALSE[1:])}")
+            return text.strip().lower() in _TRUE
+        if flag.choices is not None and text not in flag.choices:
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(flag.choices)}")
+        return flag.type(text) if flag.type is not None else text
+    except (argparse.ArgumentTypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"{flag.env_var}={text!r}: {exc}") from None
+
+
+def _fill_from_environment(args: argparse.Namespace) -> None:
+    for flag in _SERVE_FLAGS:
+        dest = flag.name.removeprefix("--").replace("-", "_")
+        if getattr(args, dest, None) is None:
+            setattr(args, dest, _from_environment(flag))
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
+    _fill_from_environment(args)
     if args.role and args.join:
         raise argparse.ArgumentTypeError("--role master founds a cluster; it excludes --join")
     if (args.tls_cert is None) != (args.tls_key is None):

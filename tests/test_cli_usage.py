@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from chatd.config import Config
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from tests.conftest import NodeProcess, free_port, wait_serving
 
@@ -172,3 +173,55 @@ def test_a_majority_cluster_says_so(spawn_node: Callable[..., NodeProcess]) -> N
     node.start()
     assert node.proc is not None and node.proc.wait(timeout=30) != 0
     assert "founded with quorum majority, which cannot change" in node.log()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("CHATD_SYNC", "off", "expected one of full, normal"),  # a choice
+        ("CHATD_SYNC", "bogus", "expected one of full, normal"),
+        ("CHATD_NO_REFLECTION", "False-ish", "expected one of 1, true"),  # a switch
+        ("CHATD_SESSION_TTL", "forever", "not a duration"),  # a duration
+        ("CHATD_MAX_REQUEST_BYTES", "5", "not in 1024.."),  # a whole number in a range
+        ("CHATD_SEND_RATE", "-1", "negative"),  # a number
+        ("CHATD_LISTEN", "nonsense", "not a HOST:PORT"),  # an address
+        ("CHATD_JOIN", ",", "expected HOST:PORT"),  # a list of addresses
+        ("CHATD_NODE_ID", "a b", "node id must match"),
+    ],
+)
+def test_a_bad_environment_variable_is_refused_like_its_flag(
+    tmp_path: Path, variable: str, value: str, said: str
+) -> None:
+    """CHATD_* values are checked exactly as their flags are: exit code 2 and
+    one line naming the variable, before anything is opened."""
+    env = dict(os.environ, **{variable: value})
+    got = chatd("serve", "--data-dir", str(tmp_path / "d"), env=env)
+    assert got.returncode == 2, got.stderr
+    lines = got.stderr.strip().splitlines()
+    assert len(lines) == 1 and variable in lines[0] and said in lines[0], lines
+    assert not (tmp_path / "d").exists()
+
+
+def test_environment_switches_and_choices_mean_what_they_say(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chatd.cli import build_parser
+    from chatd.config import config_from_args
+
+    def config(**env: str) -> Config:
+        for name in ("CHATD_NO_REFLECTION", "CHATD_SYNC", "CHATD_SESSION_TTL"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return config_from_args(build_parser().parse_args(["serve"]))
+
+    assert config().reflection and config().sync == "full"
+    assert config().session_ttl == 30 * 86400.0
+    assert config(CHATD_NO_REFLECTION="False").reflection  # "False" means false
+    assert config(CHATD_NO_REFLECTION="0").reflection
+    assert not config(CHATD_NO_REFLECTION="true").reflection
+    assert config(CHATD_SYNC="normal").sync == "normal"
+    assert config(CHATD_SESSION_TTL="12h").session_ttl == 12 * 3600.0
+    # a flag on the command line wins over the environment
+    monkeypatch.setenv("CHATD_SYNC", "normal")
+    assert config_from_args(build_parser().parse_args(["serve", "--sync", "full"])).sync == "full"
