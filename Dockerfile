@@ -11,8 +11,9 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels /root/.cache
 USER chatd
 ENV CHATD_DATA_DIR=/data \
-    CHATD_LISTEN=0.0.0.0:50051
+    CHATD_LISTEN=0.0.0.0:50051 \
+    CHATD_PEER_LISTEN=0.0.0.0:50052
 VOLUME ["/data"]
-EXPOSE 50051
+EXPOSE 50051 50052
 ENTRYPOINT ["chatd"]
 CMD ["serve"]

@@ -384,9 +384,8 @@ def login(base: Path, quick: bool) -> None:
     from chatd.tools.localcluster import NodeProcess, free_port, wait_serving
 
     address = f"127.0.0.1:{free_port()}"
-    p = NodeProcess(
-        ["serve", "--listen", address, "--data-dir", str(base / "login" / "n1")], base / "login.log"
-    )
+    args = ["serve", "--listen", address, "--peer-listen", "127.0.0.1:0"]
+    p = NodeProcess([*args, "--data-dir", str(base / "login" / "n1")], base / "login.log")
     (base / "login").mkdir(parents=True, exist_ok=True)
     p.start()
     try:
@@ -476,9 +475,10 @@ def header(quick: bool, only: set[str], only_flag: str, started: datetime.dateti
     )
     say("- every node a real `chatd serve` process on loopback (SQLite `synchronous=FULL`), the")
     say("  load generator (`chatd bench`) a separate process on the same cores; nodes start as")
-    say("  `chatd serve --node-id nK --listen 127.0.0.1:PORT --data-dir DIR --password-hash-cost 8")
-    say("  --send-rate 0 [--join 127.0.0.1:PORT_OF_n1]` (the Send rate limit off, as the load is")
-    say("  far above it on purpose, and a cheap hash: only logins pay it, section 6 measures the")
+    say("  `chatd serve --node-id nK --listen 127.0.0.1:PORT --peer-listen 127.0.0.1:PEER_PORT")
+    say("  --data-dir DIR --password-hash-cost 8 --send-rate 0 --account-rate 0 [--join")
+    say("  127.0.0.1:PEER_PORT_OF_n1]` (the Send and sign-up limits off, as the load is far above")
+    say("  them on purpose, and a cheap hash: only logins pay it, section 6 measures the")
     say("  default) and default flags otherwise (heartbeat 100 ms, failover timeout 500 ms)")
     say("")
     say("<!-- targets -->")

@@ -21,6 +21,7 @@ NODE_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # a zone (%eth0) allowed. The cluster wire refuses any other form
 # (chatd.server.wire), as it refuses a node id NODE_ID_RE does not match.
 NODE_ADDRESS_RE = re.compile(r"([A-Za-z0-9_.%:\[\]-]+):([0-9]{1,5})")
+PEER_PORT = 50052  # --peer-listen's default port (clients: 50051)
 MAX_ADDRESS_CHARS = 262  # a 253-character DNS name in brackets, ':', 5 digits
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -105,6 +106,8 @@ class Config:
     node_id: str | None = None
     listen: str = "127.0.0.1:50051"
     advertise: str | None = None
+    peer_listen: str = "127.0.0.1:50052"
+    peer_advertise: str | None = None
     data_dir: Path = Path("chatd-data")
     cluster_secret: str | None = None
     log_level: str = "info"
@@ -124,6 +127,7 @@ class Config:
     send_rate: float = 100.0
     send_burst: int = 200
     max_streams_per_user: int = 16
+    account_rate: float = 20.0
     log_format: str = "text"
     metrics_port: int | None = None
     tls_cert: Path | None = None
@@ -141,6 +145,14 @@ class Config:
     @property
     def listen_port(self) -> int:
         return parse_address(self.listen)[1]
+
+    @property
+    def peer_host(self) -> str:
+        return parse_address(self.peer_listen)[0]
+
+    @property
+    def peer_port(self) -> int:
+        return parse_address(self.peer_listen)[1]
 
 
 @dataclass(frozen=True)
@@ -184,19 +196,38 @@ _SERVE_FLAGS = (
         "--join",
         type=address_list,
         metavar="HOST:PORT[,HOST:PORT...]",
-        help="join the cluster through any of these live members",
+        help="join the cluster through any of these live members' peer addresses",
     ),
     _Flag(
         "--advertise",
         type=node_address,
-        help="HOST:PORT other nodes and clients reach this node at (default: --listen)",
+        help="HOST:PORT clients reach this node at (default: --listen); clients are "
+        "told it to find the master",
+    ),
+    _Flag(
+        "--peer-advertise",
+        type=node_address,
+        help="HOST:PORT other nodes reach this node at (default: --peer-listen)",
     ),
     _Flag(
         "--node-id",
         type=node_id,
         help="this node's id (default: generated once, kept in the data dir)",
     ),
-    _Flag("--listen", _D.listen, address, help="HOST:PORT to serve on (default %(default)s)"),
+    _Flag(
+        "--listen",
+        _D.listen,
+        address,
+        help="HOST:PORT to serve clients on, requests held to --max-request-bytes "
+        "(default %(default)s)",
+    ),
+    _Flag(
+        "--peer-listen",
+        type=address,
+        help="HOST:PORT to serve the other nodes on (replication, joins, relayed client "
+        "calls), every call but health checks behind the cluster secret (default: the "
+        "--listen host, port 50052; port 0 when --listen's port is 0)",
+    ),
     _Flag(
         "--data-dir",
         _D.data_dir,
@@ -231,7 +262,13 @@ _SERVE_FLAGS = (
         help="SQLite synchronous mode: full survives power loss (default)",
     ),
     # Limits on what one client may ask for.
-    _Flag("--max-request-bytes", _D.max_request_bytes, _int_range(1024, 64 * 1024 * 1024)),
+    _Flag(
+        "--max-request-bytes",
+        _D.max_request_bytes,
+        _int_range(1024, 64 * 1024 * 1024),
+        help="largest request a client may send; gRPC refuses a larger one before "
+        "buffering it (default %(default)s)",
+    ),
     _Flag(
         "--subscriber-queue",
         _D.subscriber_queue,
@@ -252,6 +289,12 @@ _SERVE_FLAGS = (
         help="Sends a session may make at once above the rate (default %(default)s)",
     ),
     _Flag(
+        "--account-rate",
+        _D.account_rate,
+        _nonnegative,
+        help="accounts one client address may create an hour, 0 for no limit (default %(default)s)",
+    ),
+    _Flag(
         "--max-streams-per-user",
         _D.max_streams_per_user,
         _int_range(1, 10**5),
@@ -269,8 +312,8 @@ _SERVE_FLAGS = (
     _Flag(
         "--tls-ca",
         type=Path,
-        help="PEM CA of the cluster: mutual TLS between nodes (client "
-        "certificates optional for clients)",
+        help="PEM CA of the cluster: the peer listener requires a certificate it "
+        "signed (mutual TLS between nodes); clients show none",
     ),
     _Flag(
         "--metrics-port",
@@ -376,12 +419,23 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raise argparse.ArgumentTypeError(
             "--max-lag-time must be 0 or at least twice --heartbeat-interval"
         )
+    peer_listen = args.peer_listen
+    if peer_listen is None:
+        host, port = parse_address(args.listen)
+        shown = f"[{host}]" if ":" in host else host
+        peer_listen = f"{shown}:{PEER_PORT if port else 0}"
+    if parse_address(peer_listen) == parse_address(args.listen) and parse_address(args.listen)[1]:
+        raise argparse.ArgumentTypeError(
+            f"--peer-listen {peer_listen} is --listen's address: give the peers another port"
+        )
     return Config(
         role=args.role or "master",
         join=tuple(args.join or ()),
         node_id=args.node_id,
         listen=args.listen,
         advertise=args.advertise,
+        peer_listen=peer_listen,
+        peer_advertise=args.peer_advertise,
         data_dir=Path(args.data_dir),
         cluster_secret=args.cluster_secret or None,
         log_level=args.log_level,
@@ -401,6 +455,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         send_rate=float(args.send_rate),
         send_burst=args.send_burst,
         max_streams_per_user=args.max_streams_per_user,
+        account_rate=float(args.account_rate),
         log_format=args.log_format,
         metrics_port=args.metrics_port,
         tls_cert=args.tls_cert,

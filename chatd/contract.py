@@ -33,6 +33,13 @@ class Code(enum.IntEnum):
 # under this key (trailing metadata; initial metadata on Subscribe), so a
 # client goes straight there next time.
 MASTER_HEADER = "chatd-master"
+# A RESOURCE_EXHAUSTED answer's trailing metadata: milliseconds after which
+# to retry, when the node knows.
+RETRY_AFTER_HEADER = "chatd-retry-after-ms"
+# On a call a slave relays to the master (over the peer listener, behind
+# the secret): the address its client called from, for the per-address
+# throttles. Ignored on the client listener.
+CLIENT_HEADER = "chatd-client"
 
 # Keepalive, one policy for every channel (the client library's, the nodes'
 # to each other, the relay's to the master) and for the node's server. A

@@ -39,7 +39,12 @@ def pytest_asyncio_loop_factories(config: pytest.Config) -> dict[str, object]:
 
 def node_config(data_dir: Path, **overrides: object) -> Config:
     cfg = Config(
-        listen="127.0.0.1:0", data_dir=data_dir, password_hash_cost=TEST_HASH_COST, send_rate=0
+        listen="127.0.0.1:0",
+        peer_listen="127.0.0.1:0",
+        data_dir=data_dir,
+        password_hash_cost=TEST_HASH_COST,
+        send_rate=0,
+        account_rate=0,
     )
     return replace(cfg, **overrides)  # type: ignore[arg-type]
 
@@ -87,20 +92,26 @@ def spawn_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
 
     def spawn(name: str = "n1", *extra: str, port: int | None = None) -> NodeProcess:
         port = port or free_port()
+        peer = f"127.0.0.1:{free_port()}"
         args = [
             "serve",
             "--listen",
             f"127.0.0.1:{port}",
+            "--peer-listen",
+            peer,
             "--data-dir",
             str(tmp_path / name),
             "--password-hash-cost",
             str(TEST_HASH_COST),
             "--send-rate",
             "0",
+            "--account-rate",
+            "0",
             *extra,
         ]
         p = NodeProcess(args, tmp_path / f"{name}.log").start()
         p.address = f"127.0.0.1:{port}"  # type: ignore[attr-defined]
+        p.peer_address = peer  # type: ignore[attr-defined]
         started.append(p)
         return p
 

@@ -193,6 +193,30 @@ async def test_get_messages_never_answers_more_than_a_client_can_receive(stub: S
     assert [i for a in answers for i in a] == ids and len(answers) >= 2
 
 
+async def test_get_chat_pages_fit_a_default_client(stub: Stub) -> None:
+    """The same 4.9 MB as a conversation: a page of up to 500 messages would
+    be refused by a default client; each page keeps the newest messages
+    that fit, and paging back from the oldest one returned reads them all."""
+    a = await user(stub, "alice")
+    await user(stub, "bob")
+    body = "\U0001f600" * 4096
+    ids = [await send(stub, a, "bob", body, f"r{i}") for i in range(300)]
+    seen: list[int] = []
+    before = 0
+    for _ in range(20):  # bounded
+        r = await stub.GetChat(
+            chat_pb2.ChatRequest(session_id=a, username="bob", before_message_id=before, limit=500)
+        )
+        if r.error_code == 17:
+            break
+        assert r.error_code == 0 and r.ByteSize() < 4 * 1024 * 1024
+        page = [m.message_id for m in r.message]
+        assert page == sorted(page)
+        seen = page + seen
+        before = page[0]
+    assert seen == ids
+
+
 async def test_acknowledge_marks_only_own_messages(stub: Stub) -> None:
     a = await user(stub, "alice")
     b = await user(stub, "bob")
@@ -238,6 +262,51 @@ async def test_acknowledging_made_up_ids_writes_nothing(stub: Stub, node: Node) 
     assert r.error_code == 0 and node.store.last_index == before + 1
     empty = await stub.GetMessages(chat_pb2.ReceiveRequest(session_id=b))
     assert empty.error_code == 17
+
+
+async def test_an_empty_inbox_writes_nothing(stub: Stub, node: Node) -> None:
+    b = await user(stub, "bob")
+    before = node.store.last_index
+    for _ in range(20):
+        empty = await stub.GetMessages(chat_pb2.ReceiveRequest(session_id=b))
+        assert empty.error_code == 17
+    assert node.store.last_index == before  # (it was one log entry a call)
+    a = await user(stub, "alice")
+    mid = await send(stub, a, "bob", "now there is one")
+    got = await stub.GetMessages(chat_pb2.ReceiveRequest(session_id=b))
+    assert [m.message_id for m in got.message] == [mid]
+
+
+async def test_names_are_unique_regardless_of_case(stub: Stub, node: Node) -> None:
+    """`alice` and `ALICE` cannot both exist; a name is shown as it was
+    created, and found in any case: logins, sends and conversations."""
+    a = await user(stub, "Alice")
+    for other in ("alice", "ALICE", "aLiCe"):
+        r = await stub.CreateAccount(
+            chat_pb2.CreateAccountRequest(username=other, password=PASSWORD)
+        )
+        assert r.error_code == 8, other
+        assert "as Alice" in r.error_message
+    assert [u.username for u in (await stub.ListUsers(chat_pb2.Empty())).user] == ["Alice"]
+    r = await stub.Login(chat_pb2.LoginRequest(username="ALICE", password=PASSWORD))
+    assert r.error_code == 0
+    b = await user(stub, "bob")
+    mid = await send(stub, b, "alice", "hi")  # to Alice
+    inbox = await stub.GetMessages(chat_pb2.ReceiveRequest(session_id=r.session_id))
+    assert [(m.message_id, m.to, m.from_) for m in inbox.message] == [(mid, "Alice", "bob")]
+    chat = await stub.GetChat(chat_pb2.ChatRequest(session_id=a, username="BOB"))
+    assert [m.message_id for m in chat.message] == [mid]
+    # the rule is the replicated apply's too, not only the master's check:
+    # two sign-ups racing past the check cannot both land
+    from chatd.proto import log_pb2
+
+    entry = log_pb2.CreateAccount(username="ALICE", password_hash="h", unique_casefold=True)
+    applied = await node.writer.submit(log_pb2.Entry(create_account=entry))
+    assert applied.code == 8 and "ALICE" not in node.store.users
+    # an older master's entry (without the flag) is applied as it always was
+    old = log_pb2.CreateAccount(username="ALICE", password_hash="h")
+    assert (await node.writer.submit(log_pb2.Entry(create_account=old))).code == 0
+    assert node.store.find_user("alice") == "Alice"  # the older of the two
 
 
 # -- GetChat --

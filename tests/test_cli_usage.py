@@ -142,6 +142,8 @@ def test_without_a_secret_a_node_listens_on_loopback_only(tmp_path: Path) -> Non
             "serve",
             "--listen",
             f"0.0.0.0:{port}",
+            "--peer-listen",
+            "0.0.0.0:0",
             "--data-dir",
             str(tmp_path / "d"),
         ],
@@ -154,7 +156,8 @@ def test_without_a_secret_a_node_listens_on_loopback_only(tmp_path: Path) -> Non
     finally:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=15)
-    assert "listening on loopback only" in output
+    assert "serving clients on loopback only, not on 0.0.0.0" in output
+    assert "serving peers on loopback only, not on 0.0.0.0" in output
 
 
 def test_a_majority_cluster_says_so(spawn_node: Callable[..., NodeProcess]) -> None:
@@ -165,6 +168,7 @@ def test_a_majority_cluster_says_so(spawn_node: Callable[..., NodeProcess]) -> N
     wait_serving(address)
     doc = json.loads(chatd("status", "--server", address, "--json").stdout)
     assert doc["quorum"] == "majority"
+    assert [m["voter"] for m in doc["members"]] == [True]  # beside in_sync, for scripts
     human = chatd("status", "--server", address).stdout
     assert "quorum   majority" in human and "VOTER" in human
     assert "quorum majority" in node.log()  # the first log line says it

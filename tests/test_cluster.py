@@ -206,7 +206,10 @@ async def test_cluster_secret_and_removing_a_member(tmp_path: Path) -> None:
     c = await asyncio.to_thread(Cluster.start, tmp_path, 3, "--cluster-secret", "s3cret")
     try:
         address = c.addresses["n2"]
-        async with grpc.aio.insecure_channel(address) as ch:
+        async with (
+            grpc.aio.insecure_channel(c.peers["n2"]) as ch,
+            grpc.aio.insecure_channel(address) as clients,
+        ):
             for method in (
                 "/MasterService/RegisterSlave",
                 "/MasterService/HeartBeat",
@@ -215,12 +218,25 @@ async def test_cluster_secret_and_removing_a_member(tmp_path: Path) -> None:
                 "/SlaveService/UpdateMaster",
                 "/SlaveService/UpdateSlaves",
                 "/NodeAdmin/Status",
+                "/ClientAccount/ListUsers",  # on the peer listener, relays only
+                "/grpc.health.v1.Health/Check",
             ):
                 call = ch.unary_unary(method)  # type: ignore[call-arg]
                 for meta in ((), (("x-chatd-secret", "wrong"),)):
                     with pytest.raises(grpc.aio.AioRpcError) as info:
                         await call(b"\xff\xff not a message", metadata=meta, timeout=5)
                     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED, method
+                # the client listener serves no replication at all, and
+                # NodeAdmin only with the secret
+                expected = {
+                    "/NodeAdmin/Status": grpc.StatusCode.UNAUTHENTICATED,
+                    "/ClientAccount/ListUsers": None,
+                    "/grpc.health.v1.Health/Check": None,
+                }.get(method, grpc.StatusCode.UNIMPLEMENTED)
+                if expected is not None:
+                    with pytest.raises(grpc.aio.AioRpcError) as info:
+                        await clients.unary_unary(method)(b"", timeout=5)  # type: ignore[call-arg]
+                    assert info.value.code() == expected, method
             stream = ch.stream_stream("/SlaveService/AcceptUpdates")(metadata=())  # type: ignore[call-arg]
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stream.read()

@@ -60,12 +60,12 @@ async def test_update_master_with_an_epoch_sqlite_cannot_hold_is_refused(
             epoch=bad,
             membership=pb.MembershipInfo(
                 epoch=bad,
-                members=[pb.ClusterMember(node_id=n, address=a) for n, a in c.addresses.items()],
+                members=[pb.ClusterMember(node_id=n, address=a) for n, a in c.peers.items()],
                 in_sync=sorted(c.addresses),
             ),
             last=pb.LogPos(epoch=bad, index=bad),
         )
-        for name, address in c.addresses.items():
+        for name, address in c.peers.items():
             async with grpc.aio.insecure_channel(address) as ch:
                 with pytest.raises(grpc.aio.AioRpcError) as info:
                     await cluster_pb2_grpc.SlaveServiceStub(ch).UpdateMaster(
@@ -111,7 +111,7 @@ async def test_a_snapshot_stream_without_an_accepted_offer_is_refused(cluster: C
         (master, next(n for n in c.nodes if n != master), epoch + 1, "does not take"),
     ]
     for name, src, at, reason in streams:
-        async with grpc.aio.insecure_channel(c.addresses[name]) as ch:
+        async with grpc.aio.insecure_channel(c.peers[name]) as ch:
             # one chunk: the node ends the call at the first, and a client
             # writing on after that sees its own INTERNAL error, not the status
             chunks = [pb.AcceptUpdatesRequest(node_id=src, epoch=at, snapshot=junk)]

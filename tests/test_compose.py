@@ -57,6 +57,9 @@ def test_compose_structure() -> None:
             assert join.split(":")[0] in services, "joins by service name"
             assert "--role" not in cmd
         assert cmd[cmd.index("--advertise") + 1] == f"{name}:50051"
+        assert cmd[cmd.index("--peer-advertise") + 1] == f"{name}:50052"
+        if name != founder:
+            assert cmd[cmd.index("--join") + 1].endswith(":50052"), "joins on the peer port"
         volume, target = s["volumes"][0].split(":")
         assert target == data_dir and volume in doc["volumes"], "a named volume per node"
         assert s["restart"] == "unless-stopped"
@@ -78,6 +81,7 @@ def test_dockerfile_is_small_and_unprivileged() -> None:
     assert "VOLUME" in text
     env = dockerfile_env()
     assert env["CHATD_LISTEN"].endswith(":50051")
+    assert env["CHATD_PEER_LISTEN"].endswith(":50052")
     # the final stage installs wheels only: no compiler or build tools
     final = text.rsplit("FROM ", 1)[1]
     assert "gcc" not in final and "build-essential" not in final and "apt-get" not in final
@@ -89,12 +93,14 @@ class ComposeAsProcesses:
     def __init__(self, base: Path) -> None:
         self.services = compose()["services"]
         self.ports = {name: free_port() for name in self.services}
+        self.peer_ports = {name: free_port() for name in self.services}
         self.cluster = Cluster(base, SECRET)
         self.procs: dict[str, NodeProcess] = {}
 
     def local(self, arg: str) -> str:
         for name, port in self.ports.items():
             arg = arg.replace(f"{name}:50051", f"127.0.0.1:{port}")
+            arg = arg.replace(f"{name}:50052", f"127.0.0.1:{self.peer_ports[name]}")
         return arg
 
     def start(self, name: str) -> None:
@@ -104,12 +110,15 @@ class ComposeAsProcesses:
             str(TEST_HASH_COST),
             "--send-rate",
             "0",
+            "--account-rate",
+            "0",
         ]
         env = dict(
             os.environ,
             CHATD_CLUSTER_SECRET=SECRET,
             CHATD_DATA_DIR=str(self.cluster.base / name),
             CHATD_LISTEN=f"127.0.0.1:{self.ports[name]}",
+            CHATD_PEER_LISTEN=f"127.0.0.1:{self.peer_ports[name]}",
         )
         proc = self.procs.get(name)
         if proc is None:

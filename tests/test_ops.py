@@ -80,7 +80,14 @@ def test_reflection_lists_the_services(spawn_node: Callable[..., NodeProcess]) -
     node = spawn_node("n1")
     wait_serving(node.address)  # type: ignore[attr-defined]
     names = reflected_services(node.address)  # type: ignore[attr-defined]
-    for expected in ("ClientAccount", "MasterService", "SlaveService", "grpc.health.v1.Health"):
+    assert set(names) == {
+        "ClientAccount",
+        "NodeAdmin",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    }  # clients are shown what they may call
+    names = reflected_services(node.peer_address)  # type: ignore[attr-defined]
+    for expected in ("ClientAccount", "MasterService", "SlaveService", "NodeAdmin"):
         assert expected in names
     quiet = spawn_node("n2", "--no-reflection")
     wait_serving(quiet.address)  # type: ignore[attr-defined]
@@ -173,7 +180,7 @@ def test_metrics(tmp_path: Path) -> None:
     c.add("n1", "--metrics-port", str(ports["n1"]))
     c.wait_role("n1", "master")
     for n in ("n2", "n3"):
-        c.add(n, "--metrics-port", str(ports[n]), join=c.addresses["n1"])
+        c.add(n, "--metrics-port", str(ports[n]), join=c.peers["n1"])
     try:
         c.wait(lambda: c.in_sync_count() == 3, "3 in sync")
 

@@ -1,5 +1,6 @@
 """A TLS cluster with certificates made in the test: mutual TLS between the
-nodes (no secret), TLS clients, plaintext refused."""
+nodes on their peer listeners (no secret), TLS clients without a
+certificate of their own on the client listeners, plaintext refused."""
 
 from __future__ import annotations
 
@@ -20,13 +21,13 @@ def test_tls_cluster(tmp_path: Path) -> None:
     ca, ca_key, ca_cert = make_ca(tmp_path)
     client_cert, client_key = make_cert(tmp_path, "operator", ca_key, ca_cert)
     c = Cluster(tmp_path, tls=(ca, client_cert, client_key))
-    for name in ("n1", "n2", "n3"):
-        cert, key = make_cert(tmp_path, name, ca_key, ca_cert)
-        flags = ["--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(ca)]
-        c.add(name, *flags, join=None if name == "n1" else c.addresses["n1"])
-        if name == "n1":
-            c.wait_role("n1", "master")
     try:
+        for name in ("n1", "n2", "n3"):
+            cert, key = make_cert(tmp_path, name, ca_key, ca_cert)
+            flags = ["--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(ca)]
+            c.add(name, *flags, join=None if name == "n1" else c.peers["n1"])
+            if name == "n1":
+                c.wait_role("n1", "master")
         c.wait(lambda: c.in_sync_count() == 3, "3 nodes in sync")
         addresses = list(c.addresses.values())
 
@@ -39,9 +40,13 @@ def test_tls_cluster(tmp_path: Path) -> None:
             mid = await alice.send("alice", "over TLS")
             assert [m.id for m in await alice.get_messages()] == [mid]
             await alice.close()
+            bob = ChatClient(addresses, tls_ca=ca)  # a client shows no certificate
+            assert [u.name for u in await bob.list_users()] == ["alice"]
+            await bob.close()
+            peers = list(c.peers.values())
             for refused in (
                 ChatClient(addresses, retry_for=1.0),  # plaintext
-                ChatClient(addresses, retry_for=1.0, tls_ca=ca),  # no client certificate
+                ChatClient(peers, retry_for=1.0, tls_ca=ca),  # the peers' listener, no certificate
             ):
                 with pytest.raises(Unavailable):
                     await refused.list_users()
@@ -54,7 +59,7 @@ def test_tls_cluster(tmp_path: Path) -> None:
         creds = grpc.ssl_channel_credentials(
             ca.read_bytes(), stranger_key.read_bytes(), stranger_cert.read_bytes()
         )
-        with grpc.secure_channel(c.addresses["n2"], creds) as ch:
+        with grpc.secure_channel(c.peers["n2"], creds) as ch:
             with pytest.raises(grpc.RpcError) as info:
                 cluster_pb2_grpc.MasterServiceStub(ch).CheckMaster(
                     cluster_pb2.CheckMasterRequest(), timeout=5
@@ -64,7 +69,7 @@ def test_tls_cluster(tmp_path: Path) -> None:
         out = c.cli(
             "status",
             "--server",
-            c.addresses["n2"],
+            c.peers["n2"],
             "--json",
             "--tls-ca",
             str(ca),
@@ -74,5 +79,8 @@ def test_tls_cluster(tmp_path: Path) -> None:
             str(client_key),
         )
         assert out.returncode == 0, out.stderr
+        # the client listener serves no cluster service without a secret
+        out = c.cli("status", "--server", c.addresses["n2"], "--tls-ca", str(ca))
+        assert out.returncode == 1 and "peer listener only" in out.stderr, out.stderr
     finally:
         c.stop_all()

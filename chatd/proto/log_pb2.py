@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63hatd/proto/log.proto\x12\tchatd.log\"\x93\x04\n\x05\x45ntry\x12\x0f\n\x07time_us\x18\x01 \x01(\x03\x12\x32\n\x0e\x63reate_account\x18\x02 \x01(\x0b\x32\x18.chatd.log.CreateAccountH\x00\x12\x32\n\x0e\x63reate_session\x18\x03 \x01(\x0b\x32\x18.chatd.log.CreateSessionH\x00\x12,\n\x0b\x65nd_session\x18\x04 \x01(\x0b\x32\x15.chatd.log.EndSessionH\x00\x12\x30\n\rtouch_session\x18\x05 \x01(\x0b\x32\x17.chatd.log.TouchSessionH\x00\x12\x34\n\x0f\x65xpire_sessions\x18\x06 \x01(\x0b\x32\x19.chatd.log.ExpireSessionsH\x00\x12.\n\x0csend_message\x18\x07 \x01(\x0b\x32\x16.chatd.log.SendMessageH\x00\x12\x36\n\x10take_undelivered\x18\x08 \x01(\x0b\x32\x1a.chatd.log.TakeUndeliveredH\x00\x12\x32\n\x0emark_delivered\x18\t \x01(\x0b\x32\x18.chatd.log.MarkDeliveredH\x00\x12\x32\n\x0e\x64\x65lete_account\x18\n \x01(\x0b\x32\x18.chatd.log.DeleteAccountH\x00\x12\x1f\n\x04noop\x18\x0c \x01(\x0b\x32\x0f.chatd.log.NoopH\x00\x42\x04\n\x02opJ\x04\x08\x0b\x10\x0c\"8\n\rCreateAccount\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\"7\n\rCreateSession\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x14\n\x0csession_hash\x18\x02 \x01(\x0c\"\"\n\nEndSession\x12\x14\n\x0csession_hash\x18\x01 \x01(\x0c\"$\n\x0cTouchSession\x12\x14\n\x0csession_hash\x18\x01 \x01(\x0c\"\'\n\x0e\x45xpireSessions\x12\x15\n\ridle_since_us\x18\x01 \x01(\x03\"R\n\x0bSendMessage\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"E\n\x0fTakeUndelivered\x12\x10\n\x08username\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x11\n\tmax_bytes\x18\x03 \x01(\x04\"6\n\rMarkDelivered\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x13\n\x0bmessage_ids\x18\x02 \x03(\x03\"!\n\rDeleteAccount\x12\x10\n\x08username\x18\x01 \x01(\t\"\x17\n\x04Noop\x12\x0f\n\x07node_id\x18\x01 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63hatd/proto/log.proto\x12\tchatd.log\"\x93\x04\n\x05\x45ntry\x12\x0f\n\x07time_us\x18\x01 \x01(\x03\x12\x32\n\x0e\x63reate_account\x18\x02 \x01(\x0b\x32\x18.chatd.log.CreateAccountH\x00\x12\x32\n\x0e\x63reate_session\x18\x03 \x01(\x0b\x32\x18.chatd.log.CreateSessionH\x00\x12,\n\x0b\x65nd_session\x18\x04 \x01(\x0b\x32\x15.chatd.log.EndSessionH\x00\x12\x30\n\rtouch_session\x18\x05 \x01(\x0b\x32\x17.chatd.log.TouchSessionH\x00\x12\x34\n\x0f\x65xpire_sessions\x18\x06 \x01(\x0b\x32\x19.chatd.log.ExpireSessionsH\x00\x12.\n\x0csend_message\x18\x07 \x01(\x0b\x32\x16.chatd.log.SendMessageH\x00\x12\x36\n\x10take_undelivered\x18\x08 \x01(\x0b\x32\x1a.chatd.log.TakeUndeliveredH\x00\x12\x32\n\x0emark_delivered\x18\t \x01(\x0b\x32\x18.chatd.log.MarkDeliveredH\x00\x12\x32\n\x0e\x64\x65lete_account\x18\n \x01(\x0b\x32\x18.chatd.log.DeleteAccountH\x00\x12\x1f\n\x04noop\x18\x0c \x01(\x0b\x32\x0f.chatd.log.NoopH\x00\x42\x04\n\x02opJ\x04\x08\x0b\x10\x0c\"Q\n\rCreateAccount\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\x12\x17\n\x0funique_casefold\x18\x03 \x01(\x08\"7\n\rCreateSession\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x14\n\x0csession_hash\x18\x02 \x01(\x0c\"\"\n\nEndSession\x12\x14\n\x0csession_hash\x18\x01 \x01(\x0c\"$\n\x0cTouchSession\x12\x14\n\x0csession_hash\x18\x01 \x01(\x0c\"\'\n\x0e\x45xpireSessions\x12\x15\n\ridle_since_us\x18\x01 \x01(\x03\"R\n\x0bSendMessage\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"E\n\x0fTakeUndelivered\x12\x10\n\x08username\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x11\n\tmax_bytes\x18\x03 \x01(\x04\"6\n\rMarkDelivered\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x13\n\x0bmessage_ids\x18\x02 \x03(\x03\"!\n\rDeleteAccount\x12\x10\n\x08username\x18\x01 \x01(\t\"\x17\n\x04Noop\x12\x0f\n\x07node_id\x18\x01 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,23 +34,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENTRY']._serialized_start=37
   _globals['_ENTRY']._serialized_end=568
   _globals['_CREATEACCOUNT']._serialized_start=570
-  _globals['_CREATEACCOUNT']._serialized_end=626
-  _globals['_CREATESESSION']._serialized_start=628
-  _globals['_CREATESESSION']._serialized_end=683
-  _globals['_ENDSESSION']._serialized_start=685
-  _globals['_ENDSESSION']._serialized_end=719
-  _globals['_TOUCHSESSION']._serialized_start=721
-  _globals['_TOUCHSESSION']._serialized_end=757
-  _globals['_EXPIRESESSIONS']._serialized_start=759
-  _globals['_EXPIRESESSIONS']._serialized_end=798
-  _globals['_SENDMESSAGE']._serialized_start=800
-  _globals['_SENDMESSAGE']._serialized_end=882
-  _globals['_TAKEUNDELIVERED']._serialized_start=884
-  _globals['_TAKEUNDELIVERED']._serialized_end=953
-  _globals['_MARKDELIVERED']._serialized_start=955
-  _globals['_MARKDELIVERED']._serialized_end=1009
-  _globals['_DELETEACCOUNT']._serialized_start=1011
-  _globals['_DELETEACCOUNT']._serialized_end=1044
-  _globals['_NOOP']._serialized_start=1046
-  _globals['_NOOP']._serialized_end=1069
+  _globals['_CREATEACCOUNT']._serialized_end=651
+  _globals['_CREATESESSION']._serialized_start=653
+  _globals['_CREATESESSION']._serialized_end=708
+  _globals['_ENDSESSION']._serialized_start=710
+  _globals['_ENDSESSION']._serialized_end=744
+  _globals['_TOUCHSESSION']._serialized_start=746
+  _globals['_TOUCHSESSION']._serialized_end=782
+  _globals['_EXPIRESESSIONS']._serialized_start=784
+  _globals['_EXPIRESESSIONS']._serialized_end=823
+  _globals['_SENDMESSAGE']._serialized_start=825
+  _globals['_SENDMESSAGE']._serialized_end=907
+  _globals['_TAKEUNDELIVERED']._serialized_start=909
+  _globals['_TAKEUNDELIVERED']._serialized_end=978
+  _globals['_MARKDELIVERED']._serialized_start=980
+  _globals['_MARKDELIVERED']._serialized_end=1034
+  _globals['_DELETEACCOUNT']._serialized_start=1036
+  _globals['_DELETEACCOUNT']._serialized_end=1069
+  _globals['_NOOP']._serialized_start=1071
+  _globals['_NOOP']._serialized_end=1094
 # @@protoc_insertion_point(module_scope)

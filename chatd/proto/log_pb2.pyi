@@ -33,12 +33,14 @@ class Entry(_message.Message):
     def __init__(self, time_us: _Optional[int] = ..., create_account: _Optional[_Union[CreateAccount, _Mapping]] = ..., create_session: _Optional[_Union[CreateSession, _Mapping]] = ..., end_session: _Optional[_Union[EndSession, _Mapping]] = ..., touch_session: _Optional[_Union[TouchSession, _Mapping]] = ..., expire_sessions: _Optional[_Union[ExpireSessions, _Mapping]] = ..., send_message: _Optional[_Union[SendMessage, _Mapping]] = ..., take_undelivered: _Optional[_Union[TakeUndelivered, _Mapping]] = ..., mark_delivered: _Optional[_Union[MarkDelivered, _Mapping]] = ..., delete_account: _Optional[_Union[DeleteAccount, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ...) -> None: ...
 
 class CreateAccount(_message.Message):
-    __slots__ = ("username", "password_hash")
+    __slots__ = ("username", "password_hash", "unique_casefold")
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_HASH_FIELD_NUMBER: _ClassVar[int]
+    UNIQUE_CASEFOLD_FIELD_NUMBER: _ClassVar[int]
     username: str
     password_hash: str
-    def __init__(self, username: _Optional[str] = ..., password_hash: _Optional[str] = ...) -> None: ...
+    unique_casefold: bool
+    def __init__(self, username: _Optional[str] = ..., password_hash: _Optional[str] = ..., unique_casefold: _Optional[bool] = ...) -> None: ...
 
 class CreateSession(_message.Message):
     __slots__ = ("username", "session_hash")

@@ -33,6 +33,7 @@ from chatd.server.errors import (
 from chatd.server.hub import Hub
 from chatd.server.ratelimit import RateLimiter
 from chatd.server.store import Applied, Session, Store, StoredMessage
+from chatd.server.throttle import LoginThrottle
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -64,6 +65,20 @@ class ChatLimits:
     send_rate: float = 100.0  # Sends a second per user (0: no limit)
     send_burst: int = 200
     max_streams_per_user: int = 16
+    account_rate: float = 20.0  # accounts an hour per client address (0: no limit)
+
+
+def newest_within(page: list[StoredMessage], max_bytes: int) -> list[StoredMessage]:
+    """The newest messages of `page` (oldest first) whose bodies and names,
+    with 32 bytes a message, stay within `max_bytes` (at least one): a page
+    any default gRPC client can receive. The caller pages on from the
+    oldest one returned."""
+    total = 0
+    for n, m in enumerate(reversed(page)):
+        total += len(m.sender.encode()) + len(m.recipient.encode()) + len(m.body.encode()) + 32
+        if total > max_bytes and n > 0:
+            return page[len(page) - n :]
+    return page
 
 
 # -- validation: pure functions, property-tested --
@@ -171,6 +186,7 @@ class Chat:
         self._reader = reader
         self._touching: set[bytes] = set()
         self._send_limit = RateLimiter(limits.send_rate, limits.send_burst)
+        self.throttle = LoginThrottle(limits.account_rate)
 
     @property
     def _ttl_us(self) -> int:
@@ -182,8 +198,12 @@ class Chat:
             raise RequestRefused(applied.code)
         return applied
 
-    async def _hash(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._hasher, fn, *args)
+    async def _hash(self, client: str, fn: Callable[..., T], *args: object) -> T:
+        self.throttle.start_hash(client)  # refused at once when too many wait
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._hasher, fn, *args)
+        finally:
+            self.throttle.end_hash(client)
 
     async def _read(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._reader, fn, *args)
@@ -226,26 +246,41 @@ class Chat:
         entry = log_pb2.Entry(expire_sessions=log_pb2.ExpireSessions(idle_since_us=idle_since))
         return len((await self.writer.submit(entry)).ended_sessions)
 
-    async def create_account(self, username: str, password: str) -> None:
+    async def create_account(self, username: str, password: str, client: str = "") -> None:
+        """`client`: the caller's address, for the per-address throttle."""
         check_username(username)
         check_password(password, self.limits)
-        if username in self.store.users:
+        taken = self.store.find_user(username)
+        if taken == username:
             raise RequestRefused(Code.USERNAME_TAKEN)
-        hashed = await self._hash(hash_password, password, self.limits.password_hash_cost)
-        entry = log_pb2.CreateAccount(username=username, password_hash=hashed)
+        if taken is not None:
+            raise RequestRefused(
+                Code.USERNAME_TAKEN,
+                f"username already exists as {taken}: names must differ in more than case",
+            )
+        self.throttle.take_account(client, time.monotonic())
+        hashed = await self._hash(client, hash_password, password, self.limits.password_hash_cost)
+        entry = log_pb2.CreateAccount(username=username, password_hash=hashed, unique_casefold=True)
         await self._submit(log_pb2.Entry(create_account=entry))
 
-    async def login(self, username: str, password: str) -> str:
+    async def login(self, username: str, password: str, client: str = "") -> str:
+        """`client`: the caller's address, for the failed-login throttles."""
         check_username(username)
         if len(password) > MAX_PASSWORD_CHARS:
             raise RequestRefused(Code.INVALID_PASSWORD)
-        user = self.store.users.get(username)
+        delay = self.throttle.check_login(username, client, time.monotonic())
+        if delay:
+            await asyncio.sleep(delay)
+        found = self.store.find_user(username)  # "ALICE" logs in as "alice"
+        user = self.store.users.get(found) if found is not None else None
         if user is None:
+            self.throttle.failed_login(username, client, time.monotonic())
             raise RequestRefused(Code.NO_SUCH_USER)
-        if not await self._hash(verify_password, password, user.password_hash):
+        if not await self._hash(client, verify_password, password, user.password_hash):
+            self.throttle.failed_login(username, client, time.monotonic())
             raise RequestRefused(Code.WRONG_PASSWORD)
         session_id = new_session_id()
-        op = log_pb2.CreateSession(username=username, session_hash=session_hash(session_id))
+        op = log_pb2.CreateSession(username=user.username, session_hash=session_hash(session_id))
         await self._submit(log_pb2.Entry(create_session=op))
         return session_id
 
@@ -265,13 +300,20 @@ class Chat:
             raise OverLimit(f"more than {self.limits.send_rate:g} messages a second from this user")
         check_request_id(request_id)
         check_message(body, self.limits)
-        if to not in self.store.users:
+        recipient = self.store.find_user(to)  # "Bob" reaches "bob"
+        if recipient is None:
             raise RequestRefused(Code.NO_SUCH_RECIPIENT)
-        op = log_pb2.SendMessage(sender=s.username, recipient=to, body=body, request_id=request_id)
+        op = log_pb2.SendMessage(
+            sender=s.username, recipient=recipient, body=body, request_id=request_id
+        )
         return (await self._submit(log_pb2.Entry(send_message=op))).message_id
 
     async def get_messages(self, session_id: str) -> list[StoredMessage]:
         s = self.session(session_id)
+        # an empty inbox is answered without a log entry (every written
+        # message is committed before its Send is answered, so it shows here)
+        if not await self._read(self.store.has_undelivered, s.uid):
+            raise RequestRefused(Code.NO_MESSAGES)
         op = log_pb2.TakeUndelivered(
             username=s.username, limit=GET_MESSAGES_LIMIT, max_bytes=GET_MESSAGES_MAX_BYTES
         )
@@ -306,6 +348,7 @@ class Chat:
             raise RequestRefused(Code.INVALID_ARGUMENT, "before_message_id and limit are >= 0")
         if not USERNAME_RE.fullmatch(peer):
             raise RequestRefused(Code.NO_SUCH_RECIPIENT)
+        peer = self.store.find_user(peer) or peer  # "Bob" is "bob"'s conversation
         peer_uid = await self._read(self.store.last_uid_named, peer)
         if peer_uid is None:
             raise RequestRefused(Code.NO_SUCH_RECIPIENT)
@@ -315,7 +358,7 @@ class Chat:
         page = await self._read(self.store.conversation_before, s.uid, peer_uid, before, limit)
         if not page:
             raise RequestRefused(Code.NO_MESSAGES)
-        return page
+        return newest_within(page, GET_MESSAGES_MAX_BYTES)
 
     def list_users(self) -> list[tuple[str, bool]]:
         return [(name, self.hub.online(name)) for name in sorted(self.store.users)]

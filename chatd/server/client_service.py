@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from chatd.contract import MASTER_HEADER, Code
+from chatd.config import is_node_address
+from chatd.contract import CLIENT_HEADER, MASTER_HEADER, RETRY_AFTER_HEADER, Code
 from chatd.core.types import Role
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server.chat import Chat
@@ -75,7 +76,9 @@ def _unary(refused: Callable[[RequestRefused], Any] | None = None) -> Callable[[
                     raise
                 return refused(exc)
             except OverLimit as exc:
-                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+                retry = exc.retry_after_s
+                hint = () if retry is None else ((RETRY_AFTER_HEADER, str(int(retry * 1000))),)
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), hint)
             except NodeError as exc:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
@@ -85,11 +88,19 @@ def _unary(refused: Callable[[RequestRefused], Any] | None = None) -> Callable[[
 
 
 class Router:
-    """Where client calls go: here (None) or the master's stub."""
+    """Where client calls go: here (None) or the master's stub (over the
+    peer listener, with the cluster secret), and which address clients are
+    told the master has (its client listener's, learned from its answers)."""
 
     def __init__(self, repl: Replicator, peers: Peers) -> None:
         self.repl = repl
         self.peers = peers
+        self.client_address = ""  # this node's, once it listens
+        self._client_addresses: dict[str, str] = {}  # peer address -> client address
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.peers.metadata
 
     def master_stub(self, role: Role, address: str) -> chat_pb2_grpc.ClientAccountStub | None:
         if role is Role.MASTER:
@@ -99,8 +110,24 @@ class Router:
         return chat_pb2_grpc.ClientAccountStub(self.peers.channel(address))
 
     def route(self) -> tuple[Role, str]:
-        """(this node's role, the master's address or "")."""
+        """(this node's role, the master's peer address or "")."""
         return self.repl.route()
+
+    def for_clients(self, route: tuple[Role, str]) -> str:
+        """The master's client address, "" while it is not known yet."""
+        role, address = route
+        if role is Role.MASTER:
+            return self.client_address
+        return self._client_addresses.get(address, "") if address else ""
+
+    def learn(self, address: str, metadata: Any) -> None:
+        """The master at peer `address` named itself in an answer (every
+        answer of a master names its own client address)."""
+        for key, value in metadata or ():
+            if key == MASTER_HEADER:
+                told = value if isinstance(value, str) else value.decode(errors="replace")
+                if is_node_address(told):
+                    self._client_addresses[address] = told
 
 
 def _relay_timeout(context: Ctx) -> float:
@@ -108,11 +135,37 @@ def _relay_timeout(context: Ctx) -> float:
     return 30.0 if left is None else max(0.0, left)
 
 
+def peer_host(context: Ctx) -> str:
+    """The caller's IP address, its port dropped ("ipv4:10.0.0.7:5123" ->
+    "10.0.0.7", "ipv6:[::1]:5123" -> "::1")."""
+    peer = context.peer() or ""
+    kind, _, rest = peer.partition(":")
+    if kind not in ("ipv4", "ipv6"):
+        return peer
+    host = rest.rpartition(":")[0]
+    return host.strip("[]")
+
+
 class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
-    def __init__(self, chat: Chat, router: Router, max_request_bytes: int) -> None:
+    """`relays`: this servicer is the peer listener's, whose callers are
+    nodes relaying their clients' calls (and say where those came from)."""
+
+    def __init__(
+        self, chat: Chat, router: Router, max_request_bytes: int, relays: bool = False
+    ) -> None:
         self.chat = chat
         self.router = router
         self.max_request_bytes = max_request_bytes
+        self.relays = relays
+
+    def client(self, context: Ctx) -> str:
+        """Where the call came from: its caller, or on the peer listener the
+        address the relaying node names."""
+        if self.relays:
+            for key, value in context.invocation_metadata() or ():
+                if key == CLIENT_HEADER:
+                    return value if isinstance(value, str) else value.decode(errors="replace")
+        return peer_host(context)
 
     async def _master_stub(
         self, request: Any, context: Ctx, too_large: str, route: tuple[Role, str]
@@ -132,21 +185,28 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
         None when the call is to be served here. Every answer names the
         master (trailing metadata `chatd-master`) so clients can go there."""
         route = self.router.route()
-        context.set_trailing_metadata(((MASTER_HEADER, route[1]),))
+        context.set_trailing_metadata(((MASTER_HEADER, self.router.for_clients(route)),))
         too_large = f"request larger than {self.max_request_bytes} bytes"
         stub = await self._master_stub(request, context, too_large, route)
         if stub is None:
             return None
         try:
-            return await getattr(stub, name)(request, timeout=_relay_timeout(context))
+            meta = (*self.router.metadata, (CLIENT_HEADER, self.client(context)))
+            call = getattr(stub, name)(request, timeout=_relay_timeout(context), metadata=meta)
+            answer = await call
+            self.router.learn(route[1], await call.trailing_metadata())
+            context.set_trailing_metadata(((MASTER_HEADER, self.router.for_clients(route)),))
+            return answer
         except grpc.aio.AioRpcError as exc:
-            await context.abort(exc.code(), exc.details() or "")
+            told: Any = exc.trailing_metadata() or ()
+            hint = tuple((k, v) for k, v in told if k == RETRY_AFTER_HEADER)
+            await context.abort(exc.code(), exc.details() or "", hint)
 
     @_unary(_response)
     async def CreateAccount(
         self, request: chat_pb2.CreateAccountRequest, context: Ctx
     ) -> chat_pb2.ServerResponse:
-        await self.chat.create_account(request.username, request.password)
+        await self.chat.create_account(request.username, request.password, self.client(context))
         return chat_pb2.ServerResponse()
 
     @_unary()
@@ -159,7 +219,7 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
 
     @_unary(_response)
     async def Login(self, request: chat_pb2.LoginRequest, context: Ctx) -> chat_pb2.ServerResponse:
-        sid = await self.chat.login(request.username, request.password)
+        sid = await self.chat.login(request.username, request.password, self.client(context))
         return chat_pb2.ServerResponse(session_id=sid)
 
     @_unary(_response)
@@ -209,14 +269,16 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
         # native memory per call in grpc.aio), so only our own ends are caught.
         route = self.router.route()
         stub = await self._master_stub(request, context, "request too large", route)
-        master_md = ((MASTER_HEADER, route[1]),)
+        master_md = ((MASTER_HEADER, self.router.for_clients(route)),)
         if stub is not None:
-            call: Any = stub.Subscribe(request)
+            call: Any = stub.Subscribe(request, metadata=self.router.metadata)
             try:
                 # answer only once the master has opened the stream, so a
                 # client's next call cannot overtake the subscription
-                await call.initial_metadata()
-                await context.send_initial_metadata(master_md)
+                self.router.learn(route[1], await call.initial_metadata())
+                await context.send_initial_metadata(
+                    ((MASTER_HEADER, self.router.for_clients(route)),)
+                )
                 async for m in call:
                     yield m
             except grpc.aio.AioRpcError as exc:

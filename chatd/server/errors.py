@@ -61,7 +61,12 @@ class RequestRefused(CallerError):
 
 
 class OverLimit(CallerError):
-    """A client went over a limit (answered RESOURCE_EXHAUSTED)."""
+    """A client went over a limit (answered RESOURCE_EXHAUSTED, with the
+    seconds after which to retry when known)."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class SubscriberTooSlow(CallerError):

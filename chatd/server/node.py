@@ -41,7 +41,7 @@ from chatd.server.hub import Hub
 from chatd.server.metrics import Metrics
 from chatd.server.peers import CLUSTER_MESSAGE_LIMIT, Peers
 from chatd.server.replication import Replicator
-from chatd.server.secret import SecretInterceptor
+from chatd.server.secret import ADMIN_PREFIXES, PEER_PREFIXES, SecretInterceptor
 from chatd.server.store import Store
 from chatd.server.writer import GroupCommitWriter
 
@@ -64,6 +64,10 @@ UNARY_RPCS = (
 )
 
 
+def _joined(host: str, port: int) -> str:
+    return f"{host}:{port}"
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -77,8 +81,10 @@ class Node:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.node_id = ""
-        self.address = ""
+        self.address = ""  # where clients reach this node
+        self.peer_address = ""  # where the other nodes do (the peer listener)
         self.port = 0
+        self.peer_port = 0
         self.hub = Hub(config.subscriber_queue)
         self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="chatd-db")
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="chatd-read")
@@ -107,10 +113,13 @@ class Node:
         await loop.run_in_executor(self._db_thread, self._load_identity)
         has_data = bool(self.store.get_meta("membership")) or self.store.last_index > 0
         self._wire()
-        self.server = self._build_server()
+        self.server, self.peer_server = self._build_servers()
         self.address = cfg.advertise or self.address
+        self.peer_address = cfg.peer_advertise or self.peer_address
+        self.router.client_address = self.address
         self.writer.start()
         await self.server.start()
+        await self.peer_server.start()
         found = not has_data and not cfg.join
         if has_data and cfg.join:
             log.info("node %s has data: rejoining its stored members", self.node_id)
@@ -123,16 +132,17 @@ class Node:
         self.repl.start(
             peers=self.peers,
             writer=self.writer,
-            address=self.address,
+            address=self.peer_address,
             found=found,
             seeds=cfg.join,
             quorum=cfg.quorum or IN_SYNC,
         )
         self._start_background_tasks()
         log.info(
-            "node %s serving on %s (applied index %d%s)%s",
+            "node %s serving clients on %s, peers on %s (applied index %d%s)%s",
             self.node_id,
             self.address,
+            self.peer_address,
             self.store.last_index,
             f"; quorum {self.repl.status().membership.quorum}" if found or stored.members else "",
             "" if found else f"; looking for the master via {self._known_members()}",
@@ -184,6 +194,7 @@ class Node:
             send_rate=cfg.send_rate,
             send_burst=cfg.send_burst,
             max_streams_per_user=cfg.max_streams_per_user,
+            account_rate=cfg.account_rate,
         )
         self.chat = Chat(self.store, self.writer, self.hub, limits, self._hasher, self._reader)
 
@@ -216,58 +227,99 @@ class Node:
         self.node_id = str(stored or wanted or uuid.uuid4().hex[:12])
         self.store.set_meta("node_id", self.node_id)
 
-    def _build_server(self) -> grpc.aio.Server:
+    def _build_servers(self) -> tuple[grpc.aio.Server, grpc.aio.Server]:
+        """Two listeners (etcd's client/peer split). Clients get --listen, where
+        gRPC refuses a request above --max-request-bytes before buffering it;
+        the other nodes get --peer-listen, with the cluster's large limit and
+        every call but health checks behind the secret (mutual TLS with
+        --tls-ca). NodeAdmin (status, members) is on both, for operators."""
         cfg = self.config
-        host, port = cfg.listen_host, cfg.listen_port
-        if cfg.cluster_secret is None and cfg.tls_ca is None and not is_loopback(host):
-            log.warning("no cluster secret configured: listening on loopback only, not on %s", host)
-            host = "127.0.0.1"
-        server = grpc.aio.server(
-            interceptors=[SecretInterceptor(cfg.cluster_secret)],
+        client_host, peer_host = cfg.listen_host, cfg.peer_host
+        if cfg.cluster_secret is None and cfg.tls_ca is None:
+            for what, host in (("clients", client_host), ("peers", peer_host)):
+                if not is_loopback(host):
+                    log.warning(
+                        "no cluster secret configured: serving %s on loopback only, not on %s",
+                        what,
+                        host,
+                    )
+            client_host = client_host if is_loopback(client_host) else "127.0.0.1"
+            peer_host = peer_host if is_loopback(peer_host) else "127.0.0.1"
+        router = Router(self.repl, self.peers)
+        servicer = ClientAccountServicer(self.chat, router, cfg.max_request_bytes)
+        relays = ClientAccountServicer(self.chat, router, cfg.max_request_bytes, relays=True)
+        if self.metrics is not None:
+            for s in (servicer, relays):
+                for rpc in UNARY_RPCS:
+                    setattr(s, rpc, self.metrics.measured(rpc, getattr(s, rpc)))
+        self.router = router
+        self.health = Health(self.repl)
+        admin = NodeAdminServicer(self)
+        # clients: NodeAdmin behind the secret; under mutual TLS without one,
+        # the peer listener alone serves it (this one asks no certificate)
+        client = grpc.aio.server(
+            interceptors=[
+                SecretInterceptor(
+                    cfg.cluster_secret, ADMIN_PREFIXES, refuse_unguarded=cfg.tls_ca is not None
+                )
+            ],
             options=[
-                # cluster batches and snapshot chunks are large; client requests
-                # are held to --max-request-bytes by the ClientAccount servicer
-                ("grpc.max_receive_message_length", CLUSTER_MESSAGE_LIMIT),
+                ("grpc.max_receive_message_length", cfg.max_request_bytes),
                 ("grpc.so_reuseport", 0),
                 *KEEPALIVE_SERVER_OPTIONS,  # what every chatd channel's pings respect
             ],
         )
-        router = Router(self.repl, self.peers)
-        servicer = ClientAccountServicer(self.chat, router, cfg.max_request_bytes)
-        if self.metrics is not None:
-            for rpc in UNARY_RPCS:
-                setattr(servicer, rpc, self.metrics.measured(rpc, getattr(servicer, rpc)))
-        add_client_service(server, servicer, chat_pb2, "ClientAccount")
+        add_client_service(client, servicer, chat_pb2, "ClientAccount")
+        cluster_pb2_grpc.add_NodeAdminServicer_to_server(admin, client)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, client)
+        peer = grpc.aio.server(
+            interceptors=[SecretInterceptor(cfg.cluster_secret, PEER_PREFIXES)],
+            options=[
+                # cluster batches and snapshot chunks are large
+                ("grpc.max_receive_message_length", CLUSTER_MESSAGE_LIMIT),
+                ("grpc.so_reuseport", 0),
+                *KEEPALIVE_SERVER_OPTIONS,
+            ],
+        )
+        add_client_service(peer, relays, chat_pb2, "ClientAccount")  # relayed calls
         cluster_pb2_grpc.add_MasterServiceServicer_to_server(
-            MasterServicer(self.repl, self.digests), server
+            MasterServicer(self.repl, self.digests), peer
         )
-        cluster_pb2_grpc.add_SlaveServiceServicer_to_server(
-            SlaveServicer(self.repl, self.peers), server
-        )
-        cluster_pb2_grpc.add_NodeAdminServicer_to_server(NodeAdminServicer(self), server)
-        self.health = Health(self.repl)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
+        slave = SlaveServicer(self.repl, self.peers)
+        cluster_pb2_grpc.add_SlaveServiceServicer_to_server(slave, peer)
+        cluster_pb2_grpc.add_NodeAdminServicer_to_server(admin, peer)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, peer)
         if cfg.reflection:
-            names = [
-                chat_pb2.DESCRIPTOR.services_by_name["ClientAccount"].full_name,
-                *(s.full_name for s in cluster_pb2.DESCRIPTOR.services_by_name.values()),
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ]
-            reflection.enable_server_reflection(names, server)
-        bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            chat_name = chat_pb2.DESCRIPTOR.services_by_name["ClientAccount"].full_name
+            health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+            services = cluster_pb2.DESCRIPTOR.services_by_name
+            cluster_names = [s.full_name for s in services.values()]
+            admin_name = services["NodeAdmin"].full_name
+            reflection.enable_server_reflection(
+                [chat_name, admin_name, health_name, reflection.SERVICE_NAME], client
+            )
+            reflection.enable_server_reflection(
+                [chat_name, *cluster_names, health_name, reflection.SERVICE_NAME], peer
+            )
+        self.port = self._listen(client, client_host, cfg.listen_port, with_ca=False)
+        self.peer_port = self._listen(peer, peer_host, cfg.peer_port, with_ca=True)
+        self.address = _joined(client_host, self.port)
+        self.peer_address = _joined(peer_host, self.peer_port)
+        return client, peer
+
+    def _listen(self, server: grpc.aio.Server, host: str, port: int, with_ca: bool) -> int:
+        cfg = self.config
+        bind = _joined(host if ":" not in host else f"[{host}]", port)
         try:
             if cfg.tls_cert is not None and cfg.tls_key is not None:
-                creds = tls.server_credentials(cfg.tls_cert, cfg.tls_key, cfg.tls_ca)
-                self.port = server.add_secure_port(bind, creds)
-            else:
-                self.port = server.add_insecure_port(bind)
+                ca = cfg.tls_ca if with_ca else None
+                creds = tls.server_credentials(cfg.tls_cert, cfg.tls_key, ca)
+                return server.add_secure_port(bind, creds)
+            return server.add_insecure_port(bind)
         except tls.TlsError as exc:
             raise StartupError(str(exc)) from exc
         except RuntimeError as exc:
             raise StartupError(f"cannot listen on {bind}: {exc}") from exc
-        self.address = f"{host}:{self.port}"
-        return server
 
     def log_context(self) -> tuple[str, int]:
         """(node id, epoch) for every log line."""
@@ -302,9 +354,11 @@ class Node:
             node_id=self.node_id,
             role=c.role.value,
             epoch=c.epoch,
-            master=c.master_address,
+            master=self.router.for_clients(self.repl.route()),
+            master_peer_address=c.master_address,
             master_id=c.master,
             address=self.address,
+            peer_address=self.peer_address,
             applied_index=self.store.last_index,
             commit_index=c.commit,
             log_digest=self.store.digest.hex(),
@@ -317,10 +371,20 @@ class Node:
     async def remove_member(self, node_id: str) -> tuple[bool, str]:
         c = self.repl.status()
         if c.role is not Role.MASTER:
-            return (
-                False,
-                f"not the master; ask {c.membership.addresses.get(c.master, 'the master')}",
-            )
+            # carried to the master over the peer listener: its address is one
+            # only the nodes may be able to reach
+            if c.role is not Role.SLAVE or not c.master_address:
+                return False, "no master is reachable right now; try again shortly"
+            stub = cluster_pb2_grpc.NodeAdminStub(self.peers.channel(c.master_address))
+            try:
+                r = await stub.RemoveMember(
+                    cluster_pb2.RemoveMemberRequest(node_id=node_id),
+                    metadata=self.peers.metadata,
+                    timeout=30.0,
+                )
+            except grpc.aio.AioRpcError as exc:
+                return False, f"the master did not answer: {exc.code().name}: {exc.details()}"
+            return r.ok, r.error
         if node_id == self.node_id:
             return False, "the master cannot remove itself"
         if node_id not in c.membership.addresses:
@@ -426,7 +490,7 @@ class Node:
         # its master sees the log stream end and learns of the crash in a
         # round trip instead of a failover timeout
         grace = 0.0 if self.fatal is not None else SHUTDOWN_GRACE_S
-        stopping = asyncio.get_running_loop().create_task(self.server.stop(grace))
+        stopping = asyncio.gather(self.server.stop(grace), self.peer_server.stop(grace))
         await asyncio.sleep(0)  # the server refuses new calls from here on
         self.hub.end_all("the node is shutting down")
         await stopping

@@ -25,6 +25,13 @@ class RateLimiter:
     def allow(self, key: object, now: float) -> bool:
         if self.rate <= 0:
             return True
+        b = self._refill(key, now)
+        if b.tokens < 1:
+            return False
+        b.tokens -= 1
+        return True
+
+    def _refill(self, key: object, now: float) -> Bucket:
         b = self._buckets.get(key)
         if b is None:
             if len(self._buckets) >= self.max_keys:
@@ -32,10 +39,20 @@ class RateLimiter:
             b = self._buckets[key] = Bucket(float(self.burst), now)
         b.tokens = min(self.burst, b.tokens + (now - b.at) * self.rate)
         b.at = now
-        if b.tokens < 1:
-            return False
-        b.tokens -= 1
-        return True
+        return b
+
+    def wait(self, key: object, now: float) -> float:
+        """Seconds until `key` has a token (0: it has one now); spends none."""
+        if self.rate <= 0:
+            return 0.0
+        b = self._refill(key, now)
+        return 0.0 if b.tokens >= 1 else (1 - b.tokens) / self.rate
+
+    def spend(self, key: object, now: float) -> None:
+        """Takes a token from `key` (none left: it stays empty)."""
+        if self.rate > 0:
+            b = self._refill(key, now)
+            b.tokens = max(0.0, b.tokens - 1)
 
     def _prune(self, now: float) -> None:
         full_after = self.burst / self.rate

@@ -16,16 +16,28 @@ if TYPE_CHECKING:
     Handler = grpc.RpcMethodHandler[Any, Any]
 
 CLUSTER_PREFIXES = ("/MasterService/", "/SlaveService/", "/NodeAdmin/")
+ADMIN_PREFIXES = ("/NodeAdmin/",)  # what the client listener guards
+# the peer listener: every call (a slave's relayed client calls carry the
+# secret like every other call between nodes; health checks go to --listen)
+PEER_PREFIXES = ("/",)
 
 
 class SecretInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Refuses cluster RPCs that do not carry the cluster secret. (Under
+    """Refuses the calls to methods under `prefixes` that do not carry the
+    cluster secret, before their request is parsed. Without a secret: under
     mutual TLS every caller already showed a certificate of the cluster CA
-    at the handshake; without a secret, that is all the cluster services
-    ask for.)"""
+    at the handshake, and that is all they are asked for, unless this
+    listener asks no certificate (`refuse_unguarded`: then they are refused)."""
 
-    def __init__(self, secret: str | None) -> None:
+    def __init__(
+        self,
+        secret: str | None,
+        prefixes: tuple[str, ...] = CLUSTER_PREFIXES,
+        refuse_unguarded: bool = False,
+    ) -> None:
         self._secret = secret.encode() if secret else None
+        self._prefixes = prefixes
+        self._refuse_unguarded = refuse_unguarded
 
     async def intercept_service(
         self,
@@ -33,7 +45,11 @@ class SecretInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         details: grpc.HandlerCallDetails,
     ) -> Handler:
         method = details.method or ""
-        if self._secret is None or not method.startswith(CLUSTER_PREFIXES):
+        if not method.startswith(self._prefixes):
+            return await continuation(details)
+        if self._secret is None:
+            if self._refuse_unguarded:
+                return _refusal(UNGUARDED)
             return await continuation(details)
         given = b""
         for key, value in details.invocation_metadata or ():
@@ -41,23 +57,24 @@ class SecretInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 given = value.encode() if isinstance(value, str) else value
         if hmac.compare_digest(given, self._secret):
             return await continuation(details)
-        return _refusal(await continuation(details))
+        return _refusal(WRONG)
 
 
-def _refusal(handler: Handler) -> Handler:
-    """A handler of the same shape that refuses without parsing the request."""
+WRONG = "wrong or missing cluster secret"
+UNGUARDED = (
+    "no cluster secret is configured: the cluster services are served on the "
+    "peer listener only (--peer-listen, with a certificate of the cluster CA)"
+)
 
-    async def refuse_unary(request: Any, context: Ctx) -> None:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "wrong or missing cluster secret")
 
-    async def refuse_stream(request: Any, context: Ctx) -> Any:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "wrong or missing cluster secret")
+def _refusal(why: str) -> Handler:
+    """A handler that refuses without reading the request: served as a
+    stream whatever the method's kind, it never asks gRPC for a message, so
+    a large one is not buffered (the caller is told at once and the rest of
+    its bytes are dropped with the stream)."""
+
+    async def refuse(requests: Any, context: Ctx) -> Any:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, why)
         yield  # pragma: no cover - makes this an async generator
 
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(refuse_unary)
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(refuse_stream)
-    if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(refuse_unary)
-    return grpc.stream_stream_rpc_method_handler(refuse_stream)
+    return grpc.stream_stream_rpc_method_handler(refuse)

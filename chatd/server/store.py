@@ -186,6 +186,10 @@ class Store:
         # index -> (log digest, state digest) of the newest applied indexes
         self.digest_history: dict[int, tuple[bytes, int]] = {}
         self.users: dict[str, User] = {}
+        # casefold of a live name -> that name (the older one, where names
+        # differing only in case were created before they were refused)
+        self.folded: dict[str, str] = {}
+        self._fold_twins: set[str] = set()
         self.sessions: dict[bytes, Session] = {}
         self.last_index = 0
         self.last_epoch = 0
@@ -224,6 +228,7 @@ class Store:
             "SELECT uid, username, password_hash FROM users WHERE deleted = 0"
         ):
             self.users[name] = User(uid, name, pw)
+            self._fold(name)
         by_uid = {u.uid: u.username for u in self.users.values()}
         for h, uid, used in db.execute("SELECT hash, uid, last_used_us FROM sessions"):
             self.sessions[h] = Session(uid, by_uid[uid], used)
@@ -345,6 +350,7 @@ class Store:
         self._db.execute("ROLLBACK")
         self._in_batch = False
         self.users.clear()
+        self.folded.clear()
         self.sessions.clear()
         self.recent.clear()
         self._load()
@@ -417,7 +423,8 @@ class Store:
 
     def _apply_create_account(self, out: Applied, entry: log_pb2.Entry) -> Applied:
         op = entry.create_account
-        if op.username in self.users:
+        taken = op.username in self.users
+        if taken or (op.unique_casefold and op.username.casefold() in self.folded):
             out.code = Code.USERNAME_TAKEN
             return out
         cur = self._db.execute(
@@ -572,6 +579,7 @@ class Store:
         if kind == "create_account":
             op = entry.create_account
             self.users[op.username] = User(out.new_uid, op.username, op.password_hash)
+            self._fold(op.username)
         elif kind == "create_session":
             op2 = entry.create_session
             user = self.users[op2.username]
@@ -584,8 +592,28 @@ class Store:
             self.last_message_id = out.new_message.id
         if out.deleted_user is not None:
             self.users.pop(out.deleted_user, None)
+            self._unfold(out.deleted_user)
         for h in out.ended_sessions:
             self.sessions.pop(h, None)
+
+    def _fold(self, name: str) -> None:
+        key = name.casefold()
+        if self.folded.setdefault(key, name) != name:
+            self._fold_twins.add(key)  # names differing in case, from before
+
+    def _unfold(self, name: str) -> None:
+        key = name.casefold()
+        if self.folded.get(key) == name:
+            del self.folded[key]
+            if key in self._fold_twins:  # rare: look for the other live one
+                others = [n for n in self.users if n.casefold() == key]
+                if others:
+                    self.folded[key] = min(others, key=lambda n: self.users[n].uid)
+
+    def find_user(self, name: str) -> str | None:
+        """The live account `name` names: itself, or the one whose name
+        equals it in casefold ("ALICE" finds "alice")."""
+        return name if name in self.users else self.folded.get(name.casefold())
 
     # -- log maintenance and snapshots (call from the database thread) --
 
@@ -650,6 +678,7 @@ class Store:
             )
         self.set_meta("state_digest", actual)
         self.users.clear()
+        self.folded.clear()
         self.sessions.clear()
         self.recent.clear()
         self.digest_history.clear()
@@ -692,6 +721,14 @@ class Store:
                 (uid, json.dumps(ids)),
             ).fetchall()
         return [int(r[0]) for r in rows]
+
+    def has_undelivered(self, uid: int) -> bool:
+        """Whether any message to `uid` waits (committed data)."""
+        with self._reader_lock:
+            row = self._reader.execute(
+                "SELECT 1 FROM messages WHERE recipient_uid = ? AND delivered = 0 LIMIT 1", (uid,)
+            ).fetchone()
+        return row is not None
 
     def last_uid_named(self, username: str) -> int | None:
         """The uid of the live account with this name, else of the newest

@@ -55,13 +55,23 @@ async def _fetch_status(
 
 
 def status_document(s: cluster_pb2.NodeStatus) -> dict[str, object]:
+    doc = _document(s)
+    if s.quorum == "majority":  # the in-sync set is the voters there
+        for m in doc["members"]:  # type: ignore[attr-defined]
+            m["voter"] = m["in_sync"]
+    return doc
+
+
+def _document(s: cluster_pb2.NodeStatus) -> dict[str, object]:
     return {
         "node_id": s.node_id,
         "address": s.address,
+        "peer_address": s.peer_address,
         "role": s.role,
         "epoch": s.epoch,
         "quorum": s.quorum or "in-sync",
         "master": s.master,
+        "master_peer_address": s.master_peer_address,
         "master_id": s.master_id,
         "applied_index": s.applied_index,
         "commit_index": s.commit_index,
@@ -96,7 +106,8 @@ def status_document(s: cluster_pb2.NodeStatus) -> dict[str, object]:
 
 def format_status(doc: dict[str, object]) -> str:
     lines = [
-        f"node     {doc['node_id']} ({doc['role']}) at {doc['address']}",
+        f"node     {doc['node_id']} ({doc['role']}) at {doc['address']}"
+        + (f", peers at {doc['peer_address']}" if doc.get("peer_address") else ""),
         f"epoch    {doc['epoch']}",
         f"quorum   {doc.get('quorum', 'in-sync')}",
         f"master   {doc['master_id'] or '(none)'} {doc['master'] and 'at ' + str(doc['master'])}",
@@ -115,7 +126,7 @@ def format_status(doc: dict[str, object]) -> str:
     # (in majority mode the in-sync set is the set of voters: members that
     # have caught up once, left only by removal)
     sync = "VOTER" if doc.get("quorum") == "majority" else "IN SYNC"
-    rows = [("NODE", "ADDRESS", "ROLE", sync, "ALIVE", "APPLIED", "LAG", "WHY OUT OF SYNC")]
+    rows = [("NODE", "PEER ADDRESS", "ROLE", sync, "ALIVE", "APPLIED", "LAG", "WHY OUT OF SYNC")]
     members = doc["members"]
     assert isinstance(members, list)
     for m in members:
@@ -154,21 +165,14 @@ def remove_member(args: argparse.Namespace) -> int:
 async def _remove(
     args: argparse.Namespace, node_id: str, secret: str | None, *, deadline: float
 ) -> tuple[bool, str]:
-    """Asks the node at `server`; a slave's answer names the master, asked next."""
-    meta = secret_metadata(secret)
-    target = args.server
-    for _ in range(3):
-        async with channel(args, target) as ch:
-            admin = cluster_pb2_grpc.NodeAdminStub(ch)
-            st = await admin.Status(cluster_pb2.StatusRequest(), metadata=meta, timeout=deadline)
-            if st.role != "master" and st.master:
-                target = st.master
-                continue
-            r = await admin.RemoveMember(
-                cluster_pb2.RemoveMemberRequest(node_id=node_id), metadata=meta, timeout=deadline
-            )
-            return r.ok, r.error
-    return False, "no master found"
+    """Asks the node at `server`; a slave carries the request to the master."""
+    async with channel(args, args.server) as ch:
+        r = await cluster_pb2_grpc.NodeAdminStub(ch).RemoveMember(
+            cluster_pb2.RemoveMemberRequest(node_id=node_id),
+            metadata=secret_metadata(secret),
+            timeout=deadline,
+        )
+    return r.ok, r.error
 
 
 # -- health --

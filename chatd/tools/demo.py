@@ -38,6 +38,7 @@ class DemoCluster:
     def __init__(self, base: Path) -> None:
         self.base = base
         self.addresses = {n: f"127.0.0.1:{free_port()}" for n in NODES}
+        self.peers = {n: f"127.0.0.1:{free_port()}" for n in NODES}
         self.procs: dict[str, NodeProcess] = {}
 
     def start(self) -> None:
@@ -47,9 +48,9 @@ class DemoCluster:
         # then stops them
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHATD_")}
         for name, address in self.addresses.items():
-            args = ["--role", "master"] if name == "n1" else ["--join", first]
+            args = ["--role", "master"] if name == "n1" else ["--join", self.peers["n1"]]
             self.procs[name] = NodeProcess.serve(
-                self.base, name, address, *args, env=env, new_session=True
+                self.base, name, address, self.peers[name], *args, env=env, new_session=True
             ).start()
             if name == "n1":
                 self._wait(lambda: _in_sync(first) >= 1)

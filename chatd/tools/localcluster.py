@@ -74,13 +74,16 @@ class NodeProcess:
         base: Path,
         name: str,
         address: str,
+        peer_address: str,
         *extra: str,
         env: dict[str, str] | None = None,
         new_session: bool = False,
     ) -> NodeProcess:
-        """`chatd serve` as node `name` on `address`, its data in base/name and
-        its output in base/name.log (not started yet)."""
-        args = ["serve", "--node-id", name, "--listen", address, "--data-dir", str(base / name)]
+        """`chatd serve` as node `name`, serving clients on `address` and the
+        other nodes on `peer_address`, its data in base/name and its output
+        in base/name.log (not started yet)."""
+        args = ["serve", "--node-id", name, "--listen", address, "--peer-listen", peer_address]
+        args += ["--data-dir", str(base / name)]
         return cls([*args, *extra], base / f"{name}.log", env=env, new_session=new_session)
 
     def start(self) -> NodeProcess:
@@ -135,23 +138,30 @@ class Cluster:
     secret: str | None = None
     tls: tuple[Path, Path, Path] | None = None  # CA, client certificate, key
     nodes: dict[str, NodeProcess] = field(default_factory=dict)
-    addresses: dict[str, str] = field(default_factory=dict)
+    addresses: dict[str, str] = field(default_factory=dict)  # where clients reach each node
+    peers: dict[str, str] = field(default_factory=dict)  # where the other nodes do
 
     def add(self, name: str, *extra: str, join: str | None = None) -> NodeProcess:
+        """Node `name`, joining through the peer address `join` if given."""
         address = f"127.0.0.1:{free_port()}"
+        peer = f"127.0.0.1:{free_port()}"
         proc = NodeProcess.serve(
             self.base,
             name,
             address,
+            peer,
             "--password-hash-cost",
             str(TEST_HASH_COST),
             "--send-rate",
+            "0",
+            "--account-rate",
             "0",
             *(["--join", join] if join else []),
             *extra,
         ).start()
         self.nodes[name] = proc
         self.addresses[name] = address
+        self.peers[name] = peer
         return proc
 
     @classmethod
@@ -161,7 +171,7 @@ class Cluster:
         c.add("n1", *extra)
         c.wait_role("n1", "master")
         for i in range(2, size + 1):
-            c.add(f"n{i}", *extra, join=c.addresses["n1"])
+            c.add(f"n{i}", *extra, join=c.peers["n1"])
         c.wait(lambda: c.in_sync_count() == size, what=f"{size} nodes in sync")
         return c
 
@@ -209,7 +219,9 @@ class Cluster:
 
     def status(self, name: str, timeout: float = 1.0) -> dict[str, object] | None:
         try:
-            with self._channel(self.addresses[name]) as ch:
+            # (the peer listener: it serves NodeAdmin even under mutual TLS
+            # without a secret, where the client listener does not)
+            with self._channel(self.peers.get(name) or self.addresses[name]) as ch:
                 s = cluster_pb2_grpc.NodeAdminStub(ch).Status(
                     cluster_pb2.StatusRequest(), timeout=timeout, metadata=self.metadata
                 )

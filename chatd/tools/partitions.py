@@ -25,6 +25,7 @@ from chatd.tools.faults import Network
 from chatd.tools.localcluster import TEST_HASH_COST, Cluster, Load, NodeProcess, history
 
 PORT = 7000
+PEER_PORT = 7001
 SECRET = "partition-run"  # (without one a node listens on loopback only)
 TIMING = ("--heartbeat-interval", "100ms", "--failover-timeout", "500ms")
 
@@ -80,13 +81,16 @@ def _start_nodes(c: Cluster, net: Network, base: Path, quorum: str) -> None:
     for k in (1, 2, 3):
         name = f"n{k}"
         address = f"{net.ip(k)}:{PORT}"
-        extra = ["--quorum", quorum] if k == 1 else ["--join", f"{net.ip(1)}:{PORT}"]
+        extra = ["--quorum", quorum] if k == 1 else ["--join", f"{net.ip(1)}:{PEER_PORT}"]
         args = ["serve", "--node-id", name, "--listen", address, "--data-dir", str(base / name)]
+        args += ["--peer-listen", f"{net.ip(k)}:{PEER_PORT}"]
         args += ["--password-hash-cost", str(TEST_HASH_COST), "--send-rate", "0"]
+        args += ["--account-rate", "0"]
         args += ["--cluster-secret", SECRET, *TIMING, *extra]
         proc = NodeProcess(args, base / f"{name}.log", prefix=net.exec_prefix(k)).start()
         c.nodes[name] = proc
         c.addresses[name] = address
+        c.peers[name] = f"{net.ip(k)}:{PEER_PORT}"
         if k == 1:
             c.wait_role("n1", "master")
     c.wait(lambda: c.in_sync_count() == 3, what="3 nodes in sync")
