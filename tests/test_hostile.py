@@ -19,6 +19,8 @@ from chatd.server.throttle import (
     ADDRESS_FAILURES,
     HASH_QUEUE,
     HASHES_PER_ADDRESS,
+    HASHES_PER_NAME,
+    RESERVE,
     USER_ADDRESS_FAILURES,
     USER_DELAY_S,
     USER_FAILURES,
@@ -119,18 +121,30 @@ def test_the_login_throttle_rules() -> None:
         t.failed_login("carol", f"192.0.2.{i}", 10.0)
     assert t.check_login("carol", "192.0.2.200", 10.0) == USER_DELAY_S
     assert t.check_login("dave", "192.0.2.200", 10.0) == 0.0
-    # hashes in flight: per address, then in all
+    # hashes in flight: per address, per name, then in all
     for _ in range(HASHES_PER_ADDRESS):
         t.start_hash("198.51.100.7")
     with pytest.raises(OverLimit):
         t.start_hash("198.51.100.7")
-    for i in range(HASH_QUEUE - HASHES_PER_ADDRESS):
+    for i in range(HASHES_PER_NAME):
+        t.start_hash(f"10.1.0.{i}", "erin")
+    with pytest.raises(OverLimit) as info:
+        t.start_hash("10.1.0.99", "erin")
+    assert "for one name" in str(info.value)
+    t.logged_in("erin", "10.1.0.99")  # erin's own device, from before
+    erins = t.start_hash("10.1.0.99", "erin")
+    t.end_hash(erins)
+    for i in range(HASH_QUEUE - t.hashing):  # (held: never ended here)
         t.start_hash(f"10.0.0.{i}")
     with pytest.raises(OverLimit) as info:
         t.start_hash("10.9.9.9")
     assert "busy" in str(info.value)
-    t.end_hash("10.0.0.0")
-    t.start_hash("10.9.9.9")
+    for i in range(RESERVE):  # erin's devices may go beyond, by the reserve
+        t.logged_in("erin", f"10.2.0.{i}")
+        t.start_hash(f"10.2.0.{i}", "erin")  # (held: never ended here)
+    with pytest.raises(OverLimit) as info:
+        t.start_hash("10.2.0.0", "erin")
+    assert "busy" in str(info.value)
     # sign-ups: 3 an hour from one address
     for _ in range(3):
         t.take_account("198.51.100.7", 0.0)
@@ -215,5 +229,48 @@ async def test_a_login_flood_from_one_address_leaves_the_rightful_owner_in(
             assert 1 <= hashed < USER_ADDRESS_FAILURES + HASHES_PER_ADDRESS, outcomes
             # and now that address is refused before any hashing, for a while
             assert await guess(999) == "refused"
+    finally:
+        await node.stop()
+
+
+async def test_a_login_flood_from_many_addresses_leaves_the_owner_her_device(
+    tmp_path: Path,
+) -> None:
+    """200 concurrent wrong-password logins for alice from 200 addresses:
+    the hashing queue stays bounded (the rest are refused at once), and alice,
+    from the address she logged in from before, still gets in."""
+    node = Node(node_config(tmp_path / "n", cluster_secret="s3cret"))
+    await node.start()
+    try:
+        async with (
+            grpc.aio.insecure_channel(node.address) as ch,
+            grpc.aio.insecure_channel(node.peer_address) as peer,
+        ):
+            stub = chat_pb2_grpc.ClientAccountStub(ch)
+            relay = chat_pb2_grpc.ClientAccountStub(peer)
+            alice = chat_pb2.CreateAccountRequest(username="alice", password=PASSWORD)
+            await stub.CreateAccount(alice)
+            mine = chat_pb2.LoginRequest(username="alice", password=PASSWORD)
+            assert (await stub.Login(mine)).error_code == 0  # her device, from before
+
+            async def guess(i: int) -> str:
+                meta = (("x-chatd-secret", "s3cret"), (CLIENT_HEADER, f"10.1.{i // 250}.{i % 250}"))
+                try:
+                    r = await relay.Login(
+                        chat_pb2.LoginRequest(username="alice", password=f"wrong-{i}"),
+                        metadata=meta,
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, exc
+                    return "refused"
+                assert r.error_code == Code.WRONG_PASSWORD, r
+                return "hashed"
+
+            flood = asyncio.gather(*(guess(i) for i in range(200)))
+            await asyncio.sleep(0.01)
+            again = await stub.Login(mine)
+            outcomes = await flood
+            assert again.error_code == 0 and again.session_id
+            assert outcomes.count("refused") >= 100, outcomes
     finally:
         await node.stop()

@@ -198,12 +198,13 @@ class Chat:
             raise RequestRefused(applied.code)
         return applied
 
-    async def _hash(self, client: str, fn: Callable[..., T], *args: object) -> T:
-        self.throttle.start_hash(client)  # refused at once when too many wait
+    async def _hash(self, who: tuple[str, str], fn: Callable[..., T], *args: object) -> T:
+        """`who`: (client address, username of a login or "")."""
+        held = self.throttle.start_hash(*who)  # refused at once when too many wait
         try:
             return await asyncio.get_running_loop().run_in_executor(self._hasher, fn, *args)
         finally:
-            self.throttle.end_hash(client)
+            self.throttle.end_hash(held)
 
     async def _read(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._reader, fn, *args)
@@ -259,7 +260,8 @@ class Chat:
                 f"username already exists as {taken}: names must differ in more than case",
             )
         self.throttle.take_account(client, time.monotonic())
-        hashed = await self._hash(client, hash_password, password, self.limits.password_hash_cost)
+        cost = self.limits.password_hash_cost
+        hashed = await self._hash((client, ""), hash_password, password, cost)
         entry = log_pb2.CreateAccount(username=username, password_hash=hashed, unique_casefold=True)
         await self._submit(log_pb2.Entry(create_account=entry))
 
@@ -268,17 +270,21 @@ class Chat:
         check_username(username)
         if len(password) > MAX_PASSWORD_CHARS:
             raise RequestRefused(Code.INVALID_PASSWORD)
-        delay = self.throttle.check_login(username, client, time.monotonic())
+        # the throttles count a name as the account it finds ("ALICE" logs
+        # in as "alice", and counts as alice)
+        found = self.store.find_user(username)
+        name = found or username.casefold()
+        delay = self.throttle.check_login(name, client, time.monotonic())
         if delay:
             await asyncio.sleep(delay)
-        found = self.store.find_user(username)  # "ALICE" logs in as "alice"
         user = self.store.users.get(found) if found is not None else None
         if user is None:
-            self.throttle.failed_login(username, client, time.monotonic())
+            self.throttle.failed_login(name, client, time.monotonic())
             raise RequestRefused(Code.NO_SUCH_USER)
-        if not await self._hash(client, verify_password, password, user.password_hash):
-            self.throttle.failed_login(username, client, time.monotonic())
+        if not await self._hash((client, name), verify_password, password, user.password_hash):
+            self.throttle.failed_login(name, client, time.monotonic())
             raise RequestRefused(Code.WRONG_PASSWORD)
+        self.throttle.logged_in(user.username, client)
         session_id = new_session_id()
         op = log_pb2.CreateSession(username=user.username, session_hash=session_hash(session_id))
         await self._submit(log_pb2.Entry(create_session=op))

@@ -6,10 +6,10 @@ user's login behind 11 s of hashing, and one client created 248 accounts in
 15 s. Each throttle answers at once (the caller is told when to retry), so
 nothing waits behind an attacker:
 
-- at most HASH_QUEUE hashes waiting or running on a node, and at most
-  HASHES_PER_ADDRESS of them for one client address; beyond either a login
-  or sign-up is refused at once (so one address never holds the hashing
-  threads for more than a moment);
+- at most HASH_QUEUE hashes waiting or running on a node, at most
+  HASHES_PER_ADDRESS of them for one client address and HASHES_PER_NAME for
+  one username; beyond any a login or sign-up is refused at once (so one
+  address, or a flood on one name, never holds the hashing threads);
 - failed logins per client address (ADDRESS_FAILURES, then one every
   ADDRESS_REFILL_S) and per username and address (USER_ADDRESS_FAILURES,
   then one every USER_ADDRESS_REFILL_S): over either, that address's logins
@@ -18,6 +18,13 @@ nothing waits behind an attacker:
   USER_REFILL_S): over it, every login for that name waits USER_DELAY_S
   first. Slowed, not refused: the rightful owner still gets in;
 - accounts created per client address: --account-rate an hour.
+
+An address a user logged in from lately (the last KNOWN_ADDRESSES ones,
+kept in memory on the node that checked) is that user's known device: its
+logins for that name skip the per-name limits and may use RESERVE hashes
+beyond HASH_QUEUE, so that the owner of a name under a flood from many
+addresses still gets in from where they usually do. (A first login from a
+new address during such a flood is refused until it passes.)
 
 A client address is the caller's IP address (its port dropped); a call a
 slave relays carries the address its client called from.
@@ -33,6 +40,10 @@ from chatd.server.ratelimit import RateLimiter
 
 HASH_QUEUE = 32
 HASHES_PER_ADDRESS = 4
+HASHES_PER_NAME = 8  # more than one address may hold
+RESERVE = 8
+KNOWN_ADDRESSES = 8  # per user
+KNOWN_USERS = 100_000
 ADDRESS_FAILURES, ADDRESS_REFILL_S = 20, 3.0
 USER_ADDRESS_FAILURES, USER_ADDRESS_REFILL_S = 5, 12.0
 USER_FAILURES, USER_REFILL_S, USER_DELAY_S = 10, 6.0, 1.0
@@ -46,7 +57,10 @@ def retry_hint(seconds: float) -> str:
 class LoginThrottle:
     account_rate_per_hour: float = 20.0
     hashing: int = 0  # hashes waiting or running
-    _by_caller: dict[str, int] = field(default_factory=dict)  # the same, per address
+    # the same per ("address", a) and per ("name", n)
+    _inflight: dict[tuple[str, str], int] = field(default_factory=dict)
+    # username -> the addresses it logged in from lately, oldest first
+    _known: dict[str, dict[str, None]] = field(default_factory=dict)
     _by_address: RateLimiter = field(init=False)
     _by_user_address: RateLimiter = field(init=False)
     _by_user: RateLimiter = field(init=False)
@@ -59,31 +73,56 @@ class LoginThrottle:
         rate = self.account_rate_per_hour
         self._accounts = RateLimiter(rate / 3600, max(1, math.ceil(rate)))
 
-    def start_hash(self, address: str) -> None:
-        """A hash for `address` is about to be queued; OverLimit when too
-        many are (end_hash must follow once it is done)."""
-        mine = self._by_caller.get(address, 0)
-        if mine >= HASHES_PER_ADDRESS:
+    def known(self, username: str, address: str) -> bool:
+        return address in self._known.get(username, ())
+
+    def start_hash(self, address: str, username: str = "") -> list[tuple[str, str]]:
+        """A hash for `address` (a login for `username`) is about to be
+        queued; OverLimit when too many are. end_hash(the result) must
+        follow."""
+        known = bool(username) and self.known(username, address)
+        keys = [("address", address)]
+        if username and not known:
+            keys.append(("name", username))
+        limits = {"address": HASHES_PER_ADDRESS, "name": HASHES_PER_NAME}
+        for key in keys:
+            if self._inflight.get(key, 0) >= limits[key[0]]:
+                raise OverLimit(
+                    f"at most {limits[key[0]]} logins or sign-ups at once for one {key[0]}; "
+                    f"{retry_hint(1)}",
+                    1.0,
+                )
+        if self.hashing >= HASH_QUEUE + (RESERVE if known else 0):
             raise OverLimit(
-                f"at most {HASHES_PER_ADDRESS} logins or sign-ups at once from one address; "
-                f"{retry_hint(1)}",
-                1.0,
-            )
-        if self.hashing >= HASH_QUEUE:
-            raise OverLimit(
-                f"this node is busy checking passwords ({HASH_QUEUE} at once); {retry_hint(1)}",
+                f"this node is busy checking passwords ({self.hashing} at once); {retry_hint(1)}",
                 1.0,
             )
         self.hashing += 1
-        self._by_caller[address] = mine + 1
+        for key in keys:
+            self._inflight[key] = self._inflight.get(key, 0) + 1
+        return keys
 
-    def end_hash(self, address: str) -> None:
+    def end_hash(self, keys: list[tuple[str, str]]) -> None:
         self.hashing -= 1
-        left = self._by_caller[address] - 1
-        if left:
-            self._by_caller[address] = left
-        else:
-            del self._by_caller[address]
+        for key in keys:
+            left = self._inflight[key] - 1
+            if left:
+                self._inflight[key] = left
+            else:
+                del self._inflight[key]
+
+    def logged_in(self, username: str, address: str) -> None:
+        """`address` is now a known device of `username`."""
+        seen = self._known.pop(username, None)
+        if seen is None:
+            seen = {}
+            if len(self._known) >= KNOWN_USERS:
+                del self._known[next(iter(self._known))]  # the least recently used
+        seen.pop(address, None)
+        seen[address] = None
+        while len(seen) > KNOWN_ADDRESSES:
+            del seen[next(iter(seen))]
+        self._known[username] = seen
 
     def check_login(self, username: str, address: str, now: float) -> float:
         """Before a login's hash: OverLimit when its address failed too often;
@@ -94,6 +133,8 @@ class LoginThrottle:
         )
         if wait > 0:
             raise OverLimit(f"too many failed logins from this address; {retry_hint(wait)}", wait)
+        if self.known(username, address):
+            return 0.0
         return USER_DELAY_S if self._by_user.wait(username, now) > 0 else 0.0
 
     def failed_login(self, username: str, address: str, now: float) -> None:
