@@ -121,9 +121,16 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
         help="target Sends a second over all workers (default: as fast as it goes)",
     )
     p.add_argument(
+        "--transport",
+        choices=("unary", "stream"),
+        default="unary",
+        help="unary: a Send call each, deliveries on Subscribe streams; stream: one "
+        "Connect stream per user for its sends and deliveries (default %(default)s)",
+    )
+    p.add_argument(
         "--no-streams",
         action="store_true",
-        help="open no Subscribe streams (Send alone; no delivery latency)",
+        help="unary: open no Subscribe streams (Send alone; no delivery latency)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object, no progress bar")
     p.add_argument(

@@ -32,6 +32,11 @@ def test_bench_against_a_node(spawn_node: Callable[..., NodeProcess]) -> None:
     p50, p99 = r["send_ms_p50"], r["send_ms_p99"]
     assert isinstance(p50, float) and isinstance(p99, float) and 0 < p50 <= p99
     assert isinstance(r["delivery_ms_p99"], float) and r["delivery_ms_p99"] > 0
+    # over Connect: one stream per user carries its sends and deliveries
+    args = ("--server", address, "--users", "4", "--concurrency", "4", "--duration", "1")
+    s = bench(*args, "--transport", "stream")
+    assert s["target"] == "chatd" and s["transport"] == "stream" and s["errors"] == 0
+    assert isinstance(s["sends"], int) and s["sends"] > 0 and s["delivered"] == s["sends"]
 
 
 def test_bench_against_the_noop_server() -> None:
@@ -48,6 +53,10 @@ def test_bench_against_the_noop_server() -> None:
         r = bench("--server", wait_for, "--concurrency", "4", "--duration", "1")
         assert r["target"] == "noop" and r["errors"] == 0
         assert isinstance(r["sends"], int) and r["sends"] > 0 and r["delivered"] == 0
+        args = ("--server", wait_for, "--concurrency", "4", "--duration", "1")
+        s = bench(*args, "--transport", "stream", "--users", "4")
+        assert s["target"] == "noop" and s["errors"] == 0 and s["transport"] == "stream"
+        assert isinstance(s["sends"], int) and s["sends"] > 0
     finally:
         server.kill()
         server.wait()

@@ -84,6 +84,10 @@ RPCS = {
     "Logout": ("DeleteAccountRequest", "ServerResponse", False),
     "Subscribe": ("SubscribeRequest", "Message", True),
 }
+# chatd's additions: new RPCs only, the contract's above unchanged
+ADDED = {
+    "Connect": ("ClientFrame", "ServerFrame", True),  # bidirectional
+}
 
 
 def test_client_service_matches_the_contract() -> None:
@@ -91,12 +95,16 @@ def test_client_service_matches_the_contract() -> None:
     assert service.full_name == "ClientAccount"  # no package
     assert chat_pb2.DESCRIPTOR.package == ""
     methods = {m.name: m for m in service.methods}
-    assert set(methods) == set(RPCS)
+    assert set(methods) == set(RPCS) | set(ADDED)
     for name, (request, response, streaming) in RPCS.items():
         m = methods[name]
         assert m.input_type.full_name == request, name
         assert m.output_type.full_name == response, name
         assert m.server_streaming is streaming and not m.client_streaming, name
+    for name, (request, response, both) in ADDED.items():
+        m = methods[name]
+        assert (m.input_type.full_name, m.output_type.full_name) == (request, response), name
+        assert m.server_streaming is both and m.client_streaming is both, name
 
 
 def test_messages_match_the_contract() -> None:

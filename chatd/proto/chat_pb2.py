@@ -25,41 +25,51 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63hatd/proto/chat.proto\x1a\x1fgoogle/protobuf/timestamp.proto\":\n\x14\x43reateAccountRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"2\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"c\n\x0eServerResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x12\n\nmessage_id\x18\x04 \x01(\x05\"R\n\x0bSendRequest\x12\n\n\x02to\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"$\n\x0eReceiveRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"]\n\x0b\x43hatRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x19\n\x11\x62\x65\x66ore_message_id\x18\x03 \x01(\x05\x12\r\n\x05limit\x18\x04 \x01(\x05\"M\n\"AcknowledgeReceivedMessagesRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0bmessage_ids\x18\x02 \x03(\x05\"*\n\x14\x44\x65leteAccountRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"y\n\x07Message\x12\r\n\x05\x66rom_\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\x05\x12.\n\ntime_stamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\n\n\x02to\x18\x05 \x01(\t\"P\n\x08Messages\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x19\n\x07message\x18\x03 \x03(\x0b\x32\x08.Message\"\x07\n\x05\x45mpty\"(\n\x04User\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\"\x1c\n\x05Users\x12\x13\n\x04user\x18\x01 \x03(\x0b\x32\x05.User\"S\n\x10SubscribeRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x18\n\x10\x61\x66ter_message_id\x18\x02 \x01(\x05\x12\x11\n\tlive_only\x18\x03 \x01(\x08\x32\xf0\x03\n\rClientAccount\x12\x37\n\rCreateAccount\x12\x15.CreateAccountRequest\x1a\x0f.ServerResponse\x12\x1b\n\tListUsers\x12\x06.Empty\x1a\x06.Users\x12\'\n\x05Login\x12\r.LoginRequest\x1a\x0f.ServerResponse\x12%\n\x04Send\x12\x0c.SendRequest\x1a\x0f.ServerResponse\x12)\n\x0bGetMessages\x12\x0f.ReceiveRequest\x1a\t.Messages\x12\"\n\x07GetChat\x12\x0c.ChatRequest\x1a\t.Messages\x12S\n\x1b\x41\x63knowledgeReceivedMessages\x12#.AcknowledgeReceivedMessagesRequest\x1a\x0f.ServerResponse\x12\x37\n\rDeleteAccount\x12\x15.DeleteAccountRequest\x1a\x0f.ServerResponse\x12\x30\n\x06Logout\x12\x15.DeleteAccountRequest\x1a\x0f.ServerResponse\x12*\n\tSubscribe\x12\x11.SubscribeRequest\x1a\x08.Message0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63hatd/proto/chat.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"o\n\x0b\x43lientFrame\x12!\n\x04open\x18\x01 \x01(\x0b\x32\x11.SubscribeRequestH\x00\x12\x1a\n\x04send\x18\x02 \x01(\x0b\x32\n.SendFrameH\x00\x12\x18\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\t.AckFrameH\x00\x42\x07\n\x05\x66rame\"<\n\tSendFrame\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\n\n\x02to\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x1f\n\x08\x41\x63kFrame\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\x05\"R\n\x0bServerFrame\x12\x1b\n\x07message\x18\x01 \x01(\x0b\x32\x08.MessageH\x00\x12\x1d\n\x06result\x18\x02 \x01(\x0b\x32\x0b.SendResultH\x00\x42\x07\n\x05\x66rame\"\x87\x01\n\nSendResult\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\x05\x12\x12\n\nerror_code\x18\x03 \x01(\x05\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\x05\x12\x16\n\x0eretry_after_ms\x18\x06 \x01(\x05\":\n\x14\x43reateAccountRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"2\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"c\n\x0eServerResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x12\n\nmessage_id\x18\x04 \x01(\x05\"R\n\x0bSendRequest\x12\n\n\x02to\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"$\n\x0eReceiveRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"]\n\x0b\x43hatRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x19\n\x11\x62\x65\x66ore_message_id\x18\x03 \x01(\x05\x12\r\n\x05limit\x18\x04 \x01(\x05\"M\n\"AcknowledgeReceivedMessagesRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0bmessage_ids\x18\x02 \x03(\x05\"*\n\x14\x44\x65leteAccountRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"y\n\x07Message\x12\r\n\x05\x66rom_\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\x05\x12.\n\ntime_stamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\n\n\x02to\x18\x05 \x01(\t\"P\n\x08Messages\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x19\n\x07message\x18\x03 \x03(\x0b\x32\x08.Message\"\x07\n\x05\x45mpty\"(\n\x04User\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\"\x1c\n\x05Users\x12\x13\n\x04user\x18\x01 \x03(\x0b\x32\x05.User\"S\n\x10SubscribeRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x18\n\x10\x61\x66ter_message_id\x18\x02 \x01(\x05\x12\x11\n\tlive_only\x18\x03 \x01(\x08\x32\x9b\x04\n\rClientAccount\x12\x37\n\rCreateAccount\x12\x15.CreateAccountRequest\x1a\x0f.ServerResponse\x12\x1b\n\tListUsers\x12\x06.Empty\x1a\x06.Users\x12\'\n\x05Login\x12\r.LoginRequest\x1a\x0f.ServerResponse\x12%\n\x04Send\x12\x0c.SendRequest\x1a\x0f.ServerResponse\x12)\n\x0bGetMessages\x12\x0f.ReceiveRequest\x1a\t.Messages\x12\"\n\x07GetChat\x12\x0c.ChatRequest\x1a\t.Messages\x12S\n\x1b\x41\x63knowledgeReceivedMessages\x12#.AcknowledgeReceivedMessagesRequest\x1a\x0f.ServerResponse\x12\x37\n\rDeleteAccount\x12\x15.DeleteAccountRequest\x1a\x0f.ServerResponse\x12\x30\n\x06Logout\x12\x15.DeleteAccountRequest\x1a\x0f.ServerResponse\x12*\n\tSubscribe\x12\x11.SubscribeRequest\x1a\x08.Message0\x01\x12)\n\x07\x43onnect\x12\x0c.ClientFrame\x1a\x0c.ServerFrame(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chatd.proto.chat_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATEACCOUNTREQUEST']._serialized_start=59
-  _globals['_CREATEACCOUNTREQUEST']._serialized_end=117
-  _globals['_LOGINREQUEST']._serialized_start=119
-  _globals['_LOGINREQUEST']._serialized_end=169
-  _globals['_SERVERRESPONSE']._serialized_start=171
-  _globals['_SERVERRESPONSE']._serialized_end=270
-  _globals['_SENDREQUEST']._serialized_start=272
-  _globals['_SENDREQUEST']._serialized_end=354
-  _globals['_RECEIVEREQUEST']._serialized_start=356
-  _globals['_RECEIVEREQUEST']._serialized_end=392
-  _globals['_CHATREQUEST']._serialized_start=394
-  _globals['_CHATREQUEST']._serialized_end=487
-  _globals['_ACKNOWLEDGERECEIVEDMESSAGESREQUEST']._serialized_start=489
-  _globals['_ACKNOWLEDGERECEIVEDMESSAGESREQUEST']._serialized_end=566
-  _globals['_DELETEACCOUNTREQUEST']._serialized_start=568
-  _globals['_DELETEACCOUNTREQUEST']._serialized_end=610
-  _globals['_MESSAGE']._serialized_start=612
-  _globals['_MESSAGE']._serialized_end=733
-  _globals['_MESSAGES']._serialized_start=735
-  _globals['_MESSAGES']._serialized_end=815
-  _globals['_EMPTY']._serialized_start=817
-  _globals['_EMPTY']._serialized_end=824
-  _globals['_USER']._serialized_start=826
-  _globals['_USER']._serialized_end=866
-  _globals['_USERS']._serialized_start=868
-  _globals['_USERS']._serialized_end=896
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=898
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=981
-  _globals['_CLIENTACCOUNT']._serialized_start=984
-  _globals['_CLIENTACCOUNT']._serialized_end=1480
+  _globals['_CLIENTFRAME']._serialized_start=59
+  _globals['_CLIENTFRAME']._serialized_end=170
+  _globals['_SENDFRAME']._serialized_start=172
+  _globals['_SENDFRAME']._serialized_end=232
+  _globals['_ACKFRAME']._serialized_start=234
+  _globals['_ACKFRAME']._serialized_end=265
+  _globals['_SERVERFRAME']._serialized_start=267
+  _globals['_SERVERFRAME']._serialized_end=349
+  _globals['_SENDRESULT']._serialized_start=352
+  _globals['_SENDRESULT']._serialized_end=487
+  _globals['_CREATEACCOUNTREQUEST']._serialized_start=489
+  _globals['_CREATEACCOUNTREQUEST']._serialized_end=547
+  _globals['_LOGINREQUEST']._serialized_start=549
+  _globals['_LOGINREQUEST']._serialized_end=599
+  _globals['_SERVERRESPONSE']._serialized_start=601
+  _globals['_SERVERRESPONSE']._serialized_end=700
+  _globals['_SENDREQUEST']._serialized_start=702
+  _globals['_SENDREQUEST']._serialized_end=784
+  _globals['_RECEIVEREQUEST']._serialized_start=786
+  _globals['_RECEIVEREQUEST']._serialized_end=822
+  _globals['_CHATREQUEST']._serialized_start=824
+  _globals['_CHATREQUEST']._serialized_end=917
+  _globals['_ACKNOWLEDGERECEIVEDMESSAGESREQUEST']._serialized_start=919
+  _globals['_ACKNOWLEDGERECEIVEDMESSAGESREQUEST']._serialized_end=996
+  _globals['_DELETEACCOUNTREQUEST']._serialized_start=998
+  _globals['_DELETEACCOUNTREQUEST']._serialized_end=1040
+  _globals['_MESSAGE']._serialized_start=1042
+  _globals['_MESSAGE']._serialized_end=1163
+  _globals['_MESSAGES']._serialized_start=1165
+  _globals['_MESSAGES']._serialized_end=1245
+  _globals['_EMPTY']._serialized_start=1247
+  _globals['_EMPTY']._serialized_end=1254
+  _globals['_USER']._serialized_start=1256
+  _globals['_USER']._serialized_end=1296
+  _globals['_USERS']._serialized_start=1298
+  _globals['_USERS']._serialized_end=1326
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=1328
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=1411
+  _globals['_CLIENTACCOUNT']._serialized_start=1414
+  _globals['_CLIENTACCOUNT']._serialized_end=1953
 # @@protoc_insertion_point(module_scope)

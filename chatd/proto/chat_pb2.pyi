@@ -9,6 +9,56 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ClientFrame(_message.Message):
+    __slots__ = ("open", "send", "ack")
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    SEND_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    open: SubscribeRequest
+    send: SendFrame
+    ack: AckFrame
+    def __init__(self, open: _Optional[_Union[SubscribeRequest, _Mapping]] = ..., send: _Optional[_Union[SendFrame, _Mapping]] = ..., ack: _Optional[_Union[AckFrame, _Mapping]] = ...) -> None: ...
+
+class SendFrame(_message.Message):
+    __slots__ = ("request_id", "to", "message")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    to: str
+    message: str
+    def __init__(self, request_id: _Optional[str] = ..., to: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class AckFrame(_message.Message):
+    __slots__ = ("message_ids",)
+    MESSAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    message_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, message_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ServerFrame(_message.Message):
+    __slots__ = ("message", "result")
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    message: Message
+    result: SendResult
+    def __init__(self, message: _Optional[_Union[Message, _Mapping]] = ..., result: _Optional[_Union[SendResult, _Mapping]] = ...) -> None: ...
+
+class SendResult(_message.Message):
+    __slots__ = ("request_id", "message_id", "error_code", "error_message", "status", "retry_after_ms")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    message_id: int
+    error_code: int
+    error_message: str
+    status: int
+    retry_after_ms: int
+    def __init__(self, request_id: _Optional[str] = ..., message_id: _Optional[int] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., status: _Optional[int] = ..., retry_after_ms: _Optional[int] = ...) -> None: ...
+
 class CreateAccountRequest(_message.Message):
     __slots__ = ("username", "password")
     USERNAME_FIELD_NUMBER: _ClassVar[int]

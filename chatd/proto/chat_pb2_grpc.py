@@ -84,6 +84,11 @@ class ClientAccountStub:
                 request_serializer=chatd_dot_proto_dot_chat__pb2.SubscribeRequest.SerializeToString,
                 response_deserializer=chatd_dot_proto_dot_chat__pb2.Message.FromString,
                 _registered_method=True)
+        self.Connect = channel.stream_stream(
+                '/ClientAccount/Connect',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.ClientFrame.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerFrame.FromString,
+                _registered_method=True)
 
 
 class ClientAccountServicer:
@@ -151,6 +156,20 @@ class ClientAccountServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Connect(self, request_iterator, context):
+        """Addition: one stream per client session for sends, acknowledgements and
+        deliveries. The first frame is `open` (the session, and the id to resume
+        deliveries after, as Subscribe takes them); then any number of `send`
+        and `ack` frames. The node answers each send with one `result` (matched
+        by request_id, as soon as the cluster acknowledged the write, possibly
+        out of order) and pushes every message to the user as Subscribe does.
+        At most 64 sends may be unanswered on a stream: beyond that the node
+        reads no more frames until results have gone out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClientAccountServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -203,6 +222,11 @@ def add_ClientAccountServicer_to_server(servicer, server):
                     servicer.Subscribe,
                     request_deserializer=chatd_dot_proto_dot_chat__pb2.SubscribeRequest.FromString,
                     response_serializer=chatd_dot_proto_dot_chat__pb2.Message.SerializeToString,
+            ),
+            'Connect': grpc.stream_stream_rpc_method_handler(
+                    servicer.Connect,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.ClientFrame.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.ServerFrame.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -475,6 +499,33 @@ class ClientAccount:
             '/ClientAccount/Subscribe',
             chatd_dot_proto_dot_chat__pb2.SubscribeRequest.SerializeToString,
             chatd_dot_proto_dot_chat__pb2.Message.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Connect(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/ClientAccount/Connect',
+            chatd_dot_proto_dot_chat__pb2.ClientFrame.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.ServerFrame.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,6 +48,16 @@ class ClientAccountStub:
     """Every message addressed to the caller with id > after_message_id:
     backlog first, then live, in id order, without gaps or duplicates.
     """
+    Connect: _grpc.StreamStreamMultiCallable[_chat_pb2.ClientFrame, _chat_pb2.ServerFrame]
+    """Addition: one stream per client session for sends, acknowledgements and
+    deliveries. The first frame is `open` (the session, and the id to resume
+    deliveries after, as Subscribe takes them); then any number of `send`
+    and `ack` frames. The node answers each send with one `result` (matched
+    by request_id, as soon as the cluster acknowledged the write, possibly
+    out of order) and pushes every message to the user as Subscribe does.
+    At most 64 sends may be unanswered on a stream: beyond that the node
+    reads no more frames until results have gone out.
+    """
 
 @_typing.type_check_only
 class ClientAccountAsyncStub(ClientAccountStub):
@@ -64,6 +74,16 @@ class ClientAccountAsyncStub(ClientAccountStub):
     Subscribe: _aio.UnaryStreamMultiCallable[_chat_pb2.SubscribeRequest, _chat_pb2.Message]  # type: ignore[assignment]
     """Every message addressed to the caller with id > after_message_id:
     backlog first, then live, in id order, without gaps or duplicates.
+    """
+    Connect: _aio.StreamStreamMultiCallable[_chat_pb2.ClientFrame, _chat_pb2.ServerFrame]  # type: ignore[assignment]
+    """Addition: one stream per client session for sends, acknowledgements and
+    deliveries. The first frame is `open` (the session, and the id to resume
+    deliveries after, as Subscribe takes them); then any number of `send`
+    and `ack` frames. The node answers each send with one `result` (matched
+    by request_id, as soon as the cluster acknowledged the write, possibly
+    out of order) and pushes every message to the user as Subscribe does.
+    At most 64 sends may be unanswered on a stream: beyond that the node
+    reads no more frames until results have gone out.
     """
 
 class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
@@ -138,6 +158,22 @@ class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_chat_pb2.Message], _abc.AsyncIterator[_chat_pb2.Message]]:
         """Every message addressed to the caller with id > after_message_id:
         backlog first, then live, in id order, without gaps or duplicates.
+        """
+
+    @_abc_1.abstractmethod
+    def Connect(
+        self,
+        request_iterator: _MaybeAsyncIterator[_chat_pb2.ClientFrame],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_chat_pb2.ServerFrame], _abc.AsyncIterator[_chat_pb2.ServerFrame]]:
+        """Addition: one stream per client session for sends, acknowledgements and
+        deliveries. The first frame is `open` (the session, and the id to resume
+        deliveries after, as Subscribe takes them); then any number of `send`
+        and `ack` frames. The node answers each send with one `result` (matched
+        by request_id, as soon as the cluster acknowledged the write, possibly
+        out of order) and pushes every message to the user as Subscribe does.
+        At most 64 sends may be unanswered on a stream: beyond that the node
+        reads no more frames until results have gone out.
         """
 
 def add_ClientAccountServicer_to_server(servicer: ClientAccountServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -9,6 +9,8 @@ included, is relayed as it is to the master (UNAVAILABLE while none is known).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,6 +32,8 @@ from chatd.server.errors import (
     RequestRefused,
     SessionEnded,
 )
+from chatd.server.handlers import Malformed
+from chatd.server.session_stream import SessionStream, StreamEnded, ending
 from chatd.server.store import StoredMessage
 
 log = logging.getLogger(__name__)
@@ -261,6 +265,73 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
     ) -> chat_pb2.ServerResponse:
         await self.chat.logout(request.session_id)
         return chat_pb2.ServerResponse()
+
+    async def Connect(
+        self, frames: AsyncIterator[Any], context: Ctx
+    ) -> AsyncIterator[chat_pb2.ServerFrame]:
+        """The session's one stream (chatd.server.session_stream); a slave
+        carries the whole stream to the master, frames both ways."""
+        route = self.router.route()
+        first = await anext(aiter(frames), None)
+        if first is None:
+            return
+        if isinstance(first, Malformed) or first.WhichOneof("frame") != "open":
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first frame of Connect must be open"
+            )
+        stub = await self._master_stub(first, context, "frame too large", route)
+        if stub is not None:
+            async for frame in self._relay_connect(stub, first, frames, context, route):
+                yield frame
+            return
+        await context.send_initial_metadata(((MASTER_HEADER, self.router.for_clients(route)),))
+        stream = SessionStream(self.chat, to_proto)
+        try:
+            async for frame in stream.run(first.open, frames):
+                yield frame
+        except StreamEnded as exc:
+            await context.abort(exc.end.status or grpc.StatusCode.UNKNOWN, exc.end.detail)
+        except RequestRefused as exc:
+            end = ending(exc)
+            await context.abort(end.status or grpc.StatusCode.UNKNOWN, end.detail)
+
+    async def _relay_connect(
+        self,
+        stub: chat_pb2_grpc.ClientAccountStub,
+        first: chat_pb2.ClientFrame,
+        frames: AsyncIterator[Any],
+        context: Ctx,
+        route: tuple[Role, str],
+    ) -> AsyncIterator[chat_pb2.ServerFrame]:
+        meta = (*self.router.metadata, (CLIENT_HEADER, self.client(context)))
+        call: Any = stub.Connect(metadata=meta)  # type: ignore[call-arg]
+        bad: list[str] = []
+
+        async def up() -> None:
+            await call.write(first)
+            async for frame in frames:
+                if isinstance(frame, Malformed):
+                    bad.append("a frame that is not a ClientFrame")
+                    call.cancel()
+                    return
+                await call.write(frame)
+            await call.done_writing()
+
+        pump = asyncio.create_task(up())
+        try:
+            self.router.learn(route[1], await call.initial_metadata())
+            await context.send_initial_metadata(((MASTER_HEADER, self.router.for_clients(route)),))
+            async for frame in call:
+                yield frame
+        except grpc.aio.AioRpcError as exc:
+            if bad:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, bad[0])
+            await context.abort(exc.code(), exc.details() or "")
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                await pump
+            call.cancel()
 
     async def Subscribe(
         self, request: chat_pb2.SubscribeRequest, context: Ctx

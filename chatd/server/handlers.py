@@ -70,16 +70,24 @@ def _streaming(method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def add_client_service(server: Any, servicer: Any, module: ModuleType, service: str) -> None:
-    """Registers `servicer`'s methods for the unary and server-streaming
-    methods of `service` (its messages in `module`, a generated *_pb2)."""
+    """Registers `servicer`'s methods for the methods of `service` (its
+    messages in `module`, a generated *_pb2): unary, server-streaming, and
+    bidirectional, whose behavior gets the request frames (a frame that does
+    not parse arrives as a `Malformed`) and answers with its own."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for m in module.DESCRIPTOR.services_by_name[service].methods:
-        if m.client_streaming:
-            raise ValueError(f"{service}.{m.name}: client streaming is not handled here")
         request = getattr(module, m.input_type.name)
         response = getattr(module, m.output_type.name)
         behavior = getattr(servicer, m.name)
-        if m.server_streaming:
+        if m.client_streaming:
+            if not m.server_streaming:
+                raise ValueError(f"{service}.{m.name}: client streaming alone is not handled")
+            handlers[m.name] = grpc.stream_stream_rpc_method_handler(
+                behavior,
+                request_deserializer=_parser(request),
+                response_serializer=response.SerializeToString,
+            )
+        elif m.server_streaming:
             handlers[m.name] = grpc.unary_stream_rpc_method_handler(
                 _streaming(m.name, behavior),
                 request_deserializer=_parser(request),

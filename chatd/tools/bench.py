@@ -1,15 +1,19 @@
 """`chatd bench`: a load generator for a chatd cluster, and the baseline.
 
-    chatd bench --server HOST:PORT[,...] --users N --concurrency C --duration S [--json]
+    chatd bench --server HOST:PORT[,...] --users N --concurrency C --duration S
+                [--transport unary|stream] [--json]
     chatd bench --noop-server PORT
 
 The first creates N users, logs them in, opens one Subscribe stream per user,
 and sends for S seconds from C concurrent workers (each message to another
 user, with a request id). It reports Send throughput and latency, and the
 delivery latency from Send issued to the message arriving on the
-recipient's stream. The second serves the floor chatd is measured against:
-a bare grpc.aio server on uvloop that answers ClientAccount.Send with
-success and does nothing else (against it, the load generator only sends).
+recipient's stream. With --transport stream each user opens one Connect
+stream instead, which carries its sends (a send frame, answered by a result
+frame) and its deliveries. The second serves the floor chatd is measured
+against: a bare grpc.aio server on uvloop that answers ClientAccount.Send,
+and every send frame of a Connect stream, with success and does nothing
+else (against it, the load generator only sends; N streams in stream mode).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class Result:
         return {
             "server": args.server,
             "target": "noop" if noop else "chatd",
+            "transport": args.transport,
             "users": 0 if noop else args.users,
             "concurrency": args.concurrency,
             "target_rate": args.rate,
@@ -80,6 +85,7 @@ class Bench:
         self.names: list[str] = []
         self.noop = False
         self._sent_at: dict[str, float] = {}
+        self.streams: list[Connection] = []
 
     def stub(self, i: int) -> Any:
         return self.stubs[i % len(self.stubs)]
@@ -131,6 +137,19 @@ class Bench:
                 if sent is not None:
                     self.result.delivery_ms.append((time.perf_counter() - sent) * 1000)
 
+    def delivered(self, body: str) -> None:
+        sent = self._sent_at.pop(body, None)
+        if sent is not None:
+            self.result.delivery_ms.append((time.perf_counter() - sent) * 1000)
+
+    async def _send(self, w: int, sender: int, request: chat_pb2.SendRequest) -> bool:
+        """One send, over a unary call or its sender's stream; True if done."""
+        if self.streams:
+            r = await self.streams[sender % len(self.streams)].send(request)
+        else:
+            r = await self.stub(w).Send(request, timeout=10)
+        return not r.error_code or self.noop
+
     async def worker(self, w: int, stop: float, progress: Any) -> None:
         n = len(self.sessions)
         gap = self.args.concurrency / self.args.rate if self.args.rate > 0 else 0.0
@@ -153,12 +172,12 @@ class Bench:
             t0 = time.perf_counter()
             self._sent_at[body] = t0
             try:
-                r = await self.stub(w).Send(request, timeout=10)
-            except grpc.aio.AioRpcError:
+                ok = await self._send(w, sender, request)
+            except (grpc.aio.AioRpcError, TimeoutError):
                 self.result.errors += 1
                 self._sent_at.pop(body, None)
                 continue
-            if r.error_code and not self.noop:
+            if not ok:
                 self.result.errors += 1
                 continue
             self.result.sends += 1
@@ -169,7 +188,14 @@ class Bench:
     async def run(self, progress: Any = None) -> dict[str, Any]:
         await self.setup()
         receivers: list[asyncio.Task[None]] = []
-        if not self.noop and not self.args.no_streams:
+        if self.args.transport == "stream":
+            count = len(self.sessions) if not self.noop else max(1, self.args.users)
+            self.streams = [
+                Connection(self.stub(i), self.sessions[i % len(self.sessions)], self)
+                for i in range(count)
+            ]
+            await asyncio.gather(*(s.start() for s in self.streams))
+        elif not self.noop and not self.args.no_streams:
             ready, opened = asyncio.Event(), list[int]()
             receivers = [
                 asyncio.create_task(self.receive(i, ready, opened))
@@ -186,9 +212,59 @@ class Bench:
         for t in receivers:
             t.cancel()
         await asyncio.gather(*receivers, return_exceptions=True)
+        for s in self.streams:
+            await s.close()
         for ch in self.channels:
             await ch.close(None)
         return self.result.summary(self.args, self.noop)
+
+
+class Connection:
+    """One Connect stream of the load generator: send() writes a send frame
+    and returns its result; deliveries are timed as they arrive."""
+
+    def __init__(self, stub: Any, session: str, bench: Bench) -> None:
+        self.call: Any = stub.Connect()
+        self.session = session
+        self.bench = bench
+        self.lock = asyncio.Lock()
+        self.waiting: dict[str, asyncio.Future[chat_pb2.SendResult]] = {}
+        self.reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        opening = chat_pb2.SubscribeRequest(session_id=self.session, live_only=True)
+        await self.call.write(chat_pb2.ClientFrame(open=opening))
+        await self.call.initial_metadata()
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
+            async for frame in self.call:
+                if frame.HasField("result"):
+                    fut = self.waiting.pop(frame.result.request_id, None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(frame.result)
+                else:
+                    self.bench.delivered(frame.message.message)
+        for fut in self.waiting.values():
+            if not fut.done():
+                fut.set_exception(TimeoutError("the stream ended"))
+
+    async def send(self, request: chat_pb2.SendRequest) -> chat_pb2.SendResult:
+        fut: asyncio.Future[chat_pb2.SendResult] = asyncio.get_running_loop().create_future()
+        self.waiting[request.request_id] = fut
+        frame = chat_pb2.SendFrame(
+            request_id=request.request_id, to=request.to, message=request.message
+        )
+        async with self.lock:  # one write at a time on a call
+            await self.call.write(chat_pb2.ClientFrame(send=frame))
+        return await asyncio.wait_for(fut, 10)
+
+    async def close(self) -> None:
+        self.call.cancel()
+        if self.reader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.reader
 
 
 async def _bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -226,12 +302,22 @@ async def _noop(port: int) -> None:
             self.next_id += 1
             return chat_pb2.ServerResponse(message_id=self.next_id)
 
+        async def Connect(self, frames: Any, context: Any) -> Any:
+            await context.send_initial_metadata(())
+            async for frame in frames:
+                if frame.HasField("send"):
+                    self.next_id += 1
+                    result = chat_pb2.SendResult(
+                        request_id=frame.send.request_id, message_id=self.next_id
+                    )
+                    yield chat_pb2.ServerFrame(result=result)
+
     server = grpc.aio.server()
-    # only Send is implemented: every other RPC answers UNIMPLEMENTED
+    # only Send and Connect are implemented: every other RPC answers UNIMPLEMENTED
     chat_pb2_grpc.add_ClientAccountServicer_to_server(Noop(), server)  # type: ignore[abstract]
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
-    print(f"no-op ClientAccount.Send server on 127.0.0.1:{bound}", flush=True)
+    print(f"no-op ClientAccount.Send and Connect server on 127.0.0.1:{bound}", flush=True)
     await server.wait_for_termination()
 
 

@@ -1,0 +1,172 @@
+"""Connect: one stream per client session, on the node that serves it.
+
+The first frame opens the session's deliveries (as Subscribe does); then
+send frames become Sends and ack frames acknowledgements, on that session.
+Each send gets one result frame when its write is acknowledged by the
+cluster (or refused), possibly out of order; deliveries go out as they are
+committed. Frames are taken from the stream in order, and a send starts
+before the next frame is read, so a client's sends are written in the order
+it sent them. At most MAX_UNANSWERED sends wait for their results: beyond
+that no frame is read (gRPC's flow control then holds the client), and the
+outgoing frames wait in a queue of OUT_QUEUE, behind which the delivery
+subscription's own bound (--subscriber-queue) ends a stream whose client
+does not read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from chatd.contract import Code
+from chatd.proto import chat_pb2
+from chatd.server.chat import Chat
+from chatd.server.errors import (
+    CallerError,
+    NodeError,
+    OverLimit,
+    RequestRefused,
+    SessionEnded,
+)
+from chatd.server.handlers import Malformed
+from chatd.server.store import StoredMessage
+
+log = logging.getLogger(__name__)
+
+MAX_UNANSWERED = 64  # sends a stream may have waiting for their results
+OUT_QUEUE = 256  # frames waiting to be written to one stream
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """The stream ends: OK (status None) or with this status."""
+
+    status: grpc.StatusCode | None = None
+    detail: str = ""
+
+
+def ending(exc: BaseException) -> End:
+    """How an error of the session's deliveries or frames ends the stream
+    (as Subscribe ends)."""
+    if isinstance(exc, RequestRefused):
+        if exc.code == Code.NOT_LOGGED_IN:
+            return End(grpc.StatusCode.UNAUTHENTICATED, exc.message)
+        return End(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
+    if isinstance(exc, SessionEnded):
+        return End(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+    if isinstance(exc, CallerError):  # over a limit, or too slow
+        return End(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+    if isinstance(exc, NodeError):
+        return End(grpc.StatusCode.UNAVAILABLE, str(exc))
+    raise exc
+
+
+def to_frame(m: StoredMessage, to_proto: Any) -> chat_pb2.ServerFrame:
+    return chat_pb2.ServerFrame(message=to_proto(m))
+
+
+class SessionStream:
+    """One Connect call served here (this node is the master)."""
+
+    def __init__(self, chat: Chat, to_proto: Any) -> None:
+        self.chat = chat
+        self.to_proto = to_proto
+        self.out: asyncio.Queue[chat_pb2.ServerFrame | End] = asyncio.Queue(OUT_QUEUE)
+        self.unanswered = asyncio.Semaphore(MAX_UNANSWERED)
+        self.sends: set[asyncio.Task[None]] = set()
+
+    async def run(
+        self, open_: chat_pb2.SubscribeRequest, frames: AsyncIterator[Any]
+    ) -> AsyncIterator[chat_pb2.ServerFrame]:
+        """The frames to write, until the stream ends; an End with a status
+        is raised to the caller as that End."""
+        session_id = open_.session_id
+        self.chat.session(session_id)  # RequestRefused: not logged in
+        tasks = [
+            asyncio.create_task(self._deliver(open_)),
+            asyncio.create_task(self._read(session_id, frames)),
+        ]
+        try:
+            while True:
+                item = await self.out.get()
+                if isinstance(item, End):
+                    if item.status is not None:
+                        raise StreamEnded(item)
+                    return
+                yield item
+        finally:
+            for task in (*tasks, *self.sends):
+                task.cancel()
+            for task in (*tasks, *self.sends):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _deliver(self, open_: chat_pb2.SubscribeRequest) -> None:
+        try:
+            async for m in self.chat.subscribe(
+                open_.session_id, open_.after_message_id, open_.live_only
+            ):
+                await self.out.put(to_frame(m, self.to_proto))
+        except (RequestRefused, CallerError, NodeError) as exc:
+            await self.out.put(ending(exc))
+
+    async def _read(self, session_id: str, frames: AsyncIterator[Any]) -> None:
+        try:
+            async for frame in frames:
+                if isinstance(frame, Malformed):
+                    await self.out.put(
+                        End(grpc.StatusCode.INVALID_ARGUMENT, "a frame that is not a ClientFrame")
+                    )
+                    return
+                kind = frame.WhichOneof("frame")
+                if kind == "send":
+                    await self.unanswered.acquire()
+                    task = asyncio.create_task(self._send(session_id, frame.send))
+                    self.sends.add(task)
+                    task.add_done_callback(self.sends.discard)
+                    await asyncio.sleep(0)  # the send is submitted before the next frame
+                elif kind == "ack":
+                    await self.chat.acknowledge(session_id, list(frame.ack.message_ids))
+                else:
+                    await self.out.put(
+                        End(grpc.StatusCode.INVALID_ARGUMENT, f"unexpected {kind} frame")
+                    )
+                    return
+            # the client is done sending: answer what is under way, then end
+            while self.sends:
+                await asyncio.gather(*self.sends, return_exceptions=True)
+            await self.out.put(End())
+        except (RequestRefused, CallerError, NodeError) as exc:
+            await self.out.put(ending(exc))
+
+    async def _send(self, session_id: str, f: chat_pb2.SendFrame) -> None:
+        result = chat_pb2.SendResult(request_id=f.request_id)
+        try:
+            if not f.request_id:
+                raise RequestRefused(Code.INVALID_ARGUMENT, "a send frame needs a request_id")
+            result.message_id = await self.chat.send(session_id, f.to, f.message, f.request_id)
+        except RequestRefused as exc:
+            result.error_code, result.error_message = int(exc.code), exc.message
+        except OverLimit as exc:
+            result.status = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+            result.error_message = str(exc)
+            if exc.retry_after_s is not None:
+                result.retry_after_ms = int(exc.retry_after_s * 1000)
+        except (NodeError, CallerError) as exc:
+            result.status = grpc.StatusCode.UNAVAILABLE.value[0]
+            result.error_message = str(exc)
+        finally:
+            self.unanswered.release()
+        await self.out.put(chat_pb2.ServerFrame(result=result))
+
+
+class StreamEnded(Exception):
+    def __init__(self, end: End) -> None:
+        super().__init__(end.detail)
+        self.end = end

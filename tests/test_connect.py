@@ -1,0 +1,154 @@
+"""Connect: one stream per session for sends, acknowledgements and
+deliveries, on the master and through a slave. Real nodes in this process,
+on loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import pytest
+
+from chatd.contract import MASTER_HEADER, Code
+from chatd.proto import chat_pb2
+from chatd.proto.chat_pb2_grpc import ClientAccountStub
+from chatd.server.node import Node
+from chatd.server.session_stream import MAX_UNANSWERED
+from tests.conftest import user
+from tests.test_relay import pair as pair
+
+if TYPE_CHECKING:
+    from chatd.proto.chat_pb2_grpc import ClientAccountAsyncStub as Stub
+
+
+class Stream:
+    """A Connect call driven frame by frame."""
+
+    def __init__(self, stub: Stub, session: str, after: int = 0) -> None:
+        self.call: Any = stub.Connect()  # type: ignore[call-arg]
+        self.open = chat_pb2.ClientFrame(
+            open=chat_pb2.SubscribeRequest(session_id=session, after_message_id=after)
+        )
+        self.results: dict[str, chat_pb2.SendResult] = {}
+        self.messages: list[chat_pb2.Message] = []
+
+    async def start(self) -> Stream:
+        await self.call.write(self.open)
+        return self
+
+    async def send(self, rid: str, to: str, body: str) -> None:
+        frame = chat_pb2.SendFrame(request_id=rid, to=to, message=body)
+        await self.call.write(chat_pb2.ClientFrame(send=frame))
+
+    async def ack(self, ids: list[int]) -> None:
+        await self.call.write(chat_pb2.ClientFrame(ack=chat_pb2.AckFrame(message_ids=ids)))
+
+    async def until(self, done: Any, timeout: float = 10.0) -> None:
+        """Reads frames until done() holds."""
+        async with asyncio.timeout(timeout):
+            while not done():
+                frame = await self.call.read()
+                assert frame is not grpc.aio.EOF, "the stream ended"  # type: ignore[attr-defined]
+                if frame.HasField("result"):
+                    assert frame.result.request_id not in self.results, "two results"
+                    self.results[frame.result.request_id] = frame.result
+                else:
+                    self.messages.append(frame.message)
+
+
+async def test_sends_acks_and_deliveries_on_one_stream(node: Node, stub: Stub) -> None:
+    a = await user(stub, "alice")
+    b = await user(stub, "bob")
+    alice = await Stream(stub, a).start()
+    bob = await Stream(stub, b).start()
+    for i in range(5):
+        await alice.send(f"r{i}", "bob", f"hello {i}")
+    await alice.send("self", "alice", "a note to myself")
+    await alice.send("nobody", "nobody", "lost")
+    await alice.send("empty", "bob", "")
+    await alice.send("", "bob", "no request id")
+    await alice.until(lambda: len(alice.results) == 9 and len(alice.messages) == 1)
+    ids = [alice.results[f"r{i}"].message_id for i in range(5)]
+    assert ids == sorted(ids) and all(ids), ids  # written in the order sent
+    assert alice.results["nobody"].error_code == Code.NO_SUCH_RECIPIENT
+    assert alice.results["empty"].error_code == Code.INVALID_MESSAGE
+    assert alice.results[""].error_code == Code.INVALID_ARGUMENT
+    assert [m.message for m in alice.messages] == ["a note to myself"]
+    await bob.until(lambda: len(bob.messages) == 5)
+    assert [m.message_id for m in bob.messages] == ids
+    assert [m.from_ for m in bob.messages] == ["alice"] * 5
+    # a resend with a request id already answered stores nothing new
+    await alice.send("r0", "bob", "hello 0")
+    await alice.until(lambda: alice.results["r0"].message_id == ids[0])
+    alice.results.pop("r0")
+    await alice.send("r0", "bob", "hello 0")
+    await alice.until(lambda: "r0" in alice.results)
+    assert alice.results["r0"].message_id == ids[0]
+    # an ack frame marks delivered: GetMessages has nothing left for bob
+    await bob.ack(ids)
+    for _ in range(100):
+        r = await stub.GetMessages(chat_pb2.ReceiveRequest(session_id=b))
+        if r.error_code == Code.NO_MESSAGES:
+            break
+        await asyncio.sleep(0.02)
+    assert r.error_code == Code.NO_MESSAGES
+    # resuming after an id: the backlog after it, then live
+    again = await Stream(stub, b, after=ids[2]).start()
+    await again.until(lambda: len(again.messages) == 2)
+    assert [m.message_id for m in again.messages] == ids[3:]
+    for s in (alice, bob, again):
+        s.call.cancel()
+
+
+async def test_many_sends_in_flight_are_each_answered_once(stub: Stub) -> None:
+    """Four times as many sends as may wait unanswered, written at once:
+    the node stops reading at the bound and takes the rest as results go
+    out; every send is answered once, in the order written."""
+    a = await user(stub, "alice")
+    await user(stub, "bob")
+    alice = await Stream(stub, a).start()
+    n = 4 * MAX_UNANSWERED
+    for i in range(n):
+        await alice.send(f"r{i}", "bob", f"m{i}")
+    await alice.until(lambda: len(alice.results) == n)
+    ids = [alice.results[f"r{i}"].message_id for i in range(n)]
+    assert ids == sorted(set(ids)) and ids[0] > 0
+    alice.call.cancel()
+
+
+async def test_a_stream_must_open_with_a_live_session(stub: Stub) -> None:
+    call: Any = stub.Connect()  # type: ignore[call-arg]
+    await call.write(chat_pb2.ClientFrame(send=chat_pb2.SendFrame(request_id="x", to="bob")))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call.read()
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    bad = await Stream(stub, "not-a-session").start()
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await bad.call.read()
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_slave_carries_the_stream_to_the_master(pair: tuple[Node, Node]) -> None:
+    master, slave = pair
+    async with (
+        grpc.aio.insecure_channel(master.address) as mc,
+        grpc.aio.insecure_channel(slave.address) as sc,
+    ):
+        at_master: Stub = ClientAccountStub(mc)
+        via_slave: Stub = ClientAccountStub(sc)
+        a = await user(via_slave, "alice")
+        b = await user(at_master, "bob")
+        alice = await Stream(via_slave, a).start()
+        bob = await Stream(via_slave, b).start()
+        named = dict(await alice.call.initial_metadata() or ()).get(MASTER_HEADER)
+        assert named == master.address  # the master's client address
+        for i in range(20):
+            await alice.send(f"r{i}", "bob", f"m{i}")
+        await alice.until(lambda: len(alice.results) == 20)
+        ids = [alice.results[f"r{i}"].message_id for i in range(20)]
+        assert ids == sorted(ids) and all(ids)
+        await bob.until(lambda: len(bob.messages) == 20)
+        assert [m.message_id for m in bob.messages] == ids
+        for s in (alice, bob):
+            s.call.cancel()
