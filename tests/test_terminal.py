@@ -4,12 +4,15 @@ pseudo-terminal (pexpect), against real nodes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pexpect
+import pyte
 import pytest
 from prompt_toolkit.document import Document
 
@@ -204,3 +207,59 @@ def create_account(child: pexpect.spawn[str], name: str) -> None:
     child.expect("password again:")
     child.sendline(PASSWORD)
     child.expect(f"logged in as {name}")
+
+
+class Screen:
+    """What a terminal shows of a child's output: a pyte screen fed with
+    everything the child wrote."""
+
+    def __init__(self, child: pexpect.spawn[str], rows: int = 40, cols: int = 160) -> None:
+        self.child = child
+        self.screen = pyte.Screen(cols, rows)
+        self.stream = pyte.Stream(self.screen)
+
+    def text(self) -> str:
+        return "\n".join(line.rstrip() for line in self.screen.display)
+
+    def wait(self, shown: Callable[[str], bool], timeout: float = TIMEOUT) -> str:
+        """Feeds output to the screen until `shown(text)` holds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(pexpect.TIMEOUT):
+                self.stream.feed(self.child.read_nonblocking(65536, timeout=0.1))
+            if shown(self.text()):
+                return self.text()
+        raise AssertionError(f"not shown within {timeout} s; the screen:\n{self.text()}")
+
+
+def test_the_screen_after_a_password_prompt_shows_what_is_typed(
+    spawn_node: Callable[..., NodeProcess],
+) -> None:
+    """/create asks for the password twice, masked; the prompts after it show
+    what is typed (they showed stars for every command), and the password
+    is never on the screen."""
+    node = spawn_node("n1")
+    address = node.address  # type: ignore[attr-defined]
+    wait_serving(address)
+    child = spawn_chatd("chat", "--server", address, timeout=TIMEOUT)
+    try:
+        screen = Screen(child)
+        screen.wait(lambda t: "chatd>" in t)
+        child.send("/create yul\r")
+        screen.wait(lambda t: "password:" in t)
+        child.send(PASSWORD)
+        text = screen.wait(lambda t: "password: " + "*" * len(PASSWORD) in t)
+        child.send("\r")
+        screen.wait(lambda t: "password again:" in t)
+        child.send(PASSWORD + "\r")
+        screen.wait(lambda t: "logged in as yul" in t and t.rstrip().endswith("yul>"))
+        child.send("/users")
+        text = screen.wait(lambda t: t.rstrip().endswith("yul> /users"))
+        child.send("\r")
+        text = screen.wait(lambda t: re.search(r"yul +online", t) is not None)
+        child.send("/chat yul")
+        text = screen.wait(lambda t: t.rstrip().endswith("yul> /chat yul"))
+        assert PASSWORD not in text
+    finally:
+        child.kill(9)
+        child.wait()

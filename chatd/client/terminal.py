@@ -148,12 +148,18 @@ class Terminal:
     async def _cmd_help(self, rest: str) -> None:
         self.out("\n".join(COMMANDS.values()))
 
-    async def _ask_password(self) -> str:
-        return await self.session.prompt_async("password: ", is_password=True)
+    async def _ask_password(self, label: str = "password: ") -> str:
+        # A session of its own: PromptSession keeps a prompt's options as the
+        # defaults of the next ones (with the main session, every command after
+        # a password showed as stars), and its history would hold the password
+        masked: PromptSession[str] = PromptSession(
+            input=self.session.input, output=self.session.output, is_password=True
+        )
+        return await masked.prompt_async(label)
 
     async def _ask_new_password(self) -> str | None:
         password = await self._ask_password()
-        again = await self.session.prompt_async("password again: ", is_password=True)
+        again = await self._ask_password("password again: ")
         if again != password:
             self.out("the passwords differ")
             return None
