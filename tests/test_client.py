@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 
 from chatd.client import (
@@ -22,6 +24,7 @@ from chatd.client import (
     UsernameTaken,
     WrongPassword,
 )
+from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server.node import Node
 from tests.cluster import Cluster
 from tests.conftest import PASSWORD, free_port
@@ -62,7 +65,9 @@ async def test_every_call_and_typed_errors(node: Node) -> None:
         assert await alice.send("bob", "one", request_id="fixed") == await alice.send(
             "bob", "one", request_id="fixed"
         )
+        assert alice.transport == "stream"  # the sends went over a Connect stream
         users = await alice.list_users()
+        # (a stream for sends only makes nobody online)
         assert [(u.name, u.online) for u in users] == [("alice", False), ("bob", False)]
         got = await bob.get_messages()
         assert [m.body for m in got] == ["one", "two", "one"]
@@ -168,3 +173,81 @@ async def test_inbox_unread_then_live_marked_delivered(node: Node) -> None:
     await again.aclose()
     await alice.close()
     await bob.close()
+
+
+async def test_master_killed_while_eight_send_over_connect_and_eight_receive(
+    tmp_path: Path,
+) -> None:
+    """Eight senders on Connect streams, eight receivers on Subscribe, the
+    master killed -9 midway: every send answered with one message id, every
+    message received once, in the order sent."""
+    cluster = await asyncio.to_thread(Cluster.start, tmp_path)
+    addresses = list(cluster.addresses.values())
+    try:
+        senders = [await logged_in(addresses, f"s{i}") for i in range(8)]
+        receivers = [await logged_in(addresses[::-1], f"r{i}") for i in range(8)]
+        total = 60
+        sent: list[list[int]] = [[] for _ in range(8)]
+        got: list[list[Message]] = [[] for _ in range(8)]
+
+        async def send(i: int) -> None:
+            for k in range(total):
+                sent[i].append(await senders[i].send(f"r{i}", f"s{i}-{k}"))
+                await asyncio.sleep(0.01)
+
+        async def receive(i: int) -> None:
+            async for m in receivers[i].subscribe():
+                got[i].append(m)
+                if len(got[i]) == total:
+                    return
+
+        tasks = [asyncio.create_task(receive(i)) for i in range(8)]
+        tasks += [asyncio.create_task(send(i)) for i in range(8)]
+        async with asyncio.timeout(60):
+            while min(len(s) for s in sent) < 15:
+                await asyncio.sleep(0.01)
+        master = await asyncio.to_thread(cluster.master)
+        cluster.kill(master)  # type: ignore[arg-type]
+        assert max(len(s) for s in sent) < total  # the kill comes while they send
+        async with asyncio.timeout(90):
+            await asyncio.gather(*tasks)
+        new = await asyncio.to_thread(cluster.master)
+        assert new not in (None, master)
+        for i in range(8):
+            assert [m.body for m in got[i]] == [f"s{i}-{k}" for k in range(total)]
+            assert [m.id for m in got[i]] == sent[i]
+            assert senders[i].transport == "stream"
+        ids = [mid for s in sent for mid in s]
+        assert len(set(ids)) == len(ids) == 8 * total
+        for c in senders + receivers:
+            await c.close()
+    finally:
+        cluster.stop_all()
+
+
+async def test_send_falls_back_to_unary_without_connect() -> None:
+    """Against a server that has no Connect (UNIMPLEMENTED), send() uses the
+    unary Send, with the same request id."""
+
+    class OldServer(chat_pb2_grpc.ClientAccountServicer):
+        def __init__(self) -> None:
+            self.rids: list[str] = []
+
+        async def Send(self, request: chat_pb2.SendRequest, context: object) -> Any:
+            self.rids.append(request.request_id)
+            return chat_pb2.ServerResponse(message_id=len(self.rids))
+
+    old = OldServer()  # type: ignore[abstract]
+    server = grpc.aio.server()
+    chat_pb2_grpc.add_ClientAccountServicer_to_server(old, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        c = ChatClient([f"127.0.0.1:{port}"])
+        c.session_id, c.username = "s", "alice"  # (this server has no Login)
+        assert await c.send("bob", "hi", request_id="r1") == 1
+        assert c.transport == "unary" and old.rids == ["r1"]
+        assert await c.send("bob", "again") == 2 and c.transport == "unary"
+        await c.close()
+    finally:
+        await server.stop(None)

@@ -28,7 +28,7 @@ class Stream:
     def __init__(self, stub: Stub, session: str, after: int = 0) -> None:
         self.call: Any = stub.Connect()  # type: ignore[call-arg]
         self.open = chat_pb2.ClientFrame(
-            open=chat_pb2.SubscribeRequest(session_id=session, after_message_id=after)
+            open=chat_pb2.OpenFrame(session_id=session, after_message_id=after)
         )
         self.results: dict[str, chat_pb2.SendResult] = {}
         self.messages: list[chat_pb2.Message] = []

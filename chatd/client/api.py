@@ -27,6 +27,7 @@ import grpc
 
 from chatd import tls
 from chatd.client.errors import CallFailed, ChatError, NotLoggedIn, Unavailable, error_for
+from chatd.client.sender import NoStream, StreamSender
 from chatd.contract import CLIENT_CHANNEL_OPTIONS, MASTER_HEADER, Code
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.tls import channel_credentials
@@ -91,9 +92,11 @@ class ChatClient:
         tls_ca: str | Path | None = None,
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
+        streams: bool = True,
     ) -> None:
         """`tls_ca`: talk TLS, trusting this CA (PEM file); `tls_cert` and
-        `tls_key`: a client certificate, for servers that ask for one."""
+        `tls_key`: a client certificate, for servers that ask for one;
+        `streams`: send over a Connect stream (else a unary Send each)."""
         self._credentials = channel_credentials(tls_ca, tls_cert, tls_key) if tls_ca else None
         if isinstance(addresses, str):
             addresses = [a.strip() for a in addresses.split(",") if a.strip()]
@@ -109,6 +112,9 @@ class ChatClient:
         self._connected: str | None = None
         self._losses = 0  # "lost" reports so far
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self.streams = streams
+        self._sender: StreamSender | None = None
+        self.transport = ""  # what the last send went over: "stream" or "unary"
 
     # -- plumbing --
 
@@ -203,7 +209,13 @@ class ChatClient:
             raise NotLoggedIn(Code.NOT_LOGGED_IN, "not logged in")
         return self.session_id
 
+    async def _drop_sender(self) -> None:
+        if self._sender is not None:
+            await self._sender.close()
+            self._sender = None
+
     async def close(self) -> None:
+        await self._drop_sender()
         for ch in self._channels.values():
             await ch.close(None)
         self._channels.clear()
@@ -228,11 +240,13 @@ class ChatClient:
 
     async def logout(self) -> None:
         # NotLoggedIn: already ended (e.g. a retry after the first attempt ended it)
+        await self._drop_sender()
         with contextlib.suppress(NotLoggedIn):
             await self._ok("Logout", chat_pb2.DeleteAccountRequest(session_id=self._session()))
         self.session_id = self.username = None
 
     async def delete_account(self) -> None:
+        await self._drop_sender()
         await self._ok("DeleteAccount", chat_pb2.DeleteAccountRequest(session_id=self._session()))
         self.session_id = self.username = None
 
@@ -241,8 +255,20 @@ class ChatClient:
         return [User(u.username, u.status == "online") for u in r.user]
 
     async def send(self, to: str, body: str, request_id: str | None = None) -> int:
-        """Sends a message; returns its id. Retried with one request id."""
+        """Sends a message; returns its id. Over the session's Connect stream
+        (chatd.client.sender), or a unary Send against a server without it;
+        retried with one request id either way, so it is stored once."""
         rid = request_id or uuid.uuid4().hex
+        session = self._session()
+        if self.streams:
+            if self._sender is None or self._sender.session_id != session:
+                await self._drop_sender()
+                self._sender = StreamSender(self, session)
+            with contextlib.suppress(NoStream):
+                mid = await self._sender.send(to, body, rid)
+                self.transport = "stream"
+                return mid
+        self.transport = "unary"
         r = await self._ok(
             "Send",
             chat_pb2.SendRequest(to=to, message=body, session_id=self._session(), request_id=rid),

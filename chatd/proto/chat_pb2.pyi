@@ -14,10 +14,22 @@ class ClientFrame(_message.Message):
     OPEN_FIELD_NUMBER: _ClassVar[int]
     SEND_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
-    open: SubscribeRequest
+    open: OpenFrame
     send: SendFrame
     ack: AckFrame
-    def __init__(self, open: _Optional[_Union[SubscribeRequest, _Mapping]] = ..., send: _Optional[_Union[SendFrame, _Mapping]] = ..., ack: _Optional[_Union[AckFrame, _Mapping]] = ...) -> None: ...
+    def __init__(self, open: _Optional[_Union[OpenFrame, _Mapping]] = ..., send: _Optional[_Union[SendFrame, _Mapping]] = ..., ack: _Optional[_Union[AckFrame, _Mapping]] = ...) -> None: ...
+
+class OpenFrame(_message.Message):
+    __slots__ = ("session_id", "after_message_id", "live_only", "sends_only")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    LIVE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    SENDS_ONLY_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    after_message_id: int
+    live_only: bool
+    sends_only: bool
+    def __init__(self, session_id: _Optional[str] = ..., after_message_id: _Optional[int] = ..., live_only: _Optional[bool] = ..., sends_only: _Optional[bool] = ...) -> None: ...
 
 class SendFrame(_message.Message):
     __slots__ = ("request_id", "to", "message")

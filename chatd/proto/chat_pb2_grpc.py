@@ -159,8 +159,8 @@ class ClientAccountServicer:
     def Connect(self, request_iterator, context):
         """Addition: one stream per client session for sends, acknowledgements and
         deliveries. The first frame is `open` (the session, and the id to resume
-        deliveries after, as Subscribe takes them); then any number of `send`
-        and `ack` frames. The node answers each send with one `result` (matched
+        deliveries after, as Subscribe takes them, or sends_only); then any
+        number of `send` and `ack` frames. The node answers each send with one `result` (matched
         by request_id, as soon as the cluster acknowledged the write, possibly
         out of order) and pushes every message to the user as Subscribe does.
         At most 64 sends may be unanswered on a stream: beyond that the node

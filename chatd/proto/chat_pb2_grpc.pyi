@@ -51,8 +51,8 @@ class ClientAccountStub:
     Connect: _grpc.StreamStreamMultiCallable[_chat_pb2.ClientFrame, _chat_pb2.ServerFrame]
     """Addition: one stream per client session for sends, acknowledgements and
     deliveries. The first frame is `open` (the session, and the id to resume
-    deliveries after, as Subscribe takes them); then any number of `send`
-    and `ack` frames. The node answers each send with one `result` (matched
+    deliveries after, as Subscribe takes them, or sends_only); then any
+    number of `send` and `ack` frames. The node answers each send with one `result` (matched
     by request_id, as soon as the cluster acknowledged the write, possibly
     out of order) and pushes every message to the user as Subscribe does.
     At most 64 sends may be unanswered on a stream: beyond that the node
@@ -78,8 +78,8 @@ class ClientAccountAsyncStub(ClientAccountStub):
     Connect: _aio.StreamStreamMultiCallable[_chat_pb2.ClientFrame, _chat_pb2.ServerFrame]  # type: ignore[assignment]
     """Addition: one stream per client session for sends, acknowledgements and
     deliveries. The first frame is `open` (the session, and the id to resume
-    deliveries after, as Subscribe takes them); then any number of `send`
-    and `ack` frames. The node answers each send with one `result` (matched
+    deliveries after, as Subscribe takes them, or sends_only); then any
+    number of `send` and `ack` frames. The node answers each send with one `result` (matched
     by request_id, as soon as the cluster acknowledged the write, possibly
     out of order) and pushes every message to the user as Subscribe does.
     At most 64 sends may be unanswered on a stream: beyond that the node
@@ -168,8 +168,8 @@ class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_chat_pb2.ServerFrame], _abc.AsyncIterator[_chat_pb2.ServerFrame]]:
         """Addition: one stream per client session for sends, acknowledgements and
         deliveries. The first frame is `open` (the session, and the id to resume
-        deliveries after, as Subscribe takes them); then any number of `send`
-        and `ack` frames. The node answers each send with one `result` (matched
+        deliveries after, as Subscribe takes them, or sends_only); then any
+        number of `send` and `ack` frames. The node answers each send with one `result` (matched
         by request_id, as soon as the cluster acknowledged the write, possibly
         out of order) and pushes every message to the user as Subscribe does.
         At most 64 sends may be unanswered on a stream: beyond that the node

@@ -33,7 +33,7 @@ from chatd.server.errors import (
     SessionEnded,
 )
 from chatd.server.handlers import Malformed
-from chatd.server.session_stream import SessionStream, StreamEnded, ending
+from chatd.server.session_stream import SessionStream, ending
 from chatd.server.store import StoredMessage
 
 log = logging.getLogger(__name__)
@@ -161,6 +161,8 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
         self.router = router
         self.max_request_bytes = max_request_bytes
         self.relays = relays
+        # told of each Connect send's result and its seconds (the metrics)
+        self.on_stream_send: Callable[[chat_pb2.SendResult, float], None] | None = None
 
     def client(self, context: Ctx) -> str:
         """Where the call came from: its caller, or on the peer listener the
@@ -285,15 +287,14 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
                 yield frame
             return
         await context.send_initial_metadata(((MASTER_HEADER, self.router.for_clients(route)),))
-        stream = SessionStream(self.chat, to_proto)
+        stream = SessionStream(self.chat, to_proto, self.on_stream_send)
         try:
             async for frame in stream.run(first.open, frames):
                 yield frame
-        except StreamEnded as exc:
-            await context.abort(exc.end.status or grpc.StatusCode.UNKNOWN, exc.end.detail)
-        except RequestRefused as exc:
-            end = ending(exc)
-            await context.abort(end.status or grpc.StatusCode.UNKNOWN, end.detail)
+        except RequestRefused as exc:  # the session, at the open
+            stream.end = ending(exc)
+        if stream.end.status is not None:
+            await context.abort(stream.end.status, stream.end.detail)
 
     async def _relay_connect(
         self,

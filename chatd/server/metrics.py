@@ -102,6 +102,17 @@ class Metrics:
         for nid in c.followers:
             self.state_digest_mismatch.labels(nid).set(1 if nid in node.digests.diverged else 0)
 
+    def stream_send(self, result: Any, seconds: float) -> None:
+        """A send frame's result (a Connect stream's), counted as a Send."""
+        code = grpc.StatusCode.OK.name
+        for status in grpc.StatusCode:
+            if result.status and status.value[0] == result.status:
+                code = status.name
+        error = str(result.error_code)
+        self.requests.labels("Send", code, error).inc()
+        if code == "OK" and error == "0":
+            self.send_latency.observe(seconds)
+
     def measured(self, rpc: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
         """A servicer's unary method, counted (and timed, for Send)."""
 

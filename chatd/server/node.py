@@ -250,6 +250,7 @@ class Node:
         relays = ClientAccountServicer(self.chat, router, cfg.max_request_bytes, relays=True)
         if self.metrics is not None:
             for s in (servicer, relays):
+                s.on_stream_send = self.metrics.stream_send
                 for rpc in UNARY_RPCS:
                     setattr(s, rpc, self.metrics.measured(rpc, getattr(s, rpc)))
         self.router = router

@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,30 +75,36 @@ def to_frame(m: StoredMessage, to_proto: Any) -> chat_pb2.ServerFrame:
 class SessionStream:
     """One Connect call served here (this node is the master)."""
 
-    def __init__(self, chat: Chat, to_proto: Any) -> None:
+    def __init__(
+        self,
+        chat: Chat,
+        to_proto: Any,
+        on_result: Callable[[chat_pb2.SendResult, float], None] | None = None,
+    ) -> None:
+        """`on_result(result, seconds)`: told of every send's result."""
+        self.on_result = on_result
         self.chat = chat
         self.to_proto = to_proto
         self.out: asyncio.Queue[chat_pb2.ServerFrame | End] = asyncio.Queue(OUT_QUEUE)
         self.unanswered = asyncio.Semaphore(MAX_UNANSWERED)
         self.sends: set[asyncio.Task[None]] = set()
+        self.end = End()
 
     async def run(
-        self, open_: chat_pb2.SubscribeRequest, frames: AsyncIterator[Any]
+        self, open_: chat_pb2.OpenFrame, frames: AsyncIterator[Any]
     ) -> AsyncIterator[chat_pb2.ServerFrame]:
-        """The frames to write, until the stream ends; an End with a status
-        is raised to the caller as that End."""
+        """The frames to write, until the stream ends; then `self.end` says
+        how (a status to end the call with, or OK)."""
         session_id = open_.session_id
         self.chat.session(session_id)  # RequestRefused: not logged in
-        tasks = [
-            asyncio.create_task(self._deliver(open_)),
-            asyncio.create_task(self._read(session_id, frames)),
-        ]
+        tasks = [asyncio.create_task(self._read(session_id, frames))]
+        if not open_.sends_only:
+            tasks.append(asyncio.create_task(self._deliver(open_)))
         try:
             while True:
                 item = await self.out.get()
                 if isinstance(item, End):
-                    if item.status is not None:
-                        raise StreamEnded(item)
+                    self.end = item
                     return
                 yield item
         finally:
@@ -107,7 +114,7 @@ class SessionStream:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
-    async def _deliver(self, open_: chat_pb2.SubscribeRequest) -> None:
+    async def _deliver(self, open_: chat_pb2.OpenFrame) -> None:
         try:
             async for m in self.chat.subscribe(
                 open_.session_id, open_.after_message_id, open_.live_only
@@ -147,6 +154,7 @@ class SessionStream:
 
     async def _send(self, session_id: str, f: chat_pb2.SendFrame) -> None:
         result = chat_pb2.SendResult(request_id=f.request_id)
+        start = time.perf_counter()
         try:
             if not f.request_id:
                 raise RequestRefused(Code.INVALID_ARGUMENT, "a send frame needs a request_id")
@@ -163,10 +171,6 @@ class SessionStream:
             result.error_message = str(exc)
         finally:
             self.unanswered.release()
+        if self.on_result is not None:
+            self.on_result(result, time.perf_counter() - start)
         await self.out.put(chat_pb2.ServerFrame(result=result))
-
-
-class StreamEnded(Exception):
-    def __init__(self, end: End) -> None:
-        super().__init__(end.detail)
-        self.end = end

@@ -232,7 +232,7 @@ class Connection:
         self.reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        opening = chat_pb2.SubscribeRequest(session_id=self.session, live_only=True)
+        opening = chat_pb2.OpenFrame(session_id=self.session, live_only=True)
         await self.call.write(chat_pb2.ClientFrame(open=opening))
         await self.call.initial_metadata()
         self.reader = asyncio.create_task(self._read())
