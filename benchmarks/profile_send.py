@@ -5,6 +5,7 @@ loop thread.
 
     python benchmarks/profile_send.py [--nodes 3] [--concurrency 32] [--rate R]
                                       [--noop] [--no-streams] [--py-spy]
+                                      [--transport unary|stream]
                                       [--native] [--raw FILE]
 
 --noop measures `chatd bench --noop-server` instead of a cluster. --py-spy
@@ -123,6 +124,7 @@ def start_bench(args: argparse.Namespace, address: str) -> subprocess.Popen[str]
             "--users", "64", "--concurrency", str(args.concurrency),
             "--rate", str(args.rate), "--duration", str(args.window + 6),
             *(["--no-streams"] if args.no_streams else []),
+            "--transport", args.transport,
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -174,6 +176,8 @@ def main() -> None:
     p.add_argument("--window", type=float, default=6.0, help="seconds measured")
     p.add_argument("--noop", action="store_true")
     p.add_argument("--no-streams", action="store_true", help="passed to chatd bench")
+    p.add_argument("--transport", choices=("unary", "stream"), default="unary",
+                   help="passed to chatd bench")  # fmt: skip
     p.add_argument("--py-spy", action="store_true")
     p.add_argument("--raw", help="keep py-spy's raw samples in this file")
     p.add_argument("--native", action="store_true", help="py-spy also samples native frames")
