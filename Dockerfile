@@ -1,7 +1,7 @@
 # chatd node image: python slim, non-root, data in the /data volume.
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY chatd ./chatd
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 

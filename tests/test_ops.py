@@ -151,6 +151,10 @@ def test_json_logs_carry_node_and_epoch(spawn_node: Callable[..., NodeProcess]) 
     became = [d for d in lines if "became master" in d["message"]]
     assert became and became[0]["node"] == "logged" and became[0]["epoch"] == 1
     assert all({"ts", "level", "logger", "message"} <= set(d) for d in lines)
+    # RFC 3339 with its zone: 2026-11-30T18:05:01.123+00:00
+    from datetime import datetime
+
+    assert all(datetime.fromisoformat(d["ts"]).utcoffset() is not None for d in lines)
 
 
 def scrape(port: int) -> str:
