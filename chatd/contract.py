@@ -40,6 +40,9 @@ RETRY_AFTER_HEADER = "chatd-retry-after-ms"
 # the secret): the address its client called from, for the per-address
 # throttles. Ignored on the client listener.
 CLIENT_HEADER = "chatd-client"
+# On a NodeAdmin call a node carries on to the master: it is not carried on
+# again (two nodes that each take the other for the master do not bounce it).
+FORWARDED_HEADER = "chatd-forwarded"
 
 # Keepalive, one policy for every channel (the client library's, the nodes'
 # to each other, the relay's to the master) and for the node's server. A

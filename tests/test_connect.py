@@ -152,3 +152,13 @@ async def test_a_slave_carries_the_stream_to_the_master(pair: tuple[Node, Node])
         assert [m.message_id for m in bob.messages] == ids
         for s in (alice, bob):
             s.call.cancel()
+        # a frame that does not parse ends the relayed stream as it would the
+        # master's own
+        call: Any = sc.stream_stream("/ClientAccount/Connect")()  # type: ignore[call-arg]
+        await call.write(Stream(via_slave, a).open.SerializeToString())
+        await call.write(b"\xff\xff\xff\xff")
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            async with asyncio.timeout(10):
+                while True:
+                    await call.read()
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -5,6 +5,7 @@ buffered, and no master changes for them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +132,7 @@ def test_the_login_throttle_rules() -> None:
     with pytest.raises(OverLimit) as info:
         t.start_hash("10.1.0.99", "erin")
     assert "for one name" in str(info.value)
-    t.logged_in("erin", "10.1.0.99")  # erin's own device, from before
+    t.logged_in("erin", "10.1.0.99", 10.0)  # erin's own device, from before
     erins = t.start_hash("10.1.0.99", "erin")
     t.end_hash(erins)
     for i in range(HASH_QUEUE - t.hashing):  # (held: never ended here)
@@ -140,7 +141,7 @@ def test_the_login_throttle_rules() -> None:
         t.start_hash("10.9.9.9")
     assert "busy" in str(info.value)
     for i in range(RESERVE):  # erin's devices may go beyond, by the reserve
-        t.logged_in("erin", f"10.2.0.{i}")
+        t.logged_in("erin", f"10.2.0.{i}", 10.0)
         t.start_hash(f"10.2.0.{i}", "erin")  # (held: never ended here)
     with pytest.raises(OverLimit) as info:
         t.start_hash("10.2.0.0", "erin")
@@ -272,5 +273,41 @@ async def test_a_login_flood_from_many_addresses_leaves_the_owner_her_device(
             outcomes = await flood
             assert again.error_code == 0 and again.session_id
             assert outcomes.count("refused") >= 100, outcomes
+    finally:
+        await node.stop()
+
+
+async def test_logins_their_callers_give_up_on_still_count(tmp_path: Path) -> None:
+    """A caller that cancels its login at once (a tiny deadline) still costs
+    a hash: the attempt counts against its address from the start, and the
+    hashing slot is held until the hash is done."""
+    node = Node(node_config(tmp_path / "n", cluster_secret="s3cret"))
+    await node.start()
+    try:
+        async with (
+            grpc.aio.insecure_channel(node.address) as ch,
+            grpc.aio.insecure_channel(node.peer_address) as peer,
+        ):
+            stub = chat_pb2_grpc.ClientAccountStub(ch)
+            relay = chat_pb2_grpc.ClientAccountStub(peer)
+            alice = chat_pb2.CreateAccountRequest(username="alice", password=PASSWORD)
+            await stub.CreateAccount(alice)
+            meta = (("x-chatd-secret", "s3cret"), (CLIENT_HEADER, "198.51.100.9"))
+            codes = set()
+            for i in range(3 * ADDRESS_FAILURES):
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    await relay.Login(
+                        chat_pb2.LoginRequest(username=f"u{i % 7}", password="wrong-guess"),
+                        metadata=meta,
+                        timeout=0.001,
+                    )
+                assert node.chat.throttle.hashing <= HASHES_PER_ADDRESS
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await relay.Login(
+                    chat_pb2.LoginRequest(username="alice", password=PASSWORD), metadata=meta
+                )
+            codes.add(info.value.code())
+            assert codes == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+            assert "failed logins from this address" in (info.value.details() or "")
     finally:
         await node.stop()

@@ -210,9 +210,9 @@ class ChatClient:
         return self.session_id
 
     async def _drop_sender(self) -> None:
-        if self._sender is not None:
-            await self._sender.close()
-            self._sender = None
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            await sender.close()
 
     async def close(self) -> None:
         await self._drop_sender()
@@ -261,11 +261,14 @@ class ChatClient:
         rid = request_id or uuid.uuid4().hex
         session = self._session()
         if self.streams:
-            if self._sender is None or self._sender.session_id != session:
-                await self._drop_sender()
-                self._sender = StreamSender(self, session)
+            sender = self._sender
+            if sender is None or sender.session_id != session:
+                old, sender = sender, StreamSender(self, session)
+                self._sender = sender  # (before any await: one sender a session)
+                if old is not None:
+                    await old.close()
             with contextlib.suppress(NoStream):
-                mid = await self._sender.send(to, body, rid)
+                mid = await sender.send(to, body, rid)
                 self.transport = "stream"
                 return mid
         self.transport = "unary"

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from chatd.client.api import ChatClient
 
 UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]
-RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
 
 
 class NoStream(Exception):
@@ -48,8 +47,13 @@ class StreamSender:
         self._task: asyncio.Task[None] | None = None
 
     async def send(self, to: str, body: str, request_id: str) -> int:
+        """The message id; NoStream: use the unary Send (with this request
+        id); Unavailable after the client's retry time."""
         if self.unsupported:
             raise NoStream()
+        waiting = self.pending.get(request_id)
+        if waiting is not None:  # the same send, under way: its answer is this one's
+            return await asyncio.shield(waiting[1])
         frame = chat_pb2.ClientFrame(
             send=chat_pb2.SendFrame(request_id=request_id, to=to, message=body)
         )
@@ -59,9 +63,15 @@ class StreamSender:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
         try:
-            return await fut
+            # as long as the unary path would try (retry_for, and the last
+            # attempt's timeout)
+            async with asyncio.timeout(self.client.retry_for + self.client.timeout):
+                return await asyncio.shield(fut)
+        except TimeoutError:
+            raise Unavailable("no node answered the send in time") from None
         finally:
-            self.pending.pop(request_id, None)
+            if self.pending.get(request_id, (None, None))[1] is fut:
+                del self.pending[request_id]
 
     async def close(self) -> None:
         if self._task is not None:
@@ -103,9 +113,8 @@ class StreamSender:
                 writer = asyncio.create_task(self._write(call))
                 try:
                     async for frame in call:
-                        failing_since, delay = None, RETRY_FIRST_DELAY
                         if frame.HasField("result") and self._answer(frame.result):
-                            break  # the node cannot write now: open the stream again
+                            failing_since, delay = None, RETRY_FIRST_DELAY  # a send went through
                 finally:
                     writer.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -122,8 +131,11 @@ class StreamSender:
                 if code == grpc.StatusCode.UNAUTHENTICATED:
                     self._fail(NotLoggedIn(Code.NOT_LOGGED_IN, exc.details() or "not logged in"))
                     return
-                if code == grpc.StatusCode.RESOURCE_EXHAUSTED:  # too many streams
-                    self._fail(CallFailed(code, exc.details()))
+                if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    # a frame over the node's request limit (which ends the
+                    # stream), or too many streams: each waiting send goes as
+                    # a unary Send, so only the one at fault fails
+                    self._fail(NoStream())
                     return
                 client._lost(address, exc)
                 failing_since = failing_since or time.monotonic()
@@ -145,20 +157,20 @@ class StreamSender:
                 await call.write(entry[0])
 
     def _answer(self, result: chat_pb2.SendResult) -> bool:
-        """Hands a result to its send; True when the stream should be opened
-        again (the node could not write it: it is sent again)."""
+        """Hands a result to its send; True when the node took it (stored or
+        refused). UNAVAILABLE leaves it waiting: the node ends the stream,
+        and it is sent again on the next one."""
         entry = self.pending.get(result.request_id)
-        if entry is None:
-            return False  # answered already (a frame written twice)
+        if entry is None or result.status == UNAVAILABLE:
+            return False  # (None: answered already, a frame written twice)
         fut = entry[1]
-        if result.status == UNAVAILABLE:
-            return True
         if fut.done():
-            return False
-        if result.status == RESOURCE_EXHAUSTED:
-            fut.set_exception(CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, result.error_message))
+            return True
+        if result.status:
+            status = next((c for c in grpc.StatusCode if c.value[0] == result.status), None)
+            fut.set_exception(CallFailed(status or grpc.StatusCode.UNKNOWN, result.error_message))
         elif result.error_code:
             fut.set_exception(error_for(result.error_code, result.error_message))
         else:
             fut.set_result(int(result.message_id))
-        return False
+        return True

@@ -201,10 +201,11 @@ class Chat:
     async def _hash(self, who: tuple[str, str], fn: Callable[..., T], *args: object) -> T:
         """`who`: (client address, username of a login or "")."""
         held = self.throttle.start_hash(*who)  # refused at once when too many wait
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._hasher, fn, *args)
-        finally:
-            self.throttle.end_hash(held)
+        hashing = asyncio.get_running_loop().run_in_executor(self._hasher, fn, *args)
+        # the slot is held until the hash is done, not until the caller stops
+        # waiting: a login whose caller cancels it still costs its hash
+        hashing.add_done_callback(lambda _: self.throttle.end_hash(held))
+        return await asyncio.shield(hashing)
 
     async def _read(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._reader, fn, *args)
@@ -278,13 +279,14 @@ class Chat:
         if delay:
             await asyncio.sleep(delay)
         user = self.store.users.get(found) if found is not None else None
+        # counted as failed until it succeeds (a caller that gives up
+        # waiting has still made an attempt)
+        self.throttle.failed_login(name, client, time.monotonic())
         if user is None:
-            self.throttle.failed_login(name, client, time.monotonic())
             raise RequestRefused(Code.NO_SUCH_USER)
         if not await self._hash((client, name), verify_password, password, user.password_hash):
-            self.throttle.failed_login(name, client, time.monotonic())
             raise RequestRefused(Code.WRONG_PASSWORD)
-        self.throttle.logged_in(user.username, client)
+        self.throttle.logged_in(user.username, client, time.monotonic())  # (attempt refunded)
         session_id = new_session_id()
         op = log_pb2.CreateSession(username=user.username, session_hash=session_hash(session_id))
         await self._submit(log_pb2.Entry(create_session=op))

@@ -33,7 +33,7 @@ from chatd.server.errors import (
     SessionEnded,
 )
 from chatd.server.handlers import Malformed
-from chatd.server.session_stream import SessionStream, ending
+from chatd.server.session_stream import OUT_QUEUE, SessionStream, ending
 from chatd.server.store import StoredMessage
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,9 @@ class Router:
 def _relay_timeout(context: Ctx) -> float:
     left = context.time_remaining()
     return 30.0 if left is None else max(0.0, left)
+
+
+BAD_FRAME = object()  # (a relayed Connect's client sent a frame that does not parse)
 
 
 def peer_host(context: Ctx) -> str:
@@ -306,32 +309,48 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
     ) -> AsyncIterator[chat_pb2.ServerFrame]:
         meta = (*self.router.metadata, (CLIENT_HEADER, self.client(context)))
         call: Any = stub.Connect(metadata=meta)  # type: ignore[call-arg]
-        bad: list[str] = []
+        # frames from the master, an error that ended its stream, None at its
+        # end, or BAD_FRAME when the client sent a frame that does not parse
+        down: asyncio.Queue[Any] = asyncio.Queue(OUT_QUEUE)
 
         async def up() -> None:
             await call.write(first)
             async for frame in frames:
                 if isinstance(frame, Malformed):
-                    bad.append("a frame that is not a ClientFrame")
-                    call.cancel()
+                    await down.put(BAD_FRAME)
                     return
                 await call.write(frame)
             await call.done_writing()
 
+        async def from_master() -> None:
+            try:
+                async for frame in call:
+                    await down.put(frame)
+            except grpc.aio.AioRpcError as exc:
+                await down.put(exc)
+            else:
+                await down.put(None)
+
         pump = asyncio.create_task(up())
+        reader = asyncio.create_task(from_master())
         try:
             self.router.learn(route[1], await call.initial_metadata())
             await context.send_initial_metadata(((MASTER_HEADER, self.router.for_clients(route)),))
-            async for frame in call:
-                yield frame
-        except grpc.aio.AioRpcError as exc:
-            if bad:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, bad[0])
+            while (item := await down.get()) is not None:
+                if item is BAD_FRAME:
+                    await context.abort(
+                        grpc.StatusCode.INVALID_ARGUMENT, "a frame that is not a ClientFrame"
+                    )
+                if isinstance(item, grpc.aio.AioRpcError):
+                    await context.abort(item.code(), item.details() or "")
+                yield item
+        except grpc.aio.AioRpcError as exc:  # (at the opening)
             await context.abort(exc.code(), exc.details() or "")
         finally:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
-                await pump
+            for task in (pump, reader):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                    await task
             call.cancel()
 
     async def Subscribe(

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 import grpc
 
+from chatd.contract import FORWARDED_HEADER
 from chatd.core.types import CheckMasterReply, Message, RegisterReply, UpdateAck
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
 from chatd.server import wire
@@ -44,7 +45,7 @@ class NodeView(Protocol):
 
     def status(self) -> cluster_pb2.NodeStatus: ...
 
-    async def remove_member(self, node_id: str) -> tuple[bool, str]: ...
+    async def remove_member(self, node_id: str, forwarded: bool = False) -> tuple[bool, str]: ...
 
 
 REPLY_TIMEOUT_S = 2.0
@@ -300,5 +301,6 @@ class NodeAdminServicer(cluster_pb2_grpc.NodeAdminServicer):
     async def RemoveMember(
         self, request: cluster_pb2.RemoveMemberRequest, context: Ctx
     ) -> cluster_pb2.RemoveMemberResponse:
-        ok, error = await self.node.remove_member(request.node_id)
+        forwarded = any(k == FORWARDED_HEADER for k, _ in context.invocation_metadata() or ())
+        ok, error = await self.node.remove_member(request.node_id, forwarded)
         return cluster_pb2.RemoveMemberResponse(ok=ok, error=error)

@@ -24,8 +24,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from chatd import tls
-from chatd.config import Config
-from chatd.contract import KEEPALIVE_SERVER_OPTIONS
+from chatd.config import Config, parse_address
+from chatd.contract import FORWARDED_HEADER, KEEPALIVE_SERVER_OPTIONS
 from chatd.core.quorum import IN_SYNC
 from chatd.core.types import InSyncChanged, Role, RoleChanged, Timing
 from chatd.proto import chat_pb2, cluster_pb2, cluster_pb2_grpc, log_pb2
@@ -115,7 +115,7 @@ class Node:
         self._wire()
         self.server, self.peer_server = self._build_servers()
         self.address = cfg.advertise or self.address
-        self.peer_address = cfg.peer_advertise or self.peer_address
+        self.peer_address = cfg.peer_advertise or self._peer_default()
         self.router.client_address = self.address
         self.writer.start()
         await self.server.start()
@@ -308,6 +308,15 @@ class Node:
         self.peer_address = _joined(peer_host, self.peer_port)
         return client, peer
 
+    def _peer_default(self) -> str:
+        """Without --peer-advertise: the peer listener's address, its host
+        taken from --advertise when it listens on every interface (0.0.0.0
+        reaches no one)."""
+        host = self.config.peer_host
+        if self.config.advertise and host in ("0.0.0.0", "::", ""):
+            return _joined(parse_address(self.config.advertise)[0], self.peer_port)
+        return self.peer_address
+
     def _listen(self, server: grpc.aio.Server, host: str, port: int, with_ca: bool) -> int:
         cfg = self.config
         bind = _joined(host if ":" not in host else f"[{host}]", port)
@@ -369,18 +378,20 @@ class Node:
             diverged=self.digests.status() if c.role is Role.MASTER else [],
         )
 
-    async def remove_member(self, node_id: str) -> tuple[bool, str]:
+    async def remove_member(self, node_id: str, forwarded: bool = False) -> tuple[bool, str]:
+        """`forwarded`: asked by another node, which took this one for the
+        master (it is not carried on again)."""
         c = self.repl.status()
         if c.role is not Role.MASTER:
             # carried to the master over the peer listener: its address is one
             # only the nodes may be able to reach
-            if c.role is not Role.SLAVE or not c.master_address:
+            if forwarded or c.role is not Role.SLAVE or not c.master_address:
                 return False, "no master is reachable right now; try again shortly"
             stub = cluster_pb2_grpc.NodeAdminStub(self.peers.channel(c.master_address))
             try:
                 r = await stub.RemoveMember(
                     cluster_pb2.RemoveMemberRequest(node_id=node_id),
-                    metadata=self.peers.metadata,
+                    metadata=(*self.peers.metadata, (FORWARDED_HEADER, "1")),
                     timeout=30.0,
                 )
             except grpc.aio.AioRpcError as exc:

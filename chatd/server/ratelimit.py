@@ -37,8 +37,8 @@ class RateLimiter:
             if len(self._buckets) >= self.max_keys:
                 self._prune(now)
             b = self._buckets[key] = Bucket(float(self.burst), now)
-        b.tokens = min(self.burst, b.tokens + (now - b.at) * self.rate)
-        b.at = now
+        b.tokens = min(self.burst, b.tokens + max(0.0, now - b.at) * self.rate)
+        b.at = max(b.at, now)
         return b
 
     def wait(self, key: object, now: float) -> float:
@@ -53,6 +53,12 @@ class RateLimiter:
         if self.rate > 0:
             b = self._refill(key, now)
             b.tokens = max(0.0, b.tokens - 1)
+
+    def refund(self, key: object, now: float) -> None:
+        """Gives back a token spent on `key`."""
+        if self.rate > 0:
+            b = self._refill(key, now)
+            b.tokens = min(self.burst, b.tokens + 1)
 
     def _prune(self, now: float) -> None:
         full_after = self.burst / self.rate

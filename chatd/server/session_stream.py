@@ -89,6 +89,7 @@ class SessionStream:
         self.unanswered = asyncio.Semaphore(MAX_UNANSWERED)
         self.sends: set[asyncio.Task[None]] = set()
         self.end = End()
+        self.broken = False  # a send failed for the node's sake: read no more
 
     async def run(
         self, open_: chat_pb2.OpenFrame, frames: AsyncIterator[Any]
@@ -126,6 +127,8 @@ class SessionStream:
     async def _read(self, session_id: str, frames: AsyncIterator[Any]) -> None:
         try:
             async for frame in frames:
+                if self.broken:
+                    return
                 if isinstance(frame, Malformed):
                     await self.out.put(
                         End(grpc.StatusCode.INVALID_ARGUMENT, "a frame that is not a ClientFrame")
@@ -167,10 +170,20 @@ class SessionStream:
             if exc.retry_after_s is not None:
                 result.retry_after_ms = int(exc.retry_after_s * 1000)
         except (NodeError, CallerError) as exc:
+            # this node cannot write now: no later frame of this stream may be
+            # written before the client sends this one again (elsewhere, or
+            # here once the stream is open again), so the stream ends
             result.status = grpc.StatusCode.UNAVAILABLE.value[0]
             result.error_message = str(exc)
+            self.broken = True
+        except Exception as exc:  # a bug in apply (the writer refused this entry only)
+            log.exception("send frame %r failed", f.request_id)
+            result.status = grpc.StatusCode.INTERNAL.value[0]
+            result.error_message = f"the send failed: {type(exc).__name__}"
         finally:
             self.unanswered.release()
         if self.on_result is not None:
             self.on_result(result, time.perf_counter() - start)
         await self.out.put(chat_pb2.ServerFrame(result=result))
+        if self.broken:
+            await self.out.put(End(grpc.StatusCode.UNAVAILABLE, result.error_message))

@@ -32,6 +32,7 @@ slave relays carries the address its client called from.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass, field
 
@@ -47,6 +48,18 @@ KNOWN_USERS = 100_000
 ADDRESS_FAILURES, ADDRESS_REFILL_S = 20, 3.0
 USER_ADDRESS_FAILURES, USER_ADDRESS_REFILL_S = 5, 12.0
 USER_FAILURES, USER_REFILL_S, USER_DELAY_S = 10, 6.0, 1.0
+
+
+def address_key(address: str) -> str:
+    """What the per-address limits count: an IPv4 address, or an IPv6
+    address's /64 (one host holds a whole /64 and may rotate within it)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return address
 
 
 def retry_hint(seconds: float) -> str:
@@ -74,12 +87,13 @@ class LoginThrottle:
         self._accounts = RateLimiter(rate / 3600, max(1, math.ceil(rate)))
 
     def known(self, username: str, address: str) -> bool:
-        return address in self._known.get(username, ())
+        return address_key(address) in self._known.get(username, ())
 
     def start_hash(self, address: str, username: str = "") -> list[tuple[str, str]]:
         """A hash for `address` (a login for `username`) is about to be
         queued; OverLimit when too many are. end_hash(the result) must
         follow."""
+        address = address_key(address)
         known = bool(username) and self.known(username, address)
         keys = [("address", address)]
         if username and not known:
@@ -111,8 +125,13 @@ class LoginThrottle:
             else:
                 del self._inflight[key]
 
-    def logged_in(self, username: str, address: str) -> None:
-        """`address` is now a known device of `username`."""
+    def logged_in(self, username: str, address: str, now: float) -> None:
+        """A login succeeded: its attempt, counted as failed, is given back,
+        and `address` is now a known device of `username`."""
+        address = address_key(address)
+        self._by_address.refund(address, now)
+        self._by_user_address.refund((username, address), now)
+        self._by_user.refund(username, now)
         seen = self._known.pop(username, None)
         if seen is None:
             seen = {}
@@ -127,6 +146,7 @@ class LoginThrottle:
     def check_login(self, username: str, address: str, now: float) -> float:
         """Before a login's hash: OverLimit when its address failed too often;
         else the delay to wait first (the username failed too often)."""
+        address = address_key(address)
         wait = max(
             self._by_address.wait(address, now),
             self._by_user_address.wait((username, address), now),
@@ -138,6 +158,7 @@ class LoginThrottle:
         return USER_DELAY_S if self._by_user.wait(username, now) > 0 else 0.0
 
     def failed_login(self, username: str, address: str, now: float) -> None:
+        address = address_key(address)
         self._by_address.spend(address, now)
         self._by_user_address.spend((username, address), now)
         self._by_user.spend(username, now)
@@ -145,6 +166,7 @@ class LoginThrottle:
     def take_account(self, address: str, now: float) -> None:
         """Before a sign-up's hash: OverLimit when its address made too many
         (an attempt counts, so that concurrent ones cannot all pass)."""
+        address = address_key(address)
         wait = self._accounts.wait(address, now)
         if wait > 0:
             raise OverLimit(
