@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,27 @@ async def test_oversized_requests_neither_exhaust_the_master_nor_move_it(tmp_pat
 # -- password hashing: bounded, and throttled per address and per name --
 
 
+@contextlib.asynccontextmanager
+async def guarded_node(tmp_path: Path) -> AsyncIterator[tuple[Node, Any, Any]]:
+    """A node with a cluster secret and an account alice: the node, a stub
+    on its client listener, and one on its peer listener (where a slave's
+    relayed calls come, naming their client's address)."""
+    node = Node(node_config(tmp_path / "n", cluster_secret="s3cret"))
+    await node.start()
+    try:
+        async with (
+            grpc.aio.insecure_channel(node.address) as ch,
+            grpc.aio.insecure_channel(node.peer_address) as peer,
+        ):
+            stub = chat_pb2_grpc.ClientAccountStub(ch)
+            relay = chat_pb2_grpc.ClientAccountStub(peer)
+            alice = chat_pb2.CreateAccountRequest(username="alice", password=PASSWORD)
+            await stub.CreateAccount(alice)
+            yield node, stub, relay
+    finally:
+        await node.stop()
+
+
 def test_the_login_throttle_rules() -> None:
     t = LoginThrottle(account_rate_per_hour=3)
     # failed logins from one address: 20, then that address waits
@@ -193,45 +215,32 @@ async def test_a_login_flood_from_one_address_leaves_the_rightful_owner_in(
     address of their own (as a slave relays them, over the peer listener):
     at most a handful are hashed, the rest are refused at once, and alice
     herself, calling from elsewhere meanwhile, gets in."""
-    node = Node(node_config(tmp_path / "n", cluster_secret="s3cret"))
-    await node.start()
-    try:
-        async with (
-            grpc.aio.insecure_channel(node.address) as ch,
-            grpc.aio.insecure_channel(node.peer_address) as peer,
-        ):
-            stub = chat_pb2_grpc.ClientAccountStub(ch)
-            relay = chat_pb2_grpc.ClientAccountStub(peer)
-            await stub.CreateAccount(
-                chat_pb2.CreateAccountRequest(username="alice", password=PASSWORD)
-            )
-            meta = (("x-chatd-secret", "s3cret"), (CLIENT_HEADER, "198.51.100.7"))
+    async with guarded_node(tmp_path) as (_node, stub, relay):
+        meta = (("x-chatd-secret", "s3cret"), (CLIENT_HEADER, "198.51.100.7"))
 
-            async def guess(i: int) -> str:
-                try:
-                    r = await relay.Login(
-                        chat_pb2.LoginRequest(username="alice", password=f"wrong-{i}"),
-                        metadata=meta,
-                    )
-                except grpc.aio.AioRpcError as exc:
-                    assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, exc
-                    assert retry_after_ms(exc) >= 1000
-                    return "refused"
-                assert r.error_code == Code.WRONG_PASSWORD, r
-                return "hashed"
+        async def guess(i: int) -> str:
+            try:
+                r = await relay.Login(
+                    chat_pb2.LoginRequest(username="alice", password=f"wrong-{i}"),
+                    metadata=meta,
+                )
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, exc
+                assert retry_after_ms(exc) >= 1000
+                return "refused"
+            assert r.error_code == Code.WRONG_PASSWORD, r
+            return "hashed"
 
-            flood = asyncio.gather(*(guess(i) for i in range(200)))
-            await asyncio.sleep(0.01)
-            mine = await stub.Login(chat_pb2.LoginRequest(username="alice", password=PASSWORD))
-            outcomes = await flood
-            assert mine.error_code == 0 and mine.session_id
-            hashed = outcomes.count("hashed")
-            # (up to 4 at once, until 5 had failed for alice from there)
-            assert 1 <= hashed < USER_ADDRESS_FAILURES + HASHES_PER_ADDRESS, outcomes
-            # and now that address is refused before any hashing, for a while
-            assert await guess(999) == "refused"
-    finally:
-        await node.stop()
+        flood = asyncio.gather(*(guess(i) for i in range(200)))
+        await asyncio.sleep(0.01)
+        mine = await stub.Login(chat_pb2.LoginRequest(username="alice", password=PASSWORD))
+        outcomes = await flood
+        assert mine.error_code == 0 and mine.session_id
+        hashed = outcomes.count("hashed")
+        # (up to 4 at once, until 5 had failed for alice from there)
+        assert 1 <= hashed < USER_ADDRESS_FAILURES + HASHES_PER_ADDRESS, outcomes
+        # and now that address is refused before any hashing, for a while
+        assert await guess(999) == "refused"
 
 
 async def test_a_login_flood_from_many_addresses_leaves_the_owner_her_device(
@@ -240,74 +249,50 @@ async def test_a_login_flood_from_many_addresses_leaves_the_owner_her_device(
     """200 concurrent wrong-password logins for alice from 200 addresses:
     the hashing queue stays bounded (the rest are refused at once), and alice,
     from the address she logged in from before, still gets in."""
-    node = Node(node_config(tmp_path / "n", cluster_secret="s3cret"))
-    await node.start()
-    try:
-        async with (
-            grpc.aio.insecure_channel(node.address) as ch,
-            grpc.aio.insecure_channel(node.peer_address) as peer,
-        ):
-            stub = chat_pb2_grpc.ClientAccountStub(ch)
-            relay = chat_pb2_grpc.ClientAccountStub(peer)
-            alice = chat_pb2.CreateAccountRequest(username="alice", password=PASSWORD)
-            await stub.CreateAccount(alice)
-            mine = chat_pb2.LoginRequest(username="alice", password=PASSWORD)
-            assert (await stub.Login(mine)).error_code == 0  # her device, from before
+    async with guarded_node(tmp_path) as (_node, stub, relay):
+        mine = chat_pb2.LoginRequest(username="alice", password=PASSWORD)
+        assert (await stub.Login(mine)).error_code == 0  # her device, from before
 
-            async def guess(i: int) -> str:
-                meta = (("x-chatd-secret", "s3cret"), (CLIENT_HEADER, f"10.1.{i // 250}.{i % 250}"))
-                try:
-                    r = await relay.Login(
-                        chat_pb2.LoginRequest(username="alice", password=f"wrong-{i}"),
-                        metadata=meta,
-                    )
-                except grpc.aio.AioRpcError as exc:
-                    assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, exc
-                    return "refused"
-                assert r.error_code == Code.WRONG_PASSWORD, r
-                return "hashed"
+        async def guess(i: int) -> str:
+            meta = (("x-chatd-secret", "s3cret"), (CLIENT_HEADER, f"10.1.{i // 250}.{i % 250}"))
+            try:
+                r = await relay.Login(
+                    chat_pb2.LoginRequest(username="alice", password=f"wrong-{i}"),
+                    metadata=meta,
+                )
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, exc
+                return "refused"
+            assert r.error_code == Code.WRONG_PASSWORD, r
+            return "hashed"
 
-            flood = asyncio.gather(*(guess(i) for i in range(200)))
-            await asyncio.sleep(0.01)
-            again = await stub.Login(mine)
-            outcomes = await flood
-            assert again.error_code == 0 and again.session_id
-            assert outcomes.count("refused") >= 100, outcomes
-    finally:
-        await node.stop()
+        flood = asyncio.gather(*(guess(i) for i in range(200)))
+        await asyncio.sleep(0.01)
+        again = await stub.Login(mine)
+        outcomes = await flood
+        assert again.error_code == 0 and again.session_id
+        assert outcomes.count("refused") >= 100, outcomes
 
 
 async def test_logins_their_callers_give_up_on_still_count(tmp_path: Path) -> None:
     """A caller that cancels its login at once (a tiny deadline) still costs
     a hash: the attempt counts against its address from the start, and the
     hashing slot is held until the hash is done."""
-    node = Node(node_config(tmp_path / "n", cluster_secret="s3cret"))
-    await node.start()
-    try:
-        async with (
-            grpc.aio.insecure_channel(node.address) as ch,
-            grpc.aio.insecure_channel(node.peer_address) as peer,
-        ):
-            stub = chat_pb2_grpc.ClientAccountStub(ch)
-            relay = chat_pb2_grpc.ClientAccountStub(peer)
-            alice = chat_pb2.CreateAccountRequest(username="alice", password=PASSWORD)
-            await stub.CreateAccount(alice)
-            meta = (("x-chatd-secret", "s3cret"), (CLIENT_HEADER, "198.51.100.9"))
-            codes = set()
-            for i in range(3 * ADDRESS_FAILURES):
-                with contextlib.suppress(grpc.aio.AioRpcError):
-                    await relay.Login(
-                        chat_pb2.LoginRequest(username=f"u{i % 7}", password="wrong-guess"),
-                        metadata=meta,
-                        timeout=0.001,
-                    )
-                assert node.chat.throttle.hashing <= HASHES_PER_ADDRESS
-            with pytest.raises(grpc.aio.AioRpcError) as info:
+    async with guarded_node(tmp_path) as (node, _stub, relay):
+        meta = (("x-chatd-secret", "s3cret"), (CLIENT_HEADER, "198.51.100.9"))
+        codes = set()
+        for i in range(3 * ADDRESS_FAILURES):
+            with contextlib.suppress(grpc.aio.AioRpcError):
                 await relay.Login(
-                    chat_pb2.LoginRequest(username="alice", password=PASSWORD), metadata=meta
+                    chat_pb2.LoginRequest(username=f"u{i % 7}", password="wrong-guess"),
+                    metadata=meta,
+                    timeout=0.001,
                 )
-            codes.add(info.value.code())
-            assert codes == {grpc.StatusCode.RESOURCE_EXHAUSTED}
-            assert "failed logins from this address" in (info.value.details() or "")
-    finally:
-        await node.stop()
+            assert node.chat.throttle.hashing <= HASHES_PER_ADDRESS
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await relay.Login(
+                chat_pb2.LoginRequest(username="alice", password=PASSWORD), metadata=meta
+            )
+        codes.add(info.value.code())
+        assert codes == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        assert "failed logins from this address" in (info.value.details() or "")
