@@ -10,6 +10,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,3 +158,65 @@ async def test_in_sync_mode_does_not_pace(
     assert appended == [1, 2]
     writer.committed(2)
     await asyncio.wait_for(second, 5)
+
+
+class RecordingHub(Hub):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[object] = []
+
+    def publish(self, message: Any) -> None:
+        self.events.append(("publish", message.id))
+        super().publish(message)
+
+    def refresh_all(self) -> None:
+        self.events.append("refresh")
+        super().refresh_all()
+
+
+async def test_inherited_messages_become_visible_before_newer_ones_are_published(
+    tmp_path: Path,
+) -> None:
+    """A node that becomes master holds a message of the old master's (here
+    written as replication writes it, not by this writer). Once the new
+    master's first write commits, readers are told of the inherited message
+    (refresh) before the new one is published: a subscriber that got the
+    newer one first dropped the older for good."""
+    store = Store(tmp_path / "chatd.sqlite3")
+    hub = RecordingHub()
+    repl = Replication()
+    db_thread = ThreadPoolExecutor(1)
+    writer = GroupCommitWriter(store, hub, db_thread, repl, fatal, asyncio.Lock())
+    old_master = [
+        entry("alice"),
+        entry("bob"),
+        log_pb2.Entry(send_message=log_pb2.SendMessage(sender="alice", recipient="bob", body="x")),
+    ]
+    store.begin()
+    for e in old_master:
+        store.append(e, e.SerializeToString(deterministic=True), 1)
+    store.commit()
+    assert store.last_message_id == 1 and writer.visible_message_id == 0
+    appended: list[int] = []
+    repl.on_appended = appended.append
+    writer.start()
+    try:
+        new = log_pb2.SendMessage(sender="bob", recipient="alice", body="y", request_id="r")
+        answer = asyncio.ensure_future(writer.submit(log_pb2.Entry(send_message=new)))
+        for _ in range(100):
+            if appended:
+                break
+            await asyncio.sleep(0.01)
+        more = asyncio.ensure_future(writer.submit(entry("carol")))  # still waiting after
+        writer.committed(appended[0])
+        applied = await asyncio.wait_for(answer, 5)
+        assert applied.message_id == 2
+        assert hub.events[:2] == ["refresh", ("publish", 2)], hub.events
+        assert writer.visible_message_id == 2
+        await asyncio.sleep(0.05)
+        writer.committed(store.last_index)
+        await asyncio.wait_for(more, 5)
+    finally:
+        await writer.close()
+        db_thread.shutdown()
+        store.close()
