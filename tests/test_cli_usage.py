@@ -229,3 +229,15 @@ def test_environment_switches_and_choices_mean_what_they_say(
     # a flag on the command line wins over the environment
     monkeypatch.setenv("CHATD_SYNC", "normal")
     assert config_from_args(build_parser().parse_args(["serve", "--sync", "full"])).sync == "full"
+
+
+def test_status_on_a_slave_names_the_master_before_it_knows_its_client_address() -> None:
+    from chatd.proto import cluster_pb2
+    from chatd.tools.admin import format_status, status_document
+
+    st = cluster_pb2.NodeStatus(
+        node_id="n2", role="slave", epoch=1, master_id="n1", master_peer_address="10.0.0.1:50052"
+    )
+    assert "master   n1 (peers at 10.0.0.1:50052)" in format_status(status_document(st))
+    st.master = "chat.example:50051"
+    assert "master   n1 at chat.example:50051" in format_status(status_document(st))

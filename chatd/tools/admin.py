@@ -104,13 +104,23 @@ def _document(s: cluster_pb2.NodeStatus) -> dict[str, object]:
     }
 
 
+def _master_at(doc: dict[str, object]) -> str:
+    """Where the master is: its client address, or (a slave that has not
+    heard it yet) its peer address."""
+    if doc.get("master"):
+        return f" at {doc['master']}"
+    if doc.get("master_peer_address"):
+        return f" (peers at {doc['master_peer_address']})"
+    return ""
+
+
 def format_status(doc: dict[str, object]) -> str:
     lines = [
         f"node     {doc['node_id']} ({doc['role']}) at {doc['address']}"
         + (f", peers at {doc['peer_address']}" if doc.get("peer_address") else ""),
         f"epoch    {doc['epoch']}",
         f"quorum   {doc.get('quorum', 'in-sync')}",
-        f"master   {doc['master_id'] or '(none)'} {doc['master'] and 'at ' + str(doc['master'])}",
+        f"master   {doc['master_id'] or '(none)'}{_master_at(doc)}",
         f"applied  {doc['applied_index']} (committed {doc['commit_index']})",
         f"log      digest {doc['log_digest']}",
         f"state    digest {doc['state_digest']}",
