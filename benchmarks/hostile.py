@@ -36,19 +36,11 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chatd.proto import chat_pb2, chat_pb2_grpc
-from chatd.tools.localcluster import Cluster, NodeProcess, free_port, wait_serving
+from chatd.tools.localcluster import Cluster, NodeProcess, free_port, rss_mib, wait_serving
 
 MIB = 1024 * 1024
 SECRET = "hostile-run"
 PASSWORD = "correct horse"
-
-
-def rss_mib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) // 1024
-    return 0
 
 
 async def _flood(address: str, method: str, count: int) -> list[tuple[str, float]]:

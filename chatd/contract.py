@@ -10,6 +10,7 @@ never loads the server's code.
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 
 class Code(enum.IntEnum):
@@ -92,6 +93,14 @@ CLIENT_CHANNEL_OPTIONS = [
 # Every cluster RPC (node to node, and the operators' NodeAdmin calls)
 # carries the cluster secret under this metadata key.
 SECRET_HEADER = "x-chatd-secret"
+
+
+def status_named(number: int) -> Any:
+    """The grpc.StatusCode a SendResult's `status` number stands for (UNKNOWN
+    for a number that is none); grpc is imported here, not at import time."""
+    import grpc
+
+    return next((c for c in grpc.StatusCode if c.value[0] == number), grpc.StatusCode.UNKNOWN)
 
 
 def secret_metadata(secret: str | None) -> tuple[tuple[str, str], ...]:

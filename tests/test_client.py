@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from chatd.client import (
+    CallFailed,
     ChatClient,
     ConnectionEvent,
     InvalidMessage,
@@ -27,7 +28,7 @@ from chatd.client import (
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server.node import Node
 from tests.cluster import Cluster
-from tests.conftest import PASSWORD, free_port
+from tests.conftest import PASSWORD, free_port, node_config
 
 
 async def logged_in(address: str | list[str], name: str, **kw: object) -> ChatClient:
@@ -251,3 +252,24 @@ async def test_send_falls_back_to_unary_without_connect() -> None:
         await c.close()
     finally:
         await server.stop(None)
+
+
+async def test_an_oversized_send_on_the_stream_fails_alone(tmp_path: Path) -> None:
+    """A send frame over the node's request limit ends the Connect stream
+    (gRPC refuses it before reading it); the sends waiting with it go again
+    as unary Sends with their request ids, so only the oversized one fails."""
+    node = Node(node_config(tmp_path / "n", max_request_bytes=2048))
+    await node.start()
+    try:
+        alice = await logged_in(node.address, "alice")
+        await logged_in(node.address, "bob")
+        big, small = alice.send("bob", "x" * 3000), alice.send("bob", "small", request_id="s1")
+        got = await asyncio.gather(big, small, return_exceptions=True)
+        assert (
+            isinstance(got[0], CallFailed) and got[0].status == grpc.StatusCode.RESOURCE_EXHAUSTED
+        )
+        assert isinstance(got[1], int) and got[1] > 0
+        assert await alice.send("bob", "small", request_id="s1") == got[1]  # stored once
+        await alice.close()
+    finally:
+        await node.stop()

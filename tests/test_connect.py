@@ -5,6 +5,7 @@ on loopback ports."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -13,8 +14,10 @@ import pytest
 from chatd.contract import MASTER_HEADER, Code
 from chatd.proto import chat_pb2
 from chatd.proto.chat_pb2_grpc import ClientAccountStub
+from chatd.server.client_service import to_proto
+from chatd.server.errors import NotWritable
 from chatd.server.node import Node
-from chatd.server.session_stream import MAX_UNANSWERED
+from chatd.server.session_stream import MAX_UNANSWERED, SessionStream
 from tests.conftest import user
 from tests.test_relay import pair as pair
 
@@ -162,3 +165,37 @@ async def test_a_slave_carries_the_stream_to_the_master(pair: tuple[Node, Node])
                 while True:
                     await call.read()
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_send_the_node_cannot_write_ends_the_stream() -> None:
+    """Once a send fails for the node's sake (it is no longer master), no
+    later frame of that stream is taken: the client sends the failed one
+    again first, on a new stream, so sends stay in the order sent."""
+
+    class Chat:
+        sent: list[str] = []
+
+        def session(self, session_id: str) -> object:
+            return object()
+
+        async def send(self, session_id: str, to: str, body: str, rid: str) -> int:
+            self.sent.append(rid)
+            if rid == "x":
+                raise NotWritable("this node is not the master")
+            return len(self.sent)
+
+    async def frames() -> AsyncIterator[chat_pb2.ClientFrame]:
+        for rid in ("x", "y"):  # y at once, before the stream's end is written
+            yield chat_pb2.ClientFrame(send=chat_pb2.SendFrame(request_id=rid, to="bob"))
+
+    chat = Chat()
+    stream = SessionStream(chat, to_proto)  # type: ignore[arg-type]
+    opening = chat_pb2.OpenFrame(session_id="s", sends_only=True)
+    out = []
+    async with asyncio.timeout(5):
+        async for f in stream.run(opening, frames()):
+            out.append(f)
+            await asyncio.sleep(0.05)  # a client reading slowly: frames keep coming
+    assert [(f.result.request_id, f.result.status) for f in out] == [("x", 14)]
+    assert stream.end.status == grpc.StatusCode.UNAVAILABLE
+    assert chat.sent == ["x"]  # y was not taken

@@ -28,18 +28,11 @@ from chatd.server.throttle import (
     USER_FAILURES,
     LoginThrottle,
 )
+from chatd.tools.localcluster import rss_mib
 from tests.cluster import Cluster
 from tests.conftest import PASSWORD, node_config
 
 MIB = 1024 * 1024
-
-
-def rss_mib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) // 1024
-    raise AssertionError("no VmRSS")
 
 
 async def flood(address: str, method: str, count: int, size: int) -> list[grpc.StatusCode]:
@@ -208,6 +201,22 @@ async def test_sign_ups_are_limited_per_address(tmp_path: Path) -> None:
         await node.stop()
 
 
+async def guess(relay: Any, i: int, address: str) -> str:
+    """A wrong-password login for alice, relayed as from `address`:
+    "hashed" (checked and wrong) or "refused" (throttled, with a hint)."""
+    meta = (("x-chatd-secret", "s3cret"), (CLIENT_HEADER, address))
+    try:
+        r = await relay.Login(
+            chat_pb2.LoginRequest(username="alice", password=f"wrong-{i}"), metadata=meta
+        )
+    except grpc.aio.AioRpcError as exc:
+        assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, exc
+        assert retry_after_ms(exc) >= 1000
+        return "refused"
+    assert r.error_code == Code.WRONG_PASSWORD, r
+    return "hashed"
+
+
 async def test_a_login_flood_from_one_address_leaves_the_rightful_owner_in(
     tmp_path: Path,
 ) -> None:
@@ -216,22 +225,7 @@ async def test_a_login_flood_from_one_address_leaves_the_rightful_owner_in(
     at most a handful are hashed, the rest are refused at once, and alice
     herself, calling from elsewhere meanwhile, gets in."""
     async with guarded_node(tmp_path) as (_node, stub, relay):
-        meta = (("x-chatd-secret", "s3cret"), (CLIENT_HEADER, "198.51.100.7"))
-
-        async def guess(i: int) -> str:
-            try:
-                r = await relay.Login(
-                    chat_pb2.LoginRequest(username="alice", password=f"wrong-{i}"),
-                    metadata=meta,
-                )
-            except grpc.aio.AioRpcError as exc:
-                assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, exc
-                assert retry_after_ms(exc) >= 1000
-                return "refused"
-            assert r.error_code == Code.WRONG_PASSWORD, r
-            return "hashed"
-
-        flood = asyncio.gather(*(guess(i) for i in range(200)))
+        flood = asyncio.gather(*(guess(relay, i, "198.51.100.7") for i in range(200)))
         await asyncio.sleep(0.01)
         mine = await stub.Login(chat_pb2.LoginRequest(username="alice", password=PASSWORD))
         outcomes = await flood
@@ -240,7 +234,7 @@ async def test_a_login_flood_from_one_address_leaves_the_rightful_owner_in(
         # (up to 4 at once, until 5 had failed for alice from there)
         assert 1 <= hashed < USER_ADDRESS_FAILURES + HASHES_PER_ADDRESS, outcomes
         # and now that address is refused before any hashing, for a while
-        assert await guess(999) == "refused"
+        assert await guess(relay, 999, "198.51.100.7") == "refused"
 
 
 async def test_a_login_flood_from_many_addresses_leaves_the_owner_her_device(
@@ -253,20 +247,8 @@ async def test_a_login_flood_from_many_addresses_leaves_the_owner_her_device(
         mine = chat_pb2.LoginRequest(username="alice", password=PASSWORD)
         assert (await stub.Login(mine)).error_code == 0  # her device, from before
 
-        async def guess(i: int) -> str:
-            meta = (("x-chatd-secret", "s3cret"), (CLIENT_HEADER, f"10.1.{i // 250}.{i % 250}"))
-            try:
-                r = await relay.Login(
-                    chat_pb2.LoginRequest(username="alice", password=f"wrong-{i}"),
-                    metadata=meta,
-                )
-            except grpc.aio.AioRpcError as exc:
-                assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, exc
-                return "refused"
-            assert r.error_code == Code.WRONG_PASSWORD, r
-            return "hashed"
-
-        flood = asyncio.gather(*(guess(i) for i in range(200)))
+        addresses = [f"10.1.{i // 250}.{i % 250}" for i in range(200)]
+        flood = asyncio.gather(*(guess(relay, i, a) for i, a in enumerate(addresses)))
         await asyncio.sleep(0.01)
         again = await stub.Login(mine)
         outcomes = await flood

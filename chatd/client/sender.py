@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from chatd.client.errors import CallFailed, NotLoggedIn, Unavailable, error_for
-from chatd.contract import Code
+from chatd.contract import Code, status_named
 from chatd.proto import chat_pb2
 
 if TYPE_CHECKING:
@@ -167,8 +167,7 @@ class StreamSender:
         if fut.done():
             return True
         if result.status:
-            status = next((c for c in grpc.StatusCode if c.value[0] == result.status), None)
-            fut.set_exception(CallFailed(status or grpc.StatusCode.UNKNOWN, result.error_message))
+            fut.set_exception(CallFailed(status_named(result.status), result.error_message))
         elif result.error_code:
             fut.set_exception(error_for(result.error_code, result.error_message))
         else:

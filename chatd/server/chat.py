@@ -32,7 +32,7 @@ from chatd.server.errors import (
 )
 from chatd.server.hub import Hub
 from chatd.server.ratelimit import RateLimiter
-from chatd.server.store import Applied, Session, Store, StoredMessage
+from chatd.server.store import Applied, Session, Store, StoredMessage, message_bytes
 from chatd.server.throttle import LoginThrottle
 
 T = TypeVar("T")
@@ -69,13 +69,13 @@ class ChatLimits:
 
 
 def newest_within(page: list[StoredMessage], max_bytes: int) -> list[StoredMessage]:
-    """The newest messages of `page` (oldest first) whose bodies and names,
-    with 32 bytes a message, stay within `max_bytes` (at least one): a page
+    """The newest messages of `page` (oldest first) within `max_bytes`
+    (store.message_bytes each; at least one): a page
     any default gRPC client can receive. The caller pages on from the
     oldest one returned."""
     total = 0
     for n, m in enumerate(reversed(page)):
-        total += len(m.sender.encode()) + len(m.recipient.encode()) + len(m.body.encode()) + 32
+        total += message_bytes(m.sender, m.recipient, m.body)
         if total > max_bytes and n > 0:
             return page[len(page) - n :]
     return page

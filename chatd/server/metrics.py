@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from chatd.contract import status_named
 from chatd.core.types import Role
 
 
@@ -104,10 +105,7 @@ class Metrics:
 
     def stream_send(self, result: Any, seconds: float) -> None:
         """A send frame's result (a Connect stream's), counted as a Send."""
-        code = grpc.StatusCode.OK.name
-        for status in grpc.StatusCode:
-            if result.status and status.value[0] == result.status:
-                code = status.name
+        code = status_named(result.status).name if result.status else "OK"
         error = str(result.error_code)
         self.requests.labels("Send", code, error).inc()
         if code == "OK" and error == "0":

@@ -153,12 +153,18 @@ def conversation_key(uid_a: int, uid_b: int) -> int:
     return (low << 32) | high
 
 
+def message_bytes(sender: str, recipient: str, body: str) -> int:
+    """What a message counts against an answer's byte bound: its names and
+    body, and 32 bytes for the rest of it."""
+    return len(sender.encode()) + len(recipient.encode()) + len(body.encode()) + 32
+
+
 def _within(rows: list[Any], max_bytes: int) -> list[Any]:
-    """The first rows (id, sender, recipient, body, time) whose bodies and
-    names, with 32 bytes a message, stay within `max_bytes`; at least one."""
+    """The first rows (id, sender, recipient, body, time) within
+    `max_bytes` (message_bytes each); at least one."""
     total = 0
     for n, row in enumerate(rows):
-        total += len(row[1].encode()) + len(row[2].encode()) + len(row[3].encode()) + 32
+        total += message_bytes(row[1], row[2], row[3])
         if total > max_bytes and n > 0:
             return rows[:n]
     return rows

@@ -116,6 +116,15 @@ class NodeProcess:
         return self.log_path.read_text(errors="replace")
 
 
+def rss_mib(pid: int) -> int:
+    """Process `pid`'s resident memory, in MiB (Linux)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) // 1024
+    raise ValueError(f"no VmRSS for process {pid}")
+
+
 def wait_serving(address: str, timeout: float = 10.0) -> None:
     """Waits (bounded) until the node at `address` answers ListUsers."""
     deadline = time.monotonic() + timeout
