@@ -44,6 +44,10 @@ CLIENT_HEADER = "chatd-client"
 # On a NodeAdmin call a node carries on to the master: it is not carried on
 # again (two nodes that each take the other for the master do not bounce it).
 FORWARDED_HEADER = "chatd-forwarded"
+# On a Connect a slave carries to the master with its deliveries served by
+# the slave itself (sends and acknowledgements only): the session's user
+# counts as online on the master while it is open. Peer listener only.
+DELIVERED_HEADER = "chatd-delivered-elsewhere"
 
 # Keepalive, one policy for every channel (the client library's, the nodes'
 # to each other, the relay's to the master) and for the node's server. A

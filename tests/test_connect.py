@@ -18,6 +18,7 @@ from chatd.server.client_service import to_proto
 from chatd.server.errors import NotWritable
 from chatd.server.node import Node
 from chatd.server.session_stream import MAX_UNANSWERED, SessionStream
+from chatd.server.store import Session
 from tests.conftest import user
 from tests.test_relay import pair as pair
 
@@ -153,8 +154,28 @@ async def test_a_slave_carries_the_stream_to_the_master(pair: tuple[Node, Node])
         assert ids == sorted(ids) and all(ids)
         await bob.until(lambda: len(bob.messages) == 20)
         assert [m.message_id for m in bob.messages] == ids
+        # the deliveries come from the slave's own replica; the master takes
+        # the sends, and counts both online while their streams last
+        assert (slave.hub.stream_count(), master.hub.stream_count()) == (2, 0)
+        assert master.hub.online("alice") and master.hub.online("bob")
+        listed = await at_master.ListUsers(chat_pb2.Empty())
+        assert {u.username: u.status for u in listed.user} == {"alice": "online", "bob": "online"}
+        await alice.ack(ids[:10])  # carried to the master: bob's inbox keeps the rest
+        await bob.ack(ids[:10])
         for s in (alice, bob):
             s.call.cancel()
+        for _ in range(100):
+            if not master.hub.online("bob"):
+                break
+            await asyncio.sleep(0.05)
+        assert not master.hub.online("bob")
+        # messages sent at the master reach a stream the slave serves
+        bob = await Stream(via_slave, b, after=ids[-1]).start()
+        for i in range(3):
+            await at_master.Send(chat_pb2.SendRequest(session_id=a, to="bob", message=f"x{i}"))
+        await bob.until(lambda: len(bob.messages) == 3)
+        assert [m.message for m in bob.messages] == ["x0", "x1", "x2"]
+        bob.call.cancel()
         # a frame that does not parse ends the relayed stream as it would the
         # master's own
         call: Any = sc.stream_stream("/ClientAccount/Connect")()  # type: ignore[call-arg]
@@ -175,8 +196,8 @@ async def test_a_send_the_node_cannot_write_ends_the_stream() -> None:
     class Chat:
         sent: list[str] = []
 
-        def session(self, session_id: str) -> object:
-            return object()
+        def session(self, session_id: str) -> Session:
+            return Session(1, "alice", 0)
 
         async def send(self, session_id: str, to: str, body: str, rid: str) -> int:
             self.sent.append(rid)

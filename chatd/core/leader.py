@@ -378,7 +378,20 @@ class Leader:
         p.sent_batch(end, count, self.now)
         self._send_append(nid, p, self.log.pos_at(first - 1), count, epoch)
 
+    def tell_commit(self) -> None:
+        """Master: tells the followers with nothing else on its way to them
+        how far the commit reached (they serve committed messages to their
+        own readers). The driver calls this a moment after a commit, so
+        that under load the next batch carries it instead."""
+        s = self.state
+        if not isinstance(s, Master):
+            return
+        for nid, p in s.progress.items():
+            if p.told < self.commit and not p.inflight and not p.snapshot:
+                self._send_append(nid, p, self.log.pos_at(p.match), 0, self.epoch)
+
     def _send_append(self, nid: str, p: Progress, prev: Pos, count: int, entry_epoch: int) -> None:
+        p.told = self.commit
         self._send(
             Append(
                 src=self.id,

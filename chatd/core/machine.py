@@ -40,6 +40,7 @@ from chatd.core.types import (
     AppendReply,
     CheckMaster,
     CheckMasterReply,
+    Committed,
     Durable,
     FollowerStatus,
     InSyncChanged,
@@ -82,6 +83,7 @@ class Core(Leader):
         self.log = Log(durable.last, durable.epochs, durable.log_start)
         self.membership = durable.membership
         self.commit = 0
+        self.reported = 0  # a slave's highest Committed output (durable here too)
         self.state: State = Candidate()
         self.eligible = False  # confirmed in sync since it started: holds every acknowledged entry
         self.diverged = False  # its log does not extend the master's: waits for a snapshot
@@ -229,6 +231,7 @@ class Core(Leader):
         """Slave: received entries up to `durable` are now durable."""
         if self.log.persisted(durable) and isinstance(self.state, Slave):
             self._reply_append(self.state.master, ok=True)
+            self._report_commit()
 
     def stream_lost(self, src: str) -> None:
         """The driver saw the log stream from `src` end. A process that dies
@@ -488,8 +491,19 @@ class Core(Leader):
             # the reply goes out when the driver reports the entries durable
             self.commit = max(self.commit, min(m.commit, end))
             return
-        self.commit = max(self.commit, min(m.commit, log.durable.index))
+        # only what the master's Append vouches for (its tail may be a
+        # stale one of an older master's, durable here all the same)
+        self.commit = max(self.commit, min(m.commit, end))
         self._reply_append(m.src, ok=True)
+        self._report_commit()
+
+    def _report_commit(self) -> None:
+        """Slave: tells the driver which of its entries are committed and
+        durable here (it serves them to its own readers)."""
+        top = min(self.commit, self.log.durable.index)
+        if top > self.reported:
+            self.reported = top
+            self._out(Committed(index=top))
 
     def _on_register_reply(self, m: RegisterReply) -> None:
         if not m.ok and m.master and m.master != m.src and isinstance(self.state, Candidate):

@@ -20,7 +20,13 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from chatd.config import is_node_address
-from chatd.contract import CLIENT_HEADER, MASTER_HEADER, RETRY_AFTER_HEADER, Code
+from chatd.contract import (
+    CLIENT_HEADER,
+    DELIVERED_HEADER,
+    MASTER_HEADER,
+    RETRY_AFTER_HEADER,
+    Code,
+)
 from chatd.core.types import Role
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server.chat import Chat
@@ -33,7 +39,7 @@ from chatd.server.errors import (
     SessionEnded,
 )
 from chatd.server.handlers import Malformed
-from chatd.server.session_stream import OUT_QUEUE, SessionStream, ending
+from chatd.server.session_stream import OUT_QUEUE, End, SessionStream, ending
 from chatd.server.store import StoredMessage
 
 log = logging.getLogger(__name__)
@@ -286,18 +292,34 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
             )
         stub = await self._master_stub(first, context, "frame too large", route)
         if stub is not None:
-            async for frame in self._relay_connect(stub, first, frames, context, route):
+            relay = self._relay_connect(stub, first, frames, context, route, self._local(first))
+            async for frame in relay:
                 yield frame
             return
         await context.send_initial_metadata(((MASTER_HEADER, self.router.for_clients(route)),))
         stream = SessionStream(self.chat, to_proto, self.on_stream_send)
+        elsewhere = self.relays and any(
+            key == DELIVERED_HEADER for key, _ in context.invocation_metadata() or ()
+        )
         try:
-            async for frame in stream.run(first.open, frames):
+            async for frame in stream.run(first.open, frames, elsewhere):
                 yield frame
         except RequestRefused as exc:  # the session, at the open
             stream.end = ending(exc)
         if stream.end.status is not None:
             await context.abort(stream.end.status, stream.end.detail)
+
+    def _local(self, first: chat_pb2.ClientFrame) -> bool:
+        """Whether this slave serves the session's deliveries itself: when
+        it asks for them and its session is known here (a replica that
+        lags, as a slave outside a majority may, leaves them to the master)."""
+        if first.open.sends_only:
+            return False
+        try:
+            self.chat.session(first.open.session_id)
+        except RequestRefused:
+            return False
+        return True
 
     async def _relay_connect(
         self,
@@ -306,12 +328,32 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
         frames: AsyncIterator[Any],
         context: Ctx,
         route: tuple[Role, str],
+        local: bool,
     ) -> AsyncIterator[chat_pb2.ServerFrame]:
+        """Carries the stream to the master; `local`: with the deliveries
+        served here, from this node's replica (the master then takes sends
+        and acknowledgements only, and counts the user online)."""
         meta = (*self.router.metadata, (CLIENT_HEADER, self.client(context)))
+        if local:
+            meta = (*meta, (DELIVERED_HEADER, "1"))
+            opening = chat_pb2.ClientFrame()
+            opening.CopyFrom(first)
+            opening.open.sends_only = True
+            first = opening
         call: Any = stub.Connect(metadata=meta)  # type: ignore[call-arg]
-        # frames from the master, an error that ended its stream, None at its
-        # end, or BAD_FRAME when the client sent a frame that does not parse
+        # frames from the master or this node's deliveries, an error that
+        # ended either, None at the master's end, or BAD_FRAME when the
+        # client sent a frame that does not parse
         down: asyncio.Queue[Any] = asyncio.Queue(OUT_QUEUE)
+
+        async def deliver(open_: chat_pb2.OpenFrame) -> None:
+            try:
+                async for m in self.chat.subscribe(
+                    open_.session_id, open_.after_message_id, open_.live_only
+                ):
+                    await down.put(chat_pb2.ServerFrame(message=to_proto(m)))
+            except (RequestRefused, CallerError, NodeError) as exc:
+                await down.put(ending(exc))
 
         async def up() -> None:
             await call.write(first)
@@ -331,11 +373,12 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
             else:
                 await down.put(None)
 
-        pump = asyncio.create_task(up())
-        reader = asyncio.create_task(from_master())
+        tasks = [asyncio.create_task(up()), asyncio.create_task(from_master())]
         try:
             self.router.learn(route[1], await call.initial_metadata())
             await context.send_initial_metadata(((MASTER_HEADER, self.router.for_clients(route)),))
+            if local:  # once the master took the session: its refusal comes first
+                tasks.append(asyncio.create_task(deliver(opening.open)))
             while (item := await down.get()) is not None:
                 if item is BAD_FRAME:
                     await context.abort(
@@ -343,11 +386,15 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
                     )
                 if isinstance(item, grpc.aio.AioRpcError):
                     await context.abort(item.code(), item.details() or "")
+                if isinstance(item, End):
+                    if item.status is not None:
+                        await context.abort(item.status, item.detail)
+                    return
                 yield item
         except grpc.aio.AioRpcError as exc:  # (at the opening)
             await context.abort(exc.code(), exc.details() or "")
         finally:
-            for task in (pump, reader):
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
                     await task

@@ -63,6 +63,9 @@ class Hub:
     def __init__(self, capacity: int = 1000) -> None:
         self.capacity = capacity
         self._by_user: dict[str, set[Subscription]] = {}
+        # users online through another node (a slave serving their
+        # deliveries), counted per stream the slave holds here
+        self._elsewhere: dict[str, int] = {}
 
     def open(self, username: str, session_hash: bytes) -> Subscription:
         sub = Subscription(username, session_hash, self.capacity)
@@ -104,11 +107,22 @@ class Hub:
             for sub in subs:
                 sub.refresh()
 
+    def attend(self, username: str) -> None:
+        """The user's deliveries are served by another node: online here too."""
+        self._elsewhere[username] = self._elsewhere.get(username, 0) + 1
+
+    def leave(self, username: str) -> None:
+        left = self._elsewhere.get(username, 0) - 1
+        if left > 0:
+            self._elsewhere[username] = left
+        else:
+            self._elsewhere.pop(username, None)
+
     def streams_of(self, username: str) -> int:
         return len(self._by_user.get(username, ()))
 
     def online(self, username: str) -> bool:
-        return username in self._by_user
+        return username in self._by_user or username in self._elsewhere
 
     def stream_count(self) -> int:
         return sum(len(s) for s in self._by_user.values())

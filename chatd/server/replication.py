@@ -62,6 +62,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NODE_META = ("node_id", "epoch", "membership")
+# a master tells idle followers a commit this long after it (when no new
+# batch carried it meanwhile): they deliver what it committed to their readers
+COMMIT_TELL_S = 0.001
 
 
 def membership_to_json(m: Membership) -> str:
@@ -147,6 +150,7 @@ class Replicator:
         self._waiting_replies: dict[tuple[type, str], deque[asyncio.Future[Message]]] = {}
         self.on_role_change = on_role_change
         self.on_in_sync_change = on_in_sync_change
+        self._telling: asyncio.TimerHandle | None = None
 
     # -- startup --
 
@@ -189,11 +193,17 @@ class Replicator:
         self._tasks.append(loop.create_task(self._ticker(), name="replication-tick"))
 
     async def stop(self) -> None:
+        if self._telling is not None:
+            self._telling.cancel()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+
+    def _tell_commit(self) -> None:
+        self._telling = None
+        self.feed(self.core.tell_commit)
 
     def _restart_core(self, reason: str) -> None:
         """Rebuilds the core from what is durable, as after a crash."""
@@ -362,6 +372,10 @@ class Replicator:
         elif isinstance(work, Committed):
             if self.writer is not None:
                 self.writer.committed(work.index)
+            if self.core.role is Role.MASTER and self._telling is None:
+                self._telling = asyncio.get_running_loop().call_later(
+                    COMMIT_TELL_S, self._tell_commit
+                )
         elif isinstance(work, Settled):
             if self.writer is not None:
                 self.writer.settled(work.index)
@@ -409,12 +423,16 @@ class Replicator:
                 return
             store.begin()
             try:
-                for data in work.entries:
+                applied = [
                     store.append(log_pb2.Entry.FromString(data), data, work.epoch)
+                    for data in work.entries
+                ]
             except Exception:
                 store.rollback()
                 raise
             await asyncio.get_running_loop().run_in_executor(self._db_thread, store.commit)
+        if self.writer is not None:  # published to this node's readers once committed
+            self.writer.replicated(applied)
         self.feed(self.core.persisted, Pos(store.last_epoch, store.last_index))
 
     def _role_changed(self, change: RoleChanged) -> None:
@@ -445,7 +463,7 @@ class Replicator:
             await self._fail("failed to install a snapshot", exc)
             raise
         if self.writer is not None:
-            self.writer.visible_message_id = self.store.last_message_id
+            self.writer.replaced()
         log.info(
             "node %s installed a snapshot at index %d (epoch %d)",
             self.node_id,

@@ -58,7 +58,8 @@ class GroupCommitWriter:
         self.replication = replication
         self._on_fatal = on_fatal
         self._pending: list[tuple[log_pb2.Entry, asyncio.Future[Applied]]] = []
-        self._uncommitted: deque[tuple[int, asyncio.Future[Applied], Applied]] = deque()
+        # (index, the caller's future or None for a slave's received entry, outcome)
+        self._uncommitted: deque[tuple[int, asyncio.Future[Applied] | None, Applied]] = deque()
         self._committed_index = 0  # the replication's word: on every in-sync node
         self._unsynced_from: int | None = None  # first index of a commit in flight
         self._replicated = asyncio.Event()
@@ -209,6 +210,21 @@ class GroupCommitWriter:
         self.entries += len(done)
         self._answer()
 
+    def replicated(self, applied: list[Applied]) -> None:
+        """Slave: entries received from the master are durable here; their
+        messages reach this node's readers once the master's commit covers
+        them (a slave's Committed), never before: an uncommitted entry may
+        yet be replaced."""
+        self._uncommitted.extend((a.index, None, a) for a in applied)
+        self._answer()
+
+    def replaced(self) -> None:
+        """Slave: the store was replaced by a snapshot: what it holds is
+        committed; readers read it from the store."""
+        self._uncommitted.clear()
+        self.visible_message_id = self.store.last_message_id
+        self.hub.refresh_all()
+
     def committed(self, index: int) -> None:
         """Entries up to `index` are on every in-sync node: answer their callers
         (once they are durable here too)."""
@@ -233,7 +249,7 @@ class GroupCommitWriter:
         while waiting and waiting[0][0] <= index:
             _, fut, applied = waiting.popleft()
             self._publish(applied)
-            if not fut.done():
+            if fut is not None and not fut.done():
                 fut.set_result(applied)
         if not waiting:
             if not self._replicated.is_set():
@@ -253,7 +269,7 @@ class GroupCommitWriter:
         acknowledged (they may still survive; clients retry by request id)."""
         while self._uncommitted:
             _, fut, _ = self._uncommitted.popleft()
-            if not fut.done():
+            if fut is not None and not fut.done():
                 fut.set_exception(NotWritable(reason))
         for _, fut in self._pending:
             if not fut.done():
