@@ -7,7 +7,9 @@ Each round: the no-op server (`chatd bench --noop-server`) with unary Sends
 and with SESSIONS Connect streams, then a fresh 3-node cluster (default
 flags, the Send and sign-up limits off) benched with `chatd bench --users
 SESSIONS --concurrency 32` against its master, unary (`--no-streams`) and
-stream. Prints each figure and the medians' ratios.
+stream, and stream with the sessions spread over the three nodes (`--server`
+naming all three: a third of the streams at each). Prints each figure, its
+delivery p99, and the medians' ratios.
 """
 
 from __future__ import annotations
@@ -66,18 +68,28 @@ def main() -> None:
                 got["3 nodes unary"] = bench(at, args.duration, args.sessions, "--no-streams")
                 got["3 nodes stream"] = bench(at, args.duration, args.sessions, "--transport",
                                               "stream")  # fmt: skip
+                # the sessions' streams spread over the three nodes (the
+                # slaves deliver from their replicas, carry sends to the master)
+                spread = ",".join([at, *(a for n, a in c.addresses.items() if n != m)])
+                got["3 nodes stream spread"] = bench(spread, args.duration, args.sessions,
+                                                     "--transport", "stream")  # fmt: skip
             finally:
                 c.stop_all()
         for k, v in got.items():
             rates.setdefault(k, []).append(float(v["sends_per_s"]))  # type: ignore[arg-type]
-            p99.setdefault(k, []).append(float(v["send_ms_p99"]))  # type: ignore[arg-type]
-        print(f"round {r + 1}: " + ", ".join(f"{k} {v['sends_per_s']}/s" for k, v in got.items()),
-              flush=True)  # fmt: skip
+            p99.setdefault(k, []).append(float(v["delivery_ms_p99"]))  # type: ignore[arg-type]
+        print(f"round {r + 1}: " + ", ".join(
+            f"{k} {v['sends_per_s']}/s (delivery p99 {v['delivery_ms_p99']} ms)"
+            for k, v in got.items()), flush=True)  # fmt: skip
     med = {k: statistics.median(v) for k, v in rates.items()}
     print("medians: " + ", ".join(f"{k} {v:.0f}/s" for k, v in med.items()))
+    print("delivery p99 medians (at full load): " + ", ".join(
+        f"{k} {statistics.median(v):.1f} ms" for k, v in p99.items() if "noop" not in k))  # fmt: skip
     print(f"3 nodes stream / noop unary: {med['3 nodes stream'] / med['noop unary']:.2f}")
     print(f"3 nodes stream / noop stream: {med['3 nodes stream'] / med['noop stream']:.2f}")
     print(f"3 nodes unary / noop unary: {med['3 nodes unary'] / med['noop unary']:.2f}")
+    print(f"3 nodes stream spread / noop unary: "
+          f"{med['3 nodes stream spread'] / med['noop unary']:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -58,12 +58,17 @@ DELIVERED_HEADER = "chatd-delivered-elsewhere"
 # (GOAWAY ENHANCE_YOUR_CALM "too_many_pings"), ending every call on it: on a
 # slave, every Subscribe stream it relays to the master at once. Pings come
 # from two sources on a client: keepalive (every KEEPALIVE_TIME_MS) and
-# flow-control probes (grpc.http2.bdp_probe, on by default). A probe goes out
-# only after data arrived since the previous probe's ack, that is data the
-# server wrote after that probe, which resets the count; so only keepalive
-# pings could strike twice in a row, and they come five times further apart
-# than the server permits (a node's old settings had the client library's 5 s
-# keepalive against the server's 5 s minimum: no margin at all).
+# flow-control probes (grpc.http2.bdp_probe, on by default). Only keepalive
+# pings are left on: they come five times further apart than the server
+# permits (a node's old settings had the client library's 5 s keepalive
+# against the server's 5 s minimum: no margin at all). The probes are off:
+# in theory one goes out only after data the server wrote since the last
+# probe, which resets the count, but on busy Connect streams through a
+# failover "too_many_pings" ended calls all the same (the 8-sender failover
+# test, about 1 run in 6: a receiver gave up after 30 s with that as its
+# stream's last error), as others report (grpc/grpc-java#7302). They tune
+# flow-control windows for bulk transfers over long links; chat frames are
+# small.
 KEEPALIVE_TIME_MS = 10_000
 KEEPALIVE_TIMEOUT_MS = 5_000  # an unanswered ping closes the connection after this
 PING_PERMITTED_EVERY_MS = 2_000  # the server's minimum: KEEPALIVE_TIME_MS / 5
@@ -76,6 +81,7 @@ KEEPALIVE_CHANNEL_OPTIONS = [
     # (Subscribe): by default a client stops after two pings without sending
     # data, and a dead peer behind an idle stream would go unnoticed
     ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.http2.bdp_probe", 0),
 ]
 KEEPALIVE_SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),

@@ -26,8 +26,8 @@ from typing import Any
 import grpc
 
 from chatd import tls
+from chatd.client.connection import Connection, NoStream
 from chatd.client.errors import CallFailed, ChatError, NotLoggedIn, Unavailable, error_for
-from chatd.client.sender import NoStream, StreamSender
 from chatd.contract import CLIENT_CHANNEL_OPTIONS, MASTER_HEADER, Code
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.tls import channel_credentials
@@ -96,7 +96,8 @@ class ChatClient:
     ) -> None:
         """`tls_ca`: talk TLS, trusting this CA (PEM file); `tls_cert` and
         `tls_key`: a client certificate, for servers that ask for one;
-        `streams`: send over a Connect stream (else a unary Send each)."""
+        `streams`: send and receive over the session's Connect stream (else
+        a unary Send each, and Subscribe)."""
         self._credentials = channel_credentials(tls_ca, tls_cert, tls_key) if tls_ca else None
         if isinstance(addresses, str):
             addresses = [a.strip() for a in addresses.split(",") if a.strip()]
@@ -113,7 +114,7 @@ class ChatClient:
         self._losses = 0  # "lost" reports so far
         self._channels: dict[str, grpc.aio.Channel] = {}
         self.streams = streams
-        self._sender: StreamSender | None = None
+        self._connection: Connection | None = None
         self.transport = ""  # what the last send went over: "stream" or "unary"
 
     # -- plumbing --
@@ -152,8 +153,17 @@ class ChatClient:
         one lost and one connected, not a flurry."""
         if losses != self._losses:
             return
+        if self._connection is not None and self._connection.open_at:
+            return  # the session's stream is where this client is connected
         if master and master != address and master in self.addresses:
             return
+        if self._connected != address:
+            self._connected = address
+            self.on_connection(ConnectionEvent("connected", address))
+
+    def _stream_opened(self, address: str) -> None:
+        """The session's Connect stream opened at `address` (any node serves
+        it): that is where this client is connected now."""
         if self._connected != address:
             self._connected = address
             self.on_connection(ConnectionEvent("connected", address))
@@ -209,13 +219,24 @@ class ChatClient:
             raise NotLoggedIn(Code.NOT_LOGGED_IN, "not logged in")
         return self.session_id
 
-    async def _drop_sender(self) -> None:
-        sender, self._sender = self._sender, None
-        if sender is not None:
-            await sender.close()
+    async def _drop_connection(self, exc: BaseException | None = None) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close(exc)
+
+    async def _session_connection(self) -> Connection:
+        """The session's Connect stream (chatd.client.connection)."""
+        session = self._session()
+        connection = self._connection
+        if connection is None or connection.session_id != session:
+            old, connection = connection, Connection(self, session)
+            self._connection = connection  # (before any await: one a session)
+            if old is not None:
+                await old.close(NotLoggedIn(Code.NOT_LOGGED_IN, "logged in again"))
+        return connection
 
     async def close(self) -> None:
-        await self._drop_sender()
+        await self._drop_connection()
         for ch in self._channels.values():
             await ch.close(None)
         self._channels.clear()
@@ -240,13 +261,13 @@ class ChatClient:
 
     async def logout(self) -> None:
         # NotLoggedIn: already ended (e.g. a retry after the first attempt ended it)
-        await self._drop_sender()
+        await self._drop_connection(NotLoggedIn(Code.NOT_LOGGED_IN, "logged out"))
         with contextlib.suppress(NotLoggedIn):
             await self._ok("Logout", chat_pb2.DeleteAccountRequest(session_id=self._session()))
         self.session_id = self.username = None
 
     async def delete_account(self) -> None:
-        await self._drop_sender()
+        await self._drop_connection(NotLoggedIn(Code.NOT_LOGGED_IN, "account deleted"))
         await self._ok("DeleteAccount", chat_pb2.DeleteAccountRequest(session_id=self._session()))
         self.session_id = self.username = None
 
@@ -256,19 +277,13 @@ class ChatClient:
 
     async def send(self, to: str, body: str, request_id: str | None = None) -> int:
         """Sends a message; returns its id. Over the session's Connect stream
-        (chatd.client.sender), or a unary Send against a server without it;
+        (chatd.client.connection), or a unary Send against a server without it;
         retried with one request id either way, so it is stored once."""
         rid = request_id or uuid.uuid4().hex
-        session = self._session()
         if self.streams:
-            sender = self._sender
-            if sender is None or sender.session_id != session:
-                old, sender = sender, StreamSender(self, session)
-                self._sender = sender  # (before any await: one sender a session)
-                if old is not None:
-                    await old.close()
+            connection = await self._session_connection()
             with contextlib.suppress(NoStream):
-                mid = await sender.send(to, body, rid)
+                mid = await connection.send(to, body, rid)
                 self.transport = "stream"
                 return mid
         self.transport = "unary"
@@ -341,7 +356,31 @@ class ChatClient:
     async def _streams(
         self, last: Callable[[], int], *, unread: bool
     ) -> AsyncGenerator[tuple[Message, bool], None]:
-        """(message, from the stream?) pairs: on each (re)connection, a
+        """(message, from the stream?) pairs, on the session's Connect stream
+        or, against a server without it, on Subscribe streams: on each
+        (re)connection, from the last id seen; with `unread`, the stream is
+        live only while nothing was seen yet, and the unread messages
+        (GetMessages) come right after it opened (ids may repeat: the caller
+        drops those at or below its last)."""
+        if self.streams:
+            connection = await self._session_connection()
+            try:
+                async for pm, live in connection.deliveries(last, unread):
+                    if pm is not None:
+                        yield _message(pm), live
+                    elif unread:  # a stream opened: the unread ones, now
+                        for m in await self.get_messages():
+                            yield m, False
+                return
+            except NoStream:
+                pass
+        async for pair in self._subscriptions(last, unread=unread):
+            yield pair
+
+    async def _subscriptions(
+        self, last: Callable[[], int], *, unread: bool
+    ) -> AsyncGenerator[tuple[Message, bool], None]:
+        """As _streams, on Subscribe: on each (re)connection, a
         Subscribe from the last id seen; with `unread`, the stream is live
         only while nothing was seen yet, and the unread messages
         (GetMessages) come right after it opened (ids may repeat: the caller

@@ -164,7 +164,9 @@ class ClientAccountServicer:
         by request_id, as soon as the cluster acknowledged the write, possibly
         out of order) and pushes every message to the user as Subscribe does.
         At most 64 sends may be unanswered on a stream: beyond that the node
-        reads no more frames until results have gone out.
+        reads no more frames until results have gone out. Any node serves it:
+        a slave delivers from its own replica once the master's commit covers
+        a message, and carries the sends and acknowledgements to the master.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -56,7 +56,9 @@ class ClientAccountStub:
     by request_id, as soon as the cluster acknowledged the write, possibly
     out of order) and pushes every message to the user as Subscribe does.
     At most 64 sends may be unanswered on a stream: beyond that the node
-    reads no more frames until results have gone out.
+    reads no more frames until results have gone out. Any node serves it:
+    a slave delivers from its own replica once the master's commit covers
+    a message, and carries the sends and acknowledgements to the master.
     """
 
 @_typing.type_check_only
@@ -83,7 +85,9 @@ class ClientAccountAsyncStub(ClientAccountStub):
     by request_id, as soon as the cluster acknowledged the write, possibly
     out of order) and pushes every message to the user as Subscribe does.
     At most 64 sends may be unanswered on a stream: beyond that the node
-    reads no more frames until results have gone out.
+    reads no more frames until results have gone out. Any node serves it:
+    a slave delivers from its own replica once the master's commit covers
+    a message, and carries the sends and acknowledgements to the master.
     """
 
 class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
@@ -173,7 +177,9 @@ class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
         by request_id, as soon as the cluster acknowledged the write, possibly
         out of order) and pushes every message to the user as Subscribe does.
         At most 64 sends may be unanswered on a stream: beyond that the node
-        reads no more frames until results have gone out.
+        reads no more frames until results have gone out. Any node serves it:
+        a slave delivers from its own replica once the master's commit covers
+        a message, and carries the sends and acknowledgements to the master.
         """
 
 def add_ClientAccountServicer_to_server(servicer: ClientAccountServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,283 @@
+"""The client library's one Connect stream per session: sends and deliveries.
+
+`Connection` keeps one Connect stream open for a session while it has work:
+sends waiting for their results, or a reader of deliveries (`subscribe()`
+or `inbox()`). Each send is written as a frame; `send()`
+returns when the frame's result arrives. Deliveries go to the reader, which
+attaches with a function giving the last id it has seen; the stream is then
+opened again with deliveries after that id (without a reader it is opened
+for sends only).
+
+When the stream breaks (a node died, a failover), it is opened again, on
+the next node when this one failed, with deliveries after the last id the
+reader saw, and every send still unanswered is written again in the order
+first sent, with its request id: the node stores each once and answers it
+with the same message id, so every send is stored exactly once and in
+order, and the reader sees every message once (it drops ids it has seen).
+
+Where: any node serves Connect (a slave serves the deliveries from its own
+replica and carries the sends to the master), so the stream stays at the
+node it opened on, which is one of the addresses given picked at random:
+a cluster's sessions spread over its nodes instead of all fanning out from
+the master. It moves on only when that node fails.
+
+A server without Connect (UNIMPLEMENTED) makes `send()` and the reader
+raise NoStream: the caller falls back to the unary Send and Subscribe (as
+does a second reader of the same session while the first one reads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from chatd.client.errors import CallFailed, NotLoggedIn, Unavailable, error_for
+from chatd.contract import Code, status_named
+from chatd.proto import chat_pb2
+
+if TYPE_CHECKING:
+    from chatd.client.api import ChatClient
+
+UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]
+READER_QUEUE = 1000  # deliveries read but not yet taken by the reader
+
+
+class NoStream(Exception):
+    """This server has no Connect: use the unary Send and Subscribe."""
+
+
+OPENED = object()  # to the reader: a stream opened (an inbox reads the unread now)
+
+
+@dataclass(eq=False)
+class Reader:
+    last: Callable[[], int]  # the last message id the reader saw
+    unread: bool  # an inbox: live only while nothing was seen (GetMessages does the rest)
+    queue: asyncio.Queue[Any]
+
+
+class Connection:
+    def __init__(self, client: ChatClient, session_id: str) -> None:
+        self.client = client
+        self.session_id = session_id
+        # unanswered sends, in the order sent: request id -> (frame, its future)
+        self.pending: dict[str, tuple[chat_pb2.ClientFrame, asyncio.Future[int]]] = {}
+        self.outbox: asyncio.Queue[str] = asyncio.Queue()
+        self.reader: Reader | None = None
+        self.unsupported = False
+        self.address = random.choice(client.addresses)
+        self.open_at = ""  # the address of the stream while it is open
+        self._reopen = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- sends --
+
+    async def send(self, to: str, body: str, request_id: str) -> int:
+        """The message id; NoStream: use the unary Send (with this request
+        id); Unavailable after the client's retry time."""
+        if self.unsupported:
+            raise NoStream()
+        waiting = self.pending.get(request_id)
+        if waiting is not None:  # the same send, under way: its answer is this one's
+            return await asyncio.shield(waiting[1])
+        frame = chat_pb2.ClientFrame(
+            send=chat_pb2.SendFrame(request_id=request_id, to=to, message=body)
+        )
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.pending[request_id] = (frame, fut)
+        self.outbox.put_nowait(request_id)
+        self._start()
+        try:
+            # as long as the unary path would try (retry_for, and the last
+            # attempt's timeout)
+            async with asyncio.timeout(self.client.retry_for + self.client.timeout):
+                return await asyncio.shield(fut)
+        except TimeoutError:
+            raise Unavailable("no node answered the send in time") from None
+        finally:
+            if self.pending.get(request_id, (None, None))[1] is fut:
+                del self.pending[request_id]
+
+    # -- deliveries --
+
+    async def deliveries(
+        self, last: Callable[[], int], unread: bool
+    ) -> AsyncGenerator[tuple[chat_pb2.Message | None, bool], None]:
+        """(message, live) pairs for one reader; (None, False) each time a
+        stream opened. Ids may repeat after a reopening: the reader drops
+        those at or below `last()`. Raises NoStream, NotLoggedIn or
+        Unavailable."""
+        if self.unsupported or self.reader is not None:  # (a second reader: Subscribe)
+            raise NoStream()
+        reader = self.reader = Reader(last, unread, asyncio.Queue(READER_QUEUE))
+        self._reopen.set()
+        self._start()
+        try:
+            while True:
+                item = await reader.queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if item is OPENED:
+                    yield None, False
+                else:
+                    yield item, True
+        finally:
+            if self.reader is reader:
+                self.reader = None
+                self._reopen.set()  # sends only now, or nothing
+
+    # -- the stream --
+
+    async def close(self, exc: BaseException | None = None) -> None:
+        """Ends the stream; whatever waits gets `exc` (Unavailable: closed)."""
+        exc = exc or Unavailable("the client was closed")
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._fail(exc, reader=True)
+
+    def _start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+
+    def _fail(self, exc: BaseException, reader: bool = False) -> None:
+        """Fails every waiting send (and the reader, when asked)."""
+        for _, fut in list(self.pending.values()):
+            if not fut.done():
+                fut.set_exception(exc)
+        self.pending.clear()
+        if reader and self.reader is not None:
+            self.reader.queue.put_nowait(exc)
+
+    def _opening(self) -> chat_pb2.ClientFrame:
+        reader = self.reader
+        if reader is None:
+            return chat_pb2.ClientFrame(
+                open=chat_pb2.OpenFrame(session_id=self.session_id, sends_only=True)
+            )
+        after = reader.last()
+        return chat_pb2.ClientFrame(
+            open=chat_pb2.OpenFrame(
+                session_id=self.session_id,
+                after_message_id=after,
+                live_only=reader.unread and after == 0,
+            )
+        )
+
+    async def _run(self) -> None:
+        """Keeps a stream open while there is work, failing over like a call."""
+        from chatd.client.api import RETRY_FIRST_DELAY, RETRY_MAX_DELAY, ConnectionEvent
+
+        client = self.client
+        delay = RETRY_FIRST_DELAY
+        failing_since: float | None = None
+        while self.pending or self.reader is not None:
+            address, losses = self.address, client._losses
+            self._reopen.clear()
+            call: Any = client._stub(address).Connect()  # type: ignore[call-arg]
+            try:
+                await call.write(self._opening())
+                client._note_master(await call.initial_metadata())
+                if not call.done():  # (a stream that failed to open ends at once)
+                    self.open_at = address
+                    failing_since, delay = None, RETRY_FIRST_DELAY
+                    if losses == client._losses:
+                        client._stream_opened(address)
+                if self.reader is not None:
+                    await self.reader.queue.put(OPENED)
+                # everything unanswered, in order, then what comes
+                self.outbox = asyncio.Queue()
+                for rid in self.pending:
+                    self.outbox.put_nowait(rid)
+                await self._serve(call)
+                if self._reopen.is_set():
+                    continue  # the reader came or went: open again at once
+                if self.pending or self.reader is not None:
+                    await asyncio.sleep(delay)  # the node ended the stream
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code()
+                client._note_master(exc.trailing_metadata())
+                if code == grpc.StatusCode.UNIMPLEMENTED:
+                    self.unsupported = True
+                    self._fail(NoStream(), reader=True)
+                    return
+                if code == grpc.StatusCode.UNAUTHENTICATED:
+                    error = NotLoggedIn(Code.NOT_LOGGED_IN, exc.details() or "not logged in")
+                    self._fail(error, reader=True)
+                    return
+                if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    # a frame over the node's request limit (which ends the
+                    # stream): each waiting send goes as a unary Send, so
+                    # only the one at fault fails; or a reader too slow, or
+                    # too many streams: the reader resumes after a moment
+                    self._fail(NoStream())
+                else:
+                    client._lost(address, exc)
+                    self.address = client.addresses[client._next_after(address)]
+                    failing_since = failing_since or time.monotonic()
+                    if time.monotonic() - failing_since > client.retry_for:
+                        client.on_connection(ConnectionEvent("gave-up", address, code.name))
+                        self._fail(Unavailable(f"no node answered: {exc.details()}"), reader=True)
+                        return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_DELAY)
+            finally:
+                self.open_at = ""
+                call.cancel()
+
+    async def _serve(self, call: Any) -> None:
+        """Writes sends and reads frames until the stream ends (raising its
+        error) or the reader changes."""
+        writer = asyncio.create_task(self._write(call))
+        reading = asyncio.create_task(self._read(call))
+        reopen = asyncio.create_task(self._reopen.wait())
+        try:
+            await asyncio.wait((reading, reopen), return_when=asyncio.FIRST_COMPLETED)
+            if reading.done():
+                reading.result()  # the stream's error
+        finally:
+            for task in (writer, reading, reopen):
+                task.cancel()
+                # (a write to a call that ended raises InvalidStateError; the
+                # reading's error was taken above)
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _write(self, call: Any) -> None:
+        outbox = self.outbox
+        while True:
+            rid = await outbox.get()
+            entry = self.pending.get(rid)
+            if entry is not None:
+                await call.write(entry[0])
+
+    async def _read(self, call: Any) -> None:
+        async for frame in call:
+            if frame.HasField("result"):
+                self._answer(frame.result)
+            elif self.reader is not None:
+                await self.reader.queue.put(frame.message)
+
+    def _answer(self, result: chat_pb2.SendResult) -> None:
+        """Hands a result to its send. UNAVAILABLE leaves it waiting: the
+        node ends the stream, and it is sent again on the next one."""
+        entry = self.pending.get(result.request_id)
+        if entry is None or result.status == UNAVAILABLE:
+            return  # (None: answered already, a frame written twice)
+        fut = entry[1]
+        if fut.done():
+            return
+        if result.status:
+            fut.set_exception(CallFailed(status_named(result.status), result.error_message))
+        elif result.error_code:
+            fut.set_exception(error_for(result.error_code, result.error_message))
+        else:
+            fut.set_result(int(result.message_id))
