@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import pytest
 
+from chatd.client import ChatClient
 from chatd.contract import MASTER_HEADER, Code
 from chatd.proto import chat_pb2
 from chatd.proto.chat_pb2_grpc import ClientAccountStub
@@ -220,3 +221,33 @@ async def test_a_send_the_node_cannot_write_ends_the_stream() -> None:
     assert [(f.result.request_id, f.result.status) for f in out] == [("x", 14)]
     assert stream.end.status == grpc.StatusCode.UNAVAILABLE
     assert chat.sent == ["x"]  # y was not taken
+
+
+async def test_the_library_holds_its_stream_where_asked(pair: tuple[Node, Node]) -> None:
+    """spread (the default): at one of the addresses given (here only the
+    slave's), which serves the deliveries itself; spread=False: where calls
+    go, the master once one answered."""
+    master, slave = pair
+    spread = ChatClient([slave.address])
+    await spread.create_account("alice", "password-1")
+    await spread.login("alice", "password-1")
+    pinned = ChatClient([slave.address, master.address], spread=False)
+    await pinned.create_account("bob", "password-1")
+    await pinned.login("bob", "password-1")
+    got: dict[str, list[str]] = {"alice": [], "bob": []}
+
+    async def read(c: ChatClient) -> None:
+        async for m in c.subscribe():
+            got[c.username or ""].append(m.body)
+
+    readers = [asyncio.create_task(read(c)) for c in (spread, pinned)]
+    await spread.send("bob", "to bob")
+    await pinned.send("alice", "to alice")
+    async with asyncio.timeout(10):
+        while got != {"alice": ["to alice"], "bob": ["to bob"]}:
+            await asyncio.sleep(0.01)
+    assert (slave.hub.stream_count(), master.hub.stream_count()) == (1, 1)
+    for task in readers:
+        task.cancel()
+    for c in (spread, pinned):
+        await c.close()

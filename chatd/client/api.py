@@ -93,11 +93,14 @@ class ChatClient:
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
         streams: bool = True,
+        spread: bool = True,
     ) -> None:
         """`tls_ca`: talk TLS, trusting this CA (PEM file); `tls_cert` and
         `tls_key`: a client certificate, for servers that ask for one;
         `streams`: send and receive over the session's Connect stream (else
-        a unary Send each, and Subscribe)."""
+        a unary Send each, and Subscribe); `spread`: hold that stream at one
+        of the addresses picked at random (else at the node calls go to,
+        the master once one answered)."""
         self._credentials = channel_credentials(tls_ca, tls_cert, tls_key) if tls_ca else None
         if isinstance(addresses, str):
             addresses = [a.strip() for a in addresses.split(",") if a.strip()]
@@ -114,6 +117,7 @@ class ChatClient:
         self._losses = 0  # "lost" reports so far
         self._channels: dict[str, grpc.aio.Channel] = {}
         self.streams = streams
+        self.spread = spread
         self._connection: Connection | None = None
         self.transport = ""  # what the last send went over: "stream" or "unary"
 

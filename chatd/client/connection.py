@@ -19,7 +19,8 @@ Where: any node serves Connect (a slave serves the deliveries from its own
 replica and carries the sends to the master), so the stream stays at the
 node it opened on, which is one of the addresses given picked at random:
 a cluster's sessions spread over its nodes instead of all fanning out from
-the master. It moves on only when that node fails.
+the master (`ChatClient(spread=False)` opens it where calls go, the master
+once one answered). It moves on only when that node fails.
 
 A server without Connect (UNIMPLEMENTED) makes `send()` and the reader
 raise NoStream: the caller falls back to the unary Send and Subscribe (as
@@ -72,7 +73,7 @@ class Connection:
         self.outbox: asyncio.Queue[str] = asyncio.Queue()
         self.reader: Reader | None = None
         self.unsupported = False
-        self.address = random.choice(client.addresses)
+        self.address = random.choice(client.addresses) if client.spread else client.address
         self.open_at = ""  # the address of the stream while it is open
         self._reopen = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

@@ -479,7 +479,13 @@ class Core(Leader):
             self._reply_append(m.src, ok=False, diverged=True)
             return
         end = m.prev.index + m.count
+        # only what the master's Append vouches for (its tail may be a
+        # stale one of an older master's, durable here all the same)
+        self.commit = max(self.commit, min(m.commit, end))
         if end > log.last.index:
+            # what is durable here already is reported before the new
+            # entries' write, not behind it (the driver's pump is in order)
+            self._report_commit()
             skip = log.last.index - m.prev.index
             first = log.last.index + 1
             log.append(first, Pos(m.entry_epoch, end))
@@ -488,12 +494,7 @@ class Core(Leader):
                     prev=log.pos_at(first - 1), count=m.count - skip, entry_epoch=m.entry_epoch
                 )
             )
-            # the reply goes out when the driver reports the entries durable
-            self.commit = max(self.commit, min(m.commit, end))
-            return
-        # only what the master's Append vouches for (its tail may be a
-        # stale one of an older master's, durable here all the same)
-        self.commit = max(self.commit, min(m.commit, end))
+            return  # the reply goes out when the driver reports the entries durable
         self._reply_append(m.src, ok=True)
         self._report_commit()
 
