@@ -62,9 +62,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NODE_META = ("node_id", "epoch", "membership")
-# a master tells idle followers a commit this long after it (when no new
-# batch carried it meanwhile): they deliver what it committed to their readers
-COMMIT_TELL_S = 0.001
 
 
 def membership_to_json(m: Membership) -> str:
@@ -150,7 +147,7 @@ class Replicator:
         self._waiting_replies: dict[tuple[type, str], deque[asyncio.Future[Message]]] = {}
         self.on_role_change = on_role_change
         self.on_in_sync_change = on_in_sync_change
-        self._telling: asyncio.TimerHandle | None = None
+        self._telling: asyncio.Handle | None = None
 
     # -- startup --
 
@@ -373,9 +370,11 @@ class Replicator:
             if self.writer is not None:
                 self.writer.committed(work.index)
             if self.core.role is Role.MASTER and self._telling is None:
-                self._telling = asyncio.get_running_loop().call_later(
-                    COMMIT_TELL_S, self._tell_commit
-                )
+                # followers deliver what is committed to their own readers:
+                # a master tells the idle ones at once, after the writer had
+                # its turn (woken by this commit, its next batch carries the
+                # commit to the followers under load, and nothing is told)
+                self._telling = asyncio.get_running_loop().call_soon(self._tell_commit)
         elif isinstance(work, Settled):
             if self.writer is not None:
                 self.writer.settled(work.index)
