@@ -220,3 +220,40 @@ async def test_inherited_messages_become_visible_before_newer_ones_are_published
         await writer.close()
         db_thread.shutdown()
         store.close()
+
+
+async def test_a_slave_publishes_what_it_received_once_committed_in_log_order(
+    tmp_path: Path,
+) -> None:
+    """A slave's received entries reach its readers only once a master's
+    commit covers them, in log order; a role change (the slave a candidate
+    for a moment) keeps them queued: dropped, the newer message published
+    first would hide the older one from every stream."""
+    store = Store(tmp_path / "chatd.sqlite3")
+    hub = RecordingHub()
+    writer = GroupCommitWriter(
+        store, hub, ThreadPoolExecutor(1), Replication(), fatal, asyncio.Lock()
+    )
+
+    def receive(*entries: log_pb2.Entry) -> None:
+        store.begin()
+        applied = [store.append(e, e.SerializeToString(deterministic=True), 1) for e in entries]
+        store.commit()
+        writer.replicated(applied)
+
+    def message(body: str) -> log_pb2.Entry:
+        op = log_pb2.SendMessage(sender="alice", recipient="bob", body=body)
+        return log_pb2.Entry(send_message=op)
+
+    try:
+        receive(entry("alice"), entry("bob"), message("one"))
+        assert hub.events == [] and writer.visible_message_id == 0  # not committed yet
+        writer.committed(2)
+        assert hub.events == []  # the message is entry 3
+        writer.abandon("the master changed")
+        receive(message("two"))
+        writer.committed(4)
+        assert hub.events == [("publish", 1), ("publish", 2)]
+        assert writer.visible_message_id == 2
+    finally:
+        store.close()
