@@ -273,3 +273,57 @@ async def test_an_oversized_send_on_the_stream_fails_alone(tmp_path: Path) -> No
         await alice.close()
     finally:
         await node.stop()
+
+
+async def test_a_slave_holding_streams_killed_while_they_receive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four receivers' Connect streams at a slave, which delivers from its
+    own replica; the slave killed -9 midway: each stream opens again on
+    another node and every message arrives once, in order."""
+    cluster = await asyncio.to_thread(Cluster.start, tmp_path)
+    try:
+        master = await asyncio.to_thread(cluster.master)
+        slave = next(n for n in cluster.addresses if n != master)
+        at_slave = cluster.addresses[slave]
+        addresses = list(cluster.addresses.values())
+        senders = [await logged_in(addresses, f"s{i}", spread=False) for i in range(4)]
+        monkeypatch.setattr("chatd.client.connection.random.choice", lambda _: at_slave)
+        receivers = [await logged_in(addresses, f"r{i}") for i in range(4)]
+        total = 60
+        sent: list[list[int]] = [[] for _ in range(4)]
+        got: list[list[Message]] = [[] for _ in range(4)]
+
+        async def send(i: int) -> None:
+            for k in range(total):
+                sent[i].append(await senders[i].send(f"r{i}", f"s{i}-{k}"))
+                await asyncio.sleep(0.01)
+
+        async def receive(i: int) -> None:
+            async for m in receivers[i].subscribe():
+                got[i].append(m)
+                if len(got[i]) == total:
+                    return
+
+        tasks = [asyncio.create_task(receive(i)) for i in range(4)]
+        async with asyncio.timeout(30):
+            while not all(r._connection and r._connection.open_at for r in receivers):
+                await asyncio.sleep(0.01)
+        assert {r._connection.open_at for r in receivers if r._connection} == {at_slave}
+        tasks += [asyncio.create_task(send(i)) for i in range(4)]
+        async with asyncio.timeout(60):
+            while min(len(g) for g in got) < 15:
+                await asyncio.sleep(0.01)
+        cluster.kill(slave)
+        assert max(len(s) for s in sent) < total  # the kill comes while they send
+        async with asyncio.timeout(90):
+            await asyncio.gather(*tasks)
+        for i in range(4):
+            assert [m.body for m in got[i]] == [f"s{i}-{k}" for k in range(total)]
+            assert [m.id for m in got[i]] == sent[i]
+        for r in receivers:
+            assert r._connection is not None and r._connection.address != at_slave
+        for c in senders + receivers:
+            await c.close()
+    finally:
+        cluster.stop_all()
