@@ -251,3 +251,32 @@ async def test_the_library_holds_its_stream_where_asked(pair: tuple[Node, Node])
         task.cancel()
     for c in (spread, pinned):
         await c.close()
+
+
+async def test_the_stream_limit_counts_a_users_streams_on_every_node(
+    pair: tuple[Node, Node],
+) -> None:
+    """--max-streams-per-user (16 here) holds for the user's streams at the
+    master and at a slave together: the master counts those the slave
+    serves."""
+    master, slave = pair
+    async with (
+        grpc.aio.insecure_channel(master.address) as mc,
+        grpc.aio.insecure_channel(slave.address) as sc,
+    ):
+        at_master: Stub = ClientAccountStub(mc)
+        via_slave: Stub = ClientAccountStub(sc)
+        a = await user(at_master, "alice")
+        limit = master.config.max_streams_per_user
+        streams = [await Stream(via_slave, a).start() for _ in range(limit // 2)]
+        streams += [await Stream(at_master, a).start() for _ in range(limit - limit // 2)]
+        for s in streams:
+            await s.call.initial_metadata()
+        assert (slave.hub.stream_count(), master.hub.streams_of("alice")) == (limit // 2, limit)
+        extra = await Stream(via_slave, a).start()
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            async with asyncio.timeout(10):
+                await extra.call.read()
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        for s in streams:
+            s.call.cancel()

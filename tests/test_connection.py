@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+import pytest
 
-from chatd.client import ChatClient, Message
+from chatd.client import ChatClient, Message, Unavailable
+from chatd.client.connection import READER_QUEUE
 from chatd.proto import chat_pb2, chat_pb2_grpc
 
 
@@ -133,5 +135,47 @@ async def test_a_server_without_connect_gets_subscribe() -> None:
         assert await take(stream, 3) == [1, 2, 3]
         await stream.aclose()
         await client.close()
+    finally:
+        await server.stop(None)
+
+
+async def test_a_reader_behind_holds_up_no_send_and_misses_nothing() -> None:
+    """The stream brings far more than the reader's queue holds while the
+    reader, at its first message, sends and waits for the result: the
+    result comes (deliveries beyond the queue are dropped, not waited for),
+    and the stream opens again after the last message the reader saw, so
+    every message arrives once, in order."""
+    n = 3 * READER_QUEUE
+    fake = StreamServer(backlog=n)  # type: ignore[abstract]
+    server, client = await serve(fake)
+    try:
+        stream = client.subscribe()
+        first = await take(stream, 1)
+        await asyncio.sleep(0.3)  # the rest of the backlog reaches the client
+        async with asyncio.timeout(5):
+            assert await client.send("bob", "hi", request_id="r1") == 100
+        rest = await take(stream, n - 1)
+        assert first + rest == list(range(1, n + 1))
+        assert len(fake.openings) > 1 and fake.openings[1].after_message_id >= 1
+        await stream.aclose()
+        connection = client._connection
+        assert connection is not None
+        await client.close()
+        with pytest.raises(Unavailable, match="closed"):  # nothing opens it again
+            await connection.send("bob", "after close", "r2")
+    finally:
+        await server.stop(None)
+
+
+async def test_a_client_closes_with_its_reader_far_behind() -> None:
+    fake = StreamServer(backlog=3 * READER_QUEUE)  # type: ignore[abstract]
+    server, client = await serve(fake)
+    try:
+        stream = client.subscribe()
+        await take(stream, 1)
+        await asyncio.sleep(0.3)
+        async with asyncio.timeout(5):
+            await client.close()
+        await stream.aclose()
     finally:
         await server.stop(None)

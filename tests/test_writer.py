@@ -160,6 +160,11 @@ async def test_in_sync_mode_does_not_pace(
     await asyncio.wait_for(second, 5)
 
 
+def message_entry(body: str) -> log_pb2.Entry:
+    op = log_pb2.SendMessage(sender="alice", recipient="bob", body=body)
+    return log_pb2.Entry(send_message=op)
+
+
 class RecordingHub(Hub):
     def __init__(self) -> None:
         super().__init__()
@@ -241,19 +246,48 @@ async def test_a_slave_publishes_what_it_received_once_committed_in_log_order(
         store.commit()
         writer.replicated(applied)
 
-    def message(body: str) -> log_pb2.Entry:
-        op = log_pb2.SendMessage(sender="alice", recipient="bob", body=body)
-        return log_pb2.Entry(send_message=op)
-
     try:
-        receive(entry("alice"), entry("bob"), message("one"))
+        receive(entry("alice"), entry("bob"), message_entry("one"))
         assert hub.events == [] and writer.visible_message_id == 0  # not committed yet
         writer.committed(2)
         assert hub.events == []  # the message is entry 3
         writer.abandon("the master changed")
-        receive(message("two"))
+        receive(message_entry("two"))
         writer.committed(4)
         assert hub.events == [("publish", 1), ("publish", 2)]
         assert writer.visible_message_id == 2
+    finally:
+        store.close()
+
+
+async def test_stored_messages_are_shown_once_a_commit_covers_them(tmp_path: Path) -> None:
+    """A node starting on a store, or installing a snapshot (a copy of the
+    master's store), may hold a tail no master committed, which a new master
+    can replace: its messages stay hidden from readers until a commit
+    covers the last entry, then every stream reads them (refresh)."""
+    store = Store(tmp_path / "chatd.sqlite3")
+    hub = RecordingHub()
+    store.begin()
+    for e in (entry("alice"), entry("bob"), message_entry("one"), message_entry("two")):
+        store.append(e, e.SerializeToString(deterministic=True), 1)
+    store.commit()
+    writer = GroupCommitWriter(
+        store, hub, ThreadPoolExecutor(1), Replication(), fatal, asyncio.Lock()
+    )
+    try:
+        assert writer.visible_message_id == 0  # starting: committed or not, unknown
+        writer.committed(3)
+        assert writer.visible_message_id == 0 and hub.events == []
+        writer.committed(4)
+        assert writer.visible_message_id == 2 and hub.events == ["refresh"]
+        store.begin()  # a snapshot brings two more messages, the last uncommitted
+        for e in (message_entry("three"), message_entry("four")):
+            store.append(e, e.SerializeToString(deterministic=True), 1)
+        store.commit()
+        writer.replaced()
+        writer.committed(5)
+        assert writer.visible_message_id == 2 and hub.events == ["refresh"]
+        writer.committed(6)
+        assert writer.visible_message_id == 4 and hub.events == ["refresh", "refresh"]
     finally:
         store.close()

@@ -33,8 +33,9 @@ import asyncio
 import contextlib
 import random
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -59,9 +60,31 @@ OPENED = object()  # to the reader: a stream opened (an inbox reads the unread n
 
 @dataclass(eq=False)
 class Reader:
+    """One reader's deliveries. Taking a frame from the stream never waits
+    for the reader (a send's result may be right behind it): beyond
+    READER_QUEUE waiting, deliveries are dropped (every one, so that none is
+    skipped) until the reader has taken the rest and the stream is opened
+    again after the last one it saw."""
+
     last: Callable[[], int]  # the last message id the reader saw
     unread: bool  # an inbox: live only while nothing was seen (GetMessages does the rest)
-    queue: asyncio.Queue[Any]
+    items: deque[Any] = field(default_factory=deque)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    error: BaseException | None = None
+    overflowed: bool = False
+
+    def push(self, item: Any) -> None:
+        if self.overflowed:
+            return
+        if len(self.items) >= READER_QUEUE:
+            self.overflowed = True
+        else:
+            self.items.append(item)
+        self.ready.set()
+
+    def fail(self, exc: BaseException) -> None:
+        self.error = exc
+        self.ready.set()
 
 
 class Connection:
@@ -77,6 +100,7 @@ class Connection:
         self.open_at = ""  # the address of the stream while it is open
         self._reopen = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.closed: BaseException | None = None
 
     # -- sends --
 
@@ -85,6 +109,8 @@ class Connection:
         id); Unavailable after the client's retry time."""
         if self.unsupported:
             raise NoStream()
+        if self.closed is not None:
+            raise self.closed
         waiting = self.pending.get(request_id)
         if waiting is not None:  # the same send, under way: its answer is this one's
             return await asyncio.shield(waiting[1])
@@ -117,18 +143,23 @@ class Connection:
         Unavailable."""
         if self.unsupported or self.reader is not None:  # (a second reader: Subscribe)
             raise NoStream()
-        reader = self.reader = Reader(last, unread, asyncio.Queue(READER_QUEUE))
+        if self.closed is not None:
+            raise self.closed
+        reader = self.reader = Reader(last, unread)
         self._reopen.set()
         self._start()
         try:
             while True:
-                item = await reader.queue.get()
-                if isinstance(item, BaseException):
-                    raise item
-                if item is OPENED:
-                    yield None, False
+                if reader.items:
+                    item = reader.items.popleft()
+                    yield (None, False) if item is OPENED else (item, True)
+                elif reader.error is not None:
+                    raise reader.error
                 else:
-                    yield item, True
+                    if reader.overflowed:  # all taken: open again after the last one
+                        self._reopen.set()
+                    reader.ready.clear()
+                    await reader.ready.wait()
         finally:
             if self.reader is reader:
                 self.reader = None
@@ -139,6 +170,7 @@ class Connection:
     async def close(self, exc: BaseException | None = None) -> None:
         """Ends the stream; whatever waits gets `exc` (Unavailable: closed)."""
         exc = exc or Unavailable("the client was closed")
+        self.closed = exc
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -146,7 +178,7 @@ class Connection:
         self._fail(exc, reader=True)
 
     def _start(self) -> None:
-        if self._task is None or self._task.done():
+        if self.closed is None and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._run())
 
     def _fail(self, exc: BaseException, reader: bool = False) -> None:
@@ -156,7 +188,7 @@ class Connection:
                 fut.set_exception(exc)
         self.pending.clear()
         if reader and self.reader is not None:
-            self.reader.queue.put_nowait(exc)
+            self.reader.fail(exc)
 
     def _opening(self) -> chat_pb2.ClientFrame:
         reader = self.reader
@@ -192,13 +224,15 @@ class Connection:
                     failing_since, delay = None, RETRY_FIRST_DELAY
                     if losses == client._losses:
                         client._stream_opened(address)
-                if self.reader is not None:
-                    await self.reader.queue.put(OPENED)
+                reader = self.reader  # (the one this stream was opened for)
+                if reader is not None:
+                    reader.overflowed = False  # (opened after the last one it saw)
+                    reader.push(OPENED)
                 # everything unanswered, in order, then what comes
                 self.outbox = asyncio.Queue()
                 for rid in self.pending:
                     self.outbox.put_nowait(rid)
-                await self._serve(call)
+                await self._serve(call, reader)
                 if self._reopen.is_set():
                     continue  # the reader came or went: open again at once
                 if self.pending or self.reader is not None:
@@ -211,22 +245,29 @@ class Connection:
                     self._fail(NoStream(), reader=True)
                     return
                 if code == grpc.StatusCode.UNAUTHENTICATED:
-                    error = NotLoggedIn(Code.NOT_LOGGED_IN, exc.details() or "not logged in")
-                    self._fail(error, reader=True)
+                    ended = NotLoggedIn(Code.NOT_LOGGED_IN, exc.details() or "not logged in")
+                    self._fail(ended, reader=True)
                     return
-                if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                    # a frame over the node's request limit (which ends the
-                    # stream): each waiting send goes as a unary Send, so
-                    # only the one at fault fails; or a reader too slow, or
-                    # too many streams: the reader resumes after a moment
+                details = exc.details() or ""
+                if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
+                    # a frame over the node's request limit, refused by gRPC
+                    # (which ends the stream): each waiting send goes as a
+                    # unary Send, so only the one at fault fails
                     self._fail(NoStream())
                 else:
-                    client._lost(address, exc)
-                    self.address = client.addresses[client._next_after(address)]
+                    if code != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                        client._lost(address, exc)
+                        self.address = client.addresses[client._next_after(address)]
+                    # (RESOURCE_EXHAUSTED: a reader too slow, which opens
+                    # again at once, or too many streams of this user)
                     failing_since = failing_since or time.monotonic()
                     if time.monotonic() - failing_since > client.retry_for:
-                        client.on_connection(ConnectionEvent("gave-up", address, code.name))
-                        self._fail(Unavailable(f"no node answered: {exc.details()}"), reader=True)
+                        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                            error: Exception = CallFailed(code, details)
+                        else:
+                            client.on_connection(ConnectionEvent("gave-up", address, code.name))
+                            error = Unavailable(f"no node answered: {details}")
+                        self._fail(error, reader=True)
                         return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_DELAY)
@@ -234,11 +275,11 @@ class Connection:
                 self.open_at = ""
                 call.cancel()
 
-    async def _serve(self, call: Any) -> None:
+    async def _serve(self, call: Any, reader: Reader | None) -> None:
         """Writes sends and reads frames until the stream ends (raising its
         error) or the reader changes."""
         writer = asyncio.create_task(self._write(call))
-        reading = asyncio.create_task(self._read(call))
+        reading = asyncio.create_task(self._read(call, reader))
         reopen = asyncio.create_task(self._reopen.wait())
         try:
             await asyncio.wait((reading, reopen), return_when=asyncio.FIRST_COMPLETED)
@@ -260,12 +301,12 @@ class Connection:
             if entry is not None:
                 await call.write(entry[0])
 
-    async def _read(self, call: Any) -> None:
+    async def _read(self, call: Any, reader: Reader | None) -> None:
         async for frame in call:
             if frame.HasField("result"):
                 self._answer(frame.result)
-            elif self.reader is not None:
-                await self.reader.queue.put(frame.message)
+            elif reader is not None and self.reader is reader:
+                reader.push(frame.message)
 
     def _answer(self, result: chat_pb2.SendResult) -> None:
         """Hands a result to its send. UNAVAILABLE leaves it waiting: the

@@ -258,6 +258,7 @@ class Core(Leader):
         self.diverged = False
         if isinstance(self.state, Slave):
             self._reply_append(self.state.master, ok=True)
+            self._report_commit()
 
     def log_truncated(self, start: int) -> None:
         """The store dropped the entries before `start`; a follower that

@@ -371,6 +371,13 @@ class Chat:
     def list_users(self) -> list[tuple[str, bool]]:
         return [(name, self.hub.online(name)) for name in sorted(self.store.users)]
 
+    def attend(self, username: str) -> None:
+        """A slave serves one more of the user's streams (its deliveries):
+        counted here, the master, against the user's stream limit."""
+        if self.hub.streams_of(username) >= self.limits.max_streams_per_user:
+            raise OverLimit(f"at most {self.limits.max_streams_per_user} streams per user")
+        self.hub.attend(username)
+
     async def subscribe(
         self, session_id: str, after_id: int, live_only: bool = False
     ) -> AsyncIterator[StoredMessage]:

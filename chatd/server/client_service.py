@@ -296,15 +296,18 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
             async for frame in relay:
                 yield frame
             return
-        await context.send_initial_metadata(((MASTER_HEADER, self.router.for_clients(route)),))
         stream = SessionStream(self.chat, to_proto, self.on_stream_send)
         elsewhere = self.relays and any(
             key == DELIVERED_HEADER for key, _ in context.invocation_metadata() or ()
         )
         try:
+            # the session is checked before the stream opens: a slave serving
+            # the deliveries starts them only once the master took it
+            self.chat.session(first.open.session_id)
+            await context.send_initial_metadata(((MASTER_HEADER, self.router.for_clients(route)),))
             async for frame in stream.run(first.open, frames, elsewhere):
                 yield frame
-        except RequestRefused as exc:  # the session, at the open
+        except (RequestRefused, CallerError) as exc:  # at the open: the session, a limit
             stream.end = ending(exc)
         if stream.end.status is not None:
             await context.abort(stream.end.status, stream.end.detail)
@@ -377,7 +380,7 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
         try:
             self.router.learn(route[1], await call.initial_metadata())
             await context.send_initial_metadata(((MASTER_HEADER, self.router.for_clients(route)),))
-            if local:  # once the master took the session: its refusal comes first
+            if local and not call.done():  # the master took the session (see Connect)
                 tasks.append(asyncio.create_task(deliver(opening.open)))
             while (item := await down.get()) is not None:
                 if item is BAD_FRAME:
@@ -396,7 +399,9 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
         finally:
             for task in tasks:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                # (the stream's own ending is already decided; a task's
+                # error, a bug included, must not replace it)
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             call.cancel()
 

@@ -119,7 +119,9 @@ class Hub:
             self._elsewhere.pop(username, None)
 
     def streams_of(self, username: str) -> int:
-        return len(self._by_user.get(username, ()))
+        """The user's streams with deliveries, here and (on a master) those
+        its slaves serve."""
+        return len(self._by_user.get(username, ())) + self._elsewhere.get(username, 0)
 
     def online(self, username: str) -> bool:
         return username in self._by_user or username in self._elsewhere

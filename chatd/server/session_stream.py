@@ -100,11 +100,11 @@ class SessionStream:
         stream, so its user is online here while it lasts."""
         session_id = open_.session_id
         user = self.chat.session(session_id).username  # RequestRefused: not logged in
+        if elsewhere:
+            self.chat.attend(user)  # OverLimit: the user's streams, on every node
         tasks = [asyncio.create_task(self._read(session_id, frames))]
         if not open_.sends_only:
             tasks.append(asyncio.create_task(self._deliver(open_)))
-        if elsewhere:
-            self.chat.hub.attend(user)
         try:
             while True:
                 item = await self.out.get()

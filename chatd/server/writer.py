@@ -67,12 +67,19 @@ class GroupCommitWriter:
         self._wake = asyncio.Event()
         self._closed = False
         self._task: asyncio.Task[None] | None = None
-        self.visible_message_id = store.last_message_id
-        # (log index, message id) of the last entry this node holds from an
-        # earlier master when it starts writing at an epoch: visible once
-        # committed, before anything this master writes after it
+        # (log index, message id) of the last entry this node holds that was
+        # not published here: from an earlier master when it starts writing
+        # at an epoch, from its store when it starts, from a snapshot it
+        # installed. Visible once committed (a stored entry may be an
+        # uncommitted tail that a new master replaces), before anything
+        # published after it. Until then a starting node shows nothing: it
+        # cannot tell its committed prefix from its tail before a master's
+        # commit reaches it (milliseconds after it joins or takes office).
+        self.visible_message_id = 0
         self._epoch = 0
         self._inherited: tuple[int, int] | None = None
+        if store.last_message_id:
+            self._inherited = (store.last_index, store.last_message_id)
         # majority mode: the highest index on every voter still answering
         # (None in in-sync mode, where committed means exactly that)
         self._settled: int | None = None
@@ -219,11 +226,16 @@ class GroupCommitWriter:
         self._answer()
 
     def replaced(self) -> None:
-        """Slave: the store was replaced by a snapshot: what it holds is
-        committed; readers read it from the store."""
+        """Slave: the store was replaced by a snapshot (a copy of the
+        master's store, which may end in entries not yet committed): its
+        messages become visible once the commit covers its last entry."""
         self._uncommitted.clear()
-        self.visible_message_id = self.store.last_message_id
-        self.hub.refresh_all()
+        store = self.store
+        self.visible_message_id = min(self.visible_message_id, store.last_message_id)
+        self._inherited = None
+        if store.last_message_id > self.visible_message_id:
+            self._inherited = (store.last_index, store.last_message_id)
+        self._answer()
 
     def committed(self, index: int) -> None:
         """Entries up to `index` are on every in-sync node: answer their callers
@@ -288,7 +300,7 @@ class GroupCommitWriter:
 
     def _publish(self, applied: Applied) -> None:
         if applied.new_message is not None:
-            self.visible_message_id = applied.new_message.id
+            self.visible_message_id = max(self.visible_message_id, applied.new_message.id)
             self.hub.publish(applied.new_message)
         if applied.ended_sessions:
             self.hub.end_sessions(applied.ended_sessions)
