@@ -14,13 +14,13 @@ import pytest
 from chatd.client import ChatClient
 from chatd.contract import MASTER_HEADER, Code
 from chatd.proto import chat_pb2
-from chatd.proto.chat_pb2_grpc import ClientAccountStub
 from chatd.server.client_service import to_proto
 from chatd.server.errors import NotWritable
 from chatd.server.node import Node
 from chatd.server.session_stream import MAX_UNANSWERED, SessionStream
 from chatd.server.store import Session
 from tests.conftest import user
+from tests.test_relay import both
 from tests.test_relay import pair as pair
 
 if TYPE_CHECKING:
@@ -136,12 +136,7 @@ async def test_a_stream_must_open_with_a_live_session(stub: Stub) -> None:
 
 async def test_a_slave_carries_the_stream_to_the_master(pair: tuple[Node, Node]) -> None:
     master, slave = pair
-    async with (
-        grpc.aio.insecure_channel(master.address) as mc,
-        grpc.aio.insecure_channel(slave.address) as sc,
-    ):
-        at_master: Stub = ClientAccountStub(mc)
-        via_slave: Stub = ClientAccountStub(sc)
+    async with both(pair) as (at_master, via_slave, sc):
         a = await user(via_slave, "alice")
         b = await user(at_master, "bob")
         alice = await Stream(via_slave, a).start()
@@ -260,12 +255,7 @@ async def test_the_stream_limit_counts_a_users_streams_on_every_node(
     master and at a slave together: the master counts those the slave
     serves."""
     master, slave = pair
-    async with (
-        grpc.aio.insecure_channel(master.address) as mc,
-        grpc.aio.insecure_channel(slave.address) as sc,
-    ):
-        at_master: Stub = ClientAccountStub(mc)
-        via_slave: Stub = ClientAccountStub(sc)
+    async with both(pair) as (at_master, via_slave, _):
         a = await user(at_master, "alice")
         limit = master.config.max_streams_per_user
         streams = [await Stream(via_slave, a).start() for _ in range(limit // 2)]

@@ -5,6 +5,7 @@ no master is known. Two real nodes in this process, on loopback ports."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,17 @@ async def pair(tmp_path: Path) -> AsyncIterator[tuple[Node, Node]]:
         await master.stop()
 
 
+@contextlib.asynccontextmanager
+async def both(pair: tuple[Node, Node]) -> AsyncIterator[tuple[Stub, Stub, grpc.aio.Channel]]:
+    """Stubs at the master and through the slave, and the slave's channel."""
+    master, slave = pair
+    async with (
+        grpc.aio.insecure_channel(master.address) as mc,
+        grpc.aio.insecure_channel(slave.address) as sc,
+    ):
+        yield ClientAccountStub(mc), ClientAccountStub(sc), sc
+
+
 async def answer(stub: Stub, name: str, request: Any) -> tuple[Any, str]:
     """The response and the master the answer names."""
     call = getattr(stub, name)(request)
@@ -54,13 +66,8 @@ async def answer(stub: Stub, name: str, request: Any) -> tuple[Any, str]:
 async def test_every_unary_call_from_a_slave_is_the_masters_answer(
     pair: tuple[Node, Node],
 ) -> None:
-    master, slave = pair
-    async with (
-        grpc.aio.insecure_channel(master.address) as mc,
-        grpc.aio.insecure_channel(slave.address) as sc,
-    ):
-        at_master: Stub = ClientAccountStub(mc)
-        via_slave: Stub = ClientAccountStub(sc)
+    master = pair[0]
+    async with both(pair) as (at_master, via_slave, _):
         account = chat_pb2.CreateAccountRequest(username="alice", password=PASSWORD)
         ok, named = await answer(via_slave, "CreateAccount", account)
         assert ok.error_code == 0 and named == master.address
