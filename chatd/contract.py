@@ -28,6 +28,13 @@ class Code(enum.IntEnum):
     NO_SUCH_RECIPIENT = 15
     NO_MESSAGES = 17
     NOT_MASTER = 18
+    # rooms
+    NO_SUCH_ROOM = 20
+    ROOM_NAME_TAKEN = 21
+    NOT_A_MEMBER = 22  # not in the room (or, to join, not invited)
+    NOT_ALLOWED = 23  # the room's admins (or its creator) only
+    INVALID_ROOM = 24  # a room name or topic that is not allowed
+    ROOM_LIMIT = 25  # over a room limit: members per room, rooms per user
 
 
 # Every answer of the ClientAccount service carries the master's address

@@ -66,6 +66,19 @@ def expire_sessions(idle_since: int, t: int = 1) -> E:
     return E(time_us=t, expire_sessions=log_pb2.ExpireSessions(idle_since_us=idle_since))
 
 
+def create_room(creator: str, name: str, t: int = 1) -> E:
+    return E(time_us=t, create_room=log_pb2.CreateRoom(creator=creator, name=name))
+
+
+def room_member(action: Any, actor: str, room: str, who: str, t: int = 1) -> E:
+    op = log_pb2.RoomMember(action=action, actor=actor, room=room, username=who)
+    return E(time_us=t, room_member=op)
+
+
+def mark_read(name: str, peer: str, upto: int, t: int = 1) -> E:
+    return E(time_us=t, mark_read=log_pb2.MarkRead(username=name, peer=peer, upto=upto))
+
+
 def send(sender: str, to: str, body: str, request_id: str = "", t: int = 1) -> E:
     op = log_pb2.SendMessage(sender=sender, recipient=to, body=body, request_id=request_id)
     return E(time_us=t, send_message=op)
@@ -109,6 +122,10 @@ TABLES = {
     "delivered FROM messages ORDER BY id",
     "request_ids": "SELECT seq, sender_uid, request_id, message_id, time_us FROM request_ids "
     "ORDER BY seq",
+    "rooms": "SELECT id, name, topic, creator_uid, created_us FROM rooms ORDER BY id",
+    "room_members": "SELECT room_id, uid, joined, admin, since_id FROM room_members "
+    "ORDER BY room_id, uid",
+    "read_markers": "SELECT uid, conv, upto FROM read_markers ORDER BY uid, conv",
 }
 
 
@@ -128,6 +145,7 @@ class State:
     tables: dict[str, Rows]
     users: dict[str, User]
     sessions: dict[bytes, Session]
+    rooms: list[tuple[object, ...]]  # the room cache: (id, name, topic, members)
 
 
 def state(store: Store) -> State:
@@ -135,6 +153,15 @@ def state(store: Store) -> State:
         tables={name: rows(store.path, sql) for name, sql in TABLES.items()},
         users={k: User(u.uid, u.username, u.password_hash) for k, u in store.users.items()},
         sessions={k: Session(s.uid, s.username, s.last_used_us) for k, s in store.sessions.items()},
+        rooms=sorted(
+            (
+                r.id,
+                r.name,
+                r.topic,
+                sorted((m.uid, m.joined, m.admin, m.since_id) for m in r.members.values()),
+            )
+            for r in store.rooms.by_id.values()
+        ),
     )
 
 
@@ -147,6 +174,7 @@ def everything(store: Store) -> dict[str, object]:
         **s.tables,
         "users cache": s.users,
         "sessions cache": s.sessions,
+        "rooms cache": s.rooms,
         "log": rows(store.path, "SELECT idx, epoch, digest, entry FROM log ORDER BY idx"),
         "ids": rows(store.path, "SELECT name, seq FROM sqlite_sequence ORDER BY name"),
         "digest": store.digest,
@@ -448,7 +476,9 @@ SETUP = [
     create_session("bob", b"hb", t=2),
     send("alice", "bob", "one", "r1", t=3),
     send("bob", "alice", "two", t=3),
+    create_room("alice", "home", t=3),
 ]
+
 
 # kind -> (the entry, a different entry of the same kind)
 SCENARIOS: dict[str, tuple[E, E]] = {
@@ -462,6 +492,12 @@ SCENARIOS: dict[str, tuple[E, E]] = {
     "take_undelivered": (take("bob", t=4), take("alice", t=4)),
     "mark_delivered": (mark("bob", [1], t=4), mark("bob", [1, 2], t=4)),
     "delete_account": (delete_account("bob", t=4), delete_account("alice", t=4)),
+    "create_room": (create_room("alice", "team", t=4), create_room("alice", "crew", t=4)),
+    "room_member": (
+        room_member(log_pb2.RoomMember.INVITE, "alice", "home", "bob", t=4),
+        room_member(log_pb2.RoomMember.LEAVE, "alice", "home", "alice", t=4),
+    ),
+    "mark_read": (mark_read("alice", "bob", 1, t=4), mark_read("alice", "bob", 2, t=4)),
 }
 
 
@@ -507,6 +543,15 @@ def test_digest_is_deterministic_per_kind(tmp_path: Path, kind: str) -> None:
 
 NAMES = ["alice", "bob", "carol"]
 HASHES = [b"s0", b"s1", b"s2", b"s3"]
+ACTIONS = list(log_pb2.RoomMember.Action.values())
+
+
+def room_send(sender: str, room: str, body: str, t: int) -> E:
+    return E(time_us=t, send_message=log_pb2.SendMessage(sender=sender, room=room, body=body))
+
+
+def mark_room_read(name: str, room: str, upto: int, t: int) -> E:
+    return E(time_us=t, mark_read=log_pb2.MarkRead(username=name, room=room, upto=upto))
 
 
 @st.composite
@@ -514,6 +559,7 @@ def entries(draw: st.DrawFn) -> list[tuple[E, int]]:
     """Entries such as chat.py makes, with the (epoch, time) a writer gives
     them: epochs and times never decrease along the log."""
     name, h = st.sampled_from(NAMES), st.sampled_from(HASHES)
+    room = st.sampled_from(["r", "R", "s"])
     ops: list[Callable[[int], st.SearchStrategy[E]]] = [
         lambda t: st.builds(create_account, name, st.just(t), st.sampled_from(["p", "q"])),
         lambda t: st.builds(create_session, name, h, st.just(t)),
@@ -532,9 +578,13 @@ def entries(draw: st.DrawFn) -> list[tuple[E, int]]:
         lambda t: st.builds(mark, name, st.lists(st.integers(1, 20), max_size=3), st.just(t)),
         lambda t: st.builds(delete_account, name, st.just(t)),
         lambda t: st.builds(noop, st.sampled_from(["n1", "n2"]), st.just(t)),
+        lambda t: st.builds(create_room, name, room, st.just(t)),
+        lambda t: st.builds(room_member, st.sampled_from(ACTIONS), name, room, name, st.just(t)),
+        lambda t: st.builds(room_send, name, room, st.text(max_size=3), st.just(t)),
+        lambda t: st.builds(mark_room_read, name, room, st.integers(0, 20), st.just(t)),
     ]
     # weights: sends (and what reads them) often, the ends of accounts rarely
-    weights = [2, 2, 1, 1, 1, 6, 2, 2, 1, 1]
+    weights = [2, 2, 1, 1, 1, 6, 2, 2, 1, 1, 1, 3, 2, 1]
     out: list[tuple[E, int]] = []
     if draw(st.booleans()):  # most entries then find their users and sessions
         out = [(create_account(n), 1) for n in NAMES]

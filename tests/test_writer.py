@@ -170,9 +170,9 @@ class RecordingHub(Hub):
         super().__init__()
         self.events: list[object] = []
 
-    def publish(self, message: Any) -> None:
+    def publish(self, message: Any, to: list[str] | None = None) -> None:
         self.events.append(("publish", message.id))
-        super().publish(message)
+        super().publish(message, to)
 
     def refresh_all(self) -> None:
         self.events.append("refresh")

@@ -81,6 +81,30 @@ class NotMaster(Refused):
     code = Code.NOT_MASTER
 
 
+class NoSuchRoom(Refused):
+    code = Code.NO_SUCH_ROOM
+
+
+class RoomNameTaken(Refused):
+    code = Code.ROOM_NAME_TAKEN
+
+
+class NotAMember(Refused):
+    code = Code.NOT_A_MEMBER
+
+
+class NotAllowed(Refused):
+    code = Code.NOT_ALLOWED
+
+
+class InvalidRoom(Refused):
+    code = Code.INVALID_ROOM
+
+
+class RoomLimit(Refused):
+    code = Code.ROOM_LIMIT
+
+
 class Unavailable(ChatError):
     """No node answered within the client's retry time."""
 
@@ -111,6 +135,12 @@ _BY_CODE: dict[int, type[Refused]] = {
         NoSuchRecipient,
         NoMessages,
         NotMaster,
+        NoSuchRoom,
+        RoomNameTaken,
+        NotAMember,
+        NotAllowed,
+        InvalidRoom,
+        RoomLimit,
     )
 }
 

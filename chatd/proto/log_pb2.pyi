@@ -1,4 +1,5 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -7,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Entry(_message.Message):
-    __slots__ = ("time_us", "create_account", "create_session", "end_session", "touch_session", "expire_sessions", "send_message", "take_undelivered", "mark_delivered", "delete_account", "noop")
+    __slots__ = ("time_us", "create_account", "create_session", "end_session", "touch_session", "expire_sessions", "send_message", "take_undelivered", "mark_delivered", "delete_account", "noop", "create_room", "room_member", "mark_read")
     TIME_US_FIELD_NUMBER: _ClassVar[int]
     CREATE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     CREATE_SESSION_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +20,9 @@ class Entry(_message.Message):
     MARK_DELIVERED_FIELD_NUMBER: _ClassVar[int]
     DELETE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     NOOP_FIELD_NUMBER: _ClassVar[int]
+    CREATE_ROOM_FIELD_NUMBER: _ClassVar[int]
+    ROOM_MEMBER_FIELD_NUMBER: _ClassVar[int]
+    MARK_READ_FIELD_NUMBER: _ClassVar[int]
     time_us: int
     create_account: CreateAccount
     create_session: CreateSession
@@ -30,7 +34,10 @@ class Entry(_message.Message):
     mark_delivered: MarkDelivered
     delete_account: DeleteAccount
     noop: Noop
-    def __init__(self, time_us: _Optional[int] = ..., create_account: _Optional[_Union[CreateAccount, _Mapping]] = ..., create_session: _Optional[_Union[CreateSession, _Mapping]] = ..., end_session: _Optional[_Union[EndSession, _Mapping]] = ..., touch_session: _Optional[_Union[TouchSession, _Mapping]] = ..., expire_sessions: _Optional[_Union[ExpireSessions, _Mapping]] = ..., send_message: _Optional[_Union[SendMessage, _Mapping]] = ..., take_undelivered: _Optional[_Union[TakeUndelivered, _Mapping]] = ..., mark_delivered: _Optional[_Union[MarkDelivered, _Mapping]] = ..., delete_account: _Optional[_Union[DeleteAccount, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ...) -> None: ...
+    create_room: CreateRoom
+    room_member: RoomMember
+    mark_read: MarkRead
+    def __init__(self, time_us: _Optional[int] = ..., create_account: _Optional[_Union[CreateAccount, _Mapping]] = ..., create_session: _Optional[_Union[CreateSession, _Mapping]] = ..., end_session: _Optional[_Union[EndSession, _Mapping]] = ..., touch_session: _Optional[_Union[TouchSession, _Mapping]] = ..., expire_sessions: _Optional[_Union[ExpireSessions, _Mapping]] = ..., send_message: _Optional[_Union[SendMessage, _Mapping]] = ..., take_undelivered: _Optional[_Union[TakeUndelivered, _Mapping]] = ..., mark_delivered: _Optional[_Union[MarkDelivered, _Mapping]] = ..., delete_account: _Optional[_Union[DeleteAccount, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., create_room: _Optional[_Union[CreateRoom, _Mapping]] = ..., room_member: _Optional[_Union[RoomMember, _Mapping]] = ..., mark_read: _Optional[_Union[MarkRead, _Mapping]] = ...) -> None: ...
 
 class CreateAccount(_message.Message):
     __slots__ = ("username", "password_hash", "unique_casefold")
@@ -69,16 +76,72 @@ class ExpireSessions(_message.Message):
     def __init__(self, idle_since_us: _Optional[int] = ...) -> None: ...
 
 class SendMessage(_message.Message):
-    __slots__ = ("sender", "recipient", "body", "request_id")
+    __slots__ = ("sender", "recipient", "body", "request_id", "room")
     SENDER_FIELD_NUMBER: _ClassVar[int]
     RECIPIENT_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
     sender: str
     recipient: str
     body: str
     request_id: str
-    def __init__(self, sender: _Optional[str] = ..., recipient: _Optional[str] = ..., body: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    room: str
+    def __init__(self, sender: _Optional[str] = ..., recipient: _Optional[str] = ..., body: _Optional[str] = ..., request_id: _Optional[str] = ..., room: _Optional[str] = ...) -> None: ...
+
+class CreateRoom(_message.Message):
+    __slots__ = ("creator", "name", "topic", "max_rooms")
+    CREATOR_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    MAX_ROOMS_FIELD_NUMBER: _ClassVar[int]
+    creator: str
+    name: str
+    topic: str
+    max_rooms: int
+    def __init__(self, creator: _Optional[str] = ..., name: _Optional[str] = ..., topic: _Optional[str] = ..., max_rooms: _Optional[int] = ...) -> None: ...
+
+class RoomMember(_message.Message):
+    __slots__ = ("action", "actor", "room", "username", "max_members", "max_rooms")
+    class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ACTION_UNSPECIFIED: _ClassVar[RoomMember.Action]
+        INVITE: _ClassVar[RoomMember.Action]
+        JOIN: _ClassVar[RoomMember.Action]
+        LEAVE: _ClassVar[RoomMember.Action]
+        REMOVE: _ClassVar[RoomMember.Action]
+        ADMIN: _ClassVar[RoomMember.Action]
+    ACTION_UNSPECIFIED: RoomMember.Action
+    INVITE: RoomMember.Action
+    JOIN: RoomMember.Action
+    LEAVE: RoomMember.Action
+    REMOVE: RoomMember.Action
+    ADMIN: RoomMember.Action
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    MAX_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ROOMS_FIELD_NUMBER: _ClassVar[int]
+    action: RoomMember.Action
+    actor: str
+    room: str
+    username: str
+    max_members: int
+    max_rooms: int
+    def __init__(self, action: _Optional[_Union[RoomMember.Action, str]] = ..., actor: _Optional[str] = ..., room: _Optional[str] = ..., username: _Optional[str] = ..., max_members: _Optional[int] = ..., max_rooms: _Optional[int] = ...) -> None: ...
+
+class MarkRead(_message.Message):
+    __slots__ = ("username", "peer", "room", "upto")
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    UPTO_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    peer: str
+    room: str
+    upto: int
+    def __init__(self, username: _Optional[str] = ..., peer: _Optional[str] = ..., room: _Optional[str] = ..., upto: _Optional[int] = ...) -> None: ...
 
 class TakeUndelivered(_message.Message):
     __slots__ = ("username", "limit", "max_bytes")

@@ -37,6 +37,12 @@ DEFAULT_MESSAGES: dict[Code, str] = {
     Code.NO_SUCH_RECIPIENT: "receiver does not exist",
     Code.NO_MESSAGES: "no messages",
     Code.NOT_MASTER: "not master",
+    Code.NO_SUCH_ROOM: "room does not exist",
+    Code.ROOM_NAME_TAKEN: "room name already exists",
+    Code.NOT_A_MEMBER: "not a member of the room",
+    Code.NOT_ALLOWED: "only the room's admins may do that",
+    Code.INVALID_ROOM: "invalid room name or topic",
+    Code.ROOM_LIMIT: "over a room limit",
 }
 
 

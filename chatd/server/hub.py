@@ -79,9 +79,12 @@ class Hub:
             if not subs:
                 del self._by_user[sub.username]
 
-    def publish(self, message: StoredMessage) -> None:
-        for sub in self._by_user.get(message.recipient, ()):
-            sub.push(message)
+    def publish(self, message: StoredMessage, to: list[str] | None = None) -> None:
+        """To the streams of `to` (a room message's members), or of the
+        message's recipient."""
+        for name in (message.recipient,) if to is None else to:
+            for sub in self._by_user.get(name, ()):
+                sub.push(message)
 
     def end_sessions(self, session_hashes: list[bytes]) -> None:
         ended = set(session_hashes)

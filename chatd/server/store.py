@@ -30,6 +30,7 @@ import os
 import sqlite3
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,12 +38,13 @@ from typing import Any
 from chatd.contract import Code
 from chatd.core.log import EpochRuns
 from chatd.proto import log_pb2
-from chatd.server import statedigest
+from chatd.server import rooms, statedigest
 from chatd.server.errors import StoreError as StoreError  # chatd.cli imports it from here
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS log (
     idx INTEGER PRIMARY KEY,
@@ -92,6 +94,8 @@ CREATE TABLE IF NOT EXISTS request_ids (
 CREATE UNIQUE INDEX IF NOT EXISTS request_ids_key ON request_ids(sender_uid, request_id);
 CREATE INDEX IF NOT EXISTS request_ids_time ON request_ids(time_us);
 """
+    + rooms.SCHEMA
+)
 
 # Request ids (for Send retries) are kept for this long, and at most this many
 # (the newest); pruning runs at every REQUEST_ID_PRUNE_EVERY-th request id.
@@ -109,9 +113,10 @@ _EPOCH = struct.Struct(">Q")
 class StoredMessage:
     id: int
     sender: str
-    recipient: str
+    recipient: str  # a user, or for a room message the room's name
     body: str
     time_us: int
+    room: str = ""  # the room's name, for a room message
 
 
 @dataclass(slots=True)
@@ -141,6 +146,11 @@ class Applied:
     ended_sessions: list[bytes] = field(default_factory=list)
     deleted_user: str | None = None
     new_uid: int = 0
+    # who a new room message reaches (the members who joined); None: the
+    # message's recipient alone
+    room_recipients: list[str] | None = None
+    # cache changes to make once the entry's SQL held (chatd.server.rooms)
+    after: list[Callable[[], None]] = field(default_factory=list, compare=False, repr=False)
 
 
 def chain_digest(previous: bytes, epoch: int, entry: bytes) -> bytes:
@@ -197,6 +207,7 @@ class Store:
         self.folded: dict[str, str] = {}
         self._fold_twins: set[str] = set()
         self.sessions: dict[bytes, Session] = {}
+        self.rooms = rooms.Rooms()
         self.last_index = 0
         self.last_epoch = 0
         self.digest = GENESIS_DIGEST
@@ -238,6 +249,7 @@ class Store:
         by_uid = {u.uid: u.username for u in self.users.values()}
         for h, uid, used in db.execute("SELECT hash, uid, last_used_us FROM sessions"):
             self.sessions[h] = Session(uid, by_uid[uid], used)
+        self.rooms.load(db)
         self._load_positions()
 
     def _load_positions(self) -> None:
@@ -246,7 +258,13 @@ class Store:
         self.digest = bytes(self.get_meta("digest", GENESIS_DIGEST))
         self.last_time_us = int(self.get_meta("last_time_us", 0))
         self.runs = EpochRuns((int(e), int(i)) for e, i in json.loads(self.get_meta("runs", "[]")))
-        row = self._db.execute("SELECT max(id) FROM messages").fetchone()
+        # the newest id ever assigned (AUTOINCREMENT's), not the newest row's:
+        # deleting an account deletes its undelivered messages, the newest
+        # perhaps, and a reopened store must go on as one that never closed
+        row = self._db.execute(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0), "
+            "coalesce((SELECT max(id) FROM messages), 0))"
+        ).fetchone()
         self.last_message_id = int(row[0] or 0)
         stored = self.get_meta("state_digest")
         self._state.value = 0 if stored is None else statedigest.from_bytes(bytes(stored))
@@ -482,10 +500,19 @@ class Store:
         if sender is None:
             out.code = Code.NOT_LOGGED_IN
             return out
-        recipient = self.users.get(op.recipient)
-        if recipient is None:
-            out.code = Code.NO_SUCH_RECIPIENT
-            return out
+        room: rooms.Room | None = None
+        if op.room:
+            out.code, room = self.rooms.apply_message_to(op.room, sender.uid)
+            if room is None:
+                return out
+            to_name, to_uid, conv = room.name, 0, room.conv
+        else:
+            recipient = self.users.get(op.recipient)
+            if recipient is None:
+                out.code = Code.NO_SUCH_RECIPIENT
+                return out
+            to_name, to_uid = recipient.username, recipient.uid
+            conv = conversation_key(sender.uid, recipient.uid)
         db = self._db
         if op.request_id:
             row = db.execute(
@@ -496,24 +523,30 @@ class Store:
                 out.message_id = row[0]
                 out.duplicate = True
                 return out
+        # a room message is in no one's undelivered inbox (delivered = 1):
+        # its members' streams read it by their rooms
         cur = db.execute(
             "INSERT INTO messages(sender, sender_uid, recipient, recipient_uid, conv, body, "
-            "time_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "time_us, delivered) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 sender.username,
                 sender.uid,
-                recipient.username,
-                recipient.uid,
-                conversation_key(sender.uid, recipient.uid),
+                to_name,
+                to_uid,
+                conv,
                 op.body,
                 entry.time_us,
+                int(room is not None),
             ),
         )
         mid = int(cur.lastrowid or 0)
         out.message_id = mid
         out.new_message = StoredMessage(
-            mid, sender.username, recipient.username, op.body, entry.time_us
+            mid, sender.username, to_name, op.body, entry.time_us, room.name if room else ""
         )
+        if room is not None:
+            names = {u.uid: u.username for u in self.users.values()}
+            out.room_recipients = [names[uid] for uid in room.joined_uids() if uid in names]
         if op.request_id:
             seq = db.execute(
                 "INSERT INTO request_ids(sender_uid, request_id, message_id, time_us) "
@@ -573,8 +606,62 @@ class Store:
         db.execute("DELETE FROM sessions WHERE uid = ?", (user.uid,))
         db.execute("DELETE FROM messages WHERE recipient_uid = ? AND delivered = 0", (user.uid,))
         db.execute("DELETE FROM request_ids WHERE sender_uid = ?", (user.uid,))
+        db.execute("DELETE FROM room_members WHERE uid = ?", (user.uid,))
+        db.execute("DELETE FROM read_markers WHERE uid = ?", (user.uid,))
         db.execute("UPDATE users SET deleted = 1 WHERE uid = ?", (user.uid,))
         out.deleted_user = name
+        out.after.append(lambda: self.rooms.drop_user(user.uid))
+        return out
+
+    def _apply_create_room(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        op = entry.create_room
+        creator = self.users.get(op.creator)
+        if creator is None:
+            out.code = Code.NOT_LOGGED_IN
+            return out
+        out.code, change = self.rooms.apply_create(
+            self._db, op, creator.uid, entry.time_us, self.last_message_id
+        )
+        if change is not None:
+            out.after.append(change)
+        return out
+
+    def _apply_room_member(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        op = entry.room_member
+        actor = self.users.get(op.actor)
+        if actor is None:
+            out.code = Code.NOT_LOGGED_IN
+            return out
+        target = self.users.get(op.username)
+        out.code, change = self.rooms.apply_member(
+            self._db, op, actor.uid, target.uid if target else None, self.last_message_id
+        )
+        if change is not None:
+            out.after.append(change)
+        return out
+
+    def _apply_mark_read(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        op = entry.mark_read
+        user = self.users.get(op.username)
+        if user is None:
+            out.code = Code.NOT_LOGGED_IN
+            return out
+        if op.room:
+            room = self.rooms.find(op.room)
+            if room is None:
+                out.code = Code.NO_SUCH_ROOM
+                return out
+            if user.uid not in room.members:
+                out.code = Code.NOT_A_MEMBER
+                return out
+            conv = room.conv
+        else:
+            peer = self.users.get(op.peer)
+            if peer is None:
+                out.code = Code.NO_SUCH_USER
+                return out
+            conv = conversation_key(user.uid, peer.uid)
+        rooms.apply_mark_read(self._db, user.uid, conv, op.upto)
         return out
 
     def _cache_effects(self, out: Applied, entry: log_pb2.Entry) -> None:
@@ -582,6 +669,8 @@ class Store:
         kind = entry.WhichOneof("op")
         if out.code != Code.OK:
             return
+        for change in out.after:
+            change()
         if kind == "create_account":
             op = entry.create_account
             self.users[op.username] = User(out.new_uid, op.username, op.password_hash)

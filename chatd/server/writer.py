@@ -301,7 +301,7 @@ class GroupCommitWriter:
     def _publish(self, applied: Applied) -> None:
         if applied.new_message is not None:
             self.visible_message_id = max(self.visible_message_id, applied.new_message.id)
-            self.hub.publish(applied.new_message)
+            self.hub.publish(applied.new_message, applied.room_recipients)
         if applied.ended_sessions:
             self.hub.end_sessions(applied.ended_sessions)
         if applied.deleted_user is not None:

@@ -1,0 +1,258 @@
+"""Rooms as replicated state: their tables, caches and apply rules.
+
+A room has a name (the username alphabet; unique regardless of case, like
+usernames), a topic and members. A member is invited (by an admin), then
+joins; the creator joins at once as the first admin and may name more
+admins among those who joined. Admins invite and remove (never the
+creator); a member leaves (an invited user declines the same way). A room
+message is stored once in `messages` (recipient: the room's name; `conv`:
+the room's negative id; never in anyone's undelivered inbox) and reaches
+the members who joined, each from the message after the one that was the
+last when they joined (`since_id`). Read markers record, per user and
+conversation (a peer or a room), the message id read up to.
+
+Like the rest of apply (chatd.server.store), every rule here reads only the
+entry and the state before it; the master's limits come in the entry. The
+store calls `apply_*` inside an entry's savepoint; each returns the cache
+change to make once the entry's SQL held (`Applied.after`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from chatd.contract import Code
+from chatd.proto import log_pb2
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS rooms (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    creator_uid INTEGER NOT NULL,
+    created_us INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS rooms_name ON rooms(name);
+CREATE TABLE IF NOT EXISTS room_members (
+    room_id INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    joined INTEGER NOT NULL,
+    admin INTEGER NOT NULL,
+    since_id INTEGER NOT NULL,
+    PRIMARY KEY (room_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS room_members_uid ON room_members(uid, room_id);
+CREATE TABLE IF NOT EXISTS read_markers (
+    uid INTEGER NOT NULL,
+    conv INTEGER NOT NULL,
+    upto INTEGER NOT NULL,
+    PRIMARY KEY (uid, conv)
+) WITHOUT ROWID;
+"""
+
+Action = log_pb2.RoomMember.Action
+
+
+class Db(Protocol):
+    def execute(self, sql: str, parameters: tuple[object, ...] = ..., /) -> object: ...
+
+
+@dataclass(slots=True)
+class Member:
+    uid: int
+    joined: bool
+    admin: bool
+    since_id: int  # room messages after this one reach the member
+
+
+@dataclass(slots=True)
+class Room:
+    id: int
+    name: str
+    topic: str
+    creator_uid: int
+    members: dict[int, Member] = field(default_factory=dict)
+
+    @property
+    def conv(self) -> int:
+        """The room's conversation key in `messages` (a peer pair's is positive)."""
+        return -self.id
+
+    def joined_uids(self) -> list[int]:
+        return [m.uid for m in self.members.values() if m.joined]
+
+
+class Rooms:
+    """The rooms and their members, in memory (loaded from the tables,
+    changed only after an entry's SQL held)."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, Room] = {}
+        self.by_fold: dict[str, int] = {}  # casefold of a name -> room id
+        self.of_user: dict[int, set[int]] = {}  # uid -> ids of the rooms they are in
+
+    def clear(self) -> None:
+        self.by_id.clear()
+        self.by_fold.clear()
+        self.of_user.clear()
+
+    def load(self, db: Db) -> None:
+        self.clear()
+        for rid, name, topic, creator in db.execute(  # type: ignore[attr-defined]
+            "SELECT id, name, topic, creator_uid FROM rooms"
+        ):
+            self._add_room(Room(rid, name, topic, creator))
+        for rid, uid, joined, admin, since in db.execute(  # type: ignore[attr-defined]
+            "SELECT room_id, uid, joined, admin, since_id FROM room_members"
+        ):
+            self._put(self.by_id[rid], Member(uid, bool(joined), bool(admin), since))
+
+    def find(self, name: str) -> Room | None:
+        """The room `name` names, in any case."""
+        rid = self.by_fold.get(name.casefold())
+        return None if rid is None else self.by_id[rid]
+
+    def count_of(self, uid: int) -> int:
+        return len(self.of_user.get(uid, ()))
+
+    def _add_room(self, room: Room) -> None:
+        self.by_id[room.id] = room
+        self.by_fold[room.name.casefold()] = room.id
+
+    def _put(self, room: Room, member: Member) -> None:
+        room.members[member.uid] = member
+        self.of_user.setdefault(member.uid, set()).add(room.id)
+
+    def _drop(self, room: Room, uid: int) -> None:
+        room.members.pop(uid, None)
+        rooms = self.of_user.get(uid)
+        if rooms is not None:
+            rooms.discard(room.id)
+            if not rooms:
+                del self.of_user[uid]
+
+    def drop_user(self, uid: int) -> None:
+        for rid in list(self.of_user.get(uid, ())):
+            self._drop(self.by_id[rid], uid)
+
+    # -- apply: each returns (code, the cache change to make once the SQL held) --
+
+    def apply_create(
+        self, db: Db, op: log_pb2.CreateRoom, creator_uid: int, time_us: int, last_id: int
+    ) -> tuple[Code, Callable[[], None] | None]:
+        if self.find(op.name) is not None:
+            return Code.ROOM_NAME_TAKEN, None
+        if op.max_rooms and self.count_of(creator_uid) >= op.max_rooms:
+            return Code.ROOM_LIMIT, None
+        cur = db.execute(
+            "INSERT INTO rooms(name, topic, creator_uid, created_us) VALUES (?, ?, ?, ?)",
+            (op.name, op.topic, creator_uid, time_us),
+        )
+        rid = int(cur.lastrowid or 0)  # type: ignore[attr-defined]
+        member = Member(creator_uid, joined=True, admin=True, since_id=last_id)
+        self._insert_member(db, rid, member)
+
+        def cache() -> None:
+            room = Room(rid, op.name, op.topic, creator_uid)
+            self._add_room(room)
+            self._put(room, member)
+
+        return Code.OK, cache
+
+    def apply_member(
+        self, db: Db, op: log_pb2.RoomMember, actor_uid: int, target_uid: int | None, last_id: int
+    ) -> tuple[Code, Callable[[], None] | None]:
+        """`target_uid`: the uid of `op.username` (None: no such user)."""
+        room = self.find(op.room)
+        if room is None:
+            return Code.NO_SUCH_ROOM, None
+        actor = room.members.get(actor_uid)
+        if target_uid is None:
+            return Code.NO_SUCH_USER, None
+        target = room.members.get(target_uid)
+        action = op.action
+        if action in (Action.INVITE, Action.REMOVE, Action.ADMIN):
+            if actor is None or not actor.joined:
+                return Code.NOT_A_MEMBER, None
+            allowed = actor.admin if action != Action.ADMIN else actor_uid == room.creator_uid
+            if not allowed:
+                return Code.NOT_ALLOWED, None
+        elif actor_uid != target_uid:  # JOIN and LEAVE are one's own
+            return Code.NOT_ALLOWED, None
+        if action == Action.INVITE:
+            if target is not None:
+                return Code.OK, None  # invited or joined already
+            if op.max_members and len(room.members) >= op.max_members:
+                return Code.ROOM_LIMIT, None
+            if op.max_rooms and self.count_of(target_uid) >= op.max_rooms:
+                return Code.ROOM_LIMIT, None
+            member = Member(target_uid, joined=False, admin=False, since_id=0)
+            self._insert_member(db, room.id, member)
+            return Code.OK, lambda: self._put(room, member)
+        if action == Action.JOIN:
+            if target is None:
+                return Code.NOT_A_MEMBER, None
+            if target.joined:
+                return Code.OK, None
+            db.execute(
+                "UPDATE room_members SET joined = 1, since_id = ? WHERE room_id = ? AND uid = ?",
+                (last_id, room.id, target_uid),
+            )
+
+            def joined() -> None:
+                target.joined, target.since_id = True, last_id
+
+            return Code.OK, joined
+        if action in (Action.LEAVE, Action.REMOVE):
+            if target is None:
+                return Code.NOT_A_MEMBER, None
+            if action == Action.REMOVE and target_uid == room.creator_uid:
+                return Code.NOT_ALLOWED, None
+            db.execute(
+                "DELETE FROM room_members WHERE room_id = ? AND uid = ?", (room.id, target_uid)
+            )
+            db.execute(
+                "DELETE FROM read_markers WHERE uid = ? AND conv = ?", (target_uid, room.conv)
+            )
+            return Code.OK, lambda: self._drop(room, target_uid)
+        if action == Action.ADMIN:
+            if target is None or not target.joined:
+                return Code.NOT_A_MEMBER, None
+            db.execute(
+                "UPDATE room_members SET admin = 1 WHERE room_id = ? AND uid = ?",
+                (room.id, target_uid),
+            )
+
+            def admin() -> None:
+                target.admin = True
+
+            return Code.OK, admin
+        return Code.INVALID_ARGUMENT, None
+
+    def apply_message_to(self, name: str, sender_uid: int) -> tuple[Code, Room | None]:
+        """The room a message goes to, if its sender joined it."""
+        room = self.find(name)
+        if room is None:
+            return Code.NO_SUCH_ROOM, None
+        member = room.members.get(sender_uid)
+        if member is None or not member.joined:
+            return Code.NOT_A_MEMBER, None
+        return Code.OK, room
+
+    def _insert_member(self, db: Db, room_id: int, m: Member) -> None:
+        db.execute(
+            "INSERT INTO room_members(room_id, uid, joined, admin, since_id) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (room_id, m.uid, int(m.joined), int(m.admin), m.since_id),
+        )
+
+
+def apply_mark_read(db: Db, uid: int, conv: int, upto: int) -> None:
+    """Moves the user's read marker of a conversation forward to `upto`."""
+    db.execute(
+        "INSERT INTO read_markers(uid, conv, upto) VALUES (?, ?, ?) "
+        "ON CONFLICT(uid, conv) DO UPDATE SET upto = max(upto, excluded.upto)",
+        (uid, conv, upto),
+    )
