@@ -14,11 +14,11 @@ import pytest
 from chatd.client import ChatClient
 from chatd.contract import MASTER_HEADER, Code
 from chatd.proto import chat_pb2
-from chatd.server.client_service import to_proto
 from chatd.server.errors import NotWritable
 from chatd.server.node import Node
 from chatd.server.session_stream import MAX_UNANSWERED, SessionStream
 from chatd.server.store import Session
+from chatd.server.unary import to_proto
 from tests.conftest import user
 from tests.test_relay import both
 from tests.test_relay import pair as pair

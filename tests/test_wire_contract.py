@@ -32,6 +32,7 @@ CONTRACT: dict[str, list[tuple[int, str, int, bool]]] = {
         (2, "message", STRING, False),
         (3, "session_id", STRING, False),
         (4, "request_id", STRING, False),
+        (5, "room", STRING, False),  # addition: rooms
     ],
     "ReceiveRequest": [(1, "session_id", STRING, False)],
     "ChatRequest": [
@@ -51,6 +52,7 @@ CONTRACT: dict[str, list[tuple[int, str, int, bool]]] = {
         (3, "message_id", INT32, False),
         (4, "time_stamp", MESSAGE, False),
         (5, "to", STRING, False),
+        (6, "room", STRING, False),  # addition: rooms
     ],
     "Messages": [
         (1, "error_code", INT32, False),
@@ -87,6 +89,16 @@ RPCS = {
 # chatd's additions: new RPCs only, the contract's above unchanged
 ADDED = {
     "Connect": ("ClientFrame", "ServerFrame", True),  # bidirectional
+    "CreateRoom": ("RoomRequest", "ServerResponse", False),
+    "InviteToRoom": ("RoomMemberRequest", "ServerResponse", False),
+    "JoinRoom": ("RoomRequest", "ServerResponse", False),
+    "LeaveRoom": ("RoomRequest", "ServerResponse", False),
+    "RemoveFromRoom": ("RoomMemberRequest", "ServerResponse", False),
+    "NameRoomAdmin": ("RoomMemberRequest", "ServerResponse", False),
+    "ListRooms": ("RoomRequest", "Rooms", False),
+    "ListRoomMembers": ("RoomRequest", "RoomMembers", False),
+    "GetRoomHistory": ("RoomHistoryRequest", "Messages", False),
+    "MarkRead": ("MarkReadRequest", "ServerResponse", False),
 }
 
 

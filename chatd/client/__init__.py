@@ -25,6 +25,7 @@ from chatd.client.errors import (
     UsernameTaken,
     WrongPassword,
 )
+from chatd.client.rooms import Room, RoomMember
 
 __all__ = [
     "CallFailed",
@@ -46,7 +47,9 @@ __all__ = [
     "NotLoggedIn",
     "NotMaster",
     "Refused",
+    "Room",
     "RoomLimit",
+    "RoomMember",
     "RoomNameTaken",
     "Unavailable",
     "User",

@@ -28,6 +28,7 @@ import grpc
 from chatd import tls
 from chatd.client.connection import Connection, NoStream
 from chatd.client.errors import CallFailed, ChatError, NotLoggedIn, Unavailable, error_for
+from chatd.client.rooms import RoomCalls
 from chatd.contract import CLIENT_CHANNEL_OPTIONS, MASTER_HEADER, Code
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.tls import channel_credentials
@@ -54,9 +55,10 @@ RETRYABLE = {
 class Message:
     id: int
     sender: str
-    recipient: str
+    recipient: str  # a user, or the room for a room message
     body: str
     time: datetime
+    room: str = ""  # the room, for a room message
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +80,10 @@ class ConnectionEvent:
 def _message(m: chat_pb2.Message) -> Message:
     ts = m.time_stamp
     when = datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=UTC)
-    return Message(m.message_id, m.from_, m.to, m.message, when)
+    return Message(m.message_id, m.from_, m.to, m.message, when, m.room)
 
 
-class ChatClient:
+class ChatClient(RoomCalls):
     def __init__(
         self,
         addresses: Sequence[str] | str,
@@ -279,22 +281,25 @@ class ChatClient:
         r = await self._call("ListUsers", chat_pb2.Empty())
         return [User(u.username, u.status == "online") for u in r.user]
 
-    async def send(self, to: str, body: str, request_id: str | None = None) -> int:
-        """Sends a message; returns its id. Over the session's Connect stream
+    async def send(
+        self, to: str, body: str, request_id: str | None = None, *, room: str = ""
+    ) -> int:
+        """Sends a message to user `to`, or with `room` to that room (`to`
+        unused); returns its id. Over the session's Connect stream
         (chatd.client.connection), or a unary Send against a server without it;
         retried with one request id either way, so it is stored once."""
         rid = request_id or uuid.uuid4().hex
         if self.streams:
             connection = await self._session_connection()
             with contextlib.suppress(NoStream):
-                mid = await connection.send(to, body, rid)
+                mid = await connection.send(to, body, rid, room)
                 self.transport = "stream"
                 return mid
         self.transport = "unary"
-        r = await self._ok(
-            "Send",
-            chat_pb2.SendRequest(to=to, message=body, session_id=self._session(), request_id=rid),
+        request = chat_pb2.SendRequest(
+            to=to, message=body, session_id=self._session(), request_id=rid, room=room
         )
+        r = await self._ok("Send", request)
         return int(r.message_id)
 
     async def get_messages(self) -> list[Message]:

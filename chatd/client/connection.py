@@ -104,7 +104,7 @@ class Connection:
 
     # -- sends --
 
-    async def send(self, to: str, body: str, request_id: str) -> int:
+    async def send(self, to: str, body: str, request_id: str, room: str = "") -> int:
         """The message id; NoStream: use the unary Send (with this request
         id); Unavailable after the client's retry time."""
         if self.unsupported:
@@ -115,7 +115,7 @@ class Connection:
         if waiting is not None:  # the same send, under way: its answer is this one's
             return await asyncio.shield(waiting[1])
         frame = chat_pb2.ClientFrame(
-            send=chat_pb2.SendFrame(request_id=request_id, to=to, message=body)
+            send=chat_pb2.SendFrame(request_id=request_id, to=to, message=body, room=room)
         )
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.pending[request_id] = (frame, fut)

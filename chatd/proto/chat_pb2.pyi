@@ -9,6 +9,100 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class RoomRequest(_message.Message):
+    __slots__ = ("session_id", "room", "topic")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    room: str
+    topic: str
+    def __init__(self, session_id: _Optional[str] = ..., room: _Optional[str] = ..., topic: _Optional[str] = ...) -> None: ...
+
+class RoomMemberRequest(_message.Message):
+    __slots__ = ("session_id", "room", "username")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    room: str
+    username: str
+    def __init__(self, session_id: _Optional[str] = ..., room: _Optional[str] = ..., username: _Optional[str] = ...) -> None: ...
+
+class Room(_message.Message):
+    __slots__ = ("name", "topic", "members", "unread", "joined", "admin", "creator")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    UNREAD_FIELD_NUMBER: _ClassVar[int]
+    JOINED_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_FIELD_NUMBER: _ClassVar[int]
+    CREATOR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    topic: str
+    members: int
+    unread: int
+    joined: bool
+    admin: bool
+    creator: str
+    def __init__(self, name: _Optional[str] = ..., topic: _Optional[str] = ..., members: _Optional[int] = ..., unread: _Optional[int] = ..., joined: _Optional[bool] = ..., admin: _Optional[bool] = ..., creator: _Optional[str] = ...) -> None: ...
+
+class Rooms(_message.Message):
+    __slots__ = ("error_code", "error_message", "room")
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    error_code: int
+    error_message: str
+    room: _containers.RepeatedCompositeFieldContainer[Room]
+    def __init__(self, error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., room: _Optional[_Iterable[_Union[Room, _Mapping]]] = ...) -> None: ...
+
+class RoomMember(_message.Message):
+    __slots__ = ("username", "online", "joined", "admin")
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    ONLINE_FIELD_NUMBER: _ClassVar[int]
+    JOINED_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    online: bool
+    joined: bool
+    admin: bool
+    def __init__(self, username: _Optional[str] = ..., online: _Optional[bool] = ..., joined: _Optional[bool] = ..., admin: _Optional[bool] = ...) -> None: ...
+
+class RoomMembers(_message.Message):
+    __slots__ = ("error_code", "error_message", "member")
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    error_code: int
+    error_message: str
+    member: _containers.RepeatedCompositeFieldContainer[RoomMember]
+    def __init__(self, error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., member: _Optional[_Iterable[_Union[RoomMember, _Mapping]]] = ...) -> None: ...
+
+class RoomHistoryRequest(_message.Message):
+    __slots__ = ("session_id", "room", "before_message_id", "limit")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    room: str
+    before_message_id: int
+    limit: int
+    def __init__(self, session_id: _Optional[str] = ..., room: _Optional[str] = ..., before_message_id: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class MarkReadRequest(_message.Message):
+    __slots__ = ("session_id", "peer", "room", "upto")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    UPTO_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    peer: str
+    room: str
+    upto: int
+    def __init__(self, session_id: _Optional[str] = ..., peer: _Optional[str] = ..., room: _Optional[str] = ..., upto: _Optional[int] = ...) -> None: ...
+
 class ClientFrame(_message.Message):
     __slots__ = ("open", "send", "ack")
     OPEN_FIELD_NUMBER: _ClassVar[int]
@@ -32,14 +126,16 @@ class OpenFrame(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., after_message_id: _Optional[int] = ..., live_only: _Optional[bool] = ..., sends_only: _Optional[bool] = ...) -> None: ...
 
 class SendFrame(_message.Message):
-    __slots__ = ("request_id", "to", "message")
+    __slots__ = ("request_id", "to", "message", "room")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TO_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     to: str
     message: str
-    def __init__(self, request_id: _Optional[str] = ..., to: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    room: str
+    def __init__(self, request_id: _Optional[str] = ..., to: _Optional[str] = ..., message: _Optional[str] = ..., room: _Optional[str] = ...) -> None: ...
 
 class AckFrame(_message.Message):
     __slots__ = ("message_ids",)
@@ -100,16 +196,18 @@ class ServerResponse(_message.Message):
     def __init__(self, error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., session_id: _Optional[str] = ..., message_id: _Optional[int] = ...) -> None: ...
 
 class SendRequest(_message.Message):
-    __slots__ = ("to", "message", "session_id", "request_id")
+    __slots__ = ("to", "message", "session_id", "request_id", "room")
     TO_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
     to: str
     message: str
     session_id: str
     request_id: str
-    def __init__(self, to: _Optional[str] = ..., message: _Optional[str] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    room: str
+    def __init__(self, to: _Optional[str] = ..., message: _Optional[str] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ..., room: _Optional[str] = ...) -> None: ...
 
 class ReceiveRequest(_message.Message):
     __slots__ = ("session_id",)
@@ -144,18 +242,20 @@ class DeleteAccountRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("from_", "message", "message_id", "time_stamp", "to")
+    __slots__ = ("from_", "message", "message_id", "time_stamp", "to", "room")
     FROM__FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     TIME_STAMP_FIELD_NUMBER: _ClassVar[int]
     TO_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
     from_: str
     message: str
     message_id: int
     time_stamp: _timestamp_pb2.Timestamp
     to: str
-    def __init__(self, from_: _Optional[str] = ..., message: _Optional[str] = ..., message_id: _Optional[int] = ..., time_stamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., to: _Optional[str] = ...) -> None: ...
+    room: str
+    def __init__(self, from_: _Optional[str] = ..., message: _Optional[str] = ..., message_id: _Optional[int] = ..., time_stamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., to: _Optional[str] = ..., room: _Optional[str] = ...) -> None: ...
 
 class Messages(_message.Message):
     __slots__ = ("error_code", "error_message", "message")

@@ -89,6 +89,56 @@ class ClientAccountStub:
                 request_serializer=chatd_dot_proto_dot_chat__pb2.ClientFrame.SerializeToString,
                 response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerFrame.FromString,
                 _registered_method=True)
+        self.CreateRoom = channel.unary_unary(
+                '/ClientAccount/CreateRoom',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.RoomRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+                _registered_method=True)
+        self.InviteToRoom = channel.unary_unary(
+                '/ClientAccount/InviteToRoom',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.RoomMemberRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+                _registered_method=True)
+        self.JoinRoom = channel.unary_unary(
+                '/ClientAccount/JoinRoom',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.RoomRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+                _registered_method=True)
+        self.LeaveRoom = channel.unary_unary(
+                '/ClientAccount/LeaveRoom',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.RoomRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+                _registered_method=True)
+        self.RemoveFromRoom = channel.unary_unary(
+                '/ClientAccount/RemoveFromRoom',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.RoomMemberRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+                _registered_method=True)
+        self.NameRoomAdmin = channel.unary_unary(
+                '/ClientAccount/NameRoomAdmin',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.RoomMemberRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+                _registered_method=True)
+        self.ListRooms = channel.unary_unary(
+                '/ClientAccount/ListRooms',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.RoomRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.Rooms.FromString,
+                _registered_method=True)
+        self.ListRoomMembers = channel.unary_unary(
+                '/ClientAccount/ListRoomMembers',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.RoomRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.RoomMembers.FromString,
+                _registered_method=True)
+        self.GetRoomHistory = channel.unary_unary(
+                '/ClientAccount/GetRoomHistory',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.RoomHistoryRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.Messages.FromString,
+                _registered_method=True)
+        self.MarkRead = channel.unary_unary(
+                '/ClientAccount/MarkRead',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.MarkReadRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+                _registered_method=True)
 
 
 class ClientAccountServicer:
@@ -172,6 +222,69 @@ class ClientAccountServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateRoom(self, request, context):
+        """Additions: rooms (README, "Rooms"). A room message is sent with Send's
+        (or a send frame's) `room` and delivered as any message, with `room`
+        set, to every member who joined, on Subscribe and Connect.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InviteToRoom(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def JoinRoom(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LeaveRoom(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveFromRoom(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def NameRoomAdmin(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRooms(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRoomMembers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRoomHistory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkRead(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClientAccountServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -229,6 +342,56 @@ def add_ClientAccountServicer_to_server(servicer, server):
                     servicer.Connect,
                     request_deserializer=chatd_dot_proto_dot_chat__pb2.ClientFrame.FromString,
                     response_serializer=chatd_dot_proto_dot_chat__pb2.ServerFrame.SerializeToString,
+            ),
+            'CreateRoom': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRoom,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.RoomRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.SerializeToString,
+            ),
+            'InviteToRoom': grpc.unary_unary_rpc_method_handler(
+                    servicer.InviteToRoom,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.RoomMemberRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.SerializeToString,
+            ),
+            'JoinRoom': grpc.unary_unary_rpc_method_handler(
+                    servicer.JoinRoom,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.RoomRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.SerializeToString,
+            ),
+            'LeaveRoom': grpc.unary_unary_rpc_method_handler(
+                    servicer.LeaveRoom,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.RoomRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.SerializeToString,
+            ),
+            'RemoveFromRoom': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveFromRoom,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.RoomMemberRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.SerializeToString,
+            ),
+            'NameRoomAdmin': grpc.unary_unary_rpc_method_handler(
+                    servicer.NameRoomAdmin,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.RoomMemberRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.SerializeToString,
+            ),
+            'ListRooms': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRooms,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.RoomRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.Rooms.SerializeToString,
+            ),
+            'ListRoomMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRoomMembers,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.RoomRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.RoomMembers.SerializeToString,
+            ),
+            'GetRoomHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRoomHistory,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.RoomHistoryRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.Messages.SerializeToString,
+            ),
+            'MarkRead': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkRead,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.MarkReadRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -528,6 +691,276 @@ class ClientAccount:
             '/ClientAccount/Connect',
             chatd_dot_proto_dot_chat__pb2.ClientFrame.SerializeToString,
             chatd_dot_proto_dot_chat__pb2.ServerFrame.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateRoom(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/CreateRoom',
+            chatd_dot_proto_dot_chat__pb2.RoomRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InviteToRoom(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/InviteToRoom',
+            chatd_dot_proto_dot_chat__pb2.RoomMemberRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def JoinRoom(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/JoinRoom',
+            chatd_dot_proto_dot_chat__pb2.RoomRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LeaveRoom(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/LeaveRoom',
+            chatd_dot_proto_dot_chat__pb2.RoomRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveFromRoom(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/RemoveFromRoom',
+            chatd_dot_proto_dot_chat__pb2.RoomMemberRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def NameRoomAdmin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/NameRoomAdmin',
+            chatd_dot_proto_dot_chat__pb2.RoomMemberRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRooms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/ListRooms',
+            chatd_dot_proto_dot_chat__pb2.RoomRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.Rooms.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRoomMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/ListRoomMembers',
+            chatd_dot_proto_dot_chat__pb2.RoomRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.RoomMembers.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRoomHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/GetRoomHistory',
+            chatd_dot_proto_dot_chat__pb2.RoomHistoryRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.Messages.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkRead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/MarkRead',
+            chatd_dot_proto_dot_chat__pb2.MarkReadRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -60,6 +60,20 @@ class ClientAccountStub:
     a slave delivers from its own replica once the master's commit covers
     a message, and carries the sends and acknowledgements to the master.
     """
+    CreateRoom: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]
+    """Additions: rooms (README, "Rooms"). A room message is sent with Send's
+    (or a send frame's) `room` and delivered as any message, with `room`
+    set, to every member who joined, on Subscribe and Connect.
+    """
+    InviteToRoom: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomMemberRequest, _chat_pb2.ServerResponse]
+    JoinRoom: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]
+    LeaveRoom: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]
+    RemoveFromRoom: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomMemberRequest, _chat_pb2.ServerResponse]
+    NameRoomAdmin: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomMemberRequest, _chat_pb2.ServerResponse]
+    ListRooms: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.Rooms]
+    ListRoomMembers: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.RoomMembers]
+    GetRoomHistory: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomHistoryRequest, _chat_pb2.Messages]
+    MarkRead: _grpc.UnaryUnaryMultiCallable[_chat_pb2.MarkReadRequest, _chat_pb2.ServerResponse]
 
 @_typing.type_check_only
 class ClientAccountAsyncStub(ClientAccountStub):
@@ -89,6 +103,20 @@ class ClientAccountAsyncStub(ClientAccountStub):
     a slave delivers from its own replica once the master's commit covers
     a message, and carries the sends and acknowledgements to the master.
     """
+    CreateRoom: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
+    """Additions: rooms (README, "Rooms"). A room message is sent with Send's
+    (or a send frame's) `room` and delivered as any message, with `room`
+    set, to every member who joined, on Subscribe and Connect.
+    """
+    InviteToRoom: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomMemberRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
+    JoinRoom: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
+    LeaveRoom: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
+    RemoveFromRoom: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomMemberRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
+    NameRoomAdmin: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomMemberRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
+    ListRooms: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.Rooms]  # type: ignore[assignment]
+    ListRoomMembers: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.RoomMembers]  # type: ignore[assignment]
+    GetRoomHistory: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomHistoryRequest, _chat_pb2.Messages]  # type: ignore[assignment]
+    MarkRead: _aio.UnaryUnaryMultiCallable[_chat_pb2.MarkReadRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
 
 class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -181,5 +209,79 @@ class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
         a slave delivers from its own replica once the master's commit covers
         a message, and carries the sends and acknowledgements to the master.
         """
+
+    @_abc_1.abstractmethod
+    def CreateRoom(
+        self,
+        request: _chat_pb2.RoomRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]:
+        """Additions: rooms (README, "Rooms"). A room message is sent with Send's
+        (or a send frame's) `room` and delivered as any message, with `room`
+        set, to every member who joined, on Subscribe and Connect.
+        """
+
+    @_abc_1.abstractmethod
+    def InviteToRoom(
+        self,
+        request: _chat_pb2.RoomMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def JoinRoom(
+        self,
+        request: _chat_pb2.RoomRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def LeaveRoom(
+        self,
+        request: _chat_pb2.RoomRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoveFromRoom(
+        self,
+        request: _chat_pb2.RoomMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def NameRoomAdmin(
+        self,
+        request: _chat_pb2.RoomMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListRooms(
+        self,
+        request: _chat_pb2.RoomRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.Rooms, _abc.Awaitable[_chat_pb2.Rooms]]: ...
+
+    @_abc_1.abstractmethod
+    def ListRoomMembers(
+        self,
+        request: _chat_pb2.RoomRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.RoomMembers, _abc.Awaitable[_chat_pb2.RoomMembers]]: ...
+
+    @_abc_1.abstractmethod
+    def GetRoomHistory(
+        self,
+        request: _chat_pb2.RoomHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.Messages, _abc.Awaitable[_chat_pb2.Messages]]: ...
+
+    @_abc_1.abstractmethod
+    def MarkRead(
+        self,
+        request: _chat_pb2.MarkReadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]: ...
 
 def add_ClientAccountServicer_to_server(servicer: ClientAccountServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from chatd.config import is_node_address
 from chatd.contract import (
@@ -30,17 +28,18 @@ from chatd.contract import (
 from chatd.core.types import Role
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server.chat import Chat
+from chatd.server.chat_rooms import RoomOps
 from chatd.server.errors import (
     CallerError,
     NodeError,
     NoMaster,
-    OverLimit,
     RequestRefused,
     SessionEnded,
 )
 from chatd.server.handlers import Malformed
+from chatd.server.room_service import RoomServicer
 from chatd.server.session_stream import OUT_QUEUE, End, SessionStream, ending
-from chatd.server.store import StoredMessage
+from chatd.server.unary import messages_error, response, to_proto, unary
 
 log = logging.getLogger(__name__)
 
@@ -50,51 +49,6 @@ if TYPE_CHECKING:
     from chatd.server.replication import Replicator
 
     Ctx = grpc.aio.ServicerContext[Any, Any]
-
-
-def to_proto(m: StoredMessage) -> chat_pb2.Message:
-    ts = Timestamp(seconds=m.time_us // 1_000_000, nanos=(m.time_us % 1_000_000) * 1000)
-    return chat_pb2.Message(
-        from_=m.sender, message=m.body, message_id=m.id, time_stamp=ts, to=m.recipient
-    )
-
-
-def _response(exc: RequestRefused) -> chat_pb2.ServerResponse:
-    return chat_pb2.ServerResponse(error_code=int(exc.code), error_message=exc.message)
-
-
-def _messages_error(exc: RequestRefused) -> chat_pb2.Messages:
-    return chat_pb2.Messages(error_code=int(exc.code), error_message=exc.message)
-
-
-def _unary(refused: Callable[[RequestRefused], Any] | None = None) -> Callable[[Handler], Handler]:
-    """Makes a handler that only runs the chat operation into the unary RPC
-    of its name: relayed as it is to the master when this node is not it;
-    served here, a refusal is answered `refused(exc)` (its error code in the
-    response), going over a limit RESOURCE_EXHAUSTED, and a node that
-    cannot serve UNAVAILABLE."""
-
-    def wrap(handler: Handler) -> Handler:
-        @functools.wraps(handler)
-        async def rpc(self: ClientAccountServicer, request: Any, context: Ctx) -> Any:
-            if (relayed := await self._forward(rpc.__name__, request, context)) is not None:
-                return relayed
-            try:
-                return await handler(self, request, context)
-            except RequestRefused as exc:
-                if refused is None:
-                    raise
-                return refused(exc)
-            except OverLimit as exc:
-                retry = exc.retry_after_s
-                hint = () if retry is None else ((RETRY_AFTER_HEADER, str(int(retry * 1000))),)
-                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), hint)
-            except NodeError as exc:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-
-        return cast(Handler, rpc)
-
-    return wrap
 
 
 class Router:
@@ -159,7 +113,7 @@ def peer_host(context: Ctx) -> str:
     return host.strip("[]")
 
 
-class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
+class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
     """`relays`: this servicer is the peer listener's, whose callers are
     nodes relaying their clients' calls (and say where those came from)."""
 
@@ -167,6 +121,7 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
         self, chat: Chat, router: Router, max_request_bytes: int, relays: bool = False
     ) -> None:
         self.chat = chat
+        self.room_ops = RoomOps(chat)
         self.router = router
         self.max_request_bytes = max_request_bytes
         self.relays = relays
@@ -217,14 +172,14 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
             hint = tuple((k, v) for k, v in told if k == RETRY_AFTER_HEADER)
             await context.abort(exc.code(), exc.details() or "", hint)
 
-    @_unary(_response)
+    @unary(response)
     async def CreateAccount(
         self, request: chat_pb2.CreateAccountRequest, context: Ctx
     ) -> chat_pb2.ServerResponse:
         await self.chat.create_account(request.username, request.password, self.client(context))
         return chat_pb2.ServerResponse()
 
-    @_unary()
+    @unary()
     async def ListUsers(self, request: chat_pb2.Empty, context: Ctx) -> chat_pb2.Users:
         users = [
             chat_pb2.User(username=name, status="online" if online else "offline")
@@ -232,45 +187,48 @@ class ClientAccountServicer(chat_pb2_grpc.ClientAccountServicer):
         ]
         return chat_pb2.Users(user=users)
 
-    @_unary(_response)
+    @unary(response)
     async def Login(self, request: chat_pb2.LoginRequest, context: Ctx) -> chat_pb2.ServerResponse:
         sid = await self.chat.login(request.username, request.password, self.client(context))
         return chat_pb2.ServerResponse(session_id=sid)
 
-    @_unary(_response)
+    @unary(response)
     async def Send(self, request: chat_pb2.SendRequest, context: Ctx) -> chat_pb2.ServerResponse:
         r = request
-        mid = await self.chat.send(r.session_id, r.to, r.message, r.request_id)
+        if r.room:
+            mid = await self.room_ops.send(r.session_id, r.room, r.message, r.request_id)
+        else:
+            mid = await self.chat.send(r.session_id, r.to, r.message, r.request_id)
         return chat_pb2.ServerResponse(message_id=mid)
 
-    @_unary(_messages_error)
+    @unary(messages_error)
     async def GetMessages(
         self, request: chat_pb2.ReceiveRequest, context: Ctx
     ) -> chat_pb2.Messages:
         found = await self.chat.get_messages(request.session_id)
         return chat_pb2.Messages(message=[to_proto(m) for m in found])
 
-    @_unary(_messages_error)
+    @unary(messages_error)
     async def GetChat(self, request: chat_pb2.ChatRequest, context: Ctx) -> chat_pb2.Messages:
         r = request
         found = await self.chat.get_chat(r.session_id, r.username, r.before_message_id, r.limit)
         return chat_pb2.Messages(message=[to_proto(m) for m in found])
 
-    @_unary(_response)
+    @unary(response)
     async def AcknowledgeReceivedMessages(
         self, request: chat_pb2.AcknowledgeReceivedMessagesRequest, context: Ctx
     ) -> chat_pb2.ServerResponse:
         await self.chat.acknowledge(request.session_id, list(request.message_ids))
         return chat_pb2.ServerResponse()
 
-    @_unary(_response)
+    @unary(response)
     async def DeleteAccount(
         self, request: chat_pb2.DeleteAccountRequest, context: Ctx
     ) -> chat_pb2.ServerResponse:
         await self.chat.delete_account(request.session_id)
         return chat_pb2.ServerResponse()
 
-    @_unary(_response)
+    @unary(response)
     async def Logout(
         self, request: chat_pb2.DeleteAccountRequest, context: Ctx
     ) -> chat_pb2.ServerResponse:

@@ -180,8 +180,11 @@ def _within(rows: list[Any], max_bytes: int) -> list[Any]:
     return rows
 
 
-def _row_message(row: tuple[int, str, str, str, int]) -> StoredMessage:
-    return StoredMessage(row[0], row[1], row[2], row[3], row[4])
+def _row_message(row: tuple[Any, ...]) -> StoredMessage:
+    """(id, sender, recipient, body, time_us[, conv]): a negative conv is a
+    room's, whose name the recipient column holds."""
+    room = row[2] if len(row) > 5 and row[5] < 0 else ""
+    return StoredMessage(row[0], row[1], row[2], row[3], row[4], room)
 
 
 class Store:
@@ -787,12 +790,40 @@ class Store:
         return [_row_message(r) for r in rows]
 
     def inbox_after(self, uid: int, after_id: int, upto_id: int, limit: int) -> list[StoredMessage]:
-        """Messages to `uid` with after_id < id <= upto_id, oldest first."""
+        """Messages to `uid` with after_id < id <= upto_id, oldest first: to
+        the user, and to the rooms the user joined, from the join on."""
         return self._read(
-            "SELECT id, sender, recipient, body, time_us FROM messages "
-            "WHERE recipient_uid = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
-            (uid, after_id, upto_id, limit),
+            "SELECT id, sender, recipient, body, time_us, conv FROM messages "
+            "WHERE recipient_uid = ? AND id > ? AND id <= ? "
+            "UNION ALL "
+            "SELECT m.id, m.sender, m.recipient, m.body, m.time_us, m.conv "
+            "FROM room_members r JOIN messages m ON m.conv = -r.room_id "
+            "AND m.id > max(?, r.since_id) AND m.id <= ? WHERE r.uid = ? AND r.joined = 1 "
+            "ORDER BY 1 LIMIT ?",
+            (uid, after_id, upto_id, after_id, upto_id, uid, limit),
         )
+
+    def room_before(self, room_id: int, before_id: int, limit: int) -> list[StoredMessage]:
+        """The newest `limit` messages of a room with id < before_id, oldest first."""
+        rows = self._read(
+            "SELECT id, sender, recipient, body, time_us, conv FROM messages "
+            "WHERE conv = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            (-room_id, before_id, limit),
+        )
+        rows.reverse()
+        return rows
+
+    def unread_in_room(self, uid: int, room_id: int, since_id: int, upto_id: int) -> int:
+        """A room's messages after the user's read marker and `since_id` (the
+        join), up to `upto_id`, not the user's own."""
+        with self._reader_lock:
+            row = self._reader.execute(
+                "SELECT count(*) FROM messages WHERE conv = ? AND id <= ? AND sender_uid != ? "
+                "AND id > max(?, coalesce((SELECT upto FROM read_markers "
+                "WHERE uid = ? AND conv = ?), 0))",
+                (-room_id, upto_id, uid, since_id, uid, -room_id),
+            ).fetchone()
+        return int(row[0])
 
     def conversation_before(
         self, uid: int, peer_uid: int, before_id: int, limit: int

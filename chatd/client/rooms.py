@@ -1,0 +1,105 @@
+"""The client library's room calls (README, "Rooms"), mixed into ChatClient
+(chatd.client.api): each a unary call, failing over as every call does. A
+room message is sent with `ChatClient.send(..., room=NAME)` and arrives on
+`subscribe()` and `inbox()` as any message, with `Message.room` set."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from chatd.client.errors import error_for
+from chatd.contract import Code
+from chatd.proto import chat_pb2
+
+if TYPE_CHECKING:
+    from chatd.client.api import Message
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    name: str
+    topic: str
+    creator: str
+    members: int  # who joined
+    unread: int  # messages after my read marker, not my own
+    joined: bool  # False: I am invited
+    admin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMember:
+    name: str
+    online: bool
+    joined: bool  # False: invited
+    admin: bool
+
+
+class RoomCalls:
+    if TYPE_CHECKING:
+        _ok: Callable[[str, Any], Awaitable[Any]]
+        _call: Callable[[str, Any], Awaitable[Any]]
+        _session: Callable[[], str]
+
+    async def _room_call(self, name: str, room: str, username: str | None = None) -> None:
+        if username is None:
+            await self._ok(name, chat_pb2.RoomRequest(session_id=self._session(), room=room))
+        else:
+            request = chat_pb2.RoomMemberRequest(
+                session_id=self._session(), room=room, username=username
+            )
+            await self._ok(name, request)
+
+    async def create_room(self, name: str, topic: str = "") -> None:
+        """Creates a room, with me its first member and admin."""
+        request = chat_pb2.RoomRequest(session_id=self._session(), room=name, topic=topic)
+        await self._ok("CreateRoom", request)
+
+    async def invite(self, room: str, username: str) -> None:
+        await self._room_call("InviteToRoom", room, username)
+
+    async def remove_from_room(self, room: str, username: str) -> None:
+        await self._room_call("RemoveFromRoom", room, username)
+
+    async def name_room_admin(self, room: str, username: str) -> None:
+        await self._room_call("NameRoomAdmin", room, username)
+
+    async def join_room(self, room: str) -> None:
+        await self._room_call("JoinRoom", room)
+
+    async def leave_room(self, room: str) -> None:
+        await self._room_call("LeaveRoom", room)
+
+    async def rooms(self) -> list[Room]:
+        """The rooms I am in or invited to, with member and unread counts."""
+        r = await self._ok("ListRooms", chat_pb2.RoomRequest(session_id=self._session()))
+        return [
+            Room(x.name, x.topic, x.creator, x.members, x.unread, x.joined, x.admin) for x in r.room
+        ]
+
+    async def room_members(self, room: str) -> list[RoomMember]:
+        request = chat_pb2.RoomRequest(session_id=self._session(), room=room)
+        r = await self._ok("ListRoomMembers", request)
+        return [RoomMember(m.username, m.online, m.joined, m.admin) for m in r.member]
+
+    async def room_history(self, room: str, before: int = 0, limit: int = 50) -> list[Message]:
+        """One page of a room's messages (newest before `before`), oldest first."""
+        from chatd.client.api import _message
+
+        request = chat_pb2.RoomHistoryRequest(
+            session_id=self._session(), room=room, before_message_id=before, limit=limit
+        )
+        r = await self._call("GetRoomHistory", request)
+        if r.error_code == Code.NO_MESSAGES:
+            return []
+        if r.error_code:
+            raise error_for(r.error_code, r.error_message)
+        return [_message(m) for m in r.message]
+
+    async def mark_read(self, upto: int, *, peer: str = "", room: str = "") -> None:
+        """I have read the conversation with `peer`, or `room`, up to `upto`."""
+        request = chat_pb2.MarkReadRequest(
+            session_id=self._session(), peer=peer, room=room, upto=upto
+        )
+        await self._ok("MarkRead", request)

@@ -1,0 +1,205 @@
+"""The room operations of the client API, over Chat (chatd.server.chat):
+validation and limits here, the membership rules in the apply
+(chatd.server.rooms), reads from the caches and the committed tables.
+
+A room's name follows the username alphabet, unique regardless of case;
+its topic is at most MAX_TOPIC_CHARS characters. A member who joined sees
+the room's whole history and gets its messages from the join on; one who
+left or was removed neither gets nor reads any more of them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from chatd.contract import Code
+from chatd.proto import log_pb2
+from chatd.server.chat import (
+    CHAT_PAGE_DEFAULT,
+    CHAT_PAGE_MAX,
+    GET_MESSAGES_MAX_BYTES,
+    USERNAME_RE,
+    Chat,
+    check_message,
+    check_request_id,
+    newest_within,
+)
+from chatd.server.errors import OverLimit, RequestRefused
+from chatd.server.rooms import Room
+from chatd.server.store import StoredMessage
+
+MAX_TOPIC_CHARS = 256
+MAX_ROOM_MEMBERS = 1000  # members (joined or invited) of a room
+MAX_ROOMS_PER_USER = 100  # rooms a user is in (joined or invited)
+
+Action = log_pb2.RoomMember.Action
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    name: str
+    topic: str
+    creator: str
+    members: int  # who joined
+    unread: int
+    joined: bool
+    admin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    username: str
+    online: bool
+    joined: bool
+    admin: bool
+
+
+class RoomOps:
+    def __init__(self, chat: Chat) -> None:
+        self.chat = chat
+
+    def _names(self) -> dict[int, str]:
+        return {u.uid: u.username for u in self.chat.store.users.values()}
+
+    def _room(self, name: str) -> Room:
+        room = self.chat.store.rooms.find(name) if USERNAME_RE.fullmatch(name) else None
+        if room is None:
+            raise RequestRefused(Code.NO_SUCH_ROOM)
+        return room
+
+    async def create(self, session_id: str, name: str, topic: str) -> None:
+        s = self.chat.session(session_id)
+        if not USERNAME_RE.fullmatch(name):
+            raise RequestRefused(Code.INVALID_ROOM, "a room name is 1 to 32 of A-Z a-z 0-9 _ . -")
+        if len(topic) > MAX_TOPIC_CHARS:
+            raise RequestRefused(
+                Code.INVALID_ROOM, f"a topic is at most {MAX_TOPIC_CHARS} characters"
+            )
+        if self.chat.store.rooms.find(name) is not None:
+            raise RequestRefused(Code.ROOM_NAME_TAKEN)
+        op = log_pb2.CreateRoom(
+            creator=s.username, name=name, topic=topic, max_rooms=MAX_ROOMS_PER_USER
+        )
+        await self.chat._submit(log_pb2.Entry(create_room=op))
+
+    async def _member(self, session_id: str, action: int, room: str, username: str | None) -> None:
+        """`username`: whom the action is about (None: the caller)."""
+        s = self.chat.session(session_id)
+        r = self._room(room)
+        who = s.username
+        if username is not None:
+            found = self.chat.store.find_user(username) if USERNAME_RE.fullmatch(username) else None
+            if found is None:
+                raise RequestRefused(Code.NO_SUCH_USER)
+            who = found
+        op = log_pb2.RoomMember(
+            action=action,  # type: ignore[arg-type]
+            actor=s.username,
+            room=r.name,
+            username=who,
+            max_members=MAX_ROOM_MEMBERS,
+            max_rooms=MAX_ROOMS_PER_USER,
+        )
+        await self.chat._submit(log_pb2.Entry(room_member=op))
+
+    async def invite(self, session_id: str, room: str, username: str) -> None:
+        await self._member(session_id, Action.INVITE, room, username)
+
+    async def remove(self, session_id: str, room: str, username: str) -> None:
+        await self._member(session_id, Action.REMOVE, room, username)
+
+    async def name_admin(self, session_id: str, room: str, username: str) -> None:
+        await self._member(session_id, Action.ADMIN, room, username)
+
+    async def join(self, session_id: str, room: str) -> None:
+        await self._member(session_id, Action.JOIN, room, None)
+
+    async def leave(self, session_id: str, room: str) -> None:
+        await self._member(session_id, Action.LEAVE, room, None)
+
+    async def send(self, session_id: str, room: str, body: str, request_id: str) -> int:
+        chat = self.chat
+        s = chat.session(session_id)
+        if not chat._send_limit.allow(s.uid, time.monotonic()):
+            raise OverLimit(f"more than {chat.limits.send_rate:g} messages a second from this user")
+        check_request_id(request_id)
+        check_message(body, chat.limits)
+        r = self._room(room)
+        op = log_pb2.SendMessage(sender=s.username, room=r.name, body=body, request_id=request_id)
+        return (await chat._submit(log_pb2.Entry(send_message=op))).message_id
+
+    async def list_rooms(self, session_id: str) -> list[RoomInfo]:
+        chat = self.chat
+        s = chat.session(session_id)
+        names = self._names()
+        visible = chat.writer.visible_message_id
+        out = []
+        for rid in sorted(chat.store.rooms.of_user.get(s.uid, ())):
+            r = chat.store.rooms.by_id[rid]
+            me = r.members[s.uid]
+            unread = (
+                await chat._read(chat.store.unread_in_room, s.uid, r.id, me.since_id, visible)
+                if me.joined
+                else 0
+            )
+            out.append(
+                RoomInfo(
+                    r.name,
+                    r.topic,
+                    names.get(r.creator_uid, ""),
+                    len(r.joined_uids()),
+                    unread,
+                    me.joined,
+                    me.admin,
+                )
+            )
+        return sorted(out, key=lambda i: i.name.casefold())
+
+    def members(self, session_id: str, room: str) -> list[MemberInfo]:
+        s = self.chat.session(session_id)
+        r = self._room(room)
+        if s.uid not in r.members:
+            raise RequestRefused(Code.NOT_A_MEMBER)
+        names = self._names()
+        out = [
+            MemberInfo(names[m.uid], self.chat.hub.online(names[m.uid]), m.joined, m.admin)
+            for m in r.members.values()
+            if m.uid in names
+        ]
+        return sorted(out, key=lambda m: m.username.casefold())
+
+    async def history(
+        self, session_id: str, room: str, before_id: int, limit: int
+    ) -> list[StoredMessage]:
+        chat = self.chat
+        s = chat.session(session_id)
+        if before_id < 0 or limit < 0:
+            raise RequestRefused(Code.INVALID_ARGUMENT, "before_message_id and limit are >= 0")
+        r = self._room(room)
+        me = r.members.get(s.uid)
+        if me is None or not me.joined:
+            raise RequestRefused(Code.NOT_A_MEMBER)
+        limit = min(limit or CHAT_PAGE_DEFAULT, CHAT_PAGE_MAX)
+        visible = chat.writer.visible_message_id + 1
+        before = min(before_id, visible) if before_id else visible
+        page = await chat._read(chat.store.room_before, r.id, before, limit)
+        if not page:
+            raise RequestRefused(Code.NO_MESSAGES)
+        return newest_within(page, GET_MESSAGES_MAX_BYTES)
+
+    async def mark_read(self, session_id: str, peer: str, room: str, upto: int) -> None:
+        s = self.chat.session(session_id)
+        if upto < 0 or bool(peer) == bool(room):
+            raise RequestRefused(Code.INVALID_ARGUMENT, "one of peer and room, and upto >= 0")
+        if room:
+            r = self._room(room)
+            if s.uid not in r.members:
+                raise RequestRefused(Code.NOT_A_MEMBER)
+            op = log_pb2.MarkRead(username=s.username, room=r.name, upto=upto)
+        else:
+            found = self.chat.store.find_user(peer) if USERNAME_RE.fullmatch(peer) else None
+            if found is None:
+                raise RequestRefused(Code.NO_SUCH_USER)
+            op = log_pb2.MarkRead(username=s.username, peer=found, upto=upto)
+        await self.chat._submit(log_pb2.Entry(mark_read=op))

@@ -1,0 +1,94 @@
+"""The ClientAccount servicer's room RPCs (chatd.server.chat_rooms), mixed
+into chatd.server.client_service.ClientAccountServicer: each is relayed to
+the master by a slave, like every unary call (chatd.server.unary)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from chatd.proto import chat_pb2
+from chatd.server.chat_rooms import RoomOps
+from chatd.server.errors import RequestRefused
+from chatd.server.unary import messages_error, response, to_proto, unary
+
+if TYPE_CHECKING:
+    import grpc
+
+    Ctx = grpc.aio.ServicerContext[Any, Any]
+
+
+def _rooms_error(exc: RequestRefused) -> chat_pb2.Rooms:
+    return chat_pb2.Rooms(error_code=int(exc.code), error_message=exc.message)
+
+
+def _members_error(exc: RequestRefused) -> chat_pb2.RoomMembers:
+    return chat_pb2.RoomMembers(error_code=int(exc.code), error_message=exc.message)
+
+
+class RoomServicer:
+    room_ops: RoomOps
+
+    @unary(response)
+    async def CreateRoom(self, request: chat_pb2.RoomRequest, context: Ctx) -> Any:
+        await self.room_ops.create(request.session_id, request.room, request.topic)
+        return chat_pb2.ServerResponse()
+
+    @unary(response)
+    async def InviteToRoom(self, request: chat_pb2.RoomMemberRequest, context: Ctx) -> Any:
+        await self.room_ops.invite(request.session_id, request.room, request.username)
+        return chat_pb2.ServerResponse()
+
+    @unary(response)
+    async def JoinRoom(self, request: chat_pb2.RoomRequest, context: Ctx) -> Any:
+        await self.room_ops.join(request.session_id, request.room)
+        return chat_pb2.ServerResponse()
+
+    @unary(response)
+    async def LeaveRoom(self, request: chat_pb2.RoomRequest, context: Ctx) -> Any:
+        await self.room_ops.leave(request.session_id, request.room)
+        return chat_pb2.ServerResponse()
+
+    @unary(response)
+    async def RemoveFromRoom(self, request: chat_pb2.RoomMemberRequest, context: Ctx) -> Any:
+        await self.room_ops.remove(request.session_id, request.room, request.username)
+        return chat_pb2.ServerResponse()
+
+    @unary(response)
+    async def NameRoomAdmin(self, request: chat_pb2.RoomMemberRequest, context: Ctx) -> Any:
+        await self.room_ops.name_admin(request.session_id, request.room, request.username)
+        return chat_pb2.ServerResponse()
+
+    @unary(_rooms_error)
+    async def ListRooms(self, request: chat_pb2.RoomRequest, context: Ctx) -> Any:
+        found = await self.room_ops.list_rooms(request.session_id)
+        rooms = [
+            chat_pb2.Room(
+                name=r.name, topic=r.topic, members=r.members, unread=r.unread,
+                joined=r.joined, admin=r.admin, creator=r.creator,
+            )
+            for r in found
+        ]  # fmt: skip
+        return chat_pb2.Rooms(room=rooms)
+
+    @unary(_members_error)
+    async def ListRoomMembers(self, request: chat_pb2.RoomRequest, context: Ctx) -> Any:
+        found = self.room_ops.members(request.session_id, request.room)
+        members = [
+            chat_pb2.RoomMember(
+                username=m.username, online=m.online, joined=m.joined, admin=m.admin
+            )
+            for m in found
+        ]
+        return chat_pb2.RoomMembers(member=members)
+
+    @unary(messages_error)
+    async def GetRoomHistory(self, request: chat_pb2.RoomHistoryRequest, context: Ctx) -> Any:
+        r = request
+        found = await self.room_ops.history(r.session_id, r.room, r.before_message_id, r.limit)
+        return chat_pb2.Messages(message=[to_proto(m) for m in found])
+
+    @unary(response)
+    async def MarkRead(self, request: chat_pb2.MarkReadRequest, context: Ctx) -> Any:
+        r = request
+        await self.room_ops.mark_read(r.session_id, r.peer, r.room, r.upto)
+        return chat_pb2.ServerResponse()

@@ -1,0 +1,71 @@
+"""The client service's unary RPCs: one decorator that relays a call to the
+master or serves it here, turning the chat layer's refusals into error
+codes (chatd.server.client_service, chatd.server.room_service)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from chatd.contract import RETRY_AFTER_HEADER
+from chatd.proto import chat_pb2
+from chatd.server.errors import NodeError, OverLimit, RequestRefused
+from chatd.server.store import StoredMessage
+
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
+if TYPE_CHECKING:
+    Ctx = grpc.aio.ServicerContext[Any, Any]
+
+
+def to_proto(m: StoredMessage) -> chat_pb2.Message:
+    ts = Timestamp(seconds=m.time_us // 1_000_000, nanos=(m.time_us % 1_000_000) * 1000)
+    return chat_pb2.Message(
+        from_=m.sender,
+        message=m.body,
+        message_id=m.id,
+        time_stamp=ts,
+        to=m.recipient,
+        room=m.room,
+    )
+
+
+def response(exc: RequestRefused) -> chat_pb2.ServerResponse:
+    return chat_pb2.ServerResponse(error_code=int(exc.code), error_message=exc.message)
+
+
+def messages_error(exc: RequestRefused) -> chat_pb2.Messages:
+    return chat_pb2.Messages(error_code=int(exc.code), error_message=exc.message)
+
+
+def unary(refused: Callable[[RequestRefused], Any] | None = None) -> Callable[[Handler], Handler]:
+    """Makes a handler that only runs the chat operation into the unary RPC
+    of its name: relayed as it is to the master when this node is not it;
+    served here, a refusal is answered `refused(exc)` (its error code in the
+    response), going over a limit RESOURCE_EXHAUSTED, and a node that
+    cannot serve UNAVAILABLE."""
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def rpc(self: Any, request: Any, context: Ctx) -> Any:
+            if (relayed := await self._forward(rpc.__name__, request, context)) is not None:
+                return relayed
+            try:
+                return await handler(self, request, context)
+            except RequestRefused as exc:
+                if refused is None:
+                    raise
+                return refused(exc)
+            except OverLimit as exc:
+                retry = exc.retry_after_s
+                hint = () if retry is None else ((RETRY_AFTER_HEADER, str(int(retry * 1000))),)
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), hint)
+            except NodeError as exc:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+
+        return cast(Handler, rpc)
+
+    return wrap
