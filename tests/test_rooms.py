@@ -177,3 +177,36 @@ async def test_room_messages_reach_every_member_across_a_failover(tmp_path: Path
             with contextlib.suppress(Exception):
                 await c.close()
         cluster.stop_all()
+
+
+async def test_room_messages_wait_in_the_inbox_of_a_member_not_connected(node: Node) -> None:
+    """GetMessages hands out a member's room messages as its own, once each,
+    in id order; what a live stream delivered and the inbox acknowledged is
+    not handed out again, so inbox() shows each once."""
+    ann = await logged_in(node.address, "ann")
+    bob = await logged_in(node.address, "bob")
+    await ann.create_room("team")
+    await ann.invite("team", "bob")
+    before = await ann.send("", "before bob joined", room="team")
+    await bob.join_room("team")
+    ids = [
+        await ann.send("", "r1", room="team"),
+        await ann.send("bob", "direct"),
+        await ann.send("", "r2", room="team"),
+    ]
+    got = await bob.get_messages()
+    assert [m.id for m in got] == ids and before not in ids
+    assert [m.room for m in got] == ["team", "", "team"]
+    assert await bob.get_messages() == []
+    later = await ann.send("", "r3", room="team")
+    inbox = bob.inbox()
+    [m] = await take(inbox, 1)
+    assert m.id == later
+    live = await ann.send("", "r4", room="team")
+    [m] = await take(inbox, 1)
+    assert m.id == live
+    await asyncio.sleep(0.5)  # the inbox acknowledges what came live
+    await inbox.aclose()
+    assert await bob.get_messages() == []
+    for c in (ann, bob):
+        await c.close()

@@ -6,10 +6,13 @@ joins; the creator joins at once as the first admin and may name more
 admins among those who joined. Admins invite and remove (never the
 creator); a member leaves (an invited user declines the same way). A room
 message is stored once in `messages` (recipient: the room's name; `conv`:
-the room's negative id; never in anyone's undelivered inbox) and reaches
-the members who joined, each from the message after the one that was the
-last when they joined (`since_id`). Read markers record, per user and
-conversation (a peer or a room), the message id read up to.
+the room's negative id; never in the per-message undelivered flag) and
+reaches the members who joined, each from the message after the one that
+was the last when they joined (`since_id`); for a member who was not
+connected, GetMessages hands them out as it does messages to the user, and
+`room_delivered` records how far (acknowledgements move it too). Read
+markers record, per user and conversation (a peer or a room), the message
+id read up to.
 
 Like the rest of apply (chatd.server.store), every rule here reads only the
 entry and the state before it; the master's limits come in the entry. The
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from chatd.contract import Code
 from chatd.proto import log_pb2
@@ -44,6 +47,12 @@ CREATE TABLE IF NOT EXISTS room_members (
     PRIMARY KEY (room_id, uid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS room_members_uid ON room_members(uid, room_id);
+CREATE TABLE IF NOT EXISTS room_delivered (
+    uid INTEGER NOT NULL,
+    room_id INTEGER NOT NULL,
+    upto INTEGER NOT NULL,
+    PRIMARY KEY (uid, room_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS read_markers (
     uid INTEGER NOT NULL,
     conv INTEGER NOT NULL,
@@ -216,6 +225,9 @@ class Rooms:
             db.execute(
                 "DELETE FROM read_markers WHERE uid = ? AND conv = ?", (target_uid, room.conv)
             )
+            db.execute(
+                "DELETE FROM room_delivered WHERE uid = ? AND room_id = ?", (target_uid, room.id)
+            )
             return Code.OK, lambda: self._drop(room, target_uid)
         if action == Action.ADMIN:
             if target is None or not target.joined:
@@ -256,3 +268,45 @@ def apply_mark_read(db: Db, uid: int, conv: int, upto: int) -> None:
         "ON CONFLICT(uid, conv) DO UPDATE SET upto = max(upto, excluded.upto)",
         (uid, conv, upto),
     )
+
+
+# A member's room messages not yet handed out: after the join and after
+# what GetMessages or an acknowledgement already delivered.
+_UNDELIVERED = (
+    "FROM room_members r JOIN messages m ON m.conv = -r.room_id "
+    "AND m.id > max(r.since_id, coalesce((SELECT upto FROM room_delivered d "
+    "WHERE d.uid = r.uid AND d.room_id = r.room_id), 0)) "
+    "WHERE r.uid = ? AND r.joined = 1"
+)
+
+
+def undelivered(db: Db, uid: int, limit: int) -> list[tuple[Any, ...]]:
+    """Up to `limit` of the member's undelivered room messages, oldest first:
+    (id, sender, recipient, body, time_us, conv) rows."""
+    rows: list[tuple[Any, ...]] = db.execute(  # type: ignore[attr-defined]
+        f"SELECT m.id, m.sender, m.recipient, m.body, m.time_us, m.conv {_UNDELIVERED} "
+        "ORDER BY m.id LIMIT ?",
+        (uid, limit),
+    ).fetchall()
+    return rows
+
+
+def undelivered_among(db: Db, uid: int, ids_json: str) -> list[tuple[int, int]]:
+    """(id, room id) of those of the ids (a JSON list) that are the member's
+    undelivered room messages."""
+    rows = db.execute(  # type: ignore[attr-defined]
+        f"SELECT m.id, r.room_id {_UNDELIVERED} "
+        "AND m.id IN (SELECT value FROM json_each(?)) ORDER BY m.id",
+        (uid, ids_json),
+    ).fetchall()
+    return [(int(a), int(b)) for a, b in rows]
+
+
+def mark_delivered(db: Db, uid: int, upto: dict[int, int]) -> None:
+    """The member's room messages are delivered up to upto[room id]."""
+    for room_id, mid in sorted(upto.items()):
+        db.execute(
+            "INSERT INTO room_delivered(uid, room_id, upto) VALUES (?, ?, ?) "
+            "ON CONFLICT(uid, room_id) DO UPDATE SET upto = max(upto, excluded.upto)",
+            (uid, room_id, mid),
+        )

@@ -569,19 +569,23 @@ class Store:
         if user is None:
             out.code = Code.NOT_LOGGED_IN
             return out
-        rows = self._db.execute(
-            "SELECT id, sender, recipient, body, time_us FROM messages "
+        db = self._db
+        rows = db.execute(
+            "SELECT id, sender, recipient, body, time_us, conv FROM messages "
             "WHERE recipient_uid = ? AND delivered = 0 ORDER BY id LIMIT ?",
             (user.uid, op.limit),
         ).fetchall()
+        rows = sorted(rows + rooms.undelivered(db, user.uid, op.limit))[: op.limit]
         if op.max_bytes:
             rows = _within(rows, op.max_bytes)
-        if rows:
-            self._db.execute(
+        direct = [r[0] for r in rows if r[5] >= 0]
+        if direct:
+            db.execute(
                 "UPDATE messages SET delivered = 1 WHERE recipient_uid = ? AND delivered = 0 "
                 "AND id <= ?",
-                (user.uid, rows[-1][0]),
+                (user.uid, direct[-1]),
             )
+        rooms.mark_delivered(db, user.uid, {-r[5]: r[0] for r in rows if r[5] < 0})
         out.messages = [_row_message(r) for r in rows]
         return out
 
@@ -595,6 +599,12 @@ class Store:
             "UPDATE messages SET delivered = 1 WHERE id = ? AND recipient_uid = ?",
             [(mid, user.uid) for mid in op.message_ids],
         )
+        upto: dict[int, int] = {}
+        for mid, room_id in rooms.undelivered_among(
+            self._db, user.uid, json.dumps(list(op.message_ids))
+        ):
+            upto[room_id] = max(upto.get(room_id, 0), mid)
+        rooms.mark_delivered(self._db, user.uid, upto)
         return out
 
     def _apply_delete_account(self, out: Applied, entry: log_pb2.Entry) -> Applied:
@@ -610,6 +620,7 @@ class Store:
         db.execute("DELETE FROM messages WHERE recipient_uid = ? AND delivered = 0", (user.uid,))
         db.execute("DELETE FROM request_ids WHERE sender_uid = ?", (user.uid,))
         db.execute("DELETE FROM room_members WHERE uid = ?", (user.uid,))
+        db.execute("DELETE FROM room_delivered WHERE uid = ?", (user.uid,))
         db.execute("DELETE FROM read_markers WHERE uid = ?", (user.uid,))
         db.execute("UPDATE users SET deleted = 1 WHERE uid = ?", (user.uid,))
         out.deleted_user = name
@@ -839,22 +850,25 @@ class Store:
         return rows
 
     def undelivered_among(self, uid: int, ids: list[int]) -> list[int]:
-        """Those of `ids` that are undelivered messages to `uid`, in order."""
+        """Those of `ids` that are undelivered messages to `uid` (its own, or
+        of the rooms it joined), in order."""
         with self._reader_lock:
             rows = self._reader.execute(
                 "SELECT id FROM messages WHERE recipient_uid = ? AND delivered = 0 "
                 "AND id IN (SELECT value FROM json_each(?)) ORDER BY id",
                 (uid, json.dumps(ids)),
             ).fetchall()
-        return [int(r[0]) for r in rows]
+            in_rooms = rooms.undelivered_among(self._reader, uid, json.dumps(ids))
+        return sorted([int(r[0]) for r in rows] + [mid for mid, _ in in_rooms])
 
     def has_undelivered(self, uid: int) -> bool:
-        """Whether any message to `uid` waits (committed data)."""
+        """Whether any message to `uid` waits, its own or of its rooms
+        (committed data)."""
         with self._reader_lock:
             row = self._reader.execute(
                 "SELECT 1 FROM messages WHERE recipient_uid = ? AND delivered = 0 LIMIT 1", (uid,)
             ).fetchone()
-        return row is not None
+            return row is not None or bool(rooms.undelivered(self._reader, uid, 1))
 
     def last_uid_named(self, username: str) -> int | None:
         """The uid of the live account with this name, else of the newest
