@@ -276,3 +276,80 @@ def test_the_screen_after_a_password_prompt_shows_what_is_typed(
     finally:
         child.kill(9)
         child.wait()
+
+
+def test_a_room_with_three_people_one_removed(
+    spawn_node: Callable[..., NodeProcess], chat_process: Callable[..., pexpect.spawn[str]]
+) -> None:
+    """alice, at the terminal, makes a room for three, talks in it as in a
+    conversation, sees bob's answer above her prompt, and removes carol:
+    carol gets nothing after that."""
+    node = spawn_node("n1")
+    address = node.address  # type: ignore[attr-defined]
+    wait_serving(address)
+    child = chat_process("--server", address)
+    create_account(child, "alice")
+    child.expect("alice>")
+
+    async def accounts() -> None:
+        for name in ("bob", "carol"):
+            c = ChatClient([address])
+            await c.create_account(name, PASSWORD)
+            await c.close()
+
+    run(accounts())
+    child.sendline("/room create team plans for the week")
+    child.expect("room #team created")
+    for name in ("bob", "carol"):
+        child.sendline(f"/room invite team {name}")
+        child.expect(f"{name} invited to #team")
+
+    async def join(name: str) -> None:
+        c = ChatClient([address])
+        await c.login(name, PASSWORD)
+        await c.join_room("team")
+        await c.close()
+
+    for name in ("bob", "carol"):
+        run(join(name))
+    child.sendline("/chat #team")
+    child.expect("in #team")
+    child.expect("alice → #team>")
+    child.sendline("hello team")
+    child.expect("alice → #team>")
+
+    async def reads(name: str, answer: str = "") -> list[str]:
+        c = ChatClient([address])
+        await c.login(name, PASSWORD)
+        got = await inbox_of(c)
+        if answer:
+            await c.send("", answer, room="team")
+        await c.close()
+        return got
+
+    assert run(reads("bob", "hi alice, from bob")) == ["hello team"]
+    child.expect(r"\[\d\d:\d\d\] bob: hi alice, from bob")  # in the room she is in
+    assert run(reads("carol")) == ["hello team", "hi alice, from bob"]
+    child.sendline("/room members team")
+    child.expect(r"alice +online \(admin\)")
+    child.sendline("/room remove team carol")
+    child.expect("carol removed from #team")
+    child.sendline("carol is gone")
+    child.expect("alice → #team>")
+    assert run(reads("bob")) == ["carol is gone"]
+
+    async def carol_after() -> list[str]:
+        c = ChatClient([address])
+        await c.login("carol", PASSWORD)
+        await asyncio.sleep(0.3)
+        got = [m.body for m in await c.get_messages()]
+        await c.close()
+        return got
+
+    assert run(carol_after()) == []
+    child.sendline("/room list")
+    child.expect(r"#team +2 members")
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    child.wait()
+    assert child.exitstatus == 0

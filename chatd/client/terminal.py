@@ -29,9 +29,12 @@ COMMANDS = {
     "/create": "/create NAME         create an account (asks for a password) and log in",
     "/login": "/login NAME          log in (asks for the password)",
     "/users": "/users [PATTERN]     list users, online or offline",
-    "/chat": "/chat NAME           talk to NAME: show recent history, plain text goes there",
+    "/chat": "/chat NAME|#ROOM     talk to NAME or in ROOM: recent history; plain text goes there",
     "/send": "/send NAME TEXT      send one message to NAME",
     "/history": "/history [N]         the last N messages of this conversation (default 20)",
+    "/room": "/room list | create ROOM [TOPIC] | invite ROOM NAME | remove ROOM NAME\n"
+    "                     | leave ROOM | members ROOM   rooms (list: yours, unread counts)",
+    "/join": "/join ROOM           join a room you were invited to, and talk there",
     "/logout": "/logout              end this session",
     "/delete": "/delete              delete your account (asks to confirm)",
     "/help": "/help                this list",
@@ -73,6 +76,16 @@ class ChatCompleter(Completer):
                     yield Completion(name, start_position=-len(words[1]))
 
 
+ROOM_ACTIONS = ("list", "create", "invite", "remove", "leave", "members")
+
+
+def conversation_of(m: Message, me: str | None) -> str:
+    """The conversation a message belongs to: "#room", or the other user."""
+    if m.room:
+        return "#" + m.room
+    return m.recipient if m.sender == me else m.sender
+
+
 class Terminal:
     def __init__(
         self,
@@ -83,9 +96,12 @@ class Terminal:
     ) -> None:
         self.client = client
         self.out = out
-        self.peer: str | None = None
+        self.peer: str | None = None  # a user, or "#room"
         self.users: set[str] = set()
         self._receiver: asyncio.Task[None] | None = None
+        self._sent: set[int] = set()  # ids this terminal sent (its room messages come back)
+        self._reading: asyncio.Task[None] | None = None  # a read marker on its way
+        self._last_seen: Message | None = None
         self._lost = False
         client.on_connection = self._connection
         self.session = session or PromptSession(history=InMemoryHistory())
@@ -200,22 +216,85 @@ class Terminal:
             self.out(f"  {u.name:<32} {'online' if u.online else 'offline'}")
 
     async def _cmd_chat(self, name: str) -> None:
-        if not name:
-            self.out("usage: /chat NAME")
+        if not name or name == "#":
+            self.out("usage: /chat NAME or /chat #ROOM")
             return
-        history = await self.client.get_chat(name, limit=20)
+        history = await self._history(name, 20)
         self.peer = name
-        self.out(f"talking to {name}" + ("" if history else " (no messages yet)"))
+        where = f"in {name}" if name.startswith("#") else f"talking to {name}"
+        self.out(where + ("" if history else " (no messages yet)"))
         for m in history:
             self._show(m)
+        await self._mark_read(history)
+
+    async def _history(self, conversation: str, n: int) -> list[Message]:
+        if conversation.startswith("#"):
+            return await self.client.room_history(conversation[1:], limit=n)
+        return await self.client.get_chat(conversation, limit=n)
+
+    async def _mark_read(self, shown: list[Message]) -> None:
+        """What the screen shows of the conversation counts as read (on
+        every device of the user)."""
+        if not shown or self.peer is None:
+            return
+        where = {"room": self.peer[1:]} if self.peer.startswith("#") else {"peer": self.peer}
+        with contextlib.suppress(ChatError):
+            await self.client.mark_read(shown[-1].id, **where)
 
     async def _cmd_history(self, rest: str) -> None:
         if self.peer is None:
             self.out("choose someone to talk to first: /chat NAME")
             return
         n = int(rest) if rest.isdigit() else 20
-        for m in await self.client.get_chat(self.peer, limit=max(1, min(n, 500))):
+        for m in await self._history(self.peer, max(1, min(n, 500))):
             self._show(m)
+
+    async def _cmd_join(self, room: str) -> None:
+        room = room.removeprefix("#")
+        if not room:
+            self.out("usage: /join ROOM")
+            return
+        await self.client.join_room(room)
+        self.out(f"joined #{room}")
+        await self._cmd_chat("#" + room)
+
+    async def _cmd_room(self, rest: str) -> None:
+        action, *args = rest.split(" ") if rest else ["list"]
+        args = [a for a in args if a]
+        names = [a.removeprefix("#") for a in args[:1]] + args[1:]
+        c = self.client
+        if action == "list" and not names:
+            rooms = await c.rooms()
+            if not rooms:
+                self.out("no rooms yet: /room create ROOM")
+            for r in rooms:
+                state = "" if r.joined else " (invited: /join " + r.name + ")"
+                unread = f", {r.unread} unread" if r.unread else ""
+                topic = f": {r.topic}" if r.topic else ""
+                self.out(f"  #{r.name:<31} {r.members} members{unread}{state}{topic}")
+        elif action == "create" and names:
+            topic = " ".join(names[1:])
+            await c.create_room(names[0], topic)
+            self.out(f"room #{names[0]} created")
+        elif action in ("invite", "remove") and len(names) == 2:
+            if action == "invite":
+                await c.invite(names[0], names[1])
+                self.out(f"{names[1]} invited to #{names[0]}")
+            else:
+                await c.remove_from_room(names[0], names[1])
+                self.out(f"{names[1]} removed from #{names[0]}")
+        elif action == "leave" and len(names) == 1:
+            await c.leave_room(names[0])
+            if self.peer == "#" + names[0]:
+                self.peer = None
+            self.out(f"left #{names[0]}")
+        elif action == "members" and len(names) == 1:
+            for m in await c.room_members(names[0]):
+                role = " (admin)" if m.admin else ""
+                state = "invited" if not m.joined else "online" if m.online else "offline"
+                self.out(f"  {m.name:<32} {state}{role}")
+        else:
+            self.out("usage: " + " ".join(COMMANDS["/room"].split()))
 
     async def _cmd_send(self, rest: str) -> None:
         name, _, text = rest.partition(" ")
@@ -226,7 +305,10 @@ class Terminal:
 
     async def _send(self, to: str, text: str) -> None:
         try:
-            await self.client.send(to, text)
+            if to.startswith("#"):
+                self._sent.add(await self.client.send("", text, room=to[1:]))
+            else:
+                await self.client.send(to, text)
         except ChatError as exc:
             self.out(describe(exc, to))
             return
@@ -257,9 +339,14 @@ class Terminal:
     async def _receive(self) -> None:
         try:
             async for m in self.client.inbox():
+                if m.id in self._sent:  # typed here: on the screen already
+                    self._sent.discard(m.id)
+                    continue
                 self._show(m, incoming=True)
                 if m.sender not in self.users:
                     self.users.add(m.sender)
+                if conversation_of(m, self.client.username) == self.peer:
+                    self._read_soon(m)
         except NotLoggedIn:
             self.out("your session ended; /login NAME to continue")
         except Unavailable:
@@ -267,12 +354,26 @@ class Terminal:
 
     def _show(self, m: Message, incoming: bool = False) -> None:
         me = self.client.username
-        other = m.recipient if m.sender == me else m.sender
+        other = conversation_of(m, me)
         if incoming and other != self.peer:
-            self.out(f"[{stamp(m)}] new message from {m.sender}: {m.body}")
+            where = f" in #{m.room}" if m.room else ""
+            self.out(f"[{stamp(m)}] new message{where} from {m.sender}: {m.body}")
         else:
             who = "you" if m.sender == me else m.sender
             self.out(f"[{stamp(m)}] {who}: {m.body}")
+
+    def _read_soon(self, m: Message) -> None:
+        """Marks the current conversation read up to `m` shortly (one marker
+        for a burst of messages)."""
+        self._last_seen = m
+        if self._reading is None or self._reading.done():
+
+            async def later() -> None:
+                await asyncio.sleep(0.5)
+                if self._last_seen is not None:
+                    await self._mark_read([self._last_seen])
+
+            self._reading = asyncio.create_task(later())
 
     def _connection(self, event: ConnectionEvent) -> None:
         if event.state == "lost" and not self._lost:

@@ -271,11 +271,12 @@ def apply_mark_read(db: Db, uid: int, conv: int, upto: int) -> None:
 
 
 # A member's room messages not yet handed out: after the join and after
-# what GetMessages or an acknowledgement already delivered.
+# what GetMessages or an acknowledgement already delivered, and not the
+# member's own (it has those).
 _UNDELIVERED = (
     "FROM room_members r JOIN messages m ON m.conv = -r.room_id "
     "AND m.id > max(r.since_id, coalesce((SELECT upto FROM room_delivered d "
-    "WHERE d.uid = r.uid AND d.room_id = r.room_id), 0)) "
+    "WHERE d.uid = r.uid AND d.room_id = r.room_id), 0)) AND m.sender_uid != r.uid "
     "WHERE r.uid = ? AND r.joined = 1"
 )
 
