@@ -390,3 +390,69 @@ def test_demo_two_terminals_and_the_gui_through_a_master_crash(xvfb: str, tmp_pa
         for pid in pids.values():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_gui_room_with_three_people_one_removed(
+    xvfb: str,
+    spawn_node: Callable[..., NodeProcess],
+    loop_thread: LoopThread,
+    tmp_path: Path,
+) -> None:
+    """alice in the GUI: invited to a room with unread messages, she sees it
+    beside her contacts, opens it (joining), reads the history and who is
+    in it, writes there; when the room's creator removes her, the room
+    leaves her list."""
+    node = spawn_node("n1")
+    address: str = node.address  # type: ignore[attr-defined]
+    wait_serving(address)
+
+    async def setup() -> tuple[ChatClient, ChatClient]:
+        bob, carol = ChatClient([address]), ChatClient([address])
+        for name in ("alice", "bob", "carol"):
+            await bob.create_account(name, PASSWORD)
+        await bob.login("bob", PASSWORD)
+        await carol.login("carol", PASSWORD)
+        await bob.create_room("team", "the plan")
+        for name in ("alice", "carol"):
+            await bob.invite("team", name)
+        await carol.join_room("team")
+        for i in range(3):
+            await bob.send("", f"before alice {i}", room="team")
+        return bob, carol
+
+    bob, carol = loop_thread.submit(setup()).result(WAIT)
+    app = ChatApp(address, refresh_ms=300)
+    try:
+        submit_form(app, "alice", PASSWORD)
+        pump(app, lambda: app.me == "alice", "alice logged in")
+        pump(app, lambda: contact(app, "#team") == ("invited", ""), "the invitation")
+        app.contacts.selection_set("#team")  # opening it joins
+        pump(app, lambda: "bob: before alice 2\n" in conversation(app), "the room's history")
+        pump(app, lambda: app.peer_var.get().startswith("Room #team: alice"), "who is in it")
+        assert "carol" in app.peer_var.get() and "bob" in app.peer_var.get()
+        pump(app, lambda: contact(app, "#team")[0] == "3 members", "three members")
+        app.input.insert(0, "hello room")
+        app.input.event_generate("<Return>")
+        pump(app, lambda: "you: hello room\n" in conversation(app), "alice's message")
+
+        async def carol_reads() -> list[str]:
+            got = await carol.room_history("team")
+            return [m.body for m in got]
+
+        pump(app, lambda: "hello room" in loop_thread.submit(carol_reads()).result(WAIT), "sent")
+        loop_thread.submit(carol.send("", "welcome alice", room="team")).result(WAIT)
+        pump(app, lambda: "carol: welcome alice\n" in conversation(app), "carol, live")
+        screenshot(app, xvfb, tmp_path / "room-open.png")
+        # a conversation away from the room: its unread count grows
+        app.contacts.selection_set("bob")
+        pump(app, lambda: app.peer == "bob", "bob's conversation")
+        loop_thread.submit(bob.send("", "while away", room="team")).result(WAIT)
+        pump(app, lambda: contact(app, "#team")[1] == "1", "one unread in the room")
+        screenshot(app, xvfb, tmp_path / "room.png")
+        # removed: the room leaves her list
+        loop_thread.submit(bob.remove_from_room("team", "alice")).result(WAIT)
+        pump(app, lambda: not app.contacts.exists("#team"), "the room gone")
+    finally:
+        app.close()
+        for c in (bob, carol):
+            loop_thread.submit(c.close()).result(WAIT)

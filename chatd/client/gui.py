@@ -12,7 +12,10 @@ main thread drains from a `root.after` timer.
 Incoming messages come from `ChatClient.inbox()`: the unread ones, then live
 ones, each exactly once and across failovers, marked delivered by the
 library. A contact's unread count is what arrived from them while another
-conversation was shown.
+conversation was shown. Rooms are listed before the contacts, as "#name",
+with the server's unread counts (what the user's read markers leave, on
+every device); a room's conversation shows its members in its heading, and
+what it shows of a conversation counts as read.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import logging
 import queue
@@ -33,6 +37,7 @@ from typing import Any, Literal, TypeVar
 from chatd.client import errors
 from chatd.client.api import ChatClient, ConnectionEvent, Message, User
 from chatd.client.errors import ChatError, NotLoggedIn, UsernameTaken
+from chatd.client.rooms import Room, RoomMember
 from chatd.contract import Code
 
 try:  # a Python without Tk (python:3.11-slim has no libtk) still imports this module
@@ -122,12 +127,14 @@ class ChatApp:
         self.me: str | None = None
         self.peer: str | None = None  # whose conversation is shown
         self.users: dict[str, bool] = {}  # name -> online
+        self.rooms: dict[str, Room] = {}  # "#name" -> the room, as last listed
         self.unread: dict[str, int] = {}
         self.history: dict[int, Message] = {}  # the shown conversation, by id
         self.more_history = self._loading_older = self._refreshing = self._lost = False
         self._received: set[int] = set()
         self._generation = 0  # one more at each log-out: late answers are dropped
         self._tick_id: str | None = None
+        self._reading: str | None = None  # a read marker to set shortly
         self.closed = False
         self._build()
         self.show_login()
@@ -359,7 +366,7 @@ class ChatApp:
             self._tick_id = None
         self.client = self._new_client()
         self.me = self.peer = None
-        self.users, self.unread, self.history = {}, {}, {}
+        self.users, self.unread, self.history, self.rooms = {}, {}, {}, {}
         self._received.clear()
         self._loading_older = self._refreshing = False
         self.contacts.delete(*self.contacts.get_children())
@@ -401,7 +408,11 @@ class ChatApp:
         if client is not self.client or m.id in self._received:
             return
         self._received.add(m.id)
-        if m.sender == self.peer:
+        if m.room:  # the server counts a room's unread ones: shown at the refresh below
+            if "#" + m.room == self.peer:
+                self._add_messages(self.peer, [m])
+                self._read_soon()
+        elif m.sender == self.peer:
             self._add_messages(m.sender, [m])
         else:
             self.unread[m.sender] = self.unread.get(m.sender, 0) + 1
@@ -420,24 +431,41 @@ class ChatApp:
             return
         self._refreshing = True
 
-        def done(users: list[User]) -> None:
+        client = self.client
+
+        async def both() -> tuple[list[User], list[Room]]:
+            return await client.list_users(), await client.rooms()
+
+        def done(got: tuple[list[User], list[Room]]) -> None:
             self._refreshing = False
+            users, rooms = got
             self.users = {u.name: u.online for u in users if u.name != self.me}
+            self.rooms = {"#" + r.name: r for r in rooms}
+            if self.peer is not None and self.peer.startswith("#") and self.peer not in self.rooms:
+                self._left_room()
             self._render_contacts()
 
         def failed(_exc: Exception) -> None:
             self._refreshing = False  # the status bar says why
 
-        self.call(self.client.list_users(), done, failed)
+        self.call(both(), done, failed)
 
     def _render_contacts(self) -> None:
         tree = self.contacts
-        for name in set(tree.get_children()) - set(self.users):
+        rows = [*sorted(self.rooms, key=str.casefold), *sorted(self.users)]
+        for name in set(tree.get_children()) - set(rows):
             tree.delete(name)
-        for i, name in enumerate(sorted(self.users)):
-            unread, online = self.unread.get(name, 0), self.users[name]
-            values = ("● online" if online else "○ offline", unread or "")
-            tags = ("unread",) if unread else () if online else ("offline",)
+        for i, name in enumerate(rows):
+            room = self.rooms.get(name)
+            if room is not None:
+                unread = 0 if name == self.peer else room.unread
+                state = f"{room.members} members" if room.joined else "invited"
+                values: tuple[str, int | str] = (state, unread or "")
+                tags: tuple[str, ...] = ("unread",) if unread else ()
+            else:
+                unread, online = self.unread.get(name, 0), self.users[name]
+                values = ("● online" if online else "○ offline", unread or "")
+                tags = ("unread",) if unread else () if online else ("offline",)
             if tree.exists(name):
                 tree.item(name, values=values, tags=tags)
                 tree.move(name, "", i)
@@ -451,12 +479,26 @@ class ChatApp:
 
     # -- the conversation --
 
+    def _page(self, name: str, before: int = 0) -> Coroutine[Any, Any, list[Message]]:
+        """One page of the conversation `name` ("#room", or a user)."""
+        if name.startswith("#"):
+            return self.client.room_history(name[1:], before=before, limit=PAGE)
+        return self.client.get_chat(name, before=before, limit=PAGE)
+
     def open_conversation(self, name: str) -> None:
-        """Shows the newest page of the conversation with `name`."""
+        """Shows the newest page of the conversation with `name` (a user, or
+        "#room": invited, it is joined first)."""
+        room = self.rooms.get(name)
+        if room is not None and not room.joined:
+            self.call(self.client.join_room(name[1:]), lambda _: self._joined(name))
+            return
         self.peer, self.history, self.more_history = name, {}, False
         self.unread.pop(name, None)
-        self.peer_var.set(f"Conversation with {name}")
+        is_room = name.startswith("#")
+        self.peer_var.set(f"Room {name}" if is_room else f"Conversation with {name}")
         self.notice_var.set("")
+        if is_room:
+            self._show_members(name)
         self._render_contacts()
         if self.contacts.exists(name) and self.contacts.selection() != (name,):
             self.contacts.selection_set(name)
@@ -467,8 +509,50 @@ class ChatApp:
             if self.peer == name:
                 self.more_history = len(page) >= PAGE
                 self._add_messages(name, page)
+                self._read_soon()
 
-        self.call(self.client.get_chat(name, limit=PAGE), done, lambda e: self._notice(e, name))
+        self.call(self._page(name), done, lambda e: self._notice(e, name))
+
+    def _joined(self, name: str) -> None:
+        room = self.rooms.get(name)
+        if room is not None:
+            self.rooms[name] = dataclasses.replace(room, joined=True)
+        self.refresh_contacts()
+        self.peer = None
+        self.root.after(0, lambda: self.open_conversation(name))
+
+    def _show_members(self, name: str) -> None:
+        def done(members: list[RoomMember]) -> None:
+            if self.peer == name:
+                who = ", ".join(
+                    m.name + (" (invited)" if not m.joined else " ●" if m.online else "")
+                    for m in members
+                )
+                self.peer_var.set(f"Room {name}: {who}")
+
+        self.call(self.client.room_members(name[1:]), done, lambda e: self._notice(e, name))
+
+    def _left_room(self) -> None:
+        """The shown room is no longer the user's (removed, or left)."""
+        name, self.peer, self.history = self.peer, None, {}
+        self.peer_var.set(f"you are no longer in {name}")
+        self._render()
+
+    def _read_soon(self) -> None:
+        """What the shown conversation shows counts as read (one marker a
+        moment later for a burst of messages)."""
+        if self._reading is not None or self.peer is None:
+            return
+
+        def mark() -> None:
+            self._reading = None
+            name = self.peer
+            if name is None or not self.history:
+                return
+            where = {"room": name[1:]} if name.startswith("#") else {"peer": name}
+            self.call(self.client.mark_read(max(self.history), **where), lambda _: None)
+
+        self._reading = self.root.after(300, mark)
 
     def load_older(self) -> None:
         name = self.peer
@@ -487,7 +571,7 @@ class ChatApp:
             self._loading_older = False
             self._notice(exc, name)
 
-        self.call(self.client.get_chat(name, before=first, limit=PAGE), done, failed)
+        self.call(self._page(name, first), done, failed)
 
     def _scrolled(self, *args: Any) -> None:
         self.conversation.yview(*args)
@@ -518,7 +602,10 @@ class ChatApp:
             if not self.input.get():
                 self.input.insert(0, text)
 
-        self.call(self.client.send(peer, text), done, failed)
+        if peer.startswith("#"):
+            self.call(self.client.send("", text, room=peer[1:]), done, failed)
+        else:
+            self.call(self.client.send(peer, text), done, failed)
         return "break"
 
     def _add_messages(self, peer: str, messages: list[Message]) -> None:
