@@ -127,6 +127,8 @@ class Config:
     send_rate: float = 100.0
     send_burst: int = 200
     max_streams_per_user: int = 16
+    max_room_members: int = 1000
+    max_rooms_per_user: int = 100
     account_rate: float = 20.0
     log_format: str = "text"
     metrics_port: int | None = None
@@ -300,6 +302,18 @@ _SERVE_FLAGS = (
         _int_range(1, 10**5),
         help="open Subscribe streams allowed per user (default %(default)s)",
     ),
+    _Flag(
+        "--max-room-members",
+        _D.max_room_members,
+        _int_range(2, 10**6),
+        help="members a room may have, joined or invited (default %(default)s)",
+    ),
+    _Flag(
+        "--max-rooms-per-user",
+        _D.max_rooms_per_user,
+        _int_range(1, 10**6),
+        help="rooms a user may be in, joined or invited (default %(default)s)",
+    ),
     # Operations: log format, TLS, metrics, reflection.
     _Flag(
         "--log-format",
@@ -455,6 +469,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         send_rate=float(args.send_rate),
         send_burst=args.send_burst,
         max_streams_per_user=args.max_streams_per_user,
+        max_room_members=args.max_room_members,
+        max_rooms_per_user=args.max_rooms_per_user,
         account_rate=float(args.account_rate),
         log_format=args.log_format,
         metrics_port=args.metrics_port,

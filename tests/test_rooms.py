@@ -18,10 +18,12 @@ from chatd.client import (
     NoSuchRoom,
     NotAllowed,
     NotAMember,
+    RoomLimit,
     RoomNameTaken,
 )
 from chatd.server.node import Node
 from tests.cluster import Cluster
+from tests.conftest import node_config
 from tests.test_client import logged_in
 
 
@@ -210,3 +212,23 @@ async def test_room_messages_wait_in_the_inbox_of_a_member_not_connected(node: N
     assert await bob.get_messages() == []
     for c in (ann, bob):
         await c.close()
+
+
+async def test_the_room_limits_are_the_nodes_flags(tmp_path: Path) -> None:
+    node = Node(node_config(tmp_path / "n", max_room_members=2, max_rooms_per_user=1))
+    await node.start()
+    try:
+        ann, bob, cat = [await logged_in(node.address, n) for n in ("ann", "bob", "cat")]
+        await ann.create_room("team")
+        with pytest.raises(RoomLimit):
+            await ann.create_room("second")  # one room each
+        await ann.invite("team", "bob")
+        with pytest.raises(RoomLimit):
+            await ann.invite("team", "cat")  # two members a room, invited counted
+        await cat.create_room("other")
+        with pytest.raises(RoomLimit):
+            await cat.invite("other", "bob")  # bob is in one room already
+        for c in (ann, bob, cat):
+            await c.close()
+    finally:
+        await node.stop()

@@ -65,6 +65,8 @@ class ChatLimits:
     send_rate: float = 100.0  # Sends a second per user (0: no limit)
     send_burst: int = 200
     max_streams_per_user: int = 16
+    max_room_members: int = 1000  # joined or invited
+    max_rooms_per_user: int = 100  # joined or invited
     account_rate: float = 20.0  # accounts an hour per client address (0: no limit)
 
 

@@ -30,8 +30,6 @@ from chatd.server.rooms import Room
 from chatd.server.store import StoredMessage
 
 MAX_TOPIC_CHARS = 256
-MAX_ROOM_MEMBERS = 1000  # members (joined or invited) of a room
-MAX_ROOMS_PER_USER = 100  # rooms a user is in (joined or invited)
 
 Action = log_pb2.RoomMember.Action
 
@@ -79,7 +77,10 @@ class RoomOps:
         if self.chat.store.rooms.find(name) is not None:
             raise RequestRefused(Code.ROOM_NAME_TAKEN)
         op = log_pb2.CreateRoom(
-            creator=s.username, name=name, topic=topic, max_rooms=MAX_ROOMS_PER_USER
+            creator=s.username,
+            name=name,
+            topic=topic,
+            max_rooms=self.chat.limits.max_rooms_per_user,
         )
         await self.chat._submit(log_pb2.Entry(create_room=op))
 
@@ -98,8 +99,8 @@ class RoomOps:
             actor=s.username,
             room=r.name,
             username=who,
-            max_members=MAX_ROOM_MEMBERS,
-            max_rooms=MAX_ROOMS_PER_USER,
+            max_members=self.chat.limits.max_room_members,
+            max_rooms=self.chat.limits.max_rooms_per_user,
         )
         await self.chat._submit(log_pb2.Entry(room_member=op))
 

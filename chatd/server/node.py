@@ -194,6 +194,8 @@ class Node:
             send_rate=cfg.send_rate,
             send_burst=cfg.send_burst,
             max_streams_per_user=cfg.max_streams_per_user,
+            max_room_members=cfg.max_room_members,
+            max_rooms_per_user=cfg.max_rooms_per_user,
             account_rate=cfg.account_rate,
         )
         self.chat = Chat(self.store, self.writer, self.hub, limits, self._hasher, self._reader)
