@@ -145,7 +145,7 @@ class State:
     tables: dict[str, Rows]
     users: dict[str, User]
     sessions: dict[bytes, Session]
-    rooms: list[tuple[object, ...]]  # the room cache: (id, name, topic, members)
+    rooms: list[tuple[object, ...]]  # the room cache: (id, name, topic, creator, members)
 
 
 def state(store: Store) -> State:
@@ -158,7 +158,8 @@ def state(store: Store) -> State:
                 r.id,
                 r.name,
                 r.topic,
-                sorted((m.uid, m.joined, m.admin, m.since_id) for m in r.members.values()),
+                r.creator,
+                sorted((m.uid, m.name, m.joined, m.admin, m.since_id) for m in r.members.values()),
             )
             for r in store.rooms.by_id.values()
         ),

@@ -57,9 +57,6 @@ class RoomOps:
     def __init__(self, chat: Chat) -> None:
         self.chat = chat
 
-    def _names(self) -> dict[int, str]:
-        return {u.uid: u.username for u in self.chat.store.users.values()}
-
     def _room(self, name: str) -> Room:
         room = self.chat.store.rooms.find(name) if USERNAME_RE.fullmatch(name) else None
         if room is None:
@@ -133,28 +130,23 @@ class RoomOps:
     async def list_rooms(self, session_id: str) -> list[RoomInfo]:
         chat = self.chat
         s = chat.session(session_id)
-        names = self._names()
+        rooms = [chat.store.rooms.by_id[rid] for rid in chat.store.rooms.of_user.get(s.uid, ())]
+        joined = [(r.id, r.members[s.uid].since_id) for r in rooms if r.members[s.uid].joined]
         visible = chat.writer.visible_message_id
-        out = []
-        for rid in sorted(chat.store.rooms.of_user.get(s.uid, ())):
-            r = chat.store.rooms.by_id[rid]
-            me = r.members[s.uid]
-            unread = (
-                await chat._read(chat.store.unread_in_room, s.uid, r.id, me.since_id, visible)
-                if me.joined
-                else 0
+        counts = await chat._read(chat.store.unread_in_rooms, s.uid, joined, visible)
+        unread = dict(zip((rid for rid, _ in joined), counts, strict=True))
+        out = [
+            RoomInfo(
+                r.name,
+                r.topic,
+                r.creator,
+                len(r.joined_names()),
+                unread.get(r.id, 0),
+                r.members[s.uid].joined,
+                r.members[s.uid].admin,
             )
-            out.append(
-                RoomInfo(
-                    r.name,
-                    r.topic,
-                    names.get(r.creator_uid, ""),
-                    len(r.joined_uids()),
-                    unread,
-                    me.joined,
-                    me.admin,
-                )
-            )
+            for r in rooms
+        ]
         return sorted(out, key=lambda i: i.name.casefold())
 
     def members(self, session_id: str, room: str) -> list[MemberInfo]:
@@ -162,11 +154,9 @@ class RoomOps:
         r = self._room(room)
         if s.uid not in r.members:
             raise RequestRefused(Code.NOT_A_MEMBER)
-        names = self._names()
         out = [
-            MemberInfo(names[m.uid], self.chat.hub.online(names[m.uid]), m.joined, m.admin)
+            MemberInfo(m.name, self.chat.hub.online(m.name), m.joined, m.admin)
             for m in r.members.values()
-            if m.uid in names
         ]
         return sorted(out, key=lambda m: m.username.casefold())
 

@@ -71,6 +71,7 @@ class Db(Protocol):
 @dataclass(slots=True)
 class Member:
     uid: int
+    name: str  # the user's name (a deleted user leaves every room)
     joined: bool
     admin: bool
     since_id: int  # room messages after this one reach the member
@@ -82,6 +83,7 @@ class Room:
     name: str
     topic: str
     creator_uid: int
+    creator: str  # the creator's name (kept if the account is deleted)
     members: dict[int, Member] = field(default_factory=dict)
 
     @property
@@ -89,8 +91,8 @@ class Room:
         """The room's conversation key in `messages` (a peer pair's is positive)."""
         return -self.id
 
-    def joined_uids(self) -> list[int]:
-        return [m.uid for m in self.members.values() if m.joined]
+    def joined_names(self) -> list[str]:
+        return [m.name for m in self.members.values() if m.joined]
 
 
 class Rooms:
@@ -109,14 +111,16 @@ class Rooms:
 
     def load(self, db: Db) -> None:
         self.clear()
-        for rid, name, topic, creator in db.execute(  # type: ignore[attr-defined]
-            "SELECT id, name, topic, creator_uid FROM rooms"
+        for rid, name, topic, creator_uid, creator in db.execute(  # type: ignore[attr-defined]
+            "SELECT r.id, r.name, r.topic, r.creator_uid, coalesce(u.username, '') "
+            "FROM rooms r LEFT JOIN users u ON u.uid = r.creator_uid"
         ):
-            self._add_room(Room(rid, name, topic, creator))
-        for rid, uid, joined, admin, since in db.execute(  # type: ignore[attr-defined]
-            "SELECT room_id, uid, joined, admin, since_id FROM room_members"
+            self._add_room(Room(rid, name, topic, creator_uid, creator))
+        for rid, uid, name, joined, admin, since in db.execute(  # type: ignore[attr-defined]
+            "SELECT m.room_id, m.uid, u.username, m.joined, m.admin, m.since_id "
+            "FROM room_members m JOIN users u ON u.uid = m.uid"
         ):
-            self._put(self.by_id[rid], Member(uid, bool(joined), bool(admin), since))
+            self._put(self.by_id[rid], Member(uid, name, bool(joined), bool(admin), since))
 
     def find(self, name: str) -> Room | None:
         """The room `name` names, in any case."""
@@ -151,6 +155,7 @@ class Rooms:
     def apply_create(
         self, db: Db, op: log_pb2.CreateRoom, creator_uid: int, time_us: int, last_id: int
     ) -> tuple[Code, Callable[[], None] | None]:
+        """`op.creator` is the creator's account name (its uid `creator_uid`)."""
         if self.find(op.name) is not None:
             return Code.ROOM_NAME_TAKEN, None
         if op.max_rooms and self.count_of(creator_uid) >= op.max_rooms:
@@ -160,11 +165,11 @@ class Rooms:
             (op.name, op.topic, creator_uid, time_us),
         )
         rid = int(cur.lastrowid or 0)  # type: ignore[attr-defined]
-        member = Member(creator_uid, joined=True, admin=True, since_id=last_id)
+        member = Member(creator_uid, op.creator, joined=True, admin=True, since_id=last_id)
         self._insert_member(db, rid, member)
 
         def cache() -> None:
-            room = Room(rid, op.name, op.topic, creator_uid)
+            room = Room(rid, op.name, op.topic, creator_uid, op.creator)
             self._add_room(room)
             self._put(room, member)
 
@@ -173,7 +178,8 @@ class Rooms:
     def apply_member(
         self, db: Db, op: log_pb2.RoomMember, actor_uid: int, target_uid: int | None, last_id: int
     ) -> tuple[Code, Callable[[], None] | None]:
-        """`target_uid`: the uid of `op.username` (None: no such user)."""
+        """`target_uid`: the uid of the account `op.username` names (None: no
+        such user)."""
         room = self.find(op.room)
         if room is None:
             return Code.NO_SUCH_ROOM, None
@@ -197,7 +203,7 @@ class Rooms:
                 return Code.ROOM_LIMIT, None
             if op.max_rooms and self.count_of(target_uid) >= op.max_rooms:
                 return Code.ROOM_LIMIT, None
-            member = Member(target_uid, joined=False, admin=False, since_id=0)
+            member = Member(target_uid, op.username, joined=False, admin=False, since_id=0)
             self._insert_member(db, room.id, member)
             return Code.OK, lambda: self._put(room, member)
         if action == Action.JOIN:
