@@ -176,6 +176,40 @@ async def test_inbox_unread_then_live_marked_delivered(node: Node) -> None:
     await bob.close()
 
 
+class Traffic:
+    """Sender i sends `total` messages to receiver i ("r{i}"), 10 ms apart;
+    receiver i reads them with subscribe()."""
+
+    def __init__(self, senders: list[ChatClient], receivers: list[ChatClient], total: int = 60):
+        self.senders, self.receivers, self.total = senders, receivers, total
+        self.sent: list[list[int]] = [[] for _ in senders]
+        self.got: list[list[Message]] = [[] for _ in receivers]
+
+    async def _send(self, i: int) -> None:
+        for k in range(self.total):
+            self.sent[i].append(await self.senders[i].send(f"r{i}", f"s{i}-{k}"))
+            await asyncio.sleep(0.01)
+
+    async def _receive(self, i: int) -> None:
+        async for m in self.receivers[i].subscribe():
+            self.got[i].append(m)
+            if len(self.got[i]) == self.total:
+                return
+
+    def receiving(self) -> list[asyncio.Task[None]]:
+        return [asyncio.create_task(self._receive(i)) for i in range(len(self.receivers))]
+
+    def sending(self) -> list[asyncio.Task[None]]:
+        return [asyncio.create_task(self._send(i)) for i in range(len(self.senders))]
+
+    def assert_each_once_in_order(self) -> None:
+        """Every message received once, in the order sent, with the id its
+        send was answered with."""
+        for i, got in enumerate(self.got):
+            assert [m.body for m in got] == [f"s{i}-{k}" for k in range(self.total)]
+            assert [m.id for m in got] == self.sent[i]
+
+
 async def test_master_killed_while_eight_send_over_connect_and_eight_receive(
     tmp_path: Path,
 ) -> None:
@@ -187,39 +221,22 @@ async def test_master_killed_while_eight_send_over_connect_and_eight_receive(
     try:
         senders = [await logged_in(addresses, f"s{i}") for i in range(8)]
         receivers = [await logged_in(addresses[::-1], f"r{i}") for i in range(8)]
-        total = 60
-        sent: list[list[int]] = [[] for _ in range(8)]
-        got: list[list[Message]] = [[] for _ in range(8)]
-
-        async def send(i: int) -> None:
-            for k in range(total):
-                sent[i].append(await senders[i].send(f"r{i}", f"s{i}-{k}"))
-                await asyncio.sleep(0.01)
-
-        async def receive(i: int) -> None:
-            async for m in receivers[i].subscribe():
-                got[i].append(m)
-                if len(got[i]) == total:
-                    return
-
-        tasks = [asyncio.create_task(receive(i)) for i in range(8)]
-        tasks += [asyncio.create_task(send(i)) for i in range(8)]
+        t = Traffic(senders, receivers)
+        tasks = t.receiving() + t.sending()
         async with asyncio.timeout(60):
-            while min(len(s) for s in sent) < 15:
+            while min(len(s) for s in t.sent) < 15:
                 await asyncio.sleep(0.01)
         master = await asyncio.to_thread(cluster.master)
         cluster.kill(master)  # type: ignore[arg-type]
-        assert max(len(s) for s in sent) < total  # the kill comes while they send
+        assert max(len(s) for s in t.sent) < t.total  # the kill comes while they send
         async with asyncio.timeout(90):
             await asyncio.gather(*tasks)
         new = await asyncio.to_thread(cluster.master)
         assert new not in (None, master)
-        for i in range(8):
-            assert [m.body for m in got[i]] == [f"s{i}-{k}" for k in range(total)]
-            assert [m.id for m in got[i]] == sent[i]
-            assert senders[i].transport == "stream"
-        ids = [mid for s in sent for mid in s]
-        assert len(set(ids)) == len(ids) == 8 * total
+        t.assert_each_once_in_order()
+        assert all(c.transport == "stream" for c in senders)
+        ids = [mid for s in t.sent for mid in s]
+        assert len(set(ids)) == len(ids) == 8 * t.total
         for c in senders + receivers:
             await c.close()
     finally:
@@ -290,37 +307,21 @@ async def test_a_slave_holding_streams_killed_while_they_receive(
         senders = [await logged_in(addresses, f"s{i}", spread=False) for i in range(4)]
         monkeypatch.setattr("chatd.client.connection.random.choice", lambda _: at_slave)
         receivers = [await logged_in(addresses, f"r{i}") for i in range(4)]
-        total = 60
-        sent: list[list[int]] = [[] for _ in range(4)]
-        got: list[list[Message]] = [[] for _ in range(4)]
-
-        async def send(i: int) -> None:
-            for k in range(total):
-                sent[i].append(await senders[i].send(f"r{i}", f"s{i}-{k}"))
-                await asyncio.sleep(0.01)
-
-        async def receive(i: int) -> None:
-            async for m in receivers[i].subscribe():
-                got[i].append(m)
-                if len(got[i]) == total:
-                    return
-
-        tasks = [asyncio.create_task(receive(i)) for i in range(4)]
+        t = Traffic(senders, receivers)
+        tasks = t.receiving()
         async with asyncio.timeout(30):
             while not all(r._connection and r._connection.open_at for r in receivers):
                 await asyncio.sleep(0.01)
         assert {r._connection.open_at for r in receivers if r._connection} == {at_slave}
-        tasks += [asyncio.create_task(send(i)) for i in range(4)]
+        tasks += t.sending()
         async with asyncio.timeout(60):
-            while min(len(g) for g in got) < 15:
+            while min(len(g) for g in t.got) < 15:
                 await asyncio.sleep(0.01)
         cluster.kill(slave)
-        assert max(len(s) for s in sent) < total  # the kill comes while they send
+        assert max(len(s) for s in t.sent) < t.total  # the kill comes while they send
         async with asyncio.timeout(90):
             await asyncio.gather(*tasks)
-        for i in range(4):
-            assert [m.body for m in got[i]] == [f"s{i}-{k}" for k in range(total)]
-            assert [m.id for m in got[i]] == sent[i]
+        t.assert_each_once_in_order()
         for r in receivers:
             assert r._connection is not None and r._connection.address != at_slave
         for c in senders + receivers:
