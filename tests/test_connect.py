@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -13,13 +14,15 @@ import pytest
 
 from chatd.client import ChatClient
 from chatd.contract import MASTER_HEADER, Code
+from chatd.core.types import Role
 from chatd.proto import chat_pb2
+from chatd.server.chat import session_hash
 from chatd.server.errors import NotWritable
 from chatd.server.node import Node
 from chatd.server.session_stream import MAX_UNANSWERED, SessionStream
 from chatd.server.store import Session
 from chatd.server.unary import to_proto
-from tests.conftest import user
+from tests.conftest import node_config, user
 from tests.test_relay import both
 from tests.test_relay import pair as pair
 
@@ -270,3 +273,42 @@ async def test_the_stream_limit_counts_a_users_streams_on_every_node(
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         for s in streams:
             s.call.cancel()
+
+
+async def test_a_slave_leaves_recording_session_use_to_the_master(tmp_path: Path) -> None:
+    """A session used on a slave's Connect stream is recorded (touched) by
+    the master, which the stream reaches; the slave writes nothing (a write
+    there could only fail)."""
+    master = Node(node_config(tmp_path / "m", session_ttl=5.0))  # touched every 0.5 s
+    await master.start()
+    slave = Node(node_config(tmp_path / "s", session_ttl=5.0, join=(master.peer_address,)))
+    try:
+        await slave.start()
+        for _ in range(200):
+            if slave.repl.core.role is Role.SLAVE:
+                break
+            await asyncio.sleep(0.05)
+        submitted: list[str] = []
+        real_submit = slave.writer.submit
+
+        async def submit(entry: Any) -> Any:
+            submitted.append(entry.WhichOneof("op"))
+            return await real_submit(entry)
+
+        slave.writer.submit = submit  # type: ignore[method-assign]
+        async with both((master, slave)) as (at_master, via_slave, _):
+            a = await user(at_master, "alice")
+            used = master.store.sessions[session_hash(a)].last_used_us
+            await asyncio.sleep(0.6)  # stale enough to be touched
+            stream = await Stream(via_slave, a).start()
+            await stream.call.initial_metadata()
+            for _ in range(100):
+                if master.store.sessions[session_hash(a)].last_used_us > used:
+                    break
+                await asyncio.sleep(0.02)
+            assert master.store.sessions[session_hash(a)].last_used_us > used
+            assert submitted == []
+            stream.call.cancel()
+    finally:
+        await slave.stop()
+        await master.stop()

@@ -167,6 +167,9 @@ class Writer(Protocol):
 
     async def submit(self, entry: log_pb2.Entry) -> Applied: ...
 
+    def writable(self) -> bool:
+        """Whether this node takes writes now (it is the master)."""
+
 
 class Chat:
     """Every client operation, over a store (reads) and a writer (changes)."""
@@ -229,8 +232,10 @@ class Chat:
         return min(self._ttl_us // 10, 3600 * 1_000_000)
 
     def _touch(self, h: bytes) -> None:
-        """Records (replicated, in the background) that a session was used."""
-        if h in self._touching:
+        """Records (replicated, in the background) that a session was used.
+        Not on a slave (a stream it serves is carried to the master, which
+        records it): the write could only fail there."""
+        if h in self._touching or not self.writer.writable():
             return
         self._touching.add(h)
         entry = log_pb2.Entry(touch_session=log_pb2.TouchSession(session_hash=h))

@@ -92,6 +92,9 @@ class GroupCommitWriter:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
 
+    def writable(self) -> bool:
+        return not self._closed and self.replication.writable_epoch() is not None
+
     async def submit(self, entry: log_pb2.Entry) -> Applied:
         if self._closed:
             raise WriterClosed("the node is shutting down")
