@@ -261,6 +261,16 @@ def test_gui(
         pump(app, lambda: contact(app, "carol")[1] == "1", "carol's unread count")
         assert "psst" not in conversation(app)
 
+        # read on another device of alice's: the count goes here too
+        async def alice_reads_on_her_phone() -> None:
+            async with ChatClient([address]) as phone:
+                await phone.login("alice", PASSWORD)
+                [psst] = await phone.get_chat("carol")
+                await phone.mark_read(psst.id, peer="carol")
+
+        loop_thread.submit(alice_reads_on_her_phone()).result(WAIT)
+        pump(app, lambda: contact(app, "carol")[1] == "", "read on another device")
+
         # bob's stream ends: he shows offline
         bob_inbox.cancel()
         pump(app, lambda: contact(app, "bob")[0] == "○ offline", "bob offline")
@@ -442,6 +452,10 @@ def test_gui_room_with_three_people_one_removed(
         pump(app, lambda: "hello room" in loop_thread.submit(carol_reads()).result(WAIT), "sent")
         loop_thread.submit(carol.send("", "welcome alice", room="team")).result(WAIT)
         pump(app, lambda: "carol: welcome alice\n" in conversation(app), "carol, live")
+        # who is in the room, kept current while it is shown
+        loop_thread.submit(carol.leave_room("team")).result(WAIT)
+        pump(app, lambda: "carol" not in app.peer_var.get(), "carol left, in the heading")
+        pump(app, lambda: contact(app, "#team")[0] == "2 members", "two members")
         screenshot(app, xvfb, tmp_path / "room-open.png")
         # a conversation away from the room: its unread count grows
         app.contacts.selection_set("bob")

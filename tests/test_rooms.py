@@ -16,10 +16,12 @@ from chatd.client import (
     InvalidRoom,
     Message,
     NoSuchRoom,
+    NoSuchUser,
     NotAllowed,
     NotAMember,
     RoomLimit,
     RoomNameTaken,
+    Unread,
 )
 from chatd.server.node import Node
 from tests.cluster import Cluster
@@ -125,8 +127,29 @@ async def test_unread_counts_agree_on_two_devices(node: Node) -> None:
     assert room.unread == 1
     [mine] = await ann.rooms()
     assert mine.unread == 1  # phone's message
-    await phone.mark_read(sent[0], peer="ann")  # a one-to-one marker too
     for c in (ann, phone, laptop):
+        await c.close()
+
+
+async def test_one_to_one_unread_counts_agree_on_two_devices(node: Node) -> None:
+    phone, laptop = [await logged_in(node.address, "bob") for _ in range(2)]
+    ann, cat = await logged_in(node.address, "ann"), await logged_in(node.address, "cat")
+    from_ann = [await ann.send("bob", f"a{i}") for i in range(3)]
+    from_cat = await cat.send("bob", "c0")
+    mine = await phone.send("ann", "mine does not count")
+    for device in (phone, laptop):
+        assert await device.unread() == [Unread("cat", 1, from_cat), Unread("ann", 3, from_ann[2])]
+    await phone.mark_read(from_ann[1], peer="ann")
+    assert await laptop.unread() == [Unread("cat", 1, from_cat), Unread("ann", 1, from_ann[2])]
+    await laptop.mark_read(from_ann[0], peer="ann")  # markers only move forward
+    await laptop.mark_read(from_cat, peer="cat")
+    assert await phone.unread() == [Unread("ann", 1, from_ann[2])]
+    assert await ann.unread() == [Unread("bob", 1, mine)]  # bob's message
+    with pytest.raises(NoSuchUser):
+        await phone.mark_read(1, peer="nobody")
+    await phone.mark_read(from_ann[2], peer="ann")
+    assert await laptop.unread() == []
+    for c in (ann, cat, phone, laptop):
         await c.close()
 
 

@@ -117,6 +117,26 @@ def test_chat_session_as_a_user(
     child.expect("password:")
     child.sendline("wrong password")
     child.expect("incorrect password")
+
+    async def bob_writes_twice() -> None:
+        bob = ChatClient([address])
+        await bob.login("bob", PASSWORD)
+        for text in ("while you were out", "and again"):
+            await bob.send("alice", text)
+        await bob.close()
+
+    run(bob_writes_twice())
+    # logging in names the conversations with unread messages
+    child.sendline("/login alice")
+    child.expect("password:")
+    child.sendline(PASSWORD)
+    child.expect(r"unread: bob \(2\)")
+    child.sendline("/users")
+    child.expect("bob +offline, 2 unread")
+    child.sendline("/chat bob")  # what it shows counts as read
+    child.expect("and again")
+    child.sendline("/users")
+    child.expect(r"bob +offline\r")
     child.sendcontrol("d")  # Ctrl-D leaves
     child.expect(pexpect.EOF)
     child.wait()

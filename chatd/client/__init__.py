@@ -25,7 +25,7 @@ from chatd.client.errors import (
     UsernameTaken,
     WrongPassword,
 )
-from chatd.client.rooms import Room, RoomMember
+from chatd.client.rooms import Room, RoomMember, Unread
 
 __all__ = [
     "CallFailed",
@@ -52,6 +52,7 @@ __all__ = [
     "RoomMember",
     "RoomNameTaken",
     "Unavailable",
+    "Unread",
     "User",
     "UsernameTaken",
     "WrongPassword",

@@ -11,11 +11,11 @@ main thread drains from a `root.after` timer.
 
 Incoming messages come from `ChatClient.inbox()`: the unread ones, then live
 ones, each exactly once and across failovers, marked delivered by the
-library. A contact's unread count is what arrived from them while another
-conversation was shown. Rooms are listed before the contacts, as "#name",
-with the server's unread counts (what the user's read markers leave, on
-every device); a room's conversation shows its members in its heading, and
-what it shows of a conversation counts as read.
+library. Rooms are listed before the contacts, as "#name". Unread counts
+are the server's (what the user's read markers leave, on every device),
+fetched anew on every incoming message and every refresh; a room's
+conversation shows its members in its heading, and what it shows of a
+conversation counts as read.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any, Literal, TypeVar
 from chatd.client import errors
 from chatd.client.api import ChatClient, ConnectionEvent, Message, User
 from chatd.client.errors import ChatError, NotLoggedIn, UsernameTaken
-from chatd.client.rooms import Room, RoomMember
+from chatd.client.rooms import Room, RoomMember, Unread
 from chatd.contract import Code
 
 try:  # a Python without Tk (python:3.11-slim has no libtk) still imports this module
@@ -423,32 +423,39 @@ class ChatApp:
     # -- contacts --
 
     def _tick(self) -> None:
-        self.refresh_contacts()
+        self.refresh_contacts(members=True)
         self._tick_id = self.root.after(self.refresh_ms, self._tick)
 
-    def refresh_contacts(self) -> None:
+    def refresh_contacts(self, members: bool = False) -> None:
+        """Users, rooms and unread counts anew (and with `members`, or when
+        the shown room changed, who is in it)."""
         if self._refreshing or self.me is None:
             return
         self._refreshing = True
 
         client = self.client
 
-        async def both() -> tuple[list[User], list[Room]]:
-            return await client.list_users(), await client.rooms()
+        async def every() -> tuple[list[User], list[Room], list[Unread]]:
+            return await client.list_users(), await client.rooms(), await client.unread()
 
-        def done(got: tuple[list[User], list[Room]]) -> None:
+        def done(got: tuple[list[User], list[Room], list[Unread]]) -> None:
             self._refreshing = False
-            users, rooms = got
+            users, rooms, unread = got
             self.users = {u.name: u.online for u in users if u.name != self.me}
-            self.rooms = {"#" + r.name: r for r in rooms}
-            if self.peer is not None and self.peer.startswith("#") and self.peer not in self.rooms:
-                self._left_room()
+            before, self.rooms = self.rooms, {"#" + r.name: r for r in rooms}
+            self.unread = {u.peer: u.count for u in unread if u.peer != self.peer}
+            peer = self.peer
+            if peer is not None and peer.startswith("#"):
+                if peer not in self.rooms:
+                    self._left_room()
+                elif members or before.get(peer) != self.rooms[peer]:
+                    self._show_members(peer)
             self._render_contacts()
 
         def failed(_exc: Exception) -> None:
             self._refreshing = False  # the status bar says why
 
-        self.call(both(), done, failed)
+        self.call(every(), done, failed)
 
     def _render_contacts(self) -> None:
         tree = self.contacts

@@ -36,6 +36,13 @@ class RoomMember:
     admin: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Unread:
+    peer: str
+    count: int  # messages from `peer` after my read marker there
+    last_message_id: int  # the newest of them
+
+
 class RoomCalls:
     if TYPE_CHECKING:
         _ok: Callable[[str, Any], Awaitable[Any]]
@@ -103,3 +110,12 @@ class RoomCalls:
             session_id=self._session(), peer=peer, room=room, upto=upto
         )
         await self._ok("MarkRead", request)
+
+    async def unread(self) -> list[Unread]:
+        """The one-to-one conversations with messages to me after my read
+        marker there (every device of mine agrees), the newest first; a
+        room's count is in `rooms()`."""
+        r = await self._call("ListUnread", chat_pb2.ReceiveRequest(session_id=self._session()))
+        if r.error_code:
+            raise error_for(r.error_code, r.error_message)
+        return [Unread(u.peer, u.count, u.last_message_id) for u in r.unread]

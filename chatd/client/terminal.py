@@ -28,7 +28,7 @@ from chatd.contract import Code
 COMMANDS = {
     "/create": "/create NAME         create an account (asks for a password) and log in",
     "/login": "/login NAME          log in (asks for the password)",
-    "/users": "/users [PATTERN]     list users, online or offline",
+    "/users": "/users [PATTERN]     list users, online or offline, and unread counts",
     "/chat": "/chat NAME|#ROOM     talk to NAME or in ROOM: recent history; plain text goes there",
     "/send": "/send NAME TEXT      send one message to NAME",
     "/history": "/history [N]         the last N messages of this conversation (default 20)",
@@ -204,16 +204,31 @@ class Terminal:
         self.peer = None
         self.out(f"logged in as {name}")
         await self._refresh_users()
+        await self._say_unread()
         self._receiver = asyncio.create_task(self._receive())
+
+    async def _say_unread(self) -> None:
+        """One line naming the conversations with unread messages (what the
+        user's read markers leave, on every device)."""
+        with contextlib.suppress(ChatError):
+            counts = [(u.peer, u.count) for u in await self.client.unread()]
+            counts += [("#" + r.name, r.unread) for r in await self.client.rooms() if r.unread]
+            if counts:
+                self.out("unread: " + ", ".join(f"{name} ({n})" for name, n in counts))
 
     async def _cmd_users(self, pattern: str) -> None:
         users = await self.client.list_users()
         self.users = {u.name for u in users}
+        unread: dict[str, int] = {}
+        with contextlib.suppress(ChatError):
+            unread = {u.peer: u.count for u in await self.client.unread()}
         shown = [u for u in users if not pattern or fnmatch.fnmatch(u.name, f"*{pattern}*")]
         if not shown:
             self.out("no users match" if pattern else "no users yet")
         for u in shown:
-            self.out(f"  {u.name:<32} {'online' if u.online else 'offline'}")
+            n = unread.get(u.name)
+            count = f", {n} unread" if n else ""
+            self.out(f"  {u.name:<32} {'online' if u.online else 'offline'}{count}")
 
     async def _cmd_chat(self, name: str) -> None:
         if not name or name == "#":
@@ -235,9 +250,10 @@ class Terminal:
     async def _mark_read(self, shown: list[Message]) -> None:
         """What the screen shows of the conversation counts as read (on
         every device of the user)."""
-        if not shown or self.peer is None:
+        if not shown:
             return
-        where = {"room": self.peer[1:]} if self.peer.startswith("#") else {"peer": self.peer}
+        name = conversation_of(shown[-1], self.client.username)
+        where = {"room": name[1:]} if name.startswith("#") else {"peer": name}
         with contextlib.suppress(ChatError):
             await self.client.mark_read(shown[-1].id, **where)
 
@@ -317,6 +333,7 @@ class Terminal:
 
     async def _cmd_logout(self, rest: str) -> None:
         await self._stop_receiver()
+        await self._flush_read()
         await self.client.logout()
         self.peer = None
         self.out("logged out")
@@ -374,6 +391,16 @@ class Terminal:
                     await self._mark_read([self._last_seen])
 
             self._reading = asyncio.create_task(later())
+
+    async def _flush_read(self) -> None:
+        """A marker still waiting (the screen showed it) is set now."""
+        task, self._reading = self._reading, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if self._last_seen is not None:
+                await self._mark_read([self._last_seen])
 
     def _connection(self, event: ConnectionEvent) -> None:
         if event.state == "lost" and not self._lost:

@@ -9,6 +9,26 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class Unread(_message.Message):
+    __slots__ = ("peer", "count", "last_message_id")
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    peer: str
+    count: int
+    last_message_id: int
+    def __init__(self, peer: _Optional[str] = ..., count: _Optional[int] = ..., last_message_id: _Optional[int] = ...) -> None: ...
+
+class UnreadCounts(_message.Message):
+    __slots__ = ("error_code", "error_message", "unread")
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    UNREAD_FIELD_NUMBER: _ClassVar[int]
+    error_code: int
+    error_message: str
+    unread: _containers.RepeatedCompositeFieldContainer[Unread]
+    def __init__(self, error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., unread: _Optional[_Iterable[_Union[Unread, _Mapping]]] = ...) -> None: ...
+
 class RoomRequest(_message.Message):
     __slots__ = ("session_id", "room", "topic")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]

@@ -139,6 +139,11 @@ class ClientAccountStub:
                 request_serializer=chatd_dot_proto_dot_chat__pb2.MarkReadRequest.SerializeToString,
                 response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
                 _registered_method=True)
+        self.ListUnread = channel.unary_unary(
+                '/ClientAccount/ListUnread',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.ReceiveRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.UnreadCounts.FromString,
+                _registered_method=True)
 
 
 class ClientAccountServicer:
@@ -285,6 +290,14 @@ class ClientAccountServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListUnread(self, request, context):
+        """The one-to-one conversations with messages to the caller after its
+        read marker there: who wrote, how many, the newest one's id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClientAccountServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -392,6 +405,11 @@ def add_ClientAccountServicer_to_server(servicer, server):
                     servicer.MarkRead,
                     request_deserializer=chatd_dot_proto_dot_chat__pb2.MarkReadRequest.FromString,
                     response_serializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.SerializeToString,
+            ),
+            'ListUnread': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUnread,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.ReceiveRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.UnreadCounts.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -961,6 +979,33 @@ class ClientAccount:
             '/ClientAccount/MarkRead',
             chatd_dot_proto_dot_chat__pb2.MarkReadRequest.SerializeToString,
             chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUnread(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/ListUnread',
+            chatd_dot_proto_dot_chat__pb2.ReceiveRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.UnreadCounts.FromString,
             options,
             channel_credentials,
             insecure,

@@ -74,6 +74,10 @@ class ClientAccountStub:
     ListRoomMembers: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.RoomMembers]
     GetRoomHistory: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomHistoryRequest, _chat_pb2.Messages]
     MarkRead: _grpc.UnaryUnaryMultiCallable[_chat_pb2.MarkReadRequest, _chat_pb2.ServerResponse]
+    ListUnread: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ReceiveRequest, _chat_pb2.UnreadCounts]
+    """The one-to-one conversations with messages to the caller after its
+    read marker there: who wrote, how many, the newest one's id.
+    """
 
 @_typing.type_check_only
 class ClientAccountAsyncStub(ClientAccountStub):
@@ -117,6 +121,10 @@ class ClientAccountAsyncStub(ClientAccountStub):
     ListRoomMembers: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.RoomMembers]  # type: ignore[assignment]
     GetRoomHistory: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomHistoryRequest, _chat_pb2.Messages]  # type: ignore[assignment]
     MarkRead: _aio.UnaryUnaryMultiCallable[_chat_pb2.MarkReadRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
+    ListUnread: _aio.UnaryUnaryMultiCallable[_chat_pb2.ReceiveRequest, _chat_pb2.UnreadCounts]  # type: ignore[assignment]
+    """The one-to-one conversations with messages to the caller after its
+    read marker there: who wrote, how many, the newest one's id.
+    """
 
 class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -283,5 +291,15 @@ class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
         request: _chat_pb2.MarkReadRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListUnread(
+        self,
+        request: _chat_pb2.ReceiveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.UnreadCounts, _abc.Awaitable[_chat_pb2.UnreadCounts]]:
+        """The one-to-one conversations with messages to the caller after its
+        read marker there: who wrote, how many, the newest one's id.
+        """
 
 def add_ClientAccountServicer_to_server(servicer: ClientAccountServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -46,6 +46,13 @@ class RoomInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class UnreadInfo:
+    peer: str
+    count: int
+    last_message_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class MemberInfo:
     username: str
     online: bool
@@ -194,3 +201,12 @@ class RoomOps:
                 raise RequestRefused(Code.NO_SUCH_USER)
             op = log_pb2.MarkRead(username=s.username, peer=found, upto=upto)
         await self.chat._submit(log_pb2.Entry(mark_read=op))
+
+    async def unread(self, session_id: str) -> list[UnreadInfo]:
+        """The one-to-one conversations with messages to me after my read
+        marker there, the newest first."""
+        chat = self.chat
+        s = chat.session(session_id)
+        visible = chat.writer.visible_message_id
+        rows = await chat._read(chat.store.unread_from_peers, s.uid, visible)
+        return [UnreadInfo(peer, count, last) for peer, count, last in rows]

@@ -25,6 +25,10 @@ def _members_error(exc: RequestRefused) -> chat_pb2.RoomMembers:
     return chat_pb2.RoomMembers(error_code=int(exc.code), error_message=exc.message)
 
 
+def _unread_error(exc: RequestRefused) -> chat_pb2.UnreadCounts:
+    return chat_pb2.UnreadCounts(error_code=int(exc.code), error_message=exc.message)
+
+
 class RoomServicer:
     room_ops: RoomOps
 
@@ -92,3 +96,12 @@ class RoomServicer:
         r = request
         await self.room_ops.mark_read(r.session_id, r.peer, r.room, r.upto)
         return chat_pb2.ServerResponse()
+
+    @unary(_unread_error)
+    async def ListUnread(self, request: chat_pb2.ReceiveRequest, context: Ctx) -> Any:
+        found = await self.room_ops.unread(request.session_id)
+        unread = [
+            chat_pb2.Unread(peer=u.peer, count=u.count, last_message_id=u.last_message_id)
+            for u in found
+        ]
+        return chat_pb2.UnreadCounts(unread=unread)

@@ -840,6 +840,20 @@ class Store:
                 for room_id, since_id in rooms
             ]
 
+    def unread_from_peers(self, uid: int, upto_id: int) -> list[tuple[str, int, int]]:
+        """(sender, count, newest id) of the one-to-one messages to `uid`
+        after its read marker in each conversation, up to `upto_id`: one
+        scan of the user's inbox index (room messages are in no one's)."""
+        with self._reader_lock:
+            rows = self._reader.execute(
+                "SELECT m.sender, count(*), max(m.id) FROM messages m "
+                "LEFT JOIN read_markers r ON r.uid = m.recipient_uid AND r.conv = m.conv "
+                "WHERE m.recipient_uid = ? AND m.id <= ? AND m.id > coalesce(r.upto, 0) "
+                "GROUP BY m.sender_uid ORDER BY 3 DESC",
+                (uid, upto_id),
+            ).fetchall()
+        return [(str(a), int(b), int(c)) for a, b, c in rows]
+
     def conversation_before(
         self, uid: int, peer_uid: int, before_id: int, limit: int
     ) -> list[StoredMessage]:
