@@ -36,18 +36,8 @@ def build_parser() -> Parser:
     serve = sub.add_parser("serve", help="run a node")
     add_serve_arguments(serve)
     status = sub.add_parser("status", help="show a node's view of itself and its cluster")
-    status.add_argument(
-        "--server",
-        type=address,
-        default="127.0.0.1:50051",
-        help="HOST:PORT of the node (default %(default)s)",
-    )
+    add_admin_arguments(status, "HOST:PORT of the node (default %(default)s)", 5.0)
     status.add_argument("--json", action="store_true", help="print JSON")
-    status.add_argument(
-        "--cluster-secret", default=None, help="the cluster secret (default: CHATD_CLUSTER_SECRET)"
-    )
-    status.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
-    add_tls_arguments(status)
     bench = sub.add_parser("bench", help="measure a cluster (or serve the no-op baseline)")
     add_bench_arguments(bench)
     demo = sub.add_parser("demo", help="a 3-node cluster on loopback and a terminal client")
@@ -71,21 +61,30 @@ def build_parser() -> Parser:
     msub = members.add_subparsers(dest="members_command", metavar="ACTION", parser_class=Parser)
     remove = msub.add_parser("remove", help="retire a node from the cluster for good")
     remove.add_argument("node_id", metavar="NODE_ID")
-    for p in (remove,):
-        p.add_argument(
-            "--server",
-            type=address,
-            default="127.0.0.1:50051",
-            help="HOST:PORT of any member (default %(default)s)",
-        )
-        p.add_argument(
-            "--cluster-secret",
-            default=None,
-            help="the cluster secret (default: CHATD_CLUSTER_SECRET)",
-        )
-        p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait")
-        add_tls_arguments(p)
+    add_admin_arguments(remove, "HOST:PORT of any member (default %(default)s)", 10.0)
+    backup = sub.add_parser("backup", help="take a consistent backup of a running cluster")
+    backup.add_argument("file", metavar="FILE", help="where to write it (an SQLite file)")
+    export = sub.add_parser("export", help="one user's data as JSON lines (for data requests)")
+    export.add_argument("--user", required=True, help="whose data")
+    export.add_argument(
+        "--backup",
+        metavar="FILE",
+        default=None,
+        help="read a backup file (default: take a fresh backup from --server)",
+    )
+    for p in (backup, export):
+        add_admin_arguments(p, "HOST:PORT of any member (default %(default)s)", 600.0)
     return parser
+
+
+def add_admin_arguments(p: argparse.ArgumentParser, server_help: str, timeout: float) -> None:
+    """--server, --cluster-secret, --timeout and the TLS flags of an operator command."""
+    p.add_argument("--server", type=address, default="127.0.0.1:50051", help=server_help)
+    p.add_argument(
+        "--cluster-secret", default=None, help="the cluster secret (default: CHATD_CLUSTER_SECRET)"
+    )
+    p.add_argument("--timeout", type=float, default=timeout, help="seconds to wait")
+    add_tls_arguments(p)
 
 
 def add_nodes_argument(p: argparse.ArgumentParser) -> None:
@@ -165,6 +164,10 @@ def command(args: argparse.Namespace) -> Command | None:
         from chatd.client import gui
 
         return gui.main
+    if args.command in ("backup", "export"):
+        from chatd.tools import backups
+
+        return backups.backup if args.command == "backup" else backups.export
     if args.command in ("health", "status", "members"):
         from chatd.tools import admin
 

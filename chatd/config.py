@@ -135,6 +135,7 @@ class Config:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None
+    restore: Path | None = None
 
     @property
     def tls(self) -> bool:
@@ -235,6 +236,14 @@ _SERVE_FLAGS = (
         _D.data_dir,
         Path,
         help="where the SQLite file lives (default %(default)s)",
+    ),
+    _Flag(
+        "--restore",
+        type=Path,
+        metavar="FILE",
+        help="found a new cluster from a backup (chatd backup): the node checks the "
+        "file and takes its data into an empty data dir (started again with the same "
+        "backup, it goes on from its data dir); excludes --join",
     ),
     _Flag(
         "--cluster-secret",
@@ -421,6 +430,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     _fill_from_environment(args)
     if args.role and args.join:
         raise argparse.ArgumentTypeError("--role master founds a cluster; it excludes --join")
+    if args.restore and args.join:
+        raise argparse.ArgumentTypeError("--restore founds a cluster; it excludes --join")
     if (args.tls_cert is None) != (args.tls_key is None):
         raise argparse.ArgumentTypeError("--tls-cert and --tls-key go together")
     if args.tls_ca is not None and args.tls_cert is None:
@@ -451,6 +462,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         peer_listen=peer_listen,
         peer_advertise=args.peer_advertise,
         data_dir=Path(args.data_dir),
+        restore=args.restore,
         cluster_secret=args.cluster_secret or None,
         log_level=args.log_level,
         min_password_length=args.min_password_length,

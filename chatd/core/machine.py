@@ -96,13 +96,15 @@ class Core(Leader):
         elif found:
             if quorum not in MODES:
                 raise LocalProtocolError(f"unknown quorum mode {quorum!r}")
-            if durable.last.index or durable.epoch:
-                raise LocalProtocolError("only an empty node can found a cluster")
-            self.epoch = 1
-            self._out(PersistEpoch(epoch=1))
+            if durable.epoch or durable.membership.members:
+                raise LocalProtocolError("only a node of no cluster can found one")
+            # an empty node, or one restored from a backup: its log's epochs
+            # were another cluster's, and this one's come after them
+            self.epoch = durable.last.epoch + 1
+            self._out(PersistEpoch(epoch=self.epoch))
             self._set_membership(
                 Membership(
-                    epoch=1,
+                    epoch=self.epoch,
                     members=((node_id, address),),
                     in_sync=frozenset({node_id}),
                     quorum=quorum,

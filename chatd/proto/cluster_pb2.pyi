@@ -319,3 +319,23 @@ class RemoveMemberResponse(_message.Message):
     ok: bool
     error: str
     def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+
+class BackupRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class BackupChunk(_message.Message):
+    __slots__ = ("data", "index", "epoch", "state_digest", "total_bytes", "last")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    STATE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    index: int
+    epoch: int
+    state_digest: str
+    total_bytes: int
+    last: bool
+    def __init__(self, data: _Optional[bytes] = ..., index: _Optional[int] = ..., epoch: _Optional[int] = ..., state_digest: _Optional[str] = ..., total_bytes: _Optional[int] = ..., last: _Optional[bool] = ...) -> None: ...

@@ -412,6 +412,11 @@ class NodeAdminStub:
                 request_serializer=chatd_dot_proto_dot_cluster__pb2.RemoveMemberRequest.SerializeToString,
                 response_deserializer=chatd_dot_proto_dot_cluster__pb2.RemoveMemberResponse.FromString,
                 _registered_method=True)
+        self.Backup = channel.unary_stream(
+                '/NodeAdmin/Backup',
+                request_serializer=chatd_dot_proto_dot_cluster__pb2.BackupRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_cluster__pb2.BackupChunk.FromString,
+                _registered_method=True)
 
 
 class NodeAdminServicer:
@@ -430,6 +435,13 @@ class NodeAdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Backup(self, request, context):
+        """Taken at the master; a slave asked carries the stream from the master.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeAdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -442,6 +454,11 @@ def add_NodeAdminServicer_to_server(servicer, server):
                     servicer.RemoveMember,
                     request_deserializer=chatd_dot_proto_dot_cluster__pb2.RemoveMemberRequest.FromString,
                     response_serializer=chatd_dot_proto_dot_cluster__pb2.RemoveMemberResponse.SerializeToString,
+            ),
+            'Backup': grpc.unary_stream_rpc_method_handler(
+                    servicer.Backup,
+                    request_deserializer=chatd_dot_proto_dot_cluster__pb2.BackupRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_cluster__pb2.BackupChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -499,6 +516,33 @@ class NodeAdmin:
             '/NodeAdmin/RemoveMember',
             chatd_dot_proto_dot_cluster__pb2.RemoveMemberRequest.SerializeToString,
             chatd_dot_proto_dot_cluster__pb2.RemoveMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Backup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/NodeAdmin/Backup',
+            chatd_dot_proto_dot_cluster__pb2.BackupRequest.SerializeToString,
+            chatd_dot_proto_dot_cluster__pb2.BackupChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -155,6 +155,8 @@ class NodeAdminStub:
     def __new__(cls, channel: _aio.Channel) -> NodeAdminAsyncStub: ...
     Status: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.StatusRequest, _cluster_pb2.NodeStatus]
     RemoveMember: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.RemoveMemberRequest, _cluster_pb2.RemoveMemberResponse]
+    Backup: _grpc.UnaryStreamMultiCallable[_cluster_pb2.BackupRequest, _cluster_pb2.BackupChunk]
+    """Taken at the master; a slave asked carries the stream from the master."""
 
 @_typing.type_check_only
 class NodeAdminAsyncStub(NodeAdminStub):
@@ -163,6 +165,8 @@ class NodeAdminAsyncStub(NodeAdminStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Status: _aio.UnaryUnaryMultiCallable[_cluster_pb2.StatusRequest, _cluster_pb2.NodeStatus]  # type: ignore[assignment]
     RemoveMember: _aio.UnaryUnaryMultiCallable[_cluster_pb2.RemoveMemberRequest, _cluster_pb2.RemoveMemberResponse]  # type: ignore[assignment]
+    Backup: _aio.UnaryStreamMultiCallable[_cluster_pb2.BackupRequest, _cluster_pb2.BackupChunk]  # type: ignore[assignment]
+    """Taken at the master; a slave asked carries the stream from the master."""
 
 class NodeAdminServicer(metaclass=_abc_1.ABCMeta):
     """Operator's view and actions on one node."""
@@ -180,5 +184,13 @@ class NodeAdminServicer(metaclass=_abc_1.ABCMeta):
         request: _cluster_pb2.RemoveMemberRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_cluster_pb2.RemoveMemberResponse, _abc.Awaitable[_cluster_pb2.RemoveMemberResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Backup(
+        self,
+        request: _cluster_pb2.BackupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_cluster_pb2.BackupChunk], _abc.AsyncIterator[_cluster_pb2.BackupChunk]]:
+        """Taken at the master; a slave asked carries the stream from the master."""
 
 def add_NodeAdminServicer_to_server(servicer: NodeAdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

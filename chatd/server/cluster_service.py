@@ -28,7 +28,7 @@ from chatd.contract import FORWARDED_HEADER
 from chatd.core.types import CheckMasterReply, Message, RegisterReply, UpdateAck
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
 from chatd.server import wire
-from chatd.server.errors import WireError
+from chatd.server.errors import NodeError, WireError
 
 if TYPE_CHECKING:
     from chatd.server.digests import DigestWatcher
@@ -46,6 +46,8 @@ class NodeView(Protocol):
     def status(self) -> cluster_pb2.NodeStatus: ...
 
     async def remove_member(self, node_id: str, forwarded: bool = False) -> tuple[bool, str]: ...
+
+    def backup(self, forwarded: bool = False) -> AsyncIterator[cluster_pb2.BackupChunk]: ...
 
 
 REPLY_TIMEOUT_S = 2.0
@@ -304,3 +306,13 @@ class NodeAdminServicer(cluster_pb2_grpc.NodeAdminServicer):
         forwarded = any(k == FORWARDED_HEADER for k, _ in context.invocation_metadata() or ())
         ok, error = await self.node.remove_member(request.node_id, forwarded)
         return cluster_pb2.RemoveMemberResponse(ok=ok, error=error)
+
+    async def Backup(
+        self, request: cluster_pb2.BackupRequest, context: Ctx
+    ) -> AsyncIterator[cluster_pb2.BackupChunk]:
+        forwarded = any(k == FORWARDED_HEADER for k, _ in context.invocation_metadata() or ())
+        try:
+            async for chunk in self.node.backup(forwarded):
+                yield chunk
+        except NodeError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))

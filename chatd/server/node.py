@@ -17,7 +17,9 @@ import ipaddress
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -29,11 +31,13 @@ from chatd.contract import FORWARDED_HEADER, KEEPALIVE_SERVER_OPTIONS
 from chatd.core.quorum import IN_SYNC
 from chatd.core.types import InSyncChanged, Role, RoleChanged, Timing
 from chatd.proto import chat_pb2, cluster_pb2, cluster_pb2_grpc, log_pb2
+from chatd.server import backup
+from chatd.server.backup import BackupError
 from chatd.server.chat import Chat, ChatLimits
 from chatd.server.client_service import ClientAccountServicer, Router
 from chatd.server.cluster_service import MasterServicer, NodeAdminServicer, SlaveServicer
 from chatd.server.digests import DigestWatcher
-from chatd.server.errors import ServerError
+from chatd.server.errors import NoMaster, ServerError
 from chatd.server.errors import StartupError as StartupError  # chatd.cli imports it here
 from chatd.server.handlers import add_client_service
 from chatd.server.health import Health
@@ -48,6 +52,7 @@ from chatd.server.writer import GroupCommitWriter
 log = logging.getLogger(__name__)
 
 DB_FILE = "chatd.sqlite3"
+BACKUP_CHUNK = 1 << 20
 SHUTDOWN_GRACE_S = 5.0
 CHECKPOINT_EVERY_S = 0.1
 CHECKPOINT_WARN_EVERY_S = 60.0
@@ -93,6 +98,7 @@ class Node:
         self._stopped = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._noops: set[asyncio.Task[None]] = set()
+        self._backup_slot = asyncio.Lock()
         self.fatal: BaseException | None = None
         self.metrics: Metrics | None = Metrics() if config.metrics_port is not None else None
         self.metrics_port = 0
@@ -106,12 +112,17 @@ class Node:
             cfg.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StartupError(f"cannot use data dir {cfg.data_dir}: {exc}") from exc
+        if cfg.restore is not None:
+            await loop.run_in_executor(self._db_thread, self._restore, cfg.restore)
         self.store = await loop.run_in_executor(
             self._db_thread,
             lambda: Store(cfg.data_dir / DB_FILE, synchronous=cfg.sync.upper()),
         )
         await loop.run_in_executor(self._db_thread, self._load_identity)
-        has_data = bool(self.store.get_meta("membership")) or self.store.last_index > 0
+        # a restored store holds data but belongs to no cluster yet: it founds one
+        no_cluster = not self.store.get_meta("membership") and not self.store.get_meta("epoch")
+        restored = no_cluster and self.store.get_meta("restored_from") is not None
+        has_data = not no_cluster or (self.store.last_index > 0 and not restored)
         self._wire()
         self.server, self.peer_server = self._build_servers()
         self.address = cfg.advertise or self.address
@@ -217,6 +228,16 @@ class Node:
         members = self.repl.status().membership.addresses
         others = [a for n, a in members.items() if n != self.node_id]
         return ", ".join(others or self.config.join) or "no one"
+
+    def _restore(self, source: Path) -> None:
+        try:
+            info = backup.place_for_restore(source, self.config.data_dir / DB_FILE)
+        except (BackupError, OSError) as exc:
+            raise StartupError(f"cannot restore from {source}: {exc}") from exc
+        if info is None:
+            log.info("the data dir holds the restore of %s already: going on from it", source)
+        else:
+            log.info("restored %s into %s: %s", source, self.config.data_dir, info.line())
 
     def _load_identity(self) -> None:
         """The node id lives in the data dir; a given id must match it."""
@@ -410,6 +431,51 @@ class Node:
                 break
             await asyncio.sleep(self.config.heartbeat_interval)
         return (True, "") if ok else (False, "a membership change is under way; try again")
+
+    async def backup(self, forwarded: bool = False) -> AsyncIterator[cluster_pb2.BackupChunk]:
+        """A backup of the master's store, in chunks; a slave carries the
+        stream from the master (over the peer listener). `forwarded`: asked
+        by another node, which took this one for the master."""
+        c = self.repl.status()
+        if c.role is not Role.MASTER:
+            if forwarded or c.role is not Role.SLAVE or not c.master_address:
+                raise NoMaster("no master is reachable right now; try again shortly")
+            stub = cluster_pb2_grpc.NodeAdminStub(self.peers.channel(c.master_address))
+            call = stub.Backup(
+                cluster_pb2.BackupRequest(),
+                metadata=(*self.peers.metadata, (FORWARDED_HEADER, "1")),
+            )
+            try:
+                async for chunk in call:
+                    yield chunk
+            except grpc.aio.AioRpcError as exc:
+                raise NoMaster(f"the master: {exc.code().name}: {exc.details()}") from exc
+            finally:
+                call.cancel()
+            return
+        path = self.config.data_dir / f"backup-{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            async with self._backup_slot:  # one copy of the store at a time
+                await asyncio.to_thread(self.store.snapshot_to, path)
+                info = await asyncio.to_thread(backup.describe, path)
+            log.info("node %s: backup taken: %s", self.node_id, info.line())
+            with path.open("rb") as f:
+                sent = 0
+                while True:
+                    data = await asyncio.to_thread(f.read, BACKUP_CHUNK)
+                    sent += len(data)
+                    yield cluster_pb2.BackupChunk(
+                        data=data,
+                        index=info.index,
+                        epoch=info.epoch,
+                        state_digest=info.state_digest,
+                        total_bytes=info.size,
+                        last=sent >= info.size,
+                    )
+                    if sent >= info.size:
+                        break
+        finally:
+            path.unlink(missing_ok=True)
 
     # -- background work --
 

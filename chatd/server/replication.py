@@ -52,6 +52,7 @@ from chatd.core.types import (
     UpdateAck,
 )
 from chatd.proto import log_pb2
+from chatd.server.backup import NODE_META
 from chatd.server.hub import Hub
 from chatd.server.store import Store
 
@@ -60,8 +61,6 @@ if TYPE_CHECKING:
     from chatd.server.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
-
-NODE_META = ("node_id", "epoch", "membership")
 
 
 def membership_to_json(m: Membership) -> str:

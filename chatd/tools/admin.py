@@ -15,7 +15,7 @@ from chatd.proto import cluster_pb2, cluster_pb2_grpc
 from chatd.tls import channel_credentials
 
 
-def _secret(args: argparse.Namespace) -> str | None:
+def secret_of(args: argparse.Namespace) -> str | None:
     return args.cluster_secret or os.environ.get("CHATD_CLUSTER_SECRET") or None
 
 
@@ -26,7 +26,7 @@ def channel(args: argparse.Namespace, address: str) -> grpc.aio.Channel:
     return grpc.aio.secure_channel(address, channel_credentials(ca, args.tls_cert, args.tls_key))
 
 
-def _fail(server: str, exc: grpc.aio.AioRpcError) -> int:
+def fail(server: str, exc: grpc.aio.AioRpcError) -> int:
     print(f"chatd: {server}: {exc.code().name}: {exc.details()}", file=sys.stderr)
     return 1
 
@@ -36,9 +36,9 @@ def _fail(server: str, exc: grpc.aio.AioRpcError) -> int:
 
 def status(args: argparse.Namespace) -> int:
     try:
-        reply = asyncio.run(_fetch_status(args, _secret(args), deadline=args.timeout))
+        reply = asyncio.run(_fetch_status(args, secret_of(args), deadline=args.timeout))
     except grpc.aio.AioRpcError as exc:
-        return _fail(args.server, exc)
+        return fail(args.server, exc)
     doc = status_document(reply)
     print(json.dumps(doc, indent=2) if args.json else format_status(doc))
     return 0
@@ -162,9 +162,9 @@ def format_status(doc: dict[str, object]) -> str:
 
 def remove_member(args: argparse.Namespace) -> int:
     try:
-        ok, error = asyncio.run(_remove(args, args.node_id, _secret(args), deadline=args.timeout))
+        ok, error = asyncio.run(_remove(args, args.node_id, secret_of(args), deadline=args.timeout))
     except grpc.aio.AioRpcError as exc:
-        return _fail(args.server, exc)
+        return fail(args.server, exc)
     if not ok:
         print(f"chatd: cannot remove {args.node_id}: {error}", file=sys.stderr)
         return 1
@@ -203,6 +203,6 @@ def health(args: argparse.Namespace) -> int:
     try:
         status = asyncio.run(check())
     except grpc.aio.AioRpcError as exc:
-        return _fail(args.server, exc)
+        return fail(args.server, exc)
     print(status)
     return 0 if status == "SERVING" else 1
