@@ -62,6 +62,11 @@ def build_parser() -> Parser:
     remove = msub.add_parser("remove", help="retire a node from the cluster for good")
     remove.add_argument("node_id", metavar="NODE_ID")
     add_admin_arguments(remove, "HOST:PORT of any member (default %(default)s)", 10.0)
+    users = sub.add_parser("users", help="administer accounts (behind the cluster secret)")
+    usub = users.add_subparsers(dest="users_command", metavar="ACTION", parser_class=Parser)
+    add_users_arguments(usub)
+    for p in usub.choices.values():
+        add_admin_arguments(p, "HOST:PORT of any member (default %(default)s)", 30.0)
     backup = sub.add_parser("backup", help="take a consistent backup of a running cluster")
     backup.add_argument("file", metavar="FILE", help="where to write it (an SQLite file)")
     export = sub.add_parser("export", help="one user's data as JSON lines (for data requests)")
@@ -75,6 +80,24 @@ def build_parser() -> Parser:
     for p in (backup, export):
         add_admin_arguments(p, "HOST:PORT of any member (default %(default)s)", 600.0)
     return parser
+
+
+def add_users_arguments(sub: argparse._SubParsersAction[Parser]) -> None:
+    """The ACTIONs of `chatd users` (their --server etc. are added by the caller)."""
+    ls = sub.add_parser("list", help="every account (or those whose name holds PATTERN)")
+    ls.add_argument("pattern", nargs="?", default="", metavar="PATTERN")
+    show = sub.add_parser("show", help="one account in full")
+    for p in (ls, show):
+        p.add_argument("--json", action="store_true", help="print JSON")
+    show.add_argument("name", metavar="NAME")
+    for action, text in (
+        ("disable", "end the account's sessions and refuse its logins"),
+        ("enable", "allow a disabled account to log in again"),
+        ("delete", "delete the account, as its user could"),
+        ("reset-password", "set a new password (asked, or one line on stdin); sessions end"),
+        ("logout", "end every session of the account"),
+    ):
+        sub.add_parser(action, help=text).add_argument("name", metavar="NAME")
 
 
 def add_admin_arguments(p: argparse.ArgumentParser, server_help: str, timeout: float) -> None:
@@ -164,6 +187,10 @@ def command(args: argparse.Namespace) -> Command | None:
         from chatd.client import gui
 
         return gui.main
+    if args.command == "users" and args.users_command:
+        from chatd.tools import users
+
+        return users.main
     if args.command in ("backup", "export"):
         from chatd.tools import backups
 

@@ -35,6 +35,7 @@ class Code(enum.IntEnum):
     NOT_ALLOWED = 23  # the room's admins (or its creator) only
     INVALID_ROOM = 24  # a room name or topic that is not allowed
     ROOM_LIMIT = 25  # over a room limit: members per room, rooms per user
+    ACCOUNT_DISABLED = 26  # an operator disabled the account: logins are refused
 
 
 # Every answer of the ClientAccount service carries the master's address

@@ -288,6 +288,31 @@ def test_gui(
         reconnected = f"reconnected to {address}"
         pump(app, shows(app.status_var, reconnected), "settled", 20)
 
+        # Password…: a window with three masked fields; a wrong current
+        # password is said there, the right one changes it
+        app.password_button.invoke()
+        pump(app, lambda: app.password_window.winfo_viewable(), "the password window")
+        entries = app.password_entries
+        assert all(str(e.cget("show")) == "*" for e in entries)
+        for entry, text in zip(
+            entries, ("wrong one", "new password 1", "new password 1"), strict=True
+        ):
+            entry.insert(0, text)
+        app.password_submit.invoke()
+        pump(app, shows(app.password_error_var, "that is not your current password"), "refused")
+        entries[0].delete(0, "end")
+        entries[0].insert(0, PASSWORD)
+        app.password_submit.invoke()
+        done = "password changed; your other sessions have ended"
+        pump(app, shows(app.notice_var, done), "password changed")
+        assert not app.password_window.winfo_exists()
+
+        async def new_password_logs_in() -> None:
+            async with ChatClient([address]) as again:
+                await again.login("alice", "new password 1")
+
+        loop_thread.submit(new_password_logs_in()).result(WAIT)
+
         screenshot(app, xvfb, tmp_path / "chat.png")
     finally:
         app.close()

@@ -96,6 +96,19 @@ def delete_account(name: str, t: int = 1) -> E:
     return E(time_us=t, delete_account=log_pb2.DeleteAccount(username=name))
 
 
+def set_password(name: str, pw: str, keep: bytes = b"", t: int = 1) -> E:
+    op = log_pb2.SetPassword(username=name, password_hash=pw, keep_session=keep)
+    return E(time_us=t, set_password=op)
+
+
+def set_disabled(name: str, disabled: bool, t: int = 1) -> E:
+    return E(time_us=t, set_disabled=log_pb2.SetDisabled(username=name, disabled=disabled))
+
+
+def end_user_sessions(name: str, t: int = 1) -> E:
+    return E(time_us=t, end_user_sessions=log_pb2.EndUserSessions(username=name))
+
+
 def noop(node: str, t: int = 1) -> E:
     return E(time_us=t, noop=log_pb2.Noop(node_id=node))
 
@@ -457,6 +470,34 @@ def test_delete_account_for_no_such_user_changes_nothing(store: Store) -> None:
     assert after == before
 
 
+def test_account_administration(store: Store) -> None:
+    apply(
+        store,
+        [create_account("alice"), create_account("bob")]
+        + [create_session("alice", h) for h in (b"a1", b"a2", b"a3")]
+        + [create_session("bob", b"b1")],
+    )
+    # a new password: every other session of the user ends, the kept one stays
+    applied, _, _ = apply_one(store, set_password("alice", "new-hash", keep=b"a2"))
+    assert sorted(applied.ended_sessions) == [b"a1", b"a3"]
+    assert set(store.sessions) == {b"a2", b"b1"}
+    assert store.users["alice"].password_hash == "new-hash"
+    # disabled: every session ends; a store opened again knows it
+    applied, _, _ = apply_one(store, set_disabled("alice", True, t=7))
+    assert applied.ended_sessions == [b"a2"] and store.users["alice"].disabled
+    assert store.account_counts("alice").disabled_since_us == 7  # type: ignore[union-attr]
+    applied, _, _ = apply_one(store, end_user_sessions("bob"))
+    assert applied.ended_sessions == [b"b1"] and not store.sessions
+    for kind in (set_password("zed", "h"), set_disabled("zed", True), end_user_sessions("zed")):
+        applied, before, after = apply_one(store, kind)
+        assert applied.code == Code.NO_SUCH_USER and after == before
+    with open_store(store.path) as reopened:  # (a second connection, as a restart's)
+        assert reopened.users["alice"].disabled and not reopened.users["bob"].disabled
+    applied, _, _ = apply_one(store, set_disabled("alice", False))
+    assert not store.users["alice"].disabled
+    assert store.account_counts("alice").disabled_since_us == 0
+
+
 def test_an_entry_of_no_known_kind_leaves_nothing_behind(store: Store) -> None:
     apply(store, [create_account("alice")])
     before, last, digest = everything(store), store.last_index, store.digest
@@ -499,6 +540,9 @@ SCENARIOS: dict[str, tuple[E, E]] = {
         room_member(log_pb2.RoomMember.LEAVE, "alice", "home", "alice", t=4),
     ),
     "mark_read": (mark_read("alice", "bob", 1, t=4), mark_read("alice", "bob", 2, t=4)),
+    "set_password": (set_password("bob", "h2", t=4), set_password("bob", "h3", t=4)),
+    "set_disabled": (set_disabled("bob", True, t=4), set_disabled("alice", True, t=4)),
+    "end_user_sessions": (end_user_sessions("bob", t=4), end_user_sessions("alice", t=4)),
 }
 
 

@@ -293,9 +293,30 @@ def test_the_screen_after_a_password_prompt_shows_what_is_typed(
         child.send("/chat yul")
         text = screen.wait(lambda t: t.rstrip().endswith("yul> /chat yul"))
         assert PASSWORD not in text
+        child.send("\r")
+        # /password: the current one, then the new one twice, all masked
+        new = "a brand new password"
+        for old in ("not my password", PASSWORD):
+            child.send("/password\r")
+            screen.wait(lambda t: t.rstrip().endswith("current password:"))
+            child.send(old + "\r")
+            for label in ("new password:", "new password again:"):
+                screen.wait(lambda t, label=label: t.rstrip().endswith(label))  # type: ignore[misc]
+                child.send(new + "\r")
+        text = screen.wait(lambda t: "password changed; your other sessions have ended" in t)
+        assert "that is not your current password; nothing changed" in text
+        child.send("/users")  # and the prompt after it shows what is typed
+        text = screen.wait(lambda t: t.rstrip().endswith("> /users"))
+        assert new not in text and PASSWORD not in text and "not my password" not in text
     finally:
         child.kill(9)
         child.wait()
+
+    async def new_password_works() -> None:
+        async with ChatClient([address]) as c:
+            await c.login("yul", new)
+
+    run(new_password_works())
 
 
 def test_a_room_with_three_people_one_removed(

@@ -3,6 +3,7 @@ on it, the terminal client (`chatd chat`) and the GUI (`chatd gui`)."""
 
 from chatd.client.api import ChatClient, ConnectionEvent, Message, User
 from chatd.client.errors import (
+    AccountDisabled,
     CallFailed,
     ChatError,
     InvalidArguments,
@@ -28,6 +29,7 @@ from chatd.client.errors import (
 from chatd.client.rooms import Room, RoomMember, Unread
 
 __all__ = [
+    "AccountDisabled",
     "CallFailed",
     "ChatClient",
     "ChatError",

@@ -272,6 +272,14 @@ class ChatClient(RoomCalls):
             await self._ok("Logout", chat_pb2.DeleteAccountRequest(session_id=self._session()))
         self.session_id = self.username = None
 
+    async def change_password(self, old: str, new: str) -> None:
+        """My new password (WrongPassword if `old` is not the current one);
+        my other sessions end, this one stays."""
+        request = chat_pb2.ChangePasswordRequest(
+            session_id=self._session(), old_password=old, new_password=new
+        )
+        await self._ok("ChangePassword", request)
+
     async def delete_account(self) -> None:
         await self._drop_connection(NotLoggedIn(Code.NOT_LOGGED_IN, "account deleted"))
         await self._ok("DeleteAccount", chat_pb2.DeleteAccountRequest(session_id=self._session()))

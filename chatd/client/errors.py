@@ -105,6 +105,10 @@ class RoomLimit(Refused):
     code = Code.ROOM_LIMIT
 
 
+class AccountDisabled(Refused):
+    code = Code.ACCOUNT_DISABLED
+
+
 class Unavailable(ChatError):
     """No node answered within the client's retry time."""
 
@@ -141,6 +145,7 @@ _BY_CODE: dict[int, type[Refused]] = {
         NotAllowed,
         InvalidRoom,
         RoomLimit,
+        AccountDisabled,
     )
 }
 

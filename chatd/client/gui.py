@@ -36,7 +36,7 @@ from typing import Any, Literal, TypeVar
 
 from chatd.client import errors
 from chatd.client.api import ChatClient, ConnectionEvent, Message, User
-from chatd.client.errors import ChatError, NotLoggedIn, UsernameTaken
+from chatd.client.errors import ChatError, NotLoggedIn, UsernameTaken, WrongPassword
 from chatd.client.rooms import Room, RoomMember, Unread
 from chatd.contract import Code
 
@@ -188,6 +188,8 @@ class ChatApp:
         top = packed(ttk.Frame(self.chat_frame), fill="x")
         ttk.Label(top, textvariable=self.user_var).pack(side="left")
         self.logout_button = packed(ttk.Button(top, text="Log out", command=self.log_out), "right")
+        self.password_button = ttk.Button(top, text="Password…", command=self.ask_password_change)
+        self.password_button.pack(side="right", padx=6)
         panes = packed(ttk.PanedWindow(self.chat_frame, orient="horizontal"), fill="both")
         panes.pack_configure(expand=True, pady=6)
         self._build_contacts(panes)
@@ -345,6 +347,48 @@ class ChatApp:
             self._tick()
 
         self.call(sign_in(), logged_in, lambda exc: self.show_login(describe(exc, name)))
+
+    def ask_password_change(self) -> None:
+        """A small window: the current password, the new one twice (masked)."""
+        win = self.password_window = tk.Toplevel(self.root)
+        win.title("Change password")
+        win.transient(self.root)
+        frame = packed(ttk.Frame(win, padding=10), fill="both")
+        entries = []
+        for row, label in enumerate(("Current password", "New password", "New password again")):
+            ttk.Label(frame, text=label).grid(row=row, column=0, sticky="w", pady=2)
+            entry = ttk.Entry(frame, show="*", width=28)
+            entry.grid(row=row, column=1, pady=2)
+            entries.append(entry)
+        self.password_entries = entries
+        error = tk.StringVar(win)
+        self.password_error_var = error
+        ttk.Label(frame, textvariable=error, style="Error.TLabel").grid(columnspan=2)
+
+        def submit() -> None:
+            old, new, again = (e.get() for e in entries)
+            if new != again:
+                error.set("the new passwords differ")
+                return
+            error.set("changing…")
+
+            def done(_: None) -> None:
+                win.destroy()
+                self.notice_var.set("password changed; your other sessions have ended")
+
+            def failed(exc: Exception) -> None:
+                if isinstance(exc, WrongPassword):
+                    error.set("that is not your current password")
+                else:
+                    error.set(describe(exc))
+
+            self.call(self.client.change_password(old, new), done, failed)
+
+        self.password_submit = ttk.Button(frame, text="Change", command=submit)
+        self.password_submit.grid(columnspan=2, pady=4)
+        for e in entries:
+            e.bind("<Return>", lambda _e: submit())
+        entries[0].focus_set()
 
     def log_out(self) -> None:
         old = self._end_session()

@@ -36,6 +36,7 @@ COMMANDS = {
     "                     | leave ROOM | members ROOM   rooms (list: yours, unread counts)",
     "/join": "/join ROOM           join a room you were invited to, and talk there",
     "/logout": "/logout              end this session",
+    "/password": "/password            change your password (asks for the old and the new one)",
     "/delete": "/delete              delete your account (asks to confirm)",
     "/help": "/help                this list",
     "/quit": "/quit                leave (Ctrl-D too)",
@@ -173,9 +174,9 @@ class Terminal:
         )
         return await masked.prompt_async(label)
 
-    async def _ask_new_password(self) -> str | None:
-        password = await self._ask_password()
-        again = await self._ask_password("password again: ")
+    async def _ask_new_password(self, label: str = "password: ") -> str | None:
+        password = await self._ask_password(label)
+        again = await self._ask_password(label.replace(":", " again:"))
         if again != password:
             self.out("the passwords differ")
             return None
@@ -337,6 +338,20 @@ class Terminal:
         await self.client.logout()
         self.peer = None
         self.out("logged out")
+
+    async def _cmd_password(self, rest: str) -> None:
+        if self.client.username is None:
+            raise NotLoggedIn(Code.NOT_LOGGED_IN, "not logged in")
+        old = await self._ask_password("current password: ")
+        new = await self._ask_new_password("new password: ")
+        if new is None:
+            return
+        try:
+            await self.client.change_password(old, new)
+        except errors.WrongPassword:
+            self.out("that is not your current password; nothing changed")
+            return
+        self.out("password changed; your other sessions have ended")
 
     async def _cmd_delete(self, rest: str) -> None:
         me = self.client.username

@@ -9,6 +9,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ChangePasswordRequest(_message.Message):
+    __slots__ = ("session_id", "old_password", "new_password")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    OLD_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    NEW_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    old_password: str
+    new_password: str
+    def __init__(self, session_id: _Optional[str] = ..., old_password: _Optional[str] = ..., new_password: _Optional[str] = ...) -> None: ...
+
 class Unread(_message.Message):
     __slots__ = ("peer", "count", "last_message_id")
     PEER_FIELD_NUMBER: _ClassVar[int]

@@ -144,6 +144,11 @@ class ClientAccountStub:
                 request_serializer=chatd_dot_proto_dot_chat__pb2.ReceiveRequest.SerializeToString,
                 response_deserializer=chatd_dot_proto_dot_chat__pb2.UnreadCounts.FromString,
                 _registered_method=True)
+        self.ChangePassword = channel.unary_unary(
+                '/ClientAccount/ChangePassword',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.ChangePasswordRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+                _registered_method=True)
 
 
 class ClientAccountServicer:
@@ -298,6 +303,14 @@ class ClientAccountServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ChangePassword(self, request, context):
+        """Addition: the caller's new password, given the old one; the user's
+        other sessions end, the caller's stays.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClientAccountServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -410,6 +423,11 @@ def add_ClientAccountServicer_to_server(servicer, server):
                     servicer.ListUnread,
                     request_deserializer=chatd_dot_proto_dot_chat__pb2.ReceiveRequest.FromString,
                     response_serializer=chatd_dot_proto_dot_chat__pb2.UnreadCounts.SerializeToString,
+            ),
+            'ChangePassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangePassword,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.ChangePasswordRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1006,6 +1024,33 @@ class ClientAccount:
             '/ClientAccount/ListUnread',
             chatd_dot_proto_dot_chat__pb2.ReceiveRequest.SerializeToString,
             chatd_dot_proto_dot_chat__pb2.UnreadCounts.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangePassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/ChangePassword',
+            chatd_dot_proto_dot_chat__pb2.ChangePasswordRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
             options,
             channel_credentials,
             insecure,

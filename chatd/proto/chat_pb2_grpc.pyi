@@ -78,6 +78,10 @@ class ClientAccountStub:
     """The one-to-one conversations with messages to the caller after its
     read marker there: who wrote, how many, the newest one's id.
     """
+    ChangePassword: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ChangePasswordRequest, _chat_pb2.ServerResponse]
+    """Addition: the caller's new password, given the old one; the user's
+    other sessions end, the caller's stays.
+    """
 
 @_typing.type_check_only
 class ClientAccountAsyncStub(ClientAccountStub):
@@ -124,6 +128,10 @@ class ClientAccountAsyncStub(ClientAccountStub):
     ListUnread: _aio.UnaryUnaryMultiCallable[_chat_pb2.ReceiveRequest, _chat_pb2.UnreadCounts]  # type: ignore[assignment]
     """The one-to-one conversations with messages to the caller after its
     read marker there: who wrote, how many, the newest one's id.
+    """
+    ChangePassword: _aio.UnaryUnaryMultiCallable[_chat_pb2.ChangePasswordRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
+    """Addition: the caller's new password, given the old one; the user's
+    other sessions end, the caller's stays.
     """
 
 class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
@@ -300,6 +308,16 @@ class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_chat_pb2.UnreadCounts, _abc.Awaitable[_chat_pb2.UnreadCounts]]:
         """The one-to-one conversations with messages to the caller after its
         read marker there: who wrote, how many, the newest one's id.
+        """
+
+    @_abc_1.abstractmethod
+    def ChangePassword(
+        self,
+        request: _chat_pb2.ChangePasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]:
+        """Addition: the caller's new password, given the old one; the user's
+        other sessions end, the caller's stays.
         """
 
 def add_ClientAccountServicer_to_server(servicer: ClientAccountServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

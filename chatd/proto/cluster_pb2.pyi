@@ -1,4 +1,5 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -339,3 +340,69 @@ class BackupChunk(_message.Message):
     total_bytes: int
     last: bool
     def __init__(self, data: _Optional[bytes] = ..., index: _Optional[int] = ..., epoch: _Optional[int] = ..., state_digest: _Optional[str] = ..., total_bytes: _Optional[int] = ..., last: _Optional[bool] = ...) -> None: ...
+
+class UserAdminRequest(_message.Message):
+    __slots__ = ("action", "username", "pattern", "password")
+    class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ACTION_UNSPECIFIED: _ClassVar[UserAdminRequest.Action]
+        LIST: _ClassVar[UserAdminRequest.Action]
+        SHOW: _ClassVar[UserAdminRequest.Action]
+        DISABLE: _ClassVar[UserAdminRequest.Action]
+        ENABLE: _ClassVar[UserAdminRequest.Action]
+        DELETE: _ClassVar[UserAdminRequest.Action]
+        RESET_PASSWORD: _ClassVar[UserAdminRequest.Action]
+        LOGOUT: _ClassVar[UserAdminRequest.Action]
+    ACTION_UNSPECIFIED: UserAdminRequest.Action
+    LIST: UserAdminRequest.Action
+    SHOW: UserAdminRequest.Action
+    DISABLE: UserAdminRequest.Action
+    ENABLE: UserAdminRequest.Action
+    DELETE: UserAdminRequest.Action
+    RESET_PASSWORD: UserAdminRequest.Action
+    LOGOUT: UserAdminRequest.Action
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    action: UserAdminRequest.Action
+    username: str
+    pattern: str
+    password: str
+    def __init__(self, action: _Optional[_Union[UserAdminRequest.Action, str]] = ..., username: _Optional[str] = ..., pattern: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+
+class AccountInfo(_message.Message):
+    __slots__ = ("username", "created_us", "disabled", "sessions", "online", "last_active_us", "disabled_since_us", "messages_received", "undelivered", "rooms")
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_US_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    ONLINE_FIELD_NUMBER: _ClassVar[int]
+    LAST_ACTIVE_US_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_SINCE_US_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    UNDELIVERED_FIELD_NUMBER: _ClassVar[int]
+    ROOMS_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    created_us: int
+    disabled: bool
+    sessions: int
+    online: bool
+    last_active_us: int
+    disabled_since_us: int
+    messages_received: int
+    undelivered: int
+    rooms: int
+    def __init__(self, username: _Optional[str] = ..., created_us: _Optional[int] = ..., disabled: _Optional[bool] = ..., sessions: _Optional[int] = ..., online: _Optional[bool] = ..., last_active_us: _Optional[int] = ..., disabled_since_us: _Optional[int] = ..., messages_received: _Optional[int] = ..., undelivered: _Optional[int] = ..., rooms: _Optional[int] = ...) -> None: ...
+
+class UserAdminResponse(_message.Message):
+    __slots__ = ("ok", "error", "accounts", "sessions_ended")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_ENDED_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    error: str
+    accounts: _containers.RepeatedCompositeFieldContainer[AccountInfo]
+    sessions_ended: int
+    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ..., accounts: _Optional[_Iterable[_Union[AccountInfo, _Mapping]]] = ..., sessions_ended: _Optional[int] = ...) -> None: ...

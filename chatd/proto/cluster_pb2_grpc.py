@@ -417,6 +417,11 @@ class NodeAdminStub:
                 request_serializer=chatd_dot_proto_dot_cluster__pb2.BackupRequest.SerializeToString,
                 response_deserializer=chatd_dot_proto_dot_cluster__pb2.BackupChunk.FromString,
                 _registered_method=True)
+        self.ManageUser = channel.unary_unary(
+                '/NodeAdmin/ManageUser',
+                request_serializer=chatd_dot_proto_dot_cluster__pb2.UserAdminRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_cluster__pb2.UserAdminResponse.FromString,
+                _registered_method=True)
 
 
 class NodeAdminServicer:
@@ -442,6 +447,12 @@ class NodeAdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ManageUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeAdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -459,6 +470,11 @@ def add_NodeAdminServicer_to_server(servicer, server):
                     servicer.Backup,
                     request_deserializer=chatd_dot_proto_dot_cluster__pb2.BackupRequest.FromString,
                     response_serializer=chatd_dot_proto_dot_cluster__pb2.BackupChunk.SerializeToString,
+            ),
+            'ManageUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.ManageUser,
+                    request_deserializer=chatd_dot_proto_dot_cluster__pb2.UserAdminRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_cluster__pb2.UserAdminResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -543,6 +559,33 @@ class NodeAdmin:
             '/NodeAdmin/Backup',
             chatd_dot_proto_dot_cluster__pb2.BackupRequest.SerializeToString,
             chatd_dot_proto_dot_cluster__pb2.BackupChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ManageUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/NodeAdmin/ManageUser',
+            chatd_dot_proto_dot_cluster__pb2.UserAdminRequest.SerializeToString,
+            chatd_dot_proto_dot_cluster__pb2.UserAdminResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -157,6 +157,7 @@ class NodeAdminStub:
     RemoveMember: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.RemoveMemberRequest, _cluster_pb2.RemoveMemberResponse]
     Backup: _grpc.UnaryStreamMultiCallable[_cluster_pb2.BackupRequest, _cluster_pb2.BackupChunk]
     """Taken at the master; a slave asked carries the stream from the master."""
+    ManageUser: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.UserAdminRequest, _cluster_pb2.UserAdminResponse]
 
 @_typing.type_check_only
 class NodeAdminAsyncStub(NodeAdminStub):
@@ -167,6 +168,7 @@ class NodeAdminAsyncStub(NodeAdminStub):
     RemoveMember: _aio.UnaryUnaryMultiCallable[_cluster_pb2.RemoveMemberRequest, _cluster_pb2.RemoveMemberResponse]  # type: ignore[assignment]
     Backup: _aio.UnaryStreamMultiCallable[_cluster_pb2.BackupRequest, _cluster_pb2.BackupChunk]  # type: ignore[assignment]
     """Taken at the master; a slave asked carries the stream from the master."""
+    ManageUser: _aio.UnaryUnaryMultiCallable[_cluster_pb2.UserAdminRequest, _cluster_pb2.UserAdminResponse]  # type: ignore[assignment]
 
 class NodeAdminServicer(metaclass=_abc_1.ABCMeta):
     """Operator's view and actions on one node."""
@@ -192,5 +194,12 @@ class NodeAdminServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_cluster_pb2.BackupChunk], _abc.AsyncIterator[_cluster_pb2.BackupChunk]]:
         """Taken at the master; a slave asked carries the stream from the master."""
+
+    @_abc_1.abstractmethod
+    def ManageUser(
+        self,
+        request: _cluster_pb2.UserAdminRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cluster_pb2.UserAdminResponse, _abc.Awaitable[_cluster_pb2.UserAdminResponse]]: ...
 
 def add_NodeAdminServicer_to_server(servicer: NodeAdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

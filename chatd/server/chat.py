@@ -294,10 +294,36 @@ class Chat:
         if not await self._hash((client, name), verify_password, password, user.password_hash):
             raise RequestRefused(Code.WRONG_PASSWORD)
         self.throttle.logged_in(user.username, client, time.monotonic())  # (attempt refunded)
+        if user.disabled:  # (said only to one who knows the password)
+            raise RequestRefused(Code.ACCOUNT_DISABLED)
         session_id = new_session_id()
         op = log_pb2.CreateSession(username=user.username, session_hash=session_hash(session_id))
         await self._submit(log_pb2.Entry(create_session=op))
         return session_id
+
+    async def change_password(self, session_id: str, old: str, new: str, client: str = "") -> None:
+        """The caller's new password, given the old one (throttled as a
+        login is); the user's other sessions end, this one stays."""
+        s = self.session(session_id)
+        check_password(new, self.limits)
+        if len(old) > MAX_PASSWORD_CHARS:
+            raise RequestRefused(Code.WRONG_PASSWORD)
+        delay = self.throttle.check_login(s.username, client, time.monotonic())
+        if delay:
+            await asyncio.sleep(delay)
+        user = self.store.users.get(s.username)
+        if user is None:
+            raise RequestRefused(Code.NOT_LOGGED_IN)
+        self.throttle.failed_login(s.username, client, time.monotonic())
+        who = (client, s.username)
+        if not await self._hash(who, verify_password, old, user.password_hash):
+            raise RequestRefused(Code.WRONG_PASSWORD, "incorrect password (the old one)")
+        self.throttle.logged_in(s.username, client, time.monotonic())
+        hashed = await self._hash(who, hash_password, new, self.limits.password_hash_cost)
+        op = log_pb2.SetPassword(
+            username=s.username, password_hash=hashed, keep_session=session_hash(session_id)
+        )
+        await self._submit(log_pb2.Entry(set_password=op))
 
     async def logout(self, session_id: str) -> None:
         self.session(session_id)

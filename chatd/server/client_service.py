@@ -229,6 +229,15 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         return chat_pb2.ServerResponse()
 
     @unary(response)
+    async def ChangePassword(
+        self, request: chat_pb2.ChangePasswordRequest, context: Ctx
+    ) -> chat_pb2.ServerResponse:
+        r = request
+        client = self.client(context)
+        await self.chat.change_password(r.session_id, r.old_password, r.new_password, client)
+        return chat_pb2.ServerResponse()
+
+    @unary(response)
     async def Logout(
         self, request: chat_pb2.DeleteAccountRequest, context: Ctx
     ) -> chat_pb2.ServerResponse:

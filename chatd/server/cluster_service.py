@@ -49,6 +49,10 @@ class NodeView(Protocol):
 
     def backup(self, forwarded: bool = False) -> AsyncIterator[cluster_pb2.BackupChunk]: ...
 
+    async def manage_user(
+        self, request: cluster_pb2.UserAdminRequest, forwarded: bool = False
+    ) -> cluster_pb2.UserAdminResponse: ...
+
 
 REPLY_TIMEOUT_S = 2.0
 _askers = itertools.count(1)
@@ -306,6 +310,12 @@ class NodeAdminServicer(cluster_pb2_grpc.NodeAdminServicer):
         forwarded = any(k == FORWARDED_HEADER for k, _ in context.invocation_metadata() or ())
         ok, error = await self.node.remove_member(request.node_id, forwarded)
         return cluster_pb2.RemoveMemberResponse(ok=ok, error=error)
+
+    async def ManageUser(
+        self, request: cluster_pb2.UserAdminRequest, context: Ctx
+    ) -> cluster_pb2.UserAdminResponse:
+        forwarded = any(k == FORWARDED_HEADER for k, _ in context.invocation_metadata() or ())
+        return await self.node.manage_user(request, forwarded)
 
     async def Backup(
         self, request: cluster_pb2.BackupRequest, context: Ctx

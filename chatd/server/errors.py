@@ -43,6 +43,7 @@ DEFAULT_MESSAGES: dict[Code, str] = {
     Code.NOT_ALLOWED: "only the room's admins may do that",
     Code.INVALID_ROOM: "invalid room name or topic",
     Code.ROOM_LIMIT: "over a room limit",
+    Code.ACCOUNT_DISABLED: "account disabled by an operator",
 }
 
 

@@ -47,6 +47,7 @@ from chatd.server.peers import CLUSTER_MESSAGE_LIMIT, Peers
 from chatd.server.replication import Replicator
 from chatd.server.secret import ADMIN_PREFIXES, PEER_PREFIXES, SecretInterceptor
 from chatd.server.store import Store
+from chatd.server.user_admin import UserAdmin
 from chatd.server.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
@@ -210,6 +211,7 @@ class Node:
             account_rate=cfg.account_rate,
         )
         self.chat = Chat(self.store, self.writer, self.hub, limits, self._hasher, self._reader)
+        self.user_admin = UserAdmin(self.chat)
 
     def _start_background_tasks(self) -> None:
         cfg = self.config
@@ -401,22 +403,49 @@ class Node:
             diverged=self.digests.status() if c.role is Role.MASTER else [],
         )
 
+    def _master_admin(self, forwarded: bool) -> cluster_pb2_grpc.NodeAdminAsyncStub:
+        """The master's NodeAdmin, for a call asked of this slave: carried
+        over the peer listener (an address only the nodes may reach).
+        `forwarded`: the call came from another node, which took this one
+        for the master; it is not carried on again."""
+        c = self.repl.status()
+        if forwarded or c.role is not Role.SLAVE or not c.master_address:
+            raise NoMaster("no master is reachable right now; try again shortly")
+        return cluster_pb2_grpc.NodeAdminStub(self.peers.channel(c.master_address))
+
+    @property
+    def _forwarded_metadata(self) -> tuple[tuple[str, str], ...]:
+        return (*self.peers.metadata, (FORWARDED_HEADER, "1"))
+
+    async def manage_user(
+        self, request: cluster_pb2.UserAdminRequest, forwarded: bool = False
+    ) -> cluster_pb2.UserAdminResponse:
+        """`chatd users`: at the master; a slave carries it there."""
+        if self.repl.status().role is Role.MASTER:
+            return await self.user_admin.handle(request)
+        try:
+            stub = self._master_admin(forwarded)
+            return await stub.ManageUser(request, metadata=self._forwarded_metadata, timeout=30.0)
+        except NoMaster as exc:
+            return cluster_pb2.UserAdminResponse(ok=False, error=str(exc))
+        except grpc.aio.AioRpcError as exc:
+            error = f"the master did not answer: {exc.code().name}: {exc.details()}"
+            return cluster_pb2.UserAdminResponse(ok=False, error=error)
+
     async def remove_member(self, node_id: str, forwarded: bool = False) -> tuple[bool, str]:
         """`forwarded`: asked by another node, which took this one for the
         master (it is not carried on again)."""
         c = self.repl.status()
         if c.role is not Role.MASTER:
-            # carried to the master over the peer listener: its address is one
-            # only the nodes may be able to reach
-            if forwarded or c.role is not Role.SLAVE or not c.master_address:
-                return False, "no master is reachable right now; try again shortly"
-            stub = cluster_pb2_grpc.NodeAdminStub(self.peers.channel(c.master_address))
             try:
+                stub = self._master_admin(forwarded)
                 r = await stub.RemoveMember(
                     cluster_pb2.RemoveMemberRequest(node_id=node_id),
-                    metadata=(*self.peers.metadata, (FORWARDED_HEADER, "1")),
+                    metadata=self._forwarded_metadata,
                     timeout=30.0,
                 )
+            except NoMaster as exc:
+                return False, str(exc)
             except grpc.aio.AioRpcError as exc:
                 return False, f"the master did not answer: {exc.code().name}: {exc.details()}"
             return r.ok, r.error
@@ -438,13 +467,8 @@ class Node:
         by another node, which took this one for the master."""
         c = self.repl.status()
         if c.role is not Role.MASTER:
-            if forwarded or c.role is not Role.SLAVE or not c.master_address:
-                raise NoMaster("no master is reachable right now; try again shortly")
-            stub = cluster_pb2_grpc.NodeAdminStub(self.peers.channel(c.master_address))
-            call = stub.Backup(
-                cluster_pb2.BackupRequest(),
-                metadata=(*self.peers.metadata, (FORWARDED_HEADER, "1")),
-            )
+            stub = self._master_admin(forwarded)
+            call = stub.Backup(cluster_pb2.BackupRequest(), metadata=self._forwarded_metadata)
             try:
                 async for chunk in call:
                     yield chunk

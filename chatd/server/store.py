@@ -38,7 +38,7 @@ from typing import Any
 from chatd.contract import Code
 from chatd.core.log import EpochRuns
 from chatd.proto import log_pb2
-from chatd.server import rooms, statedigest
+from chatd.server import accounts, rooms, statedigest
 from chatd.server.errors import StoreError as StoreError  # chatd.cli imports it from here
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS request_ids_key ON request_ids(sender_uid, req
 CREATE INDEX IF NOT EXISTS request_ids_time ON request_ids(time_us);
 """
     + rooms.SCHEMA
+    + accounts.SCHEMA
 )
 
 # Request ids (for Send retries) are kept for this long, and at most this many
@@ -124,6 +125,7 @@ class User:
     uid: int
     username: str
     password_hash: str
+    disabled: bool = False  # by an operator: logins are refused
 
 
 @dataclass(slots=True)
@@ -249,6 +251,9 @@ class Store:
         ):
             self.users[name] = User(uid, name, pw)
             self._fold(name)
+        disabled = accounts.disabled_uids(db)
+        for u in self.users.values():
+            u.disabled = u.uid in disabled
         by_uid = {u.uid: u.username for u in self.users.values()}
         for h, uid, used in db.execute("SELECT hash, uid, last_used_us FROM sessions"):
             self.sessions[h] = Session(uid, by_uid[uid], used)
@@ -621,10 +626,49 @@ class Store:
         db.execute("DELETE FROM room_members WHERE uid = ?", (user.uid,))
         db.execute("DELETE FROM room_delivered WHERE uid = ?", (user.uid,))
         db.execute("DELETE FROM read_markers WHERE uid = ?", (user.uid,))
+        db.execute("DELETE FROM disabled_accounts WHERE uid = ?", (user.uid,))
         db.execute("UPDATE users SET deleted = 1 WHERE uid = ?", (user.uid,))
         out.deleted_user = name
         out.after.append(lambda: self.rooms.drop_user(user.uid))
         return out
+
+    def _known(self, out: Applied, username: str) -> User | None:
+        """The live account of that name, or None with `out.code` NO_SUCH_USER."""
+        user = self.users.get(username)
+        if user is None:
+            out.code = Code.NO_SUCH_USER
+        return user
+
+    def _apply_set_password(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        op = entry.set_password
+        if (user := self._known(out, op.username)) is not None:
+            keep = op.keep_session
+            out.ended_sessions += accounts.apply_set_password(
+                self._db, user.uid, op.password_hash, keep
+            )
+            out.after.append(lambda: setattr(user, "password_hash", op.password_hash))
+        return out
+
+    def _apply_set_disabled(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        op = entry.set_disabled
+        if (user := self._known(out, op.username)) is not None:
+            t = entry.time_us
+            out.ended_sessions += accounts.apply_set_disabled(self._db, user.uid, op.disabled, t)
+            out.after.append(lambda: setattr(user, "disabled", op.disabled))
+        return out
+
+    def _apply_end_user_sessions(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        if (user := self._known(out, entry.end_user_sessions.username)) is not None:
+            out.ended_sessions += accounts.apply_end_user_sessions(self._db, user.uid)
+        return out
+
+    def account_counts(self, username: str) -> accounts.AccountCounts | None:
+        """An account's facts from the tables (reader connection)."""
+        user = self.users.get(username)
+        if user is None:
+            return None
+        with self._reader_lock:
+            return accounts.account_counts(self._reader, user.uid)
 
     def _apply_create_room(self, out: Applied, entry: log_pb2.Entry) -> Applied:
         op = entry.create_room

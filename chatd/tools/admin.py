@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Sequence
 
 import grpc
 
@@ -152,9 +153,15 @@ def format_status(doc: dict[str, object]) -> str:
                 str(m.get("left_reason", "")),
             )
         )
+    return "\n".join([*lines, table(rows)])
+
+
+def table(rows: Sequence[tuple[str, ...]]) -> str:
+    """Rows as aligned columns, two spaces apart (the first row: headings)."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
 
 
 # -- members remove --

@@ -1,0 +1,96 @@
+"""An operator's account administration (`chatd users`, NodeAdmin.ManageUser),
+at the master, over Chat: reads from the caches and the committed tables,
+changes as replicated log entries (chatd.server.accounts), each logged.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from chatd.contract import Code
+from chatd.proto import cluster_pb2, log_pb2
+from chatd.server.chat import Chat, check_password, hash_password
+from chatd.server.errors import DEFAULT_MESSAGES, RequestRefused, ServerError
+
+log = logging.getLogger(__name__)
+
+Action = cluster_pb2.UserAdminRequest.Action
+
+
+class UserAdmin:
+    def __init__(self, chat: Chat) -> None:
+        self.chat = chat
+
+    def _info(self, username: str) -> cluster_pb2.AccountInfo:
+        store = self.chat.store
+        user = store.users[username]
+        used = [s.last_used_us for s in store.sessions.values() if s.uid == user.uid]
+        return cluster_pb2.AccountInfo(
+            username=username,
+            disabled=user.disabled,
+            sessions=len(used),
+            online=self.chat.hub.online(username),
+            last_active_us=max(used, default=0),
+        )
+
+    def _user(self, username: str) -> str:
+        found = self.chat.store.find_user(username) if username else None
+        if found is None:
+            raise RequestRefused(Code.NO_SUCH_USER, f"{username or '(no name)'}: no such user")
+        return found
+
+    async def handle(self, r: cluster_pb2.UserAdminRequest) -> cluster_pb2.UserAdminResponse:
+        try:
+            return await self._handle(r)
+        except RequestRefused as exc:
+            text = exc.message or DEFAULT_MESSAGES.get(exc.code, str(exc.code))
+            return cluster_pb2.UserAdminResponse(ok=False, error=text)
+        except ServerError as exc:
+            return cluster_pb2.UserAdminResponse(ok=False, error=f"not done: {exc}")
+
+    async def _handle(self, r: cluster_pb2.UserAdminRequest) -> cluster_pb2.UserAdminResponse:
+        chat = self.chat
+        if r.action == Action.LIST:
+            names = sorted(
+                (n for n in chat.store.users if r.pattern.casefold() in n.casefold()),
+                key=str.casefold,
+            )
+            return cluster_pb2.UserAdminResponse(ok=True, accounts=[self._info(n) for n in names])
+        name = self._user(r.username)
+        if r.action == Action.SHOW:
+            info = self._info(name)
+            counts = await chat._read(chat.store.account_counts, name)
+            if counts is not None:
+                info.created_us = counts.created_us
+                info.disabled_since_us = counts.disabled_since_us
+                info.messages_received = counts.messages_received
+                info.undelivered = counts.undelivered
+                info.rooms = counts.rooms
+            return cluster_pb2.UserAdminResponse(ok=True, accounts=[info])
+        if r.action in (Action.DISABLE, Action.ENABLE):
+            disabled = r.action == Action.DISABLE
+            entry = log_pb2.Entry(
+                set_disabled=log_pb2.SetDisabled(username=name, disabled=disabled)
+            )
+            what = "disabled" if disabled else "enabled"
+        elif r.action == Action.DELETE:
+            entry = log_pb2.Entry(delete_account=log_pb2.DeleteAccount(username=name))
+            what = "deleted"
+        elif r.action == Action.LOGOUT:
+            entry = log_pb2.Entry(end_user_sessions=log_pb2.EndUserSessions(username=name))
+            what = "logged out everywhere"
+        elif r.action == Action.RESET_PASSWORD:
+            check_password(r.password, chat.limits)
+            hashed = await chat._hash(
+                ("operator", ""), hash_password, r.password, chat.limits.password_hash_cost
+            )
+            entry = log_pb2.Entry(
+                set_password=log_pb2.SetPassword(username=name, password_hash=hashed)
+            )
+            what = "given a new password"
+        else:
+            raise RequestRefused(Code.INVALID_ARGUMENT, f"unknown action {r.action}")
+        applied = await chat._submit(entry)
+        ended = len(applied.ended_sessions)
+        log.info("operator: account %s %s (%d sessions ended)", name, what, ended)
+        return cluster_pb2.UserAdminResponse(ok=True, sessions_ended=ended)
