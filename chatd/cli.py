@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -20,8 +21,11 @@ from typing import NoReturn
 
 from chatd import __version__, logs
 from chatd.config import Config, add_serve_arguments, address, config_from_args
+from chatd.tls import TlsError
 
 log = logging.getLogger("chatd")
+
+DEFAULT_SERVER = "127.0.0.1:50051"
 
 
 class Parser(argparse.ArgumentParser):
@@ -48,12 +52,14 @@ def build_parser() -> Parser:
     chat = sub.add_parser("chat", help="the interactive terminal client")
     add_nodes_argument(chat)
     chat.add_argument("--user", default=None, help="log in as this user at start")
-    chat.add_argument("--tls-ca", default=None, help="talk TLS, trusting this CA (PEM file)")
+    add_tls_arguments(chat)
     gui = sub.add_parser("gui", help="the desktop (Tk) client")
     add_nodes_argument(gui)
     add_tls_arguments(gui)
     health = sub.add_parser("health", help="a node's gRPC health (exit 0 when SERVING)")
-    health.add_argument("--server", type=address, default="127.0.0.1:50051")
+    health.add_argument(
+        "--server", type=address, default=_first_server(), help="HOST:PORT of the node"
+    )
     health.add_argument("--service", default="", help="service name (default: the node)")
     health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait")
     add_tls_arguments(health)
@@ -102,7 +108,7 @@ def add_users_arguments(sub: argparse._SubParsersAction[Parser]) -> None:
 
 def add_admin_arguments(p: argparse.ArgumentParser, server_help: str, timeout: float) -> None:
     """--server, --cluster-secret, --timeout and the TLS flags of an operator command."""
-    p.add_argument("--server", type=address, default="127.0.0.1:50051", help=server_help)
+    p.add_argument("--server", type=address, default=_first_server(), help=server_help)
     p.add_argument(
         "--cluster-secret", default=None, help="the cluster secret (default: CHATD_CLUSTER_SECRET)"
     )
@@ -114,21 +120,42 @@ def add_nodes_argument(p: argparse.ArgumentParser) -> None:
     """A client's --server: any number of nodes, as the client library takes them."""
     p.add_argument(
         "--server",
-        default="127.0.0.1:50051",
+        default=os.environ.get("CHATD_SERVER") or DEFAULT_SERVER,
         metavar="HOST:PORT[,HOST:PORT...]",
-        help="the nodes to use (any one is enough; default %(default)s)",
+        help="the nodes to use (any one is enough; default: CHATD_SERVER, else %(default)s)",
     )
 
 
+def _first_server() -> str:
+    """An operator command's default node: the first of CHATD_SERVER's."""
+    listed = (os.environ.get("CHATD_SERVER") or "").split(",")
+    return listed[0].strip() or DEFAULT_SERVER
+
+
 def add_tls_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tls-ca", type=Path, default=None, help="talk TLS, trusting this CA")
+    """A client's TLS: --tls (the system's roots), --tls-ca (a CA of one's
+    own), --tls-cert/--tls-key (mutual TLS); none of them: plaintext."""
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="talk TLS, verifying the node's certificate against the system's trusted roots",
+    )
+    p.add_argument(
+        "--tls-ca",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="talk TLS, verifying the node's certificate against this CA (PEM) instead",
+    )
     p.add_argument(
         "--tls-cert",
         type=Path,
         default=None,
-        help="client certificate (for a mutual-TLS cluster without a secret)",
+        metavar="FILE",
+        help="show this client certificate (PEM): required at the peer listener of nodes "
+        "run with --tls-ca (mutual TLS); the client listener asks for none",
     )
-    p.add_argument("--tls-key", type=Path, default=None, help="key of --tls-cert")
+    p.add_argument("--tls-key", type=Path, default=None, metavar="FILE", help="key of --tls-cert")
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
@@ -195,11 +222,13 @@ def command(args: argparse.Namespace) -> Command | None:
         from chatd.tools import backups
 
         return backups.backup if args.command == "backup" else backups.export
-    if args.command in ("health", "status", "members"):
+    if args.command == "health":
+        from chatd.tools import health
+
+        return health.main
+    if args.command in ("status", "members"):
         from chatd.tools import admin
 
-        if args.command == "health":
-            return admin.health
         if args.command == "status":
             return admin.status
         if args.members_command == "remove":
@@ -214,7 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     if run_command is None:
         parser.print_help()
         return 2
-    return run_command(args)
+    try:
+        return run_command(args)
+    except TlsError as exc:  # a TLS file that cannot be read: one line
+        print(f"chatd {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 # -- serve --

@@ -5,6 +5,10 @@ certificate of their own on the client listeners, plaintext refused."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import grpc
@@ -82,5 +86,59 @@ def test_tls_cluster(tmp_path: Path) -> None:
         # the client listener serves no cluster service without a secret
         out = c.cli("status", "--server", c.addresses["n2"], "--tls-ca", str(ca))
         assert out.returncode == 1 and "peer listener only" in out.stderr, out.stderr
+    finally:
+        c.stop_all()
+
+
+def test_clients_verify_against_the_system_roots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node with a certificate from a CA the system trusts (here: the test
+    CA, made the system's roots with SSL_CERT_FILE, as OpenSSL reads it):
+    `--tls` in the commands and `tls=True` in the library verify against
+    those roots; with other roots, or plaintext, the node is not reached."""
+    ca, ca_key, ca_cert = make_ca(tmp_path)
+    cert, key = make_cert(tmp_path, "n1", ca_key, ca_cert)
+    c = Cluster(tmp_path)
+    secret = "system-roots-secret"
+    try:
+        c.add("n1", "--tls-cert", str(cert), "--tls-key", str(key), "--cluster-secret", secret)
+        address = c.addresses["n1"]
+
+        def chatd(*args: str, roots: Path | None = ca) -> subprocess.CompletedProcess[str]:
+            env = {k: v for k, v in os.environ.items() if k != "SSL_CERT_FILE"}
+            env["CHATD_CLUSTER_SECRET"] = secret
+            if roots is not None:
+                env["SSL_CERT_FILE"] = str(roots)
+            return subprocess.run(
+                [sys.executable, "-m", "chatd", *args],
+                capture_output=True, text=True, timeout=30, env=env,
+            )  # fmt: skip
+
+        deadline = time.monotonic() + 20
+        while (out := chatd("health", "--tls", "--server", address)).returncode != 0:
+            assert time.monotonic() < deadline, out.stderr
+            time.sleep(0.1)
+        assert out.stdout == "SERVING\n"
+        assert chatd("users", "list", "--tls", "--server", address).returncode == 0
+        other_roots, _, _ = make_ca(tmp_path, "another CA")
+        for refused in (
+            chatd("health", "--tls", "--server", address, roots=other_roots),
+            chatd("health", "--server", address),  # plaintext
+        ):
+            assert refused.returncode == 1 and "UNAVAILABLE" in refused.stderr
+        # a client certificate without its key: one line, exit 2
+        out = chatd("chat", "--server", address, "--tls-cert", str(cert))
+        assert out.returncode == 2 and "go together" in out.stderr, out.stderr
+
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+
+        async def library() -> None:
+            async with ChatClient([address], tls=True) as alice:
+                await alice.create_account("alice", PASSWORD)
+                await alice.login("alice", PASSWORD)
+                assert await alice.send("alice", "over TLS, system roots") > 0
+
+        asyncio.run(library())
     finally:
         c.stop_all()

@@ -31,7 +31,7 @@ from chatd.client.errors import CallFailed, ChatError, NotLoggedIn, Unavailable,
 from chatd.client.rooms import RoomCalls
 from chatd.contract import CLIENT_CHANNEL_OPTIONS, MASTER_HEADER, Code
 from chatd.proto import chat_pb2, chat_pb2_grpc
-from chatd.tls import channel_credentials
+from chatd.tls import client_credentials
 
 log = logging.getLogger(__name__)
 
@@ -91,19 +91,22 @@ class ChatClient(RoomCalls):
         on_connection: Callable[[ConnectionEvent], None] | None = None,
         timeout: float = 5.0,
         retry_for: float = 30.0,
+        tls: bool = False,
         tls_ca: str | Path | None = None,
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
         streams: bool = True,
         spread: bool = True,
     ) -> None:
-        """`tls_ca`: talk TLS, trusting this CA (PEM file); `tls_cert` and
-        `tls_key`: a client certificate, for servers that ask for one;
+        """`tls`: talk TLS, verifying the nodes' certificates against the
+        system's roots; `tls_ca`: against this CA (PEM file) instead (TLS
+        without `tls`); `tls_cert` and `tls_key`: a client certificate, for
+        nodes that require one;
         `streams`: send and receive over the session's Connect stream (else
         a unary Send each, and Subscribe); `spread`: hold that stream at one
         of the addresses picked at random (else at the node calls go to,
         the master once one answered)."""
-        self._credentials = channel_credentials(tls_ca, tls_cert, tls_key) if tls_ca else None
+        self._credentials = client_credentials(tls, tls_ca, tls_cert, tls_key)
         if isinstance(addresses, str):
             addresses = [a.strip() for a in addresses.split(",") if a.strip()]
         if not addresses:

@@ -39,6 +39,7 @@ from chatd.client.api import ChatClient, ConnectionEvent, Message, User
 from chatd.client.errors import ChatError, NotLoggedIn, UsernameTaken, WrongPassword
 from chatd.client.rooms import Room, RoomMember, Unread
 from chatd.contract import Code
+from chatd.tls import TlsError, credentials_of, tls_options
 
 try:  # a Python without Tk (python:3.11-slim has no libtk) still imports this module
     import tkinter as tk
@@ -728,7 +729,12 @@ class ChatApp:
 
 
 def main(args: argparse.Namespace) -> int:
-    options = {k: v for k in ("tls_ca", "tls_cert", "tls_key") if (v := getattr(args, k, None))}
+    options = tls_options(args)
+    try:
+        credentials_of(args)
+    except TlsError as exc:
+        print(f"chatd gui: error: {exc}", file=sys.stderr)
+        return 2
     if not [a for a in str(args.server).split(",") if a.strip()]:
         print("chatd gui: error: --server needs at least one HOST:PORT", file=sys.stderr)
         return 2

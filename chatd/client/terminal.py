@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import fnmatch
+import sys
 from collections.abc import Callable, Iterable
 
 from prompt_toolkit import PromptSession
@@ -24,6 +25,7 @@ from chatd.client import errors
 from chatd.client.api import ChatClient, ConnectionEvent, Message
 from chatd.client.errors import ChatError, NotLoggedIn, Unavailable
 from chatd.contract import Code
+from chatd.tls import TlsError, credentials_of, tls_options
 
 COMMANDS = {
     "/create": "/create NAME         create an account (asks for a password) and log in",
@@ -438,8 +440,14 @@ class Terminal:
 
 
 def main(args: argparse.Namespace) -> int:
+    try:
+        credentials_of(args)
+    except TlsError as exc:
+        print(f"chatd chat: error: {exc}", file=sys.stderr)
+        return 2
+
     async def run() -> None:
-        client = ChatClient(args.server, tls_ca=getattr(args, "tls_ca", None))
+        client = ChatClient(args.server, **tls_options(args))
         await Terminal(client).run(args.user)
 
     try:

@@ -13,7 +13,7 @@ import grpc
 
 from chatd.contract import secret_metadata
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
-from chatd.tls import channel_credentials
+from chatd.tls import credentials_of
 
 
 def secret_of(args: argparse.Namespace) -> str | None:
@@ -21,10 +21,11 @@ def secret_of(args: argparse.Namespace) -> str | None:
 
 
 def channel(args: argparse.Namespace, address: str) -> grpc.aio.Channel:
-    ca = getattr(args, "tls_ca", None)
-    if ca is None:
+    """A channel as the command's TLS flags say (plaintext without any)."""
+    credentials = credentials_of(args)
+    if credentials is None:
         return grpc.aio.insecure_channel(address)
-    return grpc.aio.secure_channel(address, channel_credentials(ca, args.tls_cert, args.tls_key))
+    return grpc.aio.secure_channel(address, credentials)
 
 
 def fail(server: str, exc: grpc.aio.AioRpcError) -> int:
@@ -190,26 +191,3 @@ async def _remove(
             timeout=deadline,
         )
     return r.ok, r.error
-
-
-# -- health --
-
-
-def health(args: argparse.Namespace) -> int:
-    """Exit 0 when the node is SERVING (the docker healthcheck), 1 otherwise."""
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    async def check() -> str:
-        async with channel(args, args.server) as ch:
-            stub = health_pb2_grpc.HealthStub(ch)
-            r = await stub.Check(
-                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
-            )
-            return str(health_pb2.HealthCheckResponse.ServingStatus.Name(r.status))
-
-    try:
-        status = asyncio.run(check())
-    except grpc.aio.AioRpcError as exc:
-        return fail(args.server, exc)
-    print(status)
-    return 0 if status == "SERVING" else 1
