@@ -112,6 +112,14 @@ def add_admin_arguments(p: argparse.ArgumentParser, server_help: str, timeout: f
     p.add_argument(
         "--cluster-secret", default=None, help="the cluster secret (default: CHATD_CLUSTER_SECRET)"
     )
+    p.add_argument(
+        "--cluster-secret-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="read the cluster secret from FILE (its first line; default: "
+        "CHATD_CLUSTER_SECRET_FILE)",
+    )
     p.add_argument("--timeout", type=float, default=timeout, help="seconds to wait")
     add_tls_arguments(p)
 
@@ -245,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return run_command(args)
-    except TlsError as exc:  # a TLS file that cannot be read: one line
+    except (TlsError, argparse.ArgumentTypeError) as exc:  # a file that cannot be read: one line
         print(f"chatd {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -249,6 +249,13 @@ _SERVE_FLAGS = (
         "--cluster-secret",
         help="shared secret of the cluster services (CHATD_CLUSTER_SECRET)",
     ),
+    _Flag(
+        "--cluster-secret-file",
+        type=Path,
+        metavar="FILE",
+        help="read the cluster secret from FILE (its first line; e.g. a Docker secret, "
+        "/run/secrets/NAME) instead of --cluster-secret",
+    ),
     _Flag("--log-level", _D.log_level, choices=("debug", "info", "warning", "error")),
     # Accounts and messages.
     _Flag("--min-password-length", _D.min_password_length, _int_range(1, 1024)),
@@ -376,8 +383,17 @@ _SERVE_FLAGS = (
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     """The `serve` flags. A flag not given is None here: `config_from_args`
-    takes it from CHATD_<NAME>, checked exactly as the flag is, or else from
-    its default."""
+    takes it from CHATD_<NAME>, else from the --config file, each checked
+    exactly as the flag is, or else from its default."""
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a TOML file of serve settings, named as the flags (listen = "
+        '"0.0.0.0:50051", data-dir = "/data"); flags and CHATD_* variables win over it '
+        "(default: CHATD_CONFIG)",
+    )
     for flag in _SERVE_FLAGS:
         shown = None if flag.help is None else flag.help.replace("%(default)s", str(flag.default))
         if flag.switch:
@@ -419,17 +435,87 @@ def _from_environment(flag: _Flag) -> object:
         raise argparse.ArgumentTypeError(f"{flag.env_var}={text!r}: {exc}") from None
 
 
+def _from_file(flag: _Flag, value: object, source: str) -> object:
+    """A --config file's value for a flag, checked as the flag is."""
+    if flag.switch:
+        if not isinstance(value, bool):
+            raise argparse.ArgumentTypeError(f"{source}: expected true or false")
+        return value
+    if isinstance(value, list):  # join = ["a:1", "b:2"]
+        value = ",".join(str(v) for v in value)
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise argparse.ArgumentTypeError(f"{source}: expected a string or a number")
+    text = str(value)
+    try:
+        if flag.choices is not None and text not in flag.choices:
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(flag.choices)}")
+        return flag.type(text) if flag.type is not None else text
+    except (argparse.ArgumentTypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"{source}: {exc}") from None
+
+
+def read_config_file(path: Path) -> dict[str, object]:
+    """A --config file's settings by flag name ("data-dir"; "data_dir" too).
+    ArgumentTypeError for a file that cannot be read or parsed, or a key that
+    names no flag."""
+    import tomllib
+
+    try:
+        with path.open("rb") as f:
+            doc = tomllib.load(f)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"--config {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"--config {path}: not TOML: {exc}") from None
+    known = {f.name.removeprefix("--") for f in _SERVE_FLAGS}
+    out: dict[str, object] = {}
+    for key, value in doc.items():
+        name = key.replace("_", "-")
+        if name not in known:
+            raise argparse.ArgumentTypeError(f"--config {path}: {key!r} is not a serve setting")
+        out[name] = value
+    return out
+
+
 def _fill_from_environment(args: argparse.Namespace) -> None:
+    """Each flag not given: from CHATD_<NAME>, else the --config file, else
+    its default."""
+    config = getattr(args, "config", None) or os.environ.get("CHATD_CONFIG") or None
+    in_file = read_config_file(Path(config)) if config else {}
     for flag in _SERVE_FLAGS:
         dest = flag.name.removeprefix("--").replace("-", "_")
-        if getattr(args, dest, None) is None:
-            setattr(args, dest, _from_environment(flag))
+        if getattr(args, dest, None) is not None:
+            continue
+        name = flag.name.removeprefix("--")
+        if os.environ.get(flag.env_var) is None and name in in_file:
+            value = _from_file(flag, in_file[name], f"--config {config}: {name}")
+        else:
+            value = _from_environment(flag)
+        setattr(args, dest, value)
+
+
+def read_secret_file(path: Path) -> str:
+    """The cluster secret in a file: its first line (ArgumentTypeError if the
+    file cannot be read or that line is empty)."""
+    try:
+        first = path.read_text().splitlines()[:1]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise argparse.ArgumentTypeError(f"--cluster-secret-file {path}: {exc}") from None
+    if not first or not first[0].strip():
+        raise argparse.ArgumentTypeError(f"--cluster-secret-file {path}: the file is empty")
+    return first[0].strip()
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
     _fill_from_environment(args)
     if args.role and args.join:
         raise argparse.ArgumentTypeError("--role master founds a cluster; it excludes --join")
+    if args.cluster_secret_file is not None:
+        if args.cluster_secret:
+            raise argparse.ArgumentTypeError(
+                "--cluster-secret and --cluster-secret-file: give one of them"
+            )
+        args.cluster_secret = read_secret_file(args.cluster_secret_file)
     if args.restore and args.join:
         raise argparse.ArgumentTypeError("--restore founds a cluster; it excludes --join")
     if (args.tls_cert is None) != (args.tls_key is None):

@@ -241,3 +241,66 @@ def test_status_on_a_slave_names_the_master_before_it_knows_its_client_address()
     assert "master   n1 (peers at 10.0.0.1:50052)" in format_status(status_document(st))
     st.master = "chat.example:50051"
     assert "master   n1 at chat.example:50051" in format_status(status_document(st))
+
+
+def test_a_config_file_under_the_environment_under_the_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--config FILE (TOML, keys named as the flags): a flag wins over
+    CHATD_*, which wins over the file, which wins over the defaults; each
+    value checked as its flag is; a secret read from a file."""
+    from chatd.cli import build_parser
+    from chatd.config import config_from_args
+
+    for name in ("CHATD_SYNC", "CHATD_SESSION_TTL", "CHATD_CONFIG", "CHATD_CLUSTER_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    secret = tmp_path / "secret"
+    secret.write_text("from-a-docker-secret\n")
+    conf = tmp_path / "chatd.toml"
+    conf.write_text(
+        'listen = "0.0.0.0:6000"\n'
+        'data_dir = "/var/lib/chatd"\n'
+        'session-ttl = "12h"\n'
+        "send-rate = 5\n"
+        'sync = "normal"\n'
+        "no-reflection = true\n"
+        'join = ["10.0.0.1:50052", "10.0.0.2:50052"]\n'
+        f'cluster-secret-file = "{secret}"\n'
+    )
+
+    def config(*flags: str) -> Config:
+        return config_from_args(build_parser().parse_args(["serve", "--config", str(conf), *flags]))
+
+    c = config()
+    assert (c.listen, str(c.data_dir), c.session_ttl, c.send_rate) == (
+        "0.0.0.0:6000", "/var/lib/chatd", 12 * 3600.0, 5.0,
+    )  # fmt: skip
+    assert c.sync == "normal" and not c.reflection
+    assert c.join == ("10.0.0.1:50052", "10.0.0.2:50052")
+    assert c.cluster_secret == "from-a-docker-secret"
+    monkeypatch.setenv("CHATD_SYNC", "full")
+    assert config().sync == "full"  # the environment over the file
+    assert config("--session-ttl", "1h").session_ttl == 3600.0  # a flag over both
+    monkeypatch.setenv("CHATD_CONFIG", str(conf))  # the file named by the environment
+    assert config_from_args(build_parser().parse_args(["serve"])).listen == "0.0.0.0:6000"
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('sync = "off"', "sync: expected one of full, normal"),
+        ('session-ttl = "forever"', "session-ttl: not a duration"),
+        ("no-reflection = 1", "no-reflection: expected true or false"),
+        ('colour = "blue"', "'colour' is not a serve setting"),
+        ("listen = ", "not TOML"),
+        ('cluster-secret-file = "/nonexistent/secret"', "--cluster-secret-file /nonexistent"),
+    ],
+)
+def test_a_bad_config_file_is_one_line_naming_it(tmp_path: Path, text: str, said: str) -> None:
+    conf = tmp_path / "chatd.toml"
+    conf.write_text(text + "\n")
+    got = chatd("serve", "--config", str(conf), "--data-dir", str(tmp_path / "d"))
+    assert got.returncode == 2, got.stderr
+    lines = got.stderr.strip().splitlines()
+    assert len(lines) == 1 and said in lines[0], lines
+    assert not (tmp_path / "d").exists()

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import grpc
 
@@ -17,7 +18,18 @@ from chatd.tls import credentials_of
 
 
 def secret_of(args: argparse.Namespace) -> str | None:
-    return args.cluster_secret or os.environ.get("CHATD_CLUSTER_SECRET") or None
+    """--cluster-secret, else --cluster-secret-file, else CHATD_CLUSTER_SECRET,
+    else CHATD_CLUSTER_SECRET_FILE."""
+    if args.cluster_secret:
+        return str(args.cluster_secret)
+    path = getattr(args, "cluster_secret_file", None)
+    if path is None and not os.environ.get("CHATD_CLUSTER_SECRET"):
+        path = os.environ.get("CHATD_CLUSTER_SECRET_FILE") or None
+    if path is not None:
+        from chatd.config import read_secret_file
+
+        return read_secret_file(Path(path))
+    return os.environ.get("CHATD_CLUSTER_SECRET") or None
 
 
 def channel(args: argparse.Namespace, address: str) -> grpc.aio.Channel:
