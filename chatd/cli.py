@@ -247,7 +247,15 @@ def command(args: argparse.Namespace) -> Command | None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    run_command = command(args)
+    try:
+        run_command = command(args)
+    except ModuleNotFoundError as exc:  # a client-only install asked for the server's part
+        print(
+            f"chatd {args.command}: error: {exc.name} is not installed; the server's "
+            "part needs its extra: python3 -m pip install 'chatd[server]'",
+            file=sys.stderr,
+        )
+        return 1
     if run_command is None:
         parser.print_help()
         return 2
@@ -262,6 +270,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
+    try:
+        import chatd.server.node  # noqa: F401  (here: a client-only install says so)
+    except ModuleNotFoundError as exc:
+        print(
+            f"chatd serve: error: {exc.name} is not installed; a node needs the server "
+            "extra: python3 -m pip install 'chatd[server]'",
+            file=sys.stderr,
+        )
+        return 1
     try:
         config = config_from_args(args)
     except argparse.ArgumentTypeError as exc:

@@ -160,6 +160,24 @@ def test_without_a_secret_a_node_listens_on_loopback_only(tmp_path: Path) -> Non
     assert "serving peers on loopback only, not on 0.0.0.0" in output
 
 
+def test_in_a_container_without_a_secret_a_node_refuses_to_start(tmp_path: Path) -> None:
+    """In chatd's image (CHATD_IN_CONTAINER=1, as its Dockerfile sets) loopback
+    is reachable from nowhere else: asked for 0.0.0.0 without a secret, the
+    node says so in one line and exits 1 instead of serving there."""
+    env = dict(os.environ, CHATD_IN_CONTAINER="1")
+    env.pop("CHATD_CLUSTER_SECRET", None)
+    got = chatd(
+        "serve", "--listen", "0.0.0.0:0", "--data-dir", str(tmp_path / "d"), env=env
+    )  # fmt: skip
+    assert got.returncode == 1
+    lines = got.stderr.strip().splitlines()
+    assert (
+        lines[-1].startswith("chatd: error: no cluster secret: ")
+        and "CHATD_CLUSTER_SECRET" in lines[-1]
+    )
+    assert not (tmp_path / "d").exists()
+
+
 def test_a_majority_cluster_says_so(spawn_node: Callable[..., NodeProcess]) -> None:
     """--quorum majority is kept by the node and shown: its in-sync set is
     the set of voters; a restart with the other mode is refused."""

@@ -63,8 +63,12 @@ def test_compose_structure() -> None:
         volume, target = s["volumes"][0].split(":")
         assert target == data_dir and volume in doc["volumes"], "a named volume per node"
         assert s["restart"] == "unless-stopped"
-        test = s["healthcheck"]["test"]
-        assert test[:3] == ["CMD", "chatd", "health"], "healthcheck uses the gRPC health service"
+        assert s["image"] == "chatd:latest"
+        if name == founder:  # the image is built once, by one service
+            assert s["build"] == "." and s["pull_policy"] == "build"
+        else:
+            assert "build" not in s and s["pull_policy"] == "never"
+            assert founder in s["depends_on"]
         assert "CHATD_CLUSTER_SECRET" in s["environment"]["CHATD_CLUSTER_SECRET"]
         host, container = s["ports"][0].split(":")
         assert container == "50051"
@@ -85,6 +89,12 @@ def test_dockerfile_is_small_and_unprivileged() -> None:
     # the final stage installs wheels only: no compiler or build tools
     final = text.rsplit("FROM ", 1)[1]
     assert "gcc" not in final and "build-essential" not in final and "apt-get" not in final
+    # no layer keeps the wheels: they come in through a bind mount, not a COPY
+    assert "COPY --from" not in final and "--mount=type=bind,from=build" in final
+    # its own health check, on the gRPC health service
+    assert re.search(r'^HEALTHCHECK .*\\\n\s+CMD \["chatd", "health"\]', text, re.M)
+    assert env["CHATD_IN_CONTAINER"] == "1"  # no secret: refuse, not serve on loopback
+    assert text.startswith("# syntax=docker/dockerfile:1")  # (RUN --mount)
 
 
 class ComposeAsProcesses:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -109,6 +110,7 @@ class Node:
     async def start(self) -> None:
         cfg = self.config
         loop = asyncio.get_running_loop()
+        self._refuse_unreachable_in_a_container()
         try:
             cfg.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -251,6 +253,21 @@ class Node:
             )
         self.node_id = str(stored or wanted or uuid.uuid4().hex[:12])
         self.store.set_meta("node_id", self.node_id)
+
+    def _refuse_unreachable_in_a_container(self) -> None:
+        """Without a secret (or --tls-ca) a node serves on loopback only; in
+        a container (chatd's image sets CHATD_IN_CONTAINER) loopback is
+        reachable from nowhere else, so asked for another address it does
+        not start rather than serve where no one can reach it."""
+        cfg = self.config
+        in_container = os.environ.get("CHATD_IN_CONTAINER", "").lower() in ("1", "true", "yes")
+        wanted = [h for h in (cfg.listen_host, cfg.peer_host) if not is_loopback(h)]
+        if in_container and wanted and cfg.cluster_secret is None and cfg.tls_ca is None:
+            raise StartupError(
+                "no cluster secret: without one a node serves on loopback only, which "
+                "nothing outside this container can reach; set CHATD_CLUSTER_SECRET "
+                "(or --cluster-secret-file FILE, e.g. a Docker secret)"
+            )
 
     def _build_servers(self) -> tuple[grpc.aio.Server, grpc.aio.Server]:
         """Two listeners (etcd's client/peer split). Clients get --listen, where
