@@ -220,3 +220,27 @@ def test_metrics(tmp_path: Path) -> None:
         c.wait(lambda: metric(scrape(ports[new]), "chatd_in_sync_size") == 2, "in-sync 2")
     finally:
         c.stop_all()
+
+
+def test_status_at_a_slave_tells_the_truth_about_the_others(tmp_path: Path) -> None:
+    """`chatd status` asked of a slave shows every member's liveness as the
+    master sees it (only the master keeps their progress): all alive, then
+    the other slave dead once it is killed."""
+    c = Cluster.start(tmp_path)
+    try:
+        master = c.master()
+        slaves = sorted(n for n in c.nodes if n != master)
+        doc = c.cli_status(slaves[0])
+        assert doc["role"] == "slave" and doc["members_seen_by"] == master
+        assert {m["node_id"]: m["alive"] for m in doc["members"]} == dict.fromkeys(c.nodes, True)  # type: ignore[union-attr, index]
+        out = c.cli("status", "--server", c.addresses[slaves[0]])
+        assert f"members  as the master {master} sees them" in out.stdout
+        c.kill(slaves[1])
+
+        def dead_there() -> bool:
+            members = c.cli_status(slaves[0])["members"]
+            return {m["node_id"]: m["alive"] for m in members}[slaves[1]] is False  # type: ignore[union-attr, index]
+
+        c.wait(dead_there, f"{slaves[1]} shown dead at {slaves[0]}")
+    finally:
+        c.stop_all()

@@ -274,7 +274,7 @@ class StateDivergence(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., index: _Optional[int] = ..., state_digest: _Optional[str] = ..., master_state_digest: _Optional[str] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("node_id", "role", "epoch", "master", "applied_index", "log_digest", "members", "commit_index", "address", "master_id", "state_digest", "diverged", "quorum", "peer_address", "master_peer_address")
+    __slots__ = ("node_id", "role", "epoch", "master", "applied_index", "log_digest", "members", "commit_index", "address", "master_id", "state_digest", "diverged", "quorum", "peer_address", "master_peer_address", "members_seen_by")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
@@ -290,6 +290,7 @@ class NodeStatus(_message.Message):
     QUORUM_FIELD_NUMBER: _ClassVar[int]
     PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     MASTER_PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_SEEN_BY_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     role: str
     epoch: int
@@ -305,7 +306,8 @@ class NodeStatus(_message.Message):
     quorum: str
     peer_address: str
     master_peer_address: str
-    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[str] = ..., epoch: _Optional[int] = ..., master: _Optional[str] = ..., applied_index: _Optional[int] = ..., log_digest: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., commit_index: _Optional[int] = ..., address: _Optional[str] = ..., master_id: _Optional[str] = ..., state_digest: _Optional[str] = ..., diverged: _Optional[_Iterable[_Union[StateDivergence, _Mapping]]] = ..., quorum: _Optional[str] = ..., peer_address: _Optional[str] = ..., master_peer_address: _Optional[str] = ...) -> None: ...
+    members_seen_by: str
+    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[str] = ..., epoch: _Optional[int] = ..., master: _Optional[str] = ..., applied_index: _Optional[int] = ..., log_digest: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., commit_index: _Optional[int] = ..., address: _Optional[str] = ..., master_id: _Optional[str] = ..., state_digest: _Optional[str] = ..., diverged: _Optional[_Iterable[_Union[StateDivergence, _Mapping]]] = ..., quorum: _Optional[str] = ..., peer_address: _Optional[str] = ..., master_peer_address: _Optional[str] = ..., members_seen_by: _Optional[str] = ...) -> None: ...
 
 class RemoveMemberRequest(_message.Message):
     __slots__ = ("node_id",)

@@ -45,6 +45,8 @@ class NodeView(Protocol):
 
     def status(self) -> cluster_pb2.NodeStatus: ...
 
+    async def cluster_status(self, forwarded: bool = False) -> cluster_pb2.NodeStatus: ...
+
     async def remove_member(self, node_id: str, forwarded: bool = False) -> tuple[bool, str]: ...
 
     def backup(self, forwarded: bool = False) -> AsyncIterator[cluster_pb2.BackupChunk]: ...
@@ -302,7 +304,8 @@ class NodeAdminServicer(cluster_pb2_grpc.NodeAdminServicer):
     async def Status(
         self, request: cluster_pb2.StatusRequest, context: Ctx
     ) -> cluster_pb2.NodeStatus:
-        return self.node.status()
+        forwarded = any(k == FORWARDED_HEADER for k, _ in context.invocation_metadata() or ())
+        return await self.node.cluster_status(forwarded)
 
     async def RemoveMember(
         self, request: cluster_pb2.RemoveMemberRequest, context: Ctx

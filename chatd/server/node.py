@@ -420,6 +420,33 @@ class Node:
             diverged=self.digests.status() if c.role is Role.MASTER else [],
         )
 
+    async def cluster_status(self, forwarded: bool = False) -> cluster_pb2.NodeStatus:
+        """This node's status; the members as the master sees them (a slave
+        asks the master: only the master keeps their progress)."""
+        own = self.status()
+        if own.role == Role.MASTER.value:
+            own.members_seen_by = self.node_id
+            return own
+        for m in own.members:  # what a node that is not master knows by itself
+            m.alive = m.node_id == self.node_id or (
+                own.role == Role.SLAVE.value and m.node_id == own.master_id
+            )
+        if own.role != Role.SLAVE.value or forwarded:
+            return own
+        try:
+            theirs = await self._master_admin(False).Status(
+                cluster_pb2.StatusRequest(), metadata=self._forwarded_metadata, timeout=1.0
+            )
+        except (NoMaster, grpc.aio.AioRpcError):
+            return own
+        seen = {m.node_id: m for m in theirs.members}
+        for m in own.members:
+            if (t := seen.get(m.node_id)) is not None:
+                m.alive, m.applied_index, m.lag = t.alive, t.applied_index, t.lag
+                m.left_reason = t.left_reason
+        own.members_seen_by = theirs.node_id
+        return own
+
     def _master_admin(self, forwarded: bool) -> cluster_pb2_grpc.NodeAdminAsyncStub:
         """The master's NodeAdmin, for a call asked of this slave: carried
         over the peer listener (an address only the nodes may reach).

@@ -81,6 +81,7 @@ def _document(s: cluster_pb2.NodeStatus) -> dict[str, object]:
         "node_id": s.node_id,
         "address": s.address,
         "peer_address": s.peer_address,
+        "members_seen_by": s.members_seen_by,
         "role": s.role,
         "epoch": s.epoch,
         "quorum": s.quorum or "in-sync",
@@ -146,6 +147,11 @@ def format_status(doc: dict[str, object]) -> str:
             f"DIVERGED {d['node_id']}: state digest {d['state_digest']} at index {d['index']}, "
             f"the master's {d['master_state_digest']}"
         )
+    seen_by = doc.get("members_seen_by")
+    if seen_by and seen_by != doc["node_id"]:
+        lines.append(f"members  as the master {seen_by} sees them")
+    elif not seen_by:
+        lines.append("members  liveness unknown: no master answered (this node's own view)")
     lines.append("")
     # (in majority mode the in-sync set is the set of voters: members that
     # have caught up once, left only by removal)
