@@ -232,14 +232,14 @@ def test_status_at_a_slave_tells_the_truth_about_the_others(tmp_path: Path) -> N
         slaves = sorted(n for n in c.nodes if n != master)
         doc = c.cli_status(slaves[0])
         assert doc["role"] == "slave" and doc["members_seen_by"] == master
-        assert {m["node_id"]: m["alive"] for m in doc["members"]} == dict.fromkeys(c.nodes, True)  # type: ignore[union-attr, index]
+        assert {m["node_id"]: m["alive"] for m in doc["members"]} == dict.fromkeys(c.nodes, True)  # type: ignore[attr-defined]
         out = c.cli("status", "--server", c.addresses[slaves[0]])
         assert f"members  as the master {master} sees them" in out.stdout
         c.kill(slaves[1])
 
         def dead_there() -> bool:
             members = c.cli_status(slaves[0])["members"]
-            return {m["node_id"]: m["alive"] for m in members}[slaves[1]] is False  # type: ignore[union-attr, index]
+            return {m["node_id"]: m["alive"] for m in members}[slaves[1]] is False  # type: ignore[attr-defined]
 
         c.wait(dead_there, f"{slaves[1]} shown dead at {slaves[0]}")
     finally:
