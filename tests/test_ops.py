@@ -209,6 +209,22 @@ def test_metrics(tmp_path: Path) -> None:
         text = scrape(ports["n1"])
         assert metric(text, 'chatd_requests_total{code="OK",error_code="0",rpc="Send"}') == 5
         assert metric(text, "chatd_send_latency_seconds_count") == 5
+        # by Prometheus's conventions: counters end in _total, a latency
+        # histogram per RPC, the standard process and GC series, build info
+        assert metric(text, 'chatd_request_duration_seconds_count{rpc="Send"}') == 5
+        assert metric(text, 'chatd_request_duration_seconds_count{rpc="Login"}') == 1
+        # (brought up to date every heartbeat) account, session, 5 sends
+        entries = "chatd_group_commit_entries_total"
+        c.wait(lambda: metric(scrape(ports["n1"]), entries) >= 7, "7 entries counted", 5)
+        assert 1 <= metric(scrape(ports["n1"]), "chatd_group_commits_total") <= 7
+        assert "# TYPE chatd_group_commits_total counter" in text  # (it was a gauge)
+        assert metric(text, "process_cpu_seconds_total") > 0
+        assert metric(text, "process_resident_memory_bytes") > 0
+        assert 'python_gc_objects_collected_total{generation="0"}' in text
+        from chatd import __version__
+
+        assert f'chatd_build_info{{grpc="{grpc.__version__}",python="' in text
+        assert f'version="{__version__}"}} 1.0' in text
         assert metric(text, 'chatd_role{role="master"}') == 1
         assert metric(text, "chatd_in_sync_size") == 3
         assert "chatd_replication_lag_entries{slave=" in text

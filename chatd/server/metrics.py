@@ -1,29 +1,61 @@
-"""Prometheus metrics of one node (`--metrics-port`).
+"""Prometheus metrics of one node (`--metrics-port`), by Prometheus's
+conventions: counts are counters (`_total`), durations histograms in
+seconds, the standard `process_*`, `python_gc_*` and `python_info` series
+are there, and `chatd_build_info` carries the version as labels.
 
-Counters and the Send latency histogram are updated as calls finish; the
+Counters and the latency histograms are updated as calls finish; the
 gauges (role, epoch, replication lag per slave, in-sync set size,
-subscribers, a state digest mismatch per follower) are refreshed from the
-node's state every heartbeat, on the event loop, so the exporter thread never
-reads state the loop is changing.
+subscribers, a state digest mismatch per follower) and the group-commit
+counters are brought up to date from the node's state every heartbeat, on
+the event loop, so the exporter thread never reads state the loop is
+changing.
 """
 
 from __future__ import annotations
 
 import functools
+import platform
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 
+from chatd import __version__
 from chatd.contract import status_named
 from chatd.core.types import Role
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        for standard in (PROCESS_COLLECTOR, GC_COLLECTOR, PLATFORM_COLLECTOR):
+            r.register(standard)  # process_*, python_gc_*, python_info
+        Gauge(
+            "chatd_build_info",
+            "1, labelled with this node's chatd, Python and gRPC versions",
+            ["version", "python", "grpc"],
+            registry=r,
+        ).labels(__version__, platform.python_version(), grpc.__version__).set(1)
+        self.durations = Histogram(
+            "chatd_request_duration_seconds",
+            "Client API calls by RPC, from request to answer (a Connect stream's sends as Send)",
+            ["rpc"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.requests = Counter(
             "chatd_requests",
             "Client API calls by RPC, gRPC status and chatd error code",
@@ -33,7 +65,7 @@ class Metrics:
         self.send_latency = Histogram(
             "chatd_send_latency_seconds",
             "Send latency, from request to acknowledgement",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.elections = Counter(
@@ -57,12 +89,13 @@ class Metrics:
             registry=r,
         )
         self.subscribers = Gauge("chatd_subscribers", "Open Subscribe streams", registry=r)
-        self.batches = Gauge(
+        self.batches = Counter(
             "chatd_group_commits", "Write batches committed by this node as master", registry=r
         )
-        self.batch_entries = Gauge(
+        self.batch_entries = Counter(
             "chatd_group_commit_entries", "Log entries in those batches", registry=r
         )
+        self._counted = (0, 0)  # the writer's (batches, entries) at the last refresh
         self.state_digest_mismatch = Gauge(
             "chatd_state_digest_mismatch",
             "1 for a follower whose state digest differs from the master's (master only)",
@@ -94,8 +127,10 @@ class Metrics:
         self.committed.set(c.commit)
         self.in_sync.set(len(c.membership.in_sync))
         self.subscribers.set(node.hub.stream_count())
-        self.batches.set(node.writer.batches)
-        self.batch_entries.set(node.writer.entries)
+        batches, entries = node.writer.batches, node.writer.entries
+        self.batches.inc(max(0, batches - self._counted[0]))
+        self.batch_entries.inc(max(0, entries - self._counted[1]))
+        self._counted = (batches, entries)
         self.lag.clear()
         for nid, p in c.followers.items():
             self.lag.labels(nid).set(max(0, c.last.index - p.match))
@@ -108,6 +143,7 @@ class Metrics:
         code = status_named(result.status).name if result.status else "OK"
         error = str(result.error_code)
         self.requests.labels("Send", code, error).inc()
+        self.durations.labels("Send").observe(seconds)
         if code == "OK" and error == "0":
             self.send_latency.observe(seconds)
 
@@ -127,8 +163,10 @@ class Metrics:
                 code = status.name if isinstance(status, grpc.StatusCode) else "CANCELLED"
                 raise
             finally:
+                seconds = time.perf_counter() - start
                 self.requests.labels(rpc, code, error).inc()
+                self.durations.labels(rpc).observe(seconds)
                 if rpc == "Send" and code == "OK" and error == "0":
-                    self.send_latency.observe(time.perf_counter() - start)
+                    self.send_latency.observe(seconds)
 
         return call
