@@ -33,7 +33,12 @@ print(json.dumps({"rc": rc, "modules": sorted(sys.modules)}))
 SERVER = "chatd.server"
 TERMINAL = ("prompt_toolkit", "chatd.client")
 ADMIN_SERVER_MODULES: set[str] = set()  # the admin commands load no server code
-BACKUP_MODULES = {"chatd.server", "chatd.server.backup", "chatd.server.statedigest"}
+BACKUP_MODULES = {
+    "chatd.server",
+    "chatd.server.backup",
+    "chatd.server.errors",
+    "chatd.server.statedigest",
+}
 
 
 def imported(argv: list[str], mode: str, cwd: Path) -> tuple[int | None, set[str]]:

@@ -99,6 +99,8 @@ ADDED = {
     "ListRoomMembers": ("RoomRequest", "RoomMembers", False),
     "GetRoomHistory": ("RoomHistoryRequest", "Messages", False),
     "MarkRead": ("MarkReadRequest", "ServerResponse", False),
+    "ListUnread": ("ReceiveRequest", "UnreadCounts", False),
+    "ChangePassword": ("ChangePasswordRequest", "ServerResponse", False),
 }
 
 

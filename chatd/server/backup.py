@@ -28,14 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from chatd.server import statedigest
+from chatd.server.errors import BackupError as BackupError  # (raised here)
 
 # A node's own metadata: not part of the replicated state (a restored
 # store gets its own). The same keys a node keeps when it installs a snapshot.
 NODE_META = ("node_id", "epoch", "membership")
-
-
-class BackupError(Exception):
-    """A backup file that cannot be used, with why (one line)."""
 
 
 @dataclass(frozen=True, slots=True)

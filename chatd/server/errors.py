@@ -6,7 +6,8 @@
     │   ├── OverLimit        over a limit (rate, streams per user): RESOURCE_EXHAUSTED
     │   ├── SubscriberTooSlow  a stream fell too far behind: RESOURCE_EXHAUSTED
     │   ├── SessionEnded     a stream's session or account ended: UNAUTHENTICATED
-    │   └── WireError        a cluster message fails the wire's checks: INVALID_ARGUMENT
+    │   ├── WireError        a cluster message fails the wire's checks: INVALID_ARGUMENT
+    │   └── BackupError      an operator's backup file cannot be used (restore, export)
     └── NodeError            this node cannot serve (a client retries, maybe elsewhere)
         ├── WriterClosed     shutting down or lost its store: the write was not made
         ├── NotWritable      not (or no longer) the master: a write may or may not survive
@@ -89,6 +90,11 @@ class WireError(CallerError, ValueError):
     request is refused with INVALID_ARGUMENT, and an answer counts as its
     sender being unreachable (a ValueError, as any answer the core's types
     cannot hold)."""
+
+
+class BackupError(CallerError):
+    """A backup file that cannot be used, with why (one line): not a chatd
+    store, altered, or a data dir that holds a store already."""
 
 
 # -- this node's own failures --

@@ -38,7 +38,7 @@ from typing import Any
 from chatd.contract import Code
 from chatd.core.log import EpochRuns
 from chatd.proto import log_pb2
-from chatd.server import accounts, rooms, statedigest
+from chatd.server import accounts, rooms, schema, statedigest
 from chatd.server.errors import StoreError as StoreError  # chatd.cli imports it from here
 
 log = logging.getLogger(__name__)
@@ -223,7 +223,7 @@ class Store:
         self._in_batch = False
         try:
             try:
-                self._db.executescript(SCHEMA)
+                schema.upgrade(self._db, SCHEMA, str(path))
                 self._state.attach(self._db)
                 self._load()
                 self._verify()
@@ -814,7 +814,7 @@ class Store:
             os.replace(source, self.path)
             self._db = self._connect()
             self._reader = self._connect()
-        self._db.executescript(SCHEMA)
+        schema.upgrade(self._db, SCHEMA, str(self.path))  # (a snapshot of an older master's)
         self._state.attach(self._db)
         for k, v in kept.items():
             if v is not None:

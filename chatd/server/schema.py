@@ -1,0 +1,70 @@
+"""The store's schema version (SQLite's `PRAGMA user_version`) and its
+ordered forward migrations.
+
+A store records the version of the schema it was written with. Opening it,
+chatd runs every migration after that version, in order, in one
+transaction, and records the new version; a store of a newer version than
+this chatd knows is refused (it may hold what this chatd cannot read).
+
+History:
+  0  every store written before versions were kept (chatd up to and after
+     commit 4e557bd): accounts, sessions, messages, request ids, the log,
+     and, from later chatd, rooms, read markers and disabled accounts, all
+     created as they were first needed.
+  1  the same tables, every one of them present, and the version recorded.
+
+A migration is a function of the writer's connection. Add one at the end
+of MIGRATIONS (never change one that shipped); CURRENT follows.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+
+from chatd.server.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+
+def _every_table(schema: str) -> Callable[[sqlite3.Connection], None]:
+    def migrate(db: sqlite3.Connection) -> None:
+        for statement in schema.split(";"):  # (executescript would commit)
+            if statement.strip():
+                db.execute(statement)
+
+    return migrate
+
+
+def migrations(schema: str) -> list[Callable[[sqlite3.Connection], None]]:
+    """MIGRATIONS[i] takes a store from version i to i + 1."""
+    return [_every_table(schema)]  # 0 -> 1: the tables a store of before lacks
+
+
+def version_of(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def upgrade(db: sqlite3.Connection, schema: str, where: str) -> None:
+    """Brings a store to the current version (a new store: created there)."""
+    steps = migrations(schema)
+    current, found = len(steps), version_of(db)
+    if found > current:
+        raise StoreError(
+            f"{where}: its schema is version {found}, written by a newer chatd; this one reads up "
+            f"to version {current}: run the newer chatd (or restore a backup it can read)"
+        )
+    if found == current:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for step in steps[found:]:
+            step(db)
+        db.execute(f"PRAGMA user_version = {current}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    if db.execute("SELECT count(*) FROM log").fetchone()[0]:  # (a new store says nothing)
+        log.info("%s: schema migrated from version %d to %d", where, found, current)
