@@ -543,6 +543,10 @@ SCENARIOS: dict[str, tuple[E, E]] = {
     "set_password": (set_password("bob", "h2", t=4), set_password("bob", "h3", t=4)),
     "set_disabled": (set_disabled("bob", True, t=4), set_disabled("alice", True, t=4)),
     "end_user_sessions": (end_user_sessions("bob", t=4), end_user_sessions("alice", t=4)),
+    "set_cluster_version": (
+        E(time_us=4, set_cluster_version=log_pb2.SetClusterVersion(version=2)),
+        E(time_us=4, set_cluster_version=log_pb2.SetClusterVersion(version=3)),
+    ),
 }
 
 

@@ -10,20 +10,39 @@ refuses a version newer than it knows.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import os
 import shutil
+import signal
 import sqlite3
+import subprocess
+import tarfile
+import threading
+import time
 from pathlib import Path
 
+import grpc
 import pytest
 
 from chatd.client import ChatClient, NoSuchUser
+from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server import schema
 from chatd.server.node import DB_FILE, Node
 from chatd.server.store import Store, StoreError
+from chatd.tools.localcluster import (
+    PASSWORD,
+    Cluster,
+    Load,
+    NodeProcess,
+    check_no_loss,
+    free_port,
+)
 from tests.conftest import node_config
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "datadirs"
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "datadirs"
+SECRET = "upgrade-test-secret"
 MADE_BY = sorted(p.name for p in FIXTURES.iterdir() if (p / "manifest.json").exists())
 
 
@@ -96,3 +115,167 @@ def test_a_store_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StoreError, match=f"schema is version {newer}, written by a newer chatd"):
         Store(path)
+
+
+OLDEST = "4e557bd"
+
+
+def old_code(into: Path) -> Path | None:
+    """The chatd of OLDEST, extracted from this repository's history (None:
+    git or the commit is not here, as in a shallow clone)."""
+    try:
+        tar = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", OLDEST], capture_output=True, check=True, timeout=60
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as t:
+        t.extractall(into, filter="data")
+    return into
+
+
+def room_refused(address: str, session: str) -> str:
+    """CreateRoom at `address`: the details of its UNAVAILABLE ("" if it
+    was not refused so)."""
+    with grpc.insecure_channel(address) as ch:
+        try:
+            chat_pb2_grpc.ClientAccountStub(ch).CreateRoom(
+                chat_pb2.RoomRequest(session_id=session, room="early"), timeout=5
+            )
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                return str(exc.details())
+    return ""
+
+
+def test_a_rolling_upgrade_from_the_oldest_keeps_serving_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """Three nodes of 4e557bd under write load, upgraded one at a time to
+    this chatd (the slaves, then the master): writes go on throughout, and
+    every acknowledged one is there at the end. While an old node is a
+    member the new ones write nothing it could not apply (rooms wait:
+    UNAVAILABLE, "being upgraded"); once all are upgraded the master raises
+    the cluster's protocol, and rooms work."""
+    code = old_code(tmp_path / "old")
+    if code is None:
+        print(f"SKIP: commit {OLDEST} is not in this clone's history (git archive failed)")
+        pytest.skip(f"commit {OLDEST} is not in this clone's history")
+    c = Cluster(tmp_path, SECRET)
+    old_env = dict(os.environ, PYTHONPATH=str(code), CHATD_CLUSTER_SECRET=SECRET)
+    new_env = dict(os.environ, CHATD_CLUSTER_SECRET=SECRET)
+    common = ["--password-hash-cost", "8", "--send-rate", "0"]
+    names = ("n1", "n2", "n3")
+    old_address = {n: f"127.0.0.1:{free_port()}" for n in names}  # one listener, old style
+    new_client = {n: f"127.0.0.1:{free_port()}" for n in names}  # once upgraded
+
+    def start_old(name: str, *extra: str) -> None:
+        args = ["serve", "--node-id", name, "--listen", old_address[name]]
+        args += ["--data-dir", str(tmp_path / name), *common, *extra]
+        node = NodeProcess(args, tmp_path / f"{name}.log", env=old_env, cwd=code)
+        c.nodes[name] = node.start()
+        c.addresses[name] = c.peers[name] = old_address[name]
+
+    def upgrade(name: str, stopped: bool = False) -> None:
+        """Stopped cleanly, started again on this chatd: the peers reach it
+        where they did (its old address is its peer listener now)."""
+        if not stopped:
+            c.nodes[name].kill(signal.SIGTERM)
+        client = new_client[name]
+        node = NodeProcess.serve(tmp_path, name, client, old_address[name], *common, env=new_env)
+        c.nodes[name] = node.start()
+        c.addresses[name] = client
+
+    start_old("n1", "--role", "master")
+    c.wait_role("n1", "master")
+    for name in ("n2", "n3"):
+        start_old(name, "--join", old_address["n1"])
+    try:
+        c.wait(lambda: c.in_sync_count() == 3, "3 old nodes in sync")
+        # (the writers try every address: the old ones, until their nodes
+        # are upgraded, and the client listeners the new ones will have)
+        load = Load([*old_address.values(), *new_client.values()])
+        loop = asyncio.new_event_loop()
+        done = threading.Event()
+        sessions: list[str] = []
+
+        async def run() -> None:
+            load.stop = asyncio.Event()
+            sessions.extend([await load.session("ann"), await load.session("bob")])
+            tasks = [load.writer(sessions[0], "bob", "a"), load.writer(sessions[1], "ann", "b")]
+            await asyncio.gather(*tasks)
+
+        def writing() -> None:
+            loop.run_until_complete(run())
+            done.set()
+
+        thread = threading.Thread(target=writing)
+        thread.start()
+        try:
+            c.wait(lambda: len(load.acked) >= 50, "50 writes on the old cluster")
+            for name in ("n2", "n3"):  # the slaves first
+                upgrade(name)
+                before = len(load.acked)
+                c.wait(lambda: c.in_sync_count() == 3, f"{name} upgraded, in sync again", 30)
+                c.wait(lambda b=before: len(load.acked) >= b + 50, "writes go on", 30)
+            c.nodes["n1"].kill(signal.SIGTERM)  # the master: one of the new nodes takes over
+            c.wait(lambda: c.master() in ("n2", "n3"), "a new master", 30)
+            # n1, old, is still a member: the new master writes nothing it
+            # could not apply (a room waits), and the rest goes on
+            refused = room_refused(c.addresses[str(c.master())], sessions[0])
+            assert "the cluster is being upgraded" in refused, refused
+            upgrade("n1", stopped=True)
+            c.wait(lambda: c.in_sync_count() == 3, "n1 upgraded, in sync again", 30)
+            before = len(load.acked)
+            c.wait(lambda: len(load.acked) >= before + 50, "writes go on", 30)
+        finally:
+            loop.call_soon_threadsafe(load.stop.set)
+            thread.join(60)
+        assert done.is_set()
+
+        async def after() -> None:
+            new = [c.addresses[n] for n in names]
+            await check_no_loss(new[0], sessions[0], "bob", load)
+            async with ChatClient(new, retry_for=15.0) as ann:
+                await ann.login("ann", PASSWORD)
+                await ann.create_room("upgraded")  # the cluster speaks protocol 2 now
+                await ann.send("", "rooms work", room="upgraded")
+
+        asyncio.run(after())
+        state = c.converged()
+        assert int(state["applied_index"]) > 0  # type: ignore[call-overload]
+        for name in names:  # each node took the old store forward
+            assert "schema migrated from version 0" in c.nodes[name].log()
+        master = c.master()
+        assert master is not None
+        assert "the cluster speaks protocol 2 now" in c.nodes[master].log()
+    finally:
+        c.stop_all()
+
+
+def test_an_old_node_is_not_taken_into_a_cluster_of_the_new_protocol(tmp_path: Path) -> None:
+    """A node of 4e557bd joining a cluster of this chatd (protocol 2): the
+    master refuses it in one log line and it stays out of sync; nothing of
+    the cluster changes."""
+    code = old_code(tmp_path / "old")
+    if code is None:
+        print(f"SKIP: commit {OLDEST} is not in this clone's history (git archive failed)")
+        pytest.skip(f"commit {OLDEST} is not in this clone's history")
+    c = Cluster(tmp_path, SECRET)
+    c.add("n1", "--cluster-secret", SECRET)
+    try:
+        c.wait_role("n1", "master")
+        c.wait(lambda: "the cluster speaks protocol 2 now" in c.nodes["n1"].log(), "protocol 2")
+        old = f"127.0.0.1:{free_port()}"
+        env = dict(os.environ, PYTHONPATH=str(code), CHATD_CLUSTER_SECRET=SECRET)
+        args = ["serve", "--node-id", "old", "--listen", old, "--join", c.peers["n1"]]
+        args += ["--data-dir", str(tmp_path / "old"), "--password-hash-cost", "8"]
+        c.nodes["old"] = NodeProcess(args, tmp_path / "old.log", env=env, cwd=code).start()
+        line = "node old speaks protocol 1 and this cluster is at 2: it is not taken in"
+        c.wait(lambda: line in c.nodes["n1"].log(), "the master's one line", 20)
+        time.sleep(1)
+        assert c.nodes["n1"].log().count(line) == 1
+        s = c.status("n1")
+        assert s is not None and [m["node_id"] for m in s["members"]] == ["n1"]  # type: ignore[attr-defined]
+    finally:
+        c.stop_all()

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63hatd/proto/log.proto\x12\tchatd.log\"\xb2\x06\n\x05\x45ntry\x12\x0f\n\x07time_us\x18\x01 \x01(\x03\x12\x32\n\x0e\x63reate_account\x18\x02 \x01(\x0b\x32\x18.chatd.log.CreateAccountH\x00\x12\x32\n\x0e\x63reate_session\x18\x03 \x01(\x0b\x32\x18.chatd.log.CreateSessionH\x00\x12,\n\x0b\x65nd_session\x18\x04 \x01(\x0b\x32\x15.chatd.log.EndSessionH\x00\x12\x30\n\rtouch_session\x18\x05 \x01(\x0b\x32\x17.chatd.log.TouchSessionH\x00\x12\x34\n\x0f\x65xpire_sessions\x18\x06 \x01(\x0b\x32\x19.chatd.log.ExpireSessionsH\x00\x12.\n\x0csend_message\x18\x07 \x01(\x0b\x32\x16.chatd.log.SendMessageH\x00\x12\x36\n\x10take_undelivered\x18\x08 \x01(\x0b\x32\x1a.chatd.log.TakeUndeliveredH\x00\x12\x32\n\x0emark_delivered\x18\t \x01(\x0b\x32\x18.chatd.log.MarkDeliveredH\x00\x12\x32\n\x0e\x64\x65lete_account\x18\n \x01(\x0b\x32\x18.chatd.log.DeleteAccountH\x00\x12\x1f\n\x04noop\x18\x0c \x01(\x0b\x32\x0f.chatd.log.NoopH\x00\x12,\n\x0b\x63reate_room\x18\r \x01(\x0b\x32\x15.chatd.log.CreateRoomH\x00\x12,\n\x0broom_member\x18\x0e \x01(\x0b\x32\x15.chatd.log.RoomMemberH\x00\x12(\n\tmark_read\x18\x0f \x01(\x0b\x32\x13.chatd.log.MarkReadH\x00\x12.\n\x0cset_password\x18\x10 \x01(\x0b\x32\x16.chatd.log.SetPasswordH\x00\x12.\n\x0cset_disabled\x18\x11 \x01(\x0b\x32\x16.chatd.log.SetDisabledH\x00\x12\x37\n\x11\x65nd_user_sessions\x18\x12 \x01(\x0b\x32\x1a.chatd.log.EndUserSessionsH\x00\x42\x04\n\x02opJ\x04\x08\x0b\x10\x0c\"Q\n\rCreateAccount\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\x12\x17\n\x0funique_casefold\x18\x03 \x01(\x08\"7\n\rCreateSession\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x14\n\x0csession_hash\x18\x02 \x01(\x0c\"\"\n\nEndSession\x12\x14\n\x0csession_hash\x18\x01 \x01(\x0c\"$\n\x0cTouchSession\x12\x14\n\x0csession_hash\x18\x01 \x01(\x0c\"\'\n\x0e\x45xpireSessions\x12\x15\n\ridle_since_us\x18\x01 \x01(\x03\"`\n\x0bSendMessage\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0c\n\x04room\x18\x05 \x01(\t\"M\n\nCreateRoom\x12\x0f\n\x07\x63reator\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x11\n\tmax_rooms\x18\x04 \x01(\x05\"\xeb\x01\n\nRoomMember\x12,\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x1c.chatd.log.RoomMember.Action\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x0c\n\x04room\x18\x03 \x01(\t\x12\x10\n\x08username\x18\x04 \x01(\t\x12\x13\n\x0bmax_members\x18\x05 \x01(\x05\x12\x11\n\tmax_rooms\x18\x06 \x01(\x05\"X\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\n\n\x06INVITE\x10\x01\x12\x08\n\x04JOIN\x10\x02\x12\t\n\x05LEAVE\x10\x03\x12\n\n\x06REMOVE\x10\x04\x12\t\n\x05\x41\x44MIN\x10\x05\"F\n\x08MarkRead\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x0c\n\x04peer\x18\x02 \x01(\t\x12\x0c\n\x04room\x18\x03 \x01(\t\x12\x0c\n\x04upto\x18\x04 \x01(\x03\"E\n\x0fTakeUndelivered\x12\x10\n\x08username\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x11\n\tmax_bytes\x18\x03 \x01(\x04\"6\n\rMarkDelivered\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x13\n\x0bmessage_ids\x18\x02 \x03(\x03\"!\n\rDeleteAccount\x12\x10\n\x08username\x18\x01 \x01(\t\"L\n\x0bSetPassword\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\x12\x14\n\x0ckeep_session\x18\x03 \x01(\x0c\"1\n\x0bSetDisabled\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08\x64isabled\x18\x02 \x01(\x08\"#\n\x0f\x45ndUserSessions\x12\x10\n\x08username\x18\x01 \x01(\t\"\x17\n\x04Noop\x12\x0f\n\x07node_id\x18\x01 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63hatd/proto/log.proto\x12\tchatd.log\"\xef\x06\n\x05\x45ntry\x12\x0f\n\x07time_us\x18\x01 \x01(\x03\x12\x32\n\x0e\x63reate_account\x18\x02 \x01(\x0b\x32\x18.chatd.log.CreateAccountH\x00\x12\x32\n\x0e\x63reate_session\x18\x03 \x01(\x0b\x32\x18.chatd.log.CreateSessionH\x00\x12,\n\x0b\x65nd_session\x18\x04 \x01(\x0b\x32\x15.chatd.log.EndSessionH\x00\x12\x30\n\rtouch_session\x18\x05 \x01(\x0b\x32\x17.chatd.log.TouchSessionH\x00\x12\x34\n\x0f\x65xpire_sessions\x18\x06 \x01(\x0b\x32\x19.chatd.log.ExpireSessionsH\x00\x12.\n\x0csend_message\x18\x07 \x01(\x0b\x32\x16.chatd.log.SendMessageH\x00\x12\x36\n\x10take_undelivered\x18\x08 \x01(\x0b\x32\x1a.chatd.log.TakeUndeliveredH\x00\x12\x32\n\x0emark_delivered\x18\t \x01(\x0b\x32\x18.chatd.log.MarkDeliveredH\x00\x12\x32\n\x0e\x64\x65lete_account\x18\n \x01(\x0b\x32\x18.chatd.log.DeleteAccountH\x00\x12\x1f\n\x04noop\x18\x0c \x01(\x0b\x32\x0f.chatd.log.NoopH\x00\x12,\n\x0b\x63reate_room\x18\r \x01(\x0b\x32\x15.chatd.log.CreateRoomH\x00\x12,\n\x0broom_member\x18\x0e \x01(\x0b\x32\x15.chatd.log.RoomMemberH\x00\x12(\n\tmark_read\x18\x0f \x01(\x0b\x32\x13.chatd.log.MarkReadH\x00\x12.\n\x0cset_password\x18\x10 \x01(\x0b\x32\x16.chatd.log.SetPasswordH\x00\x12.\n\x0cset_disabled\x18\x11 \x01(\x0b\x32\x16.chatd.log.SetDisabledH\x00\x12\x37\n\x11\x65nd_user_sessions\x18\x12 \x01(\x0b\x32\x1a.chatd.log.EndUserSessionsH\x00\x12;\n\x13set_cluster_version\x18\x13 \x01(\x0b\x32\x1c.chatd.log.SetClusterVersionH\x00\x42\x04\n\x02opJ\x04\x08\x0b\x10\x0c\"Q\n\rCreateAccount\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\x12\x17\n\x0funique_casefold\x18\x03 \x01(\x08\"7\n\rCreateSession\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x14\n\x0csession_hash\x18\x02 \x01(\x0c\"\"\n\nEndSession\x12\x14\n\x0csession_hash\x18\x01 \x01(\x0c\"$\n\x0cTouchSession\x12\x14\n\x0csession_hash\x18\x01 \x01(\x0c\"\'\n\x0e\x45xpireSessions\x12\x15\n\ridle_since_us\x18\x01 \x01(\x03\"`\n\x0bSendMessage\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0c\n\x04room\x18\x05 \x01(\t\"M\n\nCreateRoom\x12\x0f\n\x07\x63reator\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x11\n\tmax_rooms\x18\x04 \x01(\x05\"\xeb\x01\n\nRoomMember\x12,\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x1c.chatd.log.RoomMember.Action\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x0c\n\x04room\x18\x03 \x01(\t\x12\x10\n\x08username\x18\x04 \x01(\t\x12\x13\n\x0bmax_members\x18\x05 \x01(\x05\x12\x11\n\tmax_rooms\x18\x06 \x01(\x05\"X\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\n\n\x06INVITE\x10\x01\x12\x08\n\x04JOIN\x10\x02\x12\t\n\x05LEAVE\x10\x03\x12\n\n\x06REMOVE\x10\x04\x12\t\n\x05\x41\x44MIN\x10\x05\"F\n\x08MarkRead\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x0c\n\x04peer\x18\x02 \x01(\t\x12\x0c\n\x04room\x18\x03 \x01(\t\x12\x0c\n\x04upto\x18\x04 \x01(\x03\"E\n\x0fTakeUndelivered\x12\x10\n\x08username\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x11\n\tmax_bytes\x18\x03 \x01(\x04\"6\n\rMarkDelivered\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x13\n\x0bmessage_ids\x18\x02 \x03(\x03\"!\n\rDeleteAccount\x12\x10\n\x08username\x18\x01 \x01(\t\"L\n\x0bSetPassword\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\x12\x14\n\x0ckeep_session\x18\x03 \x01(\x0c\"1\n\x0bSetDisabled\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08\x64isabled\x18\x02 \x01(\x08\"#\n\x0f\x45ndUserSessions\x12\x10\n\x08username\x18\x01 \x01(\t\"$\n\x11SetClusterVersion\x12\x0f\n\x07version\x18\x01 \x01(\x05\"\x17\n\x04Noop\x12\x0f\n\x07node_id\x18\x01 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,39 +32,41 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chatd.proto.log_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ENTRY']._serialized_start=37
-  _globals['_ENTRY']._serialized_end=855
-  _globals['_CREATEACCOUNT']._serialized_start=857
-  _globals['_CREATEACCOUNT']._serialized_end=938
-  _globals['_CREATESESSION']._serialized_start=940
-  _globals['_CREATESESSION']._serialized_end=995
-  _globals['_ENDSESSION']._serialized_start=997
-  _globals['_ENDSESSION']._serialized_end=1031
-  _globals['_TOUCHSESSION']._serialized_start=1033
-  _globals['_TOUCHSESSION']._serialized_end=1069
-  _globals['_EXPIRESESSIONS']._serialized_start=1071
-  _globals['_EXPIRESESSIONS']._serialized_end=1110
-  _globals['_SENDMESSAGE']._serialized_start=1112
-  _globals['_SENDMESSAGE']._serialized_end=1208
-  _globals['_CREATEROOM']._serialized_start=1210
-  _globals['_CREATEROOM']._serialized_end=1287
-  _globals['_ROOMMEMBER']._serialized_start=1290
-  _globals['_ROOMMEMBER']._serialized_end=1525
-  _globals['_ROOMMEMBER_ACTION']._serialized_start=1437
-  _globals['_ROOMMEMBER_ACTION']._serialized_end=1525
-  _globals['_MARKREAD']._serialized_start=1527
-  _globals['_MARKREAD']._serialized_end=1597
-  _globals['_TAKEUNDELIVERED']._serialized_start=1599
-  _globals['_TAKEUNDELIVERED']._serialized_end=1668
-  _globals['_MARKDELIVERED']._serialized_start=1670
-  _globals['_MARKDELIVERED']._serialized_end=1724
-  _globals['_DELETEACCOUNT']._serialized_start=1726
-  _globals['_DELETEACCOUNT']._serialized_end=1759
-  _globals['_SETPASSWORD']._serialized_start=1761
-  _globals['_SETPASSWORD']._serialized_end=1837
-  _globals['_SETDISABLED']._serialized_start=1839
-  _globals['_SETDISABLED']._serialized_end=1888
-  _globals['_ENDUSERSESSIONS']._serialized_start=1890
-  _globals['_ENDUSERSESSIONS']._serialized_end=1925
-  _globals['_NOOP']._serialized_start=1927
-  _globals['_NOOP']._serialized_end=1950
+  _globals['_ENTRY']._serialized_end=916
+  _globals['_CREATEACCOUNT']._serialized_start=918
+  _globals['_CREATEACCOUNT']._serialized_end=999
+  _globals['_CREATESESSION']._serialized_start=1001
+  _globals['_CREATESESSION']._serialized_end=1056
+  _globals['_ENDSESSION']._serialized_start=1058
+  _globals['_ENDSESSION']._serialized_end=1092
+  _globals['_TOUCHSESSION']._serialized_start=1094
+  _globals['_TOUCHSESSION']._serialized_end=1130
+  _globals['_EXPIRESESSIONS']._serialized_start=1132
+  _globals['_EXPIRESESSIONS']._serialized_end=1171
+  _globals['_SENDMESSAGE']._serialized_start=1173
+  _globals['_SENDMESSAGE']._serialized_end=1269
+  _globals['_CREATEROOM']._serialized_start=1271
+  _globals['_CREATEROOM']._serialized_end=1348
+  _globals['_ROOMMEMBER']._serialized_start=1351
+  _globals['_ROOMMEMBER']._serialized_end=1586
+  _globals['_ROOMMEMBER_ACTION']._serialized_start=1498
+  _globals['_ROOMMEMBER_ACTION']._serialized_end=1586
+  _globals['_MARKREAD']._serialized_start=1588
+  _globals['_MARKREAD']._serialized_end=1658
+  _globals['_TAKEUNDELIVERED']._serialized_start=1660
+  _globals['_TAKEUNDELIVERED']._serialized_end=1729
+  _globals['_MARKDELIVERED']._serialized_start=1731
+  _globals['_MARKDELIVERED']._serialized_end=1785
+  _globals['_DELETEACCOUNT']._serialized_start=1787
+  _globals['_DELETEACCOUNT']._serialized_end=1820
+  _globals['_SETPASSWORD']._serialized_start=1822
+  _globals['_SETPASSWORD']._serialized_end=1898
+  _globals['_SETDISABLED']._serialized_start=1900
+  _globals['_SETDISABLED']._serialized_end=1949
+  _globals['_ENDUSERSESSIONS']._serialized_start=1951
+  _globals['_ENDUSERSESSIONS']._serialized_end=1986
+  _globals['_SETCLUSTERVERSION']._serialized_start=1988
+  _globals['_SETCLUSTERVERSION']._serialized_end=2024
+  _globals['_NOOP']._serialized_start=2026
+  _globals['_NOOP']._serialized_end=2049
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Entry(_message.Message):
-    __slots__ = ("time_us", "create_account", "create_session", "end_session", "touch_session", "expire_sessions", "send_message", "take_undelivered", "mark_delivered", "delete_account", "noop", "create_room", "room_member", "mark_read", "set_password", "set_disabled", "end_user_sessions")
+    __slots__ = ("time_us", "create_account", "create_session", "end_session", "touch_session", "expire_sessions", "send_message", "take_undelivered", "mark_delivered", "delete_account", "noop", "create_room", "room_member", "mark_read", "set_password", "set_disabled", "end_user_sessions", "set_cluster_version")
     TIME_US_FIELD_NUMBER: _ClassVar[int]
     CREATE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     CREATE_SESSION_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,7 @@ class Entry(_message.Message):
     SET_PASSWORD_FIELD_NUMBER: _ClassVar[int]
     SET_DISABLED_FIELD_NUMBER: _ClassVar[int]
     END_USER_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    SET_CLUSTER_VERSION_FIELD_NUMBER: _ClassVar[int]
     time_us: int
     create_account: CreateAccount
     create_session: CreateSession
@@ -43,7 +44,8 @@ class Entry(_message.Message):
     set_password: SetPassword
     set_disabled: SetDisabled
     end_user_sessions: EndUserSessions
-    def __init__(self, time_us: _Optional[int] = ..., create_account: _Optional[_Union[CreateAccount, _Mapping]] = ..., create_session: _Optional[_Union[CreateSession, _Mapping]] = ..., end_session: _Optional[_Union[EndSession, _Mapping]] = ..., touch_session: _Optional[_Union[TouchSession, _Mapping]] = ..., expire_sessions: _Optional[_Union[ExpireSessions, _Mapping]] = ..., send_message: _Optional[_Union[SendMessage, _Mapping]] = ..., take_undelivered: _Optional[_Union[TakeUndelivered, _Mapping]] = ..., mark_delivered: _Optional[_Union[MarkDelivered, _Mapping]] = ..., delete_account: _Optional[_Union[DeleteAccount, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., create_room: _Optional[_Union[CreateRoom, _Mapping]] = ..., room_member: _Optional[_Union[RoomMember, _Mapping]] = ..., mark_read: _Optional[_Union[MarkRead, _Mapping]] = ..., set_password: _Optional[_Union[SetPassword, _Mapping]] = ..., set_disabled: _Optional[_Union[SetDisabled, _Mapping]] = ..., end_user_sessions: _Optional[_Union[EndUserSessions, _Mapping]] = ...) -> None: ...
+    set_cluster_version: SetClusterVersion
+    def __init__(self, time_us: _Optional[int] = ..., create_account: _Optional[_Union[CreateAccount, _Mapping]] = ..., create_session: _Optional[_Union[CreateSession, _Mapping]] = ..., end_session: _Optional[_Union[EndSession, _Mapping]] = ..., touch_session: _Optional[_Union[TouchSession, _Mapping]] = ..., expire_sessions: _Optional[_Union[ExpireSessions, _Mapping]] = ..., send_message: _Optional[_Union[SendMessage, _Mapping]] = ..., take_undelivered: _Optional[_Union[TakeUndelivered, _Mapping]] = ..., mark_delivered: _Optional[_Union[MarkDelivered, _Mapping]] = ..., delete_account: _Optional[_Union[DeleteAccount, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., create_room: _Optional[_Union[CreateRoom, _Mapping]] = ..., room_member: _Optional[_Union[RoomMember, _Mapping]] = ..., mark_read: _Optional[_Union[MarkRead, _Mapping]] = ..., set_password: _Optional[_Union[SetPassword, _Mapping]] = ..., set_disabled: _Optional[_Union[SetDisabled, _Mapping]] = ..., end_user_sessions: _Optional[_Union[EndUserSessions, _Mapping]] = ..., set_cluster_version: _Optional[_Union[SetClusterVersion, _Mapping]] = ...) -> None: ...
 
 class CreateAccount(_message.Message):
     __slots__ = ("username", "password_hash", "unique_casefold")
@@ -196,6 +198,12 @@ class EndUserSessions(_message.Message):
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     username: str
     def __init__(self, username: _Optional[str] = ...) -> None: ...
+
+class SetClusterVersion(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    def __init__(self, version: _Optional[int] = ...) -> None: ...
 
 class Noop(_message.Message):
     __slots__ = ("node_id",)

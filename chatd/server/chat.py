@@ -23,7 +23,9 @@ from typing import Protocol, TypeVar
 
 from chatd.contract import Code
 from chatd.proto import log_pb2
+from chatd.server import protocol
 from chatd.server.errors import (
+    ClusterUpgrading,
     OverLimit,
     RequestRefused,
     SessionEnded,
@@ -198,6 +200,11 @@ class Chat:
         return int(self.limits.session_ttl_s * 1_000_000)
 
     async def _submit(self, entry: log_pb2.Entry) -> Applied:
+        if not protocol.writable(entry, self.store.cluster_version):
+            raise ClusterUpgrading(
+                "the cluster is being upgraded: not every node can take this yet "
+                f"(it needs protocol {protocol.VERSION}); try again once every node is upgraded"
+            )
         applied = await self.writer.submit(entry)
         if applied.code != Code.OK:
             raise RequestRefused(applied.code)
@@ -270,7 +277,12 @@ class Chat:
         self.throttle.take_account(client, time.monotonic())
         cost = self.limits.password_hash_cost
         hashed = await self._hash((client, ""), hash_password, password, cost)
-        entry = log_pb2.CreateAccount(username=username, password_hash=hashed, unique_casefold=True)
+        entry = log_pb2.CreateAccount(
+            username=username,
+            password_hash=hashed,
+            # (a node of protocol 1 would ignore it: this master's check above holds then)
+            unique_casefold=self.store.cluster_version >= 2,
+        )
         await self._submit(log_pb2.Entry(create_account=entry))
 
     async def login(self, username: str, password: str, client: str = "") -> str:
@@ -355,9 +367,12 @@ class Chat:
         # message is committed before its Send is answered, so it shows here)
         if not await self._read(self.store.has_undelivered, s.uid):
             raise RequestRefused(Code.NO_MESSAGES)
-        op = log_pb2.TakeUndelivered(
-            username=s.username, limit=GET_MESSAGES_LIMIT, max_bytes=GET_MESSAGES_MAX_BYTES
-        )
+        if self.store.cluster_version >= 2:
+            op = log_pb2.TakeUndelivered(
+                username=s.username, limit=GET_MESSAGES_LIMIT, max_bytes=GET_MESSAGES_MAX_BYTES
+            )
+        else:  # (protocol 1 knows no byte bound: fewer, so the answer still fits)
+            op = log_pb2.TakeUndelivered(username=s.username, limit=protocol.GET_MESSAGES_LIMIT_V1)
         messages = (await self._submit(log_pb2.Entry(take_undelivered=op))).messages
         if not messages:
             raise RequestRefused(Code.NO_MESSAGES)

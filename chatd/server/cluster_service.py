@@ -27,7 +27,7 @@ import grpc
 from chatd.contract import FORWARDED_HEADER
 from chatd.core.types import CheckMasterReply, Message, RegisterReply, UpdateAck
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
-from chatd.server import wire
+from chatd.server import protocol, wire
 from chatd.server.errors import NodeError, WireError
 
 if TYPE_CHECKING:
@@ -101,10 +101,29 @@ class MasterServicer(cluster_pb2_grpc.MasterServiceServicer):
     def __init__(self, repl: Replicator, digests: DigestWatcher | None = None) -> None:
         self.repl = repl
         self.digests = digests
+        self._said_too_old: dict[str, int] = {}
 
     async def RegisterSlave(
         self, request: cluster_pb2.RegisterSlaveRequest, context: Ctx
     ) -> cluster_pb2.RegisterSlaveResponse:
+        theirs, cluster = (
+            protocol.of(context.invocation_metadata()),
+            self.repl.store.cluster_version,
+        )
+        if theirs < cluster:  # it could not apply this cluster's log
+            if self._said_too_old.get(request.node_id) != theirs:
+                self._said_too_old[request.node_id] = theirs
+                log.error(
+                    "node %s speaks protocol %d and this cluster is at %d: it is not taken "
+                    "in (it stays out of sync); upgrade it",
+                    request.node_id,
+                    theirs,
+                    cluster,
+                )
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"this cluster is at protocol {cluster}, the node at {theirs}: upgrade it",
+            )
         reply = await _answer(
             self.repl,
             context,
@@ -156,6 +175,7 @@ class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
     def __init__(self, repl: Replicator, peers: Peers) -> None:
         self.repl = repl
         self.peers = peers
+        self._said_too_new = 0
 
     async def UpdateMaster(
         self, request: cluster_pb2.NewMasterRequest, context: Ctx
@@ -184,8 +204,16 @@ class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
     async def AcceptUpdates(
         self, request_iterator: AsyncIterator[cluster_pb2.AcceptUpdatesRequest], context: Ctx
     ) -> AsyncIterator[cluster_pb2.AcceptUpdatesResponse]:
+        theirs = protocol.of(context.invocation_metadata())
+        if theirs > protocol.VERSION:  # it may write what this node cannot apply
+            self._too_new(theirs)
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"this node speaks protocol {protocol.VERSION}, the master {theirs}: upgrade it",
+            )
+        await context.send_initial_metadata(protocol.metadata())  # (the master records it)
         out: asyncio.Queue[cluster_pb2.AcceptUpdatesResponse | None] = asyncio.Queue()
-        reader = asyncio.get_running_loop().create_task(self._read(request_iterator, out))
+        reader = asyncio.get_running_loop().create_task(self._read(request_iterator, out, theirs))
         reader.add_done_callback(lambda _t: out.put_nowait(None))  # the stream's end
         try:
             while (response := await out.get()) is not None:
@@ -197,10 +225,23 @@ class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
         finally:
             reader.cancel()
 
+    def _too_new(self, theirs: int) -> None:
+        """One log line for a master of a newer protocol (until it changes)."""
+        if self._said_too_new != theirs:
+            self._said_too_new = theirs
+            log.error(
+                "node %s speaks protocol %d and its master %d: it applies nothing of the "
+                "master's and stays out of sync; upgrade this node",
+                self.repl.node_id,
+                protocol.VERSION,
+                theirs,
+            )
+
     async def _read(
         self,
         requests: AsyncIterator[cluster_pb2.AcceptUpdatesRequest],
         out: asyncio.Queue[cluster_pb2.AcceptUpdatesResponse | None],
+        theirs: int,
     ) -> None:
         """Steps the stream's batches into the core and collects its snapshot
         chunks; a message that fails the wire's checks ends it (WireError)."""
@@ -219,6 +260,7 @@ class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
                     if not src:  # its answers go back on this stream
                         src = sender
                         self.peers.inbound[src] = out
+                        self.peers.protocols[src] = theirs
                     repl.step(msg, payload=tuple(r.batch.entries))
                 elif r.HasField("snapshot"):
                     offer = wire.snapshot_offer_from(r)

@@ -12,6 +12,7 @@
         ├── WriterClosed     shutting down or lost its store: the write was not made
         ├── NotWritable      not (or no longer) the master: a write may or may not survive
         ├── NoMaster         a slave knows no master to relay to
+        ├── ClusterUpgrading a write an older member could not apply
         ├── StreamDropped    the node ended a stream (stopping, or the master changed)
         ├── StoreError       the data dir cannot be used
         └── StartupError     the node cannot start as configured
@@ -117,6 +118,12 @@ class NotWritable(NodeError):
 
 class NoMaster(NodeError):
     """No master is known right now (an election is under way)."""
+
+
+class ClusterUpgrading(NodeError):
+    """A write not every member can apply yet (chatd.server.protocol): the
+    cluster is being upgraded, or a member has not been heard from since
+    this node became master."""
 
 
 class StreamDropped(NodeError):

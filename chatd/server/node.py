@@ -32,7 +32,7 @@ from chatd.contract import FORWARDED_HEADER, KEEPALIVE_SERVER_OPTIONS
 from chatd.core.quorum import IN_SYNC
 from chatd.core.types import InSyncChanged, Role, RoleChanged, Timing
 from chatd.proto import chat_pb2, cluster_pb2, cluster_pb2_grpc, log_pb2
-from chatd.server import backup
+from chatd.server import backup, protocol
 from chatd.server.backup import BackupError
 from chatd.server.chat import Chat, ChatLimits
 from chatd.server.client_service import ClientAccountServicer, Router
@@ -222,6 +222,7 @@ class Node:
         self._tasks.append(loop.create_task(self._retain_log(), name="log-retention"))
         self._tasks.append(loop.create_task(self._checkpoint(), name="wal-checkpoint"))
         self._tasks.append(loop.create_task(self.digests.run(), name="state-digests"))
+        self._tasks.append(loop.create_task(self._follow_protocol(), name="cluster-protocol"))
         self._tasks.append(loop.create_task(self.health.run(cfg.heartbeat_interval), name="health"))
         if self.metrics is not None:
             self.metrics_port = self.metrics.serve(cfg.metrics_port or 0, cfg.listen_host)
@@ -580,6 +581,30 @@ class Node:
             # rather than at the first client write
             self._noops.add(task := asyncio.get_running_loop().create_task(self._write_noop()))
             task.add_done_callback(self._noops.discard)
+
+    async def _follow_protocol(self) -> None:
+        """At the master, every heartbeat: once every member (this node, and
+        each other member as its log stream's headers said) speaks a newer
+        protocol than the cluster's, it writes that version into the log
+        (chatd.server.protocol); entries of it are written from then on."""
+        while True:
+            c = self.repl.status()
+            if c.role is Role.MASTER and self.store.cluster_version < protocol.VERSION:
+                others = [n for n in c.membership.addresses if n != self.node_id]
+                version = min([protocol.VERSION, *(self.peers.protocols.get(n, 1) for n in others)])
+                if version > self.store.cluster_version:
+                    op = log_pb2.SetClusterVersion(version=version)
+                    entry = log_pb2.Entry(set_cluster_version=op)
+                    try:
+                        await self.writer.submit(entry)
+                        log.info(
+                            "node %s: the cluster speaks protocol %d now (every member does)",
+                            self.node_id,
+                            version,
+                        )
+                    except ServerError as exc:  # stepped down meanwhile, or stopping
+                        log.info("node %s: protocol %d not written: %s", self.node_id, version, exc)
+            await asyncio.sleep(self.config.heartbeat_interval)
 
     async def _write_noop(self) -> None:
         entry = log_pb2.Entry(noop=log_pb2.Noop(), time_us=time.time_ns() // 1000)

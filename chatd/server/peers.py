@@ -32,7 +32,7 @@ from chatd.core.types import (
 )
 from chatd.proto import cluster_pb2 as pb
 from chatd.proto import cluster_pb2_grpc
-from chatd.server import wire
+from chatd.server import protocol, wire
 from chatd.server.errors import WireError
 from chatd.server.replication import Replicator
 
@@ -65,7 +65,11 @@ class Peers:
     ) -> None:
         self.credentials = credentials
         self.repl = repl
-        self.metadata = secret_metadata(secret)
+        # every call to another node says this node's protocol version
+        self.metadata = (*secret_metadata(secret), *protocol.metadata())
+        # the protocol version each peer said, as its log stream's headers
+        # (the master's) or as the master's stream to this node (a slave's)
+        self.protocols: dict[str, int] = {}
         self.data_dir = data_dir
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._links: dict[str, Link] = {}
@@ -240,6 +244,7 @@ class Link:
 
     async def _read(self, call: Any) -> None:
         repl = self.peers.repl
+        self.peers.protocols[self.dst] = protocol.of(await call.initial_metadata())
         async for r in call:
             if r.snapshot_installed:
                 repl.snapshot_sent(self.dst, wire.pos_from(r.durable))

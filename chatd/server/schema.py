@@ -12,9 +12,12 @@ History:
      and, from later chatd, rooms, read markers and disabled accounts, all
      created as they were first needed.
   1  the same tables, every one of them present, and the version recorded.
+  2  cluster_settings (the cluster's protocol version, replicated).
 
 A migration is a function of the writer's connection. Add one at the end
-of MIGRATIONS (never change one that shipped); CURRENT follows.
+of `migrations` (never change one that shipped); the current version is
+their number. Objects are created IF NOT EXISTS, so that a store several
+versions behind may take them from an earlier step.
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ def _every_table(schema: str) -> Callable[[sqlite3.Connection], None]:
 
 def migrations(schema: str) -> list[Callable[[sqlite3.Connection], None]]:
     """MIGRATIONS[i] takes a store from version i to i + 1."""
-    return [_every_table(schema)]  # 0 -> 1: the tables a store of before lacks
+    # 0 -> 1: the tables a store of before lacks; 1 -> 2: cluster_settings
+    # (each created IF NOT EXISTS: a store of 0 has it from the first step)
+    return [_every_table(schema), _every_table(schema)]
 
 
 def version_of(db: sqlite3.Connection) -> int:

@@ -93,6 +93,10 @@ CREATE TABLE IF NOT EXISTS request_ids (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS request_ids_key ON request_ids(sender_uid, request_id);
 CREATE INDEX IF NOT EXISTS request_ids_time ON request_ids(time_us);
+CREATE TABLE IF NOT EXISTS cluster_settings (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
 """
     + rooms.SCHEMA
     + accounts.SCHEMA
@@ -213,6 +217,7 @@ class Store:
         self._fold_twins: set[str] = set()
         self.sessions: dict[bytes, Session] = {}
         self.rooms = rooms.Rooms()
+        self.cluster_version = 1  # what the log may hold (chatd.server.protocol)
         self.last_index = 0
         self.last_epoch = 0
         self.digest = GENESIS_DIGEST
@@ -251,6 +256,8 @@ class Store:
         ):
             self.users[name] = User(uid, name, pw)
             self._fold(name)
+        row = db.execute("SELECT value FROM cluster_settings WHERE name = 'version'").fetchone()
+        self.cluster_version = int(row[0]) if row else 1  # (a log of before versions: 1)
         disabled = accounts.disabled_uids(db)
         for u in self.users.values():
             u.disabled = u.uid in disabled
@@ -630,6 +637,16 @@ class Store:
         db.execute("UPDATE users SET deleted = 1 WHERE uid = ?", (user.uid,))
         out.deleted_user = name
         out.after.append(lambda: self.rooms.drop_user(user.uid))
+        return out
+
+    def _apply_set_cluster_version(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        version = entry.set_cluster_version.version
+        if version > self.cluster_version:
+            self._db.execute(
+                "INSERT OR REPLACE INTO cluster_settings(name, value) VALUES ('version', ?)",
+                (version,),
+            )
+            out.after.append(lambda: setattr(self, "cluster_version", version))
         return out
 
     def _known(self, out: Applied, username: str) -> User | None:

@@ -60,8 +60,10 @@ class NodeProcess:
         env: dict[str, str] | None = None,
         new_session: bool = False,
         prefix: list[str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.args = args
+        self.cwd = cwd  # (`python -m chatd` runs the chatd found there first)
         self.log_path = log_path
         self.env = env
         self.new_session = new_session
@@ -94,6 +96,7 @@ class NodeProcess:
                 stderr=log,
                 env=self.env,
                 start_new_session=self.new_session,
+                cwd=self.cwd,
             )
         return self
 

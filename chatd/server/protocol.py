@@ -1,0 +1,66 @@
+"""The cluster protocol's version, and what a cluster of mixed versions may
+write (a rolling upgrade).
+
+Every call one node makes to another carries `chatd-protocol: N` (metadata),
+and a slave answers the master's log stream with its own in the stream's
+first headers. A node of before versions (chatd up to c87a30d, and 4e557bd,
+the oldest a cluster is upgraded from) sends none: it speaks version 1.
+
+    1  log entries: accounts, sessions, one-to-one messages, taking and
+       marking delivered, account deletion, noops.
+    2  rooms and room messages, read markers, password changes and an
+       operator's account changes; CreateAccount's case-insensitive
+       uniqueness and TakeUndelivered's byte bound.
+
+The master writes only what every member can apply alike: while a member
+speaks an older version (or has not yet been heard from since this node
+became master), entries of a newer kind are refused (the client hears
+UNAVAILABLE, "the cluster is being upgraded", and tries again), and entries
+of an old kind are written in the old form (an old node would ignore the
+new fields and apply them differently). A slave whose master speaks a newer
+version than it knows applies nothing of it: it says so in one log line and
+stays out of sync until it is upgraded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from chatd.proto import log_pb2
+
+VERSION = 2
+HEADER = "chatd-protocol"
+
+# entry kinds (Entry's `op`) by the version that first wrote them
+_SINCE_2 = frozenset(
+    {"create_room", "room_member", "mark_read", "set_password", "set_disabled", "end_user_sessions"}
+)
+
+# TakeUndelivered without a byte bound (version 1): at most this many
+# messages, so that an answer of the longest bodies still fits gRPC's 4 MiB
+GET_MESSAGES_LIMIT_V1 = 150
+
+
+def of(metadata: Iterable[tuple[str, str | bytes]] | None) -> int:
+    """The protocol version a peer's metadata says (1: none said)."""
+    for key, value in metadata or ():
+        if key == HEADER:
+            try:
+                return int(value)
+            except ValueError:
+                return 1
+    return 1
+
+
+def metadata() -> tuple[tuple[str, str], ...]:
+    return ((HEADER, str(VERSION)),)
+
+
+def writable(entry: log_pb2.Entry, version: int) -> bool:
+    """Whether a cluster whose oldest member speaks `version` can apply it."""
+    if version >= 2:
+        return True
+    kind = entry.WhichOneof("op")
+    if kind in _SINCE_2:
+        return False
+    return not (kind == "send_message" and entry.send_message.room)
