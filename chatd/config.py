@@ -465,7 +465,7 @@ def read_config_file(path: Path) -> dict[str, object]:
             doc = tomllib.load(f)
     except OSError as exc:
         raise argparse.ArgumentTypeError(f"--config {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise argparse.ArgumentTypeError(f"--config {path}: not TOML: {exc}") from None
     known = {f.name.removeprefix("--") for f in _SERVE_FLAGS}
     out: dict[str, object] = {}
@@ -507,7 +507,13 @@ def read_secret_file(path: Path) -> str:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
+    # the secret and its file: a flag wins over the other from elsewhere
+    flagged = {n for n in ("cluster_secret", "cluster_secret_file") if getattr(args, n, None)}
     _fill_from_environment(args)
+    if flagged == {"cluster_secret"}:
+        args.cluster_secret_file = None
+    elif flagged == {"cluster_secret_file"}:
+        args.cluster_secret = None
     if args.role and args.join:
         raise argparse.ArgumentTypeError("--role master founds a cluster; it excludes --join")
     if args.cluster_secret_file is not None:

@@ -9,6 +9,10 @@ chatd.tools.localcluster, which the benchmarks use too.
 
 from __future__ import annotations
 
+# isort: off
+import chatd  # noqa: F401  (before grpc: it turns gRPC's fork handlers off)
+
+# isort: on
 import asyncio
 import signal
 import sys

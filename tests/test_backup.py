@@ -79,7 +79,11 @@ def test_backup_under_load_restored_into_a_fresh_cluster(tmp_path: Path) -> None
         assert f"index {info.index} (epoch {info.epoch}), state digest {info.state_digest}" in (
             out.stdout
         )
-        assert not list(tmp_path.glob("*.partial"))
+        assert not list(tmp_path.glob("*.partial*"))
+        # nothing left beside it, nor in the master's data dir
+        assert [p.name for p in tmp_path.glob("chatd.backup*")] == ["chatd.backup"]
+        for name in source.nodes:
+            assert not list((source.base / name).glob("backup-*")), name
 
         # a fresh cluster founded from the backup, two nodes joining it
         restored = Cluster(tmp_path / "b")

@@ -491,10 +491,17 @@ def test_account_administration(store: Store) -> None:
     for kind in (set_password("zed", "h"), set_disabled("zed", True), end_user_sessions("zed")):
         applied, before, after = apply_one(store, kind)
         assert applied.code == Code.NO_SUCH_USER and after == before
+    # a login that hashed while the account changed gets no session
+    op = log_pb2.CreateSession(username="alice", session_hash=b"a4", password_hash="new-hash")
+    applied, before, after = apply_one(store, E(time_us=8, create_session=op))
+    assert applied.code == Code.ACCOUNT_DISABLED and after == before
     with open_store(store.path) as reopened:  # (a second connection, as a restart's)
         assert reopened.users["alice"].disabled and not reopened.users["bob"].disabled
     applied, _, _ = apply_one(store, set_disabled("alice", False))
     assert not store.users["alice"].disabled
+    op = log_pb2.CreateSession(username="alice", session_hash=b"a5", password_hash="old-hash")
+    applied, before, after = apply_one(store, E(time_us=9, create_session=op))
+    assert applied.code == Code.WRONG_PASSWORD and after == before
     assert store.account_counts("alice").disabled_since_us == 0
 
 

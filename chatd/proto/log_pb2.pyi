@@ -58,12 +58,14 @@ class CreateAccount(_message.Message):
     def __init__(self, username: _Optional[str] = ..., password_hash: _Optional[str] = ..., unique_casefold: _Optional[bool] = ...) -> None: ...
 
 class CreateSession(_message.Message):
-    __slots__ = ("username", "session_hash")
+    __slots__ = ("username", "session_hash", "password_hash")
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     SESSION_HASH_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_HASH_FIELD_NUMBER: _ClassVar[int]
     username: str
     session_hash: bytes
-    def __init__(self, username: _Optional[str] = ..., session_hash: _Optional[bytes] = ...) -> None: ...
+    password_hash: str
+    def __init__(self, username: _Optional[str] = ..., session_hash: _Optional[bytes] = ..., password_hash: _Optional[str] = ...) -> None: ...
 
 class EndSession(_message.Message):
     __slots__ = ("session_hash",)

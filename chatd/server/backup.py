@@ -128,33 +128,50 @@ def place_for_restore(source: Path, store_path: Path) -> BackupInfo | None:
     info = describe(source)
     tmp = store_path.with_name(store_path.name + ".restoring")
     store_path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, tmp)
-    db = sqlite3.connect(tmp)
     try:
-        with db:
-            db.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in NODE_META])
-            db.execute(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES ('restored_from', ?)",
-                (f"{info.index}:{info.state_digest}",),
-            )
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        shutil.copyfile(source, tmp)
+        db = sqlite3.connect(tmp)
+        try:
+            with db:
+                db.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in NODE_META])
+                db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('restored_from', ?)",
+                    (f"{info.index}:{info.state_digest}",),
+                )
+            db.execute("PRAGMA journal_mode=DELETE")  # (no -wal left beside it)
+        finally:
+            db.close()
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, store_path)
     finally:
-        db.close()
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, store_path)
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
+            leftover.unlink(missing_ok=True)
     return info
 
 
 def _meta_value(path: Path, key: str) -> str:
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        finally:
+            db.close()
     except sqlite3.Error:
         return ""
+    return "" if row is None else str(row[0])
+
+
+def forget_state_digest(path: Path) -> None:
+    """Drops the state digest a store copy records (for a node of protocol 1,
+    which keeps a snapshot's but never updates it: upgraded, it would find it
+    stale and refuse the store; without one, it records one on opening)."""
+    db = sqlite3.connect(path)
+    try:
+        with db:
+            db.execute("DELETE FROM meta WHERE key = 'state_digest'")
     finally:
         db.close()
-    return "" if row is None else str(row[0])
 
 
 def _time(us: int) -> str:

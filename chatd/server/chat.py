@@ -280,7 +280,8 @@ class Chat:
         entry = log_pb2.CreateAccount(
             username=username,
             password_hash=hashed,
-            # (a node of protocol 1 would ignore it: this master's check above holds then)
+            # (a node of protocol 1 would ignore it: then the check above alone
+            # stands, and two names differing in case may be created at once)
             unique_casefold=self.store.cluster_version >= 2,
         )
         await self._submit(log_pb2.Entry(create_account=entry))
@@ -310,6 +311,8 @@ class Chat:
             raise RequestRefused(Code.ACCOUNT_DISABLED)
         session_id = new_session_id()
         op = log_pb2.CreateSession(username=user.username, session_hash=session_hash(session_id))
+        if self.store.cluster_version >= 2:  # (a node of 1 would not check it)
+            op.password_hash = user.password_hash
         await self._submit(log_pb2.Entry(create_session=op))
         return session_id
 
@@ -371,8 +374,10 @@ class Chat:
             op = log_pb2.TakeUndelivered(
                 username=s.username, limit=GET_MESSAGES_LIMIT, max_bytes=GET_MESSAGES_MAX_BYTES
             )
-        else:  # (protocol 1 knows no byte bound: fewer, so the answer still fits)
-            op = log_pb2.TakeUndelivered(username=s.username, limit=protocol.GET_MESSAGES_LIMIT_V1)
+        else:  # (protocol 1 knows no byte bound: so few that the longest still fit)
+            longest = 4 * self.limits.max_message_chars + 2 * 4 * 32 + 32  # body, names
+            fit = max(1, min(GET_MESSAGES_LIMIT, GET_MESSAGES_MAX_BYTES // longest))
+            op = log_pb2.TakeUndelivered(username=s.username, limit=fit)
         messages = (await self._submit(log_pb2.Entry(take_undelivered=op))).messages
         if not messages:
             raise RequestRefused(Code.NO_MESSAGES)

@@ -115,6 +115,9 @@ class Node:
             cfg.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StartupError(f"cannot use data dir {cfg.data_dir}: {exc}") from exc
+        for pattern in ("backup-*.tmp*", "snapshot-*.tmp*"):  # (a run killed midway left them)
+            for leftover in cfg.data_dir.glob(pattern):
+                leftover.unlink(missing_ok=True)
         if cfg.restore is not None:
             await loop.run_in_executor(self._db_thread, self._restore, cfg.restore)
         self.store = await loop.run_in_executor(
@@ -544,7 +547,8 @@ class Node:
                     if sent >= info.size:
                         break
         finally:
-            path.unlink(missing_ok=True)
+            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                leftover.unlink(missing_ok=True)
 
     # -- background work --
 

@@ -32,7 +32,7 @@ from chatd.core.types import (
 )
 from chatd.proto import cluster_pb2 as pb
 from chatd.proto import cluster_pb2_grpc
-from chatd.server import protocol, wire
+from chatd.server import backup, protocol, wire
 from chatd.server.errors import WireError
 from chatd.server.replication import Replicator
 
@@ -180,6 +180,7 @@ class Link:
     def __init__(self, peers: Peers, dst: str) -> None:
         self.peers = peers
         self.dst = dst
+        self._said_too_old = 0  # the protocol last said too old (one line each)
         self.queue: asyncio.Queue[Append | SnapshotJob] = asyncio.Queue()
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"link-{dst}")
 
@@ -222,6 +223,7 @@ class Link:
                 log.warning("log stream to %s: unusable answer: %s", self.dst, exc)
             except Exception as exc:  # any failure: report, wait a tick, reconnect
                 log.debug("stream to %s broke: %r", self.dst, exc)
+            self.peers.protocols.pop(self.dst, None)  # (heard anew on the next stream)
             while not self.queue.empty():  # what was queued is stale now
                 if isinstance(self.queue.get_nowait(), SnapshotJob):
                     repl.snapshot_sent(self.dst, None)
@@ -244,7 +246,19 @@ class Link:
 
     async def _read(self, call: Any) -> None:
         repl = self.peers.repl
-        self.peers.protocols[self.dst] = protocol.of(await call.initial_metadata())
+        theirs = self.peers.protocols[self.dst] = protocol.of(await call.initial_metadata())
+        cluster = repl.store.cluster_version
+        if theirs < cluster:  # it could not apply this log: no entry goes to it
+            if self._said_too_old != theirs:
+                self._said_too_old = theirs
+                log.error(
+                    "node %s speaks protocol %d and this cluster is at %d: nothing is sent "
+                    "to it (it stays out of sync); upgrade it",
+                    self.dst,
+                    theirs,
+                    cluster,
+                )
+            raise ConnectionError(f"{self.dst} speaks protocol {theirs}, the cluster {cluster}")
         async for r in call:
             if r.snapshot_installed:
                 repl.snapshot_sent(self.dst, wire.pos_from(r.durable))
@@ -269,6 +283,8 @@ class Link:
         path = self.peers.data_dir / f"snapshot-for-{self.dst}.tmp"
         try:
             epoch, index = await asyncio.to_thread(repl.store.snapshot_to, path)
+            if self.peers.protocols.get(self.dst, 1) < 2:
+                await asyncio.to_thread(backup.forget_state_digest, path)
             total = path.stat().st_size
             if total > wire.MAX_SNAPSHOT_BYTES:  # the slave would refuse it
                 log.error(

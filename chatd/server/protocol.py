@@ -36,10 +36,6 @@ _SINCE_2 = frozenset(
     {"create_room", "room_member", "mark_read", "set_password", "set_disabled", "end_user_sessions"}
 )
 
-# TakeUndelivered without a byte bound (version 1): at most this many
-# messages, so that an answer of the longest bodies still fits gRPC's 4 MiB
-GET_MESSAGES_LIMIT_V1 = 150
-
 
 def of(metadata: Iterable[tuple[str, str | bytes]] | None) -> int:
     """The protocol version a peer's metadata says (1: none said)."""

@@ -51,15 +51,21 @@ def version_of(db: sqlite3.Connection) -> int:
     return int(db.execute("PRAGMA user_version").fetchone()[0])
 
 
-def upgrade(db: sqlite3.Connection, schema: str, where: str) -> None:
-    """Brings a store to the current version (a new store: created there)."""
-    steps = migrations(schema)
-    current, found = len(steps), version_of(db)
+def check_readable(db: sqlite3.Connection, where: str) -> None:
+    """StoreError for a store of a newer version than this chatd knows."""
+    current, found = len(migrations("")), version_of(db)
     if found > current:
         raise StoreError(
             f"{where}: its schema is version {found}, written by a newer chatd; this one reads up "
             f"to version {current}: run the newer chatd (or restore a backup it can read)"
         )
+
+
+def upgrade(db: sqlite3.Connection, schema: str, where: str) -> None:
+    """Brings a store to the current version (a new store: created there)."""
+    check_readable(db, where)
+    steps = migrations(schema)
+    current, found = len(steps), version_of(db)
     if found == current:
         return
     db.execute("BEGIN IMMEDIATE")

@@ -479,6 +479,12 @@ class Store:
         if user is None:
             out.code = Code.NO_SUCH_USER
             return out
+        if op.password_hash and op.password_hash != user.password_hash:
+            out.code = Code.WRONG_PASSWORD  # changed while the login hashed
+            return out
+        if user.disabled:  # disabled while the login hashed
+            out.code = Code.ACCOUNT_DISABLED
+            return out
         self._db.execute(
             "INSERT OR REPLACE INTO sessions(hash, uid, created_us, last_used_us) "
             "VALUES (?, ?, ?, ?)",
@@ -804,6 +810,9 @@ class Store:
             dst = sqlite3.connect(target)
             try:
                 src.backup(dst)
+                # a file of its own: read-only openers (a backup's check)
+                # then leave no -wal or -shm beside it
+                dst.execute("PRAGMA journal_mode=DELETE")
                 row = dict(
                     dst.execute(
                         "SELECT key, value FROM meta WHERE key IN ('applied_index', 'last_epoch')"
@@ -822,6 +831,11 @@ class Store:
         records is not trusted), so a forged snapshot shows as a different
         state digest from the master's at the same index."""
         kept = {k: self.get_meta(k) for k in keep_meta}
+        probe = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        try:  # refused before it replaces anything: a schema this chatd cannot read
+            schema.check_readable(probe, str(source))
+        finally:
+            probe.close()
         with self._checkpoint_lock, self._reader_lock:
             self._close_checkpointer()
             self._reader.close()

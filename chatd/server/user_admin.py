@@ -21,17 +21,26 @@ class UserAdmin:
     def __init__(self, chat: Chat) -> None:
         self.chat = chat
 
-    def _info(self, username: str) -> cluster_pb2.AccountInfo:
+    def _infos(self, names: list[str]) -> list[cluster_pb2.AccountInfo]:
+        """The cached facts of these accounts: one pass over the sessions."""
         store = self.chat.store
-        user = store.users[username]
-        used = [s.last_used_us for s in store.sessions.values() if s.uid == user.uid]
-        return cluster_pb2.AccountInfo(
-            username=username,
-            disabled=user.disabled,
-            sessions=len(used),
-            online=self.chat.hub.online(username),
-            last_active_us=max(used, default=0),
-        )
+        used: dict[int, list[int]] = {}
+        for s in store.sessions.values():
+            used.setdefault(s.uid, []).append(s.last_used_us)
+        out = []
+        for name in names:
+            user = store.users[name]
+            mine = used.get(user.uid, [])
+            out.append(
+                cluster_pb2.AccountInfo(
+                    username=name,
+                    disabled=user.disabled,
+                    sessions=len(mine),
+                    online=self.chat.hub.online(name),
+                    last_active_us=max(mine, default=0),
+                )
+            )
+        return out
 
     def _user(self, username: str) -> str:
         found = self.chat.store.find_user(username) if username else None
@@ -55,10 +64,10 @@ class UserAdmin:
                 (n for n in chat.store.users if r.pattern.casefold() in n.casefold()),
                 key=str.casefold,
             )
-            return cluster_pb2.UserAdminResponse(ok=True, accounts=[self._info(n) for n in names])
+            return cluster_pb2.UserAdminResponse(ok=True, accounts=self._infos(names))
         name = self._user(r.username)
         if r.action == Action.SHOW:
-            info = self._info(name)
+            [info] = self._infos([name])
             counts = await chat._read(chat.store.account_counts, name)
             if counts is not None:
                 info.created_us = counts.created_us
