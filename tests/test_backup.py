@@ -13,12 +13,14 @@ import sys
 import threading
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from chatd.client import ChatClient
 from chatd.server.backup import BackupError, describe, place_for_restore
 from chatd.server.node import DB_FILE
 from chatd.tools.localcluster import PASSWORD, Cluster, Load
+from tests.conftest import spawn_chatd
 
 
 def rows(path: Path, upto: int) -> list[tuple[object, ...]]:
@@ -131,6 +133,40 @@ def test_backup_under_load_restored_into_a_fresh_cluster(tmp_path: Path) -> None
         source.stop_all()
         if restored is not None:
             restored.stop_all()
+
+
+def test_backup_at_a_terminal_shows_progress_and_export_takes_a_fresh_one(
+    tmp_path: Path,
+) -> None:
+    """As an operator sees it: `chatd backup` at a terminal rewrites one
+    progress line, then names the file; `chatd export --server` takes a
+    backup of its own and prints the user's data."""
+    (tmp_path / "a").mkdir()
+    source = Cluster.start(tmp_path / "a", 1)
+    try:
+        asyncio.run(fill(source.addresses["n1"]))
+        target = tmp_path / "b.sqlite3"
+        child = spawn_chatd("backup", "--server", source.addresses["n1"], str(target))
+        child.expect(r"\rbackup: 100% \(\d+\.\d of \d+\.\d MiB\)\r\n")
+        child.expect(f"backup written to {target}: index ")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0
+        out = chatd("export", "--user", "ann", "--server", source.addresses["n1"])
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert json.loads(lines[0])["account"] == "ann" and len(lines) == 1 + 3
+        assert out.stderr == ""  # (no progress line where no terminal is)
+    finally:
+        source.stop_all()
+
+
+async def fill(address: str) -> None:
+    async with ChatClient([address]) as ann:
+        await ann.create_account("ann", PASSWORD)
+        await ann.login("ann", PASSWORD)
+        for i in range(3):
+            await ann.send("ann", f"note {i}")
 
 
 def test_restore_refuses_an_altered_file_and_a_data_dir_in_use(tmp_path: Path) -> None:
