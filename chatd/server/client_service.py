@@ -267,15 +267,23 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         elsewhere = self.relays and any(
             key == DELIVERED_HEADER for key, _ in context.invocation_metadata() or ()
         )
+        attending = None  # the user a slave's stream makes online here
         try:
-            # the session is checked before the stream opens: a slave serving
-            # the deliveries starts them only once the master took it
-            self.chat.session(first.open.session_id)
+            # the session is checked, and a slave's stream counted against the
+            # user's limit, before the stream opens: the slave serving its
+            # deliveries starts them only once the master took it
+            user = self.chat.session(first.open.session_id).username
+            if elsewhere:
+                self.chat.attend(user)  # OverLimit: the user's streams, on every node
+                attending = user
             await context.send_initial_metadata(((MASTER_HEADER, self.router.for_clients(route)),))
-            async for frame in stream.run(first.open, frames, elsewhere):
+            async for frame in stream.run(first.open, frames):
                 yield frame
         except (RequestRefused, CallerError) as exc:  # at the open: the session, a limit
             stream.end = ending(exc)
+        finally:
+            if attending is not None:
+                self.chat.hub.leave(attending)
         if stream.end.status is not None:
             await context.abort(stream.end.status, stream.end.detail)
 

@@ -93,16 +93,14 @@ class SessionStream:
         self.broken = False  # a send failed for the node's sake: read no more
 
     async def run(
-        self, open_: chat_pb2.OpenFrame, frames: AsyncIterator[Any], elsewhere: bool = False
+        self, open_: chat_pb2.OpenFrame, frames: AsyncIterator[Any]
     ) -> AsyncIterator[chat_pb2.ServerFrame]:
         """The frames to write, until the stream ends; then `self.end` says
-        how (a status to end the call with, or OK). `elsewhere`: the
-        session's deliveries are served by the slave that carries this
-        stream, so its user is online here while it lasts."""
+        how (a status to end the call with, or OK). (A stream a slave
+        carries, whose deliveries it serves, is counted online by the
+        servicer before the stream opens.)"""
         session_id = open_.session_id
-        user = self.chat.session(session_id).username  # RequestRefused: not logged in
-        if elsewhere:
-            self.chat.attend(user)  # OverLimit: the user's streams, on every node
+        self.chat.session(session_id)  # RequestRefused: not logged in
         tasks = [asyncio.create_task(self._read(session_id, frames))]
         if not open_.sends_only:
             tasks.append(asyncio.create_task(self._deliver(open_)))
@@ -114,8 +112,6 @@ class SessionStream:
                     return
                 yield item
         finally:
-            if elsewhere:
-                self.chat.hub.leave(user)
             for task in (*tasks, *self.sends):
                 task.cancel()
             for task in (*tasks, *self.sends):
