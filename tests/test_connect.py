@@ -265,8 +265,12 @@ async def test_the_stream_limit_counts_a_users_streams_on_every_node(
         streams += [await Stream(at_master, a).start() for _ in range(limit - limit // 2)]
         for s in streams:
             await s.call.initial_metadata()
-        # (the master counts a slave's stream before it opens: by the time
-        # the client has its headers, the count holds it)
+        # (a stream at the master is counted when its deliveries start, a
+        # moment after the client has its headers; each count checks the limit)
+        for _ in range(100):
+            if master.hub.streams_of("alice") == limit:
+                break
+            await asyncio.sleep(0.05)
         assert (slave.hub.stream_count(), master.hub.streams_of("alice")) == (limit // 2, limit)
         extra = await Stream(via_slave, a).start()
         with pytest.raises(grpc.aio.AioRpcError) as info:
