@@ -39,7 +39,7 @@ from chatd.server.errors import (
 from chatd.server.handlers import Malformed
 from chatd.server.room_service import RoomServicer
 from chatd.server.session_stream import OUT_QUEUE, End, SessionStream, ending
-from chatd.server.unary import messages_error, response, to_proto, unary
+from chatd.server.unary import to_proto, unary
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
             hint = tuple((k, v) for k, v in told if k == RETRY_AFTER_HEADER)
             await context.abort(exc.code(), exc.details() or "", hint)
 
-    @unary(response)
+    @unary(chat_pb2.ServerResponse)
     async def CreateAccount(
         self, request: chat_pb2.CreateAccountRequest, context: Ctx
     ) -> chat_pb2.ServerResponse:
@@ -187,12 +187,12 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         ]
         return chat_pb2.Users(user=users)
 
-    @unary(response)
+    @unary(chat_pb2.ServerResponse)
     async def Login(self, request: chat_pb2.LoginRequest, context: Ctx) -> chat_pb2.ServerResponse:
         sid = await self.chat.login(request.username, request.password, self.client(context))
         return chat_pb2.ServerResponse(session_id=sid)
 
-    @unary(response)
+    @unary(chat_pb2.ServerResponse)
     async def Send(self, request: chat_pb2.SendRequest, context: Ctx) -> chat_pb2.ServerResponse:
         r = request
         if r.room:
@@ -201,34 +201,34 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
             mid = await self.chat.send(r.session_id, r.to, r.message, r.request_id)
         return chat_pb2.ServerResponse(message_id=mid)
 
-    @unary(messages_error)
+    @unary(chat_pb2.Messages)
     async def GetMessages(
         self, request: chat_pb2.ReceiveRequest, context: Ctx
     ) -> chat_pb2.Messages:
         found = await self.chat.get_messages(request.session_id)
         return chat_pb2.Messages(message=[to_proto(m) for m in found])
 
-    @unary(messages_error)
+    @unary(chat_pb2.Messages)
     async def GetChat(self, request: chat_pb2.ChatRequest, context: Ctx) -> chat_pb2.Messages:
         r = request
         found = await self.chat.get_chat(r.session_id, r.username, r.before_message_id, r.limit)
         return chat_pb2.Messages(message=[to_proto(m) for m in found])
 
-    @unary(response)
+    @unary(chat_pb2.ServerResponse)
     async def AcknowledgeReceivedMessages(
         self, request: chat_pb2.AcknowledgeReceivedMessagesRequest, context: Ctx
     ) -> chat_pb2.ServerResponse:
         await self.chat.acknowledge(request.session_id, list(request.message_ids))
         return chat_pb2.ServerResponse()
 
-    @unary(response)
+    @unary(chat_pb2.ServerResponse)
     async def DeleteAccount(
         self, request: chat_pb2.DeleteAccountRequest, context: Ctx
     ) -> chat_pb2.ServerResponse:
         await self.chat.delete_account(request.session_id)
         return chat_pb2.ServerResponse()
 
-    @unary(response)
+    @unary(chat_pb2.ServerResponse)
     async def ChangePassword(
         self, request: chat_pb2.ChangePasswordRequest, context: Ctx
     ) -> chat_pb2.ServerResponse:
@@ -237,7 +237,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         await self.chat.change_password(r.session_id, r.old_password, r.new_password, client)
         return chat_pb2.ServerResponse()
 
-    @unary(response)
+    @unary(chat_pb2.ServerResponse)
     async def Logout(
         self, request: chat_pb2.DeleteAccountRequest, context: Ctx
     ) -> chat_pb2.ServerResponse:

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatd.proto import chat_pb2
 from chatd.server.chat_rooms import RoomOps
-from chatd.server.errors import RequestRefused
-from chatd.server.unary import messages_error, response, to_proto, unary
+from chatd.server.unary import to_proto, unary
 
 if TYPE_CHECKING:
     import grpc
@@ -17,52 +16,40 @@ if TYPE_CHECKING:
     Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
-def _rooms_error(exc: RequestRefused) -> chat_pb2.Rooms:
-    return chat_pb2.Rooms(error_code=int(exc.code), error_message=exc.message)
-
-
-def _members_error(exc: RequestRefused) -> chat_pb2.RoomMembers:
-    return chat_pb2.RoomMembers(error_code=int(exc.code), error_message=exc.message)
-
-
-def _unread_error(exc: RequestRefused) -> chat_pb2.UnreadCounts:
-    return chat_pb2.UnreadCounts(error_code=int(exc.code), error_message=exc.message)
-
-
 class RoomServicer:
     room_ops: RoomOps
 
-    @unary(response)
+    @unary(chat_pb2.ServerResponse)
     async def CreateRoom(self, request: chat_pb2.RoomRequest, context: Ctx) -> Any:
         await self.room_ops.create(request.session_id, request.room, request.topic)
         return chat_pb2.ServerResponse()
 
-    @unary(response)
+    @unary(chat_pb2.ServerResponse)
     async def InviteToRoom(self, request: chat_pb2.RoomMemberRequest, context: Ctx) -> Any:
         await self.room_ops.invite(request.session_id, request.room, request.username)
         return chat_pb2.ServerResponse()
 
-    @unary(response)
+    @unary(chat_pb2.ServerResponse)
     async def JoinRoom(self, request: chat_pb2.RoomRequest, context: Ctx) -> Any:
         await self.room_ops.join(request.session_id, request.room)
         return chat_pb2.ServerResponse()
 
-    @unary(response)
+    @unary(chat_pb2.ServerResponse)
     async def LeaveRoom(self, request: chat_pb2.RoomRequest, context: Ctx) -> Any:
         await self.room_ops.leave(request.session_id, request.room)
         return chat_pb2.ServerResponse()
 
-    @unary(response)
+    @unary(chat_pb2.ServerResponse)
     async def RemoveFromRoom(self, request: chat_pb2.RoomMemberRequest, context: Ctx) -> Any:
         await self.room_ops.remove(request.session_id, request.room, request.username)
         return chat_pb2.ServerResponse()
 
-    @unary(response)
+    @unary(chat_pb2.ServerResponse)
     async def NameRoomAdmin(self, request: chat_pb2.RoomMemberRequest, context: Ctx) -> Any:
         await self.room_ops.name_admin(request.session_id, request.room, request.username)
         return chat_pb2.ServerResponse()
 
-    @unary(_rooms_error)
+    @unary(chat_pb2.Rooms)
     async def ListRooms(self, request: chat_pb2.RoomRequest, context: Ctx) -> Any:
         found = await self.room_ops.list_rooms(request.session_id)
         rooms = [
@@ -74,7 +61,7 @@ class RoomServicer:
         ]  # fmt: skip
         return chat_pb2.Rooms(room=rooms)
 
-    @unary(_members_error)
+    @unary(chat_pb2.RoomMembers)
     async def ListRoomMembers(self, request: chat_pb2.RoomRequest, context: Ctx) -> Any:
         found = self.room_ops.members(request.session_id, request.room)
         members = [
@@ -85,19 +72,19 @@ class RoomServicer:
         ]
         return chat_pb2.RoomMembers(member=members)
 
-    @unary(messages_error)
+    @unary(chat_pb2.Messages)
     async def GetRoomHistory(self, request: chat_pb2.RoomHistoryRequest, context: Ctx) -> Any:
         r = request
         found = await self.room_ops.history(r.session_id, r.room, r.before_message_id, r.limit)
         return chat_pb2.Messages(message=[to_proto(m) for m in found])
 
-    @unary(response)
+    @unary(chat_pb2.ServerResponse)
     async def MarkRead(self, request: chat_pb2.MarkReadRequest, context: Ctx) -> Any:
         r = request
         await self.room_ops.mark_read(r.session_id, r.peer, r.room, r.upto)
         return chat_pb2.ServerResponse()
 
-    @unary(_unread_error)
+    @unary(chat_pb2.UnreadCounts)
     async def ListUnread(self, request: chat_pb2.ReceiveRequest, context: Ctx) -> Any:
         found = await self.room_ops.unread(request.session_id)
         unread = [

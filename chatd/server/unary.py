@@ -33,20 +33,13 @@ def to_proto(m: StoredMessage) -> chat_pb2.Message:
     )
 
 
-def response(exc: RequestRefused) -> chat_pb2.ServerResponse:
-    return chat_pb2.ServerResponse(error_code=int(exc.code), error_message=exc.message)
-
-
-def messages_error(exc: RequestRefused) -> chat_pb2.Messages:
-    return chat_pb2.Messages(error_code=int(exc.code), error_message=exc.message)
-
-
-def unary(refused: Callable[[RequestRefused], Any] | None = None) -> Callable[[Handler], Handler]:
+def unary(answer: Callable[..., Any] | None = None) -> Callable[[Handler], Handler]:
     """Makes a handler that only runs the chat operation into the unary RPC
     of its name: relayed as it is to the master when this node is not it;
-    served here, a refusal is answered `refused(exc)` (its error code in the
-    response), going over a limit RESOURCE_EXHAUSTED, and a node that
-    cannot serve UNAVAILABLE."""
+    served here, a refusal is answered with the RPC's response message
+    `answer` carrying its `error_code` and `error_message` (None: the
+    refusal is raised), going over a limit RESOURCE_EXHAUSTED, and a node
+    that cannot serve UNAVAILABLE."""
 
     def wrap(handler: Handler) -> Handler:
         @functools.wraps(handler)
@@ -56,9 +49,9 @@ def unary(refused: Callable[[RequestRefused], Any] | None = None) -> Callable[[H
             try:
                 return await handler(self, request, context)
             except RequestRefused as exc:
-                if refused is None:
+                if answer is None:
                     raise
-                return refused(exc)
+                return answer(error_code=int(exc.code), error_message=exc.message)
             except OverLimit as exc:
                 retry = exc.retry_after_s
                 hint = () if retry is None else ((RETRY_AFTER_HEADER, str(int(retry * 1000))),)
