@@ -475,9 +475,7 @@ class Store:
 
     def _apply_create_session(self, out: Applied, entry: log_pb2.Entry) -> Applied:
         op = entry.create_session
-        user = self.users.get(op.username)
-        if user is None:
-            out.code = Code.NO_SUCH_USER
+        if (user := self._known(out, op.username)) is None:
             return out
         if op.password_hash and op.password_hash != user.password_hash:
             out.code = Code.WRONG_PASSWORD  # changed while the login hashed
@@ -517,9 +515,7 @@ class Store:
 
     def _apply_send_message(self, out: Applied, entry: log_pb2.Entry) -> Applied:
         op = entry.send_message
-        sender = self.users.get(op.sender)
-        if sender is None:
-            out.code = Code.NOT_LOGGED_IN
+        if (sender := self._known(out, op.sender, Code.NOT_LOGGED_IN)) is None:
             return out
         room: rooms.Room | None = None
         if op.room:
@@ -528,9 +524,7 @@ class Store:
                 return out
             to_name, to_uid, conv = room.name, 0, room.conv
         else:
-            recipient = self.users.get(op.recipient)
-            if recipient is None:
-                out.code = Code.NO_SUCH_RECIPIENT
+            if (recipient := self._known(out, op.recipient, Code.NO_SUCH_RECIPIENT)) is None:
                 return out
             to_name, to_uid = recipient.username, recipient.uid
             conv = conversation_key(sender.uid, recipient.uid)
@@ -582,9 +576,7 @@ class Store:
 
     def _apply_take_undelivered(self, out: Applied, entry: log_pb2.Entry) -> Applied:
         op = entry.take_undelivered
-        user = self.users.get(op.username)
-        if user is None:
-            out.code = Code.NOT_LOGGED_IN
+        if (user := self._known(out, op.username, Code.NOT_LOGGED_IN)) is None:
             return out
         db = self._db
         rows = db.execute(
@@ -608,9 +600,7 @@ class Store:
 
     def _apply_mark_delivered(self, out: Applied, entry: log_pb2.Entry) -> Applied:
         op = entry.mark_delivered
-        user = self.users.get(op.username)
-        if user is None:
-            out.code = Code.NOT_LOGGED_IN
+        if (user := self._known(out, op.username, Code.NOT_LOGGED_IN)) is None:
             return out
         self._db.executemany(
             "UPDATE messages SET delivered = 1 WHERE id = ? AND recipient_uid = ?",
@@ -626,9 +616,7 @@ class Store:
 
     def _apply_delete_account(self, out: Applied, entry: log_pb2.Entry) -> Applied:
         name = entry.delete_account.username
-        user = self.users.get(name)
-        if user is None:
-            out.code = Code.NOT_LOGGED_IN
+        if (user := self._known(out, name, Code.NOT_LOGGED_IN)) is None:
             return out
         db = self._db
         rows = db.execute("SELECT hash FROM sessions WHERE uid = ?", (user.uid,)).fetchall()
@@ -655,11 +643,12 @@ class Store:
             out.after.append(lambda: setattr(self, "cluster_version", version))
         return out
 
-    def _known(self, out: Applied, username: str) -> User | None:
-        """The live account of that name, or None with `out.code` NO_SUCH_USER."""
+    def _known(self, out: Applied, username: str, missing: Code = Code.NO_SUCH_USER) -> User | None:
+        """The live account of that name, or None with `out.code` `missing`
+        (an entry's actor that is gone: NOT_LOGGED_IN)."""
         user = self.users.get(username)
         if user is None:
-            out.code = Code.NO_SUCH_USER
+            out.code = missing
         return user
 
     def _apply_set_password(self, out: Applied, entry: log_pb2.Entry) -> Applied:
@@ -695,9 +684,7 @@ class Store:
 
     def _apply_create_room(self, out: Applied, entry: log_pb2.Entry) -> Applied:
         op = entry.create_room
-        creator = self.users.get(op.creator)
-        if creator is None:
-            out.code = Code.NOT_LOGGED_IN
+        if (creator := self._known(out, op.creator, Code.NOT_LOGGED_IN)) is None:
             return out
         out.code, change = self.rooms.apply_create(
             self._db, op, creator.uid, entry.time_us, self.last_message_id
@@ -708,9 +695,7 @@ class Store:
 
     def _apply_room_member(self, out: Applied, entry: log_pb2.Entry) -> Applied:
         op = entry.room_member
-        actor = self.users.get(op.actor)
-        if actor is None:
-            out.code = Code.NOT_LOGGED_IN
+        if (actor := self._known(out, op.actor, Code.NOT_LOGGED_IN)) is None:
             return out
         target = self.users.get(op.username)
         out.code, change = self.rooms.apply_member(
@@ -722,9 +707,7 @@ class Store:
 
     def _apply_mark_read(self, out: Applied, entry: log_pb2.Entry) -> Applied:
         op = entry.mark_read
-        user = self.users.get(op.username)
-        if user is None:
-            out.code = Code.NOT_LOGGED_IN
+        if (user := self._known(out, op.username, Code.NOT_LOGGED_IN)) is None:
             return out
         if op.room:
             room = self.rooms.find(op.room)
@@ -736,9 +719,7 @@ class Store:
                 return out
             conv = room.conv
         else:
-            peer = self.users.get(op.peer)
-            if peer is None:
-                out.code = Code.NO_SUCH_USER
+            if (peer := self._known(out, op.peer)) is None:
                 return out
             conv = conversation_key(user.uid, peer.uid)
         rooms.apply_mark_read(self._db, user.uid, conv, op.upto)
