@@ -279,3 +279,59 @@ def test_an_old_node_is_not_taken_into_a_cluster_of_the_new_protocol(tmp_path: P
         assert s is not None and [m["node_id"] for m in s["members"]] == ["n1"]  # type: ignore[attr-defined]
     finally:
         c.stop_all()
+
+
+# What protocol 1 (4e557bd's log.proto) knows: each kind and its fields.
+V1_FIELDS = {
+    "create_account": {"username", "password_hash"},
+    "create_session": {"username", "session_hash"},
+    "end_session": {"session_hash"},
+    "touch_session": {"session_hash"},
+    "expire_sessions": {"idle_since_us"},
+    "send_message": {"sender", "recipient", "body", "request_id"},
+    "take_undelivered": {"username", "limit"},
+    "mark_delivered": {"username", "message_ids"},
+    "delete_account": {"username"},
+    "noop": {"node_id"},
+}
+
+
+def test_a_cluster_of_protocol_1_is_written_nothing_it_would_apply_otherwise() -> None:
+    """Every kind of entry is either unknown to protocol 1 (refused while a
+    member speaks it) or written in protocol 1's form: with every field set
+    that 1 does not know, `fit` leaves none of them, or `writable` refuses
+    the entry. A kind or field added later without saying how an older
+    cluster gets it fails here."""
+    from chatd.proto import log_pb2
+    from chatd.server import protocol
+
+    oneof = log_pb2.Entry.DESCRIPTOR.oneofs_by_name["op"]
+    for field in oneof.fields:
+        kind = field.name
+        if kind == "set_cluster_version":  # written once every member speaks 2
+            continue
+        entry = log_pb2.Entry()
+        op = getattr(entry, kind)
+        op.SetInParent()
+        known = V1_FIELDS.get(kind, set())
+        newer = [f for f in op.DESCRIPTOR.fields if f.name not in known]
+        for f in newer:  # every field protocol 1 does not know, set
+            if f.type == f.TYPE_BOOL:
+                setattr(op, f.name, True)
+            elif f.type in (f.TYPE_STRING, f.TYPE_BYTES):
+                setattr(op, f.name, "x" if f.type == f.TYPE_STRING else b"x")
+            else:  # (numbers, and room actions; no repeated field was added)
+                setattr(op, f.name, 1)
+        assert protocol.writable(entry, 2), kind
+        if kind not in V1_FIELDS:
+            assert not protocol.writable(entry, 1), kind
+            continue
+        if not protocol.writable(entry, 1):
+            continue  # (a room message)
+        same = log_pb2.Entry()
+        same.CopyFrom(entry)
+        protocol.fit(same, 2)  # a cluster of 2 gets it as it is
+        assert same == entry
+        protocol.fit(entry, 1)
+        left = [f.name for f in newer if getattr(op, f.name)]
+        assert left == [], (kind, left)

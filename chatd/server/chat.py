@@ -200,11 +200,13 @@ class Chat:
         return int(self.limits.session_ttl_s * 1_000_000)
 
     async def _submit(self, entry: log_pb2.Entry) -> Applied:
-        if not protocol.writable(entry, self.store.cluster_version):
+        version = self.store.cluster_version
+        if not protocol.writable(entry, version):
             raise ClusterUpgrading(
                 "the cluster is being upgraded: not every node can take this yet "
                 f"(it needs protocol {protocol.VERSION}); try again once every node is upgraded"
             )
+        protocol.fit(entry, version)
         applied = await self.writer.submit(entry)
         if applied.code != Code.OK:
             raise RequestRefused(applied.code)
@@ -277,13 +279,9 @@ class Chat:
         self.throttle.take_account(client, time.monotonic())
         cost = self.limits.password_hash_cost
         hashed = await self._hash((client, ""), hash_password, password, cost)
-        entry = log_pb2.CreateAccount(
-            username=username,
-            password_hash=hashed,
-            # (a node of protocol 1 would ignore it: then the check above alone
-            # stands, and two names differing in case may be created at once)
-            unique_casefold=self.store.cluster_version >= 2,
-        )
+        # (at protocol 1 the entry goes without unique_casefold: then the check
+        # above alone stands, and two names differing in case may be created)
+        entry = log_pb2.CreateAccount(username=username, password_hash=hashed, unique_casefold=True)
         await self._submit(log_pb2.Entry(create_account=entry))
 
     async def login(self, username: str, password: str, client: str = "") -> str:
@@ -310,9 +308,11 @@ class Chat:
         if user.disabled:  # (said only to one who knows the password)
             raise RequestRefused(Code.ACCOUNT_DISABLED)
         session_id = new_session_id()
-        op = log_pb2.CreateSession(username=user.username, session_hash=session_hash(session_id))
-        if self.store.cluster_version >= 2:  # (a node of 1 would not check it)
-            op.password_hash = user.password_hash
+        op = log_pb2.CreateSession(
+            username=user.username,
+            session_hash=session_hash(session_id),
+            password_hash=user.password_hash,  # checked again at apply (not at protocol 1)
+        )
         await self._submit(log_pb2.Entry(create_session=op))
         return session_id
 
@@ -370,14 +370,13 @@ class Chat:
         # message is committed before its Send is answered, so it shows here)
         if not await self._read(self.store.has_undelivered, s.uid):
             raise RequestRefused(Code.NO_MESSAGES)
-        if self.store.cluster_version >= 2:
-            op = log_pb2.TakeUndelivered(
-                username=s.username, limit=GET_MESSAGES_LIMIT, max_bytes=GET_MESSAGES_MAX_BYTES
-            )
-        else:  # (protocol 1 knows no byte bound: so few that the longest still fit)
+        limit = GET_MESSAGES_LIMIT
+        if self.store.cluster_version < 2:  # no byte bound: so few that the longest fit
             longest = 4 * self.limits.max_message_chars + 2 * 4 * 32 + 32  # body, names
-            fit = max(1, min(GET_MESSAGES_LIMIT, GET_MESSAGES_MAX_BYTES // longest))
-            op = log_pb2.TakeUndelivered(username=s.username, limit=fit)
+            limit = max(1, min(GET_MESSAGES_LIMIT, GET_MESSAGES_MAX_BYTES // longest))
+        op = log_pb2.TakeUndelivered(
+            username=s.username, limit=limit, max_bytes=GET_MESSAGES_MAX_BYTES
+        )
         messages = (await self._submit(log_pb2.Entry(take_undelivered=op))).messages
         if not messages:
             raise RequestRefused(Code.NO_MESSAGES)

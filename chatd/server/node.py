@@ -591,9 +591,9 @@ class Node:
         each other member as its log stream's headers said) speaks a newer
         protocol than the cluster's, it writes that version into the log
         (chatd.server.protocol); entries of it are written from then on."""
-        while True:
+        while self.store.cluster_version < protocol.VERSION:  # (then: never again)
             c = self.repl.status()
-            if c.role is Role.MASTER and self.store.cluster_version < protocol.VERSION:
+            if c.role is Role.MASTER:
                 others = [n for n in c.membership.addresses if n != self.node_id]
                 version = min([protocol.VERSION, *(self.peers.protocols.get(n, 1) for n in others)])
                 if version > self.store.cluster_version:

@@ -60,3 +60,18 @@ def writable(entry: log_pb2.Entry, version: int) -> bool:
     if kind in _SINCE_2:
         return False
     return not (kind == "send_message" and entry.send_message.room)
+
+
+def fit(entry: log_pb2.Entry, version: int) -> None:
+    """Puts a writable entry in the form a cluster whose oldest member speaks
+    `version` applies alike: at 1, without the fields 1 does not know (a node
+    of 1 would ignore them, and apply the entry otherwise)."""
+    if version >= 2:
+        return
+    kind = entry.WhichOneof("op")
+    if kind == "create_account":  # names differing only in case: not refused
+        entry.create_account.unique_casefold = False
+    elif kind == "create_session":  # the login's password: not checked again
+        entry.create_session.password_hash = ""
+    elif kind == "take_undelivered":  # no byte bound (the count must be small)
+        entry.take_undelivered.max_bytes = 0
