@@ -410,3 +410,24 @@ def test_a_claim_that_lacks_an_acknowledged_entry_is_refused() -> None:
 def acks_of(core: object) -> list[UpdateAck]:
     actions = core.take_actions()  # type: ignore[attr-defined]
     return [a.message for a in actions if isinstance(getattr(a, "message", None), UpdateAck)]
+
+
+def test_only_a_node_of_no_cluster_founds_one() -> None:
+    """Restart is not bootstrap: a node that holds an epoch or a membership
+    does not found a cluster, whatever it is told. A node restored from a
+    backup (a log, but no epoch and no members of its own) founds one at the
+    epoch after its log's last, so no entry of the new cluster is mistaken
+    for one of the old."""
+    import pytest
+
+    from chatd.core import Core, Durable, LocalProtocolError
+
+    for durable in (
+        Durable(epoch=3, last=pos("3.10")),
+        Durable(last=pos("3.10"), membership=ms("3.1 n1 | n1")),
+    ):
+        with pytest.raises(LocalProtocolError, match="only a node of no cluster"):
+            Core("n1", "n1:1", durable, found=True)
+    restored = Core("n1", "n1:1", Durable(last=pos("3.10"), epochs=((1, 1), (3, 6))), found=True)
+    assert (restored.role, restored.epoch, restored.master) == (Role.MASTER, 4, "n1")
+    assert Core("n1", "n1:1", Durable(), found=True).epoch == 1

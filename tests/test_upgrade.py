@@ -106,6 +106,26 @@ async def test_a_node_serves_a_data_dir_of(commit: str, tmp_path: Path) -> None:
         await node.stop()
 
 
+def test_a_snapshot_of_a_newer_schema_is_refused_before_it_replaces_anything(
+    tmp_path: Path,
+) -> None:
+    path, _ = copy_of("4e557bd", tmp_path / "d")
+    store = Store(path)
+    try:
+        before = (set(store.users), store.last_index, store.state_digest)
+        snap = tmp_path / "snapshot.sqlite3"
+        store.snapshot_to(snap)
+        db = sqlite3.connect(snap)
+        db.execute(f"PRAGMA user_version = {len(schema.migrations('')) + 1}")
+        db.close()
+        with pytest.raises(StoreError, match="written by a newer chatd"):
+            store.install_snapshot(snap, ())
+        assert (set(store.users), store.last_index, store.state_digest) == before
+    finally:
+        store.close()
+    Store(path).close()  # and the file still opens
+
+
 def test_a_store_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / DB_FILE
     Store(path).close()
