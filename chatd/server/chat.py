@@ -34,6 +34,7 @@ from chatd.server.errors import (
 )
 from chatd.server.hub import Hub
 from chatd.server.ratelimit import RateLimiter
+from chatd.server.rooms import Room
 from chatd.server.store import Applied, Session, Store, StoredMessage, message_bytes
 from chatd.server.throttle import LoginThrottle
 
@@ -349,19 +350,32 @@ class Chat:
         s = self.session(session_id)
         await self._submit(log_pb2.Entry(delete_account=log_pb2.DeleteAccount(username=s.username)))
 
-    async def send(self, session_id: str, to: str, body: str, request_id: str) -> int:
+    def room_named(self, name: str) -> Room:
+        """The room of that name (in any case), or RequestRefused(NO_SUCH_ROOM)."""
+        room = self.store.rooms.find(name) if USERNAME_RE.fullmatch(name) else None
+        if room is None:
+            raise RequestRefused(Code.NO_SUCH_ROOM)
+        return room
+
+    async def send(
+        self, session_id: str, to: str, body: str, request_id: str, room: str = ""
+    ) -> int:
+        """A message to the user `to`, or with `room` to that room (the
+        membership rules are the apply's, chatd.server.rooms)."""
         s = self.session(session_id)
         # per user, not per session: more sessions must not mean more sends
         if not self._send_limit.allow(s.uid, time.monotonic()):
             raise OverLimit(f"more than {self.limits.send_rate:g} messages a second from this user")
         check_request_id(request_id)
         check_message(body, self.limits)
-        recipient = self.store.find_user(to)  # "Bob" reaches "bob"
-        if recipient is None:
-            raise RequestRefused(Code.NO_SUCH_RECIPIENT)
-        op = log_pb2.SendMessage(
-            sender=s.username, recipient=recipient, body=body, request_id=request_id
-        )
+        op = log_pb2.SendMessage(sender=s.username, body=body, request_id=request_id)
+        if room:
+            op.room = self.room_named(room).name
+        else:
+            recipient = self.store.find_user(to)  # "Bob" reaches "bob"
+            if recipient is None:
+                raise RequestRefused(Code.NO_SUCH_RECIPIENT)
+            op.recipient = recipient
         return (await self._submit(log_pb2.Entry(send_message=op))).message_id
 
     async def get_messages(self, session_id: str) -> list[StoredMessage]:

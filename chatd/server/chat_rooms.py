@@ -10,7 +10,6 @@ left or was removed neither gets nor reads any more of them.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from chatd.contract import Code
@@ -21,11 +20,9 @@ from chatd.server.chat import (
     GET_MESSAGES_MAX_BYTES,
     USERNAME_RE,
     Chat,
-    check_message,
-    check_request_id,
     newest_within,
 )
-from chatd.server.errors import OverLimit, RequestRefused
+from chatd.server.errors import RequestRefused
 from chatd.server.rooms import Room
 from chatd.server.store import StoredMessage
 
@@ -65,10 +62,7 @@ class RoomOps:
         self.chat = chat
 
     def _room(self, name: str) -> Room:
-        room = self.chat.store.rooms.find(name) if USERNAME_RE.fullmatch(name) else None
-        if room is None:
-            raise RequestRefused(Code.NO_SUCH_ROOM)
-        return room
+        return self.chat.room_named(name)
 
     async def create(self, session_id: str, name: str, topic: str) -> None:
         s = self.chat.session(session_id)
@@ -122,17 +116,6 @@ class RoomOps:
 
     async def leave(self, session_id: str, room: str) -> None:
         await self._member(session_id, Action.LEAVE, room, None)
-
-    async def send(self, session_id: str, room: str, body: str, request_id: str) -> int:
-        chat = self.chat
-        s = chat.session(session_id)
-        if not chat._send_limit.allow(s.uid, time.monotonic()):
-            raise OverLimit(f"more than {chat.limits.send_rate:g} messages a second from this user")
-        check_request_id(request_id)
-        check_message(body, chat.limits)
-        r = self._room(room)
-        op = log_pb2.SendMessage(sender=s.username, room=r.name, body=body, request_id=request_id)
-        return (await chat._submit(log_pb2.Entry(send_message=op))).message_id
 
     async def list_rooms(self, session_id: str) -> list[RoomInfo]:
         chat = self.chat

@@ -195,10 +195,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
     @unary(chat_pb2.ServerResponse)
     async def Send(self, request: chat_pb2.SendRequest, context: Ctx) -> chat_pb2.ServerResponse:
         r = request
-        if r.room:
-            mid = await self.room_ops.send(r.session_id, r.room, r.message, r.request_id)
-        else:
-            mid = await self.chat.send(r.session_id, r.to, r.message, r.request_id)
+        mid = await self.chat.send(r.session_id, r.to, r.message, r.request_id, r.room)
         return chat_pb2.ServerResponse(message_id=mid)
 
     @unary(chat_pb2.Messages)

@@ -28,7 +28,6 @@ import grpc
 from chatd.contract import Code
 from chatd.proto import chat_pb2
 from chatd.server.chat import Chat
-from chatd.server.chat_rooms import RoomOps
 from chatd.server.errors import (
     CallerError,
     NodeError,
@@ -164,11 +163,9 @@ class SessionStream:
         try:
             if not f.request_id:
                 raise RequestRefused(Code.INVALID_ARGUMENT, "a send frame needs a request_id")
-            if f.room:
-                send = RoomOps(self.chat).send(session_id, f.room, f.message, f.request_id)
-            else:
-                send = self.chat.send(session_id, f.to, f.message, f.request_id)
-            result.message_id = await send
+            result.message_id = await self.chat.send(
+                session_id, f.to, f.message, f.request_id, f.room
+            )
         except RequestRefused as exc:
             result.error_code, result.error_message = int(exc.code), exc.message
         except OverLimit as exc:
