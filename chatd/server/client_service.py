@@ -38,7 +38,7 @@ from chatd.server.errors import (
 )
 from chatd.server.handlers import Malformed
 from chatd.server.room_service import RoomServicer
-from chatd.server.session_stream import OUT_QUEUE, End, SessionStream, ending
+from chatd.server.session_stream import OUT_QUEUE, End, SessionStream, deliver, ending
 from chatd.server.unary import to_proto, unary
 
 log = logging.getLogger(__name__)
@@ -321,15 +321,6 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         # client sent a frame that does not parse
         down: asyncio.Queue[Any] = asyncio.Queue(OUT_QUEUE)
 
-        async def deliver(open_: chat_pb2.OpenFrame) -> None:
-            try:
-                async for m in self.chat.subscribe(
-                    open_.session_id, open_.after_message_id, open_.live_only
-                ):
-                    await down.put(chat_pb2.ServerFrame(message=to_proto(m)))
-            except (RequestRefused, CallerError, NodeError) as exc:
-                await down.put(ending(exc))
-
         async def up() -> None:
             await call.write(first)
             async for frame in frames:
@@ -353,7 +344,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
             self.router.learn(route[1], await call.initial_metadata())
             await context.send_initial_metadata(((MASTER_HEADER, self.router.for_clients(route)),))
             if local and not call.done():  # the master took the session (see Connect)
-                tasks.append(asyncio.create_task(deliver(opening.open)))
+                tasks.append(asyncio.create_task(deliver(self.chat, opening.open, down, to_proto)))
             while (item := await down.get()) is not None:
                 if item is BAD_FRAME:
                     await context.abort(

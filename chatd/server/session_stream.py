@@ -72,6 +72,19 @@ def to_frame(m: StoredMessage, to_proto: Any) -> chat_pb2.ServerFrame:
     return chat_pb2.ServerFrame(message=to_proto(m))
 
 
+async def deliver(
+    chat: Chat, open_: chat_pb2.OpenFrame, out: asyncio.Queue[Any], to_proto: Any
+) -> None:
+    """A session's deliveries from this node, as frames into `out`, then the
+    End an error of them means (a Connect served here, or a slave's own
+    deliveries of a stream it carries to the master)."""
+    try:
+        async for m in chat.subscribe(open_.session_id, open_.after_message_id, open_.live_only):
+            await out.put(to_frame(m, to_proto))
+    except (RequestRefused, CallerError, NodeError) as exc:
+        await out.put(ending(exc))
+
+
 class SessionStream:
     """One Connect call served here (this node is the master)."""
 
@@ -102,7 +115,7 @@ class SessionStream:
         self.chat.session(session_id)  # RequestRefused: not logged in
         tasks = [asyncio.create_task(self._read(session_id, frames))]
         if not open_.sends_only:
-            tasks.append(asyncio.create_task(self._deliver(open_)))
+            tasks.append(asyncio.create_task(deliver(self.chat, open_, self.out, self.to_proto)))
         try:
             while True:
                 item = await self.out.get()
@@ -116,15 +129,6 @@ class SessionStream:
             for task in (*tasks, *self.sends):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-
-    async def _deliver(self, open_: chat_pb2.OpenFrame) -> None:
-        try:
-            async for m in self.chat.subscribe(
-                open_.session_id, open_.after_message_id, open_.live_only
-            ):
-                await self.out.put(to_frame(m, self.to_proto))
-        except (RequestRefused, CallerError, NodeError) as exc:
-            await self.out.put(ending(exc))
 
     async def _read(self, session_id: str, frames: AsyncIterator[Any]) -> None:
         try:
