@@ -27,7 +27,14 @@ import grpc
 
 from chatd import tls
 from chatd.client.connection import Connection, NoStream
-from chatd.client.errors import CallFailed, ChatError, NotLoggedIn, Unavailable, error_for
+from chatd.client.errors import (
+    CallFailed,
+    ChatError,
+    NoMessages,
+    NotLoggedIn,
+    Unavailable,
+    error_for,
+)
 from chatd.client.rooms import RoomCalls
 from chatd.contract import CLIENT_CHANNEL_OPTIONS, MASTER_HEADER, Code
 from chatd.proto import chat_pb2, chat_pb2_grpc
@@ -166,9 +173,7 @@ class ChatClient(RoomCalls):
             return  # the session's stream is where this client is connected
         if master and master != address and master in self.addresses:
             return
-        if self._connected != address:
-            self._connected = address
-            self.on_connection(ConnectionEvent("connected", address))
+        self._stream_opened(address)
 
     def _stream_opened(self, address: str) -> None:
         """The session's Connect stream opened at `address` (any node serves
@@ -222,6 +227,14 @@ class ChatClient(RoomCalls):
         if response.error_code:
             raise error_for(response.error_code, response.error_message)
         return response
+
+    async def _page(self, name: str, request: Any) -> list[Message]:
+        """A call answering Messages: its messages ([] for "no messages")."""
+        try:
+            r = await self._ok(name, request)
+        except NoMessages:
+            return []
+        return [_message(m) for m in r.message]
 
     def _session(self) -> str:
         if not self.session_id:
@@ -315,26 +328,14 @@ class ChatClient(RoomCalls):
 
     async def get_messages(self) -> list[Message]:
         """Undelivered messages, oldest first (then marked delivered)."""
-        r = await self._call("GetMessages", chat_pb2.ReceiveRequest(session_id=self._session()))
-        if r.error_code == Code.NO_MESSAGES:
-            return []
-        if r.error_code:
-            raise error_for(r.error_code, r.error_message)
-        return [_message(m) for m in r.message]
+        return await self._page("GetMessages", chat_pb2.ReceiveRequest(session_id=self._session()))
 
     async def get_chat(self, peer: str, before: int = 0, limit: int = 50) -> list[Message]:
         """One page of a conversation (newest before `before`), oldest first."""
-        r = await self._call(
-            "GetChat",
-            chat_pb2.ChatRequest(
-                session_id=self._session(), username=peer, before_message_id=before, limit=limit
-            ),
+        request = chat_pb2.ChatRequest(
+            session_id=self._session(), username=peer, before_message_id=before, limit=limit
         )
-        if r.error_code == Code.NO_MESSAGES:
-            return []
-        if r.error_code:
-            raise error_for(r.error_code, r.error_message)
-        return [_message(m) for m in r.message]
+        return await self._page("GetChat", request)
 
     async def acknowledge(self, message_ids: Sequence[int]) -> None:
         await self._ok(

@@ -9,8 +9,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chatd.client.errors import error_for
-from chatd.contract import Code
 from chatd.proto import chat_pb2
 
 if TYPE_CHECKING:
@@ -46,6 +44,7 @@ class Unread:
 class RoomCalls:
     if TYPE_CHECKING:
         _ok: Callable[[str, Any], Awaitable[Any]]
+        _page: Callable[[str, Any], Awaitable[list[Message]]]
         _call: Callable[[str, Any], Awaitable[Any]]
         _session: Callable[[], str]
 
@@ -92,17 +91,10 @@ class RoomCalls:
 
     async def room_history(self, room: str, before: int = 0, limit: int = 50) -> list[Message]:
         """One page of a room's messages (newest before `before`), oldest first."""
-        from chatd.client.api import _message
-
         request = chat_pb2.RoomHistoryRequest(
             session_id=self._session(), room=room, before_message_id=before, limit=limit
         )
-        r = await self._call("GetRoomHistory", request)
-        if r.error_code == Code.NO_MESSAGES:
-            return []
-        if r.error_code:
-            raise error_for(r.error_code, r.error_message)
-        return [_message(m) for m in r.message]
+        return await self._page("GetRoomHistory", request)
 
     async def mark_read(self, upto: int, *, peer: str = "", room: str = "") -> None:
         """I have read the conversation with `peer`, or `room`, up to `upto`."""
@@ -115,7 +107,5 @@ class RoomCalls:
         """The one-to-one conversations with messages to me after my read
         marker there (every device of mine agrees), the newest first; a
         room's count is in `rooms()`."""
-        r = await self._call("ListUnread", chat_pb2.ReceiveRequest(session_id=self._session()))
-        if r.error_code:
-            raise error_for(r.error_code, r.error_message)
+        r = await self._ok("ListUnread", chat_pb2.ReceiveRequest(session_id=self._session()))
         return [Unread(u.peer, u.count, u.last_message_id) for u in r.unread]

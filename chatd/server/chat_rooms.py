@@ -64,6 +64,13 @@ class RoomOps:
     def _room(self, name: str) -> Room:
         return self.chat.room_named(name)
 
+    def _user(self, name: str) -> str:
+        """The live account's name (in its own case), or NO_SUCH_USER."""
+        found = self.chat.store.find_user(name) if USERNAME_RE.fullmatch(name) else None
+        if found is None:
+            raise RequestRefused(Code.NO_SUCH_USER)
+        return found
+
     async def create(self, session_id: str, name: str, topic: str) -> None:
         s = self.chat.session(session_id)
         if not USERNAME_RE.fullmatch(name):
@@ -88,10 +95,7 @@ class RoomOps:
         r = self._room(room)
         who = s.username
         if username is not None:
-            found = self.chat.store.find_user(username) if USERNAME_RE.fullmatch(username) else None
-            if found is None:
-                raise RequestRefused(Code.NO_SUCH_USER)
-            who = found
+            who = self._user(username)
         op = log_pb2.RoomMember(
             action=action,  # type: ignore[arg-type]
             actor=s.username,
@@ -179,10 +183,7 @@ class RoomOps:
                 raise RequestRefused(Code.NOT_A_MEMBER)
             op = log_pb2.MarkRead(username=s.username, room=r.name, upto=upto)
         else:
-            found = self.chat.store.find_user(peer) if USERNAME_RE.fullmatch(peer) else None
-            if found is None:
-                raise RequestRefused(Code.NO_SUCH_USER)
-            op = log_pb2.MarkRead(username=s.username, peer=found, upto=upto)
+            op = log_pb2.MarkRead(username=s.username, peer=self._user(peer), upto=upto)
         await self.chat._submit(log_pb2.Entry(mark_read=op))
 
     async def unread(self, session_id: str) -> list[UnreadInfo]:
