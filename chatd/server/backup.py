@@ -57,6 +57,30 @@ def _meta(db: sqlite3.Connection) -> dict[str, Any]:
         raise BackupError(f"not a chatd store: {exc}") from exc
 
 
+def _info(path: Path, meta: dict[str, Any]) -> BackupInfo:
+    recorded = meta.get("state_digest")
+    if recorded is None:
+        raise BackupError(f"{path}: not a chatd store (no state digest recorded)")
+    return BackupInfo(
+        index=int(meta.get("applied_index", 0)),
+        epoch=int(meta.get("last_epoch", 0)),
+        state_digest=bytes(recorded).hex(),
+        log_digest=bytes(meta.get("digest", b"")).hex(),
+        size=path.stat().st_size,
+    )
+
+
+def recorded(path: Path) -> BackupInfo:
+    """What a copy a store just made (`Store.snapshot_to`) holds, as it
+    records it, unchecked: the store keeps its state digest with every
+    commit, and the reader of the backup checks it (`describe`)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return _info(path, _meta(db))
+    finally:
+        db.close()
+
+
 def describe(path: Path) -> BackupInfo:
     """Checks a backup file and says what it holds; BackupError if it is not
     a whole, unaltered chatd store."""
@@ -74,24 +98,14 @@ def describe(path: Path) -> BackupInfo:
         if problems != ["ok"]:
             first = " ".join(problems[0].split())
             raise BackupError(f"{path}: SQLite's quick_check fails: {first}")
-        meta = _meta(db)
-        recorded = meta.get("state_digest")
-        if recorded is None:
-            raise BackupError(f"{path}: not a chatd store (no state digest recorded)")
-        actual = statedigest.to_bytes(statedigest.scan(db))
-        if bytes(recorded) != actual:
+        info = _info(path, _meta(db))
+        actual = statedigest.to_bytes(statedigest.scan(db)).hex()
+        if info.state_digest != actual:
             raise BackupError(
-                f"{path}: its tables give state digest {actual.hex()}, not "
-                f"{bytes(recorded).hex()} as recorded: the file was altered"
+                f"{path}: its tables give state digest {actual}, not "
+                f"{info.state_digest} as recorded: the file was altered"
             )
-        digest = meta.get("digest", b"")
-        return BackupInfo(
-            index=int(meta.get("applied_index", 0)),
-            epoch=int(meta.get("last_epoch", 0)),
-            state_digest=actual.hex(),
-            log_digest=bytes(digest).hex(),
-            size=path.stat().st_size,
-        )
+        return info
     finally:
         db.close()
 
@@ -99,17 +113,10 @@ def describe(path: Path) -> BackupInfo:
 def _identity(path: Path) -> str:
     """A store's "index:state digest" as recorded (no check), or "" if none."""
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            meta = _meta(db)
-        finally:
-            db.close()
-    except (sqlite3.Error, BackupError):
+        info = recorded(path)
+    except (sqlite3.Error, BackupError, OSError):
         return ""
-    digest = meta.get("state_digest")
-    if digest is None:
-        return ""
-    return f"{meta.get('applied_index', 0)}:{bytes(digest).hex()}"
+    return f"{info.index}:{info.state_digest}"
 
 
 def place_for_restore(source: Path, store_path: Path) -> BackupInfo | None:

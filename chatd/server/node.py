@@ -529,7 +529,7 @@ class Node:
         try:
             async with self._backup_slot:  # one copy of the store at a time
                 await asyncio.to_thread(self.store.snapshot_to, path)
-                info = await asyncio.to_thread(backup.describe, path)
+                info = await asyncio.to_thread(backup.recorded, path)  # (the reader checks it)
             log.info("node %s: backup taken: %s", self.node_id, info.line())
             with path.open("rb") as f:
                 sent = 0
