@@ -423,16 +423,24 @@ def _from_environment(flag: _Flag) -> object:
         if flag.switch:
             return False
         return flag.type(value) if isinstance(value, str) and flag.type is not None else value
+    source = f"{flag.env_var}={text!r}"
+    if flag.switch:
+        if text.strip().lower() not in _TRUE + _FALSE:
+            choices = ", ".join(_TRUE + _FALSE[1:])
+            raise argparse.ArgumentTypeError(f"{source}: expected one of {choices}")
+        return text.strip().lower() in _TRUE
+    return _checked(flag, text, source)
+
+
+def _checked(flag: _Flag, text: str, source: str) -> object:
+    """A flag's value given as text elsewhere than the command line, checked
+    exactly as the flag is (ArgumentTypeError naming `source`)."""
     try:
-        if flag.switch:
-            if text.strip().lower() not in _TRUE + _FALSE:
-                raise argparse.ArgumentTypeError(f"expected one of {', '.join(_TRUE + _FALSE[1:])}")
-            return text.strip().lower() in _TRUE
         if flag.choices is not None and text not in flag.choices:
             raise argparse.ArgumentTypeError(f"expected one of {', '.join(flag.choices)}")
         return flag.type(text) if flag.type is not None else text
     except (argparse.ArgumentTypeError, ValueError) as exc:
-        raise argparse.ArgumentTypeError(f"{flag.env_var}={text!r}: {exc}") from None
+        raise argparse.ArgumentTypeError(f"{source}: {exc}") from None
 
 
 def _from_file(flag: _Flag, value: object, source: str) -> object:
@@ -445,13 +453,7 @@ def _from_file(flag: _Flag, value: object, source: str) -> object:
         value = ",".join(str(v) for v in value)
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise argparse.ArgumentTypeError(f"{source}: expected a string or a number")
-    text = str(value)
-    try:
-        if flag.choices is not None and text not in flag.choices:
-            raise argparse.ArgumentTypeError(f"expected one of {', '.join(flag.choices)}")
-        return flag.type(text) if flag.type is not None else text
-    except (argparse.ArgumentTypeError, ValueError) as exc:
-        raise argparse.ArgumentTypeError(f"{source}: {exc}") from None
+    return _checked(flag, str(value), source)
 
 
 def read_config_file(path: Path) -> dict[str, object]:

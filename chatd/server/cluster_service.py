@@ -57,6 +57,13 @@ class NodeView(Protocol):
 
 
 REPLY_TIMEOUT_S = 2.0
+
+
+def _forwarded(context: Ctx) -> bool:
+    """Asked by another node that took this one for the master (carried no further)."""
+    return any(k == FORWARDED_HEADER for k, _ in context.invocation_metadata() or ())
+
+
 _askers = itertools.count(1)
 T = TypeVar("T")
 R = TypeVar("R", bound=Message)
@@ -346,26 +353,26 @@ class NodeAdminServicer(cluster_pb2_grpc.NodeAdminServicer):
     async def Status(
         self, request: cluster_pb2.StatusRequest, context: Ctx
     ) -> cluster_pb2.NodeStatus:
-        forwarded = any(k == FORWARDED_HEADER for k, _ in context.invocation_metadata() or ())
+        forwarded = _forwarded(context)
         return await self.node.cluster_status(forwarded)
 
     async def RemoveMember(
         self, request: cluster_pb2.RemoveMemberRequest, context: Ctx
     ) -> cluster_pb2.RemoveMemberResponse:
-        forwarded = any(k == FORWARDED_HEADER for k, _ in context.invocation_metadata() or ())
+        forwarded = _forwarded(context)
         ok, error = await self.node.remove_member(request.node_id, forwarded)
         return cluster_pb2.RemoveMemberResponse(ok=ok, error=error)
 
     async def ManageUser(
         self, request: cluster_pb2.UserAdminRequest, context: Ctx
     ) -> cluster_pb2.UserAdminResponse:
-        forwarded = any(k == FORWARDED_HEADER for k, _ in context.invocation_metadata() or ())
+        forwarded = _forwarded(context)
         return await self.node.manage_user(request, forwarded)
 
     async def Backup(
         self, request: cluster_pb2.BackupRequest, context: Ctx
     ) -> AsyncIterator[cluster_pb2.BackupChunk]:
-        forwarded = any(k == FORWARDED_HEADER for k, _ in context.invocation_metadata() or ())
+        forwarded = _forwarded(context)
         try:
             async for chunk in self.node.backup(forwarded):
                 yield chunk
