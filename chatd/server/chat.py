@@ -35,7 +35,7 @@ from chatd.server.errors import (
 from chatd.server.hub import Hub
 from chatd.server.ratelimit import RateLimiter
 from chatd.server.rooms import Room
-from chatd.server.store import Applied, Session, Store, StoredMessage, message_bytes
+from chatd.server.store import Applied, Session, Store, StoredMessage, User, message_bytes
 from chatd.server.throttle import LoginThrottle
 
 T = TypeVar("T")
@@ -285,15 +285,12 @@ class Chat:
         entry = log_pb2.CreateAccount(username=username, password_hash=hashed, unique_casefold=True)
         await self._submit(log_pb2.Entry(create_account=entry))
 
-    async def login(self, username: str, password: str, client: str = "") -> str:
-        """`client`: the caller's address, for the failed-login throttles."""
-        check_username(username)
-        if len(password) > MAX_PASSWORD_CHARS:
-            raise RequestRefused(Code.INVALID_PASSWORD)
-        # the throttles count a name as the account it finds ("ALICE" logs
-        # in as "alice", and counts as alice)
-        found = self.store.find_user(username)
-        name = found or username.casefold()
+    async def _password_checked(
+        self, name: str, found: str | None, password: str, client: str, missing: Code
+    ) -> User:
+        """The account `found` whose password this is, throttled as a login
+        (`name`: what the throttles count; RequestRefused `missing` when there
+        is no such account, WRONG_PASSWORD when it is not the password)."""
         delay = self.throttle.check_login(name, client, time.monotonic())
         if delay:
             await asyncio.sleep(delay)
@@ -302,10 +299,23 @@ class Chat:
         # waiting has still made an attempt)
         self.throttle.failed_login(name, client, time.monotonic())
         if user is None:
-            raise RequestRefused(Code.NO_SUCH_USER)
+            raise RequestRefused(missing)
         if not await self._hash((client, name), verify_password, password, user.password_hash):
             raise RequestRefused(Code.WRONG_PASSWORD)
         self.throttle.logged_in(user.username, client, time.monotonic())  # (attempt refunded)
+        return user
+
+    async def login(self, username: str, password: str, client: str = "") -> str:
+        """`client`: the caller's address, for the failed-login throttles."""
+        check_username(username)
+        if len(password) > MAX_PASSWORD_CHARS:
+            raise RequestRefused(Code.INVALID_PASSWORD)
+        # the throttles count a name as the account it finds ("ALICE" logs
+        # in as "alice", and counts as alice)
+        found = self.store.find_user(username)
+        user = await self._password_checked(
+            found or username.casefold(), found, password, client, Code.NO_SUCH_USER
+        )
         if user.disabled:  # (said only to one who knows the password)
             raise RequestRefused(Code.ACCOUNT_DISABLED)
         session_id = new_session_id()
@@ -324,18 +334,15 @@ class Chat:
         check_password(new, self.limits)
         if len(old) > MAX_PASSWORD_CHARS:
             raise RequestRefused(Code.WRONG_PASSWORD)
-        delay = self.throttle.check_login(s.username, client, time.monotonic())
-        if delay:
-            await asyncio.sleep(delay)
-        user = self.store.users.get(s.username)
-        if user is None:
-            raise RequestRefused(Code.NOT_LOGGED_IN)
-        self.throttle.failed_login(s.username, client, time.monotonic())
-        who = (client, s.username)
-        if not await self._hash(who, verify_password, old, user.password_hash):
-            raise RequestRefused(Code.WRONG_PASSWORD, "incorrect password (the old one)")
-        self.throttle.logged_in(s.username, client, time.monotonic())
-        hashed = await self._hash(who, hash_password, new, self.limits.password_hash_cost)
+        name = s.username
+        try:
+            await self._password_checked(name, name, old, client, Code.NOT_LOGGED_IN)
+        except RequestRefused as exc:
+            if exc.code == Code.WRONG_PASSWORD:
+                raise RequestRefused(exc.code, "incorrect password (the old one)") from None
+            raise
+        cost = self.limits.password_hash_cost
+        hashed = await self._hash((client, name), hash_password, new, cost)
         op = log_pb2.SetPassword(
             username=s.username, password_hash=hashed, keep_session=session_hash(session_id)
         )
