@@ -22,15 +22,7 @@ SECRET = "operators-only-secret"
 def users(
     cluster: Cluster, node: str, *args: str, stdin: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, CHATD_CLUSTER_SECRET=SECRET)
-    return subprocess.run(
-        [sys.executable, "-m", "chatd", "users", *args, "--server", cluster.addresses[node]],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=env,
-    )
+    return cluster.cli("users", *args, "--server", cluster.addresses[node], stdin=stdin)
 
 
 async def logged_in(addresses: list[str], name: str, password: str = PASSWORD) -> ChatClient:

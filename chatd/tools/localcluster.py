@@ -217,12 +217,13 @@ class Cluster:
     def metadata(self) -> tuple[tuple[str, str], ...]:
         return (("x-chatd-secret", self.secret),) if self.secret else ()
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         env = dict(os.environ)
         if self.secret:
             env["CHATD_CLUSTER_SECRET"] = self.secret
         return subprocess.run(
             [sys.executable, "-m", "chatd", *args],
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=20,
