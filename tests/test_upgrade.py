@@ -355,3 +355,39 @@ def test_a_cluster_of_protocol_1_is_written_nothing_it_would_apply_otherwise() -
         protocol.fit(entry, 1)
         left = [f.name for f in newer if getattr(op, f.name)]
         assert left == [], (kind, left)
+
+
+async def test_a_node_applies_nothing_of_a_master_of_a_newer_protocol(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A log stream from a master that says a newer protocol than this node
+    speaks is refused before any of it is read (FAILED_PRECONDITION), with
+    one ERROR line however often the master tries."""
+    from chatd.proto import cluster_pb2, cluster_pb2_grpc
+    from chatd.server import protocol
+
+    node = Node(node_config(tmp_path / "d"))
+    await node.start()
+    try:
+        for _ in range(100):  # (a founding node writes its protocol first)
+            if node.store.cluster_version == protocol.VERSION:
+                break
+            await asyncio.sleep(0.02)
+        applied = node.store.last_index
+        newer = ((protocol.HEADER, str(protocol.VERSION + 1)),)
+        batch = cluster_pb2.AcceptUpdatesRequest(node_id="m", epoch=99)
+        async with grpc.aio.insecure_channel(node.peer_address) as ch:
+            for _ in range(3):
+                call = cluster_pb2_grpc.SlaveServiceStub(ch).AcceptUpdates(
+                    iter([batch]), metadata=newer, timeout=5
+                )
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    async for _reply in call:
+                        pass
+                assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+                assert f"the master {protocol.VERSION + 1}: upgrade it" in str(info.value.details())
+        lines = [r for r in caplog.records if "applies nothing of the master's" in r.getMessage()]
+        assert len(lines) == 1 and lines[0].levelname == "ERROR"
+        assert node.store.last_index == applied
+    finally:
+        await node.stop()
