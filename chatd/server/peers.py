@@ -20,7 +20,11 @@ from typing import Any
 import grpc
 
 from chatd import tls
-from chatd.contract import KEEPALIVE_CHANNEL_OPTIONS, secret_metadata
+from chatd.contract import (
+    KEEPALIVE_CHANNEL_OPTIONS,
+    RECONNECT_CHANNEL_OPTIONS,
+    secret_metadata,
+)
 from chatd.core.types import (
     Append,
     AppendReply,
@@ -43,10 +47,7 @@ CLUSTER_MESSAGE_LIMIT = 64 * 1024 * 1024
 CLUSTER_CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", CLUSTER_MESSAGE_LIMIT),
     ("grpc.max_send_message_length", CLUSTER_MESSAGE_LIMIT),
-    ("grpc.use_local_subchannel_pool", 1),
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
+    *RECONNECT_CHANNEL_OPTIONS,  # (a member named by DNS is looked up again)
     *KEEPALIVE_CHANNEL_OPTIONS,  # the relay's Subscribe streams ride on these channels
 ]
 
