@@ -98,6 +98,8 @@ def test_dockerfile_is_small_and_unprivileged() -> None:
     # its own health check, on the gRPC health service
     assert re.search(r'^HEALTHCHECK .*\\\n\s+CMD \["chatd", "health"\]', text, re.M)
     assert env["CHATD_IN_CONTAINER"] == "1"  # no secret: refuse, not serve on loopback
+    # the data volume is the node's alone from its first start (a new volume takes this mode)
+    assert re.search(rf"mkdir -m 0?700 {env['CHATD_DATA_DIR']} ", text)
     assert text.startswith("# syntax=docker/dockerfile:1")  # (RUN --mount)
 
 
