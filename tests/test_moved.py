@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from chatd.tools.localcluster import NodeProcess, free_port
+from chatd.tools.localcluster import TEST_HASH_COST, NodeProcess, free_port
 from tests.cluster import Cluster
 
 SECRET = "moved-test-secret"
@@ -60,18 +61,19 @@ class Hosts:
             f.write("\n".join(lines) + "\n")
 
 
+@dataclass
 class MovingCluster(Cluster):
-    """Node i listens on its own loopback address 127.0.0.(10+i), with the
-    same ports wherever it moves; by DNS name it advertises node-i.test."""
+    """Nodes on loopback addresses of their own, keeping their ports
+    wherever they move; with a hosts file each advertises NAME.test."""
 
     hosts: Hosts | None = None
-    ports: dict[str, tuple[int, int]]
-    ips: dict[str, str]
+    ports: dict[str, tuple[int, int]] = field(default_factory=dict)  # client, peer
+    ips: dict[str, str] = field(default_factory=dict)
 
     def serve(self, name: str, ip: str, join: str | None = None) -> None:
         client, peer = self.ports.setdefault(name, (free_port(), free_port()))
         self.ips[name] = ip
-        extra = ["--cluster-secret", SECRET, "--password-hash-cost", "8"]
+        extra = ["--cluster-secret", SECRET, "--password-hash-cost", str(TEST_HASH_COST)]
         host = ip
         if self.hosts is not None:
             host = f"{name}.test"
@@ -107,13 +109,11 @@ class MovingCluster(Cluster):
 def test_a_node_back_on_another_address_serves_within_seconds(
     tmp_path: Path, who: str, named: str
 ) -> None:
-    c = MovingCluster(tmp_path, SECRET)
-    c.ports, c.ips = {}, {}
-    if named == "by-dns-name":
-        c.hosts = Hosts(tmp_path / "hosts")
-        if (why := c.hosts.why_not()) is not None:
-            print(f"SKIP: nodes named by DNS need a hosts file of their own: {why}")
-            pytest.skip(f"nodes named by DNS need a hosts file of their own: {why}")
+    hosts = Hosts(tmp_path / "hosts") if named == "by-dns-name" else None
+    c = MovingCluster(tmp_path, SECRET, hosts=hosts)
+    if hosts is not None and (why := hosts.why_not()) is not None:
+        print(f"SKIP: nodes named by DNS need a hosts file of their own: {why}")
+        pytest.skip(f"nodes named by DNS need a hosts file of their own: {why}")
     try:
         c.serve("n1", "127.0.0.11")
         c.wait_role("n1", "master")
