@@ -32,9 +32,9 @@ def modes(data_dir: Path) -> dict[str, str]:
     return {p.name: f"{mode(p):o}" for p in paths}
 
 
-def serve(c: Cluster, name: str, join: str | None = None) -> None:
+def serve(c: Cluster, name: str, *more: str, join: str | None = None) -> None:
     address, peer = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    extra = ["--cluster-secret", SECRET, "--password-hash-cost", str(TEST_HASH_COST)]
+    extra = ["--cluster-secret", SECRET, "--password-hash-cost", str(TEST_HASH_COST), *more]
     if join is not None:
         extra += ["--join", join]
     proc = NodeProcess.serve(c.base, name, address, peer, *extra)
@@ -52,12 +52,13 @@ def chatd(*args: str, stdout: Path | None = None) -> subprocess.CompletedProcess
     return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
 
 
-async def write(address: str) -> None:
+async def write(address: str, notes: int = 1) -> None:
     c = ChatClient([address])
     try:
         await c.create_account("alice", PASSWORD)
         await c.login("alice", PASSWORD)
-        await c.send("alice", "a private note")
+        for i in range(notes):
+            await c.send("alice", f"a private note {i}")
     finally:
         await c.close()
 
@@ -65,12 +66,15 @@ async def write(address: str) -> None:
 def test_node_files_backups_and_exports_are_private_under_umask_022(tmp_path: Path) -> None:
     c = Cluster(tmp_path, SECRET)
     try:
-        serve(c, "n1")
+        serve(c, "n1", "--log-retention", "100")
         c.wait_role("n1", "master")
+        asyncio.run(write(c.addresses["n1"], 150))
+        # the master keeps 100 entries of its log: n2 gets a snapshot
+        c.wait(lambda: "log truncated" in c.nodes["n1"].log(), "n1 to truncate its log")
         serve(c, "n2", join=c.peers["n1"])
         c.wait(lambda: c.in_sync_count() == 2, "2 nodes in sync")
-        asyncio.run(write(c.addresses["n1"]))
         c.converged()
+        assert "installed a snapshot" in c.nodes["n2"].log()
         for name in ("n1", "n2"):
             found = modes(tmp_path / name)
             print(f"under umask 022: {name}: {found}")
