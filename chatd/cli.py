@@ -74,9 +74,14 @@ def build_parser() -> Parser:
     for p in usub.choices.values():
         add_admin_arguments(p, "HOST:PORT of any member (default %(default)s)", 30.0)
     backup = sub.add_parser("backup", help="take a consistent backup of a running cluster")
-    backup.add_argument("file", metavar="FILE", help="where to write it (an SQLite file)")
+    backup.add_argument(
+        "file", metavar="FILE", help="where to write it (an SQLite file, readable by you only)"
+    )
+    backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
     export = sub.add_parser("export", help="one user's data as JSON lines (for data requests)")
-    export.add_argument("--user", required=True, help="whose data")
+    export.add_argument(
+        "--user", required=True, help="whose data (stdout, if a file, is made readable by you only)"
+    )
     export.add_argument(
         "--backup",
         metavar="FILE",

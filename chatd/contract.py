@@ -96,15 +96,23 @@ KEEPALIVE_SERVER_OPTIONS = [
     ("grpc.http2.max_ping_strikes", PING_STRIKES),
 ]
 
-# A client's channel to a node. Reconnects are retried often (a failover
-# takes tens of milliseconds).
-CLIENT_CHANNEL_OPTIONS = [
+# A node named by a DNS name (chatd2:50052, a pod's name) moves to another
+# address when its container restarts. A channel whose connection fails asks
+# its resolver for the name again, but gRPC answers from its cache until
+# grpc.dns_min_time_between_resolutions_ms has passed since the last lookup
+# (30 s by default: a restarted container went unreached for 25-45 s).
+DNS_REFRESH_MS = 1_000
+# Reconnects are retried often (a failover takes tens of milliseconds), and a
+# failed connection looks the name up again within DNS_REFRESH_MS.
+RECONNECT_CHANNEL_OPTIONS = [
     ("grpc.use_local_subchannel_pool", 1),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
-    *KEEPALIVE_CHANNEL_OPTIONS,
+    ("grpc.dns_min_time_between_resolutions_ms", DNS_REFRESH_MS),
 ]
+# A client's channel to a node.
+CLIENT_CHANNEL_OPTIONS = [*RECONNECT_CHANNEL_OPTIONS, *KEEPALIVE_CHANNEL_OPTIONS]
 
 
 # Every cluster RPC (node to node, and the operators' NodeAdmin calls)

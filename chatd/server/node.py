@@ -26,7 +26,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from chatd import tls
+from chatd import private, tls
 from chatd.config import Config, parse_address
 from chatd.contract import FORWARDED_HEADER, KEEPALIVE_SERVER_OPTIONS
 from chatd.core.quorum import IN_SYNC
@@ -112,7 +112,7 @@ class Node:
         loop = asyncio.get_running_loop()
         self._refuse_unreachable_in_a_container()
         try:
-            cfg.data_dir.mkdir(parents=True, exist_ok=True)
+            private.data_dir(cfg.data_dir)  # 0700, its files 0600, whatever the umask
         except OSError as exc:
             raise StartupError(f"cannot use data dir {cfg.data_dir}: {exc}") from exc
         for pattern in ("backup-*.tmp*", "snapshot-*.tmp*"):  # (a run killed midway left them)
