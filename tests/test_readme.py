@@ -2,7 +2,10 @@
 a fresh copy of the repository and serves (with a stock Debian Python, whose
 pip refuses a system install under PEP 668, with a simulated one, and from
 inside a virtual environment), `chatd demo` opens and stops, the TLS recipe
-makes certificates a node accepts, and the test command is `.ci/run`'s."""
+(docs/operations.md) makes certificates a node accepts, and the test command
+is `.ci/run`'s. The README stays one short page, and every link of the
+documentation (README.md, docs/, benchmarks/) leads to a file and a heading
+that exist."""
 
 from __future__ import annotations
 
@@ -25,16 +28,18 @@ from chatd.tools.localcluster import NodeProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
+OPERATIONS = (ROOT / "docs" / "operations.md").read_text()
+README_MAX_LINES = 300  # one short page; the rest lives in docs/
 INSTALL_TIMEOUT = 600.0  # a fresh venv and the server's wheels: 7-20 s here
 
 
-def section(title: str) -> str:
-    """The README's text under the heading `title`, up to the next heading of
-    the same or a higher level."""
-    match = re.search(rf"^(#+) {re.escape(title)}\n", README, re.M)
-    assert match, f"the README has no section {title!r}"
+def section(title: str, text: str = README) -> str:
+    """The text under the heading `title` (in the README unless `text` is
+    given), up to the next heading of the same or a higher level."""
+    match = re.search(rf"^(#+) {re.escape(title)}\n", text, re.M)
+    assert match, f"no section {title!r}"
     level = len(match.group(1))
-    rest = README[match.end() :]
+    rest = text[match.end() :]
     end = re.search(rf"^#{{1,{level}}} ", rest, re.M)
     return rest[: end.start()] if end else rest
 
@@ -63,16 +68,67 @@ def test_the_readme_test_command_is_what_ci_runs() -> None:
     assert shlex.split(readme_command) == shlex.split(ci_test_command())
 
 
+def without_code(text: str) -> str:
+    """`text` without its fenced code blocks and inline code spans."""
+    return re.sub(r"`[^`\n]*`", "", re.sub(r"^```.*?^```$", "", text, flags=re.M | re.S))
+
+
+def anchors_of(text: str) -> set[str]:
+    """The anchors of a markdown file's headings, as GitHub makes them:
+    lower case, punctuation other than - and _ dropped, spaces made -."""
+    return {
+        re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        for heading in re.findall(r"^#+ (.+)$", without_code(text), re.M)
+    }
+
+
+def documentation() -> list[Path]:
+    """The repository's markdown files: the README, docs/ and benchmarks/."""
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return files + sorted((ROOT / "benchmarks").glob("*.md"))
+
+
 def test_the_readme_has_a_table_of_contents_whose_links_resolve() -> None:
     contents = section("Contents")
     anchors = set(re.findall(r"\]\(#([a-z0-9-]+)\)", contents))
-    headings = {
-        re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
-        for h in re.findall(r"^#+ (.+)$", README, re.M)
-    }
+    headings = anchors_of(README)
     assert anchors and anchors <= headings, sorted(anchors - headings)
-    every_link = set(re.findall(r"\]\(#([a-z0-9-]+)\)", README))
-    assert every_link <= headings, sorted(every_link - headings)
+    # the contents name every section of the README
+    sections = set(re.findall(r"^## (.+)$", without_code(README), re.M)) - {"Contents"}
+    named = {re.sub(r"[^\w\- ]", "", s.lower()).replace(" ", "-") for s in sections}
+    assert named <= anchors, sorted(named - anchors)
+
+
+def test_every_relative_link_of_the_documentation_resolves() -> None:
+    """In README.md, docs/*.md and benchmarks/*.md, every link that is not a
+    URL names a file that exists, and its #anchor a heading of that file."""
+    assert (ROOT / "docs").is_dir() and len(documentation()) >= 5, documentation()
+    broken = []
+    checked = 0
+    for source in documentation():
+        text = source.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", without_code(text)):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target):  # https:, mailto:
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (source.parent / path).resolve() if path else source
+            where = f"{source.relative_to(ROOT)}: {target}"
+            checked += 1
+            if not linked.is_file():
+                broken.append(f"{where} (no such file)")
+            elif anchor and anchor not in anchors_of(linked.read_text()):
+                broken.append(f"{where} (no such heading)")
+    assert checked > 50, checked  # the check saw the links
+    assert not broken, broken
+
+
+def test_the_readme_is_one_short_page() -> None:
+    """A newcomer's page: the README stays under its bound, and each file of
+    docs/ is linked from it."""
+    lines = README.count("\n")
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines (at most {README_MAX_LINES})"
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        assert f"](docs/{doc.name})" in README, f"README.md does not link docs/{doc.name}"
 
 
 def copy_of_repository(dest: Path) -> Path:
@@ -375,12 +431,12 @@ def test_chatd_demo_and_a_second_client_as_written(
 
 
 def test_the_tls_recipe_makes_certificates_a_node_accepts(tmp_path: Path) -> None:
-    """The TLS section's openssl commands, run as written: a node serves with
+    """docs/operations.md's TLS section's openssl commands, run as written: a node serves with
     n1.pem/n1.key and the CA, a client verifies it with the CA, a peer
     listener call shows admin.pem, and one without a certificate fails."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
-    recipe = sh_blocks(section("TLS"))[0]
+    recipe = sh_blocks(section("TLS", OPERATIONS))[0]
     subprocess.run(["bash", "-e", "-c", recipe], cwd=tmp_path, check=True, timeout=120,
                    capture_output=True)  # fmt: skip
     port, peer = free_port(), free_port()

@@ -1,7 +1,8 @@
-"""The client library's room calls (README, "Rooms"), mixed into ChatClient
-(chatd.client.api): each a unary call, failing over as every call does. A
-room message is sent with `ChatClient.send(..., room=NAME)` and arrives on
-`subscribe()` and `inbox()` as any message, with `Message.room` set."""
+"""The client library's room calls (docs/clients.md, "Rooms"), mixed into
+ChatClient (chatd.client.api): each a unary call, failing over as every call
+does. A room message is sent with `ChatClient.send(..., room=NAME)` and
+arrives on `subscribe()` and `inbox()` as any message, with `Message.room`
+set."""
 
 from __future__ import annotations
 

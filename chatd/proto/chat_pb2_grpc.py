@@ -233,9 +233,10 @@ class ClientAccountServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateRoom(self, request, context):
-        """Additions: rooms (README, "Rooms"). A room message is sent with Send's
-        (or a send frame's) `room` and delivered as any message, with `room`
-        set, to every member who joined, on Subscribe and Connect.
+        """Additions: rooms (docs/clients.md, "The client API"). A room message
+        is sent with Send's (or a send frame's) `room` and delivered as any
+        message, with `room` set, to every member who joined, on Subscribe and
+        Connect.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -61,9 +61,10 @@ class ClientAccountStub:
     a message, and carries the sends and acknowledgements to the master.
     """
     CreateRoom: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]
-    """Additions: rooms (README, "Rooms"). A room message is sent with Send's
-    (or a send frame's) `room` and delivered as any message, with `room`
-    set, to every member who joined, on Subscribe and Connect.
+    """Additions: rooms (docs/clients.md, "The client API"). A room message
+    is sent with Send's (or a send frame's) `room` and delivered as any
+    message, with `room` set, to every member who joined, on Subscribe and
+    Connect.
     """
     InviteToRoom: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomMemberRequest, _chat_pb2.ServerResponse]
     JoinRoom: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]
@@ -112,9 +113,10 @@ class ClientAccountAsyncStub(ClientAccountStub):
     a message, and carries the sends and acknowledgements to the master.
     """
     CreateRoom: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
-    """Additions: rooms (README, "Rooms"). A room message is sent with Send's
-    (or a send frame's) `room` and delivered as any message, with `room`
-    set, to every member who joined, on Subscribe and Connect.
+    """Additions: rooms (docs/clients.md, "The client API"). A room message
+    is sent with Send's (or a send frame's) `room` and delivered as any
+    message, with `room` set, to every member who joined, on Subscribe and
+    Connect.
     """
     InviteToRoom: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomMemberRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
     JoinRoom: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
@@ -232,9 +234,10 @@ class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
         request: _chat_pb2.RoomRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]:
-        """Additions: rooms (README, "Rooms"). A room message is sent with Send's
-        (or a send frame's) `room` and delivered as any message, with `room`
-        set, to every member who joined, on Subscribe and Connect.
+        """Additions: rooms (docs/clients.md, "The client API"). A room message
+        is sent with Send's (or a send frame's) `room` and delivered as any
+        message, with `room` set, to every member who joined, on Subscribe and
+        Connect.
         """
 
     @_abc_1.abstractmethod
