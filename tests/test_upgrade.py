@@ -25,7 +25,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from chatd.client import ChatClient, NoSuchUser
+from chatd.client import ChatClient, NoSuchUser, RoomLimit, Unavailable
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server import schema
 from chatd.server.node import DB_FILE, Node
@@ -141,12 +141,12 @@ def test_a_store_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
 OLDEST = "4e557bd"
 
 
-def old_code(into: Path) -> Path | None:
-    """The chatd of OLDEST, extracted from this repository's history (None:
+def old_code(into: Path, commit: str = OLDEST) -> Path | None:
+    """The chatd of `commit`, extracted from this repository's history (None:
     git or the commit is not here, as in a shallow clone)."""
     try:
         tar = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", OLDEST], capture_output=True, check=True, timeout=60
+            ["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=True, timeout=60
         )
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -423,3 +423,90 @@ async def test_a_node_applies_nothing_of_a_master_of_a_newer_protocol(
         assert node.store.last_index == applied
     finally:
         await node.stop()
+
+
+PROTOCOL_2 = "ff6866b"  # the newest chatd of protocol 2
+
+
+def test_a_member_of_protocol_2_keeps_the_cluster_to_its_room_rules(tmp_path: Path) -> None:
+    """n1 of ff6866b founds the cluster (protocol 2); n2 and n3 of this chatd
+    join and, n1 stopped, one of them becomes the master; n1 comes back,
+    still old. While it
+    is a member, DeleteRoom and DeclineInvite answer UNAVAILABLE ("being
+    upgraded") and an invitation counts toward the invitee's quota as at
+    protocol 2, so both nodes apply the log alike. Once n1 is upgraded the
+    cluster speaks 3, and both calls work."""
+    code = old_code(tmp_path / "old", PROTOCOL_2)
+    if code is None:
+        print(f"SKIP: commit {PROTOCOL_2} is not in this clone's history (git archive failed)")
+        pytest.skip(f"commit {PROTOCOL_2} is not in this clone's history")
+    c = Cluster(tmp_path, SECRET)
+    old_env = dict(os.environ, PYTHONPATH=str(code), CHATD_CLUSTER_SECRET=SECRET)
+    new_env = dict(os.environ, CHATD_CLUSTER_SECRET=SECRET)
+    names = ("n1", "n2", "n3")
+    listen = {n: (f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}") for n in names}
+
+    def start(name: str, old: bool, *extra: str) -> None:
+        args = ("--password-hash-cost", "8", "--max-rooms-per-user", "2", *extra)
+        env = old_env if old else new_env
+        node = NodeProcess.serve(tmp_path, name, *listen[name], *args, env=env)
+        node.cwd = code if old else None
+        c.nodes[name] = node.start()
+        c.addresses[name], c.peers[name] = listen[name]
+
+    def upgraded_to(version: int) -> bool:
+        line = f"the cluster speaks protocol {version} now"
+        return any(line in c.nodes[n].log() for n in ("n2", "n3"))
+
+    try:
+        start("n1", True, "--role", "master")
+        c.wait_role("n1", "master")
+        for name in ("n2", "n3"):
+            start(name, False, "--join", listen["n1"][1])
+        c.wait(lambda: c.in_sync_count() == 3, "3 nodes in sync")
+        c.nodes["n1"].kill(signal.SIGTERM)
+        c.wait(lambda: c.master() in ("n2", "n3"), "a new master", 30)
+        start("n1", True)  # back from its data dir, still of protocol 2
+        refusal = "node n1 speaks protocol 2 and its master 3: it applies nothing"
+        c.wait(lambda: refusal in c.nodes["n1"].log(), "old n1 refusing the new master", 30)
+        assert not upgraded_to(3)
+
+        async def while_old() -> None:
+            address = [c.addresses[str(c.master())]]
+            async with ChatClient(address) as ann, ChatClient(address, retry_for=1.0) as bob:
+                for client, name in ((ann, "ann"), (bob, "bob")):
+                    await client.create_account(name, PASSWORD)
+                    await client.login(name, PASSWORD)
+                await ann.create_room("team")
+                await bob.create_room("own")
+                await ann.invite("team", "bob")
+                with pytest.raises(RoomLimit):
+                    await bob.create_room("third")  # protocol 2: invitations count
+                for call in (bob.decline_invite("team"), ann.delete_room("team")):
+                    with pytest.raises(Unavailable) as info:
+                        await call
+                    assert "the cluster is being upgraded" in info.value.message
+
+        asyncio.run(while_old())
+        assert not upgraded_to(3)
+        c.converged(["n2", "n3"])
+        c.nodes["n1"].kill(signal.SIGTERM)
+        start("n1", False)
+        c.wait(lambda: upgraded_to(3), "the cluster at protocol 3", 30)
+
+        async def upgraded() -> None:
+            async with (
+                ChatClient(list(c.addresses.values())) as ann,
+                ChatClient(list(c.addresses.values())) as bob,
+            ):
+                await ann.login("ann", PASSWORD)
+                await bob.login("bob", PASSWORD)
+                await bob.decline_invite("team")
+                await ann.delete_room("team")
+                await bob.create_room("third")  # one joined, no invitation: under 2
+                assert [r.name for r in await ann.rooms()] == []
+
+        asyncio.run(upgraded())
+        c.converged()
+    finally:
+        c.stop_all()
