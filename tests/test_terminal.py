@@ -394,3 +394,37 @@ def test_a_room_with_three_people_one_removed(
     child.expect(pexpect.EOF)
     child.wait()
     assert child.exitstatus == 0
+
+
+def test_declining_an_invitation_and_deleting_a_room_at_the_terminal(
+    spawn_node: Callable[..., NodeProcess], chat_process: Callable[..., pexpect.spawn[str]]
+) -> None:
+    """/room decline and /room delete: bob's invitation declined, alice's
+    own room deleted; her list is empty after."""
+    node = spawn_node("n1")
+    address = node.address  # type: ignore[attr-defined]
+    wait_serving(address)
+    child = chat_process("--server", address)
+    create_account(child, "alice")
+    child.expect("alice>")
+
+    async def invited() -> None:
+        async with ChatClient([address]) as bob:
+            await bob.create_account("bob", PASSWORD)
+            await bob.login("bob", PASSWORD)
+            await bob.create_room("bobs")
+            await bob.invite("bobs", "alice")
+
+    run(invited())
+    child.sendline("/room create team")
+    child.expect("room #team created")
+    child.sendline("/room decline bobs")
+    child.expect("declined the invitation to #bobs")
+    child.sendline("/room delete team")
+    child.expect("deleted #team")
+    child.sendline("/room list")
+    child.expect("no rooms yet")
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    child.wait()
+    assert child.exitstatus == 0
