@@ -130,6 +130,12 @@ class Config:
     max_room_members: int = 1000
     max_rooms_per_user: int = 100
     account_rate: float = 20.0
+    room_rate: float = 30.0
+    invite_rate: float = 60.0
+    room_write_rate: float = 20.0
+    max_invitations: int = 100
+    first_frame_timeout: float = 5.0
+    max_unopened_streams: int = 16
     log_format: str = "text"
     metrics_port: int | None = None
     tls_cert: Path | None = None
@@ -328,7 +334,49 @@ _SERVE_FLAGS = (
         "--max-rooms-per-user",
         _D.max_rooms_per_user,
         _int_range(1, 10**6),
-        help="rooms a user may be in, joined or invited (default %(default)s)",
+        help="rooms a user may have joined (invitations wait outside it; before the "
+        "cluster speaks protocol 3: joined or invited) (default %(default)s)",
+    ),
+    _Flag(
+        "--max-invitations",
+        _D.max_invitations,
+        _int_range(1, 10**6),
+        help="invitations a user may hold unanswered; a new one drops the oldest "
+        "(default %(default)s)",
+    ),
+    _Flag(
+        "--room-rate",
+        _D.room_rate,
+        _nonnegative,
+        help="rooms a user may create an hour, 0 for no limit (default %(default)s)",
+    ),
+    _Flag(
+        "--invite-rate",
+        _D.invite_rate,
+        _nonnegative,
+        help="room invitations a user may send a minute, 0 for no limit (default %(default)s)",
+    ),
+    _Flag(
+        "--room-write-rate",
+        _D.room_write_rate,
+        _nonnegative,
+        help="other room changes (join, leave, remove, admin, decline, delete) and read "
+        "markers a user may make a second, in bursts of 5 seconds' worth, 0 for no "
+        "limit (default %(default)s)",
+    ),
+    _Flag(
+        "--first-frame-timeout",
+        "5s",
+        parse_duration,
+        help="a Connect stream whose open frame has not come this long after it "
+        "started is ended (default 5s)",
+    ),
+    _Flag(
+        "--max-unopened-streams",
+        _D.max_unopened_streams,
+        _int_range(1, 10**6),
+        help="Connect streams one client address may hold before their open frame; "
+        "more are refused at once (default %(default)s)",
     ),
     # Operations: log format, TLS, metrics, reflection.
     _Flag(
@@ -578,6 +626,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
         max_room_members=args.max_room_members,
         max_rooms_per_user=args.max_rooms_per_user,
         account_rate=float(args.account_rate),
+        room_rate=float(args.room_rate),
+        invite_rate=float(args.invite_rate),
+        room_write_rate=float(args.room_write_rate),
+        max_invitations=args.max_invitations,
+        first_frame_timeout=args.first_frame_timeout,
+        max_unopened_streams=args.max_unopened_streams,
         log_format=args.log_format,
         metrics_port=args.metrics_port,
         tls_cert=args.tls_cert,

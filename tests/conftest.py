@@ -49,6 +49,9 @@ def node_config(data_dir: Path, **overrides: object) -> Config:
         password_hash_cost=TEST_HASH_COST,
         send_rate=0,
         account_rate=0,
+        room_rate=0,
+        invite_rate=0,
+        room_write_rate=0,
     )
     return replace(cfg, **overrides)  # type: ignore[arg-type]
 

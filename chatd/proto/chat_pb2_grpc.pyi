@@ -79,6 +79,12 @@ class ClientAccountStub:
     """The one-to-one conversations with messages to the caller after its
     read marker there: who wrote, how many, the newest one's id.
     """
+    DeleteRoom: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]
+    """Additions: an admin deletes a room (its members and invitations, its
+    history and read markers go; its name is free again), and an invited
+    user declines an invitation (a member who joined leaves instead).
+    """
+    DeclineInvite: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]
     ChangePassword: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ChangePasswordRequest, _chat_pb2.ServerResponse]
     """Addition: the caller's new password, given the old one; the user's
     other sessions end, the caller's stays.
@@ -131,6 +137,12 @@ class ClientAccountAsyncStub(ClientAccountStub):
     """The one-to-one conversations with messages to the caller after its
     read marker there: who wrote, how many, the newest one's id.
     """
+    DeleteRoom: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
+    """Additions: an admin deletes a room (its members and invitations, its
+    history and read markers go; its name is free again), and an invited
+    user declines an invitation (a member who joined leaves instead).
+    """
+    DeclineInvite: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
     ChangePassword: _aio.UnaryUnaryMultiCallable[_chat_pb2.ChangePasswordRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
     """Addition: the caller's new password, given the old one; the user's
     other sessions end, the caller's stays.
@@ -312,6 +324,24 @@ class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
         """The one-to-one conversations with messages to the caller after its
         read marker there: who wrote, how many, the newest one's id.
         """
+
+    @_abc_1.abstractmethod
+    def DeleteRoom(
+        self,
+        request: _chat_pb2.RoomRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]:
+        """Additions: an admin deletes a room (its members and invitations, its
+        history and read markers go; its name is free again), and an invited
+        user declines an invitation (a member who joined leaves instead).
+        """
+
+    @_abc_1.abstractmethod
+    def DeclineInvite(
+        self,
+        request: _chat_pb2.RoomRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]: ...
 
     @_abc_1.abstractmethod
     def ChangePassword(

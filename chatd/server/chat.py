@@ -34,6 +34,7 @@ from chatd.server.errors import (
 )
 from chatd.server.hub import Hub
 from chatd.server.ratelimit import RateLimiter
+from chatd.server.room_rates import RoomRates
 from chatd.server.rooms import Room
 from chatd.server.store import Applied, Session, Store, StoredMessage, User, message_bytes
 from chatd.server.throttle import LoginThrottle
@@ -69,8 +70,14 @@ class ChatLimits:
     send_burst: int = 200
     max_streams_per_user: int = 16
     max_room_members: int = 1000  # joined or invited
-    max_rooms_per_user: int = 100  # joined or invited
+    max_rooms_per_user: int = 100  # joined (before protocol 3: or invited)
     account_rate: float = 20.0  # accounts an hour per client address (0: no limit)
+    room_rate: float = 30.0  # rooms created an hour per user (chatd.server.room_rates)
+    invite_rate: float = 60.0  # invitations a minute per user
+    room_write_rate: float = 20.0  # other room writes and read markers a second per user
+    max_invitations: int = 100  # unanswered, per user: a new one drops the oldest
+    first_frame_timeout_s: float = 5.0  # a Connect stream's open frame comes by then
+    max_unopened_streams: int = 16  # Connect streams before their open frame, per address
 
 
 def newest_within(page: list[StoredMessage], max_bytes: int) -> list[StoredMessage]:
@@ -195,6 +202,7 @@ class Chat:
         self._touching: set[bytes] = set()
         self._send_limit = RateLimiter(limits.send_rate, limits.send_burst)
         self.throttle = LoginThrottle(limits.account_rate)
+        self.room_rates = RoomRates(limits.room_rate, limits.invite_rate, limits.room_write_rate)
 
     @property
     def _ttl_us(self) -> int:
@@ -357,6 +365,12 @@ class Chat:
         s = self.session(session_id)
         await self._submit(log_pb2.Entry(delete_account=log_pb2.DeleteAccount(username=s.username)))
 
+    def find_user(self, name: str) -> str | None:
+        """The live account a name from a request names ("Bob" finds "bob"),
+        or None. A name outside the username rules names no account, though
+        its casefold may equal one's ("\u212a" folds to "k")."""
+        return self.store.find_user(name) if USERNAME_RE.fullmatch(name) else None
+
     def room_named(self, name: str) -> Room:
         """The room of that name (in any case), or RequestRefused(NO_SUCH_ROOM)."""
         room = self.store.rooms.find(name) if USERNAME_RE.fullmatch(name) else None
@@ -379,7 +393,7 @@ class Chat:
         if room:
             op.room = self.room_named(room).name
         else:
-            recipient = self.store.find_user(to)  # "Bob" reaches "bob"
+            recipient = self.find_user(to)  # "Bob" reaches "bob"
             if recipient is None:
                 raise RequestRefused(Code.NO_SUCH_RECIPIENT)
             op.recipient = recipient
@@ -429,7 +443,7 @@ class Chat:
             raise RequestRefused(Code.INVALID_ARGUMENT, "before_message_id and limit are >= 0")
         if not USERNAME_RE.fullmatch(peer):
             raise RequestRefused(Code.NO_SUCH_RECIPIENT)
-        peer = self.store.find_user(peer) or peer  # "Bob" is "bob"'s conversation
+        peer = self.find_user(peer) or peer  # "Bob" is "bob"'s conversation
         peer_uid = await self._read(self.store.last_uid_named, peer)
         if peer_uid is None:
             raise RequestRefused(Code.NO_SUCH_RECIPIENT)

@@ -214,6 +214,12 @@ class Node:
             max_room_members=cfg.max_room_members,
             max_rooms_per_user=cfg.max_rooms_per_user,
             account_rate=cfg.account_rate,
+            room_rate=cfg.room_rate,
+            invite_rate=cfg.invite_rate,
+            room_write_rate=cfg.room_write_rate,
+            max_invitations=cfg.max_invitations,
+            first_frame_timeout_s=cfg.first_frame_timeout,
+            max_unopened_streams=cfg.max_unopened_streams,
         )
         self.chat = Chat(self.store, self.writer, self.hub, limits, self._hasher, self._reader)
         self.user_admin = UserAdmin(self.chat)

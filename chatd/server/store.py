@@ -619,6 +619,8 @@ class Store:
         if (user := self._known(out, name, Code.NOT_LOGGED_IN)) is None:
             return out
         db = self._db
+        if (gone := self.rooms.apply_user_gone(db, user.uid, self.cluster_version)) is not None:
+            out.after.append(gone)
         rows = db.execute("SELECT hash FROM sessions WHERE uid = ?", (user.uid,)).fetchall()
         out.ended_sessions.extend(r[0] for r in rows)
         db.execute("DELETE FROM sessions WHERE uid = ?", (user.uid,))
@@ -687,7 +689,7 @@ class Store:
         if (creator := self._known(out, op.creator, Code.NOT_LOGGED_IN)) is None:
             return out
         out.code, change = self.rooms.apply_create(
-            self._db, op, creator.uid, entry.time_us, self.last_message_id
+            self._db, op, creator.uid, entry.time_us, self.last_message_id, self.cluster_version
         )
         if change is not None:
             out.after.append(change)
@@ -698,9 +700,20 @@ class Store:
         if (actor := self._known(out, op.actor, Code.NOT_LOGGED_IN)) is None:
             return out
         target = self.users.get(op.username)
+        target_uid = target.uid if target else None
+        last, t, rules = self.last_message_id, entry.time_us, self.cluster_version
         out.code, change = self.rooms.apply_member(
-            self._db, op, actor.uid, target.uid if target else None, self.last_message_id
+            self._db, op, actor.uid, target_uid, last, t, rules
         )
+        if change is not None:
+            out.after.append(change)
+        return out
+
+    def _apply_delete_room(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        op = entry.delete_room
+        if (actor := self._known(out, op.actor, Code.NOT_LOGGED_IN)) is None:
+            return out
+        out.code, change = self.rooms.apply_delete(self._db, op, actor.uid)
         if change is not None:
             out.after.append(change)
         return out
@@ -868,6 +881,14 @@ class Store:
             "ORDER BY 1 LIMIT ?",
             (uid, after_id, upto_id, after_id, upto_id, uid, limit),
         )
+
+    def read_marker(self, uid: int, conv: int) -> int:
+        """The user's committed read marker of a conversation (0: none)."""
+        with self._reader_lock:
+            row = self._reader.execute(
+                "SELECT upto FROM read_markers WHERE uid = ? AND conv = ?", (uid, conv)
+            ).fetchone()
+        return 0 if row is None else int(row[0])
 
     def room_before(self, room_id: int, before_id: int, limit: int) -> list[StoredMessage]:
         """The newest `limit` messages of a room with id < before_id, oldest first."""

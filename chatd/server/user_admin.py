@@ -43,7 +43,7 @@ class UserAdmin:
         return out
 
     def _user(self, username: str) -> str:
-        found = self.chat.store.find_user(username) if username else None
+        found = self.chat.find_user(username)
         if found is None:
             raise RequestRefused(Code.NO_SUCH_USER, f"{username or '(no name)'}: no such user")
         return found
