@@ -107,6 +107,13 @@ class Metrics:
             "Followers found with a state digest differing from the master's",
             registry=r,
         )
+        self.rolled_back = Counter(
+            "chatd_rolled_back_entries",
+            "Log entries this node dropped when another master's log replaced its own, "
+            "each kept in a rollback file of its data dir",
+            registry=r,
+        )
+        self._rolled_back = 0  # the replicator's count at the last refresh
         self._server: Any = None
 
     def serve(self, port: int, host: str = "0.0.0.0") -> int:
@@ -131,6 +138,9 @@ class Metrics:
         self.batches.inc(max(0, batches - self._counted[0]))
         self.batch_entries.inc(max(0, entries - self._counted[1]))
         self._counted = (batches, entries)
+        dropped = node.repl.rolled_back.entries
+        self.rolled_back.inc(max(0, dropped - self._rolled_back))
+        self._rolled_back = dropped
         self.lag.clear()
         for nid, p in c.followers.items():
             self.lag.labels(nid).set(max(0, c.last.index - p.match))

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,7 @@ from chatd.core.types import (
     UpdateAck,
 )
 from chatd.proto import log_pb2
+from chatd.server import rollback
 from chatd.server.backup import NODE_META
 from chatd.server.hub import Hub
 from chatd.server.store import Store
@@ -147,6 +149,8 @@ class Replicator:
         self.on_role_change = on_role_change
         self.on_in_sync_change = on_in_sync_change
         self._telling: asyncio.Handle | None = None
+        # the rollback files in the data dir and the entries they hold
+        self.rolled_back = rollback.Tally.of(data_dir)
 
     # -- startup --
 
@@ -205,7 +209,12 @@ class Replicator:
         """Rebuilds the core from what is durable, as after a crash."""
         log.warning("node %s restarts its role core: %s", self.node_id, reason)
         self.core = Core(
-            self.node_id, self.address, self.durable(), self.timing, found=False, seeds=self._seeds
+            self.node_id,
+            self.address,
+            self.durable(),
+            self.timing,
+            found=False,
+            seeds=self._seeds,
         )
         self._collect()
 
@@ -452,9 +461,14 @@ class Replicator:
     # -- snapshots, slave side --
 
     async def install_snapshot(self, path: Path, pos: Pos) -> None:
+        loop = asyncio.get_running_loop()
         try:
             async with self.store_lock:
-                await asyncio.get_running_loop().run_in_executor(
+                theirs, last = await loop.run_in_executor(self._db_thread, Store.log_of, path)
+                dropped = self.core.superseded_by(Pos(0, last), tuple(theirs.pairs))
+                if dropped:  # kept before anything of them goes
+                    await self._keep_rolled_back(dropped)
+                await loop.run_in_executor(
                     self._db_thread, self.store.install_snapshot, path, NODE_META
                 )
         except Exception as exc:
@@ -470,6 +484,48 @@ class Replicator:
         )
         runs = tuple(self.store.runs.pairs)
         self.feed(self.core.snapshot_installed, pos, runs, self.store.log_start())
+
+    async def _keep_rolled_back(self, dropped: list[tuple[int, int, int]]) -> None:
+        """Writes the entries a snapshot is about to drop to a rollback file
+        (chatd.server.rollback) and says so in one ERROR line."""
+        commit, epoch = self.core.commit, self.core.epoch
+        path, count, missing = await asyncio.get_running_loop().run_in_executor(
+            self._db_thread, self._write_rollback, dropped, commit, epoch
+        )
+        self.rolled_back.add(count)
+        stretches = ", ".join(f"{first}..{last} of epoch {e}" for e, first, last in dropped)
+        log.error(
+            "node %s epoch %d: another master's log replaces %d entries of this node's "
+            "(%s; %s acknowledged as far as it knew); they are in %s%s. "
+            "Resend the messages with: chatd rollback resend %s",
+            self.node_id,
+            epoch,
+            count,
+            stretches,
+            sum(max(0, min(last, commit) - first + 1) for _, first, last in dropped),
+            path,
+            f" ({missing} more were no longer in its log)" if missing else "",
+            path,
+        )
+
+    def _write_rollback(
+        self, dropped: list[tuple[int, int, int]], commit: int, epoch: int
+    ) -> tuple[Path, int, int]:
+        """(file, entries written, entries no longer held). In the database thread."""
+        records = []
+        wanted = 0
+        for e, first, last in dropped:
+            wanted += last - first + 1
+            for index, data in self.store.log_rows(first, last):
+                entry = log_pb2.Entry.FromString(data)
+                records.append((entry, rollback.describe(entry, e, index, index <= commit)))
+        messages = [r for entry, r in records if r["kind"] == rollback.MESSAGE]
+        ids = self.store.newest_message_ids(len(messages)) if messages else {}
+        for r in messages:
+            r["message_id"] = ids.get((r["sender"], r["time_us"], r["text"]))
+        now = datetime.now(UTC)
+        path = rollback.write(self.data_dir, [r for _, r in records], epoch, now)
+        return path, len(records), wanted - len(records)
 
     # -- log retention --
 

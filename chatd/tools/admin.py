@@ -94,6 +94,8 @@ def _document(s: cluster_pb2.NodeStatus) -> dict[str, object]:
         "digest": s.log_digest,
         "log_digest": s.log_digest,
         "state_digest": s.state_digest,
+        "rolled_back": s.rolled_back,
+        "rollback_files": s.rollback_files,
         "diverged": [
             {
                 "node_id": d.node_id,
@@ -140,6 +142,11 @@ def format_status(doc: dict[str, object]) -> str:
         f"log      digest {doc['log_digest']}",
         f"state    digest {doc['state_digest']}",
     ]
+    if doc.get("rolled_back"):
+        lines.append(
+            f"ROLLBACK {doc['rolled_back']} entries dropped from this node's log, in "
+            f"{doc['rollback_files']} files of its data dir (chatd rollback list DATA_DIR)"
+        )
     diverged = doc["diverged"]
     assert isinstance(diverged, list)
     for d in diverged:
