@@ -73,8 +73,10 @@ class Core(Leader):
         found: bool = False,
         seeds: tuple[str, ...] = (),
         quorum: str = IN_SYNC,
+        min_in_sync: int = 1,
     ) -> None:
         self.id = node_id
+        self.min_in_sync = min_in_sync  # see Leader.refusal
         self.address = address
         self.timing = timing or Timing()
         self.seeds = tuple(SEED_PREFIX + s for s in seeds)

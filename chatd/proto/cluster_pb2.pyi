@@ -274,7 +274,7 @@ class StateDivergence(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., index: _Optional[int] = ..., state_digest: _Optional[str] = ..., master_state_digest: _Optional[str] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("node_id", "role", "epoch", "master", "applied_index", "log_digest", "members", "commit_index", "address", "master_id", "state_digest", "diverged", "quorum", "peer_address", "master_peer_address", "members_seen_by", "rolled_back", "rollback_files")
+    __slots__ = ("node_id", "role", "epoch", "master", "applied_index", "log_digest", "members", "commit_index", "address", "master_id", "state_digest", "diverged", "quorum", "peer_address", "master_peer_address", "members_seen_by", "rolled_back", "rollback_files", "min_in_sync", "writes_refused")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
@@ -293,6 +293,8 @@ class NodeStatus(_message.Message):
     MEMBERS_SEEN_BY_FIELD_NUMBER: _ClassVar[int]
     ROLLED_BACK_FIELD_NUMBER: _ClassVar[int]
     ROLLBACK_FILES_FIELD_NUMBER: _ClassVar[int]
+    MIN_IN_SYNC_FIELD_NUMBER: _ClassVar[int]
+    WRITES_REFUSED_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     role: str
     epoch: int
@@ -311,7 +313,9 @@ class NodeStatus(_message.Message):
     members_seen_by: str
     rolled_back: int
     rollback_files: int
-    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[str] = ..., epoch: _Optional[int] = ..., master: _Optional[str] = ..., applied_index: _Optional[int] = ..., log_digest: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., commit_index: _Optional[int] = ..., address: _Optional[str] = ..., master_id: _Optional[str] = ..., state_digest: _Optional[str] = ..., diverged: _Optional[_Iterable[_Union[StateDivergence, _Mapping]]] = ..., quorum: _Optional[str] = ..., peer_address: _Optional[str] = ..., master_peer_address: _Optional[str] = ..., members_seen_by: _Optional[str] = ..., rolled_back: _Optional[int] = ..., rollback_files: _Optional[int] = ...) -> None: ...
+    min_in_sync: int
+    writes_refused: bool
+    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[str] = ..., epoch: _Optional[int] = ..., master: _Optional[str] = ..., applied_index: _Optional[int] = ..., log_digest: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., commit_index: _Optional[int] = ..., address: _Optional[str] = ..., master_id: _Optional[str] = ..., state_digest: _Optional[str] = ..., diverged: _Optional[_Iterable[_Union[StateDivergence, _Mapping]]] = ..., quorum: _Optional[str] = ..., peer_address: _Optional[str] = ..., master_peer_address: _Optional[str] = ..., members_seen_by: _Optional[str] = ..., rolled_back: _Optional[int] = ..., rollback_files: _Optional[int] = ..., min_in_sync: _Optional[int] = ..., writes_refused: _Optional[bool] = ...) -> None: ...
 
 class RemoveMemberRequest(_message.Message):
     __slots__ = ("node_id",)

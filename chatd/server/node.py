@@ -193,6 +193,7 @@ class Node:
             self._fail,
             self._count_elections,
             self._count_in_sync_drops,
+            min_in_sync=cfg.min_in_sync,
         )
         try:
             creds = (
@@ -425,6 +426,8 @@ class Node:
             state_digest=self.store.state_digest.hex(),
             members=members,
             quorum=c.membership.quorum,
+            min_in_sync=self.config.min_in_sync,
+            writes_refused=bool(self.repl.refusal()),
             rolled_back=self.repl.rolled_back.entries,
             rollback_files=self.repl.rolled_back.files,
             diverged=self.digests.status() if c.role is Role.MASTER else [],
@@ -608,6 +611,14 @@ class Node:
     def _count_elections(self, change: RoleChanged) -> None:
         if self.metrics is not None and change.elected:
             self.metrics.elections.inc()
+        majority = self.repl.status().membership.majority
+        if change.role is Role.MASTER and majority and self.config.min_in_sync > 1:
+            log.warning(
+                "node %s: --min-in-sync %d is ignored: this cluster is in majority mode, "
+                "where a write needs a majority of the voters",
+                self.node_id,
+                self.config.min_in_sync,
+            )
         if change.elected and self.repl.status().membership.majority:
             # a majority master commits older entries only with one of its
             # own epoch after them (chatd/core/leader.py): it writes one now

@@ -128,8 +128,11 @@ class Replicator:
         on_fatal: Callable[[BaseException], Awaitable[None]],
         on_role_change: Callable[[RoleChanged], None] = lambda change: None,
         on_in_sync_change: Callable[[InSyncChanged], None] = lambda change: None,
+        *,
+        min_in_sync: int = 1,
     ) -> None:
         self.node_id = node_id
+        self.min_in_sync = min_in_sync
         self.address = ""  # given at start(), once the server listens
         self.store = store
         self.store_lock = store_lock
@@ -185,6 +188,7 @@ class Replicator:
             found=found,
             seeds=seeds,
             quorum=quorum,
+            min_in_sync=self.min_in_sync,
         )
         self._seeds = seeds
         self._collect()
@@ -215,6 +219,7 @@ class Replicator:
             self.timing,
             found=False,
             seeds=self._seeds,
+            min_in_sync=self.min_in_sync,
         )
         self._collect()
 
@@ -223,6 +228,9 @@ class Replicator:
     def writable_epoch(self) -> int | None:
         c = self.core
         return c.epoch if c.role is Role.MASTER else None
+
+    def refusal(self) -> str:
+        return self.core.refusal()
 
     def appended(self, epoch: int, last_index: int) -> None:
         c = self.core
