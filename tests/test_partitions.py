@@ -62,6 +62,7 @@ async def test_in_sync_mode_rolls_back_into_files_not_silently(
     assert report.lost > 0, "no side acknowledged alone: the schedule tested nothing"
     assert report.rollback_files, "writes were dropped and no rollback file says so"
     assert report.in_rollback == report.lost, "acknowledged writes dropped silently"
+    assert report.status_rolled_back == report.rollback_entries  # counted in `chatd status`
     assert (report.lost_after_resend, report.doubled_after_resend) == (0, 0), report.resend
     assert report.digests_equal
     for path in report.rollback_files:

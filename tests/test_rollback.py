@@ -103,3 +103,14 @@ def test_an_existing_dir_is_made_private(tmp_path: Path, mode: int) -> None:
     os.chmod(tmp_path / rollback.DIR, mode)
     rollback.write(tmp_path, [], 1, datetime.now(UTC))
     assert stat.S_IMODE((tmp_path / rollback.DIR).stat().st_mode) == 0o700
+
+
+def test_messages_get_their_ids_and_retries_point_at_the_first() -> None:
+    records = [
+        rollback.describe(message("a", "r1"), 3, 7, True),
+        rollback.describe(message("b", "r2"), 3, 8, True),
+        rollback.describe(message("a", "r1"), 3, 9, True),  # the client's retry of 7
+    ]
+    rollback.identify(records, {("alice", T, "a"): 41, ("alice", T, "b"): 42})
+    assert [r["message_id"] for r in records] == [41, 42, 41]
+    assert [r.get("duplicate_of") for r in records] == [None, None, 7]

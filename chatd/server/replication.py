@@ -526,13 +526,11 @@ class Replicator:
             wanted += last - first + 1
             for index, data in self.store.log_rows(first, last):
                 entry = log_pb2.Entry.FromString(data)
-                records.append((entry, rollback.describe(entry, e, index, index <= commit)))
-        messages = [r for entry, r in records if r["kind"] == rollback.MESSAGE]
-        ids = self.store.newest_message_ids(len(messages)) if messages else {}
-        for r in messages:
-            r["message_id"] = ids.get((r["sender"], r["time_us"], r["text"]))
-        now = datetime.now(UTC)
-        path = rollback.write(self.data_dir, [r for _, r in records], epoch, now)
+                records.append(rollback.describe(entry, e, index, index <= commit))
+        messages = [r for r in records if r["kind"] == rollback.MESSAGE]
+        if messages:  # (their rows are the store's newest)
+            rollback.identify(messages, self.store.newest_message_ids(len(messages)))
+        path = rollback.write(self.data_dir, records, epoch, datetime.now(UTC))
         return path, len(records), wanted - len(records)
 
     # -- log retention --

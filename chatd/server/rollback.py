@@ -17,7 +17,8 @@ the dropped log), time (the master's, ISO UTC) and time_us, acknowledged
 with it may have reached all the same), and the entry's own fields without
 secrets (no password or session hashes). A message also has sender,
 recipient or room, text, request_id and message_id (the id its sender was
-given).
+given); a client's retry of one (the same request id, written twice and
+applied once) has duplicate_of: the index of the first.
 """
 
 from __future__ import annotations
@@ -64,6 +65,20 @@ def describe(entry: log_pb2.Entry, epoch: int, index: int, acknowledged: bool) -
         if value != "" or f.name == "body":  # (unset strings say nothing)
             record["text" if f.name == "body" else f.name] = value
     return record
+
+
+def identify(messages: list[dict[str, Any]], ids: dict[tuple[str, int, str], int]) -> None:
+    """Gives each message record the id its message got (`ids`: by sender,
+    time and text), and a client's retry of an earlier one (the same
+    request id) `duplicate_of` that one's index."""
+    firsts: dict[tuple[str, str], int] = {}  # (sender, request id) -> its first entry
+    for r in messages:
+        r["message_id"] = ids.get((r["sender"], r["time_us"], r["text"]))
+        if r.get("request_id"):
+            key = (r["sender"], r["request_id"])
+            if key in firsts:  # applied as the first one: no message of its own
+                r["duplicate_of"] = firsts[key]
+            firsts.setdefault(key, r["index"])
 
 
 def _private_dir(path: Path) -> None:

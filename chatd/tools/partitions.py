@@ -56,6 +56,8 @@ class Report:
     # in-sync mode: what the nodes dropped at the heals (chatd.server.rollback)
     rollback_files: list[Path] = field(default_factory=list)
     in_rollback: int = 0  # acknowledged, not stored, and in a rollback file
+    rollback_entries: int = 0  # entries in the rollback files
+    status_rolled_back: int = 0  # what the nodes' `chatd status` count
     resend: str = ""  # what `chatd rollback resend` said
     lost_after_resend: int = -1  # acknowledged and still nowhere after it (-1: not run)
     doubled_after_resend: int = 0
@@ -76,8 +78,10 @@ class Report:
             out.append(
                 f"{self.quorum}: {self.acked - self.lost} of the acknowledged kept, "
                 f"{self.in_rollback} of the {self.lost} lost in {len(self.rollback_files)} "
-                f"rollback files; after `chatd rollback resend`: {self.lost_after_resend} lost, "
-                f"{self.doubled_after_resend} doubled ({self.resend})"
+                f"rollback files ({self.rollback_entries} entries; the nodes' status counts "
+                f"{self.status_rolled_back}); after `chatd rollback resend`: "
+                f"{self.lost_after_resend} lost, {self.doubled_after_resend} doubled "
+                f"({self.resend})"
             )
         return out
 
@@ -226,7 +230,12 @@ async def _resend_rolled_back(
     report.rollback_files = rollback.files([base / name for name in c.nodes])
     if not report.rollback_files:
         return
-    kept = {str(r.get("text")) for p in report.rollback_files for r in rollback.read(p)}
+    records = [r for p in report.rollback_files for r in rollback.read(p)]
+    report.rollback_entries = len(records)
+    for name in c.nodes:
+        doc = await asyncio.to_thread(c.status, name)
+        report.status_rolled_back += int(doc["rolled_back"]) if doc else 0  # type: ignore[call-overload]
+    kept = {str(r.get("text")) for r in records}
     report.in_rollback = sum(1 for b, mid in acked.items() if by_body.get(b) != mid and b in kept)
     final = c.master()
     assert final is not None

@@ -134,12 +134,14 @@ async def _resend(args: argparse.Namespace, records: list[dict[str, Any]]) -> tu
 def resend(args: argparse.Namespace) -> int:
     if (records := _records(args)) is None:
         return 1
-    messages = [r for r in records if r["kind"] == rollback.MESSAGE]
+    # (a retry a client made, applied as the entry it repeats, is re-sent
+    # with that one: the same request id)
+    messages = [r for r in records if r["kind"] == rollback.MESSAGE and "duplicate_of" not in r]
     try:
         written, there, refused = asyncio.run(_resend(args, messages))
     except grpc.aio.AioRpcError as exc:
         return fail(args.server, exc)
-    others = len(records) - len(messages)
+    others = len([r for r in records if r["kind"] != rollback.MESSAGE])
     print(
         f"re-sent {written} messages; {there} were there already (written again before); "
         f"{refused} refused; {others} entries of other kinds not replayed"
