@@ -73,6 +73,7 @@ def build_parser() -> Parser:
     add_users_arguments(usub)
     for p in usub.choices.values():
         add_admin_arguments(p, "HOST:PORT of any member (default %(default)s)", 30.0)
+    add_rollback_arguments(sub)
     backup = sub.add_parser("backup", help="take a consistent backup of a running cluster")
     backup.add_argument(
         "file", metavar="FILE", help="where to write it (an SQLite file, readable by you only)"
@@ -109,6 +110,29 @@ def add_users_arguments(sub: argparse._SubParsersAction[Parser]) -> None:
         ("logout", "end every session of the account"),
     ):
         sub.add_parser(action, help=text).add_argument("name", metavar="NAME")
+
+
+def add_rollback_arguments(sub: argparse._SubParsersAction[Parser]) -> None:
+    rb = sub.add_parser(
+        "rollback", help="entries a node dropped when another master's log replaced its own"
+    )
+    rsub = rb.add_subparsers(dest="rollback_command", metavar="ACTION", parser_class=Parser)
+    ls = rsub.add_parser("list", help="show the entries of rollback files")
+    ls.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="rollback files, or a node's data dir"
+    )
+    ls.add_argument("--json", action="store_true", help="print the records as JSON lines")
+    resend = rsub.add_parser("resend", help="write their messages again, as new messages")
+    resend.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="rollback files, or a node's data dir"
+    )
+    resend.add_argument(
+        "--no-note",
+        action="store_true",
+        help="the text alone (default: a note with the original time starts it)",
+    )
+    resend.add_argument("--verbose", action="store_true", help="a line for each message written")
+    add_admin_arguments(resend, "HOST:PORT of any member (default %(default)s)", 30.0)
 
 
 def add_admin_arguments(p: argparse.ArgumentParser, server_help: str, timeout: float) -> None:
@@ -231,6 +255,10 @@ def command(args: argparse.Namespace) -> Command | None:
         from chatd.tools import users
 
         return users.main
+    if args.command == "rollback" and args.rollback_command:
+        from chatd.tools import rollback
+
+        return rollback.list_ if args.rollback_command == "list" else rollback.resend
     if args.command in ("backup", "export"):
         from chatd.tools import backups
 

@@ -122,6 +122,7 @@ class Config:
     failover_timeout: float = 0.5
     max_lag_time: float = 1.0
     quorum: str | None = None  # None: in-sync when founding, else the cluster's
+    min_in_sync: int = 1
     log_retention: int = 100_000
     reflection: bool = True
     send_rate: float = 100.0
@@ -421,6 +422,17 @@ _SERVE_FLAGS = (
         "mode only: a majority master waits for no particular slave)",
     ),
     _Flag(
+        "--min-in-sync",
+        _D.min_in_sync,
+        _int_range(1, 1000),
+        metavar="K",
+        help="in-sync mode: the nodes, the master counted, that must hold a write before "
+        "it is acknowledged; with fewer in sync the master refuses writes (UNAVAILABLE) "
+        "until a slave is back (default 1: the last node standing serves). Majority "
+        "mode has its own rule (a majority): refused with --quorum majority, ignored "
+        "with a warning in a majority cluster",
+    ),
+    _Flag(
         "--log-retention",
         _D.log_retention,
         _int_range(100, 10**9),
@@ -586,6 +598,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raise argparse.ArgumentTypeError(
             "--max-lag-time must be 0 or at least twice --heartbeat-interval"
         )
+    if args.quorum == "majority" and args.min_in_sync > 1:
+        raise argparse.ArgumentTypeError(
+            "--min-in-sync is for in-sync mode: a majority cluster acknowledges a write "
+            "once a majority of its voters has it"
+        )
     peer_listen = args.peer_listen
     if peer_listen is None:
         host, port = parse_address(args.listen)
@@ -618,6 +635,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         failover_timeout=args.failover_timeout,
         max_lag_time=args.max_lag_time,
         quorum=args.quorum,
+        min_in_sync=args.min_in_sync,
         log_retention=args.log_retention,
         reflection=not args.no_reflection,
         send_rate=float(args.send_rate),

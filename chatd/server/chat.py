@@ -387,9 +387,16 @@ class Chat:
         # per user, not per session: more sessions must not mean more sends
         if not self._send_limit.allow(s.uid, time.monotonic()):
             raise OverLimit(f"more than {self.limits.send_rate:g} messages a second from this user")
+        return (await self.send_as(s.username, to, body, request_id, room)).message_id
+
+    async def send_as(
+        self, sender: str, to: str, body: str, request_id: str, room: str = ""
+    ) -> Applied:
+        """A message from the account `sender` (a session's, or an
+        operator's resend of a rolled-back one): checked, written, applied."""
         check_request_id(request_id)
         check_message(body, self.limits)
-        op = log_pb2.SendMessage(sender=s.username, body=body, request_id=request_id)
+        op = log_pb2.SendMessage(sender=sender, body=body, request_id=request_id)
         if room:
             op.room = self.room_named(room).name
         else:
@@ -397,7 +404,7 @@ class Chat:
             if recipient is None:
                 raise RequestRefused(Code.NO_SUCH_RECIPIENT)
             op.recipient = recipient
-        return (await self._submit(log_pb2.Entry(send_message=op))).message_id
+        return await self._submit(log_pb2.Entry(send_message=op))
 
     async def get_messages(self, session_id: str) -> list[StoredMessage]:
         s = self.session(session_id)

@@ -107,6 +107,23 @@ class Metrics:
             "Followers found with a state digest differing from the master's",
             registry=r,
         )
+        self.rolled_back = Counter(
+            "chatd_rolled_back_entries",
+            "Log entries this node dropped when another master's log replaced its own, "
+            "each kept in a rollback file of its data dir",
+            registry=r,
+        )
+        self._rolled_back = 0  # the replicator's count at the last refresh
+        self.min_in_sync = Gauge(
+            "chatd_min_in_sync",
+            "--min-in-sync: nodes in sync (the master counted) a write needs, in-sync mode",
+            registry=r,
+        )
+        self.writes_refused = Gauge(
+            "chatd_writes_refused",
+            "1 while this master refuses writes: fewer nodes in sync than --min-in-sync",
+            registry=r,
+        )
         self._server: Any = None
 
     def serve(self, port: int, host: str = "0.0.0.0") -> int:
@@ -131,6 +148,11 @@ class Metrics:
         self.batches.inc(max(0, batches - self._counted[0]))
         self.batch_entries.inc(max(0, entries - self._counted[1]))
         self._counted = (batches, entries)
+        self.min_in_sync.set(node.config.min_in_sync)
+        self.writes_refused.set(1 if node.repl.refusal() else 0)
+        dropped = node.repl.rolled_back.entries
+        self.rolled_back.inc(max(0, dropped - self._rolled_back))
+        self._rolled_back = dropped
         self.lag.clear()
         for nid, p in c.followers.items():
             self.lag.labels(nid).set(max(0, c.last.index - p.match))

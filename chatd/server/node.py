@@ -18,9 +18,10 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -52,6 +53,9 @@ from chatd.server.user_admin import UserAdmin
 from chatd.server.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
+
+Q = TypeVar("Q")
+R = TypeVar("R")
 
 DB_FILE = "chatd.sqlite3"
 BACKUP_CHUNK = 1 << 20
@@ -189,6 +193,7 @@ class Node:
             self._fail,
             self._count_elections,
             self._count_in_sync_drops,
+            min_in_sync=cfg.min_in_sync,
         )
         try:
             creds = (
@@ -427,6 +432,10 @@ class Node:
             state_digest=self.store.state_digest.hex(),
             members=members,
             quorum=c.membership.quorum,
+            min_in_sync=self.config.min_in_sync,
+            writes_refused=bool(self.repl.refusal()),
+            rolled_back=self.repl.rolled_back.entries,
+            rollback_files=self.repl.rolled_back.files,
             diverged=self.digests.status() if c.role is Role.MASTER else [],
         )
 
@@ -475,16 +484,39 @@ class Node:
         self, request: cluster_pb2.UserAdminRequest, forwarded: bool = False
     ) -> cluster_pb2.UserAdminResponse:
         """`chatd users`: at the master; a slave carries it there."""
+        answer = cluster_pb2.UserAdminResponse
+        handle = self.user_admin.handle
+        return await self._at_master("ManageUser", request, handle, answer, forwarded)
+
+    async def resend(
+        self, request: cluster_pb2.ResendRequest, forwarded: bool = False
+    ) -> cluster_pb2.ResendResponse:
+        """`chatd rollback resend`: at the master; a slave carries it there."""
+        answer = cluster_pb2.ResendResponse
+        return await self._at_master("Resend", request, self.user_admin.resend, answer, forwarded)
+
+    async def _at_master(
+        self,
+        rpc: str,
+        request: Q,
+        here: Callable[[Q], Awaitable[R]],
+        answer: Callable[..., R],
+        forwarded: bool,
+    ) -> R:
+        """An operator's request answered by the master (`here`, on it;
+        else carried there); `answer(ok=False, error=...)` when it cannot."""
         if self.repl.status().role is Role.MASTER:
-            return await self.user_admin.handle(request)
+            return await here(request)
         try:
             stub = self._master_admin(forwarded)
-            return await stub.ManageUser(request, metadata=self._forwarded_metadata, timeout=30.0)
+            call = getattr(stub, rpc)
+            got: R = await call(request, metadata=self._forwarded_metadata, timeout=30.0)
+            return got
         except NoMaster as exc:
-            return cluster_pb2.UserAdminResponse(ok=False, error=str(exc))
+            return answer(ok=False, error=str(exc))
         except grpc.aio.AioRpcError as exc:
             error = f"the master did not answer: {exc.code().name}: {exc.details()}"
-            return cluster_pb2.UserAdminResponse(ok=False, error=error)
+            return answer(ok=False, error=error)
 
     async def remove_member(self, node_id: str, forwarded: bool = False) -> tuple[bool, str]:
         """`forwarded`: asked by another node, which took this one for the
@@ -585,6 +617,14 @@ class Node:
     def _count_elections(self, change: RoleChanged) -> None:
         if self.metrics is not None and change.elected:
             self.metrics.elections.inc()
+        majority = self.repl.status().membership.majority
+        if change.role is Role.MASTER and majority and self.config.min_in_sync > 1:
+            log.warning(
+                "node %s: --min-in-sync %d is ignored: this cluster is in majority mode, "
+                "where a write needs a majority of the voters",
+                self.node_id,
+                self.config.min_in_sync,
+            )
         if change.elected and self.repl.status().membership.majority:
             # a majority master commits older entries only with one of its
             # own epoch after them (chatd/core/leader.py): it writes one now

@@ -818,6 +818,22 @@ class Store:
             src.close()
         return int(row.get("last_epoch", 0)), int(row.get("applied_index", 0))
 
+    @staticmethod
+    def log_of(source: Path) -> tuple[EpochRuns, int]:
+        """The epoch runs and the last index of a store file's log (a
+        snapshot's, before it replaces this one)."""
+        db = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        try:
+            meta = dict(
+                db.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('runs', 'applied_index')"
+                ).fetchall()
+            )
+        finally:
+            db.close()
+        runs = EpochRuns((int(e), int(i)) for e, i in json.loads(meta.get("runs") or "[]"))
+        return runs, int(meta.get("applied_index") or 0)
+
     def install_snapshot(self, source: Path, keep_meta: tuple[str, ...]) -> None:
         """Replaces the whole database by a snapshot file, keeping this node's
         own metadata (`keep_meta` keys), and reloads every cache. The state
@@ -980,8 +996,21 @@ class Store:
     def log_entries(self, first: int, last: int) -> list[bytes]:
         """The bytes of committed log entries first..last (all, or fewer if the
         log no longer holds them)."""
+        return [data for _, data in self.log_rows(first, last)]
+
+    def log_rows(self, first: int, last: int) -> list[tuple[int, bytes]]:
+        """(index, bytes) of the committed log entries first..last it holds."""
         with self._reader_lock:
             rows = self._reader.execute(
-                "SELECT entry FROM log WHERE idx >= ? AND idx <= ? ORDER BY idx", (first, last)
+                "SELECT idx, entry FROM log WHERE idx >= ? AND idx <= ? ORDER BY idx", (first, last)
             ).fetchall()
-        return [bytes(r[0]) for r in rows]
+        return [(int(i), bytes(e)) for i, e in rows]
+
+    def newest_message_ids(self, count: int) -> dict[tuple[str, int, str], int]:
+        """(sender, time, body) -> id of the newest `count` messages: the
+        ids the entries of a log's tail gave their messages here."""
+        with self._reader_lock:
+            rows = self._reader.execute(
+                "SELECT sender, time_us, body, id FROM messages ORDER BY id DESC LIMIT ?", (count,)
+            ).fetchall()
+        return {(str(a), int(t), str(b)): int(i) for a, t, b, i in rows}
