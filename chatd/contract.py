@@ -39,6 +39,11 @@ class Code(enum.IntEnum):
     ACCOUNT_DISABLED = 26  # an operator disabled the account: logins are refused
 
 
+# A stream a node relays to the master, ended because the master stopped
+# answering (UNAVAILABLE): trailing metadata naming that master's address
+# (as MASTER_HEADER did), so that the client reports the node it lost, not
+# the one that relayed, which is alive.
+MASTER_LOST_HEADER = "chatd-master-lost"
 # Every answer of the ClientAccount service carries the master's address
 # under this key (trailing metadata; initial metadata on Subscribe), so a
 # client goes straight there next time.
