@@ -70,7 +70,8 @@ def test_every_grpc_option_chatd_passes_is_one_grpc_knows() -> None:
     known = libraries[0].read_bytes()
     passed = {
         name
-        for path in (ROOT / "chatd").rglob("*.py")
+        for part in ("chatd", "benchmarks", "scripts", "tests")
+        for path in (ROOT / part).rglob("*.py")
         for name in re.findall(r"\(\s*\"(grpc\.[\w.]+)\",", path.read_text())
     }
     assert "grpc.keepalive_time_ms" in passed and len(passed) >= 10, passed
