@@ -239,6 +239,8 @@ def command(args: argparse.Namespace) -> Command | None:
         from chatd.tools import bench
 
         return bench.main
+    if args.command in ("demo", "chat", "gui"):
+        logs.quiet_grpc()  # (their screen is the terminal)
     if args.command == "demo":
         from chatd.tools import demo
 
@@ -280,6 +282,10 @@ def command(args: argparse.Namespace) -> Command | None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        import chatd.contract  # noqa: F401  (it reads CHATD_KEEPALIVE_MS)
+    except ValueError as exc:
+        parser.error(str(exc))
     try:
         run_command = command(args)
     except ModuleNotFoundError as exc:  # a client-only install asked for the server's part

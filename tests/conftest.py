@@ -131,8 +131,11 @@ def run_async(coro: object) -> object:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-def spawn_chatd(*args: str, timeout: float = 15) -> pexpect.spawn[str]:
-    """`python -m chatd ARGS` on a pseudo-terminal, as a user's shell runs it."""
+def spawn_chatd(
+    *args: str, timeout: float = 15, env: dict[str, str] | None = None
+) -> pexpect.spawn[str]:
+    """`python -m chatd ARGS` on a pseudo-terminal, as a user's shell runs it
+    (`env`: variables the user set besides)."""
     return pexpect.spawn(
         sys.executable,
         ["-m", "chatd", *args],
@@ -144,5 +147,6 @@ def spawn_chatd(*args: str, timeout: float = 15) -> pexpect.spawn[str]:
             "PROMPT_TOOLKIT_NO_CPR": "1",
             "PATH": "/usr/bin:/bin",
             "PYTHONPATH": str(Path.cwd()),
+            **(env or {}),
         },
     )

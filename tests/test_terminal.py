@@ -167,6 +167,9 @@ def test_master_lost_is_one_status_line(
         assert master is not None
         cluster.kill(master)
         child.sendline("after the failover")
+        # the node lost is the master, wherever the client's stream was held
+        child.expect("connection to (\\S+) lost, reconnecting")
+        assert isinstance(child.match, re.Match) and child.match[1] == cluster.addresses[master]
         child.expect("reconnected to")
         child.expect("alice → bob>")
 

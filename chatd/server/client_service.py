@@ -22,6 +22,7 @@ from chatd.contract import (
     CLIENT_HEADER,
     DELIVERED_HEADER,
     MASTER_HEADER,
+    MASTER_LOST_HEADER,
     RETRY_AFTER_HEADER,
     Code,
 )
@@ -331,6 +332,15 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
             return False
         return True
 
+    def _lost(self, exc: grpc.aio.AioRpcError, route: tuple[Role, str]) -> tuple[Any, ...]:
+        """The trailing metadata of a relayed stream the master's side ended:
+        UNAVAILABLE names the master (MASTER_LOST_HEADER), the node the
+        client lost (this one still answers)."""
+        master = self.router.for_clients(route)
+        if exc.code() != grpc.StatusCode.UNAVAILABLE or not master:
+            return ()
+        return ((MASTER_LOST_HEADER, master),)
+
     async def _relay_connect(
         self,
         stub: chat_pb2_grpc.ClientAccountStub,
@@ -386,14 +396,14 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
                         grpc.StatusCode.INVALID_ARGUMENT, "a frame that is not a ClientFrame"
                     )
                 if isinstance(item, grpc.aio.AioRpcError):
-                    await context.abort(item.code(), item.details() or "")
+                    await context.abort(item.code(), item.details() or "", self._lost(item, route))
                 if isinstance(item, End):
                     if item.status is not None:
                         await context.abort(item.status, item.detail)
                     return
                 yield item
         except grpc.aio.AioRpcError as exc:  # (at the opening)
-            await context.abort(exc.code(), exc.details() or "")
+            await context.abort(exc.code(), exc.details() or "", self._lost(exc, route))
         finally:
             for task in tasks:
                 task.cancel()
@@ -423,7 +433,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
                 async for m in call:
                     yield m
             except grpc.aio.AioRpcError as exc:
-                await context.abort(exc.code(), exc.details() or "")
+                await context.abort(exc.code(), exc.details() or "", self._lost(exc, route))
             finally:
                 call.cancel()
             return

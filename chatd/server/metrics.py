@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import platform
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -58,7 +58,7 @@ class Metrics:
         )
         self.requests = Counter(
             "chatd_requests",
-            "Client API calls by RPC, gRPC status and chatd error code",
+            "Client API calls by RPC, gRPC status and chatd error code (a stream when it ends)",
             ["rpc", "code", "error_code"],
             registry=r,
         )
@@ -169,6 +169,38 @@ class Metrics:
         if code == "OK" and error == "0":
             self.send_latency.observe(seconds)
 
+    def instrument(self, servicer: Any, service: Any) -> None:
+        """Measures every RPC of `service` (a service descriptor of the
+        protos) that `servicer` serves: each unary call counted and timed,
+        each stream counted when it ends, a Connect stream's sends as Send."""
+        servicer.on_stream_send = self.stream_send
+        for m in service.methods:
+            method = getattr(servicer, m.name)
+            if m.server_streaming:
+                setattr(servicer, m.name, self.measured_stream(m.name, method))
+            else:
+                setattr(servicer, m.name, self.measured(m.name, method))
+
+    def measured_stream(
+        self, rpc: str, method: Callable[..., AsyncIterator[Any]]
+    ) -> Callable[..., AsyncIterator[Any]]:
+        """A servicer's streaming method, counted when the stream ends, by
+        how it ended (not timed: a stream lasts as long as its client)."""
+
+        @functools.wraps(method)
+        async def call(request: Any, context: Any) -> AsyncIterator[Any]:
+            code = "OK"
+            try:
+                async for item in method(request, context):
+                    yield item
+            except BaseException:
+                code = _ended(context)
+                raise
+            finally:
+                self.requests.labels(rpc, code, "0").inc()
+
+        return call
+
     def measured(self, rpc: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
         """A servicer's unary method, counted (and timed, for Send)."""
 
@@ -181,8 +213,7 @@ class Metrics:
                 error = str(getattr(response, "error_code", 0))
                 return response
             except BaseException:
-                status = context.code()
-                code = status.name if isinstance(status, grpc.StatusCode) else "CANCELLED"
+                code = _ended(context)
                 raise
             finally:
                 seconds = time.perf_counter() - start
@@ -192,3 +223,10 @@ class Metrics:
                     self.send_latency.observe(seconds)
 
         return call
+
+
+def _ended(context: Any) -> str:
+    """The status a call that raised ends with (CANCELLED when none was set:
+    its client went away)."""
+    status = context.code()
+    return status.name if isinstance(status, grpc.StatusCode) else "CANCELLED"

@@ -62,17 +62,6 @@ BACKUP_CHUNK = 1 << 20
 SHUTDOWN_GRACE_S = 5.0
 CHECKPOINT_EVERY_S = 0.1
 CHECKPOINT_WARN_EVERY_S = 60.0
-UNARY_RPCS = (
-    "CreateAccount",
-    "ListUsers",
-    "Login",
-    "Send",
-    "GetMessages",
-    "GetChat",
-    "AcknowledgeReceivedMessages",
-    "DeleteAccount",
-    "Logout",
-)
 
 
 def _joined(host: str, port: int) -> str:
@@ -307,9 +296,7 @@ class Node:
         relays = ClientAccountServicer(self.chat, router, cfg.max_request_bytes, relays=True)
         if self.metrics is not None:
             for s in (servicer, relays):
-                s.on_stream_send = self.metrics.stream_send
-                for rpc in UNARY_RPCS:
-                    setattr(s, rpc, self.metrics.measured(rpc, getattr(s, rpc)))
+                self.metrics.instrument(s, chat_pb2.DESCRIPTOR.services_by_name["ClientAccount"])
         self.router = router
         self.health = Health(self.repl)
         admin = NodeAdminServicer(self)

@@ -280,7 +280,12 @@ class Link:
 
     async def _read(self, call: Any) -> None:
         repl = self.peers.repl
-        theirs = self.peers.protocols[self.dst] = protocol.of(await call.initial_metadata())
+        said = await call.initial_metadata()
+        if call.done() and await call.code() != grpc.StatusCode.OK:
+            # it failed before it opened (the slave is down or unreachable):
+            # its empty metadata says nothing of the slave's protocol
+            raise ConnectionError(f"{self.dst}: {(await call.code()).name}")
+        theirs = self.peers.protocols[self.dst] = protocol.of(said)
         cluster = repl.store.cluster_version
         if theirs < cluster:  # it could not apply this log: no entry goes to it
             if self._said_too_old != theirs:
