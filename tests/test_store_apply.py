@@ -70,6 +70,10 @@ def create_room(creator: str, name: str, t: int = 1) -> E:
     return E(time_us=t, create_room=log_pb2.CreateRoom(creator=creator, name=name))
 
 
+def delete_room(actor: str, room: str, t: int = 1) -> E:
+    return E(time_us=t, delete_room=log_pb2.DeleteRoom(actor=actor, room=room))
+
+
 def room_member(action: Any, actor: str, room: str, who: str, t: int = 1) -> E:
     op = log_pb2.RoomMember(action=action, actor=actor, room=room, username=who)
     return E(time_us=t, room_member=op)
@@ -546,6 +550,8 @@ SCENARIOS: dict[str, tuple[E, E]] = {
         room_member(log_pb2.RoomMember.INVITE, "alice", "home", "bob", t=4),
         room_member(log_pb2.RoomMember.LEAVE, "alice", "home", "alice", t=4),
     ),
+    # the room goes, its name free; a room not there: refused, the store unchanged
+    "delete_room": (delete_room("alice", "home", t=4), delete_room("alice", "nope", t=4)),
     "mark_read": (mark_read("alice", "bob", 1, t=4), mark_read("alice", "bob", 2, t=4)),
     "set_password": (set_password("bob", "h2", t=4), set_password("bob", "h3", t=4)),
     "set_disabled": (set_disabled("bob", True, t=4), set_disabled("alice", True, t=4)),
@@ -638,9 +644,10 @@ def entries(draw: st.DrawFn) -> list[tuple[E, int]]:
         lambda t: st.builds(room_member, st.sampled_from(ACTIONS), name, room, name, st.just(t)),
         lambda t: st.builds(room_send, name, room, st.text(max_size=3), st.just(t)),
         lambda t: st.builds(mark_room_read, name, room, st.integers(0, 20), st.just(t)),
+        lambda t: st.builds(delete_room, name, room, st.just(t)),
     ]
     # weights: sends (and what reads them) often, the ends of accounts rarely
-    weights = [2, 2, 1, 1, 1, 6, 2, 2, 1, 1, 1, 3, 2, 1]
+    weights = [2, 2, 1, 1, 1, 6, 2, 2, 1, 1, 1, 3, 2, 1, 1]
     out: list[tuple[E, int]] = []
     if draw(st.booleans()):  # most entries then find their users and sessions
         out = [(create_account(n), 1) for n in NAMES]
