@@ -40,7 +40,7 @@ def build_parser() -> Parser:
     serve = sub.add_parser("serve", help="run a node")
     add_serve_arguments(serve)
     status = sub.add_parser("status", help="show a node's view of itself and its cluster")
-    add_admin_arguments(status, "HOST:PORT of the node (default %(default)s)", 5.0)
+    add_admin_arguments(status, "HOST:PORT of the node", 5.0)
     status.add_argument("--json", action="store_true", help="print JSON")
     bench = sub.add_parser("bench", help="measure a cluster (or serve the no-op baseline)")
     add_bench_arguments(bench)
@@ -57,22 +57,18 @@ def build_parser() -> Parser:
     add_nodes_argument(gui)
     add_tls_arguments(gui)
     health = sub.add_parser("health", help="a node's gRPC health (exit 0 when SERVING)")
-    health.add_argument(
-        "--server", type=address, default=_first_server(), help="HOST:PORT of the node"
-    )
+    add_admin_arguments(health, "HOST:PORT of the node, its client or its peer address", 3.0)
     health.add_argument("--service", default="", help="service name (default: the node)")
-    health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait")
-    add_tls_arguments(health)
     members = sub.add_parser("members", help="manage the cluster's members")
     msub = members.add_subparsers(dest="members_command", metavar="ACTION", parser_class=Parser)
     remove = msub.add_parser("remove", help="retire a node from the cluster for good")
     remove.add_argument("node_id", metavar="NODE_ID")
-    add_admin_arguments(remove, "HOST:PORT of any member (default %(default)s)", 10.0)
+    add_admin_arguments(remove, "HOST:PORT of any member", 10.0)
     users = sub.add_parser("users", help="administer accounts (behind the cluster secret)")
     usub = users.add_subparsers(dest="users_command", metavar="ACTION", parser_class=Parser)
     add_users_arguments(usub)
     for p in usub.choices.values():
-        add_admin_arguments(p, "HOST:PORT of any member (default %(default)s)", 30.0)
+        add_admin_arguments(p, "HOST:PORT of any member", 30.0)
     backup = sub.add_parser("backup", help="take a consistent backup of a running cluster")
     backup.add_argument("file", metavar="FILE", help="where to write it (an SQLite file)")
     export = sub.add_parser("export", help="one user's data as JSON lines (for data requests)")
@@ -84,7 +80,7 @@ def build_parser() -> Parser:
         help="read a backup file (default: take a fresh backup from --server)",
     )
     for p in (backup, export):
-        add_admin_arguments(p, "HOST:PORT of any member (default %(default)s)", 600.0)
+        add_admin_arguments(p, "HOST:PORT of any member", 600.0)
     return parser
 
 
@@ -108,7 +104,12 @@ def add_users_arguments(sub: argparse._SubParsersAction[Parser]) -> None:
 
 def add_admin_arguments(p: argparse.ArgumentParser, server_help: str, timeout: float) -> None:
     """--server, --cluster-secret, --timeout and the TLS flags of an operator command."""
-    p.add_argument("--server", type=address, default=_first_server(), help=server_help)
+    p.add_argument(
+        "--server",
+        type=address,
+        default=_first_server(),
+        help=f"{server_help} (default: the first of CHATD_SERVER's, else {DEFAULT_SERVER})",
+    )
     p.add_argument(
         "--cluster-secret", default=None, help="the cluster secret (default: CHATD_CLUSTER_SECRET)"
     )
