@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.cluster import Cluster
 from tests.conftest import NodeProcess, wait_serving
 
 SECRET = "s3cret"
@@ -119,3 +121,34 @@ def test_status_says_which_address_was_asked(guarded: NodeProcess) -> None:
     out = chatd("status", "--server", other, "--cluster-secret", SECRET)
     assert out.returncode == 0, out
     assert f"asked    at {other}" in out.stdout, out.stdout
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster.start(tmp_path, 3, "--failover-timeout", "1s")
+    try:
+        yield c
+    finally:
+        c.stop_all()
+
+
+def test_status_tells_why_a_killed_master_is_out_of_sync(cluster: Cluster) -> None:
+    old = cluster.master()
+    assert old is not None
+    cluster.kill(old)
+    cluster.wait(lambda: cluster.master() not in (None, old), "a new master")
+    new = cluster.master()
+    assert new is not None
+    # the failover timeout (1 s) passes with the old master still silent
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        doc = cluster.cli_status(new)
+        row = {m["node_id"]: m for m in doc["members"]}[old]  # type: ignore[attr-defined]
+        if not row["alive"] and row["left_reason"]:
+            break
+        time.sleep(0.2)
+    assert (row["in_sync"], row["alive"]) == (False, False), row
+    assert row["left_reason"].startswith("silent"), row
+    text = cluster.cli("status", "--server", cluster.addresses[new]).stdout
+    line = next(line for line in text.splitlines() if line.startswith(old + " "))
+    assert "silent" in line, text
