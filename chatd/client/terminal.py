@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import fnmatch
+import signal
 import sys
 from collections.abc import Callable, Iterable
 
@@ -448,7 +449,15 @@ def main(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         client = ChatClient(args.server, **tls_options(args))
-        await Terminal(client).run(args.user)
+        # SIGTERM, and SIGHUP (the terminal closed), end the client as /quit
+        # does: the session closed, the terminal's modes restored
+        stop = asyncio.current_task()
+        assert stop is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, stop.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await Terminal(client).run(args.user)
 
     try:
         import uvloop
