@@ -261,10 +261,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return run_command(args)
+        rc = run_command(args)
+        sys.stdout.flush()  # (here, where a closed pipe is caught)
+        return rc
     except (TlsError, argparse.ArgumentTypeError) as exc:  # a file that cannot be read: one line
         print(f"chatd {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`chatd status | head -1`): quietly
+        _drop_stdout()
+        return 1
+
+
+def _drop_stdout() -> None:
+    """Points stdout at /dev/null, so that the interpreter's last flush of
+    what could not be written fails no more (as Python's documentation of
+    SIGPIPE advises)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 # -- serve --
