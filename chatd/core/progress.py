@@ -29,11 +29,13 @@ class Progress:
     answered: bool = False  # it answered this master at least once
 
     def out_of_sync(self, now: int, failover: int, dropped_for: str = "") -> str:
-        """Why a member outside the in-sync set is there: silent now, else
-        why the master dropped it (`dropped_for`), else (it was out when
-        this master took over, or joined since) it is catching up."""
+        """Why a member outside the in-sync set is there: not heard from
+        since this master took over (a dead old master), silent now, else
+        why the master dropped it (`dropped_for`), else catching up."""
+        if not self.answered:
+            return "not heard from since this master took over"
         if self.silent(now, failover):
-            return "silent" if self.answered else "silent: never heard since this master took over"
+            return "silent"
         return dropped_for if dropped_for not in ("", "silent") else "catching up"
 
     def silent(self, now: int, failover: int) -> bool:
