@@ -7,7 +7,8 @@ COPY chatd ./chatd
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[server]"
 
 FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 chatd && mkdir /data && chown chatd /data
+# /data is the node's alone (0700): a new volume takes its mode from here
+RUN useradd --create-home --uid 10001 chatd && mkdir -m 0700 /data && chown chatd /data
 # The wheels come in through a bind mount of the build stage: no layer of
 # this image holds them (a COPY and a later rm would leave them in one).
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \

@@ -4,6 +4,7 @@ measured it:
     python benchmarks/hostile.py oversized [--count 12]
     python benchmarks/hostile.py logins [--from one|many] [--known]
     python benchmarks/hostile.py acks
+    python benchmarks/hostile.py silent [--count 1000] [--hold 15]
 
 - oversized: COUNT concurrent 60 MiB junk requests to the master's client
   listener (Login) and then to its peer listener (RegisterSlave, without the
@@ -17,6 +18,10 @@ measured it:
 - acks: Send p50 on a 3-node cluster, quiet for 10 s and then during 20 s of
   8 concurrent loops of AcknowledgeReceivedMessages with 10,000 made-up ids,
   with the log's and the master's file's growth.
+- silent: COUNT (1,000) Connect streams to the master of a 3-node cluster
+  that never send a first frame, from one address: how each ended and when
+  (OPEN: still open after --hold seconds, when the script ends it), and the
+  master's RSS before, at its peak and after.
 
 Real `chatd serve` processes on loopback, in a temporary directory.
 """
@@ -29,7 +34,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -65,6 +72,13 @@ async def _watched(
     address: str, method: str, count: int, pid: int
 ) -> tuple[list[tuple[str, float]], int]:
     """_flood's answers, and node `pid`'s peak RSS meanwhile."""
+    return await _peak_while(pid, _flood(address, method, count))
+
+
+async def _peak_while(
+    pid: int, work: Coroutine[Any, Any, list[tuple[str, float]]]
+) -> tuple[list[tuple[str, float]], int]:
+    """What `work` returns, and node `pid`'s peak RSS while it ran."""
     peak = rss_mib(pid)
 
     async def watch() -> None:
@@ -75,9 +89,57 @@ async def _watched(
 
     w = asyncio.create_task(watch())
     try:
-        return await _flood(address, method, count), peak
+        return await work, peak
     finally:
         w.cancel()
+
+
+async def _silent_streams(address: str, count: int, hold_s: float) -> list[tuple[str, float]]:
+    """COUNT Connect streams that never send a frame, over COUNT // 100
+    connections: each one's ending and when (still open after HOLD_S:
+    "OPEN")."""
+    channels = [grpc.aio.insecure_channel(address) for _ in range(max(1, count // 100))]
+    start = time.monotonic()
+
+    async def one(i: int) -> tuple[str, float]:
+        call = chat_pb2_grpc.ClientAccountStub(channels[i % len(channels)]).Connect()
+        try:
+            async with asyncio.timeout(hold_s):
+                await call.read()
+            code = "OK"
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code().name
+        except TimeoutError:
+            code = "OPEN"
+        finally:
+            call.cancel()
+        return code, time.monotonic() - start
+
+    try:
+        return list(await asyncio.gather(*(one(i) for i in range(count))))
+    finally:
+        for ch in channels:
+            await ch.close()
+
+
+def silent(count: int, hold_s: float) -> None:
+    with tempfile.TemporaryDirectory(prefix="chatd-hostile-") as tmp:
+        c = Cluster.start(Path(tmp), 3, "--cluster-secret", SECRET)
+        try:
+            master = c.master()
+            assert master is not None
+            pid = c.nodes[master].pid
+            before = rss_mib(pid)
+            got, peak = asyncio.run(
+                _peak_while(pid, _silent_streams(c.addresses[master], count, hold_s))
+            )
+            time.sleep(1)
+            for code in sorted({code for code, _ in got}):
+                times = [t for k, t in got if k == code]
+                print(f"{len(times)} {code}, ended at {min(times):.2f} to {max(times):.2f} s")
+            print(f"master RSS {before} MiB before, peak {peak}, {rss_mib(pid)} 1 s after")
+        finally:
+            c.stop_all()
 
 
 def oversized(count: int) -> None:
@@ -228,9 +290,14 @@ def main() -> None:
     lg.add_argument("--from", dest="spread", choices=("one", "many"), default="one")
     lg.add_argument("--known", action="store_true")
     sub.add_parser("acks")
+    sl = sub.add_parser("silent")
+    sl.add_argument("--count", type=int, default=1000)
+    sl.add_argument("--hold", type=float, default=15.0)
     args = ap.parse_args()
     if args.what == "oversized":
         oversized(args.count)
+    elif args.what == "silent":
+        silent(args.count, args.hold)
     elif args.what == "logins":
         asyncio.run(_logins(args.spread, args.known))
     else:

@@ -69,10 +69,16 @@ def build_parser() -> Parser:
     add_users_arguments(usub)
     for p in usub.choices.values():
         add_admin_arguments(p, "HOST:PORT of any member", 30.0)
+    add_rollback_arguments(sub)
     backup = sub.add_parser("backup", help="take a consistent backup of a running cluster")
-    backup.add_argument("file", metavar="FILE", help="where to write it (an SQLite file)")
+    backup.add_argument(
+        "file", metavar="FILE", help="where to write it (an SQLite file, readable by you only)"
+    )
+    backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
     export = sub.add_parser("export", help="one user's data as JSON lines (for data requests)")
-    export.add_argument("--user", required=True, help="whose data")
+    export.add_argument(
+        "--user", required=True, help="whose data (stdout, if a file, is made readable by you only)"
+    )
     export.add_argument(
         "--backup",
         metavar="FILE",
@@ -100,6 +106,29 @@ def add_users_arguments(sub: argparse._SubParsersAction[Parser]) -> None:
         ("logout", "end every session of the account"),
     ):
         sub.add_parser(action, help=text).add_argument("name", metavar="NAME")
+
+
+def add_rollback_arguments(sub: argparse._SubParsersAction[Parser]) -> None:
+    rb = sub.add_parser(
+        "rollback", help="entries a node dropped when another master's log replaced its own"
+    )
+    rsub = rb.add_subparsers(dest="rollback_command", metavar="ACTION", parser_class=Parser)
+    ls = rsub.add_parser("list", help="show the entries of rollback files")
+    ls.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="rollback files, or a node's data dir"
+    )
+    ls.add_argument("--json", action="store_true", help="print the records as JSON lines")
+    resend = rsub.add_parser("resend", help="write their messages again, as new messages")
+    resend.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="rollback files, or a node's data dir"
+    )
+    resend.add_argument(
+        "--no-note",
+        action="store_true",
+        help="the text alone (default: a note with the original time starts it)",
+    )
+    resend.add_argument("--verbose", action="store_true", help="a line for each message written")
+    add_admin_arguments(resend, "HOST:PORT of any member", 30.0)
 
 
 def add_admin_arguments(p: argparse.ArgumentParser, server_help: str, timeout: float) -> None:
@@ -211,6 +240,8 @@ def command(args: argparse.Namespace) -> Command | None:
         from chatd.tools import bench
 
         return bench.main
+    if args.command in ("demo", "chat", "gui"):
+        logs.quiet_grpc()  # (their screen is the terminal)
     if args.command == "demo":
         from chatd.tools import demo
 
@@ -227,6 +258,10 @@ def command(args: argparse.Namespace) -> Command | None:
         from chatd.tools import users
 
         return users.main
+    if args.command == "rollback" and args.rollback_command:
+        from chatd.tools import rollback
+
+        return rollback.list_ if args.rollback_command == "list" else rollback.resend
     if args.command in ("backup", "export"):
         from chatd.tools import backups
 
@@ -248,6 +283,10 @@ def command(args: argparse.Namespace) -> Command | None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        import chatd.contract  # noqa: F401  (it reads CHATD_KEEPALIVE_MS)
+    except ValueError as exc:
+        parser.error(str(exc))
     try:
         run_command = command(args)
     except ModuleNotFoundError as exc:  # a client-only install asked for the server's part

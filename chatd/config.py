@@ -122,6 +122,7 @@ class Config:
     failover_timeout: float = 0.5
     max_lag_time: float = 1.0
     quorum: str | None = None  # None: in-sync when founding, else the cluster's
+    min_in_sync: int = 1
     log_retention: int = 100_000
     reflection: bool = True
     send_rate: float = 100.0
@@ -130,6 +131,12 @@ class Config:
     max_room_members: int = 1000
     max_rooms_per_user: int = 100
     account_rate: float = 20.0
+    room_rate: float = 30.0
+    invite_rate: float = 60.0
+    room_write_rate: float = 20.0
+    max_invitations: int = 100
+    first_frame_timeout: float = 5.0
+    max_unopened_streams: int = 16
     log_format: str = "text"
     metrics_port: int | None = None
     tls_cert: Path | None = None
@@ -328,7 +335,49 @@ _SERVE_FLAGS = (
         "--max-rooms-per-user",
         _D.max_rooms_per_user,
         _int_range(1, 10**6),
-        help="rooms a user may be in, joined or invited (default %(default)s)",
+        help="rooms a user may have joined (invitations wait outside it; before the "
+        "cluster speaks protocol 3: joined or invited) (default %(default)s)",
+    ),
+    _Flag(
+        "--max-invitations",
+        _D.max_invitations,
+        _int_range(1, 10**6),
+        help="invitations a user may hold unanswered; a new one drops the oldest "
+        "(default %(default)s)",
+    ),
+    _Flag(
+        "--room-rate",
+        _D.room_rate,
+        _nonnegative,
+        help="rooms a user may create an hour, 0 for no limit (default %(default)s)",
+    ),
+    _Flag(
+        "--invite-rate",
+        _D.invite_rate,
+        _nonnegative,
+        help="room invitations a user may send a minute, 0 for no limit (default %(default)s)",
+    ),
+    _Flag(
+        "--room-write-rate",
+        _D.room_write_rate,
+        _nonnegative,
+        help="other room changes (join, leave, remove, admin, decline, delete) and read "
+        "markers a user may make a second, in bursts of 5 seconds' worth, 0 for no "
+        "limit (default %(default)s)",
+    ),
+    _Flag(
+        "--first-frame-timeout",
+        "5s",
+        parse_duration,
+        help="a Connect stream whose open frame has not come this long after it "
+        "started is ended (default 5s)",
+    ),
+    _Flag(
+        "--max-unopened-streams",
+        _D.max_unopened_streams,
+        _int_range(1, 10**6),
+        help="Connect streams one client address may hold before their open frame; "
+        "more are refused at once (default %(default)s)",
     ),
     # Operations: log format, TLS, metrics, reflection.
     _Flag(
@@ -371,6 +420,17 @@ _SERVE_FLAGS = (
         help="an in-sync slave that holds the writes back this long leaves the in-sync "
         "set until it has caught up; 0 never drops a slow slave (default 1s; in-sync "
         "mode only: a majority master waits for no particular slave)",
+    ),
+    _Flag(
+        "--min-in-sync",
+        _D.min_in_sync,
+        _int_range(1, 1000),
+        metavar="K",
+        help="in-sync mode: the nodes, the master counted, that must hold a write before "
+        "it is acknowledged; with fewer in sync the master refuses writes (UNAVAILABLE) "
+        "until a slave is back (default 1: the last node standing serves). Majority "
+        "mode has its own rule (a majority): refused with --quorum majority, ignored "
+        "with a warning in a majority cluster",
     ),
     _Flag(
         "--log-retention",
@@ -538,6 +598,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raise argparse.ArgumentTypeError(
             "--max-lag-time must be 0 or at least twice --heartbeat-interval"
         )
+    if args.quorum == "majority" and args.min_in_sync > 1:
+        raise argparse.ArgumentTypeError(
+            "--min-in-sync is for in-sync mode: a majority cluster acknowledges a write "
+            "once a majority of its voters has it"
+        )
     peer_listen = args.peer_listen
     if peer_listen is None:
         host, port = parse_address(args.listen)
@@ -570,6 +635,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         failover_timeout=args.failover_timeout,
         max_lag_time=args.max_lag_time,
         quorum=args.quorum,
+        min_in_sync=args.min_in_sync,
         log_retention=args.log_retention,
         reflection=not args.no_reflection,
         send_rate=float(args.send_rate),
@@ -578,6 +644,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
         max_room_members=args.max_room_members,
         max_rooms_per_user=args.max_rooms_per_user,
         account_rate=float(args.account_rate),
+        room_rate=float(args.room_rate),
+        invite_rate=float(args.invite_rate),
+        room_write_rate=float(args.room_write_rate),
+        max_invitations=args.max_invitations,
+        first_frame_timeout=args.first_frame_timeout,
+        max_unopened_streams=args.max_unopened_streams,
         log_format=args.log_format,
         metrics_port=args.metrics_port,
         tls_cert=args.tls_cert,

@@ -10,6 +10,7 @@ never loads the server's code.
 from __future__ import annotations
 
 import enum
+import os
 from typing import Any
 
 
@@ -38,6 +39,11 @@ class Code(enum.IntEnum):
     ACCOUNT_DISABLED = 26  # an operator disabled the account: logins are refused
 
 
+# A stream a node relays to the master, ended because the master stopped
+# answering (UNAVAILABLE): trailing metadata naming that master's address
+# (as MASTER_HEADER did), so that the client reports the node it lost, not
+# the one that relayed, which is alive.
+MASTER_LOST_HEADER = "chatd-master-lost"
 # Every answer of the ClientAccount service carries the master's address
 # under this key (trailing metadata; initial metadata on Subscribe), so a
 # client goes straight there next time.
@@ -60,25 +66,43 @@ DELIVERED_HEADER = "chatd-delivered-elsewhere"
 # Keepalive, one policy for every channel (the client library's, the nodes'
 # to each other, the relay's to the master) and for the node's server. A
 # gRPC server counts a ping that comes sooner than
-# grpc.http2.min_recv_ping_interval_without_data_ms after the previous one,
-# with no data or headers sent by the server in between, as a strike, and
-# after grpc.http2.max_ping_strikes strikes in a row it closes the connection
-# (GOAWAY ENHANCE_YOUR_CALM "too_many_pings"), ending every call on it: on a
-# slave, every Subscribe stream it relays to the master at once. Pings come
-# from two sources on a client: keepalive (every KEEPALIVE_TIME_MS) and
-# flow-control probes (grpc.http2.bdp_probe, on by default), which are off:
-# they tune flow-control windows for bulk transfers over long links, chat
-# frames are small, and others see them strike (grpc/grpc-java#7302). So
-# only keepalive pings go out, five times further apart than the server
-# permits (a node's old settings had the client library's 5 s keepalive
-# against the server's 5 s minimum: no margin at all). "too_many_pings"
-# GOAWAYs still showed in the logs of failover test runs that hung for
-# another reason (a dropped delivery, since fixed) after tens of seconds
-# idle, with the probes on or off; their source is not established, and a
-# stream they end is opened again like any broken one.
-KEEPALIVE_TIME_MS = 10_000
+# grpc.http2.min_ping_interval_without_data_ms after the previous one, with
+# no data or headers sent by the server in between, as a strike (unset, that
+# minimum is 5 minutes: every keepalive ping would be one), and after
+# grpc.http2.max_ping_strikes strikes in a row it closes the connection
+# (GOAWAY ENHANCE_YOUR_CALM "too_many_pings"), ending every call on it: a
+# client's idle stream, and on a slave every stream it relays to the master
+# at once. Pings come from two sources on a client: keepalive (every
+# KEEPALIVE_TIME_MS) and flow-control probes (grpc.http2.bdp_probe, on by
+# default), which are off: they tune flow-control windows for bulk transfers
+# over long links, chat frames are small, and others see them strike
+# (grpc/grpc-java#7302). So only keepalive pings go out, five times further
+# apart than the server permits.
+#
+# gRPC ignores a channel argument it does not know, without a word: every
+# "grpc." option string here is checked against the installed gRPC's own
+# (tests/test_keepalive.py).
+#
+# CHATD_KEEPALIVE_MS replaces the 10 s period (in nodes and clients alike,
+# read once, at import): the tests hold connections idle for several
+# periods with a short one.
+KEEPALIVE_ENV = "CHATD_KEEPALIVE_MS"
+KEEPALIVE_LIMITS_MS = (100, 3_600_000)
+
+
+def _keepalive_ms() -> int:
+    text = os.environ.get(KEEPALIVE_ENV, "").strip()
+    if not text:
+        return 10_000
+    low, high = KEEPALIVE_LIMITS_MS
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ValueError(f"{KEEPALIVE_ENV}={text!r}: milliseconds from {low} to {high} are needed")
+    return int(text)
+
+
+KEEPALIVE_TIME_MS = _keepalive_ms()
 KEEPALIVE_TIMEOUT_MS = 5_000  # an unanswered ping closes the connection after this
-PING_PERMITTED_EVERY_MS = 2_000  # the server's minimum: KEEPALIVE_TIME_MS / 5
+PING_PERMITTED_EVERY_MS = KEEPALIVE_TIME_MS // 5  # the server's minimum
 PING_STRIKES = 2  # gRPC's default, stated here so the policy is in one place
 KEEPALIVE_CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
@@ -92,19 +116,27 @@ KEEPALIVE_CHANNEL_OPTIONS = [
 ]
 KEEPALIVE_SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_recv_ping_interval_without_data_ms", PING_PERMITTED_EVERY_MS),
+    ("grpc.http2.min_ping_interval_without_data_ms", PING_PERMITTED_EVERY_MS),
     ("grpc.http2.max_ping_strikes", PING_STRIKES),
 ]
 
-# A client's channel to a node. Reconnects are retried often (a failover
-# takes tens of milliseconds).
-CLIENT_CHANNEL_OPTIONS = [
+# A node named by a DNS name (chatd2:50052, a pod's name) moves to another
+# address when its container restarts. A channel whose connection fails asks
+# its resolver for the name again, but gRPC answers from its cache until
+# grpc.dns_min_time_between_resolutions_ms has passed since the last lookup
+# (30 s by default: a restarted container went unreached for 25-45 s).
+DNS_REFRESH_MS = 1_000
+# Reconnects are retried often (a failover takes tens of milliseconds), and a
+# failed connection looks the name up again within DNS_REFRESH_MS.
+RECONNECT_CHANNEL_OPTIONS = [
     ("grpc.use_local_subchannel_pool", 1),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
-    *KEEPALIVE_CHANNEL_OPTIONS,
+    ("grpc.dns_min_time_between_resolutions_ms", DNS_REFRESH_MS),
 ]
+# A client's channel to a node.
+CLIENT_CHANNEL_OPTIONS = [*RECONNECT_CHANNEL_OPTIONS, *KEEPALIVE_CHANNEL_OPTIONS]
 
 
 # Every cluster RPC (node to node, and the operators' NodeAdmin calls)

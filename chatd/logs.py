@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+
+# gRPC's C core writes log lines of its own to fd 2 (at GRPC_VERBOSITY,
+# ERROR unless set, and what GRPC_TRACE turns on), reading both when grpc is
+# imported.
+GRPC_LOG_ENV = ("GRPC_VERBOSITY", "GRPC_TRACE")
+_grpc_log_env: dict[str, str] | None = None  # as they were before quiet_grpc()
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(node)s e%(epoch)s]: %(message)s"
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -51,3 +58,24 @@ def setup(level: str, fmt: str) -> NodeContext:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     return context
+
+
+def quiet_grpc() -> None:
+    """Keeps gRPC's C-core log lines off an interactive client's screen (the
+    terminal is its fd 2): a lost connection is the client's own status
+    line. Runs before grpc is imported, when it is read."""
+    global _grpc_log_env
+    if "grpc" in sys.modules:
+        raise RuntimeError("quiet_grpc() must run before grpc is imported")
+    if _grpc_log_env is None:
+        _grpc_log_env = {k: os.environ[k] for k in GRPC_LOG_ENV if k in os.environ}
+    os.environ.pop("GRPC_TRACE", None)
+    os.environ["GRPC_VERBOSITY"] = "NONE"
+
+
+def grpc_log_env(env: dict[str, str]) -> dict[str, str]:
+    """`env` for a child process (a node the demo runs) with gRPC's log
+    settings as they were before quiet_grpc()."""
+    if _grpc_log_env is None:
+        return env
+    return {**{k: v for k, v in env.items() if k not in GRPC_LOG_ENV}, **_grpc_log_env}

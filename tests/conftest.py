@@ -49,6 +49,9 @@ def node_config(data_dir: Path, **overrides: object) -> Config:
         password_hash_cost=TEST_HASH_COST,
         send_rate=0,
         account_rate=0,
+        room_rate=0,
+        invite_rate=0,
+        room_write_rate=0,
     )
     return replace(cfg, **overrides)  # type: ignore[arg-type]
 
@@ -128,8 +131,11 @@ def run_async(coro: object) -> object:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-def spawn_chatd(*args: str, timeout: float = 15) -> pexpect.spawn[str]:
-    """`python -m chatd ARGS` on a pseudo-terminal, as a user's shell runs it."""
+def spawn_chatd(
+    *args: str, timeout: float = 15, env: dict[str, str] | None = None
+) -> pexpect.spawn[str]:
+    """`python -m chatd ARGS` on a pseudo-terminal, as a user's shell runs it
+    (`env`: variables the user set besides)."""
     return pexpect.spawn(
         sys.executable,
         ["-m", "chatd", *args],
@@ -141,5 +147,6 @@ def spawn_chatd(*args: str, timeout: float = 15) -> pexpect.spawn[str]:
             "PROMPT_TOOLKIT_NO_CPR": "1",
             "PATH": "/usr/bin:/bin",
             "PYTHONPATH": str(Path.cwd()),
+            **(env or {}),
         },
     )

@@ -328,3 +328,59 @@ async def test_a_slave_holding_streams_killed_while_they_receive(
             await c.close()
     finally:
         cluster.stop_all()
+
+
+async def test_the_master_killed_is_the_node_a_client_reports_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Receivers' Connect streams held at a slave, which carries them to the
+    master; the master killed -9. The slave ends the streams, but it is the
+    master that was lost: each client reports one loss naming the master's
+    address, then one connection at a node that is alive, and its stream
+    delivers again."""
+    cluster = await asyncio.to_thread(Cluster.start, tmp_path)
+    try:
+        master = await asyncio.to_thread(cluster.master)
+        assert master is not None
+        slave = next(n for n in cluster.addresses if n != master)
+        at_slave = cluster.addresses[slave]
+        addresses = list(cluster.addresses.values())
+        monkeypatch.setattr("chatd.client.connection.random.choice", lambda _: at_slave)
+        events: list[list[ConnectionEvent]] = [[] for _ in range(4)]
+        receivers = [
+            await logged_in(addresses, f"r{i}", on_connection=events[i].append) for i in range(4)
+        ]
+        got: list[list[str]] = [[] for _ in receivers]
+
+        async def receive(i: int) -> None:
+            async for m in receivers[i].subscribe():
+                got[i].append(m.body)
+
+        tasks = [asyncio.create_task(receive(i)) for i in range(len(receivers))]
+        async with asyncio.timeout(30):
+            while not all(r._connection and r._connection.open_at for r in receivers):
+                await asyncio.sleep(0.01)
+        assert {r._connection.open_at for r in receivers if r._connection} == {at_slave}
+        for e in events:
+            e.clear()
+        await asyncio.to_thread(cluster.kill, master)
+        async with ChatClient(addresses, spread=False, retry_for=30) as sender:
+            await sender.create_account("sender", PASSWORD)
+            await sender.login("sender", PASSWORD)
+            for i in range(len(receivers)):
+                await sender.send(f"r{i}", "after the failover")
+        async with asyncio.timeout(30):
+            while not all(g == ["after the failover"] for g in got):
+                await asyncio.sleep(0.01)
+        alive = {cluster.addresses[n] for n in cluster.alive()}
+        for e in events:
+            said = [(x.state, x.address) for x in e]
+            assert said[0] == ("lost", cluster.addresses[master]), said
+            assert len(said) == 2 and said[1][0] == "connected" and said[1][1] in alive, said
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for c in receivers:
+            await c.close()
+    finally:
+        cluster.stop_all()

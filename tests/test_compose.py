@@ -28,10 +28,14 @@ def compose() -> dict[str, Any]:
     return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
 
 
+def dockerfile_lines() -> list[str]:
+    """The Dockerfile's instructions, one a line (continuations joined)."""
+    return (ROOT / "Dockerfile").read_text().replace("\\\n", " ").splitlines()
+
+
 def dockerfile_env() -> dict[str, str]:
-    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
     env: dict[str, str] = {}
-    for line in text.splitlines():
+    for line in dockerfile_lines():
         if line.startswith("ENV "):
             env.update(dict(re.findall(r"(\w+)=(\S+)", line)))
     return env
@@ -94,7 +98,30 @@ def test_dockerfile_is_small_and_unprivileged() -> None:
     # its own health check, on the gRPC health service
     assert re.search(r'^HEALTHCHECK .*\\\n\s+CMD \["chatd", "health"\]', text, re.M)
     assert env["CHATD_IN_CONTAINER"] == "1"  # no secret: refuse, not serve on loopback
+    # the data volume is the node's alone from its first start (a new volume takes this mode)
+    assert re.search(rf"mkdir -m 0?700 {env['CHATD_DATA_DIR']} ", text)
     assert text.startswith("# syntax=docker/dockerfile:1")  # (RUN --mount)
+
+
+def dockerfile_healthcheck() -> tuple[dict[str, str], list[str]]:
+    """The Dockerfile's HEALTHCHECK: its options and its command."""
+    (line,) = [x for x in dockerfile_lines() if x.startswith("HEALTHCHECK ")]
+    options = dict(re.findall(r"--([\w-]+)=(\S+)", line))
+    return options, list(yaml.safe_load(line.split(" CMD ", 1)[1]))
+
+
+def test_every_service_has_its_own_healthcheck() -> None:
+    """An image built in the OCI format (podman's and buildah's default)
+    drops the Dockerfile's HEALTHCHECK: each service says its own, the
+    same check at the same timing, so it holds on every engine."""
+    options, command = dockerfile_healthcheck()
+    for name, s in compose()["services"].items():
+        check = s.get("healthcheck")
+        assert check is not None, f"{name} has no healthcheck of its own"
+        assert not check.get("disable", False)
+        assert check["test"] == ["CMD", *command], name
+        for option in ("interval", "timeout", "start-period", "retries"):
+            assert str(check[option.replace("-", "_")]) == options[option], (name, option)
 
 
 class ComposeAsProcesses:
@@ -137,6 +164,20 @@ class ComposeAsProcesses:
             self.cluster.addresses[name] = f"127.0.0.1:{self.ports[name]}"
         proc.start()
 
+    def healthcheck(self, name: str) -> subprocess.CompletedProcess[str]:
+        """The service's healthcheck command (["CMD", "chatd", ...]) inside
+        its container, where chatd's default node is the one it runs."""
+        test = self.services[name]["healthcheck"]["test"]
+        assert test[:2] == ["CMD", "chatd"]
+        env = dict(os.environ, CHATD_SERVER=f"127.0.0.1:{self.ports[name]}")
+        return subprocess.run(
+            [sys.executable, "-m", "chatd", *test[2:]],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env=env,
+        )
+
 
 class EnvNodeProcess(NodeProcess):
     def __init__(self, args: list[str], log_path: Path, env: dict[str, str]) -> None:
@@ -170,6 +211,8 @@ def test_compose_services_as_processes_restart_safely(tmp_path: Path) -> None:
         for name in run.services:  # in compose order, as depends_on has it
             run.start(name)
         c.wait(lambda: c.in_sync_count() == 3, "3 nodes in sync")
+        for name in run.services:  # each service's own healthcheck, run as the engine does
+            assert run.healthcheck(name).returncode == 0, run.healthcheck(name)
         addresses = list(c.addresses.values())
         asyncio.run(write(addresses, 20, "a"))
         first = c.converged()

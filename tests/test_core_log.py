@@ -199,3 +199,28 @@ def test_a_replaced_log_keeps_earlier_epochs_so_a_late_append_does_not_look_dive
 )
 def test_log_batch(first: int, max_count: int, start: int, batch: tuple[int, int] | None) -> None:
     assert log_of(start=start).batch(first, max_count) == batch
+
+
+# -- what a replacing log drops (a snapshot over a diverged log) --
+
+
+@pytest.mark.parametrize(
+    ("mine", "last", "theirs", "their_last", "dropped"),
+    [
+        ([(1, 1)], 10, [(1, 1)], 10, []),  # the same log
+        ([(1, 1)], 10, [(1, 1)], 20, []),  # behind: nothing of it dropped
+        ([(1, 1)], 10, [(1, 1), (3, 6)], 20, [(1, 6, 10)]),  # its tail, under another epoch
+        ([(1, 1), (2, 6)], 10, [(1, 1), (3, 6)], 12, [(2, 6, 10)]),  # two masters' tails
+        ([(1, 1), (2, 6)], 10, [(1, 1), (3, 8)], 12, [(2, 6, 10)]),  # theirs: 1 at 6..7
+        ([(1, 1), (2, 6)], 12, [(1, 1), (2, 6), (3, 9)], 15, [(2, 9, 12)]),  # a part of a run
+        ([(1, 1), (2, 6)], 12, [(1, 1), (2, 6)], 8, [(2, 9, 12)]),  # longer than theirs
+        ([(1, 1), (2, 4), (4, 7)], 9, [(1, 1), (3, 4)], 9, [(2, 4, 6), (4, 7, 9)]),
+        ([], 0, [(1, 1)], 5, []),  # an empty log drops nothing
+    ],
+)
+def test_superseded_by(
+    mine: Runs, last: int, theirs: Runs, their_last: int, dropped: list[tuple[int, int, int]]
+) -> None:
+    top = mine[-1][0] if mine else 0
+    log = Log(Pos(top, last), mine)
+    assert log.superseded_by(EpochRuns(theirs), their_last) == dropped

@@ -216,3 +216,38 @@ def test_a_retired_node_acknowledges_the_membership_that_leaves_it_out() -> None
     c.step(UpdateSlaves(src=m.id, dst=gone.id, epoch=m.core.epoch, membership=listed))
     (ack,) = [a.message for a in c.take_actions() if isinstance(a, Send)]
     assert isinstance(ack, UpdateAck) and not ack.ok
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_min_in_sync_holds_the_commit_and_refuses_below_the_floor(seed: int) -> None:
+    """--min-in-sync 2 (the core's min_in_sync): with both slaves crashed
+    the master is alone in sync; what it wrote then is not acknowledged,
+    `refusal()` names 1 copy and K, and both change once a slave is back in
+    sync (the writes made meanwhile acknowledged then, on two nodes)."""
+    sim = Sim(seed, 3, drop=0.0)
+    for n in sim.nodes.values():
+        assert n.core is not None
+        n.core.min_in_sync = 2
+    for _ in range(30):
+        sim.step(faults=False)
+    m = sim.current_master()
+    assert m is not None and m.core is not None and m.core.refusal() == ""
+    slaves = [n for n in sim.nodes.values() if n is not m]
+    for n in slaves:
+        sim.crash(n)
+    for _ in range(30):  # dropped as silent (writes go on meanwhile: the Sim's clients)
+        sim.step(faults=False)
+    assert m.core.membership.in_sync == {m.id}
+    assert "only 1 copy is in sync" in m.core.refusal() and "the 2 that" in m.core.refusal()
+    held = m.core.commit
+    sim.write(m)  # (a write the driver would refuse: the core must not commit it)
+    for _ in range(20):
+        sim.step(faults=False)
+        assert m.core.commit == held
+    sim.restart(slaves[0])
+    for _ in range(200):
+        sim.step(faults=False)
+        if m.core.commit >= len(m.log):
+            break
+    assert m.core.refusal() == "" and slaves[0].id in m.core.membership.in_sync
+    assert m.core.commit == len(m.log) and slaves[0].log[: len(m.log)] == m.log

@@ -365,7 +365,8 @@ async def test_a_store_changed_under_a_stopped_node(tmp_path: Path, damage: obje
         assert code != 0
         assert said and said[-1].startswith(("chatd: error:", "chatd: fatal:")), said[-40:]
         assert "--join" in said[-1], said[-1]  # it names the way back
-        # the README's way back: the data dir aside, an empty one, --join
+        # the way back of docs/operations.md, "State digests": the data dir
+        # aside, an empty one, --join
         (tmp_path / "n3").rename(tmp_path / "n3.damaged")
         assert "--join" in n3.args  # its first command line joined through n1
         log_before = len(n3.log())

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -237,6 +239,48 @@ def test_metrics(tmp_path: Path) -> None:
         c.wait(lambda: metric(scrape(ports[new]), "chatd_in_sync_size") == 2, "in-sync 2")
     finally:
         c.stop_all()
+
+
+def test_every_rpc_of_the_client_service_is_measured(
+    spawn_node: Callable[..., NodeProcess],
+) -> None:
+    """Each RPC the protos declare for ClientAccount, called once (an empty
+    request: most answer an error, which is counted too), shows in
+    chatd_requests_total under its name; the list comes from the protos, so
+    an RPC added later is checked as well."""
+    from chatd.proto import chat_pb2
+
+    port = free_port()
+    node = spawn_node("n1", "--metrics-port", str(port))
+    address = node.address  # type: ignore[attr-defined]
+    wait_serving(address)
+    service = chat_pb2.DESCRIPTOR.services_by_name["ClientAccount"]
+    with grpc.insecure_channel(address) as ch:
+        for m in service.methods:
+            request = getattr(chat_pb2, m.input_type.name)()
+            response = getattr(chat_pb2, m.output_type.name)
+            path = f"/{service.full_name}/{m.name}"
+            kw = {
+                "request_serializer": type(request).SerializeToString,
+                "response_deserializer": response.FromString,
+            }
+            try:
+                if m.client_streaming:  # Connect: a stream opened and closed at once
+                    list(ch.stream_stream(path, **kw)(iter(()), timeout=5))
+                elif m.server_streaming:  # Subscribe without a session: refused
+                    list(ch.unary_stream(path, **kw)(request, timeout=5))
+                else:
+                    ch.unary_unary(path, **kw)(request, timeout=5)
+            except grpc.RpcError as exc:
+                assert exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED, m.name
+    # (a stream is counted when the node has ended it, just after the client sees it)
+    measured: set[str] = set()
+    for _ in range(50):
+        measured = set(re.findall(r'^chatd_requests_total\{.*rpc="(\w+)"', scrape(port), re.M))
+        if len(measured) >= len(service.methods):
+            break
+        time.sleep(0.1)
+    assert measured == {m.name for m in service.methods}
 
 
 def test_status_at_a_slave_tells_the_truth_about_the_others(tmp_path: Path) -> None:

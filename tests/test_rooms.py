@@ -249,8 +249,10 @@ async def test_the_room_limits_are_the_nodes_flags(tmp_path: Path) -> None:
         with pytest.raises(RoomLimit):
             await ann.invite("team", "cat")  # two members a room, invited counted
         await cat.create_room("other")
+        await cat.invite("other", "bob")  # invitations wait outside bob's quota
+        await bob.join_room("team")
         with pytest.raises(RoomLimit):
-            await cat.invite("other", "bob")  # bob is in one room already
+            await bob.join_room("other")  # one room joined each
         for c in (ann, bob, cat):
             await c.close()
     finally:

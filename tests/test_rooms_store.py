@@ -140,7 +140,7 @@ def test_a_deleted_account_leaves_its_rooms(w: World) -> None:
     w.member(A.JOIN, "bob", "team", "bob")
     assert w.apply(E(delete_account=log_pb2.DeleteAccount(username="bob"))).code == Code.OK
     assert w.members("team") == {"ann": (True, True)}
-    assert w.store.rooms.count_of(2) == 0
+    assert w.store.rooms.count_of(2, w.store.cluster_version) == 0
 
 
 def test_the_caches_follow_the_tables_and_the_digest_covers_them(w: World) -> None:
@@ -184,4 +184,69 @@ def test_a_reopened_store_joins_as_one_that_never_closed(w: World) -> None:
     again.member(A.JOIN, "bob", "team", "bob")
     room = again.store.rooms.find("team")
     assert room is not None and [m.since_id for m in room.members.values()] == [0, 1]
+    again.store.close()
+
+
+@pytest.fixture
+def w3(w: World) -> World:
+    """A store whose cluster speaks protocol 3 (its room rules)."""
+    assert w.apply(E(set_cluster_version=log_pb2.SetClusterVersion(version=3))).code == Code.OK
+    return w
+
+
+def test_protocol_2_keeps_its_rules(w: World) -> None:
+    """Before the cluster speaks 3, invitations count toward the quota and an
+    empty room stays (as a node of protocol 2 applies the same log)."""
+    assert w.store.cluster_version < 3
+    w.create("ann", "one")
+    assert w.member(A.INVITE, "ann", "one", "bob", max_rooms=1) == Code.OK
+    assert w.create("bob", "two", max_rooms=1) == Code.ROOM_LIMIT
+    assert w.member(A.LEAVE, "ann", "one", "ann") == Code.OK
+    assert w.store.rooms.find("one") is not None
+
+
+def test_invitations_wait_outside_the_quota_and_the_oldest_goes(w3: World) -> None:
+    w = w3
+    for name in ("a", "b", "c"):
+        w.create("ann", name)
+        assert w.member(A.INVITE, "ann", name, "bob", max_rooms=1, max_invitations=2) == Code.OK
+    # at most two held: "a"'s, the oldest, went
+    assert [r.name for r in w.store.rooms.invitations_of(2)] == ["b", "c"]
+    assert w.create("bob", "own", max_rooms=1) == Code.OK  # invitations do not count
+    assert w.member(A.JOIN, "bob", "b", "bob", max_rooms=1) == Code.ROOM_LIMIT
+    assert w.member(A.DECLINE, "bob", "own", "bob") == Code.NOT_ALLOWED  # joined: leave
+    assert w.member(A.DECLINE, "bob", "a", "bob") == Code.NOT_A_MEMBER
+    assert w.member(A.DECLINE, "bob", "b", "bob") == Code.OK
+    assert w.members("b") == {"ann": (True, True)}
+
+
+def test_deleted_rooms_leave_nothing_and_the_digest_follows(w3: World) -> None:
+    """DeleteRoom by an admin, a room whose last member left, one whose last
+    member's account went: no row of them is left, the name is free, and
+    the running state digest equals a scan of the tables, as after a reopen."""
+    w = w3
+    w.create("ann", "team")
+    w.member(A.INVITE, "ann", "team", "bob")
+    w.member(A.JOIN, "bob", "team", "bob")
+    w.member(A.INVITE, "ann", "team", "cat")
+    w.post("bob", "team")
+    w.apply(E(mark_read=log_pb2.MarkRead(username="bob", room="team", upto=1)))
+    out = w.apply(E(delete_room=log_pb2.DeleteRoom(actor="bob", room="team")))
+    assert out.code == Code.NOT_ALLOWED  # not an admin
+    assert w.apply(E(delete_room=log_pb2.DeleteRoom(actor="ann", room="team"))).code == Code.OK
+    w.create("dan", "alone")
+    w.member(A.LEAVE, "dan", "alone", "dan")
+    w.create("cat", "gone")
+    w.apply(E(delete_account=log_pb2.DeleteAccount(username="cat")))
+    db = w.store._db
+    for table in ("rooms", "room_members", "room_delivered", "read_markers"):
+        assert db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
+    assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+    assert w.store.rooms.by_id == {} and w.store.rooms.of_user == {}
+    assert w.create("bob", "TEAM") == Code.OK
+    digest = w.store.state_digest
+    assert digest == statedigest.to_bytes(statedigest.scan(db))
+    w.store.close()
+    again = World(w.path)
+    assert again.store.state_digest == digest and again.members("team") == {"bob": (True, True)}
     again.store.close()

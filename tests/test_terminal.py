@@ -167,6 +167,9 @@ def test_master_lost_is_one_status_line(
         assert master is not None
         cluster.kill(master)
         child.sendline("after the failover")
+        # the node lost is the master, wherever the client's stream was held
+        child.expect("connection to (\\S+) lost, reconnecting")
+        assert isinstance(child.match, re.Match) and child.match[1] == cluster.addresses[master]
         child.expect("reconnected to")
         child.expect("alice → bob>")
 
@@ -319,18 +322,26 @@ def test_the_screen_after_a_password_prompt_shows_what_is_typed(
     run(new_password_works())
 
 
+def alice_at_a_terminal(
+    spawn_node: Callable[..., NodeProcess], chat_process: Callable[..., pexpect.spawn[str]]
+) -> tuple[str, pexpect.spawn[str]]:
+    """A node, and alice logged in at a terminal client of it."""
+    node = spawn_node("n1")
+    address: str = node.address  # type: ignore[attr-defined]
+    wait_serving(address)
+    child = chat_process("--server", address)
+    create_account(child, "alice")
+    child.expect("alice>")
+    return address, child
+
+
 def test_a_room_with_three_people_one_removed(
     spawn_node: Callable[..., NodeProcess], chat_process: Callable[..., pexpect.spawn[str]]
 ) -> None:
     """alice, at the terminal, makes a room for three, talks in it as in a
     conversation, sees bob's answer above her prompt, and removes carol:
     carol gets nothing after that."""
-    node = spawn_node("n1")
-    address = node.address  # type: ignore[attr-defined]
-    wait_serving(address)
-    child = chat_process("--server", address)
-    create_account(child, "alice")
-    child.expect("alice>")
+    address, child = alice_at_a_terminal(spawn_node, chat_process)
 
     async def accounts() -> None:
         for name in ("bob", "carol"):
@@ -390,6 +401,35 @@ def test_a_room_with_three_people_one_removed(
     assert run(carol_after()) == []
     child.sendline("/room list")
     child.expect(r"#team +2 members")
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    child.wait()
+    assert child.exitstatus == 0
+
+
+def test_declining_an_invitation_and_deleting_a_room_at_the_terminal(
+    spawn_node: Callable[..., NodeProcess], chat_process: Callable[..., pexpect.spawn[str]]
+) -> None:
+    """/room decline and /room delete: bob's invitation declined, alice's
+    own room deleted; her list is empty after."""
+    address, child = alice_at_a_terminal(spawn_node, chat_process)
+
+    async def invited() -> None:
+        async with ChatClient([address]) as bob:
+            await bob.create_account("bob", PASSWORD)
+            await bob.login("bob", PASSWORD)
+            await bob.create_room("bobs")
+            await bob.invite("bobs", "alice")
+
+    run(invited())
+    child.sendline("/room create team")
+    child.expect("room #team created")
+    child.sendline("/room decline bobs")
+    child.expect("declined the invitation to #bobs")
+    child.sendline("/room delete team")
+    child.expect("deleted #team")
+    child.sendline("/room list")
+    child.expect("no rooms yet")
     child.sendcontrol("d")
     child.expect(pexpect.EOF)
     child.wait()

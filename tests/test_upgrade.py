@@ -25,10 +25,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from chatd.client import ChatClient, NoSuchUser
+from chatd.client import ChatClient, NoSuchUser, RoomLimit, Unavailable
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server import schema
 from chatd.server.node import DB_FILE, Node
+from chatd.server.protocol import VERSION
 from chatd.server.store import Store, StoreError
 from chatd.tools.localcluster import (
     PASSWORD,
@@ -140,12 +141,12 @@ def test_a_store_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
 OLDEST = "4e557bd"
 
 
-def old_code(into: Path) -> Path | None:
-    """The chatd of OLDEST, extracted from this repository's history (None:
+def old_code(into: Path, commit: str = OLDEST) -> Path | None:
+    """The chatd of `commit`, extracted from this repository's history (None:
     git or the commit is not here, as in a shallow clone)."""
     try:
         tar = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", OLDEST], capture_output=True, check=True, timeout=60
+            ["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=True, timeout=60
         )
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -258,7 +259,7 @@ def test_a_rolling_upgrade_from_the_oldest_keeps_serving_and_loses_nothing(
             await check_no_loss(new[0], sessions[0], "bob", load)
             async with ChatClient(new, retry_for=15.0) as ann:
                 await ann.login("ann", PASSWORD)
-                await ann.create_room("upgraded")  # the cluster speaks protocol 2 now
+                await ann.create_room("upgraded")  # the cluster speaks today's protocol now
                 await ann.send("", "rooms work", room="upgraded")
 
         asyncio.run(after())
@@ -268,13 +269,13 @@ def test_a_rolling_upgrade_from_the_oldest_keeps_serving_and_loses_nothing(
             assert "schema migrated from version 0" in c.nodes[name].log()
         master = c.master()
         assert master is not None
-        assert "the cluster speaks protocol 2 now" in c.nodes[master].log()
+        assert f"the cluster speaks protocol {VERSION} now" in c.nodes[master].log()
     finally:
         c.stop_all()
 
 
 def test_an_old_node_is_not_taken_into_a_cluster_of_the_new_protocol(tmp_path: Path) -> None:
-    """A node of 4e557bd joining a cluster of this chatd (protocol 2): the
+    """A node of 4e557bd joining a cluster of this chatd (today's protocol): the
     master refuses it in one log line and it stays out of sync; nothing of
     the cluster changes."""
     code = old_code(tmp_path / "old")
@@ -285,13 +286,14 @@ def test_an_old_node_is_not_taken_into_a_cluster_of_the_new_protocol(tmp_path: P
     c.add("n1", "--cluster-secret", SECRET)
     try:
         c.wait_role("n1", "master")
-        c.wait(lambda: "the cluster speaks protocol 2 now" in c.nodes["n1"].log(), "protocol 2")
+        now = f"the cluster speaks protocol {VERSION} now"
+        c.wait(lambda: now in c.nodes["n1"].log(), f"protocol {VERSION}")
         old = f"127.0.0.1:{free_port()}"
         env = dict(os.environ, PYTHONPATH=str(code), CHATD_CLUSTER_SECRET=SECRET)
         args = ["serve", "--node-id", "old", "--listen", old, "--join", c.peers["n1"]]
         args += ["--data-dir", str(tmp_path / "old"), "--password-hash-cost", "8"]
         c.nodes["old"] = NodeProcess(args, tmp_path / "old.log", env=env, cwd=code).start()
-        line = "node old speaks protocol 1 and this cluster is at 2: it is not taken in"
+        line = f"node old speaks protocol 1 and this cluster is at {VERSION}: it is not taken in"
         c.wait(lambda: line in c.nodes["n1"].log(), "the master's one line", 20)
         time.sleep(1)
         assert c.nodes["n1"].log().count(line) == 1
@@ -314,47 +316,77 @@ V1_FIELDS = {
     "delete_account": {"username"},
     "noop": {"node_id"},
 }
+# What protocol 2 (ff6866b's log.proto) knows.
+V2_FIELDS = {
+    **V1_FIELDS,
+    "create_account": {"username", "password_hash", "unique_casefold"},
+    "create_session": {"username", "session_hash", "password_hash"},
+    "send_message": {"sender", "recipient", "body", "request_id", "room"},
+    "take_undelivered": {"username", "limit", "max_bytes"},
+    "create_room": {"creator", "name", "topic", "max_rooms"},
+    "room_member": {"action", "actor", "room", "username", "max_members", "max_rooms"},
+    "mark_read": {"username", "peer", "room", "upto"},
+    "set_password": {"username", "password_hash", "keep_session"},
+    "set_disabled": {"username", "disabled"},
+    "end_user_sessions": {"username"},
+    "set_cluster_version": {"version"},
+}
+KNOWN_BY = {1: V1_FIELDS, 2: V2_FIELDS}
 
 
-def test_a_cluster_of_protocol_1_is_written_nothing_it_would_apply_otherwise() -> None:
-    """Every kind of entry is either unknown to protocol 1 (refused while a
-    member speaks it) or written in protocol 1's form: with every field set
-    that 1 does not know, `fit` leaves none of them, or `writable` refuses
-    the entry. A kind or field added later without saying how an older
-    cluster gets it fails here."""
+@pytest.mark.parametrize("version", sorted(KNOWN_BY))
+def test_an_older_cluster_is_written_nothing_it_would_apply_otherwise(version: int) -> None:
+    """Every kind of entry is either unknown to an older protocol (refused
+    while a member speaks it) or written in that protocol's form: with
+    every field set that it does not know, `fit` leaves none of them, or
+    `writable` refuses the entry. A kind or field added later without
+    saying how an older cluster gets it fails here."""
     from chatd.proto import log_pb2
     from chatd.server import protocol
 
+    known_by = KNOWN_BY[version]
     oneof = log_pb2.Entry.DESCRIPTOR.oneofs_by_name["op"]
     for field in oneof.fields:
         kind = field.name
-        if kind == "set_cluster_version":  # written once every member speaks 2
+        if kind == "set_cluster_version":  # written once every member speaks a version
             continue
         entry = log_pb2.Entry()
         op = getattr(entry, kind)
         op.SetInParent()
-        known = V1_FIELDS.get(kind, set())
+        known = known_by.get(kind, set())
         newer = [f for f in op.DESCRIPTOR.fields if f.name not in known]
-        for f in newer:  # every field protocol 1 does not know, set
+        for f in newer:  # every field the version does not know, set
             if f.type == f.TYPE_BOOL:
                 setattr(op, f.name, True)
             elif f.type in (f.TYPE_STRING, f.TYPE_BYTES):
                 setattr(op, f.name, "x" if f.type == f.TYPE_STRING else b"x")
             else:  # (numbers, and room actions; no repeated field was added)
                 setattr(op, f.name, 1)
-        assert protocol.writable(entry, 2), kind
-        if kind not in V1_FIELDS:
-            assert not protocol.writable(entry, 1), kind
+        assert protocol.writable(entry, protocol.VERSION), kind
+        if kind not in known_by:
+            assert not protocol.writable(entry, version), kind
             continue
-        if not protocol.writable(entry, 1):
-            continue  # (a room message)
+        if not protocol.writable(entry, version):
+            continue  # (a room message at 1)
         same = log_pb2.Entry()
         same.CopyFrom(entry)
-        protocol.fit(same, 2)  # a cluster of 2 gets it as it is
+        protocol.fit(same, protocol.VERSION)  # a cluster of today gets it as it is
         assert same == entry
-        protocol.fit(entry, 1)
+        protocol.fit(entry, version)
         left = [f.name for f in newer if getattr(op, f.name)]
         assert left == [], (kind, left)
+
+
+def test_a_cluster_of_protocol_2_is_not_written_a_decline() -> None:
+    """DECLINE is a value protocol 2's RoomMember.Action does not have."""
+    from chatd.proto import log_pb2
+    from chatd.server import protocol
+
+    op = log_pb2.RoomMember(action=log_pb2.RoomMember.DECLINE, actor="a", room="r", username="a")
+    entry = log_pb2.Entry(room_member=op)
+    assert protocol.writable(entry, 3) and not protocol.writable(entry, 2)
+    entry.room_member.action = log_pb2.RoomMember.LEAVE
+    assert protocol.writable(entry, 2)
 
 
 async def test_a_node_applies_nothing_of_a_master_of_a_newer_protocol(
@@ -391,3 +423,90 @@ async def test_a_node_applies_nothing_of_a_master_of_a_newer_protocol(
         assert node.store.last_index == applied
     finally:
         await node.stop()
+
+
+PROTOCOL_2 = "ff6866b"  # the newest chatd of protocol 2
+
+
+def test_a_member_of_protocol_2_keeps_the_cluster_to_its_room_rules(tmp_path: Path) -> None:
+    """n1 of ff6866b founds the cluster (protocol 2); n2 and n3 of this chatd
+    join and, n1 stopped, one of them becomes the master; n1 comes back,
+    still old. While it
+    is a member, DeleteRoom and DeclineInvite answer UNAVAILABLE ("being
+    upgraded") and an invitation counts toward the invitee's quota as at
+    protocol 2, so both nodes apply the log alike. Once n1 is upgraded the
+    cluster speaks 3, and both calls work."""
+    code = old_code(tmp_path / "old", PROTOCOL_2)
+    if code is None:
+        print(f"SKIP: commit {PROTOCOL_2} is not in this clone's history (git archive failed)")
+        pytest.skip(f"commit {PROTOCOL_2} is not in this clone's history")
+    c = Cluster(tmp_path, SECRET)
+    old_env = dict(os.environ, PYTHONPATH=str(code), CHATD_CLUSTER_SECRET=SECRET)
+    new_env = dict(os.environ, CHATD_CLUSTER_SECRET=SECRET)
+    names = ("n1", "n2", "n3")
+    listen = {n: (f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}") for n in names}
+
+    def start(name: str, old: bool, *extra: str) -> None:
+        args = ("--password-hash-cost", "8", "--max-rooms-per-user", "2", *extra)
+        env = old_env if old else new_env
+        node = NodeProcess.serve(tmp_path, name, *listen[name], *args, env=env)
+        node.cwd = code if old else None
+        c.nodes[name] = node.start()
+        c.addresses[name], c.peers[name] = listen[name]
+
+    def upgraded_to(version: int) -> bool:
+        line = f"the cluster speaks protocol {version} now"
+        return any(line in c.nodes[n].log() for n in ("n2", "n3"))
+
+    try:
+        start("n1", True, "--role", "master")
+        c.wait_role("n1", "master")
+        for name in ("n2", "n3"):
+            start(name, False, "--join", listen["n1"][1])
+        c.wait(lambda: c.in_sync_count() == 3, "3 nodes in sync")
+        c.nodes["n1"].kill(signal.SIGTERM)
+        c.wait(lambda: c.master() in ("n2", "n3"), "a new master", 30)
+        start("n1", True)  # back from its data dir, still of protocol 2
+        refusal = "node n1 speaks protocol 2 and its master 3: it applies nothing"
+        c.wait(lambda: refusal in c.nodes["n1"].log(), "old n1 refusing the new master", 30)
+        assert not upgraded_to(3)
+
+        async def while_old() -> None:
+            address = [c.addresses[str(c.master())]]
+            async with ChatClient(address) as ann, ChatClient(address, retry_for=1.0) as bob:
+                for client, name in ((ann, "ann"), (bob, "bob")):
+                    await client.create_account(name, PASSWORD)
+                    await client.login(name, PASSWORD)
+                await ann.create_room("team")
+                await bob.create_room("own")
+                await ann.invite("team", "bob")
+                with pytest.raises(RoomLimit):
+                    await bob.create_room("third")  # protocol 2: invitations count
+                for call in (bob.decline_invite("team"), ann.delete_room("team")):
+                    with pytest.raises(Unavailable) as info:
+                        await call
+                    assert "the cluster is being upgraded" in info.value.message
+
+        asyncio.run(while_old())
+        assert not upgraded_to(3)
+        c.converged(["n2", "n3"])
+        c.nodes["n1"].kill(signal.SIGTERM)
+        start("n1", False)
+        c.wait(lambda: upgraded_to(3), "the cluster at protocol 3", 30)
+
+        async def upgraded() -> None:
+            async with (
+                ChatClient(list(c.addresses.values())) as ann,
+                ChatClient(list(c.addresses.values())) as bob,
+            ):
+                await ann.login("ann", PASSWORD)
+                await bob.login("bob", PASSWORD)
+                await bob.decline_invite("team")
+                await ann.delete_room("team")
+                await bob.create_room("third")  # one joined, no invitation: under 2
+                assert [r.name for r in await ann.rooms()] == []
+
+        asyncio.run(upgraded())
+        c.converged()
+    finally:
+        c.stop_all()

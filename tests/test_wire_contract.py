@@ -101,6 +101,8 @@ ADDED = {
     "MarkRead": ("MarkReadRequest", "ServerResponse", False),
     "ListUnread": ("ReceiveRequest", "UnreadCounts", False),
     "ChangePassword": ("ChangePasswordRequest", "ServerResponse", False),
+    "DeleteRoom": ("RoomRequest", "ServerResponse", False),
+    "DeclineInvite": ("RoomRequest", "ServerResponse", False),
 }
 
 

@@ -30,6 +30,9 @@ class Replication:
     def writable_epoch(self) -> int | None:
         return 1
 
+    def refusal(self) -> str:
+        return ""
+
     def appended(self, epoch: int, last_index: int) -> None:
         self.on_appended(last_index)
 

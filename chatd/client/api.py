@@ -36,7 +36,7 @@ from chatd.client.errors import (
     error_for,
 )
 from chatd.client.rooms import RoomCalls
-from chatd.contract import CLIENT_CHANNEL_OPTIONS, MASTER_HEADER, Code
+from chatd.contract import CLIENT_CHANNEL_OPTIONS, MASTER_HEADER, MASTER_LOST_HEADER, Code
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.tls import client_credentials
 
@@ -82,6 +82,14 @@ class ConnectionEvent:
     state: str
     address: str
     detail: str = ""
+
+
+def header(metadata: Any, key: str) -> str | None:
+    """The value of metadata `key` (None when absent or empty)."""
+    for k, value in metadata or ():
+        if k == key and value:
+            return value if isinstance(value, str) else value.decode(errors="replace")
+    return None
 
 
 def _message(m: chat_pb2.Message) -> Message:
@@ -152,13 +160,10 @@ class ChatClient(RoomCalls):
         addresses this client was given (a master known by another name,
         e.g. inside a container network, is reached through the node that
         relays). Returns the master's address as the node named it."""
-        for key, value in metadata or ():
-            if key == MASTER_HEADER and value:
-                master = value if isinstance(value, str) else value.decode()
-                if master in self.addresses:
-                    self._current = self.addresses.index(master)
-                return master
-        return None
+        master = header(metadata, MASTER_HEADER)
+        if master in self.addresses:
+            self._current = self.addresses.index(master)
+        return master
 
     def _reached(self, address: str, master: str | None, losses: int) -> None:
         """A call that started when `losses` losses had been reported
@@ -182,12 +187,18 @@ class ChatClient(RoomCalls):
             self._connected = address
             self.on_connection(ConnectionEvent("connected", address))
 
-    def _lost(self, address: str, exc: grpc.aio.AioRpcError) -> None:
+    def _lost(self, address: str, exc: grpc.aio.AioRpcError) -> str | None:
+        """A call or stream at `address` failed: reported as lost (once) when
+        that is where this client is connected. The node lost is `address`,
+        or the master it relayed to when it says so (MASTER_LOST_HEADER):
+        that one is returned (`address` answers, the stream may stay there)."""
+        master = header(exc.trailing_metadata(), MASTER_LOST_HEADER)
         if self._connected == address or self._connected is None:
             self._connected = ""
             self._losses += 1
-            self.on_connection(ConnectionEvent("lost", address, exc.code().name))
-        self._current = self._next_after(address)
+            self.on_connection(ConnectionEvent("lost", master or address, exc.code().name))
+        self._current = self._next_after(master if master in self.addresses else address)
+        return master
 
     def _next_after(self, address: str) -> int:
         """The next address to try: the next one whose connection has not

@@ -256,8 +256,11 @@ class Connection:
                     self._fail(NoStream())
                 else:
                     if code != grpc.StatusCode.RESOURCE_EXHAUSTED:
-                        client._lost(address, exc)
-                        self.address = client.addresses[client._next_after(address)]
+                        lost_master = client._lost(address, exc)
+                        # (a stream that was open here and lost the master
+                        # behind this node opens here again: it answers)
+                        if not (lost_master and self.open_at == address):
+                            self.address = client.addresses[client._next_after(address)]
                     # (RESOURCE_EXHAUSTED: a reader too slow, which opens
                     # again at once, or too many streams of this user)
                     failing_since = failing_since or time.monotonic()

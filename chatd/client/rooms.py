@@ -1,7 +1,8 @@
-"""The client library's room calls (README, "Rooms"), mixed into ChatClient
-(chatd.client.api): each a unary call, failing over as every call does. A
-room message is sent with `ChatClient.send(..., room=NAME)` and arrives on
-`subscribe()` and `inbox()` as any message, with `Message.room` set."""
+"""The client library's room calls (docs/clients.md, "Rooms"), mixed into
+ChatClient (chatd.client.api): each a unary call, failing over as every call
+does. A room message is sent with `ChatClient.send(..., room=NAME)` and
+arrives on `subscribe()` and `inbox()` as any message, with `Message.room`
+set."""
 
 from __future__ import annotations
 
@@ -76,6 +77,16 @@ class RoomCalls:
 
     async def leave_room(self, room: str) -> None:
         await self._room_call("LeaveRoom", room)
+
+    async def decline_invite(self, room: str) -> None:
+        """Declines my invitation to a room I have not joined (NotAllowed
+        if I joined: leave it instead)."""
+        await self._room_call("DeclineInvite", room)
+
+    async def delete_room(self, room: str) -> None:
+        """Deletes a room I am an admin of: its members, invitations and
+        history go, and its name is free again."""
+        await self._room_call("DeleteRoom", room)
 
     async def rooms(self) -> list[Room]:
         """The rooms I am in or invited to, with member and unread counts."""

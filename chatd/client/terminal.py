@@ -39,7 +39,8 @@ COMMANDS = {
     "/send": "/send NAME TEXT      send one message to NAME",
     "/history": "/history [N]         the last N messages of this conversation (default 20)",
     "/room": "/room list | create ROOM [TOPIC] | invite ROOM NAME | remove ROOM NAME\n"
-    "                     | leave ROOM | members ROOM   rooms (list: yours, unread counts)",
+    "                     | leave ROOM | decline ROOM | delete ROOM | members ROOM\n"
+    "                     rooms (list: yours, unread counts; delete: an admin's)",
     "/join": "/join ROOM           join a room you were invited to, and talk there",
     "/logout": "/logout              end this session",
     "/password": "/password            change your password (asks for the old and the new one)",
@@ -327,12 +328,16 @@ class Terminal:
             else:
                 await c.remove_from_room(names[0], names[1])
                 self.out(f"{names[1]} removed from #{names[0]}")
-        elif action == "leave" and len(names) == 1:
-            await c.leave_room(names[0])
+        elif action in ("leave", "delete") and len(names) == 1:
+            await (c.leave_room if action == "leave" else c.delete_room)(names[0])
             self._known(names[0], joined=False)
             if self.peer == "#" + names[0]:
                 self.peer = None
-            self.out(f"left #{names[0]}")
+            self.out(f"{'left' if action == 'leave' else 'deleted'} #{names[0]}")
+        elif action == "decline" and len(names) == 1:
+            await c.decline_invite(names[0])
+            self._known(names[0], joined=False)
+            self.out(f"declined the invitation to #{names[0]}")
         elif action == "members" and len(names) == 1:
             for m in await c.room_members(names[0]):
                 role = " (admin)" if m.admin else ""

@@ -54,6 +54,7 @@ class Leader:
     state: State
     eligible: bool
     voted: tuple[int, str]
+    min_in_sync: int
     _actions: list[Action]
 
     def _start_election(self, reason: str) -> None:  # in Core
@@ -102,6 +103,34 @@ class Leader:
             retired=self.membership.retired | {node_id},
         )
         return True
+
+    def _holding(self) -> frozenset[str]:
+        """Master: the nodes holding every write, itself counted (while an
+        in-sync change is under way, the smaller of the two sets)."""
+        s = self.state
+        nodes = self.membership.in_sync
+        if isinstance(s, Master) and s.change is not None:
+            nodes = min(nodes, s.change.membership.in_sync, key=len)
+        return nodes
+
+    def refusal(self) -> str:
+        """Master, in-sync mode: why a write is refused now, "" if it is
+        not. With `min_in_sync` K (Kafka's min.insync.replicas), a master
+        with fewer than K nodes in sync, itself counted, neither takes a
+        write nor counts one committed: an acknowledgement then always means
+        K copies. (Majority mode has its own rule: a majority of the voters.)"""
+        if self.membership.majority or not isinstance(self.state, Master):
+            return ""
+        holding = self._holding()
+        copies = len(holding)
+        if copies >= self.min_in_sync:
+            return ""
+        return (
+            f"only {copies} {'copy is' if copies == 1 else 'copies are'} in sync "
+            f"({', '.join(sorted(holding))}), fewer than the "
+            f"{self.min_in_sync} that --min-in-sync asks for: writes are refused "
+            "until a slave is back in sync"
+        )
 
     # -- output --
 
@@ -308,6 +337,8 @@ class Leader:
         if self.membership.majority:
             self._advance_majority_commit(s)
             return
+        if len(self._holding()) < self.min_in_sync:
+            return  # too few copies: nothing more is acknowledged (see refusal)
         others = self.membership.in_sync - {self.id}
         if s.change is not None:
             others |= s.change.membership.in_sync - {self.id}

@@ -8,6 +8,7 @@ The store and the simulation keep their runs with the same `EpochRuns`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 from chatd.core.types import Pos
@@ -92,6 +93,28 @@ class Log:
         self.last = self.durable = pos
         self.runs = EpochRuns([r for r in runs if r[1] <= pos.index] or [(pos.epoch, pos.index)])
         self.start = start
+
+    def superseded_by(self, runs: EpochRuns, last: int) -> list[tuple[int, int, int]]:
+        """What of this log a log ending at `last` with the epoch runs `runs`
+        does not hold, as (epoch, first index, last index) stretches in
+        order: the entries a node drops when that log (a snapshot's)
+        replaces its own. An entry is identified by its (epoch, index): a
+        stretch of this log whose indexes hold another epoch there, or that
+        reaches past `last`, is another master's tail, never to be
+        committed again."""
+        cuts = {first for _, first in self.runs.pairs} | {first for _, first in runs.pairs}
+        cuts = {c for c in cuts | {last + 1} if c <= self.last.index}
+        bounds = sorted(cuts | {1, self.last.index + 1})
+        out: list[tuple[int, int, int]] = []
+        for first, nxt in itertools.pairwise(bounds):
+            mine = self.runs.epoch_at(first)
+            if mine is None or (first <= last and runs.epoch_at(first) == mine):
+                continue
+            if out and out[-1][0] == mine and out[-1][2] == first - 1:
+                out[-1] = (mine, out[-1][1], nxt - 1)
+            else:
+                out.append((mine, first, nxt - 1))
+        return out
 
     def batch(self, first: int, max_count: int) -> tuple[int, int] | None:
         """(epoch, last index) of the next batch to send from `first`: one

@@ -30,7 +30,7 @@ from typing import Any
 from chatd.core.election import Election, Proposal, Voter, decide
 from chatd.core.errors import LocalProtocolError, RemoteProtocolError
 from chatd.core.leader import SEED_PREFIX, Leader
-from chatd.core.log import Log
+from chatd.core.log import EpochRuns, Log
 from chatd.core.quorum import IN_SYNC, MODES
 from chatd.core.roles import Candidate, Master, Retired, Slave, State
 from chatd.core.types import (
@@ -73,8 +73,10 @@ class Core(Leader):
         found: bool = False,
         seeds: tuple[str, ...] = (),
         quorum: str = IN_SYNC,
+        min_in_sync: int = 1,
     ) -> None:
         self.id = node_id
+        self.min_in_sync = min_in_sync  # see Leader.refusal
         self.address = address
         self.timing = timing or Timing()
         self.seeds = tuple(SEED_PREFIX + s for s in seeds)
@@ -254,6 +256,16 @@ class Core(Leader):
         it (only from a master it may follow; never on a master)."""
         s = self.state
         return epoch >= self.epoch and not isinstance(s, Master) and self.master in ("", src)
+
+    def superseded_by(
+        self, pos: Pos, runs: tuple[tuple[int, int], ...]
+    ) -> list[tuple[int, int, int]]:
+        """What of this node's log a snapshot ending at `pos`, whose log
+        has the epoch runs `runs`, would drop: (epoch, first, last) stretches
+        of another master's tail (a question: it changes nothing). Entries
+        up to `commit` were acknowledged as far as this node knows; any of
+        them may have been, when this node was a master cut off with them."""
+        return self.log.superseded_by(EpochRuns(runs), pos.index)
 
     def snapshot_installed(self, pos: Pos, runs: tuple[tuple[int, int], ...], start: int) -> None:
         """Slave: the store was replaced by a snapshot ending at `pos`, whose

@@ -144,6 +144,16 @@ class ClientAccountStub:
                 request_serializer=chatd_dot_proto_dot_chat__pb2.ReceiveRequest.SerializeToString,
                 response_deserializer=chatd_dot_proto_dot_chat__pb2.UnreadCounts.FromString,
                 _registered_method=True)
+        self.DeleteRoom = channel.unary_unary(
+                '/ClientAccount/DeleteRoom',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.RoomRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+                _registered_method=True)
+        self.DeclineInvite = channel.unary_unary(
+                '/ClientAccount/DeclineInvite',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.RoomRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+                _registered_method=True)
         self.ChangePassword = channel.unary_unary(
                 '/ClientAccount/ChangePassword',
                 request_serializer=chatd_dot_proto_dot_chat__pb2.ChangePasswordRequest.SerializeToString,
@@ -233,9 +243,10 @@ class ClientAccountServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateRoom(self, request, context):
-        """Additions: rooms (README, "Rooms"). A room message is sent with Send's
-        (or a send frame's) `room` and delivered as any message, with `room`
-        set, to every member who joined, on Subscribe and Connect.
+        """Additions: rooms (docs/clients.md, "The client API"). A room message
+        is sent with Send's (or a send frame's) `room` and delivered as any
+        message, with `room` set, to every member who joined, on Subscribe and
+        Connect.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -299,6 +310,21 @@ class ClientAccountServicer:
         """The one-to-one conversations with messages to the caller after its
         read marker there: who wrote, how many, the newest one's id.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRoom(self, request, context):
+        """Additions: an admin deletes a room (its members and invitations, its
+        history and read markers go; its name is free again), and an invited
+        user declines an invitation (a member who joined leaves instead).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeclineInvite(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -423,6 +449,16 @@ def add_ClientAccountServicer_to_server(servicer, server):
                     servicer.ListUnread,
                     request_deserializer=chatd_dot_proto_dot_chat__pb2.ReceiveRequest.FromString,
                     response_serializer=chatd_dot_proto_dot_chat__pb2.UnreadCounts.SerializeToString,
+            ),
+            'DeleteRoom': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRoom,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.RoomRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.SerializeToString,
+            ),
+            'DeclineInvite': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclineInvite,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.RoomRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.SerializeToString,
             ),
             'ChangePassword': grpc.unary_unary_rpc_method_handler(
                     servicer.ChangePassword,
@@ -1024,6 +1060,60 @@ class ClientAccount:
             '/ClientAccount/ListUnread',
             chatd_dot_proto_dot_chat__pb2.ReceiveRequest.SerializeToString,
             chatd_dot_proto_dot_chat__pb2.UnreadCounts.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRoom(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/DeleteRoom',
+            chatd_dot_proto_dot_chat__pb2.RoomRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclineInvite(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/DeclineInvite',
+            chatd_dot_proto_dot_chat__pb2.RoomRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,9 +61,10 @@ class ClientAccountStub:
     a message, and carries the sends and acknowledgements to the master.
     """
     CreateRoom: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]
-    """Additions: rooms (README, "Rooms"). A room message is sent with Send's
-    (or a send frame's) `room` and delivered as any message, with `room`
-    set, to every member who joined, on Subscribe and Connect.
+    """Additions: rooms (docs/clients.md, "The client API"). A room message
+    is sent with Send's (or a send frame's) `room` and delivered as any
+    message, with `room` set, to every member who joined, on Subscribe and
+    Connect.
     """
     InviteToRoom: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomMemberRequest, _chat_pb2.ServerResponse]
     JoinRoom: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]
@@ -78,6 +79,12 @@ class ClientAccountStub:
     """The one-to-one conversations with messages to the caller after its
     read marker there: who wrote, how many, the newest one's id.
     """
+    DeleteRoom: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]
+    """Additions: an admin deletes a room (its members and invitations, its
+    history and read markers go; its name is free again), and an invited
+    user declines an invitation (a member who joined leaves instead).
+    """
+    DeclineInvite: _grpc.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]
     ChangePassword: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ChangePasswordRequest, _chat_pb2.ServerResponse]
     """Addition: the caller's new password, given the old one; the user's
     other sessions end, the caller's stays.
@@ -112,9 +119,10 @@ class ClientAccountAsyncStub(ClientAccountStub):
     a message, and carries the sends and acknowledgements to the master.
     """
     CreateRoom: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
-    """Additions: rooms (README, "Rooms"). A room message is sent with Send's
-    (or a send frame's) `room` and delivered as any message, with `room`
-    set, to every member who joined, on Subscribe and Connect.
+    """Additions: rooms (docs/clients.md, "The client API"). A room message
+    is sent with Send's (or a send frame's) `room` and delivered as any
+    message, with `room` set, to every member who joined, on Subscribe and
+    Connect.
     """
     InviteToRoom: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomMemberRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
     JoinRoom: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
@@ -129,6 +137,12 @@ class ClientAccountAsyncStub(ClientAccountStub):
     """The one-to-one conversations with messages to the caller after its
     read marker there: who wrote, how many, the newest one's id.
     """
+    DeleteRoom: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
+    """Additions: an admin deletes a room (its members and invitations, its
+    history and read markers go; its name is free again), and an invited
+    user declines an invitation (a member who joined leaves instead).
+    """
+    DeclineInvite: _aio.UnaryUnaryMultiCallable[_chat_pb2.RoomRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
     ChangePassword: _aio.UnaryUnaryMultiCallable[_chat_pb2.ChangePasswordRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
     """Addition: the caller's new password, given the old one; the user's
     other sessions end, the caller's stays.
@@ -232,9 +246,10 @@ class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
         request: _chat_pb2.RoomRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]:
-        """Additions: rooms (README, "Rooms"). A room message is sent with Send's
-        (or a send frame's) `room` and delivered as any message, with `room`
-        set, to every member who joined, on Subscribe and Connect.
+        """Additions: rooms (docs/clients.md, "The client API"). A room message
+        is sent with Send's (or a send frame's) `room` and delivered as any
+        message, with `room` set, to every member who joined, on Subscribe and
+        Connect.
         """
 
     @_abc_1.abstractmethod
@@ -309,6 +324,24 @@ class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
         """The one-to-one conversations with messages to the caller after its
         read marker there: who wrote, how many, the newest one's id.
         """
+
+    @_abc_1.abstractmethod
+    def DeleteRoom(
+        self,
+        request: _chat_pb2.RoomRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]:
+        """Additions: an admin deletes a room (its members and invitations, its
+        history and read markers go; its name is free again), and an invited
+        user declines an invitation (a member who joined leaves instead).
+        """
+
+    @_abc_1.abstractmethod
+    def DeclineInvite(
+        self,
+        request: _chat_pb2.RoomRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]: ...
 
     @_abc_1.abstractmethod
     def ChangePassword(

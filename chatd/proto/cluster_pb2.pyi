@@ -274,7 +274,7 @@ class StateDivergence(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., index: _Optional[int] = ..., state_digest: _Optional[str] = ..., master_state_digest: _Optional[str] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("node_id", "role", "epoch", "master", "applied_index", "log_digest", "members", "commit_index", "address", "master_id", "state_digest", "diverged", "quorum", "peer_address", "master_peer_address", "members_seen_by")
+    __slots__ = ("node_id", "role", "epoch", "master", "applied_index", "log_digest", "members", "commit_index", "address", "master_id", "state_digest", "diverged", "quorum", "peer_address", "master_peer_address", "members_seen_by", "rolled_back", "rollback_files", "min_in_sync", "writes_refused")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
@@ -291,6 +291,10 @@ class NodeStatus(_message.Message):
     PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     MASTER_PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_SEEN_BY_FIELD_NUMBER: _ClassVar[int]
+    ROLLED_BACK_FIELD_NUMBER: _ClassVar[int]
+    ROLLBACK_FILES_FIELD_NUMBER: _ClassVar[int]
+    MIN_IN_SYNC_FIELD_NUMBER: _ClassVar[int]
+    WRITES_REFUSED_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     role: str
     epoch: int
@@ -307,7 +311,11 @@ class NodeStatus(_message.Message):
     peer_address: str
     master_peer_address: str
     members_seen_by: str
-    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[str] = ..., epoch: _Optional[int] = ..., master: _Optional[str] = ..., applied_index: _Optional[int] = ..., log_digest: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., commit_index: _Optional[int] = ..., address: _Optional[str] = ..., master_id: _Optional[str] = ..., state_digest: _Optional[str] = ..., diverged: _Optional[_Iterable[_Union[StateDivergence, _Mapping]]] = ..., quorum: _Optional[str] = ..., peer_address: _Optional[str] = ..., master_peer_address: _Optional[str] = ..., members_seen_by: _Optional[str] = ...) -> None: ...
+    rolled_back: int
+    rollback_files: int
+    min_in_sync: int
+    writes_refused: bool
+    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[str] = ..., epoch: _Optional[int] = ..., master: _Optional[str] = ..., applied_index: _Optional[int] = ..., log_digest: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., commit_index: _Optional[int] = ..., address: _Optional[str] = ..., master_id: _Optional[str] = ..., state_digest: _Optional[str] = ..., diverged: _Optional[_Iterable[_Union[StateDivergence, _Mapping]]] = ..., quorum: _Optional[str] = ..., peer_address: _Optional[str] = ..., master_peer_address: _Optional[str] = ..., members_seen_by: _Optional[str] = ..., rolled_back: _Optional[int] = ..., rollback_files: _Optional[int] = ..., min_in_sync: _Optional[int] = ..., writes_refused: _Optional[bool] = ...) -> None: ...
 
 class RemoveMemberRequest(_message.Message):
     __slots__ = ("node_id",)
@@ -408,3 +416,29 @@ class UserAdminResponse(_message.Message):
     accounts: _containers.RepeatedCompositeFieldContainer[AccountInfo]
     sessions_ended: int
     def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ..., accounts: _Optional[_Iterable[_Union[AccountInfo, _Mapping]]] = ..., sessions_ended: _Optional[int] = ...) -> None: ...
+
+class ResendRequest(_message.Message):
+    __slots__ = ("sender", "recipient", "room", "body", "request_id")
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    sender: str
+    recipient: str
+    room: str
+    body: str
+    request_id: str
+    def __init__(self, sender: _Optional[str] = ..., recipient: _Optional[str] = ..., room: _Optional[str] = ..., body: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ResendResponse(_message.Message):
+    __slots__ = ("ok", "error", "message_id", "duplicate")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    error: str
+    message_id: int
+    duplicate: bool
+    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ..., message_id: _Optional[int] = ..., duplicate: _Optional[bool] = ...) -> None: ...

@@ -422,6 +422,11 @@ class NodeAdminStub:
                 request_serializer=chatd_dot_proto_dot_cluster__pb2.UserAdminRequest.SerializeToString,
                 response_deserializer=chatd_dot_proto_dot_cluster__pb2.UserAdminResponse.FromString,
                 _registered_method=True)
+        self.Resend = channel.unary_unary(
+                '/NodeAdmin/Resend',
+                request_serializer=chatd_dot_proto_dot_cluster__pb2.ResendRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_cluster__pb2.ResendResponse.FromString,
+                _registered_method=True)
 
 
 class NodeAdminServicer:
@@ -453,6 +458,13 @@ class NodeAdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Resend(self, request, context):
+        """Taken at the master (a slave carries it there).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeAdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -475,6 +487,11 @@ def add_NodeAdminServicer_to_server(servicer, server):
                     servicer.ManageUser,
                     request_deserializer=chatd_dot_proto_dot_cluster__pb2.UserAdminRequest.FromString,
                     response_serializer=chatd_dot_proto_dot_cluster__pb2.UserAdminResponse.SerializeToString,
+            ),
+            'Resend': grpc.unary_unary_rpc_method_handler(
+                    servicer.Resend,
+                    request_deserializer=chatd_dot_proto_dot_cluster__pb2.ResendRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_cluster__pb2.ResendResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -586,6 +603,33 @@ class NodeAdmin:
             '/NodeAdmin/ManageUser',
             chatd_dot_proto_dot_cluster__pb2.UserAdminRequest.SerializeToString,
             chatd_dot_proto_dot_cluster__pb2.UserAdminResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Resend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/NodeAdmin/Resend',
+            chatd_dot_proto_dot_cluster__pb2.ResendRequest.SerializeToString,
+            chatd_dot_proto_dot_cluster__pb2.ResendResponse.FromString,
             options,
             channel_credentials,
             insecure,

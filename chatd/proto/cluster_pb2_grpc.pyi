@@ -158,6 +158,8 @@ class NodeAdminStub:
     Backup: _grpc.UnaryStreamMultiCallable[_cluster_pb2.BackupRequest, _cluster_pb2.BackupChunk]
     """Taken at the master; a slave asked carries the stream from the master."""
     ManageUser: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.UserAdminRequest, _cluster_pb2.UserAdminResponse]
+    Resend: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.ResendRequest, _cluster_pb2.ResendResponse]
+    """Taken at the master (a slave carries it there)."""
 
 @_typing.type_check_only
 class NodeAdminAsyncStub(NodeAdminStub):
@@ -169,6 +171,8 @@ class NodeAdminAsyncStub(NodeAdminStub):
     Backup: _aio.UnaryStreamMultiCallable[_cluster_pb2.BackupRequest, _cluster_pb2.BackupChunk]  # type: ignore[assignment]
     """Taken at the master; a slave asked carries the stream from the master."""
     ManageUser: _aio.UnaryUnaryMultiCallable[_cluster_pb2.UserAdminRequest, _cluster_pb2.UserAdminResponse]  # type: ignore[assignment]
+    Resend: _aio.UnaryUnaryMultiCallable[_cluster_pb2.ResendRequest, _cluster_pb2.ResendResponse]  # type: ignore[assignment]
+    """Taken at the master (a slave carries it there)."""
 
 class NodeAdminServicer(metaclass=_abc_1.ABCMeta):
     """Operator's view and actions on one node."""
@@ -201,5 +205,13 @@ class NodeAdminServicer(metaclass=_abc_1.ABCMeta):
         request: _cluster_pb2.UserAdminRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_cluster_pb2.UserAdminResponse, _abc.Awaitable[_cluster_pb2.UserAdminResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Resend(
+        self,
+        request: _cluster_pb2.ResendRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cluster_pb2.ResendResponse, _abc.Awaitable[_cluster_pb2.ResendResponse]]:
+        """Taken at the master (a slave carries it there)."""
 
 def add_NodeAdminServicer_to_server(servicer: NodeAdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

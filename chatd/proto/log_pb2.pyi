@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Entry(_message.Message):
-    __slots__ = ("time_us", "create_account", "create_session", "end_session", "touch_session", "expire_sessions", "send_message", "take_undelivered", "mark_delivered", "delete_account", "noop", "create_room", "room_member", "mark_read", "set_password", "set_disabled", "end_user_sessions", "set_cluster_version")
+    __slots__ = ("time_us", "create_account", "create_session", "end_session", "touch_session", "expire_sessions", "send_message", "take_undelivered", "mark_delivered", "delete_account", "noop", "create_room", "room_member", "mark_read", "set_password", "set_disabled", "end_user_sessions", "set_cluster_version", "delete_room")
     TIME_US_FIELD_NUMBER: _ClassVar[int]
     CREATE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     CREATE_SESSION_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class Entry(_message.Message):
     SET_DISABLED_FIELD_NUMBER: _ClassVar[int]
     END_USER_SESSIONS_FIELD_NUMBER: _ClassVar[int]
     SET_CLUSTER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DELETE_ROOM_FIELD_NUMBER: _ClassVar[int]
     time_us: int
     create_account: CreateAccount
     create_session: CreateSession
@@ -45,7 +46,8 @@ class Entry(_message.Message):
     set_disabled: SetDisabled
     end_user_sessions: EndUserSessions
     set_cluster_version: SetClusterVersion
-    def __init__(self, time_us: _Optional[int] = ..., create_account: _Optional[_Union[CreateAccount, _Mapping]] = ..., create_session: _Optional[_Union[CreateSession, _Mapping]] = ..., end_session: _Optional[_Union[EndSession, _Mapping]] = ..., touch_session: _Optional[_Union[TouchSession, _Mapping]] = ..., expire_sessions: _Optional[_Union[ExpireSessions, _Mapping]] = ..., send_message: _Optional[_Union[SendMessage, _Mapping]] = ..., take_undelivered: _Optional[_Union[TakeUndelivered, _Mapping]] = ..., mark_delivered: _Optional[_Union[MarkDelivered, _Mapping]] = ..., delete_account: _Optional[_Union[DeleteAccount, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., create_room: _Optional[_Union[CreateRoom, _Mapping]] = ..., room_member: _Optional[_Union[RoomMember, _Mapping]] = ..., mark_read: _Optional[_Union[MarkRead, _Mapping]] = ..., set_password: _Optional[_Union[SetPassword, _Mapping]] = ..., set_disabled: _Optional[_Union[SetDisabled, _Mapping]] = ..., end_user_sessions: _Optional[_Union[EndUserSessions, _Mapping]] = ..., set_cluster_version: _Optional[_Union[SetClusterVersion, _Mapping]] = ...) -> None: ...
+    delete_room: DeleteRoom
+    def __init__(self, time_us: _Optional[int] = ..., create_account: _Optional[_Union[CreateAccount, _Mapping]] = ..., create_session: _Optional[_Union[CreateSession, _Mapping]] = ..., end_session: _Optional[_Union[EndSession, _Mapping]] = ..., touch_session: _Optional[_Union[TouchSession, _Mapping]] = ..., expire_sessions: _Optional[_Union[ExpireSessions, _Mapping]] = ..., send_message: _Optional[_Union[SendMessage, _Mapping]] = ..., take_undelivered: _Optional[_Union[TakeUndelivered, _Mapping]] = ..., mark_delivered: _Optional[_Union[MarkDelivered, _Mapping]] = ..., delete_account: _Optional[_Union[DeleteAccount, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., create_room: _Optional[_Union[CreateRoom, _Mapping]] = ..., room_member: _Optional[_Union[RoomMember, _Mapping]] = ..., mark_read: _Optional[_Union[MarkRead, _Mapping]] = ..., set_password: _Optional[_Union[SetPassword, _Mapping]] = ..., set_disabled: _Optional[_Union[SetDisabled, _Mapping]] = ..., end_user_sessions: _Optional[_Union[EndUserSessions, _Mapping]] = ..., set_cluster_version: _Optional[_Union[SetClusterVersion, _Mapping]] = ..., delete_room: _Optional[_Union[DeleteRoom, _Mapping]] = ...) -> None: ...
 
 class CreateAccount(_message.Message):
     __slots__ = ("username", "password_hash", "unique_casefold")
@@ -112,7 +114,7 @@ class CreateRoom(_message.Message):
     def __init__(self, creator: _Optional[str] = ..., name: _Optional[str] = ..., topic: _Optional[str] = ..., max_rooms: _Optional[int] = ...) -> None: ...
 
 class RoomMember(_message.Message):
-    __slots__ = ("action", "actor", "room", "username", "max_members", "max_rooms")
+    __slots__ = ("action", "actor", "room", "username", "max_members", "max_rooms", "max_invitations")
     class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         ACTION_UNSPECIFIED: _ClassVar[RoomMember.Action]
@@ -121,25 +123,37 @@ class RoomMember(_message.Message):
         LEAVE: _ClassVar[RoomMember.Action]
         REMOVE: _ClassVar[RoomMember.Action]
         ADMIN: _ClassVar[RoomMember.Action]
+        DECLINE: _ClassVar[RoomMember.Action]
     ACTION_UNSPECIFIED: RoomMember.Action
     INVITE: RoomMember.Action
     JOIN: RoomMember.Action
     LEAVE: RoomMember.Action
     REMOVE: RoomMember.Action
     ADMIN: RoomMember.Action
+    DECLINE: RoomMember.Action
     ACTION_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     ROOM_FIELD_NUMBER: _ClassVar[int]
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     MAX_MEMBERS_FIELD_NUMBER: _ClassVar[int]
     MAX_ROOMS_FIELD_NUMBER: _ClassVar[int]
+    MAX_INVITATIONS_FIELD_NUMBER: _ClassVar[int]
     action: RoomMember.Action
     actor: str
     room: str
     username: str
     max_members: int
     max_rooms: int
-    def __init__(self, action: _Optional[_Union[RoomMember.Action, str]] = ..., actor: _Optional[str] = ..., room: _Optional[str] = ..., username: _Optional[str] = ..., max_members: _Optional[int] = ..., max_rooms: _Optional[int] = ...) -> None: ...
+    max_invitations: int
+    def __init__(self, action: _Optional[_Union[RoomMember.Action, str]] = ..., actor: _Optional[str] = ..., room: _Optional[str] = ..., username: _Optional[str] = ..., max_members: _Optional[int] = ..., max_rooms: _Optional[int] = ..., max_invitations: _Optional[int] = ...) -> None: ...
+
+class DeleteRoom(_message.Message):
+    __slots__ = ("actor", "room")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    actor: str
+    room: str
+    def __init__(self, actor: _Optional[str] = ..., room: _Optional[str] = ...) -> None: ...
 
 class MarkRead(_message.Message):
     __slots__ = ("username", "peer", "room", "upto")

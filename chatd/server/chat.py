@@ -34,6 +34,7 @@ from chatd.server.errors import (
 )
 from chatd.server.hub import Hub
 from chatd.server.ratelimit import RateLimiter
+from chatd.server.room_rates import RoomRates
 from chatd.server.rooms import Room
 from chatd.server.store import Applied, Session, Store, StoredMessage, User, message_bytes
 from chatd.server.throttle import LoginThrottle
@@ -69,8 +70,14 @@ class ChatLimits:
     send_burst: int = 200
     max_streams_per_user: int = 16
     max_room_members: int = 1000  # joined or invited
-    max_rooms_per_user: int = 100  # joined or invited
+    max_rooms_per_user: int = 100  # joined (before protocol 3: or invited)
     account_rate: float = 20.0  # accounts an hour per client address (0: no limit)
+    room_rate: float = 30.0  # rooms created an hour per user (chatd.server.room_rates)
+    invite_rate: float = 60.0  # invitations a minute per user
+    room_write_rate: float = 20.0  # other room writes and read markers a second per user
+    max_invitations: int = 100  # unanswered, per user: a new one drops the oldest
+    first_frame_timeout_s: float = 5.0  # a Connect stream's open frame comes by then
+    max_unopened_streams: int = 16  # Connect streams before their open frame, per address
 
 
 def newest_within(page: list[StoredMessage], max_bytes: int) -> list[StoredMessage]:
@@ -195,6 +202,7 @@ class Chat:
         self._touching: set[bytes] = set()
         self._send_limit = RateLimiter(limits.send_rate, limits.send_burst)
         self.throttle = LoginThrottle(limits.account_rate)
+        self.room_rates = RoomRates(limits.room_rate, limits.invite_rate, limits.room_write_rate)
 
     @property
     def _ttl_us(self) -> int:
@@ -357,6 +365,12 @@ class Chat:
         s = self.session(session_id)
         await self._submit(log_pb2.Entry(delete_account=log_pb2.DeleteAccount(username=s.username)))
 
+    def find_user(self, name: str) -> str | None:
+        """The live account a name from a request names ("Bob" finds "bob"),
+        or None. A name outside the username rules names no account, though
+        its casefold may equal one's ("\u212a" folds to "k")."""
+        return self.store.find_user(name) if USERNAME_RE.fullmatch(name) else None
+
     def room_named(self, name: str) -> Room:
         """The room of that name (in any case), or RequestRefused(NO_SUCH_ROOM)."""
         room = self.store.rooms.find(name) if USERNAME_RE.fullmatch(name) else None
@@ -373,17 +387,24 @@ class Chat:
         # per user, not per session: more sessions must not mean more sends
         if not self._send_limit.allow(s.uid, time.monotonic()):
             raise OverLimit(f"more than {self.limits.send_rate:g} messages a second from this user")
+        return (await self.send_as(s.username, to, body, request_id, room)).message_id
+
+    async def send_as(
+        self, sender: str, to: str, body: str, request_id: str, room: str = ""
+    ) -> Applied:
+        """A message from the account `sender` (a session's, or an
+        operator's resend of a rolled-back one): checked, written, applied."""
         check_request_id(request_id)
         check_message(body, self.limits)
-        op = log_pb2.SendMessage(sender=s.username, body=body, request_id=request_id)
+        op = log_pb2.SendMessage(sender=sender, body=body, request_id=request_id)
         if room:
             op.room = self.room_named(room).name
         else:
-            recipient = self.store.find_user(to)  # "Bob" reaches "bob"
+            recipient = self.find_user(to)  # "Bob" reaches "bob"
             if recipient is None:
                 raise RequestRefused(Code.NO_SUCH_RECIPIENT)
             op.recipient = recipient
-        return (await self._submit(log_pb2.Entry(send_message=op))).message_id
+        return await self._submit(log_pb2.Entry(send_message=op))
 
     async def get_messages(self, session_id: str) -> list[StoredMessage]:
         s = self.session(session_id)
@@ -429,7 +450,7 @@ class Chat:
             raise RequestRefused(Code.INVALID_ARGUMENT, "before_message_id and limit are >= 0")
         if not USERNAME_RE.fullmatch(peer):
             raise RequestRefused(Code.NO_SUCH_RECIPIENT)
-        peer = self.store.find_user(peer) or peer  # "Bob" is "bob"'s conversation
+        peer = self.find_user(peer) or peer  # "Bob" is "bob"'s conversation
         peer_uid = await self._read(self.store.last_uid_named, peer)
         if peer_uid is None:
             raise RequestRefused(Code.NO_SUCH_RECIPIENT)

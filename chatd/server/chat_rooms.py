@@ -5,11 +5,18 @@ validation and limits here, the membership rules in the apply
 A room's name follows the username alphabet, unique regardless of case;
 its topic is at most MAX_TOPIC_CHARS characters. A member who joined sees
 the room's whole history and gets its messages from the join on; one who
-left or was removed neither gets nor reads any more of them.
+left or was removed neither gets nor reads any more of them. Every write
+has a rate per user (chatd.server.room_rates); a MarkRead that would not
+move the marker writes nothing.
+
+Room names are not secret (CreateRoom's ROOM_NAME_TAKEN tells whether one
+exists): a call about a room that does not exist answers NO_SUCH_ROOM, and
+one about a room the caller is not in NOT_A_MEMBER, on every RPC alike.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from chatd.contract import Code
@@ -24,7 +31,7 @@ from chatd.server.chat import (
 )
 from chatd.server.errors import RequestRefused
 from chatd.server.rooms import Room
-from chatd.server.store import StoredMessage
+from chatd.server.store import StoredMessage, conversation_key
 
 MAX_TOPIC_CHARS = 256
 
@@ -66,10 +73,13 @@ class RoomOps:
 
     def _user(self, name: str) -> str:
         """The live account's name (in its own case), or NO_SUCH_USER."""
-        found = self.chat.store.find_user(name) if USERNAME_RE.fullmatch(name) else None
+        found = self.chat.find_user(name)
         if found is None:
             raise RequestRefused(Code.NO_SUCH_USER)
         return found
+
+    def _rate(self, kind: str, uid: int) -> None:
+        self.chat.room_rates.take(kind, uid, time.monotonic())
 
     async def create(self, session_id: str, name: str, topic: str) -> None:
         s = self.chat.session(session_id)
@@ -81,6 +91,7 @@ class RoomOps:
             )
         if self.chat.store.rooms.find(name) is not None:
             raise RequestRefused(Code.ROOM_NAME_TAKEN)
+        self._rate("create", s.uid)
         op = log_pb2.CreateRoom(
             creator=s.username,
             name=name,
@@ -96,13 +107,22 @@ class RoomOps:
         who = s.username
         if username is not None:
             who = self._user(username)
+        if action == Action.DECLINE:
+            me = r.members.get(s.uid)
+            if me is None:
+                raise RequestRefused(Code.NOT_A_MEMBER, f"no invitation to {r.name}")
+            if me.joined:
+                raise RequestRefused(Code.NOT_ALLOWED, f"you joined {r.name}: leave it instead")
+        self._rate("invite" if action == Action.INVITE else "write", s.uid)
+        limits = self.chat.limits
         op = log_pb2.RoomMember(
             action=action,  # type: ignore[arg-type]
             actor=s.username,
             room=r.name,
             username=who,
-            max_members=self.chat.limits.max_room_members,
-            max_rooms=self.chat.limits.max_rooms_per_user,
+            max_members=limits.max_room_members,
+            max_rooms=limits.max_rooms_per_user,
+            max_invitations=limits.max_invitations,
         )
         await self.chat._submit(log_pb2.Entry(room_member=op))
 
@@ -120,6 +140,21 @@ class RoomOps:
 
     async def leave(self, session_id: str, room: str) -> None:
         await self._member(session_id, Action.LEAVE, room, None)
+
+    async def decline(self, session_id: str, room: str) -> None:
+        await self._member(session_id, Action.DECLINE, room, None)
+
+    async def delete(self, session_id: str, room: str) -> None:
+        s = self.chat.session(session_id)
+        r = self._room(room)
+        me = r.members.get(s.uid)
+        if me is None or not me.joined:
+            raise RequestRefused(Code.NOT_A_MEMBER)
+        if not me.admin:
+            raise RequestRefused(Code.NOT_ALLOWED)
+        self._rate("write", s.uid)
+        op = log_pb2.DeleteRoom(actor=s.username, room=r.name)
+        await self.chat._submit(log_pb2.Entry(delete_room=op))
 
     async def list_rooms(self, session_id: str) -> list[RoomInfo]:
         chat = self.chat
@@ -177,13 +212,19 @@ class RoomOps:
         s = self.chat.session(session_id)
         if upto < 0 or bool(peer) == bool(room):
             raise RequestRefused(Code.INVALID_ARGUMENT, "one of peer and room, and upto >= 0")
+        store = self.chat.store
         if room:
             r = self._room(room)
             if s.uid not in r.members:
                 raise RequestRefused(Code.NOT_A_MEMBER)
             op = log_pb2.MarkRead(username=s.username, room=r.name, upto=upto)
+            conv = r.conv
         else:
             op = log_pb2.MarkRead(username=s.username, peer=self._user(peer), upto=upto)
+            conv = conversation_key(s.uid, store.users[op.peer].uid)
+        if await self.chat._read(store.read_marker, s.uid, conv) >= upto:
+            return  # the marker is there already: nothing to write
+        self._rate("write", s.uid)
         await self.chat._submit(log_pb2.Entry(mark_read=op))
 
     async def unread(self, session_id: str) -> list[UnreadInfo]:

@@ -22,6 +22,7 @@ from chatd.contract import (
     CLIENT_HEADER,
     DELIVERED_HEADER,
     MASTER_HEADER,
+    MASTER_LOST_HEADER,
     RETRY_AFTER_HEADER,
     Code,
 )
@@ -39,6 +40,7 @@ from chatd.server.errors import (
 from chatd.server.handlers import Malformed
 from chatd.server.room_service import RoomServicer
 from chatd.server.session_stream import OUT_QUEUE, End, SessionStream, deliver, ending
+from chatd.server.throttle import address_key, retry_hint
 from chatd.server.unary import to_proto, unary
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         self.relays = relays
         # told of each Connect send's result and its seconds (the metrics)
         self.on_stream_send: Callable[[chat_pb2.SendResult, float], None] | None = None
+        self._unopened: dict[str, int] = {}  # address_key -> Connect streams before their open
 
     def client(self, context: Ctx) -> str:
         """Where the call came from: its caller, or on the peer listener the
@@ -247,7 +250,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         """The session's one stream (chatd.server.session_stream); a slave
         carries the whole stream to the master, frames both ways."""
         route = self.router.route()
-        first = await anext(aiter(frames), None)
+        first = await self._first_frame(frames, context)
         if first is None:
             return
         if isinstance(first, Malformed) or first.WhichOneof("frame") != "open":
@@ -284,6 +287,39 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         if stream.end.status is not None:
             await context.abort(stream.end.status, stream.end.detail)
 
+    async def _first_frame(self, frames: AsyncIterator[Any], context: Ctx) -> Any:
+        """A Connect stream's first frame (None: the client ended the stream
+        first). Until it comes the stream holds no session: it ends after
+        --first-frame-timeout (DEADLINE_EXCEEDED), and one client address
+        may hold --max-unopened-streams such streams (beyond them a stream
+        is refused at once, RESOURCE_EXHAUSTED)."""
+        limits = self.chat.limits
+        key = address_key(self.client(context))
+        held = self._unopened.get(key, 0)
+        if held >= limits.max_unopened_streams:
+            wait = limits.first_frame_timeout_s
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{held} Connect streams from this address are waiting for their open frame, "
+                f"the most allowed; {retry_hint(wait)}",
+                ((RETRY_AFTER_HEADER, str(int(wait * 1000))),),
+            )
+        self._unopened[key] = held + 1
+        try:
+            async with asyncio.timeout(limits.first_frame_timeout_s):
+                return await anext(aiter(frames), None)
+        except TimeoutError:
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"no open frame within {limits.first_frame_timeout_s:g} s of the stream's start",
+            )
+        finally:
+            left = self._unopened[key] - 1
+            if left:
+                self._unopened[key] = left
+            else:
+                del self._unopened[key]
+
     def _local(self, first: chat_pb2.ClientFrame) -> bool:
         """Whether this slave serves the session's deliveries itself: when
         it asks for them and its session is known here (a replica that
@@ -295,6 +331,15 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         except RequestRefused:
             return False
         return True
+
+    def _lost(self, exc: grpc.aio.AioRpcError, route: tuple[Role, str]) -> tuple[Any, ...]:
+        """The trailing metadata of a relayed stream the master's side ended:
+        UNAVAILABLE names the master (MASTER_LOST_HEADER), the node the
+        client lost (this one still answers)."""
+        master = self.router.for_clients(route)
+        if exc.code() != grpc.StatusCode.UNAVAILABLE or not master:
+            return ()
+        return ((MASTER_LOST_HEADER, master),)
 
     async def _relay_connect(
         self,
@@ -351,14 +396,14 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
                         grpc.StatusCode.INVALID_ARGUMENT, "a frame that is not a ClientFrame"
                     )
                 if isinstance(item, grpc.aio.AioRpcError):
-                    await context.abort(item.code(), item.details() or "")
+                    await context.abort(item.code(), item.details() or "", self._lost(item, route))
                 if isinstance(item, End):
                     if item.status is not None:
                         await context.abort(item.status, item.detail)
                     return
                 yield item
         except grpc.aio.AioRpcError as exc:  # (at the opening)
-            await context.abort(exc.code(), exc.details() or "")
+            await context.abort(exc.code(), exc.details() or "", self._lost(exc, route))
         finally:
             for task in tasks:
                 task.cancel()
@@ -388,7 +433,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
                 async for m in call:
                     yield m
             except grpc.aio.AioRpcError as exc:
-                await context.abort(exc.code(), exc.details() or "")
+                await context.abort(exc.code(), exc.details() or "", self._lost(exc, route))
             finally:
                 call.cancel()
             return

@@ -55,6 +55,10 @@ class NodeView(Protocol):
         self, request: cluster_pb2.UserAdminRequest, forwarded: bool = False
     ) -> cluster_pb2.UserAdminResponse: ...
 
+    async def resend(
+        self, request: cluster_pb2.ResendRequest, forwarded: bool = False
+    ) -> cluster_pb2.ResendResponse: ...
+
 
 REPLY_TIMEOUT_S = 2.0
 
@@ -368,6 +372,11 @@ class NodeAdminServicer(cluster_pb2_grpc.NodeAdminServicer):
     ) -> cluster_pb2.UserAdminResponse:
         forwarded = _forwarded(context)
         return await self.node.manage_user(request, forwarded)
+
+    async def Resend(
+        self, request: cluster_pb2.ResendRequest, context: Ctx
+    ) -> cluster_pb2.ResendResponse:
+        return await self.node.resend(request, _forwarded(context))
 
     async def Backup(
         self, request: cluster_pb2.BackupRequest, context: Ctx

@@ -11,6 +11,7 @@
     └── NodeError            this node cannot serve (a client retries, maybe elsewhere)
         ├── WriterClosed     shutting down or lost its store: the write was not made
         ├── NotWritable      not (or no longer) the master: a write may or may not survive
+        ├── TooFewCopies     fewer nodes in sync than --min-in-sync: the write was not made
         ├── NoMaster         a slave knows no master to relay to
         ├── ClusterUpgrading a write an older member could not apply
         ├── StreamDropped    the node ended a stream (stopping, or the master changed)
@@ -114,6 +115,11 @@ class NotWritable(NodeError):
     """This node is not (or no longer) the master; a write under way may or
     may not survive: a client retries it, with its request id, at the new
     master. (Not the API's NOT_MASTER code, which no node sends today.)"""
+
+
+class TooFewCopies(NodeError):
+    """In-sync mode: fewer nodes hold the writes than --min-in-sync asks
+    for; the write was not made (the message says how many and K)."""
 
 
 class NoMaster(NodeError):

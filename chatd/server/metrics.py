@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import platform
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -58,7 +58,7 @@ class Metrics:
         )
         self.requests = Counter(
             "chatd_requests",
-            "Client API calls by RPC, gRPC status and chatd error code",
+            "Client API calls by RPC, gRPC status and chatd error code (a stream when it ends)",
             ["rpc", "code", "error_code"],
             registry=r,
         )
@@ -107,6 +107,23 @@ class Metrics:
             "Followers found with a state digest differing from the master's",
             registry=r,
         )
+        self.rolled_back = Counter(
+            "chatd_rolled_back_entries",
+            "Log entries this node dropped when another master's log replaced its own, "
+            "each kept in a rollback file of its data dir",
+            registry=r,
+        )
+        self._rolled_back = 0  # the replicator's count at the last refresh
+        self.min_in_sync = Gauge(
+            "chatd_min_in_sync",
+            "--min-in-sync: nodes in sync (the master counted) a write needs, in-sync mode",
+            registry=r,
+        )
+        self.writes_refused = Gauge(
+            "chatd_writes_refused",
+            "1 while this master refuses writes: fewer nodes in sync than --min-in-sync",
+            registry=r,
+        )
         self._server: Any = None
 
     def serve(self, port: int, host: str = "0.0.0.0") -> int:
@@ -131,6 +148,11 @@ class Metrics:
         self.batches.inc(max(0, batches - self._counted[0]))
         self.batch_entries.inc(max(0, entries - self._counted[1]))
         self._counted = (batches, entries)
+        self.min_in_sync.set(node.config.min_in_sync)
+        self.writes_refused.set(1 if node.repl.refusal() else 0)
+        dropped = node.repl.rolled_back.entries
+        self.rolled_back.inc(max(0, dropped - self._rolled_back))
+        self._rolled_back = dropped
         self.lag.clear()
         for nid, p in c.followers.items():
             self.lag.labels(nid).set(max(0, c.last.index - p.match))
@@ -147,6 +169,38 @@ class Metrics:
         if code == "OK" and error == "0":
             self.send_latency.observe(seconds)
 
+    def instrument(self, servicer: Any, service: Any) -> None:
+        """Measures every RPC of `service` (a service descriptor of the
+        protos) that `servicer` serves: each unary call counted and timed,
+        each stream counted when it ends, a Connect stream's sends as Send."""
+        servicer.on_stream_send = self.stream_send
+        for m in service.methods:
+            method = getattr(servicer, m.name)
+            if m.server_streaming:
+                setattr(servicer, m.name, self.measured_stream(m.name, method))
+            else:
+                setattr(servicer, m.name, self.measured(m.name, method))
+
+    def measured_stream(
+        self, rpc: str, method: Callable[..., AsyncIterator[Any]]
+    ) -> Callable[..., AsyncIterator[Any]]:
+        """A servicer's streaming method, counted when the stream ends, by
+        how it ended (not timed: a stream lasts as long as its client)."""
+
+        @functools.wraps(method)
+        async def call(request: Any, context: Any) -> AsyncIterator[Any]:
+            code = "OK"
+            try:
+                async for item in method(request, context):
+                    yield item
+            except BaseException:
+                code = _ended(context)
+                raise
+            finally:
+                self.requests.labels(rpc, code, "0").inc()
+
+        return call
+
     def measured(self, rpc: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
         """A servicer's unary method, counted (and timed, for Send)."""
 
@@ -159,8 +213,7 @@ class Metrics:
                 error = str(getattr(response, "error_code", 0))
                 return response
             except BaseException:
-                status = context.code()
-                code = status.name if isinstance(status, grpc.StatusCode) else "CANCELLED"
+                code = _ended(context)
                 raise
             finally:
                 seconds = time.perf_counter() - start
@@ -170,3 +223,10 @@ class Metrics:
                     self.send_latency.observe(seconds)
 
         return call
+
+
+def _ended(context: Any) -> str:
+    """The status a call that raised ends with (CANCELLED when none was set:
+    its client went away)."""
+    status = context.code()
+    return status.name if isinstance(status, grpc.StatusCode) else "CANCELLED"

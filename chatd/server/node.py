@@ -18,15 +18,16 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from chatd import tls
+from chatd import private, tls
 from chatd.config import Config, parse_address
 from chatd.contract import FORWARDED_HEADER, KEEPALIVE_SERVER_OPTIONS
 from chatd.core.quorum import IN_SYNC
@@ -53,22 +54,14 @@ from chatd.server.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
 
+Q = TypeVar("Q")
+R = TypeVar("R")
+
 DB_FILE = "chatd.sqlite3"
 BACKUP_CHUNK = 1 << 20
 SHUTDOWN_GRACE_S = 5.0
 CHECKPOINT_EVERY_S = 0.1
 CHECKPOINT_WARN_EVERY_S = 60.0
-UNARY_RPCS = (
-    "CreateAccount",
-    "ListUsers",
-    "Login",
-    "Send",
-    "GetMessages",
-    "GetChat",
-    "AcknowledgeReceivedMessages",
-    "DeleteAccount",
-    "Logout",
-)
 
 
 def _joined(host: str, port: int) -> str:
@@ -112,7 +105,7 @@ class Node:
         loop = asyncio.get_running_loop()
         self._refuse_unreachable_in_a_container()
         try:
-            cfg.data_dir.mkdir(parents=True, exist_ok=True)
+            private.data_dir(cfg.data_dir)  # 0700, its files 0600, whatever the umask
         except OSError as exc:
             raise StartupError(f"cannot use data dir {cfg.data_dir}: {exc}") from exc
         for pattern in ("backup-*.tmp*", "snapshot-*.tmp*"):  # (a run killed midway left them)
@@ -189,6 +182,7 @@ class Node:
             self._fail,
             self._count_elections,
             self._count_in_sync_drops,
+            min_in_sync=cfg.min_in_sync,
         )
         try:
             creds = (
@@ -214,6 +208,12 @@ class Node:
             max_room_members=cfg.max_room_members,
             max_rooms_per_user=cfg.max_rooms_per_user,
             account_rate=cfg.account_rate,
+            room_rate=cfg.room_rate,
+            invite_rate=cfg.invite_rate,
+            room_write_rate=cfg.room_write_rate,
+            max_invitations=cfg.max_invitations,
+            first_frame_timeout_s=cfg.first_frame_timeout,
+            max_unopened_streams=cfg.max_unopened_streams,
         )
         self.chat = Chat(self.store, self.writer, self.hub, limits, self._hasher, self._reader)
         self.user_admin = UserAdmin(self.chat)
@@ -296,9 +296,7 @@ class Node:
         relays = ClientAccountServicer(self.chat, router, cfg.max_request_bytes, relays=True)
         if self.metrics is not None:
             for s in (servicer, relays):
-                s.on_stream_send = self.metrics.stream_send
-                for rpc in UNARY_RPCS:
-                    setattr(s, rpc, self.metrics.measured(rpc, getattr(s, rpc)))
+                self.metrics.instrument(s, chat_pb2.DESCRIPTOR.services_by_name["ClientAccount"])
         self.router = router
         self.health = Health(self.repl)
         admin = NodeAdminServicer(self)
@@ -421,6 +419,10 @@ class Node:
             state_digest=self.store.state_digest.hex(),
             members=members,
             quorum=c.membership.quorum,
+            min_in_sync=self.config.min_in_sync,
+            writes_refused=bool(self.repl.refusal()),
+            rolled_back=self.repl.rolled_back.entries,
+            rollback_files=self.repl.rolled_back.files,
             diverged=self.digests.status() if c.role is Role.MASTER else [],
         )
 
@@ -469,16 +471,39 @@ class Node:
         self, request: cluster_pb2.UserAdminRequest, forwarded: bool = False
     ) -> cluster_pb2.UserAdminResponse:
         """`chatd users`: at the master; a slave carries it there."""
+        answer = cluster_pb2.UserAdminResponse
+        handle = self.user_admin.handle
+        return await self._at_master("ManageUser", request, handle, answer, forwarded)
+
+    async def resend(
+        self, request: cluster_pb2.ResendRequest, forwarded: bool = False
+    ) -> cluster_pb2.ResendResponse:
+        """`chatd rollback resend`: at the master; a slave carries it there."""
+        answer = cluster_pb2.ResendResponse
+        return await self._at_master("Resend", request, self.user_admin.resend, answer, forwarded)
+
+    async def _at_master(
+        self,
+        rpc: str,
+        request: Q,
+        here: Callable[[Q], Awaitable[R]],
+        answer: Callable[..., R],
+        forwarded: bool,
+    ) -> R:
+        """An operator's request answered by the master (`here`, on it;
+        else carried there); `answer(ok=False, error=...)` when it cannot."""
         if self.repl.status().role is Role.MASTER:
-            return await self.user_admin.handle(request)
+            return await here(request)
         try:
             stub = self._master_admin(forwarded)
-            return await stub.ManageUser(request, metadata=self._forwarded_metadata, timeout=30.0)
+            call = getattr(stub, rpc)
+            got: R = await call(request, metadata=self._forwarded_metadata, timeout=30.0)
+            return got
         except NoMaster as exc:
-            return cluster_pb2.UserAdminResponse(ok=False, error=str(exc))
+            return answer(ok=False, error=str(exc))
         except grpc.aio.AioRpcError as exc:
             error = f"the master did not answer: {exc.code().name}: {exc.details()}"
-            return cluster_pb2.UserAdminResponse(ok=False, error=error)
+            return answer(ok=False, error=error)
 
     async def remove_member(self, node_id: str, forwarded: bool = False) -> tuple[bool, str]:
         """`forwarded`: asked by another node, which took this one for the
@@ -579,6 +604,14 @@ class Node:
     def _count_elections(self, change: RoleChanged) -> None:
         if self.metrics is not None and change.elected:
             self.metrics.elections.inc()
+        majority = self.repl.status().membership.majority
+        if change.role is Role.MASTER and majority and self.config.min_in_sync > 1:
+            log.warning(
+                "node %s: --min-in-sync %d is ignored: this cluster is in majority mode, "
+                "where a write needs a majority of the voters",
+                self.node_id,
+                self.config.min_in_sync,
+            )
         if change.elected and self.repl.status().membership.majority:
             # a majority master commits older entries only with one of its
             # own epoch after them (chatd/core/leader.py): it writes one now

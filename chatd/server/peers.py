@@ -20,7 +20,12 @@ from typing import Any
 import grpc
 
 from chatd import tls
-from chatd.contract import KEEPALIVE_CHANNEL_OPTIONS, secret_metadata
+from chatd.config import PEER_PORT
+from chatd.contract import (
+    KEEPALIVE_CHANNEL_OPTIONS,
+    RECONNECT_CHANNEL_OPTIONS,
+    secret_metadata,
+)
 from chatd.core.types import (
     Append,
     AppendReply,
@@ -43,10 +48,7 @@ CLUSTER_MESSAGE_LIMIT = 64 * 1024 * 1024
 CLUSTER_CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", CLUSTER_MESSAGE_LIMIT),
     ("grpc.max_send_message_length", CLUSTER_MESSAGE_LIMIT),
-    ("grpc.use_local_subchannel_pool", 1),
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
+    *RECONNECT_CHANNEL_OPTIONS,  # (a member named by DNS is looked up again)
     *KEEPALIVE_CHANNEL_OPTIONS,  # the relay's Subscribe streams ride on these channels
 ]
 
@@ -77,6 +79,7 @@ class Peers:
         # addresses learned from other nodes' answers, for nodes this one's
         # membership does not list yet (a joining node finds the master so)
         self.directory: dict[str, str] = {}
+        self._misdialled: set[str] = set()  # addresses said to be no peer listener
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -157,6 +160,8 @@ class Peers:
                 reply = wire.ack_from(a, repl.node_id)
         except grpc.aio.AioRpcError as exc:
             log.debug("%s to %s failed: %s", type(msg).__name__, msg.dst, exc.code().name)
+            if exc.code() is grpc.StatusCode.UNIMPLEMENTED:
+                await self._not_a_peer_listener(msg.dst, address)
             repl.report_unreachable(msg.dst)
             return
         except ValueError as exc:  # an answer that fails the wire's checks (the peer's fault)
@@ -164,6 +169,35 @@ class Peers:
             repl.report_unreachable(msg.dst)
             return
         repl.step(reply)
+
+    async def _not_a_peer_listener(self, dst: str, address: str) -> None:
+        """An address that answers but serves no cluster service: most
+        likely a node's client listener, given where its peer listener
+        belongs (--join, --peer-advertise; in a container the host's port
+        50052 may be a client port). One ERROR line an address, naming the
+        peer listener when the node there says where it is; the node goes
+        on looking (another seed or member may answer)."""
+        if address in self._misdialled:
+            return
+        self._misdialled.add(address)
+        who = "the seed " if dst.startswith("@") else f"member {dst}'s address "
+        what, hint = "not a chatd peer listener", f"its peer listener (port {PEER_PORT} by default)"
+        try:  # a client listener serves NodeAdmin: it says where its peer listener is
+            s = await cluster_pb2_grpc.NodeAdminStub(self.channel(address)).Status(
+                pb.StatusRequest(), metadata=self.metadata, timeout=self.rpc_timeout
+            )
+            what = f"node {s.node_id}'s client listener, not its peer listener"
+            hint = f"its peer listener, {s.peer_address}" if s.peer_address else hint
+        except grpc.aio.AioRpcError:
+            pass
+        log.error(
+            "%s%s is %s: it does not serve the cluster service (UNIMPLEMENTED), so no "
+            "master is found there; nodes reach each other at %s (--join takes that)",
+            who,
+            address,
+            what,
+            hint,
+        )
 
     async def close(self) -> None:
         self.close_links()
@@ -246,7 +280,12 @@ class Link:
 
     async def _read(self, call: Any) -> None:
         repl = self.peers.repl
-        theirs = self.peers.protocols[self.dst] = protocol.of(await call.initial_metadata())
+        said = await call.initial_metadata()
+        if call.done() and await call.code() != grpc.StatusCode.OK:
+            # it failed before it opened (the slave is down or unreachable):
+            # its empty metadata says nothing of the slave's protocol
+            raise ConnectionError(f"{self.dst}: {(await call.code()).name}")
+        theirs = self.peers.protocols[self.dst] = protocol.of(said)
         cluster = repl.store.cluster_version
         if theirs < cluster:  # it could not apply this log: no entry goes to it
             if self._said_too_old != theirs:

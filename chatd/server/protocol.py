@@ -11,6 +11,11 @@ the oldest a cluster is upgraded from) sends none: it speaks version 1.
     2  rooms and room messages, read markers, password changes and an
        operator's account changes; CreateAccount's case-insensitive
        uniqueness and TakeUndelivered's byte bound.
+    3  room deletion (DeleteRoom) and declining an invitation (RoomMember
+       DECLINE); and new room rules from the entry that raised the
+       cluster to 3 on (chatd.server.rooms): invitations wait outside the
+       invitee's room quota, bounded by RoomMember.max_invitations, and a
+       room nobody has joined any more goes away.
 
 The master writes only what every member can apply alike: while a member
 speaks an older version (or has not yet been heard from since this node
@@ -28,13 +33,14 @@ from collections.abc import Iterable
 
 from chatd.proto import log_pb2
 
-VERSION = 2
+VERSION = 3
 HEADER = "chatd-protocol"
 
 # entry kinds (Entry's `op`) by the version that first wrote them
 _SINCE_2 = frozenset(
     {"create_room", "room_member", "mark_read", "set_password", "set_disabled", "end_user_sessions"}
 )
+_SINCE_3 = frozenset({"delete_room"})
 
 
 def of(metadata: Iterable[tuple[str, str | bytes]] | None) -> int:
@@ -54,9 +60,14 @@ def metadata() -> tuple[tuple[str, str], ...]:
 
 def writable(entry: log_pb2.Entry, version: int) -> bool:
     """Whether a cluster whose oldest member speaks `version` can apply it."""
+    kind = entry.WhichOneof("op")
+    if version < 3 and (
+        kind in _SINCE_3
+        or (kind == "room_member" and entry.room_member.action == log_pb2.RoomMember.DECLINE)
+    ):
+        return False
     if version >= 2:
         return True
-    kind = entry.WhichOneof("op")
     if kind in _SINCE_2:
         return False
     return not (kind == "send_message" and entry.send_message.room)
@@ -64,11 +75,14 @@ def writable(entry: log_pb2.Entry, version: int) -> bool:
 
 def fit(entry: log_pb2.Entry, version: int) -> None:
     """Puts a writable entry in the form a cluster whose oldest member speaks
-    `version` applies alike: at 1, without the fields 1 does not know (a node
-    of 1 would ignore them, and apply the entry otherwise)."""
+    `version` applies alike: without the fields it does not know (a node
+    of 1 would ignore them, and apply the entry otherwise; a node of 2
+    would ignore the invitation bound, which the rules of 2 do not use)."""
+    kind = entry.WhichOneof("op")
+    if version < 3 and kind == "room_member":
+        entry.room_member.max_invitations = 0
     if version >= 2:
         return
-    kind = entry.WhichOneof("op")
     if kind == "create_account":  # names differing only in case: not refused
         entry.create_account.unique_casefold = False
     elif kind == "create_session":  # the login's password: not checked again

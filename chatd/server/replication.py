@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,7 @@ from chatd.core.types import (
     UpdateAck,
 )
 from chatd.proto import log_pb2
+from chatd.server import rollback
 from chatd.server.backup import NODE_META
 from chatd.server.hub import Hub
 from chatd.server.store import Store
@@ -126,8 +128,11 @@ class Replicator:
         on_fatal: Callable[[BaseException], Awaitable[None]],
         on_role_change: Callable[[RoleChanged], None] = lambda change: None,
         on_in_sync_change: Callable[[InSyncChanged], None] = lambda change: None,
+        *,
+        min_in_sync: int = 1,
     ) -> None:
         self.node_id = node_id
+        self.min_in_sync = min_in_sync
         self.address = ""  # given at start(), once the server listens
         self.store = store
         self.store_lock = store_lock
@@ -147,6 +152,8 @@ class Replicator:
         self.on_role_change = on_role_change
         self.on_in_sync_change = on_in_sync_change
         self._telling: asyncio.Handle | None = None
+        # the rollback files in the data dir and the entries they hold
+        self.rolled_back = rollback.Tally.of(data_dir)
 
     # -- startup --
 
@@ -181,6 +188,7 @@ class Replicator:
             found=found,
             seeds=seeds,
             quorum=quorum,
+            min_in_sync=self.min_in_sync,
         )
         self._seeds = seeds
         self._collect()
@@ -205,7 +213,13 @@ class Replicator:
         """Rebuilds the core from what is durable, as after a crash."""
         log.warning("node %s restarts its role core: %s", self.node_id, reason)
         self.core = Core(
-            self.node_id, self.address, self.durable(), self.timing, found=False, seeds=self._seeds
+            self.node_id,
+            self.address,
+            self.durable(),
+            self.timing,
+            found=False,
+            seeds=self._seeds,
+            min_in_sync=self.min_in_sync,
         )
         self._collect()
 
@@ -214,6 +228,9 @@ class Replicator:
     def writable_epoch(self) -> int | None:
         c = self.core
         return c.epoch if c.role is Role.MASTER else None
+
+    def refusal(self) -> str:
+        return self.core.refusal()
 
     def appended(self, epoch: int, last_index: int) -> None:
         c = self.core
@@ -452,9 +469,14 @@ class Replicator:
     # -- snapshots, slave side --
 
     async def install_snapshot(self, path: Path, pos: Pos) -> None:
+        loop = asyncio.get_running_loop()
         try:
             async with self.store_lock:
-                await asyncio.get_running_loop().run_in_executor(
+                theirs, last = await loop.run_in_executor(self._db_thread, Store.log_of, path)
+                dropped = self.core.superseded_by(Pos(0, last), tuple(theirs.pairs))
+                if dropped:  # kept before anything of them goes
+                    await self._keep_rolled_back(dropped)
+                await loop.run_in_executor(
                     self._db_thread, self.store.install_snapshot, path, NODE_META
                 )
         except Exception as exc:
@@ -470,6 +492,46 @@ class Replicator:
         )
         runs = tuple(self.store.runs.pairs)
         self.feed(self.core.snapshot_installed, pos, runs, self.store.log_start())
+
+    async def _keep_rolled_back(self, dropped: list[tuple[int, int, int]]) -> None:
+        """Writes the entries a snapshot is about to drop to a rollback file
+        (chatd.server.rollback) and says so in one ERROR line."""
+        commit, epoch = self.core.commit, self.core.epoch
+        path, count, missing = await asyncio.get_running_loop().run_in_executor(
+            self._db_thread, self._write_rollback, dropped, commit, epoch
+        )
+        self.rolled_back.add(count)
+        stretches = ", ".join(f"{first}..{last} of epoch {e}" for e, first, last in dropped)
+        log.error(
+            "node %s epoch %d: another master's log replaces %d entries of this node's "
+            "(%s; %s acknowledged as far as it knew); they are in %s%s. "
+            "Resend the messages with: chatd rollback resend %s",
+            self.node_id,
+            epoch,
+            count,
+            stretches,
+            sum(max(0, min(last, commit) - first + 1) for _, first, last in dropped),
+            path,
+            f" ({missing} more were no longer in its log)" if missing else "",
+            path,
+        )
+
+    def _write_rollback(
+        self, dropped: list[tuple[int, int, int]], commit: int, epoch: int
+    ) -> tuple[Path, int, int]:
+        """(file, entries written, entries no longer held). In the database thread."""
+        records = []
+        wanted = 0
+        for e, first, last in dropped:
+            wanted += last - first + 1
+            for index, data in self.store.log_rows(first, last):
+                entry = log_pb2.Entry.FromString(data)
+                records.append(rollback.describe(entry, e, index, index <= commit))
+        messages = [r for r in records if r["kind"] == rollback.MESSAGE]
+        if messages:  # (their rows are the store's newest)
+            rollback.identify(messages, self.store.newest_message_ids(len(messages)))
+        path = rollback.write(self.data_dir, records, epoch, datetime.now(UTC))
+        return path, len(records), wanted - len(records)
 
     # -- log retention --
 

@@ -40,6 +40,16 @@ class RoomServicer:
         return chat_pb2.ServerResponse()
 
     @unary(chat_pb2.ServerResponse)
+    async def DeclineInvite(self, request: chat_pb2.RoomRequest, context: Ctx) -> Any:
+        await self.room_ops.decline(request.session_id, request.room)
+        return chat_pb2.ServerResponse()
+
+    @unary(chat_pb2.ServerResponse)
+    async def DeleteRoom(self, request: chat_pb2.RoomRequest, context: Ctx) -> Any:
+        await self.room_ops.delete(request.session_id, request.room)
+        return chat_pb2.ServerResponse()
+
+    @unary(chat_pb2.ServerResponse)
     async def RemoveFromRoom(self, request: chat_pb2.RoomMemberRequest, context: Ctx) -> Any:
         await self.room_ops.remove(request.session_id, request.room, request.username)
         return chat_pb2.ServerResponse()

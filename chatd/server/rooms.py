@@ -14,6 +14,20 @@ connected, GetMessages hands them out as it does messages to the user, and
 markers record, per user and conversation (a peer or a room), the message
 id read up to.
 
+From the entry that raised the cluster's protocol to 3 (`rules` below: the
+cluster's version, replicated state like the rest) three rules change.
+Invitations wait outside the invitee's room quota (`max_rooms` counts the
+rooms a user joined; a JOIN over it is refused), and a user holds at most
+`max_invitations` of them: a new one drops the oldest (an invited member's
+`since_id` is the invitation's time then), so no number of invitations
+keeps a user from being invited, creating or joining. An admin may delete
+a room, and a room nobody has joined any more (the last member left, was
+removed or deleted their account) goes away: its members and invitations,
+its messages, read markers and delivery marks, and its name is free again.
+An invited user may decline (DECLINE) without having joined. Before 3 a
+user's invitations count toward `max_rooms` and an empty room stays, as
+nodes of protocol 2 apply it.
+
 Like the rest of apply (chatd.server.store), every rule here reads only the
 entry and the state before it; the master's limits come in the entry. The
 store calls `apply_*` inside an entry's savepoint; each returns the cache
@@ -62,6 +76,8 @@ CREATE TABLE IF NOT EXISTS read_markers (
 """
 
 Action = log_pb2.RoomMember.Action
+RULES_3 = 3  # the cluster version from which the rules of protocol 3 hold
+Change = Callable[[], None] | None
 
 
 class Db(Protocol):
@@ -74,7 +90,9 @@ class Member:
     name: str  # the user's name (a deleted user leaves every room)
     joined: bool
     admin: bool
-    since_id: int  # room messages after this one reach the member
+    # joined: room messages after this one reach the member; invited: the
+    # invitation's time (microseconds; 0 before the rules of protocol 3)
+    since_id: int
 
 
 @dataclass(slots=True)
@@ -127,8 +145,20 @@ class Rooms:
         rid = self.by_fold.get(name.casefold())
         return None if rid is None else self.by_id[rid]
 
-    def count_of(self, uid: int) -> int:
-        return len(self.of_user.get(uid, ()))
+    def count_of(self, uid: int, rules: int) -> int:
+        """What counts toward the user's room quota: the rooms they joined
+        (before the rules of 3: and those they are invited to)."""
+        rooms = self.of_user.get(uid, ())
+        if rules < RULES_3:
+            return len(rooms)
+        return sum(1 for rid in rooms if self.by_id[rid].members[uid].joined)
+
+    def invitations_of(self, uid: int) -> list[Room]:
+        """The rooms the user is invited to and has not joined, oldest
+        invitation first."""
+        rooms = [self.by_id[rid] for rid in self.of_user.get(uid, ())]
+        pending = [r for r in rooms if not r.members[uid].joined]
+        return sorted(pending, key=lambda r: (r.members[uid].since_id, r.id))
 
     def _add_room(self, room: Room) -> None:
         self.by_id[room.id] = room
@@ -150,15 +180,85 @@ class Rooms:
         for rid in list(self.of_user.get(uid, ())):
             self._drop(self.by_id[rid], uid)
 
+    def _forget(self, room: Room) -> None:
+        for uid in list(room.members):
+            self._drop(room, uid)
+        self.by_id.pop(room.id, None)
+        self.by_fold.pop(room.name.casefold(), None)
+
+    def _delete(self, db: Db, room: Room) -> Callable[[], None]:
+        """Deletes the room and everything of it; the cache change."""
+        for sql in (
+            "DELETE FROM messages WHERE conv = ?",
+            "DELETE FROM read_markers WHERE conv = ?",
+        ):
+            db.execute(sql, (room.conv,))
+        for sql in (
+            "DELETE FROM room_members WHERE room_id = ?",
+            "DELETE FROM room_delivered WHERE room_id = ?",
+            "DELETE FROM rooms WHERE id = ?",
+        ):
+            db.execute(sql, (room.id,))
+        return lambda: self._forget(room)
+
+    def _remove_member(self, db: Db, room: Room, uid: int) -> Callable[[], None]:
+        db.execute("DELETE FROM room_members WHERE room_id = ? AND uid = ?", (room.id, uid))
+        db.execute("DELETE FROM read_markers WHERE uid = ? AND conv = ?", (uid, room.conv))
+        db.execute("DELETE FROM room_delivered WHERE uid = ? AND room_id = ?", (uid, room.id))
+        return lambda: self._drop(room, uid)
+
+    def _without(self, db: Db, room: Room, uid: int, rules: int) -> Callable[[], None]:
+        """The user leaves the room (is removed, declines); under the rules
+        of 3 a room nobody else joined goes with them."""
+        if rules >= RULES_3 and _nobody_else_joined(room, uid):
+            return self._delete(db, room)
+        return self._remove_member(db, room, uid)
+
+    def apply_user_gone(self, db: Db, uid: int, rules: int) -> Change:
+        """An account is deleted: under the rules of 3, each room of the
+        user's that nobody else joined goes (its rows of the user's other
+        rooms the store deletes itself)."""
+        if rules < RULES_3:
+            return None
+        changes = [
+            self._delete(db, room)
+            for room in (self.by_id[rid] for rid in sorted(self.of_user.get(uid, ())))
+            if _nobody_else_joined(room, uid)
+        ]
+
+        def cache() -> None:
+            for change in changes:
+                change()
+
+        return cache
+
+    def apply_delete(self, db: Db, op: log_pb2.DeleteRoom, actor_uid: int) -> tuple[Code, Change]:
+        """An admin who joined deletes the room."""
+        room = self.find(op.room)
+        if room is None:
+            return Code.NO_SUCH_ROOM, None
+        actor = room.members.get(actor_uid)
+        if actor is None or not actor.joined:
+            return Code.NOT_A_MEMBER, None
+        if not actor.admin:
+            return Code.NOT_ALLOWED, None
+        return Code.OK, self._delete(db, room)
+
     # -- apply: each returns (code, the cache change to make once the SQL held) --
 
     def apply_create(
-        self, db: Db, op: log_pb2.CreateRoom, creator_uid: int, time_us: int, last_id: int
-    ) -> tuple[Code, Callable[[], None] | None]:
+        self,
+        db: Db,
+        op: log_pb2.CreateRoom,
+        creator_uid: int,
+        time_us: int,
+        last_id: int,
+        rules: int,
+    ) -> tuple[Code, Change]:
         """`op.creator` is the creator's account name (its uid `creator_uid`)."""
         if self.find(op.name) is not None:
             return Code.ROOM_NAME_TAKEN, None
-        if op.max_rooms and self.count_of(creator_uid) >= op.max_rooms:
+        if op.max_rooms and self.count_of(creator_uid, rules) >= op.max_rooms:
             return Code.ROOM_LIMIT, None
         cur = db.execute(
             "INSERT INTO rooms(name, topic, creator_uid, created_us) VALUES (?, ?, ?, ?)",
@@ -176,8 +276,15 @@ class Rooms:
         return Code.OK, cache
 
     def apply_member(
-        self, db: Db, op: log_pb2.RoomMember, actor_uid: int, target_uid: int | None, last_id: int
-    ) -> tuple[Code, Callable[[], None] | None]:
+        self,
+        db: Db,
+        op: log_pb2.RoomMember,
+        actor_uid: int,
+        target_uid: int | None,
+        last_id: int,
+        time_us: int,
+        rules: int,
+    ) -> tuple[Code, Change]:
         """`target_uid`: the uid of the account `op.username` names (None: no
         such user)."""
         room = self.find(op.room)
@@ -194,23 +301,18 @@ class Rooms:
             allowed = actor.admin if action != Action.ADMIN else actor_uid == room.creator_uid
             if not allowed:
                 return Code.NOT_ALLOWED, None
-        elif actor_uid != target_uid:  # JOIN and LEAVE are one's own
+        elif actor_uid != target_uid:  # JOIN, LEAVE and DECLINE are one's own
             return Code.NOT_ALLOWED, None
         if action == Action.INVITE:
-            if target is not None:
-                return Code.OK, None  # invited or joined already
-            if op.max_members and len(room.members) >= op.max_members:
-                return Code.ROOM_LIMIT, None
-            if op.max_rooms and self.count_of(target_uid) >= op.max_rooms:
-                return Code.ROOM_LIMIT, None
-            member = Member(target_uid, op.username, joined=False, admin=False, since_id=0)
-            self._insert_member(db, room.id, member)
-            return Code.OK, lambda: self._put(room, member)
+            return self._invite(db, op, room, target, target_uid, time_us, rules)
         if action == Action.JOIN:
             if target is None:
                 return Code.NOT_A_MEMBER, None
             if target.joined:
                 return Code.OK, None
+            over = op.max_rooms and self.count_of(target_uid, rules) >= op.max_rooms
+            if rules >= RULES_3 and over:
+                return Code.ROOM_LIMIT, None
             db.execute(
                 "UPDATE room_members SET joined = 1, since_id = ? WHERE room_id = ? AND uid = ?",
                 (last_id, room.id, target_uid),
@@ -220,21 +322,14 @@ class Rooms:
                 target.joined, target.since_id = True, last_id
 
             return Code.OK, joined
-        if action in (Action.LEAVE, Action.REMOVE):
+        if action in (Action.LEAVE, Action.REMOVE, Action.DECLINE):
             if target is None:
                 return Code.NOT_A_MEMBER, None
             if action == Action.REMOVE and target_uid == room.creator_uid:
                 return Code.NOT_ALLOWED, None
-            db.execute(
-                "DELETE FROM room_members WHERE room_id = ? AND uid = ?", (room.id, target_uid)
-            )
-            db.execute(
-                "DELETE FROM read_markers WHERE uid = ? AND conv = ?", (target_uid, room.conv)
-            )
-            db.execute(
-                "DELETE FROM room_delivered WHERE uid = ? AND room_id = ?", (target_uid, room.id)
-            )
-            return Code.OK, lambda: self._drop(room, target_uid)
+            if action == Action.DECLINE and target.joined:  # (one who joined leaves)
+                return Code.NOT_ALLOWED, None
+            return Code.OK, self._without(db, room, target_uid, rules)
         if action == Action.ADMIN:
             if target is None or not target.joined:
                 return Code.NOT_A_MEMBER, None
@@ -248,6 +343,39 @@ class Rooms:
 
             return Code.OK, admin
         return Code.INVALID_ARGUMENT, None
+
+    def _invite(
+        self,
+        db: Db,
+        op: log_pb2.RoomMember,
+        room: Room,
+        target: Member | None,
+        target_uid: int,
+        time_us: int,
+        rules: int,
+    ) -> tuple[Code, Change]:
+        if target is not None:
+            return Code.OK, None  # invited or joined already
+        if op.max_members and len(room.members) >= op.max_members:
+            return Code.ROOM_LIMIT, None
+        if rules < RULES_3:
+            if op.max_rooms and self.count_of(target_uid, rules) >= op.max_rooms:
+                return Code.ROOM_LIMIT, None
+            time_us = 0
+        changes: list[Callable[[], None]] = []
+        if op.max_invitations:
+            pending = self.invitations_of(target_uid)
+            for old in pending[: max(0, len(pending) - op.max_invitations + 1)]:
+                changes.append(self._without(db, old, target_uid, rules))
+        member = Member(target_uid, op.username, joined=False, admin=False, since_id=time_us)
+        self._insert_member(db, room.id, member)
+
+        def cache() -> None:
+            for change in changes:
+                change()
+            self._put(room, member)
+
+        return Code.OK, cache
 
     def apply_message_to(self, name: str, sender_uid: int) -> tuple[Code, Room | None]:
         """The room a message goes to, if its sender joined it."""
@@ -265,6 +393,10 @@ class Rooms:
             "VALUES (?, ?, ?, ?, ?)",
             (room_id, m.uid, int(m.joined), int(m.admin), m.since_id),
         )
+
+
+def _nobody_else_joined(room: Room, uid: int) -> bool:
+    return not any(m.joined for m in room.members.values() if m.uid != uid)
 
 
 def apply_mark_read(db: Db, uid: int, conv: int, upto: int) -> None:

@@ -619,6 +619,8 @@ class Store:
         if (user := self._known(out, name, Code.NOT_LOGGED_IN)) is None:
             return out
         db = self._db
+        if (gone := self.rooms.apply_user_gone(db, user.uid, self.cluster_version)) is not None:
+            out.after.append(gone)
         rows = db.execute("SELECT hash FROM sessions WHERE uid = ?", (user.uid,)).fetchall()
         out.ended_sessions.extend(r[0] for r in rows)
         db.execute("DELETE FROM sessions WHERE uid = ?", (user.uid,))
@@ -687,7 +689,7 @@ class Store:
         if (creator := self._known(out, op.creator, Code.NOT_LOGGED_IN)) is None:
             return out
         out.code, change = self.rooms.apply_create(
-            self._db, op, creator.uid, entry.time_us, self.last_message_id
+            self._db, op, creator.uid, entry.time_us, self.last_message_id, self.cluster_version
         )
         if change is not None:
             out.after.append(change)
@@ -698,9 +700,20 @@ class Store:
         if (actor := self._known(out, op.actor, Code.NOT_LOGGED_IN)) is None:
             return out
         target = self.users.get(op.username)
+        target_uid = target.uid if target else None
+        last, t, rules = self.last_message_id, entry.time_us, self.cluster_version
         out.code, change = self.rooms.apply_member(
-            self._db, op, actor.uid, target.uid if target else None, self.last_message_id
+            self._db, op, actor.uid, target_uid, last, t, rules
         )
+        if change is not None:
+            out.after.append(change)
+        return out
+
+    def _apply_delete_room(self, out: Applied, entry: log_pb2.Entry) -> Applied:
+        op = entry.delete_room
+        if (actor := self._known(out, op.actor, Code.NOT_LOGGED_IN)) is None:
+            return out
+        out.code, change = self.rooms.apply_delete(self._db, op, actor.uid)
         if change is not None:
             out.after.append(change)
         return out
@@ -805,6 +818,22 @@ class Store:
             src.close()
         return int(row.get("last_epoch", 0)), int(row.get("applied_index", 0))
 
+    @staticmethod
+    def log_of(source: Path) -> tuple[EpochRuns, int]:
+        """The epoch runs and the last index of a store file's log (a
+        snapshot's, before it replaces this one)."""
+        db = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        try:
+            meta = dict(
+                db.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('runs', 'applied_index')"
+                ).fetchall()
+            )
+        finally:
+            db.close()
+        runs = EpochRuns((int(e), int(i)) for e, i in json.loads(meta.get("runs") or "[]"))
+        return runs, int(meta.get("applied_index") or 0)
+
     def install_snapshot(self, source: Path, keep_meta: tuple[str, ...]) -> None:
         """Replaces the whole database by a snapshot file, keeping this node's
         own metadata (`keep_meta` keys), and reloads every cache. The state
@@ -868,6 +897,14 @@ class Store:
             "ORDER BY 1 LIMIT ?",
             (uid, after_id, upto_id, after_id, upto_id, uid, limit),
         )
+
+    def read_marker(self, uid: int, conv: int) -> int:
+        """The user's committed read marker of a conversation (0: none)."""
+        with self._reader_lock:
+            row = self._reader.execute(
+                "SELECT upto FROM read_markers WHERE uid = ? AND conv = ?", (uid, conv)
+            ).fetchone()
+        return 0 if row is None else int(row[0])
 
     def room_before(self, room_id: int, before_id: int, limit: int) -> list[StoredMessage]:
         """The newest `limit` messages of a room with id < before_id, oldest first."""
@@ -959,8 +996,21 @@ class Store:
     def log_entries(self, first: int, last: int) -> list[bytes]:
         """The bytes of committed log entries first..last (all, or fewer if the
         log no longer holds them)."""
+        return [data for _, data in self.log_rows(first, last)]
+
+    def log_rows(self, first: int, last: int) -> list[tuple[int, bytes]]:
+        """(index, bytes) of the committed log entries first..last it holds."""
         with self._reader_lock:
             rows = self._reader.execute(
-                "SELECT entry FROM log WHERE idx >= ? AND idx <= ? ORDER BY idx", (first, last)
+                "SELECT idx, entry FROM log WHERE idx >= ? AND idx <= ? ORDER BY idx", (first, last)
             ).fetchall()
-        return [bytes(r[0]) for r in rows]
+        return [(int(i), bytes(e)) for i, e in rows]
+
+    def newest_message_ids(self, count: int) -> dict[tuple[str, int, str], int]:
+        """(sender, time, body) -> id of the newest `count` messages: the
+        ids the entries of a log's tail gave their messages here."""
+        with self._reader_lock:
+            rows = self._reader.execute(
+                "SELECT sender, time_us, body, id FROM messages ORDER BY id DESC LIMIT ?", (count,)
+            ).fetchall()
+        return {(str(a), int(t), str(b)): int(i) for a, t, b, i in rows}

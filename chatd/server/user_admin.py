@@ -18,6 +18,12 @@ log = logging.getLogger(__name__)
 Action = cluster_pb2.UserAdminRequest.Action
 
 
+def _refusal(exc: RequestRefused | ServerError) -> str:
+    if isinstance(exc, ServerError):
+        return f"not done: {exc}"
+    return exc.message or DEFAULT_MESSAGES.get(exc.code, str(exc.code))
+
+
 class UserAdmin:
     def __init__(self, chat: Chat) -> None:
         self.chat = chat
@@ -44,7 +50,7 @@ class UserAdmin:
         return out
 
     def _user(self, username: str) -> str:
-        found = self.chat.store.find_user(username) if username else None
+        found = self.chat.find_user(username)
         if found is None:
             raise RequestRefused(Code.NO_SUCH_USER, f"{username or '(no name)'}: no such user")
         return found
@@ -52,11 +58,27 @@ class UserAdmin:
     async def handle(self, r: cluster_pb2.UserAdminRequest) -> cluster_pb2.UserAdminResponse:
         try:
             return await self._handle(r)
-        except RequestRefused as exc:
-            text = exc.message or DEFAULT_MESSAGES.get(exc.code, str(exc.code))
-            return cluster_pb2.UserAdminResponse(ok=False, error=text)
-        except ServerError as exc:
-            return cluster_pb2.UserAdminResponse(ok=False, error=f"not done: {exc}")
+        except (RequestRefused, ServerError) as exc:
+            return cluster_pb2.UserAdminResponse(ok=False, error=_refusal(exc))
+
+    async def resend(self, r: cluster_pb2.ResendRequest) -> cluster_pb2.ResendResponse:
+        """A rolled-back message written again (`chatd rollback resend`), as
+        a new message from its sender; at most once per request id."""
+        try:
+            sender = self._user(r.sender)
+            applied = await self.chat.send_as(sender, r.recipient, r.body, r.request_id, r.room)
+        except (RequestRefused, ServerError) as exc:
+            return cluster_pb2.ResendResponse(ok=False, error=_refusal(exc))
+        if not applied.duplicate:
+            log.info(
+                "operator: re-sent a message from %s to %s as message %d",
+                sender,
+                f"room {r.room}" if r.room else r.recipient,
+                applied.message_id,
+            )
+        return cluster_pb2.ResendResponse(
+            ok=True, message_id=applied.message_id, duplicate=applied.duplicate
+        )
 
     async def _handle(self, r: cluster_pb2.UserAdminRequest) -> cluster_pb2.UserAdminResponse:
         chat = self.chat

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from chatd.proto import log_pb2
 from chatd.server.chat import now_us
-from chatd.server.errors import NotWritable, WriterClosed
+from chatd.server.errors import NotWritable, TooFewCopies, WriterClosed
 from chatd.server.hub import Hub
 from chatd.server.store import Applied, Store
 
@@ -39,6 +39,9 @@ class Replication(Protocol):
 
     def appended(self, epoch: int, last_index: int) -> None:
         """Entries up to last_index (at `epoch`) are durable locally."""
+
+    def refusal(self) -> str:
+        """Why the master takes no write now ("" if it does): too few copies."""
 
 
 class GroupCommitWriter:
@@ -100,6 +103,8 @@ class GroupCommitWriter:
             raise WriterClosed("the node is shutting down")
         if self.replication.writable_epoch() is None:
             raise NotWritable("this node is not the master")
+        if why := self.replication.refusal():
+            raise TooFewCopies(why)
         fut: asyncio.Future[Applied] = asyncio.get_running_loop().create_future()
         self._pending.append((entry, fut))
         self._wake.set()

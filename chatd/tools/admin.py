@@ -79,6 +79,10 @@ def _document(s: cluster_pb2.NodeStatus) -> dict[str, object]:
         "digest": s.log_digest,
         "log_digest": s.log_digest,
         "state_digest": s.state_digest,
+        "rolled_back": s.rolled_back,
+        "rollback_files": s.rollback_files,
+        "min_in_sync": s.min_in_sync or 1,
+        "writes_refused": s.writes_refused,
         "diverged": [
             {
                 "node_id": d.node_id,
@@ -136,6 +140,19 @@ def format_status(doc: dict[str, object]) -> str:
         f"log      digest {doc['log_digest']}",
         f"state    digest {doc['state_digest']}",
     ]
+    if doc.get("writes_refused"):
+        members = doc["members"]
+        assert isinstance(members, list)
+        in_sync = len([m for m in members if m["in_sync"]])
+        lines.append(
+            f"WRITES   refused: {in_sync} node{'' if in_sync == 1 else 's'} in sync, fewer "
+            f"than --min-in-sync {doc['min_in_sync']}"
+        )
+    if doc.get("rolled_back"):
+        lines.append(
+            f"ROLLBACK {doc['rolled_back']} entries dropped from this node's log, in "
+            f"{doc['rollback_files']} files of its data dir (chatd rollback list DATA_DIR)"
+        )
     diverged = doc["diverged"]
     assert isinstance(diverged, list)
     for d in diverged:

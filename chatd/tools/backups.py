@@ -1,11 +1,13 @@
 """Operator commands on backups: `chatd backup` and `chatd export`.
 
 `chatd backup --server HOST:PORT FILE` asks any node (a slave carries the
-call to the master) for a backup, writes it to FILE.partial with a progress
-line on a terminal, checks it (chatd.server.backup.describe: the copy's
-tables give the state digest the master sent) and only then renames it to
-FILE. `chatd export --user NAME` writes one user's data as JSON lines,
-from a backup file (`--backup FILE`) or a fresh backup of a running cluster.
+call to the master) for a backup, writes it to a new file beside FILE with
+a progress line on a terminal, checks it (chatd.server.backup.describe: the
+copy's tables give the state digest the master sent) and only then moves
+it to FILE; an existing FILE is kept unless --force. `chatd export --user
+NAME` writes one user's data as JSON lines, from a backup file (`--backup
+FILE`) or a fresh backup of a running cluster. Both hold private messages:
+what they write is readable by its owner only (chatd.private).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TextIO
 
 import grpc
 
+from chatd import private
 from chatd.contract import secret_metadata
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
 from chatd.server.backup import BackupError, BackupInfo, describe, dumps, export_user
@@ -86,17 +89,28 @@ async def fetch(args: argparse.Namespace, target: Path, progress: Progress) -> B
 
 def backup(args: argparse.Namespace) -> int:
     target = Path(args.file)
-    partial = target.with_name(target.name + ".partial")
+    exists = f"{target} exists: name another FILE, or add --force to replace it"
+    if target.exists() and not args.force:  # (said before a backup is taken for nothing)
+        print(f"chatd backup: {exists}", file=sys.stderr)
+        return 1
+    try:
+        partial = private.new_file_beside(target)
+    except OSError as exc:
+        print(f"chatd backup: cannot write beside {target}: {exc}", file=sys.stderr)
+        return 1
     try:
         info = asyncio.run(fetch(args, partial, Progress(sys.stderr)))
+        private.place(partial, target, replace=args.force)
     except grpc.aio.AioRpcError as exc:
-        partial.unlink(missing_ok=True)
         return fail(args.server, exc)
+    except FileExistsError:  # made while the backup was taken
+        print(f"chatd backup: {exists}", file=sys.stderr)
+        return 1
     except (BackupError, OSError) as exc:
-        partial.unlink(missing_ok=True)
         print(f"chatd backup: {exc}", file=sys.stderr)
         return 1
-    os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
     print(f"backup written to {target}: {info.line()}")
     return 0
 
@@ -111,6 +125,7 @@ def export(args: argparse.Namespace) -> int:
                 source = tmp / "backup.sqlite3"
                 asyncio.run(fetch(args, source, Progress(sys.stderr)))
             out = sys.stdout
+            private.restrict(out)  # `> FILE`: the shell made it under the umask
             for record in export_user(source, args.user):
                 out.write(dumps(record) + "\n")
             out.flush()

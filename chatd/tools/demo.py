@@ -18,6 +18,7 @@ from pathlib import Path
 
 import grpc
 
+from chatd import logs
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
 from chatd.tools.localcluster import NodeProcess, free_port
 
@@ -47,6 +48,7 @@ class DemoCluster:
         # in sessions of their own: the terminal's Ctrl-C reaches the demo, which
         # then stops them
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHATD_")}
+        env = logs.grpc_log_env(env)  # (gRPC's log lines go to their logs, not the screen)
         for name, address in self.addresses.items():
             args = ["--role", "master"] if name == "n1" else ["--join", self.peers["n1"]]
             self.procs[name] = NodeProcess.serve(

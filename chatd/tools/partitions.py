@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chatd.server import rollback
 from chatd.tools.faults import Network
 from chatd.tools.localcluster import TEST_HASH_COST, Cluster, Load, NodeProcess, history
 
@@ -51,6 +53,14 @@ class Report:
     doubled: int = 0  # stored twice
     shared_ids: int = 0  # one message id acknowledged for two messages
     digests_equal: bool = False
+    # in-sync mode: what the nodes dropped at the heals (chatd.server.rollback)
+    rollback_files: list[Path] = field(default_factory=list)
+    in_rollback: int = 0  # acknowledged, not stored, and in a rollback file
+    rollback_entries: int = 0  # entries in the rollback files
+    status_rolled_back: int = 0  # what the nodes' `chatd status` count
+    resend: str = ""  # what `chatd rollback resend` said
+    lost_after_resend: int = -1  # acknowledged and still nowhere after it (-1: not run)
+    doubled_after_resend: int = 0
 
     def lines(self) -> list[str]:
         out = []
@@ -64,6 +74,15 @@ class Report:
             f"{self.quorum}: {self.acked} acknowledged, {self.lost} lost, {self.doubled} doubled, "
             f"{self.shared_ids} ids given twice; digests equal at the end: {self.digests_equal}"
         )
+        if self.rollback_files:
+            out.append(
+                f"{self.quorum}: {self.acked - self.lost} of the acknowledged kept, "
+                f"{self.in_rollback} of the {self.lost} lost in {len(self.rollback_files)} "
+                f"rollback files ({self.rollback_entries} entries; the nodes' status counts "
+                f"{self.status_rolled_back}); after `chatd rollback resend`: "
+                f"{self.lost_after_resend} lost, {self.doubled_after_resend} doubled "
+                f"({self.resend})"
+            )
         return out
 
 
@@ -177,6 +196,7 @@ async def run(net: Network, base: Path, quorum: str, cut_s: float = 5.0) -> Repo
             report.doubled += b in by_body
             by_body[b] = i
         report.lost = sum(1 for b, mid in acked.items() if by_body.get(b) != mid)
+        await _resend_rolled_back(c, base, report, acked, by_body, session)
         try:
             await asyncio.to_thread(c.converged)
             report.digests_equal = True
@@ -192,6 +212,46 @@ async def run(net: Network, base: Path, quorum: str, cut_s: float = 5.0) -> Repo
             if proc.running:
                 proc.kill(signal.SIGCONT)
         c.stop_all()
+
+
+RESENT = re.compile(r"^\[re-sent: [^\]]*\] ")  # the note of chatd.tools.rollback
+
+
+async def _resend_rolled_back(
+    c: Cluster,
+    base: Path,
+    report: Report,
+    acked: dict[str, int],
+    by_body: dict[str, int],
+    session: str,
+) -> None:
+    """Finds the lost writes in the nodes' rollback files, re-sends them
+    (`chatd rollback resend`, through the final master) and reads back."""
+    report.rollback_files = rollback.files([base / name for name in c.nodes])
+    if not report.rollback_files:
+        return
+    records = [r for p in report.rollback_files for r in rollback.read(p)]
+    report.rollback_entries = len(records)
+    for name in c.nodes:
+        doc = await asyncio.to_thread(c.status, name)
+        report.status_rolled_back += int(doc["rolled_back"]) if doc else 0  # type: ignore[call-overload]
+    kept = {str(r.get("text")) for r in records}
+    report.in_rollback = sum(1 for b, mid in acked.items() if by_body.get(b) != mid and b in kept)
+    final = c.master()
+    assert final is not None
+    command = ["rollback", "resend", "--server", c.addresses[final], "--cluster-secret", SECRET]
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "chatd", *command, *map(str, report.rollback_files)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    report.resend = (out.stdout.strip().splitlines() or [out.stderr.strip()])[-1]
+    stored = await history(c.addresses[final], session, "r")
+    bodies = [RESENT.sub("", b) for _, b in stored]
+    report.doubled_after_resend = len(bodies) - len(set(bodies))
+    report.lost_after_resend = len(acked.keys() - set(bodies))
 
 
 def _master_k(c: Cluster) -> int:

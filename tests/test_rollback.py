@@ -1,0 +1,116 @@
+"""Rollback files (chatd.server.rollback) and `chatd rollback list`: what a
+record holds (no secrets), the file and dir modes whatever the umask, the
+count a node starts with, records read back once per entry. The real
+partitions that write them, and `chatd rollback resend`, are in
+tests/test_partitions.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from chatd.proto import log_pb2
+from chatd.server import rollback
+from chatd.tools.rollback import note, records_of, request_id
+
+T = 1_796_617_291_921_871
+
+
+def message(body: str, request: str = "") -> log_pb2.Entry:
+    op = log_pb2.SendMessage(sender="alice", recipient="bob", body=body, request_id=request)
+    return log_pb2.Entry(time_us=T, send_message=op)
+
+
+def test_a_record_says_what_a_person_needs_and_no_secret() -> None:
+    r = rollback.describe(message("hi", "req-1"), 4, 17, acknowledged=True)
+    assert r == {
+        "kind": "send_message",
+        "epoch": 4,
+        "index": 17,
+        "time": "2026-12-07T04:21:31.921871+00:00",
+        "time_us": T,
+        "acknowledged": "yes",
+        "sender": "alice",
+        "recipient": "bob",
+        "text": "hi",
+        "request_id": "req-1",
+    }
+    account = log_pb2.Entry(
+        time_us=T, create_account=log_pb2.CreateAccount(username="carol", password_hash="scrypt$x")
+    )
+    r = rollback.describe(account, 4, 18, acknowledged=False)
+    assert r["username"] == "carol" and r["acknowledged"] == "perhaps"
+    assert "scrypt$x" not in json.dumps(r)
+    login = log_pb2.CreateSession(username="carol", session_hash=b"s")
+    session = log_pb2.Entry(create_session=login)
+    assert "session_hash" not in rollback.describe(session, 4, 19, acknowledged=False)
+    room = log_pb2.RoomMember(action=log_pb2.RoomMember.INVITE, actor="a", room="r", username="b")
+    assert rollback.describe(log_pb2.Entry(room_member=room), 4, 20, False)["action"] == "INVITE"
+
+
+def test_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        records = [rollback.describe(message(f"m{i}"), 3, i, True) for i in (1, 2)]
+        now = datetime(2026, 12, 7, 4, 21, 37, tzinfo=UTC)
+        first = rollback.write(tmp_path, records, 5, now)
+        second = rollback.write(tmp_path, records[:1], 5, now)  # the same second: a new name
+    finally:
+        os.umask(old)
+    assert first.name == "20261207T042137-e5.jsonl" and second != first
+    assert stat.S_IMODE(first.stat().st_mode) == 0o600
+    assert stat.S_IMODE(second.stat().st_mode) == 0o600
+    assert stat.S_IMODE(first.parent.stat().st_mode) == 0o700
+    assert rollback.read(first) == records
+    tally = rollback.Tally.of(tmp_path)
+    assert (tally.files, tally.entries) == (2, 3)
+    # two files holding the same entry (two nodes dropped it): read once
+    assert [r["text"] for r in records_of([tmp_path])] == ["m1", "m2"]
+
+
+def test_resend_keeps_the_request_id_and_notes_the_time() -> None:
+    r = rollback.describe(message("hi", "req-1"), 4, 17, True)
+    assert request_id(r) == "req-1"  # a client's retry that got through is not doubled
+    r = rollback.describe(message("hi"), 4, 17, True)
+    assert request_id(r) == "rollback-4-17"
+    assert note(r) == "[re-sent: first sent 2026-12-07 04:21:31 UTC, rolled back by a failover] "
+
+
+def test_list_command(tmp_path: Path) -> None:
+    records = [rollback.describe(message("hello there"), 3, 9, True)]
+    path = rollback.write(tmp_path, records, 5, datetime.now(UTC))
+    run = [sys.executable, "-m", "chatd", "rollback", "list"]
+    out = subprocess.run([*run, str(tmp_path)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "3:9" in out.stdout and "hello there" in out.stdout and "alice" in out.stdout
+    out = subprocess.run([*run, "--json", str(path)], capture_output=True, text=True, timeout=30)
+    assert json.loads(out.stdout) == records[0]
+    path.write_text("not json\n")
+    out = subprocess.run([*run, str(path)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and f"{path}:1: not JSON" in out.stderr
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o700])
+def test_an_existing_dir_is_made_private(tmp_path: Path, mode: int) -> None:
+    (tmp_path / rollback.DIR).mkdir(mode=mode)
+    os.chmod(tmp_path / rollback.DIR, mode)
+    rollback.write(tmp_path, [], 1, datetime.now(UTC))
+    assert stat.S_IMODE((tmp_path / rollback.DIR).stat().st_mode) == 0o700
+
+
+def test_messages_get_their_ids_and_retries_point_at_the_first() -> None:
+    records = [
+        rollback.describe(message("a", "r1"), 3, 7, True),
+        rollback.describe(message("b", "r2"), 3, 8, True),
+        rollback.describe(message("a", "r1"), 3, 9, True),  # the client's retry of 7
+    ]
+    rollback.identify(records, {("alice", T, "a"): 41, ("alice", T, "b"): 42})
+    assert [r["message_id"] for r in records] == [41, 42, 41]
+    assert [r.get("duplicate_of") for r in records] == [None, None, 7]

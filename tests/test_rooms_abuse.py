@@ -1,0 +1,257 @@
+"""What one ordinary account must not be able to do to others with rooms,
+and a silent client to a node: invitations that lock a user out of rooms,
+room names taken for good, room writes and read markers without a rate,
+names outside the username rules, Connect streams that never open. Real
+nodes on loopback (a real 3-node cluster where entries must replicate)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from chatd.client import (
+    CallFailed,
+    ChatClient,
+    NoSuchRecipient,
+    NoSuchRoom,
+    NoSuchUser,
+    NotAllowed,
+    NotAMember,
+    RoomLimit,
+)
+from chatd.proto import chat_pb2, chat_pb2_grpc
+from chatd.server.node import Node
+from tests.cluster import Cluster
+from tests.conftest import node_config
+from tests.test_client import logged_in
+
+
+def over_rate(exc: pytest.ExceptionInfo[CallFailed]) -> bool:
+    return exc.value.status == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@contextlib.asynccontextmanager
+async def cluster_users(
+    base: Path, names: tuple[str, ...], *flags: str
+) -> AsyncIterator[list[ChatClient]]:
+    """A 3-node cluster of these flags and a logged-in client per name; at
+    the end every node must hold the same state (digest)."""
+    cluster = await asyncio.to_thread(Cluster.start, base, 3, *flags)
+    clients: list[ChatClient] = []
+    try:
+        addresses = list(cluster.addresses.values())
+        clients += [await logged_in(addresses, n) for n in names]
+        yield clients
+        await asyncio.to_thread(cluster.converged)
+    finally:
+        for c in clients:
+            with contextlib.suppress(Exception):
+                await c.close()
+        cluster.stop_all()
+
+
+async def test_invitations_never_lock_a_user_out_of_rooms(tmp_path: Path) -> None:
+    """A 3-node cluster; quota 3 rooms, 3 invitations held at most, 12
+    invitations a minute. An attacker fills the victim's invitations: the
+    victim still creates a room and a friend's invitation still comes (the
+    attacker's oldest is dropped); the victim declines one; the quota counts
+    only rooms joined; the attacker's invitations run into their rate. Every
+    node ends with the same state digest."""
+    flags = ("--max-rooms-per-user", "3", "--max-invitations", "3", "--invite-rate", "12")
+    async with cluster_users(tmp_path, ("mal", "vic", "friend"), *flags) as clients:
+        mal, vic, friend = clients
+        for i in range(3):
+            await mal.create_room(f"spam{i}")
+            await mal.invite(f"spam{i}", "vic")
+        assert [(r.name, r.joined) for r in await vic.rooms()] == [
+            ("spam0", False),
+            ("spam1", False),
+            ("spam2", False),
+        ]
+        await vic.create_room("mine")  # invitations are not in the quota
+        await friend.create_room("club")
+        await friend.invite("club", "vic")  # a friend's still comes: spam0 is dropped
+        assert {r.name for r in await vic.rooms()} == {"mine", "club", "spam1", "spam2"}
+        assert {m.name for m in await mal.room_members("spam0")} == {"mal"}
+        await vic.decline_invite("spam1")
+        assert {m.name for m in await mal.room_members("spam1")} == {"mal"}
+        with pytest.raises(NotAMember):
+            await vic.decline_invite("spam1")  # no invitation any more
+        with pytest.raises(NotAllowed):
+            await vic.decline_invite("mine")  # joined: one leaves instead
+        await vic.join_room("club")
+        await vic.join_room("spam2")  # three joined: mine, club, spam2
+        with pytest.raises(RoomLimit):
+            await vic.create_room("fourth")
+        await mal.invite("spam2", "friend")  # (mal's 4th invitation)
+        with pytest.raises(CallFailed) as info:
+            for _ in range(20):  # invited already: no entry, but each one counts
+                await mal.invite("spam2", "friend")
+        assert over_rate(info) and "invitations a minute" in info.value.message
+
+
+async def test_rooms_are_deleted_by_admins_and_when_nobody_is_left(tmp_path: Path) -> None:
+    """A 3-node cluster: an admin deletes a room (its members see it go, its
+    history goes, its name is free); a room whose last member leaves, or
+    deletes their account, goes too; creation has a rate (4 an hour here).
+    Every node ends with the same state digest."""
+    async with cluster_users(tmp_path, ("ann", "bob", "cat"), "--room-rate", "4") as clients:
+        ann, bob, cat = clients
+        await ann.create_room("team")
+        for c in (bob, cat):
+            await ann.invite("team", c.username or "")
+        await bob.join_room("team")
+        await bob.send("", "plans", room="team")
+        with pytest.raises(NotAllowed):
+            await bob.delete_room("team")  # an admin's
+        with pytest.raises(NotAMember):
+            await cat.delete_room("team")  # invited only
+        await ann.delete_room("team")
+        assert await bob.rooms() == [] and await cat.rooms() == []
+        with pytest.raises(NoSuchRoom):
+            await bob.send("", "still there?", room="team")
+        await bob.create_room("TEAM")  # the name is free again, the history gone
+        assert await bob.room_history("TEAM") == []
+        await bob.leave_room("TEAM")  # the last member: the room goes
+        await cat.create_room("team")
+        await cat.delete_account()
+        await ann.create_room("team")  # (ann's 2nd room; bob's and cat's 1st)
+        await ann.create_room("two")
+        await ann.create_room("three")
+        with pytest.raises(CallFailed) as info:
+            await ann.create_room("five")  # over 4 an hour
+        assert over_rate(info) and "new rooms an hour" in info.value.message
+
+
+async def test_read_markers_and_room_writes_have_a_rate(tmp_path: Path) -> None:
+    """A MarkRead that does not move the marker writes nothing; those that
+    do, and the other room writes, are held to --room-write-rate (2 a
+    second here, in bursts of 10)."""
+    node = Node(node_config(tmp_path / "n", room_write_rate=2.0))
+    await node.start()
+    try:
+        ann, bob = [await logged_in(node.address, n) for n in ("ann", "bob")]
+        mid = await bob.send("ann", "hello")
+        await ann.mark_read(mid, peer="bob")
+        index = node.store.last_index
+        for _ in range(30):  # the marker is there: no entry, no rate
+            await ann.mark_read(mid, peer="bob")
+            await ann.mark_read(0, peer="bob")
+        assert node.store.last_index == index
+        with pytest.raises(CallFailed) as info:
+            for upto in range(mid + 1, mid + 30):
+                await ann.mark_read(upto, peer="bob")
+        assert over_rate(info) and "read markers a second" in info.value.message
+        assert node.store.last_index - index < 12
+        await bob.create_room("r")
+        with pytest.raises(CallFailed) as info:
+            for _ in range(30):
+                await bob.invite("r", "ann")  # (an invitation's own rate: none here)
+                await ann.join_room("r")
+                await ann.leave_room("r")
+        assert over_rate(info)
+        await ann.close()
+        await bob.close()
+    finally:
+        await node.stop()
+
+
+async def test_a_name_outside_the_username_rules_reaches_no_one(node: Node) -> None:
+    """ "\\u212a" (the Kelvin sign) folds to "k", but no account can have it:
+    Send and a Connect send frame answer NO_SUCH_RECIPIENT, as GetChat does,
+    and nothing is written."""
+    kim, ann = [await logged_in(node.address, n) for n in ("kim", "ann")]
+    kelvin = "\u212aim"
+    index = node.store.last_index
+    with pytest.raises(NoSuchRecipient):
+        await ann.send(kelvin, "for kim?")
+    with pytest.raises(NoSuchRecipient):
+        await ann.get_chat(kelvin)
+    with pytest.raises(NoSuchUser):
+        await ann.mark_read(1, peer=kelvin)
+    async with grpc.aio.insecure_channel(node.address) as ch:
+        call: Any = chat_pb2_grpc.ClientAccountStub(ch).Connect()  # type: ignore[call-arg]
+        await call.write(chat_pb2.ClientFrame(open=chat_pb2.OpenFrame(session_id=ann._session())))
+        send = chat_pb2.SendFrame(request_id="r1", to=kelvin, message="for kim?")
+        await call.write(chat_pb2.ClientFrame(send=send))
+        async with asyncio.timeout(10):
+            frame = await call.read()
+        assert frame.result.error_code == 15, frame
+        call.cancel()
+    assert node.store.last_index == index
+    assert await kim.get_messages() == []
+    await kim.close()
+    await ann.close()
+
+
+async def test_connect_streams_that_never_open_are_bounded(tmp_path: Path) -> None:
+    """Streams that send no first frame: four from one address are held,
+    for --first-frame-timeout (1 s here) then ended DEADLINE_EXCEEDED; more
+    are refused at once, RESOURCE_EXHAUSTED. A client that opens is served
+    meanwhile."""
+    node = Node(node_config(tmp_path / "n", first_frame_timeout=1.0, max_unopened_streams=4))
+    await node.start()
+    try:
+        async with grpc.aio.insecure_channel(node.address) as ch:
+            stub = chat_pb2_grpc.ClientAccountStub(ch)
+            start = time.monotonic()
+
+            async def silent() -> tuple[grpc.StatusCode, float]:
+                call: Any = stub.Connect()  # type: ignore[call-arg]
+                try:
+                    await call.read()
+                except grpc.aio.AioRpcError as exc:
+                    return exc.code(), time.monotonic() - start
+                return grpc.StatusCode.OK, time.monotonic() - start
+
+            async with asyncio.timeout(20):
+                held = [asyncio.create_task(silent()) for _ in range(4)]
+                await asyncio.sleep(0.3)  # (the four are held)
+                refused = await asyncio.gather(*(silent() for _ in range(10)))
+                ann = await logged_in(node.address, "ann")  # served meanwhile
+                stream = ann.subscribe()
+                await (await logged_in(node.address, "bob")).send("ann", "hi")
+                assert (await anext(stream)).body == "hi"
+                await stream.aclose()
+                ended = await asyncio.gather(*held)
+        assert {code for code, _ in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        assert max(t for _, t in refused) < 1.0
+        assert {code for code, _ in ended} == {grpc.StatusCode.DEADLINE_EXCEEDED}
+        assert all(0.9 <= t < 5 for _, t in ended), ended
+        await ann.close()
+    finally:
+        await node.stop()
+
+
+async def test_a_room_that_exists_says_so_to_a_non_member(node: Node) -> None:
+    """Room names are not secret (CreateRoom's ROOM_NAME_TAKEN tells): every
+    room call answers NO_SUCH_ROOM (20) for a room that does not exist and
+    NOT_A_MEMBER (22) for one the caller is not in."""
+    ann, eve = [await logged_in(node.address, n) for n in ("ann", "eve")]
+    await ann.create_room("team")
+    calls: dict[str, Callable[[str], Awaitable[object]]] = {
+        "join": lambda r: eve.join_room(r),
+        "leave": lambda r: eve.leave_room(r),
+        "decline": lambda r: eve.decline_invite(r),
+        "delete": lambda r: eve.delete_room(r),
+        "invite": lambda r: eve.invite(r, "ann"),
+        "members": lambda r: eve.room_members(r),
+        "history": lambda r: eve.room_history(r),
+        "mark read": lambda r: eve.mark_read(1, room=r),
+        "send": lambda r: eve.send("", "hi", room=r),
+    }
+    for what, call in calls.items():
+        with pytest.raises(NoSuchRoom):
+            await call("nowhere")
+        with pytest.raises(NotAMember):
+            await call("team")
+        assert what
+    await ann.close()
+    await eve.close()
