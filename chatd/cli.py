@@ -40,7 +40,7 @@ def build_parser() -> Parser:
     serve = sub.add_parser("serve", help="run a node")
     add_serve_arguments(serve)
     status = sub.add_parser("status", help="show a node's view of itself and its cluster")
-    add_admin_arguments(status, "HOST:PORT of the node (default %(default)s)", 5.0)
+    add_admin_arguments(status, "HOST:PORT of the node", 5.0)
     status.add_argument("--json", action="store_true", help="print JSON")
     bench = sub.add_parser("bench", help="measure a cluster (or serve the no-op baseline)")
     add_bench_arguments(bench)
@@ -57,22 +57,18 @@ def build_parser() -> Parser:
     add_nodes_argument(gui)
     add_tls_arguments(gui)
     health = sub.add_parser("health", help="a node's gRPC health (exit 0 when SERVING)")
-    health.add_argument(
-        "--server", type=address, default=_first_server(), help="HOST:PORT of the node"
-    )
+    add_admin_arguments(health, "HOST:PORT of the node, its client or its peer address", 3.0)
     health.add_argument("--service", default="", help="service name (default: the node)")
-    health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait")
-    add_tls_arguments(health)
     members = sub.add_parser("members", help="manage the cluster's members")
     msub = members.add_subparsers(dest="members_command", metavar="ACTION", parser_class=Parser)
     remove = msub.add_parser("remove", help="retire a node from the cluster for good")
     remove.add_argument("node_id", metavar="NODE_ID")
-    add_admin_arguments(remove, "HOST:PORT of any member (default %(default)s)", 10.0)
+    add_admin_arguments(remove, "HOST:PORT of any member", 10.0)
     users = sub.add_parser("users", help="administer accounts (behind the cluster secret)")
     usub = users.add_subparsers(dest="users_command", metavar="ACTION", parser_class=Parser)
     add_users_arguments(usub)
     for p in usub.choices.values():
-        add_admin_arguments(p, "HOST:PORT of any member (default %(default)s)", 30.0)
+        add_admin_arguments(p, "HOST:PORT of any member", 30.0)
     add_rollback_arguments(sub)
     backup = sub.add_parser("backup", help="take a consistent backup of a running cluster")
     backup.add_argument(
@@ -90,7 +86,7 @@ def build_parser() -> Parser:
         help="read a backup file (default: take a fresh backup from --server)",
     )
     for p in (backup, export):
-        add_admin_arguments(p, "HOST:PORT of any member (default %(default)s)", 600.0)
+        add_admin_arguments(p, "HOST:PORT of any member", 600.0)
     return parser
 
 
@@ -132,12 +128,17 @@ def add_rollback_arguments(sub: argparse._SubParsersAction[Parser]) -> None:
         help="the text alone (default: a note with the original time starts it)",
     )
     resend.add_argument("--verbose", action="store_true", help="a line for each message written")
-    add_admin_arguments(resend, "HOST:PORT of any member (default %(default)s)", 30.0)
+    add_admin_arguments(resend, "HOST:PORT of any member", 30.0)
 
 
 def add_admin_arguments(p: argparse.ArgumentParser, server_help: str, timeout: float) -> None:
     """--server, --cluster-secret, --timeout and the TLS flags of an operator command."""
-    p.add_argument("--server", type=address, default=_first_server(), help=server_help)
+    p.add_argument(
+        "--server",
+        type=address,
+        default=_first_server(),
+        help=f"{server_help} (default: the first of CHATD_SERVER's, else {DEFAULT_SERVER})",
+    )
     p.add_argument(
         "--cluster-secret", default=None, help="the cluster secret (default: CHATD_CLUSTER_SECRET)"
     )
@@ -299,10 +300,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return run_command(args)
+        rc = run_command(args)
+        sys.stdout.flush()  # (here, where a closed pipe is caught)
+        return rc
     except (TlsError, argparse.ArgumentTypeError) as exc:  # a file that cannot be read: one line
         print(f"chatd {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`chatd status | head -1`): quietly
+        _drop_stdout()
+        return 1
+
+
+def _drop_stdout() -> None:
+    """Points stdout at /dev/null, so that the interpreter's last flush of
+    what could not be written fails no more (as Python's documentation of
+    SIGPIPE advises)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 # -- serve --

@@ -109,8 +109,12 @@ def test_operator_commands_load_neither_server_nor_terminal(
     # module and the state digest, nothing of the node)
     allowed = BACKUP_MODULES if argv[0] == "backup" else ADMIN_SERVER_MODULES
     assert set(loaded(modules, "chatd.server", "chatd.core")) <= allowed
-    if argv[0] == "health":  # every few seconds: grpc and the health stubs only
-        assert not loaded(modules, "chatd.tools.admin", "chatd.proto")
+    if argv[0] == "health":  # every few seconds: grpc and the health messages only
+        assert not loaded(modules, "chatd.tools.admin", "grpc_health.v1")
+        assert set(loaded(modules, "chatd.proto")) == {
+            "chatd.proto",
+            "chatd.proto.health_check_pb2",
+        }
 
 
 @pytest.mark.parametrize(

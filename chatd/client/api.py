@@ -299,6 +299,12 @@ class ChatClient(RoomCalls):
             await self._ok("Logout", chat_pb2.DeleteAccountRequest(session_id=self._session()))
         self.session_id = self.username = None
 
+    async def forget_session(self) -> None:
+        """The node ended the session (an operator logged the user out or
+        disabled the account, or the account was deleted): no call is made."""
+        await self._drop_connection(NotLoggedIn(Code.NOT_LOGGED_IN, "session ended"))
+        self.session_id = self.username = None
+
     async def change_password(self, old: str, new: str) -> None:
         """My new password (WrongPassword if `old` is not the current one);
         my other sessions end, this one stays."""

@@ -37,9 +37,10 @@ from typing import Any, Literal, TypeVar
 from chatd.client import errors
 from chatd.client.api import ChatClient, ConnectionEvent, Message, User
 from chatd.client.errors import ChatError, NotLoggedIn, UsernameTaken, WrongPassword
-from chatd.client.rooms import Room, RoomMember, Unread
+from chatd.client.rooms import Room, RoomMember, Unread, room_changes, said
 from chatd.contract import Code
 from chatd.tls import TlsError, credentials_of, tls_options
+from chatd.words import counted
 
 try:  # a Python without Tk (python:3.11-slim has no libtk) still imports this module
     import tkinter as tk
@@ -488,6 +489,10 @@ class ChatApp:
             users, rooms, unread = got
             self.users = {u.name: u.online for u in users if u.name != self.me}
             before, self.rooms = self.rooms, {"#" + r.name: r for r in rooms}
+            # invitations and removals: the node sends no event for them
+            changes = room_changes({r.name: r for r in before.values()}, rooms)
+            if lines := said(changes, lambda _room: "select it to join"):
+                self.notice_var.set("; ".join(lines))
             self.unread = {u.peer: u.count for u in unread if u.peer != self.peer}
             peer = self.peer
             if peer is not None and peer.startswith("#"):
@@ -511,7 +516,7 @@ class ChatApp:
             room = self.rooms.get(name)
             if room is not None:
                 unread = 0 if name == self.peer else room.unread
-                state = f"{room.members} members" if room.joined else "invited"
+                state = counted(room.members, "member") if room.joined else "invited"
                 values: tuple[str, int | str] = (state, unread or "")
                 tags: tuple[str, ...] = ("unread",) if unread else ()
             else:

@@ -120,3 +120,39 @@ class RoomCalls:
         room's count is in `rooms()`."""
         r = await self._ok("ListUnread", chat_pb2.ReceiveRequest(session_id=self._session()))
         return [Unread(u.peer, u.count, u.last_message_id) for u in r.unread]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomChanges:
+    """What changed in my rooms between two listings that I did not do
+    myself here: the server sends no event for an invitation or a removal,
+    so the front ends list my rooms every few seconds and tell me these."""
+
+    invited: list[Room]  # new invitations (the first listing: those pending)
+    gone: list[Room]  # rooms I was in, or invited to, and am not any more
+
+
+def room_changes(before: dict[str, Room] | None, now: list[Room]) -> RoomChanges:
+    """`before`: the last listing by name (None: there was none yet, as
+    after a login)."""
+    known = before or {}
+    current = {r.name for r in now}
+    return RoomChanges(
+        invited=[r for r in now if not r.joined and r.name not in known],
+        gone=[r for name, r in sorted(known.items()) if name not in current],
+    )
+
+
+def said(changes: RoomChanges, join_hint: Callable[[str], str]) -> list[str]:
+    """The changes in words; `join_hint(room)` tells how to join there."""
+    lines = [
+        f"you are invited to #{r.name}"
+        + (f" ({r.topic})" if r.topic else "")
+        + f": {join_hint(r.name)}"
+        for r in changes.invited
+    ]
+    lines += [
+        f"you are no longer in #{r.name}" if r.joined else f"your invitation to #{r.name} ended"
+        for r in changes.gone
+    ]
+    return lines

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import fnmatch
+import signal
 import sys
 from collections.abc import Callable, Iterable
 
@@ -24,8 +26,10 @@ from prompt_toolkit.patch_stdout import patch_stdout
 from chatd.client import errors
 from chatd.client.api import ChatClient, ConnectionEvent, Message
 from chatd.client.errors import ChatError, NotLoggedIn, Unavailable
+from chatd.client.rooms import Room, room_changes, said
 from chatd.contract import Code
 from chatd.tls import TlsError, credentials_of, tls_options
+from chatd.words import counted
 
 COMMANDS = {
     "/create": "/create NAME         create an account (asks for a password) and log in",
@@ -47,9 +51,9 @@ COMMANDS = {
 NAME_COMMANDS = ("/login", "/chat", "/send", "/users")
 
 
-TEXT: dict[type[ChatError], str] = {
-    NotLoggedIn: "you are not logged in: /login NAME or /create NAME",
-}
+NOT_LOGGED_IN = "you are not logged in: /login NAME or /create NAME"
+TEXT: dict[type[ChatError], str] = {NotLoggedIn: NOT_LOGGED_IN}
+ROOM_WATCH_S = 3.0  # how often the rooms are listed, to tell invitations and removals
 
 
 def describe(exc: ChatError, name: str = "") -> str:
@@ -103,6 +107,9 @@ class Terminal:
         self.peer: str | None = None  # a user, or "#room"
         self.users: set[str] = set()
         self._receiver: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self.rooms: dict[str, Room] | None = None  # by name, as last listed (None: not yet)
+        self._room_edits = 0  # what the user did to rooms here, counted
         self._sent: set[int] = set()  # ids this terminal sent (its room messages come back)
         self._reading: asyncio.Task[None] | None = None  # a read marker on its way
         self._last_seen: Message | None = None
@@ -117,7 +124,7 @@ class Terminal:
     def prompt(self) -> str:
         me = self.client.username
         if me is None:
-            return "chatd> "
+            return "(not logged in) chatd> "
         return f"{me} → {self.peer}> " if self.peer else f"{me}> "
 
     async def run(self, user: str | None = None) -> None:
@@ -144,7 +151,9 @@ class Terminal:
         if not line:
             return True
         if not line.startswith("/"):
-            if self.peer is None:
+            if self.client.username is None:
+                self.out(NOT_LOGGED_IN)
+            elif self.peer is None:
                 self.out("choose someone to talk to first: /chat NAME")
             else:
                 await self._send(self.peer, line)
@@ -159,6 +168,8 @@ class Terminal:
             return True
         try:
             await handler(rest)
+        except NotLoggedIn as exc:
+            await self._session_ended(describe(exc))
         except ChatError as exc:
             self.out(describe(exc, rest.split(" ")[0] if rest else ""))
         return True
@@ -189,6 +200,16 @@ class Terminal:
         if not name:
             self.out("usage: /create NAME")
             return
+        taken = [
+            u.name for u in await self.client.list_users() if u.name.casefold() == name.casefold()
+        ]
+        if taken:  # (before the password is asked; the node checks again)
+            same = taken[0] == name
+            self.out(
+                f"{name} is already taken"
+                + ("" if same else f" (as {taken[0]}: names must differ in more than case)")
+            )
+            return
         password = await self._ask_new_password()
         if password is None:
             return
@@ -210,6 +231,8 @@ class Terminal:
         await self._refresh_users()
         await self._say_unread()
         self._receiver = asyncio.create_task(self._receive())
+        self.rooms = None
+        self._watcher = asyncio.create_task(self._watch_rooms())
 
     async def _say_unread(self) -> None:
         """One line naming the conversations with unread messages (what the
@@ -275,6 +298,7 @@ class Terminal:
             self.out("usage: /join ROOM")
             return
         await self.client.join_room(room)
+        self._known(room, joined=True)
         self.out(f"joined #{room}")
         await self._cmd_chat("#" + room)
 
@@ -291,10 +315,11 @@ class Terminal:
                 state = "" if r.joined else " (invited: /join " + r.name + ")"
                 unread = f", {r.unread} unread" if r.unread else ""
                 topic = f": {r.topic}" if r.topic else ""
-                self.out(f"  #{r.name:<31} {r.members} members{unread}{state}{topic}")
+                self.out(f"  #{r.name:<31} {counted(r.members, 'member')}{unread}{state}{topic}")
         elif action == "create" and names:
             topic = " ".join(names[1:])
             await c.create_room(names[0], topic)
+            self._known(names[0], joined=True, topic=topic)
             self.out(f"room #{names[0]} created")
         elif action in ("invite", "remove") and len(names) == 2:
             if action == "invite":
@@ -305,11 +330,13 @@ class Terminal:
                 self.out(f"{names[1]} removed from #{names[0]}")
         elif action in ("leave", "delete") and len(names) == 1:
             await (c.leave_room if action == "leave" else c.delete_room)(names[0])
+            self._known(names[0], joined=False)
             if self.peer == "#" + names[0]:
                 self.peer = None
             self.out(f"{'left' if action == 'leave' else 'deleted'} #{names[0]}")
         elif action == "decline" and len(names) == 1:
             await c.decline_invite(names[0])
+            self._known(names[0], joined=False)
             self.out(f"declined the invitation to #{names[0]}")
         elif action == "members" and len(names) == 1:
             for m in await c.room_members(names[0]):
@@ -332,6 +359,9 @@ class Terminal:
                 self._sent.add(await self.client.send("", text, room=to[1:]))
             else:
                 await self.client.send(to, text)
+        except NotLoggedIn as exc:
+            await self._session_ended(describe(exc))
+            return
         except ChatError as exc:
             self.out(describe(exc, to))
             return
@@ -339,6 +369,8 @@ class Terminal:
             self.out(f"sent to {to}")
 
     async def _cmd_logout(self, rest: str) -> None:
+        if self.client.username is None:
+            raise NotLoggedIn(Code.NOT_LOGGED_IN, "not logged in")
         await self._stop_receiver()
         await self._flush_read()
         await self.client.logout()
@@ -386,7 +418,7 @@ class Terminal:
                 if conversation_of(m, self.client.username) == self.peer:
                     self._read_soon(m)
         except NotLoggedIn:
-            self.out("your session ended; /login NAME to continue")
+            await self._session_ended("your session ended; /login NAME to continue")
         except Unavailable:
             self.out("no chatd node answers; new messages will show after the next /login")
 
@@ -436,11 +468,62 @@ class Terminal:
             self.users = {u.name for u in await self.client.list_users()}
 
     async def _stop_receiver(self) -> None:
-        if self._receiver is not None:
-            self._receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._receiver
-            self._receiver = None
+        """Stops the tasks of a session: its deliveries and its room watch."""
+        for task in (self._receiver, self._watcher):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._receiver = self._watcher = None
+
+    async def _session_ended(self, why: str) -> None:
+        """The node ended the session (an operator logged the user out or
+        disabled the account, the account was deleted, or it expired): this
+        terminal forgets it, and says so in its prompt too."""
+        if self.client.username is None:
+            self.out(why)
+            return
+        await self._stop_receiver()
+        await self.client.forget_session()
+        self.peer = None
+        self.out(why)
+
+    # -- rooms: invitations and removals --
+
+    async def _watch_rooms(self) -> None:
+        """Lists the user's rooms every few seconds and tells what others
+        changed: an invitation, a removal (the node sends no event for
+        them). The first listing tells the invitations pending."""
+        while True:
+            edits = self._room_edits
+            try:
+                listed = await self.client.rooms()
+            except NotLoggedIn:
+                return  # (the receiver tells)
+            except ChatError:  # (no node answers: the status line tells; try again)
+                await asyncio.sleep(ROOM_WATCH_S)
+                continue
+            if edits == self._room_edits:  # (else: listed before the user's own change)
+                for line in said(room_changes(self.rooms, listed), lambda r: f"/join {r}"):
+                    self.out(line)
+                self.rooms = {r.name: r for r in listed}
+            await asyncio.sleep(ROOM_WATCH_S)
+
+    def _known(self, room: str, *, joined: bool, topic: str = "") -> None:
+        """What the user did to a room here, so that the watch does not tell
+        it back (joined False: it left)."""
+        self._room_edits += 1
+        if self.rooms is None:
+            return
+        if not joined:
+            self.rooms.pop(room, None)
+            return
+        was = self.rooms.get(room)
+        self.rooms[room] = (
+            dataclasses.replace(was, joined=True)
+            if was is not None
+            else Room(room, topic, self.client.username or "", 1, 0, True, True)
+        )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -452,7 +535,15 @@ def main(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         client = ChatClient(args.server, **tls_options(args))
-        await Terminal(client).run(args.user)
+        # SIGTERM, and SIGHUP (the terminal closed), end the client as /quit
+        # does: the session closed, the terminal's modes restored
+        stop = asyncio.current_task()
+        assert stop is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, stop.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await Terminal(client).run(args.user)
 
     try:
         import uvloop

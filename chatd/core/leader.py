@@ -514,6 +514,7 @@ class Leader:
         p = s.progress.get(m.src)
         if p is not None:  # a refusal too shows the node is alive
             p.heard_tick = self.now
+            p.answered = True
         if m.version >= s.confirm_version:  # it answered after the freeze
             s.unconfirmed.discard(m.src)
         c = s.change

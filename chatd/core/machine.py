@@ -147,7 +147,9 @@ class Core(Leader):
                 nid: FollowerStatus(
                     match=p.match,
                     alive=not p.silent(self.now, self.timing.failover),
-                    left=s.lag.left.get(nid, "") if nid not in self.membership.in_sync else "",
+                    left=""
+                    if nid in self.membership.in_sync
+                    else p.out_of_sync(self.now, self.timing.failover, s.lag.left.get(nid, "")),
                 )
                 for nid, p in s.progress.items()
             }

@@ -26,6 +26,17 @@ class Progress:
     echo: int = 0  # the follower's last probe (see AppendReply.probe)
     asked: bool = False  # a call to it failed: the master asked it whether it lives
     told: int = 0  # the commit index the last Append to it carried
+    answered: bool = False  # it answered this master at least once
+
+    def out_of_sync(self, now: int, failover: int, dropped_for: str = "") -> str:
+        """Why a member outside the in-sync set is there: not heard from
+        since this master took over (a dead old master), silent now, else
+        why the master dropped it (`dropped_for`), else catching up."""
+        if not self.answered:
+            return "not heard from since this master took over"
+        if self.silent(now, failover):
+            return "silent"
+        return dropped_for if dropped_for not in ("", "silent") else "catching up"
 
     def silent(self, now: int, failover: int) -> bool:
         """Not heard from for the failover timeout: presumed dead."""
@@ -34,6 +45,7 @@ class Progress:
     def heard(self, now: int, probe: int = 0) -> None:
         """An answer came: nothing is in flight any more."""
         self.heard_tick = now
+        self.answered = True
         self.asked = False
         self.inflight = 0
         self.echo = max(self.echo, probe)

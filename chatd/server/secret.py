@@ -18,8 +18,11 @@ if TYPE_CHECKING:
 CLUSTER_PREFIXES = ("/MasterService/", "/SlaveService/", "/NodeAdmin/")
 ADMIN_PREFIXES = ("/NodeAdmin/",)  # what the client listener guards
 # the peer listener: every call (a slave's relayed client calls carry the
-# secret like every other call between nodes; health checks go to --listen)
+# secret like every other call between nodes) but the health checks
 PEER_PREFIXES = ("/",)
+# never behind the secret: a health check tells SERVING or NOT_SERVING only,
+# and a container platform or load balancer asks it on either listener
+OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
 
 
 class SecretInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
@@ -45,7 +48,7 @@ class SecretInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         details: grpc.HandlerCallDetails,
     ) -> Handler:
         method = details.method or ""
-        if not method.startswith(self._prefixes):
+        if not method.startswith(self._prefixes) or method.startswith(OPEN_PREFIXES):
             return await continuation(details)
         if self._secret is None:
             if self._refuse_unguarded:

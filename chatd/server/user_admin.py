@@ -11,6 +11,7 @@ from chatd.contract import Code
 from chatd.proto import cluster_pb2, log_pb2
 from chatd.server.chat import Chat, check_password, hash_password
 from chatd.server.errors import DEFAULT_MESSAGES, RequestRefused, ServerError
+from chatd.words import counted
 
 log = logging.getLogger(__name__)
 
@@ -123,5 +124,5 @@ class UserAdmin:
             raise RequestRefused(Code.INVALID_ARGUMENT, f"unknown action {r.action}")
         applied = await chat._submit(entry)
         ended = len(applied.ended_sessions)
-        log.info("operator: account %s %s (%d sessions ended)", name, what, ended)
+        log.info("operator: account %s %s (%s ended)", name, what, counted(ended, "session"))
         return cluster_pb2.UserAdminResponse(ok=True, sessions_ended=ended)

@@ -5,31 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import grpc
 
 from chatd.contract import secret_metadata
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
 from chatd.tls import credentials_of
-
-
-def secret_of(args: argparse.Namespace) -> str | None:
-    """--cluster-secret, else --cluster-secret-file, else CHATD_CLUSTER_SECRET,
-    else CHATD_CLUSTER_SECRET_FILE."""
-    if args.cluster_secret:
-        return str(args.cluster_secret)
-    path = getattr(args, "cluster_secret_file", None)
-    if path is None and not os.environ.get("CHATD_CLUSTER_SECRET"):
-        path = os.environ.get("CHATD_CLUSTER_SECRET_FILE") or None
-    if path is not None:
-        from chatd.config import read_secret_file
-
-        return read_secret_file(Path(path))
-    return os.environ.get("CHATD_CLUSTER_SECRET") or None
+from chatd.tools.secret import refused
+from chatd.tools.secret import secret_of as secret_of  # (the other commands take it here)
 
 
 def channel(args: argparse.Namespace, address: str) -> grpc.aio.Channel:
@@ -41,8 +26,7 @@ def channel(args: argparse.Namespace, address: str) -> grpc.aio.Channel:
 
 
 def fail(server: str, exc: grpc.aio.AioRpcError) -> int:
-    print(f"chatd: {server}: {exc.code().name}: {exc.details()}", file=sys.stderr)
-    return 1
+    return refused(server, exc.code().name, exc.details() or "")
 
 
 # -- status --
@@ -54,6 +38,7 @@ def status(args: argparse.Namespace) -> int:
     except grpc.aio.AioRpcError as exc:
         return fail(args.server, exc)
     doc = status_document(reply)
+    doc["asked"] = args.server
     print(json.dumps(doc, indent=2) if args.json else format_status(doc))
     return 0
 
@@ -133,10 +118,21 @@ def _master_at(doc: dict[str, object]) -> str:
     return ""
 
 
+def _asked(doc: dict[str, object]) -> list[str]:
+    """The address the command was given, when the node is not there by
+    its own account (the addresses shown are the ones the nodes advertise:
+    in a container network, those of that network)."""
+    asked = doc.get("asked")
+    if not asked or asked in (doc["address"], doc.get("peer_address")):
+        return []
+    return [f"asked    at {asked}: the addresses shown are the ones the nodes advertise"]
+
+
 def format_status(doc: dict[str, object]) -> str:
     lines = [
         f"node     {doc['node_id']} ({doc['role']}) at {doc['address']}"
         + (f", peers at {doc['peer_address']}" if doc.get("peer_address") else ""),
+        *_asked(doc),
         f"epoch    {doc['epoch']}",
         f"quorum   {doc.get('quorum', 'in-sync')}",
         f"master   {doc['master_id'] or '(none)'}{_master_at(doc)}",

@@ -83,14 +83,23 @@ class DemoCluster:
                 p.wait()
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class Stop(Exception):
+    """SIGTERM or SIGHUP (the terminal closed): stop as Ctrl-C does."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stop(signal.Signals(signum).name)
 
 
 def main(args: argparse.Namespace) -> int:
-    signal.signal(signal.SIGTERM, _interrupt)  # stop the nodes on SIGTERM too
+    # Ctrl-C (KeyboardInterrupt), SIGTERM and SIGHUP all end in the `finally`
+    # below: the nodes, which run in sessions of their own and so get none
+    # of these, are stopped by their PIDs there
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop)
     base = Path(tempfile.mkdtemp(prefix="chatd-demo-"))
     cluster = DemoCluster(base)
+    keep = args.keep_data
     try:
         print("starting a 3-node chatd cluster on loopback…", flush=True)
         cluster.start()
@@ -101,24 +110,36 @@ def main(args: argparse.Namespace) -> int:
         print(f"open a second client:  chatd chat --server {servers}")
         print(f"or the GUI:            chatd gui --server {servers}")
         print("try killing the master (see `chatd status --server ADDRESS`) with kill -9 PID")
-        sys.stdout.flush()
         if args.no_client:
             print("running; Ctrl-C stops the nodes", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                while True:
-                    time.sleep(3600)
+            while True:
+                time.sleep(3600)
+        print(
+            "/quit (or Ctrl-D) leaves the client and stops the nodes; Ctrl-C clears the line",
+            flush=True,
+        )
         from chatd.client import terminal
 
         return terminal.main(argparse.Namespace(server=servers, user=None))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stop):
         return 0
     except RuntimeError as exc:
+        keep = True  # (the message names the logs)
         print(f"chatd demo: {exc}", file=sys.stderr)
         return 1
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second one does not cut the clean-up short
         cluster.stop()
-        print("demo nodes stopped", flush=True)
-        if not args.keep_data:
+        _say("demo nodes stopped")
+        if not keep:
             shutil.rmtree(base, ignore_errors=True)
         else:
-            print(f"data kept in {base}")
+            _say(f"data kept in {base}")
+
+
+def _say(line: str) -> None:
+    """A line on stdout, if there still is one (after SIGHUP the terminal is
+    gone, and a failed write must not stop the clean-up)."""
+    with contextlib.suppress(OSError):
+        print(line, flush=True)

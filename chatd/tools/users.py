@@ -18,6 +18,7 @@ import grpc
 from chatd.contract import secret_metadata
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
 from chatd.tools.admin import channel, fail, secret_of, table
+from chatd.words import counted
 
 Action = cluster_pb2.UserAdminRequest.Action
 ACTIONS = {
@@ -118,6 +119,6 @@ def main(args: argparse.Namespace) -> int:
             print("\n".join(f"{k:<18} {v}" for k, v in docs[0].items()))
         return 0
     n = r.sessions_ended
-    ended = f" ({n} session{'' if n == 1 else 's'} ended)" if n else ""
+    ended = f" ({counted(n, 'session')} ended)" if n else ""
     print(DONE[action].format(name=args.name) + ended)
     return 0
