@@ -208,3 +208,18 @@ async def test_a_session_is_held_to_the_send_rate(
             assert n.store.last_index == first + sent  # a refused Send wrote nothing
     finally:
         await n.stop()
+
+
+def test_the_rates_refusals_agree_in_number() -> None:
+    from chatd.server.room_rates import RoomRates
+    from chatd.words import counted
+
+    one = [text for _, text in RoomRates(1, 1, 1)._limits.values()]
+    assert one == [
+        "at most 1 new room an hour from one user",
+        "at most 1 invitation a minute from one user",
+        "at most 1 room change or read marker a second from one user",
+    ]
+    many = [text for _, text in RoomRates(30, 0.5, 20)._limits.values()]
+    assert many[1] == "at most 0.5 invitations a minute from one user"
+    assert counted(1, "message") == "1 message" and counted(2.5, "message") == "2.5 messages"

@@ -38,6 +38,7 @@ from chatd.server.room_rates import RoomRates
 from chatd.server.rooms import Room
 from chatd.server.store import Applied, Session, Store, StoredMessage, User, message_bytes
 from chatd.server.throttle import LoginThrottle
+from chatd.words import counted
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -386,7 +387,9 @@ class Chat:
         s = self.session(session_id)
         # per user, not per session: more sessions must not mean more sends
         if not self._send_limit.allow(s.uid, time.monotonic()):
-            raise OverLimit(f"more than {self.limits.send_rate:g} messages a second from this user")
+            raise OverLimit(
+                f"more than {counted(self.limits.send_rate, 'message')} a second from this user"
+            )
         return (await self.send_as(s.username, to, body, request_id, room)).message_id
 
     async def send_as(

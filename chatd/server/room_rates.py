@@ -19,6 +19,7 @@ import math
 from chatd.server.errors import OverLimit
 from chatd.server.ratelimit import RateLimiter
 from chatd.server.throttle import retry_hint
+from chatd.words import counted
 
 WRITE_BURST_S = 5
 
@@ -30,15 +31,19 @@ class RoomRates:
         self._limits = {
             "create": (
                 RateLimiter(create_per_hour / 3600, math.ceil(create_per_hour)),
-                f"at most {create_per_hour:g} new rooms an hour from one user",
+                f"at most {counted(create_per_hour, 'new room')} an hour from one user",
             ),
             "invite": (
                 RateLimiter(invite_per_minute / 60, math.ceil(invite_per_minute)),
-                f"at most {invite_per_minute:g} invitations a minute from one user",
+                f"at most {counted(invite_per_minute, 'invitation')} a minute from one user",
             ),
             "write": (
                 RateLimiter(write_per_s, math.ceil(write_per_s * WRITE_BURST_S)),
-                f"at most {write_per_s:g} room changes and read markers a second from one user",
+                "at most "
+                + counted(
+                    write_per_s, "room change or read marker", "room changes and read markers"
+                )
+                + " a second from one user",
             ),
         }
 
