@@ -19,10 +19,10 @@ import pytest
 from chatd.client import ChatClient
 from chatd.client.gui import ChatApp, LoopThread
 from tests.conftest import PASSWORD, NodeProcess, spawn_chatd, wait_serving
-from tests.test_gui import contact, loop_thread, pump, submit_form, xvfb
+from tests.test_gui import contact, loop_thread, pump, submit_form
 from tests.test_terminal import create_account
 
-__all__ = ["loop_thread", "xvfb"]  # (fixtures of the GUI's tests, used here)
+__all__ = ["loop_thread"]  # (a fixture of the GUI's tests, used here)
 
 TIMEOUT = 15
 

@@ -237,9 +237,9 @@ async def test_cluster_secret_and_removing_a_member(tmp_path: Path) -> None:
                     assert info.value.code() == expected, method
             # health checks alone need no secret, on the peer listener too
             # (serve --help says so; tests/test_operator_cli.py asks through chatd health)
-            health = ch.unary_unary("/grpc.health.v1.Health/Check")  # type: ignore[call-arg]
+            check = ch.unary_unary("/grpc.health.v1.Health/Check")  # type: ignore[call-arg]
             # answered (SERVING, or NOT_SERVING while n2 catches up), not refused
-            assert await health(b"", timeout=5) in (b"\x08\x01", b"\x08\x02")
+            assert await check(b"", timeout=5) in (b"\x08\x01", b"\x08\x02")
             stream = ch.stream_stream("/SlaveService/AcceptUpdates")(metadata=())  # type: ignore[call-arg]
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stream.read()

@@ -8,10 +8,8 @@ import contextlib
 import json
 import os
 import re
-import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,83 +22,13 @@ import pytest
 
 from chatd.cli import build_parser
 from chatd.client import ChatClient, Message
-from chatd.client.gui import NO_TK, ChatApp, LoopThread, main
+from chatd.client.gui import ChatApp, LoopThread, main
 from tests.conftest import PASSWORD, NodeProcess, spawn_chatd, wait_serving
 
 if TYPE_CHECKING:
     import tkinter as tk
 
-CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 WAIT = 10.0  # seconds for any one thing to show
-
-
-def _missing(what: str) -> None:
-    """Fails under CI (the GUI test must run there), skips elsewhere."""
-    if CI:
-        pytest.fail(f"{what} (CI=true: ./scripts/test-deps installs it)")
-    pytest.skip(what)
-
-
-@pytest.fixture(scope="module")
-def xvfb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """An Xvfb server on a display number it picks (free), as DISPLAY: one for
-    the module, as Tk keeps its connection to a display until the process
-    ends (and exits when that display goes away)."""
-    tmp_path = tmp_path_factory.mktemp("xvfb")
-    if shutil.which("Xvfb") is None:
-        _missing("Xvfb is not installed (Debian: apt-get install -y xvfb)")
-    if NO_TK is not None:
-        _missing(f"tkinter is not available: {NO_TK} (Debian: apt-get install -y python3-tk)")
-    read_end, write_end = os.pipe()
-    with (tmp_path / "xvfb.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                "Xvfb",
-                "-displayfd",
-                str(write_end),
-                "-screen",
-                "0",
-                "1280x800x24",
-                "-nolisten",
-                "tcp",
-            ],
-            pass_fds=(write_end,),
-            stdout=log,
-            stderr=log,
-        )
-    os.close(write_end)
-    try:
-        # -displayfd: Xvfb writes the display number once it accepts connections
-        deadline, number = time.monotonic() + WAIT, b""
-        while not number.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or proc.poll() is not None:
-                pytest.fail(f"Xvfb did not start: {(tmp_path / 'xvfb.log').read_text()}")
-            if select.select([read_end], [], [], left)[0]:
-                number += os.read(read_end, 16)
-        display = f":{int(number)}"
-        path = f"/tmp/.X11-unix/X{int(number)}"
-        with socket.socket(socket.AF_UNIX) as s:  # and it does (Linux: abstract socket too)
-            s.settimeout(WAIT)
-            s.connect(path if os.path.exists(path) else "\0" + path)
-        before = os.environ.get("DISPLAY")
-        os.environ["DISPLAY"] = display
-        try:
-            yield display
-        finally:
-            if before is None:
-                os.environ.pop("DISPLAY", None)
-            else:
-                os.environ["DISPLAY"] = before
-    finally:
-        os.close(read_end)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
 
 
 @pytest.fixture
