@@ -100,3 +100,21 @@ def test_a_failed_snapshot_changes_nothing_but_the_flag() -> None:
     p.snapshot_done(None)
     assert (p.snapshot, p.match, p.next, p.inflight) == (False, 2, 7, 3)
     assert p.start_snapshot()  # it may be tried again
+
+
+@pytest.mark.parametrize(
+    ("answered", "heard_tick", "dropped_for", "why"),
+    [
+        (False, 0, "", "not heard from since this master took over"),  # a dead old master
+        (False, 0, "silent", "not heard from since this master took over"),
+        (True, 2, "silent", "silent"),  # silent now
+        (True, 9, "silent", "catching up (dropped when silent)"),  # heard again since
+        (True, 9, "lagging: held the commit back", "lagging: held the commit back"),
+        (True, 9, "", "catching up"),
+    ],
+)
+def test_why_a_member_is_out_of_sync_is_never_empty(
+    answered: bool, heard_tick: int, dropped_for: str, why: str
+) -> None:
+    p = Progress(heard_tick=heard_tick, answered=answered)
+    assert p.out_of_sync(10, failover=5, dropped_for=dropped_for) == why

@@ -234,7 +234,7 @@ async def test_a_slave_held_at_2_percent_cpu(tmp_path: Path) -> None:
             assert isinstance(members, list)
             why = next(m["left_reason"] for m in members if m["node_id"] == "n3")
             # (at 2 % it may also miss heartbeats for a failover timeout)
-            assert why.startswith(("lagging:", "silent")), why
+            assert why.startswith(("lagging:", "silent", "catching up (dropped when silent)")), why
             t1 = time.monotonic()
             await asyncio.sleep(3)
             rate_after = sum(1 for _, e in run.load.ack_log if e > t1) / (time.monotonic() - t1)

@@ -31,12 +31,15 @@ class Progress:
     def out_of_sync(self, now: int, failover: int, dropped_for: str = "") -> str:
         """Why a member outside the in-sync set is there: not heard from
         since this master took over (a dead old master), silent now, else
-        why the master dropped it (`dropped_for`), else catching up."""
+        why the master dropped it (`dropped_for`: lagging), else catching up
+        (after a silence that dropped it, if one did)."""
         if not self.answered:
             return "not heard from since this master took over"
         if self.silent(now, failover):
             return "silent"
-        return dropped_for if dropped_for not in ("", "silent") else "catching up"
+        if dropped_for == "silent":
+            return "catching up (dropped when silent)"
+        return dropped_for or "catching up"
 
     def silent(self, now: int, failover: int) -> bool:
         """Not heard from for the failover timeout: presumed dead."""
