@@ -26,6 +26,7 @@ class Progress:
     echo: int = 0  # the follower's last probe (see AppendReply.probe)
     asked: bool = False  # a call to it failed: the master asked it whether it lives
     told: int = 0  # the commit index the last Append to it carried
+    told_in_sync: bool = False  # the in_sync flag the last Append to it carried
 
     def silent(self, now: int, failover: int) -> bool:
         """Not heard from for the failover timeout: presumed dead."""

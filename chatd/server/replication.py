@@ -412,6 +412,9 @@ class Replicator:
                 work.reason,
             )
             self.on_in_sync_change(work)
+            if self.core.role is Role.MASTER and self._telling is None:
+                # the nodes it took in learn so at once (Core.tell_commit)
+                self._telling = asyncio.get_running_loop().call_soon(self._tell_commit)
         elif isinstance(work, ResetLog):
             log.warning(
                 "node %s: log diverged from the master's at epoch %d; waiting for a snapshot",
