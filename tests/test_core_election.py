@@ -450,8 +450,8 @@ def test_only_a_node_of_no_cluster_founds_one() -> None:
             voter(membership=ms("2.1 n1 n2 n3 | n1 n3")),
             [],
             {"n1", "n3"},
-            "it is not in the in-sync set ['n1', 'n3'] (membership 2.1), and only one of"
-            " those may become master",
+            "it is not in the in-sync set ['n1', 'n3'] (membership 2.1), and none of those"
+            " answered: only one of them may become master; start n1, n3 again",
             id="outside the in-sync set",
         ),
         pytest.param(

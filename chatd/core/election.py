@@ -109,9 +109,11 @@ def _why_not_me(me: Voter, latest: Membership, replies: Sequence[CheckMasterRepl
         return "it was removed from the cluster"
     if me.diverged:
         return "its log diverged from the last master's; it waits for a snapshot"
+    gone = ", ".join(sorted(latest.in_sync - {me.id}))
     return (
         f"it is not in the in-sync set {sorted(latest.in_sync)} (membership "
-        f"{latest.epoch}.{latest.seq}), and only one of those may become master"
+        f"{latest.epoch}.{latest.seq}), and none of those answered: only one of them may"
+        f" become master; start {gone} again"
     )
 
 
