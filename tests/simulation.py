@@ -26,6 +26,8 @@ from chatd.core.types import (
     AppendEntries,
     CheckMaster,
     Committed,
+    ElectionStalled,
+    InSyncChanged,
     Message,
     PersistEpoch,
     PersistMembership,
@@ -123,6 +125,7 @@ class Sim:
         self.removals = 0  # `chatd members remove` asked of a master
         self.retired: set[str] = set()  # removals a master's membership has made
         self.trace: deque[str] = deque(maxlen=40)
+        self.stalled: dict[str, str] = {}  # node -> the last reason it gave (ElectionStalled)
         self.writes = 0
         # how often what is rare otherwise happens; random schedules draw
         # these (run_schedule), targeted tests keep them off
@@ -141,7 +144,13 @@ class Sim:
 
     def _drain(self, n: Node, payload: tuple[str, ...] = (), msg: object = None) -> None:
         assert n.core is not None
+        tell = False
         for action in n.core.take_actions():
+            if isinstance(action, InSyncChanged) and n.core.role is Role.MASTER:
+                tell = True  # the driver tells the nodes it took in (Core.tell_commit)
+            elif isinstance(action, ElectionStalled):
+                self.stalled[n.id] = action.reason
+                self.trace.append(f"t{self.now} {n.id} stalled: {action.reason}")
             if isinstance(action, PersistEpoch):
                 n.epoch = action.epoch
             elif isinstance(action, PersistMembership):
@@ -167,6 +176,9 @@ class Sim:
                     # write under way completes before the writer starts
                     self._write(n, flush=True)
                     self._became_master(n, action.epoch)
+        if tell and n.core is not None:
+            n.core.tell_commit()
+            self._drain(n)
 
     def _write(self, n: Node, flush: bool = False) -> None:
         """Makes received entries durable, in order, once the node's disk

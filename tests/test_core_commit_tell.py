@@ -89,3 +89,25 @@ def test_a_slave_never_counts_a_tail_the_master_has_not_vouched_for() -> None:
     core.take_actions()
     core.step(append(Pos(1, 1), 0, commit=5))  # a heartbeat, prev at the known match
     assert core.commit == 1 and reported(core) == [1]
+
+
+def test_the_master_tells_a_node_it_took_into_the_in_sync_set_at_once() -> None:
+    """Once the change taking n2 into the in-sync set is durable on the
+    master, `tell_commit` (which the driver calls after an in-sync change)
+    tells n2 so with nothing new committed and without waiting for the next
+    heartbeat: until an Append says in_sync, n2 is not eligible, and a
+    master dying in between would leave nobody who may be elected."""
+    from tests.test_core_traces import World
+
+    w = World()
+    for command in ("found n1", "write n1", "start n2 seeds=n1", "stabilize"):
+        w.run(command)
+    master, n2 = w.core("n1"), w.core("n2")
+    assert master.membership.in_sync == {"n1", "n2"} and not n2.eligible
+    master.tell_commit()
+    told = appends(master)
+    assert [(a.dst, a.count, a.in_sync) for a in told] == [("n2", 0, True)]
+    n2.step(told[0])
+    assert n2.eligible
+    master.tell_commit()  # told already: nothing more
+    assert appends(master) == []

@@ -9,7 +9,8 @@ says otherwise, and answers come from the other nodes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import pairwise
 
 import pytest
 
@@ -431,3 +432,77 @@ def test_only_a_node_of_no_cluster_founds_one() -> None:
     restored = Core("n1", "n1:1", Durable(last=pos("3.10"), epochs=((1, 1), (3, 6))), found=True)
     assert (restored.role, restored.epoch, restored.master) == (Role.MASTER, 4, "n1")
     assert Core("n1", "n1:1", Durable(), found=True).epoch == 1
+
+
+@pytest.mark.parametrize(
+    ("me", "replies", "unreachable", "stuck"),
+    [
+        pytest.param(
+            voter(eligible=False),
+            [reply("n3", eligible=False)],
+            {"n1"},
+            "none of ['n2', 'n3'] is confirmed in sync by a master since it started, and n1"
+            " of the in-sync set ['n1', 'n2', 'n3'] did not answer: only with its answer can"
+            " the cluster tell which node holds every acknowledged write; start n1 again",
+            id="nobody confirmed, the in-sync set incomplete: names who must come back",
+        ),
+        pytest.param(
+            voter(membership=ms("2.1 n1 n2 n3 | n1 n3")),
+            [],
+            {"n1", "n3"},
+            "it is not in the in-sync set ['n1', 'n3'] (membership 2.1), and none of those"
+            " answered: only one of them may become master; start n1, n3 again",
+            id="outside the in-sync set",
+        ),
+        pytest.param(
+            voter(membership=replace(M, quorum="majority")),
+            [],
+            {"n1", "n3"},
+            "heard from ['n2'] only of the voters ['n1', 'n2', 'n3']: a majority must answer",
+            id="majority mode without a majority",
+        ),
+        pytest.param(
+            voter(eligible=False),
+            [reply("n1", eligible=False), reply("n3", eligible=False)],
+            set(),
+            "",
+            id="a decision says nothing",
+        ),
+    ],
+)
+def test_why_no_master_can_be_chosen(
+    me: Voter, replies: list[CheckMasterReply], unreachable: set[str], stuck: str
+) -> None:
+    assert decide(me, replies, unreachable).stuck == stuck
+
+
+def test_a_stalled_election_is_said_at_a_bounded_rate() -> None:
+    """A candidate that cannot choose says why once it has looked for the
+    failover timeout, then again every STALL_REPEAT failover timeouts while
+    nothing changes (never silent, never once a round), and at once (but at
+    most once a failover timeout) when the reason changes."""
+    from chatd.core import Core, Durable, Timing
+    from chatd.core.machine import STALL_REPEAT
+    from chatd.core.types import ElectionStalled
+
+    timing = Timing(failover=3, election=2)
+    durable = Durable(epoch=2, last=pos("2.5"), epochs=((2, 1),), membership=M)
+    core = Core("n2", "n2:1", durable, timing)  # restarted: not eligible
+    said: list[tuple[int, str]] = []
+    for _ in range(3 * STALL_REPEAT * timing.failover):
+        core.tick()
+        for a in core.take_actions():
+            if isinstance(a, ElectionStalled):
+                said.append((core.now, a.reason))
+            elif hasattr(a, "message") and a.message.dst in ("n1", "n3"):
+                core.report_unreachable(a.message.dst)
+        for a in core.take_actions():
+            if isinstance(a, ElectionStalled):
+                said.append((core.now, a.reason))
+    assert core.role is Role.CANDIDATE
+    ticks = [t for t, _ in said]
+    assert ticks[0] <= 2 * timing.failover
+    gaps = {b - a for a, b in pairwise(ticks)}
+    assert len(said) == 3 and all(g >= STALL_REPEAT * timing.failover for g in gaps), said
+    assert "n1, n3 of the in-sync set ['n1', 'n2', 'n3'] did not answer" in said[0][1]
+    assert said[0][1].endswith("start n1, n3 again")

@@ -251,3 +251,38 @@ def test_min_in_sync_holds_the_commit_and_refuses_below_the_floor(seed: int) -> 
             break
     assert m.core.refusal() == "" and slaves[0].id in m.core.membership.in_sync
     assert m.core.commit == len(m.log) and slaves[0].log[: len(m.log)] == m.log
+
+
+def test_the_master_crashed_as_the_cluster_forms() -> None:
+    """The master crashes the moment its in-sync set takes in a slave
+    (the first, or the last), before its next heartbeat. What it sent
+    before dying still arrives: the Append that tells a node it is in sync
+    goes out with the change, so the survivors elect a master. Had neither
+    been told, each would say why it cannot (ElectionStalled), never
+    silently; once the old master is back, the cluster settles with no
+    acknowledged entry lost."""
+    outcomes = {"elected": 0, "stalled": 0}
+    for seed in range(40):
+        sim = Sim(seed, 3, drop=0.0)
+        first = sim.nodes["n1"]
+        size = 2 + seed % 2  # the in-sync set at the crash, the master counted
+        for _ in range(200):
+            sim.step(faults=False)
+            assert first.core is not None
+            if len(first.core.membership.in_sync) == size:
+                break
+        else:
+            raise AssertionError(f"seed {seed}: the cluster did not form")
+        sim.crash(first)
+        survivors = [sim.nodes["n2"], sim.nodes["n3"]]
+        for _ in range(40):
+            sim.step(faults=False)
+            if sim.current_master() is not None:
+                break
+        if sim.current_master() is not None:
+            outcomes["elected"] += 1
+        else:
+            assert all(n.id in sim.stalled for n in survivors), sim.explain(Exception("silent"))
+            outcomes["stalled"] += 1
+        sim.heal()
+    assert outcomes == {"elected": 40, "stalled": 0}

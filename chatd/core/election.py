@@ -90,12 +90,31 @@ class Decision:
     """`master`: a live master answered, follow it (nothing else counts).
     `learned`: a newer membership than the voter's, to adopt first.
     `winner`: who should be master ("" if nobody can be chosen yet);
-    `won` is set when that is the voter itself."""
+    `won` is set when that is the voter itself. `stuck`: with no master and
+    no winner, why this node cannot choose one (for the operator's log)."""
 
     master: str = ""
     learned: Membership | None = None
     winner: str = ""
     won: Won | None = None
+    stuck: str = ""
+
+
+def _why_not_me(me: Voter, latest: Membership, replies: Sequence[CheckMasterReply]) -> str:
+    """Why a voter that may not be chosen sees no master coming: "" if a
+    node that may be chosen answered (that one decides, or says why not)."""
+    if any(r.src in latest.in_sync and r.role is not Role.RETIRED for r in replies):
+        return ""
+    if me.id in latest.retired:
+        return "it was removed from the cluster"
+    if me.diverged:
+        return "its log diverged from the last master's; it waits for a snapshot"
+    gone = ", ".join(sorted(latest.in_sync - {me.id}))
+    return (
+        f"it is not in the in-sync set {sorted(latest.in_sync)} (membership "
+        f"{latest.epoch}.{latest.seq}), and none of those answered: only one of them may"
+        f" become master; start {gone} again"
+    )
 
 
 def decide(me: Voter, replies: Sequence[CheckMasterReply], unreachable: set[str]) -> Decision:
@@ -115,7 +134,7 @@ def decide(me: Voter, replies: Sequence[CheckMasterReply], unreachable: set[str]
     if rivals:
         latest = replace(latest, in_sync=latest.in_sync.union(*(m.in_sync for m in rivals)))
     if me.id in latest.retired or me.id not in latest.in_sync or me.diverged:
-        return Decision(learned=learned)
+        return Decision(learned=learned, stuck=_why_not_me(me, latest, replies))
     # A retired node answers but takes no part: it acknowledged nothing
     # after it retired, and what it acknowledged before, the other in-sync
     # nodes acknowledged too.
@@ -125,8 +144,11 @@ def decide(me: Voter, replies: Sequence[CheckMasterReply], unreachable: set[str]
     candidates |= {nid: (r.last, r.eligible) for nid, r in info.items()}
     pool = [] if rivals else [nid for nid, (_, ok) in candidates.items() if ok]
     if not pool:  # nobody confirmed in sync: only a complete in-sync set may choose
-        if not latest.in_sync <= set(candidates) | out:
-            return Decision(learned=learned)
+        missing = latest.in_sync - set(candidates) - out
+        if missing:
+            return Decision(
+                learned=learned, stuck=_incomplete(sorted(candidates), latest, missing, rivals)
+            )
         pool = list(candidates)
     winner = min(pool, key=lambda n: (-candidates[n][0].epoch, -candidates[n][0].index, n))
     if winner != me.id:
@@ -149,6 +171,22 @@ def decide(me: Voter, replies: Sequence[CheckMasterReply], unreachable: set[str]
     return Decision(learned=learned, winner=winner, won=won)
 
 
+def _incomplete(
+    answered: list[str], latest: Membership, missing: frozenset[str], rivals: list[Membership]
+) -> str:
+    head = (
+        f"memberships of version {latest.epoch}.{latest.seq} disagree on the in-sync set"
+        if rivals
+        else f"none of {answered} is confirmed in sync by a master since it started"
+    )
+    gone = ", ".join(sorted(missing))
+    return (
+        f"{head}, and {gone} of the in-sync set {sorted(latest.in_sync)} did not answer:"
+        f" only with {'their' if len(missing) > 1 else 'its'} answer can the cluster tell which"
+        f" node holds every acknowledged write; start {gone} again"
+    )
+
+
 def _decide_majority(
     me: Voter, replies: Sequence[CheckMasterReply], latest: Membership, learned: Membership | None
 ) -> Decision:
@@ -164,10 +202,14 @@ def _decide_majority(
     The voters stay as they are: silence never shrinks them."""
     voters = latest.in_sync
     if me.id in latest.retired or me.id not in voters or me.diverged:
-        return Decision(learned=learned)
+        return Decision(learned=learned, stuck=_why_not_me(me, latest, replies))
     info = {r.src: r for r in replies if r.src in voters and r.role is not Role.RETIRED}
     if not agreed(MAJORITY, voters, {me.id} | info.keys()):
-        return Decision(learned=learned)
+        heard = sorted({me.id} | info.keys())
+        return Decision(
+            learned=learned,
+            stuck=f"heard from {heard} only of the voters {sorted(voters)}: a majority must answer",
+        )
     logs = {me.id: me.durable} | {n: r.last for n, r in info.items()}
     winner = min(logs, key=lambda n: (-logs[n].epoch, -logs[n].index, n))
     if winner != me.id:

@@ -413,16 +413,27 @@ class Leader:
         """Master: tells the followers with nothing else on its way to them
         how far the commit reached (they serve committed messages to their
         own readers). The driver calls this a moment after a commit, so
-        that under load the next batch carries it instead."""
+        that under load the next batch carries it instead.
+
+        It also tells every follower whose place in the in-sync set changed
+        since its last Append, in flight or not (the driver calls this after
+        an in-sync change too): a slave is eligible only once an Append says
+        it is in sync, sent after the membership that says so is durable
+        here. Left to the next heartbeat, a master that died within that
+        interval would leave no eligible node, and no election."""
         s = self.state
         if not isinstance(s, Master):
             return
+        in_sync = self.membership.in_sync
         for nid, p in s.progress.items():
-            if p.told < self.commit and not p.inflight and not p.snapshot:
+            if p.snapshot:
+                continue
+            if (p.told < self.commit and not p.inflight) or p.told_in_sync != (nid in in_sync):
                 self._send_append(nid, p, self.log.pos_at(p.match), 0, self.epoch)
 
     def _send_append(self, nid: str, p: Progress, prev: Pos, count: int, entry_epoch: int) -> None:
         p.told = self.commit
+        p.told_in_sync = nid in self.membership.in_sync
         self._send(
             Append(
                 src=self.id,
@@ -432,7 +443,7 @@ class Leader:
                 count=count,
                 entry_epoch=entry_epoch,
                 commit=self.commit,
-                in_sync=nid in self.membership.in_sync,
+                in_sync=p.told_in_sync,
                 echo=p.echo,
             )
         )

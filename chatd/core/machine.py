@@ -42,6 +42,7 @@ from chatd.core.types import (
     CheckMasterReply,
     Committed,
     Durable,
+    ElectionStalled,
     FollowerStatus,
     InSyncChanged,
     Membership,
@@ -60,6 +61,9 @@ from chatd.core.types import (
     UpdateMaster,
     UpdateSlaves,
 )
+
+# a stalled election is said again every this many failover timeouts
+STALL_REPEAT = 10
 
 
 class Core(Leader):
@@ -376,7 +380,7 @@ class Core(Leader):
         if isinstance(was, Candidate):
             self._start_round(was)
             return
-        s = self.state = Candidate()
+        s = self.state = Candidate(since=self.now)
         self._out(RoleChanged(role=Role.CANDIDATE, epoch=self.epoch, master="", reason=reason))
         self._start_round(s)
 
@@ -402,6 +406,8 @@ class Core(Leader):
             membership=self.membership,
         )
         d = decide(me, list(e.replies.values()), e.unreachable)
+        if d.stuck:
+            self._stalled(s, d.stuck)
         if d.master:
             self.abandoned = ""
             self._register(d.master)
@@ -422,6 +428,21 @@ class Core(Leader):
             )
             self._send(claim)
         self._maybe_take_office(s)
+
+    def _stalled(self, s: Candidate, reason: str) -> None:
+        """No master can be chosen now: said once the search has lasted the
+        failover timeout (a moment's gap of an ordinary failover stays
+        quiet), then at a bounded rate while it lasts (ElectionStalled)."""
+        failover = self.timing.failover
+        if self.now - s.since < failover:
+            return
+        if s.stalled is not None:
+            last, said = s.stalled
+            due = last + (failover if reason != said else STALL_REPEAT * failover)
+            if self.now < due:
+                return
+        s.stalled = (self.now, reason)
+        self._out(ElectionStalled(reason=reason))
 
     def _maybe_take_office(self, s: Candidate) -> None:
         pr = s.proposal

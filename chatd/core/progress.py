@@ -26,6 +26,7 @@ class Progress:
     echo: int = 0  # the follower's last probe (see AppendReply.probe)
     asked: bool = False  # a call to it failed: the master asked it whether it lives
     told: int = 0  # the commit index the last Append to it carried
+    told_in_sync: bool = False  # the in_sync flag the last Append to it carried
     answered: bool = False  # it answered this master at least once
 
     def out_of_sync(self, now: int, failover: int, dropped_for: str = "") -> str:

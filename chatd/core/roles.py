@@ -41,8 +41,10 @@ class Slave:
 
 @dataclass(slots=True)
 class Candidate:
+    since: int = 0  # the tick it became a candidate
     election: Election | None = None  # the round of CheckMaster under way
     proposal: Proposal | None = None  # this node's claim, once it won
+    stalled: tuple[int, str] | None = None  # (tick, reason) of its last ElectionStalled
     role: Role = Role.CANDIDATE
 
 

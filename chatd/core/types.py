@@ -279,6 +279,16 @@ class InSyncChanged:
     left: tuple[tuple[str, str], ...] = ()  # master: (node, why) for each node it dropped
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ElectionStalled:
+    """A candidate that cannot choose a master says why (for the log): the
+    first time once it has looked for one for the failover timeout, then
+    again when the reason changes (at most once a failover timeout) or
+    every `STALL_REPEAT` failover timeouts while it lasts."""
+
+    reason: str
+
+
 Action = (
     PersistEpoch
     | PersistMembership
@@ -290,6 +300,7 @@ Action = (
     | Settled
     | RoleChanged
     | InSyncChanged
+    | ElectionStalled
 )
 
 

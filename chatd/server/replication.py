@@ -36,6 +36,7 @@ from chatd.core.types import (
     CheckMasterReply,
     Committed,
     Durable,
+    ElectionStalled,
     InSyncChanged,
     Membership,
     Message,
@@ -412,6 +413,16 @@ class Replicator:
                 work.reason,
             )
             self.on_in_sync_change(work)
+            if self.core.role is Role.MASTER and self._telling is None:
+                # the nodes it took in learn so at once (Core.tell_commit)
+                self._telling = asyncio.get_running_loop().call_soon(self._tell_commit)
+        elif isinstance(work, ElectionStalled):
+            log.warning(
+                "node %s epoch %d: no master can be elected: %s",
+                self.node_id,
+                self.core.epoch,
+                work.reason,
+            )
         elif isinstance(work, ResetLog):
             log.warning(
                 "node %s: log diverged from the master's at epoch %d; waiting for a snapshot",
