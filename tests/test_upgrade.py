@@ -464,6 +464,17 @@ def test_a_member_of_protocol_2_keeps_the_cluster_to_its_room_rules(tmp_path: Pa
         for name in ("n2", "n3"):
             start(name, False, "--join", listen["n1"][1])
         c.wait(lambda: c.in_sync_count() == 3, "3 nodes in sync")
+
+        async def one_write() -> None:
+            async with ChatClient([c.addresses["n1"]]) as zed:
+                await zed.create_account("zed", PASSWORD)
+
+        # a write's commit tells n2 and n3 that they are in sync (this old
+        # master tells them at a heartbeat or a commit, not at once): without
+        # it, the master stopped at once leaves neither eligible, and the
+        # election waits for it, saying so
+        asyncio.run(one_write())
+        c.converged()
         c.nodes["n1"].kill(signal.SIGTERM)
         c.wait(lambda: c.master() in ("n2", "n3"), "a new master", 30)
         start("n1", True)  # back from its data dir, still of protocol 2
