@@ -24,6 +24,7 @@ import io
 import itertools
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -166,10 +167,12 @@ def test_idle_nodes_and_clients_keep_their_connections(
 
 
 def test_a_goaway_is_the_clients_status_line_not_grpcs_log(tmp_path: Path) -> None:
-    """A node that permits a ping only every 12 s and a terminal client that
-    pings every second: the node closes the connection (too_many_pings),
-    and the client's screen shows its own two status lines and nothing of
-    gRPC's, though the user's environment asks gRPC for its every line."""
+    """The node a terminal client is logged in at stops (SIGTERM: its server
+    sends a GOAWAY) and starts again: the client's screen shows its own two
+    status lines and nothing of gRPC's, though the user's environment asks
+    gRPC for its every line. (A GOAWAY for too many pings cannot be forced
+    any more: the client's rooms, listed every 3 s, are data that clears the
+    node's count of strikes before a third ping.)"""
     address = f"127.0.0.1:{free_port()}"
     node = NodeProcess.serve(
         tmp_path,
@@ -178,14 +181,16 @@ def test_a_goaway_is_the_clients_status_line_not_grpcs_log(tmp_path: Path) -> No
         f"127.0.0.1:{free_port()}",
         "--password-hash-cost",
         "8",
-        env=dict(os.environ, **{KEEPALIVE_ENV: "60000"}, **TRACE),
+        env=dict(os.environ, **TRACE),
     ).start()
     child = None
     try:
         wait_serving(address)
         asyncio.run(accounts([address], "alice"))
         child, screen = terminal(address, "alice", PERIOD_MS)
+        node.kill(signal.SIGTERM)  # a graceful stop: GOAWAY to every connection
         child.expect("connection to .* lost, reconnecting", timeout=30)
+        node.start()
         child.expect("reconnected to", timeout=30)
         child.sendline("/quit")
         child.expect(pexpect.EOF)
@@ -194,7 +199,6 @@ def test_a_goaway_is_the_clients_status_line_not_grpcs_log(tmp_path: Path) -> No
             child.kill(9)
             child.wait()
         node.kill()
-    assert "too_many_pings" in node.log() or "ping_strikes=2" in node.log()
     text = screen.getvalue()
     assert not GRPC_LINE.search(text), text[-2000:]
     assert not re.search(r"too_many_pings|ENHANCE_YOUR_CALM|GOAWAY", text), text[-2000:]
