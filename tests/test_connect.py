@@ -20,7 +20,7 @@ from chatd.server.chat import session_hash
 from chatd.server.errors import NotWritable
 from chatd.server.node import Node
 from chatd.server.session_stream import MAX_UNANSWERED, SessionStream
-from chatd.server.store import Session
+from chatd.server.storage.store import Session
 from chatd.server.unary import to_proto
 from tests.conftest import node_config, user
 from tests.test_relay import both

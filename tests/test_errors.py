@@ -57,7 +57,7 @@ def test_a_refusal_carries_its_code_and_a_message() -> None:
 
 def test_old_import_places_still_work() -> None:
     from chatd.server.node import StartupError as from_node
-    from chatd.server.store import StoreError as from_store
+    from chatd.server.storage.store import StoreError as from_store
 
     assert from_node is StartupError and from_store is StoreError
     with pytest.raises(NodeError):

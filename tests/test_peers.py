@@ -15,7 +15,7 @@ from chatd.core import Pos
 from chatd.core.types import Append
 from chatd.proto import cluster_pb2_grpc
 from chatd.server.peers import Link, Peers
-from chatd.server.store import Store
+from chatd.server.storage.store import Store
 
 
 class SilentSlave(cluster_pb2_grpc.SlaveServiceServicer):

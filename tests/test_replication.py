@@ -15,7 +15,7 @@ from chatd.core import Membership, Pos, Role, Timing
 from chatd.core.types import Message, UpdateAck, UpdateMaster
 from chatd.server.hub import Hub
 from chatd.server.replication import Replicator
-from chatd.server.store import Store
+from chatd.server.storage.store import Store
 
 
 class RecordingPeers:

@@ -13,8 +13,8 @@ import pytest
 
 from chatd.contract import Code
 from chatd.proto import log_pb2
-from chatd.server import statedigest
-from chatd.server.store import Applied, Store
+from chatd.server.storage import statedigest
+from chatd.server.storage.store import Applied, Store
 
 E = log_pb2.Entry
 A = log_pb2.RoomMember.Action

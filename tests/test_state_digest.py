@@ -25,10 +25,10 @@ import grpc
 import pytest
 
 from chatd.proto import chat_pb2, chat_pb2_grpc
-from chatd.server import statedigest
-from chatd.server.backup import NODE_META
 from chatd.server.node import DB_FILE
-from chatd.server.store import Store, StoreError
+from chatd.server.storage import statedigest
+from chatd.server.storage.backup import NODE_META
+from chatd.server.storage.store import Store, StoreError
 from chatd.tools.localcluster import Cluster
 from tests.conftest import PASSWORD, NodeProcess, wait_serving
 from tests.test_store_apply import (

@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 
 from chatd.contract import Code
 from chatd.proto import log_pb2
-from chatd.server import statedigest
-from chatd.server.store import (
+from chatd.server.storage import statedigest
+from chatd.server.storage.store import (
     GENESIS_DIGEST,
     Applied,
     Session,

@@ -35,8 +35,16 @@ from chatd.server.errors import (
 from chatd.server.hub import Hub
 from chatd.server.ratelimit import RateLimiter
 from chatd.server.room_rates import RoomRates
-from chatd.server.rooms import Room
-from chatd.server.store import Applied, Session, Store, StoredMessage, User, message_bytes
+from chatd.server.storage.rooms import Room
+from chatd.server.storage.store import (
+    Applied,
+    Session,
+    Store,
+    StoredMessage,
+    User,
+    message_bytes,
+    now_us,
+)
 from chatd.server.throttle import LoginThrottle
 from chatd.words import counted
 
@@ -162,10 +170,6 @@ def new_session_id() -> str:
 
 def session_hash(session_id: str) -> bytes:
     return hashlib.sha256(session_id.encode()).digest()
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 # -- the operations --
@@ -383,7 +387,7 @@ class Chat:
         self, session_id: str, to: str, body: str, request_id: str, room: str = ""
     ) -> int:
         """A message to the user `to`, or with `room` to that room (the
-        membership rules are the apply's, chatd.server.rooms)."""
+        membership rules are the apply's, chatd.server.storage.rooms)."""
         s = self.session(session_id)
         # per user, not per session: more sessions must not mean more sends
         if not self._send_limit.allow(s.uid, time.monotonic()):

@@ -1,6 +1,6 @@
 """The room operations of the client API, over Chat (chatd.server.chat):
 validation and limits here, the membership rules in the apply
-(chatd.server.rooms), reads from the caches and the committed tables.
+(chatd.server.storage.rooms), reads from the caches and the committed tables.
 
 A room's name follows the username alphabet, unique regardless of case;
 its topic is at most MAX_TOPIC_CHARS characters. A member who joined sees
@@ -30,8 +30,8 @@ from chatd.server.chat import (
     newest_within,
 )
 from chatd.server.errors import RequestRefused
-from chatd.server.rooms import Room
-from chatd.server.store import StoredMessage, conversation_key
+from chatd.server.storage.rooms import Room
+from chatd.server.storage.store import StoredMessage, conversation_key
 
 MAX_TOPIC_CHARS = 256
 

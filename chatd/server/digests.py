@@ -2,7 +2,7 @@
 
 A node whose tables were changed outside chatd after it started, or that
 installed a forged snapshot, applies the same log as the others and reports
-the same log digest; only the state digest (chatd.server.statedigest) tells.
+the same log digest; only the state digest (chatd.server.storage.statedigest) tells.
 Every REPORT_EVERY_S a slave sends its master its applied index with its log
 and state digests there (`MasterService.ReportDigest`). The master looks up
 its own at that index (the store keeps the last DIGEST_HISTORY indexes);
@@ -29,7 +29,7 @@ import grpc
 
 from chatd.core.types import Role
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
-from chatd.server.store import Store
+from chatd.server.storage.store import Store
 from chatd.server.wire import DigestReport
 
 if TYPE_CHECKING:

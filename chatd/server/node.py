@@ -33,8 +33,7 @@ from chatd.contract import FORWARDED_HEADER, KEEPALIVE_SERVER_OPTIONS
 from chatd.core.quorum import IN_SYNC
 from chatd.core.types import InSyncChanged, Role, RoleChanged, Timing
 from chatd.proto import chat_pb2, cluster_pb2, cluster_pb2_grpc, log_pb2
-from chatd.server import backup, protocol
-from chatd.server.backup import BackupError
+from chatd.server import protocol
 from chatd.server.chat import Chat, ChatLimits
 from chatd.server.client_service import ClientAccountServicer, Router
 from chatd.server.cluster_service import MasterServicer, NodeAdminServicer, SlaveServicer
@@ -48,9 +47,11 @@ from chatd.server.metrics import Metrics
 from chatd.server.peers import CLUSTER_MESSAGE_LIMIT, Peers
 from chatd.server.replication import Replicator
 from chatd.server.secret import ADMIN_PREFIXES, PEER_PREFIXES, SecretInterceptor
-from chatd.server.store import Store
+from chatd.server.storage import backup
+from chatd.server.storage.backup import BackupError
+from chatd.server.storage.store import Store
+from chatd.server.storage.writer import GroupCommitWriter
 from chatd.server.user_admin import UserAdmin
-from chatd.server.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
 

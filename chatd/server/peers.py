@@ -37,9 +37,10 @@ from chatd.core.types import (
 )
 from chatd.proto import cluster_pb2 as pb
 from chatd.proto import cluster_pb2_grpc
-from chatd.server import backup, protocol, wire
+from chatd.server import protocol, wire
 from chatd.server.errors import WireError
 from chatd.server.replication import Replicator
+from chatd.server.storage import backup
 
 log = logging.getLogger(__name__)
 

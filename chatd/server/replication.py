@@ -54,14 +54,14 @@ from chatd.core.types import (
     UpdateAck,
 )
 from chatd.proto import log_pb2
-from chatd.server import rollback
-from chatd.server.backup import NODE_META
 from chatd.server.hub import Hub
-from chatd.server.store import Store
+from chatd.server.storage import rollback
+from chatd.server.storage.backup import NODE_META
+from chatd.server.storage.store import Store
 
 if TYPE_CHECKING:
     from chatd.server.peers import Peers
-    from chatd.server.writer import GroupCommitWriter
+    from chatd.server.storage.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
 
@@ -506,7 +506,7 @@ class Replicator:
 
     async def _keep_rolled_back(self, dropped: list[tuple[int, int, int]]) -> None:
         """Writes the entries a snapshot is about to drop to a rollback file
-        (chatd.server.rollback) and says so in one ERROR line."""
+        (chatd.server.storage.rollback) and says so in one ERROR line."""
         commit, epoch = self.core.commit, self.core.epoch
         path, count, missing = await asyncio.get_running_loop().run_in_executor(
             self._db_thread, self._write_rollback, dropped, commit, epoch

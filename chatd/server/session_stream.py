@@ -36,7 +36,7 @@ from chatd.server.errors import (
     SessionEnded,
 )
 from chatd.server.handlers import Malformed
-from chatd.server.store import StoredMessage
+from chatd.server.storage.store import StoredMessage
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from chatd.contract import RETRY_AFTER_HEADER
 from chatd.proto import chat_pb2
 from chatd.server.errors import NodeError, OverLimit, RequestRefused
-from chatd.server.store import StoredMessage
+from chatd.server.storage.store import StoredMessage
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """An operator's account administration (`chatd users`, NodeAdmin.ManageUser),
 at the master, over Chat: reads from the caches and the committed tables,
-changes as replicated log entries (chatd.server.accounts), each logged.
+changes as replicated log entries (chatd.server.storage.accounts), each logged.
 """
 
 from __future__ import annotations
