@@ -16,7 +16,7 @@ from chatd.client import ChatClient
 from chatd.contract import MASTER_HEADER, Code
 from chatd.core.types import Role
 from chatd.proto import chat_pb2
-from chatd.server.chat import session_hash
+from chatd.server.chat.rules import session_hash
 from chatd.server.errors import NotWritable
 from chatd.server.node import Node
 from chatd.server.session_stream import MAX_UNANSWERED, SessionStream

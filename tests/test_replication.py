@@ -13,7 +13,7 @@ import pytest
 
 from chatd.core import Membership, Pos, Role, Timing
 from chatd.core.types import Message, UpdateAck, UpdateMaster
-from chatd.server.hub import Hub
+from chatd.server.chat.hub import Hub
 from chatd.server.replication import Replicator
 from chatd.server.storage.store import Store
 

@@ -28,8 +28,9 @@ from chatd.contract import (
 )
 from chatd.core.types import Role
 from chatd.proto import chat_pb2, chat_pb2_grpc
-from chatd.server.chat import Chat
-from chatd.server.chat_rooms import RoomOps
+from chatd.server.chat.room_ops import RoomOps
+from chatd.server.chat.rules import Chat
+from chatd.server.chat.throttle import address_key, retry_hint
 from chatd.server.errors import (
     CallerError,
     NodeError,
@@ -40,7 +41,6 @@ from chatd.server.errors import (
 from chatd.server.handlers import Malformed
 from chatd.server.room_service import RoomServicer
 from chatd.server.session_stream import OUT_QUEUE, End, SessionStream, deliver, ending
-from chatd.server.throttle import address_key, retry_hint
 from chatd.server.unary import to_proto, unary
 
 log = logging.getLogger(__name__)

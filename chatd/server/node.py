@@ -34,7 +34,8 @@ from chatd.core.quorum import IN_SYNC
 from chatd.core.types import InSyncChanged, Role, RoleChanged, Timing
 from chatd.proto import chat_pb2, cluster_pb2, cluster_pb2_grpc, log_pb2
 from chatd.server import protocol
-from chatd.server.chat import Chat, ChatLimits
+from chatd.server.chat.hub import Hub
+from chatd.server.chat.rules import Chat, ChatLimits
 from chatd.server.client_service import ClientAccountServicer, Router
 from chatd.server.cluster_service import MasterServicer, NodeAdminServicer, SlaveServicer
 from chatd.server.digests import DigestWatcher
@@ -42,7 +43,6 @@ from chatd.server.errors import NoMaster, ServerError
 from chatd.server.errors import StartupError as StartupError  # chatd.cli imports it here
 from chatd.server.handlers import add_client_service
 from chatd.server.health import Health
-from chatd.server.hub import Hub
 from chatd.server.metrics import Metrics
 from chatd.server.peers import CLUSTER_MESSAGE_LIMIT, Peers
 from chatd.server.replication import Replicator

@@ -54,7 +54,7 @@ from chatd.core.types import (
     UpdateAck,
 )
 from chatd.proto import log_pb2
-from chatd.server.hub import Hub
+from chatd.server.chat.hub import Hub
 from chatd.server.storage import rollback
 from chatd.server.storage.backup import NODE_META
 from chatd.server.storage.store import Store

@@ -1,4 +1,4 @@
-"""The ClientAccount servicer's room RPCs (chatd.server.chat_rooms), mixed
+"""The ClientAccount servicer's room RPCs (chatd.server.chat.room_ops), mixed
 into chatd.server.client_service.ClientAccountServicer: each is relayed to
 the master by a slave, like every unary call (chatd.server.unary)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from chatd.proto import chat_pb2
-from chatd.server.chat_rooms import RoomOps
+from chatd.server.chat.room_ops import RoomOps
 from chatd.server.unary import to_proto, unary
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ import grpc
 
 from chatd.contract import Code
 from chatd.proto import chat_pb2
-from chatd.server.chat import Chat
+from chatd.server.chat.rules import Chat
 from chatd.server.errors import (
     CallerError,
     NodeError,

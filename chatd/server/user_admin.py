@@ -9,7 +9,7 @@ import logging
 
 from chatd.contract import Code
 from chatd.proto import cluster_pb2, log_pb2
-from chatd.server.chat import Chat, check_password, hash_password
+from chatd.server.chat.rules import Chat, check_password, hash_password
 from chatd.server.errors import DEFAULT_MESSAGES, RequestRefused, ServerError
 from chatd.words import counted
 
