@@ -14,7 +14,7 @@ import pytest
 from chatd.core import Membership, Pos, Role, Timing
 from chatd.core.types import Message, UpdateAck, UpdateMaster
 from chatd.server.chat.hub import Hub
-from chatd.server.replication import Replicator
+from chatd.server.cluster.replication import Replicator
 from chatd.server.storage.store import Store
 
 
@@ -66,7 +66,7 @@ class Harness:
 
     def start(self) -> None:
         self.repl.start(
-            peers=self.peers,  # type: ignore[arg-type]
+            peers=self.peers,
             writer=IdleWriter(),  # type: ignore[arg-type]
             address="127.0.0.1:1",
             found=True,

@@ -44,8 +44,8 @@ from chatd.core.types import (
     UpdateSlaves,
 )
 from chatd.proto import cluster_pb2 as pb
-from chatd.server import wire
-from chatd.server.cluster_service import SnapshotReceiver
+from chatd.server.cluster import wire
+from chatd.server.cluster.peer_service import SnapshotReceiver
 from chatd.server.errors import WireError
 
 P = TypeVar("P", bound=PbMessage)

@@ -47,8 +47,8 @@ log = logging.getLogger(__name__)
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 if TYPE_CHECKING:
-    from chatd.server.peers import Peers
-    from chatd.server.replication import Replicator
+    from chatd.server.cluster.peers import Peers
+    from chatd.server.cluster.replication import Replicator
 
     Ctx = grpc.aio.ServicerContext[Any, Any]
 

@@ -13,7 +13,7 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2
 
 from chatd.core.types import Role
-from chatd.server.replication import Replicator
+from chatd.server.cluster.replication import Replicator
 
 SERVICES = ("", "ClientAccount")
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -24,7 +24,7 @@ for a message the core's types, or the store, cannot hold:
 
 The receiving servicer refuses such a message (INVALID_ARGUMENT) before it
 changes anything; a peer's answer that fails counts as the peer being
-unreachable (`chatd.server.peers`).
+unreachable (`chatd.server.cluster.peers`).
 """
 
 from __future__ import annotations

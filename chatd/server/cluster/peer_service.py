@@ -3,11 +3,11 @@
 The servicers translate between protobufs and the core's messages and hand
 them to the replication driver; they make no replication decision.
 
-Every RPC here requires the cluster secret (`chatd.server.secret`). With no
+Every RPC here requires the cluster secret (`chatd.server.cluster.secret`). With no
 secret configured the node listens on loopback only, and these services are
 open to local callers.
 
-A request that fails the wire's checks (`chatd.server.wire`) is refused with
+A request that fails the wire's checks (`chatd.server.cluster.wire`) is refused with
 INVALID_ARGUMENT before it reaches the core, and logged in one line; so is a
 log stream carrying one (the stream ends), or a snapshot chunk that does not
 continue the snapshot the core accepted.
@@ -27,13 +27,14 @@ import grpc
 from chatd.contract import FORWARDED_HEADER
 from chatd.core.types import CheckMasterReply, Message, RegisterReply, UpdateAck
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
-from chatd.server import protocol, wire
+from chatd.server import protocol
+from chatd.server.cluster import wire
 from chatd.server.errors import NodeError, WireError
 
 if TYPE_CHECKING:
-    from chatd.server.digests import DigestWatcher
-    from chatd.server.peers import Peers
-    from chatd.server.replication import Replicator
+    from chatd.server.cluster.digests import DigestWatcher
+    from chatd.server.cluster.peers import Peers
+    from chatd.server.cluster.replication import Replicator
 
     Ctx = grpc.aio.ServicerContext[Any, Any]
 
