@@ -30,7 +30,7 @@ from chatd.server.errors import (
 def server_exceptions() -> list[type[BaseException]]:
     """Every exception class a module of chatd.server defines."""
     found = []
-    for info in pkgutil.iter_modules(chatd.server.__path__, "chatd.server."):
+    for info in pkgutil.walk_packages(chatd.server.__path__, "chatd.server."):
         module = importlib.import_module(info.name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, BaseException) and cls.__module__ == info.name:

@@ -34,24 +34,25 @@ from chatd.core.quorum import IN_SYNC
 from chatd.core.types import InSyncChanged, Role, RoleChanged, Timing
 from chatd.proto import chat_pb2, cluster_pb2, cluster_pb2_grpc, log_pb2
 from chatd.server import protocol
+from chatd.server.api.admin_service import NodeAdminServicer
+from chatd.server.api.client_service import ClientAccountServicer, Router
+from chatd.server.api.handlers import add_client_service
+from chatd.server.api.health import Health
+from chatd.server.api.metrics import Metrics
+from chatd.server.api.user_admin import UserAdmin
 from chatd.server.chat.hub import Hub
 from chatd.server.chat.rules import Chat, ChatLimits
-from chatd.server.client_service import ClientAccountServicer, Router
 from chatd.server.cluster.digests import DigestWatcher
-from chatd.server.cluster.peer_service import MasterServicer, NodeAdminServicer, SlaveServicer
+from chatd.server.cluster.peer_service import MasterServicer, SlaveServicer
 from chatd.server.cluster.peers import CLUSTER_MESSAGE_LIMIT, Peers
 from chatd.server.cluster.replication import Replicator
 from chatd.server.cluster.secret import ADMIN_PREFIXES, PEER_PREFIXES, SecretInterceptor
 from chatd.server.errors import NoMaster, ServerError
 from chatd.server.errors import StartupError as StartupError  # chatd.cli imports it here
-from chatd.server.handlers import add_client_service
-from chatd.server.health import Health
-from chatd.server.metrics import Metrics
 from chatd.server.storage import backup
 from chatd.server.storage.backup import BackupError
 from chatd.server.storage.store import Store
 from chatd.server.storage.writer import GroupCommitWriter
-from chatd.server.user_admin import UserAdmin
 
 log = logging.getLogger(__name__)
 

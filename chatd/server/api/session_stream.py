@@ -27,6 +27,7 @@ import grpc
 
 from chatd.contract import Code
 from chatd.proto import chat_pb2
+from chatd.server.api.handlers import Malformed
 from chatd.server.chat.rules import Chat
 from chatd.server.errors import (
     CallerError,
@@ -35,7 +36,6 @@ from chatd.server.errors import (
     RequestRefused,
     SessionEnded,
 )
-from chatd.server.handlers import Malformed
 from chatd.server.storage.store import StoredMessage
 
 log = logging.getLogger(__name__)

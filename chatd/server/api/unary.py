@@ -1,6 +1,6 @@
 """The client service's unary RPCs: one decorator that relays a call to the
 master or serves it here, turning the chat layer's refusals into error
-codes (chatd.server.client_service, chatd.server.room_service)."""
+codes (chatd.server.api.client_service, chatd.server.api.room_service)."""
 
 from __future__ import annotations
 
