@@ -1,4 +1,4 @@
-"""The master's log stream to a slave (chatd/server/peers.py `Link`), against a real
+"""The master's log stream to a slave (chatd/server/cluster/peers.py `Link`), against a real
 gRPC server on 127.0.0.1 that keeps every stream open and never answers."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The token bucket of chatd/server/ratelimit.py, property-tested (hypothesis).
+"""The token bucket of chatd/server/chat/ratelimit.py, property-tested (hypothesis).
 
 RateLimiter takes the time as an argument, so the clock here is simulated:
 times are multiples of 1/1024 s and rates multiples of 1/4 a second, which

@@ -1,4 +1,4 @@
-"""The replication driver (chatd/server/replication.py) against a fake
+"""The replication driver (chatd/server/cluster/replication.py) against a fake
 transport: a real store in a temp dir, the real core, and peers that only
 record what they were asked to send."""
 

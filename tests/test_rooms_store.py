@@ -1,4 +1,4 @@
-"""Rooms as replicated state (chatd/server/rooms.py through the store's
+"""Rooms as replicated state (chatd/server/storage/rooms.py through the store's
 apply): who may create, invite, join, post, leave and remove, what a room
 message reaches, read markers; the caches follow the tables (a reopened
 store and a store that applied the same entries agree), and the state

@@ -1,4 +1,4 @@
-"""The state digest (chatd/server/statedigest.py, kept by the store): a digest
+"""The state digest (chatd/server/storage/statedigest.py, kept by the store): a digest
 of the replicated tables' rows, so that a node whose data was changed outside
 chatd, or that installed a forged snapshot, is told apart from the others
 even though its log digest is the same.

@@ -1,4 +1,4 @@
-"""Applying log entries to the SQLite store (chatd/server/store.py), one test per
+"""Applying log entries to the SQLite store (chatd/server/storage/store.py), one test per
 entry kind, and the digest's promises, property-tested (hypothesis).
 
 Each kind's test applies one entry as chat.py builds it and checks that the

@@ -1,4 +1,4 @@
-"""Round trips through chatd/server/wire.py, and its checks, property-tested
+"""Round trips through chatd/server/cluster/wire.py, and its checks, property-tested
 (hypothesis).
 
 Every core message that wire.py translates goes to its cluster protobuf, through
