@@ -1,7 +1,7 @@
 """What the state digest costs at startup: a store filled with N messages
 (Send entries through the store's own append, 64 users, a request id each,
 batches of 1,000, synchronous=OFF), then, on the closed file: the full scan
-that recomputes the digest (chatd.server.statedigest.scan), SQLite's
+that recomputes the digest (chatd.server.storage.statedigest.scan), SQLite's
 `PRAGMA quick_check`, and the whole `Store(...)` open, which runs both.
 
     python benchmarks/state_digest.py [--messages 1000000] [--keep DIR]
@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chatd.proto import log_pb2  # noqa: E402
-from chatd.server import statedigest  # noqa: E402
-from chatd.server.store import Store  # noqa: E402
+from chatd.server.storage import statedigest  # noqa: E402
+from chatd.server.storage.store import Store  # noqa: E402
 
 USERS = 64
 BATCH = 1000

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from chatd.proto import log_pb2  # noqa: E402
 from chatd.server.node import CHECKPOINT_EVERY_S  # noqa: E402
-from chatd.server.store import Store  # noqa: E402
+from chatd.server.storage.store import Store  # noqa: E402
 
 USERS = 64
 WAL_FRAME_HEADER = 24

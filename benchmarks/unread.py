@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chatd.server.store import Store, conversation_key
+from chatd.server.storage.store import Store, conversation_key
 
 INSERT = (
     "INSERT INTO messages(sender, sender_uid, recipient, recipient_uid, conv, body, "

@@ -348,7 +348,7 @@ def serve(args: argparse.Namespace) -> int:
 
 async def _serve(config: Config, log_context: logs.NodeContext) -> int:
     from chatd.server.node import Node, StartupError
-    from chatd.server.store import StoreError
+    from chatd.server.storage.store import StoreError
 
     node = Node(config)
     log_context.source = node.log_context

@@ -19,7 +19,7 @@ NODE_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # the port it bound): HOST:PORT, the host a name, an IPv4 address, or an IPv6
 # one bare ("::1:50051", as a node listening on [::1] says) or in brackets,
 # a zone (%eth0) allowed. The cluster wire refuses any other form
-# (chatd.server.wire), as it refuses a node id NODE_ID_RE does not match.
+# (chatd.server.cluster.wire), as it refuses a node id NODE_ID_RE does not match.
 NODE_ADDRESS_RE = re.compile(r"([A-Za-z0-9_.%:\[\]-]+):([0-9]{1,5})")
 PEER_PORT = 50052  # --peer-listen's default port (clients: 50051)
 MAX_ADDRESS_CHARS = 262  # a 253-character DNS name in brackets, ':', 5 digits

@@ -1,4 +1,4 @@
-"""Backup, restore and export, as an operator runs them (chatd.server.backup,
+"""Backup, restore and export, as an operator runs them (chatd.server.storage.backup,
 chatd.tools.backups): `chatd backup` of a cluster under write load, asked
 of a slave; `chatd serve --restore` founding a fresh 3-node cluster from it;
 `chatd export`; and the files a restore must refuse."""
@@ -17,8 +17,8 @@ import pexpect
 import pytest
 
 from chatd.client import ChatClient
-from chatd.server.backup import BackupError, describe, place_for_restore
 from chatd.server.node import DB_FILE
+from chatd.server.storage.backup import BackupError, describe, place_for_restore
 from chatd.tools.localcluster import PASSWORD, Cluster, Load
 from tests.conftest import spawn_chatd
 

@@ -35,9 +35,10 @@ TERMINAL = ("prompt_toolkit", "chatd.client")
 ADMIN_SERVER_MODULES: set[str] = set()  # the admin commands load no server code
 BACKUP_MODULES = {
     "chatd.server",
-    "chatd.server.backup",
+    "chatd.server.storage",
+    "chatd.server.storage.backup",
     "chatd.server.errors",
-    "chatd.server.statedigest",
+    "chatd.server.storage.statedigest",
 }
 
 

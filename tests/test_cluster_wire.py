@@ -1,6 +1,6 @@
 """Bad cluster messages against a real 3-node cluster (`chatd serve`
 processes): a caller holding the cluster secret sends what the wire's checks
-(chatd/server/wire.py) refuse. Each call gets INVALID_ARGUMENT and one log
+(chatd/server/cluster/wire.py) refuse. Each call gets INVALID_ARGUMENT and one log
 line on the node asked; nothing changes: the master stays, every node keeps
 its epoch, writes go on, and a node restarted afterwards rejoins."""
 

@@ -16,12 +16,12 @@ from chatd.client import ChatClient
 from chatd.contract import MASTER_HEADER, Code
 from chatd.core.types import Role
 from chatd.proto import chat_pb2
-from chatd.server.chat import session_hash
+from chatd.server.api.session_stream import MAX_UNANSWERED, SessionStream
+from chatd.server.api.unary import to_proto
+from chatd.server.chat.rules import session_hash
 from chatd.server.errors import NotWritable
 from chatd.server.node import Node
-from chatd.server.session_stream import MAX_UNANSWERED, SessionStream
-from chatd.server.store import Session
-from chatd.server.unary import to_proto
+from chatd.server.storage.store import Session
 from tests.conftest import node_config, user
 from tests.test_relay import both
 from tests.test_relay import pair as pair

@@ -30,7 +30,7 @@ from chatd.server.errors import (
 def server_exceptions() -> list[type[BaseException]]:
     """Every exception class a module of chatd.server defines."""
     found = []
-    for info in pkgutil.iter_modules(chatd.server.__path__, "chatd.server."):
+    for info in pkgutil.walk_packages(chatd.server.__path__, "chatd.server."):
         module = importlib.import_module(info.name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, BaseException) and cls.__module__ == info.name:
@@ -57,7 +57,7 @@ def test_a_refusal_carries_its_code_and_a_message() -> None:
 
 def test_old_import_places_still_work() -> None:
     from chatd.server.node import StartupError as from_node
-    from chatd.server.store import StoreError as from_store
+    from chatd.server.storage.store import StoreError as from_store
 
     assert from_node is StartupError and from_store is StoreError
     with pytest.raises(NodeError):

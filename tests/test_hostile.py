@@ -15,9 +15,7 @@ import pytest
 
 from chatd.contract import CLIENT_HEADER, RETRY_AFTER_HEADER, Code
 from chatd.proto import chat_pb2, chat_pb2_grpc
-from chatd.server.errors import OverLimit
-from chatd.server.node import Node
-from chatd.server.throttle import (
+from chatd.server.chat.throttle import (
     ADDRESS_FAILURES,
     HASH_QUEUE,
     HASHES_PER_ADDRESS,
@@ -28,6 +26,8 @@ from chatd.server.throttle import (
     USER_FAILURES,
     LoginThrottle,
 )
+from chatd.server.errors import OverLimit
+from chatd.server.node import Node
 from chatd.tools.localcluster import rss_mib
 from tests.cluster import Cluster
 from tests.conftest import PASSWORD, node_config

@@ -1,4 +1,4 @@
-"""The master's log stream to a slave (chatd/server/peers.py `Link`), against a real
+"""The master's log stream to a slave (chatd/server/cluster/peers.py `Link`), against a real
 gRPC server on 127.0.0.1 that keeps every stream open and never answers."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import grpc
 from chatd.core import Pos
 from chatd.core.types import Append
 from chatd.proto import cluster_pb2_grpc
-from chatd.server.peers import Link, Peers
-from chatd.server.store import Store
+from chatd.server.cluster.peers import Link, Peers
+from chatd.server.storage.store import Store
 
 
 class SilentSlave(cluster_pb2_grpc.SlaveServiceServicer):
@@ -57,7 +57,7 @@ async def test_a_stream_whose_writing_fails_is_reopened(tmp_path: Path) -> None:
         report_unreachable=lambda *args: fed.append(("report_unreachable", args)),
         snapshot_sent=lambda *args: fed.append(("snapshot_sent", args)),
     )
-    peers = Peers(repl, None, tmp_path)  # type: ignore[arg-type]
+    peers = Peers(repl, None, tmp_path)
     peers.directory["n2"] = f"127.0.0.1:{port}"
     link = Link(peers, "n2")
     try:

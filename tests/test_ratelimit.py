@@ -1,4 +1,4 @@
-"""The token bucket of chatd/server/ratelimit.py, property-tested (hypothesis).
+"""The token bucket of chatd/server/chat/ratelimit.py, property-tested (hypothesis).
 
 RateLimiter takes the time as an argument, so the clock here is simulated:
 times are multiples of 1/1024 s and rates multiples of 1/4 a second, which
@@ -20,10 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatd.proto import chat_pb2, chat_pb2_grpc
-from chatd.server import chat
+from chatd.server.chat import rules as chat
+from chatd.server.chat.ratelimit import RateLimiter
 from chatd.server.errors import CallerError, OverLimit, RequestRefused
 from chatd.server.node import Node
-from chatd.server.ratelimit import RateLimiter
 from tests.conftest import node_config, user
 
 TICK = 1 / 1024  # the simulated clock's resolution, in seconds
@@ -211,7 +211,7 @@ async def test_a_session_is_held_to_the_send_rate(
 
 
 def test_the_rates_refusals_agree_in_number() -> None:
-    from chatd.server.room_rates import RoomRates
+    from chatd.server.chat.room_rates import RoomRates
     from chatd.words import counted
 
     one = [text for _, text in RoomRates(1, 1, 1)._limits.values()]

@@ -1,4 +1,4 @@
-"""The replication driver (chatd/server/replication.py) against a fake
+"""The replication driver (chatd/server/cluster/replication.py) against a fake
 transport: a real store in a temp dir, the real core, and peers that only
 record what they were asked to send."""
 
@@ -13,9 +13,9 @@ import pytest
 
 from chatd.core import Membership, Pos, Role, Timing
 from chatd.core.types import Message, UpdateAck, UpdateMaster
-from chatd.server.hub import Hub
-from chatd.server.replication import Replicator
-from chatd.server.store import Store
+from chatd.server.chat.hub import Hub
+from chatd.server.cluster.replication import Replicator
+from chatd.server.storage.store import Store
 
 
 class RecordingPeers:
@@ -66,7 +66,7 @@ class Harness:
 
     def start(self) -> None:
         self.repl.start(
-            peers=self.peers,  # type: ignore[arg-type]
+            peers=self.peers,
             writer=IdleWriter(),  # type: ignore[arg-type]
             address="127.0.0.1:1",
             found=True,

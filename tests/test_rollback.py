@@ -1,4 +1,4 @@
-"""Rollback files (chatd.server.rollback) and `chatd rollback list`: what a
+"""Rollback files (chatd.server.storage.rollback) and `chatd rollback list`: what a
 record holds (no secrets), the file and dir modes whatever the umask, the
 count a node starts with, records read back once per entry. The real
 partitions that write them, and `chatd rollback resend`, are in
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from chatd.proto import log_pb2
-from chatd.server import rollback
+from chatd.server.storage import rollback
 from chatd.tools.rollback import note, records_of, request_id
 
 T = 1_796_617_291_921_871

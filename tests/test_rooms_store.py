@@ -1,4 +1,4 @@
-"""Rooms as replicated state (chatd/server/rooms.py through the store's
+"""Rooms as replicated state (chatd/server/storage/rooms.py through the store's
 apply): who may create, invite, join, post, leave and remove, what a room
 message reaches, read markers; the caches follow the tables (a reopened
 store and a store that applied the same entries agree), and the state
@@ -13,8 +13,8 @@ import pytest
 
 from chatd.contract import Code
 from chatd.proto import log_pb2
-from chatd.server import statedigest
-from chatd.server.store import Applied, Store
+from chatd.server.storage import statedigest
+from chatd.server.storage.store import Applied, Store
 
 E = log_pb2.Entry
 A = log_pb2.RoomMember.Action

@@ -1,4 +1,4 @@
-"""The state digest (chatd/server/statedigest.py, kept by the store): a digest
+"""The state digest (chatd/server/storage/statedigest.py, kept by the store): a digest
 of the replicated tables' rows, so that a node whose data was changed outside
 chatd, or that installed a forged snapshot, is told apart from the others
 even though its log digest is the same.
@@ -25,10 +25,10 @@ import grpc
 import pytest
 
 from chatd.proto import chat_pb2, chat_pb2_grpc
-from chatd.server import statedigest
-from chatd.server.backup import NODE_META
 from chatd.server.node import DB_FILE
-from chatd.server.store import Store, StoreError
+from chatd.server.storage import statedigest
+from chatd.server.storage.backup import NODE_META
+from chatd.server.storage.store import Store, StoreError
 from chatd.tools.localcluster import Cluster
 from tests.conftest import PASSWORD, NodeProcess, wait_serving
 from tests.test_store_apply import (

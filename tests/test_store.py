@@ -15,7 +15,7 @@ import grpc
 
 from chatd.proto import chat_pb2, chat_pb2_grpc, log_pb2
 from chatd.server.node import DB_FILE
-from chatd.server.store import Store
+from chatd.server.storage.store import Store
 from tests.conftest import NodeProcess, wait_serving
 
 

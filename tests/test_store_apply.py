@@ -1,4 +1,4 @@
-"""Applying log entries to the SQLite store (chatd/server/store.py), one test per
+"""Applying log entries to the SQLite store (chatd/server/storage/store.py), one test per
 entry kind, and the digest's promises, property-tested (hypothesis).
 
 Each kind's test applies one entry as chat.py builds it and checks that the
@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 
 from chatd.contract import Code
 from chatd.proto import log_pb2
-from chatd.server import statedigest
-from chatd.server.store import (
+from chatd.server.storage import statedigest
+from chatd.server.storage.store import (
     GENESIS_DIGEST,
     Applied,
     Session,

@@ -12,8 +12,8 @@ import pytest
 
 from chatd.proto import chat_pb2, log_pb2
 from chatd.proto.chat_pb2_grpc import ClientAccountStub
-from chatd.server.chat import now_us
 from chatd.server.node import Node
+from chatd.server.storage.store import now_us
 from tests.conftest import login, node_config, user
 
 if TYPE_CHECKING:

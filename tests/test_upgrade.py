@@ -27,10 +27,10 @@ import pytest
 
 from chatd.client import ChatClient, NoSuchUser, RoomLimit, Unavailable
 from chatd.proto import chat_pb2, chat_pb2_grpc
-from chatd.server import schema
 from chatd.server.node import DB_FILE, Node
 from chatd.server.protocol import VERSION
-from chatd.server.store import Store, StoreError
+from chatd.server.storage import schema
+from chatd.server.storage.store import Store, StoreError
 from chatd.tools.localcluster import (
     PASSWORD,
     Cluster,

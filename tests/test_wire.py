@@ -1,4 +1,4 @@
-"""Round trips through chatd/server/wire.py, and its checks, property-tested
+"""Round trips through chatd/server/cluster/wire.py, and its checks, property-tested
 (hypothesis).
 
 Every core message that wire.py translates goes to its cluster protobuf, through
@@ -44,8 +44,8 @@ from chatd.core.types import (
     UpdateSlaves,
 )
 from chatd.proto import cluster_pb2 as pb
-from chatd.server import wire
-from chatd.server.cluster_service import SnapshotReceiver
+from chatd.server.cluster import wire
+from chatd.server.cluster.peer_service import SnapshotReceiver
 from chatd.server.errors import WireError
 
 P = TypeVar("P", bound=PbMessage)

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from chatd.proto import log_pb2
-from chatd.server import writer as writer_module
-from chatd.server.hub import Hub
-from chatd.server.store import Store
-from chatd.server.writer import GroupCommitWriter
+from chatd.server.chat.hub import Hub
+from chatd.server.storage import writer as writer_module
+from chatd.server.storage.store import Store
+from chatd.server.storage.writer import GroupCommitWriter
 
 
 class Replication:

@@ -88,7 +88,7 @@ class SessionEnded(CallerError):
 
 
 class WireError(CallerError, ValueError):
-    """A message from the cluster wire fails a check (chatd.server.wire): a
+    """A message from the cluster wire fails a check (chatd.server.cluster.wire): a
     request is refused with INVALID_ARGUMENT, and an answer counts as its
     sender being unreachable (a ValueError, as any answer the core's types
     cannot hold)."""

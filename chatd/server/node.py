@@ -33,24 +33,26 @@ from chatd.contract import FORWARDED_HEADER, KEEPALIVE_SERVER_OPTIONS
 from chatd.core.quorum import IN_SYNC
 from chatd.core.types import InSyncChanged, Role, RoleChanged, Timing
 from chatd.proto import chat_pb2, cluster_pb2, cluster_pb2_grpc, log_pb2
-from chatd.server import backup, protocol
-from chatd.server.backup import BackupError
-from chatd.server.chat import Chat, ChatLimits
-from chatd.server.client_service import ClientAccountServicer, Router
-from chatd.server.cluster_service import MasterServicer, NodeAdminServicer, SlaveServicer
-from chatd.server.digests import DigestWatcher
+from chatd.server import protocol
+from chatd.server.api.admin_service import NodeAdminServicer
+from chatd.server.api.client_service import ClientAccountServicer, Router
+from chatd.server.api.handlers import add_client_service
+from chatd.server.api.health import Health
+from chatd.server.api.metrics import Metrics
+from chatd.server.api.user_admin import UserAdmin
+from chatd.server.chat.hub import Hub
+from chatd.server.chat.rules import Chat, ChatLimits
+from chatd.server.cluster.digests import DigestWatcher
+from chatd.server.cluster.peer_service import MasterServicer, SlaveServicer
+from chatd.server.cluster.peers import CLUSTER_MESSAGE_LIMIT, Peers
+from chatd.server.cluster.replication import Replicator
+from chatd.server.cluster.secret import ADMIN_PREFIXES, PEER_PREFIXES, SecretInterceptor
 from chatd.server.errors import NoMaster, ServerError
 from chatd.server.errors import StartupError as StartupError  # chatd.cli imports it here
-from chatd.server.handlers import add_client_service
-from chatd.server.health import Health
-from chatd.server.hub import Hub
-from chatd.server.metrics import Metrics
-from chatd.server.peers import CLUSTER_MESSAGE_LIMIT, Peers
-from chatd.server.replication import Replicator
-from chatd.server.secret import ADMIN_PREFIXES, PEER_PREFIXES, SecretInterceptor
-from chatd.server.store import Store
-from chatd.server.user_admin import UserAdmin
-from chatd.server.writer import GroupCommitWriter
+from chatd.server.storage import backup
+from chatd.server.storage.backup import BackupError
+from chatd.server.storage.store import Store
+from chatd.server.storage.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +193,9 @@ class Node:
         except tls.TlsError as exc:
             raise StartupError(str(exc)) from exc
         self.peers = Peers(self.repl, cfg.cluster_secret, cfg.data_dir, creds)
+        mismatch = self.metrics.state_digest_mismatches.inc if self.metrics is not None else None
         self.digests = DigestWatcher(
-            self.node_id, self.store, self.store_lock, self.repl, self.peers, self.metrics
+            self.node_id, self.store, self.store_lock, self.repl, self.peers, mismatch
         )
         self.writer = GroupCommitWriter(
             self.store, self.hub, self._db_thread, self.repl, self._fail, self.store_lock

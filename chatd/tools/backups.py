@@ -2,7 +2,7 @@
 
 `chatd backup --server HOST:PORT FILE` asks any node (a slave carries the
 call to the master) for a backup, writes it to a new file beside FILE with
-a progress line on a terminal, checks it (chatd.server.backup.describe: the
+a progress line on a terminal, checks it (chatd.server.storage.backup.describe: the
 copy's tables give the state digest the master sent) and only then moves
 it to FILE; an existing FILE is kept unless --force. `chatd export --user
 NAME` writes one user's data as JSON lines, from a backup file (`--backup
@@ -26,7 +26,7 @@ import grpc
 from chatd import private
 from chatd.contract import secret_metadata
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
-from chatd.server.backup import BackupError, BackupInfo, describe, dumps, export_user
+from chatd.server.storage.backup import BackupError, BackupInfo, describe, dumps, export_user
 from chatd.tools.admin import channel, fail, secret_of
 
 MIB = 1 << 20

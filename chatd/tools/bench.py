@@ -105,7 +105,7 @@ class Bench:
             return
 
         # a node hashes at most 4 passwords at once for one client address
-        # (chatd.server.throttle): the set-up stays within that
+        # (chatd.server.chat.throttle): the set-up stays within that
         hashing = asyncio.Semaphore(4)
 
         async def one(i: int, name: str) -> str:

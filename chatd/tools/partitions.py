@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chatd.server import rollback
+from chatd.server.storage import rollback
 from chatd.tools.faults import Network
 from chatd.tools.localcluster import TEST_HASH_COST, Cluster, Load, NodeProcess, history
 
@@ -53,7 +53,7 @@ class Report:
     doubled: int = 0  # stored twice
     shared_ids: int = 0  # one message id acknowledged for two messages
     digests_equal: bool = False
-    # in-sync mode: what the nodes dropped at the heals (chatd.server.rollback)
+    # in-sync mode: what the nodes dropped at the heals (chatd.server.storage.rollback)
     rollback_files: list[Path] = field(default_factory=list)
     in_rollback: int = 0  # acknowledged, not stored, and in a rollback file
     rollback_entries: int = 0  # entries in the rollback files

@@ -1,5 +1,5 @@
 """`chatd rollback list|resend`: the entries a node dropped from its log
-when another master's replaced it (chatd.server.rollback), shown, and their
+when another master's replaced it (chatd.server.storage.rollback), shown, and their
 messages written again.
 
 `resend` writes each rolled-back message (kind send_message) as a new
@@ -29,7 +29,7 @@ import grpc
 
 from chatd.contract import secret_metadata
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
-from chatd.server import rollback
+from chatd.server.storage import rollback
 from chatd.tools.admin import channel, fail, secret_of, table
 
 TEXT_COLUMN = 40

@@ -1,5 +1,5 @@
 """Rates of the room writes, per user as Send's rate is (all the user's
-sessions together; a token bucket each, chatd.server.ratelimit). Every room
+sessions together; a token bucket each, chatd.server.chat.ratelimit). Every room
 write is a replicated entry on every node, so each has a rate:
 
 - rooms created: --room-rate an hour, in bursts of as many;
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import math
 
+from chatd.server.chat.ratelimit import RateLimiter
+from chatd.server.chat.throttle import retry_hint
 from chatd.server.errors import OverLimit
-from chatd.server.ratelimit import RateLimiter
-from chatd.server.throttle import retry_hint
 from chatd.words import counted
 
 WRITE_BURST_S = 5

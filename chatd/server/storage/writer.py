@@ -21,10 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from chatd.proto import log_pb2
-from chatd.server.chat import now_us
 from chatd.server.errors import NotWritable, TooFewCopies, WriterClosed
-from chatd.server.hub import Hub
-from chatd.server.store import Applied, Store
+from chatd.server.storage.store import Applied, Store, StoredMessage, now_us
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +42,24 @@ class Replication(Protocol):
         """Why the master takes no write now ("" if it does): too few copies."""
 
 
+class Readers(Protocol):
+    """The live readers of what is committed (the chat layer's hub): told of
+    each new message and of what ended, once it is durable and committed."""
+
+    def publish(self, message: StoredMessage, to: list[str] | None = None) -> None: ...
+
+    def refresh_all(self) -> None: ...
+
+    def end_sessions(self, session_hashes: list[bytes]) -> None: ...
+
+    def end_user(self, username: str) -> None: ...
+
+
 class GroupCommitWriter:
     def __init__(
         self,
         store: Store,
-        hub: Hub,
+        hub: Readers,
         db_thread: ThreadPoolExecutor,
         replication: Replication,
         on_fatal: Callable[[BaseException], Awaitable[None]],

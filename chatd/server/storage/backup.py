@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chatd.server import statedigest
 from chatd.server.errors import BackupError as BackupError  # (raised here)
+from chatd.server.storage import statedigest
 
 # A node's own metadata: not part of the replicated state (a restored
 # store gets its own). The same keys a node keeps when it installs a snapshot.

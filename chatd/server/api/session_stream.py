@@ -27,7 +27,8 @@ import grpc
 
 from chatd.contract import Code
 from chatd.proto import chat_pb2
-from chatd.server.chat import Chat
+from chatd.server.api.handlers import Malformed
+from chatd.server.chat.rules import Chat
 from chatd.server.errors import (
     CallerError,
     NodeError,
@@ -35,8 +36,7 @@ from chatd.server.errors import (
     RequestRefused,
     SessionEnded,
 )
-from chatd.server.handlers import Malformed
-from chatd.server.store import StoredMessage
+from chatd.server.storage.store import StoredMessage
 
 log = logging.getLogger(__name__)
 

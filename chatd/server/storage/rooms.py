@@ -28,7 +28,7 @@ An invited user may decline (DECLINE) without having joined. Before 3 a
 user's invitations count toward `max_rooms` and an empty room stays, as
 nodes of protocol 2 apply it.
 
-Like the rest of apply (chatd.server.store), every rule here reads only the
+Like the rest of apply (chatd.server.storage.store), every rule here reads only the
 entry and the state before it; the master's limits come in the entry. The
 store calls `apply_*` inside an entry's savepoint; each returns the cache
 change to make once the entry's SQL held (`Applied.after`).

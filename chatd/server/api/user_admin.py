@@ -1,6 +1,6 @@
 """An operator's account administration (`chatd users`, NodeAdmin.ManageUser),
 at the master, over Chat: reads from the caches and the committed tables,
-changes as replicated log entries (chatd.server.accounts), each logged.
+changes as replicated log entries (chatd.server.storage.accounts), each logged.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import logging
 
 from chatd.contract import Code
 from chatd.proto import cluster_pb2, log_pb2
-from chatd.server.chat import Chat, check_password, hash_password
+from chatd.server.chat.rules import Chat, check_password, hash_password
 from chatd.server.errors import DEFAULT_MESSAGES, RequestRefused, ServerError
 from chatd.words import counted
 

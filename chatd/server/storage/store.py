@@ -7,7 +7,7 @@ nothing of gRPC or of roles; the node driver decides when to begin and commit.
 
 Two digests: `digest`, the chain over the log entries (equal logs), and
 `state_digest`, over the rows of the replicated tables (equal data;
-chatd.server.statedigest). The state digest is kept as apply changes rows,
+chatd.server.storage.statedigest). The state digest is kept as apply changes rows,
 committed with each batch, checked against the tables when the store opens
 (a file changed outside chatd refuses to open) and recomputed from the
 tables of an installed snapshot; the last DIGEST_HISTORY indexes' digests
@@ -30,6 +30,7 @@ import os
 import sqlite3
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +39,8 @@ from typing import Any
 from chatd.contract import Code
 from chatd.core.log import EpochRuns
 from chatd.proto import log_pb2
-from chatd.server import accounts, rooms, schema, statedigest
 from chatd.server.errors import StoreError as StoreError  # chatd.cli imports it from here
+from chatd.server.storage import accounts, rooms, schema, statedigest
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +156,13 @@ class Applied:
     # who a new room message reaches (the members who joined); None: the
     # message's recipient alone
     room_recipients: list[str] | None = None
-    # cache changes to make once the entry's SQL held (chatd.server.rooms)
+    # cache changes to make once the entry's SQL held (chatd.server.storage.rooms)
     after: list[Callable[[], None]] = field(default_factory=list, compare=False, repr=False)
+
+
+def now_us() -> int:
+    """The time rows are stamped with: microseconds since the epoch."""
+    return time.time_ns() // 1000
 
 
 def chain_digest(previous: bytes, epoch: int, entry: bytes) -> bytes:

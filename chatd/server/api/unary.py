@@ -1,6 +1,6 @@
 """The client service's unary RPCs: one decorator that relays a call to the
 master or serves it here, turning the chat layer's refusals into error
-codes (chatd.server.client_service, chatd.server.room_service)."""
+codes (chatd.server.api.client_service, chatd.server.api.room_service)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from chatd.contract import RETRY_AFTER_HEADER
 from chatd.proto import chat_pb2
 from chatd.server.errors import NodeError, OverLimit, RequestRefused
-from chatd.server.store import StoredMessage
+from chatd.server.storage.store import StoredMessage
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 if TYPE_CHECKING:

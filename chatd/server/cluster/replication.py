@@ -7,7 +7,7 @@ carry out stops the node (the same fatal path as the writer's): what follows
 it may depend on it, and a node that cannot persist must look crashed, not
 answer as if it had. Outgoing log streams (one per slave,
 `SlaveService.AcceptUpdates`) and unary cluster calls live in
-`chatd.server.peers`; this module holds no gRPC servicer.
+`chatd.server.cluster.peers`; this module holds no gRPC servicer.
 
 Everything else reads the core through `status()` and feeds it through the
 methods below, never through its fields.
@@ -54,14 +54,13 @@ from chatd.core.types import (
     UpdateAck,
 )
 from chatd.proto import log_pb2
-from chatd.server import rollback
-from chatd.server.backup import NODE_META
-from chatd.server.hub import Hub
-from chatd.server.store import Store
+from chatd.server.cluster.ports import Streams, Transport
+from chatd.server.storage import rollback
+from chatd.server.storage.backup import NODE_META
+from chatd.server.storage.store import Store
 
 if TYPE_CHECKING:
-    from chatd.server.peers import Peers
-    from chatd.server.writer import GroupCommitWriter
+    from chatd.server.storage.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +121,7 @@ class Replicator:
         store: Store,
         store_lock: asyncio.Lock,
         db_thread: ThreadPoolExecutor,
-        hub: Hub,
+        hub: Streams,
         timing: Timing,
         tick_seconds: float,
         data_dir: Path,
@@ -144,7 +143,7 @@ class Replicator:
         self.data_dir = data_dir
         self._on_fatal = on_fatal
         self.writer: GroupCommitWriter | None = None  # given at start()
-        self.peers: Peers
+        self.peers: Transport
         self.core: Core
         self._work: deque[Work] = deque()
         self._wake = asyncio.Event()
@@ -171,7 +170,7 @@ class Replicator:
     def start(
         self,
         *,
-        peers: Peers,
+        peers: Transport,
         writer: GroupCommitWriter,
         address: str,
         found: bool,
@@ -506,7 +505,7 @@ class Replicator:
 
     async def _keep_rolled_back(self, dropped: list[tuple[int, int, int]]) -> None:
         """Writes the entries a snapshot is about to drop to a rollback file
-        (chatd.server.rollback) and says so in one ERROR line."""
+        (chatd.server.storage.rollback) and says so in one ERROR line."""
         commit, epoch = self.core.commit, self.core.epoch
         path, count, missing = await asyncio.get_running_loop().run_in_executor(
             self._db_thread, self._write_rollback, dropped, commit, epoch

@@ -13,14 +13,14 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2
 
 from chatd.core.types import Role
-from chatd.server.replication import Replicator
+from chatd.server.api.ports import Cluster
 
 SERVICES = ("", "ClientAccount")
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-def serving(repl: Replicator) -> bool:
+def serving(repl: Cluster) -> bool:
     c = repl.status()
     if c.role is Role.MASTER:
         return True
@@ -28,7 +28,7 @@ def serving(repl: Replicator) -> bool:
 
 
 class Health:
-    def __init__(self, repl: Replicator) -> None:
+    def __init__(self, repl: Cluster) -> None:
         self.repl = repl
         self.servicer = health_aio.HealthServicer()
         self._last: bool | None = None

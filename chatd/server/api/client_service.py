@@ -28,8 +28,14 @@ from chatd.contract import (
 )
 from chatd.core.types import Role
 from chatd.proto import chat_pb2, chat_pb2_grpc
-from chatd.server.chat import Chat
-from chatd.server.chat_rooms import RoomOps
+from chatd.server.api.handlers import Malformed
+from chatd.server.api.ports import Cluster, Links
+from chatd.server.api.room_service import RoomServicer
+from chatd.server.api.session_stream import OUT_QUEUE, End, SessionStream, deliver, ending
+from chatd.server.api.unary import to_proto, unary
+from chatd.server.chat.room_ops import RoomOps
+from chatd.server.chat.rules import Chat
+from chatd.server.chat.throttle import address_key, retry_hint
 from chatd.server.errors import (
     CallerError,
     NodeError,
@@ -37,19 +43,11 @@ from chatd.server.errors import (
     RequestRefused,
     SessionEnded,
 )
-from chatd.server.handlers import Malformed
-from chatd.server.room_service import RoomServicer
-from chatd.server.session_stream import OUT_QUEUE, End, SessionStream, deliver, ending
-from chatd.server.throttle import address_key, retry_hint
-from chatd.server.unary import to_proto, unary
 
 log = logging.getLogger(__name__)
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 if TYPE_CHECKING:
-    from chatd.server.peers import Peers
-    from chatd.server.replication import Replicator
-
     Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
@@ -58,7 +56,7 @@ class Router:
     peer listener, with the cluster secret), and which address clients are
     told the master has (its client listener's, learned from its answers)."""
 
-    def __init__(self, repl: Replicator, peers: Peers) -> None:
+    def __init__(self, repl: Cluster, peers: Links) -> None:
         self.repl = repl
         self.peers = peers
         self.client_address = ""  # this node's, once it listens
@@ -247,7 +245,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
     async def Connect(
         self, frames: AsyncIterator[Any], context: Ctx
     ) -> AsyncIterator[chat_pb2.ServerFrame]:
-        """The session's one stream (chatd.server.session_stream); a slave
+        """The session's one stream (chatd.server.api.session_stream); a slave
         carries the whole stream to the master, frames both ways."""
         route = self.router.route()
         first = await self._first_frame(frames, context)

@@ -2,7 +2,7 @@
 
 A node whose tables were changed outside chatd after it started, or that
 installed a forged snapshot, applies the same log as the others and reports
-the same log digest; only the state digest (chatd.server.statedigest) tells.
+the same log digest; only the state digest (chatd.server.storage.statedigest) tells.
 Every REPORT_EVERY_S a slave sends its master its applied index with its log
 and state digests there (`MasterService.ReportDigest`). The master looks up
 its own at that index (the store keeps the last DIGEST_HISTORY indexes);
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,13 +30,12 @@ import grpc
 
 from chatd.core.types import Role
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
-from chatd.server.store import Store
-from chatd.server.wire import DigestReport
+from chatd.server.cluster.wire import DigestReport
+from chatd.server.storage.store import Store
 
 if TYPE_CHECKING:
-    from chatd.server.metrics import Metrics
-    from chatd.server.peers import Peers
-    from chatd.server.replication import Replicator
+    from chatd.server.cluster.peers import Peers
+    from chatd.server.cluster.replication import Replicator
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class DigestWatcher:
         store_lock: asyncio.Lock,
         repl: Replicator,
         peers: Peers,
-        metrics: Metrics | None,
+        on_mismatch: Callable[[], None] | None,
         every: float = REPORT_EVERY_S,
     ) -> None:
         self.node_id = node_id
@@ -70,7 +70,7 @@ class DigestWatcher:
         self.store_lock = store_lock
         self.repl = repl
         self.peers = peers
-        self.metrics = metrics
+        self.on_mismatch = on_mismatch  # (counts it in the metrics)
         self.every = every
         self.diverged: dict[str, Divergence] = {}
 
@@ -119,7 +119,7 @@ class DigestWatcher:
     # -- the master's side --
 
     def receive(self, r: DigestReport) -> cluster_pb2.DigestAck:
-        """Compares a follower's report (checked by chatd.server.wire) with
+        """Compares a follower's report (checked by chatd.server.cluster.wire) with
         this master's digests."""
         st = self.repl.status()
         ack = cluster_pb2.DigestAck(node_id=self.node_id, epoch=st.epoch)
@@ -156,8 +156,8 @@ class DigestWatcher:
                 r.state_digest.hex(),
                 mine[1].hex(),
             )
-            if self.metrics is not None:
-                self.metrics.state_digest_mismatches.inc()
+            if self.on_mismatch is not None:
+                self.on_mismatch()
         return ack
 
     def status(self) -> list[cluster_pb2.StateDivergence]:

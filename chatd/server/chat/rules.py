@@ -24,6 +24,10 @@ from typing import Protocol, TypeVar
 from chatd.contract import Code
 from chatd.proto import log_pb2
 from chatd.server import protocol
+from chatd.server.chat.hub import Hub
+from chatd.server.chat.ratelimit import RateLimiter
+from chatd.server.chat.room_rates import RoomRates
+from chatd.server.chat.throttle import LoginThrottle
 from chatd.server.errors import (
     ClusterUpgrading,
     OverLimit,
@@ -32,12 +36,16 @@ from chatd.server.errors import (
     StreamDropped,
     SubscriberTooSlow,
 )
-from chatd.server.hub import Hub
-from chatd.server.ratelimit import RateLimiter
-from chatd.server.room_rates import RoomRates
-from chatd.server.rooms import Room
-from chatd.server.store import Applied, Session, Store, StoredMessage, User, message_bytes
-from chatd.server.throttle import LoginThrottle
+from chatd.server.storage.rooms import Room
+from chatd.server.storage.store import (
+    Applied,
+    Session,
+    Store,
+    StoredMessage,
+    User,
+    message_bytes,
+    now_us,
+)
 from chatd.words import counted
 
 T = TypeVar("T")
@@ -73,7 +81,7 @@ class ChatLimits:
     max_room_members: int = 1000  # joined or invited
     max_rooms_per_user: int = 100  # joined (before protocol 3: or invited)
     account_rate: float = 20.0  # accounts an hour per client address (0: no limit)
-    room_rate: float = 30.0  # rooms created an hour per user (chatd.server.room_rates)
+    room_rate: float = 30.0  # rooms created an hour per user (chatd.server.chat.room_rates)
     invite_rate: float = 60.0  # invitations a minute per user
     room_write_rate: float = 20.0  # other room writes and read markers a second per user
     max_invitations: int = 100  # unanswered, per user: a new one drops the oldest
@@ -162,10 +170,6 @@ def new_session_id() -> str:
 
 def session_hash(session_id: str) -> bytes:
     return hashlib.sha256(session_id.encode()).digest()
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 # -- the operations --
@@ -383,7 +387,7 @@ class Chat:
         self, session_id: str, to: str, body: str, request_id: str, room: str = ""
     ) -> int:
         """A message to the user `to`, or with `room` to that room (the
-        membership rules are the apply's, chatd.server.rooms)."""
+        membership rules are the apply's, chatd.server.storage.rooms)."""
         s = self.session(session_id)
         # per user, not per session: more sessions must not mean more sends
         if not self._send_limit.allow(s.uid, time.monotonic()):

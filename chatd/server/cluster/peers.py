@@ -4,7 +4,7 @@
 destination's stream (`SlaveService.AcceptUpdates`, opened on demand and
 reopened after a failure), requests go out as unary calls in their own
 tasks, and replies come back into the core through the replicator. A call
-that fails, or whose answer fails the wire's checks (`chatd.server.wire`), is
+that fails, or whose answer fails the wire's checks (`chatd.server.cluster.wire`), is
 reported to the core as unreachable.
 """
 
@@ -37,9 +37,11 @@ from chatd.core.types import (
 )
 from chatd.proto import cluster_pb2 as pb
 from chatd.proto import cluster_pb2_grpc
-from chatd.server import backup, protocol, wire
+from chatd.server import protocol
+from chatd.server.cluster import wire
+from chatd.server.cluster.ports import Driver
 from chatd.server.errors import WireError
-from chatd.server.replication import Replicator
+from chatd.server.storage import backup
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,7 @@ class SnapshotJob:
 class Peers:
     def __init__(
         self,
-        repl: Replicator,
+        repl: Driver,
         secret: str | None,
         data_dir: Path,
         credentials: grpc.ChannelCredentials | None = None,

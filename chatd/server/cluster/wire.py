@@ -24,7 +24,7 @@ for a message the core's types, or the store, cannot hold:
 
 The receiving servicer refuses such a message (INVALID_ARGUMENT) before it
 changes anything; a peer's answer that fails counts as the peer being
-unreachable (`chatd.server.peers`).
+unreachable (`chatd.server.cluster.peers`).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from chatd.core.types import (
 )
 from chatd.proto import cluster_pb2 as pb
 from chatd.server.errors import WireError
-from chatd.server.statedigest import DIGEST_BYTES as STATE_DIGEST_BYTES
+from chatd.server.storage.statedigest import DIGEST_BYTES as STATE_DIGEST_BYTES
 
 MAX_INT = 2**63 - 1  # SQLite INTEGER; every number the store keeps is below it
 MAX_EPOCH = 2**62

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from chatd.server.store import StoredMessage
+from chatd.server.storage.store import StoredMessage
 
 
 class Subscription:

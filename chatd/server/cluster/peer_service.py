@@ -1,13 +1,13 @@
-"""Cluster-internal services (MasterService, SlaveService, NodeAdmin).
+"""The peer services (MasterService, SlaveService): cluster-internal calls.
 
 The servicers translate between protobufs and the core's messages and hand
 them to the replication driver; they make no replication decision.
 
-Every RPC here requires the cluster secret (`chatd.server.secret`). With no
+Every RPC here requires the cluster secret (`chatd.server.cluster.secret`). With no
 secret configured the node listens on loopback only, and these services are
 open to local callers.
 
-A request that fails the wire's checks (`chatd.server.wire`) is refused with
+A request that fails the wire's checks (`chatd.server.cluster.wire`) is refused with
 INVALID_ARGUMENT before it reaches the core, and logged in one line; so is a
 log stream carrying one (the stream ends), or a snapshot chunk that does not
 continue the snapshot the core accepted.
@@ -20,52 +20,27 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import grpc
 
-from chatd.contract import FORWARDED_HEADER
 from chatd.core.types import CheckMasterReply, Message, RegisterReply, UpdateAck
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
-from chatd.server import protocol, wire
-from chatd.server.errors import NodeError, WireError
+from chatd.server import protocol
+from chatd.server.cluster import wire
+from chatd.server.errors import WireError
 
 if TYPE_CHECKING:
-    from chatd.server.digests import DigestWatcher
-    from chatd.server.peers import Peers
-    from chatd.server.replication import Replicator
+    from chatd.server.cluster.digests import DigestWatcher
+    from chatd.server.cluster.peers import Peers
+    from chatd.server.cluster.replication import Replicator
 
     Ctx = grpc.aio.ServicerContext[Any, Any]
 
 log = logging.getLogger(__name__)
 
 
-class NodeView(Protocol):
-    """What the admin service reads and asks of the node."""
-
-    def status(self) -> cluster_pb2.NodeStatus: ...
-
-    async def cluster_status(self, forwarded: bool = False) -> cluster_pb2.NodeStatus: ...
-
-    async def remove_member(self, node_id: str, forwarded: bool = False) -> tuple[bool, str]: ...
-
-    def backup(self, forwarded: bool = False) -> AsyncIterator[cluster_pb2.BackupChunk]: ...
-
-    async def manage_user(
-        self, request: cluster_pb2.UserAdminRequest, forwarded: bool = False
-    ) -> cluster_pb2.UserAdminResponse: ...
-
-    async def resend(
-        self, request: cluster_pb2.ResendRequest, forwarded: bool = False
-    ) -> cluster_pb2.ResendResponse: ...
-
-
 REPLY_TIMEOUT_S = 2.0
-
-
-def _forwarded(context: Ctx) -> bool:
-    """Asked by another node that took this one for the master (carried no further)."""
-    return any(k == FORWARDED_HEADER for k, _ in context.invocation_metadata() or ())
 
 
 _askers = itertools.count(1)
@@ -348,42 +323,3 @@ class SnapshotReceiver:
     def discard(self) -> None:
         self._file.close()
         self.path.unlink(missing_ok=True)
-
-
-class NodeAdminServicer(cluster_pb2_grpc.NodeAdminServicer):
-    def __init__(self, node: NodeView) -> None:
-        self.node = node
-
-    async def Status(
-        self, request: cluster_pb2.StatusRequest, context: Ctx
-    ) -> cluster_pb2.NodeStatus:
-        forwarded = _forwarded(context)
-        return await self.node.cluster_status(forwarded)
-
-    async def RemoveMember(
-        self, request: cluster_pb2.RemoveMemberRequest, context: Ctx
-    ) -> cluster_pb2.RemoveMemberResponse:
-        forwarded = _forwarded(context)
-        ok, error = await self.node.remove_member(request.node_id, forwarded)
-        return cluster_pb2.RemoveMemberResponse(ok=ok, error=error)
-
-    async def ManageUser(
-        self, request: cluster_pb2.UserAdminRequest, context: Ctx
-    ) -> cluster_pb2.UserAdminResponse:
-        forwarded = _forwarded(context)
-        return await self.node.manage_user(request, forwarded)
-
-    async def Resend(
-        self, request: cluster_pb2.ResendRequest, context: Ctx
-    ) -> cluster_pb2.ResendResponse:
-        return await self.node.resend(request, _forwarded(context))
-
-    async def Backup(
-        self, request: cluster_pb2.BackupRequest, context: Ctx
-    ) -> AsyncIterator[cluster_pb2.BackupChunk]:
-        forwarded = _forwarded(context)
-        try:
-            async for chunk in self.node.backup(forwarded):
-                yield chunk
-        except NodeError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))

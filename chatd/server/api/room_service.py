@@ -1,14 +1,14 @@
-"""The ClientAccount servicer's room RPCs (chatd.server.chat_rooms), mixed
-into chatd.server.client_service.ClientAccountServicer: each is relayed to
-the master by a slave, like every unary call (chatd.server.unary)."""
+"""The ClientAccount servicer's room RPCs (chatd.server.chat.room_ops), mixed
+into chatd.server.api.client_service.ClientAccountServicer: each is relayed to
+the master by a slave, like every unary call (chatd.server.api.unary)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from chatd.proto import chat_pb2
-from chatd.server.chat_rooms import RoomOps
-from chatd.server.unary import to_proto, unary
+from chatd.server.api.unary import to_proto, unary
+from chatd.server.chat.room_ops import RoomOps
 
 if TYPE_CHECKING:
     import grpc

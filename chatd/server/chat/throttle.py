@@ -36,8 +36,8 @@ import ipaddress
 import math
 from dataclasses import dataclass, field
 
+from chatd.server.chat.ratelimit import RateLimiter
 from chatd.server.errors import OverLimit
-from chatd.server.ratelimit import RateLimiter
 
 HASH_QUEUE = 32
 HASHES_PER_ADDRESS = 4

@@ -2,7 +2,7 @@
 operator's disable/enable and "log out everywhere" (log entries SetPassword,
 SetDisabled, EndUserSessions), and what an operator reads of accounts.
 
-Like the rest of apply (chatd.server.store), each rule reads only the entry
+Like the rest of apply (chatd.server.storage.store), each rule reads only the entry
 and the state before it. Each `apply_*` runs inside the entry's savepoint
 and returns the session hashes it ended; the store ends their streams and
 updates its caches once the SQL held.

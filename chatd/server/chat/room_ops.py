@@ -1,12 +1,12 @@
-"""The room operations of the client API, over Chat (chatd.server.chat):
+"""The room operations of the client API, over Chat (chatd.server.chat.rules):
 validation and limits here, the membership rules in the apply
-(chatd.server.rooms), reads from the caches and the committed tables.
+(chatd.server.storage.rooms), reads from the caches and the committed tables.
 
 A room's name follows the username alphabet, unique regardless of case;
 its topic is at most MAX_TOPIC_CHARS characters. A member who joined sees
 the room's whole history and gets its messages from the join on; one who
 left or was removed neither gets nor reads any more of them. Every write
-has a rate per user (chatd.server.room_rates); a MarkRead that would not
+has a rate per user (chatd.server.chat.room_rates); a MarkRead that would not
 move the marker writes nothing.
 
 Room names are not secret (CreateRoom's ROOM_NAME_TAKEN tells whether one
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from chatd.contract import Code
 from chatd.proto import log_pb2
-from chatd.server.chat import (
+from chatd.server.chat.rules import (
     CHAT_PAGE_DEFAULT,
     CHAT_PAGE_MAX,
     GET_MESSAGES_MAX_BYTES,
@@ -30,8 +30,8 @@ from chatd.server.chat import (
     newest_within,
 )
 from chatd.server.errors import RequestRefused
-from chatd.server.rooms import Room
-from chatd.server.store import StoredMessage, conversation_key
+from chatd.server.storage.rooms import Room
+from chatd.server.storage.store import StoredMessage, conversation_key
 
 MAX_TOPIC_CHARS = 256
 

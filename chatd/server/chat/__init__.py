@@ -1,0 +1,12 @@
+"""Chat: the rules of the chat service, free of gRPC and of replication.
+
+Owns validation, passwords, sessions and every operation (rules), the room
+operations (room_ops), the throttles and rate limits (throttle, ratelimit,
+room_rates) and live delivery: the open streams of each user and who is
+online (hub).
+
+May import: storage, chatd.core, chatd.proto, chatd.contract, chatd.words
+and the server's shared modules (chatd.server.errors, chatd.server.protocol).
+Never gRPC, nor chatd.server's api or cluster: what a write needs of the
+cluster it asks through the writer (storage.writer), wired by node.py.
+"""

@@ -1,0 +1,16 @@
+"""Cluster: replication between nodes.
+
+Owns the replication driver that runs the role core and carries out its
+actions (replication), the transport of cluster traffic: log streams, unary
+calls, snapshots (peers), the peer services MasterService and SlaveService
+(peer_service), the translation between core messages and the cluster
+protobufs with its checks (wire), the cluster secret's interceptor
+(secret), the state digest reports (digests), and the Protocols by which
+the driver and the transport know each other (ports).
+
+May import: storage, chatd.core, chatd.proto, chatd.contract, chatd.config,
+chatd.tls, gRPC and the server's shared modules (chatd.server.errors,
+chatd.server.protocol). Never chatd.server's api or chat: the live readers
+it ends at a master's change are a Protocol (ports.Streams), and node.py
+hands in the hub.
+"""
