@@ -35,8 +35,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from chatd.client import errors
-from chatd.client.api import ChatClient, ConnectionEvent, Message, User
+from chatd.client.api import ChatClient
 from chatd.client.errors import ChatError, NotLoggedIn, UsernameTaken, WrongPassword
+from chatd.client.model import ConnectionEvent, Message, User
 from chatd.client.rooms import Room, RoomMember, Unread, room_changes, said
 from chatd.contract import Code
 from chatd.tls import TlsError, credentials_of, tls_options

@@ -24,8 +24,9 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from chatd.client import errors
-from chatd.client.api import ChatClient, ConnectionEvent, Message
+from chatd.client.api import ChatClient
 from chatd.client.errors import ChatError, NotLoggedIn, Unavailable
+from chatd.client.model import ConnectionEvent, Message
 from chatd.client.rooms import Room, room_changes, said
 from chatd.contract import Code
 from chatd.tls import TlsError, credentials_of, tls_options
