@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
@@ -43,6 +44,8 @@ from chatd.client.errors import CallFailed, ChatError, NotLoggedIn, Unavailable,
 from chatd.client.failover import Backoff, Failover
 from chatd.contract import Code, status_named
 from chatd.proto import chat_pb2
+
+log = logging.getLogger(__name__)
 
 UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]
 READER_QUEUE = 1000  # deliveries read but not yet taken by the reader
@@ -282,10 +285,16 @@ class Connection:
         finally:
             for task in (writer, reading, reopen):
                 task.cancel()
-                # (a write to a call that ended raises InvalidStateError; the
-                # reading's error was taken above)
-                with contextlib.suppress(asyncio.CancelledError, Exception):
+                try:
                     await task
+                except asyncio.CancelledError:
+                    pass
+                except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
+                    # a write to a call that ended raises InvalidStateError;
+                    # the reading's error was taken above
+                    log.debug("Connect stream: %s ended with %r (the stream ended)", task, exc)
+                except Exception:
+                    log.exception("Connect stream: %s raised", task)
 
     async def _write(self, call: Any) -> None:
         outbox = self.outbox
