@@ -22,6 +22,7 @@ import pytest
 
 from chatd.cli import build_parser
 from chatd.client import ChatClient, Message
+from chatd.client.conversation import Peer
 from chatd.client.gui import ChatApp, LoopThread, main
 from tests.conftest import PASSWORD, NodeProcess, spawn_chatd, wait_serving
 
@@ -412,7 +413,7 @@ def test_gui_room_with_three_people_one_removed(
         screenshot(app, xvfb, tmp_path / "room-open.png")
         # a conversation away from the room: its unread count grows
         app.contacts.selection_set("bob")
-        pump(app, lambda: app.peer == "bob", "bob's conversation")
+        pump(app, lambda: app.peer == Peer("bob"), "bob's conversation")
         loop_thread.submit(bob.send("", "while away", room="team")).result(WAIT)
         pump(app, lambda: contact(app, "#team")[1] == "1", "one unread in the room")
         screenshot(app, xvfb, tmp_path / "room.png")

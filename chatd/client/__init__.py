@@ -1,7 +1,7 @@
 """chatd's client side: the async library (`ChatClient`) and two front ends
 on it, the terminal client (`chatd chat`) and the GUI (`chatd gui`)."""
 
-from chatd.client.api import ChatClient, ConnectionEvent, Message, User
+from chatd.client.api import ChatClient
 from chatd.client.errors import (
     AccountDisabled,
     CallFailed,
@@ -26,6 +26,7 @@ from chatd.client.errors import (
     UsernameTaken,
     WrongPassword,
 )
+from chatd.client.model import ConnectionEvent, Message, User
 from chatd.client.rooms import Room, RoomMember, Unread
 
 __all__ = [

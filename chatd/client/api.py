@@ -7,7 +7,9 @@ timeout or a broken stream tries the other addresses with backoff until
 id, so a retry never stores a message twice. `subscribe()` survives
 failover: it resumes after the last message it yielded, so the caller sees
 every message exactly once, in order. Connection changes are reported to
-the `on_connection` callback, never printed.
+the `on_connection` callback, never printed. Where calls go and how they
+fail over is chatd.client.failover's, shared by the unary calls, Subscribe
+and the session's Connect stream (chatd.client.connection).
 """
 
 from __future__ import annotations
@@ -15,40 +17,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from chatd import tls
 from chatd.client.connection import Connection, NoStream
-from chatd.client.errors import (
-    CallFailed,
-    ChatError,
-    NoMessages,
-    NotLoggedIn,
-    Unavailable,
-    error_for,
-)
+from chatd.client.errors import CallFailed, ChatError, NoMessages, NotLoggedIn, error_for
+from chatd.client.failover import Backoff, Failover
+from chatd.client.model import ConnectionEvent, Message, User, message_of
 from chatd.client.rooms import RoomCalls
-from chatd.contract import CLIENT_CHANNEL_OPTIONS, MASTER_HEADER, MASTER_LOST_HEADER, Code
-from chatd.proto import chat_pb2, chat_pb2_grpc
+from chatd.contract import Code
+from chatd.proto import chat_pb2
 from chatd.tls import client_credentials
+
+__all__ = ["ChatClient", "ConnectionEvent", "Message", "User"]
 
 log = logging.getLogger(__name__)
 
-# A failover takes tens of milliseconds (up to the failover timeout when the
-# master's connections do not close): retrying every 0.1 s at most, and
-# skipping addresses whose connection failed, finds the new master soon after
-# it takes office; retrying faster doubles the calls during an outage for no
-# clear gain (benchmarks/ANALYSIS.md, "The client's retry delays").
-RETRY_FIRST_DELAY = 0.05
-RETRY_MAX_DELAY = 0.1
 RETRYABLE = {
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -56,46 +44,6 @@ RETRYABLE = {
     grpc.StatusCode.UNKNOWN,
     grpc.StatusCode.INTERNAL,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    id: int
-    sender: str
-    recipient: str  # a user, or the room for a room message
-    body: str
-    time: datetime
-    room: str = ""  # the room, for a room message
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    name: str
-    online: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionEvent:
-    """`state` is "connected" (first answer, or a new node after a failure),
-    "lost" (a node stopped answering; retrying) or "gave-up"."""
-
-    state: str
-    address: str
-    detail: str = ""
-
-
-def header(metadata: Any, key: str) -> str | None:
-    """The value of metadata `key` (None when absent or empty)."""
-    for k, value in metadata or ():
-        if k == key and value:
-            return value if isinstance(value, str) else value.decode(errors="replace")
-    return None
-
-
-def _message(m: chat_pb2.Message) -> Message:
-    ts = m.time_stamp
-    when = datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=UTC)
-    return Message(m.message_id, m.from_, m.to, m.message, when, m.room)
 
 
 class ChatClient(RoomCalls):
@@ -121,21 +69,19 @@ class ChatClient(RoomCalls):
         a unary Send each, and Subscribe); `spread`: hold that stream at one
         of the addresses picked at random (else at the node calls go to,
         the master once one answered)."""
-        self._credentials = client_credentials(tls, tls_ca, tls_cert, tls_key)
         if isinstance(addresses, str):
             addresses = [a.strip() for a in addresses.split(",") if a.strip()]
         if not addresses:
             raise ValueError("at least one HOST:PORT address is needed")
-        self.addresses = list(dict.fromkeys(addresses))
-        self.on_connection = on_connection or (lambda event: None)
-        self.timeout = timeout
-        self.retry_for = retry_for
+        self.failover = Failover(
+            addresses,
+            client_credentials(tls, tls_ca, tls_cert, tls_key),
+            timeout=timeout,
+            retry_for=retry_for,
+            on_connection=on_connection or (lambda event: None),
+        )
         self.session_id: str | None = None
         self.username: str | None = None
-        self._current = 0
-        self._connected: str | None = None
-        self._losses = 0  # "lost" reports so far
-        self._channels: dict[str, grpc.aio.Channel] = {}
         self.streams = streams
         self.spread = spread
         self._connection: Connection | None = None
@@ -144,93 +90,52 @@ class ChatClient(RoomCalls):
     # -- plumbing --
 
     @property
+    def addresses(self) -> list[str]:
+        return self.failover.addresses
+
+    @property
     def address(self) -> str:
         """The node calls go to now."""
-        return self.addresses[self._current]
+        return self.failover.address
 
-    def _stub(self, address: str) -> chat_pb2_grpc.ClientAccountStub:
-        ch = self._channels.get(address)
-        if ch is None:
-            ch = tls.open_channel(address, self._credentials, CLIENT_CHANNEL_OPTIONS)
-            self._channels[address] = ch
-        return chat_pb2_grpc.ClientAccountStub(ch)
+    @property
+    def timeout(self) -> float:
+        return self.failover.timeout
 
-    def _note_master(self, metadata: Any) -> str | None:
-        """Goes straight to the master next time, when it is one of the
-        addresses this client was given (a master known by another name,
-        e.g. inside a container network, is reached through the node that
-        relays). Returns the master's address as the node named it."""
-        master = header(metadata, MASTER_HEADER)
-        if master in self.addresses:
-            self._current = self.addresses.index(master)
-        return master
+    @property
+    def retry_for(self) -> float:
+        return self.failover.retry_for
+
+    @property
+    def on_connection(self) -> Callable[[ConnectionEvent], None]:
+        return self.failover.on_connection
+
+    @on_connection.setter
+    def on_connection(self, callback: Callable[[ConnectionEvent], None]) -> None:
+        self.failover.on_connection = callback
 
     def _reached(self, address: str, master: str | None, losses: int) -> None:
-        """A call that started when `losses` losses had been reported
-        succeeded at `address`. Reported as connected when that is the
-        master, or the master cannot be reached by the addresses given: a
-        node that only relayed (during a failover, say) is not, nor a call
-        that was under way before the last loss, so that a failover shows as
-        one lost and one connected, not a flurry."""
-        if losses != self._losses:
-            return
-        if self._connection is not None and self._connection.open_at:
-            return  # the session's stream is where this client is connected
-        if master and master != address and master in self.addresses:
-            return
-        self._stream_opened(address)
-
-    def _stream_opened(self, address: str) -> None:
-        """The session's Connect stream opened at `address` (any node serves
-        it): that is where this client is connected now."""
-        if self._connected != address:
-            self._connected = address
-            self.on_connection(ConnectionEvent("connected", address))
-
-    def _lost(self, address: str, exc: grpc.aio.AioRpcError) -> str | None:
-        """A call or stream at `address` failed: reported as lost (once) when
-        that is where this client is connected. The node lost is `address`,
-        or the master it relayed to when it says so (MASTER_LOST_HEADER):
-        that one is returned (`address` answers, the stream may stay there)."""
-        master = header(exc.trailing_metadata(), MASTER_LOST_HEADER)
-        if self._connected == address or self._connected is None:
-            self._connected = ""
-            self._losses += 1
-            self.on_connection(ConnectionEvent("lost", master or address, exc.code().name))
-        self._current = self._next_after(master if master in self.addresses else address)
-        return master
-
-    def _next_after(self, address: str) -> int:
-        """The next address to try: the next one whose connection has not
-        failed (a dead node is skipped while others answer)."""
-        n, i = len(self.addresses), self.addresses.index(address)
-        for k in range(1, n + 1):
-            ch = self._channels.get(self.addresses[(i + k) % n])
-            if ch is None or ch.get_state() != grpc.ChannelConnectivity.TRANSIENT_FAILURE:
-                return (i + k) % n
-        return (i + 1) % n
+        """A call succeeded at `address` (Failover.reached)."""
+        streaming = self._connection is not None and bool(self._connection.open_at)
+        self.failover.reached(address, master, losses, streaming=streaming)
 
     async def _call(self, name: str, request: Any) -> Any:
         """One unary call, retried on other nodes until `retry_for` passes."""
-        deadline = time.monotonic() + self.retry_for
-        delay = RETRY_FIRST_DELAY
+        nodes = self.failover
+        backoff = Backoff(nodes, failing=True)
         while True:
-            address, losses = self.address, self._losses
-            call = getattr(self._stub(address), name)(request, timeout=self.timeout)
+            address, losses = nodes.address, nodes.losses
+            call = getattr(nodes.stub(address), name)(request, timeout=nodes.timeout)
             try:
                 response = await call
             except grpc.aio.AioRpcError as exc:
-                self._note_master(exc.trailing_metadata())
+                nodes.note_master(exc.trailing_metadata())
                 if exc.code() not in RETRYABLE:
                     raise CallFailed(exc.code(), exc.details()) from exc
-                self._lost(address, exc)
-                if time.monotonic() + delay > deadline:
-                    self.on_connection(ConnectionEvent("gave-up", address, exc.code().name))
-                    raise Unavailable(f"no node answered: {exc.details()}") from exc
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_DELAY)
+                backoff.failed(address, exc)
+                await backoff.wait()
                 continue
-            self._reached(address, self._note_master(await call.trailing_metadata()), losses)
+            self._reached(address, nodes.note_master(await call.trailing_metadata()), losses)
             return response
 
     async def _ok(self, name: str, request: Any) -> Any:
@@ -245,7 +150,7 @@ class ChatClient(RoomCalls):
             r = await self._ok(name, request)
         except NoMessages:
             return []
-        return [_message(m) for m in r.message]
+        return [message_of(m) for m in r.message]
 
     def _session(self) -> str:
         if not self.session_id:
@@ -262,7 +167,8 @@ class ChatClient(RoomCalls):
         session = self._session()
         connection = self._connection
         if connection is None or connection.session_id != session:
-            old, connection = connection, Connection(self, session)
+            old = connection
+            connection = Connection(self.failover, session, spread=self.spread)
             self._connection = connection  # (before any await: one a session)
             if old is not None:
                 await old.close(NotLoggedIn(Code.NOT_LOGGED_IN, "logged in again"))
@@ -270,9 +176,7 @@ class ChatClient(RoomCalls):
 
     async def close(self) -> None:
         await self._drop_connection()
-        for ch in self._channels.values():
-            await ch.close(None)
-        self._channels.clear()
+        await self.failover.close()
 
     async def __aenter__(self) -> ChatClient:
         return self
@@ -405,7 +309,7 @@ class ChatClient(RoomCalls):
             try:
                 async for pm, live in connection.deliveries(last, unread):
                     if pm is not None:
-                        yield _message(pm), live
+                        yield message_of(pm), live
                     elif unread:  # a stream opened: the unread ones, now
                         for m in await self.get_messages():
                             yield m, False
@@ -423,21 +327,21 @@ class ChatClient(RoomCalls):
         only while nothing was seen yet, and the unread messages
         (GetMessages) come right after it opened (ids may repeat: the caller
         drops those at or below its last)."""
-        delay = RETRY_FIRST_DELAY
-        failing_since: float | None = None
+        nodes = self.failover
+        backoff = Backoff(nodes)
         redirect = True
         while True:
-            address, losses = self.address, self._losses
+            address, losses = nodes.address, nodes.losses
             after = last()
             request = chat_pb2.SubscribeRequest(
                 session_id=self._session(),
                 after_message_id=after,
                 live_only=unread and after == 0,
             )
-            call: Any = self._stub(address).Subscribe(request)
+            call: Any = nodes.stub(address).Subscribe(request)
             try:
-                master = self._note_master(await call.initial_metadata())
-                if redirect and self.address != address:
+                master = nodes.note_master(await call.initial_metadata())
+                if redirect and nodes.address != address:
                     redirect = False  # a relay: once, open the stream at the master itself
                     continue
                 redirect = True
@@ -446,22 +350,17 @@ class ChatClient(RoomCalls):
                     self._reached(address, master, losses)
                 for m in await self.get_messages() if unread else []:
                     yield m, False
-                failing_since, delay = None, RETRY_FIRST_DELAY
+                backoff.succeeded()
                 async for pm in call:
-                    yield _message(pm), True
+                    yield message_of(pm), True
             except grpc.aio.AioRpcError as exc:
                 code = exc.code()
                 if code == grpc.StatusCode.UNAUTHENTICATED:
                     raise NotLoggedIn(Code.NOT_LOGGED_IN, exc.details() or "not logged in") from exc
-                self._note_master(exc.trailing_metadata())
+                nodes.note_master(exc.trailing_metadata())
                 if code != grpc.StatusCode.RESOURCE_EXHAUSTED:
-                    self._lost(address, exc)
-                    failing_since = failing_since or time.monotonic()
-                    if time.monotonic() - failing_since > self.retry_for:
-                        self.on_connection(ConnectionEvent("gave-up", address, code.name))
-                        raise Unavailable(f"no node answered: {exc.details()}") from exc
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RETRY_MAX_DELAY)
+                    backoff.failed(address, exc)
+                    await backoff.wait()
             finally:
                 call.cancel()
 

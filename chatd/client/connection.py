@@ -31,21 +31,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
-import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
-from chatd.client.errors import CallFailed, NotLoggedIn, Unavailable, error_for
+from chatd.client.errors import CallFailed, ChatError, NotLoggedIn, Unavailable, error_for
+from chatd.client.failover import Backoff, Failover
 from chatd.contract import Code, status_named
 from chatd.proto import chat_pb2
 
-if TYPE_CHECKING:
-    from chatd.client.api import ChatClient
+log = logging.getLogger(__name__)
 
 UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]
 READER_QUEUE = 1000  # deliveries read but not yet taken by the reader
@@ -88,15 +88,17 @@ class Reader:
 
 
 class Connection:
-    def __init__(self, client: ChatClient, session_id: str) -> None:
-        self.client = client
+    def __init__(self, failover: Failover, session_id: str, *, spread: bool = True) -> None:
+        """`spread`: the stream opens at one of the addresses picked at
+        random (else at the node calls go to)."""
+        self.failover = failover
         self.session_id = session_id
         # unanswered sends, in the order sent: request id -> (frame, its future)
         self.pending: dict[str, tuple[chat_pb2.ClientFrame, asyncio.Future[int]]] = {}
         self.outbox: asyncio.Queue[str] = asyncio.Queue()
         self.reader: Reader | None = None
         self.unsupported = False
-        self.address = random.choice(client.addresses) if client.spread else client.address
+        self.address = random.choice(failover.addresses) if spread else failover.address
         self.open_at = ""  # the address of the stream while it is open
         self._reopen = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -124,7 +126,7 @@ class Connection:
         try:
             # as long as the unary path would try (retry_for, and the last
             # attempt's timeout)
-            async with asyncio.timeout(self.client.retry_for + self.client.timeout):
+            async with asyncio.timeout(self.failover.retry_for + self.failover.timeout):
                 return await asyncio.shield(fut)
         except TimeoutError:
             raise Unavailable("no node answered the send in time") from None
@@ -207,23 +209,20 @@ class Connection:
 
     async def _run(self) -> None:
         """Keeps a stream open while there is work, failing over like a call."""
-        from chatd.client.api import RETRY_FIRST_DELAY, RETRY_MAX_DELAY, ConnectionEvent
-
-        client = self.client
-        delay = RETRY_FIRST_DELAY
-        failing_since: float | None = None
+        nodes = self.failover
+        backoff = Backoff(nodes)
         while self.pending or self.reader is not None:
-            address, losses = self.address, client._losses
+            address, losses = self.address, nodes.losses
             self._reopen.clear()
-            call: Any = client._stub(address).Connect()  # type: ignore[call-arg]
+            call: Any = nodes.stub(address).Connect()  # type: ignore[call-arg]
             try:
                 await call.write(self._opening())
-                client._note_master(await call.initial_metadata())
+                nodes.note_master(await call.initial_metadata())
                 if not call.done():  # (a stream that failed to open ends at once)
                     self.open_at = address
-                    failing_since, delay = None, RETRY_FIRST_DELAY
-                    if losses == client._losses:
-                        client._stream_opened(address)
+                    backoff.succeeded()
+                    if losses == nodes.losses:
+                        nodes.stream_opened(address)
                 reader = self.reader  # (the one this stream was opened for)
                 if reader is not None:
                     reader.overflowed = False  # (opened after the last one it saw)
@@ -236,10 +235,10 @@ class Connection:
                 if self._reopen.is_set():
                     continue  # the reader came or went: open again at once
                 if self.pending or self.reader is not None:
-                    await asyncio.sleep(delay)  # the node ended the stream
+                    await asyncio.sleep(backoff.delay)  # the node ended the stream
             except grpc.aio.AioRpcError as exc:
                 code = exc.code()
-                client._note_master(exc.trailing_metadata())
+                nodes.note_master(exc.trailing_metadata())
                 if code == grpc.StatusCode.UNIMPLEMENTED:
                     self.unsupported = True
                     self._fail(NoStream(), reader=True)
@@ -248,32 +247,27 @@ class Connection:
                     ended = NotLoggedIn(Code.NOT_LOGGED_IN, exc.details() or "not logged in")
                     self._fail(ended, reader=True)
                     return
-                details = exc.details() or ""
-                if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
+                if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in (
+                    exc.details() or ""
+                ):
                     # a frame over the node's request limit, refused by gRPC
                     # (which ends the stream): each waiting send goes as a
                     # unary Send, so only the one at fault fails
                     self._fail(NoStream())
                 else:
-                    if code != grpc.StatusCode.RESOURCE_EXHAUSTED:
-                        lost_master = client._lost(address, exc)
-                        # (a stream that was open here and lost the master
-                        # behind this node opens here again: it answers)
-                        if not (lost_master and self.open_at == address):
-                            self.address = client.addresses[client._next_after(address)]
                     # (RESOURCE_EXHAUSTED: a reader too slow, which opens
                     # again at once, or too many streams of this user)
-                    failing_since = failing_since or time.monotonic()
-                    if time.monotonic() - failing_since > client.retry_for:
-                        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                            error: Exception = CallFailed(code, details)
-                        else:
-                            client.on_connection(ConnectionEvent("gave-up", address, code.name))
-                            error = Unavailable(f"no node answered: {details}")
+                    lost = code != grpc.StatusCode.RESOURCE_EXHAUSTED
+                    try:
+                        lost_master = backoff.failed(address, exc, lost=lost)
+                    except ChatError as error:
                         self._fail(error, reader=True)
                         return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_DELAY)
+                    # (a stream that was open here and lost the master
+                    # behind this node opens here again: it answers)
+                    if lost and not (lost_master and self.open_at == address):
+                        self.address = nodes.addresses[nodes.next_after(address)]
+                await backoff.wait()
             finally:
                 self.open_at = ""
                 call.cancel()
@@ -291,10 +285,16 @@ class Connection:
         finally:
             for task in (writer, reading, reopen):
                 task.cancel()
-                # (a write to a call that ended raises InvalidStateError; the
-                # reading's error was taken above)
-                with contextlib.suppress(asyncio.CancelledError, Exception):
+                try:
                     await task
+                except asyncio.CancelledError:
+                    pass
+                except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
+                    # a write to a call that ended raises InvalidStateError;
+                    # the reading's error was taken above
+                    log.debug("Connect stream: %s ended with %r (the stream ended)", task, exc)
+                except Exception:
+                    log.exception("Connect stream: %s raised", task)
 
     async def _write(self, call: Any) -> None:
         outbox = self.outbox

@@ -11,7 +11,8 @@ main thread drains from a `root.after` timer.
 
 Incoming messages come from `ChatClient.inbox()`: the unread ones, then live
 ones, each exactly once and across failovers, marked delivered by the
-library. Rooms are listed before the contacts, as "#name". Unread counts
+library. Rooms are listed before the contacts, as "#name" (the contacts
+list names each row by the conversation's str()). Unread counts
 are the server's (what the user's read markers leave, on every device),
 fetched anew on every incoming message and every refresh; a room's
 conversation shows its members in its heading, and what it shows of a
@@ -34,9 +35,11 @@ from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
-from chatd.client import errors
-from chatd.client.api import ChatClient, ConnectionEvent, Message, User
+from chatd.client import conversation, errors
+from chatd.client.api import ChatClient
+from chatd.client.conversation import Conversation, InRoom, Peer, of_message
 from chatd.client.errors import ChatError, NotLoggedIn, UsernameTaken, WrongPassword
+from chatd.client.model import ConnectionEvent, Message, User
 from chatd.client.rooms import Room, RoomMember, Unread, room_changes, said
 from chatd.contract import Code
 from chatd.tls import TlsError, credentials_of, tls_options
@@ -127,10 +130,10 @@ class ChatApp:
         self.client = self._new_client()
         self._receiver: asyncio.Task[None] | None = None  # the loop thread's only
         self.me: str | None = None
-        self.peer: str | None = None  # whose conversation is shown
+        self.peer: Conversation | None = None  # the conversation shown
         self.users: dict[str, bool] = {}  # name -> online
-        self.rooms: dict[str, Room] = {}  # "#name" -> the room, as last listed
-        self.unread: dict[str, int] = {}
+        self.rooms: dict[str, Room] = {}  # name -> the room, as last listed
+        self.unread: dict[str, int] = {}  # user -> unread count
         self.history: dict[int, Message] = {}  # the shown conversation, by id
         self.more_history = self._loading_older = self._refreshing = self._lost = False
         self._received: set[int] = set()
@@ -455,11 +458,11 @@ class ChatApp:
             return
         self._received.add(m.id)
         if m.room:  # the server counts a room's unread ones: shown at the refresh below
-            if "#" + m.room == self.peer:
+            if of_message(m, self.me) == self.peer:
                 self._add_messages(self.peer, [m])
                 self._read_soon()
-        elif m.sender == self.peer:
-            self._add_messages(m.sender, [m])
+        elif Peer(m.sender) == self.peer:
+            self._add_messages(self.peer, [m])
         else:
             self.unread[m.sender] = self.unread.get(m.sender, 0) + 1
             self.users.setdefault(m.sender, True)
@@ -488,17 +491,17 @@ class ChatApp:
             self._refreshing = False
             users, rooms, unread = got
             self.users = {u.name: u.online for u in users if u.name != self.me}
-            before, self.rooms = self.rooms, {"#" + r.name: r for r in rooms}
+            before, self.rooms = self.rooms, {r.name: r for r in rooms}
             # invitations and removals: the node sends no event for them
-            changes = room_changes({r.name: r for r in before.values()}, rooms)
+            changes = room_changes(before, rooms)
             if lines := said(changes, lambda _room: "select it to join"):
                 self.notice_var.set("; ".join(lines))
-            self.unread = {u.peer: u.count for u in unread if u.peer != self.peer}
+            self.unread = {u.peer: u.count for u in unread if Peer(u.peer) != self.peer}
             peer = self.peer
-            if peer is not None and peer.startswith("#"):
-                if peer not in self.rooms:
+            if isinstance(peer, InRoom):
+                if peer.name not in self.rooms:
                     self._left_room()
-                elif members or before.get(peer) != self.rooms[peer]:
+                elif members or before.get(peer.name) != self.rooms[peer.name]:
                     self._show_members(peer)
             self._render_contacts()
 
@@ -508,19 +511,25 @@ class ChatApp:
         self.call(every(), done, failed)
 
     def _render_contacts(self) -> None:
+        """One row a conversation, its iid what the user sees ("#room", or
+        the user's name): the rooms first, then the users."""
         tree = self.contacts
-        rows = [*sorted(self.rooms, key=str.casefold), *sorted(self.users)]
-        for name in set(tree.get_children()) - set(rows):
-            tree.delete(name)
-        for i, name in enumerate(rows):
-            room = self.rooms.get(name)
-            if room is not None:
-                unread = 0 if name == self.peer else room.unread
+        rows: list[Conversation] = [
+            *(InRoom(name) for name in sorted(self.rooms, key=str.casefold)),
+            *(Peer(name) for name in sorted(self.users)),
+        ]
+        for iid in set(tree.get_children()) - {str(c) for c in rows}:
+            tree.delete(iid)
+        for i, c in enumerate(rows):
+            name = str(c)
+            if isinstance(c, InRoom):
+                room = self.rooms[c.name]
+                unread = 0 if c == self.peer else room.unread
                 state = counted(room.members, "member") if room.joined else "invited"
                 values: tuple[str, int | str] = (state, unread or "")
                 tags: tuple[str, ...] = ("unread",) if unread else ()
             else:
-                unread, online = self.unread.get(name, 0), self.users[name]
+                unread, online = self.unread.get(c.name, 0), self.users[c.name]
                 values = ("● online" if online else "○ offline", unread or "")
                 tags = ("unread",) if unread else () if online else ("offline",)
             if tree.exists(name):
@@ -531,31 +540,31 @@ class ChatApp:
 
     def _selected(self, _event: object = None) -> None:
         selection = self.contacts.selection()
-        if selection and selection[0] != self.peer:
-            self.open_conversation(selection[0])
+        picked = conversation.parse(selection[0]) if selection else None
+        if picked is not None and picked != self.peer:
+            self.open_conversation(picked)
 
     # -- the conversation --
 
-    def _page(self, name: str, before: int = 0) -> Coroutine[Any, Any, list[Message]]:
-        """One page of the conversation `name` ("#room", or a user)."""
-        if name.startswith("#"):
-            return self.client.room_history(name[1:], before=before, limit=PAGE)
-        return self.client.get_chat(name, before=before, limit=PAGE)
+    def _page(self, c: Conversation, before: int = 0) -> Coroutine[Any, Any, list[Message]]:
+        """One page of the conversation `c`."""
+        return conversation.history(self.client, c, before=before, limit=PAGE)
 
-    def open_conversation(self, name: str) -> None:
-        """Shows the newest page of the conversation with `name` (a user, or
-        "#room": invited, it is joined first)."""
-        room = self.rooms.get(name)
-        if room is not None and not room.joined:
-            self.call(self.client.join_room(name[1:]), lambda _: self._joined(name))
+    def open_conversation(self, c: Conversation) -> None:
+        """Shows the newest page of the conversation `c` (a room I am
+        invited to is joined first)."""
+        name = str(c)
+        if isinstance(c, InRoom) and c.name in self.rooms and not self.rooms[c.name].joined:
+            invited = c
+            self.call(self.client.join_room(c.name), lambda _: self._joined(invited))
             return
-        self.peer, self.history, self.more_history = name, {}, False
-        self.unread.pop(name, None)
-        is_room = name.startswith("#")
-        self.peer_var.set(f"Room {name}" if is_room else f"Conversation with {name}")
+        self.peer, self.history, self.more_history = c, {}, False
+        if isinstance(c, Peer):
+            self.unread.pop(c.name, None)
+        self.peer_var.set(f"Room {name}" if isinstance(c, InRoom) else f"Conversation with {name}")
         self.notice_var.set("")
-        if is_room:
-            self._show_members(name)
+        if isinstance(c, InRoom):
+            self._show_members(c)
         self._render_contacts()
         if self.contacts.exists(name) and self.contacts.selection() != (name,):
             self.contacts.selection_set(name)
@@ -563,31 +572,31 @@ class ChatApp:
         self.input.focus_set()
 
         def done(page: list[Message]) -> None:
-            if self.peer == name:
+            if self.peer == c:
                 self.more_history = len(page) >= PAGE
-                self._add_messages(name, page)
+                self._add_messages(c, page)
                 self._read_soon()
 
-        self.call(self._page(name), done, lambda e: self._notice(e, name))
+        self.call(self._page(c), done, lambda e: self._notice(e, name))
 
-    def _joined(self, name: str) -> None:
-        room = self.rooms.get(name)
+    def _joined(self, c: InRoom) -> None:
+        room = self.rooms.get(c.name)
         if room is not None:
-            self.rooms[name] = dataclasses.replace(room, joined=True)
+            self.rooms[c.name] = dataclasses.replace(room, joined=True)
         self.refresh_contacts()
         self.peer = None
-        self.root.after(0, lambda: self.open_conversation(name))
+        self.root.after(0, lambda: self.open_conversation(c))
 
-    def _show_members(self, name: str) -> None:
+    def _show_members(self, c: InRoom) -> None:
         def done(members: list[RoomMember]) -> None:
-            if self.peer == name:
+            if self.peer == c:
                 who = ", ".join(
                     m.name + (" (invited)" if not m.joined else " ●" if m.online else "")
                     for m in members
                 )
-                self.peer_var.set(f"Room {name}: {who}")
+                self.peer_var.set(f"Room {c}: {who}")
 
-        self.call(self.client.room_members(name[1:]), done, lambda e: self._notice(e, name))
+        self.call(self.client.room_members(c.name), done, lambda e: self._notice(e, str(c)))
 
     def _left_room(self) -> None:
         """The shown room is no longer the user's (removed, or left)."""
@@ -603,11 +612,10 @@ class ChatApp:
 
         def mark() -> None:
             self._reading = None
-            name = self.peer
-            if name is None or not self.history:
+            c = self.peer
+            if c is None or not self.history:
                 return
-            where = {"room": name[1:]} if name.startswith("#") else {"peer": name}
-            self.call(self.client.mark_read(max(self.history), **where), lambda _: None)
+            self.call(conversation.mark_read(self.client, c, max(self.history)), lambda _: None)
 
         self._reading = self.root.after(300, mark)
 
@@ -626,7 +634,7 @@ class ChatApp:
 
         def failed(exc: Exception) -> None:
             self._loading_older = False
-            self._notice(exc, name)
+            self._notice(exc, str(name))
 
         self.call(self._page(name, first), done, failed)
 
@@ -651,21 +659,19 @@ class ChatApp:
         self.notice_var.set("")
 
         def done(message_id: int) -> None:
-            self._add_messages(peer, [Message(message_id, me, peer, text, datetime.now(UTC))])
+            sent = Message(message_id, me, str(peer), text, datetime.now(UTC))
+            self._add_messages(peer, [sent])
             self.conversation.see("end")
 
         def failed(exc: Exception) -> None:
-            self._notice(exc, peer)
+            self._notice(exc, str(peer))
             if not self.input.get():
                 self.input.insert(0, text)
 
-        if peer.startswith("#"):
-            self.call(self.client.send("", text, room=peer[1:]), done, failed)
-        else:
-            self.call(self.client.send(peer, text), done, failed)
+        self.call(conversation.send(self.client, peer, text), done, failed)
         return "break"
 
-    def _add_messages(self, peer: str, messages: list[Message]) -> None:
+    def _add_messages(self, peer: Conversation, messages: list[Message]) -> None:
         new = [m for m in messages if m.id not in self.history]
         if peer != self.peer or not new:
             return

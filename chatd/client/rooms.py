@@ -10,10 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from chatd.client.model import Message
 from chatd.proto import chat_pb2
-
-if TYPE_CHECKING:
-    from chatd.client.api import Message
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,11 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 
-from chatd.client import errors
-from chatd.client.api import ChatClient, ConnectionEvent, Message
+from chatd.client import conversation, errors
+from chatd.client.api import ChatClient
+from chatd.client.conversation import Conversation, InRoom, of_message
 from chatd.client.errors import ChatError, NotLoggedIn, Unavailable
+from chatd.client.model import ConnectionEvent, Message
 from chatd.client.rooms import Room, room_changes, said
 from chatd.contract import Code
 from chatd.tls import TlsError, credentials_of, tls_options
@@ -87,13 +89,6 @@ class ChatCompleter(Completer):
 ROOM_ACTIONS = ("list", "create", "invite", "remove", "leave", "members")
 
 
-def conversation_of(m: Message, me: str | None) -> str:
-    """The conversation a message belongs to: "#room", or the other user."""
-    if m.room:
-        return "#" + m.room
-    return m.recipient if m.sender == me else m.sender
-
-
 class Terminal:
     def __init__(
         self,
@@ -104,7 +99,7 @@ class Terminal:
     ) -> None:
         self.client = client
         self.out = out
-        self.peer: str | None = None  # a user, or "#room"
+        self.peer: Conversation | None = None  # shown, and where plain text goes
         self.users: set[str] = set()
         self._receiver: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -239,7 +234,8 @@ class Terminal:
         user's read markers leave, on every device)."""
         with contextlib.suppress(ChatError):
             counts = [(u.peer, u.count) for u in await self.client.unread()]
-            counts += [("#" + r.name, r.unread) for r in await self.client.rooms() if r.unread]
+            rooms = await self.client.rooms()
+            counts += [(str(InRoom(r.name)), r.unread) for r in rooms if r.unread]
             if counts:
                 self.out("unread: " + ", ".join(f"{name} ({n})" for name, n in counts))
 
@@ -258,38 +254,37 @@ class Terminal:
             self.out(f"  {u.name:<32} {'online' if u.online else 'offline'}{count}")
 
     async def _cmd_chat(self, name: str) -> None:
-        if not name or name == "#":
+        target = conversation.parse(name)
+        if target is None:
             self.out("usage: /chat NAME or /chat #ROOM")
             return
-        history = await self._history(name, 20)
-        self.peer = name
-        where = f"in {name}" if name.startswith("#") else f"talking to {name}"
+        await self._open(target)
+
+    async def _open(self, target: Conversation) -> None:
+        """Shows the recent history there; plain text goes there now."""
+        history = await conversation.history(self.client, target, limit=20)
+        self.peer = target
+        where = f"in {target}" if isinstance(target, InRoom) else f"talking to {target}"
         self.out(where + ("" if history else " (no messages yet)"))
         for m in history:
             self._show(m)
         await self._mark_read(history)
-
-    async def _history(self, conversation: str, n: int) -> list[Message]:
-        if conversation.startswith("#"):
-            return await self.client.room_history(conversation[1:], limit=n)
-        return await self.client.get_chat(conversation, limit=n)
 
     async def _mark_read(self, shown: list[Message]) -> None:
         """What the screen shows of the conversation counts as read (on
         every device of the user)."""
         if not shown:
             return
-        name = conversation_of(shown[-1], self.client.username)
-        where = {"room": name[1:]} if name.startswith("#") else {"peer": name}
+        where = of_message(shown[-1], self.client.username)
         with contextlib.suppress(ChatError):
-            await self.client.mark_read(shown[-1].id, **where)
+            await conversation.mark_read(self.client, where, shown[-1].id)
 
     async def _cmd_history(self, rest: str) -> None:
         if self.peer is None:
             self.out("choose someone to talk to first: /chat NAME")
             return
         n = int(rest) if rest.isdigit() else 20
-        for m in await self._history(self.peer, max(1, min(n, 500))):
+        for m in await conversation.history(self.client, self.peer, limit=max(1, min(n, 500))):
             self._show(m)
 
     async def _cmd_join(self, room: str) -> None:
@@ -300,7 +295,7 @@ class Terminal:
         await self.client.join_room(room)
         self._known(room, joined=True)
         self.out(f"joined #{room}")
-        await self._cmd_chat("#" + room)
+        await self._open(InRoom(room))
 
     async def _cmd_room(self, rest: str) -> None:
         action, *args = rest.split(" ") if rest else ["list"]
@@ -331,7 +326,7 @@ class Terminal:
         elif action in ("leave", "delete") and len(names) == 1:
             await (c.leave_room if action == "leave" else c.delete_room)(names[0])
             self._known(names[0], joined=False)
-            if self.peer == "#" + names[0]:
+            if self.peer == InRoom(names[0]):
                 self.peer = None
             self.out(f"{'left' if action == 'leave' else 'deleted'} #{names[0]}")
         elif action == "decline" and len(names) == 1:
@@ -351,20 +346,23 @@ class Terminal:
         if not name or not text.strip():
             self.out("usage: /send NAME TEXT")
             return
-        await self._send(name, text)
+        to = conversation.parse(name)
+        if to is None:
+            self.out("usage: /send NAME TEXT")
+            return
+        await self._send(to, text)
 
-    async def _send(self, to: str, text: str) -> None:
+    async def _send(self, to: Conversation, text: str) -> None:
         try:
-            if to.startswith("#"):
-                self._sent.add(await self.client.send("", text, room=to[1:]))
-            else:
-                await self.client.send(to, text)
+            message_id = await conversation.send(self.client, to, text)
         except NotLoggedIn as exc:
             await self._session_ended(describe(exc))
             return
         except ChatError as exc:
-            self.out(describe(exc, to))
+            self.out(describe(exc, str(to)))
             return
+        if isinstance(to, InRoom):
+            self._sent.add(message_id)
         if to != self.peer:
             self.out(f"sent to {to}")
 
@@ -415,7 +413,7 @@ class Terminal:
                 self._show(m, incoming=True)
                 if m.sender not in self.users:
                     self.users.add(m.sender)
-                if conversation_of(m, self.client.username) == self.peer:
+                if of_message(m, self.client.username) == self.peer:
                     self._read_soon(m)
         except NotLoggedIn:
             await self._session_ended("your session ended; /login NAME to continue")
@@ -424,7 +422,7 @@ class Terminal:
 
     def _show(self, m: Message, incoming: bool = False) -> None:
         me = self.client.username
-        other = conversation_of(m, me)
+        other = of_message(m, me)
         if incoming and other != self.peer:
             where = f" in #{m.room}" if m.room else ""
             self.out(f"[{stamp(m)}] new message{where} from {m.sender}: {m.body}")

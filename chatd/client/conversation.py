@@ -1,0 +1,77 @@
+"""The conversation a front end shows: with one user (`Peer`) or in a room
+(`InRoom`). Both front ends (chatd.client.terminal, chatd.client.gui) hold
+a `Conversation`, never a bare string; the user types and sees a room as
+"#name" (`/chat #team`), which `parse` and `str()` translate.
+
+Imports: chatd.client.api and chatd.client.model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chatd.client.api import ChatClient
+from chatd.client.model import Message
+
+ROOM_MARK = "#"  # what a room's name starts with where the user types or sees it
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """The conversation with the user `name`."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class InRoom:
+    """The conversation in the room `name` (without the "#")."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return ROOM_MARK + self.name
+
+
+Conversation = Peer | InRoom
+
+
+def parse(text: str) -> Conversation | None:
+    """What the user typed or picked: "#room", or a user (None: neither)."""
+    if text.startswith(ROOM_MARK):
+        room = text.removeprefix(ROOM_MARK)
+        return InRoom(room) if room else None
+    return Peer(text) if text else None
+
+
+def of_message(m: Message, me: str | None) -> Conversation:
+    """The conversation a message belongs to: its room, or the other user."""
+    if m.room:
+        return InRoom(m.room)
+    return Peer(m.recipient if m.sender == me else m.sender)
+
+
+async def history(
+    client: ChatClient, c: Conversation, *, before: int = 0, limit: int = 50
+) -> list[Message]:
+    """One page of the conversation (newest before `before`), oldest first."""
+    if isinstance(c, InRoom):
+        return await client.room_history(c.name, before=before, limit=limit)
+    return await client.get_chat(c.name, before=before, limit=limit)
+
+
+async def send(client: ChatClient, c: Conversation, text: str) -> int:
+    """Sends `text` there; the message id."""
+    if isinstance(c, InRoom):
+        return await client.send("", text, room=c.name)
+    return await client.send(c.name, text)
+
+
+async def mark_read(client: ChatClient, c: Conversation, upto: int) -> None:
+    """I have read the conversation up to message `upto`."""
+    if isinstance(c, InRoom):
+        await client.mark_read(upto, room=c.name)
+    else:
+        await client.mark_read(upto, peer=c.name)
