@@ -1,7 +1,8 @@
 """The simulation catches each deliberate break of the majority rules within
 the schedules CI runs (tests/test_core_simulation.py): each test applies one
 break to the core's source (tests/mutations.py) and runs CI's majority-mode
-schedules until one fails, as it must."""
+schedules until one fails, as it must: well inside them, within the first
+half, so that a change to the fault mix that makes a break rare shows."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from chatd.core.types import UpdateMaster
 from tests import mutations
 from tests.simulation import CI_SCHEDULES, Violation, run_schedule
 
+WELL_INSIDE = CI_SCHEDULES // 2
+
 
 def _first_caught(name: str) -> int | None:
     with mutations.applied(name):
-        for seed in range(CI_SCHEDULES):
+        for seed in range(WELL_INSIDE):
             try:
                 run_schedule(seed, quorum=MAJORITY)
             except Violation:
@@ -27,7 +30,7 @@ def _first_caught(name: str) -> int | None:
 @pytest.mark.parametrize("name", sorted(mutations.MUTATIONS))
 def test_the_simulation_catches_a_broken_majority_rule(name: str) -> None:
     seed = _first_caught(name)
-    assert seed is not None, f"{name}: none of CI's {CI_SCHEDULES} majority schedules fails"
+    assert seed is not None, f"{name}: none of CI's first {WELL_INSIDE} majority schedules fails"
 
 
 def test_a_mutation_reaches_the_dispatch_table_and_is_undone() -> None:
