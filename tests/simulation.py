@@ -7,6 +7,11 @@ master is struck (crashed or paused) while a membership change is under
 way, which is rare otherwise: with that weighting, a commit rule that
 ignores a node entering the in-sync set during a change fails at 4 of the
 first 1,000 seeds (211, 256, 381, 773) instead of first at seed 3,626.
+In majority mode, schedules also differ in how often cuts and slow links
+are aimed at the master's links and a master is struck at any time: a
+claimant then decides on answers that go stale, and masters follow one
+another quickly. With that, each deliberate break of the majority rules in
+tests/mutations.py fails within CI's schedules (tests/test_core_mutations.py).
 Everything random comes from one seeded `random.Random`, so a schedule
 replays exactly from its seed. Invariants are checked after every step.
 """
@@ -42,8 +47,12 @@ from chatd.core.types import (
 # (lag_share: with delays of whole ticks, healthy nodes trail one another far
 # more often than on a real network; a slow disk here trails by 1-3 ticks)
 TIMING = Timing(failover=5, election=3, retry=3, max_batch=8, max_lag=10, lag_share=0.7)
+CI_SCHEDULES = 1000  # the random schedules of each kind CI runs (tests/test_core_simulation.py)
 DEADLINE = 3  # ticks before a unary call to a frozen node fails
 MAX_NODES = 7  # joins stop there
+AIM = (0.0, 0.5, 0.9)
+TOPPLE = (0.0, 0.02, 0.05)
+LAG_SHARE = (0.0, 0.5)
 UNARY = (CheckMaster, Register, UpdateMaster, UpdateSlaves)
 
 
@@ -111,6 +120,9 @@ class Sim:
         # directed links cut (src, dst): partitions, in majority mode only
         # (in-sync mode presumes a silent node dead: it is not partition-safe)
         self.cuts: set[tuple[str, str]] = set()
+        # directed links that hold what they carry for some ticks (majority
+        # mode only, healed with the cuts): answers go stale on the way
+        self.lags: dict[tuple[str, str], int] = {}
         self.seed = seed
         self.drop = drop
         self.now = 0
@@ -133,6 +145,11 @@ class Sim:
         self.cut_rate = 0.0  # links cut (majority mode only)
         self.churn = 0.0  # new nodes joining, members removed
         self.write_rate = 0.5  # writes a master makes a tick
+        # majority mode: the share of cuts aimed at the master's links, and
+        # how often a master is struck (crashed or paused) at any time
+        self.aim = 0.0
+        self.topple = 0.0
+        self.lag_share = 0.0  # of the aimed faults, links slowed rather than cut
         first = self.nodes["n1"]
         first.core = Core(first.id, first.address, Durable(), TIMING, found=True, quorum=quorum)
         self._drain(first)
@@ -213,9 +230,8 @@ class Sim:
             self._lost_in_cut(src.id, msg)
             return
         deadline = self.now + DEADLINE if isinstance(msg, UNARY) else None
-        self.net.append(
-            InFlight(self.now + self.rng.randint(0, 1), self.seq, msg, payload, deadline)
-        )
+        delay = self.rng.randint(0, 1) + self.lags.get((src.id, dst.id), 0)
+        self.net.append(InFlight(self.now + delay, self.seq, msg, payload, deadline))
 
     def _lost_in_cut(self, src: str, msg: Message) -> None:
         """Across a cut link nothing arrives and nothing is refused: a unary
@@ -399,6 +415,10 @@ class Sim:
         """Cuts links: one node off, two groups, one pair both ways (a
         bridge: the rest still see both), or one pair one way."""
         ids = list(self.nodes)
+        m = self.current_master()
+        if m is not None and self.rng.random() < self.aim:
+            self._cut_master(m)
+            return
         kind = self.rng.choice(("isolate", "split", "bridge", "one-way"))
         if kind == "isolate":
             a = {self.rng.choice(ids)}
@@ -415,6 +435,22 @@ class Sim:
         self.cuts |= {(x, y) for x in a for y in b} | {(y, x) for x in a for y in b}
         self.trace.append(f"t{self.now} cut {sorted(a)} | {sorted(b)}")
 
+    def _cut_master(self, m: Node) -> None:
+        """Cuts the master's link to one node, one way or both: that node
+        elects while the master goes on with the others (two claimants, and
+        voters whose logs grow under a claim, come of it)."""
+        x = self.rng.choice([n for n in self.nodes if n != m.id])
+        if self.rng.random() < self.lag_share:
+            y = self.rng.choice([n for n in self.nodes if n != x])
+            self.lags[(x, y)] = self.lags[(y, x)] = self.rng.randint(1, 3)
+            self.trace.append(f"t{self.now} slow link {x}-{y}")
+            return
+        both = self.rng.random() < 0.5
+        self.cuts.add((m.id, x))
+        if both:
+            self.cuts.add((x, m.id))
+        self.trace.append(f"t{self.now} cut {'bridge' if both else 'one-way'} {m.id}-{x}")
+
     def _fault(self) -> None:
         if self.quorum == MAJORITY:
             p = self.rng.random()
@@ -422,7 +458,17 @@ class Sim:
                 self._partition()
             elif p < self.cut_rate + 0.03 and self.cuts:
                 self.cuts.clear()
+                self.lags.clear()
                 self.trace.append(f"t{self.now} healed the network")
+            m = self.current_master()
+            if (
+                m is not None
+                and not m.paused
+                and self.rng.random() < self.topple
+                and sum(not n.up or n.paused for n in self.nodes.values()) < len(self.nodes) - 1
+            ):
+                (self.crash if self.rng.random() < 0.5 else self.pause)(m)
+                return
         r = self.rng.random()
         nodes = list(self.nodes.values())
         down = [n for n in nodes if not n.up or n.paused]
@@ -511,6 +557,7 @@ class Sim:
         its hold-off, up to 80 lag windows: chatd/core/lag.py.)"""
         self.drop = 0.0
         self.cuts.clear()
+        self.lags.clear()
         for n in self.nodes.values():
             n.slow = 0
             if n.paused:
@@ -586,6 +633,10 @@ def run_schedule(
     sim.cut_rate = rng.choice((0.01, 0.03, 0.08))
     sim.churn = rng.choice((0.0, 0.003, 0.01))
     sim.write_rate = rng.choice((0.5, 0.5, 0.2, 0.05))
+    if quorum == MAJORITY:
+        sim.aim = rng.choice(AIM)
+        sim.topple = rng.choice(TOPPLE)
+        sim.lag_share = rng.choice(LAG_SHARE)
     try:
         for _ in range(ticks):
             sim.step(faults=True)

@@ -22,9 +22,9 @@ from chatd.core.types import (
     UpdateAck,
     UpdateSlaves,
 )
-from tests.simulation import Sim, run_schedule
+from tests.simulation import CI_SCHEDULES, Sim, run_schedule
 
-SCHEDULES = int(os.environ.get("CHATD_SIM_SCHEDULES", "1000"))
+SCHEDULES = int(os.environ.get("CHATD_SIM_SCHEDULES", str(CI_SCHEDULES)))
 ONLY = os.environ.get("CHATD_SIM_SEED")
 SEEDS = [int(ONLY)] if ONLY else list(range(SCHEDULES))
 BATCH = 50
