@@ -36,7 +36,7 @@ from chatd.proto import chat_pb2, cluster_pb2, cluster_pb2_grpc, log_pb2
 from chatd.server import protocol
 from chatd.server.api.admin_service import NodeAdminServicer
 from chatd.server.api.client_service import ClientAccountServicer, Router
-from chatd.server.api.handlers import add_client_service
+from chatd.server.api.handlers import add_service
 from chatd.server.api.health import Health
 from chatd.server.api.metrics import Metrics
 from chatd.server.api.user_admin import UserAdmin
@@ -317,8 +317,8 @@ class Node:
                 *KEEPALIVE_SERVER_OPTIONS,  # what every chatd channel's pings respect
             ],
         )
-        add_client_service(client, servicer, chat_pb2, "ClientAccount")
-        cluster_pb2_grpc.add_NodeAdminServicer_to_server(admin, client)
+        add_service(client, servicer, chat_pb2, "ClientAccount")
+        add_service(client, admin, cluster_pb2, "NodeAdmin")
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, client)
         peer = grpc.aio.server(
             interceptors=[SecretInterceptor(cfg.cluster_secret, PEER_PREFIXES)],
@@ -329,13 +329,12 @@ class Node:
                 *KEEPALIVE_SERVER_OPTIONS,
             ],
         )
-        add_client_service(peer, relays, chat_pb2, "ClientAccount")  # relayed calls
-        cluster_pb2_grpc.add_MasterServiceServicer_to_server(
-            MasterServicer(self.repl, self.digests), peer
-        )
+        add_service(peer, relays, chat_pb2, "ClientAccount")  # relayed calls
+        add_service(peer, MasterServicer(self.repl, self.digests), cluster_pb2, "MasterService")
         slave = SlaveServicer(self.repl, self.peers)
-        cluster_pb2_grpc.add_SlaveServiceServicer_to_server(slave, peer)
-        cluster_pb2_grpc.add_NodeAdminServicer_to_server(admin, peer)
+        # (AcceptUpdates reads its frames itself: one that does not parse ends it)
+        add_service(peer, slave, cluster_pb2, "SlaveService", malformed_frames=False)
+        add_service(peer, admin, cluster_pb2, "NodeAdmin")
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, peer)
         if cfg.reflection:
             chat_name = chat_pb2.DESCRIPTOR.services_by_name["ClientAccount"].full_name
