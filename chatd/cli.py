@@ -235,6 +235,7 @@ def command(args: argparse.Namespace) -> Command | None:
     """The chosen subcommand's entry point, importing its module and no other
     subcommand's (None: no subcommand chosen)."""
     if args.command == "serve":
+        logs.node_grpc_log()
         return serve  # (imports the server when it runs)
     if args.command == "bench":
         from chatd.tools import bench

@@ -73,6 +73,17 @@ def quiet_grpc() -> None:
     os.environ["GRPC_VERBOSITY"] = "NONE"
 
 
+def node_grpc_log() -> None:
+    """A node's gRPC log: errors only (a port scan's failed TLS handshakes,
+    one INFO line each, are not the node's to log, and would be plain text
+    in a JSON log), unless the user set GRPC_VERBOSITY or GRPC_TRACE. Runs
+    before grpc is imported, when it is read."""
+    if "grpc" in sys.modules:
+        raise RuntimeError("node_grpc_log() must run before grpc is imported")
+    if not any(k in os.environ for k in GRPC_LOG_ENV):
+        os.environ["GRPC_VERBOSITY"] = "ERROR"
+
+
 def grpc_log_env(env: dict[str, str]) -> dict[str, str]:
     """`env` for a child process (a node the demo runs) with gRPC's log
     settings as they were before quiet_grpc()."""
