@@ -15,6 +15,7 @@ from pathlib import Path
 
 from chatd.config import PLACEHOLDER_SECRET
 from chatd.tools.localcluster import NodeProcess, free_port
+from tests import test_cli_usage as cli_usage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,14 +26,7 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def chatd(*args: str, environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chatd", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=environ,
-        cwd=ROOT,
-    )
+    return cli_usage.chatd(*args, env=environ)
 
 
 def example_secret() -> str:
