@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -30,6 +31,31 @@ class NodeContext(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.node, record.epoch = self.source()
         return True
+
+
+REPEAT_EVERY_S = 60.0  # how often a condition that lasts is said again
+
+
+class Repeated:
+    """A condition a loop meets again and again, said once: `due(text)` is
+    True the first time, when `text` changed, and every `every` seconds
+    while it lasts (None: never again)."""
+
+    def __init__(self, every: float | None = REPEAT_EVERY_S) -> None:
+        self.every = every
+        self.text: str | None = None
+        self.at = 0.0
+
+    def due(self, text: str) -> bool:
+        now = time.monotonic()
+        if text == self.text and (self.every is None or now - self.at < self.every):
+            return False
+        self.text, self.at = text, now
+        return True
+
+    def clear(self) -> None:
+        """The condition ended: the next `due` is True."""
+        self.text = None
 
 
 class JsonFormatter(logging.Formatter):

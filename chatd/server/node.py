@@ -32,6 +32,7 @@ from chatd.config import Config, parse_address
 from chatd.contract import FORWARDED_HEADER, KEEPALIVE_SERVER_OPTIONS
 from chatd.core.quorum import IN_SYNC
 from chatd.core.types import InSyncChanged, Role, RoleChanged, Timing
+from chatd.logs import Repeated
 from chatd.proto import chat_pb2, cluster_pb2, cluster_pb2_grpc, log_pb2
 from chatd.server import protocol
 from chatd.server.api.admin_service import NodeAdminServicer
@@ -626,6 +627,7 @@ class Node:
         each other member as its log stream's headers said) speaks a newer
         protocol than the cluster's, it writes that version into the log
         (chatd.server.protocol); entries of it are written from then on."""
+        said = Repeated()  # why it was not written, said once (and each minute)
         while self.store.cluster_version < protocol.VERSION:  # (then: never again)
             c = self.repl.status()
             if c.role is Role.MASTER:
@@ -641,8 +643,10 @@ class Node:
                             self.node_id,
                             version,
                         )
-                    except ServerError as exc:  # stepped down meanwhile, or stopping
-                        log.info("node %s: protocol %d not written: %s", self.node_id, version, exc)
+                    except ServerError as exc:  # stepped down, stopping, too few in sync
+                        why = f"node {self.node_id}: protocol {version} not written: {exc}"
+                        if said.due(why):
+                            log.info("%s (trying again each heartbeat)", why)
             await asyncio.sleep(self.config.heartbeat_interval)
 
     async def _write_noop(self) -> None:
