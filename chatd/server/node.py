@@ -52,6 +52,7 @@ from chatd.server.errors import NoMaster, ServerError
 from chatd.server.errors import StartupError as StartupError  # chatd.cli imports it here
 from chatd.server.storage import backup
 from chatd.server.storage.backup import BackupError
+from chatd.server.storage.dirlock import DataDirBusy, DataDirLock
 from chatd.server.storage.store import Store
 from chatd.server.storage.writer import GroupCommitWriter
 
@@ -100,6 +101,7 @@ class Node:
         self.fatal: BaseException | None = None
         self.metrics: Metrics | None = Metrics() if config.metrics_port is not None else None
         self.metrics_port = 0
+        self._dir_lock = DataDirLock(config.data_dir)
 
     # -- startup --
 
@@ -111,6 +113,21 @@ class Node:
             private.data_dir(cfg.data_dir)  # 0700, its files 0600, whatever the umask
         except OSError as exc:
             raise StartupError(f"cannot use data dir {cfg.data_dir}: {exc}") from exc
+        try:  # before anything in the dir is touched
+            await loop.run_in_executor(self._db_thread, self._dir_lock.acquire)
+        except DataDirBusy as exc:
+            raise StartupError(str(exc)) from None
+        except OSError as exc:
+            raise StartupError(f"cannot lock data dir {cfg.data_dir}: {exc}") from exc
+        try:
+            await self._start_locked()
+        except BaseException:
+            self._dir_lock.release()  # (an in-process caller may try again)
+            raise
+
+    async def _start_locked(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
         for pattern in ("backup-*.tmp*", "snapshot-*.tmp*"):  # (a run killed midway left them)
             for leftover in cfg.data_dir.glob(pattern):
                 leftover.unlink(missing_ok=True)
@@ -717,6 +734,7 @@ class Node:
             self.metrics.stop()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._db_thread, self.store.close)
+        self._dir_lock.release()
         for pool in (self._db_thread, self._reader, self._hasher, self._checkpoint_thread):
             pool.shutdown(wait=False, cancel_futures=True)
         log.info("node %s stopped", self.node_id)
