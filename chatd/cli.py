@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import NoReturn
 
 from chatd import __version__, logs
-from chatd.config import Config, add_serve_arguments, address, config_from_args
+from chatd.config import SHORT_SECRET, Config, add_serve_arguments, address, config_from_args
 from chatd.tls import TlsError
 
 log = logging.getLogger("chatd")
 
 DEFAULT_SERVER = "127.0.0.1:50051"
+# how the README installs the server's part (a bare pip install is refused by
+# a system Python that is externally managed, PEP 668)
+SERVER_INSTALL = "./scripts/install in chatd's source (or pip install 'chatd[server]' in a venv)"
 
 
 class Parser(argparse.ArgumentParser):
@@ -235,6 +238,7 @@ def command(args: argparse.Namespace) -> Command | None:
     """The chosen subcommand's entry point, importing its module and no other
     subcommand's (None: no subcommand chosen)."""
     if args.command == "serve":
+        logs.node_grpc_log()
         return serve  # (imports the server when it runs)
     if args.command == "bench":
         from chatd.tools import bench
@@ -292,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:  # a client-only install asked for the server's part
         print(
             f"chatd {args.command}: error: {exc.name} is not installed; the server's "
-            "part needs its extra: python3 -m pip install 'chatd[server]'",
+            f"part needs it: {SERVER_INSTALL}",
             file=sys.stderr,
         )
         return 1
@@ -328,8 +332,8 @@ def serve(args: argparse.Namespace) -> int:
         import chatd.server.node  # noqa: F401  (here: a client-only install says so)
     except ModuleNotFoundError as exc:
         print(
-            f"chatd serve: error: {exc.name} is not installed; a node needs the server "
-            "extra: python3 -m pip install 'chatd[server]'",
+            f"chatd serve: error: {exc.name} is not installed; a node needs the server's "
+            f"part: {SERVER_INSTALL}",
             file=sys.stderr,
         )
         return 1
@@ -339,6 +343,14 @@ def serve(args: argparse.Namespace) -> int:
         print(f"chatd serve: error: {exc}", file=sys.stderr)
         return 2
     log_context = logs.setup(config.log_level, config.log_format)
+    if config.cluster_secret and len(config.cluster_secret) < SHORT_SECRET:
+        log.warning(
+            "the cluster secret is %d characters long: anyone who guesses it may replicate, "
+            "administer and back up the cluster; choose one of %d characters or more "
+            "(e.g. openssl rand -hex 32)",
+            len(config.cluster_secret),
+            SHORT_SECRET,
+        )
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency

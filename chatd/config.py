@@ -556,21 +556,48 @@ def _fill_from_environment(args: argparse.Namespace) -> None:
         setattr(args, dest, value)
 
 
-def read_secret_file(path: Path) -> str:
-    """The cluster secret in a file: its first line (ArgumentTypeError if the
-    file cannot be read or that line is empty)."""
+def read_secret_file(path: Path, source: str = "--cluster-secret-file") -> str:
+    """The cluster secret in a file: its first line (ArgumentTypeError,
+    naming `source`, the flag or variable that named the file, if it cannot
+    be read or that line is empty)."""
+    where = f"{source}={path}" if source.isupper() else f"{source} {path}"
     try:
         first = path.read_text().splitlines()[:1]
     except (OSError, UnicodeDecodeError) as exc:
-        raise argparse.ArgumentTypeError(f"--cluster-secret-file {path}: {exc}") from None
+        raise argparse.ArgumentTypeError(f"{where}: {exc}") from None
     if not first or not first[0].strip():
-        raise argparse.ArgumentTypeError(f"--cluster-secret-file {path}: the file is empty")
+        raise argparse.ArgumentTypeError(f"{where}: the file is empty")
     return first[0].strip()
+
+
+# .env.example's CHATD_CLUSTER_SECRET (tests/test_secret_checks.py keeps
+# them equal): a node refuses it, as everyone who has read the file knows it
+PLACEHOLDER_SECRET = "change-me-to-a-long-random-string"
+SHORT_SECRET = 16  # characters; a shorter secret is warned about
+
+
+def check_secret(secret: str | None, source: str) -> None:
+    """ArgumentTypeError for the placeholder secret of .env.example."""
+    if secret == PLACEHOLDER_SECRET:
+        raise argparse.ArgumentTypeError(
+            f"{source} is the placeholder of .env.example: choose a secret of your own "
+            "(e.g. openssl rand -hex 32)"
+        )
+
+
+def _source(flagged: set[str], dest: str) -> str:
+    """Where a serve setting came from: its flag (or the --config file's
+    setting of that name) or its variable."""
+    flag = next(f for f in _SERVE_FLAGS if f.name == "--" + dest.replace("_", "-"))
+    if dest not in flagged and os.environ.get(flag.env_var) is not None:
+        return flag.env_var
+    return flag.name
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
     # the secret and its file: a flag wins over the other from elsewhere
     flagged = {n for n in ("cluster_secret", "cluster_secret_file") if getattr(args, n, None)}
+
     _fill_from_environment(args)
     if flagged == {"cluster_secret"}:
         args.cluster_secret_file = None
@@ -583,7 +610,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
             raise argparse.ArgumentTypeError(
                 "--cluster-secret and --cluster-secret-file: give one of them"
             )
-        args.cluster_secret = read_secret_file(args.cluster_secret_file)
+        secret_source = _source(flagged, "cluster_secret_file")
+        args.cluster_secret = read_secret_file(args.cluster_secret_file, secret_source)
+        secret_source = f"the first line of {secret_source} {args.cluster_secret_file}"
+    else:
+        secret_source = _source(flagged, "cluster_secret")
+    check_secret(args.cluster_secret, secret_source)
     if args.restore and args.join:
         raise argparse.ArgumentTypeError("--restore founds a cluster; it excludes --join")
     if (args.tls_cert is None) != (args.tls_key is None):

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -30,6 +31,31 @@ class NodeContext(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.node, record.epoch = self.source()
         return True
+
+
+REPEAT_EVERY_S = 60.0  # how often a condition that lasts is said again
+
+
+class Repeated:
+    """A condition a loop meets again and again, said once: `due(text)` is
+    True the first time, when `text` changed, and every `every` seconds
+    while it lasts (None: never again)."""
+
+    def __init__(self, every: float | None = REPEAT_EVERY_S) -> None:
+        self.every = every
+        self.text: str | None = None
+        self.at = 0.0
+
+    def due(self, text: str) -> bool:
+        now = time.monotonic()
+        if text == self.text and (self.every is None or now - self.at < self.every):
+            return False
+        self.text, self.at = text, now
+        return True
+
+    def clear(self) -> None:
+        """The condition ended: the next `due` is True."""
+        self.text = None
 
 
 class JsonFormatter(logging.Formatter):
@@ -71,6 +97,17 @@ def quiet_grpc() -> None:
         _grpc_log_env = {k: os.environ[k] for k in GRPC_LOG_ENV if k in os.environ}
     os.environ.pop("GRPC_TRACE", None)
     os.environ["GRPC_VERBOSITY"] = "NONE"
+
+
+def node_grpc_log() -> None:
+    """A node's gRPC log: errors only (a port scan's failed TLS handshakes,
+    one INFO line each, are not the node's to log, and would be plain text
+    in a JSON log), unless the user set GRPC_VERBOSITY or GRPC_TRACE. Runs
+    before grpc is imported, when it is read."""
+    if "grpc" in sys.modules:
+        raise RuntimeError("node_grpc_log() must run before grpc is imported")
+    if not any(k in os.environ for k in GRPC_LOG_ENV):
+        os.environ["GRPC_VERBOSITY"] = "ERROR"
 
 
 def grpc_log_env(env: dict[str, str]) -> dict[str, str]:

@@ -455,6 +455,21 @@ def test_only_a_node_of_no_cluster_founds_one() -> None:
             id="outside the in-sync set",
         ),
         pytest.param(
+            replace(voter(epoch=0, last="0.0", membership=Membership()), seeds=("h:50052",)),
+            [],
+            {"@h:50052"},
+            "it has not joined a cluster yet; it looks for the master via its seeds"
+            " (h:50052), and none of them answered",
+            id="never joined: its seeds, never an empty in-sync set or name",
+        ),
+        pytest.param(
+            voter(epoch=0, last="0.0", membership=Membership()),
+            [],
+            set(),
+            "it has not joined a cluster and has no seed to look for one (--join)",
+            id="never joined, no seed",
+        ),
+        pytest.param(
             voter(membership=replace(M, quorum="majority")),
             [],
             {"n1", "n3"},

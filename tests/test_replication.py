@@ -31,6 +31,9 @@ class RecordingPeers:
     def close_links(self) -> None:
         pass
 
+    def seed_failures(self) -> list[str]:
+        return []
+
 
 class IdleWriter:
     visible_message_id = 0

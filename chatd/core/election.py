@@ -73,6 +73,7 @@ class Voter:
     eligible: bool
     diverged: bool
     membership: Membership
+    seeds: tuple[str, ...] = ()  # the addresses of --join (a node that never joined asks them)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,7 +110,14 @@ def _why_not_me(me: Voter, latest: Membership, replies: Sequence[CheckMasterRepl
         return "it was removed from the cluster"
     if me.diverged:
         return "its log diverged from the last master's; it waits for a snapshot"
-    gone = ", ".join(sorted(latest.in_sync - {me.id}))
+    if not latest.in_sync:  # it never joined, and no node that answered knows a cluster
+        if not me.seeds:
+            return "it has not joined a cluster and has no seed to look for one (--join)"
+        return (
+            f"it has not joined a cluster yet; it looks for the master via its seeds "
+            f"({', '.join(me.seeds)}), and none of them answered"
+        )
+    gone = ", ".join(sorted(latest.in_sync - {me.id})) or "the other nodes"
     return (
         f"it is not in the in-sync set {sorted(latest.in_sync)} (membership "
         f"{latest.epoch}.{latest.seq}), and none of those answered: only one of them may"

@@ -404,6 +404,7 @@ class Core(Leader):
             eligible=self.eligible,
             diverged=self.diverged,
             membership=self.membership,
+            seeds=tuple(s.removeprefix(SEED_PREFIX) for s in self.seeds),
         )
         d = decide(me, list(e.replies.values()), e.unreachable)
         if d.stuck:

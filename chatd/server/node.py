@@ -32,11 +32,12 @@ from chatd.config import Config, parse_address
 from chatd.contract import FORWARDED_HEADER, KEEPALIVE_SERVER_OPTIONS
 from chatd.core.quorum import IN_SYNC
 from chatd.core.types import InSyncChanged, Role, RoleChanged, Timing
+from chatd.logs import Repeated
 from chatd.proto import chat_pb2, cluster_pb2, cluster_pb2_grpc, log_pb2
 from chatd.server import protocol
 from chatd.server.api.admin_service import NodeAdminServicer
 from chatd.server.api.client_service import ClientAccountServicer, Router
-from chatd.server.api.handlers import add_client_service
+from chatd.server.api.handlers import add_service
 from chatd.server.api.health import Health
 from chatd.server.api.metrics import Metrics
 from chatd.server.api.user_admin import UserAdmin
@@ -51,6 +52,7 @@ from chatd.server.errors import NoMaster, ServerError
 from chatd.server.errors import StartupError as StartupError  # chatd.cli imports it here
 from chatd.server.storage import backup
 from chatd.server.storage.backup import BackupError
+from chatd.server.storage.dirlock import DataDirBusy, DataDirLock
 from chatd.server.storage.store import Store
 from chatd.server.storage.writer import GroupCommitWriter
 
@@ -99,6 +101,7 @@ class Node:
         self.fatal: BaseException | None = None
         self.metrics: Metrics | None = Metrics() if config.metrics_port is not None else None
         self.metrics_port = 0
+        self._dir_lock = DataDirLock(config.data_dir)
 
     # -- startup --
 
@@ -110,6 +113,21 @@ class Node:
             private.data_dir(cfg.data_dir)  # 0700, its files 0600, whatever the umask
         except OSError as exc:
             raise StartupError(f"cannot use data dir {cfg.data_dir}: {exc}") from exc
+        try:  # before anything in the dir is touched
+            await loop.run_in_executor(self._db_thread, self._dir_lock.acquire)
+        except DataDirBusy as exc:
+            raise StartupError(str(exc)) from None
+        except OSError as exc:
+            raise StartupError(f"cannot lock data dir {cfg.data_dir}: {exc}") from exc
+        try:
+            await self._start_locked()
+        except BaseException:
+            self._dir_lock.release()  # (an in-process caller may try again)
+            raise
+
+    async def _start_locked(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
         for pattern in ("backup-*.tmp*", "snapshot-*.tmp*"):  # (a run killed midway left them)
             for leftover in cfg.data_dir.glob(pattern):
                 leftover.unlink(missing_ok=True)
@@ -317,8 +335,8 @@ class Node:
                 *KEEPALIVE_SERVER_OPTIONS,  # what every chatd channel's pings respect
             ],
         )
-        add_client_service(client, servicer, chat_pb2, "ClientAccount")
-        cluster_pb2_grpc.add_NodeAdminServicer_to_server(admin, client)
+        add_service(client, servicer, chat_pb2, "ClientAccount")
+        add_service(client, admin, cluster_pb2, "NodeAdmin")
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, client)
         peer = grpc.aio.server(
             interceptors=[SecretInterceptor(cfg.cluster_secret, PEER_PREFIXES)],
@@ -329,13 +347,12 @@ class Node:
                 *KEEPALIVE_SERVER_OPTIONS,
             ],
         )
-        add_client_service(peer, relays, chat_pb2, "ClientAccount")  # relayed calls
-        cluster_pb2_grpc.add_MasterServiceServicer_to_server(
-            MasterServicer(self.repl, self.digests), peer
-        )
+        add_service(peer, relays, chat_pb2, "ClientAccount")  # relayed calls
+        add_service(peer, MasterServicer(self.repl, self.digests), cluster_pb2, "MasterService")
         slave = SlaveServicer(self.repl, self.peers)
-        cluster_pb2_grpc.add_SlaveServiceServicer_to_server(slave, peer)
-        cluster_pb2_grpc.add_NodeAdminServicer_to_server(admin, peer)
+        # (AcceptUpdates reads its frames itself: one that does not parse ends it)
+        add_service(peer, slave, cluster_pb2, "SlaveService", malformed_frames=False)
+        add_service(peer, admin, cluster_pb2, "NodeAdmin")
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, peer)
         if cfg.reflection:
             chat_name = chat_pb2.DESCRIPTOR.services_by_name["ClientAccount"].full_name
@@ -627,6 +644,7 @@ class Node:
         each other member as its log stream's headers said) speaks a newer
         protocol than the cluster's, it writes that version into the log
         (chatd.server.protocol); entries of it are written from then on."""
+        said = Repeated()  # why it was not written, said once (and each minute)
         while self.store.cluster_version < protocol.VERSION:  # (then: never again)
             c = self.repl.status()
             if c.role is Role.MASTER:
@@ -642,8 +660,10 @@ class Node:
                             self.node_id,
                             version,
                         )
-                    except ServerError as exc:  # stepped down meanwhile, or stopping
-                        log.info("node %s: protocol %d not written: %s", self.node_id, version, exc)
+                    except ServerError as exc:  # stepped down, stopping, too few in sync
+                        why = f"node {self.node_id}: protocol {version} not written: {exc}"
+                        if said.due(why):
+                            log.info("%s (trying again each heartbeat)", why)
             await asyncio.sleep(self.config.heartbeat_interval)
 
     async def _write_noop(self) -> None:
@@ -714,6 +734,7 @@ class Node:
             self.metrics.stop()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._db_thread, self.store.close)
+        self._dir_lock.release()
         for pool in (self._db_thread, self._reader, self._hasher, self._checkpoint_thread):
             pool.shutdown(wait=False, cancel_futures=True)
         log.info("node %s stopped", self.node_id)

@@ -18,12 +18,14 @@ def secret_of(args: argparse.Namespace) -> str | None:
     if getattr(args, "cluster_secret", None):
         return str(args.cluster_secret)
     path = getattr(args, "cluster_secret_file", None)
+    source = "--cluster-secret-file"
     if path is None and not os.environ.get("CHATD_CLUSTER_SECRET"):
         path = os.environ.get("CHATD_CLUSTER_SECRET_FILE") or None
+        source = "CHATD_CLUSTER_SECRET_FILE"
     if path is not None:
         from chatd.config import read_secret_file
 
-        return read_secret_file(Path(path))
+        return read_secret_file(Path(path), source)
     return os.environ.get("CHATD_CLUSTER_SECRET") or None
 
 

@@ -1,7 +1,8 @@
-"""The client service's gRPC method handlers, built from its descriptor, with
-requests that do not parse refused as INVALID_ARGUMENT.
+"""A service's gRPC method handlers, built from its descriptor, with
+requests that do not parse refused as INVALID_ARGUMENT (every service a node
+serves: the client's, the peers' and the operators').
 
-grpc's generated `add_ClientAccountServicer_to_server` parses a request with
+grpc's generated `add_*Servicer_to_server` parses a request with
 the message's `FromString`; bytes that do not parse then end the call with
 UNKNOWN and Python's decode error as its text, and grpc logs a traceback for
 each one (3.5 MB of log from 5,000 junk requests). Here a request that does
@@ -69,11 +70,14 @@ def _streaming(method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def add_client_service(server: Any, servicer: Any, module: ModuleType, service: str) -> None:
+def add_service(
+    server: Any, servicer: Any, module: ModuleType, service: str, malformed_frames: bool = True
+) -> None:
     """Registers `servicer`'s methods for the methods of `service` (its
     messages in `module`, a generated *_pb2): unary, server-streaming, and
     bidirectional, whose behavior gets the request frames (a frame that does
-    not parse arrives as a `Malformed`) and answers with its own."""
+    not parse arrives as a `Malformed`, unless `malformed_frames` is False:
+    then grpc's own parsing ends the call) and answers with its own."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for m in module.DESCRIPTOR.services_by_name[service].methods:
         request = getattr(module, m.input_type.name)
@@ -84,7 +88,7 @@ def add_client_service(server: Any, servicer: Any, module: ModuleType, service: 
                 raise ValueError(f"{service}.{m.name}: client streaming alone is not handled")
             handlers[m.name] = grpc.stream_stream_rpc_method_handler(
                 behavior,
-                request_deserializer=_parser(request),
+                request_deserializer=_parser(request) if malformed_frames else request.FromString,
                 response_serializer=response.SerializeToString,
             )
         elif m.server_streaming:

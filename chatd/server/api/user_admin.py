@@ -65,6 +65,8 @@ class UserAdmin:
         """A rolled-back message written again (`chatd rollback resend`), as
         a new message from its sender; at most once per request id."""
         try:
+            if not r.request_id:  # without one, a retried call would write it twice
+                raise RequestRefused(Code.INVALID_ARGUMENT, "a resend needs a request_id")
             sender = self._user(r.sender)
             applied = await self.chat.send_as(sender, r.recipient, r.body, r.request_id, r.room)
         except (RequestRefused, ServerError) as exc:

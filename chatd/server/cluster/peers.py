@@ -82,6 +82,7 @@ class Peers:
         # membership does not list yet (a joining node finds the master so)
         self.directory: dict[str, str] = {}
         self._misdialled: set[str] = set()  # addresses said to be no peer listener
+        self._seed_failed: dict[str, str] = {}  # a seed's address: how it last failed
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -115,6 +116,9 @@ class Peers:
             self._spawn(self._unary(msg))
         else:  # replies to unary calls are returned by the servicers
             log.debug("dropped %s to %s", type(msg).__name__, msg.dst)
+
+    def seed_failures(self) -> list[str]:
+        return [f"{address} {how}" for address, how in sorted(self._seed_failed.items())]
 
     def send_snapshot(self, dst: str) -> None:
         self._link(dst).put(SnapshotJob())
@@ -162,6 +166,8 @@ class Peers:
                 reply = wire.ack_from(a, repl.node_id)
         except grpc.aio.AioRpcError as exc:
             log.debug("%s to %s failed: %s", type(msg).__name__, msg.dst, exc.code().name)
+            if msg.dst.startswith("@"):
+                self._seed_failed[address] = _failure(exc)
             if exc.code() is grpc.StatusCode.UNIMPLEMENTED:
                 await self._not_a_peer_listener(msg.dst, address)
             repl.report_unreachable(msg.dst)
@@ -170,6 +176,7 @@ class Peers:
             log.warning("%s to %s: unusable answer: %s", type(msg).__name__, msg.dst, exc)
             repl.report_unreachable(msg.dst)
             return
+        self._seed_failed.pop(address, None)
         repl.step(reply)
 
     async def _not_a_peer_listener(self, dst: str, address: str) -> None:
@@ -208,6 +215,20 @@ class Peers:
         for ch in self._channels.values():
             await ch.close(None)
         self._channels.clear()
+
+
+def _failure(exc: grpc.aio.AioRpcError) -> str:
+    """How a call to a seed failed, for the log ("SEED refuses connections")."""
+    code, details = exc.code(), exc.details() or ""
+    if code is grpc.StatusCode.UNAVAILABLE and "refused" in details.lower():
+        return "refuses connections (is a node listening there?)"
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED or "timed out" in details:
+        return "does not answer (no gRPC reply: a firewall, or not a chatd node?)"
+    if code is grpc.StatusCode.UNAUTHENTICATED:
+        return "refuses this node's cluster secret"
+    if code is grpc.StatusCode.UNIMPLEMENTED:
+        return "is not a peer listener"
+    return f"cannot be reached ({code.name}: {details})"
 
 
 class Link:

@@ -44,6 +44,11 @@ class Transport(Protocol):
 
     def close_links(self) -> None: ...
 
+    def seed_failures(self) -> list[str]:
+        """How each seed (--join) failed when last asked, e.g. "127.0.0.1:50052
+        refuses connections" (those that answered are not listed)."""
+        ...
+
 
 class Streams(Protocol):
     """The live readers' streams (the chat layer's hub): ended when this

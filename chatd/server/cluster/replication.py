@@ -416,12 +416,22 @@ class Replicator:
                 # the nodes it took in learn so at once (Core.tell_commit)
                 self._telling = asyncio.get_running_loop().call_soon(self._tell_commit)
         elif isinstance(work, ElectionStalled):
-            log.warning(
-                "node %s epoch %d: no master can be elected: %s",
-                self.node_id,
-                self.core.epoch,
-                work.reason,
-            )
+            if not self.core.membership.in_sync:  # it never joined: it looks via its seeds
+                failed = self.peers.seed_failures()
+                log.warning(
+                    "node %s has not joined a cluster yet: looking for the master via its "
+                    "seeds %s; %s",
+                    self.node_id,
+                    ", ".join(self._seeds) or "(none: give --join)",
+                    "; ".join(failed) if failed else work.reason,
+                )
+            else:
+                log.warning(
+                    "node %s epoch %d: no master can be elected: %s",
+                    self.node_id,
+                    self.core.epoch,
+                    work.reason,
+                )
         elif isinstance(work, ResetLog):
             log.warning(
                 "node %s: log diverged from the master's at epoch %d; waiting for a snapshot",
