@@ -432,13 +432,15 @@ class ResendRequest(_message.Message):
     def __init__(self, sender: _Optional[str] = ..., recipient: _Optional[str] = ..., room: _Optional[str] = ..., body: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ResendResponse(_message.Message):
-    __slots__ = ("ok", "error", "message_id", "duplicate")
+    __slots__ = ("ok", "error", "message_id", "duplicate", "error_code")
     OK_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     error: str
     message_id: int
     duplicate: bool
-    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ..., message_id: _Optional[int] = ..., duplicate: _Optional[bool] = ...) -> None: ...
+    error_code: int
+    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ..., message_id: _Optional[int] = ..., duplicate: _Optional[bool] = ..., error_code: _Optional[int] = ...) -> None: ...
