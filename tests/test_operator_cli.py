@@ -90,6 +90,18 @@ def test_health_on_either_listener_of_a_node_with_a_secret(guarded: NodeProcess)
     assert out.returncode == 1 and "UNAUTHENTICATED" in out.stderr, out
 
 
+def test_health_of_a_service_the_node_does_not_have(guarded: NodeProcess) -> None:
+    out = chatd("health", "--server", guarded.address, "--service", "bogus")  # type: ignore[attr-defined]
+    assert out.returncode == 1
+    assert out.stderr.strip().endswith(
+        "NOT_FOUND: no service named 'bogus' here; a node answers for "
+        '"" (the node, the default) and "ClientAccount"'
+    ), out.stderr
+    assert "TLS" not in out.stderr  # (a plaintext node that answered)
+    out = chatd("health", "--server", guarded.address, "--service", "ClientAccount")  # type: ignore[attr-defined]
+    assert (out.returncode, out.stdout.strip()) == (0, "SERVING"), out
+
+
 BLOCK_HEALTH = (
     "import sys; sys.modules['grpc_health'] = None; "  # import grpc_health: ModuleNotFoundError
     "from chatd.cli import main; rc = main(sys.argv[1:]); "
