@@ -167,3 +167,9 @@ def test_status_tells_why_a_killed_master_is_out_of_sync(cluster: Cluster) -> No
     text = cluster.cli("status", "--server", cluster.addresses[new]).stdout
     line = next(line for line in text.splitlines() if line.startswith(old + " "))
     assert line.endswith("not heard from since this master took over"), text
+    # what it had applied is not known here: `?`, not 0 (the others' are)
+    assert (row["applied_known"], row["applied_index"], row["lag"]) == (False, 0, 0), row
+    heading = next(h for h in text.splitlines() if h.startswith("NODE "))
+    assert line[heading.index("APPLIED") :].split()[:2] == ["?", "?"], text
+    others = [m for m in doc["members"] if m["node_id"] != old]  # type: ignore[attr-defined]
+    assert all(m["applied_known"] and m["applied_index"] > 0 for m in others), others

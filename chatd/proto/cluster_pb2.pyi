@@ -244,7 +244,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class MemberStatus(_message.Message):
-    __slots__ = ("node_id", "address", "role", "in_sync", "applied_index", "lag", "alive", "left_reason", "min_in_sync")
+    __slots__ = ("node_id", "address", "role", "in_sync", "applied_index", "lag", "alive", "left_reason", "min_in_sync", "applied_unknown")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -254,6 +254,7 @@ class MemberStatus(_message.Message):
     ALIVE_FIELD_NUMBER: _ClassVar[int]
     LEFT_REASON_FIELD_NUMBER: _ClassVar[int]
     MIN_IN_SYNC_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_UNKNOWN_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     address: str
     role: str
@@ -263,7 +264,8 @@ class MemberStatus(_message.Message):
     alive: bool
     left_reason: str
     min_in_sync: int
-    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., role: _Optional[str] = ..., in_sync: _Optional[bool] = ..., applied_index: _Optional[int] = ..., lag: _Optional[int] = ..., alive: _Optional[bool] = ..., left_reason: _Optional[str] = ..., min_in_sync: _Optional[int] = ...) -> None: ...
+    applied_unknown: bool
+    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., role: _Optional[str] = ..., in_sync: _Optional[bool] = ..., applied_index: _Optional[int] = ..., lag: _Optional[int] = ..., alive: _Optional[bool] = ..., left_reason: _Optional[str] = ..., min_in_sync: _Optional[int] = ..., applied_unknown: _Optional[bool] = ...) -> None: ...
 
 class StateDivergence(_message.Message):
     __slots__ = ("node_id", "index", "state_digest", "master_state_digest")

@@ -396,6 +396,7 @@ class Node:
         for nid, addr in sorted(c.membership.addresses.items()):
             p = c.followers.get(nid)
             me = nid == self.node_id
+            unknown = not me and (p is None or not p.heard)
             applied = self.store.last_index if me else (p.match if p is not None else 0)
             members.append(
                 cluster_pb2.MemberStatus(
@@ -404,7 +405,8 @@ class Node:
                     role="master" if nid == c.master else "slave",
                     in_sync=nid in c.membership.in_sync,
                     applied_index=applied,
-                    lag=max(0, c.last.index - applied) if (me or p is not None) else 0,
+                    lag=0 if unknown else max(0, c.last.index - applied),
+                    applied_unknown=unknown,
                     alive=me or (p is not None and p.alive),
                     left_reason=p.left if p is not None else "",
                     min_in_sync=self.floors.of(nid) if me or c.role is Role.MASTER else 0,
@@ -455,6 +457,7 @@ class Node:
         for m in own.members:
             if (t := seen.get(m.node_id)) is not None:
                 m.alive, m.applied_index, m.lag = t.alive, t.applied_index, t.lag
+                m.applied_unknown = t.applied_unknown
                 m.left_reason = t.left_reason
                 m.min_in_sync = t.min_in_sync
         own.members_seen_by = theirs.node_id

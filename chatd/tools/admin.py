@@ -101,6 +101,7 @@ def _document(s: cluster_pb2.NodeStatus) -> dict[str, object]:
                 "alive": m.alive,
                 "applied_index": m.applied_index,
                 "lag": m.lag,
+                "applied_known": not m.applied_unknown,  # (else applied_index, lag: 0)
                 "left_reason": m.left_reason,
                 "min_in_sync": m.min_in_sync,  # (0: unknown)
             }
@@ -182,8 +183,8 @@ def format_status(doc: dict[str, object]) -> str:
                 m["role"],
                 "yes" if m["in_sync"] else "no",
                 "yes" if m["alive"] else "no",
-                str(m["applied_index"]),
-                str(m["lag"]),
+                str(m["applied_index"]) if m.get("applied_known", True) else "?",
+                str(m["lag"]) if m.get("applied_known", True) else "?",
                 str(m.get("min_in_sync") or "?"),
                 str(m.get("left_reason", "")),
             )
