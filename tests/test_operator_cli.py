@@ -173,3 +173,19 @@ def test_status_tells_why_a_killed_master_is_out_of_sync(cluster: Cluster) -> No
     assert line[heading.index("APPLIED") :].split()[:2] == ["?", "?"], text
     others = [m for m in doc["members"] if m["node_id"] != old]  # type: ignore[attr-defined]
     assert all(m["applied_known"] and m["applied_index"] > 0 for m in others), others
+
+
+def test_a_slave_no_client_went_through_names_the_masters_client_address(
+    cluster: Cluster,
+) -> None:
+    """A slave learns where clients reach the master from the master's
+    answers to calls it relays; with none relayed yet (a fresh join, a
+    rejoin) it learns it from the master's status, which `chatd status` on
+    the slave asks for anyway."""
+    master = cluster.master()
+    assert master is not None
+    for name in (n for n in cluster.nodes if n != master):
+        doc = cluster.cli_status(name)
+        assert (doc["master_id"], doc["master"]) == (master, cluster.addresses[master]), doc
+        text = cluster.cli("status", "--server", cluster.addresses[name]).stdout
+        assert f"master   {master} at {cluster.addresses[master]}\n" in text, text

@@ -453,6 +453,9 @@ class Node:
             )
         except (NoMaster, grpc.aio.AioRpcError):
             return own
+        if theirs.role == Role.MASTER.value and theirs.node_id == own.master_id:
+            self.router.heard(own.master_peer_address, theirs.address)
+            own.master = self.router.for_clients(self.repl.route())
         seen = {m.node_id: m for m in theirs.members}
         for m in own.members:
             if (t := seen.get(m.node_id)) is not None:

@@ -91,8 +91,14 @@ class Router:
         for key, value in metadata or ():
             if key == MASTER_HEADER:
                 told = value if isinstance(value, str) else value.decode(errors="replace")
-                if is_node_address(told):
-                    self._client_addresses[address] = told
+                self.heard(address, told)
+
+    def heard(self, address: str, client_address: str) -> None:
+        """The master at peer `address` said where its clients reach it (in
+        an answer's metadata, or in its status: a slave no client call went
+        through yet has heard no answer of the first kind)."""
+        if is_node_address(client_address):
+            self._client_addresses[address] = client_address
 
 
 def _relay_timeout(context: Ctx) -> float:
