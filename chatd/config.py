@@ -377,7 +377,7 @@ _SERVE_FLAGS = (
         _D.max_unopened_streams,
         _int_range(1, 10**6),
         help="Connect streams one client address may hold before their open frame; "
-        "more are refused at once (default %(default)s)",
+        "at the bound a new one ends the oldest (default %(default)s)",
     ),
     # Operations: log format, TLS, metrics, reflection.
     _Flag(

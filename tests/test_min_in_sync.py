@@ -224,3 +224,42 @@ def test_the_setting(tmp_path: Path) -> None:
         build_parser().parse_args(["serve", "--min-in-sync", "0"])
     with pytest.raises(Exception, match="--min-in-sync is for in-sync mode"):
         _config("--quorum", "majority", "--min-in-sync", "2")
+
+
+def test_each_node_tells_the_master_its_floor(tmp_path: Path) -> None:
+    """The floor is each node's own flag: with n1 and n2 at --min-in-sync 2
+    and n3 started without it, the master warns once (one WARNING line,
+    however many reports n3 sends), and `chatd status` shows every member's
+    value, from the master and from a slave."""
+    cluster = Cluster(tmp_path)
+    try:
+        cluster.add("n1", *TIMING, "--min-in-sync", "2")
+        cluster.wait_role("n1", "master")
+        cluster.add("n2", *TIMING, "--min-in-sync", "2", join=cluster.peers["n1"])
+        cluster.add("n3", *TIMING, join=cluster.peers["n1"])
+        cluster.wait(lambda: cluster.in_sync_count() == 3, what="3 nodes in sync")
+
+        def floors(name: str) -> dict[str, int]:
+            members = cluster.cli_status(name)["members"]
+            assert isinstance(members, list)
+            return {m["node_id"]: m["min_in_sync"] for m in members}
+
+        want = {"n1": 2, "n2": 2, "n3": 1}
+        cluster.wait(lambda: floors("n1") == want, what=f"the master shows {want}")
+        time.sleep(3)  # (three more reports from each slave)
+        assert floors("n3") == want  # (a slave shows the master's view)
+        warnings = [
+            line
+            for line in cluster.nodes["n1"].log().splitlines()
+            if "runs with --min-in-sync" in line
+        ]
+        assert len(warnings) == 1, warnings
+        assert "WARNING" in warnings[0] and "node n3 runs with --min-in-sync 1" in warnings[0]
+        assert "start every node with the same --min-in-sync" in warnings[0]
+        out = cluster.cli("status", "--server", cluster.addresses["n1"])
+        assert out.returncode == 0, out.stderr
+        heading, *rows = out.stdout.split("\n\n", 1)[1].splitlines()
+        column = heading.index("MIN IN SYNC")
+        assert [row[column:].split()[0] for row in rows] == ["2", "2", "1"], out.stdout
+    finally:
+        cluster.stop_all()

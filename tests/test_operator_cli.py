@@ -90,6 +90,18 @@ def test_health_on_either_listener_of_a_node_with_a_secret(guarded: NodeProcess)
     assert out.returncode == 1 and "UNAUTHENTICATED" in out.stderr, out
 
 
+def test_health_of_a_service_the_node_does_not_have(guarded: NodeProcess) -> None:
+    out = chatd("health", "--server", guarded.address, "--service", "bogus")  # type: ignore[attr-defined]
+    assert out.returncode == 1
+    assert out.stderr.strip().endswith(
+        "NOT_FOUND: no service named 'bogus' here; a node answers for "
+        '"" (the node, the default) and "ClientAccount"'
+    ), out.stderr
+    assert "TLS" not in out.stderr  # (a plaintext node that answered)
+    out = chatd("health", "--server", guarded.address, "--service", "ClientAccount")  # type: ignore[attr-defined]
+    assert (out.returncode, out.stdout.strip()) == (0, "SERVING"), out
+
+
 BLOCK_HEALTH = (
     "import sys; sys.modules['grpc_health'] = None; "  # import grpc_health: ModuleNotFoundError
     "from chatd.cli import main; rc = main(sys.argv[1:]); "
@@ -155,3 +167,25 @@ def test_status_tells_why_a_killed_master_is_out_of_sync(cluster: Cluster) -> No
     text = cluster.cli("status", "--server", cluster.addresses[new]).stdout
     line = next(line for line in text.splitlines() if line.startswith(old + " "))
     assert line.endswith("not heard from since this master took over"), text
+    # what it had applied is not known here: `?`, not 0 (the others' are)
+    assert (row["applied_known"], row["applied_index"], row["lag"]) == (False, 0, 0), row
+    heading = next(h for h in text.splitlines() if h.startswith("NODE "))
+    assert line[heading.index("APPLIED") :].split()[:2] == ["?", "?"], text
+    others = [m for m in doc["members"] if m["node_id"] != old]  # type: ignore[attr-defined]
+    assert all(m["applied_known"] and m["applied_index"] > 0 for m in others), others
+
+
+def test_a_slave_no_client_went_through_names_the_masters_client_address(
+    cluster: Cluster,
+) -> None:
+    """A slave learns where clients reach the master from the master's
+    answers to calls it relays; with none relayed yet (a fresh join, a
+    rejoin) it learns it from the master's status, which `chatd status` on
+    the slave asks for anyway."""
+    master = cluster.master()
+    assert master is not None
+    for name in (n for n in cluster.nodes if n != master):
+        doc = cluster.cli_status(name)
+        assert (doc["master_id"], doc["master"]) == (master, cluster.addresses[master]), doc
+        text = cluster.cli("status", "--server", cluster.addresses[name]).stdout
+        assert f"master   {master} at {cluster.addresses[master]}\n" in text, text

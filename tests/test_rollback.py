@@ -6,6 +6,7 @@ tests/test_partitions.py."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
@@ -16,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from chatd.client import ChatClient
 from chatd.proto import log_pb2
 from chatd.server.storage import rollback
+from chatd.tools.localcluster import PASSWORD, Cluster
 from chatd.tools.rollback import note, records_of, request_id
 
 T = 1_796_617_291_921_871
@@ -114,3 +117,62 @@ def test_messages_get_their_ids_and_retries_point_at_the_first() -> None:
     rollback.identify(records, {("alice", T, "a"): 41, ("alice", T, "b"): 42})
     assert [r["message_id"] for r in records] == [41, 42, 41]
     assert [r.get("duplicate_of") for r in records] == [None, None, 7]
+
+
+def test_resend_sends_a_long_message_without_the_note(tmp_path: Path) -> None:
+    """`chatd rollback resend` against a real node whose --max-message-chars
+    is 300: a message the note would push over 300 is sent as its text
+    alone, one of 300 too, one of 301 is refused (the text is over even
+    alone); a short one keeps its note. The summary counts in words."""
+    limit = 300
+    cluster = Cluster.start(tmp_path, 1, "--max-message-chars", str(limit))
+    try:
+        address = cluster.addresses["n1"]
+
+        async def accounts() -> None:
+            for name in ("alice", "bob"):
+                async with ChatClient(address) as c:
+                    await c.create_account(name, PASSWORD)
+
+        asyncio.run(accounts())
+        texts = ["short", "x" * (limit - 40), "y" * limit, "z" * (limit + 1)]
+        records = [rollback.describe(message(t), 3, i, True) for i, t in enumerate(texts, 1)]
+        login = log_pb2.Entry(time_us=T, create_session=log_pb2.CreateSession(username="bob"))
+        records.append(rollback.describe(login, 3, 9, True))
+        path = rollback.write(tmp_path / "d", records, 5, datetime.now(UTC))
+        out = cluster.cli("rollback", "resend", "--server", address, str(path))
+        assert out.returncode == 1, out  # (one refused)
+        assert out.stdout.strip() == (
+            "re-sent 3 messages; 0 were there already (written again before); 1 refused; "
+            "1 entry of other kinds not replayed (chatd rollback list shows them)"
+        ), out
+        assert "3:4: not re-sent: invalid message: use 1 to 300 characters" in out.stderr, out
+
+        async def bobs_inbox() -> list[str]:
+            async with ChatClient(address) as bob:
+                await bob.login("bob", PASSWORD)
+                return [m.body for m in await bob.get_messages()]
+
+        got = asyncio.run(bobs_inbox())
+        assert got == [note(records[0]) + "short", texts[1], texts[2]], got
+        more = [records[0], rollback.describe(message("new"), 3, 10, True)]
+        path = rollback.write(tmp_path / "d", more, 5, datetime.now(UTC))
+        out = cluster.cli("rollback", "resend", "--server", address, str(path))
+        assert out.returncode == 0, out
+        assert out.stdout.strip() == (
+            "re-sent 1 message; 1 was there already (written again before); 0 refused; "
+            "0 entries of other kinds not replayed"
+        ), out
+    finally:
+        cluster.stop_all()
+
+
+def test_list_of_a_file_that_is_not_text_names_it(tmp_path: Path) -> None:
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(b"\xff\xd8\xff\xe0binary\n")
+    run = [sys.executable, "-m", "chatd", "rollback", "list", str(path)]
+    out = subprocess.run(run, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert out.stderr.strip() == (
+        f"chatd rollback list: {path}:1: not a rollback file (not UTF-8 text)"
+    ), out.stderr

@@ -191,43 +191,111 @@ async def test_a_name_outside_the_username_rules_reaches_no_one(node: Node) -> N
     await ann.close()
 
 
+async def silent_stream(stub: chat_pb2_grpc.ClientAccountStub, start: float) -> tuple[Any, float]:
+    """A Connect stream that never sends a frame: how it ended (its
+    AioRpcError, or OK) and when, seconds after `start`."""
+    call: Any = stub.Connect()  # type: ignore[call-arg]
+    try:
+        await call.read()
+    except grpc.aio.AioRpcError as exc:
+        return exc, time.monotonic() - start
+    finally:
+        call.cancel()
+    return grpc.StatusCode.OK, time.monotonic() - start
+
+
 async def test_connect_streams_that_never_open_are_bounded(tmp_path: Path) -> None:
     """Streams that send no first frame: four from one address are held,
-    for --first-frame-timeout (1 s here) then ended DEADLINE_EXCEEDED; more
-    are refused at once, RESOURCE_EXHAUSTED. A client that opens is served
-    meanwhile."""
+    for --first-frame-timeout (1 s here) then ended DEADLINE_EXCEEDED; each
+    newer one ends the address's oldest at once, RESOURCE_EXHAUSTED. A
+    client that opens is served after them."""
     node = Node(node_config(tmp_path / "n", first_frame_timeout=1.0, max_unopened_streams=4))
     await node.start()
     try:
         async with grpc.aio.insecure_channel(node.address) as ch:
             stub = chat_pb2_grpc.ClientAccountStub(ch)
             start = time.monotonic()
-
-            async def silent() -> tuple[grpc.StatusCode, float]:
-                call: Any = stub.Connect()  # type: ignore[call-arg]
-                try:
-                    await call.read()
-                except grpc.aio.AioRpcError as exc:
-                    return exc.code(), time.monotonic() - start
-                return grpc.StatusCode.OK, time.monotonic() - start
-
             async with asyncio.timeout(20):
-                held = [asyncio.create_task(silent()) for _ in range(4)]
+                old = [asyncio.create_task(silent_stream(stub, start)) for _ in range(4)]
                 await asyncio.sleep(0.3)  # (the four are held)
-                refused = await asyncio.gather(*(silent() for _ in range(10)))
-                ann = await logged_in(node.address, "ann")  # served meanwhile
+                new = [asyncio.create_task(silent_stream(stub, start)) for _ in range(4)]
+                pushed_out = await asyncio.gather(*old)
+                ended = await asyncio.gather(*new)
+                ann = await logged_in(node.address, "ann")  # served after them
                 stream = ann.subscribe()
                 await (await logged_in(node.address, "bob")).send("ann", "hi")
                 assert (await anext(stream)).body == "hi"
                 await stream.aclose()
-                ended = await asyncio.gather(*held)
-        assert {code for code, _ in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
-        assert max(t for _, t in refused) < 1.0
-        assert {code for code, _ in ended} == {grpc.StatusCode.DEADLINE_EXCEEDED}
-        assert all(0.9 <= t < 5 for _, t in ended), ended
+        assert {exc.code() for exc, _ in pushed_out} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        assert all("newer Connect streams" in exc.details() for exc, _ in pushed_out)
+        assert max(t for _, t in pushed_out) < 1.0, pushed_out
+        assert {exc.code() for exc, _ in ended} == {grpc.StatusCode.DEADLINE_EXCEEDED}
+        assert all(1.2 <= t < 5 for _, t in ended), ended
         await ann.close()
     finally:
         await node.stop()
+
+
+async def test_silent_streams_never_lock_out_a_client_at_the_same_address(
+    tmp_path: Path,
+) -> None:
+    """Someone at the client's address (a NAT, a shared host) keeps the most
+    silent Connect streams a real node allows (4 here), renewing them every
+    0.1 s before any can time out (3 s): the client at that address still
+    logs in, sends and receives over its own Connect streams, every time;
+    the node holds no more silent streams than the bound, ending the oldest."""
+    bound = 4
+    cluster = await asyncio.to_thread(
+        Cluster.start,
+        tmp_path,
+        1,
+        "--first-frame-timeout=3s",
+        f"--max-unopened-streams={bound}",
+    )
+    try:
+        (address,) = cluster.addresses.values()
+        start = time.monotonic()
+        attack: list[asyncio.Task[tuple[Any, float]]] = []
+        took: list[float] = []  # each message's seconds from send to delivery
+        async with grpc.aio.insecure_channel(address) as ch:
+            stub = chat_pb2_grpc.ClientAccountStub(ch)
+
+            async def renew() -> None:
+                while True:
+                    attack.extend(asyncio.create_task(silent_stream(stub, start)) for _ in range(2))
+                    await asyncio.sleep(0.1)
+
+            renewing = asyncio.create_task(renew())
+            try:
+                await asyncio.sleep(1.0)  # the bound is reached, and kept full
+                async with asyncio.timeout(30):
+                    ann = await logged_in(address, "ann")
+                    bob = await logged_in(address, "bob")
+                    inbox = ann.subscribe()
+                    for i in range(5):
+                        sent = time.monotonic()
+                        await bob.send("ann", f"hi {i}")
+                        assert (await anext(inbox)).body == f"hi {i}"
+                        took.append(time.monotonic() - sent)
+                        await asyncio.sleep(0.3)
+                    await inbox.aclose()
+                    await ann.close()
+                    await bob.close()
+                    held = sum(not t.done() for t in attack)
+            finally:
+                renewing.cancel()
+                for task in attack:
+                    task.cancel()
+                await asyncio.gather(renewing, *attack, return_exceptions=True)
+        ended = [t.result() for t in attack if not t.cancelled()]
+        print("send to delivery, s:", [round(t, 3) for t in took])
+        assert max(took) < 2.0, took  # (the silent streams' timeout is 3 s)
+        assert held <= bound + 2, held  # (the last round's two may not be ended yet)
+        pushed_out = [t for exc, t in ended if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED]
+        assert len(pushed_out) >= 20, ended
+        assert {exc.code() for exc, _ in ended} == {grpc.StatusCode.RESOURCE_EXHAUSTED}, ended
+    finally:
+        cluster.stop_all()
 
 
 async def test_a_room_that_exists_says_so_to_a_non_member(node: Node) -> None:

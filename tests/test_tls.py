@@ -127,6 +127,8 @@ def test_clients_verify_against_the_system_roots(
             chatd("health", "--server", address),  # plaintext
         ):
             assert refused.returncode == 1 and "UNAVAILABLE" in refused.stderr
+        # plaintext at a TLS listener: gRPC says only that the socket closed
+        assert "if the node talks TLS: add --tls-ca CA_FILE" in refused.stderr, refused.stderr
         # a client certificate without its key: one line, exit 2
         out = chatd("chat", "--server", address, "--tls-cert", str(cert))
         assert out.returncode == 2 and "go together" in out.stderr, out.stderr

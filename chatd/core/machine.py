@@ -150,6 +150,7 @@ class Core(Leader):
             followers = {
                 nid: FollowerStatus(
                     match=p.match,
+                    heard=p.answered,
                     alive=not p.silent(self.now, self.timing.failover),
                     left=""
                     if nid in self.membership.in_sync

@@ -323,6 +323,7 @@ class FollowerStatus:
     match: int  # last index known durable there
     alive: bool  # heard from within the failover timeout
     left: str = ""  # why the master dropped it from the in-sync set ("" if not)
+    heard: bool = True  # it answered this master once: `match` is known (else 0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

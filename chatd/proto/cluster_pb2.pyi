@@ -212,18 +212,20 @@ class UpdateAck(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., version_epoch: _Optional[int] = ..., version_seq: _Optional[int] = ..., ok: _Optional[bool] = ...) -> None: ...
 
 class DigestReport(_message.Message):
-    __slots__ = ("node_id", "epoch", "index", "log_digest", "state_digest")
+    __slots__ = ("node_id", "epoch", "index", "log_digest", "state_digest", "min_in_sync")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     LOG_DIGEST_FIELD_NUMBER: _ClassVar[int]
     STATE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    MIN_IN_SYNC_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     epoch: int
     index: int
     log_digest: bytes
     state_digest: bytes
-    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., index: _Optional[int] = ..., log_digest: _Optional[bytes] = ..., state_digest: _Optional[bytes] = ...) -> None: ...
+    min_in_sync: int
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., index: _Optional[int] = ..., log_digest: _Optional[bytes] = ..., state_digest: _Optional[bytes] = ..., min_in_sync: _Optional[int] = ...) -> None: ...
 
 class DigestAck(_message.Message):
     __slots__ = ("node_id", "epoch", "compared", "agrees")
@@ -242,7 +244,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class MemberStatus(_message.Message):
-    __slots__ = ("node_id", "address", "role", "in_sync", "applied_index", "lag", "alive", "left_reason")
+    __slots__ = ("node_id", "address", "role", "in_sync", "applied_index", "lag", "alive", "left_reason", "min_in_sync", "applied_unknown")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -251,6 +253,8 @@ class MemberStatus(_message.Message):
     LAG_FIELD_NUMBER: _ClassVar[int]
     ALIVE_FIELD_NUMBER: _ClassVar[int]
     LEFT_REASON_FIELD_NUMBER: _ClassVar[int]
+    MIN_IN_SYNC_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_UNKNOWN_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     address: str
     role: str
@@ -259,7 +263,9 @@ class MemberStatus(_message.Message):
     lag: int
     alive: bool
     left_reason: str
-    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., role: _Optional[str] = ..., in_sync: _Optional[bool] = ..., applied_index: _Optional[int] = ..., lag: _Optional[int] = ..., alive: _Optional[bool] = ..., left_reason: _Optional[str] = ...) -> None: ...
+    min_in_sync: int
+    applied_unknown: bool
+    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., role: _Optional[str] = ..., in_sync: _Optional[bool] = ..., applied_index: _Optional[int] = ..., lag: _Optional[int] = ..., alive: _Optional[bool] = ..., left_reason: _Optional[str] = ..., min_in_sync: _Optional[int] = ..., applied_unknown: _Optional[bool] = ...) -> None: ...
 
 class StateDivergence(_message.Message):
     __slots__ = ("node_id", "index", "state_digest", "master_state_digest")
@@ -432,13 +438,15 @@ class ResendRequest(_message.Message):
     def __init__(self, sender: _Optional[str] = ..., recipient: _Optional[str] = ..., room: _Optional[str] = ..., body: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ResendResponse(_message.Message):
-    __slots__ = ("ok", "error", "message_id", "duplicate")
+    __slots__ = ("ok", "error", "message_id", "duplicate", "error_code")
     OK_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     error: str
     message_id: int
     duplicate: bool
-    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ..., message_id: _Optional[int] = ..., duplicate: _Optional[bool] = ...) -> None: ...
+    error_code: int
+    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ..., message_id: _Optional[int] = ..., duplicate: _Optional[bool] = ..., error_code: _Optional[int] = ...) -> None: ...

@@ -44,6 +44,7 @@ from chatd.server.api.user_admin import UserAdmin
 from chatd.server.chat.hub import Hub
 from chatd.server.chat.rules import Chat, ChatLimits
 from chatd.server.cluster.digests import DigestWatcher
+from chatd.server.cluster.floors import Floors
 from chatd.server.cluster.peer_service import MasterServicer, SlaveServicer
 from chatd.server.cluster.peers import CLUSTER_MESSAGE_LIMIT, Peers
 from chatd.server.cluster.replication import Replicator
@@ -212,8 +213,9 @@ class Node:
             raise StartupError(str(exc)) from exc
         self.peers = Peers(self.repl, cfg.cluster_secret, cfg.data_dir, creds)
         mismatch = self.metrics.state_digest_mismatches.inc if self.metrics is not None else None
+        self.floors = Floors(self.node_id, cfg.min_in_sync)
         self.digests = DigestWatcher(
-            self.node_id, self.store, self.store_lock, self.repl, self.peers, mismatch
+            self.node_id, self.store, self.store_lock, self.repl, self.peers, mismatch, self.floors
         )
         self.writer = GroupCommitWriter(
             self.store, self.hub, self._db_thread, self.repl, self._fail, self.store_lock
@@ -411,6 +413,7 @@ class Node:
         for nid, addr in sorted(c.membership.addresses.items()):
             p = c.followers.get(nid)
             me = nid == self.node_id
+            unknown = not me and (p is None or not p.heard)
             applied = self.store.last_index if me else (p.match if p is not None else 0)
             members.append(
                 cluster_pb2.MemberStatus(
@@ -419,9 +422,11 @@ class Node:
                     role="master" if nid == c.master else "slave",
                     in_sync=nid in c.membership.in_sync,
                     applied_index=applied,
-                    lag=max(0, c.last.index - applied) if (me or p is not None) else 0,
+                    lag=0 if unknown else max(0, c.last.index - applied),
+                    applied_unknown=unknown,
                     alive=me or (p is not None and p.alive),
                     left_reason=p.left if p is not None else "",
+                    min_in_sync=self.floors.of(nid) if me or c.role is Role.MASTER else 0,
                 )
             )
         return cluster_pb2.NodeStatus(
@@ -465,11 +470,16 @@ class Node:
             )
         except (NoMaster, grpc.aio.AioRpcError):
             return own
+        if theirs.role == Role.MASTER.value and theirs.node_id == own.master_id:
+            self.router.heard(own.master_peer_address, theirs.address)
+            own.master = self.router.for_clients(self.repl.route())
         seen = {m.node_id: m for m in theirs.members}
         for m in own.members:
             if (t := seen.get(m.node_id)) is not None:
                 m.alive, m.applied_index, m.lag = t.alive, t.applied_index, t.lag
+                m.applied_unknown = t.applied_unknown
                 m.left_reason = t.left_reason
+                m.min_in_sync = t.min_in_sync
         own.members_seen_by = theirs.node_id
         return own
 

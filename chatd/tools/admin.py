@@ -101,7 +101,9 @@ def _document(s: cluster_pb2.NodeStatus) -> dict[str, object]:
                 "alive": m.alive,
                 "applied_index": m.applied_index,
                 "lag": m.lag,
+                "applied_known": not m.applied_unknown,  # (else applied_index, lag: 0)
                 "left_reason": m.left_reason,
+                "min_in_sync": m.min_in_sync,  # (0: unknown)
             }
             for m in s.members
         ],
@@ -169,7 +171,8 @@ def format_status(doc: dict[str, object]) -> str:
     # (in majority mode the in-sync set is the set of voters: members that
     # have caught up once, left only by removal)
     sync = "VOTER" if doc.get("quorum") == "majority" else "IN SYNC"
-    rows = [("NODE", "PEER ADDRESS", "ROLE", sync, "ALIVE", "APPLIED", "LAG", "WHY OUT OF SYNC")]
+    headings = ("NODE", "PEER ADDRESS", "ROLE", sync, "ALIVE", "APPLIED", "LAG", "MIN IN SYNC")
+    rows = [(*headings, "WHY OUT OF SYNC")]
     members = doc["members"]
     assert isinstance(members, list)
     for m in members:
@@ -180,8 +183,9 @@ def format_status(doc: dict[str, object]) -> str:
                 m["role"],
                 "yes" if m["in_sync"] else "no",
                 "yes" if m["alive"] else "no",
-                str(m["applied_index"]),
-                str(m["lag"]),
+                str(m["applied_index"]) if m.get("applied_known", True) else "?",
+                str(m["lag"]) if m.get("applied_known", True) else "?",
+                str(m.get("min_in_sync") or "?"),
                 str(m.get("left_reason", "")),
             )
         )

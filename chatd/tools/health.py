@@ -19,6 +19,21 @@ from chatd.tls import credentials_of
 from chatd.tools.secret import refused, secret_of
 
 CHECK = "/grpc.health.v1.Health/Check"
+SERVICES = '"" (the node, the default) and "ClientAccount"'
+
+
+def _said(service: str, plaintext: bool, code: grpc.StatusCode, details: str) -> str:
+    """The refusal's text, with what gRPC leaves unsaid: the health service
+    names no unknown service, and a plaintext call to a TLS listener ends
+    with the connection (`Socket closed`), not with a word about TLS."""
+    if code is grpc.StatusCode.NOT_FOUND:
+        return f"no service named {service!r} here; a node answers for {SERVICES}"
+    if code is grpc.StatusCode.UNAVAILABLE and plaintext and "refused" not in details.lower():
+        return (
+            f"{details} (if the node talks TLS: add --tls-ca CA_FILE, or --tls for the "
+            "system's roots)"
+        )
+    return details
 
 
 def main(args: argparse.Namespace) -> int:
@@ -42,7 +57,12 @@ def main(args: argparse.Namespace) -> int:
             )
         except grpc.RpcError as exc:
             if isinstance(exc, grpc.Call):
-                return refused(args.server, exc.code().name, exc.details() or "")
+                code = exc.code()
+                return refused(
+                    args.server,
+                    code.name,
+                    _said(args.service, credentials is None, code, exc.details() or ""),
+                )
             return refused(args.server, "ERROR", str(exc))
     status = HealthCheckResponse.ServingStatus.Name(r.status)
     print(status)

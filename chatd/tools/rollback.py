@@ -27,10 +27,11 @@ from typing import Any
 
 import grpc
 
-from chatd.contract import secret_metadata
+from chatd.contract import Code, secret_metadata
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
 from chatd.server.storage import rollback
 from chatd.tools.admin import channel, fail, secret_of, table
+from chatd.words import counted
 
 TEXT_COLUMN = 40
 
@@ -95,8 +96,16 @@ def list_(args: argparse.Namespace) -> int:
         )
     print(table(rows))
     messages = sum(1 for r in records if r["kind"] == rollback.MESSAGE)
-    print(f"\n{len(records)} entries, {messages} of them messages")
+    print(f"\n{counted(len(records), 'entry', 'entries')} ({counted(messages, 'message')})")
     return 0
+
+
+def _too_long(got: cluster_pb2.ResendResponse) -> bool:
+    """Whether the master refused the body as over its --max-message-chars
+    (a node older than error_code says so in words only)."""
+    if got.ok:
+        return False
+    return got.error_code == Code.INVALID_MESSAGE or "invalid message" in got.error
 
 
 async def _resend(args: argparse.Namespace, records: list[dict[str, Any]]) -> tuple[int, int, int]:
@@ -115,8 +124,8 @@ async def _resend(args: argparse.Namespace, records: list[dict[str, Any]]) -> tu
                 request_id=request_id(r),
             )
             got = await stub.Resend(request, metadata=metadata, timeout=args.timeout)
-            if not got.ok and not args.no_note and got.error.startswith("invalid message"):
-                request.body = text  # too long with the note: the text alone
+            if not args.no_note and _too_long(got):
+                request.body = text  # over the master's length limit with the note: alone
                 got = await stub.Resend(request, metadata=metadata, timeout=args.timeout)
             where = f"{r['epoch']}:{r['index']}"
             if not got.ok:
@@ -143,8 +152,9 @@ def resend(args: argparse.Namespace) -> int:
         return fail(args.server, exc)
     others = len([r for r in records if r["kind"] != rollback.MESSAGE])
     print(
-        f"re-sent {written} messages; {there} were there already (written again before); "
-        f"{refused} refused; {others} entries of other kinds not replayed"
+        f"re-sent {counted(written, 'message')}; "
+        f"{there} {'was' if there == 1 else 'were'} there already (written again before); "
+        f"{refused} refused; {counted(others, 'entry', 'entries')} of other kinds not replayed"
         + (" (chatd rollback list shows them)" if others else "")
     )
     return 1 if refused else 0

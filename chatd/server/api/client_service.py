@@ -33,9 +33,10 @@ from chatd.server.api.ports import Cluster, Links
 from chatd.server.api.room_service import RoomServicer
 from chatd.server.api.session_stream import OUT_QUEUE, End, SessionStream, deliver, ending
 from chatd.server.api.unary import to_proto, unary
+from chatd.server.api.unopened import Evicted, Unopened
 from chatd.server.chat.room_ops import RoomOps
 from chatd.server.chat.rules import Chat
-from chatd.server.chat.throttle import address_key, retry_hint
+from chatd.server.chat.throttle import address_key
 from chatd.server.errors import (
     CallerError,
     NodeError,
@@ -90,8 +91,14 @@ class Router:
         for key, value in metadata or ():
             if key == MASTER_HEADER:
                 told = value if isinstance(value, str) else value.decode(errors="replace")
-                if is_node_address(told):
-                    self._client_addresses[address] = told
+                self.heard(address, told)
+
+    def heard(self, address: str, client_address: str) -> None:
+        """The master at peer `address` said where its clients reach it (in
+        an answer's metadata, or in its status: a slave no client call went
+        through yet has heard no answer of the first kind)."""
+        if is_node_address(client_address):
+            self._client_addresses[address] = client_address
 
 
 def _relay_timeout(context: Ctx) -> float:
@@ -127,7 +134,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         self.relays = relays
         # told of each Connect send's result and its seconds (the metrics)
         self.on_stream_send: Callable[[chat_pb2.SendResult, float], None] | None = None
-        self._unopened: dict[str, int] = {}  # address_key -> Connect streams before their open
+        self._unopened = Unopened()  # Connect streams before their open frame
 
     def client(self, context: Ctx) -> str:
         """Where the call came from: its caller, or on the peer listener the
@@ -289,34 +296,27 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         """A Connect stream's first frame (None: the client ended the stream
         first). Until it comes the stream holds no session: it ends after
         --first-frame-timeout (DEADLINE_EXCEEDED), and one client address
-        may hold --max-unopened-streams such streams (beyond them a stream
-        is refused at once, RESOURCE_EXHAUSTED)."""
+        may hold --max-unopened-streams such streams: beyond them the
+        address's oldest one ends (RESOURCE_EXHAUSTED) and the new one is
+        taken (chatd.server.api.unopened)."""
         limits = self.chat.limits
-        key = address_key(self.client(context))
-        held = self._unopened.get(key, 0)
-        if held >= limits.max_unopened_streams:
-            wait = limits.first_frame_timeout_s
+        bound = limits.max_unopened_streams
+        try:
+            return await self._unopened.first_frame(
+                address_key(self.client(context)), frames, limits.first_frame_timeout_s, bound
+            )
+        except Evicted:
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"{held} Connect streams from this address are waiting for their open frame, "
-                f"the most allowed; {retry_hint(wait)}",
-                ((RETRY_AFTER_HEADER, str(int(wait * 1000))),),
+                f"this stream sent no open frame and {bound} newer Connect streams from "
+                f"this address are waiting for theirs, the most allowed: the oldest is "
+                f"ended; send the open frame as soon as the stream starts",
             )
-        self._unopened[key] = held + 1
-        try:
-            async with asyncio.timeout(limits.first_frame_timeout_s):
-                return await anext(aiter(frames), None)
         except TimeoutError:
             await context.abort(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"no open frame within {limits.first_frame_timeout_s:g} s of the stream's start",
             )
-        finally:
-            left = self._unopened[key] - 1
-            if left:
-                self._unopened[key] = left
-            else:
-                del self._unopened[key]
 
     def _local(self, first: chat_pb2.ClientFrame) -> bool:
         """Whether this slave serves the session's deliveries itself: when

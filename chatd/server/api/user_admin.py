@@ -19,9 +19,9 @@ Action = cluster_pb2.UserAdminRequest.Action
 
 
 def _refusal(exc: RequestRefused | ServerError) -> str:
-    if isinstance(exc, ServerError):
-        return f"not done: {exc}"
-    return exc.message or DEFAULT_MESSAGES.get(exc.code, str(exc.code))
+    if isinstance(exc, RequestRefused):
+        return exc.message or DEFAULT_MESSAGES.get(exc.code, str(exc.code))
+    return f"not done: {exc}"
 
 
 class UserAdmin:
@@ -70,7 +70,8 @@ class UserAdmin:
             sender = self._user(r.sender)
             applied = await self.chat.send_as(sender, r.recipient, r.body, r.request_id, r.room)
         except (RequestRefused, ServerError) as exc:
-            return cluster_pb2.ResendResponse(ok=False, error=_refusal(exc))
+            code = exc.code if isinstance(exc, RequestRefused) else 0
+            return cluster_pb2.ResendResponse(ok=False, error=_refusal(exc), error_code=code)
         if not applied.duplicate:
             log.info(
                 "operator: re-sent a message from %s to %s as message %d",

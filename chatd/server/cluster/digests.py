@@ -30,6 +30,7 @@ import grpc
 
 from chatd.core.types import Role
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
+from chatd.server.cluster.floors import Floors
 from chatd.server.cluster.wire import DigestReport
 from chatd.server.storage.store import Store
 
@@ -63,6 +64,7 @@ class DigestWatcher:
         repl: Replicator,
         peers: Peers,
         on_mismatch: Callable[[], None] | None,
+        floors: Floors,
         every: float = REPORT_EVERY_S,
     ) -> None:
         self.node_id = node_id
@@ -71,6 +73,7 @@ class DigestWatcher:
         self.repl = repl
         self.peers = peers
         self.on_mismatch = on_mismatch  # (counts it in the metrics)
+        self.floors = floors  # each member's --min-in-sync, carried in the report
         self.every = every
         self.diverged: dict[str, Divergence] = {}
 
@@ -106,6 +109,7 @@ class DigestWatcher:
             index=index,
             log_digest=digests[0],
             state_digest=digests[1],
+            min_in_sync=self.floors.own,
         )
         try:
             ack: cluster_pb2.DigestAck = await stub.ReportDigest(
@@ -129,6 +133,7 @@ class DigestWatcher:
             or r.node_id not in st.membership.addresses
         ):
             return ack
+        self.floors.told(r.node_id, r.min_in_sync)
         mine = self.store.digests_at(r.index)
         if mine is None or mine[0] != r.log_digest:
             return ack  # too old (or ahead) to compare, or not the same log there

@@ -386,6 +386,7 @@ class DigestReport:
     index: int
     log_digest: bytes
     state_digest: bytes
+    min_in_sync: int = 0  # the slave's own --min-in-sync (0: unknown)
 
 
 def digest_report_from(r: pb.DigestReport) -> DigestReport:
@@ -402,4 +403,5 @@ def digest_report_from(r: pb.DigestReport) -> DigestReport:
         index=_number(r.index, "index"),
         log_digest=r.log_digest,
         state_digest=r.state_digest,
+        min_in_sync=_number(r.min_in_sync, "min_in_sync"),
     )

@@ -133,8 +133,12 @@ def read(path: Path) -> list[dict[str, Any]]:
     """The records of one rollback file (ValueError naming the line if one
     is not a record)."""
     out = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path}:{n}: not a rollback file (not UTF-8 text)") from exc
             if not line.strip():
                 continue
             try:

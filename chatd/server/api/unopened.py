@@ -1,0 +1,66 @@
+"""Connect streams that have not sent their open frame yet, per client address.
+
+Such a stream holds no session: it waits --first-frame-timeout at most, and
+one address may hold --max-unopened-streams of them. At that bound a new
+stream is admitted and the OLDEST one of that address is ended instead: a
+client that opens its stream at once leaves the set within a round trip, so
+streams held silent by someone sharing its address (a NAT, a host) can
+never keep it out; they only push each other out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+
+class Evicted(Exception):
+    """A newer stream from the same address took this stream's place."""
+
+
+class _Waiting:
+    __slots__ = ("deadline", "evicted")
+
+    def __init__(self, deadline: asyncio.Timeout) -> None:
+        self.deadline = deadline
+        self.evicted = False
+
+    def evict(self) -> None:
+        self.evicted = True
+        self.deadline.reschedule(asyncio.get_running_loop().time())
+
+
+class Unopened:
+    def __init__(self) -> None:
+        # address key -> its waiting streams, oldest first (an ordered set)
+        self._waiting: dict[str, dict[_Waiting, None]] = {}
+
+    def held(self, key: str) -> int:
+        return len(self._waiting.get(key, ()))
+
+    async def first_frame(
+        self, key: str, frames: AsyncIterator[Any], timeout_s: float, bound: int
+    ) -> Any:
+        """The stream's first frame (None: the client ended the stream
+        first). Raises TimeoutError after `timeout_s`, Evicted when `bound`
+        newer streams of `key` came meanwhile, silent too."""
+        waiting = self._waiting.setdefault(key, {})
+        while waiting and len(waiting) >= bound:
+            oldest = next(iter(waiting))
+            del waiting[oldest]
+            oldest.evict()
+        try:
+            async with asyncio.timeout(timeout_s) as deadline:
+                me = _Waiting(deadline)
+                waiting[me] = None
+                try:
+                    return await anext(aiter(frames), None)
+                finally:
+                    waiting.pop(me, None)
+                    if not waiting and self._waiting.get(key) is waiting:
+                        del self._waiting[key]
+        except TimeoutError:
+            if me.evicted:
+                raise Evicted from None
+            raise
