@@ -1,5 +1,5 @@
 """What a client and a node agree on beyond the protos (API.md): the error
-codes, the metadata key that names the master, the keepalive policy every
+codes, the username rules, the metadata key that names the master, the keepalive policy every
 channel and the node's server share, a client channel's options, and the
 metadata that carries the cluster secret (tools and nodes send it).
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from typing import Any
 
 
@@ -37,6 +38,16 @@ class Code(enum.IntEnum):
     INVALID_ROOM = 24  # a room name or topic that is not allowed
     ROOM_LIMIT = 25  # over a room limit: members per room, rooms per user
     ACCOUNT_DISABLED = 26  # an operator disabled the account: logins are refused
+
+
+# Usernames: what a node accepts (and a client checks before it asks for a
+# password): 1 to 32 ASCII letters, digits, "_", "." and "-".
+USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+USERNAME_RULE = "use 1 to 32 of A-Z a-z 0-9 _ . -"
+
+
+def valid_username(name: str) -> bool:
+    return USERNAME_RE.fullmatch(name) is not None
 
 
 # A stream a node relays to the master, ended because the master stopped
