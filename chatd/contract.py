@@ -50,6 +50,13 @@ def valid_username(name: str) -> bool:
     return USERNAME_RE.fullmatch(name) is not None
 
 
+# An UNAVAILABLE answer from a node that is up and refuses the call for now
+# for a reason of its own (fewer copies in sync than --min-in-sync): this
+# trailing metadata key says so, with the details the reason. A client does
+# not count the node as lost: it retries there, and shows that reason when
+# it gives up. (A slave relaying the master's answer passes it on.)
+REFUSED_HEADER = "chatd-refused"
+
 # A stream a node relays to the master, ended because the master stopped
 # answering (UNAVAILABLE): trailing metadata naming that master's address
 # (as MASTER_HEADER did), so that the client reports the node it lost, not

@@ -246,8 +246,8 @@ class Terminal:
         await self._login(name, await self._ask_password())
 
     async def _login(self, name: str, password: str) -> None:
+        await self.client.login(name, password)  # (refused: the session so far goes on)
         await self._stop_receiver()
-        await self.client.login(name, password)
         self.peer = None
         self.out(f"logged in as {name}")
         await self._refresh_users()
