@@ -1,5 +1,5 @@
 """What a client and a node agree on beyond the protos (API.md): the error
-codes, the metadata key that names the master, the keepalive policy every
+codes, the username rules, the metadata key that names the master, the keepalive policy every
 channel and the node's server share, a client channel's options, and the
 metadata that carries the cluster secret (tools and nodes send it).
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from typing import Any
 
 
@@ -38,6 +39,23 @@ class Code(enum.IntEnum):
     ROOM_LIMIT = 25  # over a room limit: members per room, rooms per user
     ACCOUNT_DISABLED = 26  # an operator disabled the account: logins are refused
 
+
+# Usernames: what a node accepts (and a client checks before it asks for a
+# password): 1 to 32 ASCII letters, digits, "_", "." and "-".
+USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+USERNAME_RULE = "use 1 to 32 of A-Z a-z 0-9 _ . -"
+
+
+def valid_username(name: str) -> bool:
+    return USERNAME_RE.fullmatch(name) is not None
+
+
+# An UNAVAILABLE answer from a node that is up and refuses the call for now
+# for a reason of its own (fewer copies in sync than --min-in-sync): this
+# trailing metadata key says so, with the details the reason. A client does
+# not count the node as lost: it retries there, and shows that reason when
+# it gives up. (A slave relaying the master's answer passes it on.)
+REFUSED_HEADER = "chatd-refused"
 
 # A stream a node relays to the master, ended because the master stopped
 # answering (UNAVAILABLE): trailing metadata naming that master's address

@@ -159,6 +159,24 @@ def spawn_chatd(
     )
 
 
+@pytest.fixture
+def chat_process() -> Iterator[Callable[..., pexpect.spawn[str]]]:
+    """Starts `chatd chat ARGS` on a pseudo-terminal (15 s for each expect);
+    each one still running at the end is killed."""
+    started: list[pexpect.spawn[str]] = []
+
+    def start(*args: str) -> pexpect.spawn[str]:
+        child = spawn_chatd("chat", *args, timeout=15)
+        started.append(child)
+        return child
+
+    yield start
+    for child in started:
+        if child.isalive():
+            child.kill(9)
+            child.wait()
+
+
 # -- a virtual screen for the GUI's tests --
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -8,7 +8,7 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pexpect
@@ -23,22 +23,6 @@ from tests.cluster import Cluster
 from tests.conftest import PASSWORD, NodeProcess, spawn_chatd, wait_serving
 
 TIMEOUT = 15
-
-
-@pytest.fixture
-def chat_process() -> Iterator[Callable[..., pexpect.spawn[str]]]:
-    started: list[pexpect.spawn[str]] = []
-
-    def start(*args: str) -> pexpect.spawn[str]:
-        child = spawn_chatd("chat", *args, timeout=TIMEOUT)
-        started.append(child)
-        return child
-
-    yield start
-    for child in started:
-        if child.isalive():
-            child.kill(9)
-            child.wait()
 
 
 def run(coro: object) -> object:
@@ -427,6 +411,8 @@ def test_declining_an_invitation_and_deleting_a_room_at_the_terminal(
     child.sendline("/room decline bobs")
     child.expect("declined the invitation to #bobs")
     child.sendline("/room delete team")
+    child.expect(r"delete #team for good.*\[y/N\]")
+    child.sendline("y")
     child.expect("deleted #team")
     child.sendline("/room list")
     child.expect("no rooms yet")

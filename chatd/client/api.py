@@ -25,7 +25,14 @@ from typing import Any
 import grpc
 
 from chatd.client.connection import Connection, NoStream
-from chatd.client.errors import CallFailed, ChatError, NoMessages, NotLoggedIn, error_for
+from chatd.client.errors import (
+    CallFailed,
+    ChatError,
+    NoMessages,
+    NotLoggedIn,
+    RefusedForNow,
+    error_for,
+)
 from chatd.client.failover import Backoff, Failover
 from chatd.client.model import ConnectionEvent, Message, User, message_of
 from chatd.client.rooms import RoomCalls
@@ -311,7 +318,11 @@ class ChatClient(RoomCalls):
                     if pm is not None:
                         yield message_of(pm), live
                     elif unread:  # a stream opened: the unread ones, now
-                        for m in await self.get_messages():
+                        try:
+                            unread_now = await self.get_messages()
+                        except RefusedForNow:  # (taking them is a write: next time)
+                            unread_now = []
+                        for m in unread_now:
                             yield m, False
                 return
             except NoStream:

@@ -40,8 +40,15 @@ from typing import Any
 
 import grpc
 
-from chatd.client.errors import CallFailed, ChatError, NotLoggedIn, Unavailable, error_for
-from chatd.client.failover import Backoff, Failover
+from chatd.client.errors import (
+    CallFailed,
+    ChatError,
+    NotLoggedIn,
+    RefusedForNow,
+    Unavailable,
+    error_for,
+)
+from chatd.client.failover import Backoff, Failover, refused
 from chatd.contract import Code, status_named
 from chatd.proto import chat_pb2
 
@@ -101,6 +108,7 @@ class Connection:
         self.address = random.choice(failover.addresses) if spread else failover.address
         self.open_at = ""  # the address of the stream while it is open
         self._reopen = asyncio.Event()
+        self._answered = False  # a send was answered since the last refusal
         self._task: asyncio.Task[None] | None = None
         self.closed: BaseException | None = None
 
@@ -211,6 +219,9 @@ class Connection:
         """Keeps a stream open while there is work, failing over like a call."""
         nodes = self.failover
         backoff = Backoff(nodes)
+        # sends refused by a node that is up: the stream opens each time, so
+        # this run counts from the first refusal until a send is answered
+        refusals = Backoff(nodes)
         while self.pending or self.reader is not None:
             address, losses = self.address, nodes.losses
             self._reopen.clear()
@@ -254,6 +265,20 @@ class Connection:
                     # (which ends the stream): each waiting send goes as a
                     # unary Send, so only the one at fault fails
                     self._fail(NoStream())
+                elif refused(exc):
+                    # the node is up and refuses the sends for now: tried
+                    # there again; refused all along, they fail with its
+                    # reason (the deliveries go on)
+                    if self._answered:
+                        refusals.succeeded()
+                    self._answered = False
+                    try:
+                        refusals.failed(address, exc, lost=False)
+                    except RefusedForNow as error:
+                        self._fail(error)
+                        refusals.succeeded()
+                    await refusals.wait()
+                    continue
                 else:
                     # (RESOURCE_EXHAUSTED: a reader too slow, which opens
                     # again at once, or too many streams of this user)
@@ -320,6 +345,7 @@ class Connection:
         fut = entry[1]
         if fut.done():
             return
+        self._answered = True
         if result.status:
             fut.set_exception(CallFailed(status_named(result.status), result.error_message))
         elif result.error_code:

@@ -4,6 +4,7 @@
     ├── Refused              a node refused it with an error code; nothing changed
     │   └── InvalidArguments … NotMaster, one per code of API.md
     ├── Unavailable          no node answered within the client's retry time
+    │   └── RefusedForNow    a node that is up refused it until then (its reason)
     └── CallFailed           a node ended it with a gRPC status not worth a retry
 
 Front ends never see error numbers: they catch the class, and `describe`
@@ -114,6 +115,12 @@ class Unavailable(ChatError):
 
     def __init__(self, message: str) -> None:
         super().__init__(0, message)
+
+
+class RefusedForNow(Unavailable):
+    """A node that is up refused the call, every time it was tried within
+    the client's retry time, for a reason of its own (`message`: fewer
+    copies in sync than --min-in-sync, say); nothing was changed."""
 
 
 class CallFailed(ChatError):

@@ -26,9 +26,14 @@ from typing import Any
 import grpc
 
 from chatd import tls
-from chatd.client.errors import CallFailed, Unavailable
+from chatd.client.errors import CallFailed, RefusedForNow, Unavailable
 from chatd.client.model import ConnectionEvent, header
-from chatd.contract import CLIENT_CHANNEL_OPTIONS, MASTER_HEADER, MASTER_LOST_HEADER
+from chatd.contract import (
+    CLIENT_CHANNEL_OPTIONS,
+    MASTER_HEADER,
+    MASTER_LOST_HEADER,
+    REFUSED_HEADER,
+)
 from chatd.proto import chat_pb2_grpc
 
 # A failover takes tens of milliseconds (up to the failover timeout when the
@@ -38,6 +43,12 @@ from chatd.proto import chat_pb2_grpc
 # clear gain (benchmarks/ANALYSIS.md, "The client's retry delays").
 RETRY_FIRST_DELAY = 0.05
 RETRY_MAX_DELAY = 0.1
+
+
+def refused(exc: grpc.aio.AioRpcError) -> bool:
+    """The node is up and refused the call for now (REFUSED_HEADER): it is
+    not lost, and the call is tried there again."""
+    return header(exc.trailing_metadata(), REFUSED_HEADER) is not None
 
 
 class Failover:
@@ -152,13 +163,18 @@ class Backoff:
         failed: reported (Failover.lost, whose answer is returned), and once
         it is time to give up, reported as "gave-up" and raised as
         Unavailable; else the node refused the attempt (RESOURCE_EXHAUSTED):
-        raised as CallFailed once it is time to give up. The caller waits
-        (`wait()`) before the next attempt."""
-        master = self.failover.lost(address, exc) if lost else None
+        raised as CallFailed once it is time to give up. A node that says it
+        is up and refuses for now (`refused`) is neither: the next attempt
+        goes there again, and giving up raises RefusedForNow with its
+        reason. The caller waits (`wait()`) before the next attempt."""
+        up = refused(exc)
+        master = self.failover.lost(address, exc) if lost and not up else None
         now = time.monotonic()
         self.failing_since = self.failing_since or now
         if now + self.delay > self.failing_since + self.failover.retry_for:
             details = exc.details() or ""
+            if up:
+                raise RefusedForNow(details) from exc
             if not lost:
                 raise CallFailed(exc.code(), details) from exc
             self.failover.on_connection(ConnectionEvent("gave-up", address, exc.code().name))

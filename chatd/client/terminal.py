@@ -26,10 +26,10 @@ from prompt_toolkit.patch_stdout import patch_stdout
 from chatd.client import conversation, errors
 from chatd.client.api import ChatClient
 from chatd.client.conversation import Conversation, InRoom, of_message
-from chatd.client.errors import ChatError, NotLoggedIn, Unavailable
+from chatd.client.errors import ChatError, NoSuchRoom, NotAMember, NotLoggedIn, Unavailable
 from chatd.client.model import ConnectionEvent, Message
 from chatd.client.rooms import Room, room_changes, said
-from chatd.contract import Code
+from chatd.contract import USERNAME_RULE, Code, valid_username
 from chatd.tls import TlsError, credentials_of, tls_options
 from chatd.words import counted
 
@@ -56,6 +56,11 @@ NAME_COMMANDS = ("/login", "/chat", "/send", "/users")
 NOT_LOGGED_IN = "you are not logged in: /login NAME or /create NAME"
 TEXT: dict[type[ChatError], str] = {NotLoggedIn: NOT_LOGGED_IN}
 ROOM_WATCH_S = 3.0  # how often the rooms are listed, to tell invitations and removals
+
+
+class Cancelled(Exception):
+    """Ctrl-C or Ctrl-D at a question (a password, a confirmation): the
+    command it belongs to is dropped."""
 
 
 def describe(exc: ChatError, name: str = "") -> str:
@@ -163,6 +168,8 @@ class Terminal:
             return True
         try:
             await handler(rest)
+        except Cancelled:
+            self.out(f"{cmd} cancelled")
         except NotLoggedIn as exc:
             await self._session_ended(describe(exc))
         except ChatError as exc:
@@ -174,6 +181,17 @@ class Terminal:
     async def _cmd_help(self, rest: str) -> None:
         self.out("\n".join(COMMANDS.values()))
 
+    async def _ask(self, session: PromptSession[str], label: str) -> str:
+        """The answer to a question; Ctrl-C or Ctrl-D there raise Cancelled."""
+        try:
+            return await session.prompt_async(label)
+        except (KeyboardInterrupt, EOFError):
+            raise Cancelled() from None
+
+    async def _confirm(self, question: str) -> bool:
+        answer = await self._ask(self.session, f"{question} [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
+
     async def _ask_password(self, label: str = "password: ") -> str:
         # A session of its own: PromptSession keeps a prompt's options as the
         # defaults of the next ones (with the main session, every command after
@@ -181,7 +199,18 @@ class Terminal:
         masked: PromptSession[str] = PromptSession(
             input=self.session.input, output=self.session.output, is_password=True
         )
-        return await masked.prompt_async(label)
+        return await self._ask(masked, label)
+
+    def _bad_name(self, name: str, usage: str) -> bool:
+        """Says so when `name` is no username a node accepts (before a
+        password is asked for it)."""
+        if not name:
+            self.out(f"usage: {usage}")
+            return True
+        if not valid_username(name):
+            self.out(f"{name!a} is not a valid username: {USERNAME_RULE}")
+            return True
+        return False
 
     async def _ask_new_password(self, label: str = "password: ") -> str | None:
         password = await self._ask_password(label)
@@ -192,8 +221,7 @@ class Terminal:
         return password
 
     async def _cmd_create(self, name: str) -> None:
-        if not name:
-            self.out("usage: /create NAME")
+        if self._bad_name(name, "/create NAME"):
             return
         taken = [
             u.name for u in await self.client.list_users() if u.name.casefold() == name.casefold()
@@ -213,14 +241,13 @@ class Terminal:
         await self._login(name, password)
 
     async def _cmd_login(self, name: str) -> None:
-        if not name:
-            self.out("usage: /login NAME")
+        if self._bad_name(name, "/login NAME"):
             return
         await self._login(name, await self._ask_password())
 
     async def _login(self, name: str, password: str) -> None:
+        await self.client.login(name, password)  # (refused: the session so far goes on)
         await self._stop_receiver()
-        await self.client.login(name, password)
         self.peer = None
         self.out(f"logged in as {name}")
         await self._refresh_users()
@@ -324,6 +351,11 @@ class Terminal:
                 await c.remove_from_room(names[0], names[1])
                 self.out(f"{names[1]} removed from #{names[0]}")
         elif action in ("leave", "delete") and len(names) == 1:
+            if action == "delete" and not await self._confirm(
+                f"delete #{names[0]} for good, with its messages, for every member?"
+            ):
+                self.out("not deleted")
+                return
             await (c.leave_room if action == "leave" else c.delete_room)(names[0])
             self._known(names[0], joined=False)
             if self.peer == InRoom(names[0]):
@@ -360,6 +392,8 @@ class Terminal:
             return
         except ChatError as exc:
             self.out(describe(exc, str(to)))
+            if isinstance(exc, NotAMember | NoSuchRoom) and to == self.peer:
+                self._leave_room_on_screen()
             return
         if isinstance(to, InRoom):
             self._sent.add(message_id)
@@ -393,8 +427,7 @@ class Terminal:
         me = self.client.username
         if me is None:
             raise NotLoggedIn(Code.NOT_LOGGED_IN, "not logged in")
-        answer = await self.session.prompt_async(f"delete the account {me} for good? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
+        if not await self._confirm(f"delete the account {me} for good?"):
             self.out("not deleted")
             return
         await self._stop_receiver()
@@ -502,10 +535,19 @@ class Terminal:
                 await asyncio.sleep(ROOM_WATCH_S)
                 continue
             if edits == self._room_edits:  # (else: listed before the user's own change)
-                for line in said(room_changes(self.rooms, listed), lambda r: f"/join {r}"):
+                changes = room_changes(self.rooms, listed)
+                for line in said(changes, lambda r: f"/join {r}"):
                     self.out(line)
                 self.rooms = {r.name: r for r in listed}
+                if any(InRoom(r.name) == self.peer for r in changes.gone if r.joined):
+                    self._leave_room_on_screen()
             await asyncio.sleep(ROOM_WATCH_S)
+
+    def _leave_room_on_screen(self) -> None:
+        """The room on screen is one the user is no longer in (removed, or
+        the room deleted): the terminal leaves it, and says so."""
+        room, self.peer = self.peer, None  # (before the line: the prompt shown with it)
+        self.out(f"left {room}: /chat NAME or /chat #ROOM to talk again")
 
     def _known(self, room: str, *, joined: bool, topic: str = "") -> None:
         """What the user did to a room here, so that the watch does not tell

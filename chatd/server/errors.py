@@ -104,7 +104,11 @@ class BackupError(CallerError):
 
 class NodeError(ServerError):
     """This node cannot serve the request now; another node, or this one
-    later, may."""
+    later, may. `up`: the node is up and refuses for a reason of its own
+    that its message gives (answered with chatd.contract.REFUSED_HEADER, so
+    that a client does not take the node for lost)."""
+
+    up = False
 
 
 class WriterClosed(NodeError):
@@ -120,6 +124,8 @@ class NotWritable(NodeError):
 class TooFewCopies(NodeError):
     """In-sync mode: fewer nodes hold the writes than --min-in-sync asks
     for; the write was not made (the message says how many and K)."""
+
+    up = True
 
 
 class NoMaster(NodeError):

@@ -23,6 +23,7 @@ from chatd.contract import (
     DELIVERED_HEADER,
     MASTER_HEADER,
     MASTER_LOST_HEADER,
+    REFUSED_HEADER,
     RETRY_AFTER_HEADER,
     Code,
 )
@@ -177,7 +178,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
             return answer
         except grpc.aio.AioRpcError as exc:
             told: Any = exc.trailing_metadata() or ()
-            hint = tuple((k, v) for k, v in told if k == RETRY_AFTER_HEADER)
+            hint = tuple((k, v) for k, v in told if k in (RETRY_AFTER_HEADER, REFUSED_HEADER))
             await context.abort(exc.code(), exc.details() or "", hint)
 
     @unary(chat_pb2.ServerResponse)
@@ -290,7 +291,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
             if attending is not None:
                 self.chat.hub.leave(attending)
         if stream.end.status is not None:
-            await context.abort(stream.end.status, stream.end.detail)
+            await context.abort(stream.end.status, stream.end.detail, stream.end.trailers)
 
     async def _first_frame(self, frames: AsyncIterator[Any], context: Ctx) -> Any:
         """A Connect stream's first frame (None: the client ended the stream
@@ -333,10 +334,14 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
     def _lost(self, exc: grpc.aio.AioRpcError, route: tuple[Role, str]) -> tuple[Any, ...]:
         """The trailing metadata of a relayed stream the master's side ended:
         UNAVAILABLE names the master (MASTER_LOST_HEADER), the node the
-        client lost (this one still answers)."""
+        client lost (this one still answers), unless the master answered
+        that it is up and refuses (REFUSED_HEADER, passed on)."""
         master = self.router.for_clients(route)
         if exc.code() != grpc.StatusCode.UNAVAILABLE or not master:
             return ()
+        told: Any = exc.trailing_metadata() or ()
+        if any(key == REFUSED_HEADER for key, _ in told):
+            return ((REFUSED_HEADER, "1"),)
         return ((MASTER_LOST_HEADER, master),)
 
     async def _relay_connect(
@@ -397,7 +402,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
                     await context.abort(item.code(), item.details() or "", self._lost(item, route))
                 if isinstance(item, End):
                     if item.status is not None:
-                        await context.abort(item.status, item.detail)
+                        await context.abort(item.status, item.detail, item.trailers)
                     return
                 yield item
         except grpc.aio.AioRpcError as exc:  # (at the opening)

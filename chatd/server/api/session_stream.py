@@ -28,6 +28,7 @@ import grpc
 from chatd.contract import Code
 from chatd.proto import chat_pb2
 from chatd.server.api.handlers import Malformed
+from chatd.server.api.unary import unavailable
 from chatd.server.chat.rules import Chat
 from chatd.server.errors import (
     CallerError,
@@ -50,6 +51,7 @@ class End:
 
     status: grpc.StatusCode | None = None
     detail: str = ""
+    trailers: tuple[tuple[str, str], ...] = ()  # its trailing metadata
 
 
 def ending(exc: BaseException) -> End:
@@ -64,7 +66,7 @@ def ending(exc: BaseException) -> End:
     if isinstance(exc, CallerError):  # over a limit, or too slow
         return End(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     if isinstance(exc, NodeError):
-        return End(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return End(grpc.StatusCode.UNAVAILABLE, str(exc), unavailable(exc))
     raise exc
 
 
@@ -102,7 +104,7 @@ class SessionStream:
         self.unanswered = asyncio.Semaphore(MAX_UNANSWERED)
         self.sends: set[asyncio.Task[None]] = set()
         self.end = End()
-        self.broken = False  # a send failed for the node's sake: read no more
+        self.broken: End | None = None  # a send failed for the node's sake: read no more
 
     async def run(
         self, open_: chat_pb2.OpenFrame, frames: AsyncIterator[Any]
@@ -133,7 +135,7 @@ class SessionStream:
     async def _read(self, session_id: str, frames: AsyncIterator[Any]) -> None:
         try:
             async for frame in frames:
-                if self.broken:
+                if self.broken is not None:
                     return
                 if isinstance(frame, Malformed):
                     await self.out.put(
@@ -183,7 +185,11 @@ class SessionStream:
             # here once the stream is open again), so the stream ends
             result.status = grpc.StatusCode.UNAVAILABLE.value[0]
             result.error_message = str(exc)
-            self.broken = True
+            self.broken = End(
+                grpc.StatusCode.UNAVAILABLE,
+                str(exc),
+                unavailable(exc) if isinstance(exc, NodeError) else (),
+            )
         except Exception as exc:  # a bug in apply (the writer refused this entry only)
             log.exception("send frame %r failed", f.request_id)
             result.status = grpc.StatusCode.INTERNAL.value[0]
@@ -193,5 +199,5 @@ class SessionStream:
         if self.on_result is not None:
             self.on_result(result, time.perf_counter() - start)
         await self.out.put(chat_pb2.ServerFrame(result=result))
-        if self.broken:
-            await self.out.put(End(grpc.StatusCode.UNAVAILABLE, result.error_message))
+        if self.broken is not None:
+            await self.out.put(self.broken)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from chatd.contract import RETRY_AFTER_HEADER
+from chatd.contract import REFUSED_HEADER, RETRY_AFTER_HEADER
 from chatd.proto import chat_pb2
 from chatd.server.errors import NodeError, OverLimit, RequestRefused
 from chatd.server.storage.store import StoredMessage
@@ -31,6 +31,12 @@ def to_proto(m: StoredMessage) -> chat_pb2.Message:
         to=m.recipient,
         room=m.room,
     )
+
+
+def unavailable(exc: NodeError) -> tuple[tuple[str, str], ...]:
+    """The trailing metadata of the UNAVAILABLE that answers `exc`: a node
+    that is up and refuses says so (REFUSED_HEADER)."""
+    return ((REFUSED_HEADER, "1"),) if exc.up else ()
 
 
 def unary(answer: Callable[..., Any] | None = None) -> Callable[[Handler], Handler]:
@@ -57,7 +63,7 @@ def unary(answer: Callable[..., Any] | None = None) -> Callable[[Handler], Handl
                 hint = () if retry is None else ((RETRY_AFTER_HEADER, str(int(retry * 1000))),)
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), hint)
             except NodeError as exc:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+                await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc), unavailable(exc))
 
         return cast(Handler, rpc)
 

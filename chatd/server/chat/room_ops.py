@@ -19,13 +19,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from chatd.contract import Code
+from chatd.contract import USERNAME_RE, Code
 from chatd.proto import log_pb2
 from chatd.server.chat.rules import (
     CHAT_PAGE_DEFAULT,
     CHAT_PAGE_MAX,
     GET_MESSAGES_MAX_BYTES,
-    USERNAME_RE,
     Chat,
     newest_within,
 )

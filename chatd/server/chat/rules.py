@@ -13,7 +13,6 @@ import base64
 import hashlib
 import hmac
 import logging
-import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from chatd.contract import Code
+from chatd.contract import USERNAME_RE, USERNAME_RULE, Code
 from chatd.proto import log_pb2
 from chatd.server import protocol
 from chatd.server.chat.hub import Hub
@@ -51,7 +50,6 @@ from chatd.words import counted
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 MAX_PASSWORD_CHARS = 1024
 MAX_REQUEST_ID_CHARS = 128
 MAX_ACK_IDS = 10_000
@@ -109,7 +107,7 @@ def check_username(username: str) -> None:
     if not USERNAME_RE.fullmatch(username):
         raise RequestRefused(
             Code.INVALID_USERNAME,
-            "invalid username: use 1 to 32 of A-Z a-z 0-9 _ . -",
+            f"invalid username: {USERNAME_RULE}",
         )
 
 
