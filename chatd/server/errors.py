@@ -83,6 +83,11 @@ class SubscriberTooSlow(CallerError):
     """The subscriber's queue overflowed; it should resubscribe from its last id."""
 
 
+class Evicted(CallerError):
+    """A stream that never sent its open frame gave its place to a newer
+    one from the same address (--max-unopened-streams)."""
+
+
 class SessionEnded(CallerError):
     """The stream's session or account ended (logout, expiry, deletion)."""
 
@@ -149,3 +154,7 @@ class StoreError(NodeError):
 
 class StartupError(NodeError):
     """The node cannot start as configured (a clear, one-line reason)."""
+
+
+class DataDirBusy(NodeError):
+    """The data dir stayed in use by another process for the whole wait."""

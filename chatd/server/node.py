@@ -49,11 +49,11 @@ from chatd.server.cluster.peer_service import MasterServicer, SlaveServicer
 from chatd.server.cluster.peers import CLUSTER_MESSAGE_LIMIT, Peers
 from chatd.server.cluster.replication import Replicator
 from chatd.server.cluster.secret import ADMIN_PREFIXES, PEER_PREFIXES, SecretInterceptor
-from chatd.server.errors import NoMaster, ServerError
+from chatd.server.errors import DataDirBusy, NoMaster, ServerError
 from chatd.server.errors import StartupError as StartupError  # chatd.cli imports it here
 from chatd.server.storage import backup
 from chatd.server.storage.backup import BackupError
-from chatd.server.storage.dirlock import DataDirBusy, DataDirLock
+from chatd.server.storage.dirlock import DataDirLock
 from chatd.server.storage.store import Store
 from chatd.server.storage.writer import GroupCommitWriter
 

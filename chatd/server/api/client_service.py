@@ -34,12 +34,13 @@ from chatd.server.api.ports import Cluster, Links
 from chatd.server.api.room_service import RoomServicer
 from chatd.server.api.session_stream import OUT_QUEUE, End, SessionStream, deliver, ending
 from chatd.server.api.unary import to_proto, unary
-from chatd.server.api.unopened import Evicted, Unopened
+from chatd.server.api.unopened import Unopened
 from chatd.server.chat.room_ops import RoomOps
 from chatd.server.chat.rules import Chat
 from chatd.server.chat.throttle import address_key
 from chatd.server.errors import (
     CallerError,
+    Evicted,
     NodeError,
     NoMaster,
     RequestRefused,

@@ -14,9 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-
-class Evicted(Exception):
-    """A newer stream from the same address took this stream's place."""
+from chatd.server.errors import Evicted
 
 
 class _Waiting:

@@ -12,15 +12,13 @@ import os
 import time
 from pathlib import Path
 
+from chatd.server.errors import DataDirBusy
+
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "lock"
 WAIT_S = 10.0  # how long a second process waits for the dir
 POLL_S = 0.1
-
-
-class DataDirBusy(Exception):
-    """The data dir stayed in use by another process for the whole wait."""
 
 
 class DataDirLock:
