@@ -1,7 +1,13 @@
-"""Settings of one node: one dataclass, built from flags and CHATD_* variables.
+"""Settings of one node: one dataclass, built from flags, CHATD_* variables
+and a --config file.
 
-Every `serve` flag --some-name can also be given as CHATD_SOME_NAME; a flag
-on the command line wins over the environment.
+Each setting is declared once, as a field of Config: its default, check,
+choices and help; its name gives the flag --some-name, the variable
+CHATD_SOME_NAME and the file key some-name (SETTINGS lists them). A flag on
+the command line wins over the environment, the environment over the file.
+The rules between settings are in one place, _validate. A new setting is a
+Config field and a row of docs/operations.md's table (tests/test_settings.py
+checks the table); a chat limit is also a ChatLimits field of its name.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ import argparse
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -100,49 +106,279 @@ def address_list(text: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """How one `serve` setting is given: its flag, its CHATD_* variable, its
+    key in a --config file, its default and its check."""
+
+    field: str  # the Config field it sets
+    flag: str  # "--session-ttl"
+    default: object
+    type: Callable[[str], object] | None = None
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    help: str | None = None
+    shown: str | None = None  # the default as --help shows it (%(default)s)
+    switch: bool = False  # store_true; CHATD_<NAME> other than "", "0", "false" sets it
+    inverted: bool = False  # the switch sets its field to False (--no-reflection)
+
+    @property
+    def key(self) -> str:
+        """Its name in a --config file (or with _ for -)."""
+        return self.flag.removeprefix("--")
+
+    @property
+    def env_var(self) -> str:
+        return "CHATD_" + self.key.upper().replace("-", "_")
+
+    @property
+    def shown_help(self) -> str | None:
+        shown = str(self.default) if self.shown is None else self.shown
+        return None if self.help is None else self.help.replace("%(default)s", shown)
+
+
+def _setting(
+    default: Any = None,
+    type: Callable[[str], object] | None = None,
+    *,
+    choices: tuple[str, ...] | None = None,
+    metavar: str | None = None,
+    help: str | None = None,
+    flag: str | None = None,
+    switch: bool = False,
+    shown: str | None = None,
+) -> Any:
+    """A Config field that is a `serve` setting: --NAME, CHATD_NAME and the
+    file key NAME, all from the field's name unless `flag` says otherwise."""
+    spec: dict[str, object] = {"type": type, "choices": choices, "metavar": metavar}
+    spec |= {"help": help, "flag": flag, "switch": switch, "shown": shown}
+    return field(default=default, metadata={"setting": spec})
+
+
+def _duration(text: str, help: str) -> Any:
+    """A duration setting whose default is `text` ("30d"), shown as given."""
+    return _setting(parse_duration(text), parse_duration, help=help, shown=text)
+
+
+@dataclass(frozen=True)
 class Config:
-    role: str = "master"
-    join: tuple[str, ...] = ()
-    node_id: str | None = None
-    listen: str = "127.0.0.1:50051"
-    advertise: str | None = None
-    peer_listen: str = "127.0.0.1:50052"
-    peer_advertise: str | None = None
-    data_dir: Path = Path("chatd-data")
-    cluster_secret: str | None = None
-    log_level: str = "info"
-    min_password_length: int = 8
-    max_message_chars: int = 4096
-    session_ttl: float = 30 * 86400.0
-    password_hash_cost: int = 14
-    sync: str = "full"
-    max_request_bytes: int = 256 * 1024
-    subscriber_queue: int = 1000
-    heartbeat_interval: float = 0.1
-    failover_timeout: float = 0.5
-    max_lag_time: float = 1.0
-    quorum: str | None = None  # None: in-sync when founding, else the cluster's
-    min_in_sync: int = 1
-    log_retention: int = 100_000
-    reflection: bool = True
-    send_rate: float = 100.0
-    send_burst: int = 200
-    max_streams_per_user: int = 16
-    max_room_members: int = 1000
-    max_rooms_per_user: int = 100
-    account_rate: float = 20.0
-    room_rate: float = 30.0
-    invite_rate: float = 60.0
-    room_write_rate: float = 20.0
-    max_invitations: int = 100
-    first_frame_timeout: float = 5.0
-    max_unopened_streams: int = 16
-    log_format: str = "text"
-    metrics_port: int | None = None
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_ca: Path | None = None
-    restore: Path | None = None
+    """A node's settings, each declared once here, in the order `chatd serve
+    --help` lists them (the order is part of the CLI)."""
+
+    # Identity, listening and cluster membership.
+    role: str = _setting(
+        "master",
+        choices=("master",),
+        help="master: found a new cluster (the default without --join; a data dir "
+        "that already holds a node rejoins its cluster instead)",
+    )
+    quorum: str | None = _setting(  # None: in-sync when founding, else the cluster's
+        choices=("in-sync", "majority"),
+        help="when founding a cluster: in-sync (default) acknowledges a write once "
+        "every in-sync node has it, N+1 nodes survive N crashes; majority once a "
+        "majority has it, 2f+1 nodes survive f crashes and any network partition. "
+        "Kept in the cluster's membership: a joining node follows the cluster's (a "
+        "node whose data dir holds another mode refuses to start)",
+    )
+    join: tuple[str, ...] = _setting(
+        (),
+        address_list,
+        metavar="HOST:PORT[,HOST:PORT...]",
+        help="join the cluster through any of these live members' peer addresses",
+    )
+    advertise: str | None = _setting(
+        None,
+        node_address,
+        help="HOST:PORT clients reach this node at (default: --listen); clients are "
+        "told it to find the master",
+    )
+    peer_advertise: str | None = _setting(
+        None,
+        node_address,
+        help="HOST:PORT other nodes reach this node at (default: --peer-listen)",
+    )
+    node_id: str | None = _setting(
+        None, node_id, help="this node's id (default: generated once, kept in the data dir)"
+    )
+    listen: str = _setting(
+        "127.0.0.1:50051",
+        address,
+        help="HOST:PORT to serve clients on, requests held to --max-request-bytes "
+        "(default %(default)s)",
+    )
+    peer_listen: str = _setting(  # when not given: from --listen (see _validate)
+        f"127.0.0.1:{PEER_PORT}",
+        address,
+        help="HOST:PORT to serve the other nodes on (replication, joins, relayed client "
+        "calls), every call but health checks behind the cluster secret (default: the "
+        "--listen host, port 50052; port 0 when --listen's port is 0)",
+    )
+    data_dir: Path = _setting(
+        Path("chatd-data"), Path, help="where the SQLite file lives (default %(default)s)"
+    )
+    restore: Path | None = _setting(
+        None,
+        Path,
+        metavar="FILE",
+        help="found a new cluster from a backup (chatd backup): the node checks the "
+        "file and takes its data into an empty data dir (started again with the same "
+        "backup, it goes on from its data dir); excludes --join",
+    )
+    cluster_secret: str | None = _setting(
+        help="shared secret of the cluster services (CHATD_CLUSTER_SECRET)"
+    )
+    cluster_secret_file: Path | None = _setting(
+        None,
+        Path,
+        metavar="FILE",
+        help="read the cluster secret from FILE (its first line; e.g. a Docker secret, "
+        "/run/secrets/NAME) instead of --cluster-secret",
+    )
+    log_level: str = _setting("info", choices=("debug", "info", "warning", "error"))
+    # Accounts and messages.
+    min_password_length: int = _setting(8, _int_range(1, 1024))
+    max_message_chars: int = _setting(4096, _int_range(1, 65536))
+    session_ttl: float = _duration(
+        "30d", help="idle time after which a session ends (default %(default)s)"
+    )
+    password_hash_cost: int = _setting(
+        14, _int_range(4, 20), help="scrypt cost: N = 2**cost (default %(default)s)"
+    )
+    # Storage.
+    sync: str = _setting(
+        "full",
+        choices=("full", "normal"),
+        help="SQLite synchronous mode: full survives power loss (default)",
+    )
+    # Limits on what one client may ask for.
+    max_request_bytes: int = _setting(
+        256 * 1024,
+        _int_range(1024, 64 * 1024 * 1024),
+        help="largest request a client may send; gRPC refuses a larger one before "
+        "buffering it (default %(default)s)",
+    )
+    subscriber_queue: int = _setting(
+        1000,
+        _int_range(1, 1_000_000),
+        help="messages a slow Subscribe stream may fall behind before it is ended",
+    )
+    send_rate: float = _setting(
+        100.0,
+        _nonnegative,
+        help="Sends a second allowed per user (all their sessions together), 0 for no "
+        "limit (default %(default)s)",
+    )
+    send_burst: int = _setting(
+        200,
+        _int_range(1, 10**6),
+        help="Sends a session may make at once above the rate (default %(default)s)",
+    )
+    account_rate: float = _setting(
+        20.0,
+        _nonnegative,
+        help="accounts one client address may create an hour, 0 for no limit (default %(default)s)",
+    )
+    max_streams_per_user: int = _setting(
+        16,
+        _int_range(1, 10**5),
+        help="open Subscribe streams allowed per user (default %(default)s)",
+    )
+    max_room_members: int = _setting(
+        1000,
+        _int_range(2, 10**6),
+        help="members a room may have, joined or invited (default %(default)s)",
+    )
+    max_rooms_per_user: int = _setting(
+        100,
+        _int_range(1, 10**6),
+        help="rooms a user may have joined (invitations wait outside it; before the "
+        "cluster speaks protocol 3: joined or invited) (default %(default)s)",
+    )
+    max_invitations: int = _setting(
+        100,
+        _int_range(1, 10**6),
+        help="invitations a user may hold unanswered; a new one drops the oldest "
+        "(default %(default)s)",
+    )
+    room_rate: float = _setting(
+        30.0,
+        _nonnegative,
+        help="rooms a user may create an hour, 0 for no limit (default %(default)s)",
+    )
+    invite_rate: float = _setting(
+        60.0,
+        _nonnegative,
+        help="room invitations a user may send a minute, 0 for no limit (default %(default)s)",
+    )
+    room_write_rate: float = _setting(
+        20.0,
+        _nonnegative,
+        help="other room changes (join, leave, remove, admin, decline, delete) and read "
+        "markers a user may make a second, in bursts of 5 seconds' worth, 0 for no "
+        "limit (default %(default)s)",
+    )
+    first_frame_timeout: float = _duration(
+        "5s",
+        help="a Connect stream whose open frame has not come this long after it "
+        "started is ended (default %(default)s)",
+    )
+    max_unopened_streams: int = _setting(
+        16,
+        _int_range(1, 10**6),
+        help="Connect streams one client address may hold before their open frame; "
+        "at the bound a new one ends the oldest (default %(default)s)",
+    )
+    # Operations: log format, TLS, metrics, reflection.
+    log_format: str = _setting(
+        "text",
+        choices=("text", "json"),
+        help="one line per event, as text or JSON (default %(default)s)",
+    )
+    tls_cert: Path | None = _setting(
+        None, Path, help="PEM certificate (chain) of this node: serve TLS"
+    )
+    tls_key: Path | None = _setting(None, Path, help="PEM private key of --tls-cert")
+    tls_ca: Path | None = _setting(
+        None,
+        Path,
+        help="PEM CA of the cluster: the peer listener requires a certificate it "
+        "signed (mutual TLS between nodes); clients show none",
+    )
+    metrics_port: int | None = _setting(
+        None,
+        _int_range(0, 65535),
+        help="serve Prometheus metrics over HTTP on this port (on the --listen host)",
+    )
+    reflection: bool = _setting(
+        True, flag="--no-reflection", switch=True, help="do not serve gRPC server reflection"
+    )
+    # Replication timing.
+    heartbeat_interval: float = _duration(
+        "100ms", help="how often nodes exchange heartbeats (default %(default)s)"
+    )
+    failover_timeout: float = _duration(
+        "500ms", help="silence after which a peer is presumed dead (default %(default)s)"
+    )
+    max_lag_time: float = _duration(
+        "1s",
+        help="an in-sync slave that holds the writes back this long leaves the in-sync "
+        "set until it has caught up; 0 never drops a slow slave (default %(default)s; "
+        "in-sync mode only: a majority master waits for no particular slave)",
+    )
+    min_in_sync: int = _setting(
+        1,
+        _int_range(1, 1000),
+        metavar="K",
+        help="in-sync mode: the nodes, the master counted, that must hold a write before "
+        "it is acknowledged; with fewer in sync the master refuses writes (UNAVAILABLE) "
+        "until a slave is back (default 1: the last node standing serves). Majority "
+        "mode has its own rule (a majority): refused with --quorum majority, ignored "
+        "with a warning in a majority cluster",
+    )
+    log_retention: int = _setting(
+        100_000,
+        _int_range(100, 10**9),
+        help="log entries kept for catch-up; a node further behind gets a snapshot",
+    )
 
     @property
     def tls(self) -> bool:
@@ -165,280 +401,17 @@ class Config:
         return parse_address(self.peer_listen)[1]
 
 
-@dataclass(frozen=True)
-class _Flag:
-    """One `serve` flag; its default is CHATD_<NAME> when that is set, else `default`."""
-
-    name: str
-    default: object = None
-    type: Callable[[str], object] | None = None
-    choices: tuple[str, ...] | None = None
-    metavar: str | None = None
-    help: str | None = None
-    switch: bool = False  # store_true; CHATD_<NAME> other than "", "0", "false" sets it
-
-    @property
-    def env_var(self) -> str:
-        return "CHATD_" + self.name.removeprefix("--").upper().replace("-", "_")
+def _settings() -> tuple[Setting, ...]:
+    out = []
+    for f in fields(Config):
+        spec = dict(f.metadata["setting"])
+        flag = spec.pop("flag") or "--" + f.name.replace("_", "-")
+        switch = spec["switch"]
+        out.append(Setting(f.name, flag, f.default, inverted=switch and f.default is True, **spec))
+    return tuple(out)
 
 
-_D = Config()
-
-# In the order `chatd serve --help` lists them (the order is part of the CLI).
-_SERVE_FLAGS = (
-    # Identity, listening and cluster membership.
-    _Flag(
-        "--role",
-        choices=("master",),
-        help="master: found a new cluster (the default without --join; a data dir "
-        "that already holds a node rejoins its cluster instead)",
-    ),
-    _Flag(
-        "--quorum",
-        choices=("in-sync", "majority"),
-        help="when founding a cluster: in-sync (default) acknowledges a write once "
-        "every in-sync node has it, N+1 nodes survive N crashes; majority once a "
-        "majority has it, 2f+1 nodes survive f crashes and any network partition. "
-        "Kept in the cluster's membership: a joining node follows the cluster's (a "
-        "node whose data dir holds another mode refuses to start)",
-    ),
-    _Flag(
-        "--join",
-        type=address_list,
-        metavar="HOST:PORT[,HOST:PORT...]",
-        help="join the cluster through any of these live members' peer addresses",
-    ),
-    _Flag(
-        "--advertise",
-        type=node_address,
-        help="HOST:PORT clients reach this node at (default: --listen); clients are "
-        "told it to find the master",
-    ),
-    _Flag(
-        "--peer-advertise",
-        type=node_address,
-        help="HOST:PORT other nodes reach this node at (default: --peer-listen)",
-    ),
-    _Flag(
-        "--node-id",
-        type=node_id,
-        help="this node's id (default: generated once, kept in the data dir)",
-    ),
-    _Flag(
-        "--listen",
-        _D.listen,
-        address,
-        help="HOST:PORT to serve clients on, requests held to --max-request-bytes "
-        "(default %(default)s)",
-    ),
-    _Flag(
-        "--peer-listen",
-        type=address,
-        help="HOST:PORT to serve the other nodes on (replication, joins, relayed client "
-        "calls), every call but health checks behind the cluster secret (default: the "
-        "--listen host, port 50052; port 0 when --listen's port is 0)",
-    ),
-    _Flag(
-        "--data-dir",
-        _D.data_dir,
-        Path,
-        help="where the SQLite file lives (default %(default)s)",
-    ),
-    _Flag(
-        "--restore",
-        type=Path,
-        metavar="FILE",
-        help="found a new cluster from a backup (chatd backup): the node checks the "
-        "file and takes its data into an empty data dir (started again with the same "
-        "backup, it goes on from its data dir); excludes --join",
-    ),
-    _Flag(
-        "--cluster-secret",
-        help="shared secret of the cluster services (CHATD_CLUSTER_SECRET)",
-    ),
-    _Flag(
-        "--cluster-secret-file",
-        type=Path,
-        metavar="FILE",
-        help="read the cluster secret from FILE (its first line; e.g. a Docker secret, "
-        "/run/secrets/NAME) instead of --cluster-secret",
-    ),
-    _Flag("--log-level", _D.log_level, choices=("debug", "info", "warning", "error")),
-    # Accounts and messages.
-    _Flag("--min-password-length", _D.min_password_length, _int_range(1, 1024)),
-    _Flag("--max-message-chars", _D.max_message_chars, _int_range(1, 65536)),
-    _Flag(
-        "--session-ttl",
-        "30d",
-        parse_duration,
-        help="idle time after which a session ends (default 30d)",
-    ),
-    _Flag(
-        "--password-hash-cost",
-        _D.password_hash_cost,
-        _int_range(4, 20),
-        help="scrypt cost: N = 2**cost (default %(default)s)",
-    ),
-    # Storage.
-    _Flag(
-        "--sync",
-        _D.sync,
-        choices=("full", "normal"),
-        help="SQLite synchronous mode: full survives power loss (default)",
-    ),
-    # Limits on what one client may ask for.
-    _Flag(
-        "--max-request-bytes",
-        _D.max_request_bytes,
-        _int_range(1024, 64 * 1024 * 1024),
-        help="largest request a client may send; gRPC refuses a larger one before "
-        "buffering it (default %(default)s)",
-    ),
-    _Flag(
-        "--subscriber-queue",
-        _D.subscriber_queue,
-        _int_range(1, 1_000_000),
-        help="messages a slow Subscribe stream may fall behind before it is ended",
-    ),
-    _Flag(
-        "--send-rate",
-        _D.send_rate,
-        _nonnegative,
-        help="Sends a second allowed per user (all their sessions together), 0 for no "
-        "limit (default %(default)s)",
-    ),
-    _Flag(
-        "--send-burst",
-        _D.send_burst,
-        _int_range(1, 10**6),
-        help="Sends a session may make at once above the rate (default %(default)s)",
-    ),
-    _Flag(
-        "--account-rate",
-        _D.account_rate,
-        _nonnegative,
-        help="accounts one client address may create an hour, 0 for no limit (default %(default)s)",
-    ),
-    _Flag(
-        "--max-streams-per-user",
-        _D.max_streams_per_user,
-        _int_range(1, 10**5),
-        help="open Subscribe streams allowed per user (default %(default)s)",
-    ),
-    _Flag(
-        "--max-room-members",
-        _D.max_room_members,
-        _int_range(2, 10**6),
-        help="members a room may have, joined or invited (default %(default)s)",
-    ),
-    _Flag(
-        "--max-rooms-per-user",
-        _D.max_rooms_per_user,
-        _int_range(1, 10**6),
-        help="rooms a user may have joined (invitations wait outside it; before the "
-        "cluster speaks protocol 3: joined or invited) (default %(default)s)",
-    ),
-    _Flag(
-        "--max-invitations",
-        _D.max_invitations,
-        _int_range(1, 10**6),
-        help="invitations a user may hold unanswered; a new one drops the oldest "
-        "(default %(default)s)",
-    ),
-    _Flag(
-        "--room-rate",
-        _D.room_rate,
-        _nonnegative,
-        help="rooms a user may create an hour, 0 for no limit (default %(default)s)",
-    ),
-    _Flag(
-        "--invite-rate",
-        _D.invite_rate,
-        _nonnegative,
-        help="room invitations a user may send a minute, 0 for no limit (default %(default)s)",
-    ),
-    _Flag(
-        "--room-write-rate",
-        _D.room_write_rate,
-        _nonnegative,
-        help="other room changes (join, leave, remove, admin, decline, delete) and read "
-        "markers a user may make a second, in bursts of 5 seconds' worth, 0 for no "
-        "limit (default %(default)s)",
-    ),
-    _Flag(
-        "--first-frame-timeout",
-        "5s",
-        parse_duration,
-        help="a Connect stream whose open frame has not come this long after it "
-        "started is ended (default 5s)",
-    ),
-    _Flag(
-        "--max-unopened-streams",
-        _D.max_unopened_streams,
-        _int_range(1, 10**6),
-        help="Connect streams one client address may hold before their open frame; "
-        "at the bound a new one ends the oldest (default %(default)s)",
-    ),
-    # Operations: log format, TLS, metrics, reflection.
-    _Flag(
-        "--log-format",
-        _D.log_format,
-        choices=("text", "json"),
-        help="one line per event, as text or JSON (default %(default)s)",
-    ),
-    _Flag("--tls-cert", type=Path, help="PEM certificate (chain) of this node: serve TLS"),
-    _Flag("--tls-key", type=Path, help="PEM private key of --tls-cert"),
-    _Flag(
-        "--tls-ca",
-        type=Path,
-        help="PEM CA of the cluster: the peer listener requires a certificate it "
-        "signed (mutual TLS between nodes); clients show none",
-    ),
-    _Flag(
-        "--metrics-port",
-        type=_int_range(0, 65535),
-        help="serve Prometheus metrics over HTTP on this port (on the --listen host)",
-    ),
-    _Flag("--no-reflection", switch=True, help="do not serve gRPC server reflection"),
-    # Replication timing.
-    _Flag(
-        "--heartbeat-interval",
-        "100ms",
-        parse_duration,
-        help="how often nodes exchange heartbeats (default 100ms)",
-    ),
-    _Flag(
-        "--failover-timeout",
-        "500ms",
-        parse_duration,
-        help="silence after which a peer is presumed dead (default 500ms)",
-    ),
-    _Flag(
-        "--max-lag-time",
-        "1s",
-        parse_duration,
-        help="an in-sync slave that holds the writes back this long leaves the in-sync "
-        "set until it has caught up; 0 never drops a slow slave (default 1s; in-sync "
-        "mode only: a majority master waits for no particular slave)",
-    ),
-    _Flag(
-        "--min-in-sync",
-        _D.min_in_sync,
-        _int_range(1, 1000),
-        metavar="K",
-        help="in-sync mode: the nodes, the master counted, that must hold a write before "
-        "it is acknowledged; with fewer in sync the master refuses writes (UNAVAILABLE) "
-        "until a slave is back (default 1: the last node standing serves). Majority "
-        "mode has its own rule (a majority): refused with --quorum majority, ignored "
-        "with a warning in a majority cluster",
-    ),
-    _Flag(
-        "--log-retention",
-        _D.log_retention,
-        _int_range(100, 10**9),
-        help="log entries kept for catch-up; a node further behind gets a snapshot",
-    ),
-)
+SETTINGS = _settings()  # every `serve` setting, in --help's order
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
@@ -454,58 +427,54 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         '"0.0.0.0:50051", data-dir = "/data"); flags and CHATD_* variables win over it '
         "(default: CHATD_CONFIG)",
     )
-    for flag in _SERVE_FLAGS:
-        shown = None if flag.help is None else flag.help.replace("%(default)s", str(flag.default))
-        if flag.switch:
-            p.add_argument(flag.name, action="store_true", default=None, help=shown)
+    for s in SETTINGS:
+        if s.switch:
+            p.add_argument(
+                s.flag, dest=s.field, action="store_true", default=None, help=s.shown_help
+            )
             continue
         options: dict[str, Any] = {
-            "choices": None if flag.choices is None else list(flag.choices),
+            "choices": None if s.choices is None else list(s.choices),
             "default": None,
-            "metavar": flag.metavar,
-            "help": shown,
+            "metavar": s.metavar,
+            "help": s.shown_help,
+            "dest": s.field,
         }
-        if flag.type is not None:  # typeshed will not take type=None ("no conversion")
-            options["type"] = flag.type
-        p.add_argument(flag.name, **options)
+        if s.type is not None:  # typeshed will not take type=None ("no conversion")
+            options["type"] = s.type
+        p.add_argument(s.flag, **options)
 
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
 
 
-def _from_environment(flag: _Flag) -> object:
-    """The flag's value from CHATD_<NAME> (checked as the flag is), else its
-    default. ArgumentTypeError names the variable."""
-    text = os.environ.get(flag.env_var)
-    if text is None:
-        value = flag.default
-        if flag.switch:
-            return False
-        return flag.type(value) if isinstance(value, str) and flag.type is not None else value
-    source = f"{flag.env_var}={text!r}"
-    if flag.switch:
+def _from_environment(s: Setting, text: str) -> object:
+    """A setting's value from CHATD_<NAME>=text, checked as the flag is
+    (ArgumentTypeError names the variable)."""
+    source = f"{s.env_var}={text!r}"
+    if s.switch:
         if text.strip().lower() not in _TRUE + _FALSE:
             choices = ", ".join(_TRUE + _FALSE[1:])
             raise argparse.ArgumentTypeError(f"{source}: expected one of {choices}")
         return text.strip().lower() in _TRUE
-    return _checked(flag, text, source)
+    return _checked(s, text, source)
 
 
-def _checked(flag: _Flag, text: str, source: str) -> object:
-    """A flag's value given as text elsewhere than the command line, checked
+def _checked(s: Setting, text: str, source: str) -> object:
+    """A setting's value given as text elsewhere than the command line, checked
     exactly as the flag is (ArgumentTypeError naming `source`)."""
     try:
-        if flag.choices is not None and text not in flag.choices:
-            raise argparse.ArgumentTypeError(f"expected one of {', '.join(flag.choices)}")
-        return flag.type(text) if flag.type is not None else text
+        if s.choices is not None and text not in s.choices:
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(s.choices)}")
+        return s.type(text) if s.type is not None else text
     except (argparse.ArgumentTypeError, ValueError) as exc:
         raise argparse.ArgumentTypeError(f"{source}: {exc}") from None
 
 
-def _from_file(flag: _Flag, value: object, source: str) -> object:
-    """A --config file's value for a flag, checked as the flag is."""
-    if flag.switch:
+def _from_file(s: Setting, value: object, source: str) -> object:
+    """A --config file's value for a setting, checked as the flag is."""
+    if s.switch:
         if not isinstance(value, bool):
             raise argparse.ArgumentTypeError(f"{source}: expected true or false")
         return value
@@ -513,13 +482,13 @@ def _from_file(flag: _Flag, value: object, source: str) -> object:
         value = ",".join(str(v) for v in value)
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise argparse.ArgumentTypeError(f"{source}: expected a string or a number")
-    return _checked(flag, str(value), source)
+    return _checked(s, str(value), source)
 
 
 def read_config_file(path: Path) -> dict[str, object]:
-    """A --config file's settings by flag name ("data-dir"; "data_dir" too).
+    """A --config file's settings by key ("data-dir"; "data_dir" too).
     ArgumentTypeError for a file that cannot be read or parsed, or a key that
-    names no flag."""
+    names no setting."""
     import tomllib
 
     try:
@@ -529,7 +498,7 @@ def read_config_file(path: Path) -> dict[str, object]:
         raise argparse.ArgumentTypeError(f"--config {path}: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise argparse.ArgumentTypeError(f"--config {path}: not TOML: {exc}") from None
-    known = {f.name.removeprefix("--") for f in _SERVE_FLAGS}
+    known = {s.key for s in SETTINGS}
     out: dict[str, object] = {}
     for key, value in doc.items():
         name = key.replace("_", "-")
@@ -539,21 +508,26 @@ def read_config_file(path: Path) -> dict[str, object]:
     return out
 
 
-def _fill_from_environment(args: argparse.Namespace) -> None:
-    """Each flag not given: from CHATD_<NAME>, else the --config file, else
-    its default."""
+def _gather(args: argparse.Namespace) -> tuple[dict[str, Any], set[str]]:
+    """Each setting's value by field: its flag, else CHATD_<NAME>, else the
+    --config file, else its default; and the fields given one of those ways."""
     config = getattr(args, "config", None) or os.environ.get("CHATD_CONFIG") or None
     in_file = read_config_file(Path(config)) if config else {}
-    for flag in _SERVE_FLAGS:
-        dest = flag.name.removeprefix("--").replace("-", "_")
-        if getattr(args, dest, None) is not None:
+    values: dict[str, Any] = {}
+    given: set[str] = set()
+    for s in SETTINGS:
+        value = getattr(args, s.field, None)
+        text = os.environ.get(s.env_var)
+        if value is None and text is not None:
+            value = _from_environment(s, text)
+        elif value is None and s.key in in_file:
+            value = _from_file(s, in_file[s.key], f"--config {config}: {s.key}")
+        if value is None:
+            values[s.field] = s.default
             continue
-        name = flag.name.removeprefix("--")
-        if os.environ.get(flag.env_var) is None and name in in_file:
-            value = _from_file(flag, in_file[name], f"--config {config}: {name}")
-        else:
-            value = _from_environment(flag)
-        setattr(args, dest, value)
+        given.add(s.field)
+        values[s.field] = (not value) if s.inverted else value
+    return values, given
 
 
 def read_secret_file(path: Path, source: str = "--cluster-secret-file") -> str:
@@ -585,106 +559,71 @@ def check_secret(secret: str | None, source: str) -> None:
         )
 
 
-def _source(flagged: set[str], dest: str) -> str:
-    """Where a serve setting came from: its flag (or the --config file's
-    setting of that name) or its variable."""
-    flag = next(f for f in _SERVE_FLAGS if f.name == "--" + dest.replace("_", "-"))
-    if dest not in flagged and os.environ.get(flag.env_var) is not None:
-        return flag.env_var
-    return flag.name
+def _source(flagged: set[str], name: str) -> str:
+    """Where a setting came from: its flag (or the --config file's setting of
+    that name) or its variable."""
+    s = next(s for s in SETTINGS if s.field == name)
+    if name not in flagged and os.environ.get(s.env_var) is not None:
+        return s.env_var
+    return s.flag
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    # the secret and its file: a flag wins over the other from elsewhere
-    flagged = {n for n in ("cluster_secret", "cluster_secret_file") if getattr(args, n, None)}
-
-    _fill_from_environment(args)
+def _validate(v: dict[str, Any], given: set[str], flagged: set[str]) -> None:
+    """The rules between settings, each value already checked alone; fills in
+    the cluster secret from its file and --peer-listen from --listen.
+    `flagged`: the secret settings given on the command line."""
     if flagged == {"cluster_secret"}:
-        args.cluster_secret_file = None
+        v["cluster_secret_file"] = None
     elif flagged == {"cluster_secret_file"}:
-        args.cluster_secret = None
-    if args.role and args.join:
+        v["cluster_secret"] = None
+    if "role" in given and v["join"]:
         raise argparse.ArgumentTypeError("--role master founds a cluster; it excludes --join")
-    if args.cluster_secret_file is not None:
-        if args.cluster_secret:
+    if v["cluster_secret_file"] is not None:
+        if v["cluster_secret"]:
             raise argparse.ArgumentTypeError(
                 "--cluster-secret and --cluster-secret-file: give one of them"
             )
         secret_source = _source(flagged, "cluster_secret_file")
-        args.cluster_secret = read_secret_file(args.cluster_secret_file, secret_source)
-        secret_source = f"the first line of {secret_source} {args.cluster_secret_file}"
+        v["cluster_secret"] = read_secret_file(v["cluster_secret_file"], secret_source)
+        secret_source = f"the first line of {secret_source} {v['cluster_secret_file']}"
     else:
         secret_source = _source(flagged, "cluster_secret")
-    check_secret(args.cluster_secret, secret_source)
-    if args.restore and args.join:
+    check_secret(v["cluster_secret"], secret_source)
+    v["cluster_secret"] = v["cluster_secret"] or None
+    if v["restore"] and v["join"]:
         raise argparse.ArgumentTypeError("--restore founds a cluster; it excludes --join")
-    if (args.tls_cert is None) != (args.tls_key is None):
+    if (v["tls_cert"] is None) != (v["tls_key"] is None):
         raise argparse.ArgumentTypeError("--tls-cert and --tls-key go together")
-    if args.tls_ca is not None and args.tls_cert is None:
+    if v["tls_ca"] is not None and v["tls_cert"] is None:
         raise argparse.ArgumentTypeError("--tls-ca needs --tls-cert and --tls-key")
-    if args.failover_timeout < 2 * args.heartbeat_interval:
+    if v["failover_timeout"] < 2 * v["heartbeat_interval"]:
         raise argparse.ArgumentTypeError(
             "--failover-timeout must be at least twice --heartbeat-interval"
         )
-    if args.max_lag_time and args.max_lag_time < 2 * args.heartbeat_interval:
+    if v["max_lag_time"] and v["max_lag_time"] < 2 * v["heartbeat_interval"]:
         raise argparse.ArgumentTypeError(
             "--max-lag-time must be 0 or at least twice --heartbeat-interval"
         )
-    if args.quorum == "majority" and args.min_in_sync > 1:
+    if v["quorum"] == "majority" and v["min_in_sync"] > 1:
         raise argparse.ArgumentTypeError(
             "--min-in-sync is for in-sync mode: a majority cluster acknowledges a write "
             "once a majority of its voters has it"
         )
-    peer_listen = args.peer_listen
-    if peer_listen is None:
-        host, port = parse_address(args.listen)
-        shown = f"[{host}]" if ":" in host else host
-        peer_listen = f"{shown}:{PEER_PORT if port else 0}"
-    if parse_address(peer_listen) == parse_address(args.listen) and parse_address(args.listen)[1]:
+    listen = parse_address(v["listen"])
+    if "peer_listen" not in given:
+        shown = f"[{listen[0]}]" if ":" in listen[0] else listen[0]
+        v["peer_listen"] = f"{shown}:{PEER_PORT if listen[1] else 0}"
+    if parse_address(v["peer_listen"]) == listen and listen[1]:
         raise argparse.ArgumentTypeError(
-            f"--peer-listen {peer_listen} is --listen's address: give the peers another port"
+            f"--peer-listen {v['peer_listen']} is --listen's address: give the peers another port"
         )
-    return Config(
-        role=args.role or "master",
-        join=tuple(args.join or ()),
-        node_id=args.node_id,
-        listen=args.listen,
-        advertise=args.advertise,
-        peer_listen=peer_listen,
-        peer_advertise=args.peer_advertise,
-        data_dir=Path(args.data_dir),
-        restore=args.restore,
-        cluster_secret=args.cluster_secret or None,
-        log_level=args.log_level,
-        min_password_length=args.min_password_length,
-        max_message_chars=args.max_message_chars,
-        session_ttl=args.session_ttl,
-        password_hash_cost=args.password_hash_cost,
-        sync=args.sync,
-        max_request_bytes=args.max_request_bytes,
-        subscriber_queue=args.subscriber_queue,
-        heartbeat_interval=args.heartbeat_interval,
-        failover_timeout=args.failover_timeout,
-        max_lag_time=args.max_lag_time,
-        quorum=args.quorum,
-        min_in_sync=args.min_in_sync,
-        log_retention=args.log_retention,
-        reflection=not args.no_reflection,
-        send_rate=float(args.send_rate),
-        send_burst=args.send_burst,
-        max_streams_per_user=args.max_streams_per_user,
-        max_room_members=args.max_room_members,
-        max_rooms_per_user=args.max_rooms_per_user,
-        account_rate=float(args.account_rate),
-        room_rate=float(args.room_rate),
-        invite_rate=float(args.invite_rate),
-        room_write_rate=float(args.room_write_rate),
-        max_invitations=args.max_invitations,
-        first_frame_timeout=args.first_frame_timeout,
-        max_unopened_streams=args.max_unopened_streams,
-        log_format=args.log_format,
-        metrics_port=args.metrics_port,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        tls_ca=args.tls_ca,
-    )
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The Config of `chatd serve`'s parsed flags, the CHATD_* variables and
+    the --config file (ArgumentTypeError for a bad value or combination)."""
+    # the secret and its file: a flag wins over the other from elsewhere
+    flagged = {n for n in ("cluster_secret", "cluster_secret_file") if getattr(args, n, None)}
+    values, given = _gather(args)
+    _validate(values, given, flagged)
+    return Config(**values)

@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields
 from pathlib import Path
 from typing import TypeVar
 
@@ -220,24 +221,8 @@ class Node:
         self.writer = GroupCommitWriter(
             self.store, self.hub, self._db_thread, self.repl, self._fail, self.store_lock
         )
-        limits = ChatLimits(
-            min_password_chars=cfg.min_password_length,
-            max_message_chars=cfg.max_message_chars,
-            session_ttl_s=cfg.session_ttl,
-            password_hash_cost=cfg.password_hash_cost,
-            send_rate=cfg.send_rate,
-            send_burst=cfg.send_burst,
-            max_streams_per_user=cfg.max_streams_per_user,
-            max_room_members=cfg.max_room_members,
-            max_rooms_per_user=cfg.max_rooms_per_user,
-            account_rate=cfg.account_rate,
-            room_rate=cfg.room_rate,
-            invite_rate=cfg.invite_rate,
-            room_write_rate=cfg.room_write_rate,
-            max_invitations=cfg.max_invitations,
-            first_frame_timeout_s=cfg.first_frame_timeout,
-            max_unopened_streams=cfg.max_unopened_streams,
-        )
+        # each chat limit is the setting of its name
+        limits = ChatLimits(**{f.name: getattr(cfg, f.name) for f in fields(ChatLimits)})
         self.chat = Chat(self.store, self.writer, self.hub, limits, self._hasher, self._reader)
         self.user_admin = UserAdmin(self.chat)
 

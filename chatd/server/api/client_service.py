@@ -305,7 +305,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         bound = limits.max_unopened_streams
         try:
             return await self._unopened.first_frame(
-                address_key(self.client(context)), frames, limits.first_frame_timeout_s, bound
+                address_key(self.client(context)), frames, limits.first_frame_timeout, bound
             )
         except Evicted:
             await context.abort(
@@ -317,7 +317,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         except TimeoutError:
             await context.abort(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"no open frame within {limits.first_frame_timeout_s:g} s of the stream's start",
+                f"no open frame within {limits.first_frame_timeout:g} s of the stream's start",
             )
 
     def _local(self, first: chat_pb2.ClientFrame) -> bool:

@@ -66,12 +66,14 @@ INT32_MAX = 2**31 - 1
 
 @dataclass(frozen=True)
 class ChatLimits:
-    """What the chat rules allow, from the node's Config (the send rate is
-    enforced with a ratelimit.RateLimiter)."""
+    """What the chat rules allow: each field is the node's setting of that
+    name (chatd.config.Config; node.py copies them by name, and
+    tests/test_settings.py checks the defaults agree). The send rate is
+    enforced with a ratelimit.RateLimiter."""
 
-    min_password_chars: int = 8
+    min_password_length: int = 8
     max_message_chars: int = 4096
-    session_ttl_s: float = 30 * 24 * 3600.0
+    session_ttl: float = 30 * 24 * 3600.0
     password_hash_cost: int = 14  # scrypt N = 2**cost
     send_rate: float = 100.0  # Sends a second per user (0: no limit)
     send_burst: int = 200
@@ -83,7 +85,7 @@ class ChatLimits:
     invite_rate: float = 60.0  # invitations a minute per user
     room_write_rate: float = 20.0  # other room writes and read markers a second per user
     max_invitations: int = 100  # unanswered, per user: a new one drops the oldest
-    first_frame_timeout_s: float = 5.0  # a Connect stream's open frame comes by then
+    first_frame_timeout: float = 5.0  # a Connect stream's open frame comes by then
     max_unopened_streams: int = 16  # Connect streams before their open frame, per address
 
 
@@ -112,10 +114,11 @@ def check_username(username: str) -> None:
 
 
 def check_password(password: str, limits: ChatLimits) -> None:
-    if not limits.min_password_chars <= len(password) <= MAX_PASSWORD_CHARS:
+    if not limits.min_password_length <= len(password) <= MAX_PASSWORD_CHARS:
         raise RequestRefused(
             Code.INVALID_PASSWORD,
-            f"invalid password: use {limits.min_password_chars} to {MAX_PASSWORD_CHARS} characters",
+            f"invalid password: use {limits.min_password_length} to {MAX_PASSWORD_CHARS} "
+            "characters",
         )
 
 
@@ -209,7 +212,7 @@ class Chat:
 
     @property
     def _ttl_us(self) -> int:
-        return int(self.limits.session_ttl_s * 1_000_000)
+        return int(self.limits.session_ttl * 1_000_000)
 
     async def _submit(self, entry: log_pb2.Entry) -> Applied:
         version = self.store.cluster_version
