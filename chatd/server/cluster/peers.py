@@ -40,11 +40,14 @@ from chatd.proto import cluster_pb2_grpc
 from chatd.server import protocol
 from chatd.server.cluster import wire
 from chatd.server.cluster.ports import Driver
-from chatd.server.errors import WireError
+from chatd.server.errors import WireError, reap
 from chatd.server.storage import backup
 
 log = logging.getLogger(__name__)
 
+# what a log stream's writer or reader may end with when the stream breaks
+# (the call ended, a write to it after, an answer that fails the wire's checks)
+EXPECTED = (grpc.aio.AioRpcError, asyncio.InvalidStateError, WireError, OSError)
 SNAPSHOT_CHUNK = 1 << 20
 CLUSTER_MESSAGE_LIMIT = 64 * 1024 * 1024
 CLUSTER_CHANNEL_OPTIONS = [
@@ -272,8 +275,8 @@ class Link:
                     writer.cancel()
                     reader.cancel()
                     call.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await asyncio.gather(writer, reader, return_exceptions=True)
+                    # (what ended the stream is raised above; the other's end is logged)
+                    await reap((writer, reader), log, f"log stream to {self.dst}", EXPECTED)
             except asyncio.CancelledError:
                 raise
             except WireError as exc:  # the slave's fault: as if it were unreachable
