@@ -34,6 +34,7 @@ from chatd.core.types import (
     Register,
     UpdateMaster,
     UpdateSlaves,
+    seed_address,
 )
 from chatd.proto import cluster_pb2 as pb
 from chatd.proto import cluster_pb2_grpc
@@ -93,8 +94,8 @@ class Peers:
         return self.repl.rpc_timeout
 
     def address_of(self, node: str) -> str | None:
-        if node.startswith("@"):
-            return node[1:]
+        if (seed := seed_address(node)) is not None:
+            return seed
         return self.repl.address_of(node) or self.directory.get(node)
 
     def channel(self, address: str) -> grpc.aio.Channel:
@@ -169,7 +170,7 @@ class Peers:
                 reply = wire.ack_from(a, repl.node_id)
         except grpc.aio.AioRpcError as exc:
             log.debug("%s to %s failed: %s", type(msg).__name__, msg.dst, exc.code().name)
-            if msg.dst.startswith("@"):
+            if seed_address(msg.dst) is not None:
                 self._seed_failed[address] = _failure(exc)
             if exc.code() is grpc.StatusCode.UNIMPLEMENTED:
                 await self._not_a_peer_listener(msg.dst, address)
@@ -192,7 +193,7 @@ class Peers:
         if address in self._misdialled:
             return
         self._misdialled.add(address)
-        who = "the seed " if dst.startswith("@") else f"member {dst}'s address "
+        who = "the seed " if seed_address(dst) is not None else f"member {dst}'s address "
         what, hint = "not a chatd peer listener", f"its peer listener (port {PEER_PORT} by default)"
         try:  # a client listener serves NodeAdmin: it says where its peer listener is
             s = await cluster_pb2_grpc.NodeAdminStub(self.channel(address)).Status(
