@@ -42,6 +42,8 @@ from chatd.core.types import (
     SendSnapshot,
     UpdateMaster,
     UpdateSlaves,
+    seed_address,
+    seed_dst,
 )
 
 # (lag_share: with delays of whole ticks, healthy nodes trail one another far
@@ -210,9 +212,8 @@ class Sim:
             self._drain(n)
 
     def _send(self, src: Node, msg: Message) -> None:
-        dst = (
-            self.by_address.get(msg.dst[1:]) if msg.dst.startswith("@") else self.nodes.get(msg.dst)
-        )
+        seed = seed_address(msg.dst)
+        dst = self.nodes.get(msg.dst) if seed is None else self.by_address.get(seed)
         if dst is None:
             return
         payload: tuple[str, ...] = ()
@@ -276,7 +277,7 @@ class Sim:
         n.core, n.paused = None, False
         n.writing.clear()  # not durable yet: lost with the process
         # what was on its way to the dead process dies with its connections
-        self.net = [f for f in self.net if f.msg.dst not in (n.id, "@" + n.address)]
+        self.net = [f for f in self.net if f.msg.dst not in (n.id, seed_dst(n.address))]
         # and the nodes it streamed to see those streams end
         for other in self.nodes.values():
             if other.up and other is not n:

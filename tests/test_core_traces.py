@@ -55,6 +55,7 @@ from chatd.core.types import (
     PersistMembership,
     Send,
     SendSnapshot,
+    seed_address,
 )
 
 TRACES = Path(__file__).parent / "core_traces"
@@ -168,8 +169,8 @@ class World:
         return c
 
     def target(self, dst: str) -> Node | None:
-        if dst.startswith("@"):
-            return next((n for n in self.nodes.values() if n.address == dst[1:]), None)
+        if (seed := seed_address(dst)) is not None:
+            return next((n for n in self.nodes.values() if n.address == seed), None)
         return self.nodes.get(dst)
 
     def drain(self, n: Node, incoming: Queued | None = None) -> None:

@@ -37,9 +37,8 @@ from chatd.core.types import (
     Timing,
     UpdateAck,
     UpdateSlaves,
+    seed_dst,
 )
-
-SEED_PREFIX = "@"  # a destination "@host:port" is an address, not a node id
 
 
 class Leader:
@@ -318,7 +317,7 @@ class Leader:
         self._out(PersistMembership(membership=new))
         for nid, address in old.members:  # a removed node that still runs retires
             if nid not in new.addresses:
-                dst = SEED_PREFIX + address
+                dst = seed_dst(address)
                 self._send(UpdateSlaves(src=self.id, dst=dst, epoch=self.epoch, membership=new))
         if new.in_sync != old.in_sync:
             gone = sorted(old.in_sync - new.in_sync)
@@ -498,7 +497,7 @@ class Leader:
         newest = s.change.membership if s.change is not None else self.membership
         if m.src in newest.retired:
             # removed for good: it learns so (and retires) instead of rejoining
-            dst = SEED_PREFIX + m.address
+            dst = seed_dst(m.address)
             self._send(UpdateSlaves(src=self.id, dst=dst, epoch=self.epoch, membership=newest))
             return
         members = self.membership.addresses

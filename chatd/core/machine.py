@@ -29,11 +29,12 @@ from typing import Any
 
 from chatd.core.election import Election, Proposal, Voter, decide
 from chatd.core.errors import LocalProtocolError, RemoteProtocolError
-from chatd.core.leader import SEED_PREFIX, Leader
+from chatd.core.leader import Leader
 from chatd.core.log import EpochRuns, Log
 from chatd.core.quorum import IN_SYNC, MODES
 from chatd.core.roles import Candidate, Master, Retired, Slave, State
 from chatd.core.types import (
+    SEED_PREFIX,
     Action,
     Append,
     AppendEntries,
@@ -60,6 +61,8 @@ from chatd.core.types import (
     UpdateAck,
     UpdateMaster,
     UpdateSlaves,
+    seed_address,
+    seed_dst,
 )
 
 # a stalled election is said again every this many failover timeouts
@@ -83,7 +86,7 @@ class Core(Leader):
         self.min_in_sync = min_in_sync  # see Leader.refusal
         self.address = address
         self.timing = timing or Timing()
-        self.seeds = tuple(SEED_PREFIX + s for s in seeds)
+        self.seeds = tuple(seed_dst(s) for s in seeds)
         self.now = 0
         self.epoch = durable.epoch
         self.log = Log(durable.last, durable.epochs, durable.log_start)
@@ -203,7 +206,7 @@ class Core(Leader):
                     self._start_round(s)
 
     def step(self, msg: Message) -> None:
-        if msg.dst != self.id and not msg.dst.startswith(SEED_PREFIX):
+        if msg.dst != self.id and seed_address(msg.dst) is None:
             raise LocalProtocolError(f"{self.id} got a message for {msg.dst}")
         if isinstance(self.state, Retired):
             self._step_retired(msg)
@@ -222,7 +225,7 @@ class Core(Leader):
             return
         if isinstance(s, Candidate) and s.election is not None:
             e = s.election
-            if peer not in e.retried and not peer.startswith(SEED_PREFIX):
+            if peer not in e.retried and seed_address(peer) is None:
                 # one failed call may be a hiccup of a live node: ask again
                 # before counting it out of the election
                 e.retried.add(peer)

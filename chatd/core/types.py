@@ -9,6 +9,19 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+SEED_PREFIX = "@"  # a destination "@host:port" is a seed's address, not a node id
+
+
+def seed_dst(address: str) -> str:
+    """The destination of a message to the seed at `address` (a node known
+    by its address only, before or outside the membership)."""
+    return SEED_PREFIX + address
+
+
+def seed_address(dst: str) -> str | None:
+    """The address a seed destination names; None when `dst` is a node id."""
+    return dst[len(SEED_PREFIX) :] if dst.startswith(SEED_PREFIX) else None
+
 
 class Role(enum.Enum):
     MASTER = "master"

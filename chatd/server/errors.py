@@ -21,9 +21,17 @@
 The ClientAccount servicer answers a CallerError as its comment says and a
 NodeError with UNAVAILABLE. The role core's ProtocolError (chatd.core) is
 not here: the core raises it, and it means a bug or a lying peer.
+
+`reap` waits for tasks a piece of the server ended and says what each
+ended with, so that no error, a bug least of all, is swallowed unsaid.
 """
 
 from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
 
 from chatd.contract import Code
 
@@ -158,3 +166,30 @@ class StartupError(NodeError):
 
 class DataDirBusy(NodeError):
     """The data dir stayed in use by another process for the whole wait."""
+
+
+# -- what ended tasks ended with --
+
+
+async def reap(
+    tasks: Iterable[asyncio.Future[Any]],
+    log: logging.Logger,
+    what: str,
+    expected: tuple[type[BaseException], ...] = (),
+) -> None:
+    """Waits, one after the other, for `tasks` that were cancelled (or are
+    done) to finish, and logs what each ended with that no one else will
+    hear of: at debug level an exception of the `expected` kinds (a call
+    that ended, a refusal) or this task's own cancellation while it waits;
+    anything else, a bug, at warning level with its traceback. Raises
+    nothing: the caller's own ending is decided already."""
+    for task in tasks:
+        try:
+            await task
+        except asyncio.CancelledError:
+            if not task.cancelled():  # (this task was cancelled while it waited)
+                log.debug("%s: cancelled while its tasks ended", what)
+        except expected as exc:
+            log.debug("%s: a task ended with %r", what, exc)
+        except Exception:
+            log.warning("%s: a task failed", what, exc_info=True)

@@ -14,6 +14,7 @@ import asyncio
 import json
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 from chatd.tools.localcluster import Load
@@ -29,7 +30,10 @@ async def main(address: str, session: str, prefix: str, out: str) -> None:
     await load.stop.wait()
     try:
         await asyncio.wait_for(task, 3)  # the Send in flight, if it can end
-    except (TimeoutError, Exception):
+    except TimeoutError:
+        task.cancel()
+    except Exception:  # the writer failed: say how, and write what was acknowledged
+        traceback.print_exc()
         task.cancel()
     pairs = zip(load.acked.items(), load.ack_log, strict=True)  # both in the order acknowledged
     acked = {body: [mid, end] for (body, mid), (_, end) in pairs}

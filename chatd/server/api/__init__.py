@@ -3,6 +3,7 @@
 Owns the ClientAccount servicer and its relay to the master
 (client_service), its room RPCs (room_service), the Subscribe and Connect
 streams (session_stream), the unary calls' relay-or-serve plumbing (unary),
+the one mapping of an exception to the gRPC status that answers it (status),
 the method handlers that refuse a request that does not parse (handlers),
 the NodeAdmin service (admin_service) and the user calls behind it
 (user_admin), the health service (health) and the Prometheus metrics

@@ -15,6 +15,7 @@ import grpc
 
 from chatd.contract import FORWARDED_HEADER
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
+from chatd.server.api.status import abort
 from chatd.server.errors import NodeError
 
 if TYPE_CHECKING:
@@ -82,4 +83,4 @@ class NodeAdminServicer(cluster_pb2_grpc.NodeAdminServicer):
             async for chunk in self.node.backup(forwarded):
                 yield chunk
         except NodeError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            await abort(context, exc)

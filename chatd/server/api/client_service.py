@@ -10,7 +10,6 @@ included, is relayed as it is to the master (UNAVAILABLE while none is known).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,27 +24,20 @@ from chatd.contract import (
     MASTER_LOST_HEADER,
     REFUSED_HEADER,
     RETRY_AFTER_HEADER,
-    Code,
 )
 from chatd.core.types import Role
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server.api.handlers import Malformed
 from chatd.server.api.ports import Cluster, Links
 from chatd.server.api.room_service import RoomServicer
-from chatd.server.api.session_stream import OUT_QUEUE, End, SessionStream, deliver, ending
+from chatd.server.api.session_stream import EXPECTED, OUT_QUEUE, SessionStream, deliver
+from chatd.server.api.status import End, abort, status_of
 from chatd.server.api.unary import to_proto, unary
 from chatd.server.api.unopened import Unopened
 from chatd.server.chat.room_ops import RoomOps
 from chatd.server.chat.rules import Chat
 from chatd.server.chat.throttle import address_key
-from chatd.server.errors import (
-    CallerError,
-    Evicted,
-    NodeError,
-    NoMaster,
-    RequestRefused,
-    SessionEnded,
-)
+from chatd.server.errors import CallerError, Evicted, NodeError, NoMaster, RequestRefused, reap
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +150,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         try:
             return self.router.master_stub(*route)
         except NoMaster as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            await abort(context, exc)
 
     async def _forward(self, name: str, request: Any, context: Ctx) -> Any:
         """Relays a unary call to the master when this node is not it; returns
@@ -287,7 +279,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
             async for frame in stream.run(first.open, frames):
                 yield frame
         except (RequestRefused, CallerError) as exc:  # at the open: the session, a limit
-            stream.end = ending(exc)
+            stream.end = status_of(exc)
         finally:
             if attending is not None:
                 self.chat.hub.leave(attending)
@@ -411,10 +403,9 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         finally:
             for task in tasks:
                 task.cancel()
-                # (the stream's own ending is already decided; a task's
-                # error, a bug included, must not replace it)
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            # (the stream's own ending is already decided; a task's error, a
+            # bug included, must not replace it: it is logged)
+            await reap(tasks, log, "relayed Connect stream", EXPECTED)
             call.cancel()
 
     async def Subscribe(
@@ -443,25 +434,13 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
             return
         # the subscription opens right after this, before any other event
         await context.send_initial_metadata(master_md)
-        status: grpc.StatusCode | None = None
-        detail = ""
+        ended: CallerError | NodeError | None = None
         try:
             async for m in self.chat.subscribe(
                 request.session_id, request.after_message_id, request.live_only
             ):
                 yield to_proto(m)
-        except RequestRefused as exc:
-            status = (
-                grpc.StatusCode.UNAUTHENTICATED
-                if exc.code == Code.NOT_LOGGED_IN
-                else grpc.StatusCode.INVALID_ARGUMENT
-            )
-            detail = exc.message
-        except SessionEnded as exc:
-            status, detail = grpc.StatusCode.UNAUTHENTICATED, str(exc)
-        except CallerError as exc:  # over a limit, or too slow
-            status, detail = grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
-        except NodeError as exc:  # the node dropped the stream
-            status, detail = grpc.StatusCode.UNAVAILABLE, str(exc)
-        if status is not None:
-            await context.abort(status, detail)
+        except (CallerError, NodeError) as exc:  # refused, too slow, or the node dropped it
+            ended = exc
+        if ended is not None:
+            await abort(context, ended)

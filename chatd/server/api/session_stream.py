@@ -16,11 +16,9 @@ does not read.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -28,46 +26,25 @@ import grpc
 from chatd.contract import Code
 from chatd.proto import chat_pb2
 from chatd.server.api.handlers import Malformed
-from chatd.server.api.unary import unavailable
+from chatd.server.api.status import End, retry_after_ms, status_of
 from chatd.server.chat.rules import Chat
 from chatd.server.errors import (
     CallerError,
     NodeError,
     OverLimit,
     RequestRefused,
-    SessionEnded,
+    ServerError,
+    reap,
 )
 from chatd.server.storage.store import StoredMessage
 
 log = logging.getLogger(__name__)
 
+# what a stream's own tasks may end with when it ends (a write to a call
+# that ended, a refusal of a send still under way): said at debug level
+EXPECTED = (grpc.aio.AioRpcError, asyncio.InvalidStateError, ServerError)
 MAX_UNANSWERED = 64  # sends a stream may have waiting for their results
 OUT_QUEUE = 256  # frames waiting to be written to one stream
-
-
-@dataclass(frozen=True, slots=True)
-class End:
-    """The stream ends: OK (status None) or with this status."""
-
-    status: grpc.StatusCode | None = None
-    detail: str = ""
-    trailers: tuple[tuple[str, str], ...] = ()  # its trailing metadata
-
-
-def ending(exc: BaseException) -> End:
-    """How an error of the session's deliveries or frames ends the stream
-    (as Subscribe ends)."""
-    if isinstance(exc, RequestRefused):
-        if exc.code == Code.NOT_LOGGED_IN:
-            return End(grpc.StatusCode.UNAUTHENTICATED, exc.message)
-        return End(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
-    if isinstance(exc, SessionEnded):
-        return End(grpc.StatusCode.UNAUTHENTICATED, str(exc))
-    if isinstance(exc, CallerError):  # over a limit, or too slow
-        return End(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-    if isinstance(exc, NodeError):
-        return End(grpc.StatusCode.UNAVAILABLE, str(exc), unavailable(exc))
-    raise exc
 
 
 def to_frame(m: StoredMessage, to_proto: Any) -> chat_pb2.ServerFrame:
@@ -84,7 +61,7 @@ async def deliver(
         async for m in chat.subscribe(open_.session_id, open_.after_message_id, open_.live_only):
             await out.put(to_frame(m, to_proto))
     except (RequestRefused, CallerError, NodeError) as exc:
-        await out.put(ending(exc))
+        await out.put(status_of(exc))
 
 
 class SessionStream:
@@ -128,9 +105,7 @@ class SessionStream:
         finally:
             for task in (*tasks, *self.sends):
                 task.cancel()
-            for task in (*tasks, *self.sends):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await reap((*tasks, *self.sends), log, "Connect stream", EXPECTED)
 
     async def _read(self, session_id: str, frames: AsyncIterator[Any]) -> None:
         try:
@@ -161,7 +136,7 @@ class SessionStream:
                 await asyncio.gather(*self.sends, return_exceptions=True)
             await self.out.put(End())
         except (RequestRefused, CallerError, NodeError) as exc:
-            await self.out.put(ending(exc))
+            await self.out.put(status_of(exc))
 
     async def _send(self, session_id: str, f: chat_pb2.SendFrame) -> None:
         result = chat_pb2.SendResult(request_id=f.request_id)
@@ -174,22 +149,17 @@ class SessionStream:
             )
         except RequestRefused as exc:
             result.error_code, result.error_message = int(exc.code), exc.message
-        except OverLimit as exc:
-            result.status = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
-            result.error_message = str(exc)
-            if exc.retry_after_s is not None:
-                result.retry_after_ms = int(exc.retry_after_s * 1000)
-        except (NodeError, CallerError) as exc:
-            # this node cannot write now: no later frame of this stream may be
-            # written before the client sends this one again (elsewhere, or
-            # here once the stream is open again), so the stream ends
-            result.status = grpc.StatusCode.UNAVAILABLE.value[0]
-            result.error_message = str(exc)
-            self.broken = End(
-                grpc.StatusCode.UNAVAILABLE,
-                str(exc),
-                unavailable(exc) if isinstance(exc, NodeError) else (),
-            )
+        except (CallerError, NodeError) as exc:
+            end = status_of(exc)
+            assert end.status is not None
+            result.status, result.error_message = end.status.value[0], end.detail
+            if isinstance(exc, OverLimit) and (retry := retry_after_ms(exc)) is not None:
+                result.retry_after_ms = retry
+            if isinstance(exc, NodeError):
+                # this node cannot write now: no later frame of this stream may
+                # be written before the client sends this one again (elsewhere,
+                # or here once the stream is open again), so the stream ends
+                self.broken = end
         except Exception as exc:  # a bug in apply (the writer refused this entry only)
             log.exception("send frame %r failed", f.request_id)
             result.status = grpc.StatusCode.INTERNAL.value[0]

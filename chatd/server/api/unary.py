@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from chatd.contract import REFUSED_HEADER, RETRY_AFTER_HEADER
 from chatd.proto import chat_pb2
+from chatd.server.api.status import abort
 from chatd.server.errors import NodeError, OverLimit, RequestRefused
 from chatd.server.storage.store import StoredMessage
 
@@ -31,12 +31,6 @@ def to_proto(m: StoredMessage) -> chat_pb2.Message:
         to=m.recipient,
         room=m.room,
     )
-
-
-def unavailable(exc: NodeError) -> tuple[tuple[str, str], ...]:
-    """The trailing metadata of the UNAVAILABLE that answers `exc`: a node
-    that is up and refuses says so (REFUSED_HEADER)."""
-    return ((REFUSED_HEADER, "1"),) if exc.up else ()
 
 
 def unary(answer: Callable[..., Any] | None = None) -> Callable[[Handler], Handler]:
@@ -58,12 +52,8 @@ def unary(answer: Callable[..., Any] | None = None) -> Callable[[Handler], Handl
                 if answer is None:
                     raise
                 return answer(error_code=int(exc.code), error_message=exc.message)
-            except OverLimit as exc:
-                retry = exc.retry_after_s
-                hint = () if retry is None else ((RETRY_AFTER_HEADER, str(int(retry * 1000))),)
-                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), hint)
-            except NodeError as exc:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc), unavailable(exc))
+            except (OverLimit, NodeError) as exc:
+                await abort(context, exc)  # chatd.server.api.status
 
         return cast(Handler, rpc)
 

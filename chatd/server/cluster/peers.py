@@ -34,17 +34,21 @@ from chatd.core.types import (
     Register,
     UpdateMaster,
     UpdateSlaves,
+    seed_address,
 )
 from chatd.proto import cluster_pb2 as pb
 from chatd.proto import cluster_pb2_grpc
 from chatd.server import protocol
 from chatd.server.cluster import wire
 from chatd.server.cluster.ports import Driver
-from chatd.server.errors import WireError
+from chatd.server.errors import WireError, reap
 from chatd.server.storage import backup
 
 log = logging.getLogger(__name__)
 
+# what a log stream's writer or reader may end with when the stream breaks
+# (the call ended, a write to it after, an answer that fails the wire's checks)
+EXPECTED = (grpc.aio.AioRpcError, asyncio.InvalidStateError, WireError, OSError)
 SNAPSHOT_CHUNK = 1 << 20
 CLUSTER_MESSAGE_LIMIT = 64 * 1024 * 1024
 CLUSTER_CHANNEL_OPTIONS = [
@@ -90,8 +94,8 @@ class Peers:
         return self.repl.rpc_timeout
 
     def address_of(self, node: str) -> str | None:
-        if node.startswith("@"):
-            return node[1:]
+        if (seed := seed_address(node)) is not None:
+            return seed
         return self.repl.address_of(node) or self.directory.get(node)
 
     def channel(self, address: str) -> grpc.aio.Channel:
@@ -166,7 +170,7 @@ class Peers:
                 reply = wire.ack_from(a, repl.node_id)
         except grpc.aio.AioRpcError as exc:
             log.debug("%s to %s failed: %s", type(msg).__name__, msg.dst, exc.code().name)
-            if msg.dst.startswith("@"):
+            if seed_address(msg.dst) is not None:
                 self._seed_failed[address] = _failure(exc)
             if exc.code() is grpc.StatusCode.UNIMPLEMENTED:
                 await self._not_a_peer_listener(msg.dst, address)
@@ -189,7 +193,7 @@ class Peers:
         if address in self._misdialled:
             return
         self._misdialled.add(address)
-        who = "the seed " if dst.startswith("@") else f"member {dst}'s address "
+        who = "the seed " if seed_address(dst) is not None else f"member {dst}'s address "
         what, hint = "not a chatd peer listener", f"its peer listener (port {PEER_PORT} by default)"
         try:  # a client listener serves NodeAdmin: it says where its peer listener is
             s = await cluster_pb2_grpc.NodeAdminStub(self.channel(address)).Status(
@@ -272,8 +276,8 @@ class Link:
                     writer.cancel()
                     reader.cancel()
                     call.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await asyncio.gather(writer, reader, return_exceptions=True)
+                    # (what ended the stream is raised above; the other's end is logged)
+                    await reap((writer, reader), log, f"log stream to {self.dst}", EXPECTED)
             except asyncio.CancelledError:
                 raise
             except WireError as exc:  # the slave's fault: as if it were unreachable

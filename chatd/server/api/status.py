@@ -1,0 +1,64 @@
+"""The one mapping of a server exception to the gRPC status that answers
+it (a unary call's abort, a stream's end, a Connect send's result): the
+code, the details, and the trailing metadata a client acts on
+(chatd.contract: RETRY_AFTER_HEADER when the wait is known,
+REFUSED_HEADER when the node is up and refuses for a reason of its own)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import grpc
+
+from chatd.contract import REFUSED_HEADER, RETRY_AFTER_HEADER, Code
+from chatd.server.errors import CallerError, NodeError, OverLimit, RequestRefused, SessionEnded
+
+if TYPE_CHECKING:
+    Ctx = grpc.aio.ServicerContext[Any, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """A call or stream ends: OK (status None) or with this status."""
+
+    status: grpc.StatusCode | None = None
+    detail: str = ""
+    trailers: tuple[tuple[str, str], ...] = ()  # its trailing metadata
+
+
+def retry_after_ms(exc: OverLimit) -> int | None:
+    """The milliseconds after which to retry, when known."""
+    return None if exc.retry_after_s is None else int(exc.retry_after_s * 1000)
+
+
+def status_of(exc: BaseException) -> End:
+    """The status that answers `exc`: a refusal by the chat rules
+    (UNAUTHENTICATED when not logged in, else INVALID_ARGUMENT), an ended
+    session (UNAUTHENTICATED), any other fault of the caller, over a limit or
+    too slow (RESOURCE_EXHAUSTED), a node that cannot serve (UNAVAILABLE).
+    Any other exception is raised again: it is no answer but a bug."""
+    if isinstance(exc, RequestRefused):
+        if exc.code == Code.NOT_LOGGED_IN:
+            return End(grpc.StatusCode.UNAUTHENTICATED, exc.message)
+        return End(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
+    if isinstance(exc, SessionEnded):
+        return End(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+    if isinstance(exc, OverLimit):
+        retry = retry_after_ms(exc)
+        hint = () if retry is None else ((RETRY_AFTER_HEADER, str(retry)),)
+        return End(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), hint)
+    if isinstance(exc, CallerError):  # too slow
+        return End(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+    if isinstance(exc, NodeError):
+        refused = ((REFUSED_HEADER, "1"),) if exc.up else ()
+        return End(grpc.StatusCode.UNAVAILABLE, str(exc), refused)
+    raise exc
+
+
+async def abort(context: Ctx, exc: BaseException) -> NoReturn:
+    """Ends the call with the status that answers `exc` (status_of)."""
+    end = status_of(exc)
+    assert end.status is not None
+    await context.abort(end.status, end.detail, end.trailers)
+    raise AssertionError("context.abort returned")  # (it always raises)
