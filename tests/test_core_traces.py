@@ -10,9 +10,10 @@ CHATD_REWRITE_TRACES=1 rewrites the expected blocks with what the code does
 now: read the diff before committing it.
 
 Commands (node ids are n1, n2, ...; `[x]` is optional):
-  found n1                     a new node founds a cluster
+  found n1 [quorum=majority]   a new node founds a cluster (in-sync mode by default)
   start n2 [seeds=n1,...]      a new, empty node starts (joins through the seeds)
-  cluster n1 n2 n3             found n1, join the others, run until all are in sync
+  cluster n1 n2 n3 [quorum=majority]
+                               found n1, join the others, run until all are in sync
                                and confirmed so; prints only the resulting status
   tick [n1 n2 ...] [count]     tick these nodes (default: every running one) count times
   run [n1 n2 ...] [count]      count times: tick these nodes, then stabilize
@@ -21,6 +22,9 @@ Commands (node ids are n1, n2, ...; `[x]` is optional):
                                refused and its sender told (report_unreachable)
   stabilize                    deliver until nothing is left to deliver
   drop a->b [report]           lose the queued messages from a to b (and tell a)
+  partition n1 [n2 ...]        cut these nodes off from the others: a message across
+                               the cut is lost when delivered, its sender not told
+  heal                         undo the partition
   persist-mode manual|auto     auto: a slave's AppendEntries is durable at once
   persist n2                   carry out n2's pending AppendEntries
   write n1 [count]             the master appends count entries (local_appended)
@@ -46,6 +50,7 @@ import pytest
 
 from chatd.core import Core, Durable, Membership, Pos, Role, Timing
 from chatd.core.log import EpochRuns
+from chatd.core.quorum import IN_SYNC
 from chatd.core.types import (
     Action,
     Append,
@@ -74,6 +79,8 @@ def fmt(value: object) -> str:
         out += f" | in_sync={','.join(sorted(value.in_sync))}"
         if value.retired:
             out += f" retired={','.join(sorted(value.retired))}"
+        if value.majority:
+            out += " majority"
         return out + "]"
     if isinstance(value, frozenset | set):
         return "{" + ",".join(sorted(str(v) for v in value)) + "}"
@@ -154,6 +161,7 @@ class World:
         self.auto_persist = True
         self.writes = 0
         self.offered: list[tuple[str, str]] = []  # SendSnapshot (master, dst) not yet streamed
+        self.cut: set[str] = set()  # the nodes on the far side of a partition
 
     # -- plumbing --
 
@@ -214,6 +222,9 @@ class World:
         m = q.msg
         dst = self.target(m.dst)
         src = self.nodes.get(m.src)
+        if dst is not None and (m.src in self.cut) != (dst.id in self.cut):
+            self.out.append(f"~ {m.src}->{m.dst} {type(m).__name__} lost: partitioned")
+            return
         if dst is None or dst.core is None:
             self.out.append(f"~ {m.src}->{m.dst} {type(m).__name__} refused: down")
             if src is not None and src.core is not None:
@@ -244,13 +255,15 @@ class World:
             self.deliver()
         raise AssertionError("messages still flowing after 100 rounds")
 
-    def start(self, nid: str, *, found: bool = False, seeds: tuple[str, ...] = ()) -> None:
+    def start(
+        self, nid: str, *, found: bool = False, seeds: tuple[str, ...] = (), quorum: str = IN_SYNC
+    ) -> None:
         n = self.nodes.setdefault(nid, Node(nid))
         if n.core is not None:
             raise ValueError(f"{nid} is running")
         durable = Durable(epoch=n.epoch, last=n.last(), epochs=n.runs(), membership=n.membership)
         addresses = tuple(self.node(s).address for s in seeds)
-        n.core = Core(nid, n.address, durable, TIMING, found=found, seeds=addresses)
+        n.core = Core(nid, n.address, durable, TIMING, found=found, seeds=addresses, quorum=quorum)
         n.paused = False
         self.drain(n)
 
@@ -271,7 +284,7 @@ class World:
         return "\n".join(self.out) or "ok"
 
     def cmd_found(self, pos: list[str], kw: dict[str, str]) -> None:
-        self.start(pos[0], found=True)
+        self.start(pos[0], found=True, quorum=kw.get("quorum", IN_SYNC))
 
     def cmd_start(self, pos: list[str], kw: dict[str, str]) -> None:
         seeds = tuple(kw["seeds"].split(",")) if "seeds" in kw else ()
@@ -281,7 +294,7 @@ class World:
 
     def cmd_cluster(self, pos: list[str], kw: dict[str, str]) -> None:
         first, *rest = pos
-        self.start(first, found=True)
+        self.start(first, found=True, quorum=kw.get("quorum", IN_SYNC))
         for nid in rest:
             self.start(nid, seeds=(first,))
         master = self.core(first)
@@ -339,6 +352,14 @@ class World:
                 c.report_unreachable(q.msg.dst)
                 self.drain(self.node(a))
         self.queue = kept
+
+    def cmd_partition(self, pos: list[str], kw: dict[str, str]) -> None:
+        for nid in pos:
+            self.node(nid)
+        self.cut = set(pos)
+
+    def cmd_heal(self, pos: list[str], kw: dict[str, str]) -> None:
+        self.cut = set()
 
     def cmd_persist_mode(self, pos: list[str], kw: dict[str, str]) -> None:
         self.auto_persist = {"auto": True, "manual": False}[pos[0]]
