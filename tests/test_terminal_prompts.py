@@ -46,7 +46,10 @@ def test_ctrl_c_and_ctrl_d_at_a_question_cancel_the_command(
         for answer in answers:
             child.expect("password:")
             child.sendline(answer)
-        child.expect("password( again)?:")
+        # the question the key answers, by its exact words: "password( again)?:"
+        # also matched the first question's own redraw after its answer, so
+        # the key could go out between the two questions and be lost
+        child.expect("password again:" if answers else "password:")
         child.sendcontrol(key)
         child.expect(f"{command.split()[0]} cancelled")
         child.expect(r"\(not logged in\) chatd>")
