@@ -440,6 +440,10 @@ def test_the_tls_recipe_makes_certificates_a_node_accepts(tmp_path: Path) -> Non
     subprocess.run(["bash", "-e", "-c", recipe], cwd=tmp_path, check=True, timeout=120,
                    capture_output=True)  # fmt: skip
     port, peer = free_port(), free_port()
+    for _ in range(100):  # two different ones: two calls may give the same free port
+        if peer != port:
+            break
+        peer = free_port()
     node = NodeProcess.serve(
         tmp_path, "n1", f"127.0.0.1:{port}", f"127.0.0.1:{peer}", "--role", "master",
         "--tls-cert", str(tmp_path / "n1.pem"), "--tls-key", str(tmp_path / "n1.key"),
@@ -475,7 +479,15 @@ def test_the_by_hand_cluster_waits_then_stops_as_written(tmp_path: Path) -> None
     members in sync, and `kill $(jobs -p)` stops all three nodes cleanly."""
     block = sh_blocks(section("By hand"))[0]
     assert "kill $(jobs -p)" in section("By hand")
-    ports = {str(p): str(free_port()) for p in (50051, 50052, 50053, 50061, 50062, 50063)}
+    readme_ports = (50051, 50052, 50053, 50061, 50062, 50063)
+    free: list[int] = []
+    for _ in range(100):  # six different ones: two calls may give the same free port
+        if len(free) == len(readme_ports):
+            break
+        if (port := free_port()) not in free:
+            free.append(port)
+    assert len(free) == len(readme_ports), free
+    ports = {str(p): str(f) for p, f in zip(readme_ports, free, strict=True)}
     script = re.sub(r"\b(5005[123]|5006[123])\b", lambda m: ports[m.group(1)], block)
     script += "\nkill $(jobs -p)\nwait\n"
     bindir = chatd_on_path(tmp_path / "bin")
