@@ -694,12 +694,12 @@ class Store:
         op = entry.create_room
         if (creator := self._known(out, op.creator, Code.NOT_LOGGED_IN)) is None:
             return out
-        out.code, change = self.rooms.apply_create(
-            self._db, op, creator.uid, entry.time_us, self.last_message_id, self.cluster_version
+        return _changed(
+            out,
+            self.rooms.apply_create(
+                self._db, op, creator.uid, entry.time_us, self.last_message_id, self.cluster_version
+            ),
         )
-        if change is not None:
-            out.after.append(change)
-        return out
 
     def _apply_room_member(self, out: Applied, entry: log_pb2.Entry) -> Applied:
         op = entry.room_member
@@ -708,21 +708,15 @@ class Store:
         target = self.users.get(op.username)
         target_uid = target.uid if target else None
         last, t, rules = self.last_message_id, entry.time_us, self.cluster_version
-        out.code, change = self.rooms.apply_member(
-            self._db, op, actor.uid, target_uid, last, t, rules
+        return _changed(
+            out, self.rooms.apply_member(self._db, op, actor.uid, target_uid, last, t, rules)
         )
-        if change is not None:
-            out.after.append(change)
-        return out
 
     def _apply_delete_room(self, out: Applied, entry: log_pb2.Entry) -> Applied:
         op = entry.delete_room
         if (actor := self._known(out, op.actor, Code.NOT_LOGGED_IN)) is None:
             return out
-        out.code, change = self.rooms.apply_delete(self._db, op, actor.uid)
-        if change is not None:
-            out.after.append(change)
-        return out
+        return _changed(out, self.rooms.apply_delete(self._db, op, actor.uid))
 
     def _apply_mark_read(self, out: Applied, entry: log_pb2.Entry) -> Applied:
         op = entry.mark_read
@@ -1020,3 +1014,12 @@ class Store:
                 "SELECT sender, time_us, body, id FROM messages ORDER BY id DESC LIMIT ?", (count,)
             ).fetchall()
         return {(str(a), int(t), str(b)): int(i) for a, t, b, i in rows}
+
+
+def _changed(out: Applied, result: tuple[Code, Any]) -> Applied:
+    """A room apply function's (code, change) into `out`: its code, and the
+    change readers hear of once the batch is durable (None: nothing)."""
+    out.code, change = result
+    if change is not None:
+        out.after.append(change)
+    return out
