@@ -92,7 +92,7 @@ def test_invite_join_post_and_who_the_message_reaches(w: World) -> None:
     assert sorted(out.room_recipients or []) == ["ann", "bob"]  # cat only invited
     assert w.post("bob", "nowhere").code == Code.NO_SUCH_ROOM
     # a room message is in no one's undelivered inbox
-    undelivered = w.store._db.execute("SELECT count(*) FROM messages WHERE delivered = 0")
+    undelivered = w.store.db.execute("SELECT count(*) FROM messages WHERE delivered = 0")
     assert undelivered.fetchone()[0] == 0
 
 
@@ -126,7 +126,7 @@ def test_read_markers_only_move_forward(w: World) -> None:
     for upto in (5, 3, 9):
         mark = log_pb2.MarkRead(username="ann", room="team", upto=upto)
         assert w.apply(E(mark_read=mark)).code == Code.OK
-    row = w.store._db.execute("SELECT upto FROM read_markers").fetchall()
+    row = w.store.db.execute("SELECT upto FROM read_markers").fetchall()
     assert row == [(9,)]
     outside = log_pb2.MarkRead(username="bob", room="team", upto=1)
     assert w.apply(E(mark_read=outside)).code == Code.NOT_A_MEMBER
@@ -151,8 +151,8 @@ def test_the_caches_follow_the_tables_and_the_digest_covers_them(w: World) -> No
     w.member(A.ADMIN, "ann", "team", "bob")
     before = w.members("team")
     digest = w.store.state_digest
-    assert digest == statedigest.to_bytes(statedigest.scan(w.store._db))
-    rows = w.store._db.execute("SELECT count(*) FROM room_members").fetchone()[0]
+    assert digest == statedigest.to_bytes(statedigest.scan(w.store.db))
+    rows = w.store.db.execute("SELECT count(*) FROM room_members").fetchone()[0]
     assert rows == 3 and statedigest.NODE_LOCAL_TABLES.isdisjoint({"rooms", "room_members"})
     w.store.close()
     again = World(w.path)
@@ -238,7 +238,7 @@ def test_deleted_rooms_leave_nothing_and_the_digest_follows(w3: World) -> None:
     w.member(A.LEAVE, "dan", "alone", "dan")
     w.create("cat", "gone")
     w.apply(E(delete_account=log_pb2.DeleteAccount(username="cat")))
-    db = w.store._db
+    db = w.store.db
     for table in ("rooms", "room_members", "room_delivered", "read_markers"):
         assert db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
     assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 0

@@ -27,8 +27,9 @@ import pytest
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server.node import DB_FILE
 from chatd.server.storage import statedigest
+from chatd.server.storage.apply import KINDS, Tables
 from chatd.server.storage.backup import NODE_META
-from chatd.server.storage.store import Store, StoreError
+from chatd.server.storage.store import Applied, Store, StoreError
 from chatd.tools.localcluster import Cluster
 from tests.conftest import PASSWORD, NodeProcess, wait_serving
 from tests.test_store_apply import (
@@ -86,7 +87,7 @@ def open_store(tmp_path: Path) -> Iterator[Callable[[str], Store]]:
 
     yield open_
     for s in opened:
-        if not s._closed:
+        if not s._conns.closed:
             s.close()
 
 
@@ -117,13 +118,13 @@ def test_a_rolled_back_entry_leaves_the_digest_unchanged(
     store = open_store("a")
     apply(store, LOG[:3])
     before, last = store.state_digest, store.last_index
-    real = store._apply_send_message
+    real = KINDS["send_message"]
 
-    def fails_after_writing(out: object, entry: E) -> object:
-        real(out, entry)  # type: ignore[arg-type]  # inserts the message and its request id
+    def fails_after_writing(t: Tables, out: Applied, entry: E) -> Applied:
+        real(t, out, entry)  # inserts the message and its request id
         raise RuntimeError("apply failed after writing rows")
 
-    monkeypatch.setattr(store, "_apply_send_message", fails_after_writing)
+    monkeypatch.setitem(KINDS, "send_message", fails_after_writing)
     store.begin()
     with pytest.raises(RuntimeError, match="after writing rows"):
         e = send("alice", "bob", "never", "r9", t=5)

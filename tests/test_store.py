@@ -67,7 +67,7 @@ def test_checkpoint_runs_beside_an_open_batch(tmp_path: Path) -> None:
     finally:
         store.close()
     store.checkpoint()  # after close: nothing to do, no error, no connection left open
-    assert store._checkpointer is None
+    assert store._conns.checkpointer is None
 
 
 def test_checkpoint_follows_an_installed_snapshot(tmp_path: Path) -> None:

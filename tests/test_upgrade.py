@@ -63,11 +63,11 @@ def test_the_store_opens_a_data_dir_of(commit: str, tmp_path: Path) -> None:
     store = Store(path)
     try:
         assert set(store.users) == set(manifest["users"])  # type: ignore[call-overload]
-        rows = store._db.execute("SELECT id, sender, recipient, body FROM messages").fetchall()
+        rows = store.db.execute("SELECT id, sender, recipient, body FROM messages").fetchall()
         expected = {(m["id"], m["from"], m["to"], m["body"]) for m in manifest["messages"]}  # type: ignore[attr-defined]
         assert expected <= set(rows)
-        assert schema.version_of(store._db) == len(schema.migrations(""))
-        tables = {r[0] for r in store._db.execute("SELECT name FROM sqlite_master")}
+        assert schema.version_of(store.db) == len(schema.migrations(""))
+        tables = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master")}
         assert {"rooms", "room_members", "read_markers", "disabled_accounts"} <= tables
         digest = store.state_digest
     finally:

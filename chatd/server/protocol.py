@@ -13,7 +13,7 @@ the oldest a cluster is upgraded from) sends none: it speaks version 1.
        uniqueness and TakeUndelivered's byte bound.
     3  room deletion (DeleteRoom) and declining an invitation (RoomMember
        DECLINE); and new room rules from the entry that raised the
-       cluster to 3 on (chatd.server.storage.rooms): invitations wait outside the
+       cluster to 3 on (chatd.server.storage.room_rules): invitations wait outside the
        invitee's room quota, bounded by RoomMember.max_invitations, and a
        room nobody has joined any more goes away.
 

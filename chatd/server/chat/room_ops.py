@@ -1,6 +1,6 @@
 """The room operations of the client API, over Chat (chatd.server.chat.rules):
 validation and limits here, the membership rules in the apply
-(chatd.server.storage.rooms), reads from the caches and the committed tables.
+(chatd.server.storage.room_rules), reads from the caches and the committed tables.
 
 A room's name follows the username alphabet, unique regardless of case;
 its topic is at most MAX_TOPIC_CHARS characters. A member who joined sees

@@ -388,7 +388,7 @@ class Chat:
         self, session_id: str, to: str, body: str, request_id: str, room: str = ""
     ) -> int:
         """A message to the user `to`, or with `room` to that room (the
-        membership rules are the apply's, chatd.server.storage.rooms)."""
+        membership rules are the apply's, chatd.server.storage.room_rules)."""
         s = self.session(session_id)
         # per user, not per session: more sessions must not mean more sends
         if not self._send_limit.allow(s.uid, time.monotonic()):

@@ -1,17 +1,27 @@
 """Account administration as replicated state: a user's new password, an
 operator's disable/enable and "log out everywhere" (log entries SetPassword,
-SetDisabled, EndUserSessions), and what an operator reads of accounts.
+SetDisabled, EndUserSessions), deleting an account (DeleteAccount), and
+what an operator reads of accounts. Owns the `disabled_accounts` table; the
+cache it changes is the directory's (chatd.server.storage.users).
 
-Like the rest of apply (chatd.server.storage.store), each rule reads only the entry
-and the state before it. Each `apply_*` runs inside the entry's savepoint
-and returns the session hashes it ended; the store ends their streams and
-updates its caches once the SQL held.
+Like every family of apply (the kinds in chatd.server.storage.apply), each
+rule reads only the entry and the state before it and runs inside the
+entry's savepoint; the sessions it ended go in `Applied.ended_sessions` (the
+store ends their streams and drops them from the cache once the SQL held),
+its other cache changes in `Applied.after`.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from chatd.contract import Code
+from chatd.proto import log_pb2
+from chatd.server.storage import room_rules
+from chatd.server.storage.rows import Applied
+from chatd.server.storage.tables import Tables
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS disabled_accounts (
@@ -28,27 +38,66 @@ def _end_sessions(db: sqlite3.Connection, uid: int, keep: bytes = b"") -> list[b
     return ended
 
 
-def apply_set_password(
-    db: sqlite3.Connection, uid: int, password_hash: str, keep: bytes
-) -> list[bytes]:
-    db.execute("UPDATE users SET password_hash = ? WHERE uid = ?", (password_hash, uid))
-    return _end_sessions(db, uid, keep)
+def apply_set_password(t: Tables, out: Applied, entry: log_pb2.Entry) -> Applied:
+    op = entry.set_password
+    if (user := t.directory.known(out, op.username)) is not None:
+        t.db.execute(
+            "UPDATE users SET password_hash = ? WHERE uid = ?", (op.password_hash, user.uid)
+        )
+        out.ended_sessions += _end_sessions(t.db, user.uid, op.keep_session)
+        out.after.append(lambda: setattr(user, "password_hash", op.password_hash))
+    return out
 
 
-def apply_set_disabled(
-    db: sqlite3.Connection, uid: int, disabled: bool, time_us: int
-) -> list[bytes]:
-    if not disabled:
-        db.execute("DELETE FROM disabled_accounts WHERE uid = ?", (uid,))
-        return []
-    db.execute(
-        "INSERT OR IGNORE INTO disabled_accounts(uid, since_us) VALUES (?, ?)", (uid, time_us)
-    )
-    return _end_sessions(db, uid)
+def apply_set_disabled(t: Tables, out: Applied, entry: log_pb2.Entry) -> Applied:
+    op = entry.set_disabled
+    if (user := t.directory.known(out, op.username)) is not None:
+        if not op.disabled:
+            t.db.execute("DELETE FROM disabled_accounts WHERE uid = ?", (user.uid,))
+        else:
+            t.db.execute(
+                "INSERT OR IGNORE INTO disabled_accounts(uid, since_us) VALUES (?, ?)",
+                (user.uid, entry.time_us),
+            )
+            out.ended_sessions += _end_sessions(t.db, user.uid)
+        out.after.append(lambda: setattr(user, "disabled", op.disabled))
+    return out
 
 
-def apply_end_user_sessions(db: sqlite3.Connection, uid: int) -> list[bytes]:
-    return _end_sessions(db, uid)
+def apply_end_user_sessions(t: Tables, out: Applied, entry: log_pb2.Entry) -> Applied:
+    if (user := t.directory.known(out, entry.end_user_sessions.username)) is not None:
+        out.ended_sessions += _end_sessions(t.db, user.uid)
+    return out
+
+
+def apply_delete_account(t: Tables, out: Applied, entry: log_pb2.Entry) -> Applied:
+    name = entry.delete_account.username
+    if (user := t.directory.known(out, name, Code.NOT_LOGGED_IN)) is None:
+        return out
+    db, rooms = t.db, t.rooms
+    if (gone := room_rules.apply_user_gone(rooms, db, user.uid, t.cluster_version)) is not None:
+        out.after.append(gone)
+    rows = db.execute("SELECT hash FROM sessions WHERE uid = ?", (user.uid,)).fetchall()
+    out.ended_sessions.extend(r[0] for r in rows)
+    db.execute("DELETE FROM sessions WHERE uid = ?", (user.uid,))
+    db.execute("DELETE FROM messages WHERE recipient_uid = ? AND delivered = 0", (user.uid,))
+    db.execute("DELETE FROM request_ids WHERE sender_uid = ?", (user.uid,))
+    db.execute("DELETE FROM room_members WHERE uid = ?", (user.uid,))
+    db.execute("DELETE FROM room_delivered WHERE uid = ?", (user.uid,))
+    db.execute("DELETE FROM read_markers WHERE uid = ?", (user.uid,))
+    db.execute("DELETE FROM disabled_accounts WHERE uid = ?", (user.uid,))
+    db.execute("UPDATE users SET deleted = 1 WHERE uid = ?", (user.uid,))
+    out.deleted_user = name
+    out.after.append(lambda: rooms.drop_user(user.uid))
+    return out
+
+
+APPLY: dict[str, Callable[[Tables, Applied, log_pb2.Entry], Applied]] = {
+    "set_password": apply_set_password,
+    "set_disabled": apply_set_disabled,
+    "end_user_sessions": apply_end_user_sessions,
+    "delete_account": apply_delete_account,
+}
 
 
 def disabled_uids(db: sqlite3.Connection) -> set[int]:

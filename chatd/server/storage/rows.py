@@ -1,0 +1,59 @@
+"""What apply and the reads hand out, shared by every table family: a
+stored message, what applying one entry did (`Applied`), and the small
+functions of rows every family uses (the time rows are stamped with, a
+conversation's key, a message's size against an answer's byte bound)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from chatd.contract import Code
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    sender: str
+    recipient: str  # a user, or for a room message the room's name
+    body: str
+    time_us: int
+    room: str = ""  # the room's name, for a room message
+
+
+@dataclass(slots=True)
+class Applied:
+    """What applying one entry did: its outcome for the client who asked."""
+
+    index: int
+    code: Code = Code.OK
+    message_id: int = 0
+    duplicate: bool = False
+    new_message: StoredMessage | None = None
+    messages: list[StoredMessage] = field(default_factory=list)
+    ended_sessions: list[bytes] = field(default_factory=list)
+    deleted_user: str | None = None
+    new_uid: int = 0
+    # who a new room message reaches (the members who joined); None: the
+    # message's recipient alone
+    room_recipients: list[str] | None = None
+    # cache changes to make once the entry's SQL held, in order (each table
+    # family's apply functions add their own)
+    after: list[Callable[[], None]] = field(default_factory=list, compare=False, repr=False)
+
+
+def now_us() -> int:
+    """The time rows are stamped with: microseconds since the epoch."""
+    return time.time_ns() // 1000
+
+
+def conversation_key(uid_a: int, uid_b: int) -> int:
+    low, high = sorted((uid_a, uid_b))
+    return (low << 32) | high
+
+
+def message_bytes(sender: str, recipient: str, body: str) -> int:
+    """What a message counts against an answer's byte bound: its names and
+    body, and 32 bytes for the rest of it."""
+    return len(sender.encode()) + len(recipient.encode()) + len(body.encode()) + 32
