@@ -3,7 +3,8 @@
 Owns the replication driver that runs the role core and carries out its
 actions (replication), the transport of cluster traffic: log streams, unary
 calls, snapshots (peers), the peer services MasterService and SlaveService
-(peer_service), the translation between core messages and the cluster
+(peer_service), the matching of the core's replies to the requests that
+wait for them, by request id (replies), the translation between core messages and the cluster
 protobufs with its checks (wire), the cluster secret's interceptor
 (secret), the state digest reports (digests), and the Protocols by which
 the driver and the transport know each other (ports).

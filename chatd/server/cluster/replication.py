@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chatd.core import Core, CoreError, Status
 from chatd.core.quorum import IN_SYNC
@@ -33,7 +33,6 @@ from chatd.core.types import (
     Action,
     Append,
     AppendEntries,
-    CheckMasterReply,
     Committed,
     Durable,
     ElectionStalled,
@@ -43,7 +42,6 @@ from chatd.core.types import (
     PersistEpoch,
     PersistMembership,
     Pos,
-    RegisterReply,
     ResetLog,
     Role,
     RoleChanged,
@@ -51,10 +49,10 @@ from chatd.core.types import (
     SendSnapshot,
     Settled,
     Timing,
-    UpdateAck,
 )
 from chatd.proto import log_pb2
 from chatd.server.cluster.ports import Streams, Transport
+from chatd.server.cluster.replies import REPLY_TYPES, Replies
 from chatd.server.storage import rollback
 from chatd.server.storage.backup import NODE_META
 from chatd.server.storage.store import Store
@@ -63,6 +61,8 @@ if TYPE_CHECKING:
     from chatd.server.storage.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=Message)
 
 
 def membership_to_json(m: Membership) -> str:
@@ -103,10 +103,10 @@ class PersistBatch:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """Hands a core reply to the cluster RPC that waits for it."""
+    """Hands a core reply to the request (by its id) that waits for it."""
 
     message: Message
-    future: asyncio.Future[Message]
+    request_id: int
 
 
 Work = Action | PersistBatch | Reply
@@ -148,7 +148,7 @@ class Replicator:
         self._work: deque[Work] = deque()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._waiting_replies: dict[tuple[type, str], deque[asyncio.Future[Message]]] = {}
+        self.replies = Replies(node_id)
         self.on_role_change = on_role_change
         self.on_in_sync_change = on_in_sync_change
         self._telling: asyncio.Handle | None = None
@@ -300,26 +300,25 @@ class Replicator:
                 offset = action.prev.index - msg.prev.index
                 data = payload[offset : offset + action.count]
                 self._work.append(PersistBatch(action.prev.index + 1, action.entry_epoch, data))
-            elif isinstance(action, Send) and isinstance(
-                action.message, CheckMasterReply | RegisterReply | UpdateAck
-            ):
-                waiters = self._waiting_replies.get((type(action.message), action.message.dst))
-                if waiters:
-                    self._work.append(Reply(action.message, waiters.popleft()))
+            elif isinstance(action, Send) and isinstance(action.message, REPLY_TYPES):
+                if (request_id := self.replies.claim(action.message)) is not None:
+                    self._work.append(Reply(action.message, request_id))
             else:
                 self._work.append(action)
         self._wake.set()
 
-    def expect_reply(self, kind: type, src: str) -> asyncio.Future[Message]:
-        """A cluster RPC handler registers before stepping its request in."""
-        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self._waiting_replies.setdefault((kind, src), deque()).append(fut)
-        return fut
-
-    def forget_reply(self, kind: type, src: str, fut: asyncio.Future[Message]) -> None:
-        waiters = self._waiting_replies.get((kind, src))
-        if waiters and fut in waiters:
-            waiters.remove(fut)
+    async def ask(self, request: Message, reply_type: type[R]) -> R:
+        """Steps a request from another node into the core and waits for the
+        reply it produced (chatd.server.cluster.replies); the caller bounds it."""
+        asked = self.replies.open(request, reply_type)
+        try:
+            with self.replies.stepping(asked):
+                self.step(request)
+            reply = await asked.future
+        finally:
+            self.replies.close(asked)
+        assert isinstance(reply, reply_type)
+        return reply
 
     # -- the pump: actions in order --
 
@@ -378,8 +377,7 @@ class Replicator:
 
     async def _do(self, work: Work) -> None:
         if isinstance(work, Reply):
-            if not work.future.done():
-                work.future.set_result(work.message)
+            self.replies.complete(work.request_id, work.message)
         elif isinstance(work, PersistBatch):
             await self._persist_batch(work)
         elif isinstance(work, Committed):

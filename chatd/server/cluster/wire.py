@@ -61,6 +61,9 @@ MAX_MEMBERS = 1000
 MAX_RETIRED = 100_000  # ids removed for good accumulate over a cluster's life
 MAX_APPEND_ENTRIES = Timing().max_batch
 MAX_SNAPSHOT_BYTES = 64 << 30  # 64 GiB: a larger database cannot be sent as a snapshot
+# the sender of a CheckMaster from a caller that is no node: its reply goes
+# back by its request's id (chatd.server.cluster.replies), never by this name
+ANONYMOUS = ""
 
 
 def _number(value: int, what: str, top: int = MAX_INT) -> int:
@@ -286,11 +289,13 @@ def check_master_to(m: CheckMaster) -> pb.CheckMasterRequest:
     return pb.CheckMasterRequest(node_id=m.src, epoch=m.epoch)
 
 
-def check_master_from(r: pb.CheckMasterRequest, dst: str, src: str) -> CheckMaster:
-    """`src`: who asks (a node's id; the driver names an anonymous caller, one
-    whose request names no node)."""
-    _node_id(r.node_id, "sender", empty=True)
-    return CheckMaster(src=src, dst=dst, epoch=_epoch(r.epoch, "epoch"))
+def check_master_from(r: pb.CheckMasterRequest, dst: str) -> CheckMaster:
+    """Who asks is the node the request names, or `ANONYMOUS` for a caller
+    that names none (a tool, a client) or names the receiver itself."""
+    asker = _node_id(r.node_id, "sender", empty=True)
+    return CheckMaster(
+        src=ANONYMOUS if asker == dst else asker, dst=dst, epoch=_epoch(r.epoch, "epoch")
+    )
 
 
 def check_reply_to(m: CheckMasterReply, master_address: str) -> pb.CheckMasterResponse:
