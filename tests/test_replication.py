@@ -126,7 +126,7 @@ async def test_a_failed_persistence_stops_the_node_before_anything_that_follows_
         real(key, value)
 
     monkeypatch.setattr(harness.store, "set_meta", failing)
-    answer = asyncio.ensure_future(harness.repl.ask(_claim(5), UpdateAck))
+    answer = asyncio.ensure_future(harness.repl.replies.ask(_claim(5), UpdateAck))
     await harness.settle()
     assert len(harness.fatal) == 1 and "disk is full" in str(harness.fatal[0])
     assert not answer.done(), "an answer followed a failed persistence"
@@ -140,7 +140,7 @@ async def test_with_a_working_disk_the_same_claim_is_persisted_then_answered(
 ) -> None:
     harness.start()
     await harness.settle()
-    answer = asyncio.ensure_future(harness.repl.ask(_claim(5), UpdateAck))
+    answer = asyncio.ensure_future(harness.repl.replies.ask(_claim(5), UpdateAck))
     await harness.settle()
     assert harness.fatal == []
     assert answer.done() and isinstance(answer.result(), UpdateAck)
@@ -206,7 +206,7 @@ async def test_a_reply_completes_its_own_request_and_no_other(
 
 
 async def test_a_duplicated_or_stray_reply_is_dropped_and_counted() -> None:
-    replies = Replies("n1")
+    replies = Replies("n1", step=lambda msg: None)
     first = replies.open(CheckMaster(src="n2", dst="n1", epoch=1), CheckMasterReply)
     second = replies.open(CheckMaster(src="n2", dst="n1", epoch=1), CheckMasterReply)
     reply = CheckMasterReply(

@@ -64,7 +64,7 @@ async def _exchange(repl: Replicator, request: Message, reply_type: type[R]) -> 
     """Steps a request into the core and waits for the reply it produces
     (matched to it by a request id: chatd.server.cluster.replies)."""
     async with asyncio.timeout(REPLY_TIMEOUT_S):
-        return await repl.ask(request, reply_type)
+        return await repl.replies.ask(request, reply_type)
 
 
 async def _answer(

@@ -28,13 +28,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from chatd.core.types import CheckMasterReply, Message, RegisterReply, UpdateAck
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=Message)
 
 # the core's replies to requests from other nodes (the others go over the wire)
 REPLY_TYPES = (CheckMasterReply, RegisterReply, UpdateAck)
@@ -51,15 +54,39 @@ class Asked:
     claimed: bool = False  # a reply of its step was claimed for it
 
 
-class Replies:
-    """The requests waiting for a reply, by id."""
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Hands a core reply to the request (by its id) that waits for it; in
+    the driver's pump, after what the core asked to persist before it."""
 
-    def __init__(self, node_id: str) -> None:
+    message: Message
+    request_id: int
+
+
+class Replies:
+    """The requests waiting for a reply, by id. `step` steps a message into
+    the core (the driver's), producing the reply to claim at once."""
+
+    def __init__(self, node_id: str, step: Callable[[Message], None]) -> None:
         self.node_id = node_id
+        self._step = step
         self._ids = itertools.count(1)
         self._waiting: dict[int, Asked] = {}
         self._stepping: Asked | None = None  # the request the core is taking now
         self.unmatched = 0  # replies dropped: no request of theirs waited for them
+
+    async def ask(self, request: Message, reply_type: type[R]) -> R:
+        """Steps a request from another node into the core and waits for the
+        reply it produced; the caller bounds the wait."""
+        asked = self.open(request, reply_type)
+        try:
+            with self.stepping(asked):
+                self._step(request)
+            reply = await asked.future
+        finally:
+            self.close(asked)
+        assert isinstance(reply, reply_type)
+        return reply
 
     def open(self, request: Message, reply_type: type) -> Asked:
         asked = Asked(
