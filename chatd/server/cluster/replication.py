@@ -3,13 +3,13 @@
 It turns timers and cluster RPCs into core events, and carries out the core's
 actions in order through one pump task: persist (epoch, membership, received
 entries: `chatd.server.cluster.persistence`) before anything that follows is
-sent, and a reply only then handed to the request waiting for it
-(`chatd.server.cluster.replies`). An action the pump cannot
-carry out stops the node (the same fatal path as the writer's): what follows
-it may depend on it, and a node that cannot persist must look crashed, not
-answer as if it had. Outgoing log streams (one per slave,
-`SlaveService.AcceptUpdates`) and unary cluster calls live in
-`chatd.server.cluster.peers`; this module holds no gRPC servicer.
+sent, or a reply handed to the request waiting for it
+(`chatd.server.cluster.replies`). An action the pump cannot carry out stops
+the node (the same fatal path as the writer's): what follows it may depend
+on it, and a node that cannot persist must look crashed, not answer as if
+it had. Outgoing log streams (one per slave, `SlaveService.AcceptUpdates`)
+and unary cluster calls live in `chatd.server.cluster.peers`; this module
+holds no gRPC servicer.
 
 Everything else reads the core through `status()` and feeds it through the
 methods below, never through its fields.
