@@ -365,7 +365,7 @@ class Sim:
         self.net = [f for f in self.net if f.at > self.now]
         self.rng.shuffle(due)  # reordering
         for f in due:
-            dst = self.nodes.get(f.msg.dst) or self.by_address.get(f.msg.dst[1:])
+            dst = self.nodes.get(f.msg.dst) or self.by_address.get(seed_address(f.msg.dst) or "")
             if dst is None or not dst.up:
                 continue
             if dst.paused:  # held in the socket until it resumes

@@ -15,7 +15,7 @@ from itertools import pairwise
 import pytest
 
 from chatd.core.election import Decision, Voter, decide
-from chatd.core.types import CheckMasterReply, Membership, Pos, Role, UpdateAck
+from chatd.core.types import CheckMasterReply, Membership, Pos, Role, UpdateAck, seed_dst
 
 
 def ms(text: str) -> Membership:
@@ -457,7 +457,7 @@ def test_only_a_node_of_no_cluster_founds_one() -> None:
         pytest.param(
             replace(voter(epoch=0, last="0.0", membership=Membership()), seeds=("h:50052",)),
             [],
-            {"@h:50052"},
+            {seed_dst("h:50052")},
             "it has not joined a cluster yet; it looks for the master via its seeds"
             " (h:50052), and none of them answered",
             id="never joined: its seeds, never an empty in-sync set or name",

@@ -5,6 +5,7 @@ record what they were asked to send."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from chatd.core import Membership, Pos, Role, Timing
-from chatd.core.types import Message, UpdateAck, UpdateMaster
+from chatd.core.types import CheckMaster, CheckMasterReply, Message, UpdateAck, UpdateMaster
 from chatd.server.chat.hub import Hub
+from chatd.server.cluster import peer_service
 from chatd.server.cluster.replication import Replicator
+from chatd.server.cluster.replies import Replies
 from chatd.server.storage.store import Store
 
 
@@ -123,11 +126,11 @@ async def test_a_failed_persistence_stops_the_node_before_anything_that_follows_
         real(key, value)
 
     monkeypatch.setattr(harness.store, "set_meta", failing)
-    answer = harness.repl.expect_reply(UpdateAck, "n2")
-    harness.repl.step(_claim(5))
+    answer = asyncio.ensure_future(harness.repl.replies.ask(_claim(5), UpdateAck))
     await harness.settle()
     assert len(harness.fatal) == 1 and "disk is full" in str(harness.fatal[0])
     assert not answer.done(), "an answer followed a failed persistence"
+    answer.cancel()
     assert harness.peers.sent == []
     assert int(harness.store.get_meta("epoch", 0)) == 1
 
@@ -137,8 +140,7 @@ async def test_with_a_working_disk_the_same_claim_is_persisted_then_answered(
 ) -> None:
     harness.start()
     await harness.settle()
-    answer = harness.repl.expect_reply(UpdateAck, "n2")
-    harness.repl.step(_claim(5))
+    answer = asyncio.ensure_future(harness.repl.replies.ask(_claim(5), UpdateAck))
     await harness.settle()
     assert harness.fatal == []
     assert answer.done() and isinstance(answer.result(), UpdateAck)
@@ -173,3 +175,62 @@ async def test_a_log_truncation_reaches_the_core(harness: Harness) -> None:
     await harness.settle()
     assert harness.fatal == []
     assert harness.repl.status().log_start == 7
+
+
+# -- replies to other nodes' requests, matched by request id --
+
+
+async def test_a_reply_completes_its_own_request_and_no_other(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request the core refuses (an event it cannot take: it restarts)
+    gets no reply, and its caller times out; the next request of the same
+    kind from the same node gets its own reply, which is not handed to the
+    request still waiting before it."""
+    harness.start()
+    await harness.settle()
+    monkeypatch.setattr(peer_service, "REPLY_TIMEOUT_S", 0.5)
+    refused = asyncio.ensure_future(
+        peer_service._exchange(
+            harness.repl, CheckMaster(src="n2", dst="n9", epoch=1), CheckMasterReply
+        )
+    )
+    await asyncio.sleep(0)  # stepped (and refused) first
+    answered = await peer_service._exchange(
+        harness.repl, CheckMaster(src="n2", dst="n1", epoch=1), CheckMasterReply
+    )
+    assert answered.src == "n1" and answered.dst == "n2"
+    with pytest.raises(TimeoutError):
+        await refused
+    assert harness.fatal == []
+
+
+async def test_a_duplicated_or_stray_reply_is_dropped_and_counted() -> None:
+    replies = Replies("n1", step=lambda msg: None)
+    first = replies.open(CheckMaster(src="n2", dst="n1", epoch=1), CheckMasterReply)
+    second = replies.open(CheckMaster(src="n2", dst="n1", epoch=1), CheckMasterReply)
+    reply = CheckMasterReply(
+        src="n1",
+        dst="n2",
+        epoch=1,
+        role=Role.MASTER,
+        master="n1",
+        last=Pos(1, 1),
+        eligible=True,
+        membership=Membership(),
+    )
+    assert replies.claim(reply) is None  # produced outside any request's step
+    with replies.stepping(second):
+        ack = UpdateAck(src="n1", dst="n2", epoch=1, version=(1, 0), ok=True)
+        assert replies.claim(ack) is None  # not the type it awaits
+        assert replies.claim(dataclasses.replace(reply, dst="n3")) is None  # nor to its sender
+        assert replies.claim(reply) == second.id
+        assert replies.claim(reply) is None  # a duplicate
+    replies.complete(second.id, reply)
+    replies.complete(second.id, dataclasses.replace(reply, epoch=2))  # again: dropped
+    assert second.future.result() is reply
+    assert not first.future.done()
+    replies.close(first)  # its caller gave up: a late reply goes nowhere
+    replies.complete(first.id, reply)
+    assert not first.future.done()
+    assert replies.unmatched == 6

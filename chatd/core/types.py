@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import NewType
 
 SEED_PREFIX = "@"  # a destination "@host:port" is a seed's address, not a node id
+SeedDst = NewType("SeedDst", str)  # a message's `dst` naming a seed (seed_dst, seed_address)
 
 
-def seed_dst(address: str) -> str:
+def seed_dst(address: str) -> SeedDst:
     """The destination of a message to the seed at `address` (a node known
     by its address only, before or outside the membership)."""
-    return SEED_PREFIX + address
+    return SeedDst(SEED_PREFIX + address)
 
 
 def seed_address(dst: str) -> str | None:

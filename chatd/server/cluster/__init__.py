@@ -1,12 +1,15 @@
 """Cluster: replication between nodes.
 
 Owns the replication driver that runs the role core and carries out its
-actions (replication), the transport of cluster traffic: log streams, unary
+actions (replication), what it keeps in the store: epoch, membership,
+received entries, snapshots, truncation (persistence), the matching of the
+core's replies to the requests from other nodes that wait for them, by
+request id (replies), the transport of cluster traffic: log streams, unary
 calls, snapshots (peers), the peer services MasterService and SlaveService
 (peer_service), the translation between core messages and the cluster
-protobufs with its checks (wire), the cluster secret's interceptor
-(secret), the state digest reports (digests), and the Protocols by which
-the driver and the transport know each other (ports).
+protobufs (wire) with the checks of single fields (checks), the cluster
+secret's interceptor (secret), the state digest reports (digests), and the
+Protocols by which the driver and the transport know each other (ports).
 
 May import: storage, chatd.core, chatd.proto, chatd.contract, chatd.config,
 chatd.tls, gRPC and the server's shared modules (chatd.server.errors,

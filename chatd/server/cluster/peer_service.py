@@ -16,7 +16,6 @@ continue the snapshot the core accepted.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -42,8 +41,6 @@ log = logging.getLogger(__name__)
 
 REPLY_TIMEOUT_S = 2.0
 
-
-_askers = itertools.count(1)
 T = TypeVar("T")
 R = TypeVar("R", bound=Message)
 
@@ -64,15 +61,10 @@ async def _checked(context: Ctx, rpc: str, translate: Callable[[], T]) -> T:
 
 
 async def _exchange(repl: Replicator, request: Message, reply_type: type[R]) -> R:
-    """Steps a request into the core and waits for the reply it produces."""
-    fut = repl.expect_reply(reply_type, request.src)
-    try:
-        repl.step(request)
-        reply = await asyncio.wait_for(fut, REPLY_TIMEOUT_S)
-    finally:
-        repl.forget_reply(reply_type, request.src, fut)
-    assert isinstance(reply, reply_type)
-    return reply
+    """Steps a request into the core and waits for the reply it produces
+    (matched to it by a request id: chatd.server.cluster.replies)."""
+    async with asyncio.timeout(REPLY_TIMEOUT_S):
+        return await repl.replies.ask(request, reply_type)
 
 
 async def _answer(
@@ -137,13 +129,11 @@ class MasterServicer(cluster_pb2_grpc.MasterServiceServicer):
     ) -> cluster_pb2.CheckMasterResponse:
         # a node asking with a higher epoch does not move this one (only masters do)
         me = self.repl.node_id
-        # a caller that is not a node (a tool, a client) gets a name of its own
-        asker = request.node_id if request.node_id not in ("", me) else f"?{next(_askers)}"
         reply = await _answer(
             self.repl,
             context,
             "CheckMaster",
-            lambda: wire.check_master_from(request, me, asker),
+            lambda: wire.check_master_from(request, me),
             CheckMasterReply,
         )
         return wire.check_reply_to(reply, reply.membership.addresses.get(reply.master, ""))

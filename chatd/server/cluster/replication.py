@@ -2,12 +2,14 @@
 
 It turns timers and cluster RPCs into core events, and carries out the core's
 actions in order through one pump task: persist (epoch, membership, received
-entries) before anything that follows is sent. An action the pump cannot
-carry out stops the node (the same fatal path as the writer's): what follows
-it may depend on it, and a node that cannot persist must look crashed, not
-answer as if it had. Outgoing log streams (one per slave,
-`SlaveService.AcceptUpdates`) and unary cluster calls live in
-`chatd.server.cluster.peers`; this module holds no gRPC servicer.
+entries: `chatd.server.cluster.persistence`) before anything that follows is
+sent, or a reply handed to the request waiting for it
+(`chatd.server.cluster.replies`). An action the pump cannot carry out stops
+the node (the same fatal path as the writer's): what follows it may depend
+on it, and a node that cannot persist must look crashed, not answer as if
+it had. Outgoing log streams (one per slave, `SlaveService.AcceptUpdates`)
+and unary cluster calls live in `chatd.server.cluster.peers`; this module
+holds no gRPC servicer.
 
 Everything else reads the core through `status()` and feeds it through the
 methods below, never through its fields.
@@ -17,13 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,17 +32,14 @@ from chatd.core.types import (
     Action,
     Append,
     AppendEntries,
-    CheckMasterReply,
     Committed,
     Durable,
     ElectionStalled,
     InSyncChanged,
-    Membership,
     Message,
     PersistEpoch,
     PersistMembership,
     Pos,
-    RegisterReply,
     ResetLog,
     Role,
     RoleChanged,
@@ -51,63 +47,16 @@ from chatd.core.types import (
     SendSnapshot,
     Settled,
     Timing,
-    UpdateAck,
 )
-from chatd.proto import log_pb2
+from chatd.server.cluster.persistence import PersistBatch, Persistence, membership_to_json
 from chatd.server.cluster.ports import Streams, Transport
-from chatd.server.storage import rollback
-from chatd.server.storage.backup import NODE_META
+from chatd.server.cluster.replies import REPLY_TYPES, Replies, Reply
 from chatd.server.storage.store import Store
 
 if TYPE_CHECKING:
     from chatd.server.storage.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
-
-
-def membership_to_json(m: Membership) -> str:
-    return json.dumps(
-        {
-            "epoch": m.epoch,
-            "seq": m.seq,
-            "members": m.members,
-            "in_sync": sorted(m.in_sync),
-            "retired": sorted(m.retired),
-            "quorum": m.quorum,
-        }
-    )
-
-
-def membership_from_json(text: str | None) -> Membership:
-    if not text:
-        return Membership()
-    d = json.loads(text)
-    return Membership(
-        epoch=int(d["epoch"]),
-        seq=int(d["seq"]),
-        members=tuple((str(a), str(b)) for a, b in d["members"]),
-        in_sync=frozenset(d["in_sync"]),
-        retired=frozenset(d.get("retired", ())),
-        quorum=str(d.get("quorum", IN_SYNC)),  # (older files: in-sync, all there was)
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class PersistBatch:
-    """A slave's received entries, with their bytes, to append and apply."""
-
-    first: int
-    epoch: int
-    entries: tuple[bytes, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """Hands a core reply to the cluster RPC that waits for it."""
-
-    message: Message
-    future: asyncio.Future[Message]
-
 
 Work = Action | PersistBatch | Reply
 
@@ -135,8 +84,6 @@ class Replicator:
         self.min_in_sync = min_in_sync
         self.address = ""  # given at start(), once the server listens
         self.store = store
-        self.store_lock = store_lock
-        self._db_thread = db_thread
         self.hub = hub
         self.timing = timing
         self.tick_seconds = tick_seconds
@@ -148,24 +95,18 @@ class Replicator:
         self._work: deque[Work] = deque()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._waiting_replies: dict[tuple[type, str], deque[asyncio.Future[Message]]] = {}
+        self.replies = Replies(node_id, self.step)
         self.on_role_change = on_role_change
         self.on_in_sync_change = on_in_sync_change
         self._telling: asyncio.Handle | None = None
+        self.persistence = Persistence(node_id, store, store_lock, db_thread, data_dir)
         # the rollback files in the data dir and the entries they hold
-        self.rolled_back = rollback.Tally.of(data_dir)
+        self.rolled_back = self.persistence.rolled_back
 
     # -- startup --
 
     def durable(self) -> Durable:
-        s = self.store
-        return Durable(
-            epoch=int(s.get_meta("epoch", 0)),
-            last=Pos(s.last_epoch, s.last_index),
-            epochs=tuple(s.runs.pairs),
-            membership=membership_from_json(s.get_meta("membership")),
-            log_start=s.log_start(),
-        )
+        return self.persistence.durable()
 
     def start(
         self,
@@ -180,18 +121,8 @@ class Replicator:
         self.peers = peers
         self.writer = writer
         self.address = address
-        self.core = Core(
-            self.node_id,
-            self.address,
-            self.durable(),
-            self.timing,
-            found=found,
-            seeds=seeds,
-            quorum=quorum,
-            min_in_sync=self.min_in_sync,
-        )
         self._seeds = seeds
-        self._collect()
+        self._new_core(found=found, quorum=quorum)
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._pump(), name="replication-pump"))
         self._tasks.append(loop.create_task(self._ticker(), name="replication-tick"))
@@ -212,13 +143,18 @@ class Replicator:
     def _restart_core(self, reason: str) -> None:
         """Rebuilds the core from what is durable, as after a crash."""
         log.warning("node %s restarts its role core: %s", self.node_id, reason)
+        self._new_core(found=False)
+
+    def _new_core(self, *, found: bool, quorum: str = IN_SYNC) -> None:
+        """A core from what is durable (`quorum`: the founded cluster's mode)."""
         self.core = Core(
             self.node_id,
             self.address,
             self.durable(),
             self.timing,
-            found=False,
+            found=found,
             seeds=self._seeds,
+            quorum=quorum,
             min_in_sync=self.min_in_sync,
         )
         self._collect()
@@ -300,26 +236,12 @@ class Replicator:
                 offset = action.prev.index - msg.prev.index
                 data = payload[offset : offset + action.count]
                 self._work.append(PersistBatch(action.prev.index + 1, action.entry_epoch, data))
-            elif isinstance(action, Send) and isinstance(
-                action.message, CheckMasterReply | RegisterReply | UpdateAck
-            ):
-                waiters = self._waiting_replies.get((type(action.message), action.message.dst))
-                if waiters:
-                    self._work.append(Reply(action.message, waiters.popleft()))
+            elif isinstance(action, Send) and isinstance(action.message, REPLY_TYPES):
+                if (request_id := self.replies.claim(action.message)) is not None:
+                    self._work.append(Reply(action.message, request_id))
             else:
                 self._work.append(action)
         self._wake.set()
-
-    def expect_reply(self, kind: type, src: str) -> asyncio.Future[Message]:
-        """A cluster RPC handler registers before stepping its request in."""
-        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self._waiting_replies.setdefault((kind, src), deque()).append(fut)
-        return fut
-
-    def forget_reply(self, kind: type, src: str, fut: asyncio.Future[Message]) -> None:
-        waiters = self._waiting_replies.get((kind, src))
-        if waiters and fut in waiters:
-            waiters.remove(fut)
 
     # -- the pump: actions in order --
 
@@ -378,8 +300,7 @@ class Replicator:
 
     async def _do(self, work: Work) -> None:
         if isinstance(work, Reply):
-            if not work.future.done():
-                work.future.set_result(work.message)
+            self.replies.complete(work.request_id, work.message)
         elif isinstance(work, PersistBatch):
             await self._persist_batch(work)
         elif isinstance(work, Committed):
@@ -395,9 +316,9 @@ class Replicator:
             if self.writer is not None:
                 self.writer.settled(work.index)
         elif isinstance(work, PersistEpoch):
-            await self._set_meta("epoch", work.epoch)
+            await self.persistence.set_meta("epoch", work.epoch)
         elif isinstance(work, PersistMembership):
-            await self._set_meta("membership", membership_to_json(work.membership))
+            await self.persistence.set_meta("membership", membership_to_json(work.membership))
         elif isinstance(work, SendSnapshot):
             self.peers.send_snapshot(work.dst)
         elif isinstance(work, RoleChanged):
@@ -439,35 +360,13 @@ class Replicator:
                 self.core.epoch,
             )
 
-    async def _set_meta(self, key: str, value: object) -> None:
-        async with self.store_lock:
-            await asyncio.get_running_loop().run_in_executor(
-                self._db_thread, self.store.set_meta, key, value
-            )
-
     async def _persist_batch(self, work: PersistBatch) -> None:
-        store = self.store
-        async with self.store_lock:
-            if store.last_index + 1 != work.first:
-                log.warning(
-                    "node %s: received entries from %d but the log ends at %d",
-                    self.node_id,
-                    work.first,
-                    store.last_index,
-                )
-                return
-            store.begin()
-            try:
-                applied = [
-                    store.append(log_pb2.Entry.FromString(data), data, work.epoch)
-                    for data in work.entries
-                ]
-            except Exception:
-                store.rollback()
-                raise
-            await asyncio.get_running_loop().run_in_executor(self._db_thread, store.commit)
+        applied = await self.persistence.append(work)
+        if applied is None:
+            return
         if self.writer is not None:  # published to this node's readers once committed
             self.writer.replicated(applied)
+        store = self.store
         self.feed(self.core.persisted, Pos(store.last_epoch, store.last_index))
 
     def _role_changed(self, change: RoleChanged) -> None:
@@ -489,85 +388,22 @@ class Replicator:
     # -- snapshots, slave side --
 
     async def install_snapshot(self, path: Path, pos: Pos) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            async with self.store_lock:
-                theirs, last = await loop.run_in_executor(self._db_thread, Store.log_of, path)
-                dropped = self.core.superseded_by(Pos(0, last), tuple(theirs.pairs))
-                if dropped:  # kept before anything of them goes
-                    await self._keep_rolled_back(dropped)
-                await loop.run_in_executor(
-                    self._db_thread, self.store.install_snapshot, path, NODE_META
-                )
+            await self.persistence.install_snapshot(path, pos, self.core)
         except Exception as exc:
             await self._fail("failed to install a snapshot", exc)
             raise
         if self.writer is not None:
             self.writer.replaced()
-        log.info(
-            "node %s installed a snapshot at index %d (epoch %d)",
-            self.node_id,
-            pos.index,
-            pos.epoch,
-        )
         runs = tuple(self.store.runs.pairs)
         self.feed(self.core.snapshot_installed, pos, runs, self.store.log_start())
-
-    async def _keep_rolled_back(self, dropped: list[tuple[int, int, int]]) -> None:
-        """Writes the entries a snapshot is about to drop to a rollback file
-        (chatd.server.storage.rollback) and says so in one ERROR line."""
-        commit, epoch = self.core.commit, self.core.epoch
-        path, count, missing = await asyncio.get_running_loop().run_in_executor(
-            self._db_thread, self._write_rollback, dropped, commit, epoch
-        )
-        self.rolled_back.add(count)
-        stretches = ", ".join(f"{first}..{last} of epoch {e}" for e, first, last in dropped)
-        log.error(
-            "node %s epoch %d: another master's log replaces %d entries of this node's "
-            "(%s; %s acknowledged as far as it knew); they are in %s%s. "
-            "Resend the messages with: chatd rollback resend %s",
-            self.node_id,
-            epoch,
-            count,
-            stretches,
-            sum(max(0, min(last, commit) - first + 1) for _, first, last in dropped),
-            path,
-            f" ({missing} more were no longer in its log)" if missing else "",
-            path,
-        )
-
-    def _write_rollback(
-        self, dropped: list[tuple[int, int, int]], commit: int, epoch: int
-    ) -> tuple[Path, int, int]:
-        """(file, entries written, entries no longer held). In the database thread."""
-        records = []
-        wanted = 0
-        for e, first, last in dropped:
-            wanted += last - first + 1
-            for index, data in self.store.log_rows(first, last):
-                entry = log_pb2.Entry.FromString(data)
-                records.append(rollback.describe(entry, e, index, index <= commit))
-        messages = [r for r in records if r["kind"] == rollback.MESSAGE]
-        if messages:  # (their rows are the store's newest)
-            rollback.identify(messages, self.store.newest_message_ids(len(messages)))
-        path = rollback.write(self.data_dir, records, epoch, datetime.now(UTC))
-        return path, len(records), wanted - len(records)
 
     # -- log retention --
 
     async def truncate_log(self, keep: int) -> None:
         try:
-            async with self.store_lock:
-                start = await asyncio.get_running_loop().run_in_executor(
-                    self._db_thread, self.store.truncate_log, keep
-                )
+            start = await self.persistence.truncate_log(keep, self.core.epoch)
         except Exception as exc:
             await self._fail("failed to truncate the log", exc)
             return
         self.feed(self.core.log_truncated, start)
-        log.info(
-            "node %s epoch %d: log truncated, it now starts at index %d",
-            self.node_id,
-            self.core.epoch,
-            start,
-        )

@@ -4,15 +4,10 @@ Nothing read from the cluster wire reaches the core unchecked: every `*_from`
 function checks every field it reads and raises `WireError` (a ValueError)
 for a message the core's types, or the store, cannot hold:
 
-- indexes, counts, commit indexes, probes and membership sequence numbers
-  are within 0..2**63-1 (SQLite's INTEGER; a protobuf uint64 goes to 2**64-1),
-  and an Append's last index (prev.index + count) is too; epochs are within
-  0..2**62, so that elections counting up from the highest epoch a peer may
-  send still fit (a node takes epoch + 1 when it wins);
-- node ids match `chatd.config.NODE_ID_RE` (what `--node-id` accepts; a
-  generated id is 12 hex digits); addresses are what
-  `chatd.config.is_node_address` accepts (HOST:PORT, port 1..65535, at most
-  262 characters; `--advertise` is held to the same);
+- every number, epoch, node id and address passes its check
+  (`chatd.server.cluster.checks`: numbers within 0..2**63-1, epochs within
+  0..2**62, node ids and HOST:PORT addresses as the command line takes
+  them), and an Append's last index (prev.index + count) is a number too;
 - a membership lists at most `MAX_MEMBERS` members (and as many in-sync
   ids, `MAX_RETIRED` retired ids), none twice;
 - a role is one the core knows;
@@ -30,10 +25,8 @@ unreachable (`chatd.server.cluster.peers`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-from chatd.config import NODE_ID_RE, is_node_address
 from chatd.core.quorum import IN_SYNC, MODES
 from chatd.core.types import (
     Append,
@@ -51,61 +44,18 @@ from chatd.core.types import (
     UpdateSlaves,
 )
 from chatd.proto import cluster_pb2 as pb
+from chatd.server.cluster import checks
 from chatd.server.errors import WireError
 from chatd.server.storage.statedigest import DIGEST_BYTES as STATE_DIGEST_BYTES
 
-MAX_INT = 2**63 - 1  # SQLite INTEGER; every number the store keeps is below it
-MAX_EPOCH = 2**62
 LOG_DIGEST_BYTES = hashlib.sha256().digest_size  # store.chain_digest
 MAX_MEMBERS = 1000
 MAX_RETIRED = 100_000  # ids removed for good accumulate over a cluster's life
 MAX_APPEND_ENTRIES = Timing().max_batch
 MAX_SNAPSHOT_BYTES = 64 << 30  # 64 GiB: a larger database cannot be sent as a snapshot
-
-
-def _number(value: int, what: str, top: int = MAX_INT) -> int:
-    v = int(value)
-    if not 0 <= v <= top:
-        raise WireError(f"{what} {v} is outside 0..{'2**63-1' if top == MAX_INT else '2**62'}")
-    return v
-
-
-def _epoch(value: int, what: str) -> int:
-    """An epoch: at most 2**62, so that counting up from any epoch a peer
-    may send still fits SQLite's INTEGER for 2**62 more elections."""
-    return _number(value, what, MAX_EPOCH)
-
-
-def _node_id(value: str, what: str, *, empty: bool = False) -> str:
-    """A node id; "" only where the field may be unset (`empty`)."""
-    if value == "" and empty:
-        return value
-    if not NODE_ID_RE.fullmatch(value):
-        raise WireError(f"{what} {_show(value)} is not a node id ({NODE_ID_RE.pattern})")
-    return value
-
-
-def _address(value: str, what: str) -> str:
-    if not is_node_address(value):
-        raise WireError(f"{what} {_show(value)} is not a HOST:PORT address")
-    return value
-
-
-def _show(value: str) -> str:
-    """A field's value for an error message: quoted, and cut short."""
-    return repr(value if len(value) <= 70 else value[:64] + "...")
-
-
-def _ids(values: Iterable[str], what: str, limit: int) -> frozenset[str]:
-    ids = list(values)
-    if len(ids) > limit:
-        raise WireError(f"{what}: {len(ids)} ids, more than {limit}")
-    for v in ids:
-        _node_id(v, what)
-    unique = frozenset(ids)
-    if len(unique) != len(ids):
-        raise WireError(f"{what}: an id is listed twice")
-    return unique
+# the sender of a CheckMaster from a caller that is no node: its reply goes
+# back by its request's id (chatd.server.cluster.replies), never by this name
+ANONYMOUS = ""
 
 
 def pos_to(p: Pos) -> pb.LogPos:
@@ -113,7 +63,7 @@ def pos_to(p: Pos) -> pb.LogPos:
 
 
 def pos_from(p: pb.LogPos, what: str = "position") -> Pos:
-    return Pos(_epoch(p.epoch, f"{what} epoch"), _number(p.index, f"{what} index"))
+    return Pos(checks.epoch(p.epoch, f"{what} epoch"), checks.number(p.index, f"{what} index"))
 
 
 def membership_to(m: Membership) -> pb.MembershipInfo:
@@ -132,18 +82,21 @@ def membership_from(m: pb.MembershipInfo) -> Membership:
         raise WireError(f"membership: {len(m.members)} members, more than {MAX_MEMBERS}")
     members = tuple(
         sorted(
-            (_node_id(x.node_id, "member"), _address(x.address, f"address of member {x.node_id}"))
+            (
+                checks.node_id(x.node_id, "member"),
+                checks.address(x.address, f"address of member {x.node_id}"),
+            )
             for x in m.members
         )
     )
     if len({n for n, _ in members}) != len(members):
         raise WireError("membership: a member is listed twice")
     return Membership(
-        epoch=_epoch(m.epoch, "membership epoch"),
-        seq=_number(m.seq, "membership seq"),
+        epoch=checks.epoch(m.epoch, "membership epoch"),
+        seq=checks.number(m.seq, "membership seq"),
         members=members,
-        in_sync=_ids(m.in_sync, "in-sync set", MAX_MEMBERS),
-        retired=_ids(m.retired, "retired ids", MAX_RETIRED),
+        in_sync=checks.ids(m.in_sync, "in-sync set", MAX_MEMBERS),
+        retired=checks.ids(m.retired, "retired ids", MAX_RETIRED),
         quorum=_quorum(m.quorum),
     )
 
@@ -152,7 +105,7 @@ def _quorum(value: str) -> str:
     if value == "":  # a node from before quorum modes: in-sync is all it knew
         return IN_SYNC
     if value not in MODES:
-        raise WireError(f"membership: unknown quorum mode {_show(value)}")
+        raise WireError(f"membership: unknown quorum mode {checks.show(value)}")
     return value
 
 
@@ -174,7 +127,7 @@ def batch_to(m: Append, entries: list[bytes]) -> pb.AcceptUpdatesRequest:
 
 def sender_from(r: pb.AcceptUpdatesRequest) -> str:
     """Who sends a log stream (every message of it names the same node)."""
-    return _node_id(r.node_id, "sender")
+    return checks.node_id(r.node_id, "sender")
 
 
 def batch_from(r: pb.AcceptUpdatesRequest, dst: str) -> Append:
@@ -182,22 +135,22 @@ def batch_from(r: pb.AcceptUpdatesRequest, dst: str) -> Append:
     `count` of them) travel beside it."""
     b = r.batch
     prev = pos_from(b.prev, "prev")
-    count = _number(b.count, "count")
+    count = checks.number(b.count, "count")
     if count > MAX_APPEND_ENTRIES:
         raise WireError(f"count {count} is more than {MAX_APPEND_ENTRIES} entries a batch")
     if count != len(b.entries):
         raise WireError(f"count {count} but {len(b.entries)} entries carried")
-    _number(prev.index + count, "last index")
+    checks.number(prev.index + count, "last index")
     return Append(
-        src=_node_id(r.node_id, "sender"),
+        src=checks.node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=_epoch(r.epoch, "epoch"),
+        epoch=checks.epoch(r.epoch, "epoch"),
         prev=prev,
         count=count,
-        entry_epoch=_epoch(b.entry_epoch, "entry epoch"),
-        commit=_number(b.commit, "commit index"),
+        entry_epoch=checks.epoch(b.entry_epoch, "entry epoch"),
+        commit=checks.number(b.commit, "commit index"),
         in_sync=b.in_sync,
-        echo=_number(b.echo, "echo"),
+        echo=checks.number(b.echo, "echo"),
     )
 
 
@@ -216,14 +169,14 @@ def snapshot_offer_from(r: pb.AcceptUpdatesRequest) -> SnapshotOffer:
     """The offer a snapshot chunk belongs to (checked, with its data's size;
     whether chunks follow one another is the receiver's to check)."""
     c = r.snapshot
-    total = _number(c.total_bytes, "snapshot size")
+    total = checks.number(c.total_bytes, "snapshot size")
     if not 0 < total <= MAX_SNAPSHOT_BYTES:
         raise WireError(f"snapshot size {total} is outside 1..{MAX_SNAPSHOT_BYTES} bytes")
     if len(c.data) > total:
         raise WireError(f"a snapshot chunk of {len(c.data)} bytes, more than its {total}")
     return SnapshotOffer(
-        src=_node_id(r.node_id, "sender"),
-        epoch=_epoch(r.epoch, "epoch"),
+        src=checks.node_id(r.node_id, "sender"),
+        epoch=checks.epoch(r.epoch, "epoch"),
         pos=pos_from(c.pos, "snapshot position"),
         total_bytes=total,
     )
@@ -242,13 +195,13 @@ def append_reply_to(m: AppendReply) -> pb.AcceptUpdatesResponse:
 
 def append_reply_from(r: pb.AcceptUpdatesResponse, dst: str) -> AppendReply:
     return AppendReply(
-        src=_node_id(r.node_id, "sender"),
+        src=checks.node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=_epoch(r.epoch, "epoch"),
+        epoch=checks.epoch(r.epoch, "epoch"),
         ok=r.ok,
         durable=pos_from(r.durable, "durable position"),
         diverged=r.diverged,
-        probe=_number(r.probe, "probe"),
+        probe=checks.number(r.probe, "probe"),
     )
 
 
@@ -260,10 +213,10 @@ def register_to(m: Register) -> pb.RegisterSlaveRequest:
 
 def register_from(r: pb.RegisterSlaveRequest, dst: str) -> Register:
     return Register(
-        src=_node_id(r.node_id, "sender"),
+        src=checks.node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=_epoch(r.epoch, "epoch"),
-        address=_address(r.address, "address"),
+        epoch=checks.epoch(r.epoch, "epoch"),
+        address=checks.address(r.address, "address"),
         last=pos_from(r.last, "last position"),
     )
 
@@ -274,11 +227,11 @@ def register_reply_to(m: RegisterReply) -> pb.RegisterSlaveResponse:
 
 def register_reply_from(r: pb.RegisterSlaveResponse, dst: str) -> RegisterReply:
     return RegisterReply(
-        src=_node_id(r.node_id, "sender"),
+        src=checks.node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=_epoch(r.epoch, "epoch"),
+        epoch=checks.epoch(r.epoch, "epoch"),
         ok=r.ok,
-        master=_node_id(r.master_id, "master", empty=True),
+        master=checks.node_id(r.master_id, "master", empty=True),
     )
 
 
@@ -286,11 +239,13 @@ def check_master_to(m: CheckMaster) -> pb.CheckMasterRequest:
     return pb.CheckMasterRequest(node_id=m.src, epoch=m.epoch)
 
 
-def check_master_from(r: pb.CheckMasterRequest, dst: str, src: str) -> CheckMaster:
-    """`src`: who asks (a node's id; the driver names an anonymous caller, one
-    whose request names no node)."""
-    _node_id(r.node_id, "sender", empty=True)
-    return CheckMaster(src=src, dst=dst, epoch=_epoch(r.epoch, "epoch"))
+def check_master_from(r: pb.CheckMasterRequest, dst: str) -> CheckMaster:
+    """Who asks is the node the request names, or `ANONYMOUS` for a caller
+    that names none (a tool, a client) or names the receiver itself."""
+    asker = checks.node_id(r.node_id, "sender", empty=True)
+    return CheckMaster(
+        src=ANONYMOUS if asker == dst else asker, dst=dst, epoch=checks.epoch(r.epoch, "epoch")
+    )
 
 
 def check_reply_to(m: CheckMasterReply, master_address: str) -> pb.CheckMasterResponse:
@@ -310,13 +265,15 @@ def check_reply_from(r: pb.CheckMasterResponse, dst: str) -> CheckMasterReply:
     try:
         role = Role(r.role)
     except ValueError:
-        raise WireError(f"role {_show(r.role)} is not one of {[x.value for x in Role]}") from None
+        raise WireError(
+            f"role {checks.show(r.role)} is not one of {[x.value for x in Role]}"
+        ) from None
     return CheckMasterReply(
-        src=_node_id(r.node_id, "sender"),
+        src=checks.node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=_epoch(r.epoch, "epoch"),
+        epoch=checks.epoch(r.epoch, "epoch"),
         role=role,
-        master=_node_id(r.master_id, "master", empty=True),
+        master=checks.node_id(r.master_id, "master", empty=True),
         last=pos_from(r.last, "last position"),
         eligible=r.eligible,
         membership=membership_from(r.membership),
@@ -331,9 +288,9 @@ def update_master_to(m: UpdateMaster) -> pb.NewMasterRequest:
 
 def update_master_from(r: pb.NewMasterRequest, dst: str) -> UpdateMaster:
     return UpdateMaster(
-        src=_node_id(r.node_id, "sender"),
+        src=checks.node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=_epoch(r.epoch, "epoch"),
+        epoch=checks.epoch(r.epoch, "epoch"),
         membership=membership_from(r.membership),
         last=pos_from(r.last, "last position"),
     )
@@ -347,9 +304,9 @@ def update_slaves_to(m: UpdateSlaves) -> pb.UpdateSlavesRequest:
 
 def update_slaves_from(r: pb.UpdateSlavesRequest, dst: str) -> UpdateSlaves:
     return UpdateSlaves(
-        src=_node_id(r.node_id, "sender"),
+        src=checks.node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=_epoch(r.epoch, "epoch"),
+        epoch=checks.epoch(r.epoch, "epoch"),
         membership=membership_from(r.membership),
     )
 
@@ -366,13 +323,13 @@ def ack_to(m: UpdateAck) -> pb.UpdateAck:
 
 def ack_from(r: pb.UpdateAck, dst: str) -> UpdateAck:
     version = (
-        _epoch(r.version_epoch, "membership version epoch"),
-        _number(r.version_seq, "membership version seq"),
+        checks.epoch(r.version_epoch, "membership version epoch"),
+        checks.number(r.version_seq, "membership version seq"),
     )
     return UpdateAck(
-        src=_node_id(r.node_id, "sender"),
+        src=checks.node_id(r.node_id, "sender"),
         dst=dst,
-        epoch=_epoch(r.epoch, "epoch"),
+        epoch=checks.epoch(r.epoch, "epoch"),
         version=version,
         ok=r.ok,
     )
@@ -397,11 +354,11 @@ def digest_report_from(r: pb.DigestReport) -> DigestReport:
     for name, value, size in sizes:
         if len(value) != size:
             raise WireError(f"{name} of {len(value)} bytes, not {size}")
-    _epoch(r.epoch, "epoch")
+    checks.epoch(r.epoch, "epoch")
     return DigestReport(
-        node_id=_node_id(r.node_id, "sender"),
-        index=_number(r.index, "index"),
+        node_id=checks.node_id(r.node_id, "sender"),
+        index=checks.number(r.index, "index"),
         log_digest=r.log_digest,
         state_digest=r.state_digest,
-        min_in_sync=_number(r.min_in_sync, "min_in_sync"),
+        min_in_sync=checks.number(r.min_in_sync, "min_in_sync"),
     )
