@@ -43,7 +43,8 @@ from chatd.server.api.health import Health
 from chatd.server.api.metrics import Metrics
 from chatd.server.api.user_admin import UserAdmin
 from chatd.server.chat.hub import Hub
-from chatd.server.chat.rules import Chat, ChatLimits
+from chatd.server.chat.limits import ChatLimits
+from chatd.server.chat.rules import Chat
 from chatd.server.cluster.digests import DigestWatcher
 from chatd.server.cluster.floors import Floors
 from chatd.server.cluster.peer_service import MasterServicer, SlaveServicer

@@ -34,6 +34,7 @@ from chatd.server.api.session_stream import EXPECTED, OUT_QUEUE, SessionStream, 
 from chatd.server.api.status import End, abort, status_of
 from chatd.server.api.unary import to_proto, unary
 from chatd.server.api.unopened import Unopened
+from chatd.server.chat.delivery import attend, subscribe
 from chatd.server.chat.room_ops import RoomOps
 from chatd.server.chat.rules import Chat
 from chatd.server.chat.throttle import address_key
@@ -273,7 +274,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
             # deliveries starts them only once the master took it
             user = self.chat.session(first.open.session_id).username
             if elsewhere:
-                self.chat.attend(user)  # OverLimit: the user's streams, on every node
+                attend(self.chat, user)  # OverLimit: the user's streams, on every node
                 attending = user
             await context.send_initial_metadata(((MASTER_HEADER, self.router.for_clients(route)),))
             async for frame in stream.run(first.open, frames):
@@ -436,8 +437,8 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         await context.send_initial_metadata(master_md)
         ended: CallerError | NodeError | None = None
         try:
-            async for m in self.chat.subscribe(
-                request.session_id, request.after_message_id, request.live_only
+            async for m in subscribe(
+                self.chat, request.session_id, request.after_message_id, request.live_only
             ):
                 yield to_proto(m)
         except (CallerError, NodeError) as exc:  # refused, too slow, or the node dropped it

@@ -27,6 +27,7 @@ from chatd.contract import Code
 from chatd.proto import chat_pb2
 from chatd.server.api.handlers import Malformed
 from chatd.server.api.status import End, retry_after_ms, status_of
+from chatd.server.chat.delivery import subscribe
 from chatd.server.chat.rules import Chat
 from chatd.server.errors import (
     CallerError,
@@ -58,7 +59,8 @@ async def deliver(
     End an error of them means (a Connect served here, or a slave's own
     deliveries of a stream it carries to the master)."""
     try:
-        async for m in chat.subscribe(open_.session_id, open_.after_message_id, open_.live_only):
+        opened = (open_.session_id, open_.after_message_id, open_.live_only)
+        async for m in subscribe(chat, *opened):
             await out.put(to_frame(m, to_proto))
     except (RequestRefused, CallerError, NodeError) as exc:
         await out.put(status_of(exc))
