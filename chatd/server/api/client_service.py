@@ -25,9 +25,9 @@ from chatd.server.api.session_stream import SessionStream
 from chatd.server.api.status import abort, end_call, relayed, status_of
 from chatd.server.api.unary import to_proto, unary
 from chatd.server.api.unopened import Unopened
-from chatd.server.chat.delivery import attend, subscribe
 from chatd.server.chat.room_ops import RoomOps
 from chatd.server.chat.rules import Chat
+from chatd.server.chat.streams import attend, subscribe
 from chatd.server.chat.throttle import address_key
 from chatd.server.errors import (
     CallerError,

@@ -27,8 +27,8 @@ from chatd.contract import Code
 from chatd.proto import chat_pb2
 from chatd.server.api.handlers import Malformed
 from chatd.server.api.status import End, send_result, status_of
-from chatd.server.chat.delivery import subscribe
 from chatd.server.chat.rules import Chat
+from chatd.server.chat.streams import subscribe
 from chatd.server.errors import (
     CallerError,
     NodeError,

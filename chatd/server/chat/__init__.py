@@ -3,7 +3,8 @@
 Owns the limits and the checks of a request (limits), passwords and
 session ids (passwords), sessions and the operations on accounts and
 messages (rules), the room operations (room_ops), a user's streams of
-messages (delivery), the throttles and rate limits (throttle, ratelimit,
+messages: how many, and what each delivers, backlog then live (streams),
+the throttles and rate limits (throttle, ratelimit,
 room_rates) and live delivery: the open streams of each user and who is
 online (hub).
 

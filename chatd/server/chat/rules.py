@@ -4,7 +4,7 @@ Every operation checks its input first (chatd.server.chat.limits) and raises
 RequestRefused (changing nothing) when it is refused; a change is made only
 by submitting one log entry to the writer. This module knows neither gRPC
 nor replication: the writer it is given decides where and when entries are
-committed. The room operations are room_ops's, a user's streams delivery's.
+committed. The room operations are in room_ops, a user's streams in streams.
 """
 
 from __future__ import annotations
