@@ -11,7 +11,7 @@ import pytest
 
 from chatd.proto import chat_pb2
 from chatd.proto.chat_pb2_grpc import ClientAccountStub
-from chatd.server.chat.rules import CHAT_PAGE_MAX
+from chatd.server.chat.limits import CHAT_PAGE_MAX
 from chatd.server.node import Node
 from tests.conftest import PASSWORD, create_user, login, user
 

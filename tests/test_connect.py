@@ -18,7 +18,7 @@ from chatd.core.types import Role
 from chatd.proto import chat_pb2
 from chatd.server.api.session_stream import MAX_UNANSWERED, SessionStream
 from chatd.server.api.unary import to_proto
-from chatd.server.chat.rules import session_hash
+from chatd.server.chat.passwords import session_hash
 from chatd.server.errors import NotWritable
 from chatd.server.node import Node
 from chatd.server.storage.store import Session

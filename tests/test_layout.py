@@ -158,6 +158,17 @@ def test_no_module_imports_itself_back_through_another() -> None:
             assert visit(m, []) is None
 
 
+MAX_LINES = 400  # a module of the server owns one thing, named for it
+SIZED = ("api", "chat")  # the layers held to it so far (each joins once split)
+
+
+@pytest.mark.parametrize("layer", SIZED)
+def test_each_module_of_a_layer_is_small(layer: str) -> None:
+    modules = sorted((ROOT / "chatd" / "server" / layer).glob("*.py"))
+    lines = {p.name: len(p.read_text().splitlines()) for p in modules}
+    assert not {name: n for name, n in lines.items() if n > MAX_LINES}, f"over {MAX_LINES} lines"
+
+
 # -- the rule catches a bad import: a synthetic tree of each forbidden kind --
 
 BAD = [

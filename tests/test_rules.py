@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from chatd.contract import Code
 from chatd.proto import chat_pb2, chat_pb2_grpc
-from chatd.server.chat.rules import (
+from chatd.server.chat.limits import (
     ChatLimits,
     check_message,
     check_password,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from chatd.cli import build_parser
 from chatd.config import SETTINGS, Config
-from chatd.server.chat.rules import ChatLimits
+from chatd.server.chat.limits import ChatLimits
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
 

@@ -1,16 +1,19 @@
 """The conversation a front end shows: with one user (`Peer`) or in a room
 (`InRoom`). Both front ends (chatd.client.terminal, chatd.client.gui) hold
 a `Conversation`, never a bare string; the user types and sees a room as
-"#name" (`/chat #team`), which `parse` and `str()` translate.
+"#name" (`/chat #team`), which `parse` (or `room_named`, where only a room
+can be meant) and `str()` translate: no other place adds or strips the "#".
 
-Imports: chatd.client.api and chatd.client.model."""
+Imports: chatd.client.api, chatd.client.model and chatd.client.rooms."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chatd.client.api import ChatClient
 from chatd.client.model import Message
+from chatd.client.rooms import RoomChanges
 
 ROOM_MARK = "#"  # what a room's name starts with where the user types or sees it
 
@@ -41,9 +44,15 @@ Conversation = Peer | InRoom
 def parse(text: str) -> Conversation | None:
     """What the user typed or picked: "#room", or a user (None: neither)."""
     if text.startswith(ROOM_MARK):
-        room = text.removeprefix(ROOM_MARK)
-        return InRoom(room) if room else None
+        return room_named(text)
     return Peer(text) if text else None
+
+
+def room_named(text: str) -> InRoom | None:
+    """The room the user named where only a room can be meant (`/join`,
+    `/room`): "#team" or "team" (None: no name)."""
+    name = text.removeprefix(ROOM_MARK)
+    return InRoom(name) if name else None
 
 
 def of_message(m: Message, me: str | None) -> Conversation:
@@ -75,3 +84,20 @@ async def mark_read(client: ChatClient, c: Conversation, upto: int) -> None:
         await client.mark_read(upto, room=c.name)
     else:
         await client.mark_read(upto, peer=c.name)
+
+
+def said(changes: RoomChanges, join_hint: Callable[[str], str]) -> list[str]:
+    """The changes in words; `join_hint(room)` tells how to join there."""
+    lines = [
+        f"you are invited to {InRoom(r.name)}"
+        + (f" ({r.topic})" if r.topic else "")
+        + f": {join_hint(r.name)}"
+        for r in changes.invited
+    ]
+    lines += [
+        f"you are no longer in {InRoom(r.name)}"
+        if r.joined
+        else f"your invitation to {InRoom(r.name)} ended"
+        for r in changes.gone
+    ]
+    return lines

@@ -37,10 +37,10 @@ from typing import Any, Literal, TypeVar
 
 from chatd.client import conversation, errors
 from chatd.client.api import ChatClient
-from chatd.client.conversation import Conversation, InRoom, Peer, of_message
+from chatd.client.conversation import Conversation, InRoom, Peer, of_message, said
 from chatd.client.errors import ChatError, NotLoggedIn, UsernameTaken, WrongPassword
 from chatd.client.model import ConnectionEvent, Message, User
-from chatd.client.rooms import Room, RoomMember, Unread, room_changes, said
+from chatd.client.rooms import Room, RoomMember, Unread, room_changes
 from chatd.contract import Code
 from chatd.tls import TlsError, credentials_of, tls_options
 from chatd.words import counted

@@ -139,18 +139,3 @@ def room_changes(before: dict[str, Room] | None, now: list[Room]) -> RoomChanges
         invited=[r for r in now if not r.joined and r.name not in known],
         gone=[r for name, r in sorted(known.items()) if name not in current],
     )
-
-
-def said(changes: RoomChanges, join_hint: Callable[[str], str]) -> list[str]:
-    """The changes in words; `join_hint(room)` tells how to join there."""
-    lines = [
-        f"you are invited to #{r.name}"
-        + (f" ({r.topic})" if r.topic else "")
-        + f": {join_hint(r.name)}"
-        for r in changes.invited
-    ]
-    lines += [
-        f"you are no longer in #{r.name}" if r.joined else f"your invitation to #{r.name} ended"
-        for r in changes.gone
-    ]
-    return lines

@@ -25,10 +25,10 @@ from prompt_toolkit.patch_stdout import patch_stdout
 
 from chatd.client import conversation, errors
 from chatd.client.api import ChatClient
-from chatd.client.conversation import Conversation, InRoom, of_message
+from chatd.client.conversation import Conversation, InRoom, of_message, room_named, said
 from chatd.client.errors import ChatError, NoSuchRoom, NotAMember, NotLoggedIn, Unavailable
 from chatd.client.model import ConnectionEvent, Message
-from chatd.client.rooms import Room, room_changes, said
+from chatd.client.rooms import Room, room_changes
 from chatd.contract import USERNAME_RULE, Code, valid_username
 from chatd.tls import TlsError, credentials_of, tls_options
 from chatd.words import counted
@@ -314,22 +314,23 @@ class Terminal:
         for m in await conversation.history(self.client, self.peer, limit=max(1, min(n, 500))):
             self._show(m)
 
-    async def _cmd_join(self, room: str) -> None:
-        room = room.removeprefix("#")
-        if not room:
+    async def _cmd_join(self, text: str) -> None:
+        room = room_named(text)
+        if room is None:
             self.out("usage: /join ROOM")
             return
-        await self.client.join_room(room)
-        self._known(room, joined=True)
-        self.out(f"joined #{room}")
-        await self._open(InRoom(room))
+        await self.client.join_room(room.name)
+        self._known(room.name, joined=True)
+        self.out(f"joined {room}")
+        await self._open(room)
 
     async def _cmd_room(self, rest: str) -> None:
         action, *args = rest.split(" ") if rest else ["list"]
         args = [a for a in args if a]
-        names = [a.removeprefix("#") for a in args[:1]] + args[1:]
+        room = room_named(args[0]) if args else None
+        others = args[1:]  # a user, or a topic's words
         c = self.client
-        if action == "list" and not names:
+        if action == "list" and not args:
             rooms = await c.rooms()
             if not rooms:
                 self.out("no rooms yet: /room create ROOM")
@@ -337,36 +338,39 @@ class Terminal:
                 state = "" if r.joined else " (invited: /join " + r.name + ")"
                 unread = f", {r.unread} unread" if r.unread else ""
                 topic = f": {r.topic}" if r.topic else ""
-                self.out(f"  #{r.name:<31} {counted(r.members, 'member')}{unread}{state}{topic}")
-        elif action == "create" and names:
-            topic = " ".join(names[1:])
-            await c.create_room(names[0], topic)
-            self._known(names[0], joined=True, topic=topic)
-            self.out(f"room #{names[0]} created")
-        elif action in ("invite", "remove") and len(names) == 2:
+                listed = f"{InRoom(r.name)!s:<32}"
+                self.out(f"  {listed} {counted(r.members, 'member')}{unread}{state}{topic}")
+        elif room is None:
+            self.out("usage: " + " ".join(COMMANDS["/room"].split()))
+        elif action == "create":
+            topic = " ".join(others)
+            await c.create_room(room.name, topic)
+            self._known(room.name, joined=True, topic=topic)
+            self.out(f"room {room} created")
+        elif action in ("invite", "remove") and len(others) == 1:
             if action == "invite":
-                await c.invite(names[0], names[1])
-                self.out(f"{names[1]} invited to #{names[0]}")
+                await c.invite(room.name, others[0])
+                self.out(f"{others[0]} invited to {room}")
             else:
-                await c.remove_from_room(names[0], names[1])
-                self.out(f"{names[1]} removed from #{names[0]}")
-        elif action in ("leave", "delete") and len(names) == 1:
+                await c.remove_from_room(room.name, others[0])
+                self.out(f"{others[0]} removed from {room}")
+        elif action in ("leave", "delete") and not others:
             if action == "delete" and not await self._confirm(
-                f"delete #{names[0]} for good, with its messages, for every member?"
+                f"delete {room} for good, with its messages, for every member?"
             ):
                 self.out("not deleted")
                 return
-            await (c.leave_room if action == "leave" else c.delete_room)(names[0])
-            self._known(names[0], joined=False)
-            if self.peer == InRoom(names[0]):
+            await (c.leave_room if action == "leave" else c.delete_room)(room.name)
+            self._known(room.name, joined=False)
+            if self.peer == room:
                 self.peer = None
-            self.out(f"{'left' if action == 'leave' else 'deleted'} #{names[0]}")
-        elif action == "decline" and len(names) == 1:
-            await c.decline_invite(names[0])
-            self._known(names[0], joined=False)
-            self.out(f"declined the invitation to #{names[0]}")
-        elif action == "members" and len(names) == 1:
-            for m in await c.room_members(names[0]):
+            self.out(f"{'left' if action == 'leave' else 'deleted'} {room}")
+        elif action == "decline" and not others:
+            await c.decline_invite(room.name)
+            self._known(room.name, joined=False)
+            self.out(f"declined the invitation to {room}")
+        elif action == "members" and not others:
+            for m in await c.room_members(room.name):
                 role = " (admin)" if m.admin else ""
                 state = "invited" if not m.joined else "online" if m.online else "offline"
                 self.out(f"  {m.name:<32} {state}{role}")
@@ -457,7 +461,7 @@ class Terminal:
         me = self.client.username
         other = of_message(m, me)
         if incoming and other != self.peer:
-            where = f" in #{m.room}" if m.room else ""
+            where = f" in {other}" if isinstance(other, InRoom) else ""
             self.out(f"[{stamp(m)}] new message{where} from {m.sender}: {m.body}")
         else:
             who = "you" if m.sender == me else m.sender

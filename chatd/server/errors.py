@@ -6,6 +6,8 @@
     │   ├── OverLimit        over a limit (rate, streams per user): RESOURCE_EXHAUSTED
     │   ├── SubscriberTooSlow  a stream fell too far behind: RESOURCE_EXHAUSTED
     │   ├── SessionEnded     a stream's session or account ended: UNAUTHENTICATED
+    │   ├── NoOpenFrame      a Connect stream sent no open frame in time: DEADLINE_EXCEEDED
+    │   ├── Evicted          a newer unopened stream took its place: RESOURCE_EXHAUSTED
     │   ├── WireError        a cluster message fails the wire's checks: INVALID_ARGUMENT
     │   └── BackupError      an operator's backup file cannot be used (restore, export)
     └── NodeError            this node cannot serve (a client retries, maybe elsewhere)
@@ -89,6 +91,10 @@ class OverLimit(CallerError):
 
 class SubscriberTooSlow(CallerError):
     """The subscriber's queue overflowed; it should resubscribe from its last id."""
+
+
+class NoOpenFrame(CallerError):
+    """A Connect stream sent no open frame within --first-frame-timeout."""
 
 
 class Evicted(CallerError):

@@ -37,13 +37,15 @@ from chatd.logs import Repeated
 from chatd.proto import chat_pb2, cluster_pb2, cluster_pb2_grpc, log_pb2
 from chatd.server import protocol
 from chatd.server.api.admin_service import NodeAdminServicer
-from chatd.server.api.client_service import ClientAccountServicer, Router
+from chatd.server.api.client_service import ClientAccountServicer
 from chatd.server.api.handlers import add_service
 from chatd.server.api.health import Health
 from chatd.server.api.metrics import Metrics
+from chatd.server.api.router import Router
 from chatd.server.api.user_admin import UserAdmin
 from chatd.server.chat.hub import Hub
-from chatd.server.chat.rules import Chat, ChatLimits
+from chatd.server.chat.limits import ChatLimits
+from chatd.server.chat.rules import Chat
 from chatd.server.cluster.digests import DigestWatcher
 from chatd.server.cluster.floors import Floors
 from chatd.server.cluster.peer_service import MasterServicer, SlaveServicer

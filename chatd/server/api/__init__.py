@@ -1,8 +1,10 @@
 """API: the gRPC face of a node for clients and operators.
 
-Owns the ClientAccount servicer and its relay to the master
-(client_service), its room RPCs (room_service), the Subscribe and Connect
-streams (session_stream), the unary calls' relay-or-serve plumbing (unary),
+Owns the ClientAccount servicer (client_service), where a client's call is
+served, here or at the master (router), the streams a slave carries to
+the master (relay), its room RPCs (room_service), the Subscribe and Connect
+streams (session_stream), the Connect streams not yet opened (unopened),
+the unary calls' relay-or-serve plumbing (unary),
 the one mapping of an exception to the gRPC status that answers it (status),
 the method handlers that refuse a request that does not parse (handlers),
 the NodeAdmin service (admin_service) and the user calls behind it

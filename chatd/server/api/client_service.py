@@ -9,109 +9,37 @@ included, is relayed as it is to the master (UNAVAILABLE while none is known).
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from chatd.config import is_node_address
-from chatd.contract import (
-    CLIENT_HEADER,
-    DELIVERED_HEADER,
-    MASTER_HEADER,
-    MASTER_LOST_HEADER,
-    REFUSED_HEADER,
-    RETRY_AFTER_HEADER,
-)
+from chatd.contract import CLIENT_HEADER, DELIVERED_HEADER, MASTER_HEADER
 from chatd.core.types import Role
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server.api.handlers import Malformed
-from chatd.server.api.ports import Cluster, Links
+from chatd.server.api.relay import relay_connect, relay_subscribe
 from chatd.server.api.room_service import RoomServicer
-from chatd.server.api.session_stream import EXPECTED, OUT_QUEUE, SessionStream, deliver
-from chatd.server.api.status import End, abort, status_of
+from chatd.server.api.router import Router, peer_host, relay_timeout
+from chatd.server.api.session_stream import SessionStream
+from chatd.server.api.status import abort, end_call, relayed, status_of
 from chatd.server.api.unary import to_proto, unary
 from chatd.server.api.unopened import Unopened
 from chatd.server.chat.room_ops import RoomOps
 from chatd.server.chat.rules import Chat
+from chatd.server.chat.streams import attend, subscribe
 from chatd.server.chat.throttle import address_key
-from chatd.server.errors import CallerError, Evicted, NodeError, NoMaster, RequestRefused, reap
+from chatd.server.errors import (
+    CallerError,
+    Evicted,
+    NodeError,
+    NoMaster,
+    NoOpenFrame,
+    RequestRefused,
+)
 
-log = logging.getLogger(__name__)
-
-Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 if TYPE_CHECKING:
     Ctx = grpc.aio.ServicerContext[Any, Any]
-
-
-class Router:
-    """Where client calls go: here (None) or the master's stub (over the
-    peer listener, with the cluster secret), and which address clients are
-    told the master has (its client listener's, learned from its answers)."""
-
-    def __init__(self, repl: Cluster, peers: Links) -> None:
-        self.repl = repl
-        self.peers = peers
-        self.client_address = ""  # this node's, once it listens
-        self._client_addresses: dict[str, str] = {}  # peer address -> client address
-
-    @property
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        return self.peers.metadata
-
-    def master_stub(self, role: Role, address: str) -> chat_pb2_grpc.ClientAccountStub | None:
-        if role is Role.MASTER:
-            return None
-        if role is not Role.SLAVE or not address:
-            raise NoMaster("no master is reachable right now; try again shortly")
-        return chat_pb2_grpc.ClientAccountStub(self.peers.channel(address))
-
-    def route(self) -> tuple[Role, str]:
-        """(this node's role, the master's peer address or "")."""
-        return self.repl.route()
-
-    def for_clients(self, route: tuple[Role, str]) -> str:
-        """The master's client address, "" while it is not known yet."""
-        role, address = route
-        if role is Role.MASTER:
-            return self.client_address
-        return self._client_addresses.get(address, "") if address else ""
-
-    def learn(self, address: str, metadata: Any) -> None:
-        """The master at peer `address` named itself in an answer (every
-        answer of a master names its own client address)."""
-        for key, value in metadata or ():
-            if key == MASTER_HEADER:
-                told = value if isinstance(value, str) else value.decode(errors="replace")
-                self.heard(address, told)
-
-    def heard(self, address: str, client_address: str) -> None:
-        """The master at peer `address` said where its clients reach it (in
-        an answer's metadata, or in its status: a slave no client call went
-        through yet has heard no answer of the first kind)."""
-        if is_node_address(client_address):
-            self._client_addresses[address] = client_address
-
-
-def _relay_timeout(context: Ctx) -> float:
-    left = context.time_remaining()
-    return 30.0 if left is None else max(0.0, left)
-
-
-BAD_FRAME = object()  # (a relayed Connect's client sent a frame that does not parse)
-
-
-def peer_host(context: Ctx) -> str:
-    """The caller's IP address, its port dropped ("ipv4:10.0.0.7:5123" ->
-    "10.0.0.7", "ipv6:[::1]:5123" -> "::1")."""
-    peer = context.peer() or ""
-    kind, _, rest = peer.partition(":")
-    if kind not in ("ipv4", "ipv6"):
-        return peer
-    host = rest.rpartition(":")[0]
-    return host.strip("[]")
 
 
 class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
@@ -163,16 +91,18 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         if stub is None:
             return None
         try:
-            meta = (*self.router.metadata, (CLIENT_HEADER, self.client(context)))
-            call = getattr(stub, name)(request, timeout=_relay_timeout(context), metadata=meta)
+            meta = self._relay_metadata(context)
+            call = getattr(stub, name)(request, timeout=relay_timeout(context), metadata=meta)
             answer = await call
             self.router.learn(route[1], await call.trailing_metadata())
             context.set_trailing_metadata(((MASTER_HEADER, self.router.for_clients(route)),))
             return answer
         except grpc.aio.AioRpcError as exc:
-            told: Any = exc.trailing_metadata() or ()
-            hint = tuple((k, v) for k, v in told if k in (RETRY_AFTER_HEADER, REFUSED_HEADER))
-            await context.abort(exc.code(), exc.details() or "", hint)
+            await end_call(context, relayed(exc))
+
+    def _relay_metadata(self, context: Ctx) -> tuple[tuple[str, str], ...]:
+        """A relayed call's metadata: the cluster's, and where it came from."""
+        return (*self.router.metadata, (CLIENT_HEADER, self.client(context)))
 
     @unary(chat_pb2.ServerResponse)
     async def CreateAccount(
@@ -258,7 +188,8 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
             )
         stub = await self._master_stub(first, context, "frame too large", route)
         if stub is not None:
-            relay = self._relay_connect(stub, first, frames, context, route, self._local(first))
+            meta = self._relay_metadata(context)
+            relay = relay_connect(self.chat, self.router, stub, first, frames, context, route, meta)
             async for frame in relay:
                 yield frame
             return
@@ -273,7 +204,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
             # deliveries starts them only once the master took it
             user = self.chat.session(first.open.session_id).username
             if elsewhere:
-                self.chat.attend(user)  # OverLimit: the user's streams, on every node
+                attend(self.chat, user)  # OverLimit: the user's streams, on every node
                 attending = user
             await context.send_initial_metadata(((MASTER_HEADER, self.router.for_clients(route)),))
             async for frame in stream.run(first.open, frames):
@@ -284,7 +215,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
             if attending is not None:
                 self.chat.hub.leave(attending)
         if stream.end.status is not None:
-            await context.abort(stream.end.status, stream.end.detail, stream.end.trailers)
+            await end_call(context, stream.end)
 
     async def _first_frame(self, frames: AsyncIterator[Any], context: Ctx) -> Any:
         """A Connect stream's first frame (None: the client ended the stream
@@ -299,114 +230,8 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
             return await self._unopened.first_frame(
                 address_key(self.client(context)), frames, limits.first_frame_timeout, bound
             )
-        except Evicted:
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"this stream sent no open frame and {bound} newer Connect streams from "
-                f"this address are waiting for theirs, the most allowed: the oldest is "
-                f"ended; send the open frame as soon as the stream starts",
-            )
-        except TimeoutError:
-            await context.abort(
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"no open frame within {limits.first_frame_timeout:g} s of the stream's start",
-            )
-
-    def _local(self, first: chat_pb2.ClientFrame) -> bool:
-        """Whether this slave serves the session's deliveries itself: when
-        it asks for them and its session is known here (a replica that
-        lags, as a slave outside a majority may, leaves them to the master)."""
-        if first.open.sends_only:
-            return False
-        try:
-            self.chat.session(first.open.session_id)
-        except RequestRefused:
-            return False
-        return True
-
-    def _lost(self, exc: grpc.aio.AioRpcError, route: tuple[Role, str]) -> tuple[Any, ...]:
-        """The trailing metadata of a relayed stream the master's side ended:
-        UNAVAILABLE names the master (MASTER_LOST_HEADER), the node the
-        client lost (this one still answers), unless the master answered
-        that it is up and refuses (REFUSED_HEADER, passed on)."""
-        master = self.router.for_clients(route)
-        if exc.code() != grpc.StatusCode.UNAVAILABLE or not master:
-            return ()
-        told: Any = exc.trailing_metadata() or ()
-        if any(key == REFUSED_HEADER for key, _ in told):
-            return ((REFUSED_HEADER, "1"),)
-        return ((MASTER_LOST_HEADER, master),)
-
-    async def _relay_connect(
-        self,
-        stub: chat_pb2_grpc.ClientAccountStub,
-        first: chat_pb2.ClientFrame,
-        frames: AsyncIterator[Any],
-        context: Ctx,
-        route: tuple[Role, str],
-        local: bool,
-    ) -> AsyncIterator[chat_pb2.ServerFrame]:
-        """Carries the stream to the master; `local`: with the deliveries
-        served here, from this node's replica (the master then takes sends
-        and acknowledgements only, and counts the user online)."""
-        meta = (*self.router.metadata, (CLIENT_HEADER, self.client(context)))
-        if local:
-            meta = (*meta, (DELIVERED_HEADER, "1"))
-            opening = chat_pb2.ClientFrame()
-            opening.CopyFrom(first)
-            opening.open.sends_only = True
-            first = opening
-        call: Any = stub.Connect(metadata=meta)  # type: ignore[call-arg]
-        # frames from the master or this node's deliveries, an error that
-        # ended either, None at the master's end, or BAD_FRAME when the
-        # client sent a frame that does not parse
-        down: asyncio.Queue[Any] = asyncio.Queue(OUT_QUEUE)
-
-        async def up() -> None:
-            await call.write(first)
-            async for frame in frames:
-                if isinstance(frame, Malformed):
-                    await down.put(BAD_FRAME)
-                    return
-                await call.write(frame)
-            await call.done_writing()
-
-        async def from_master() -> None:
-            try:
-                async for frame in call:
-                    await down.put(frame)
-            except grpc.aio.AioRpcError as exc:
-                await down.put(exc)
-            else:
-                await down.put(None)
-
-        tasks = [asyncio.create_task(up()), asyncio.create_task(from_master())]
-        try:
-            self.router.learn(route[1], await call.initial_metadata())
-            await context.send_initial_metadata(((MASTER_HEADER, self.router.for_clients(route)),))
-            if local and not call.done():  # the master took the session (see Connect)
-                tasks.append(asyncio.create_task(deliver(self.chat, opening.open, down, to_proto)))
-            while (item := await down.get()) is not None:
-                if item is BAD_FRAME:
-                    await context.abort(
-                        grpc.StatusCode.INVALID_ARGUMENT, "a frame that is not a ClientFrame"
-                    )
-                if isinstance(item, grpc.aio.AioRpcError):
-                    await context.abort(item.code(), item.details() or "", self._lost(item, route))
-                if isinstance(item, End):
-                    if item.status is not None:
-                        await context.abort(item.status, item.detail, item.trailers)
-                    return
-                yield item
-        except grpc.aio.AioRpcError as exc:  # (at the opening)
-            await context.abort(exc.code(), exc.details() or "", self._lost(exc, route))
-        finally:
-            for task in tasks:
-                task.cancel()
-            # (the stream's own ending is already decided; a task's error, a
-            # bug included, must not replace it: it is logged)
-            await reap(tasks, log, "relayed Connect stream", EXPECTED)
-            call.cancel()
+        except (NoOpenFrame, Evicted) as exc:
+            await abort(context, exc)
 
     async def Subscribe(
         self, request: chat_pb2.SubscribeRequest, context: Ctx
@@ -417,27 +242,15 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         stub = await self._master_stub(request, context, "request too large", route)
         master_md = ((MASTER_HEADER, self.router.for_clients(route)),)
         if stub is not None:
-            call: Any = stub.Subscribe(request, metadata=self.router.metadata)
-            try:
-                # answer only once the master has opened the stream, so a
-                # client's next call cannot overtake the subscription
-                self.router.learn(route[1], await call.initial_metadata())
-                await context.send_initial_metadata(
-                    ((MASTER_HEADER, self.router.for_clients(route)),)
-                )
-                async for m in call:
-                    yield m
-            except grpc.aio.AioRpcError as exc:
-                await context.abort(exc.code(), exc.details() or "", self._lost(exc, route))
-            finally:
-                call.cancel()
+            async for message in relay_subscribe(self.router, stub, request, context, route):
+                yield message
             return
         # the subscription opens right after this, before any other event
         await context.send_initial_metadata(master_md)
         ended: CallerError | NodeError | None = None
         try:
-            async for m in self.chat.subscribe(
-                request.session_id, request.after_message_id, request.live_only
+            async for m in subscribe(
+                self.chat, request.session_id, request.after_message_id, request.live_only
             ):
                 yield to_proto(m)
         except (CallerError, NodeError) as exc:  # refused, too slow, or the node dropped it

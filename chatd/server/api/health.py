@@ -13,9 +13,11 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2
 
 from chatd.core.types import Role
+from chatd.proto import chat_pb2
 from chatd.server.api.ports import Cluster
 
-SERVICES = ("", "ClientAccount")
+# the node ("") and every service of the client API
+SERVICES = ("", *(s.full_name for s in chat_pb2.DESCRIPTOR.services_by_name.values()))
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 

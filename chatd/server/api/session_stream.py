@@ -26,12 +26,12 @@ import grpc
 from chatd.contract import Code
 from chatd.proto import chat_pb2
 from chatd.server.api.handlers import Malformed
-from chatd.server.api.status import End, retry_after_ms, status_of
+from chatd.server.api.status import End, send_result, status_of
 from chatd.server.chat.rules import Chat
+from chatd.server.chat.streams import subscribe
 from chatd.server.errors import (
     CallerError,
     NodeError,
-    OverLimit,
     RequestRefused,
     ServerError,
     reap,
@@ -58,7 +58,8 @@ async def deliver(
     End an error of them means (a Connect served here, or a slave's own
     deliveries of a stream it carries to the master)."""
     try:
-        async for m in chat.subscribe(open_.session_id, open_.after_message_id, open_.live_only):
+        opened = (open_.session_id, open_.after_message_id, open_.live_only)
+        async for m in subscribe(chat, *opened):
             await out.put(to_frame(m, to_proto))
     except (RequestRefused, CallerError, NodeError) as exc:
         await out.put(status_of(exc))
@@ -147,23 +148,16 @@ class SessionStream:
             result.message_id = await self.chat.send(
                 session_id, f.to, f.message, f.request_id, f.room
             )
-        except RequestRefused as exc:
-            result.error_code, result.error_message = int(exc.code), exc.message
-        except (CallerError, NodeError) as exc:
-            end = status_of(exc)
-            assert end.status is not None
-            result.status, result.error_message = end.status.value[0], end.detail
-            if isinstance(exc, OverLimit) and (retry := retry_after_ms(exc)) is not None:
-                result.retry_after_ms = retry
+        except Exception as exc:
+            if not isinstance(exc, (CallerError, NodeError)):
+                # a bug in apply (the writer refused this entry only)
+                log.exception("send frame %r failed", f.request_id)
+            end = send_result(result, exc)  # chatd.server.api.status
             if isinstance(exc, NodeError):
                 # this node cannot write now: no later frame of this stream may
                 # be written before the client sends this one again (elsewhere,
                 # or here once the stream is open again), so the stream ends
                 self.broken = end
-        except Exception as exc:  # a bug in apply (the writer refused this entry only)
-            log.exception("send frame %r failed", f.request_id)
-            result.status = grpc.StatusCode.INTERNAL.value[0]
-            result.error_message = f"the send failed: {type(exc).__name__}"
         finally:
             self.unanswered.release()
         if self.on_result is not None:

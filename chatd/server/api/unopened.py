@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from chatd.server.errors import Evicted
+from chatd.server.errors import Evicted, NoOpenFrame
 
 
 class _Waiting:
@@ -41,7 +41,7 @@ class Unopened:
         self, key: str, frames: AsyncIterator[Any], timeout_s: float, bound: int
     ) -> Any:
         """The stream's first frame (None: the client ended the stream
-        first). Raises TimeoutError after `timeout_s`, Evicted when `bound`
+        first). Raises NoOpenFrame after `timeout_s`, Evicted when `bound`
         newer streams of `key` came meanwhile, silent too."""
         waiting = self._waiting.setdefault(key, {})
         while waiting and len(waiting) >= bound:
@@ -60,5 +60,11 @@ class Unopened:
                         del self._waiting[key]
         except TimeoutError:
             if me.evicted:
-                raise Evicted from None
-            raise
+                raise Evicted(
+                    f"this stream sent no open frame and {bound} newer Connect streams from "
+                    "this address are waiting for theirs, the most allowed: the oldest is "
+                    "ended; send the open frame as soon as the stream starts"
+                ) from None
+            raise NoOpenFrame(
+                f"no open frame within {timeout_s:g} s of the stream's start"
+            ) from None

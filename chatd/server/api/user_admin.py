@@ -9,7 +9,9 @@ import logging
 
 from chatd.contract import Code
 from chatd.proto import cluster_pb2, log_pb2
-from chatd.server.chat.rules import Chat, check_password, hash_password
+from chatd.server.chat.limits import check_password
+from chatd.server.chat.passwords import hash_password
+from chatd.server.chat.rules import Chat
 from chatd.server.errors import DEFAULT_MESSAGES, RequestRefused, ServerError
 from chatd.words import counted
 

@@ -1,7 +1,10 @@
 """Chat: the rules of the chat service, free of gRPC and of replication.
 
-Owns validation, passwords, sessions and every operation (rules), the room
-operations (room_ops), the throttles and rate limits (throttle, ratelimit,
+Owns the limits and the checks of a request (limits), passwords and
+session ids (passwords), sessions and the operations on accounts and
+messages (rules), the room operations (room_ops), a user's streams of
+messages: how many, and what each delivers, backlog then live (streams),
+the throttles and rate limits (throttle, ratelimit,
 room_rates) and live delivery: the open streams of each user and who is
 online (hub).
 

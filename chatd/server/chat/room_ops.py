@@ -21,13 +21,13 @@ from dataclasses import dataclass
 
 from chatd.contract import USERNAME_RE, Code
 from chatd.proto import log_pb2
-from chatd.server.chat.rules import (
+from chatd.server.chat.limits import (
     CHAT_PAGE_DEFAULT,
     CHAT_PAGE_MAX,
     GET_MESSAGES_MAX_BYTES,
-    Chat,
     newest_within,
 )
+from chatd.server.chat.rules import Chat
 from chatd.server.errors import RequestRefused
 from chatd.server.storage.rooms import Room
 from chatd.server.storage.store import StoredMessage, conversation_key

@@ -1,179 +1,50 @@
-"""The chat rules: validation, passwords, sessions, and each client operation.
+"""The chat rules: sessions, and each client operation on accounts and messages.
 
-Every operation checks its input first and raises RequestRefused (changing
-nothing) when it is refused; a change is made only by submitting one log
-entry to the writer. This module knows neither gRPC nor replication: the
-writer it is given decides where and when entries are committed.
+Every operation checks its input first (chatd.server.chat.limits) and raises
+RequestRefused (changing nothing) when it is refused; a change is made only
+by submitting one log entry to the writer. This module knows neither gRPC
+nor replication: the writer it is given decides where and when entries are
+committed. The room operations are in room_ops, a user's streams in streams.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import logging
-import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from chatd.contract import USERNAME_RE, USERNAME_RULE, Code
+from chatd.contract import USERNAME_RE, Code
 from chatd.proto import log_pb2
 from chatd.server import protocol
 from chatd.server.chat.hub import Hub
+from chatd.server.chat.limits import (
+    CHAT_PAGE_DEFAULT,
+    CHAT_PAGE_MAX,
+    GET_MESSAGES_LIMIT,
+    GET_MESSAGES_MAX_BYTES,
+    MAX_ACK_IDS,
+    MAX_PASSWORD_CHARS,
+    ChatLimits,
+    check_message,
+    check_password,
+    check_request_id,
+    check_username,
+    newest_within,
+)
+from chatd.server.chat.passwords import hash_password, new_session_id, session_hash, verify_password
 from chatd.server.chat.ratelimit import RateLimiter
 from chatd.server.chat.room_rates import RoomRates
 from chatd.server.chat.throttle import LoginThrottle
-from chatd.server.errors import (
-    ClusterUpgrading,
-    OverLimit,
-    RequestRefused,
-    SessionEnded,
-    StreamDropped,
-    SubscriberTooSlow,
-)
+from chatd.server.errors import ClusterUpgrading, OverLimit, RequestRefused
 from chatd.server.storage.rooms import Room
-from chatd.server.storage.store import (
-    Applied,
-    Session,
-    Store,
-    StoredMessage,
-    User,
-    message_bytes,
-    now_us,
-)
+from chatd.server.storage.store import Applied, Session, Store, StoredMessage, User, now_us
 from chatd.words import counted
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-MAX_PASSWORD_CHARS = 1024
-MAX_REQUEST_ID_CHARS = 128
-MAX_ACK_IDS = 10_000
-GET_MESSAGES_LIMIT = 1000
-# A GetMessages answer stays under gRPC's default 4 MiB receive limit with
-# room to spare: messages it takes are marked delivered, so an answer the
-# client cannot receive would lose them (the rest wait for the next call).
-GET_MESSAGES_MAX_BYTES = 3 << 20
-CHAT_PAGE_DEFAULT = 50
-CHAT_PAGE_MAX = 500
-BACKLOG_PAGE = 500
-INT32_MAX = 2**31 - 1
-
-
-@dataclass(frozen=True)
-class ChatLimits:
-    """What the chat rules allow: each field is the node's setting of that
-    name (chatd.config.Config; node.py copies them by name, and
-    tests/test_settings.py checks the defaults agree). The send rate is
-    enforced with a ratelimit.RateLimiter."""
-
-    min_password_length: int = 8
-    max_message_chars: int = 4096
-    session_ttl: float = 30 * 24 * 3600.0
-    password_hash_cost: int = 14  # scrypt N = 2**cost
-    send_rate: float = 100.0  # Sends a second per user (0: no limit)
-    send_burst: int = 200
-    max_streams_per_user: int = 16
-    max_room_members: int = 1000  # joined or invited
-    max_rooms_per_user: int = 100  # joined (before protocol 3: or invited)
-    account_rate: float = 20.0  # accounts an hour per client address (0: no limit)
-    room_rate: float = 30.0  # rooms created an hour per user (chatd.server.chat.room_rates)
-    invite_rate: float = 60.0  # invitations a minute per user
-    room_write_rate: float = 20.0  # other room writes and read markers a second per user
-    max_invitations: int = 100  # unanswered, per user: a new one drops the oldest
-    first_frame_timeout: float = 5.0  # a Connect stream's open frame comes by then
-    max_unopened_streams: int = 16  # Connect streams before their open frame, per address
-
-
-def newest_within(page: list[StoredMessage], max_bytes: int) -> list[StoredMessage]:
-    """The newest messages of `page` (oldest first) within `max_bytes`
-    (store.message_bytes each; at least one): a page
-    any default gRPC client can receive. The caller pages on from the
-    oldest one returned."""
-    total = 0
-    for n, m in enumerate(reversed(page)):
-        total += message_bytes(m.sender, m.recipient, m.body)
-        if total > max_bytes and n > 0:
-            return page[len(page) - n :]
-    return page
-
-
-# -- validation: pure functions, property-tested --
-
-
-def check_username(username: str) -> None:
-    if not USERNAME_RE.fullmatch(username):
-        raise RequestRefused(
-            Code.INVALID_USERNAME,
-            f"invalid username: {USERNAME_RULE}",
-        )
-
-
-def check_password(password: str, limits: ChatLimits) -> None:
-    if not limits.min_password_length <= len(password) <= MAX_PASSWORD_CHARS:
-        raise RequestRefused(
-            Code.INVALID_PASSWORD,
-            f"invalid password: use {limits.min_password_length} to {MAX_PASSWORD_CHARS} "
-            "characters",
-        )
-
-
-def check_message(body: str, limits: ChatLimits) -> None:
-    if not 1 <= len(body) <= limits.max_message_chars:
-        raise RequestRefused(
-            Code.INVALID_MESSAGE,
-            f"invalid message: use 1 to {limits.max_message_chars} characters",
-        )
-
-
-def check_request_id(request_id: str) -> None:
-    if len(request_id) > MAX_REQUEST_ID_CHARS:
-        raise RequestRefused(
-            Code.INVALID_ARGUMENT, f"request_id is longer than {MAX_REQUEST_ID_CHARS} characters"
-        )
-
-
-# -- passwords and session ids --
-
-
-def hash_password(password: str, cost: int) -> str:
-    """A salted scrypt hash, self-describing: scrypt$cost$salt$hash."""
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(
-        password.encode(), salt=salt, n=2**cost, r=8, p=1, maxmem=2 ** (cost + 11), dklen=32
-    )
-    b64 = base64.b64encode
-    return f"scrypt${cost}${b64(salt).decode()}${b64(digest).decode()}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        scheme, cost_s, salt_s, digest_s = stored.split("$")
-        cost = int(cost_s)
-        salt, expected = base64.b64decode(salt_s), base64.b64decode(digest_s)
-    except ValueError:
-        return False
-    if scheme != "scrypt":
-        return False
-    digest = hashlib.scrypt(
-        password.encode(), salt=salt, n=2**cost, r=8, p=1, maxmem=2 ** (cost + 11), dklen=32
-    )
-    return hmac.compare_digest(digest, expected)
-
-
-def new_session_id() -> str:
-    return secrets.token_urlsafe(24)  # 192 bits
-
-
-def session_hash(session_id: str) -> bytes:
-    return hashlib.sha256(session_id.encode()).digest()
-
-
-# -- the operations --
 
 
 class Writer(Protocol):
@@ -472,64 +343,3 @@ class Chat:
 
     def list_users(self) -> list[tuple[str, bool]]:
         return [(name, self.hub.online(name)) for name in sorted(self.store.users)]
-
-    def attend(self, username: str) -> None:
-        """A slave serves one more of the user's streams (its deliveries):
-        counted here, the master, against the user's stream limit."""
-        if self.hub.streams_of(username) >= self.limits.max_streams_per_user:
-            raise OverLimit(f"at most {self.limits.max_streams_per_user} streams per user")
-        self.hub.attend(username)
-
-    async def subscribe(
-        self, session_id: str, after_id: int, live_only: bool = False
-    ) -> AsyncIterator[StoredMessage]:
-        """Every message to the caller with id > after_id: backlog, then live.
-
-        The subscription opens before the backlog is read, so a message
-        committed meanwhile is in the queue if it is not in the backlog; ids
-        at or below the last one sent are skipped, so none repeats. Messages
-        that become visible without being published (a new master's
-        inherited ones) are read from the store when the hub says so. Ends with
-        SessionEnded, StreamDropped or SubscriberTooSlow.
-        """
-        s = self.session(session_id)
-        if after_id < 0:
-            raise RequestRefused(Code.INVALID_ARGUMENT, "after_message_id is >= 0")
-        if self.hub.streams_of(s.username) >= self.limits.max_streams_per_user:
-            raise OverLimit(f"at most {self.limits.max_streams_per_user} streams per user")
-        sub = self.hub.open(s.username, session_hash(session_id))
-        try:
-            # live only: what is visible now counts as read
-            last = max(after_id, self.writer.visible_message_id) if live_only else after_id
-            backlog = not live_only
-            while True:
-                while backlog:  # page by page; an overflow means: read on
-                    sub.stale = False
-                    upto = self.writer.visible_message_id
-                    page = await self._read(self.store.inbox_after, s.uid, last, upto, BACKLOG_PAGE)
-                    for m in page:
-                        yield m
-                        last = m.id
-                    if len(page) == BACKLOG_PAGE:
-                        continue
-                    if sub.overflowed:
-                        sub.reset_overflow()
-                    elif not sub.stale:
-                        backlog = False
-                await sub.wait()  # live
-                if sub.ended is not None:
-                    raise StreamDropped(sub.ended) if sub.retryable else SessionEnded(sub.ended)
-                if sub.overflowed:
-                    raise SubscriberTooSlow(
-                        f"subscriber fell {sub.capacity} messages behind; resume after {last}"
-                    )
-                if sub.stale:  # read what became visible unpublished, then the queue
-                    backlog = True
-                    continue
-                while sub.queue:
-                    m = sub.queue.popleft()
-                    if m.id > last:
-                        yield m
-                        last = m.id
-        finally:
-            self.hub.close(sub)

@@ -8,21 +8,31 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from grpc_health.v1 import health_pb2
 
 from chatd.contract import SECRET_HEADER
+from chatd.proto import cluster_pb2
 
 if TYPE_CHECKING:
     Ctx = grpc.aio.ServicerContext[Any, Any]
     Handler = grpc.RpcMethodHandler[Any, Any]
 
-CLUSTER_PREFIXES = ("/MasterService/", "/SlaveService/", "/NodeAdmin/")
-ADMIN_PREFIXES = ("/NodeAdmin/",)  # what the client listener guards
+
+def _prefix(service: Any) -> str:
+    """The method paths of a service (its descriptor) begin with this."""
+    return f"/{service.full_name}/"
+
+
+# every service of the cluster protos (a service added there is guarded too)
+CLUSTER_PREFIXES = tuple(_prefix(s) for s in cluster_pb2.DESCRIPTOR.services_by_name.values())
+# what the client listener guards
+ADMIN_PREFIXES = (_prefix(cluster_pb2.DESCRIPTOR.services_by_name["NodeAdmin"]),)
 # the peer listener: every call (a slave's relayed client calls carry the
 # secret like every other call between nodes) but the health checks
 PEER_PREFIXES = ("/",)
 # never behind the secret: a health check tells SERVING or NOT_SERVING only,
 # and a container platform or load balancer asks it on either listener
-OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
+OPEN_PREFIXES = (_prefix(health_pb2.DESCRIPTOR.services_by_name["Health"]),)
 
 
 class SecretInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
