@@ -5,8 +5,10 @@ functions (property-tested), each raising RequestRefused for what it refuses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
+from chatd.config import Config
 from chatd.contract import USERNAME_RE, USERNAME_RULE, Code
 from chatd.server.errors import RequestRefused
 from chatd.server.storage.store import StoredMessage, message_bytes
@@ -23,31 +25,32 @@ CHAT_PAGE_DEFAULT = 50
 CHAT_PAGE_MAX = 500
 BACKLOG_PAGE = 500
 INT32_MAX = 2**31 - 1
+_SETTING: dict[str, Any] = {f.name: f.default for f in fields(Config)}
 
 
 @dataclass(frozen=True)
 class ChatLimits:
     """What the chat rules allow: each field is the node's setting of that
-    name (chatd.config.Config; node.py copies them by name, and
-    tests/test_settings.py checks the defaults agree). The send rate is
+    name, whose default is the setting's (chatd.config.Config, where each
+    is declared and documented; node.py copies them by name). The send rate is
     enforced with a ratelimit.RateLimiter."""
 
-    min_password_length: int = 8
-    max_message_chars: int = 4096
-    session_ttl: float = 30 * 24 * 3600.0
-    password_hash_cost: int = 14  # scrypt N = 2**cost
-    send_rate: float = 100.0  # Sends a second per user (0: no limit)
-    send_burst: int = 200
-    max_streams_per_user: int = 16
-    max_room_members: int = 1000  # joined or invited
-    max_rooms_per_user: int = 100  # joined (before protocol 3: or invited)
-    account_rate: float = 20.0  # accounts an hour per client address (0: no limit)
-    room_rate: float = 30.0  # rooms created an hour per user (chatd.server.chat.room_rates)
-    invite_rate: float = 60.0  # invitations a minute per user
-    room_write_rate: float = 20.0  # other room writes and read markers a second per user
-    max_invitations: int = 100  # unanswered, per user: a new one drops the oldest
-    first_frame_timeout: float = 5.0  # a Connect stream's open frame comes by then
-    max_unopened_streams: int = 16  # Connect streams before their open frame, per address
+    min_password_length: int = _SETTING["min_password_length"]
+    max_message_chars: int = _SETTING["max_message_chars"]
+    session_ttl: float = _SETTING["session_ttl"]
+    password_hash_cost: int = _SETTING["password_hash_cost"]
+    send_rate: float = _SETTING["send_rate"]
+    send_burst: int = _SETTING["send_burst"]
+    max_streams_per_user: int = _SETTING["max_streams_per_user"]
+    max_room_members: int = _SETTING["max_room_members"]
+    max_rooms_per_user: int = _SETTING["max_rooms_per_user"]
+    account_rate: float = _SETTING["account_rate"]
+    room_rate: float = _SETTING["room_rate"]
+    invite_rate: float = _SETTING["invite_rate"]
+    room_write_rate: float = _SETTING["room_write_rate"]
+    max_invitations: int = _SETTING["max_invitations"]
+    first_frame_timeout: float = _SETTING["first_frame_timeout"]
+    max_unopened_streams: int = _SETTING["max_unopened_streams"]
 
 
 def newest_within(page: list[StoredMessage], max_bytes: int) -> list[StoredMessage]:
