@@ -359,16 +359,21 @@ def serve(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: Config, log_context: logs.NodeContext) -> int:
-    from chatd.server.node import Node, StartupError
+    from chatd.server.build import build
+    from chatd.server.errors import StartupError
     from chatd.server.storage.store import StoreError
 
-    node = Node(config)
-    log_context.source = node.log_context
     loop = asyncio.get_running_loop()
+    asked = asyncio.Event()  # a signal while the node is built stops it once it has started
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, node.request_stop)
+        loop.add_signal_handler(sig, asked.set)
     try:
+        node = await build(config, log_context)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, node.request_stop)
         await node.start()
+        if asked.is_set():
+            node.request_stop()
     except (StartupError, StoreError) as exc:
         print(f"chatd: error: {exc}", file=sys.stderr)
         return 1

@@ -34,6 +34,7 @@ import uvloop
 from chatd.client.gui import NO_TK
 from chatd.config import Config
 from chatd.proto import chat_pb2, chat_pb2_grpc
+from chatd.server.build import build
 from chatd.server.node import Node
 from chatd.tools.localcluster import LOCAL_POOL as LOCAL_POOL
 from chatd.tools.localcluster import PASSWORD as PASSWORD
@@ -65,7 +66,7 @@ def node_config(data_dir: Path, **overrides: object) -> Config:
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    n = Node(node_config(tmp_path / "node"))
+    n = await build(node_config(tmp_path / "node"))
     await n.start()
     try:
         yield n

@@ -11,6 +11,7 @@ import pytest
 
 from chatd.proto import chat_pb2
 from chatd.proto.chat_pb2_grpc import ClientAccountStub
+from chatd.server.build import build
 from chatd.server.chat.limits import CHAT_PAGE_MAX
 from chatd.server.node import Node
 from tests.conftest import PASSWORD, create_user, login, user
@@ -431,7 +432,7 @@ async def test_delete_account_ends_streams(stub: Stub) -> None:
 async def test_idle_session_expires(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from tests.conftest import node_config
 
-    n = Node(node_config(tmp_path / "n", session_ttl=1.0))
+    n = await build(node_config(tmp_path / "n", session_ttl=1.0))
     await n.start()
     try:
         async with grpc.aio.insecure_channel(n.address) as ch:

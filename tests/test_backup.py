@@ -17,7 +17,7 @@ import pexpect
 import pytest
 
 from chatd.client import ChatClient
-from chatd.server.node import DB_FILE
+from chatd.server.build import DB_FILE
 from chatd.server.storage.backup import BackupError, describe, place_for_restore
 from chatd.tools.localcluster import PASSWORD, Cluster, Load
 from tests.conftest import spawn_chatd

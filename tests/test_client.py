@@ -26,6 +26,7 @@ from chatd.client import (
     WrongPassword,
 )
 from chatd.proto import chat_pb2, chat_pb2_grpc
+from chatd.server.build import build
 from chatd.server.node import Node
 from tests.cluster import Cluster
 from tests.conftest import PASSWORD, free_port, node_config
@@ -275,7 +276,7 @@ async def test_an_oversized_send_on_the_stream_fails_alone(tmp_path: Path) -> No
     """A send frame over the node's request limit ends the Connect stream
     (gRPC refuses it before reading it); the sends waiting with it go again
     as unary Sends with their request ids, so only the oversized one fails."""
-    node = Node(node_config(tmp_path / "n", max_request_bytes=2048))
+    node = await build(node_config(tmp_path / "n", max_request_bytes=2048))
     await node.start()
     try:
         alice = await logged_in(node.address, "alice")

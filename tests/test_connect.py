@@ -18,6 +18,7 @@ from chatd.core.types import Role
 from chatd.proto import chat_pb2
 from chatd.server.api.session_stream import MAX_UNANSWERED, SessionStream
 from chatd.server.api.unary import to_proto
+from chatd.server.build import build
 from chatd.server.chat.passwords import session_hash
 from chatd.server.errors import NotWritable
 from chatd.server.node import Node
@@ -285,9 +286,9 @@ async def test_a_slave_leaves_recording_session_use_to_the_master(tmp_path: Path
     """A session used on a slave's Connect stream is recorded (touched) by
     the master, which the stream reaches; the slave writes nothing (a write
     there could only fail)."""
-    master = Node(node_config(tmp_path / "m", session_ttl=5.0))  # touched every 0.5 s
+    master = await build(node_config(tmp_path / "m", session_ttl=5.0))  # touched every 0.5 s
     await master.start()
-    slave = Node(node_config(tmp_path / "s", session_ttl=5.0, join=(master.peer_address,)))
+    slave = await build(node_config(tmp_path / "s", session_ttl=5.0, join=(master.peer_address,)))
     try:
         await slave.start()
         for _ in range(200):

@@ -15,6 +15,7 @@ import pytest
 
 from chatd.contract import CLIENT_HEADER, RETRY_AFTER_HEADER, Code
 from chatd.proto import chat_pb2, chat_pb2_grpc
+from chatd.server.build import build
 from chatd.server.chat.throttle import (
     ADDRESS_FAILURES,
     HASH_QUEUE,
@@ -100,7 +101,7 @@ async def guarded_node(tmp_path: Path) -> AsyncIterator[tuple[Node, Any, Any]]:
     """A node with a cluster secret and an account alice: the node, a stub
     on its client listener, and one on its peer listener (where a slave's
     relayed calls come, naming their client's address)."""
-    node = Node(node_config(tmp_path / "n", cluster_secret="s3cret"))
+    node = await build(node_config(tmp_path / "n", cluster_secret="s3cret"))
     await node.start()
     try:
         async with (
@@ -179,7 +180,7 @@ def retry_after_ms(exc: grpc.aio.AioRpcError) -> int:
 
 
 async def test_sign_ups_are_limited_per_address(tmp_path: Path) -> None:
-    node = Node(node_config(tmp_path / "n", account_rate=3))
+    node = await build(node_config(tmp_path / "n", account_rate=3))
     await node.start()
     try:
         async with grpc.aio.insecure_channel(node.address) as ch:

@@ -14,7 +14,7 @@ import pytest
 
 from chatd.contract import SECRET_HEADER
 from chatd.proto import chat_pb2, chat_pb2_grpc, cluster_pb2, cluster_pb2_grpc
-from chatd.server.node import Node
+from chatd.server.build import build
 from tests.conftest import PASSWORD, node_config
 
 JUNK = b"\xff\xff"
@@ -25,7 +25,7 @@ SECRET = (SECRET_HEADER, "s3cret")
 async def test_junk_with_the_secret_is_invalid_argument_on_every_service(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    node = Node(node_config(tmp_path / "n", cluster_secret="s3cret"))
+    node = await build(node_config(tmp_path / "n", cluster_secret="s3cret"))
     await node.start()
     try:
         for address, methods in (
@@ -68,7 +68,7 @@ async def test_junk_with_the_secret_is_invalid_argument_on_every_service(
 
 
 async def test_a_resend_without_a_request_id_is_refused(tmp_path: Path) -> None:
-    node = Node(node_config(tmp_path / "n", cluster_secret="s3cret"))
+    node = await build(node_config(tmp_path / "n", cluster_secret="s3cret"))
     await node.start()
     try:
         async with grpc.aio.insecure_channel(node.address) as ch:

@@ -100,10 +100,10 @@ def test_reflection_lists_the_services(spawn_node: Callable[..., NodeProcess]) -
 
 async def test_send_rate_and_stream_limits(tmp_path: Path) -> None:
     from chatd.proto import chat_pb2, chat_pb2_grpc
-    from chatd.server.node import Node
+    from chatd.server.build import build
     from tests.conftest import login, node_config, user
 
-    n = Node(node_config(tmp_path / "n", send_rate=5, send_burst=3, max_streams_per_user=2))
+    n = await build(node_config(tmp_path / "n", send_rate=5, send_burst=3, max_streams_per_user=2))
     await n.start()
     try:
         async with grpc.aio.insecure_channel(n.address) as ch:

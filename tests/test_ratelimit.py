@@ -20,10 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatd.proto import chat_pb2, chat_pb2_grpc
+from chatd.server.build import build
 from chatd.server.chat import rules as chat
 from chatd.server.chat.ratelimit import RateLimiter
 from chatd.server.errors import CallerError, OverLimit, RequestRefused
-from chatd.server.node import Node
 from tests.conftest import node_config, user
 
 TICK = 1 / 1024  # the simulated clock's resolution, in seconds
@@ -185,7 +185,7 @@ async def test_a_session_is_held_to_the_send_rate(
     clock = [1000.0]
     fake = types.SimpleNamespace(monotonic=lambda: clock[0], time_ns=time.time_ns)
     monkeypatch.setattr(chat, "time", fake)  # the clock the send limit reads
-    n = Node(node_config(tmp_path / "n", send_rate=2.0, send_burst=3))
+    n = await build(node_config(tmp_path / "n", send_rate=2.0, send_burst=3))
     await n.start()
     try:
         async with grpc.aio.insecure_channel(n.address) as ch:

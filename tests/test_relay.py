@@ -17,6 +17,7 @@ from chatd.contract import MASTER_HEADER, Code
 from chatd.core.types import Role
 from chatd.proto import chat_pb2
 from chatd.proto.chat_pb2_grpc import ClientAccountStub
+from chatd.server.build import build
 from chatd.server.node import Node
 from tests.conftest import PASSWORD, free_port, node_config
 
@@ -26,9 +27,9 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 async def pair(tmp_path: Path) -> AsyncIterator[tuple[Node, Node]]:
-    master = Node(node_config(tmp_path / "master"))
+    master = await build(node_config(tmp_path / "master"))
     await master.start()
-    slave = Node(node_config(tmp_path / "slave", join=(master.peer_address,)))
+    slave = await build(node_config(tmp_path / "slave", join=(master.peer_address,)))
     try:
         await slave.start()
         for _ in range(200):
@@ -114,7 +115,7 @@ async def test_every_unary_call_from_a_slave_is_the_masters_answer(
 
 
 async def test_no_master_known_is_unavailable(tmp_path: Path) -> None:
-    lost = Node(node_config(tmp_path / "lost", join=(f"127.0.0.1:{free_port()}",)))
+    lost = await build(node_config(tmp_path / "lost", join=(f"127.0.0.1:{free_port()}",)))
     await lost.start()
     try:
         async with grpc.aio.insecure_channel(lost.address) as ch:

@@ -23,6 +23,7 @@ from chatd.client import (
     RoomNameTaken,
     Unread,
 )
+from chatd.server.build import build
 from chatd.server.node import Node
 from tests.cluster import Cluster
 from tests.conftest import node_config
@@ -238,7 +239,7 @@ async def test_room_messages_wait_in_the_inbox_of_a_member_not_connected(node: N
 
 
 async def test_the_room_limits_are_the_nodes_flags(tmp_path: Path) -> None:
-    node = Node(node_config(tmp_path / "n", max_room_members=2, max_rooms_per_user=1))
+    node = await build(node_config(tmp_path / "n", max_room_members=2, max_rooms_per_user=1))
     await node.start()
     try:
         ann, bob, cat = [await logged_in(node.address, n) for n in ("ann", "bob", "cat")]

@@ -27,6 +27,7 @@ from chatd.client import (
     RoomLimit,
 )
 from chatd.proto import chat_pb2, chat_pb2_grpc
+from chatd.server.build import build
 from chatd.server.node import Node
 from tests.cluster import Cluster
 from tests.conftest import node_config
@@ -134,7 +135,7 @@ async def test_read_markers_and_room_writes_have_a_rate(tmp_path: Path) -> None:
     """A MarkRead that does not move the marker writes nothing; those that
     do, and the other room writes, are held to --room-write-rate (2 a
     second here, in bursts of 10)."""
-    node = Node(node_config(tmp_path / "n", room_write_rate=2.0))
+    node = await build(node_config(tmp_path / "n", room_write_rate=2.0))
     await node.start()
     try:
         ann, bob = [await logged_in(node.address, n) for n in ("ann", "bob")]
@@ -209,7 +210,7 @@ async def test_connect_streams_that_never_open_are_bounded(tmp_path: Path) -> No
     for --first-frame-timeout (1 s here) then ended DEADLINE_EXCEEDED; each
     newer one ends the address's oldest at once, RESOURCE_EXHAUSTED. A
     client that opens is served after them."""
-    node = Node(node_config(tmp_path / "n", first_frame_timeout=1.0, max_unopened_streams=4))
+    node = await build(node_config(tmp_path / "n", first_frame_timeout=1.0, max_unopened_streams=4))
     await node.start()
     try:
         async with grpc.aio.insecure_channel(node.address) as ch:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from chatd.contract import Code
 from chatd.proto import chat_pb2, chat_pb2_grpc
+from chatd.server.build import build
 from chatd.server.chat.limits import (
     ChatLimits,
     check_message,
@@ -22,7 +23,6 @@ from chatd.server.chat.limits import (
     check_username,
 )
 from chatd.server.errors import RequestRefused
-from chatd.server.node import Node
 from tests.conftest import PASSWORD, node_config, user
 
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
@@ -136,7 +136,7 @@ async def refused(
 
 
 async def test_bad_input_never_changes_state(tmp_path: Path) -> None:
-    n = Node(node_config(tmp_path / "n"))
+    n = await build(node_config(tmp_path / "n"))
     await n.start()
     try:
         async with grpc.aio.insecure_channel(n.address) as ch:
@@ -176,7 +176,7 @@ async def test_bad_input_never_changes_state(tmp_path: Path) -> None:
 async def test_limits_follow_the_flags(
     tmp_path: Path, flag: str, value: int, ok: str, bad: str, code: int
 ) -> None:
-    n = Node(node_config(tmp_path / "n", **{flag: value}))
+    n = await build(node_config(tmp_path / "n", **{flag: value}))
     await n.start()
     try:
         async with grpc.aio.insecure_channel(n.address) as ch:

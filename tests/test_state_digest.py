@@ -25,7 +25,7 @@ import grpc
 import pytest
 
 from chatd.proto import chat_pb2, chat_pb2_grpc
-from chatd.server.node import DB_FILE
+from chatd.server.build import DB_FILE
 from chatd.server.storage import statedigest
 from chatd.server.storage.apply import KINDS, Tables
 from chatd.server.storage.backup import NODE_META

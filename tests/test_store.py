@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 
 from chatd.proto import chat_pb2, chat_pb2_grpc, log_pb2
-from chatd.server.node import DB_FILE
+from chatd.server.build import DB_FILE
 from chatd.server.storage.store import Store
 from tests.conftest import NodeProcess, wait_serving
 

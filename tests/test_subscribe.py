@@ -12,6 +12,7 @@ import pytest
 
 from chatd.proto import chat_pb2, log_pb2
 from chatd.proto.chat_pb2_grpc import ClientAccountStub
+from chatd.server.build import build
 from chatd.server.node import Node
 from chatd.server.storage.store import now_us
 from tests.conftest import login, node_config, user
@@ -168,7 +169,7 @@ async def test_slow_subscriber_is_cut_off_not_the_server(tmp_path: Path) -> None
     delivery once its queue overflows, while writes go on; when it reads again
     it gets what was in flight, then RESOURCE_EXHAUSTED, and resumes from its
     last id with nothing lost."""
-    n = Node(node_config(tmp_path / "n", subscriber_queue=8))
+    n = await build(node_config(tmp_path / "n", subscriber_queue=8))
     await n.start()
     reader: asyncio.subprocess.Process | None = None
     try:
@@ -216,7 +217,7 @@ async def test_slow_subscriber_is_cut_off_not_the_server(tmp_path: Path) -> None
 
 
 async def test_shutdown_ends_streams_unavailable(tmp_path: Path) -> None:
-    n = Node(node_config(tmp_path / "n"))
+    n = await build(node_config(tmp_path / "n"))
     await n.start()
     stopped = False
     try:

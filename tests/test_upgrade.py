@@ -27,7 +27,7 @@ import pytest
 
 from chatd.client import ChatClient, NoSuchUser, RoomLimit, Unavailable
 from chatd.proto import chat_pb2, chat_pb2_grpc
-from chatd.server.node import DB_FILE, Node
+from chatd.server.build import DB_FILE, build
 from chatd.server.protocol import VERSION
 from chatd.server.storage import schema
 from chatd.server.storage.store import Store, StoreError
@@ -85,7 +85,7 @@ async def test_a_node_serves_a_data_dir_of(commit: str, tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     node_id = db.execute("SELECT value FROM meta WHERE key = 'node_id'").fetchone()[0]
     db.close()
-    node = Node(node_config(tmp_path / "d", node_id=node_id))
+    node = await build(node_config(tmp_path / "d", node_id=node_id))
     await node.start()
     try:
         for _ in range(100):  # it was the master of its one-node cluster
@@ -398,7 +398,7 @@ async def test_a_node_applies_nothing_of_a_master_of_a_newer_protocol(
     from chatd.proto import cluster_pb2, cluster_pb2_grpc
     from chatd.server import protocol
 
-    node = Node(node_config(tmp_path / "d"))
+    node = await build(node_config(tmp_path / "d"))
     await node.start()
     try:
         for _ in range(100):  # (a founding node writes its protocol first)

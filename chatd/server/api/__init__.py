@@ -16,5 +16,5 @@ May import: chat, storage, chatd.core, chatd.proto, chatd.contract,
 chatd.config, gRPC and the server's shared modules (chatd.server.errors,
 chatd.server.protocol). Never chatd.server's cluster: what the API asks of
 the replication driver and the transport is a Protocol (ports.Cluster,
-ports.Links), and node.py hands them in.
+ports.Links), and build.py hands them in.
 """

@@ -1,6 +1,6 @@
 """What the API layer asks of the cluster, as Protocols: the replication
 driver (`chatd.server.cluster.replication.Replicator`) and the cluster
-transport (`chatd.server.cluster.peers.Peers`) satisfy them, and node.py
+transport (`chatd.server.cluster.peers.Peers`) satisfy them, and build.py
 hands them in. The API reads the node's role and the master's address, and
 relays a call to the master over the transport's channels; it makes no
 replication decision.

@@ -11,5 +11,5 @@ online (hub).
 May import: storage, chatd.core, chatd.proto, chatd.contract, chatd.words
 and the server's shared modules (chatd.server.errors, chatd.server.protocol).
 Never gRPC, nor chatd.server's api or cluster: what a write needs of the
-cluster it asks through the writer (storage.writer), wired by node.py.
+cluster it asks through the writer (storage.writer), wired by build.py.
 """

@@ -14,6 +14,6 @@ Protocols by which the driver and the transport know each other (ports).
 May import: storage, chatd.core, chatd.proto, chatd.contract, chatd.config,
 chatd.tls, gRPC and the server's shared modules (chatd.server.errors,
 chatd.server.protocol). Never chatd.server's api or chat: the live readers
-it ends at a master's change are a Protocol (ports.Streams), and node.py
+it ends at a master's change are a Protocol (ports.Streams), and build.py
 hands in the hub.
 """

@@ -1,7 +1,7 @@
 """What the replication driver and the cluster transport ask of each other,
 and of the live readers, as Protocols: the driver (replication) and the
 transport (peers) each name the other's part here instead of importing it,
-so neither imports the other; node.py builds both and hands each to the other.
+so neither imports the other; build.py builds both and hands each to the other.
 """
 
 from __future__ import annotations

@@ -19,5 +19,5 @@ May import: chatd.core, chatd.proto, chatd.contract, chatd.words and the
 server's shared modules (chatd.server.errors, chatd.server.protocol).
 Never gRPC, nor chatd.server's api, chat or cluster: what the write path
 tells the replication driver and the live readers it names as Protocols
-(writer.Replication, writer.Readers), and node.py hands them in.
+(writer.Replication, writer.Readers), and build.py hands them in.
 """
