@@ -252,3 +252,9 @@ def xvfb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
+
+
+def has_undelivered(node: Node, username: str) -> bool:
+    """Whether any message to `username` waits undelivered on `node` (read
+    from its store: nothing is taken or marked)."""
+    return node.store.has_undelivered(node.store.users[username].uid)

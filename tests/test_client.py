@@ -29,7 +29,8 @@ from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server.build import build
 from chatd.server.node import Node
 from tests.cluster import Cluster
-from tests.conftest import PASSWORD, free_port, node_config
+from tests.conftest import PASSWORD, free_port, has_undelivered, node_config
+from tests.waiting import eventually_async
 
 
 async def logged_in(address: str | list[str], name: str, **kw: object) -> ChatClient:
@@ -84,8 +85,11 @@ async def test_every_call_and_typed_errors(node: Node) -> None:
         await bob.acknowledge([first])
         stream = bob.subscribe(after=second)
         got_live: asyncio.Future[Message] = asyncio.ensure_future(anext(stream))
-        await asyncio.sleep(0.1)
-        assert {u.name: u.online for u in await alice.list_users()}["bob"]
+        await eventually_async(
+            alice.list_users,
+            "bob online (his stream open)",
+            until=lambda users: {u.name: u.online for u in users}["bob"],
+        )
         live = await alice.send("bob", "live")
         assert (await asyncio.wait_for(got_live, 5)).id > second
         assert live > second
@@ -136,9 +140,7 @@ async def test_failover_every_message_exactly_once_in_order(tmp_path: Path, mode
 
         receiver = asyncio.create_task(receive())
         sender = asyncio.create_task(send())
-        async with asyncio.timeout(60):
-            while len(sent) < 40:
-                await asyncio.sleep(0.01)
+        await eventually_async(lambda: len(sent), "40 sent", until=lambda n: n >= 40, timeout=60)
         master = await asyncio.to_thread(cluster.master)
         cluster.kill(master)  # type: ignore[arg-type]
         async with asyncio.timeout(90):
@@ -162,13 +164,15 @@ async def test_inbox_unread_then_live_marked_delivered(node: Node) -> None:
     assert [m.id for m in got] == unread
     live = await alice.send("bob", "live")
     assert (await asyncio.wait_for(anext(inbox), 5)).id == live
-    await asyncio.sleep(0.5)  # the live message is acknowledged in the background
+    await eventually_async(
+        lambda: not has_undelivered(node, "bob"), "the live message acknowledged in the background"
+    )
     await inbox.aclose()
     assert await bob.get_messages() == []  # everything shown was marked delivered
     # a second device's inbox starts with nothing unread and sees only new ones
     again = bob.inbox()
     nxt = asyncio.ensure_future(anext(again))
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # (nothing may come: a wait that proves an absence)
     assert not nxt.done()
     newer = await alice.send("bob", "newer")
     assert (await asyncio.wait_for(nxt, 5)).id == newer
@@ -224,9 +228,12 @@ async def test_master_killed_while_eight_send_over_connect_and_eight_receive(
         receivers = [await logged_in(addresses[::-1], f"r{i}") for i in range(8)]
         t = Traffic(senders, receivers)
         tasks = t.receiving() + t.sending()
-        async with asyncio.timeout(60):
-            while min(len(s) for s in t.sent) < 15:
-                await asyncio.sleep(0.01)
+        await eventually_async(
+            lambda: [len(s) for s in t.sent],
+            "15 sent by each",
+            until=lambda n: min(n) >= 15,
+            timeout=60,
+        )
         master = await asyncio.to_thread(cluster.master)
         cluster.kill(master)  # type: ignore[arg-type]
         assert max(len(s) for s in t.sent) < t.total  # the kill comes while they send
@@ -310,14 +317,19 @@ async def test_a_slave_holding_streams_killed_while_they_receive(
         receivers = [await logged_in(addresses, f"r{i}") for i in range(4)]
         t = Traffic(senders, receivers)
         tasks = t.receiving()
-        async with asyncio.timeout(30):
-            while not all(r._connection and r._connection.open_at for r in receivers):
-                await asyncio.sleep(0.01)
+        await eventually_async(
+            lambda: all(r._connection and r._connection.open_at for r in receivers),
+            "every receiver's stream open",
+            timeout=30,
+        )
         assert {r._connection.open_at for r in receivers if r._connection} == {at_slave}
         tasks += t.sending()
-        async with asyncio.timeout(60):
-            while min(len(g) for g in t.got) < 15:
-                await asyncio.sleep(0.01)
+        await eventually_async(
+            lambda: [len(g) for g in t.got],
+            "15 received by each",
+            until=lambda n: min(n) >= 15,
+            timeout=60,
+        )
         cluster.kill(slave)
         assert max(len(s) for s in t.sent) < t.total  # the kill comes while they send
         async with asyncio.timeout(90):
@@ -358,9 +370,11 @@ async def test_the_master_killed_is_the_node_a_client_reports_lost(
                 got[i].append(m.body)
 
         tasks = [asyncio.create_task(receive(i)) for i in range(len(receivers))]
-        async with asyncio.timeout(30):
-            while not all(r._connection and r._connection.open_at for r in receivers):
-                await asyncio.sleep(0.01)
+        await eventually_async(
+            lambda: all(r._connection and r._connection.open_at for r in receivers),
+            "every receiver's stream open",
+            timeout=30,
+        )
         assert {r._connection.open_at for r in receivers if r._connection} == {at_slave}
         for e in events:
             e.clear()
@@ -370,9 +384,12 @@ async def test_the_master_killed_is_the_node_a_client_reports_lost(
             await sender.login("sender", PASSWORD)
             for i in range(len(receivers)):
                 await sender.send(f"r{i}", "after the failover")
-        async with asyncio.timeout(30):
-            while not all(g == ["after the failover"] for g in got):
-                await asyncio.sleep(0.01)
+        await eventually_async(
+            lambda: got,
+            "every receiver's message after the failover",
+            until=lambda g: all(x == ["after the failover"] for x in g),
+            timeout=30,
+        )
         alive = {cluster.addresses[n] for n in cluster.alive()}
         for e in events:
             said = [(x.state, x.address) for x in e]

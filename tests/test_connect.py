@@ -26,6 +26,7 @@ from chatd.server.storage.store import Session
 from tests.conftest import node_config, user
 from tests.test_relay import both
 from tests.test_relay import pair as pair
+from tests.waiting import eventually_async
 
 if TYPE_CHECKING:
     from chatd.proto.chat_pb2_grpc import ClientAccountAsyncStub as Stub
@@ -96,12 +97,11 @@ async def test_sends_acks_and_deliveries_on_one_stream(node: Node, stub: Stub) -
     assert alice.results["r0"].message_id == ids[0]
     # an ack frame marks delivered: GetMessages has nothing left for bob
     await bob.ack(ids)
-    for _ in range(100):
-        r = await stub.GetMessages(chat_pb2.ReceiveRequest(session_id=b))
-        if r.error_code == Code.NO_MESSAGES:
-            break
-        await asyncio.sleep(0.02)
-    assert r.error_code == Code.NO_MESSAGES
+    await eventually_async(
+        lambda: stub.GetMessages(chat_pb2.ReceiveRequest(session_id=b)),
+        "GetMessages: nothing left for bob",
+        until=lambda r: r.error_code == Code.NO_MESSAGES,
+    )
     # resuming after an id: the backlog after it, then live
     again = await Stream(stub, b, after=ids[2]).start()
     await again.until(lambda: len(again.messages) == 2)
@@ -164,11 +164,7 @@ async def test_a_slave_carries_the_stream_to_the_master(pair: tuple[Node, Node])
         await bob.ack(ids[:10])
         for s in (alice, bob):
             s.call.cancel()
-        for _ in range(100):
-            if not master.hub.online("bob"):
-                break
-            await asyncio.sleep(0.05)
-        assert not master.hub.online("bob")
+        await eventually_async(lambda: not master.hub.online("bob"), "bob offline at the master")
         # messages sent at the master reach a stream the slave serves
         bob = await Stream(via_slave, b, after=ids[-1]).start()
         for i in range(3):
@@ -242,9 +238,8 @@ async def test_the_library_holds_its_stream_where_asked(pair: tuple[Node, Node])
     readers = [asyncio.create_task(read(c)) for c in (spread, pinned)]
     await spread.send("bob", "to bob")
     await pinned.send("alice", "to alice")
-    async with asyncio.timeout(10):
-        while got != {"alice": ["to alice"], "bob": ["to bob"]}:
-            await asyncio.sleep(0.01)
+    want = {"alice": ["to alice"], "bob": ["to bob"]}
+    await eventually_async(lambda: got, "each stream's message", until=lambda g: g == want)
     assert (slave.hub.stream_count(), master.hub.stream_count()) == (1, 1)
     for task in readers:
         task.cancel()
@@ -268,10 +263,9 @@ async def test_the_stream_limit_counts_a_users_streams_on_every_node(
             await s.call.initial_metadata()
         # (a stream at the master is counted when its deliveries start, a
         # moment after the client has its headers; each count checks the limit)
-        for _ in range(100):
-            if master.hub.streams_of("alice") == limit:
-                break
-            await asyncio.sleep(0.05)
+        await eventually_async(
+            lambda: master.hub.streams_of("alice"), f"{limit} streams", until=lambda n: n == limit
+        )
         assert (slave.hub.stream_count(), master.hub.streams_of("alice")) == (limit // 2, limit)
         extra = await Stream(via_slave, a).start()
         with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -291,10 +285,7 @@ async def test_a_slave_leaves_recording_session_use_to_the_master(tmp_path: Path
     slave = await build(node_config(tmp_path / "s", session_ttl=5.0, join=(master.peer_address,)))
     try:
         await slave.start()
-        for _ in range(200):
-            if slave.repl.core.role is Role.SLAVE:
-                break
-            await asyncio.sleep(0.05)
+        await eventually_async(lambda: slave.repl.core.role is Role.SLAVE, "a slave")
         submitted: list[str] = []
         real_submit = slave.writer.submit
 
@@ -306,14 +297,14 @@ async def test_a_slave_leaves_recording_session_use_to_the_master(tmp_path: Path
         async with both((master, slave)) as (at_master, via_slave, _):
             a = await user(at_master, "alice")
             used = master.store.sessions[session_hash(a)].last_used_us
-            await asyncio.sleep(0.6)  # stale enough to be touched
+            await asyncio.sleep(0.6)  # stale enough to be touched (the age is the test)
             stream = await Stream(via_slave, a).start()
             await stream.call.initial_metadata()
-            for _ in range(100):
-                if master.store.sessions[session_hash(a)].last_used_us > used:
-                    break
-                await asyncio.sleep(0.02)
-            assert master.store.sessions[session_hash(a)].last_used_us > used
+            await eventually_async(
+                lambda: master.store.sessions[session_hash(a)].last_used_us,
+                "the session touched at the master",
+                until=lambda t: t > used,
+            )
             assert submitted == []
             stream.call.cancel()
     finally:

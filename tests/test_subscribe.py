@@ -16,6 +16,7 @@ from chatd.server.build import build
 from chatd.server.node import Node
 from chatd.server.storage.store import now_us
 from tests.conftest import login, node_config, user
+from tests.waiting import eventually_async
 
 if TYPE_CHECKING:
     from chatd.proto.chat_pb2_grpc import ClientAccountAsyncStub as Stub
@@ -92,7 +93,7 @@ async def test_writes_racing_the_backlog_read(stub: Stub) -> None:
         return [i for p in parts for i in p]
 
     writer = asyncio.create_task(late_writes())
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # (the writers begin: the race is the test)
     call = stub.Subscribe(chat_pb2.SubscribeRequest(session_id=b))
     got = await collect(call, total, timeout=30)
     await writer
@@ -108,12 +109,12 @@ async def test_writes_racing_the_backlog_read(stub: Stub) -> None:
     call.cancel()
 
 
-async def test_every_stream_of_a_user_receives(stub: Stub) -> None:
+async def test_every_stream_of_a_user_receives(node: Node, stub: Stub) -> None:
     a = await user(stub, "alice")
     b1 = await user(stub, "bob")
     b2 = await login(stub, "bob")
     calls = [stub.Subscribe(chat_pb2.SubscribeRequest(session_id=s)) for s in (b1, b2, b1)]
-    await asyncio.sleep(0.1)
+    await eventually_async(lambda: node.hub.streams_of("bob"), "3 streams", until=lambda n: n == 3)
     ids = await send_many(stub, a, "bob", 5)
     results = await asyncio.gather(*(collect(c, 5) for c in calls))
     for got in results:
@@ -129,13 +130,13 @@ async def test_bad_session_is_unauthenticated(stub: Stub) -> None:
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-async def test_logout_ends_the_sessions_streams(stub: Stub) -> None:
+async def test_logout_ends_the_sessions_streams(node: Node, stub: Stub) -> None:
     a = await user(stub, "alice")
     b1 = await user(stub, "bob")
     b2 = await login(stub, "bob")
     ended = stub.Subscribe(chat_pb2.SubscribeRequest(session_id=b1))
     kept = stub.Subscribe(chat_pb2.SubscribeRequest(session_id=b2))
-    await asyncio.sleep(0.1)
+    await eventually_async(lambda: node.hub.streams_of("bob"), "2 streams", until=lambda n: n == 2)
     assert (await stub.Logout(chat_pb2.DeleteAccountRequest(session_id=b1))).error_code == 0
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await collect(ended, 1)
@@ -225,7 +226,7 @@ async def test_shutdown_ends_streams_unavailable(tmp_path: Path) -> None:
             stub = ClientAccountStub(ch)
             b = await user(stub, "bob")
             call = stub.Subscribe(chat_pb2.SubscribeRequest(session_id=b))
-            await asyncio.sleep(0.1)
+            await eventually_async(lambda: n.hub.streams_of("bob"), "bob's stream open")
             stopping = asyncio.create_task(n.stop())
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await collect(call, 1)
@@ -258,7 +259,7 @@ async def test_messages_a_new_master_inherits_reach_open_streams(node: Node, stu
             entry = log_pb2.Entry(send_message=op, time_us=now_us())
             node.store.append(entry, entry.SerializeToString(deterministic=True), 1)
         node.store.commit()
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # (a while applied here, not yet known committed)
     node.writer.committed(node.store.last_index)  # as the new master's core says
     for stream in (call, live):
         assert [m.message for m in await collect(stream, 2)] == ["inherited0", "inherited1"]
