@@ -27,6 +27,11 @@ import pytest
 
 from chatd.tools import faults, partitions
 
+# Each cut lasts 3 s (the schedule's default is 5 s): six failover timeouts
+# (500 ms), time for the majority side to elect and write on, and for a side
+# cut off alone to write (in-sync mode) or be refused (majority mode).
+CUT_S = 3.0
+
 
 @pytest.fixture
 def net() -> Iterator[faults.Network]:
@@ -38,7 +43,7 @@ def net() -> Iterator[faults.Network]:
 
 
 async def test_majority_mode_under_partitions(net: faults.Network, tmp_path: Path) -> None:
-    report = await partitions.run(net, tmp_path, "majority")
+    report = await partitions.run(net, tmp_path, "majority", CUT_S)
     for line in report.lines():
         print(f"[partitions] {line}", flush=True)
     assert report.acked > 1000
@@ -55,7 +60,7 @@ async def test_majority_mode_under_partitions(net: faults.Network, tmp_path: Pat
 async def test_in_sync_mode_rolls_back_into_files_not_silently(
     net: faults.Network, tmp_path: Path
 ) -> None:
-    report = await partitions.run(net, tmp_path, "in-sync")
+    report = await partitions.run(net, tmp_path, "in-sync", CUT_S)
     for line in report.lines():
         print(f"[partitions] {line}", flush=True)
     assert report.acked > 1000
