@@ -13,6 +13,7 @@ from pathlib import Path
 
 from chatd.server.storage.dirlock import LOCK_FILE, WAIT_S
 from tests.conftest import NodeProcess, free_port, wait_serving
+from tests.waiting import eventually
 
 
 def second(tmp_path: Path, name: str, data_dir: Path) -> NodeProcess:
@@ -22,13 +23,6 @@ def second(tmp_path: Path, name: str, data_dir: Path) -> NodeProcess:
     p = NodeProcess([*args, "--data-dir", str(data_dir)], tmp_path / f"{name}.log").start()
     p.address = f"127.0.0.1:{port}"  # type: ignore[attr-defined]
     return p
-
-
-def wait_for(p: NodeProcess, text: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in p.log():
-        assert time.monotonic() < deadline, f"no {text!r} in {timeout} s: {p.log()}"
-        time.sleep(0.1)
 
 
 def test_a_second_node_on_a_data_dir_in_use_is_refused(
@@ -67,7 +61,9 @@ def test_a_restart_waits_for_the_stopping_node(
     try:
         new = second(tmp_path, "restart", tmp_path / "n1")
         try:
-            wait_for(new, "waiting", 30)
+            eventually(
+                new.log, "'waiting' in its log", until=lambda log: "waiting" in log, timeout=30
+            )
             assert "serving" not in new.log()
         finally:
             old.kill(signal.SIGCONT)

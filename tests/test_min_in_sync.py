@@ -26,6 +26,7 @@ from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.tools import faults
 from chatd.tools.localcluster import LOCAL_POOL, free_port
 from tests.cluster import Cluster, Load
+from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -50,17 +51,6 @@ async def send(address: str, session: str, body: str) -> tuple[grpc.StatusCode, 
     return grpc.StatusCode.OK, ""
 
 
-async def until(what: str, check: object, timeout: float) -> float:
-    """Waits (bounded) until the async `check()` is true; the seconds it took."""
-    start = time.monotonic()
-    deadline = start + timeout
-    while time.monotonic() < deadline:
-        if await check():  # type: ignore[operator]
-            return time.monotonic() - start
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {timeout:.0f} s: {what}")
-
-
 def metric(port: int, name: str) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         for line in r.read().decode().splitlines():
@@ -75,7 +65,7 @@ async def metric_is(port: int, name: str, value: float) -> None:
     async def equal() -> bool:
         return await asyncio.to_thread(metric, port, name) == value
 
-    await until(f"{name} {value}", equal, 5)
+    await eventually_async(equal, f"{name} {value}", timeout=5, interval=0.1)
 
 
 def cluster(base: Path, k: int, metrics_port: int) -> Cluster:
@@ -117,7 +107,9 @@ async def refused_below(c: Cluster, session: str, k: int, copies: int, port: int
         got.append(await send(master, session, f"probe-{len(got)}-{time.monotonic()}"))
         return got[-1][0] is not grpc.StatusCode.OK
 
-    took = await until(f"writes refused below {k} copies", refused, 30)
+    began = time.monotonic()
+    await eventually_async(refused, f"writes refused below {k} copies", timeout=30, interval=0.1)
+    took = time.monotonic() - began
     code, details = got[-1]
     assert code is grpc.StatusCode.UNAVAILABLE, (code, details)
     word = "copy is" if copies == 1 else "copies are"
@@ -139,7 +131,9 @@ async def resumed(c: Cluster, session: str, port: int, what: str, timeout: float
     async def ok() -> bool:
         return (await send(master, session, f"after-{what}-{time.monotonic()}"))[0].name == "OK"
 
-    took = await until(f"writes resumed after {what}", ok, timeout)
+    began = time.monotonic()
+    await eventually_async(ok, f"writes resumed after {what}", timeout=timeout, interval=0.1)
+    took = time.monotonic() - began
     doc = await asyncio.to_thread(c.status, "n1")
     assert doc is not None and not doc["writes_refused"]
     await metric_is(port, "chatd_writes_refused", 0)
@@ -178,12 +172,19 @@ async def test_min_in_sync_2_a_slave_killed_and_one_at_2_percent_cpu(tmp_path: P
             # slow, chatd/core/lag.py), and two copies still take writes
             writers = [asyncio.create_task(load.writer(alice, "bob", f"w{i}")) for i in range(8)]
             try:
-                await until("100 writes", lambda: _at_least(load, 100), 30)
+                await eventually_async(
+                    lambda: len(load.acked), "100 writes", until=lambda n: n >= 100, timeout=30
+                )
                 group.limit(2)
                 group.add(c.nodes["n2"].pid)
                 await asyncio.to_thread(c.wait, lambda: c.in_sync_count() == 2, "n2 dropped", 30)
                 n = len(load.acked)
-                await until("writes go on with 2 copies", lambda: _at_least(load, n + 50), 30)
+                await eventually_async(
+                    lambda: len(load.acked),
+                    "writes go on with 2 copies",
+                    until=lambda m: m >= n + 50,
+                    timeout=30,
+                )
                 c.kill("n3")  # one copy left: refused
                 await refused_below(c, alice, 2, 1, port)
             finally:
@@ -196,10 +197,6 @@ async def test_min_in_sync_2_a_slave_killed_and_one_at_2_percent_cpu(tmp_path: P
             await resumed(c, alice, port, "n2's quota removed", 60)
         finally:
             c.stop_all()
-
-
-async def _at_least(load: Load, n: int) -> bool:
-    return len(load.acked) >= n
 
 
 def _config(*flags: str, env: dict[str, str] | None = None) -> object:
@@ -246,7 +243,7 @@ def test_each_node_tells_the_master_its_floor(tmp_path: Path) -> None:
 
         want = {"n1": 2, "n2": 2, "n3": 1}
         cluster.wait(lambda: floors("n1") == want, what=f"the master shows {want}")
-        time.sleep(3)  # (three more reports from each slave)
+        time.sleep(3)  # (three more reports from each slave: the warning is not said again)
         assert floors("n3") == want  # (a slave shows the master's view)
         warnings = [
             line
