@@ -23,6 +23,7 @@ from chatd.tools.localcluster import Cluster, free_port
 from tests.conftest import PASSWORD
 from tests.test_min_in_sync import cluster
 from tests.test_terminal import run
+from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -70,18 +71,17 @@ def test_a_refusing_master_is_no_lost_connection(
         async def bob_reads() -> list[str]:
             async with ChatClient([master], retry_for=60) as bob:
                 await bob.login("bob", PASSWORD)
-                for _ in range(200):
-                    got = [m.body for m in await bob.get_messages()]
-                    if got:
-                        return got
-                    await asyncio.sleep(0.1)
-            return []
+                got = await eventually_async(
+                    bob.get_messages, "bob's message", timeout=20, interval=0.1
+                )
+                return [m.body for m in got]
 
         assert run(bob_reads()) == ["typed while refused"]
         c.wait(lambda: not refusing(c), what="writes taken again", timeout=30)
         c.kill("n2")
         c.wait(lambda: refusing(c), what="writes refused again", timeout=30)
-        # a login refused for the whole retry time (30 s): the node's reason
+        # a login refused for the whole retry time (30 s: the terminal has no
+        # setting for it, so the wait is the test's): the node's reason
         child.sendline("/login carol")
         child.expect("password:")
         child.sendline(PASSWORD)
@@ -134,11 +134,9 @@ async def test_a_slave_passes_on_its_masters_refusal(tmp_path: Path) -> None:
             async with ChatClient([c.addresses["n1"]], retry_for=30) as bob:
                 await bob.login("bob", PASSWORD)
                 await bob.send("alice", "after n3 came back")
-            for _ in range(100):
-                if got:
-                    break
-                await asyncio.sleep(0.1)
-            assert got == ["after n3 came back"]
+            await eventually_async(
+                lambda: got, "alice's message", until=lambda g: g == ["after n3 came back"]
+            )
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
