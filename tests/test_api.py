@@ -15,6 +15,7 @@ from chatd.server.build import build
 from chatd.server.chat.limits import CHAT_PAGE_MAX
 from chatd.server.node import Node
 from tests.conftest import PASSWORD, create_user, login, user
+from tests.waiting import eventually_async
 
 if TYPE_CHECKING:
     from chatd.proto.chat_pb2_grpc import ClientAccountAsyncStub as Stub
@@ -365,19 +366,14 @@ async def test_list_users_online_while_subscribed(stub: Stub) -> None:
         ("bob", "offline"),
     ]
     call = stub.Subscribe(chat_pb2.SubscribeRequest(session_id=b))
-    for _ in range(100):
-        users = await stub.ListUsers(chat_pb2.Empty())
-        if dict((u.username, u.status) for u in users.user)["bob"] == "online":
-            break
-        await asyncio.sleep(0.02)
-    assert dict((u.username, u.status) for u in users.user) == {"alice": "offline", "bob": "online"}
+
+    async def statuses() -> dict[str, str]:
+        return {u.username: u.status for u in (await stub.ListUsers(chat_pb2.Empty())).user}
+
+    got = await eventually_async(statuses, "bob online", until=lambda s: s["bob"] == "online")
+    assert got == {"alice": "offline", "bob": "online"}
     call.cancel()
-    for _ in range(100):
-        users = await stub.ListUsers(chat_pb2.Empty())
-        if dict((u.username, u.status) for u in users.user)["bob"] == "offline":
-            break
-        await asyncio.sleep(0.02)
-    assert dict((u.username, u.status) for u in users.user)["bob"] == "offline"
+    await eventually_async(statuses, "bob offline", until=lambda s: s["bob"] == "offline")
 
 
 # -- DeleteAccount --
@@ -413,10 +409,10 @@ async def test_delete_account(stub: Stub) -> None:
     assert bad.error_code == 14
 
 
-async def test_delete_account_ends_streams(stub: Stub) -> None:
+async def test_delete_account_ends_streams(node: Node, stub: Stub) -> None:
     b = await user(stub, "bob")
     call = stub.Subscribe(chat_pb2.SubscribeRequest(session_id=b))
-    await asyncio.sleep(0.1)
+    await eventually_async(lambda: node.hub.streams_of("bob"), "bob's stream open")
     r = await stub.DeleteAccount(chat_pb2.DeleteAccountRequest(session_id=b))
     assert r.error_code == 0
     with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -440,14 +436,11 @@ async def test_idle_session_expires(tmp_path) -> None:  # type: ignore[no-untype
             a = await user(stub, "alice")
             await create_user(stub, "bob")
             await send(stub, a, "bob", "fresh")
-            await asyncio.sleep(1.3)
+            await asyncio.sleep(1.3)  # (idle past the 1 s session_ttl: the expiry is the test)
             r = await stub.Send(chat_pb2.SendRequest(to="bob", message="x", session_id=a))
             assert r.error_code == 14
-            for _ in range(50):  # the sweep removes it from the replicated state too
-                if not n.store.sessions:
-                    break
-                await asyncio.sleep(0.1)
-            assert not n.store.sessions
+            # the sweep removes it from the replicated state too
+            await eventually_async(lambda: not n.store.sessions, "no session left in the store")
     finally:
         await n.stop()
 

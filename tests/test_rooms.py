@@ -26,8 +26,9 @@ from chatd.client import (
 from chatd.server.build import build
 from chatd.server.node import Node
 from tests.cluster import Cluster
-from tests.conftest import node_config
+from tests.conftest import has_undelivered, node_config
 from tests.test_client import logged_in
+from tests.waiting import eventually_async
 
 
 async def take(stream: AsyncIterator[Message], n: int) -> list[Message]:
@@ -185,11 +186,13 @@ async def test_room_messages_reach_every_member_across_a_failover(tmp_path: Path
                 await asyncio.sleep(0.01)
 
         tasks = [asyncio.create_task(receive(i)) for i in range(len(members))]
-        await asyncio.sleep(0.3)  # the streams open
+        await eventually_async(
+            lambda: all(m._connection and m._connection.open_at for m in members),
+            "every member's stream open",
+            timeout=30,
+        )
         tasks.append(asyncio.create_task(send()))
-        async with asyncio.timeout(60):
-            while len(sent) < 15:
-                await asyncio.sleep(0.01)
+        await eventually_async(lambda: len(sent), "15 sent", until=lambda n: n >= 15, timeout=60)
         master = await asyncio.to_thread(cluster.master)
         cluster.kill(master)  # type: ignore[arg-type]
         assert len(sent) < total
@@ -231,7 +234,9 @@ async def test_room_messages_wait_in_the_inbox_of_a_member_not_connected(node: N
     live = await ann.send("", "r4", room="team")
     [m] = await take(inbox, 1)
     assert m.id == live
-    await asyncio.sleep(0.5)  # the inbox acknowledges what came live
+    await eventually_async(
+        lambda: not has_undelivered(node, "bob"), "the inbox acknowledging what came live"
+    )
     await inbox.aclose()
     assert await bob.get_messages() == []
     for c in (ann, bob):
