@@ -15,6 +15,7 @@ import pytest
 
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from tests.cluster import Cluster, Load, check_no_loss
+from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -29,9 +30,9 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
 
 
 async def acked_at_least(load: Load, n: int, timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while len(load.acked) < n:
-            await asyncio.sleep(0.01)
+    await eventually_async(
+        lambda: len(load.acked), f"{n} acknowledged", until=lambda k: k >= n, timeout=timeout
+    )
 
 
 async def run_load(c: Cluster, writers: int = 4) -> tuple[Load, str, list[asyncio.Task[None]]]:

@@ -16,6 +16,7 @@ import pytest
 from chatd.proto import cluster_pb2 as pb
 from chatd.proto import cluster_pb2_grpc
 from tests.cluster import Cluster, Load, check_no_loss
+from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -33,9 +34,9 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
 
 
 async def acked_at_least(load: Load, n: int, timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while len(load.acked) < n:
-            await asyncio.sleep(0.01)
+    await eventually_async(
+        lambda: len(load.acked), f"{n} acknowledged", until=lambda k: k >= n, timeout=timeout
+    )
 
 
 def epochs(c: Cluster) -> dict[str, object]:

@@ -72,7 +72,7 @@ async def test_oversized_requests_neither_exhaust_the_master_nor_move_it(tmp_pat
             nonlocal peak
             for _ in range(3000):  # bounded: 60 s at most
                 peak = max(peak, rss_mib(pid))
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # (a sample every 20 ms)
 
         watcher = asyncio.create_task(watch())
         try:
@@ -227,7 +227,7 @@ async def test_a_login_flood_from_one_address_leaves_the_rightful_owner_in(
     herself, calling from elsewhere meanwhile, gets in."""
     async with guarded_node(tmp_path) as (_node, stub, relay):
         flood = asyncio.gather(*(guess(relay, i, "198.51.100.7") for i in range(200)))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # (the flood begins: her login races it)
         mine = await stub.Login(chat_pb2.LoginRequest(username="alice", password=PASSWORD))
         outcomes = await flood
         assert mine.error_code == 0 and mine.session_id
@@ -250,7 +250,7 @@ async def test_a_login_flood_from_many_addresses_leaves_the_owner_her_device(
 
         addresses = [f"10.1.{i // 250}.{i % 250}" for i in range(200)]
         flood = asyncio.gather(*(guess(relay, i, a) for i, a in enumerate(addresses)))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # (the flood begins: her login races it)
         again = await stub.Login(mine)
         outcomes = await flood
         assert again.error_code == 0 and again.session_id

@@ -6,7 +6,6 @@ import asyncio
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.cluster import Cluster
 from tests.conftest import NodeProcess, free_port, wait_serving
+from tests.waiting import eventually, eventually_async
 
 
 def health_cli(address: str) -> tuple[int, str]:
@@ -127,7 +127,7 @@ async def test_send_rate_and_stream_limits(tmp_path: Path) -> None:
                 with pytest.raises(grpc.aio.AioRpcError) as info:
                     await stub.Send(chat_pb2.SendRequest(to="bob", message="z", session_id=again))
                 assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # (the budget refills with time: the time is the test)
             assert (await stub.Send(send)).error_code == 0
             streams = [stub.Subscribe(chat_pb2.SubscribeRequest(session_id=b)) for _ in range(2)]
             for s in streams:
@@ -199,11 +199,12 @@ def test_metrics(tmp_path: Path) -> None:
             for i in range(5):
                 await cl.send("alice", f"m{i}")
             await asyncio.wait_for(first, 5)
-            for _ in range(50):  # gauges are refreshed every heartbeat
-                if metric(scrape(ports["n1"]), "chatd_subscribers") == 1:
-                    break
-                await asyncio.sleep(0.05)
-            assert metric(scrape(ports["n1"]), "chatd_subscribers") == 1
+            await eventually_async(  # gauges are refreshed every heartbeat
+                lambda: metric(scrape(ports["n1"]), "chatd_subscribers"),
+                "chatd_subscribers 1",
+                until=lambda v: v == 1,
+                interval=0.05,
+            )
             await stream.aclose()
             await cl.close()
 
@@ -274,12 +275,12 @@ def test_every_rpc_of_the_client_service_is_measured(
             except grpc.RpcError as exc:
                 assert exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED, m.name
     # (a stream is counted when the node has ended it, just after the client sees it)
-    measured: set[str] = set()
-    for _ in range(50):
-        measured = set(re.findall(r'^chatd_requests_total\{.*rpc="(\w+)"', scrape(port), re.M))
-        if len(measured) >= len(service.methods):
-            break
-        time.sleep(0.1)
+    measured = eventually(
+        lambda: set(re.findall(r'^chatd_requests_total\{.*rpc="(\w+)"', scrape(port), re.M)),
+        "every method in chatd_requests_total",
+        until=lambda m: len(m) >= len(service.methods),
+        interval=0.1,
+    )
     assert measured == {m.name for m in service.methods}
 
 

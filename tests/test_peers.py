@@ -4,7 +4,6 @@ gRPC server on 127.0.0.1 that keeps every stream open and never answers."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,6 +15,7 @@ from chatd.core.types import Append
 from chatd.proto import cluster_pb2_grpc
 from chatd.server.cluster.peers import Link, Peers
 from chatd.server.storage.store import Store
+from tests.waiting import eventually_async
 
 
 class SilentSlave(cluster_pb2_grpc.SlaveServiceServicer):
@@ -61,10 +61,10 @@ async def test_a_stream_whose_writing_fails_is_reopened(tmp_path: Path) -> None:
     peers.directory["n2"] = f"127.0.0.1:{port}"
     link = Link(peers, "n2")
     try:
-        deadline = time.monotonic() + 5
-        while slave.opened < 1 and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        assert slave.opened == 1, "the stream did not open"
+        await eventually_async(
+            lambda: slave.opened, "the stream open", until=lambda n: n >= 1, timeout=5
+        )
+        assert slave.opened == 1, "opened twice"
         link.put(
             Append(
                 src="n1",
@@ -78,10 +78,12 @@ async def test_a_stream_whose_writing_fails_is_reopened(tmp_path: Path) -> None:
                 echo=0,
             )
         )
-        deadline = time.monotonic() + 5
-        while slave.opened < 2 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        assert slave.opened >= 2, f"opened {slave.opened}: not reopened after its writer failed"
+        await eventually_async(
+            lambda: slave.opened,
+            "the stream opened again after its writer failed",
+            until=lambda n: n >= 2,
+            timeout=5,
+        )
     finally:
         link.close()
         await asyncio.gather(link.task, return_exceptions=True)

@@ -4,7 +4,6 @@ no master is known. Two real nodes in this process, on loopback ports."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from chatd.proto.chat_pb2_grpc import ClientAccountStub
 from chatd.server.build import build
 from chatd.server.node import Node
 from tests.conftest import PASSWORD, free_port, node_config
+from tests.waiting import eventually_async
 
 if TYPE_CHECKING:
     from chatd.proto.chat_pb2_grpc import ClientAccountAsyncStub as Stub
@@ -32,13 +32,12 @@ async def pair(tmp_path: Path) -> AsyncIterator[tuple[Node, Node]]:
     slave = await build(node_config(tmp_path / "slave", join=(master.peer_address,)))
     try:
         await slave.start()
-        for _ in range(200):
+
+        def slave_of_a_known_master() -> bool:
             core = slave.repl.core
-            if core.role is Role.SLAVE and core.membership.addresses.get(core.master):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the second node did not become a slave")
+            return core.role is Role.SLAVE and bool(core.membership.addresses.get(core.master))
+
+        await eventually_async(slave_of_a_known_master, "the second node a slave of a known master")
         yield master, slave
     finally:
         await slave.stop()

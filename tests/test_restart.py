@@ -11,6 +11,7 @@ import grpc
 from chatd.proto import chat_pb2
 from chatd.proto.chat_pb2_grpc import ClientAccountStub
 from tests.conftest import LOCAL_POOL, PASSWORD, NodeProcess, login, user, wait_serving
+from tests.waiting import eventually_async
 
 
 async def test_kill_9_then_restart_keeps_everything(
@@ -36,9 +37,13 @@ async def test_kill_9_then_restart_keeps_everything(
                     acked.append(r.message_id)
 
         tasks = [asyncio.create_task(sender(i)) for i in range(8)]
-        async with asyncio.timeout(30):
-            while len(acked) < 100:
-                await asyncio.sleep(0.005)
+        await eventually_async(
+            lambda: len(acked),
+            "100 acknowledged",
+            until=lambda n: n >= 100,
+            timeout=30,
+            interval=0.005,
+        )
         proc.kill(signal.SIGKILL)
         await asyncio.gather(*tasks, return_exceptions=True)
     assert len(acked) >= 100
