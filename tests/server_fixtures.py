@@ -42,6 +42,7 @@ from chatd.tools.localcluster import TEST_HASH_COST as TEST_HASH_COST
 from chatd.tools.localcluster import NodeProcess as NodeProcess
 from chatd.tools.localcluster import free_port as free_port
 from chatd.tools.localcluster import wait_serving as wait_serving
+from tests.waiting import eventually
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config) -> dict[str, object]:
@@ -258,3 +259,17 @@ def has_undelivered(node: Node, username: str) -> bool:
     """Whether any message to `username` waits undelivered on `node` (read
     from its store: nothing is taken or marked)."""
     return node.store.has_undelivered(node.store.users[username].uid)
+
+
+def logged(node: NodeProcess, text: str, timeout: float = 30.0) -> str:
+    """Waits until `text` is in the node's log (failing at once if the node
+    exits); the log."""
+
+    def log() -> str:
+        if not node.running:
+            pytest.fail(f"the node exited before {text!r}: {node.log()[-3000:]}")
+        return node.log()
+
+    return eventually(
+        log, f"{text!r} in the node's log", until=lambda s: text in s, timeout=timeout, interval=0.1
+    )

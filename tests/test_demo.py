@@ -18,6 +18,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from tests.waiting import eventually
+
 START_S = 120  # three nodes on a loaded machine
 STOP_S = 40  # SIGTERM to each node, 10 s each at most before SIGKILL
 
@@ -66,10 +68,13 @@ class Demo:
         said = str(self.child.before)
         self.child.wait()
         assert self.child.exitstatus == 0, (self.child.exitstatus, self.child.signalstatus)
-        deadline = time.monotonic() + 5
-        while any(alive(p) for p in self.pids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not [p for p in self.pids if alive(p)], "nodes left running"
+        eventually(
+            lambda: [p for p in self.pids if alive(p)],
+            "no node left running",
+            until=lambda left: not left,
+            timeout=5,
+            interval=0.1,
+        )
         assert not self.base.exists(), f"{self.base} left behind"
         return said
 
@@ -134,7 +139,7 @@ def test_with_the_client_ctrl_c_does_what_the_banner_says() -> None:
         d.child.send("half a li")
         ctrl_c(d)
         d.child.expect("chatd>")
-        time.sleep(1)
+        time.sleep(1)  # (what is tested: the demo and its nodes go on after Ctrl-C)
         assert d.child.isalive() and all(alive(p) for p in d.pids)
         d.child.sendline("/help")  # the line was cleared: a command runs
         d.child.expect("/quit")

@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +24,7 @@ from chatd.client import ChatClient, Message
 from chatd.client.conversation import Peer
 from chatd.client.gui import ChatApp, LoopThread, main
 from tests.conftest import PASSWORD, NodeProcess, spawn_chatd, wait_serving
+from tests.waiting import eventually
 
 if TYPE_CHECKING:
     import tkinter as tk
@@ -42,16 +42,21 @@ def loop_thread() -> Iterator[LoopThread]:
 
 
 def pump(app: ChatApp, until: Callable[[], object], what: str, timeout: float = WAIT) -> None:
-    """Runs Tk's event loop until `until()` holds, at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Runs Tk's event loop until `until()` holds, at most `timeout` seconds
+    (failing with the window's status, form error and notice last seen)."""
+
+    def state() -> object:
         app.root.update()
         if until():
-            return
-        time.sleep(0.01)
-    raise AssertionError(
-        f"timed out waiting for {what}; status {app.status_var.get()!r}, "
-        f"form {app.login_error_var.get()!r}, notice {app.notice_var.get()!r}"
+            return True
+        return (app.status_var.get(), app.login_error_var.get(), app.notice_var.get())
+
+    eventually(
+        state,
+        f"{what} (seen: status, form, notice)",
+        until=lambda seen: seen is True,
+        timeout=timeout,
+        interval=0.01,
     )
 
 

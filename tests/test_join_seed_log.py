@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from chatd.tools.localcluster import NodeProcess, free_port
+from tests.conftest import logged
 
 SAID = "has not joined a cluster yet"
 FAILOVER_S = 1.0
@@ -23,12 +24,8 @@ def stalled_lines(spawn: Callable[..., NodeProcess], seed: str, watch_s: float) 
         "n4", "--join", seed, "--node-id", "n4", "--heartbeat-interval", "0.2s",
         "--failover-timeout", f"{FAILOVER_S:g}s",
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while SAID not in node.log():
-        assert node.running, node.log()
-        assert time.monotonic() < deadline, node.log()
-        time.sleep(0.2)
-    time.sleep(watch_s)
+    logged(node, SAID)
+    time.sleep(watch_s)  # (what is tested: what it says meanwhile, at what rate)
     node.kill(signal.SIGTERM)
     log = node.log()
     assert "start  again" not in log and "in-sync set []" not in log, log

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from tests.cluster import Cluster
 from tests.conftest import NodeProcess, wait_serving
+from tests.waiting import eventually
 
 SECRET = "s3cret"
 
@@ -154,14 +154,19 @@ def test_status_tells_why_a_killed_master_is_out_of_sync(cluster: Cluster) -> No
     assert new is not None
     at_once = {m["node_id"]: m for m in cluster.cli_status(new)["members"]}[old]  # type: ignore[attr-defined]
     assert not at_once["in_sync"] and at_once["left_reason"], at_once
+
     # the failover timeout (1 s) passes with the old master still silent
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        doc = cluster.cli_status(new)
-        row = {m["node_id"]: m for m in doc["members"]}[old]  # type: ignore[attr-defined]
-        if not row["alive"] and row["left_reason"]:
-            break
-        time.sleep(0.2)
+    def row_of(doc: dict[str, object]) -> dict[str, object]:
+        return {m["node_id"]: m for m in doc["members"]}[old]  # type: ignore[attr-defined, no-any-return]
+
+    doc = eventually(
+        lambda: cluster.cli_status(new),
+        f"{old} not alive, with a reason",
+        until=lambda d: not row_of(d)["alive"] and row_of(d)["left_reason"],
+        timeout=20,
+        interval=0.2,
+    )
+    row = row_of(doc)
     assert (row["in_sync"], row["alive"]) == (False, False), row
     assert row["left_reason"] == "not heard from since this master took over", row
     text = cluster.cli("status", "--server", cluster.addresses[new]).stdout

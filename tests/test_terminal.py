@@ -21,6 +21,7 @@ from chatd.client.errors import NoSuchRecipient, WrongPassword
 from chatd.client.terminal import ChatCompleter, describe
 from tests.cluster import Cluster
 from tests.conftest import PASSWORD, NodeProcess, spawn_chatd, wait_serving
+from tests.waiting import eventually_async
 
 TIMEOUT = 15
 
@@ -33,13 +34,8 @@ async def inbox_of(client: ChatClient) -> list[str]:
     """The bodies of the client's unread messages, once there are some
     (bounded): the prompt shows again once a send is answered, but pexpect
     may have matched the prompt of the line just typed."""
-    got: list[str] = []
-    for _ in range(100):
-        got = [m.body for m in await client.get_messages()]
-        if got:
-            break
-        await asyncio.sleep(0.05)
-    return got
+    got = await eventually_async(client.get_messages, "unread messages", interval=0.05)
+    return [m.body for m in got]
 
 
 async def make_bob(address: str) -> ChatClient:
@@ -377,7 +373,7 @@ def test_a_room_with_three_people_one_removed(
     async def carol_after() -> list[str]:
         c = ChatClient([address])
         await c.login("carol", PASSWORD)
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # (nothing may come: a wait that proves an absence)
         got = [m.body for m in await c.get_messages()]
         await c.close()
         return got

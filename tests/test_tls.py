@@ -8,7 +8,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
@@ -19,6 +18,7 @@ from chatd.proto import cluster_pb2, cluster_pb2_grpc
 from tests.certs import make_ca, make_cert
 from tests.cluster import Cluster
 from tests.conftest import PASSWORD
+from tests.waiting import eventually
 
 
 def test_tls_cluster(tmp_path: Path) -> None:
@@ -115,10 +115,13 @@ def test_clients_verify_against_the_system_roots(
                 capture_output=True, text=True, timeout=30, env=env,
             )  # fmt: skip
 
-        deadline = time.monotonic() + 20
-        while (out := chatd("health", "--tls", "--server", address)).returncode != 0:
-            assert time.monotonic() < deadline, out.stderr
-            time.sleep(0.1)
+        out = eventually(
+            lambda: chatd("health", "--tls", "--server", address),
+            "chatd health --tls: SERVING",
+            until=lambda out: out.returncode == 0,
+            timeout=20,
+            interval=0.1,
+        )
         assert out.stdout == "SERVING\n"
         assert chatd("users", "list", "--tls", "--server", address).returncode == 0
         other_roots, _, _ = make_ca(tmp_path, "another CA")

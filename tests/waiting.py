@@ -35,9 +35,15 @@ def _bound(timeout: float, interval: float, attempts: int | None) -> int:
     return max(2, math.ceil(timeout / max(interval, 0.001)) + 1)
 
 
+SHOWN_CHARS = 3000  # of the last value seen (a log's end)
+
+
 def _failure(what: str, timeout: float, tries: int, last: object) -> AssertionError:
+    shown = repr(last)
+    if len(shown) > SHOWN_CHARS:
+        shown = "..." + shown[-SHOWN_CHARS:]
     return AssertionError(
-        f"waited for {what}: not within {timeout:g} s ({tries} attempts); last seen: {last!r}"
+        f"waited for {what}: not within {timeout:g} s ({tries} attempts); last seen: {shown}"
     )
 
 
