@@ -19,6 +19,7 @@ from chatd.server.chat.hub import Hub
 from chatd.server.storage import writer as writer_module
 from chatd.server.storage.store import Store
 from chatd.server.storage.writer import GroupCommitWriter
+from tests.waiting import eventually_async
 
 
 class Replication:
@@ -81,7 +82,7 @@ async def test_not_answered_before_this_nodes_commit(
 
     repl.on_appended = slaves_have_it
     answer = asyncio.ensure_future(writer.submit(entry("alice")))
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # (a while: not answered meanwhile)
     assert not answer.done()
     disk.set()
     applied = await asyncio.wait_for(answer, 5)
@@ -96,7 +97,7 @@ async def test_not_answered_before_replication_commits(
     repl.on_appended = appended.append
     disk.set()
     answer = asyncio.ensure_future(writer.submit(entry("bob")))
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # (a while: not answered meanwhile)
     assert appended and not answer.done()  # durable here, not yet on the slaves
     writer.committed(appended[-1])
     applied = await asyncio.wait_for(answer, 5)
@@ -121,24 +122,21 @@ async def test_majority_mode_paces_the_next_batch_by_the_slower_voter(
     writer.committed(appended[-1])  # a majority has it, 0.3 s after it was appended
     await asyncio.wait_for(first, 5)
     second = asyncio.ensure_future(writer.submit(entry("dave")))
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # (a while: not appended meanwhile)
     assert appended == [1]  # gathering: the slower voter has not got entry 1
     writer.settled(1)
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # (at once, well before the pace's cap)
     assert appended == [1, 2]
     writer.committed(2)
     await asyncio.wait_for(second, 5)
     # a voter that stays behind holds a batch back for the commit's time only
     third = asyncio.ensure_future(writer.submit(entry("erin")))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # (the batch goes out)
     writer.committed(3)
     await asyncio.wait_for(third, 5)
     started = asyncio.get_running_loop().time()
     fourth = asyncio.ensure_future(writer.submit(entry("frank")))
-    for _ in range(100):
-        if len(appended) == 4:
-            break
-        await asyncio.sleep(0.01)
+    await eventually_async(lambda: appended, "entry 4 appended", until=lambda a: len(a) >= 4)
     assert appended == [1, 2, 3, 4]
     assert asyncio.get_running_loop().time() - started < 0.3
     writer.committed(4)
@@ -157,7 +155,10 @@ async def test_in_sync_mode_does_not_pace(
     writer.committed(appended[-1])
     await asyncio.wait_for(first, 5)
     second = asyncio.ensure_future(writer.submit(entry("dave")))
-    await asyncio.sleep(0.05)
+    # within 0.2 s: a pace would hold it back as long as the commit took (0.3 s)
+    await eventually_async(
+        lambda: appended, "entry 2 appended, unpaced", until=lambda a: len(a) >= 2, timeout=0.2
+    )
     assert appended == [1, 2]
     writer.committed(2)
     await asyncio.wait_for(second, 5)
@@ -211,17 +212,14 @@ async def test_inherited_messages_become_visible_before_newer_ones_are_published
     try:
         new = log_pb2.SendMessage(sender="bob", recipient="alice", body="y", request_id="r")
         answer = asyncio.ensure_future(writer.submit(log_pb2.Entry(send_message=new)))
-        for _ in range(100):
-            if appended:
-                break
-            await asyncio.sleep(0.01)
+        await eventually_async(lambda: appended, "the new entry appended")
         more = asyncio.ensure_future(writer.submit(entry("carol")))  # still waiting after
         writer.committed(appended[0])
         applied = await asyncio.wait_for(answer, 5)
         assert applied.message_id == 2
         assert hub.events[:2] == ["refresh", ("publish", 2)], hub.events
         assert writer.visible_message_id == 2
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # (carol's entry waits on meanwhile)
         writer.committed(store.last_index)
         await asyncio.wait_for(more, 5)
     finally:
