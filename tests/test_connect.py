@@ -308,5 +308,7 @@ async def test_a_slave_leaves_recording_session_use_to_the_master(tmp_path: Path
             assert submitted == []
             stream.call.cancel()
     finally:
-        await slave.stop()
+        # the master first: a slave stopped first waits out the shutdown
+        # grace (5 s) for its master's log stream to end
         await master.stop()
+        await slave.stop()
