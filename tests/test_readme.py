@@ -25,6 +25,7 @@ import pexpect
 import pytest
 
 from chatd.tools.localcluster import NodeProcess, free_port
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -460,10 +461,14 @@ def test_the_tls_recipe_makes_certificates_a_node_accepts(tmp_path: Path) -> Non
             return subprocess.run([sys.executable, "-m", "chatd", *args], env=env,
                                   capture_output=True, text=True, timeout=60)  # fmt: skip
 
-        deadline = time.monotonic() + 30
-        while (health := chatd("health", "--server", f"127.0.0.1:{port}", *ca)).returncode:
-            assert node.running and time.monotonic() < deadline, (health, node.log())
-            time.sleep(0.3)
+        def health_of() -> subprocess.CompletedProcess[str]:
+            if not node.running:
+                pytest.fail(f"the node exited: {node.log()[-3000:]}")
+            return chatd("health", "--server", f"127.0.0.1:{port}", *ca)
+
+        health = eventually(
+            health_of, "chatd health: SERVING", until=lambda h: h.returncode == 0, interval=0.3
+        )
         assert "SERVING" in health.stdout
         status = chatd("status", "--server", f"127.0.0.1:{peer}", "--json", *ca, *admin)
         assert status.returncode == 0, status

@@ -264,7 +264,7 @@ async def test_silent_streams_never_lock_out_a_client_at_the_same_address(
             async def renew() -> None:
                 while True:
                     attack.extend(asyncio.create_task(silent_stream(stub, start)) for _ in range(2))
-                    await asyncio.sleep(0.1)
+                    await asyncio.sleep(0.1)  # (two more every 100 ms)
 
             renewing = asyncio.create_task(renew())
             try:
@@ -278,7 +278,7 @@ async def test_silent_streams_never_lock_out_a_client_at_the_same_address(
                         await bob.send("ann", f"hi {i}")
                         assert (await anext(inbox)).body == f"hi {i}"
                         took.append(time.monotonic() - sent)
-                        await asyncio.sleep(0.3)
+                        await asyncio.sleep(0.3)  # (one message every 300 ms)
                     await inbox.aclose()
                     await ann.close()
                     await bob.close()

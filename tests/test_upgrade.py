@@ -40,6 +40,7 @@ from chatd.tools.localcluster import (
     free_port,
 )
 from tests.conftest import node_config
+from tests.waiting import eventually_async
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "datadirs"
@@ -88,10 +89,9 @@ async def test_a_node_serves_a_data_dir_of(commit: str, tmp_path: Path) -> None:
     node = await build(node_config(tmp_path / "d", node_id=node_id))
     await node.start()
     try:
-        for _ in range(100):  # it was the master of its one-node cluster
-            if node.repl.status().role.value == "master":
-                break
-            await asyncio.sleep(0.05)
+        await eventually_async(  # it was the master of its one-node cluster
+            lambda: node.repl.status().role.value == "master", "the node master again"
+        )
         async with ChatClient([node.address]) as alice:
             await alice.login("alice", str(manifest["password"]))
             chat = await alice.get_chat("bob", limit=500)
@@ -295,7 +295,7 @@ def test_an_old_node_is_not_taken_into_a_cluster_of_the_new_protocol(tmp_path: P
         c.nodes["old"] = NodeProcess(args, tmp_path / "old.log", env=env, cwd=code).start()
         line = f"node old speaks protocol 1 and this cluster is at {VERSION}: it is not taken in"
         c.wait(lambda: line in c.nodes["n1"].log(), "the master's one line", 20)
-        time.sleep(1)
+        time.sleep(1)  # (a while: the line is not said again)
         assert c.nodes["n1"].log().count(line) == 1
         s = c.status("n1")
         assert s is not None and [m["node_id"] for m in s["members"]] == ["n1"]  # type: ignore[attr-defined]
@@ -401,10 +401,9 @@ async def test_a_node_applies_nothing_of_a_master_of_a_newer_protocol(
     node = await build(node_config(tmp_path / "d"))
     await node.start()
     try:
-        for _ in range(100):  # (a founding node writes its protocol first)
-            if node.store.cluster_version == protocol.VERSION:
-                break
-            await asyncio.sleep(0.02)
+        await eventually_async(  # (a founding node writes its protocol first)
+            lambda: node.store.cluster_version == protocol.VERSION, "the protocol written"
+        )
         applied = node.store.last_index
         newer = ((protocol.HEADER, str(protocol.VERSION + 1)),)
         batch = cluster_pb2.AcceptUpdatesRequest(node_id="m", epoch=99)
