@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TypeVar
 
 SEED_PREFIX = "@"  # a destination "@host:port" is a seed's address, not a node id
 
@@ -240,6 +241,17 @@ class AppendEntries:
     prev: Pos
     count: int
     entry_epoch: int
+
+
+T = TypeVar("T")
+
+
+def received(action: AppendEntries, append: Append, payload: tuple[T, ...]) -> tuple[T, ...]:
+    """The entries `action` asks to make durable, out of the `payload` the
+    `append` carried (its entries prev.index+1 .. prev.index+count; the
+    action may skip those the slave held already)."""
+    offset = action.prev.index - append.prev.index
+    return payload[offset : offset + action.count]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

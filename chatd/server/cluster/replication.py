@@ -52,6 +52,7 @@ from chatd.core.types import (
     Settled,
     Timing,
     UpdateAck,
+    received,
 )
 from chatd.proto import log_pb2
 from chatd.server.cluster.ports import Streams, Transport
@@ -297,8 +298,7 @@ class Replicator:
         for action in self.core.take_actions():
             if isinstance(action, AppendEntries):
                 assert isinstance(msg, Append), "entries come with an Append"
-                offset = action.prev.index - msg.prev.index
-                data = payload[offset : offset + action.count]
+                data = received(action, msg, payload)
                 self._work.append(PersistBatch(action.prev.index + 1, action.entry_epoch, data))
             elif isinstance(action, Send) and isinstance(
                 action.message, CheckMasterReply | RegisterReply | UpdateAck
