@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from chatd.core import leader, machine
+from chatd.core import leader, machine, quorum
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ MUTATIONS = {
         # a commit counted with one voter fewer than a majority
         Mutation(
             "commit-short-of-majority",
-            leader,
+            quorum,
             "quorum_index",
             "acked[needed(mode, len(v)) - 1]",
             "acked[max(needed(mode, len(v)) - 2, 0)]",
@@ -62,9 +62,9 @@ MUTATIONS = {
         Mutation(
             "commit-older-epoch",
             leader.Leader,
-            "_advance_majority_commit",
-            "if top > self.commit and self.log.epoch_at(top) == self.epoch:",
-            "if top > self.commit:",
+            "_advance_commit",
+            "(not voters.majority or self.log.epoch_at(top) == self.epoch)",
+            "True",
         ),
     )
 }

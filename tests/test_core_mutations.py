@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatd.core import leader, machine, quorum
+from chatd.core import machine, quorum
 from chatd.core.quorum import MAJORITY
 from chatd.core.types import UpdateMaster
 from tests import mutations
@@ -42,13 +42,14 @@ def test_a_mutation_reaches_the_dispatch_table_and_is_undone() -> None:
         assert mutant is not original and machine.Core.__dict__["_on_update_master"] is mutant
     assert machine._HANDLERS[UpdateMaster] is original
     assert machine.Core.__dict__["_on_update_master"] is original
+    original_index = quorum.quorum_index
     with mutations.applied("commit-short-of-majority"):
-        assert vars(leader)["quorum_index"] is not quorum.quorum_index
-    assert vars(leader)["quorum_index"] is quorum.quorum_index
+        assert vars(quorum)["quorum_index"] is not original_index
+    assert vars(quorum)["quorum_index"] is original_index
 
 
 def test_a_mutation_of_source_that_is_gone_fails_loudly() -> None:
-    gone = mutations.Mutation("gone", leader, "quorum_index", "no such text", "x")
+    gone = mutations.Mutation("gone", quorum, "quorum_index", "no such text", "x")
     mutations.MUTATIONS["gone"] = gone
     try:
         with pytest.raises(AssertionError, match="not there once"), mutations.applied("gone"):

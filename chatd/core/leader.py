@@ -14,7 +14,7 @@ from chatd.core.lag import LagWatch
 from chatd.core.log import Log
 from chatd.core.membership import propose
 from chatd.core.progress import Progress
-from chatd.core.quorum import MAJORITY, agreed, quorum_index
+from chatd.core.quorum import Voters
 from chatd.core.roles import Master, Slave, State
 from chatd.core.types import (
     Action,
@@ -103,14 +103,14 @@ class Leader:
         )
         return True
 
-    def _holding(self) -> frozenset[str]:
-        """Master: the nodes holding every write, itself counted (while an
-        in-sync change is under way, the smaller of the two sets)."""
-        s = self.state
-        nodes = self.membership.in_sync
-        if isinstance(s, Master) and s.change is not None:
-            nodes = min(nodes, s.change.membership.in_sync, key=len)
-        return nodes
+    def _newest(self, s: Master) -> Membership:
+        """The membership a change under way proposes, else the current one."""
+        return s.change.membership if s.change is not None else self.membership
+
+    def _voters(self, s: Master) -> Voters:
+        """The voter sets: the current one, and the proposed one of a change
+        under way."""
+        return self.membership.voters(s.change.membership if s.change is not None else None)
 
     def refusal(self) -> str:
         """Master, in-sync mode: why a write is refused now, "" if it is
@@ -118,9 +118,12 @@ class Leader:
         with fewer than K nodes in sync, itself counted, neither takes a
         write nor counts one committed: an acknowledgement then always means
         K copies. (Majority mode has its own rule: a majority of the voters.)"""
-        if self.membership.majority or not isinstance(self.state, Master):
+        s = self.state
+        if not isinstance(s, Master) or (voters := self._voters(s)).majority:
             return ""
-        holding = self._holding()
+        # the nodes holding every write, itself counted (while an in-sync
+        # change is under way, the smaller of the two sets)
+        holding = voters.smallest
         copies = len(holding)
         if copies >= self.min_in_sync:
             return ""
@@ -166,8 +169,7 @@ class Leader:
             self._majority_tick(s)
             return
         silent = self._drop_silent(s)
-        current = s.change.membership if s.change is not None else self.membership
-        watched = (self.membership.in_sync | current.in_sync) - {self.id}
+        watched = self._voters(s).everyone - {self.id}
         self._drop_lagging(s, watched - silent - s.unconfirmed)
         if s.change is not None and self.now - s.change.sent_tick >= self.timing.retry:
             self._send_change(s)
@@ -175,8 +177,8 @@ class Leader:
 
     def _drop_silent(self, s: Master) -> set[str]:
         """Drops the in-sync nodes presumed dead; returns them."""
-        current = s.change.membership if s.change is not None else self.membership
-        watched = (self.membership.in_sync | current.in_sync) - {self.id}
+        current = self._newest(s)
+        watched = self._voters(s).everyone - {self.id}
         silent = s.silent(watched - s.unconfirmed, self.now, self.timing.failover)
         if silent:
             keep = current.in_sync - silent
@@ -198,10 +200,7 @@ class Leader:
         if self.membership.majority:  # silence drops nobody there
             return
         p = s.progress[nid]
-        in_sync = self.membership.in_sync | (
-            s.change.membership.in_sync if s.change is not None else frozenset()
-        )
-        if nid not in in_sync:
+        if nid not in self._voters(s).everyone:
             return
         if not p.asked:
             p.asked = True
@@ -219,14 +218,11 @@ class Leader:
         heard = {self.id} | {
             n for n, p in s.progress.items() if not p.silent(self.now, self.timing.failover)
         }
-        sets = [self.membership.in_sync]
-        if s.change is not None:
-            sets.append(s.change.membership.in_sync)
-        lost = [v for v in sets if not agreed(MAJORITY, v, heard)]
-        if lost:
+        lost = self._voters(s).lost(heard)
+        if lost is not None:
             self._start_election(
-                f"stepped down: heard from {sorted(heard & lost[0])} only of the voters"
-                f" {sorted(lost[0])} for {self.timing.failover} ticks"
+                f"stepped down: heard from {sorted(heard & lost)} only of the voters"
+                f" {sorted(lost)} for {self.timing.failover} ticks"
             )
             return
         if s.change is not None and self.now - s.change.sent_tick >= self.timing.retry:
@@ -253,11 +249,11 @@ class Leader:
         commits nothing without a majority, and steps down without one.)"""
         if self.membership.majority:
             return
-        current = s.change.membership if s.change is not None else self.membership
+        current = self._newest(s)
         # (a node already silent for the failover timeout before the freeze
         # was presumed dead while this one ran: it stays so, unless an
         # earlier freeze had left it unconfirmed)
-        watched = (self.membership.in_sync | current.in_sync) - {self.id}
+        watched = self._voters(s).everyone - {self.id}
         dead = s.silent(watched, self.now, self.timing.failover) - s.unconfirmed
         s.unconfirmed = set(watched) - dead
         if s.unconfirmed:
@@ -333,44 +329,36 @@ class Leader:
     # -- replication and the commit rule --
 
     def _advance_commit(self, s: Master) -> None:
-        if self.membership.majority:
-            self._advance_majority_commit(s)
-            return
-        if len(self._holding()) < self.min_in_sync:
-            return  # too few copies: nothing more is acknowledged (see refusal)
-        others = self.membership.in_sync - {self.id}
-        if s.change is not None:
-            others |= s.change.membership.in_sync - {self.id}
-        top = self.log.durable.index
-        for nid in others:
-            p = s.progress.get(nid)
-            top = min(top, p.match if p is not None else 0)
-        if top > self.commit:
-            self.commit = top
-            self._out(Committed(index=top))
+        """The highest index durable on every voter set, each by its mode's
+        rule (chatd/core/quorum.py): on every node of the in-sync sets, or
+        on a majority of the voters of each.
 
-    def _advance_majority_commit(self, s: Master) -> None:
-        """The highest index durable on a majority of the voters (of each
-        set, while a change is under way). As in Raft, only an entry of the
-        master's own epoch is committed by counting: an older one may sit on
-        a majority and still be replaced by a master that never had it, so
-        it commits with the first entry of this epoch after it."""
+        In-sync mode: with fewer than `min_in_sync` copies nothing more is
+        acknowledged (see refusal).
+
+        Majority mode: as in Raft, only an entry of the master's own epoch
+        is committed by counting: an older one may sit on a majority and
+        still be replaced by a master that never had it, so it commits with
+        the first entry of this epoch after it."""
+        voters = self._voters(s)
+        if not voters.majority and len(voters.smallest) < self.min_in_sync:
+            return
         matches = {n: p.match for n, p in s.progress.items()}
         matches[self.id] = self.log.durable.index
-        sets = [self.membership.in_sync]
-        if s.change is not None:
-            sets.append(s.change.membership.in_sync)
-        top = min(quorum_index(MAJORITY, v, matches) for v in sets)
-        if top > self.commit and self.log.epoch_at(top) == self.epoch:
+        top = voters.index(matches)
+        if top > self.commit and (not voters.majority or self.log.epoch_at(top) == self.epoch):
             self.commit = top
             self._out(Committed(index=top))
-        # where the voters still answering are: the writer lets its next
-        # batch gather until they all have the last one (a slower voter is
-        # kept up with, not outrun), for at most a moment
+        if voters.majority:
+            self._settle(s, voters, matches)
+
+    def _settle(self, s: Master, voters: Voters, matches: dict[str, int]) -> None:
+        """Majority mode: where the voters still answering are. The writer
+        lets its next batch gather until they all have the last one (a
+        slower voter is kept up with, not outrun), for at most a moment."""
         lively = {
             n
-            for v in sets
-            for n in v
+            for n in voters.everyone
             if n == self.id or (n in s.progress and self.now - s.progress[n].heard_tick <= 1)
         }
         settled = min(matches.get(n, 0) for n in lively)
@@ -494,7 +482,7 @@ class Leader:
                 RegisterReply(src=self.id, dst=m.src, epoch=self.epoch, ok=False, master=master)
             )
             return
-        newest = s.change.membership if s.change is not None else self.membership
+        newest = self._newest(s)
         if m.src in newest.retired:
             # removed for good: it learns so (and retires) instead of rejoining
             dst = seed_dst(m.address)

@@ -10,6 +10,8 @@ import enum
 from dataclasses import dataclass
 from typing import TypeVar
 
+from chatd.core.quorum import IN_SYNC, Mode, Voters
+
 SEED_PREFIX = "@"  # a destination "@host:port" is a seed's address, not a node id
 
 
@@ -49,11 +51,19 @@ class Membership:
     members: tuple[tuple[str, str], ...] = ()
     in_sync: frozenset[str] = frozenset()
     retired: frozenset[str] = frozenset()  # removed for good: never members again
-    quorum: str = "in-sync"  # chosen when the cluster is founded (chatd/core/quorum.py)
+    quorum: str = IN_SYNC  # chosen when the cluster is founded (chatd/core/quorum.py)
+
+    @property
+    def mode(self) -> Mode:
+        return Mode(self.quorum)
 
     @property
     def majority(self) -> bool:
-        return self.quorum == "majority"
+        return self.mode is Mode.MAJORITY
+
+    def voters(self, pending: Membership | None = None) -> Voters:
+        """Its in-sync set (with `pending`'s, a change under way), by its mode."""
+        return Voters(self.mode, self.in_sync, None if pending is None else pending.in_sync)
 
     @property
     def version(self) -> tuple[int, int]:
