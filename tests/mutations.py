@@ -61,9 +61,9 @@ MUTATIONS = {
         # an older epoch's entry committed by counting (Raft's figure 8)
         Mutation(
             "commit-older-epoch",
-            leader.Leader,
+            leader.Master,
             "_advance_commit",
-            "(not voters.majority or self.log.epoch_at(top) == self.epoch)",
+            "(not voters.majority or core.log.epoch_at(top) == core.epoch)",
             "True",
         ),
     )

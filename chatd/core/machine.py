@@ -10,6 +10,10 @@ of each follower), `membership` (the master's changes), `election` (the
 decision, a pure function), `roles` (what a node holds in each role; a role
 change swaps one object). The master's replication lives in `leader`.
 
+Each event goes to the handler of the role the node is in: the tables at
+the end (`_STEP` for messages, `_TICK` and `_UNREACHABLE`); a message a
+role has no handler for is ignored.
+
 Promises (checked by the simulation tests):
 - A master counts an entry committed only when it is durable on itself and
   on every node of the in-sync set; a node leaves the in-sync set only after
@@ -29,10 +33,10 @@ from typing import Any
 
 from chatd.core.election import Election, Proposal, Voter, decide
 from chatd.core.errors import LocalProtocolError, RemoteProtocolError
-from chatd.core.leader import Leader
+from chatd.core.leader import Master
 from chatd.core.log import EpochRuns, Log
 from chatd.core.quorum import IN_SYNC, MODES
-from chatd.core.roles import Candidate, Master, Retired, Slave, State
+from chatd.core.roles import Candidate, Retired, Slave, State
 from chatd.core.types import (
     SEED_PREFIX,
     Action,
@@ -56,6 +60,7 @@ from chatd.core.types import (
     ResetLog,
     Role,
     RoleChanged,
+    Send,
     Status,
     Timing,
     UpdateAck,
@@ -69,7 +74,7 @@ from chatd.core.types import (
 STALL_REPEAT = 10
 
 
-class Core(Leader):
+class Core:
     def __init__(
         self,
         node_id: str,
@@ -83,7 +88,7 @@ class Core(Leader):
         min_in_sync: int = 1,
     ) -> None:
         self.id = node_id
-        self.min_in_sync = min_in_sync  # see Leader.refusal
+        self.min_in_sync = min_in_sync  # see Master.refusal
         self.address = address
         self.timing = timing or Timing()
         self.seeds = tuple(seed_dst(s) for s in seeds)
@@ -131,10 +136,7 @@ class Core(Leader):
 
     @property
     def master(self) -> str:
-        s = self.state
-        if isinstance(s, Master):
-            return self.id
-        return s.master if isinstance(s, Slave) else ""
+        return self.state.master
 
     @property
     def last(self) -> Pos:
@@ -145,10 +147,10 @@ class Core(Leader):
         return self.log.durable
 
     def status(self) -> Status:
-        s = self.state
+        s = self._leading()
         followers: dict[str, FollowerStatus] = {}
         pending = None
-        if isinstance(s, Master):
+        if s is not None:
             pending = s.change.membership if s.change is not None else None
             followers = {
                 nid: FollowerStatus(
@@ -185,66 +187,35 @@ class Core(Leader):
 
     def tick(self) -> None:
         self.now += 1
-        s = self.state
-        if isinstance(s, Master):
-            self._master_tick(s)
-        elif isinstance(s, Slave):
-            if self.now - s.heard >= self.timing.failover:
-                self._start_election(f"master {s.master} silent")
-        elif isinstance(s, Candidate):
-            if s.proposal is not None:
-                if self.now - s.proposal.started_tick < self.timing.election:
-                    return
-                s.proposal = None  # not every in-sync node accepted in time
-                self._start_round(s)
-                return
-            e = s.election
-            if e is None or self.now - e.started_tick >= self.timing.election:
-                if e is not None:
-                    self._decide(s)
-                if self.state is s:
-                    self._start_round(s)
+        tick = _TICK.get(type(self.state))
+        if tick is not None:
+            tick(self, self.state)
 
     def step(self, msg: Message) -> None:
         if msg.dst != self.id and seed_address(msg.dst) is None:
             raise LocalProtocolError(f"{self.id} got a message for {msg.dst}")
-        if isinstance(self.state, Retired):
-            self._step_retired(msg)
-            return
-        if msg.epoch > self.epoch and not isinstance(msg, CheckMaster | Register | UpdateMaster):
+        # a retired node only says so, whatever the epoch
+        retired = self.role is Role.RETIRED
+        if (
+            msg.epoch > self.epoch
+            and not retired
+            and not isinstance(msg, CheckMaster | Register | UpdateMaster)
+        ):
             self._adopt_epoch(msg.epoch, f"{msg.src} is at epoch {msg.epoch}")
-        _HANDLERS[type(msg)](self, msg)
+        handler = _STEP.get((type(self.state), type(msg)))
+        if handler is not None:
+            handler(self, self.state, msg)
 
     def report_unreachable(self, peer: str) -> None:
         """A message to `peer` failed (refused, timed out, a stream broke)."""
-        s = self.state
-        if isinstance(s, Candidate) and s.proposal is not None:
-            if s.proposal.refuse(peer, self.id):
-                s.proposal = None  # a node it counted on is gone: look again
-                self._start_round(s)
-            return
-        if isinstance(s, Candidate) and s.election is not None:
-            e = s.election
-            if peer not in e.retried and seed_address(peer) is None:
-                # one failed call may be a hiccup of a live node: ask again
-                # before counting it out of the election
-                e.retried.add(peer)
-                self._send(CheckMaster(src=self.id, dst=peer, epoch=self.epoch))
-                return
-            e.unreachable.add(peer)
-            asked = self._others()
-            if asked and e.complete(asked):
-                self._decide(s)
-        elif isinstance(s, Slave) and s.probing and peer == s.master:
-            self._start_election(f"master {peer} closed its stream and does not answer")
-        elif isinstance(s, Master) and peer in s.progress:
-            s.progress[peer].lost()
-            self._follower_unreachable(s, peer)
+        unreachable = _UNREACHABLE.get(type(self.state))
+        if unreachable is not None:
+            unreachable(self, self.state, peer)
 
     def persisted(self, durable: Pos) -> None:
         """Slave: received entries up to `durable` are now durable."""
-        if self.log.persisted(durable) and isinstance(self.state, Slave):
-            self._reply_append(self.state.master, ok=True)
+        if self.log.persisted(durable) and self.role is Role.SLAVE:
+            self._reply_append(self.master, ok=True)
             self._report_commit()
 
     def stream_lost(self, src: str) -> None:
@@ -262,8 +233,7 @@ class Core(Leader):
     def snapshot_offered(self, src: str, epoch: int) -> bool:
         """A snapshot from `src` at `epoch` begins: True if this node takes
         it (only from a master it may follow; never on a master)."""
-        s = self.state
-        return epoch >= self.epoch and not isinstance(s, Master) and self.master in ("", src)
+        return epoch >= self.epoch and self.role is not Role.MASTER and self.master in ("", src)
 
     def superseded_by(
         self, pos: Pos, runs: tuple[tuple[int, int], ...]
@@ -280,8 +250,8 @@ class Core(Leader):
         log holds `start`..pos.index in the epoch runs `runs`."""
         self.log.replace(pos, runs, start)
         self.diverged = False
-        if isinstance(self.state, Slave):
-            self._reply_append(self.state.master, ok=True)
+        if self.role is Role.SLAVE:
+            self._reply_append(self.master, ok=True)
             self._report_commit()
 
     def log_truncated(self, start: int) -> None:
@@ -309,7 +279,7 @@ class Core(Leader):
         asks everyone again."""
         s = self.state
         if isinstance(s, Master):
-            self._confirm_after_freeze(s)
+            s.confirm_after_freeze()
             return
         self.eligible = False
         # Appends already on their way were sent before the freeze: only
@@ -319,7 +289,47 @@ class Core(Leader):
             s.proposal = None
             self._start_round(s)
 
+    # -- events only a master takes (the others refuse or ignore them) --
+
+    def local_appended(self, last: Pos) -> None:
+        """Master: entries up to `last` are durable in the local store."""
+        s = self._leading()
+        if s is None:
+            raise LocalProtocolError("only a master appends locally")
+        s.local_appended(last)
+
+    def snapshot_sent(self, dst: str, pos: Pos | None) -> None:
+        """Master: a snapshot ending at `pos` is installed on `dst` (None: failed)."""
+        if (s := self._leading()) is not None:
+            s.snapshot_sent(dst, pos)
+
+    def remove_member(self, node_id: str) -> bool:
+        """Master: retire a node for good. Returns False if not possible now."""
+        s = self._leading()
+        return s is not None and s.remove_member(node_id)
+
+    def refusal(self) -> str:
+        """Master: why a write is refused now, "" if it is not (Master.refusal)."""
+        s = self._leading()
+        return s.refusal() if s is not None else ""
+
+    def tell_commit(self) -> None:
+        """Master: see Master.tell_commit."""
+        if (s := self._leading()) is not None:
+            s.tell_commit()
+
+    def _leading(self) -> Master | None:
+        s = self.state
+        return s if isinstance(s, Master) else None
+
     # -- internals: output --
+
+    def _out(self, action: Action) -> None:
+        self._actions.append(action)
+
+    def _send(self, msg: Message) -> None:
+        if msg.dst and msg.dst != self.id:
+            self._out(Send(message=msg))
 
     def _others(self) -> set[str]:
         return {n for n in self.membership.addresses if n != self.id}
@@ -332,7 +342,7 @@ class Core(Leader):
             if m.in_sync != old:
                 reason = f"membership {m.epoch}.{m.seq}"
                 self._out(InSyncChanged(in_sync=m.in_sync, reason=reason))
-            if self.id in m.retired and not isinstance(self.state, Retired):
+            if self.id in m.retired and self.role is not Role.RETIRED:
                 self._retire(f"removed from the cluster (membership {m.epoch}.{m.seq})")
 
     def _reply_append(self, dst: str, *, ok: bool, diverged: bool = False) -> None:
@@ -355,7 +365,7 @@ class Core(Leader):
     def _adopt_epoch(self, epoch: int, reason: str) -> None:
         self.epoch = epoch
         self._out(PersistEpoch(epoch=epoch))
-        if isinstance(self.state, Master):
+        if self.role is Role.MASTER:
             self._start_election(f"stepped down: {reason}")
 
     def _follow(self, master: str, reason: str) -> Slave:
@@ -375,11 +385,11 @@ class Core(Leader):
 
     def _start_election(self, reason: str) -> None:
         was = self.state
-        if isinstance(was, Slave):
+        if was.role is Role.SLAVE:
             # the master it gave up on; its appends at this epoch are refused
             # from now on, unless an election round finds it alive after all
             self.abandoned = was.master
-        if isinstance(was, Master):
+        if was.role is Role.MASTER:
             self.eligible = False  # its tail may hold entries never acknowledged
         if isinstance(was, Candidate):
             self._start_round(was)
@@ -462,6 +472,17 @@ class Core(Leader):
         self._set_membership(pr.membership)
         self._become_master(pr.reason, elected=True)
 
+    def _become_master(self, reason: str, *, elected: bool = False) -> None:
+        self.voted = (self.epoch, self.id)
+        self.eligible = True
+        s = self.state = Master.take_office(self)
+        self._out(
+            RoleChanged(
+                role=Role.MASTER, epoch=self.epoch, master=self.id, reason=reason, elected=elected
+            )
+        )
+        s.start()
+
     def _register(self, master: str) -> None:
         self._send(
             Register(
@@ -472,37 +493,82 @@ class Core(Leader):
     def _from_abandoned(self, src: str, epoch: int) -> bool:
         """A candidate does not go back to the master it declared silent (its
         answers may already have elected another one at a newer epoch)."""
-        return isinstance(self.state, Candidate) and src == self.abandoned and epoch == self.epoch
+        return src == self.abandoned and epoch == self.epoch
 
-    # -- message handlers (the master's are in `Leader`) --
+    # -- each role's handlers (the master's are in `Master`) --
 
-    def _step_retired(self, msg: Message) -> None:
-        # it only says so: an election waiting for every in-sync node's
-        # answer learns this one is out, and what membership it saw last
-        if isinstance(msg, CheckMaster):
-            self._on_check_master(msg)
-        elif isinstance(msg, UpdateSlaves):
-            # a master finishing its removal (or confirming its in-sync set
-            # after a freeze) waits for this node: it has the change if that
-            # membership leaves it out
-            out = self.id not in msg.membership.addresses
-            self._ack_update(msg.src, msg.membership.version, out)
+    def _slave_tick(self, s: Slave) -> None:
+        if self.now - s.heard >= self.timing.failover:
+            self._start_election(f"master {s.master} silent")
 
-    def _on_append(self, m: Append) -> None:
+    def _candidate_tick(self, s: Candidate) -> None:
+        if s.proposal is not None:
+            if self.now - s.proposal.started_tick < self.timing.election:
+                return
+            s.proposal = None  # not every in-sync node accepted in time
+            self._start_round(s)
+            return
+        e = s.election
+        if e is None or self.now - e.started_tick >= self.timing.election:
+            if e is not None:
+                self._decide(s)
+            if self.state is s:
+                self._start_round(s)
+
+    def _slave_unreachable(self, s: Slave, peer: str) -> None:
+        if s.probing and peer == s.master:
+            self._start_election(f"master {peer} closed its stream and does not answer")
+
+    def _candidate_unreachable(self, s: Candidate, peer: str) -> None:
+        if s.proposal is not None:
+            if s.proposal.refuse(peer, self.id):
+                s.proposal = None  # a node it counted on is gone: look again
+                self._start_round(s)
+            return
+        e = s.election
+        if e is None:
+            return
+        if peer not in e.retried and seed_address(peer) is None:
+            # one failed call may be a hiccup of a live node: ask again
+            # before counting it out of the election
+            e.retried.add(peer)
+            self._send(CheckMaster(src=self.id, dst=peer, epoch=self.epoch))
+            return
+        e.unreachable.add(peer)
+        asked = self._others()
+        if asked and e.complete(asked):
+            self._decide(s)
+
+    def _retired_update_slaves(self, s: Retired, m: UpdateSlaves) -> None:
+        # a master finishing its removal (or confirming its in-sync set
+        # after a freeze) waits for this node: it has the change if that
+        # membership leaves it out
+        out = self.id not in m.membership.addresses
+        self._ack_update(m.src, m.membership.version, out)
+
+    def _append_to_master(self, s: Master, m: Append) -> None:
         if m.epoch < self.epoch:
             self._reply_append(m.src, ok=False)
             return
-        if isinstance(self.state, Master):  # same epoch, another master: cannot happen
-            raise RemoteProtocolError(f"two masters at epoch {m.epoch}: {self.id} and {m.src}")
-        if self._from_abandoned(m.src, m.epoch):
-            # no entries taken, but an answer: a silent node would be dropped
-            # from the in-sync set, and the old master could then acknowledge
-            # alone what this one never gets
+        # same epoch, another master: cannot happen
+        raise RemoteProtocolError(f"two masters at epoch {m.epoch}: {self.id} and {m.src}")
+
+    def _append_to_candidate(self, s: Candidate, m: Append) -> None:
+        if m.epoch < self.epoch or self._from_abandoned(m.src, m.epoch):
+            # (from the abandoned master) no entries taken, but an answer: a
+            # silent node would be dropped from the in-sync set, and the old
+            # master could then acknowledge alone what this one never gets
             self._reply_append(m.src, ok=False)
             return
-        s = self._follow(m.src, f"append from {m.src}")
-        s.heard = self.now
-        s.probing = False
+        self._on_append(s, m)
+
+    def _on_append(self, s: Slave | Candidate, m: Append) -> None:
+        if m.epoch < self.epoch:
+            self._reply_append(m.src, ok=False)
+            return
+        slave = self._follow(m.src, f"append from {m.src}")
+        slave.heard = self.now
+        slave.probing = False
         log = self.log
         self.eligible = m.in_sync and not self.diverged and m.echo >= self.probe
         if self.diverged:
@@ -549,11 +615,16 @@ class Core(Leader):
             self.reported = top
             self._out(Committed(index=top))
 
-    def _on_register_reply(self, m: RegisterReply) -> None:
-        if not m.ok and m.master and m.master != m.src and isinstance(self.state, Candidate):
+    def _refuse_register(self, s: Slave | Candidate, m: Register) -> None:
+        """Not a master: it says which node is, if it knows."""
+        reply = RegisterReply(src=self.id, dst=m.src, epoch=self.epoch, ok=False, master=s.master)
+        self._send(reply)
+
+    def _on_register_reply(self, s: Candidate, m: RegisterReply) -> None:
+        if not m.ok and m.master and m.master != m.src:
             self._register(m.master)
 
-    def _on_check_master(self, m: CheckMaster) -> None:
+    def _on_check_master(self, s: State, m: CheckMaster) -> None:
         reply = CheckMasterReply(
             src=self.id,
             dst=m.src,
@@ -566,23 +637,24 @@ class Core(Leader):
         )
         self._send(reply)
 
-    def _on_check_master_reply(self, m: CheckMasterReply) -> None:
-        s = self.state
-        if isinstance(s, Master) and (p := s.progress.get(m.src)) is not None:
+    def _master_check_reply(self, s: Master, m: CheckMasterReply) -> None:
+        if (p := s.progress.get(m.src)) is not None:
             p.heard(self.now)  # it answered the master's question: it lives
-            return
-        if isinstance(s, Slave) and s.probing and m.src == s.master:
+
+    def _slave_check_reply(self, s: Slave, m: CheckMasterReply) -> None:
+        if s.probing and m.src == s.master:
             s.probing = False  # the master answered: it lives
             if m.role is not Role.MASTER:
                 self._start_election(f"master {m.src} closed its stream and stepped down")
-                return
-        if not isinstance(s, Candidate) or s.election is None:
+
+    def _candidate_check_reply(self, s: Candidate, m: CheckMasterReply) -> None:
+        if s.election is None:
             return
         s.election.replies[m.src] = m
         if s.election.complete(self._others()):
             self._decide(s)
 
-    def _on_update_master(self, m: UpdateMaster) -> None:
+    def _on_update_master(self, s: State, m: UpdateMaster) -> None:
         fresh = m.epoch > self.epoch or (m.epoch == self.epoch and self.voted == (m.epoch, m.src))
         if fresh and (m.membership.majority or self.membership.majority):
             # one claimant an epoch (above), a voter of the newest membership
@@ -603,55 +675,96 @@ class Core(Leader):
             return
         if m.epoch > self.epoch:
             self._adopt_epoch(m.epoch, f"{m.src} proposes itself at epoch {m.epoch}")
-        s = self._follow(m.src, f"{m.src} announced itself master at epoch {m.epoch}")
-        s.heard = self.now
+        slave = self._follow(m.src, f"{m.src} announced itself master at epoch {m.epoch}")
+        slave.heard = self.now
         self._set_membership(m.membership)
         self.eligible = self.eligible and self.id in m.membership.in_sync
         self._ack_update(m.src, m.membership.version, True)
 
-    def _on_update_slaves(self, m: UpdateSlaves) -> None:
-        if m.epoch < self.epoch or (isinstance(self.state, Master) and m.src != self.id):
+    def _update_slaves_to_master(self, s: Master, m: UpdateSlaves) -> None:
+        if m.src != self.id:  # another master: refused
             self._ack_update(m.src, m.membership.version, False)
             return
-        if self._from_abandoned(m.src, m.epoch):  # refused, but answered (see _on_append)
-            # what it says of the in-sync set is news all the same
+        self._on_update_slaves(s, m)
+
+    def _update_slaves_to_candidate(self, s: Candidate, m: UpdateSlaves) -> None:
+        if m.epoch >= self.epoch and self._from_abandoned(m.src, m.epoch):
+            # refused, but answered (see _append_to_candidate); what it says
+            # of the in-sync set is news all the same
             self._set_membership(m.membership)
             if self.id not in self.membership.in_sync:
                 self.eligible = False
             self._ack_update(m.src, m.membership.version, False)
             return
-        s = self._follow(m.src, f"membership from {m.src}")
-        s.heard = self.now
-        s.probing = False
+        self._on_update_slaves(s, m)
+
+    def _on_update_slaves(self, s: State, m: UpdateSlaves) -> None:
+        if m.epoch < self.epoch:
+            self._ack_update(m.src, m.membership.version, False)
+            return
+        slave = self._follow(m.src, f"membership from {m.src}")
+        slave.heard = self.now
+        slave.probing = False
         self._set_membership(m.membership)
         if self.id not in m.membership.in_sync:
             self.eligible = False
         self._ack_update(m.src, m.membership.version, True)
 
-    def _on_update_ack(self, m: UpdateAck) -> None:
-        s = self.state
-        if isinstance(s, Candidate) and s.proposal is not None:
-            pr = s.proposal
-            if m.version == pr.membership.version:
-                if m.ok:
-                    pr.accept(m.src)
-                    self._maybe_take_office(s)
-                elif pr.refuse(m.src, self.id):
-                    s.proposal = None  # refused: look again
-                    self._start_round(s)
-                return
-        if isinstance(s, Master):
-            self._on_update_ack_as_master(s, m)
+    def _candidate_update_ack(self, s: Candidate, m: UpdateAck) -> None:
+        pr = s.proposal
+        if pr is None or m.version != pr.membership.version:
+            return
+        if m.ok:
+            pr.accept(m.src)
+            self._maybe_take_office(s)
+        elif pr.refuse(m.src, self.id):
+            s.proposal = None  # refused: look again
+            self._start_round(s)
 
 
-_HANDLERS: dict[type, Callable[[Core, Any], None]] = {
-    Append: Core._on_append,
-    AppendReply: Core._on_append_reply,
-    Register: Core._on_register,
-    RegisterReply: Core._on_register_reply,
-    CheckMaster: Core._on_check_master,
-    CheckMasterReply: Core._on_check_master_reply,
-    UpdateMaster: Core._on_update_master,
-    UpdateSlaves: Core._on_update_slaves,
-    UpdateAck: Core._on_update_ack,
+def _master(name: str) -> Callable[[Core, Any, Any], None]:
+    """The master role object's handler `name`, in a table of the core's."""
+    return lambda core, s, arg: getattr(s, name)(arg)
+
+
+# what each role does with each message (none: ignored)
+_STEP: dict[tuple[type, type], Callable[[Core, Any, Any], None]] = {
+    (Master, Append): Core._append_to_master,
+    (Slave, Append): Core._on_append,
+    (Candidate, Append): Core._append_to_candidate,
+    (Master, AppendReply): _master("on_append_reply"),
+    (Master, Register): _master("on_register"),
+    (Slave, Register): Core._refuse_register,
+    (Candidate, Register): Core._refuse_register,
+    (Candidate, RegisterReply): Core._on_register_reply,
+    (Master, CheckMaster): Core._on_check_master,
+    (Slave, CheckMaster): Core._on_check_master,
+    (Candidate, CheckMaster): Core._on_check_master,
+    # it only says so: an election waiting for every in-sync node's answer
+    # learns this one is out, and what membership it saw last
+    (Retired, CheckMaster): Core._on_check_master,
+    (Master, CheckMasterReply): Core._master_check_reply,
+    (Slave, CheckMasterReply): Core._slave_check_reply,
+    (Candidate, CheckMasterReply): Core._candidate_check_reply,
+    (Master, UpdateMaster): Core._on_update_master,
+    (Slave, UpdateMaster): Core._on_update_master,
+    (Candidate, UpdateMaster): Core._on_update_master,
+    (Master, UpdateSlaves): Core._update_slaves_to_master,
+    (Slave, UpdateSlaves): Core._on_update_slaves,
+    (Candidate, UpdateSlaves): Core._update_slaves_to_candidate,
+    (Retired, UpdateSlaves): Core._retired_update_slaves,
+    (Master, UpdateAck): _master("on_update_ack"),
+    (Candidate, UpdateAck): Core._candidate_update_ack,
+}
+
+_TICK: dict[type, Callable[[Core, Any], None]] = {
+    Master: lambda core, s: s.tick(),
+    Slave: Core._slave_tick,
+    Candidate: Core._candidate_tick,
+}
+
+_UNREACHABLE: dict[type, Callable[[Core, Any, str], None]] = {
+    Master: _master("unreachable"),
+    Slave: Core._slave_unreachable,
+    Candidate: Core._candidate_unreachable,
 }
