@@ -489,6 +489,8 @@ class Sim(core_driver.Driver):
         for n in self.nodes.values():
             if n.state != [p for _, p in n.log]:
                 raise Violation(f"{n.id}: applied state does not match its log")
+            if n.core is not None:
+                n.core.check()  # the core's own invariants (it checks them after each event too)
         m = self.current_master()
         if m is None or m.core is None:
             return

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from chatd.core.errors import LocalProtocolError
+from chatd.core.errors import InvariantError, LocalProtocolError
 from chatd.core.lag import LagWatch
 from chatd.core.membership import Change, propose
 from chatd.core.progress import Progress
@@ -76,6 +76,18 @@ class Master:
     def start(self) -> None:
         self._advance_commit()
         self._replicate()
+
+    def check(self) -> None:
+        """The master's invariants: each follower's next index is past its
+        match, which is within the master's log."""
+        core = self.core
+        for nid, p in self.progress.items():
+            if not p.match < p.next:
+                raise InvariantError(
+                    f"{core.id}: {nid}'s match {p.match} is not below next {p.next}"
+                )
+            if p.match > core.log.last.index:
+                raise InvariantError(f"{core.id}: {nid}'s match {p.match} past {core.log.last}")
 
     def silent(self, nodes: frozenset[str] | set[str], now: int, failover: int) -> set[str]:
         """The nodes not heard from for the failover timeout: presumed dead."""

@@ -28,11 +28,12 @@ Promises (checked by the simulation tests):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from chatd.core.election import Election, Proposal, Voter, decide
-from chatd.core.errors import LocalProtocolError, RemoteProtocolError
+from chatd.core.errors import InvariantError, LocalProtocolError, RemoteProtocolError
 from chatd.core.leader import Master
 from chatd.core.log import EpochRuns, Log
 from chatd.core.quorum import IN_SYNC, MODES
@@ -73,6 +74,21 @@ from chatd.core.types import (
 # a stalled election is said again every this many failover timeouts
 STALL_REPEAT = 10
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _checked(event: Callable[Concatenate[Core, P], R]) -> Callable[Concatenate[Core, P], R]:
+    """An event of the core: its invariants are checked after it (Core.check)."""
+
+    @functools.wraps(event)
+    def run(core: Core, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        result = event(core, *args, **kwargs)
+        core.check()
+        return result
+
+    return run
+
 
 class Core:
     def __init__(
@@ -104,6 +120,7 @@ class Core:
         self.abandoned = ""  # the master it gave up on (its appends at this epoch are refused)
         self.probe = 0  # raised after a freeze; an Append echoing it confirms "in sync" anew
         self.voted: tuple[int, str] = (0, "")  # the master this node backs, at which epoch
+        self.committed = 0  # the highest commit index it has had: commit never goes back
         self._actions: list[Action] = []
         if node_id in self.membership.retired:
             self.state = Retired()
@@ -179,18 +196,41 @@ class Core:
             followers=followers,
         )
 
+    def check(self) -> None:
+        """Raises InvariantError if a rule of this node's state is broken:
+        the commit index never goes back nor past the log's end, the vote
+        is never for an epoch ahead of its own, an eligible node's log
+        extends its master's; the role's own (Master.check)."""
+        if self.commit < self.committed:
+            raise InvariantError(
+                f"{self.id}: commit went back from {self.committed} to {self.commit}"
+            )
+        self.committed = self.commit
+        if self.commit > self.log.last.index:
+            raise InvariantError(
+                f"{self.id}: commit {self.commit} past its log's end {self.log.last}"
+            )
+        if self.voted[0] > self.epoch:
+            raise InvariantError(f"{self.id}: voted at epoch {self.voted[0]} ahead of {self.epoch}")
+        if self.eligible and self.diverged:
+            raise InvariantError(f"{self.id}: eligible with a diverged log")
+        if (s := self._leading()) is not None:
+            s.check()
+
     def take_actions(self) -> list[Action]:
         actions, self._actions = self._actions, []
         return actions
 
     # -- events --
 
+    @_checked
     def tick(self) -> None:
         self.now += 1
         tick = _TICK.get(type(self.state))
         if tick is not None:
             tick(self, self.state)
 
+    @_checked
     def step(self, msg: Message) -> None:
         if msg.dst != self.id and seed_address(msg.dst) is None:
             raise LocalProtocolError(f"{self.id} got a message for {msg.dst}")
@@ -206,18 +246,21 @@ class Core:
         if handler is not None:
             handler(self, self.state, msg)
 
+    @_checked
     def report_unreachable(self, peer: str) -> None:
         """A message to `peer` failed (refused, timed out, a stream broke)."""
         unreachable = _UNREACHABLE.get(type(self.state))
         if unreachable is not None:
             unreachable(self, self.state, peer)
 
+    @_checked
     def persisted(self, durable: Pos) -> None:
         """Slave: received entries up to `durable` are now durable."""
         if self.log.persisted(durable) and self.role is Role.SLAVE:
             self._reply_append(self.master, ok=True)
             self._report_commit()
 
+    @_checked
     def stream_lost(self, src: str) -> None:
         """The driver saw the log stream from `src` end. A process that dies
         closes its connections at once, so when that is this node's master,
@@ -245,6 +288,7 @@ class Core:
         them may have been, when this node was a master cut off with them."""
         return self.log.superseded_by(EpochRuns(runs), pos.index)
 
+    @_checked
     def snapshot_installed(self, pos: Pos, runs: tuple[tuple[int, int], ...], start: int) -> None:
         """Slave: the store was replaced by a snapshot ending at `pos`, whose
         log holds `start`..pos.index in the epoch runs `runs`."""
@@ -254,11 +298,13 @@ class Core:
             self._reply_append(self.master, ok=True)
             self._report_commit()
 
+    @_checked
     def log_truncated(self, start: int) -> None:
         """The store dropped the entries before `start`; a follower that
         needs them gets a snapshot."""
         self.log.start = start
 
+    @_checked
     def suspect(self) -> None:
         """The driver noticed this process was frozen (its timer fired far
         too late): whatever it knew may be stale.
@@ -291,6 +337,7 @@ class Core:
 
     # -- events only a master takes (the others refuse or ignore them) --
 
+    @_checked
     def local_appended(self, last: Pos) -> None:
         """Master: entries up to `last` are durable in the local store."""
         s = self._leading()
@@ -298,11 +345,13 @@ class Core:
             raise LocalProtocolError("only a master appends locally")
         s.local_appended(last)
 
+    @_checked
     def snapshot_sent(self, dst: str, pos: Pos | None) -> None:
         """Master: a snapshot ending at `pos` is installed on `dst` (None: failed)."""
         if (s := self._leading()) is not None:
             s.snapshot_sent(dst, pos)
 
+    @_checked
     def remove_member(self, node_id: str) -> bool:
         """Master: retire a node for good. Returns False if not possible now."""
         s = self._leading()
@@ -313,6 +362,7 @@ class Core:
         s = self._leading()
         return s.refusal() if s is not None else ""
 
+    @_checked
     def tell_commit(self) -> None:
         """Master: see Master.tell_commit."""
         if (s := self._leading()) is not None:
@@ -367,6 +417,17 @@ class Core:
         self._out(PersistEpoch(epoch=epoch))
         if self.role is Role.MASTER:
             self._start_election(f"stepped down: {reason}")
+
+    def _vote(self, epoch: int, claimant: str) -> None:
+        """Accepts `claimant`'s claim to `epoch` (its own, when it claims
+        one): never while it backs another node at that epoch. (It may
+        still follow another master of the epoch later, when its own claim
+        failed and that one's did not: `voted` is then that master.)"""
+        backed_at, backed = self.voted
+        if backed_at == epoch and backed not in ("", claimant):
+            raise InvariantError(
+                f"{self.id}: accepts {claimant}'s claim at epoch {epoch}, backing {backed}"
+            )
 
     def _follow(self, master: str, reason: str) -> Slave:
         self.voted = (self.epoch, master)
@@ -433,6 +494,7 @@ class Core:
             return
         won = d.won
         self.epoch = won.epoch
+        self._vote(self.epoch, self.id)
         self.voted = (self.epoch, self.id)
         self._out(PersistEpoch(epoch=self.epoch))
         s.proposal = Proposal(won.epoch, won.membership, set(won.awaiting), self.now, won.reason)
@@ -673,6 +735,7 @@ class Core:
             # another proposer or master at this epoch, or an older epoch: refused
             self._ack_update(m.src, m.membership.version, False)
             return
+        self._vote(m.epoch, m.src)
         if m.epoch > self.epoch:
             self._adopt_epoch(m.epoch, f"{m.src} proposes itself at epoch {m.epoch}")
         slave = self._follow(m.src, f"{m.src} announced itself master at epoch {m.epoch}")
