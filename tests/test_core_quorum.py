@@ -270,3 +270,25 @@ def answered(core: Core, **logs: Pos) -> None:
     for nid in ("n4", "n5"):
         core.report_unreachable(nid)
         core.report_unreachable(nid)
+
+
+def test_a_lagging_voter_catches_up_on_heartbeats_alone() -> None:
+    """A new master guesses each follower's log ends where its own does; a
+    voter that lags (here n2, restarted empty) says otherwise in its answer
+    to the first heartbeat, and is sent what it lacks at once: in a quiet
+    cluster, with no new write, it catches up all the same."""
+    from tests.test_core_traces import World
+
+    w = World()
+    w.run("cluster n1 n2 n3 quorum=majority")
+    for command in ("crash n2", "crash n3", "write n1 2", "stabilize", "run 4"):
+        w.run(command)
+    assert w.core("n1").role is Role.CANDIDATE  # no majority: it stepped down
+    w.run("restart n2 seeds=n1")
+    for _ in range(10):
+        w.run("run 1")
+        if w.core("n1").role is Role.MASTER:
+            break
+    assert w.core("n1").role is Role.MASTER and w.core("n1").epoch == 2
+    w.run("run n1 2")  # heartbeats only: no write
+    assert w.node("n2").log == w.node("n1").log and len(w.node("n1").log) == 2

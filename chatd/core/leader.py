@@ -55,19 +55,22 @@ class Master:
     unconfirmed: set[str] = field(default_factory=set)
     confirm_version: tuple[int, int] = (0, 0)
     settled: int = 0  # majority mode: the last Settled index told
+    took_office_at: int = 0  # the commit index when it took office
     role: Role = Role.MASTER
 
     @classmethod
     def take_office(cls, core: Core) -> Master:
         """The master `core` becomes: it knows nothing of its followers yet
-        (each one's next index is guessed at the end of its own log)."""
+        (each one's next index is guessed at the end of its own log, until
+        its first answer says where its log ends)."""
         start = core.log.last.index + 1
         progress = {
-            nid: Progress(next=start, heard_tick=core.now, sent_tick=-1)
+            nid: Progress(next=start, heard_tick=core.now, sent_tick=-1, guessed=True)
             for nid in core.membership.addresses
             if nid != core.id
         }
-        return cls(core, progress, LagWatch(core.timing.max_lag, core.timing.lag_share))
+        lag = LagWatch(core.timing.max_lag, core.timing.lag_share)
+        return cls(core, progress, lag, took_office_at=core.commit)
 
     @property
     def master(self) -> str:
@@ -79,8 +82,19 @@ class Master:
 
     def check(self) -> None:
         """The master's invariants: each follower's next index is past its
-        match, which is within the master's log."""
+        match, which is within the master's log; in majority mode, what it
+        committed ends with an entry of its own epoch (an older one is
+        committed only with the first of its own after it)."""
         core = self.core
+        if (
+            core.membership.majority
+            and core.commit > self.took_office_at
+            and core.log.epoch_at(core.commit) != core.epoch
+        ):
+            raise InvariantError(
+                f"{core.id}: committed {core.commit}, an entry of epoch"
+                f" {core.log.epoch_at(core.commit)}, by counting at epoch {core.epoch}"
+            )
         for nid, p in self.progress.items():
             if not p.match < p.next:
                 raise InvariantError(
@@ -485,12 +499,13 @@ class Master:
         p = self.progress.get(m.src)
         if p is None:
             return
+        batch = p.inflight > 0
         p.heard(core.now, m.probe)
         if m.diverged or not core.log.holds(m.durable):
             self._need_snapshot(m.src, p)
             return
         if m.ok:
-            p.acked(m.durable.index)
+            p.acked(m.durable.index, batch=batch)
         else:
             p.reset_to(m.durable.index)
         self._after_ack(m.src, p)
