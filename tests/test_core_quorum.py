@@ -292,3 +292,23 @@ def test_a_lagging_voter_catches_up_on_heartbeats_alone() -> None:
     assert w.core("n1").role is Role.MASTER and w.core("n1").epoch == 2
     w.run("run n1 2")  # heartbeats only: no write
     assert w.node("n2").log == w.node("n1").log and len(w.node("n1").log) == 2
+
+
+def test_a_member_back_from_a_partition_gets_the_membership_it_missed() -> None:
+    """The claim of the majority side's new master (its UpdateMaster, with
+    the membership of its epoch) is lost in the partition; after the heal
+    the master sends that membership again to the member not known to hold
+    it, without a membership change to carry it."""
+    from tests.test_core_traces import World
+
+    w = World()
+    w.run("cluster n1 n2 n3 quorum=majority")
+    for command in ("write n1 1", "stabilize", "partition n1", "run 3", "run 3"):
+        w.run(command)
+    assert w.core("n2").role is Role.MASTER and w.core("n2").epoch == 2
+    assert w.core("n1").membership.version == (1, 4)
+    w.run("heal")
+    w.run("run 4")
+    assert w.core("n1").master == "n2"
+    assert w.core("n1").membership == w.core("n2").membership
+    assert w.node("n1").membership == w.core("n2").membership  # durable too

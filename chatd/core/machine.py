@@ -119,6 +119,7 @@ class Core:
         self.diverged = False  # its log does not extend the master's: waits for a snapshot
         self.abandoned = ""  # the master it gave up on (its appends at this epoch are refused)
         self.probe = 0  # raised after a freeze; an Append echoing it confirms "in sync" anew
+        self.asked_membership = -1  # the tick it last asked its master for its membership
         self.voted: tuple[int, str] = (0, "")  # the master this node backs, at which epoch
         self.committed = 0  # the highest commit index it has had: commit never goes back
         self._actions: list[Action] = []
@@ -631,6 +632,7 @@ class Core:
         slave = self._follow(m.src, f"append from {m.src}")
         slave.heard = self.now
         slave.probing = False
+        self._ask_membership(m)
         log = self.log
         self.eligible = m.in_sync and not self.diverged and m.echo >= self.probe
         if self.diverged:
@@ -669,6 +671,22 @@ class Core:
         self._reply_append(m.src, ok=True)
         self._report_commit()
 
+    def _ask_membership(self, m: Append) -> None:
+        """A master's membership is of its epoch at least: a slave that holds
+        an older one missed the master's claim (an UpdateMaster lost in a
+        partition, or sent while it was down), and a finished change is not
+        sent again. It asks the master, whose answer carries its membership
+        (_slave_check_reply)."""
+        known = self.membership
+        # (a node joining has none yet: its join's change brings it one)
+        if (
+            known.members
+            and known.epoch < m.epoch
+            and self.now - self.asked_membership >= self.timing.retry
+        ):
+            self.asked_membership = self.now
+            self._send(CheckMaster(src=self.id, dst=m.src, epoch=self.epoch))
+
     def _report_commit(self) -> None:
         """Slave: tells the driver which of its entries are committed and
         durable here (it serves them to its own readers)."""
@@ -704,6 +722,11 @@ class Core:
             p.heard(self.now)  # it answered the master's question: it lives
 
     def _slave_check_reply(self, s: Slave, m: CheckMasterReply) -> None:
+        master = m.src == s.master and m.role is Role.MASTER and m.epoch == self.epoch
+        if master and m.membership.version > self.membership.version:  # one it missed
+            self._set_membership(m.membership)
+            if self.id not in self.membership.in_sync:
+                self.eligible = False
         if s.probing and m.src == s.master:
             s.probing = False  # the master answered: it lives
             if m.role is not Role.MASTER:
