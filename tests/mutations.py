@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from chatd.core import leader, machine
+from chatd.core import leader, machine, progress, quorum
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ MUTATIONS = {
         # a commit counted with one voter fewer than a majority
         Mutation(
             "commit-short-of-majority",
-            leader,
+            quorum,
             "quorum_index",
             "acked[needed(mode, len(v)) - 1]",
             "acked[max(needed(mode, len(v)) - 2, 0)]",
@@ -61,10 +61,27 @@ MUTATIONS = {
         # an older epoch's entry committed by counting (Raft's figure 8)
         Mutation(
             "commit-older-epoch",
-            leader.Leader,
-            "_advance_majority_commit",
-            "if top > self.commit and self.log.epoch_at(top) == self.epoch:",
-            "if top > self.commit:",
+            leader.Master,
+            "_advance_commit",
+            "(not voters.majority or core.log.epoch_at(top) == core.epoch)",
+            "True",
+        ),
+    )
+}
+
+
+# breaks of the core's own invariants (Core.check), not of a majority rule:
+# the core itself stops at the first event after which one no longer holds
+INVARIANT_BREAKS = {
+    m.name: m
+    for m in (
+        # a follower's next index left at its match (an entry never resent)
+        Mutation(
+            "next-at-match",
+            progress.Progress,
+            "reset_to",
+            "self.next = index + 1",
+            "self.next = index",
         ),
     )
 }
@@ -89,7 +106,7 @@ def _mutant(fn: Callable[..., Any], old: str, new: str) -> Callable[..., Any]:
 
 @contextlib.contextmanager
 def applied(name: str) -> Iterator[None]:
-    m = MUTATIONS[name]
+    m = MUTATIONS[name] if name in MUTATIONS else INVARIANT_BREAKS[name]
     original = m.owner.__dict__[m.attr] if isinstance(m.owner, type) else getattr(m.owner, m.attr)
     mutant = _mutant(original, m.old, m.new)
     # tables that hold the function itself (a dispatch table) get the mutant too

@@ -22,29 +22,26 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-from chatd.core import Core, Durable, Membership, Pos, Role, Timing
-from chatd.core.log import EpochRuns
+from chatd.core import Pos, Role, Timing
 from chatd.core.quorum import IN_SYNC, MAJORITY
 from chatd.core.roles import Master
 from chatd.core.types import (
-    Append,
+    Action,
     AppendEntries,
     CheckMaster,
     Committed,
     ElectionStalled,
     InSyncChanged,
     Message,
-    PersistEpoch,
-    PersistMembership,
     Register,
     RoleChanged,
-    Send,
-    SendSnapshot,
     UpdateMaster,
     UpdateSlaves,
     seed_address,
     seed_dst,
 )
+from tests import core_driver
+from tests.core_driver import Payload
 
 # (lag_share: with delays of whole ticks, healthy nodes trail one another far
 # more often than on a real network; a slow disk here trails by 1-3 ticks)
@@ -72,36 +69,20 @@ class Unreachable:
 
 
 @dataclass
-class Node:
-    id: str
-    address: str
-    core: Core | None = None
-    paused: bool = False
+class Node(core_driver.Node):
     paused_at: int = 0
     slow: int = 0  # ticks its disk takes to make received entries durable (a gray failure)
-    writing: list[tuple[int, AppendEntries, tuple[str, ...]]] = field(default_factory=list)
-    epoch: int = 0
-    membership: Membership = field(default_factory=Membership)
-    log: list[tuple[int, str]] = field(default_factory=list)  # (epoch, payload), index = i + 1
+    writing: list[tuple[int, AppendEntries, Payload]] = field(default_factory=list)
     state: list[str] = field(default_factory=list)  # what applying the log produced
 
-    @property
-    def up(self) -> bool:
-        return self.core is not None
+    def extend(self, entries: Payload) -> None:
+        self.log.extend(entries)
+        self.state.extend(p for _, p in entries)  # apply, in the same "transaction"
 
-    @property
-    def runs(self) -> tuple[tuple[int, int], ...]:
-        runs = EpochRuns()
-        for i, (epoch, _) in enumerate(self.log, start=1):
-            runs.extend(i, epoch)
-        return tuple(runs.pairs)
-
-    def last(self) -> Pos:
-        return Pos(self.log[-1][0], len(self.log)) if self.log else Pos()
-
-    def append(self, epoch: int, payload: str) -> None:
-        self.log.append((epoch, payload))
-        self.state.append(payload)  # apply, in the same "transaction"
+    def copy_from(self, master: core_driver.Node) -> None:
+        assert isinstance(master, Node)
+        self.log, self.state = list(master.log), list(master.state)
+        self.writing.clear()  # the store is replaced as a whole
 
 
 @dataclass(order=True)
@@ -109,14 +90,17 @@ class InFlight:
     at: int
     seq: int
     msg: Message | Unreachable = field(compare=False)
-    payload: tuple[str, ...] = field(compare=False, default=())
+    payload: Payload = field(compare=False, default=())
     deadline: int | None = field(compare=False, default=None)
 
 
-class Sim:
+class Sim(core_driver.Driver):
+    timing = TIMING
+
     def __init__(
         self, seed: int, size: int = 3, *, drop: float = 0.02, quorum: str = IN_SYNC
     ) -> None:
+        super().__init__()
         self.rng = random.Random(seed)
         self.quorum = quorum
         # directed links cut (src, dst): partitions, in majority mode only
@@ -129,7 +113,9 @@ class Sim:
         self.drop = drop
         self.now = 0
         self.seq = 0
-        self.nodes = {f"n{i}": Node(f"n{i}", f"10.0.0.{i}:1") for i in range(1, size + 1)}
+        self.nodes: dict[str, Node] = {  # type: ignore[assignment]
+            f"n{i}": Node(f"n{i}", f"10.0.0.{i}:1") for i in range(1, size + 1)
+        }
         self.by_address = {n.address: n for n in self.nodes.values()}
         self.net: list[InFlight] = []
         self.snapshots: list[tuple[int, str, str]] = []  # (at, master, dst)
@@ -153,72 +139,60 @@ class Sim:
         self.topple = 0.0
         self.lag_share = 0.0  # of the aimed faults, links slowed rather than cut
         first = self.nodes["n1"]
-        first.core = Core(first.id, first.address, Durable(), TIMING, found=True, quorum=quorum)
-        self._drain(first)
+        self.boot(first, found=True, quorum=quorum)
         for n in list(self.nodes.values())[1:]:
-            n.core = Core(n.id, n.address, Durable(), TIMING, seeds=(first.address,))
-            self._drain(n)
+            self.boot(n, seeds=(first.address,))
 
     # -- carrying out actions, as the real driver does --
 
-    def _drain(self, n: Node, payload: tuple[str, ...] = (), msg: object = None) -> None:
-        assert n.core is not None
-        tell = False
-        for action in n.core.take_actions():
-            if isinstance(action, InSyncChanged) and n.core.role is Role.MASTER:
-                tell = True  # the driver tells the nodes it took in (Core.tell_commit)
-            elif isinstance(action, ElectionStalled):
-                self.stalled[n.id] = action.reason
-                self.trace.append(f"t{self.now} {n.id} stalled: {action.reason}")
-            if isinstance(action, PersistEpoch):
-                n.epoch = action.epoch
-            elif isinstance(action, PersistMembership):
-                n.membership = action.membership
-            elif isinstance(action, AppendEntries):
-                assert isinstance(msg, Append)
-                offset = action.prev.index - msg.prev.index
-                entries = payload[offset : offset + action.count]
-                n.writing.append((self.now + n.slow, action, entries))
-                self._write(n)
-            elif isinstance(action, Send):
-                self._send(n, action.message)
-            elif isinstance(action, SendSnapshot):
-                self.snapshots.append((self.now + self.rng.randint(1, 4), n.id, action.dst))
-            elif isinstance(action, Committed):
-                self._committed(n, action.index)
-            elif isinstance(action, RoleChanged):
-                self.trace.append(
-                    f"t{self.now} {n.id} {action.role.value} e{action.epoch}: {action.reason}"
-                )
-                if action.role is Role.MASTER:
-                    # the driver's pump carries out actions in order: a
-                    # write under way completes before the writer starts
-                    self._write(n, flush=True)
-                    self._became_master(n, action.epoch)
-        if tell and n.core is not None:
+    def drain(
+        self, n: core_driver.Node, msg: Message | None = None, payload: Payload = ()
+    ) -> list[Action]:
+        actions = super().drain(n, msg, payload)
+        tell = any(isinstance(a, InSyncChanged) for a in actions)
+        if tell and n.core is not None and n.core.role is Role.MASTER:
+            # the driver tells the nodes it took in (Core.tell_commit)
             n.core.tell_commit()
-            self._drain(n)
+            self.drain(n)
+        return actions
+
+    def observe(self, n: core_driver.Node, action: Action) -> None:
+        assert isinstance(n, Node)
+        if isinstance(action, ElectionStalled):
+            self.stalled[n.id] = action.reason
+            self.trace.append(f"t{self.now} {n.id} stalled: {action.reason}")
+        elif isinstance(action, Committed):
+            self._committed(n, action.index)
+        elif isinstance(action, RoleChanged):
+            self.trace.append(
+                f"t{self.now} {n.id} {action.role.value} e{action.epoch}: {action.reason}"
+            )
+            if action.role is Role.MASTER:
+                # the driver's pump carries out actions in order: a
+                # write under way completes before the writer starts
+                self._write(n, flush=True)
+                self._became_master(n, action.epoch)
+
+    def write_entries(self, n: core_driver.Node, action: AppendEntries, entries: Payload) -> None:
+        assert isinstance(n, Node)
+        n.writing.append((self.now + n.slow, action, entries))
+        self._write(n)
+
+    def offer_snapshot(self, n: core_driver.Node, dst: str) -> None:
+        self.snapshots.append((self.now + self.rng.randint(1, 4), n.id, dst))
 
     def _write(self, n: Node, flush: bool = False) -> None:
         """Makes received entries durable, in order, once the node's disk
         has taken its time (none unless it is slow)."""
         while n.core is not None and n.writing and (flush or n.writing[0][0] <= self.now):
             _, action, entries = n.writing.pop(0)
-            if len(n.log) != action.prev.index:
-                raise Violation(f"{n.id}: append at {action.prev.index} to a log of {len(n.log)}")
-            for p in entries:
-                n.append(action.entry_epoch, p)
-            n.core.persisted(Pos(action.entry_epoch, len(n.log)))
-            self._drain(n)
+            self.make_durable(n, action, entries)
 
-    def _send(self, src: Node, msg: Message) -> None:
+    def send(self, src: core_driver.Node, msg: Message, payload: Payload) -> None:
         seed = seed_address(msg.dst)
         dst = self.nodes.get(msg.dst) if seed is None else self.by_address.get(seed)
         if dst is None:
             return
-        payload: tuple[str, ...] = ()
-        if isinstance(msg, Append) and msg.count:
-            payload = tuple(p for _, p in src.log[msg.prev.index : msg.prev.index + msg.count])
         self.seq += 1
         # The fault model's network: between live nodes a message arrives
         # within one tick (in any order), or is lost with the sender told, as
@@ -263,7 +237,7 @@ class Sim:
         if m.core.remove_member(nid):
             self.removals += 1
             self.trace.append(f"t{self.now} remove {nid} at {m.id}")
-        self._drain(m)
+        self.drain(m)
 
     def _has_acked(self, n: Node, when: str) -> None:
         for i, entry in self.acked.items():
@@ -285,9 +259,7 @@ class Sim:
 
     def restart(self, n: Node) -> None:
         self.trace.append(f"t{self.now} restart {n.id}")
-        durable = Durable(epoch=n.epoch, last=n.last(), epochs=n.runs, membership=n.membership)
-        n.core = Core(n.id, n.address, durable, TIMING, seeds=(self.nodes["n1"].address,))
-        self._drain(n)
+        self.boot(n, seeds=(self.nodes["n1"].address,))
 
     def join(self) -> Node:
         """A new, empty node joins through n1 (`chatd serve --join`)."""
@@ -296,8 +268,7 @@ class Sim:
         self.nodes[n.id] = n
         self.by_address[n.address] = n
         self.trace.append(f"t{self.now} join {n.id}")
-        n.core = Core(n.id, n.address, Durable(), TIMING, seeds=(self.nodes["n1"].address,))
-        self._drain(n)
+        self.boot(n, seeds=(self.nodes["n1"].address,))
         return n
 
     def pause(self, n: Node) -> None:
@@ -313,15 +284,15 @@ class Sim:
         n.paused = False
         if n.core is not None and self.now - n.paused_at >= DEADLINE:
             n.core.suspect()
-            self._drain(n)
+            self.drain(n)
 
     def write(self, n: Node) -> None:
         assert n.core is not None and n.core.role is Role.MASTER
         for _ in range(self.rng.randint(1, 3)):
             self.writes += 1
-            n.append(n.core.epoch, f"w{self.writes}")
+            n.extend(((n.core.epoch, f"w{self.writes}"),))
         n.core.local_appended(Pos(n.core.epoch, len(n.log)))
-        self._drain(n)
+        self.drain(n)
 
     def _install(self, master_id: str, dst_id: str) -> None:
         m, d = self.nodes[master_id], self.nodes[dst_id]
@@ -339,17 +310,10 @@ class Sim:
             or m.core.role is not Role.MASTER
             or not c.snapshot_offered(m.id, m.core.epoch)
         ):
-            m.core.snapshot_sent(dst_id, None)
-            self._drain(m)
+            self.refuse_snapshot(m, dst_id)
             return
-        d.log, d.state = list(m.log), list(m.state)
-        d.writing.clear()  # the store is replaced as a whole
-        pos = d.last()
-        self.trace.append(f"t{self.now} snapshot {master_id}->{dst_id} at {pos.index}")
-        c.snapshot_installed(pos, d.runs, 1)
-        self._drain(d)
-        m.core.snapshot_sent(dst_id, pos)
-        self._drain(m)
+        self.trace.append(f"t{self.now} snapshot {master_id}->{dst_id} at {m.last().index}")
+        self.install_snapshot(m, d)
 
     # -- the clock --
 
@@ -359,7 +323,7 @@ class Sim:
             if n.up and not n.paused:
                 assert n.core is not None
                 n.core.tick()
-                self._drain(n)
+                self.drain(n)
                 self._write(n)
         due = [f for f in self.net if f.at <= self.now]
         self.net = [f for f in self.net if f.at > self.now]
@@ -385,10 +349,9 @@ class Sim:
                 self._lost_in_cut(f.msg.src, f.msg)  # cut while on its way
                 continue
             if isinstance(f.msg, Unreachable):
-                dst.core.report_unreachable(f.msg.peer)
+                self.unreachable(dst, f.msg.peer)
             else:
-                dst.core.step(f.msg)
-            self._drain(dst, f.payload, f.msg)
+                self.deliver(dst, f.msg, f.payload)
         for hint in [h for h in self.hints if h[0] <= self.now]:
             self.hints.remove(hint)
             node = self.nodes[hint[1]]
@@ -396,7 +359,7 @@ class Sim:
                 self.hints.append((self.now + 1, hint[1], hint[2]))
             elif node.core is not None:
                 node.core.stream_lost(hint[2])
-                self._drain(node)
+                self.drain(node)
         for snap in [s for s in self.snapshots if s[0] <= self.now]:
             self.snapshots.remove(snap)
             self._install(snap[1], snap[2])
@@ -526,6 +489,8 @@ class Sim:
         for n in self.nodes.values():
             if n.state != [p for _, p in n.log]:
                 raise Violation(f"{n.id}: applied state does not match its log")
+            if n.core is not None:
+                n.core.check()  # the core's own invariants (it checks them after each event too)
         m = self.current_master()
         if m is None or m.core is None:
             return

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from chatd.core import leader, machine, quorum
+from chatd.core import machine, quorum
 from chatd.core.quorum import MAJORITY
+from chatd.core.roles import Slave
 from chatd.core.types import UpdateMaster
 from tests import mutations
 from tests.simulation import CI_SCHEDULES, Violation, run_schedule
@@ -34,21 +35,22 @@ def test_the_simulation_catches_a_broken_majority_rule(name: str) -> None:
 
 
 def test_a_mutation_reaches_the_dispatch_table_and_is_undone() -> None:
-    """A handler is found through `_HANDLERS`, not the class: the mutant must
+    """A handler is found through `_STEP`, not the class: the mutant must
     be put there too (else the break is never run), and both put back."""
     original = machine.Core.__dict__["_on_update_master"]
     with mutations.applied("accept-two-claimants"):
-        mutant = machine._HANDLERS[UpdateMaster]
+        mutant = machine._STEP[(Slave, UpdateMaster)]
         assert mutant is not original and machine.Core.__dict__["_on_update_master"] is mutant
-    assert machine._HANDLERS[UpdateMaster] is original
+    assert machine._STEP[(Slave, UpdateMaster)] is original
     assert machine.Core.__dict__["_on_update_master"] is original
+    original_index = quorum.quorum_index
     with mutations.applied("commit-short-of-majority"):
-        assert vars(leader)["quorum_index"] is not quorum.quorum_index
-    assert vars(leader)["quorum_index"] is quorum.quorum_index
+        assert vars(quorum)["quorum_index"] is not original_index
+    assert vars(quorum)["quorum_index"] is original_index
 
 
 def test_a_mutation_of_source_that_is_gone_fails_loudly() -> None:
-    gone = mutations.Mutation("gone", leader, "quorum_index", "no such text", "x")
+    gone = mutations.Mutation("gone", quorum, "quorum_index", "no such text", "x")
     mutations.MUTATIONS["gone"] = gone
     try:
         with pytest.raises(AssertionError, match="not there once"), mutations.applied("gone"):

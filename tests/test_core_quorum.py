@@ -4,7 +4,7 @@ simulation runs them together, with partitions: tests/test_core_simulation.py)."
 from __future__ import annotations
 
 from chatd.core import Core, Durable, Membership, Pos, Role, Timing
-from chatd.core.quorum import IN_SYNC, MAJORITY, agreed, needed, quorum_index
+from chatd.core.quorum import IN_SYNC, MAJORITY, Mode, agreed, needed, quorum_index
 from chatd.core.types import (
     AppendReply,
     CheckMaster,
@@ -31,13 +31,31 @@ def membership(n: int, epoch: int = 1, quorum: str = MAJORITY) -> Membership:
 
 
 def test_quorum_sizes() -> None:
-    assert [needed(MAJORITY, n) for n in range(1, 8)] == [1, 2, 2, 3, 3, 4, 4]
-    assert [needed(IN_SYNC, n) for n in range(1, 5)] == [1, 2, 3, 4]
-    assert agreed(MAJORITY, {"a", "b", "c"}, {"a", "c", "x"})
-    assert not agreed(MAJORITY, {"a", "b", "c"}, {"a", "x", "y"})
-    assert quorum_index(MAJORITY, {"a", "b", "c"}, {"a": 9, "b": 4, "c": 7}) == 7
-    assert quorum_index(IN_SYNC, {"a", "b", "c"}, {"a": 9, "b": 4, "c": 7}) == 4
-    assert quorum_index(MAJORITY, {"a", "b", "c", "d"}, {"a": 9, "b": 4}) == 0  # 2 of 4
+    majority, in_sync = Mode.MAJORITY, Mode.IN_SYNC
+    assert [needed(majority, n) for n in range(1, 8)] == [1, 2, 2, 3, 3, 4, 4]
+    assert [needed(in_sync, n) for n in range(1, 5)] == [1, 2, 3, 4]
+    assert agreed(majority, {"a", "b", "c"}, {"a", "c", "x"})
+    assert not agreed(majority, {"a", "b", "c"}, {"a", "x", "y"})
+    assert quorum_index(majority, {"a", "b", "c"}, {"a": 9, "b": 4, "c": 7}) == 7
+    assert quorum_index(in_sync, {"a", "b", "c"}, {"a": 9, "b": 4, "c": 7}) == 4
+    assert quorum_index(majority, {"a", "b", "c", "d"}, {"a": 9, "b": 4}) == 0  # 2 of 4
+
+
+def test_voters_hold_both_sets_of_a_change_and_the_mode() -> None:
+    """While a change is under way, both the current and the pending set
+    must agree, each by the mode's rule; the mode comes from the
+    membership's configuration name."""
+    m = membership(3)
+    assert m.mode is Mode.MAJORITY and Mode(MAJORITY) is Mode.MAJORITY
+    pending = Membership(epoch=1, seq=1, in_sync=frozenset({"n1", "n4", "n5"}), quorum=MAJORITY)
+    v = m.voters(pending)
+    assert v.sets == (frozenset(IDS[:3]), pending.in_sync)
+    assert v.everyone == frozenset(IDS) and v.newest == pending.in_sync
+    assert v.agreed({"n1", "n2", "n4"}) and not v.agreed({"n1", "n2", "n3"})
+    assert v.lost({"n1", "n2", "n3"}) == pending.in_sync and v.lost({"n1", "n2", "n4"}) is None
+    assert v.index({"n1": 9, "n2": 8, "n3": 1, "n4": 5, "n5": 2}) == 5
+    assert m.voters().index({"n1": 9, "n2": 8, "n3": 1}) == 8
+    assert membership(3, quorum=IN_SYNC).voters().index({"n1": 9, "n2": 8, "n3": 1}) == 1
 
 
 def master_of(m: Membership, last: Pos, runs: tuple[tuple[int, int], ...]) -> Core:
@@ -252,3 +270,45 @@ def answered(core: Core, **logs: Pos) -> None:
     for nid in ("n4", "n5"):
         core.report_unreachable(nid)
         core.report_unreachable(nid)
+
+
+def test_a_lagging_voter_catches_up_on_heartbeats_alone() -> None:
+    """A new master guesses each follower's log ends where its own does; a
+    voter that lags (here n2, restarted empty) says otherwise in its answer
+    to the first heartbeat, and is sent what it lacks at once: in a quiet
+    cluster, with no new write, it catches up all the same."""
+    from tests.test_core_traces import World
+
+    w = World()
+    w.run("cluster n1 n2 n3 quorum=majority")
+    for command in ("crash n2", "crash n3", "write n1 2", "stabilize", "run 4"):
+        w.run(command)
+    assert w.core("n1").role is Role.CANDIDATE  # no majority: it stepped down
+    w.run("restart n2 seeds=n1")
+    for _ in range(10):
+        w.run("run 1")
+        if w.core("n1").role is Role.MASTER:
+            break
+    assert w.core("n1").role is Role.MASTER and w.core("n1").epoch == 2
+    w.run("run n1 2")  # heartbeats only: no write
+    assert w.node("n2").log == w.node("n1").log and len(w.node("n1").log) == 2
+
+
+def test_a_member_back_from_a_partition_gets_the_membership_it_missed() -> None:
+    """The claim of the majority side's new master (its UpdateMaster, with
+    the membership of its epoch) is lost in the partition; after the heal
+    the master sends that membership again to the member not known to hold
+    it, without a membership change to carry it."""
+    from tests.test_core_traces import World
+
+    w = World()
+    w.run("cluster n1 n2 n3 quorum=majority")
+    for command in ("write n1 1", "stabilize", "partition n1", "run 3", "run 3"):
+        w.run(command)
+    assert w.core("n2").role is Role.MASTER and w.core("n2").epoch == 2
+    assert w.core("n1").membership.version == (1, 4)
+    w.run("heal")
+    w.run("run 4")
+    assert w.core("n1").master == "n2"
+    assert w.core("n1").membership == w.core("n2").membership
+    assert w.node("n1").membership == w.core("n2").membership  # durable too

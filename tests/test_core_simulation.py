@@ -22,7 +22,8 @@ from chatd.core.types import (
     UpdateAck,
     UpdateSlaves,
 )
-from tests.simulation import CI_SCHEDULES, Sim, run_schedule
+from tests import mutations
+from tests.simulation import CI_SCHEDULES, Sim, Violation, run_schedule
 
 SCHEDULES = int(os.environ.get("CHATD_SIM_SCHEDULES", str(CI_SCHEDULES)))
 ONLY = os.environ.get("CHATD_SIM_SEED")
@@ -49,6 +50,17 @@ def test_majority_schedules_with_partitions(first: int) -> None:
 def test_full_cluster_restart_schedules(first: int) -> None:
     for seed in SEEDS[first : first + BATCH]:
         run_schedule(10_000_000 + seed, full_restart=True)
+
+
+def test_a_broken_invariant_stops_the_simulation_at_once() -> None:
+    """The core checks its invariants after every event (Core.check; the
+    simulation checks them once more every step): with one broken (a
+    follower's next index left at its match), the first schedule fails,
+    naming it, and at the moment it broke rather than when the damage shows."""
+    with mutations.applied("next-at-match"), pytest.raises(Violation) as caught:
+        run_schedule(0)
+    assert "InvariantError" in repr(caught.value.__cause__)
+    assert "is not below next" in str(caught.value)
 
 
 def test_paused_master_steps_down_and_its_writes_are_not_acknowledged() -> None:

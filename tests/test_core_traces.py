@@ -48,20 +48,11 @@ from pathlib import Path
 
 import pytest
 
-from chatd.core import Core, Durable, Membership, Pos, Role, Timing
-from chatd.core.log import EpochRuns
+from chatd.core import Core, Membership, Pos, Role, Timing
 from chatd.core.quorum import IN_SYNC
-from chatd.core.types import (
-    Action,
-    Append,
-    AppendEntries,
-    Message,
-    PersistEpoch,
-    PersistMembership,
-    Send,
-    SendSnapshot,
-    seed_address,
-)
+from chatd.core.types import Action, AppendEntries, Message, Send
+from tests import core_driver
+from tests.core_driver import Payload
 
 TRACES = Path(__file__).parent / "core_traces"
 REWRITE = os.environ.get("CHATD_REWRITE_TRACES") == "1"
@@ -123,39 +114,21 @@ def fmt_action(a: Action) -> str:
 @dataclass
 class Queued:
     msg: Message
-    payload: tuple[tuple[int, str], ...] = ()  # the entries an Append carries
+    payload: Payload = ()  # the entries an Append carries
 
 
 @dataclass
-class Node:
-    id: str
-    core: Core | None = None
-    paused: bool = False
-    # what its disk holds: carried over a crash
-    epoch: int = 0
-    membership: Membership = field(default_factory=Membership)
-    log: list[tuple[int, str]] = field(default_factory=list)  # (epoch, payload)
-    pending: list[tuple[AppendEntries, tuple[tuple[int, str], ...], Pos]] = field(
-        default_factory=list
-    )  # AppendEntries not yet carried out (manual persist mode)
-
-    @property
-    def address(self) -> str:
-        return f"{self.id}:1"
-
-    def last(self) -> Pos:
-        return Pos(self.log[-1][0], len(self.log)) if self.log else Pos()
-
-    def runs(self) -> tuple[tuple[int, int], ...]:
-        runs = EpochRuns()
-        for i, (epoch, _) in enumerate(self.log, start=1):
-            runs.extend(i, epoch)
-        return tuple(runs.pairs)
+class Node(core_driver.Node):
+    # AppendEntries not yet carried out (manual persist mode)
+    pending: list[tuple[AppendEntries, Payload]] = field(default_factory=list)
 
 
-class World:
+class World(core_driver.Driver):
+    timing = TIMING
+
     def __init__(self) -> None:
-        self.nodes: dict[str, Node] = {}
+        super().__init__()
+        self.nodes: dict[str, Node] = {}  # type: ignore[assignment]
         self.queue: list[Queued] = []
         self.out: list[str] = []
         self.auto_persist = True
@@ -176,47 +149,25 @@ class World:
             raise ValueError(f"{nid} is down")
         return c
 
-    def target(self, dst: str) -> Node | None:
-        if (seed := seed_address(dst)) is not None:
-            return next((n for n in self.nodes.values() if n.address == seed), None)
-        return self.nodes.get(dst)
+    def observe(self, n: core_driver.Node, action: Action) -> None:
+        self.out.append(f"{n.id}: {fmt_action(action)}")
 
-    def drain(self, n: Node, incoming: Queued | None = None) -> None:
-        """Carries out n's actions in order, as the driver does: persist
-        first, then send."""
-        assert n.core is not None
-        for action in n.core.take_actions():
-            self.out.append(f"{n.id}: {fmt_action(action)}")
-            if isinstance(action, PersistEpoch):
-                n.epoch = action.epoch
-            elif isinstance(action, PersistMembership):
-                n.membership = action.membership
-            elif isinstance(action, AppendEntries):
-                assert incoming is not None and isinstance(incoming.msg, Append)
-                offset = action.prev.index - incoming.msg.prev.index
-                entries = incoming.payload[offset : offset + action.count]
-                durable = Pos(action.entry_epoch, action.prev.index + action.count)
-                n.pending.append((action, entries, durable))
-                if self.auto_persist:
-                    self.persist(n)
-            elif isinstance(action, Send):
-                payload: tuple[tuple[int, str], ...] = ()
-                m = action.message
-                if isinstance(m, Append) and m.count:
-                    payload = tuple(n.log[m.prev.index : m.prev.index + m.count])
-                self.queue.append(Queued(m, payload))
-            elif isinstance(action, SendSnapshot):
-                self.offered.append((n.id, action.dst))
+    def send(self, n: core_driver.Node, msg: Message, payload: Payload) -> None:
+        self.queue.append(Queued(msg, payload))
+
+    def offer_snapshot(self, n: core_driver.Node, dst: str) -> None:
+        self.offered.append((n.id, dst))
+
+    def write_entries(self, n: core_driver.Node, action: AppendEntries, entries: Payload) -> None:
+        assert isinstance(n, Node)
+        n.pending.append((action, entries))
+        if self.auto_persist:
+            self.persist(n)
 
     def persist(self, n: Node) -> None:
         pending, n.pending = n.pending, []
-        for action, entries, durable in pending:
-            if len(n.log) != action.prev.index:
-                raise AssertionError(f"{n.id}: append at {action.prev.index} to {len(n.log)}")
-            n.log.extend(entries)
-            if n.core is not None:
-                n.core.persisted(durable)
-                self.drain(n)
+        for action, entries in pending:
+            self.make_durable(n, action, entries)
 
     def deliver_one(self, q: Queued) -> None:
         m = q.msg
@@ -228,13 +179,11 @@ class World:
         if dst is None or dst.core is None:
             self.out.append(f"~ {m.src}->{m.dst} {type(m).__name__} refused: down")
             if src is not None and src.core is not None:
-                src.core.report_unreachable(m.dst)
-                self.drain(src)
+                self.unreachable(src, m.dst)
             return
-        dst.core.step(m)
-        self.drain(dst, q)
+        self.deliver(dst, m, q.payload)
 
-    def deliver(self, link: tuple[str, str] | None = None) -> None:
+    def deliver_all(self, link: tuple[str, str] | None = None) -> None:
         now = list(self.queue)
         self.queue = []
         for q in now:
@@ -252,20 +201,18 @@ class World:
         for _ in range(100):
             if not self.deliverable():
                 return
-            self.deliver()
+            self.deliver_all()
         raise AssertionError("messages still flowing after 100 rounds")
 
     def start(
         self, nid: str, *, found: bool = False, seeds: tuple[str, ...] = (), quorum: str = IN_SYNC
     ) -> None:
-        n = self.nodes.setdefault(nid, Node(nid))
+        n = self.nodes.setdefault(nid, Node(nid, f"{nid}:1"))
         if n.core is not None:
             raise ValueError(f"{nid} is running")
-        durable = Durable(epoch=n.epoch, last=n.last(), epochs=n.runs(), membership=n.membership)
         addresses = tuple(self.node(s).address for s in seeds)
-        n.core = Core(nid, n.address, durable, TIMING, found=found, seeds=addresses, quorum=quorum)
         n.paused = False
-        self.drain(n)
+        self.boot(n, found=found, seeds=addresses, quorum=quorum)
 
     def running(self) -> list[Node]:
         return [n for n in self.nodes.values() if n.core is not None and not n.paused]
@@ -332,9 +279,9 @@ class World:
     def cmd_deliver(self, pos: list[str], kw: dict[str, str]) -> None:
         if pos:
             a, b = pos[0].split("->")
-            self.deliver((a, b))
+            self.deliver_all((a, b))
         else:
-            self.deliver()
+            self.deliver_all()
 
     def cmd_stabilize(self, pos: list[str], kw: dict[str, str]) -> None:
         self.stabilize()
@@ -348,9 +295,8 @@ class World:
                 kept.append(q)
                 continue
             self.out.append(f"~ {a}->{q.msg.dst} {type(q.msg).__name__} lost")
-            if "report" in pos[1:] and (c := self.node(a).core) is not None:
-                c.report_unreachable(q.msg.dst)
-                self.drain(self.node(a))
+            if "report" in pos[1:] and self.node(a).core is not None:
+                self.unreachable(self.node(a), q.msg.dst)
         self.queue = kept
 
     def cmd_partition(self, pos: list[str], kw: dict[str, str]) -> None:
@@ -405,17 +351,11 @@ class World:
         a, b = pos[0].split("->")
         self.offered.remove((a, b))
         m, d = self.node(a), self.node(b)
-        mc, dc = self.core(a), self.core(b)
-        if not dc.snapshot_offered(a, mc.epoch):
+        if not self.core(b).snapshot_offered(a, self.core(a).epoch):
             self.out.append(f"~ {b} refuses the snapshot")
-            mc.snapshot_sent(b, None)
-            self.drain(m)
+            self.refuse_snapshot(m, b)
             return
-        d.log = list(m.log)
-        dc.snapshot_installed(d.last(), d.runs(), 1)
-        self.drain(d)
-        mc.snapshot_sent(b, d.last())
-        self.drain(m)
+        self.install_snapshot(m, d)
 
     def cmd_remove(self, pos: list[str], kw: dict[str, str]) -> None:
         done = self.core(pos[0]).remove_member(pos[1])

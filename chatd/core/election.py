@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from chatd.core.quorum import MAJORITY, agreed
 from chatd.core.types import CheckMasterReply, Membership, Pos, Role
 
 
@@ -54,12 +53,12 @@ class Proposal:
         if not self.membership.majority:
             return nid in self.awaiting
         self.awaiting.discard(nid)
-        return not agreed(MAJORITY, self.membership.in_sync, self.accepted | self.awaiting | {me})
+        return not self.membership.voters().agreed(self.accepted | self.awaiting | {me})
 
     def won(self, me: str) -> bool:
         if not self.membership.majority:
             return not self.awaiting
-        return agreed(MAJORITY, self.membership.in_sync, self.accepted | {me})
+        return self.membership.voters().agreed(self.accepted | {me})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,7 +211,7 @@ def _decide_majority(
     if me.id in latest.retired or me.id not in voters or me.diverged:
         return Decision(learned=learned, stuck=_why_not_me(me, latest, replies))
     info = {r.src: r for r in replies if r.src in voters and r.role is not Role.RETIRED}
-    if not agreed(MAJORITY, voters, {me.id} | info.keys()):
+    if not latest.voters().agreed({me.id} | info.keys()):
         heard = sorted({me.id} | info.keys())
         return Decision(
             learned=learned,

@@ -13,3 +13,9 @@ class LocalProtocolError(CoreError):
 
 class RemoteProtocolError(CoreError):
     """A peer broke the protocol (e.g. a second master at one epoch)."""
+
+
+class InvariantError(CoreError):
+    """The core broke a rule of its own state (e.g. a commit index that
+    went back, a second vote in one epoch): a bug in the core. Checked
+    after every event (`Core.check`)."""

@@ -1,93 +1,140 @@
 """The master's half of the role core: replication to followers, the commit
 rule, membership changes, joins and removals.
 
-`Leader` is a base of `Core` (chatd/core/machine.py) and shares its state;
-what only a master holds is in its `Master` role object (chatd/core/roles.py).
+`Master` is the role object a node holds while it is master (see
+chatd/core/roles.py): what only a master knows (each follower's progress,
+the membership change under way) and the master's handlers. The node's own
+state (epoch, log, membership, commit) is its `core`'s, which routes to it
+the events a master takes (chatd/core/machine.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from chatd.core.errors import LocalProtocolError
+from chatd.core.errors import InvariantError, LocalProtocolError
 from chatd.core.lag import LagWatch
-from chatd.core.log import Log
-from chatd.core.membership import propose
+from chatd.core.membership import Change, propose
 from chatd.core.progress import Progress
-from chatd.core.quorum import MAJORITY, agreed, quorum_index
-from chatd.core.roles import Master, Slave, State
+from chatd.core.quorum import Voters
 from chatd.core.types import (
-    Action,
     Append,
     AppendReply,
     CheckMaster,
     Committed,
     InSyncChanged,
     Membership,
-    Message,
     PersistMembership,
     Pos,
     Register,
     RegisterReply,
     Role,
-    RoleChanged,
-    Send,
     SendSnapshot,
     Settled,
-    Timing,
     UpdateAck,
     UpdateSlaves,
     seed_dst,
 )
 
+if TYPE_CHECKING:
+    from chatd.core.machine import Core
 
-class Leader:
-    # the state shared with Core (set in Core.__init__)
-    id: str
-    timing: Timing
-    now: int
-    epoch: int
-    log: Log
-    membership: Membership
-    commit: int
-    state: State
-    eligible: bool
-    voted: tuple[int, str]
-    min_in_sync: int
-    _actions: list[Action]
 
-    def _start_election(self, reason: str) -> None:  # in Core
-        raise NotImplementedError
+@dataclass(slots=True, eq=False)
+class Master:
+    """What a node holds while it is master, and the master's handlers."""
+
+    core: Core = field(repr=False)
+    progress: dict[str, Progress]  # one per other member
+    lag: LagWatch  # which in-sync slaves hold the commits back
+    change: Change | None = None  # a membership change under way
+    # after a freeze: in-sync nodes not heard from since, and the membership
+    # version whose acknowledgement confirms them
+    unconfirmed: set[str] = field(default_factory=set)
+    confirm_version: tuple[int, int] = (0, 0)
+    settled: int = 0  # majority mode: the last Settled index told
+    took_office_at: int = 0  # the commit index when it took office
+    role: Role = Role.MASTER
+
+    @classmethod
+    def take_office(cls, core: Core) -> Master:
+        """The master `core` becomes: it knows nothing of its followers yet
+        (each one's next index is guessed at the end of its own log, until
+        its first answer says where its log ends)."""
+        start = core.log.last.index + 1
+        progress = {
+            nid: Progress(next=start, heard_tick=core.now, sent_tick=-1, guessed=True)
+            for nid in core.membership.addresses
+            if nid != core.id
+        }
+        lag = LagWatch(core.timing.max_lag, core.timing.lag_share)
+        return cls(core, progress, lag, took_office_at=core.commit)
+
+    @property
+    def master(self) -> str:
+        return self.core.id
+
+    def start(self) -> None:
+        self._advance_commit()
+        self._replicate()
+
+    def check(self) -> None:
+        """The master's invariants: each follower's next index is past its
+        match, which is within the master's log; in majority mode, what it
+        committed ends with an entry of its own epoch (an older one is
+        committed only with the first of its own after it)."""
+        core = self.core
+        if (
+            core.membership.majority
+            and core.commit > self.took_office_at
+            and core.log.epoch_at(core.commit) != core.epoch
+        ):
+            raise InvariantError(
+                f"{core.id}: committed {core.commit}, an entry of epoch"
+                f" {core.log.epoch_at(core.commit)}, by counting at epoch {core.epoch}"
+            )
+        for nid, p in self.progress.items():
+            if not p.match < p.next:
+                raise InvariantError(
+                    f"{core.id}: {nid}'s match {p.match} is not below next {p.next}"
+                )
+            if p.match > core.log.last.index:
+                raise InvariantError(f"{core.id}: {nid}'s match {p.match} past {core.log.last}")
+
+    def silent(self, nodes: frozenset[str] | set[str], now: int, failover: int) -> set[str]:
+        """The nodes not heard from for the failover timeout: presumed dead."""
+        return {
+            n for n in nodes if n not in self.progress or self.progress[n].silent(now, failover)
+        }
 
     # -- events only a master takes --
 
     def local_appended(self, last: Pos) -> None:
         """Master: entries up to `last` are durable in the local store."""
-        s = self.state
-        if not isinstance(s, Master):
-            raise LocalProtocolError("only a master appends locally")
-        if last.epoch != self.epoch or last.index <= self.log.last.index:
-            raise LocalProtocolError(f"local append {last} does not extend {self.log.last}")
-        self.log.append(self.log.last.index + 1, last)
-        self.log.durable = last
-        self._advance_commit(s)
-        self._replicate(s)
+        core = self.core
+        if last.epoch != core.epoch or last.index <= core.log.last.index:
+            raise LocalProtocolError(f"local append {last} does not extend {core.log.last}")
+        core.log.append(core.log.last.index + 1, last)
+        core.log.durable = last
+        self._advance_commit()
+        self._replicate()
 
     def snapshot_sent(self, dst: str, pos: Pos | None) -> None:
         """Master: a snapshot ending at `pos` is installed on `dst` (None: failed)."""
-        s = self.state
-        if not isinstance(s, Master) or (p := s.progress.get(dst)) is None:
+        if (p := self.progress.get(dst)) is None:
             return
         p.snapshot_done(pos.index if pos is not None else None)
         if pos is not None:
-            self._after_ack(s, dst, p)
+            self._after_ack(dst, p)
 
     def remove_member(self, node_id: str) -> bool:
         """Master: retire a node for good. Returns False if not possible now."""
-        s = self.state
-        if not isinstance(s, Master) or node_id == self.id or s.change is not None:
+        core = self.core
+        if node_id == core.id or self.change is not None:
             return False
-        members = self.membership.addresses
+        members = core.membership.addresses
         if node_id not in members:
             return False
         del members[node_id]
@@ -95,22 +142,22 @@ class Leader:
         # node that still counted itself in sync could otherwise win an
         # election on its own once the master went quiet on it.
         self._propose(
-            s,
             members,
-            self.membership.in_sync - {node_id},
+            core.membership.in_sync - {node_id},
             f"{node_id} removed",
-            retired=self.membership.retired | {node_id},
+            retired=core.membership.retired | {node_id},
         )
         return True
 
-    def _holding(self) -> frozenset[str]:
-        """Master: the nodes holding every write, itself counted (while an
-        in-sync change is under way, the smaller of the two sets)."""
-        s = self.state
-        nodes = self.membership.in_sync
-        if isinstance(s, Master) and s.change is not None:
-            nodes = min(nodes, s.change.membership.in_sync, key=len)
-        return nodes
+    def _newest(self) -> Membership:
+        """The membership a change under way proposes, else the current one."""
+        return self.change.membership if self.change is not None else self.core.membership
+
+    def _voters(self) -> Voters:
+        """The voter sets: the current one, and the proposed one of a change
+        under way."""
+        pending = self.change.membership if self.change is not None else None
+        return self.core.membership.voters(pending)
 
     def refusal(self) -> str:
         """Master, in-sync mode: why a write is refused now, "" if it is
@@ -118,76 +165,55 @@ class Leader:
         with fewer than K nodes in sync, itself counted, neither takes a
         write nor counts one committed: an acknowledgement then always means
         K copies. (Majority mode has its own rule: a majority of the voters.)"""
-        if self.membership.majority or not isinstance(self.state, Master):
+        core = self.core
+        if (voters := self._voters()).majority:
             return ""
-        holding = self._holding()
+        # the nodes holding every write, itself counted (while an in-sync
+        # change is under way, the smaller of the two sets)
+        holding = voters.smallest
         copies = len(holding)
-        if copies >= self.min_in_sync:
+        if copies >= core.min_in_sync:
             return ""
         return (
             f"only {copies} {'copy is' if copies == 1 else 'copies are'} in sync "
             f"({', '.join(sorted(holding))}), fewer than the "
-            f"{self.min_in_sync} that --min-in-sync asks for: writes are refused "
+            f"{core.min_in_sync} that --min-in-sync asks for: writes are refused "
             "until a slave is back in sync"
         )
 
-    # -- output --
+    # -- the master's clock --
 
-    def _out(self, action: Action) -> None:
-        self._actions.append(action)
+    def tick(self) -> None:
+        if self.core.membership.majority:
+            self._majority_tick()
+        else:
+            self._in_sync_tick()
 
-    def _send(self, msg: Message) -> None:
-        if msg.dst and msg.dst != self.id:
-            self._out(Send(message=msg))
+    def _in_sync_tick(self) -> None:
+        core = self.core
+        silent = self._drop_silent()
+        watched = self._voters().everyone - {core.id}
+        self._drop_lagging(watched - silent - self.unconfirmed)
+        if self.change is not None and core.now - self.change.sent_tick >= core.timing.retry:
+            self._send_change()
+        self._replicate(heartbeat=True)
 
-    # -- taking office, and the master's clock --
-
-    def _become_master(self, reason: str, *, elected: bool = False) -> None:
-        self.voted = (self.epoch, self.id)
-        self.eligible = True
-        start = self.log.last.index + 1
-        progress = {
-            nid: Progress(next=start, heard_tick=self.now, sent_tick=-1)
-            for nid in self.membership.addresses
-            if nid != self.id
-        }
-        lag = LagWatch(self.timing.max_lag, self.timing.lag_share)
-        s = self.state = Master(progress=progress, lag=lag)
-        self._out(
-            RoleChanged(
-                role=Role.MASTER, epoch=self.epoch, master=self.id, reason=reason, elected=elected
-            )
-        )
-        self._advance_commit(s)
-        self._replicate(s)
-
-    def _master_tick(self, s: Master) -> None:
-        if self.membership.majority:
-            self._majority_tick(s)
-            return
-        silent = self._drop_silent(s)
-        current = s.change.membership if s.change is not None else self.membership
-        watched = (self.membership.in_sync | current.in_sync) - {self.id}
-        self._drop_lagging(s, watched - silent - s.unconfirmed)
-        if s.change is not None and self.now - s.change.sent_tick >= self.timing.retry:
-            self._send_change(s)
-        self._replicate(s, heartbeat=True)
-
-    def _drop_silent(self, s: Master) -> set[str]:
+    def _drop_silent(self) -> set[str]:
         """Drops the in-sync nodes presumed dead; returns them."""
-        current = s.change.membership if s.change is not None else self.membership
-        watched = (self.membership.in_sync | current.in_sync) - {self.id}
-        silent = s.silent(watched - s.unconfirmed, self.now, self.timing.failover)
+        core = self.core
+        current = self._newest()
+        watched = self._voters().everyone - {core.id}
+        silent = self.silent(watched - self.unconfirmed, core.now, core.timing.failover)
         if silent:
             keep = current.in_sync - silent
-            c = s.change
+            c = self.change
             if c is None or keep != c.membership.in_sync or silent & c.awaiting:
                 for nid in silent:
-                    s.lag.left[nid] = "silent"
-                self._propose(s, current.addresses, keep, f"{sorted(silent)} silent", skip=silent)
+                    self.lag.left[nid] = "silent"
+                self._propose(current.addresses, keep, f"{sorted(silent)} silent", skip=silent)
         return silent
 
-    def _follower_unreachable(self, s: Master, nid: str) -> None:
+    def unreachable(self, nid: str) -> None:
         """A call or the log stream to `nid` failed. A process that dies
         closes its connections at once, so the master asks it directly
         (CheckMaster); if that fails as well, it is presumed dead now, as if
@@ -195,218 +221,216 @@ class Leader:
         within a round trip instead of a failover timeout. (A node lost
         without closing its connections, as in a power cut, is still waited
         out; one that answers changes nothing.)"""
-        if self.membership.majority:  # silence drops nobody there
+        core = self.core
+        if nid not in self.progress:
             return
-        p = s.progress[nid]
-        in_sync = self.membership.in_sync | (
-            s.change.membership.in_sync if s.change is not None else frozenset()
-        )
-        if nid not in in_sync:
+        p = self.progress[nid]
+        p.lost()
+        if core.membership.majority:  # silence drops nobody there
+            return
+        if nid not in self._voters().everyone:
             return
         if not p.asked:
             p.asked = True
-            self._send(CheckMaster(src=self.id, dst=nid, epoch=self.epoch))
+            core._send(CheckMaster(src=core.id, dst=nid, epoch=core.epoch))
             return
         p.asked = False
-        p.heard_tick = min(p.heard_tick, self.now - self.timing.failover)
-        self._drop_silent(s)
+        p.heard_tick = min(p.heard_tick, core.now - core.timing.failover)
+        self._drop_silent()
 
-    def _majority_tick(self, s: Master) -> None:
+    def _majority_tick(self) -> None:
         """Majority mode: silence drops nobody; a master that has not heard
         from a majority of its voters (each set, while a change is under
         way) for the failover timeout steps down, so that a master cut off
         on a minority side stops taking writes it could never acknowledge."""
-        heard = {self.id} | {
-            n for n, p in s.progress.items() if not p.silent(self.now, self.timing.failover)
+        core = self.core
+        heard = {core.id} | {
+            n for n, p in self.progress.items() if not p.silent(core.now, core.timing.failover)
         }
-        sets = [self.membership.in_sync]
-        if s.change is not None:
-            sets.append(s.change.membership.in_sync)
-        lost = [v for v in sets if not agreed(MAJORITY, v, heard)]
-        if lost:
-            self._start_election(
-                f"stepped down: heard from {sorted(heard & lost[0])} only of the voters"
-                f" {sorted(lost[0])} for {self.timing.failover} ticks"
+        lost = self._voters().lost(heard)
+        if lost is not None:
+            core._start_election(
+                f"stepped down: heard from {sorted(heard & lost)} only of the voters"
+                f" {sorted(lost)} for {core.timing.failover} ticks"
             )
             return
-        if s.change is not None and self.now - s.change.sent_tick >= self.timing.retry:
-            self._send_change(s)
-        self._replicate(s, heartbeat=True)
+        if self.change is not None and core.now - self.change.sent_tick >= core.timing.retry:
+            self._send_change()
+        self._replicate(heartbeat=True)
 
-    def _drop_lagging(self, s: Master, watched: set[str] | frozenset[str]) -> None:
+    def _drop_lagging(self, watched: set[str] | frozenset[str]) -> None:
         """The slow-node rule (chatd/core/lag.py), judged only while no
         membership change is under way."""
-        if s.change is not None:
+        core = self.core
+        if self.change is not None:
             return
-        matches = {nid: p.match for nid, p in s.progress.items()}
-        lagging = s.lag.sample(self.log.durable.index, matches, watched)
+        matches = {nid: p.match for nid, p in self.progress.items()}
+        lagging = self.lag.sample(core.log.durable.index, matches, watched)
         if not lagging:
             return
         for nid, why in lagging.items():
-            s.lag.dropped(nid, self.now, why)
+            self.lag.dropped(nid, core.now, why)
         reason = "; ".join(f"{nid} {why}" for nid, why in sorted(lagging.items()))
-        keep = self.membership.in_sync - lagging.keys()
-        self._propose(s, self.membership.addresses, keep, reason)
+        keep = core.membership.in_sync - lagging.keys()
+        self._propose(core.membership.addresses, keep, reason)
 
-    def _confirm_after_freeze(self, s: Master) -> None:
+    def confirm_after_freeze(self) -> None:
         """See Core.suspect. (Majority mode needs none of it: a master
         commits nothing without a majority, and steps down without one.)"""
-        if self.membership.majority:
+        core = self.core
+        if core.membership.majority:
             return
-        current = s.change.membership if s.change is not None else self.membership
+        current = self._newest()
         # (a node already silent for the failover timeout before the freeze
         # was presumed dead while this one ran: it stays so, unless an
         # earlier freeze had left it unconfirmed)
-        watched = (self.membership.in_sync | current.in_sync) - {self.id}
-        dead = s.silent(watched, self.now, self.timing.failover) - s.unconfirmed
-        s.unconfirmed = set(watched) - dead
-        if s.unconfirmed:
+        watched = self._voters().everyone - {core.id}
+        dead = self.silent(watched, core.now, core.timing.failover) - self.unconfirmed
+        self.unconfirmed = set(watched) - dead
+        if self.unconfirmed:
             self._propose(
-                s,
                 current.addresses,
                 current.in_sync,
                 "confirming the in-sync set after a freeze",
                 retired=current.retired,
             )
-            assert s.change is not None
-            s.confirm_version = s.change.membership.version
+            assert self.change is not None
+            self.confirm_version = self.change.membership.version
 
     # -- membership changes --
 
     def _propose(
         self,
-        s: Master,
         members: Mapping[str, str],
         in_sync: frozenset[str],
         reason: str,
         retired: frozenset[str] | None = None,
         skip: set[str] | frozenset[str] = frozenset(),
     ) -> None:
-        s.change = propose(
-            self.membership,
-            s.change.membership if s.change is not None else None,
-            me=self.id,
-            epoch=self.epoch,
+        core = self.core
+        self.change = propose(
+            core.membership,
+            self.change.membership if self.change is not None else None,
+            me=core.id,
+            epoch=core.epoch,
             members=members,
             in_sync=in_sync,
             retired=retired,
             skip=skip,
             reason=reason,
-            now=self.now,
+            now=core.now,
         )
-        self._send_change(s)
-        self._maybe_finish_change(s)
+        self._send_change()
+        self._maybe_finish_change()
 
-    def _send_change(self, s: Master) -> None:
-        c = s.change
+    def _send_change(self) -> None:
+        core = self.core
+        c = self.change
         assert c is not None
-        c.sent_tick = self.now
+        c.sent_tick = core.now
         for nid in sorted(c.membership.addresses.keys() | c.awaiting):
-            if nid != self.id:
-                self._send(
-                    UpdateSlaves(src=self.id, dst=nid, epoch=self.epoch, membership=c.membership)
+            if nid != core.id:
+                core._send(
+                    UpdateSlaves(src=core.id, dst=nid, epoch=core.epoch, membership=c.membership)
                 )
 
-    def _maybe_finish_change(self, s: Master) -> None:
-        c = s.change
-        if c is None or not c.done(self.id):
+    def _maybe_finish_change(self) -> None:
+        core = self.core
+        c = self.change
+        if c is None or not c.done(core.id):
             return
-        s.change = None
-        new, old = c.membership, self.membership
-        self.membership = new
-        self._out(PersistMembership(membership=new))
+        self.change = None
+        new, old = c.membership, core.membership
+        core.membership = new
+        core._out(PersistMembership(membership=new))
         for nid, address in old.members:  # a removed node that still runs retires
             if nid not in new.addresses:
                 dst = seed_dst(address)
-                self._send(UpdateSlaves(src=self.id, dst=dst, epoch=self.epoch, membership=new))
+                core._send(UpdateSlaves(src=core.id, dst=dst, epoch=core.epoch, membership=new))
         if new.in_sync != old.in_sync:
             gone = sorted(old.in_sync - new.in_sync)
-            left = tuple((n, s.lag.left.get(n, "removed")) for n in gone)
-            self._out(InSyncChanged(in_sync=new.in_sync, reason=c.reason, left=left))
+            left = tuple((n, self.lag.left.get(n, "removed")) for n in gone)
+            core._out(InSyncChanged(in_sync=new.in_sync, reason=c.reason, left=left))
         for nid in new.in_sync:
-            s.lag.rejoined(nid)
-        for nid in list(s.progress):
+            self.lag.rejoined(nid)
+        for nid in list(self.progress):
             if nid not in new.addresses:
-                del s.progress[nid]
-        self._advance_commit(s)
+                del self.progress[nid]
+        self._advance_commit()
 
     # -- replication and the commit rule --
 
-    def _advance_commit(self, s: Master) -> None:
-        if self.membership.majority:
-            self._advance_majority_commit(s)
-            return
-        if len(self._holding()) < self.min_in_sync:
-            return  # too few copies: nothing more is acknowledged (see refusal)
-        others = self.membership.in_sync - {self.id}
-        if s.change is not None:
-            others |= s.change.membership.in_sync - {self.id}
-        top = self.log.durable.index
-        for nid in others:
-            p = s.progress.get(nid)
-            top = min(top, p.match if p is not None else 0)
-        if top > self.commit:
-            self.commit = top
-            self._out(Committed(index=top))
+    def _advance_commit(self) -> None:
+        """The highest index durable on every voter set, each by its mode's
+        rule (chatd/core/quorum.py): on every node of the in-sync sets, or
+        on a majority of the voters of each.
 
-    def _advance_majority_commit(self, s: Master) -> None:
-        """The highest index durable on a majority of the voters (of each
-        set, while a change is under way). As in Raft, only an entry of the
-        master's own epoch is committed by counting: an older one may sit on
-        a majority and still be replaced by a master that never had it, so
-        it commits with the first entry of this epoch after it."""
-        matches = {n: p.match for n, p in s.progress.items()}
-        matches[self.id] = self.log.durable.index
-        sets = [self.membership.in_sync]
-        if s.change is not None:
-            sets.append(s.change.membership.in_sync)
-        top = min(quorum_index(MAJORITY, v, matches) for v in sets)
-        if top > self.commit and self.log.epoch_at(top) == self.epoch:
-            self.commit = top
-            self._out(Committed(index=top))
-        # where the voters still answering are: the writer lets its next
-        # batch gather until they all have the last one (a slower voter is
-        # kept up with, not outrun), for at most a moment
+        In-sync mode: with fewer than `min_in_sync` copies nothing more is
+        acknowledged (see refusal).
+
+        Majority mode: as in Raft, only an entry of the master's own epoch
+        is committed by counting: an older one may sit on a majority and
+        still be replaced by a master that never had it, so it commits with
+        the first entry of this epoch after it."""
+        core = self.core
+        voters = self._voters()
+        if not voters.majority and len(voters.smallest) < core.min_in_sync:
+            return
+        matches = {n: p.match for n, p in self.progress.items()}
+        matches[core.id] = core.log.durable.index
+        top = voters.index(matches)
+        if top > core.commit and (not voters.majority or core.log.epoch_at(top) == core.epoch):
+            core.commit = top
+            core._out(Committed(index=top))
+        if voters.majority:
+            self._settle(voters, matches)
+
+    def _settle(self, voters: Voters, matches: dict[str, int]) -> None:
+        """Majority mode: where the voters still answering are. The writer
+        lets its next batch gather until they all have the last one (a
+        slower voter is kept up with, not outrun), for at most a moment."""
+        core = self.core
         lively = {
             n
-            for v in sets
-            for n in v
-            if n == self.id or (n in s.progress and self.now - s.progress[n].heard_tick <= 1)
+            for n in voters.everyone
+            if n == core.id or (n in self.progress and core.now - self.progress[n].heard_tick <= 1)
         }
         settled = min(matches.get(n, 0) for n in lively)
-        if settled > s.settled:
-            s.settled = settled
-            self._out(Settled(index=settled))
+        if settled > self.settled:
+            self.settled = settled
+            core._out(Settled(index=settled))
 
-    def _replicate(self, s: Master, heartbeat: bool = False) -> None:
-        for nid, p in s.progress.items():
+    def _replicate(self, heartbeat: bool = False) -> None:
+        core = self.core
+        for nid, p in self.progress.items():
             # a slave not heard from lately is prodded every tick, whatever is
             # in flight: "silent" must mean several prods went unanswered
-            prod = heartbeat and self.now - p.heard_tick >= 2 and self.now > p.sent_tick
+            prod = heartbeat and core.now - p.heard_tick >= 2 and core.now > p.sent_tick
             if p.snapshot and not prod:
                 continue
-            stale = self.now - p.sent_tick >= self.timing.retry
+            stale = core.now - p.sent_tick >= core.timing.retry
             if p.inflight and not stale and not prod:
                 continue
             if p.inflight and stale:  # unanswered: send again from the last known match
                 p.lost()
-            if p.next <= self.log.last.index and not p.snapshot and not p.inflight:
+            if p.next <= core.log.last.index and not p.snapshot and not p.inflight:
                 self._send_batch(nid, p)
-            elif heartbeat and self.now > p.sent_tick:
-                p.sent_tick = self.now
-                self._send_append(nid, p, self.log.pos_at(p.match), 0, self.epoch)
+            elif heartbeat and core.now > p.sent_tick:
+                p.sent_tick = core.now
+                self._send_append(nid, p, core.log.pos_at(p.match), 0, core.epoch)
 
     def _send_batch(self, nid: str, p: Progress) -> None:
+        core = self.core
         first = p.next
-        batch = self.log.batch(first, self.timing.max_batch)
+        batch = core.log.batch(first, core.timing.max_batch)
         if batch is None:  # compacted away: send a snapshot
             if p.start_snapshot():
-                self._out(SendSnapshot(dst=nid))
+                core._out(SendSnapshot(dst=nid))
             return
         epoch, end = batch
         count = end - first + 1
-        p.sent_batch(end, count, self.now)
-        self._send_append(nid, p, self.log.pos_at(first - 1), count, epoch)
+        p.sent_batch(end, count, core.now)
+        self._send_append(nid, p, core.log.pos_at(first - 1), count, epoch)
 
     def tell_commit(self) -> None:
         """Master: tells the followers with nothing else on its way to them
@@ -420,114 +444,109 @@ class Leader:
         it is in sync, sent after the membership that says so is durable
         here. Left to the next heartbeat, a master that died within that
         interval would leave no eligible node, and no election."""
-        s = self.state
-        if not isinstance(s, Master):
-            return
-        in_sync = self.membership.in_sync
-        for nid, p in s.progress.items():
+        core = self.core
+        in_sync = core.membership.in_sync
+        for nid, p in self.progress.items():
             if p.snapshot:
                 continue
-            if (p.told < self.commit and not p.inflight) or p.told_in_sync != (nid in in_sync):
-                self._send_append(nid, p, self.log.pos_at(p.match), 0, self.epoch)
+            if (p.told < core.commit and not p.inflight) or p.told_in_sync != (nid in in_sync):
+                self._send_append(nid, p, core.log.pos_at(p.match), 0, core.epoch)
 
     def _send_append(self, nid: str, p: Progress, prev: Pos, count: int, entry_epoch: int) -> None:
-        p.told = self.commit
-        p.told_in_sync = nid in self.membership.in_sync
-        self._send(
+        core = self.core
+        p.told = core.commit
+        p.told_in_sync = nid in core.membership.in_sync
+        core._send(
             Append(
-                src=self.id,
+                src=core.id,
                 dst=nid,
-                epoch=self.epoch,
+                epoch=core.epoch,
                 prev=prev,
                 count=count,
                 entry_epoch=entry_epoch,
-                commit=self.commit,
+                commit=core.commit,
                 in_sync=p.told_in_sync,
                 echo=p.echo,
             )
         )
 
-    def _after_ack(self, s: Master, nid: str, p: Progress) -> None:
-        self._advance_commit(s)
-        members = self.membership.addresses
+    def _after_ack(self, nid: str, p: Progress) -> None:
+        core = self.core
+        self._advance_commit()
+        members = core.membership.addresses
         if (
-            nid not in self.membership.in_sync
+            nid not in core.membership.in_sync
             and nid in members
-            and s.change is None
-            and p.match >= self.commit
-            and p.match == self.log.last.index
-            and s.lag.may_rejoin(nid, self.now)
+            and self.change is None
+            and p.match >= core.commit
+            and p.match == core.log.last.index
+            and self.lag.may_rejoin(nid, core.now)
         ):
-            self._propose(
-                s, members, self.membership.in_sync | {nid}, f"{nid} caught up at index {p.match}"
-            )
-        self._replicate(s)
+            reason = f"{nid} caught up at index {p.match}"
+            self._propose(members, core.membership.in_sync | {nid}, reason)
+        self._replicate()
 
     def _need_snapshot(self, nid: str, p: Progress) -> None:
         if p.start_snapshot():
-            self._out(SendSnapshot(dst=nid))
+            self.core._out(SendSnapshot(dst=nid))
 
     # -- the master's message handlers --
 
-    def _on_append_reply(self, m: AppendReply) -> None:
-        s = self.state
-        if not isinstance(s, Master) or m.epoch < self.epoch:
+    def on_append_reply(self, m: AppendReply) -> None:
+        core = self.core
+        if m.epoch < core.epoch:
             return
-        p = s.progress.get(m.src)
+        p = self.progress.get(m.src)
         if p is None:
             return
-        p.heard(self.now, m.probe)
-        if m.diverged or not self.log.holds(m.durable):
+        batch = p.inflight > 0
+        p.heard(core.now, m.probe)
+        if m.diverged or not core.log.holds(m.durable):
             self._need_snapshot(m.src, p)
             return
         if m.ok:
-            p.acked(m.durable.index)
+            p.acked(m.durable.index, batch=batch)
         else:
             p.reset_to(m.durable.index)
-        self._after_ack(s, m.src, p)
+        self._after_ack(m.src, p)
 
-    def _on_register(self, m: Register) -> None:
-        s = self.state
-        if not isinstance(s, Master):
-            master = s.master if isinstance(s, Slave) else ""
-            self._send(
-                RegisterReply(src=self.id, dst=m.src, epoch=self.epoch, ok=False, master=master)
-            )
-            return
-        newest = s.change.membership if s.change is not None else self.membership
+    def on_register(self, m: Register) -> None:
+        core = self.core
+        newest = self._newest()
         if m.src in newest.retired:
             # removed for good: it learns so (and retires) instead of rejoining
             dst = seed_dst(m.address)
-            self._send(UpdateSlaves(src=self.id, dst=dst, epoch=self.epoch, membership=newest))
+            core._send(UpdateSlaves(src=core.id, dst=dst, epoch=core.epoch, membership=newest))
             return
-        members = self.membership.addresses
-        if members.get(m.src) != m.address and s.change is None:
+        members = core.membership.addresses
+        if members.get(m.src) != m.address and self.change is None:
             members[m.src] = m.address
             reason = f"{m.src} joined from {m.address}"
-            self._propose(s, members, self.membership.in_sync, reason)
+            self._propose(members, core.membership.in_sync, reason)
         elif m.src not in members:  # a membership change is under way: it asks again
-            self._send(
-                RegisterReply(src=self.id, dst=m.src, epoch=self.epoch, ok=False, master=self.id)
+            core._send(
+                RegisterReply(src=core.id, dst=m.src, epoch=core.epoch, ok=False, master=core.id)
             )
             return
-        p = s.progress.setdefault(m.src, Progress(heard_tick=self.now))
-        p.heard(self.now)
-        p.sent_tick = self.now - self.timing.retry
-        if self.log.holds(m.last):
+        p = self.progress.setdefault(m.src, Progress(heard_tick=core.now))
+        p.heard(core.now)
+        p.sent_tick = core.now - core.timing.retry
+        if core.log.holds(m.last):
             p.reset_to(m.last.index)
         else:
             self._need_snapshot(m.src, p)
-        self._send(RegisterReply(src=self.id, dst=m.src, epoch=self.epoch, ok=True, master=self.id))
-        self._replicate(s)
+        core._send(RegisterReply(src=core.id, dst=m.src, epoch=core.epoch, ok=True, master=core.id))
+        self._replicate()
 
-    def _on_update_ack_as_master(self, s: Master, m: UpdateAck) -> None:
-        p = s.progress.get(m.src)
+    def on_update_ack(self, m: UpdateAck) -> None:
+        core = self.core
+        p = self.progress.get(m.src)
         if p is not None:  # a refusal too shows the node is alive
-            p.heard_tick = self.now
+            p.heard_tick = core.now
             p.answered = True
-        if m.version >= s.confirm_version:  # it answered after the freeze
-            s.unconfirmed.discard(m.src)
-        c = s.change
+        if m.version >= self.confirm_version:  # it answered after the freeze
+            self.unconfirmed.discard(m.src)
+        c = self.change
         if c is not None and m.ok and m.version == c.membership.version:
             c.ack(m.src)
-            self._maybe_finish_change(s)
+            self._maybe_finish_change()

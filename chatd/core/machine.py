@@ -10,6 +10,10 @@ of each follower), `membership` (the master's changes), `election` (the
 decision, a pure function), `roles` (what a node holds in each role; a role
 change swaps one object). The master's replication lives in `leader`.
 
+Each event goes to the handler of the role the node is in: the tables at
+the end (`_STEP` for messages, `_TICK` and `_UNREACHABLE`); a message a
+role has no handler for is ignored.
+
 Promises (checked by the simulation tests):
 - A master counts an entry committed only when it is durable on itself and
   on every node of the in-sync set; a node leaves the in-sync set only after
@@ -24,15 +28,16 @@ Promises (checked by the simulation tests):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from chatd.core.election import Election, Proposal, Voter, decide
-from chatd.core.errors import LocalProtocolError, RemoteProtocolError
-from chatd.core.leader import Leader
+from chatd.core.errors import InvariantError, LocalProtocolError, RemoteProtocolError
+from chatd.core.leader import Master
 from chatd.core.log import EpochRuns, Log
 from chatd.core.quorum import IN_SYNC, MODES
-from chatd.core.roles import Candidate, Master, Retired, Slave, State
+from chatd.core.roles import Candidate, Retired, Slave, State
 from chatd.core.types import (
     SEED_PREFIX,
     Action,
@@ -56,6 +61,7 @@ from chatd.core.types import (
     ResetLog,
     Role,
     RoleChanged,
+    Send,
     Status,
     Timing,
     UpdateAck,
@@ -68,8 +74,23 @@ from chatd.core.types import (
 # a stalled election is said again every this many failover timeouts
 STALL_REPEAT = 10
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-class Core(Leader):
+
+def _checked(event: Callable[Concatenate[Core, P], R]) -> Callable[Concatenate[Core, P], R]:
+    """An event of the core: its invariants are checked after it (Core.check)."""
+
+    @functools.wraps(event)
+    def run(core: Core, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        result = event(core, *args, **kwargs)
+        core.check()
+        return result
+
+    return run
+
+
+class Core:
     def __init__(
         self,
         node_id: str,
@@ -83,7 +104,7 @@ class Core(Leader):
         min_in_sync: int = 1,
     ) -> None:
         self.id = node_id
-        self.min_in_sync = min_in_sync  # see Leader.refusal
+        self.min_in_sync = min_in_sync  # see Master.refusal
         self.address = address
         self.timing = timing or Timing()
         self.seeds = tuple(seed_dst(s) for s in seeds)
@@ -98,7 +119,9 @@ class Core(Leader):
         self.diverged = False  # its log does not extend the master's: waits for a snapshot
         self.abandoned = ""  # the master it gave up on (its appends at this epoch are refused)
         self.probe = 0  # raised after a freeze; an Append echoing it confirms "in sync" anew
+        self.asked_membership = -1  # the tick it last asked its master for its membership
         self.voted: tuple[int, str] = (0, "")  # the master this node backs, at which epoch
+        self.committed = 0  # the highest commit index it has had: commit never goes back
         self._actions: list[Action] = []
         if node_id in self.membership.retired:
             self.state = Retired()
@@ -131,10 +154,7 @@ class Core(Leader):
 
     @property
     def master(self) -> str:
-        s = self.state
-        if isinstance(s, Master):
-            return self.id
-        return s.master if isinstance(s, Slave) else ""
+        return self.state.master
 
     @property
     def last(self) -> Pos:
@@ -145,10 +165,10 @@ class Core(Leader):
         return self.log.durable
 
     def status(self) -> Status:
-        s = self.state
+        s = self._leading()
         followers: dict[str, FollowerStatus] = {}
         pending = None
-        if isinstance(s, Master):
+        if s is not None:
             pending = s.change.membership if s.change is not None else None
             followers = {
                 nid: FollowerStatus(
@@ -177,76 +197,71 @@ class Core(Leader):
             followers=followers,
         )
 
+    def check(self) -> None:
+        """Raises InvariantError if a rule of this node's state is broken:
+        the commit index never goes back nor past the log's end, the vote
+        is never for an epoch ahead of its own, an eligible node's log
+        extends its master's; the role's own (Master.check)."""
+        if self.commit < self.committed:
+            raise InvariantError(
+                f"{self.id}: commit went back from {self.committed} to {self.commit}"
+            )
+        self.committed = self.commit
+        if self.commit > self.log.last.index:
+            raise InvariantError(
+                f"{self.id}: commit {self.commit} past its log's end {self.log.last}"
+            )
+        if self.voted[0] > self.epoch:
+            raise InvariantError(f"{self.id}: voted at epoch {self.voted[0]} ahead of {self.epoch}")
+        if self.eligible and self.diverged:
+            raise InvariantError(f"{self.id}: eligible with a diverged log")
+        if (s := self._leading()) is not None:
+            s.check()
+
     def take_actions(self) -> list[Action]:
         actions, self._actions = self._actions, []
         return actions
 
     # -- events --
 
+    @_checked
     def tick(self) -> None:
         self.now += 1
-        s = self.state
-        if isinstance(s, Master):
-            self._master_tick(s)
-        elif isinstance(s, Slave):
-            if self.now - s.heard >= self.timing.failover:
-                self._start_election(f"master {s.master} silent")
-        elif isinstance(s, Candidate):
-            if s.proposal is not None:
-                if self.now - s.proposal.started_tick < self.timing.election:
-                    return
-                s.proposal = None  # not every in-sync node accepted in time
-                self._start_round(s)
-                return
-            e = s.election
-            if e is None or self.now - e.started_tick >= self.timing.election:
-                if e is not None:
-                    self._decide(s)
-                if self.state is s:
-                    self._start_round(s)
+        tick = _TICK.get(type(self.state))
+        if tick is not None:
+            tick(self, self.state)
 
+    @_checked
     def step(self, msg: Message) -> None:
         if msg.dst != self.id and seed_address(msg.dst) is None:
             raise LocalProtocolError(f"{self.id} got a message for {msg.dst}")
-        if isinstance(self.state, Retired):
-            self._step_retired(msg)
-            return
-        if msg.epoch > self.epoch and not isinstance(msg, CheckMaster | Register | UpdateMaster):
+        # a retired node only says so, whatever the epoch
+        retired = self.role is Role.RETIRED
+        if (
+            msg.epoch > self.epoch
+            and not retired
+            and not isinstance(msg, CheckMaster | Register | UpdateMaster)
+        ):
             self._adopt_epoch(msg.epoch, f"{msg.src} is at epoch {msg.epoch}")
-        _HANDLERS[type(msg)](self, msg)
+        handler = _STEP.get((type(self.state), type(msg)))
+        if handler is not None:
+            handler(self, self.state, msg)
 
+    @_checked
     def report_unreachable(self, peer: str) -> None:
         """A message to `peer` failed (refused, timed out, a stream broke)."""
-        s = self.state
-        if isinstance(s, Candidate) and s.proposal is not None:
-            if s.proposal.refuse(peer, self.id):
-                s.proposal = None  # a node it counted on is gone: look again
-                self._start_round(s)
-            return
-        if isinstance(s, Candidate) and s.election is not None:
-            e = s.election
-            if peer not in e.retried and seed_address(peer) is None:
-                # one failed call may be a hiccup of a live node: ask again
-                # before counting it out of the election
-                e.retried.add(peer)
-                self._send(CheckMaster(src=self.id, dst=peer, epoch=self.epoch))
-                return
-            e.unreachable.add(peer)
-            asked = self._others()
-            if asked and e.complete(asked):
-                self._decide(s)
-        elif isinstance(s, Slave) and s.probing and peer == s.master:
-            self._start_election(f"master {peer} closed its stream and does not answer")
-        elif isinstance(s, Master) and peer in s.progress:
-            s.progress[peer].lost()
-            self._follower_unreachable(s, peer)
+        unreachable = _UNREACHABLE.get(type(self.state))
+        if unreachable is not None:
+            unreachable(self, self.state, peer)
 
+    @_checked
     def persisted(self, durable: Pos) -> None:
         """Slave: received entries up to `durable` are now durable."""
-        if self.log.persisted(durable) and isinstance(self.state, Slave):
-            self._reply_append(self.state.master, ok=True)
+        if self.log.persisted(durable) and self.role is Role.SLAVE:
+            self._reply_append(self.master, ok=True)
             self._report_commit()
 
+    @_checked
     def stream_lost(self, src: str) -> None:
         """The driver saw the log stream from `src` end. A process that dies
         closes its connections at once, so when that is this node's master,
@@ -262,8 +277,7 @@ class Core(Leader):
     def snapshot_offered(self, src: str, epoch: int) -> bool:
         """A snapshot from `src` at `epoch` begins: True if this node takes
         it (only from a master it may follow; never on a master)."""
-        s = self.state
-        return epoch >= self.epoch and not isinstance(s, Master) and self.master in ("", src)
+        return epoch >= self.epoch and self.role is not Role.MASTER and self.master in ("", src)
 
     def superseded_by(
         self, pos: Pos, runs: tuple[tuple[int, int], ...]
@@ -275,20 +289,23 @@ class Core(Leader):
         them may have been, when this node was a master cut off with them."""
         return self.log.superseded_by(EpochRuns(runs), pos.index)
 
+    @_checked
     def snapshot_installed(self, pos: Pos, runs: tuple[tuple[int, int], ...], start: int) -> None:
         """Slave: the store was replaced by a snapshot ending at `pos`, whose
         log holds `start`..pos.index in the epoch runs `runs`."""
         self.log.replace(pos, runs, start)
         self.diverged = False
-        if isinstance(self.state, Slave):
-            self._reply_append(self.state.master, ok=True)
+        if self.role is Role.SLAVE:
+            self._reply_append(self.master, ok=True)
             self._report_commit()
 
+    @_checked
     def log_truncated(self, start: int) -> None:
         """The store dropped the entries before `start`; a follower that
         needs them gets a snapshot."""
         self.log.start = start
 
+    @_checked
     def suspect(self) -> None:
         """The driver noticed this process was frozen (its timer fired far
         too late): whatever it knew may be stale.
@@ -309,7 +326,7 @@ class Core(Leader):
         asks everyone again."""
         s = self.state
         if isinstance(s, Master):
-            self._confirm_after_freeze(s)
+            s.confirm_after_freeze()
             return
         self.eligible = False
         # Appends already on their way were sent before the freeze: only
@@ -319,7 +336,51 @@ class Core(Leader):
             s.proposal = None
             self._start_round(s)
 
+    # -- events only a master takes (the others refuse or ignore them) --
+
+    @_checked
+    def local_appended(self, last: Pos) -> None:
+        """Master: entries up to `last` are durable in the local store."""
+        s = self._leading()
+        if s is None:
+            raise LocalProtocolError("only a master appends locally")
+        s.local_appended(last)
+
+    @_checked
+    def snapshot_sent(self, dst: str, pos: Pos | None) -> None:
+        """Master: a snapshot ending at `pos` is installed on `dst` (None: failed)."""
+        if (s := self._leading()) is not None:
+            s.snapshot_sent(dst, pos)
+
+    @_checked
+    def remove_member(self, node_id: str) -> bool:
+        """Master: retire a node for good. Returns False if not possible now."""
+        s = self._leading()
+        return s is not None and s.remove_member(node_id)
+
+    def refusal(self) -> str:
+        """Master: why a write is refused now, "" if it is not (Master.refusal)."""
+        s = self._leading()
+        return s.refusal() if s is not None else ""
+
+    @_checked
+    def tell_commit(self) -> None:
+        """Master: see Master.tell_commit."""
+        if (s := self._leading()) is not None:
+            s.tell_commit()
+
+    def _leading(self) -> Master | None:
+        s = self.state
+        return s if isinstance(s, Master) else None
+
     # -- internals: output --
+
+    def _out(self, action: Action) -> None:
+        self._actions.append(action)
+
+    def _send(self, msg: Message) -> None:
+        if msg.dst and msg.dst != self.id:
+            self._out(Send(message=msg))
 
     def _others(self) -> set[str]:
         return {n for n in self.membership.addresses if n != self.id}
@@ -332,7 +393,7 @@ class Core(Leader):
             if m.in_sync != old:
                 reason = f"membership {m.epoch}.{m.seq}"
                 self._out(InSyncChanged(in_sync=m.in_sync, reason=reason))
-            if self.id in m.retired and not isinstance(self.state, Retired):
+            if self.id in m.retired and self.role is not Role.RETIRED:
                 self._retire(f"removed from the cluster (membership {m.epoch}.{m.seq})")
 
     def _reply_append(self, dst: str, *, ok: bool, diverged: bool = False) -> None:
@@ -355,8 +416,19 @@ class Core(Leader):
     def _adopt_epoch(self, epoch: int, reason: str) -> None:
         self.epoch = epoch
         self._out(PersistEpoch(epoch=epoch))
-        if isinstance(self.state, Master):
+        if self.role is Role.MASTER:
             self._start_election(f"stepped down: {reason}")
+
+    def _vote(self, epoch: int, claimant: str) -> None:
+        """Accepts `claimant`'s claim to `epoch` (its own, when it claims
+        one): never while it backs another node at that epoch. (It may
+        still follow another master of the epoch later, when its own claim
+        failed and that one's did not: `voted` is then that master.)"""
+        backed_at, backed = self.voted
+        if backed_at == epoch and backed not in ("", claimant):
+            raise InvariantError(
+                f"{self.id}: accepts {claimant}'s claim at epoch {epoch}, backing {backed}"
+            )
 
     def _follow(self, master: str, reason: str) -> Slave:
         self.voted = (self.epoch, master)
@@ -375,11 +447,11 @@ class Core(Leader):
 
     def _start_election(self, reason: str) -> None:
         was = self.state
-        if isinstance(was, Slave):
+        if was.role is Role.SLAVE:
             # the master it gave up on; its appends at this epoch are refused
             # from now on, unless an election round finds it alive after all
             self.abandoned = was.master
-        if isinstance(was, Master):
+        if was.role is Role.MASTER:
             self.eligible = False  # its tail may hold entries never acknowledged
         if isinstance(was, Candidate):
             self._start_round(was)
@@ -423,6 +495,7 @@ class Core(Leader):
             return
         won = d.won
         self.epoch = won.epoch
+        self._vote(self.epoch, self.id)
         self.voted = (self.epoch, self.id)
         self._out(PersistEpoch(epoch=self.epoch))
         s.proposal = Proposal(won.epoch, won.membership, set(won.awaiting), self.now, won.reason)
@@ -462,6 +535,17 @@ class Core(Leader):
         self._set_membership(pr.membership)
         self._become_master(pr.reason, elected=True)
 
+    def _become_master(self, reason: str, *, elected: bool = False) -> None:
+        self.voted = (self.epoch, self.id)
+        self.eligible = True
+        s = self.state = Master.take_office(self)
+        self._out(
+            RoleChanged(
+                role=Role.MASTER, epoch=self.epoch, master=self.id, reason=reason, elected=elected
+            )
+        )
+        s.start()
+
     def _register(self, master: str) -> None:
         self._send(
             Register(
@@ -472,37 +556,83 @@ class Core(Leader):
     def _from_abandoned(self, src: str, epoch: int) -> bool:
         """A candidate does not go back to the master it declared silent (its
         answers may already have elected another one at a newer epoch)."""
-        return isinstance(self.state, Candidate) and src == self.abandoned and epoch == self.epoch
+        return src == self.abandoned and epoch == self.epoch
 
-    # -- message handlers (the master's are in `Leader`) --
+    # -- each role's handlers (the master's are in `Master`) --
 
-    def _step_retired(self, msg: Message) -> None:
-        # it only says so: an election waiting for every in-sync node's
-        # answer learns this one is out, and what membership it saw last
-        if isinstance(msg, CheckMaster):
-            self._on_check_master(msg)
-        elif isinstance(msg, UpdateSlaves):
-            # a master finishing its removal (or confirming its in-sync set
-            # after a freeze) waits for this node: it has the change if that
-            # membership leaves it out
-            out = self.id not in msg.membership.addresses
-            self._ack_update(msg.src, msg.membership.version, out)
+    def _slave_tick(self, s: Slave) -> None:
+        if self.now - s.heard >= self.timing.failover:
+            self._start_election(f"master {s.master} silent")
 
-    def _on_append(self, m: Append) -> None:
+    def _candidate_tick(self, s: Candidate) -> None:
+        if s.proposal is not None:
+            if self.now - s.proposal.started_tick < self.timing.election:
+                return
+            s.proposal = None  # not every in-sync node accepted in time
+            self._start_round(s)
+            return
+        e = s.election
+        if e is None or self.now - e.started_tick >= self.timing.election:
+            if e is not None:
+                self._decide(s)
+            if self.state is s:
+                self._start_round(s)
+
+    def _slave_unreachable(self, s: Slave, peer: str) -> None:
+        if s.probing and peer == s.master:
+            self._start_election(f"master {peer} closed its stream and does not answer")
+
+    def _candidate_unreachable(self, s: Candidate, peer: str) -> None:
+        if s.proposal is not None:
+            if s.proposal.refuse(peer, self.id):
+                s.proposal = None  # a node it counted on is gone: look again
+                self._start_round(s)
+            return
+        e = s.election
+        if e is None:
+            return
+        if peer not in e.retried and seed_address(peer) is None:
+            # one failed call may be a hiccup of a live node: ask again
+            # before counting it out of the election
+            e.retried.add(peer)
+            self._send(CheckMaster(src=self.id, dst=peer, epoch=self.epoch))
+            return
+        e.unreachable.add(peer)
+        asked = self._others()
+        if asked and e.complete(asked):
+            self._decide(s)
+
+    def _retired_update_slaves(self, s: Retired, m: UpdateSlaves) -> None:
+        # a master finishing its removal (or confirming its in-sync set
+        # after a freeze) waits for this node: it has the change if that
+        # membership leaves it out
+        out = self.id not in m.membership.addresses
+        self._ack_update(m.src, m.membership.version, out)
+
+    def _append_to_master(self, s: Master, m: Append) -> None:
         if m.epoch < self.epoch:
             self._reply_append(m.src, ok=False)
             return
-        if isinstance(self.state, Master):  # same epoch, another master: cannot happen
-            raise RemoteProtocolError(f"two masters at epoch {m.epoch}: {self.id} and {m.src}")
-        if self._from_abandoned(m.src, m.epoch):
-            # no entries taken, but an answer: a silent node would be dropped
-            # from the in-sync set, and the old master could then acknowledge
-            # alone what this one never gets
+        # same epoch, another master: cannot happen
+        raise RemoteProtocolError(f"two masters at epoch {m.epoch}: {self.id} and {m.src}")
+
+    def _append_to_candidate(self, s: Candidate, m: Append) -> None:
+        if m.epoch < self.epoch or self._from_abandoned(m.src, m.epoch):
+            # (from the abandoned master) no entries taken, but an answer: a
+            # silent node would be dropped from the in-sync set, and the old
+            # master could then acknowledge alone what this one never gets
             self._reply_append(m.src, ok=False)
             return
-        s = self._follow(m.src, f"append from {m.src}")
-        s.heard = self.now
-        s.probing = False
+        self._on_append(s, m)
+
+    def _on_append(self, s: Slave | Candidate, m: Append) -> None:
+        if m.epoch < self.epoch:
+            self._reply_append(m.src, ok=False)
+            return
+        slave = self._follow(m.src, f"append from {m.src}")
+        slave.heard = self.now
+        slave.probing = False
+        self._ask_membership(m)
         log = self.log
         self.eligible = m.in_sync and not self.diverged and m.echo >= self.probe
         if self.diverged:
@@ -541,6 +671,22 @@ class Core(Leader):
         self._reply_append(m.src, ok=True)
         self._report_commit()
 
+    def _ask_membership(self, m: Append) -> None:
+        """A master's membership is of its epoch at least: a slave that holds
+        an older one missed the master's claim (an UpdateMaster lost in a
+        partition, or sent while it was down), and a finished change is not
+        sent again. It asks the master, whose answer carries its membership
+        (_slave_check_reply)."""
+        known = self.membership
+        # (a node joining has none yet: its join's change brings it one)
+        if (
+            known.members
+            and known.epoch < m.epoch
+            and self.now - self.asked_membership >= self.timing.retry
+        ):
+            self.asked_membership = self.now
+            self._send(CheckMaster(src=self.id, dst=m.src, epoch=self.epoch))
+
     def _report_commit(self) -> None:
         """Slave: tells the driver which of its entries are committed and
         durable here (it serves them to its own readers)."""
@@ -549,11 +695,16 @@ class Core(Leader):
             self.reported = top
             self._out(Committed(index=top))
 
-    def _on_register_reply(self, m: RegisterReply) -> None:
-        if not m.ok and m.master and m.master != m.src and isinstance(self.state, Candidate):
+    def _refuse_register(self, s: Slave | Candidate, m: Register) -> None:
+        """Not a master: it says which node is, if it knows."""
+        reply = RegisterReply(src=self.id, dst=m.src, epoch=self.epoch, ok=False, master=s.master)
+        self._send(reply)
+
+    def _on_register_reply(self, s: Candidate, m: RegisterReply) -> None:
+        if not m.ok and m.master and m.master != m.src:
             self._register(m.master)
 
-    def _on_check_master(self, m: CheckMaster) -> None:
+    def _on_check_master(self, s: State, m: CheckMaster) -> None:
         reply = CheckMasterReply(
             src=self.id,
             dst=m.src,
@@ -566,23 +717,29 @@ class Core(Leader):
         )
         self._send(reply)
 
-    def _on_check_master_reply(self, m: CheckMasterReply) -> None:
-        s = self.state
-        if isinstance(s, Master) and (p := s.progress.get(m.src)) is not None:
+    def _master_check_reply(self, s: Master, m: CheckMasterReply) -> None:
+        if (p := s.progress.get(m.src)) is not None:
             p.heard(self.now)  # it answered the master's question: it lives
-            return
-        if isinstance(s, Slave) and s.probing and m.src == s.master:
+
+    def _slave_check_reply(self, s: Slave, m: CheckMasterReply) -> None:
+        master = m.src == s.master and m.role is Role.MASTER and m.epoch == self.epoch
+        if master and m.membership.version > self.membership.version:  # one it missed
+            self._set_membership(m.membership)
+            if self.id not in self.membership.in_sync:
+                self.eligible = False
+        if s.probing and m.src == s.master:
             s.probing = False  # the master answered: it lives
             if m.role is not Role.MASTER:
                 self._start_election(f"master {m.src} closed its stream and stepped down")
-                return
-        if not isinstance(s, Candidate) or s.election is None:
+
+    def _candidate_check_reply(self, s: Candidate, m: CheckMasterReply) -> None:
+        if s.election is None:
             return
         s.election.replies[m.src] = m
         if s.election.complete(self._others()):
             self._decide(s)
 
-    def _on_update_master(self, m: UpdateMaster) -> None:
+    def _on_update_master(self, s: State, m: UpdateMaster) -> None:
         fresh = m.epoch > self.epoch or (m.epoch == self.epoch and self.voted == (m.epoch, m.src))
         if fresh and (m.membership.majority or self.membership.majority):
             # one claimant an epoch (above), a voter of the newest membership
@@ -601,57 +758,99 @@ class Core(Leader):
             # another proposer or master at this epoch, or an older epoch: refused
             self._ack_update(m.src, m.membership.version, False)
             return
+        self._vote(m.epoch, m.src)
         if m.epoch > self.epoch:
             self._adopt_epoch(m.epoch, f"{m.src} proposes itself at epoch {m.epoch}")
-        s = self._follow(m.src, f"{m.src} announced itself master at epoch {m.epoch}")
-        s.heard = self.now
+        slave = self._follow(m.src, f"{m.src} announced itself master at epoch {m.epoch}")
+        slave.heard = self.now
         self._set_membership(m.membership)
         self.eligible = self.eligible and self.id in m.membership.in_sync
         self._ack_update(m.src, m.membership.version, True)
 
-    def _on_update_slaves(self, m: UpdateSlaves) -> None:
-        if m.epoch < self.epoch or (isinstance(self.state, Master) and m.src != self.id):
+    def _update_slaves_to_master(self, s: Master, m: UpdateSlaves) -> None:
+        if m.src != self.id:  # another master: refused
             self._ack_update(m.src, m.membership.version, False)
             return
-        if self._from_abandoned(m.src, m.epoch):  # refused, but answered (see _on_append)
-            # what it says of the in-sync set is news all the same
+        self._on_update_slaves(s, m)
+
+    def _update_slaves_to_candidate(self, s: Candidate, m: UpdateSlaves) -> None:
+        if m.epoch >= self.epoch and self._from_abandoned(m.src, m.epoch):
+            # refused, but answered (see _append_to_candidate); what it says
+            # of the in-sync set is news all the same
             self._set_membership(m.membership)
             if self.id not in self.membership.in_sync:
                 self.eligible = False
             self._ack_update(m.src, m.membership.version, False)
             return
-        s = self._follow(m.src, f"membership from {m.src}")
-        s.heard = self.now
-        s.probing = False
+        self._on_update_slaves(s, m)
+
+    def _on_update_slaves(self, s: State, m: UpdateSlaves) -> None:
+        if m.epoch < self.epoch:
+            self._ack_update(m.src, m.membership.version, False)
+            return
+        slave = self._follow(m.src, f"membership from {m.src}")
+        slave.heard = self.now
+        slave.probing = False
         self._set_membership(m.membership)
         if self.id not in m.membership.in_sync:
             self.eligible = False
         self._ack_update(m.src, m.membership.version, True)
 
-    def _on_update_ack(self, m: UpdateAck) -> None:
-        s = self.state
-        if isinstance(s, Candidate) and s.proposal is not None:
-            pr = s.proposal
-            if m.version == pr.membership.version:
-                if m.ok:
-                    pr.accept(m.src)
-                    self._maybe_take_office(s)
-                elif pr.refuse(m.src, self.id):
-                    s.proposal = None  # refused: look again
-                    self._start_round(s)
-                return
-        if isinstance(s, Master):
-            self._on_update_ack_as_master(s, m)
+    def _candidate_update_ack(self, s: Candidate, m: UpdateAck) -> None:
+        pr = s.proposal
+        if pr is None or m.version != pr.membership.version:
+            return
+        if m.ok:
+            pr.accept(m.src)
+            self._maybe_take_office(s)
+        elif pr.refuse(m.src, self.id):
+            s.proposal = None  # refused: look again
+            self._start_round(s)
 
 
-_HANDLERS: dict[type, Callable[[Core, Any], None]] = {
-    Append: Core._on_append,
-    AppendReply: Core._on_append_reply,
-    Register: Core._on_register,
-    RegisterReply: Core._on_register_reply,
-    CheckMaster: Core._on_check_master,
-    CheckMasterReply: Core._on_check_master_reply,
-    UpdateMaster: Core._on_update_master,
-    UpdateSlaves: Core._on_update_slaves,
-    UpdateAck: Core._on_update_ack,
+def _master(name: str) -> Callable[[Core, Any, Any], None]:
+    """The master role object's handler `name`, in a table of the core's."""
+    return lambda core, s, arg: getattr(s, name)(arg)
+
+
+# what each role does with each message (none: ignored)
+_STEP: dict[tuple[type, type], Callable[[Core, Any, Any], None]] = {
+    (Master, Append): Core._append_to_master,
+    (Slave, Append): Core._on_append,
+    (Candidate, Append): Core._append_to_candidate,
+    (Master, AppendReply): _master("on_append_reply"),
+    (Master, Register): _master("on_register"),
+    (Slave, Register): Core._refuse_register,
+    (Candidate, Register): Core._refuse_register,
+    (Candidate, RegisterReply): Core._on_register_reply,
+    (Master, CheckMaster): Core._on_check_master,
+    (Slave, CheckMaster): Core._on_check_master,
+    (Candidate, CheckMaster): Core._on_check_master,
+    # it only says so: an election waiting for every in-sync node's answer
+    # learns this one is out, and what membership it saw last
+    (Retired, CheckMaster): Core._on_check_master,
+    (Master, CheckMasterReply): Core._master_check_reply,
+    (Slave, CheckMasterReply): Core._slave_check_reply,
+    (Candidate, CheckMasterReply): Core._candidate_check_reply,
+    (Master, UpdateMaster): Core._on_update_master,
+    (Slave, UpdateMaster): Core._on_update_master,
+    (Candidate, UpdateMaster): Core._on_update_master,
+    (Master, UpdateSlaves): Core._update_slaves_to_master,
+    (Slave, UpdateSlaves): Core._on_update_slaves,
+    (Candidate, UpdateSlaves): Core._update_slaves_to_candidate,
+    (Retired, UpdateSlaves): Core._retired_update_slaves,
+    (Master, UpdateAck): _master("on_update_ack"),
+    (Candidate, UpdateAck): Core._candidate_update_ack,
+}
+
+_TICK: dict[type, Callable[[Core, Any], None]] = {
+    Master: lambda core, s: s.tick(),
+    Slave: Core._slave_tick,
+    Candidate: Core._candidate_tick,
+}
+
+_UNREACHABLE: dict[type, Callable[[Core, Any, str], None]] = {
+    Master: _master("unreachable"),
+    Slave: Core._slave_unreachable,
+    Candidate: Core._candidate_unreachable,
 }

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from chatd.core.quorum import MAJORITY, agreed
+from chatd.core.quorum import Voters
 from chatd.core.types import Membership
 
 
@@ -38,7 +38,7 @@ class Change:
         if not self.membership.majority:
             return not self.awaiting
         yes = self.acked | {me}
-        return agreed(MAJORITY, self.old, yes) and agreed(MAJORITY, self.membership.in_sync, yes)
+        return Voters(self.membership.mode, self.old, self.membership.in_sync).agreed(yes)
 
 
 def propose(

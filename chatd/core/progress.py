@@ -28,6 +28,10 @@ class Progress:
     told: int = 0  # the commit index the last Append to it carried
     told_in_sync: bool = False  # the in_sync flag the last Append to it carried
     answered: bool = False  # it answered this master at least once
+    # `next` is the master's guess at the end of its own log (it took office
+    # knowing nothing of this follower), not yet checked against the
+    # follower's answer
+    guessed: bool = False
 
     def out_of_sync(self, now: int, failover: int, dropped_for: str = "") -> str:
         """Why a member outside the in-sync set is there: not heard from
@@ -64,15 +68,24 @@ class Progress:
         self.inflight = 0
         self.next = self.match + 1
 
-    def acked(self, index: int) -> None:
-        """The follower has everything up to `index` durable."""
+    def acked(self, index: int, *, batch: bool = True) -> None:
+        """The follower has everything up to `index` durable (`batch`:
+        entries were in flight to it when it answered)."""
         self.match = max(self.match, index)
         self.next = max(self.next, self.match + 1)
+        if self.guessed and not batch:
+            # the answer to a heartbeat, with `next` still a guess: it
+            # lacks what follows its match, and is sent it now rather than
+            # when a new write's Append is refused (a batch in flight
+            # checks the guess by itself)
+            self.guessed = False
+            self.next = self.match + 1
 
     def reset_to(self, index: int) -> None:
         """The follower's log ends at `index` (a refusal, or a registration)."""
         self.match = index
         self.next = index + 1
+        self.guessed = False
 
     def start_snapshot(self) -> bool:
         """A snapshot is needed; True if one is not already on its way."""

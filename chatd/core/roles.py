@@ -1,34 +1,17 @@
 """What a node holds only while in one role. A role change swaps the whole
-object, so nothing of the role it leaves can linger into the next one."""
+object, so nothing of the role it leaves can linger into the next one.
+
+The master's role object, with its handlers, is `chatd.core.leader.Master`;
+the core (chatd/core/machine.py) routes each event to the handler of the
+role it is in (its dispatch tables)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from chatd.core.election import Election, Proposal
-from chatd.core.lag import LagWatch
-from chatd.core.membership import Change
-from chatd.core.progress import Progress
+from chatd.core.leader import Master
 from chatd.core.types import Role
-
-
-@dataclass(slots=True)
-class Master:
-    progress: dict[str, Progress]  # one per other member
-    lag: LagWatch  # which in-sync slaves hold the commits back
-    change: Change | None = None  # a membership change under way
-    # after a freeze: in-sync nodes not heard from since, and the membership
-    # version whose acknowledgement confirms them
-    unconfirmed: set[str] = field(default_factory=set)
-    confirm_version: tuple[int, int] = (0, 0)
-    settled: int = 0  # majority mode: the last Settled index told
-    role: Role = Role.MASTER
-
-    def silent(self, nodes: frozenset[str] | set[str], now: int, failover: int) -> set[str]:
-        """The nodes not heard from for the failover timeout: presumed dead."""
-        return {
-            n for n in nodes if n not in self.progress or self.progress[n].silent(now, failover)
-        }
 
 
 @dataclass(slots=True)
@@ -47,10 +30,20 @@ class Candidate:
     stalled: tuple[int, str] | None = None  # (tick, reason) of its last ElectionStalled
     role: Role = Role.CANDIDATE
 
+    @property
+    def master(self) -> str:
+        return ""
+
 
 @dataclass(slots=True)
 class Retired:
     role: Role = Role.RETIRED
 
+    @property
+    def master(self) -> str:
+        return ""
+
 
 State = Master | Slave | Candidate | Retired
+
+__all__ = ["Candidate", "Master", "Retired", "Slave", "State"]

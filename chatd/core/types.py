@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import NewType
+from typing import NewType, TypeVar
+
+from chatd.core.quorum import IN_SYNC, Mode, Voters
 
 SEED_PREFIX = "@"  # a destination "@host:port" is a seed's address, not a node id
 SeedDst = NewType("SeedDst", str)  # a message's `dst` naming a seed (seed_dst, seed_address)
@@ -50,11 +52,19 @@ class Membership:
     members: tuple[tuple[str, str], ...] = ()
     in_sync: frozenset[str] = frozenset()
     retired: frozenset[str] = frozenset()  # removed for good: never members again
-    quorum: str = "in-sync"  # chosen when the cluster is founded (chatd/core/quorum.py)
+    quorum: str = IN_SYNC  # chosen when the cluster is founded (chatd/core/quorum.py)
+
+    @property
+    def mode(self) -> Mode:
+        return Mode(self.quorum)
 
     @property
     def majority(self) -> bool:
-        return self.quorum == "majority"
+        return self.mode is Mode.MAJORITY
+
+    def voters(self, pending: Membership | None = None) -> Voters:
+        """Its in-sync set (with `pending`'s, a change under way), by its mode."""
+        return Voters(self.mode, self.in_sync, None if pending is None else pending.in_sync)
 
     @property
     def version(self) -> tuple[int, int]:
@@ -242,6 +252,17 @@ class AppendEntries:
     prev: Pos
     count: int
     entry_epoch: int
+
+
+T = TypeVar("T")
+
+
+def received(action: AppendEntries, append: Append, payload: tuple[T, ...]) -> tuple[T, ...]:
+    """The entries `action` asks to make durable, out of the `payload` the
+    `append` carried (its entries prev.index+1 .. prev.index+count; the
+    action may skip those the slave held already)."""
+    offset = action.prev.index - append.prev.index
+    return payload[offset : offset + action.count]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -47,6 +47,7 @@ from chatd.core.types import (
     SendSnapshot,
     Settled,
     Timing,
+    received,
 )
 from chatd.server.cluster.persistence import PersistBatch, Persistence, membership_to_json
 from chatd.server.cluster.ports import Streams, Transport
@@ -233,8 +234,7 @@ class Replicator:
         for action in self.core.take_actions():
             if isinstance(action, AppendEntries):
                 assert isinstance(msg, Append), "entries come with an Append"
-                offset = action.prev.index - msg.prev.index
-                data = payload[offset : offset + action.count]
+                data = received(action, msg, payload)
                 self._work.append(PersistBatch(action.prev.index + 1, action.entry_epoch, data))
             elif isinstance(action, Send) and isinstance(action.message, REPLY_TYPES):
                 if (request_id := self.replies.claim(action.message)) is not None:
