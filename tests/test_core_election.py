@@ -297,6 +297,18 @@ CASES = [
         won(3, in_sync="n2", awaiting=""),
         id="the voter wins alone when everyone else is unreachable",
     ),
+    pytest.param(
+        # n3, master of epoch 3, crashed while taking n2 into its in-sync
+        # set (n2 has 3.1, n3 only 3.0, where it is in sync alone) and came
+        # back; a failure naming n3 was reported to n2 too (a call of an
+        # older round, a lost reply). n3 answered: it is not down, and may
+        # claim epoch 4 alone on 3.0; n2's claim must wait for it.
+        voter(epoch=3, eligible=False, membership=ms("3.1 n1 n2 n3 | n2 n3")),
+        [reply("n3", epoch=3, eligible=False, membership=ms("3.0 n1 n2 n3 | n3"))],
+        {"n1", "n3"},
+        won(4, in_sync="n2 n3", awaiting="n3"),
+        id="a node that answered is awaited, though a failure naming it was reported",
+    ),
     # -- a newer membership learned from a reply --
     pytest.param(
         voter(last="2.5"),

@@ -52,6 +52,17 @@ def test_full_cluster_restart_schedules(first: int) -> None:
         run_schedule(10_000_000 + seed, full_restart=True)
 
 
+def test_a_claimant_waits_for_an_in_sync_node_that_answered() -> None:
+    """Seed 17091: n5, master of epoch 3, crashes while taking n2 into its
+    in-sync set (n2 has the new membership, n5 only the old one, in which
+    it is in sync alone) and restarts. n2's election counts n5's answers,
+    but a lost message to n5 was reported to it as well: n2 must still
+    wait for n5's acceptance, or both take office at epoch 4 (n5 alone,
+    n2 counting n5 down)."""
+    sim = run_schedule(17091)  # raises on two masters of one epoch
+    assert sim.master_of_epoch[3] == sim.master_of_epoch[4] == "n5"
+
+
 def test_a_broken_invariant_stops_the_simulation_at_once() -> None:
     """The core checks its invariants after every event (Core.check; the
     simulation checks them once more every step): with one broken (a

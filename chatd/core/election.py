@@ -7,7 +7,8 @@ with the highest (epoch, index) of its last entry (ties to the lowest node
 id) is the winner, and if that is this node it proposes itself at a new
 epoch. Only nodes confirmed in sync since they last started count, unless
 every member of the in-sync set answered (a full restart). The winner takes
-office once every in-sync node not known to be down accepted (`Proposal`).
+office once every in-sync node not known to be down accepted (`Proposal`);
+one that answered the round is not known to be down.
 """
 
 from __future__ import annotations
@@ -167,8 +168,13 @@ def decide(me: Voter, replies: Sequence[CheckMasterReply], unreachable: set[str]
     if out:
         proposed = replace(proposed, retired=proposed.retired | out)
     # Every in-sync node not known to be down must accept: two winners of
-    # one epoch (each missing the other's answer) cannot both get that
-    awaiting = (set(latest.in_sync) & set(members)) - {me.id} - unreachable
+    # one epoch (each missing the other's answer) cannot both get that. A
+    # node that answered this round is not known to be down, whatever
+    # failure was reported too (a call of an older round, a lost message):
+    # it lives, and may have restarted on an older membership in which it
+    # alone is in sync, and claim this epoch with nobody's acceptance.
+    down = unreachable - {r.src for r in replies}
+    awaiting = (set(latest.in_sync) & set(members)) - {me.id} - down
     won = Won(
         epoch=epoch,
         membership=proposed,
