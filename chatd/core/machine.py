@@ -243,6 +243,11 @@ class Core:
             and not isinstance(msg, CheckMaster | Register | UpdateMaster)
         ):
             self._adopt_epoch(msg.epoch, f"{msg.src} is at epoch {msg.epoch}")
+            # "In sync" was confirmed by a master of an older epoch: a master
+            # of a newer one may have taken office without this node and
+            # acknowledged entries it lacks. Only that epoch's master (its
+            # Append) makes it eligible again.
+            self.eligible = False
         handler = _STEP.get((type(self.state), type(msg)))
         if handler is not None:
             handler(self, self.state, msg)
