@@ -533,3 +533,48 @@ def test_a_stalled_election_is_said_at_a_bounded_rate() -> None:
     assert len(said) == 3 and all(g >= STALL_REPEAT * timing.failover for g in gaps), said
     assert "n1, n3 of the in-sync set ['n1', 'n2', 'n3'] did not answer" in said[0][1]
     assert said[0][1].endswith("start n1, n3 again")
+
+
+@pytest.mark.parametrize("hears", ["answer", "question"])
+def test_a_newer_epoch_voids_in_sync_confirmed_at_an_older_one(hears: str) -> None:
+    """n2 restarts and the master of epoch 2 (n1) confirms it in sync. Then it
+    learns from n1 of epoch 4 (n1's answer to n2's question, or n1's own
+    question as a candidate, which n2 answers but whose epoch it does not
+    take): a master of a newer epoch may have taken office without n2 and
+    acknowledged entries it lacks (n1 has entry 4.6 of it, n2 does not). n2
+    is no longer eligible: with n1 and n3 silent it must not elect itself
+    alone, but wait for them (schedule 10001769 of the simulation)."""
+    from chatd.core import Core, Durable, Timing
+    from chatd.core.types import Append, CheckMaster, ElectionStalled, Message, UpdateMaster
+
+    durable = Durable(epoch=2, last=pos("2.5"), epochs=((2, 1),), membership=M)
+    core = Core("n2", "n2:1", durable, Timing(failover=3, election=2))
+    heartbeat = Append(
+        src="n1", dst="n2", epoch=2, prev=pos("2.5"), count=0, entry_epoch=2, commit=5,
+        in_sync=True,
+    )  # fmt: skip
+    core.step(heartbeat)
+    assert core.role is Role.SLAVE and core.status().eligible
+    newer: Message = CheckMasterReply(
+        src="n1", dst="n2", epoch=4, role=Role.CANDIDATE, master="",
+        last=pos("4.6"), eligible=False, membership=M,
+    )  # fmt: skip
+    if hears == "question":
+        newer = CheckMaster(src="n1", dst="n2", epoch=4)
+    core.step(newer)
+    assert core.epoch == (4 if hears == "answer" else 2) and not core.status().eligible
+    # n1 pauses and n3 is down: n2's master falls silent and nobody answers it
+    stalled: list[str] = []
+    claims: list[UpdateMaster] = []
+    for _ in range(40):
+        core.tick()
+        for a in core.take_actions():
+            msg = getattr(a, "message", None)
+            if isinstance(msg, UpdateMaster):
+                claims.append(msg)
+            elif msg is not None and msg.dst in ("n1", "n3"):
+                core.report_unreachable(msg.dst)
+            elif isinstance(a, ElectionStalled):
+                stalled.append(a.reason)
+    assert core.status().role is Role.CANDIDATE and not claims, claims
+    assert stalled and stalled[-1].endswith("start n1, n3 again")

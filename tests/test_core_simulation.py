@@ -309,3 +309,15 @@ def test_the_master_crashed_as_the_cluster_forms() -> None:
             outcomes["stalled"] += 1
         sim.heal()
     assert outcomes == {"elected": 40, "stalled": 0}
+
+
+def test_a_node_confirmed_in_sync_at_an_older_epoch_does_not_elect_itself_alone() -> None:
+    """Schedule 10001769 (a full-restart one; it broke before the restart):
+    n1, master of epoch 1, pauses and n2 crashes; n3 elects itself alone at
+    epoch 4, acknowledges entry 9 and crashes. n2 restarts and n1 resumes,
+    still master of epoch 1 for a moment: its Append tells n2 it is in sync.
+    Then n1 steps down to epoch 4 (an Append n3 sent before it crashed
+    brings it entry 9), and n2 learns of epoch 4 from n1. n1 pauses again:
+    n2, confirmed in sync only by the master of epoch 1, must not elect
+    itself alone without entry 9, but wait for n1 or n3."""
+    run_schedule(10_000_000 + 1769, full_restart=True)

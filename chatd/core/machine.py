@@ -237,12 +237,16 @@ class Core:
             raise LocalProtocolError(f"{self.id} got a message for {msg.dst}")
         # a retired node only says so, whatever the epoch
         retired = self.role is Role.RETIRED
-        if (
-            msg.epoch > self.epoch
-            and not retired
-            and not isinstance(msg, CheckMaster | Register | UpdateMaster)
-        ):
-            self._adopt_epoch(msg.epoch, f"{msg.src} is at epoch {msg.epoch}")
+        if msg.epoch > self.epoch and not retired and not isinstance(msg, UpdateMaster):
+            # "In sync" was confirmed by a master of an older epoch: a master
+            # of a newer one may have taken office without this node and
+            # acknowledged entries it lacks. Only a master's Append makes it
+            # eligible again. (Also when it only hears a candidate's question:
+            # a master keeps office then, and a claim decides for itself.)
+            if self.role is not Role.MASTER:
+                self.eligible = False
+            if not isinstance(msg, CheckMaster | Register):
+                self._adopt_epoch(msg.epoch, f"{msg.src} is at epoch {msg.epoch}")
         handler = _STEP.get((type(self.state), type(msg)))
         if handler is not None:
             handler(self, self.state, msg)
