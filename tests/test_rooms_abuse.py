@@ -28,6 +28,7 @@ from chatd.client import (
     RoomLimit,
 )
 from chatd.proto import chat_pb2, chat_pb2_grpc
+from chatd.server.api.unopened import Unopened
 from chatd.server.build import build
 from chatd.server.node import Node
 from tests.cluster import Cluster
@@ -349,6 +350,23 @@ async def test_a_burst_of_streams_that_open_at_once_is_served(tmp_path: Path) ->
         await bob.close()
     finally:
         cluster.stop_all()
+
+
+async def test_an_open_frame_read_as_the_deadline_comes_is_taken() -> None:
+    """The node's loop stalls (0.3 s here) past both the moment a stream's
+    open frame is read (0.05 s) and the stream's deadline (0.1 s): the two
+    are handled in the same turn of the loop, and the frame is taken, not
+    lost to the deadline's end of the stream."""
+    loop = asyncio.get_running_loop()
+    arrived: asyncio.Future[str] = loop.create_future()
+
+    async def frames() -> AsyncIterator[str]:
+        yield await arrived
+
+    loop.call_later(0.05, arrived.set_result, "open")
+    loop.call_later(0.01, time.sleep, 0.3)  # (the stall)
+    async with asyncio.timeout(5):
+        assert await Unopened().first_frame("192.0.2.1", frames(), 0.1, 4) == "open"
 
 
 async def test_a_room_that_exists_says_so_to_a_non_member(node: Node) -> None:

@@ -66,17 +66,22 @@ class Unopened:
             oldest = next(iter(waiting))
             del waiting[oldest]
             oldest.evict()
+        reading = asyncio.ensure_future(anext(aiter(frames), None))
         try:
             async with asyncio.timeout(timeout_s) as deadline:
                 me = _Waiting(deadline, asyncio.get_running_loop().time())
                 waiting[me] = None
                 try:
-                    return await anext(aiter(frames), None)
+                    # (shielded: a frame read in the same turn of the loop as
+                    # the deadline comes is not lost, and is taken below)
+                    return await asyncio.shield(reading)
                 finally:
                     waiting.pop(me, None)
                     if not waiting and self._waiting.get(key) is waiting:
                         del self._waiting[key]
         except TimeoutError:
+            if reading.done() and not reading.cancelled() and reading.exception() is None:
+                return reading.result()
             if me.evicted:
                 raise Evicted(
                     f"this stream sent no open frame and {bound} newer Connect streams from "
@@ -86,3 +91,5 @@ class Unopened:
             raise NoOpenFrame(
                 f"no open frame within {timeout_s:g} s of the stream's start"
             ) from None
+        finally:
+            reading.cancel()  # (nothing, once it is done)
