@@ -325,7 +325,8 @@ class Config:
         16,
         _int_range(1, 10**6),
         help="Connect streams one client address may hold before their open frame; "
-        "at the bound a new one ends the oldest (default %(default)s)",
+        "at the bound a new one ends the oldest, once that one is 0.1 s old "
+        "(default %(default)s)",
     )
     # Operations: log format, TLS, metrics, reflection.
     log_format: str = _setting(

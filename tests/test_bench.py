@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 
+import grpc
+
+from chatd.proto import chat_pb2, chat_pb2_grpc
 from tests.conftest import NodeProcess, free_port, wait_serving
 
 
@@ -60,3 +65,43 @@ def test_bench_against_the_noop_server() -> None:
     finally:
         server.kill()
         server.wait()
+
+
+async def test_a_stream_the_node_ends_mid_run_is_reported_with_its_status() -> None:
+    """A node that ends a Connect stream mid-run (here after two results,
+    RESOURCE_EXHAUSTED): the bench exits 1 with one line naming the
+    stream's status and details, not a traceback of a later write."""
+
+    class EndsStreams(chat_pb2_grpc.ClientAccountServicer):
+        async def Connect(self, frames: Any, context: Any) -> Any:
+            await context.send_initial_metadata(())
+            answered = 0
+            async for frame in frames:
+                if frame.HasField("send"):
+                    result = chat_pb2.SendResult(request_id=frame.send.request_id)
+                    yield chat_pb2.ServerFrame(result=result)
+                    answered += 1
+                    if answered == 2:
+                        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "pushed out")
+
+    server = grpc.aio.server()
+    # CreateAccount answers UNIMPLEMENTED: the bench only sends
+    chat_pb2_grpc.add_ClientAccountServicer_to_server(EndsStreams(), server)  # type: ignore[abstract]
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        args = ("--concurrency", "4", "--duration", "2", "--transport", "stream", "--users", "4")
+        proc = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "chatd", "bench", "--json", "--server", f"127.0.0.1:{port}"),
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(60):
+            _, err = await proc.communicate()
+    finally:
+        await server.stop(None)
+    said = err.decode()
+    assert proc.returncode == 1, said
+    assert "Traceback" not in said, said
+    assert "a Connect stream ended: RESOURCE_EXHAUSTED: pushed out" in said, said

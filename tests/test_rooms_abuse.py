@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from chatd.client import (
     RoomLimit,
 )
 from chatd.proto import chat_pb2, chat_pb2_grpc
+from chatd.server.api.unopened import Unopened
 from chatd.server.build import build
 from chatd.server.node import Node
 from tests.cluster import Cluster
@@ -205,11 +207,15 @@ async def silent_stream(stub: chat_pb2_grpc.ClientAccountStub, start: float) -> 
     return grpc.StatusCode.OK, time.monotonic() - start
 
 
-async def test_connect_streams_that_never_open_are_bounded(tmp_path: Path) -> None:
+async def test_connect_streams_that_never_open_are_bounded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Streams that send no first frame: four from one address are held,
     for --first-frame-timeout (1 s here) then ended DEADLINE_EXCEEDED; each
-    newer one ends the address's oldest at once, RESOURCE_EXHAUSTED. A
-    client that opens is served after them."""
+    newer one ends the address's oldest at once, RESOURCE_EXHAUSTED. Each
+    end is logged at info level with its reason. A client that opens is
+    served after them."""
+    caplog.set_level(logging.INFO, logger="chatd.server.api.client_service")
     node = await build(node_config(tmp_path / "n", first_frame_timeout=1.0, max_unopened_streams=4))
     await node.start()
     try:
@@ -232,6 +238,11 @@ async def test_connect_streams_that_never_open_are_bounded(tmp_path: Path) -> No
         assert max(t for _, t in pushed_out) < 1.0, pushed_out
         assert {exc.code() for exc, _ in ended} == {grpc.StatusCode.DEADLINE_EXCEEDED}
         assert all(1.2 <= t < 5 for _, t in ended), ended
+        said = [r.getMessage() for r in caplog.records if "before it opened" in r.getMessage()]
+        assert len(said) == 8, said
+        assert sum("newer Connect streams" in m for m in said) == 4, said
+        assert sum("no open frame within 1 s" in m for m in said) == 4, said
+        assert all(r.levelno == logging.INFO for r in caplog.records if "opened" in r.getMessage())
         await ann.close()
     finally:
         await node.stop()
@@ -297,6 +308,65 @@ async def test_silent_streams_never_lock_out_a_client_at_the_same_address(
         assert {exc.code() for exc, _ in ended} == {grpc.StatusCode.RESOURCE_EXHAUSTED}, ended
     finally:
         cluster.stop_all()
+
+
+async def test_a_burst_of_streams_that_open_at_once_is_served(tmp_path: Path) -> None:
+    """One address starts eight times --max-unopened-streams Connect streams
+    at the same moment (a load generator, users behind one NAT), each
+    writing its open frame at once: the node may start all their handlers
+    before it reads any open frame, yet it ends none of them; each stream
+    answers a send. Ten rounds, on a fresh channel each, to a real node."""
+    bound, burst, rounds = 4, 32, 10
+    cluster = await asyncio.to_thread(Cluster.start, tmp_path, 1, f"--max-unopened-streams={bound}")
+    try:
+        (address,) = cluster.addresses.values()
+        ann, bob = [await logged_in(address, n) for n in ("ann", "bob")]
+        session = ann._session()
+        ended: list[tuple[Any, str]] = []
+
+        async def one(stub: Any, i: int) -> None:
+            call: Any = stub.Connect()
+            try:
+                opening = chat_pb2.OpenFrame(session_id=session, sends_only=True)
+                await call.write(chat_pb2.ClientFrame(open=opening))
+                send = chat_pb2.SendFrame(request_id=f"r{i}", to="bob", message=f"m{i}")
+                await call.write(chat_pb2.ClientFrame(send=send))
+                frame = await call.read()
+                assert frame.result.request_id == f"r{i}", frame
+                assert not frame.result.error_code and not frame.result.status, frame
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
+                ended.append((await call.code(), await call.details() or repr(exc)))
+            finally:
+                call.cancel()
+
+        async with asyncio.timeout(60):
+            for r in range(rounds):
+                async with grpc.aio.insecure_channel(address) as ch:
+                    stub = chat_pb2_grpc.ClientAccountStub(ch)
+                    await ch.channel_ready()
+                    await asyncio.gather(*(one(stub, r * burst + i) for i in range(burst)))
+        assert ended == [], ended
+        await ann.close()
+        await bob.close()
+    finally:
+        cluster.stop_all()
+
+
+async def test_an_open_frame_read_as_the_deadline_comes_is_taken() -> None:
+    """The node's loop stalls (0.3 s here) past both the moment a stream's
+    open frame is read (0.05 s) and the stream's deadline (0.1 s): the two
+    are handled in the same turn of the loop, and the frame is taken, not
+    lost to the deadline's end of the stream."""
+    loop = asyncio.get_running_loop()
+    arrived: asyncio.Future[str] = loop.create_future()
+
+    async def frames() -> AsyncIterator[str]:
+        yield await arrived
+
+    loop.call_later(0.05, arrived.set_result, "open")
+    loop.call_later(0.01, time.sleep, 0.3)  # (the stall)
+    async with asyncio.timeout(5):
+        assert await Unopened().first_frame("192.0.2.1", frames(), 0.1, 4) == "open"
 
 
 async def test_a_room_that_exists_says_so_to_a_non_member(node: Node) -> None:

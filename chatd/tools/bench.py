@@ -10,7 +10,8 @@ user, with a request id). It reports Send throughput and latency, and the
 delivery latency from Send issued to the message arriving on the
 recipient's stream. With --transport stream each user opens one Connect
 stream instead, which carries its sends (a send frame, answered by a result
-frame) and its deliveries. The second serves the floor chatd is measured
+frame) and its deliveries; a stream the node ends stops the run, which
+exits 1 with the stream's status. The second serves the floor chatd is measured
 against: a bare grpc.aio server on uvloop that answers ClientAccount.Send,
 and every send frame of a Connect stream, with success and does nothing
 else (against it, the load generator only sends; N streams in stream mode).
@@ -23,6 +24,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -86,6 +88,7 @@ class Bench:
         self.noop = False
         self._sent_at: dict[str, float] = {}
         self.streams: list[Connection] = []
+        self.lost: StreamEnded | None = None  # a stream the node ended: the run stops
 
     def stub(self, i: int) -> Any:
         return self.stubs[i % len(self.stubs)]
@@ -158,7 +161,7 @@ class Bench:
             if gap:  # open loop at the target rate: each worker keeps its own schedule
                 due += gap
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            if time.perf_counter() >= stop:
+            if time.perf_counter() >= stop or self.lost is not None:
                 return
             sender = (w + k) % n
             recipient = (sender + 1) % n
@@ -173,6 +176,9 @@ class Bench:
             self._sent_at[body] = t0
             try:
                 ok = await self._send(w, sender, request)
+            except StreamEnded as exc:
+                self.lost = self.lost or exc
+                return
             except (grpc.aio.AioRpcError, TimeoutError):
                 self.result.errors += 1
                 self._sent_at.pop(body, None)
@@ -216,12 +222,19 @@ class Bench:
             await s.close()
         for ch in self.channels:
             await ch.close(None)
+        if self.lost is not None:
+            raise self.lost
         return self.result.summary(self.args, self.noop)
+
+
+class StreamEnded(Exception):
+    """A Connect stream of the run ended before the run did (how: its status)."""
 
 
 class Connection:
     """One Connect stream of the load generator: send() writes a send frame
-    and returns its result; deliveries are timed as they arrive."""
+    and returns its result; deliveries are timed as they arrive. Once the
+    node ends the stream, every send raises StreamEnded with its status."""
 
     def __init__(self, stub: Any, session: str, bench: Bench) -> None:
         self.call: Any = stub.Connect()
@@ -230,15 +243,17 @@ class Connection:
         self.lock = asyncio.Lock()
         self.waiting: dict[str, asyncio.Future[chat_pb2.SendResult]] = {}
         self.reader: asyncio.Task[None] | None = None
+        self.ended: str | None = None  # how the stream ended, once it did
 
     async def start(self) -> None:
         opening = chat_pb2.OpenFrame(session_id=self.session, live_only=True)
-        await self.call.write(chat_pb2.ClientFrame(open=opening))
-        await self.call.initial_metadata()
         self.reader = asyncio.create_task(self._read())
+        await self._write(chat_pb2.ClientFrame(open=opening))
+        await self.call.initial_metadata()
 
     async def _read(self) -> None:
-        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
+        how = "the node ended it (OK)"
+        try:
             async for frame in self.call:
                 if frame.HasField("result"):
                     fut = self.waiting.pop(frame.result.request_id, None)
@@ -246,9 +261,29 @@ class Connection:
                         fut.set_result(frame.result)
                 else:
                     self.bench.delivered(frame.message.message)
+        except grpc.aio.AioRpcError as exc:
+            how = f"{exc.code().name}: {exc.details()}"
+        except asyncio.CancelledError:
+            how = "closed"
+        self.ended = how
         for fut in self.waiting.values():
             if not fut.done():
-                fut.set_exception(TimeoutError("the stream ended"))
+                fut.set_exception(StreamEnded(f"a Connect stream ended: {how}"))
+        self.waiting.clear()
+
+    async def _write(self, frame: chat_pb2.ClientFrame) -> None:
+        """Writes `frame`; StreamEnded, with the stream's status, if the
+        stream has ended."""
+        try:
+            if self.ended is None:
+                async with self.lock:  # one write at a time on a call
+                    await self.call.write(frame)
+                return
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            assert self.reader is not None
+            # the reader hears how the node ended the stream
+            await asyncio.wait({self.reader}, timeout=10)
+        raise StreamEnded(f"a Connect stream ended: {self.ended or 'a write failed'}")
 
     async def send(self, request: chat_pb2.SendRequest) -> chat_pb2.SendResult:
         fut: asyncio.Future[chat_pb2.SendResult] = asyncio.get_running_loop().create_future()
@@ -256,8 +291,13 @@ class Connection:
         frame = chat_pb2.SendFrame(
             request_id=request.request_id, to=request.to, message=request.message
         )
-        async with self.lock:  # one write at a time on a call
-            await self.call.write(chat_pb2.ClientFrame(send=frame))
+        try:
+            await self._write(chat_pb2.ClientFrame(send=frame))
+        except StreamEnded:
+            self.waiting.pop(request.request_id, None)
+            if fut.done():
+                fut.exception()  # (the reader's end, which this raises already)
+            raise
         return await asyncio.wait_for(fut, 10)
 
     async def close(self) -> None:
@@ -328,7 +368,11 @@ def main(args: argparse.Namespace) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             uvloop.run(_noop(args.noop_server))
         return 0
-    result = uvloop.run(_bench(args))
+    try:
+        result = uvloop.run(_bench(args))
+    except StreamEnded as exc:  # the run lost one of its streams: it measured nothing
+        print(f"chatd bench: error: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(result))
     else:

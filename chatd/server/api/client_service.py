@@ -9,6 +9,7 @@ included, is relayed as it is to the master (UNAVAILABLE while none is known).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,8 @@ from chatd.server.errors import (
 
 if TYPE_CHECKING:
     Ctx = grpc.aio.ServicerContext[Any, Any]
+
+log = logging.getLogger(__name__)
 
 
 class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
@@ -222,15 +225,18 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         first). Until it comes the stream holds no session: it ends after
         --first-frame-timeout (DEADLINE_EXCEEDED), and one client address
         may hold --max-unopened-streams such streams: beyond them the
-        address's oldest one ends (RESOURCE_EXHAUSTED) and the new one is
-        taken (chatd.server.api.unopened)."""
+        address's oldest one ends (RESOURCE_EXHAUSTED; no sooner than a grace
+        after its start) and the new one is taken (chatd.server.api.unopened).
+        Either end is logged at info level, with the client's address."""
         limits = self.chat.limits
         bound = limits.max_unopened_streams
+        client = self.client(context)
         try:
             return await self._unopened.first_frame(
-                address_key(self.client(context)), frames, limits.first_frame_timeout, bound
+                address_key(client), frames, limits.first_frame_timeout, bound
             )
         except (NoOpenFrame, Evicted) as exc:
+            log.info("a Connect stream from %s ended before it opened: %s", client, exc)
             await abort(context, exc)
 
     async def Subscribe(
