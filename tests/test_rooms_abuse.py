@@ -394,3 +394,30 @@ async def test_a_room_that_exists_says_so_to_a_non_member(node: Node) -> None:
         assert what
     await ann.close()
     await eve.close()
+
+
+async def test_streams_that_never_open_cannot_flood_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Forty silent Connect streams from one address, each pushing out the
+    oldest: the ends' info lines come 16 at once per address, then one a
+    second, so an address opening streams it never opens cannot fill the log."""
+    caplog.set_level(logging.INFO, logger="chatd.server.api.client_service")
+    node = await build(node_config(tmp_path / "n", first_frame_timeout=1.0, max_unopened_streams=2))
+    await node.start()
+    try:
+        async with grpc.aio.insecure_channel(node.address) as ch:
+            stub = chat_pb2_grpc.ClientAccountStub(ch)
+            start = time.monotonic()
+            async with asyncio.timeout(30):
+                ends = []
+                for _ in range(40):
+                    ends.append(asyncio.create_task(silent_stream(stub, start)))
+                    await asyncio.sleep(0.01)
+                got = await asyncio.gather(*ends)
+        elapsed = time.monotonic() - start
+        assert all(isinstance(exc, grpc.aio.AioRpcError) for exc, _ in got), got
+        said = [r.getMessage() for r in caplog.records if "before it opened" in r.getMessage()]
+        assert 16 <= len(said) <= 16 + int(elapsed) + 1, (len(said), elapsed)
+    finally:
+        await node.stop()

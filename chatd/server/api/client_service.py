@@ -10,6 +10,7 @@ included, is relayed as it is to the master (UNAVAILABLE while none is known).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from chatd.server.api.session_stream import SessionStream
 from chatd.server.api.status import abort, end_call, relayed, status_of
 from chatd.server.api.unary import to_proto, unary
 from chatd.server.api.unopened import Unopened
+from chatd.server.chat.ratelimit import RateLimiter
 from chatd.server.chat.room_ops import RoomOps
 from chatd.server.chat.rules import Chat
 from chatd.server.chat.streams import attend, subscribe
@@ -60,6 +62,9 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         # told of each Connect send's result and its seconds (the metrics)
         self.on_stream_send: Callable[[chat_pb2.SendResult, float], None] | None = None
         self._unopened = Unopened()  # Connect streams before their open frame
+        # their ends' log lines, per client address: a burst, then one a second
+        # (an address opening streams it never opens cannot flood the log)
+        self._unopened_said = RateLimiter(rate=1.0, burst=16)
 
     def client(self, context: Ctx) -> str:
         """Where the call came from: its caller, or on the peer listener the
@@ -227,7 +232,8 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         may hold --max-unopened-streams such streams: beyond them the
         address's oldest one ends (RESOURCE_EXHAUSTED; no sooner than a grace
         after its start) and the new one is taken (chatd.server.api.unopened).
-        Either end is logged at info level, with the client's address."""
+        Either end is logged at info level, with the client's address (16
+        lines at once per address, then one a second)."""
         limits = self.chat.limits
         bound = limits.max_unopened_streams
         client = self.client(context)
@@ -236,7 +242,8 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
                 address_key(client), frames, limits.first_frame_timeout, bound
             )
         except (NoOpenFrame, Evicted) as exc:
-            log.info("a Connect stream from %s ended before it opened: %s", client, exc)
+            if self._unopened_said.allow(address_key(client), time.monotonic()):
+                log.info("a Connect stream from %s ended before it opened: %s", client, exc)
             await abort(context, exc)
 
     async def Subscribe(
