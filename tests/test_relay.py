@@ -5,6 +5,7 @@ no master is known. Two real nodes in this process, on loopback ports."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -126,3 +127,25 @@ async def test_no_master_known_is_unavailable(tmp_path: Path) -> None:
         assert "no master" in (info.value.details() or "")
     finally:
         await lost.stop()
+
+
+async def test_a_slave_stopped_before_its_master_stops_at_once(tmp_path: Path) -> None:
+    """SIGTERM's path on a slave whose master runs on: the master's log stream
+    into it is ended with the client streams, so the stop does not wait out
+    the shutdown grace (5 s) for it, and the master carries on."""
+    master = await build(node_config(tmp_path / "master"))
+    await master.start()
+    slave = await build(node_config(tmp_path / "slave", join=(master.peer_address,)))
+    try:
+        await slave.start()
+        await eventually_async(
+            lambda: slave.repl.core.role is Role.SLAVE and bool(slave.peers.inbound),
+            "the master's log stream into the slave",
+        )
+        start = time.monotonic()
+        await slave.stop()
+        took = time.monotonic() - start
+        assert took < 2.0, f"the slave took {took:.1f} s to stop"
+        assert master.repl.core.role is Role.MASTER
+    finally:
+        await master.stop()

@@ -349,6 +349,7 @@ class Node:
         stopping = asyncio.gather(self.server.stop(grace), self.peer_server.stop(grace))
         await asyncio.sleep(0)  # the server refuses new calls from here on
         self.hub.end_all("the node is shutting down")
+        self.peers.end_inbound()  # its master's log stream too: it would hold the grace
         await stopping
         await self.writer.close()
         await self.repl.stop()

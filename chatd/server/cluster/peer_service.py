@@ -194,7 +194,8 @@ class SlaveServicer(cluster_pb2_grpc.SlaveServiceServicer):
         try:
             while (response := await out.get()) is not None:
                 yield response
-            if not reader.cancelled() and (exc := reader.exception()) is not None:
+            # (ended by this node's stop, the reader still runs: it is cancelled)
+            if reader.done() and not reader.cancelled() and (exc := reader.exception()) is not None:
                 if isinstance(exc, WireError):
                     await _refuse(context, "AcceptUpdates", exc)
                 raise exc

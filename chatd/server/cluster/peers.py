@@ -89,6 +89,12 @@ class Peers:
         self._seed_failed: dict[str, str] = {}  # a seed's address: how it last failed
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def end_inbound(self) -> None:
+        """Ends every log stream a master holds into this node (at its stop:
+        an open one would hold the server's shutdown grace)."""
+        for q in list(self.inbound.values()):
+            q.put_nowait(None)
+
     @property
     def rpc_timeout(self) -> float:
         return self.repl.rpc_timeout
