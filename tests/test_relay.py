@@ -41,8 +41,8 @@ async def pair(tmp_path: Path) -> AsyncIterator[tuple[Node, Node]]:
         await eventually_async(slave_of_a_known_master, "the second node a slave of a known master")
         yield master, slave
     finally:
-        # the master first: a slave stopped first waits out the shutdown
-        # grace (5 s) for its master's log stream to end
+        # the master first (either order stops at once: a slave ends its
+        # master's log stream as it stops)
         await master.stop()
         await slave.stop()
 
