@@ -274,3 +274,21 @@ async def test_cluster_secret_and_removing_a_member(tmp_path: Path) -> None:
         assert bad.returncode == 1 and "not a member" in bad.stderr
     finally:
         c.stop_all()
+
+
+def test_free_ports_are_never_handed_out_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel may give the same free port to two calls in a row (a cluster
+    once got one client port for two nodes): free_port never repeats one."""
+    import socket
+
+    from chatd.tools import localcluster
+
+    given = iter([40001, 40001, 40001, 40002])
+
+    class Fixed(socket.socket):
+        def getsockname(self) -> tuple[str, int]:
+            return ("127.0.0.1", next(given))
+
+    monkeypatch.setattr(socket, "socket", Fixed)
+    monkeypatch.setattr(localcluster, "_HANDED_OUT", set())
+    assert [localcluster.free_port(), localcluster.free_port()] == [40001, 40002]

@@ -41,10 +41,22 @@ def _check(ok: bool, what: object) -> None:
         raise AssertionError(what)
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free on 127.0.0.1 now and never handed out before by this
+    process: the kernel may give the same free port to two calls in a row,
+    before the first taker binds it (two nodes of one cluster were once given
+    one client port, and the second could not start)."""
+    for _ in range(1000):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no free port on 127.0.0.1 that was not handed out before")
 
 
 class NodeProcess:
