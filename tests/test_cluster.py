@@ -9,6 +9,7 @@ import asyncio
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -292,3 +293,44 @@ def test_free_ports_are_never_handed_out_twice(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(socket, "socket", Fixed)
     monkeypatch.setattr(localcluster, "_HANDED_OUT", set())
     assert [localcluster.free_port(), localcluster.free_port()] == [40001, 40002]
+
+
+def test_a_cluster_that_fails_to_start_leaves_no_node_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cluster.start that times out (here: every node handed the same client
+    port, so n2 cannot start) stops the nodes it started: the caller never
+    got the cluster to stop, and a node left behind outlived the test run."""
+    from chatd.tools import localcluster
+
+    port = localcluster.free_port()
+    peer_ports = iter([localcluster.free_port() for _ in range(4)])
+    calls = iter(range(100))
+
+    def same_client_port() -> int:
+        return port if next(calls) % 2 == 0 else next(peer_ports)
+
+    monkeypatch.setattr(localcluster, "free_port", same_client_port)
+    started: list[localcluster.NodeProcess] = []
+    real_add = localcluster.Cluster.add
+
+    def add(self: localcluster.Cluster, name: str, *extra: str, join: str | None = None) -> Any:
+        proc = real_add(self, name, *extra, join=join)
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(localcluster.Cluster, "add", add)
+    monkeypatch.setattr(localcluster.Cluster, "wait", _short_wait(localcluster.Cluster.wait))
+    with pytest.raises(AssertionError, match="in sync"):
+        localcluster.Cluster.start(tmp_path, 2)
+    assert len(started) == 2
+    for proc in started:
+        assert proc.proc is not None
+        proc.proc.wait(timeout=10)  # (stopped: wait returns)
+
+
+def _short_wait(wait: Any) -> Any:
+    def short(self: Any, pred: object, what: str, timeout: float = 20.0) -> None:
+        wait(self, pred, what, min(timeout, 3.0) if "in sync" in what else timeout)
+
+    return short

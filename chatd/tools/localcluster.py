@@ -192,11 +192,15 @@ class Cluster:
     def start(cls, base: Path, size: int = 3, *extra: str) -> Cluster:
         secret = extra[extra.index("--cluster-secret") + 1] if "--cluster-secret" in extra else None
         c = cls(base, secret)
-        c.add("n1", *extra)
-        c.wait_role("n1", "master")
-        for i in range(2, size + 1):
-            c.add(f"n{i}", *extra, join=c.peers["n1"])
-        c.wait(lambda: c.in_sync_count() == size, what=f"{size} nodes in sync")
+        try:
+            c.add("n1", *extra)
+            c.wait_role("n1", "master")
+            for i in range(2, size + 1):
+                c.add(f"n{i}", *extra, join=c.peers["n1"])
+            c.wait(lambda: c.in_sync_count() == size, what=f"{size} nodes in sync")
+        except BaseException:
+            c.stop_all()  # the caller never gets the cluster to stop: no node outlives it
+            raise
         return c
 
     def stop_all(self) -> None:
