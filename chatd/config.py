@@ -13,6 +13,7 @@ checks the table); a chat limit is also a ChatLimits field of its name.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import re
 from collections.abc import Callable
@@ -102,6 +103,34 @@ def address_list(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError("expected HOST:PORT[,HOST:PORT...]")
     for part in parts:
         parse_address(part)
+    return parts
+
+
+WEB_ORIGIN_RE = re.compile(r"(https?)://([A-Za-z0-9._%\[\]:-]+?)(?::(\d{1,5}))?", re.IGNORECASE)
+
+
+def web_origin(text: str) -> str:
+    """A web origin, scheme://host[:port], as browsers send it in Origin
+    (no path; the default port dropped)."""
+    m = WEB_ORIGIN_RE.fullmatch(text.rstrip("/")) if len(text) <= MAX_ADDRESS_CHARS else None
+    if m is None or (m.group(3) is not None and not 1 <= int(m.group(3)) <= 65535):
+        raise argparse.ArgumentTypeError(
+            f"not a web origin like http://host:8080 or https://chat.example.com: {text!r}"
+        )
+    scheme, host, port = m.group(1).lower(), m.group(2), m.group(3)
+    default = "443" if scheme == "https" else "80"
+    return f"{scheme}://{host.lower()}" + ("" if port in (None, default) else f":{port}")
+
+
+def ip_list(text: str) -> tuple[str, ...]:
+    parts = tuple(p.strip() for p in text.split(",") if p.strip())
+    if not parts:
+        raise argparse.ArgumentTypeError("expected IP[,IP...]")
+    for part in parts:
+        try:
+            ipaddress.ip_address(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an IP address: {part!r}") from None
     return parts
 
 
@@ -349,6 +378,28 @@ class Config:
         _int_range(0, 65535),
         help="serve Prometheus metrics over HTTP on this port (on the --listen host)",
     )
+    web_listen: str | None = _setting(
+        None,
+        address,
+        metavar="HOST:PORT",
+        help="serve the web client (a page and its WebSocket) on this address",
+    )
+    web_advertise: str | None = _setting(
+        None,
+        web_origin,
+        metavar="URL",
+        help="the origin browsers reach this node's web client at, e.g. "
+        "https://chat1.example.com:8443 (default: http(s)://--web-listen); the page "
+        "fails over to the members' origins, and a WebSocket is taken only from one",
+    )
+    web_trusted_proxies: tuple[str, ...] = _setting(
+        (),
+        ip_list,
+        metavar="IP[,IP...]",
+        help="reverse proxies in front of the web listener: from these peers only, "
+        "the last X-Forwarded-For address is the client's (limits and throttles "
+        "are kept per client address)",
+    )
     reflection: bool = _setting(
         True, flag="--no-reflection", switch=True, help="do not serve gRPC server reflection"
     )
@@ -392,6 +443,21 @@ class Config:
     @property
     def listen_port(self) -> int:
         return parse_address(self.listen)[1]
+
+    @property
+    def web_origin(self) -> str:
+        """Where browsers reach this node's web client ("" with no --web-listen)."""
+        if self.web_listen is None:
+            return ""
+        if self.web_advertise is not None:
+            return self.web_advertise
+        host, port = parse_address(self.web_listen)
+        if host in ("", "0.0.0.0", "::"):
+            host = (
+                self.listen_host if self.listen_host not in ("", "0.0.0.0", "::") else "localhost"
+            )
+        host = f"[{host}]" if ":" in host else host
+        return web_origin(f"{'https' if self.tls else 'http'}://{host}:{port}")
 
     @property
     def peer_host(self) -> str:
