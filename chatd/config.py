@@ -49,6 +49,15 @@ def parse_address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port_s)
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def address(text: str) -> str:
     parse_address(text)
     return text

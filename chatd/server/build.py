@@ -11,9 +11,9 @@ empty data dir.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
+import ssl
 import uuid
 from dataclasses import fields
 from pathlib import Path
@@ -23,7 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from chatd import private, tls
-from chatd.config import Config, parse_address
+from chatd.config import Config, is_loopback, parse_address
 from chatd.contract import KEEPALIVE_SERVER_OPTIONS
 from chatd.core.quorum import IN_SYNC
 from chatd.core.types import Timing
@@ -53,6 +53,8 @@ from chatd.server.storage.backup import BackupError
 from chatd.server.storage.dirlock import DataDirLock
 from chatd.server.storage.store import Store
 from chatd.server.storage.writer import GroupCommitWriter
+from chatd.server.web.app import WebServer
+from chatd.server.web.gateway import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +63,6 @@ DB_FILE = "chatd.sqlite3"
 
 def _joined(host: str, port: int) -> str:
     return f"{host}:{port}"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def build(config: Config, context: NodeContext | None = None) -> Node:
@@ -195,6 +188,7 @@ async def _wire(
         add_service(server, admin, cluster_pb2, "NodeAdmin")
         health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
 
+    web = _web_server(cfg, clients)
     node = Node(
         config=cfg,
         node_id=node_id,
@@ -213,6 +207,7 @@ async def _wire(
         health=health,
         metrics=metrics,
         listeners=listeners,
+        web=web,
         how=how,
     )
     repl.on_role_change = node.role_changed
@@ -220,6 +215,27 @@ async def _wire(
     if context is not None:
         context.source = node.log_context
     return node
+
+
+def _web_server(cfg: Config, clients: ClientAccountServicer) -> WebServer | None:
+    """The web listener's server (--web-listen), not listening yet: it calls
+    the client listener's servicer; HTTPS with the node's certificate."""
+    if cfg.web_listen is None:
+        return None
+    context = None
+    if cfg.tls_cert is not None and cfg.tls_key is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise StartupError(f"cannot serve the web client with --tls-cert: {exc}") from exc
+    return WebServer(
+        Gateway(clients),
+        first_message_timeout=cfg.first_frame_timeout,
+        max_message_bytes=4 * cfg.max_request_bytes,  # (JSON is larger than protobuf)
+        trusted_proxies=cfg.web_trusted_proxies,
+        ssl_context=context,
+    )
 
 
 def _how_to_start(cfg: Config, node_id: str, store: Store) -> Start:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from chatd.config import Config
+from chatd.config import Config, is_loopback, parse_address
 from chatd.core.quorum import IN_SYNC
 from chatd.core.types import InSyncChanged, Role, RoleChanged
 from chatd.logs import Repeated
@@ -37,6 +37,7 @@ from chatd.server.errors import StartupError as StartupError  # (its import plac
 from chatd.server.storage.dirlock import DataDirLock
 from chatd.server.storage.store import Store
 from chatd.server.storage.writer import GroupCommitWriter
+from chatd.server.web.app import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class Node:
         health: Health,
         metrics: Metrics | None,
         listeners: Listeners,
+        web: WebServer | None,
         how: Start,
     ) -> None:
         self.config = config
@@ -145,6 +147,8 @@ class Node:
         self.server, self.peer_server = listeners.client, listeners.peer
         self.port, self.peer_port = listeners.port, listeners.peer_port
         self.address, self.peer_address = listeners.address, listeners.peer_address
+        self.web = web
+        self.web_origin = ""  # where browsers reach this node's page, once it listens
         self._dir_lock = dir_lock
         self._threads = threads
         self._stopping = stopping
@@ -178,6 +182,8 @@ class Node:
                 quorum=how.quorum,
             )
             self._replicating = True
+            if self.web is not None:
+                await self._serve_web(self.web)
             if self.metrics is not None:
                 cfg = self.config
                 self.metrics_port = self.metrics.serve(cfg.metrics_port or 0, cfg.listen_host)
@@ -333,6 +339,42 @@ class Node:
                     warned = loop.time()
                     log.warning("background checkpoint failed: %s", exc)
 
+    # -- the web client --
+
+    async def _serve_web(self, web: WebServer) -> None:
+        """Listens for pages (--web-listen): without a cluster secret on
+        loopback only, as the client listener."""
+        cfg = self.config
+        assert cfg.web_listen is not None
+        host, port = parse_address(cfg.web_listen)
+        if cfg.cluster_secret is None and cfg.tls_ca is None and not is_loopback(host):
+            log.warning("no cluster secret configured: serving pages on loopback only: %s", host)
+            host = "127.0.0.1"
+        try:
+            port = await web.start(host, port)
+        except OSError as exc:
+            raise StartupError(f"cannot serve the web client on {host}:{port}: {exc}") from exc
+        self.web_origin = (
+            cfg.web_advertise
+            or Config(
+                web_listen=f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                listen=cfg.listen,
+                tls_cert=cfg.tls_cert,
+            ).web_origin
+        )
+        web.origins = self.web_origins_now
+        web.hello = self.web_hello
+        log.info("web client on %s/", self.web_origin)
+
+    def web_origins_now(self) -> list[str]:
+        """The members' web origins, this node's first."""
+        return [self.web_origin] if self.web_origin else []
+
+    def web_hello(self) -> dict[str, object]:
+        """What a page is told first: this node, its role, where to go."""
+        role, _ = self.router.route()
+        return {"node_id": self.node_id, "role": role.value, "web": self.web_origins_now()}
+
     # -- shutdown --
 
     async def stop(self) -> None:
@@ -342,6 +384,8 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
         await self.health.stop()
+        if self.web is not None:
+            await self.web.stop()  # the pages go elsewhere at once
         # A node that failed sends nothing more and ends every call at once:
         # its master sees the log stream end and learns of the crash in a
         # round trip instead of a failover timeout

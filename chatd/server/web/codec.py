@@ -1,0 +1,92 @@
+"""Protobuf messages as the page sees them: protobuf's JSON mapping with the
+.proto field names and every field present (zeros included), as plain
+dicts for json.dumps; and the page's JSON parsed back, strictly (an unknown
+field or a wrong type is refused, never guessed at).
+
+The frames of a session stream, the hot path, are written and read by hand;
+tests/test_web_codec.py checks them against json_format's mapping."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from chatd.proto import chat_pb2
+
+M = TypeVar("M", bound=Message)
+
+
+class BadJson(ValueError):
+    """JSON that is not the message it should be (the text says why)."""
+
+
+def to_json(message: Message) -> dict[str, Any]:
+    return json_format.MessageToDict(
+        message, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
+    )
+
+
+def from_json(value: Any, cls: type[M]) -> M:
+    """`value` (a JSON object) as a `cls` message; BadJson otherwise."""
+    if not isinstance(value, dict):
+        raise BadJson(f"a {cls.DESCRIPTOR.name} is a JSON object")
+    try:
+        return json_format.ParseDict(value, cls())
+    except (json_format.ParseError, TypeError, ValueError, RecursionError) as exc:
+        why = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise BadJson(f"not a valid {cls.DESCRIPTOR.name}: {why}") from None
+
+
+def message_json(m: chat_pb2.Message) -> dict[str, Any]:
+    return {
+        "from_": m.from_,
+        "message": m.message,
+        "message_id": m.message_id,
+        "time_stamp": m.time_stamp.ToJsonString() if m.HasField("time_stamp") else None,
+        "to": m.to,
+        "room": m.room,
+    }
+
+
+def server_frame_json(f: chat_pb2.ServerFrame) -> dict[str, Any]:
+    """A delivery or a send's result (to_json's mapping, written out)."""
+    if f.HasField("message"):
+        return {"message": message_json(f.message)}
+    r = f.result
+    return {
+        "result": {
+            "request_id": r.request_id,
+            "message_id": r.message_id,
+            "error_code": r.error_code,
+            "error_message": r.error_message,
+            "status": r.status,
+            "retry_after_ms": r.retry_after_ms,
+        }
+    }
+
+
+_SEND_FIELDS = {"request_id", "to", "message", "room"}
+INT32_MAX = 2**31 - 1
+
+
+def client_frame(value: Any) -> chat_pb2.ClientFrame:
+    """A send or ack frame from the page: read by hand when it has the usual
+    shape (strings for a send, whole numbers for an ack), else by from_json."""
+    if isinstance(value, dict) and len(value) == 1:
+        send = value.get("send")
+        if (
+            isinstance(send, dict)
+            and send.keys() <= _SEND_FIELDS
+            and all(type(v) is str for v in send.values())
+        ):
+            return chat_pb2.ClientFrame(send=chat_pb2.SendFrame(**send))
+        ack = value.get("ack")
+        if isinstance(ack, dict) and ack.keys() <= {"message_ids"}:
+            ids = ack.get("message_ids", [])
+            if isinstance(ids, list) and all(
+                type(i) is int and -INT32_MAX - 1 <= i <= INT32_MAX for i in ids
+            ):
+                return chat_pb2.ClientFrame(ack=chat_pb2.AckFrame(message_ids=ids))
+    return from_json(value, chat_pb2.ClientFrame)

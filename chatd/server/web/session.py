@@ -1,0 +1,188 @@
+"""One page's WebSocket: its messages read and answered (chatd web
+protocol, docs/web.md), its calls and session streams run by the gateway,
+and what a socket that sends nothing valid gets: closed.
+
+A socket's first message comes within --first-frame-timeout, and every
+message is one JSON object; one that is not gets an error message, and a
+socket whose first message is not valid, or that sends MAX_INVALID invalid
+ones in a row, is closed (1008, policy violation). A socket holds at most
+MAX_STREAMS streams and MAX_CALLS calls under way: beyond that its messages
+wait, unread (TCP then holds the page), as gRPC's flow control would."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from chatd.proto import chat_pb2
+from chatd.server.web.codec import BadJson, from_json
+from chatd.server.web.gateway import Gateway, Stream
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = 1
+MAX_CALLS = 16  # unary calls under way on one socket
+MAX_STREAMS = 4  # session streams open on one socket
+MAX_INVALID = 16  # invalid messages in a row before the socket is closed
+OUT_QUEUE = 256  # messages waiting to be written to one socket
+MAX_ID = 2**53 - 1  # ids are JavaScript numbers
+KINDS = ("call", "connect", "frame", "close")
+
+
+class Invalid(ValueError):
+    """A message the protocol has no place for; `id` if it named one."""
+
+    def __init__(self, why: str, id_: int | None = None) -> None:
+        super().__init__(why)
+        self.id = id_
+
+
+def _dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+class Session:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        gateway: Gateway,
+        peer: str,
+        hello: Callable[[], dict[str, Any]],
+        first_message_timeout: float,
+    ) -> None:
+        self.ws = ws
+        self.gateway = gateway
+        self.peer = peer
+        self.hello = hello
+        self.first_message_timeout = first_message_timeout
+        self.out: asyncio.Queue[dict[str, Any]] = asyncio.Queue(OUT_QUEUE)
+        self.calls = asyncio.Semaphore(MAX_CALLS)
+        self.streams: dict[int, Stream] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def emit(self, message: dict[str, Any]) -> None:
+        await self.out.put(message)
+
+    async def _write(self) -> None:
+        while True:
+            message = await self.out.get()
+            await self.ws.send_str(_dumps(message))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._write())
+        try:
+            await self.emit({"hello": {**self.hello(), "protocol": PROTOCOL}})
+            await self._read()
+        finally:
+            for task in (*self.tasks, writer):
+                task.cancel()
+            for task in (*self.tasks, writer):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _read(self) -> None:
+        valid = False
+        invalid = 0
+        while True:
+            timeout = None if valid else self.first_message_timeout
+            try:
+                msg = await self.ws.receive(timeout=timeout)
+            except TimeoutError:
+                await self._refuse("no valid message came in time")
+                return
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return
+            if msg.type is WSMsgType.ERROR:
+                log.debug("web socket from %s: %s", self.peer, self.ws.exception())
+                return
+            try:
+                if msg.type is not WSMsgType.TEXT:
+                    raise Invalid("messages are JSON text")
+                await self._handle(msg.data)
+            except Invalid as exc:
+                invalid += 1
+                said: dict[str, Any] = {} if exc.id is None else {"id": exc.id}
+                said["error"] = {"code": "INVALID_ARGUMENT", "details": str(exc)}
+                await self.emit(said)
+                if not valid or invalid >= MAX_INVALID:
+                    await self._refuse(f"invalid message: {exc}")
+                    return
+                continue
+            valid, invalid = True, 0
+
+    async def _refuse(self, why: str) -> None:
+        log.debug("web socket from %s closed: %s", self.peer, why)
+        await asyncio.sleep(0.05)  # (the error message goes out first)
+        await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=why[:120].encode())
+
+    async def _handle(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except (ValueError, RecursionError):
+            raise Invalid("not JSON") from None
+        if not isinstance(message, dict):
+            raise Invalid("a message is a JSON object")
+        id_ = message.get("id")
+        if type(id_) is not int or not 0 < id_ <= MAX_ID:
+            raise Invalid("a message needs an id, a whole number from 1")
+        kinds = [k for k in KINDS if k in message]
+        if len(kinds) != 1:
+            raise Invalid(f"a message holds one of {', '.join(KINDS)}", id_)
+        try:
+            await getattr(self, "_" + kinds[0])(id_, message)
+        except BadJson as exc:
+            raise Invalid(str(exc), id_) from None
+
+    async def _call(self, id_: int, message: dict[str, Any]) -> None:
+        name = message["call"]
+        request = self.gateway.request(name, message.get("request"))
+        await self.calls.acquire()
+
+        async def run() -> None:
+            try:
+                answer = await self.gateway.call(name, request, self.peer)
+            finally:
+                self.calls.release()
+            await self.emit({"id": id_, **answer})
+
+        self._spawn(run())
+
+    async def _connect(self, id_: int, message: dict[str, Any]) -> None:
+        if id_ in self.streams:
+            raise Invalid(f"stream {id_} is open already", id_)
+        if len(self.streams) >= MAX_STREAMS:
+            raise Invalid(f"at most {MAX_STREAMS} streams on one socket", id_)
+        opening = from_json(message["connect"], chat_pb2.OpenFrame)
+        stream = Stream(self.gateway, id_, self.emit)
+        self.streams[id_] = stream
+
+        async def run() -> None:
+            try:
+                await stream.run(opening, self.peer)
+            finally:
+                self.streams.pop(id_, None)
+
+        self._spawn(run())
+
+    async def _frame(self, id_: int, message: dict[str, Any]) -> None:
+        stream = self.streams.get(id_)
+        if stream is None:
+            raise Invalid(f"no stream {id_} is open", id_)
+        await stream.feed(message["frame"])
+
+    async def _close(self, id_: int, message: dict[str, Any]) -> None:
+        stream = self.streams.get(id_)
+        if stream is None:
+            raise Invalid(f"no stream {id_} is open", id_)
+        await stream.close()
