@@ -1,0 +1,90 @@
+// Unary calls with the session, and what the API's error codes mean to a person.
+
+const MEANING = {
+  2: "invalid arguments",
+  3: "invalid username (letters, digits, _ . - and at most 32 characters)",
+  4: "invalid password (8 to 1024 characters)",
+  5: "invalid message (1 to 4096 characters)",
+  8: "that username is taken",
+  9: "no such user",
+  10: "wrong username or password",
+  14: "not logged in",
+  15: "no such receiver",
+  17: "no messages",
+  18: "the server is changing masters; try again",
+  20: "no such room",
+  21: "that room name is taken",
+  22: "not a member of that room",
+  23: "only a room's admins may do that",
+  24: "invalid room name or topic",
+  25: "over a room limit",
+  26: "this account is disabled",
+};
+
+export class ApiError extends Error {
+  constructor(code, message) {
+    super(message || MEANING[code] || `error ${code}`);
+    this.code = code;
+  }
+}
+
+export function explain(err) {
+  if (err instanceof ApiError) return MEANING[err.code] || err.message;
+  if (err && err.details) return err.details;
+  return String(err && err.message ? err.message : err);
+}
+
+export function describe(code, message) {
+  return MEANING[code] || message || (code ? `error ${code}` : "refused");
+}
+
+export class Api {
+  constructor(net) {
+    this.net = net;
+    this.session = null;
+  }
+
+  // A call whose response carries error_code: throws ApiError unless 0.
+  async call(name, request = {}, { withSession = true } = {}) {
+    const req = withSession && this.session ? { session_id: this.session, ...request } : request;
+    const response = await this.net.call(name, req);
+    const code = response.error_code || 0;
+    if (code !== 0) throw new ApiError(code, response.error_message);
+    return response;
+  }
+
+  listUsers() {
+    return this.call("ListUsers", {}, { withSession: false }).then((r) => r.user || []);
+  }
+
+  async messages(name, request) {
+    try {
+      const r = await this.call(name, request);
+      return r.message || [];
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 17) return [];
+      throw err;
+    }
+  }
+}
+
+// A request id for a send: random, the same for every resend of it.
+export function requestId() {
+  if (globalThis.crypto && typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// A message as the page keeps it (the JSON mapping may name the sender from_).
+export function normal(m) {
+  return {
+    from: m.from !== undefined ? m.from : m.from_ || "",
+    to: m.to || "",
+    room: m.room || "",
+    message: m.message || "",
+    message_id: Number(m.message_id || 0),
+    time_stamp: m.time_stamp || "",
+    state: "sent",
+  };
+}

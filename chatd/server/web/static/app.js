@@ -1,0 +1,206 @@
+// The chat page: logging in and out, the account, and the wiring of the
+// connection (net.js), the conversations (chat.js) and rooms (rooms.js).
+
+import { Api, explain } from "./api.js";
+import { Chat } from "./chat.js";
+import { Net } from "./net.js";
+import { Rooms } from "./rooms.js";
+import { State } from "./state.js";
+import { $ } from "./ui.js";
+
+const SAVED = "chatd.session"; // sessionStorage: {session, user}; never a URL
+
+const state = new State();
+const net = new Net(location.origin);
+const api = new Api(net);
+let rooms = null;
+const chat = new Chat(state, net, api, {
+  openedRoom: (conv) => rooms.members(conv),
+  refreshed: () => rooms.refreshed(),
+  join: (r) => rooms.join(r),
+  decline: (r) => rooms.decline(r),
+  notify: (m) => notify(m),
+  sessionEnded: () => ended("Your session ended; please log in again."),
+});
+rooms = new Rooms(state, api, chat);
+
+net.addEventListener("status", (ev) => {
+  $("status").textContent = ev.detail.text;
+  $("status").dataset.state = ev.detail.state;
+});
+net.addEventListener("node", (ev) => {
+  document.body.dataset.node = ev.detail.origin;
+});
+net.addEventListener("session-ended", () => ended("Your session ended; please log in again."));
+
+function showView(view) {
+  document.body.dataset.view = view;
+  const inside = view !== "login";
+  $("login-view").hidden = inside;
+  $("chat-view").hidden = !inside;
+  $("account").hidden = !inside;
+}
+
+function loggedIn(session, user) {
+  api.session = session;
+  state.user = user;
+  document.body.dataset.user = user;
+  $("whoami").textContent = `Signed in as ${user}`;
+  sessionStorage.setItem(SAVED, JSON.stringify({ session, user }));
+  net.openSession(session);
+  showView("list");
+  chat.start();
+  updateNotifyButton();
+}
+
+function ended(why) {
+  chat.stop();
+  net.closeSession();
+  api.session = null;
+  state.reset();
+  sessionStorage.removeItem(SAVED);
+  delete document.body.dataset.user;
+  $("messages").replaceChildren();
+  $("members").replaceChildren();
+  $("conv-title").textContent = "Pick a conversation";
+  $("composer").hidden = true;
+  $("room-tools").hidden = true;
+  $("earlier-btn").hidden = true;
+  $("conv-error").textContent = "";
+  $("login-error").textContent = why;
+  $("login-pass").value = "";
+  showView("login");
+  $("login-user").focus();
+}
+
+async function login(signUp) {
+  const username = $("login-user").value.trim();
+  const password = $("login-pass").value;
+  $("login-error").textContent = "";
+  const form = $("login-form");
+  if (!form.reportValidity()) return;
+  try {
+    if (signUp) await api.call("CreateAccount", { username, password }, { withSession: false });
+    const r = await api.call("Login", { username, password }, { withSession: false });
+    $("login-pass").value = "";
+    // (the name as the server spells it comes with the user list)
+    const users = await api.listUsers();
+    const found = users.find((u) => u.username.toLowerCase() === username.toLowerCase());
+    loggedIn(r.session_id, found ? found.username : username);
+  } catch (err) {
+    $("login-error").textContent = `${signUp ? "Sign up" : "Log in"} failed: ${explain(err)}`;
+  }
+}
+
+$("login-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  login(false);
+});
+$("signup-btn").addEventListener("click", () => login(true));
+
+$("logout-btn").addEventListener("click", async () => {
+  try {
+    await api.call("Logout");
+  } catch (err) {
+    // (the session goes from this page whatever the node said)
+  }
+  ended("You are logged out.");
+});
+
+// ---- the composer, history, phone navigation ----
+
+$("composer").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const input = $("composer-input");
+  const text = input.value;
+  if (text.trim() === "") return;
+  input.value = "";
+  chat.send(text);
+});
+$("composer-input").addEventListener("keydown", (ev) => {
+  if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+    ev.preventDefault();
+    $("composer").requestSubmit();
+  }
+});
+$("earlier-btn").addEventListener("click", () => chat.loadEarlier());
+$("back-btn").addEventListener("click", () => {
+  document.body.dataset.view = "list";
+  const current = document.querySelector(`#sidebar [data-conv="${state.current}"]`);
+  (current || $("people")).focus();
+});
+document.addEventListener("keydown", (ev) => {
+  if (ev.key === "Escape" && document.body.dataset.view === "conv" && !$("password-dialog").open) {
+    $("back-btn").click();
+  }
+});
+
+// ---- change password ----
+
+$("password-btn").addEventListener("click", () => {
+  $("password-error").textContent = "";
+  $("password-dialog").showModal();
+  $("old-pass").focus();
+});
+$("password-cancel").addEventListener("click", () => $("password-dialog").close());
+$("password-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    await api.call("ChangePassword", {
+      old_password: $("old-pass").value,
+      new_password: $("new-pass").value,
+    });
+    $("old-pass").value = "";
+    $("new-pass").value = "";
+    $("password-dialog").close();
+    $("status").textContent = "Password changed.";
+  } catch (err) {
+    $("password-error").textContent = explain(err);
+  }
+});
+
+// ---- notifications: asked for on a click only ----
+
+function updateNotifyButton() {
+  const btn = $("notify-btn");
+  if (!("Notification" in window)) {
+    btn.hidden = true;
+    return;
+  }
+  btn.hidden = Notification.permission !== "default";
+}
+
+$("notify-btn").addEventListener("click", async () => {
+  try {
+    await Notification.requestPermission();
+  } finally {
+    updateNotifyButton();
+  }
+});
+
+function notify(m) {
+  if (!("Notification" in window) || Notification.permission !== "granted") return;
+  const title = m.room ? `${m.from} in #${m.room}` : m.from;
+  const n = new Notification(title, { body: m.message.slice(0, 200), tag: `chatd-${m.message_id}` });
+  n.addEventListener("click", () => {
+    window.focus();
+    chat.open(m.room ? "room" : "user", m.room || m.from);
+    n.close();
+  });
+}
+
+// ---- start: a session kept in this tab survives a reload ----
+
+showView("login");
+net.start();
+const saved = sessionStorage.getItem(SAVED);
+if (saved !== null) {
+  try {
+    const { session, user } = JSON.parse(saved);
+    loggedIn(session, user);
+  } catch (err) {
+    sessionStorage.removeItem(SAVED);
+  }
+} else {
+  $("login-user").focus();
+}

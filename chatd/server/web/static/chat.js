@@ -1,0 +1,233 @@
+// Conversations: showing one, its history, sending, deliveries, read markers
+// and the unread counts.
+
+import { describe, explain, normal, requestId } from "./api.js";
+import { $, renderPeople, renderRooms, showMessage } from "./ui.js";
+
+const PAGE = 50;
+const REFRESH_MS = 3000;
+
+export class Chat {
+  constructor(state, net, api, hooks) {
+    this.state = state;
+    this.net = net;
+    this.api = api;
+    this.hooks = hooks; // {openedRoom(conv), notify(m)}
+    this.refreshTimer = null;
+    this.soon = null;
+    this.marked = new Map(); // conversation key -> the id last marked read
+    this.listsDrawn = "";
+    net.addEventListener("delivery", (ev) => this.deliver(ev.detail, true));
+    net.addEventListener("opened", (ev) => {
+      if (!ev.detail.resumed) this.fetchUnseen();
+    });
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) this.markRead();
+    });
+  }
+
+  me() {
+    return (this.state.user || "").toLowerCase();
+  }
+
+  start() {
+    this.stop();
+    this.refresh();
+    this.refreshTimer = setInterval(() => this.refresh(), REFRESH_MS);
+  }
+
+  stop() {
+    clearInterval(this.refreshTimer);
+    clearTimeout(this.soon);
+    this.refreshTimer = null;
+    this.marked.clear();
+    this.listsDrawn = "";
+  }
+
+  // The messages that waited for this user while no stream was open.
+  async fetchUnseen() {
+    try {
+      const page = await this.api.messages("GetMessages", {});
+      for (const m of page) this.deliver(m, false);
+    } catch (err) {
+      // (the stream brings everything from now on; counts still come from ListUnread)
+    }
+  }
+
+  // A message for this user: kept once, shown if its conversation is open.
+  deliver(raw, fromStream) {
+    const m = normal(raw);
+    const conv = this.state.convOf(m);
+    const fresh = conv.add(m);
+    if (fresh && conv.key === this.state.current) {
+      const list = $("messages");
+      const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+      showMessage(m, this.me());
+      if (atBottom) this.scrollDown();
+    }
+    if (fromStream) this.net.shown(m.message_id);
+    if (!fresh) return;
+    if (m.from.toLowerCase() !== this.me() && document.hidden) this.hooks.notify(m);
+    if (conv.key === this.state.current) this.markRead();
+    this.refreshSoon();
+  }
+
+  refreshSoon() {
+    if (this.soon !== null) return;
+    this.soon = setTimeout(() => {
+      this.soon = null;
+      this.refresh();
+    }, 300);
+  }
+
+  // Contacts and presence, unread counts and rooms, from the server.
+  async refresh() {
+    if (this.state.user === null) return;
+    try {
+      const [users, unread, rooms] = await Promise.all([
+        this.api.listUsers(),
+        this.api.call("ListUnread"),
+        this.api.call("ListRooms"),
+      ]);
+      this.state.users = users;
+      this.state.unread = new Map((unread.unread || []).map((u) => [u.peer.toLowerCase(), u.count]));
+      this.state.rooms = rooms.room || [];
+      this.drawLists();
+      this.hooks.refreshed();
+    } catch (err) {
+      if (err.code === 14) this.hooks.sessionEnded();
+    }
+  }
+
+  drawLists(force = false) {
+    const s = this.state;
+    const drawn = JSON.stringify([s.users, [...s.unread], s.rooms, s.current]);
+    if (!force && drawn === this.listsDrawn) return;
+    this.listsDrawn = drawn;
+    const focused = document.activeElement;
+    const key = focused && focused.dataset ? focused.dataset.conv || focused.getAttribute("aria-label") : null;
+    const open = (kind, name) => this.open(kind, name);
+    renderPeople(s, open);
+    renderRooms(s, open, (r) => this.hooks.join(r), (r) => this.hooks.decline(r));
+    if (key && !document.body.contains(focused)) {
+      const again = [...document.querySelectorAll("#sidebar button")].find(
+        (b) => b.dataset.conv === key || b.getAttribute("aria-label") === key,
+      );
+      if (again) again.focus();
+    }
+  }
+
+  // Shows the conversation with a user or in a room.
+  async open(kind, name) {
+    const conv = this.state.conv(kind, name);
+    this.state.current = conv.key;
+    document.body.dataset.view = "conv";
+    $("conv-title").textContent = kind === "room" ? `#${name}` : name;
+    $("conv-error").textContent = "";
+    $("composer").hidden = false;
+    $("room-tools").hidden = kind !== "room";
+    this.drawConversation(conv);
+    this.drawLists(true);
+    $("composer-input").focus();
+    if (kind === "room") this.hooks.openedRoom(conv);
+    if (!conv.loaded) await this.loadPage(conv, 0);
+    this.markRead();
+  }
+
+  drawConversation(conv) {
+    $("messages").replaceChildren();
+    const me = this.me();
+    const ids = [...conv.byId.keys()].sort((a, b) => a - b);
+    for (const id of ids) showMessage(conv.byId.get(id), me);
+    for (const m of conv.pending.values()) showMessage(m, me);
+    $("earlier-btn").hidden = !conv.hasEarlier;
+  }
+
+  // One page of history, the newest before `before` (0: the newest).
+  async loadPage(conv, before) {
+    const req = { before_message_id: before, limit: PAGE };
+    try {
+      const page =
+        conv.kind === "room"
+          ? await this.api.messages("GetRoomHistory", { room: conv.name, ...req })
+          : await this.api.messages("GetChat", { username: conv.name, ...req });
+      conv.loaded = true;
+      conv.hasEarlier = page.length >= PAGE;
+      for (const raw of page) {
+        const m = normal(raw);
+        if (conv.add(m) && conv.key === this.state.current) showMessage(m, this.me());
+      }
+      if (conv.key === this.state.current) $("earlier-btn").hidden = !conv.hasEarlier;
+    } catch (err) {
+      if (conv.key === this.state.current) $("conv-error").textContent = explain(err);
+    }
+  }
+
+  async loadEarlier() {
+    const conv = this.state.currentConv();
+    if (conv === null) return;
+    const list = $("messages");
+    const fromBottom = list.scrollHeight - list.scrollTop;
+    await this.loadPage(conv, conv.oldestId);
+    list.scrollTop = list.scrollHeight - fromBottom;
+  }
+
+  // MarkRead up to the newest message of the conversation shown, if seen.
+  async markRead() {
+    const conv = this.state.currentConv();
+    if (conv === null || document.hidden || this.state.user === null) return;
+    const upto = conv.newestId();
+    if (upto === 0 || (this.marked.get(conv.key) || 0) >= upto) return;
+    this.marked.set(conv.key, upto);
+    const where = conv.kind === "room" ? { room: conv.name } : { peer: conv.name };
+    try {
+      await this.api.call("MarkRead", { ...where, upto });
+      this.refreshSoon();
+    } catch (err) {
+      this.marked.delete(conv.key);
+    }
+  }
+
+  // Sends the composer's text to the conversation shown: at once on
+  // screen as pending, then sent (with its id) or failed.
+  async send(text) {
+    const conv = this.state.currentConv();
+    if (conv === null || text.trim() === "") return;
+    const rid = requestId();
+    const target = conv.kind === "room" ? { room: conv.name } : { to: conv.name };
+    const m = {
+      request_id: rid,
+      from: this.state.user,
+      to: conv.name,
+      room: conv.kind === "room" ? conv.name : "",
+      message: text,
+      message_id: 0,
+      time_stamp: new Date().toISOString(),
+      state: "pending",
+    };
+    conv.pending.set(rid, m);
+    if (conv.key === this.state.current) showMessage(m, this.me());
+    this.scrollDown();
+    const result = await this.net.send(rid, { ...target, message: text });
+    if (result.error_code || !result.message_id) {
+      m.state = "failed";
+      m.error = describe(result.error_code, result.error_message);
+      if (conv.key === this.state.current) showMessage(m, this.me());
+      return;
+    }
+    conv.pending.delete(rid);
+    m.state = "sent";
+    m.message_id = result.message_id;
+    const shownAlready = conv.byId.has(m.message_id);
+    if (!shownAlready) conv.add(m);
+    if (conv.key !== this.state.current) return;
+    const li = $("messages").querySelector(`li[data-request-id="${CSS.escape(rid)}"]`);
+    if (shownAlready && li) li.remove();
+    else showMessage(m, this.me());
+  }
+
+  scrollDown() {
+    const list = $("messages");
+    list.scrollTop = list.scrollHeight;
+  }
+}

@@ -1,0 +1,196 @@
+// Drawing the page from the state: lists, messages, members. No markup from
+// strings: every user-supplied text goes in through textContent.
+
+export const $ = (id) => document.getElementById(id);
+
+const timeFormat = new Intl.DateTimeFormat(undefined, {
+  dateStyle: "medium",
+  timeStyle: "short",
+});
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "text") node.textContent = v;
+    else if (k === "className") node.className = v;
+    else if (k.startsWith("data-") || k.startsWith("aria-") || k === "role" || k === "type") {
+      node.setAttribute(k, String(v));
+    } else node[k] = v;
+  }
+  for (const c of children) if (c) node.append(c);
+  return node;
+}
+
+export function formatTime(stamp) {
+  const d = new Date(stamp);
+  return Number.isNaN(d.getTime()) ? "" : timeFormat.format(d);
+}
+
+function badge(count, what) {
+  if (!count) return null;
+  return el("span", { className: "badge", text: String(count), "aria-label": `${count} unread ${what}` });
+}
+
+// The people list: presence and unread counts; `open(kind, name)` on click.
+export function renderPeople(state, open) {
+  const ul = $("people");
+  const me = (state.user || "").toLowerCase();
+  const items = [];
+  for (const u of state.users) {
+    if (u.username.toLowerCase() === me) continue;
+    const key = `user:${u.username.toLowerCase()}`;
+    const online = u.status === "online";
+    const unread = state.unread.get(u.username.toLowerCase()) || 0;
+    const btn = el(
+      "button",
+      {
+        type: "button",
+        className: "entry",
+        "data-conv": key,
+        "aria-current": state.current === key ? "true" : null,
+        "aria-label": `${u.username}, ${online ? "online" : "offline"}${unread ? `, ${unread} unread` : ""}`,
+      },
+      el("span", { className: `dot ${online ? "on" : "off"}`, "aria-hidden": "true" }),
+      el("span", { className: "name", text: u.username }),
+      el("span", { className: "presence", text: online ? "online" : "offline" }),
+      badge(unread, "messages"),
+    );
+    btn.addEventListener("click", () => open("user", u.username));
+    items.push(el("li", {}, btn));
+  }
+  if (items.length === 0) items.push(el("li", { className: "empty", text: "No one else yet." }));
+  ul.replaceChildren(...items);
+}
+
+// The rooms list: joined rooms open on click; invitations offer Join/Decline.
+export function renderRooms(state, open, join, decline) {
+  const ul = $("rooms");
+  const items = [];
+  for (const r of state.rooms) {
+    const key = `room:${r.name.toLowerCase()}`;
+    if (!r.joined) {
+      const yes = el("button", { type: "button", className: "small", text: "Join", "aria-label": `Join ${r.name}` });
+      const no = el("button", {
+        type: "button",
+        className: "small secondary",
+        text: "Decline",
+        "aria-label": `Decline the invitation to ${r.name}`,
+      });
+      yes.addEventListener("click", () => join(r.name));
+      no.addEventListener("click", () => decline(r.name));
+      const line = el("div", { className: "invite" }, el("span", { className: "name", text: `#${r.name}` }));
+      line.append(el("span", { className: "presence", text: "invited" }), yes, no);
+      items.push(el("li", { "data-invite": r.name }, line));
+      continue;
+    }
+    const btn = el(
+      "button",
+      {
+        type: "button",
+        className: "entry",
+        "data-conv": key,
+        "aria-current": state.current === key ? "true" : null,
+        "aria-label": `room ${r.name}, ${r.members} members${r.unread ? `, ${r.unread} unread` : ""}`,
+      },
+      el("span", { className: "name", text: `#${r.name}` }),
+      el("span", { className: "presence", text: `${r.members} ${r.members === 1 ? "member" : "members"}` }),
+      badge(r.unread, "messages"),
+    );
+    btn.addEventListener("click", () => open("room", r.name));
+    items.push(el("li", {}, btn));
+  }
+  if (items.length === 0) items.push(el("li", { className: "empty", text: "No rooms yet." }));
+  ul.replaceChildren(...items);
+}
+
+function messageElement(m, me) {
+  const mine = (m.from || "").toLowerCase() === me;
+  const li = el("li", {
+    className: `msg ${mine ? "mine" : "theirs"}`,
+    "data-state": m.state || "sent",
+    "data-message-id": m.message_id ? String(m.message_id) : null,
+    "data-request-id": m.request_id || null,
+  });
+  const head = el("div", { className: "meta" }, el("span", { className: "from", text: mine ? "You" : m.from }));
+  if (m.time_stamp) {
+    head.append(el("time", { className: "when", dateTime: m.time_stamp, text: formatTime(m.time_stamp) }));
+  }
+  const note = el("span", { className: "note" });
+  head.append(note);
+  li.append(head, el("p", { className: "body", text: m.message }));
+  setState(li, m);
+  return li;
+}
+
+export function setState(li, m) {
+  li.dataset.state = m.state || "sent";
+  if (m.message_id) li.dataset.messageId = String(m.message_id);
+  const note = li.querySelector(".note");
+  if (m.state === "pending") note.textContent = "sending…";
+  else if (m.state === "failed") note.textContent = `not sent: ${m.error || "refused"}`;
+  else note.textContent = "";
+}
+
+// Puts a message's element where its id belongs (unsent ones last).
+function place(ol, li, id) {
+  if (!id) {
+    ol.append(li);
+    return;
+  }
+  for (const other of ol.children) {
+    const oid = Number(other.dataset.messageId || 0);
+    if (other !== li && (oid === 0 || oid > id)) {
+      ol.insertBefore(li, other);
+      return;
+    }
+  }
+  ol.append(li);
+}
+
+// Shows message `m` (stored or unsent) in the open conversation's list.
+export function showMessage(m, me) {
+  const ol = $("messages");
+  let li = null;
+  if (m.request_id) li = ol.querySelector(`li[data-request-id="${CSS.escape(m.request_id)}"]`);
+  if (li === null && m.message_id) li = ol.querySelector(`li[data-message-id="${m.message_id}"]`);
+  if (li === null) {
+    li = messageElement(m, me);
+    place(ol, li, m.message_id);
+    return li;
+  }
+  const before = li.dataset.messageId;
+  setState(li, m);
+  if (m.message_id && before !== String(m.message_id)) place(ol, li, m.message_id);
+  return li;
+}
+
+export function renderMembers(members, canManage, isCreator, me, act) {
+  const ul = $("members");
+  const items = members.map((mb) => {
+    const bits = [mb.online ? "online" : "offline"];
+    if (!mb.joined) bits.push("invited");
+    if (mb.admin) bits.push("admin");
+    const li = el(
+      "li",
+      { className: "member", "data-member": mb.username },
+      el("span", { className: `dot ${mb.online ? "on" : "off"}`, "aria-hidden": "true" }),
+      el("span", { className: "name", text: mb.username }),
+      el("span", { className: "presence", text: bits.join(", ") }),
+    );
+    if (mb.username.toLowerCase() !== me) {
+      if (canManage) {
+        const rm = el("button", { type: "button", className: "small secondary", text: "Remove", "aria-label": `Remove ${mb.username}` });
+        rm.addEventListener("click", () => act("remove", mb.username));
+        li.append(rm);
+      }
+      if (isCreator && mb.joined && !mb.admin) {
+        const ad = el("button", { type: "button", className: "small secondary", text: "Make admin", "aria-label": `Make ${mb.username} an admin` });
+        ad.addEventListener("click", () => act("admin", mb.username));
+        li.append(ad);
+      }
+    }
+    return li;
+  });
+  ul.replaceChildren(...items);
+}

@@ -1,0 +1,119 @@
+"""Fixtures of the web client's browser tests: real `chatd serve` nodes with
+--web-listen on 127.0.0.1, and headless Chromium driven by Playwright.
+
+Without /usr/bin/chromium (or Playwright) every test here is skipped and
+says why (./scripts/test-deps installs both)."""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatd.tools.localcluster import Cluster, free_port
+
+CHROMIUM = "/usr/bin/chromium"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+def _need_browser() -> None:
+    if not Path(CHROMIUM).exists():
+        print(f"skipped: {CHROMIUM} is missing (./scripts/test-deps installs it)")
+        pytest.skip(f"{CHROMIUM} is missing (./scripts/test-deps installs it)")
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        print("skipped: playwright is not installed")
+        pytest.skip("playwright is not installed")
+
+
+class WebCluster:
+    """`chatd serve` nodes, each with its web listener; `origins[name]` is
+    where a browser reaches a node's page."""
+
+    def __init__(self, base: Path) -> None:
+        self.cluster = Cluster(base)
+        self.origins: dict[str, str] = {}
+
+    def add(self, name: str, join: str | None = None) -> str:
+        port = free_port()
+        self.cluster.add(name, "--web-listen", f"127.0.0.1:{port}", join=join)
+        self.origins[name] = f"http://127.0.0.1:{port}"
+        return self.origins[name]
+
+    def start(self, size: int) -> WebCluster:
+        self.add("n1")
+        self.cluster.wait_role("n1", "master")
+        for i in range(2, size + 1):
+            self.add(f"n{i}", join=self.cluster.peers["n1"])
+        if size > 1:
+            self.cluster.wait(
+                lambda: self.cluster.in_sync_count() == size, what=f"{size} nodes in sync"
+            )
+        for origin in self.origins.values():
+            wait_page(origin)
+        return self
+
+    def log(self, name: str) -> str:
+        return self.cluster.nodes[name].log()
+
+
+def wait_page(origin: str, timeout: float = 20.0) -> None:
+    """Waits (bounded) until `origin` serves its page."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(origin + "/", timeout=1.0) as r:
+                if r.status == 200:
+                    return
+        except OSError as exc:
+            last = exc
+        time.sleep(0.05)
+    raise AssertionError(f"{origin} did not serve its page: {last}")
+
+
+@pytest.fixture
+def web_cluster(tmp_path: Path) -> Iterator[WebCluster]:
+    """An empty web cluster: the test starts it (`start(size)`)."""
+    (tmp_path / "nodes").mkdir()
+    c = WebCluster(tmp_path / "nodes")
+    try:
+        yield c
+    finally:
+        c.cluster.stop_all()
+
+
+@pytest.fixture
+def web_node(web_cluster: WebCluster) -> str:
+    """One node (the master), its web origin."""
+    _need_browser()
+    return web_cluster.start(1).origins["n1"]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    _need_browser()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    """Where screenshots go: $CHATD_ARTIFACTS, or the test's temporary folder."""
+    folder = Path(os.environ.get("CHATD_ARTIFACTS") or tmp_path / "artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"web test artifacts in {folder}")
+    return folder

@@ -1,0 +1,82 @@
+"""Driving the chat page as a person does (clicks, typing, Enter) and
+reading it through its test hooks: body[data-node], body[data-user], and
+each message's data-message-id and data-state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatd.tools.localcluster import PASSWORD
+
+WAIT_MS = 15000
+
+
+class ChatPage:
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.errors: list[str] = []  # console errors and CSP reports
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+
+    def _console(self, msg: Any) -> None:
+        if msg.type == "error":
+            self.errors.append(msg.text)
+
+    @classmethod
+    async def open(cls, context: Any, origin: str) -> ChatPage:
+        page = await context.new_page()
+        me = cls(page)
+        await page.goto(origin + "/")
+        await page.wait_for_selector(f'body[data-node="{origin}"]', timeout=WAIT_MS)
+        return me
+
+    async def sign_up(self, name: str, password: str = PASSWORD, *, new: bool = True) -> None:
+        await self.page.fill("#login-user", name)
+        await self.page.fill("#login-pass", password)
+        await self.page.click("#signup-btn" if new else "#login-btn")
+        await self.page.wait_for_selector(f'body[data-user="{name}"]', timeout=WAIT_MS)
+
+    async def log_in(self, name: str, password: str = PASSWORD) -> None:
+        await self.sign_up(name, password, new=False)
+
+    async def open_conv(self, kind: str, name: str) -> None:
+        """Opens the conversation with user `name` or in room `name` (its
+        entry appears in the list within a refresh)."""
+        entry = self.page.locator(f'#sidebar [data-conv="{kind}:{name.lower()}"]')
+        await entry.click(timeout=WAIT_MS)
+        await self.page.wait_for_selector('body[data-view="conv"]', timeout=WAIT_MS)
+
+    async def type_and_send(self, text: str) -> None:
+        box = self.page.locator("#composer-input")
+        await box.fill(text)
+        await box.press("Enter")
+
+    async def wait_text(self, text: str, state: str = "sent") -> None:
+        await self.page.locator(
+            f'#messages li[data-state="{state}"]', has_text=text
+        ).first.wait_for(timeout=WAIT_MS)
+
+    async def messages(self) -> list[dict[str, Any]]:
+        """The open conversation's messages, top to bottom."""
+        result: list[dict[str, Any]] = await self.page.eval_on_selector_all(
+            "#messages li",
+            """els => els.map(e => ({
+                id: Number(e.dataset.messageId || 0),
+                state: e.dataset.state,
+                from: e.querySelector('.from').textContent,
+                text: e.querySelector('.body').textContent}))""",
+        )
+        return result
+
+    async def badge(self, kind: str, name: str) -> int:
+        """The unread count the list shows for a conversation (0: none)."""
+        loc = self.page.locator(f'#sidebar [data-conv="{kind}:{name.lower()}"] .badge')
+        if await loc.count() == 0:
+            return 0
+        return int(await loc.first.text_content() or "0")
+
+    async def session_token(self) -> str:
+        token: str = await self.page.evaluate(
+            "JSON.parse(sessionStorage.getItem('chatd.session') || '{}').session || ''"
+        )
+        return token
