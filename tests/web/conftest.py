@@ -22,7 +22,7 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
 
-def _need_browser() -> None:
+def need_browser() -> None:
     if not Path(CHROMIUM).exists():
         print(f"skipped: {CHROMIUM} is missing (./scripts/test-deps installs it)")
         pytest.skip(f"{CHROMIUM} is missing (./scripts/test-deps installs it)")
@@ -91,15 +91,21 @@ def web_cluster(tmp_path: Path) -> Iterator[WebCluster]:
 
 
 @pytest.fixture
-def web_node(web_cluster: WebCluster) -> str:
+def node_origin(web_cluster: WebCluster) -> str:
     """One node (the master), its web origin."""
-    _need_browser()
+    return web_cluster.start(1).origins["n1"]
+
+
+@pytest.fixture
+def web_node(web_cluster: WebCluster) -> str:
+    """One node (the master) for a browser, its web origin."""
+    need_browser()
     return web_cluster.start(1).origins["n1"]
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    _need_browser()
+    need_browser()
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:

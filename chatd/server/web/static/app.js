@@ -45,7 +45,7 @@ function loggedIn(session, user) {
   api.session = session;
   state.user = user;
   document.body.dataset.user = user;
-  $("whoami").textContent = `Signed in as ${user}`;
+  $("whoami").textContent = user;
   sessionStorage.setItem(SAVED, JSON.stringify({ session, user }));
   net.openSession(session);
   showView("list");
@@ -162,12 +162,8 @@ $("password-form").addEventListener("submit", async (ev) => {
 // ---- notifications: asked for on a click only ----
 
 function updateNotifyButton() {
-  const btn = $("notify-btn");
-  if (!("Notification" in window)) {
-    btn.hidden = true;
-    return;
-  }
-  btn.hidden = Notification.permission !== "default";
+  const offer = $("notify-offer");
+  offer.hidden = !("Notification" in window) || Notification.permission !== "default";
 }
 
 $("notify-btn").addEventListener("click", async () => {

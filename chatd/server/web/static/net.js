@@ -123,8 +123,8 @@ export class Net extends EventTarget {
 
   _hello(origin, hello) {
     const web = Array.isArray(hello.web) ? hello.web.filter((o) => typeof o === "string") : [];
-    const extra = Array.isArray(globalThis.chatdExtraOrigins) ? globalThis.chatdExtraOrigins : [];
-    const list = [origin, ...web, ...extra, ...this.origins];
+    // (this node's first; an origin no hello names any more stays last, in case)
+    const list = [origin, ...web, ...this.origins];
     this.origins = [...new Set(list)];
     this.index = 0;
     this.origin = origin;
