@@ -6,13 +6,16 @@ says why (./scripts/test-deps installs both)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from chatd.tools.localcluster import Cluster, free_port
@@ -58,7 +61,34 @@ class WebCluster:
             )
         for origin in self.origins.values():
             wait_page(origin)
+        if size > 1:
+            self.wait_hellos()
         return self
+
+    def wait_hellos(self, timeout: float = 20.0) -> None:
+        """Waits (bounded) until every node's hello names every node's web
+        origin: the members learn them from each other a moment after they
+        join, and a page keeps the list its node gave it on connecting."""
+        want = set(self.origins.values())
+
+        async def complete(origin: str) -> bool:
+            url = origin.replace("http://", "ws://") + "/ws"
+            async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+                hello = await ws.receive_json(timeout=5)
+                return set(hello["hello"]["web"]) >= want
+
+        async def all_complete() -> bool:
+            return all([await complete(o) for o in self.origins.values()])
+
+        deadline = time.monotonic() + timeout
+        with ThreadPoolExecutor(1) as pool:  # (a loop of its own: the test's may be running)
+            for _ in range(200):
+                if time.monotonic() > deadline:
+                    break
+                if pool.submit(asyncio.run, all_complete()).result(timeout=timeout):
+                    return
+                time.sleep(0.1)
+        raise AssertionError(f"the hellos never named all of {sorted(want)}")
 
     def log(self, name: str) -> str:
         return self.cluster.nodes[name].log()

@@ -140,7 +140,7 @@ export class Chat {
     const ids = [...conv.byId.keys()].sort((a, b) => a - b);
     for (const id of ids) showMessage(conv.byId.get(id), me);
     for (const m of conv.pending.values()) showMessage(m, me);
-    $("earlier-btn").hidden = !conv.hasEarlier;
+    $("earlier-btn").hidden = !conv.loaded || !conv.hasEarlier;
   }
 
   // One page of history, the newest before `before` (0: the newest).

@@ -230,7 +230,7 @@ export class Net extends EventTarget {
   _streamEnded(end) {
     this.stream = null;
     for (const s of this.sends.values()) s.written = false;
-    if (this.session === null || end.code === "OK") return;
+    if (this.session === null) return; // (the page closed it; any other end: open it again)
     if (end.code === "UNAUTHENTICATED") {
       this.dispatchEvent(new CustomEvent("session-ended", { detail: end }));
       return;
