@@ -1,0 +1,109 @@
+"""Failover in the page: three real nodes, ann's page on the master and
+bob's on a slave, both sending while the master is SIGKILLed. ann's page
+loses its socket and goes to the next web origin of its last hello; bob's
+node stays up, ends bob's stream (its master was lost) and bob's page
+opens it again there. Both keep chatting: every send is acknowledged, and
+every acknowledged message is shown once, in order, on both pages."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from functools import partial
+from typing import Any
+
+from tests.waiting import eventually_async
+from tests.web.conftest import WebCluster
+from tests.web.pages import ChatPage
+
+RECORD_STATUS = """() => {
+  window.__statuses = [];
+  const status = document.getElementById("status");
+  new MutationObserver(() => window.__statuses.push(status.textContent))
+    .observe(status, { childList: true, characterData: true, subtree: true });
+}"""
+PER_PAGE = 12  # messages each page sends
+KILL_AFTER = 4  # ...the master dies once each page sent this many, while they send on
+
+
+async def _sender(page: ChatPage, name: str, started: asyncio.Event) -> None:
+    """Sends PER_PAGE messages, one every 0.1 s, without waiting for any."""
+    for i in range(PER_PAGE):
+        await page.type_and_send(f"{name} {i}")
+        if i + 1 == KILL_AFTER:
+            started.set()
+        await asyncio.sleep(0.1)
+
+
+async def _all_sent(page: ChatPage) -> list[dict[str, Any]]:
+    shown = await page.messages()
+    assert not [m for m in shown if m["state"] == "failed"], shown
+    return shown
+
+
+def _acknowledged(shown: list[dict[str, Any]]) -> bool:
+    return sum(1 for m in shown if m["from"] == "You" and m["state"] == "sent") == PER_PAGE
+
+
+async def test_both_pages_keep_chatting_through_a_master_kill(
+    browser: Any, web_cluster: WebCluster
+) -> None:
+    web_cluster.start(3)
+    origins = web_cluster.origins
+    ann = await ChatPage.open(await browser.new_context(), origins["n1"])  # the master's page
+    bob = await ChatPage.open(await browser.new_context(), origins["n2"])
+    await ann.sign_up("ann")
+    await bob.sign_up("bob")
+    await ann.open_conv("user", "bob")
+    await bob.open_conv("user", "ann")
+
+    for page in (ann, bob):  # every text the status line shows, from now on
+        await page.page.evaluate(RECORD_STATUS)
+
+    started = [asyncio.Event(), asyncio.Event()]
+    senders = [
+        asyncio.create_task(_sender(ann, "ann", started[0])),
+        asyncio.create_task(_sender(bob, "bob", started[1])),
+    ]
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in started)), timeout=30)
+    await asyncio.to_thread(web_cluster.cluster.kill, "n1")
+    killed_at = time.monotonic()
+    await asyncio.wait_for(asyncio.gather(*senders), timeout=60)
+
+    # every send acknowledged (none failed, none pending)
+    for page, name in ((ann, "ann"), (bob, "bob")):
+        await eventually_async(
+            partial(_all_sent, page),
+            until=_acknowledged,
+            what=f"{name}'s {PER_PAGE} sends acknowledged",
+            timeout=45,
+        )
+    print(f"every send acknowledged {time.monotonic() - killed_at:.1f} s after the kill")
+    acked = {m["id"] for p in (ann, bob) for m in await p.messages() if m["from"] == "You"}
+    assert len(acked) == 2 * PER_PAGE and 0 not in acked
+
+    for page in (ann, bob):  # every acknowledged message shown, once, in order
+        shown = await eventually_async(
+            page.messages,
+            until=lambda shown: {m["id"] for m in shown} >= acked,
+            what="every acknowledged message on both pages",
+            timeout=30,
+        )
+        ids = [m["id"] for m in shown]
+        assert ids == sorted(set(ids)), ids
+        assert set(ids) == acked, (sorted(set(ids) - acked), sorted(acked - set(ids)))
+        for name in ("ann", "bob"):  # each sender's messages in the order sent
+            mine = [m["text"] for m in shown if m["text"].startswith(name + " ")]
+            assert mine == [f"{name} {i}" for i in range(PER_PAGE)], mine
+        assert page.errors == [] or all("WebSocket" in e for e in page.errors), page.errors
+
+    # ann's page lost its node, said so, moved to a live node and says so;
+    # bob's stayed on its node
+    ann_said = await ann.page.evaluate("window.__statuses")
+    bob_said = await bob.page.evaluate("window.__statuses")
+    print("ann's status line:", ann_said, "bob's:", bob_said)
+    assert any(t.startswith("Connection lost — reconnecting to http://") for t in ann_said)
+    node = await ann.page.evaluate("document.body.dataset.node")
+    assert node in (origins["n2"], origins["n3"]), node
+    assert await ann.page.text_content("#status") == f"Connected to {node}"
+    assert await bob.page.evaluate("document.body.dataset.node") == origins["n2"]
