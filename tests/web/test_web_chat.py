@@ -106,3 +106,40 @@ async def test_read_on_one_device_clears_the_other(browser: Any, web_node: str) 
         lambda: bob2.badge("user", "ann"), until=lambda n: n == 0, what="0 unread", timeout=10
     )
     assert await bob1.badge("user", "ann") == 0
+
+
+async def test_room_admin_decline_and_leave(browser: Any, web_node: str) -> None:
+    ann = await _person(browser, web_node, "ann")
+    bob = await _person(browser, web_node, "bob")
+    dan = await _person(browser, web_node, "dan")
+
+    await ann.page.fill("#room-name", "dev")
+    await ann.page.press("#room-name", "Enter")
+    await ann.page.wait_for_selector("#conv-title:has-text('#dev')")
+    await ann.page.fill("#invite-user", "bob")
+    await ann.page.press("#invite-user", "Enter")
+    await bob.page.click('#rooms [data-invite="dev"] button:has-text("Join")', timeout=15000)
+    await bob.page.wait_for_selector("#conv-title:has-text('#dev')")
+    assert await bob.page.locator("#invite-form").is_hidden()  # not an admin (yet)
+
+    # the creator names bob an admin: bob may invite now
+    await ann.page.click('#members [data-member="bob"] button:has-text("Make admin")')
+    await ann.page.wait_for_selector('#members [data-member="bob"]:has-text("admin")')
+    await bob.page.wait_for_selector("#invite-form:not([hidden])", timeout=15000)
+    await bob.page.fill("#invite-user", "dan")
+    await bob.page.press("#invite-user", "Enter")
+    await bob.page.wait_for_selector('#members [data-member="dan"]:has-text("invited")')
+
+    # dan declines: the invitation goes, from dan's list and the room's members
+    decline = dan.page.locator('#rooms [data-invite="dev"] button:has-text("Decline")')
+    await decline.click(timeout=15000)
+    await dan.page.wait_for_selector('#rooms [data-invite="dev"]', state="detached")
+    await ann.page.wait_for_selector('#members [data-member="dan"]', state="detached")
+
+    # bob leaves: the room leaves bob's list; ann sees one member
+    await bob.page.click("#leave-btn")
+    await bob.page.wait_for_selector("#conv-error:has-text('You left #dev')")
+    await bob.page.wait_for_selector('#rooms [data-conv="room:dev"]', state="detached")
+    await ann.page.wait_for_selector('#members [data-member="bob"]', state="detached")
+    for p in (ann, bob, dan):
+        assert p.errors == [], p.errors

@@ -134,13 +134,18 @@ export class Chat {
     this.markRead();
   }
 
+  // The whole list at once (aria-busy: announced as one change, not each line).
   drawConversation(conv) {
-    $("messages").replaceChildren();
+    const list = $("messages");
+    list.setAttribute("aria-busy", "true");
+    list.replaceChildren();
     const me = this.me();
     const ids = [...conv.byId.keys()].sort((a, b) => a - b);
     for (const id of ids) showMessage(conv.byId.get(id), me);
     for (const m of conv.pending.values()) showMessage(m, me);
     $("earlier-btn").hidden = !conv.loaded || !conv.hasEarlier;
+    if (conv.loaded) list.removeAttribute("aria-busy");
+    this.scrollDown();
   }
 
   // One page of history, the newest before `before` (0: the newest).
@@ -158,8 +163,11 @@ export class Chat {
         if (conv.add(m) && conv.key === this.state.current) showMessage(m, this.me());
       }
       if (conv.key === this.state.current) $("earlier-btn").hidden = !conv.hasEarlier;
+      if (before === 0 && conv.key === this.state.current) this.scrollDown();
     } catch (err) {
       if (conv.key === this.state.current) $("conv-error").textContent = explain(err);
+    } finally {
+      if (conv.key === this.state.current) $("messages").removeAttribute("aria-busy");
     }
   }
 

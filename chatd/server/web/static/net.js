@@ -127,6 +127,7 @@ export class Net extends EventTarget {
     const list = [origin, ...web, ...this.origins];
     this.origins = [...new Set(list)];
     this.index = 0;
+    if (this.origin === origin) return; // a later hello on this socket: the new list only
     this.origin = origin;
     this.backoff = RETRY_FIRST_MS;
     this._status(`Connected to ${origin}`, "connected");

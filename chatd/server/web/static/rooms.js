@@ -10,6 +10,7 @@ export class Rooms {
     this.api = api;
     this.chat = chat;
     this.drawn = "";
+    this.gone = null; // the room shown, once it is no longer the user's
     $("room-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       this.create();
@@ -95,6 +96,11 @@ export class Rooms {
     }
   }
 
+  opened(conv) {
+    this.gone = null;
+    this.members(conv);
+  }
+
   // The room shown: its topic, members and the tools the user may use.
   async members(conv) {
     if (conv.kind !== "room") return;
@@ -120,7 +126,9 @@ export class Rooms {
 
   // The room shown is no longer the user's: say so, no more sending there.
   closed(conv, why) {
-    if (this.state.current !== conv.key) return;
+    if (this.state.current !== conv.key || this.gone === conv.key) return;
+    this.gone = conv.key;
+    conv.loaded = false; // (joined again: its history is read again)
     $("composer").hidden = true;
     $("room-tools").hidden = true;
     $("earlier-btn").hidden = true;
@@ -131,7 +139,7 @@ export class Rooms {
   // Every refresh: the room shown still ours? its members' presence.
   refreshed() {
     const conv = this.state.currentConv();
-    if (conv === null || conv.kind !== "room") return;
+    if (conv === null || conv.kind !== "room" || this.gone === conv.key) return;
     const info = this.room(conv.name);
     if (info === null || !info.joined) {
       this.closed(conv, `You are no longer in #${conv.name}.`);
