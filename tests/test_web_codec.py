@@ -57,7 +57,7 @@ def test_an_ack_read_as_protobuf_reads_it(ids: list[int]) -> None:
 
 
 def test_what_is_no_frame_is_refused() -> None:
-    for value in (
+    cases: tuple[object, ...] = (
         {"send": {"to": 5}},
         {"send": {"extra": "x"}},
         {"ack": {"message_ids": [2**31]}},
@@ -65,7 +65,8 @@ def test_what_is_no_frame_is_refused() -> None:
         {"open": {"session_id": []}},
         [],
         "send",
-    ):
+    )
+    for value in cases:
         try:
             client_frame(value)
         except BadJson:
