@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from chatd.core.types import Role
+from chatd.proto import cluster_pb2
 from chatd.server.build import build
+from chatd.server.cluster import wire
 from chatd.server.cluster.web_origins import WebOrigins
 from chatd.server.node import Node
 from chatd.tools.admin import format_status
@@ -161,6 +163,36 @@ async def test_every_node_names_every_members_origin_its_own_first(trio: list[No
             until=lambda got: sorted(got) == sorted(own[:2]),
             timeout=15,
         )
+
+
+async def test_a_junk_origin_costs_the_report_nothing_and_reaches_no_page(
+    trio: list[Node],
+) -> None:
+    master = trio[0]
+    own = [n.config.web_origin for n in trio]
+    await eventually_async(
+        master.web_origins_now,
+        "the master to know the three origins",
+        until=lambda got: sorted(got) == sorted(own),
+        timeout=15,
+    )
+    index = master.store.last_index
+    digests = master.store.digests_at(index)
+    assert digests is not None
+    for junk in ("javascript:alert(1)", "http://x/<script>", "http://x:1/" + "a" * 300):
+        report = cluster_pb2.DigestReport(
+            node_id="n2",
+            epoch=master.repl.epoch,
+            index=index,
+            log_digest=digests[0],
+            state_digest=digests[1],
+            web_origin=junk,
+        )
+        ack = master.digests.receive(wire.digest_report_from(report))
+        assert ack.compared and ack.agrees  # the digests were compared as ever
+        table = {w.node_id: w.origin for w in ack.web_origins}
+        assert table == {"n1": own[0], "n2": own[1], "n3": own[2]}  # n2's as it was
+        assert junk not in master.web_origins_now()
 
 
 # -- three processes, `chatd status` --
