@@ -22,7 +22,7 @@ ENV CHATD_DATA_DIR=/data \
     CHATD_PEER_LISTEN=0.0.0.0:50052 \
     CHATD_IN_CONTAINER=1
 VOLUME ["/data"]
-EXPOSE 50051 50052
+EXPOSE 50051 50052 8080
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 \
     CMD ["chatd", "health"]
 ENTRYPOINT ["chatd"]

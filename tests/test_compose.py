@@ -131,6 +131,7 @@ class ComposeAsProcesses:
         self.services = compose()["services"]
         self.ports = {name: free_port() for name in self.services}
         self.peer_ports = {name: free_port() for name in self.services}
+        self.web_ports = {name: free_port() for name in self.services}
         self.cluster = Cluster(base, SECRET)
         self.procs: dict[str, NodeProcess] = {}
 
@@ -142,7 +143,8 @@ class ComposeAsProcesses:
 
     def start(self, name: str) -> None:
         s = self.services[name]
-        args = [self.local(a) for a in s["command"]] + [
+        web = f"127.0.0.1:{self.web_ports[name]}"  # (each container's 8080)
+        args = [self.local(a).replace("0.0.0.0:8080", web) for a in s["command"]] + [
             "--password-hash-cost",
             str(TEST_HASH_COST),
             "--send-rate",

@@ -58,9 +58,11 @@ class Demo:
         self.base = Path(child.match.group(1))  # type: ignore[union-attr]
         self.pids: list[int] = []
         for _ in range(3):
-            child.expect(r"n\d  127\.0\.0\.1:\d+  pid (\d+)")
+            child.expect(r"n\d  127\.0\.0\.1:\d+  web http://127\.0\.0\.1:\d+/  pid (\d+)")
             self.pids.append(int(child.match.group(1)))  # type: ignore[union-attr]
         assert self.base.is_dir() and all(alive(p) for p in self.pids)
+        child.expect(r"open the web client:  (http://127\.0\.0\.1:\d+/)")
+        self.web = str(child.match.group(1))  # type: ignore[union-attr]
 
     def stopped(self) -> str:
         """Waits for the demo to end; what it printed from here on."""

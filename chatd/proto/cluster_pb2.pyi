@@ -212,39 +212,51 @@ class UpdateAck(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., version_epoch: _Optional[int] = ..., version_seq: _Optional[int] = ..., ok: _Optional[bool] = ...) -> None: ...
 
 class DigestReport(_message.Message):
-    __slots__ = ("node_id", "epoch", "index", "log_digest", "state_digest", "min_in_sync")
+    __slots__ = ("node_id", "epoch", "index", "log_digest", "state_digest", "min_in_sync", "web_origin")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     LOG_DIGEST_FIELD_NUMBER: _ClassVar[int]
     STATE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     MIN_IN_SYNC_FIELD_NUMBER: _ClassVar[int]
+    WEB_ORIGIN_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     epoch: int
     index: int
     log_digest: bytes
     state_digest: bytes
     min_in_sync: int
-    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., index: _Optional[int] = ..., log_digest: _Optional[bytes] = ..., state_digest: _Optional[bytes] = ..., min_in_sync: _Optional[int] = ...) -> None: ...
+    web_origin: str
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., index: _Optional[int] = ..., log_digest: _Optional[bytes] = ..., state_digest: _Optional[bytes] = ..., min_in_sync: _Optional[int] = ..., web_origin: _Optional[str] = ...) -> None: ...
+
+class WebOrigin(_message.Message):
+    __slots__ = ("node_id", "origin")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    origin: str
+    def __init__(self, node_id: _Optional[str] = ..., origin: _Optional[str] = ...) -> None: ...
 
 class DigestAck(_message.Message):
-    __slots__ = ("node_id", "epoch", "compared", "agrees")
+    __slots__ = ("node_id", "epoch", "compared", "agrees", "web_origins")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     COMPARED_FIELD_NUMBER: _ClassVar[int]
     AGREES_FIELD_NUMBER: _ClassVar[int]
+    WEB_ORIGINS_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     epoch: int
     compared: bool
     agrees: bool
-    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., compared: _Optional[bool] = ..., agrees: _Optional[bool] = ...) -> None: ...
+    web_origins: _containers.RepeatedCompositeFieldContainer[WebOrigin]
+    def __init__(self, node_id: _Optional[str] = ..., epoch: _Optional[int] = ..., compared: _Optional[bool] = ..., agrees: _Optional[bool] = ..., web_origins: _Optional[_Iterable[_Union[WebOrigin, _Mapping]]] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class MemberStatus(_message.Message):
-    __slots__ = ("node_id", "address", "role", "in_sync", "applied_index", "lag", "alive", "left_reason", "min_in_sync", "applied_unknown")
+    __slots__ = ("node_id", "address", "role", "in_sync", "applied_index", "lag", "alive", "left_reason", "min_in_sync", "applied_unknown", "web_origin")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -255,6 +267,7 @@ class MemberStatus(_message.Message):
     LEFT_REASON_FIELD_NUMBER: _ClassVar[int]
     MIN_IN_SYNC_FIELD_NUMBER: _ClassVar[int]
     APPLIED_UNKNOWN_FIELD_NUMBER: _ClassVar[int]
+    WEB_ORIGIN_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     address: str
     role: str
@@ -265,7 +278,8 @@ class MemberStatus(_message.Message):
     left_reason: str
     min_in_sync: int
     applied_unknown: bool
-    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., role: _Optional[str] = ..., in_sync: _Optional[bool] = ..., applied_index: _Optional[int] = ..., lag: _Optional[int] = ..., alive: _Optional[bool] = ..., left_reason: _Optional[str] = ..., min_in_sync: _Optional[int] = ..., applied_unknown: _Optional[bool] = ...) -> None: ...
+    web_origin: str
+    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., role: _Optional[str] = ..., in_sync: _Optional[bool] = ..., applied_index: _Optional[int] = ..., lag: _Optional[int] = ..., alive: _Optional[bool] = ..., left_reason: _Optional[str] = ..., min_in_sync: _Optional[int] = ..., applied_unknown: _Optional[bool] = ..., web_origin: _Optional[str] = ...) -> None: ...
 
 class StateDivergence(_message.Message):
     __slots__ = ("node_id", "index", "state_digest", "master_state_digest")
@@ -280,7 +294,7 @@ class StateDivergence(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., index: _Optional[int] = ..., state_digest: _Optional[str] = ..., master_state_digest: _Optional[str] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("node_id", "role", "epoch", "master", "applied_index", "log_digest", "members", "commit_index", "address", "master_id", "state_digest", "diverged", "quorum", "peer_address", "master_peer_address", "members_seen_by", "rolled_back", "rollback_files", "min_in_sync", "writes_refused")
+    __slots__ = ("node_id", "role", "epoch", "master", "applied_index", "log_digest", "members", "commit_index", "address", "master_id", "state_digest", "diverged", "quorum", "peer_address", "master_peer_address", "members_seen_by", "rolled_back", "rollback_files", "min_in_sync", "writes_refused", "web_origin")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
@@ -301,6 +315,7 @@ class NodeStatus(_message.Message):
     ROLLBACK_FILES_FIELD_NUMBER: _ClassVar[int]
     MIN_IN_SYNC_FIELD_NUMBER: _ClassVar[int]
     WRITES_REFUSED_FIELD_NUMBER: _ClassVar[int]
+    WEB_ORIGIN_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     role: str
     epoch: int
@@ -321,7 +336,8 @@ class NodeStatus(_message.Message):
     rollback_files: int
     min_in_sync: int
     writes_refused: bool
-    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[str] = ..., epoch: _Optional[int] = ..., master: _Optional[str] = ..., applied_index: _Optional[int] = ..., log_digest: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., commit_index: _Optional[int] = ..., address: _Optional[str] = ..., master_id: _Optional[str] = ..., state_digest: _Optional[str] = ..., diverged: _Optional[_Iterable[_Union[StateDivergence, _Mapping]]] = ..., quorum: _Optional[str] = ..., peer_address: _Optional[str] = ..., master_peer_address: _Optional[str] = ..., members_seen_by: _Optional[str] = ..., rolled_back: _Optional[int] = ..., rollback_files: _Optional[int] = ..., min_in_sync: _Optional[int] = ..., writes_refused: _Optional[bool] = ...) -> None: ...
+    web_origin: str
+    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[str] = ..., epoch: _Optional[int] = ..., master: _Optional[str] = ..., applied_index: _Optional[int] = ..., log_digest: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., commit_index: _Optional[int] = ..., address: _Optional[str] = ..., master_id: _Optional[str] = ..., state_digest: _Optional[str] = ..., diverged: _Optional[_Iterable[_Union[StateDivergence, _Mapping]]] = ..., quorum: _Optional[str] = ..., peer_address: _Optional[str] = ..., master_peer_address: _Optional[str] = ..., members_seen_by: _Optional[str] = ..., rolled_back: _Optional[int] = ..., rollback_files: _Optional[int] = ..., min_in_sync: _Optional[int] = ..., writes_refused: _Optional[bool] = ..., web_origin: _Optional[str] = ...) -> None: ...
 
 class RemoveMemberRequest(_message.Message):
     __slots__ = ("node_id",)

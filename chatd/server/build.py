@@ -46,6 +46,7 @@ from chatd.server.cluster.peers import CLUSTER_MESSAGE_LIMIT, Peers
 from chatd.server.cluster.persistence import membership_from_json
 from chatd.server.cluster.replication import Replicator
 from chatd.server.cluster.secret import ADMIN_PREFIXES, PEER_PREFIXES, SecretInterceptor
+from chatd.server.cluster.web_origins import WebOrigins
 from chatd.server.errors import DataDirBusy, StartupError
 from chatd.server.node import Listeners, Node, Start, Stopping, Threads
 from chatd.server.storage import backup
@@ -157,7 +158,8 @@ async def _wire(
     peers = Peers(repl, cfg.cluster_secret, cfg.data_dir, creds)
     mismatch = metrics.state_digest_mismatches.inc if metrics is not None else None
     floors = Floors(node_id, cfg.min_in_sync)
-    digests = DigestWatcher(node_id, store, store_lock, repl, peers, mismatch, floors)
+    web_origins = WebOrigins(node_id, cfg.web_origin)
+    digests = DigestWatcher(node_id, store, store_lock, repl, peers, mismatch, floors, web_origins)
     writer = GroupCommitWriter(store, hub, threads.db, repl, stopping.fail, store_lock)
     # each chat limit is the setting of its name
     limits = ChatLimits(**{f.name: getattr(cfg, f.name) for f in fields(ChatLimits)})
@@ -176,7 +178,7 @@ async def _wire(
             metrics.instrument(s, chat_pb2.DESCRIPTOR.services_by_name["ClientAccount"])
     place = Place(node_id, listeners.address, listeners.peer_address)
     admin = NodeAdminServicer(
-        place, cfg, store, repl, peers, router, UserAdmin(chat), floors, digests
+        place, cfg, store, repl, peers, router, UserAdmin(chat), floors, digests, web_origins
     )
     add_service(client, clients, chat_pb2, "ClientAccount")
     add_service(peer, relays, chat_pb2, "ClientAccount")  # relayed calls
@@ -201,6 +203,7 @@ async def _wire(
         repl=repl,
         peers=peers,
         digests=digests,
+        web_origins=web_origins,
         writer=writer,
         chat=chat,
         router=router,

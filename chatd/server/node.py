@@ -32,6 +32,7 @@ from chatd.server.chat.rules import Chat
 from chatd.server.cluster.digests import DigestWatcher
 from chatd.server.cluster.peers import Peers
 from chatd.server.cluster.replication import Replicator
+from chatd.server.cluster.web_origins import WebOrigins
 from chatd.server.errors import ServerError
 from chatd.server.errors import StartupError as StartupError  # (its import place of old)
 from chatd.server.storage.dirlock import DataDirLock
@@ -121,6 +122,7 @@ class Node:
         repl: Replicator,
         peers: Peers,
         digests: DigestWatcher,
+        web_origins: WebOrigins,
         writer: GroupCommitWriter,
         chat: Chat,
         router: Router,
@@ -138,6 +140,7 @@ class Node:
         self.repl = repl
         self.peers = peers
         self.digests = digests
+        self.web_origins = web_origins  # the members' web origins, as known here
         self.writer = writer
         self.chat = chat
         self.router = router
@@ -160,6 +163,12 @@ class Node:
     @property
     def fatal(self) -> BaseException | None:
         return self._stopping.fatal
+
+    def web_origins_now(self) -> list[str]:
+        """Where browsers reach the current members' web clients: this node's
+        own first (if it serves one), then the others' known to it."""
+        members = self.repl.status().membership.addresses if self._replicating else ()
+        return self.web_origins.origins([self.node_id, *members])
 
     def log_context(self) -> tuple[str, int]:
         """(node id, epoch) for every log line."""

@@ -66,6 +66,7 @@ def _document(s: cluster_pb2.NodeStatus) -> dict[str, object]:
         "node_id": s.node_id,
         "address": s.address,
         "peer_address": s.peer_address,
+        "web_origin": s.web_origin,  # ("": no web client)
         "members_seen_by": s.members_seen_by,
         "role": s.role,
         "epoch": s.epoch,
@@ -104,6 +105,7 @@ def _document(s: cluster_pb2.NodeStatus) -> dict[str, object]:
                 "applied_known": not m.applied_unknown,  # (else applied_index, lag: 0)
                 "left_reason": m.left_reason,
                 "min_in_sync": m.min_in_sync,  # (0: unknown)
+                "web_origin": m.web_origin,  # ("": none, or unknown)
             }
             for m in s.members
         ],
@@ -133,7 +135,8 @@ def _asked(doc: dict[str, object]) -> list[str]:
 def format_status(doc: dict[str, object]) -> str:
     lines = [
         f"node     {doc['node_id']} ({doc['role']}) at {doc['address']}"
-        + (f", peers at {doc['peer_address']}" if doc.get("peer_address") else ""),
+        + (f", peers at {doc['peer_address']}" if doc.get("peer_address") else "")
+        + (f", web at {doc['web_origin']}" if doc.get("web_origin") else ""),
         *_asked(doc),
         f"epoch    {doc['epoch']}",
         f"quorum   {doc.get('quorum', 'in-sync')}",
@@ -172,9 +175,10 @@ def format_status(doc: dict[str, object]) -> str:
     # have caught up once, left only by removal)
     sync = "VOTER" if doc.get("quorum") == "majority" else "IN SYNC"
     headings = ("NODE", "PEER ADDRESS", "ROLE", sync, "ALIVE", "APPLIED", "LAG", "MIN IN SYNC")
-    rows = [(*headings, "WHY OUT OF SYNC")]
     members = doc["members"]
     assert isinstance(members, list)
+    web = any(m.get("web_origin") for m in members)  # (a column only when a member has one)
+    rows = [(*headings, *(("WEB ORIGIN",) if web else ()), "WHY OUT OF SYNC")]
     for m in members:
         rows.append(
             (
@@ -186,6 +190,7 @@ def format_status(doc: dict[str, object]) -> str:
                 str(m["applied_index"]) if m.get("applied_known", True) else "?",
                 str(m["lag"]) if m.get("applied_known", True) else "?",
                 str(m.get("min_in_sync") or "?"),
+                *((str(m.get("web_origin") or "-"),) if web else ()),
                 str(m.get("left_reason", "")),
             )
         )

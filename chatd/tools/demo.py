@@ -40,6 +40,7 @@ class DemoCluster:
         self.base = base
         self.addresses = {n: f"127.0.0.1:{free_port()}" for n in NODES}
         self.peers = {n: f"127.0.0.1:{free_port()}" for n in NODES}
+        self.webs = {n: f"http://127.0.0.1:{free_port()}" for n in NODES}  # the web client's
         self.procs: dict[str, NodeProcess] = {}
 
     def start(self) -> None:
@@ -51,6 +52,7 @@ class DemoCluster:
         env = logs.grpc_log_env(env)  # (gRPC's log lines go to their logs, not the screen)
         for name, address in self.addresses.items():
             args = ["--role", "master"] if name == "n1" else ["--join", self.peers["n1"]]
+            args += ["--web-listen", self.webs[name].removeprefix("http://")]
             self.procs[name] = NodeProcess.serve(
                 self.base, name, address, self.peers[name], *args, env=env, new_session=True
             ).start()
@@ -106,7 +108,9 @@ def main(args: argparse.Namespace) -> int:
         servers = ",".join(cluster.addresses.values())
         print(f"nodes (data and logs in {base}):")
         for name, address in cluster.addresses.items():
-            print(f"  {name}  {address}  pid {cluster.procs[name].pid}")
+            web = cluster.webs[name]
+            print(f"  {name}  {address}  web {web}/  pid {cluster.procs[name].pid}")
+        print(f"open the web client:  {cluster.webs['n1']}/  (any node's; it fails over)")
         print(f"open a second client:  chatd chat --server {servers}")
         print(f"or the GUI:            chatd gui --server {servers}")
         print("try killing the master (see `chatd status --server ADDRESS`) with kill -9 PID")

@@ -59,6 +59,10 @@ class Floors(Protocol):
     def of(self, node: str) -> int: ...
 
 
+class WebOrigins(Protocol):
+    def of(self, node_id: str) -> str: ...
+
+
 class Digests(Protocol):
     def status(self) -> list[cluster_pb2.StateDivergence]: ...
 
@@ -97,6 +101,7 @@ class NodeAdminServicer(cluster_pb2_grpc.NodeAdminServicer):
         users: UserAdmin,
         floors: Floors,
         digests: Digests,
+        web_origins: WebOrigins,
     ) -> None:
         self.place = place
         self.config = config
@@ -107,6 +112,7 @@ class NodeAdminServicer(cluster_pb2_grpc.NodeAdminServicer):
         self.users = users
         self.floors = floors
         self.digests = digests
+        self.web_origins = web_origins
         self._backup_slot = asyncio.Lock()
 
     # -- the one way to the master --
@@ -251,6 +257,7 @@ class NodeAdminServicer(cluster_pb2_grpc.NodeAdminServicer):
                     alive=mine or (p is not None and p.alive),
                     left_reason=p.left if p is not None else "",
                     min_in_sync=self.floors.of(nid) if mine or c.role is Role.MASTER else 0,
+                    web_origin=self.web_origins.of(nid),
                 )
             )
         return cluster_pb2.NodeStatus(
@@ -269,6 +276,7 @@ class NodeAdminServicer(cluster_pb2_grpc.NodeAdminServicer):
             members=members,
             quorum=c.membership.quorum,
             min_in_sync=self.config.min_in_sync,
+            web_origin=self.config.web_origin,
             writes_refused=bool(self.repl.refusal()),
             rolled_back=self.repl.rolled_back.entries,
             rollback_files=self.repl.rolled_back.files,
@@ -298,6 +306,7 @@ class NodeAdminServicer(cluster_pb2_grpc.NodeAdminServicer):
                 m.applied_unknown = t.applied_unknown
                 m.left_reason = t.left_reason
                 m.min_in_sync = t.min_in_sync
+                m.web_origin = m.web_origin or t.web_origin
         own.members_seen_by = theirs.node_id
         return own
 

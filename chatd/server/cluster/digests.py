@@ -31,6 +31,7 @@ import grpc
 from chatd.core.types import Role
 from chatd.proto import cluster_pb2, cluster_pb2_grpc
 from chatd.server.cluster.floors import Floors
+from chatd.server.cluster.web_origins import WebOrigins
 from chatd.server.cluster.wire import DigestReport
 from chatd.server.storage.store import Store
 
@@ -65,6 +66,7 @@ class DigestWatcher:
         peers: Peers,
         on_mismatch: Callable[[], None] | None,
         floors: Floors,
+        web_origins: WebOrigins,
         every: float = REPORT_EVERY_S,
     ) -> None:
         self.node_id = node_id
@@ -74,6 +76,7 @@ class DigestWatcher:
         self.peers = peers
         self.on_mismatch = on_mismatch  # (counts it in the metrics)
         self.floors = floors  # each member's --min-in-sync, carried in the report
+        self.web_origins = web_origins  # each member's web origin: the report and the ack
         self.every = every
         self.diverged: dict[str, Divergence] = {}
 
@@ -110,6 +113,7 @@ class DigestWatcher:
             log_digest=digests[0],
             state_digest=digests[1],
             min_in_sync=self.floors.own,
+            web_origin=self.web_origins.own,
         )
         try:
             ack: cluster_pb2.DigestAck = await stub.ReportDigest(
@@ -118,6 +122,10 @@ class DigestWatcher:
         except grpc.aio.AioRpcError as exc:  # the master is away: the next report will do
             log.debug("digest report to %s failed: %s", address, exc.code().name)
             return None
+        # the master's table of web origins (none from an older master, nor
+        # from a node that answers as master no longer: then kept as known)
+        if ack.web_origins and ack.node_id == self.repl.status().master:
+            self.web_origins.learned((w.node_id, w.origin) for w in ack.web_origins)
         return ack
 
     # -- the master's side --
@@ -134,6 +142,11 @@ class DigestWatcher:
         ):
             return ack
         self.floors.told(r.node_id, r.min_in_sync)
+        self.web_origins.told(r.node_id, r.web_origin)
+        ack.web_origins.extend(
+            cluster_pb2.WebOrigin(node_id=n, origin=o)
+            for n, o in self.web_origins.table(st.membership.addresses)
+        )
         mine = self.store.digests_at(r.index)
         if mine is None or mine[0] != r.log_digest:
             return ack  # too old (or ahead) to compare, or not the same log there

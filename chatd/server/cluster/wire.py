@@ -344,6 +344,9 @@ class DigestReport:
     log_digest: bytes
     state_digest: bytes
     min_in_sync: int = 0  # the slave's own --min-in-sync (0: unknown)
+    # its web origin as it says ("": none, or unknown), checked where it is
+    # kept (chatd.server.cluster.web_origins): a bad one does not cost the report
+    web_origin: str = ""
 
 
 def digest_report_from(r: pb.DigestReport) -> DigestReport:
@@ -361,4 +364,5 @@ def digest_report_from(r: pb.DigestReport) -> DigestReport:
         log_digest=r.log_digest,
         state_digest=r.state_digest,
         min_in_sync=checks.number(r.min_in_sync, "min_in_sync"),
+        web_origin=r.web_origin,
     )
