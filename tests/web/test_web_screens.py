@@ -133,6 +133,13 @@ async def test_phone_screens(browser: Any, web_node: str, artifacts: Path) -> No
     await _shot(ann, artifacts, "phone-list")
     await _contrast_ok(ann, "phone list")
 
+    await ann.open_conv("room", "ops390")
+    await ann.page.wait_for_selector('#members [data-member="ann390"]')
+    await _shot(ann, artifacts, "phone-room")
+    await _contrast_ok(ann, "phone room")
+    width = await ann.page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the room scrolls sideways: {width}px"
+
 
 async def test_keyboard_only(browser: Any, web_node: str) -> None:
     """Log in, open a conversation and send with the keyboard alone; the
