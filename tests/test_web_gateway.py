@@ -265,6 +265,15 @@ async def test_a_slave_relays_a_pages_calls_and_sends_and_serves_its_deliveries(
             seen.update(frame)
         assert seen["result"]["message_id"] == seen["message"]["message_id"] > 0
         assert master.store.last_index > 0
+        # each node names both pages; a page of the master's is taken at the slave
+        both = {master.web_origin, slave.web_origin}
+        await eventually_async(lambda: set(slave.web_origins_now()) == both, "both origins")
+        q = await page(http, slave, origin=master.web_origin)
+        assert q.hello["web"] == [slave.web_origin, master.web_origin]
+        # (the same port by another name is no member's origin)
+        other = master.web_origin.replace("127.0.0.1", "localhost")
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await http.ws_connect(slave.web_origin + "/ws", headers={"Origin": other})
     finally:
         await master.stop()
         await slave.stop()
