@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from chatd.core.types import Role
 from chatd.server.build import build
 from chatd.server.node import Node
+from tests.certs import make_ca, make_cert
 from tests.conftest import PASSWORD, node_config
 from tests.waiting import eventually_async
 
@@ -294,3 +296,25 @@ async def test_a_node_that_stops_closes_its_pages_sockets_going_away(
     finally:
         if not stopped:
             await n.stop()
+
+
+async def test_with_the_nodes_certificate_the_page_is_https_and_the_socket_wss(
+    tmp_path: Path,
+) -> None:
+    ca, ca_key, ca_cert = make_ca(tmp_path)
+    cert, key = make_cert(tmp_path, "n1", ca_key, ca_cert)
+    n = await started(tmp_path / "n1", tls_cert=cert, tls_key=key)
+    try:
+        assert n.web_origin.startswith("https://127.0.0.1:"), n.web_origin
+        trusted = ssl.create_default_context(cafile=str(ca))
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trusted)) as s:
+            p = await page(s, n)
+            assert p.hello["web"] == [n.web_origin]
+            assert (await p.call("ListUsers"))["response"] == {"user": []}
+            # plain HTTP on the TLS port gets no page
+            plain = n.web_origin.replace("https://", "http://")
+            with pytest.raises(aiohttp.ClientError):
+                async with s.get(plain + "/") as r:
+                    await r.read()
+    finally:
+        await n.stop()
