@@ -318,3 +318,25 @@ async def test_with_the_nodes_certificate_the_page_is_https_and_the_socket_wss(
                     await r.read()
     finally:
         await n.stop()
+
+
+async def test_the_pages_sockets_and_calls_show_in_the_metrics(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    n = await started(tmp_path / "n1", metrics_port=0)
+    try:
+        p = await page(http, n)
+        await p.user("ann")
+
+        async def scraped() -> str:
+            async with http.get(f"http://127.0.0.1:{n.metrics_port}/metrics") as r:
+                return await r.text()
+
+        async def one_socket() -> bool:
+            return "chatd_web_sockets 1.0" in await scraped()
+
+        await eventually_async(one_socket, "chatd_web_sockets 1")
+        text = await scraped()
+        assert 'chatd_requests_total{code="OK",error_code="0",rpc="Login"} 1.0' in text, text
+    finally:
+        await n.stop()
