@@ -455,16 +455,18 @@ class Config:
 
     @property
     def web_origin(self) -> str:
-        """Where browsers reach this node's web client ("" with no --web-listen)."""
+        """Where browsers reach this node's web client ("" with no
+        --web-listen, or on port 0 before the node bound one)."""
         if self.web_listen is None:
             return ""
         if self.web_advertise is not None:
             return self.web_advertise
         host, port = parse_address(self.web_listen)
-        if host in ("", "0.0.0.0", "::"):
-            host = (
-                self.listen_host if self.listen_host not in ("", "0.0.0.0", "::") else "localhost"
-            )
+        if port == 0:
+            return ""
+        anywhere = ("", "0.0.0.0", "::")
+        if host in anywhere:
+            host = self.listen_host if self.listen_host not in anywhere else "localhost"
         host = f"[{host}]" if ":" in host else host
         return web_origin(f"{'https' if self.tls else 'http'}://{host}:{port}")
 

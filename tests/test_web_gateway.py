@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from chatd.core.types import Role
 from chatd.server.build import build
 from chatd.server.node import Node
+from tests.certs import make_ca, make_cert
 from tests.conftest import PASSWORD, node_config
 from tests.waiting import eventually_async
 
@@ -265,6 +267,15 @@ async def test_a_slave_relays_a_pages_calls_and_sends_and_serves_its_deliveries(
             seen.update(frame)
         assert seen["result"]["message_id"] == seen["message"]["message_id"] > 0
         assert master.store.last_index > 0
+        # each node names both pages; a page of the master's is taken at the slave
+        both = {master.web_origin, slave.web_origin}
+        await eventually_async(lambda: set(slave.web_origins_now()) == both, "both origins")
+        q = await page(http, slave, origin=master.web_origin)
+        assert q.hello["web"] == [slave.web_origin, master.web_origin]
+        # (the same port by another name is no member's origin)
+        other = master.web_origin.replace("127.0.0.1", "localhost")
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await http.ws_connect(slave.web_origin + "/ws", headers={"Origin": other})
     finally:
         await master.stop()
         await slave.stop()
@@ -285,3 +296,47 @@ async def test_a_node_that_stops_closes_its_pages_sockets_going_away(
     finally:
         if not stopped:
             await n.stop()
+
+
+async def test_with_the_nodes_certificate_the_page_is_https_and_the_socket_wss(
+    tmp_path: Path,
+) -> None:
+    ca, ca_key, ca_cert = make_ca(tmp_path)
+    cert, key = make_cert(tmp_path, "n1", ca_key, ca_cert)
+    n = await started(tmp_path / "n1", tls_cert=cert, tls_key=key)
+    try:
+        assert n.web_origin.startswith("https://127.0.0.1:"), n.web_origin
+        trusted = ssl.create_default_context(cafile=str(ca))
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trusted)) as s:
+            p = await page(s, n)
+            assert p.hello["web"] == [n.web_origin]
+            assert (await p.call("ListUsers"))["response"] == {"user": []}
+            # plain HTTP on the TLS port gets no page
+            plain = n.web_origin.replace("https://", "http://")
+            with pytest.raises(aiohttp.ClientError):
+                async with s.get(plain + "/") as r:
+                    await r.read()
+    finally:
+        await n.stop()
+
+
+async def test_the_pages_sockets_and_calls_show_in_the_metrics(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    n = await started(tmp_path / "n1", metrics_port=0)
+    try:
+        p = await page(http, n)
+        await p.user("ann")
+
+        async def scraped() -> str:
+            async with http.get(f"http://127.0.0.1:{n.metrics_port}/metrics") as r:
+                return await r.text()
+
+        async def one_socket() -> bool:
+            return "chatd_web_sockets 1.0" in await scraped()
+
+        await eventually_async(one_socket, "chatd_web_sockets 1")
+        text = await scraped()
+        assert 'chatd_requests_total{code="OK",error_code="0",rpc="Login"} 1.0' in text, text
+    finally:
+        await n.stop()

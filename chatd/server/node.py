@@ -371,13 +371,10 @@ class Node:
                 tls_cert=cfg.tls_cert,
             ).web_origin
         )
+        self.web_origins.own = self.web_origin  # (the port bound, for a port 0)
         web.origins = self.web_origins_now
         web.hello = self.web_hello
         log.info("web client on %s/", self.web_origin)
-
-    def web_origins_now(self) -> list[str]:
-        """The members' web origins, this node's first."""
-        return [self.web_origin] if self.web_origin else []
 
     def web_hello(self) -> dict[str, object]:
         """What a page is told first: this node, its role, where to go."""

@@ -60,6 +60,8 @@ class Floors(Protocol):
 
 
 class WebOrigins(Protocol):
+    own: str
+
     def of(self, node_id: str) -> str: ...
 
 
@@ -276,7 +278,7 @@ class NodeAdminServicer(cluster_pb2_grpc.NodeAdminServicer):
             members=members,
             quorum=c.membership.quorum,
             min_in_sync=self.config.min_in_sync,
-            web_origin=self.config.web_origin,
+            web_origin=self.web_origins.own,
             writes_refused=bool(self.repl.refusal()),
             rolled_back=self.repl.rolled_back.entries,
             rollback_files=self.repl.rolled_back.files,

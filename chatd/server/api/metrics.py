@@ -89,6 +89,9 @@ class Metrics:
             registry=r,
         )
         self.subscribers = Gauge("chatd_subscribers", "Open Subscribe streams", registry=r)
+        self.web_sockets = Gauge(
+            "chatd_web_sockets", "Open WebSockets of the web client's pages", registry=r
+        )
         self.batches = Counter(
             "chatd_group_commits", "Write batches committed by this node as master", registry=r
         )
@@ -144,6 +147,7 @@ class Metrics:
         self.committed.set(c.commit)
         self.in_sync.set(len(c.membership.in_sync))
         self.subscribers.set(node.hub.stream_count())
+        self.web_sockets.set(len(node.web.sockets) if node.web is not None else 0)
         batches, entries = node.writer.batches, node.writer.entries
         self.batches.inc(max(0, batches - self._counted[0]))
         self.batch_entries.inc(max(0, entries - self._counted[1]))
