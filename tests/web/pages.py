@@ -51,10 +51,10 @@ class ChatPage:
         await box.fill(text)
         await box.press("Enter")
 
-    async def wait_text(self, text: str, state: str = "sent") -> None:
+    async def wait_text(self, text: str, state: str = "sent", timeout_ms: int = WAIT_MS) -> None:
         await self.page.locator(
             f'#messages li[data-state="{state}"]', has_text=text
-        ).first.wait_for(timeout=WAIT_MS)
+        ).first.wait_for(timeout=timeout_ms)
 
     async def messages(self) -> list[dict[str, Any]]:
         """The open conversation's messages, top to bottom."""

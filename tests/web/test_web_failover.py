@@ -3,15 +3,24 @@ bob's on a slave, both sending while the master is SIGKILLed. ann's page
 loses its socket and goes to the next web origin of its last hello; bob's
 node stays up, ends bob's stream (its master was lost) and bob's page
 opens it again there. Both keep chatting: every send is acknowledged, and
-every acknowledged message is shown once, in order, on both pages."""
+every acknowledged message is shown once, in order, on both pages. dan's
+page, on the master too, had shown nothing yet (no id to resume after):
+a message sent to dan after the kill is shown there once.
+
+And a node that hangs (SIGSTOP) without closing its socket: the page finds
+its calls unanswered, leaves it for the next origin and chats on."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from functools import partial
 from typing import Any
 
+import grpc
+
+from chatd.proto import chat_pb2, chat_pb2_grpc
 from tests.waiting import eventually_async
 from tests.web.conftest import WebCluster
 from tests.web.pages import ChatPage
@@ -45,6 +54,22 @@ def _acknowledged(shown: list[dict[str, Any]]) -> bool:
     return sum(1 for m in shown if m["from"] == "You" and m["state"] == "sent") == PER_PAGE
 
 
+async def _send_until_stored(address: str, session: str, to: str, text: str) -> int:
+    """Send over gRPC, again with the same request id until stored (bounded)."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = chat_pb2_grpc.ClientAccountStub(channel)
+        request = chat_pb2.SendRequest(session_id=session, to=to, message=text, request_id="d-1")
+        for _ in range(100):
+            try:
+                r = await stub.Send(request, timeout=2)
+            except grpc.aio.AioRpcError:
+                r = None
+            if r is not None and r.error_code == 0:
+                return int(r.message_id)
+            await asyncio.sleep(0.2)
+    raise AssertionError("the send was never stored")
+
+
 async def test_both_pages_keep_chatting_through_a_master_kill(
     browser: Any, web_cluster: WebCluster
 ) -> None:
@@ -54,8 +79,11 @@ async def test_both_pages_keep_chatting_through_a_master_kill(
     bob = await ChatPage.open(await browser.new_context(), origins["n2"])
     await ann.sign_up("ann")
     await bob.sign_up("bob")
+    dan = await ChatPage.open(await browser.new_context(), origins["n1"])
+    await dan.sign_up("dan")
     await ann.open_conv("user", "bob")
     await bob.open_conv("user", "ann")
+    await dan.open_conv("user", "bob")
 
     for page in (ann, bob):  # every text the status line shows, from now on
         await page.page.evaluate(RECORD_STATUS)
@@ -69,6 +97,8 @@ async def test_both_pages_keep_chatting_through_a_master_kill(
     await asyncio.to_thread(web_cluster.cluster.kill, "n1")
     killed_at = time.monotonic()
     await asyncio.wait_for(asyncio.gather(*senders), timeout=60)
+    address = web_cluster.cluster.addresses["n3"]
+    to_dan = await _send_until_stored(address, await bob.session_token(), "dan", "for dan")
 
     # every send acknowledged (none failed, none pending)
     for page, name in ((ann, "ann"), (bob, "bob")):
@@ -107,3 +137,30 @@ async def test_both_pages_keep_chatting_through_a_master_kill(
     assert node in (origins["n2"], origins["n3"]), node
     assert await ann.page.text_content("#status") == f"Connected to {node}"
     assert await bob.page.evaluate("document.body.dataset.node") == origins["n2"]
+
+    await dan.wait_text("for dan")
+    assert [(m["id"], m["text"]) for m in await dan.messages()] == [(to_dan, "for dan")]
+    assert await dan.page.evaluate("document.body.dataset.node") != origins["n1"]
+
+
+async def test_a_hung_node_is_left_for_the_next(browser: Any, web_cluster: WebCluster) -> None:
+    web_cluster.start(3)
+    origins = web_cluster.origins
+    ann = await ChatPage.open(await browser.new_context(), origins["n1"])
+    bob = await ChatPage.open(await browser.new_context(), origins["n3"])  # a slave's page
+    await ann.sign_up("ann")
+    await bob.sign_up("bob")
+    await bob.open_conv("user", "ann")
+    await bob.type_and_send("before")
+    await bob.wait_text("before", "sent")
+
+    web_cluster.cluster.nodes["n3"].kill(signal.SIGSTOP)  # its socket stays, silent
+    started = time.monotonic()
+    await bob.type_and_send("while n3 hangs")
+    await bob.wait_text("while n3 hangs", "sent", timeout_ms=30000)  # (the page waits 10 s)
+    print(f"sent through another node {time.monotonic() - started:.1f} s after n3 hung")
+    node = await bob.page.evaluate("document.body.dataset.node")
+    assert node in (origins["n1"], origins["n2"]), node
+    await ann.open_conv("user", "bob")
+    await ann.wait_text("while n3 hangs")
+    assert [m["text"] for m in await ann.messages()] == ["before", "while n3 hangs"]
