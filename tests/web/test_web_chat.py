@@ -143,3 +143,23 @@ async def test_room_admin_decline_and_leave(browser: Any, web_node: str) -> None
     await ann.page.wait_for_selector('#members [data-member="bob"]', state="detached")
     for p in (ann, bob, dan):
         assert p.errors == [], p.errors
+
+
+async def test_errors_are_shown(browser: Any, web_node: str) -> None:
+    ann = await _person(browser, web_node, "ann")
+    await ann.page.fill("#room-name", "ops")
+    await ann.page.press("#room-name", "Enter")
+    await ann.page.wait_for_selector("#conv-title:has-text('#ops')")
+    bob = await _person(browser, web_node, "bob")
+    await bob.page.fill("#room-name", "OPS")  # names are unique regardless of case
+    await bob.page.press("#room-name", "Enter")
+    await bob.page.wait_for_selector("#side-error:has-text('that room name is taken')")
+
+    other = await ChatPage.open(await browser.new_context(), web_node)
+    await other.page.fill("#login-user", "ann")
+    await other.page.fill("#login-pass", "not the password")
+    await other.page.click("#signup-btn")  # taken, and not ann's password
+    await other.page.wait_for_selector("#login-error:has-text('that username is taken')")
+    await other.page.fill("#login-pass", "correct horse")
+    await other.page.click("#signup-btn")  # taken, with ann's password: logged in
+    await other.page.wait_for_selector('body[data-user="ann"]')

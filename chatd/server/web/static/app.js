@@ -1,7 +1,7 @@
 // The chat page: logging in and out, the account, and the wiring of the
 // connection (net.js), the conversations (chat.js) and rooms (rooms.js).
 
-import { Api, explain } from "./api.js";
+import { Api, ApiError, explain } from "./api.js";
 import { Chat } from "./chat.js";
 import { Net } from "./net.js";
 import { Rooms } from "./rooms.js";
@@ -80,8 +80,22 @@ async function login(signUp) {
   const form = $("login-form");
   if (!form.reportValidity()) return;
   try {
-    if (signUp) await api.call("CreateAccount", { username, password }, { withSession: false });
-    const r = await api.call("Login", { username, password }, { withSession: false });
+    let taken = false;
+    if (signUp) {
+      try {
+        await api.call("CreateAccount", { username, password }, { withSession: false });
+      } catch (err) {
+        // (a call sent again after a failover finds the account it made: log in)
+        if (!(err instanceof ApiError && err.code === 8)) throw err;
+        taken = true;
+      }
+    }
+    let r;
+    try {
+      r = await api.call("Login", { username, password }, { withSession: false });
+    } catch (err) {
+      throw taken ? new ApiError(8) : err;
+    }
     $("login-pass").value = "";
     // (the name as the server spells it comes with the user list)
     const users = await api.listUsers();

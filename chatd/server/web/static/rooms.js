@@ -27,6 +27,7 @@ export class Rooms {
   }
 
   async create() {
+    this.error("", "side-error");
     const name = $("room-name").value.trim();
     const topic = $("room-topic").value.trim();
     try {
@@ -36,8 +37,22 @@ export class Rooms {
       await this.chat.refresh();
       await this.chat.open("room", name);
     } catch (err) {
-      this.error(`Could not create #${name}: ${explain(err)}`);
+      if (err.code === 21 && (await this.mine(name))) {
+        // (sent again after a failover: the first one made it)
+        $("room-name").value = "";
+        $("room-topic").value = "";
+        await this.chat.open("room", name);
+        return;
+      }
+      this.error(`Could not create #${name}: ${explain(err)}`, "side-error");
     }
+  }
+
+  // Whether room `name` is one this user created (and is in).
+  async mine(name) {
+    await this.chat.refresh();
+    const r = this.room(name);
+    return r !== null && r.joined && r.creator.toLowerCase() === (this.state.user || "").toLowerCase();
   }
 
   async join(name) {
@@ -46,7 +61,7 @@ export class Rooms {
       await this.chat.refresh();
       await this.chat.open("room", name);
     } catch (err) {
-      this.error(`Could not join #${name}: ${explain(err)}`);
+      this.error(`Could not join #${name}: ${explain(err)}`, "side-error");
     }
   }
 
@@ -55,7 +70,7 @@ export class Rooms {
       await this.api.call("DeclineInvite", { room: name });
       await this.chat.refresh();
     } catch (err) {
-      this.error(`Could not decline #${name}: ${explain(err)}`);
+      this.error(`Could not decline #${name}: ${explain(err)}`, "side-error");
     }
   }
 
@@ -148,7 +163,7 @@ export class Rooms {
     this.members(conv);
   }
 
-  error(text) {
-    $("conv-error").textContent = text;
+  error(text, where = "conv-error") {
+    $(where).textContent = text;
   }
 }
