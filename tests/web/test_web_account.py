@@ -6,8 +6,10 @@ while the tab is hidden (permission asked on a click, never on load)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
@@ -121,3 +123,21 @@ async def test_notification_while_hidden(browser: Any, web_node: str) -> None:
         partial(ann.page.evaluate, "window.__shown"), what="a notification"
     )
     assert shown == [{"title": "bob", "body": "sent while hidden"}]
+
+
+async def test_times_in_the_viewers_time_zone(browser: Any, web_node: str) -> None:
+    bob = await ChatPage.open(await browser.new_context(), web_node)
+    await bob.sign_up("bob")
+    for zone in ("Asia/Tokyo", "America/Los_Angeles"):
+        context = await browser.new_context(timezone_id=zone, locale="en-US")
+        page = await ChatPage.open(context, web_node)
+        await page.sign_up(zone.split("/")[1].lower())
+        await page.open_conv("user", "bob")
+        await page.type_and_send("what time is it?")
+        await page.wait_text("what time is it?")
+        when = page.page.locator("#messages li time").first
+        stamp = (await when.get_attribute("datetime") or "").replace("Z", "+00:00")
+        local = datetime.fromisoformat(stamp).astimezone(ZoneInfo(zone))
+        shown = await when.text_content() or ""
+        assert local.strftime("%-I:%M") in shown, (zone, stamp, shown)
+        assert local.strftime("%b %-d") in shown, (zone, stamp, shown)

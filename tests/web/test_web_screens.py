@@ -48,7 +48,17 @@ CONTRAST = """() => {
 }"""
 
 
+UNLABELLED = """() => [...document.querySelectorAll("input, textarea, button, select")]
+  .filter((e) => {
+    const named = (e.labels && e.labels.length > 0) || e.getAttribute("aria-label")
+      || (e.tagName === "BUTTON" && e.textContent.trim());
+    return !named;
+  })
+  .map((e) => e.outerHTML.slice(0, 80))"""
+
+
 async def _contrast_ok(page: ChatPage, what: str) -> int:
+    assert await page.page.evaluate(UNLABELLED) == [], what  # (what a screen reader names)
     found = await page.page.evaluate(CONTRAST)
     assert found["low"] == [], (what, found["low"])
     checked: int = found["checked"]
