@@ -16,6 +16,7 @@ import asyncio
 import signal
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -143,7 +144,9 @@ async def test_both_pages_keep_chatting_through_a_master_kill(
     assert await dan.page.evaluate("document.body.dataset.node") != origins["n1"]
 
 
-async def test_a_hung_node_is_left_for_the_next(browser: Any, web_cluster: WebCluster) -> None:
+async def test_a_hung_node_is_left_for_the_next(
+    browser: Any, web_cluster: WebCluster, artifacts: Path
+) -> None:
     web_cluster.start(3)
     origins = web_cluster.origins
     ann = await ChatPage.open(await browser.new_context(), origins["n1"])
@@ -154,13 +157,20 @@ async def test_a_hung_node_is_left_for_the_next(browser: Any, web_cluster: WebCl
     await bob.type_and_send("before")
     await bob.wait_text("before", "sent")
 
+    await bob.page.evaluate(RECORD_STATUS)
     web_cluster.cluster.nodes["n3"].kill(signal.SIGSTOP)  # its socket stays, silent
     started = time.monotonic()
     await bob.type_and_send("while n3 hangs")
+    await bob.wait_text("while n3 hangs", "pending")
+    await bob.page.screenshot(path=str(artifacts / "desktop-pending.png"))
+    print(f"screenshot: {artifacts / 'desktop-pending.png'}")
     await bob.wait_text("while n3 hangs", "sent", timeout_ms=30000)  # (the page waits 10 s)
     print(f"sent through another node {time.monotonic() - started:.1f} s after n3 hung")
     node = await bob.page.evaluate("document.body.dataset.node")
     assert node in (origins["n1"], origins["n2"]), node
+    said = await bob.page.evaluate("window.__statuses")
+    assert said[0] == f"Waiting for {origins['n3']} to answer…", said
+    assert f"Connection lost — reconnecting to {node}" in said, said
     await ann.open_conv("user", "bob")
     await ann.wait_text("while n3 hangs")
     assert [m["text"] for m in await ann.messages()] == ["before", "while n3 hangs"]

@@ -6,6 +6,7 @@ const RETRY_FIRST_MS = 100; // reconnect backoff: 0.1 s doubling to 2 s
 const RETRY_MAX_MS = 2000;
 const STREAM_FIRST_MS = 200; // re-open after an `end`: 0.2 s doubling to 2 s
 const ANSWER_TIMEOUT_MS = 10000; // a node that answers nothing this long is lost
+const SLOW_MS = 3000;
 const CALL_GIVE_UP_MS = 30000; // a unary call refused for this long fails
 const ACK_DELAY_MS = 200;
 
@@ -37,6 +38,7 @@ export class Net extends EventTarget {
     this.session = null; // the Connect stream's session id, when logged in
     this.stream = null; // {id, open}
     this.streamBackoff = STREAM_FIRST_MS;
+    this.slow = false; // the status says the node is slow to answer
     this.lastId = 0; // highest delivery id the page showed
     this.acks = [];
     this.ackTimer = null;
@@ -138,12 +140,22 @@ export class Net extends EventTarget {
     else if (this.calls.size === 0) this.call("ListUsers", {}).catch(() => {});
   }
 
+  // A node that answers nothing for ANSWER_TIMEOUT_MS is left for the next
+  // (a hung process keeps its socket open); after SLOW_MS the status says so.
   _checkAnswers() {
     const now = Date.now();
-    let stale = false;
-    for (const c of this.calls.values()) if (c.written && now - c.writtenAt > ANSWER_TIMEOUT_MS) stale = true;
-    for (const s of this.sends.values()) if (s.written && now - s.writtenAt > ANSWER_TIMEOUT_MS) stale = true;
-    if (stale && this.ws !== null) {
+    let oldest = 0;
+    for (const c of this.calls.values()) if (c.written) oldest = Math.max(oldest, now - c.writtenAt);
+    for (const s of this.sends.values()) if (s.written) oldest = Math.max(oldest, now - s.writtenAt);
+    if (oldest > SLOW_MS && !this.slow && this.origin !== null) {
+      this.slow = true;
+      this._status(`Waiting for ${this.origin} to answer…`, "waiting");
+    } else if (oldest <= SLOW_MS && this.slow) {
+      this.slow = false;
+      if (this.origin !== null) this._status(`Connected to ${this.origin}`, "connected");
+    }
+    if (oldest > ANSWER_TIMEOUT_MS && this.ws !== null) {
+      this.slow = false;
       const ws = this.ws;
       ws.close();
       this._lost(ws, this.origins[this.index]);
