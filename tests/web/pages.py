@@ -69,11 +69,13 @@ class ChatPage:
         return result
 
     async def badge(self, kind: str, name: str) -> int:
-        """The unread count the list shows for a conversation (0: none)."""
-        loc = self.page.locator(f'#sidebar [data-conv="{kind}:{name.lower()}"] .badge')
-        if await loc.count() == 0:
-            return 0
-        return int(await loc.first.text_content() or "0")
+        """The unread count the list shows for a conversation (0: none),
+        read at once (the list is drawn again as counts change)."""
+        count: int = await self.page.evaluate(
+            "(s) => { const e = document.querySelector(s); return e ? Number(e.textContent) : 0; }",
+            f'#sidebar [data-conv="{kind}:{name.lower()}"] .badge',
+        )
+        return count
 
     async def session_token(self) -> str:
         token: str = await self.page.evaluate(

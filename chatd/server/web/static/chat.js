@@ -12,9 +12,10 @@ export class Chat {
     this.state = state;
     this.net = net;
     this.api = api;
-    this.hooks = hooks; // {openedRoom(conv), notify(m)}
+    this.hooks = hooks; // {openedRoom, refreshed, join, decline, notify, sessionEnded}
     this.refreshTimer = null;
     this.soon = null;
+    this.refreshing = null; // the lists' read under way
     this.marked = new Map(); // conversation key -> the id last marked read
     this.listsDrawn = "";
     net.addEventListener("delivery", (ev) => this.deliver(ev.detail, true));
@@ -33,13 +34,14 @@ export class Chat {
   start() {
     this.stop();
     this.refresh();
-    this.refreshTimer = setInterval(() => this.refresh(), REFRESH_MS);
+    this.refreshTimer = setInterval(() => this.refresh(true), REFRESH_MS);
   }
 
   stop() {
     clearInterval(this.refreshTimer);
     clearTimeout(this.soon);
     this.refreshTimer = null;
+    this.soon = null;
     this.marked.clear();
     this.listsDrawn = "";
   }
@@ -47,8 +49,11 @@ export class Chat {
   // The messages that waited for this user while no stream was open.
   async fetchUnseen() {
     try {
-      const page = await this.api.messages("GetMessages", {});
-      for (const m of page) this.deliver(m, false);
+      for (let i = 0; i < 20; i++) {
+        const page = await this.api.messages("GetMessages", {}); // (at most 1000 a call)
+        for (const m of page) this.deliver(m, false);
+        if (page.length < 1000) break;
+      }
     } catch (err) {
       // (the stream brings everything from now on; counts still come from ListUnread)
     }
@@ -76,26 +81,42 @@ export class Chat {
     if (this.soon !== null) return;
     this.soon = setTimeout(() => {
       this.soon = null;
-      this.refresh();
+      this.refresh(true);
     }, 300);
   }
 
   // Contacts and presence, unread counts and rooms, from the server.
-  async refresh() {
+  // One at a time: the timer's is skipped while one runs; another caller
+  // (after a change it made) waits for it and reads again.
+  async refresh(timer = false) {
+    if (this.refreshing !== null && timer) return;
+    for (let i = 0; i < 5 && this.refreshing !== null; i++) await this.refreshing;
     if (this.state.user === null) return;
+    const mine = this.readLists();
+    this.refreshing = mine;
+    try {
+      await mine;
+    } finally {
+      if (this.refreshing === mine) this.refreshing = null;
+    }
+  }
+
+  async readLists() {
+    const session = this.api.session;
     try {
       const [users, unread, rooms] = await Promise.all([
         this.api.listUsers(),
         this.api.call("ListUnread"),
         this.api.call("ListRooms"),
       ]);
+      if (session !== this.api.session) return; // (logged out meanwhile)
       this.state.users = users;
       this.state.unread = new Map((unread.unread || []).map((u) => [u.peer.toLowerCase(), u.count]));
       this.state.rooms = rooms.room || [];
       this.drawLists();
       this.hooks.refreshed();
     } catch (err) {
-      if (err.code === 14) this.hooks.sessionEnded();
+      if (err.code === 14 && session === this.api.session) this.hooks.sessionEnded();
     }
   }
 
