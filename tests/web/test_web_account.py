@@ -52,11 +52,16 @@ async def stub(web_cluster: WebCluster, web_node: str) -> AsyncIterator[Any]:
 async def test_change_password(browser: Any, web_node: str) -> None:
     page = await ChatPage.open(await browser.new_context(), web_node)
     await page.sign_up("ann")
+    other = await ChatPage.open(await browser.new_context(), web_node)  # ann's other device
+    await other.log_in("ann")
     await page.page.click("#password-btn")
     await page.page.fill("#old-pass", "correct horse")
     await page.page.fill("#new-pass", "battery staple")
     await page.page.press("#new-pass", "Enter")
     await page.page.wait_for_selector("#status:has-text('Password changed')")
+    # the user's other sessions end: that page is back at the login form, saying so
+    await other.page.wait_for_selector("#login-error:has-text('Your session ended')")
+    assert await other.session_token() == ""
     await page.page.click("#logout-btn")
     await page.page.fill("#login-user", "ann")
     await page.page.fill("#login-pass", "correct horse")
