@@ -14,9 +14,19 @@ WAIT_MS = 15000
 class ChatPage:
     def __init__(self, page: Any) -> None:
         self.page = page
-        self.errors: list[str] = []  # console errors and CSP reports
+        self.errors: list[str] = []  # console errors, CSP reports, refused messages
         page.on("console", self._console)
         page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        page.on("websocket", self._socket)
+
+    def _socket(self, ws: Any) -> None:
+        """A message of the page's the node could not read is an error too."""
+
+        def received(payload: Any) -> None:
+            if isinstance(payload, str) and '"INVALID_ARGUMENT"' in payload:
+                self.errors.append(f"the node refused a message: {payload[:300]}")
+
+        ws.on("framereceived", received)
 
     def _console(self, msg: Any) -> None:
         if msg.type == "error":

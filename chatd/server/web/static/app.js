@@ -113,6 +113,7 @@ $("login-form").addEventListener("submit", (ev) => {
 $("signup-btn").addEventListener("click", () => login(true));
 
 $("logout-btn").addEventListener("click", async () => {
+  net.closeSession(); // (first: Logout ends the session's streams at the node)
   try {
     await api.call("Logout");
   } catch (err) {
