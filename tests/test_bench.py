@@ -59,6 +59,28 @@ def test_bench_over_the_web_listener(spawn_node: Callable[..., NodeProcess]) -> 
     assert isinstance(w["delivery_ms_p99"], float) and w["delivery_ms_p99"] > 0
 
 
+def test_a_web_socket_that_does_not_open_is_reported(
+    spawn_node: Callable[..., NodeProcess],
+) -> None:
+    """--web naming no web listener: exit 1, one line saying which socket
+    did not open, no traceback."""
+    node = spawn_node("n1")
+    address = node.address  # type: ignore[attr-defined]
+    wait_serving(address)
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    args = ("--server", address, "--users", "2", "--concurrency", "2", "--duration", "1")
+    web = ("--transport", "web", "--web", nowhere)
+    out = subprocess.run(
+        [sys.executable, "-m", "chatd", "bench", "--json", *args, *web],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1, out
+    assert f"a web socket to {nowhere} did not open" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and "Unclosed" not in out.stderr, out.stderr
+
+
 def test_bench_over_the_web_needs_its_origins() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "chatd", "bench", "--json", "--transport", "web"],

@@ -147,7 +147,13 @@ class Bench:
             WebConnection(self.http, origins[i % len(origins)], session, self)
             for i, session in enumerate(self.sessions)
         ]
-        await asyncio.gather(*(s.start() for s in self.streams))
+        opened = await asyncio.gather(*(s.start() for s in self.streams), return_exceptions=True)
+        failed = [e for e in opened if isinstance(e, BaseException)]
+        if failed:
+            for s in self.streams:
+                await s.close()
+            await self.http.close()
+            raise failed[0]
 
     async def receive(self, i: int, ready: asyncio.Event, opened: list[int]) -> None:
         call: Any = self.stub(i).Subscribe(

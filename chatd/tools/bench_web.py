@@ -43,9 +43,12 @@ class WebConnection:
         self.ended: str | None = None  # how the stream ended, once it did
 
     async def start(self) -> None:
-        self.ws = await self.http.ws_connect(
-            self.origin + "/ws", headers={"Origin": self.origin}, max_msg_size=0
-        )
+        try:
+            self.ws = await self.http.ws_connect(
+                self.origin + "/ws", headers={"Origin": self.origin}, max_msg_size=0
+            )
+        except (aiohttp.ClientError, OSError) as exc:
+            raise StreamEnded(f"a web socket to {self.origin} did not open: {exc}") from None
         self.reader = asyncio.create_task(self._read(self.ws))
         opening = {"session_id": self.session, "live_only": True}
         await self._write({"id": STREAM_ID, "connect": opening})
