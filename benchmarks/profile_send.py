@@ -5,10 +5,12 @@ loop thread.
 
     python benchmarks/profile_send.py [--nodes 3] [--concurrency 32] [--rate R]
                                       [--noop] [--no-streams] [--py-spy]
-                                      [--transport unary|stream]
+                                      [--transport unary|stream|web]
                                       [--native] [--raw FILE]
 
---noop measures `chatd bench --noop-server` instead of a cluster. --py-spy
+--noop measures `chatd bench --noop-server` instead of a cluster. With
+--transport web every node also serves the web client (--web-listen) and
+the bench's streams are WebSockets to the master's web origin. --py-spy
 (pip install py-spy) samples the master for the same window and prints the
 functions that hold its main thread, by inclusive and by own time; --native
 adds native frames (py-spy then stops the process at each sample, which
@@ -32,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.run import noop_server  # noqa: E402
+from benchmarks.web import start_cluster  # noqa: E402
 from chatd.tools.localcluster import Cluster  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -77,7 +80,13 @@ def main_thread_profile(raw: Path) -> None:
 
 
 def run(args: argparse.Namespace, base: Path) -> None:
-    cluster = None if args.noop else Cluster.start(base, args.nodes)
+    web: dict[str, str] = {}
+    if args.noop:
+        cluster = None
+    elif args.transport == "web":
+        cluster, web = start_cluster(base, args.nodes)
+    else:
+        cluster = Cluster.start(base, args.nodes)
     noop = None
     try:
         if cluster is None:
@@ -86,6 +95,7 @@ def run(args: argparse.Namespace, base: Path) -> None:
         else:
             master = cluster.master() or "n1"
             address = cluster.addresses[master]
+            args.web = web.get(master, "")
             pids = {
                 f"{n}{' (master)' if n == master else ''}": p.pid for n, p in cluster.nodes.items()
             }
@@ -125,6 +135,7 @@ def start_bench(args: argparse.Namespace, address: str) -> subprocess.Popen[str]
             "--rate", str(args.rate), "--duration", str(args.window + 6),
             *(["--no-streams"] if args.no_streams else []),
             "--transport", args.transport,
+            *(["--web", args.web] if args.transport == "web" else []),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -176,7 +187,7 @@ def main() -> None:
     p.add_argument("--window", type=float, default=6.0, help="seconds measured")
     p.add_argument("--noop", action="store_true")
     p.add_argument("--no-streams", action="store_true", help="passed to chatd bench")
-    p.add_argument("--transport", choices=("unary", "stream"), default="unary",
+    p.add_argument("--transport", choices=("unary", "stream", "web"), default="unary",
                    help="passed to chatd bench")  # fmt: skip
     p.add_argument("--py-spy", action="store_true")
     p.add_argument("--raw", help="keep py-spy's raw samples in this file")

@@ -212,10 +212,18 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--transport",
-        choices=("unary", "stream"),
+        choices=("unary", "stream", "web"),
         default="unary",
         help="unary: a Send call each, deliveries on Subscribe streams; stream: one "
-        "Connect stream per user for its sends and deliveries (default %(default)s)",
+        "Connect stream per user for its sends and deliveries; web: the same stream "
+        "on a WebSocket per user, at the --web origins (default %(default)s)",
+    )
+    p.add_argument(
+        "--web",
+        default="",
+        metavar="URL[,URL...]",
+        help="--transport web: the nodes' web origins (http://HOST:PORT), the users "
+        "spread over them; the accounts are still made at --server",
     )
     p.add_argument(
         "--no-streams",

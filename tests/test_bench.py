@@ -44,6 +44,53 @@ def test_bench_against_a_node(spawn_node: Callable[..., NodeProcess]) -> None:
     assert isinstance(s["sends"], int) and s["sends"] > 0 and s["delivered"] == s["sends"]
 
 
+def test_bench_over_the_web_listener(spawn_node: Callable[..., NodeProcess]) -> None:
+    """--transport web: each user's Connect stream on a WebSocket of the
+    node's web listener, its sends answered and its messages delivered there."""
+    web = f"127.0.0.1:{free_port()}"
+    node = spawn_node("n1", "--web-listen", web)
+    address = node.address  # type: ignore[attr-defined]
+    wait_serving(address)
+    args = ("--server", address, "--users", "4", "--concurrency", "4", "--duration", "1.5")
+    w = bench(*args, "--transport", "web", "--web", f"http://{web}")
+    assert w["target"] == "chatd" and w["transport"] == "web" and w["web"] == f"http://{web}"
+    assert w["errors"] == 0 and isinstance(w["sends"], int) and w["sends"] > 0
+    assert isinstance(w["delivered"], int) and w["delivered"] > 0
+    assert isinstance(w["delivery_ms_p99"], float) and w["delivery_ms_p99"] > 0
+
+
+def test_a_web_socket_that_does_not_open_is_reported(
+    spawn_node: Callable[..., NodeProcess],
+) -> None:
+    """--web naming no web listener: exit 1, one line saying which socket
+    did not open, no traceback."""
+    node = spawn_node("n1")
+    address = node.address  # type: ignore[attr-defined]
+    wait_serving(address)
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    args = ("--server", address, "--users", "2", "--concurrency", "2", "--duration", "1")
+    web = ("--transport", "web", "--web", nowhere)
+    out = subprocess.run(
+        [sys.executable, "-m", "chatd", "bench", "--json", *args, *web],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1, out
+    assert f"a web socket to {nowhere} did not open" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and "Unclosed" not in out.stderr, out.stderr
+
+
+def test_bench_over_the_web_needs_its_origins() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "chatd", "bench", "--json", "--transport", "web"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "--transport web needs --web" in out.stderr, out
+
+
 def test_bench_against_the_noop_server() -> None:
     port = free_port()
     server = subprocess.Popen(

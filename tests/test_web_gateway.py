@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -340,3 +341,29 @@ async def test_the_pages_sockets_and_calls_show_in_the_metrics(
         assert 'chatd_requests_total{code="OK",error_code="0",rpc="Login"} 1.0' in text, text
     finally:
         await n.stop()
+
+
+async def test_a_page_that_vanishes_mid_stream_leaves_no_error_in_the_log(
+    web_node: Node, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A browser tab closed while its deliveries and results flow: the
+    node ends the stream quietly (no ERROR, no traceback) and serves on."""
+    caplog.set_level(logging.WARNING)
+    for round_ in range(5):
+        p = await page(http, web_node)
+        ann = await p.user(f"ann{round_}")
+        await p.ws.send_json({"id": 1, "connect": {"session_id": ann}})
+        assert "opened" in await p.read()
+        for k in range(50):
+            send = {"request_id": f"{round_}-{k}", "to": f"ann{round_}", "message": "x" * 500}
+            await p.ws.send_json({"id": 1, "frame": {"send": send}})
+        await p.read()
+        connection = p.ws._response.connection  # the TCP connection, cut
+        assert connection is not None and connection.transport is not None
+        transport = connection.transport
+        transport.abort()
+    q = await page(http, web_node)
+    assert (await q.call("ListUsers"))["response"]["user"]
+    await asyncio.sleep(0.5)
+    bad = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not bad, [r.getMessage() for r in bad]

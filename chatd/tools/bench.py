@@ -1,7 +1,7 @@
 """`chatd bench`: a load generator for a chatd cluster, and the baseline.
 
     chatd bench --server HOST:PORT[,...] --users N --concurrency C --duration S
-                [--transport unary|stream] [--json]
+                [--transport unary|stream|web] [--web URL[,...]] [--json]
     chatd bench --noop-server PORT
 
 The first creates N users, logs them in, opens one Subscribe stream per user,
@@ -11,7 +11,11 @@ delivery latency from Send issued to the message arriving on the
 recipient's stream. With --transport stream each user opens one Connect
 stream instead, which carries its sends (a send frame, answered by a result
 frame) and its deliveries; a stream the node ends stops the run, which
-exits 1 with the stream's status. The second serves the floor chatd is measured
+exits 1 with the stream's status. --transport web does the same over the
+nodes' web listeners (--web URL[,URL...], their origins): each user's
+Connect stream on a WebSocket of its own, as a page holds it
+(chatd/tools/bench_web.py); the accounts are still made over gRPC. The
+second serves the floor chatd is measured
 against: a bare grpc.aio server on uvloop that answers ClientAccount.Send,
 and every send frame of a Connect stream, with success and does nothing
 else (against it, the load generator only sends; N streams in stream mode).
@@ -57,6 +61,7 @@ class Result:
             "server": args.server,
             "target": "noop" if noop else "chatd",
             "transport": args.transport,
+            **({"web": args.web} if args.transport == "web" else {}),
             "users": 0 if noop else args.users,
             "concurrency": args.concurrency,
             "target_rate": args.rate,
@@ -87,8 +92,9 @@ class Bench:
         self.names: list[str] = []
         self.noop = False
         self._sent_at: dict[str, float] = {}
-        self.streams: list[Connection] = []
+        self.streams: list[Any] = []  # Connection, or bench_web.WebConnection
         self.lost: StreamEnded | None = None  # a stream the node ended: the run stops
+        self.http: Any = None  # --transport web: the aiohttp client session
 
     def stub(self, i: int) -> Any:
         return self.stubs[i % len(self.stubs)]
@@ -125,6 +131,29 @@ class Bench:
             return str(r.session_id)
 
         self.sessions = list(await asyncio.gather(*(one(i, n) for i, n in enumerate(self.names))))
+
+    async def open_web(self) -> None:
+        """One WebSocket and session stream per user, the users spread
+        round-robin over the --web origins."""
+        import aiohttp
+
+        from chatd.tools.bench_web import WebConnection
+
+        if self.noop:
+            raise StreamEnded("--transport web needs a chatd node (the no-op server has no web)")
+        origins = [o.strip() for o in self.args.web.split(",") if o.strip()]
+        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        self.streams = [
+            WebConnection(self.http, origins[i % len(origins)], session, self)
+            for i, session in enumerate(self.sessions)
+        ]
+        opened = await asyncio.gather(*(s.start() for s in self.streams), return_exceptions=True)
+        failed = [e for e in opened if isinstance(e, BaseException)]
+        if failed:
+            for s in self.streams:
+                await s.close()
+            await self.http.close()
+            raise failed[0]
 
     async def receive(self, i: int, ready: asyncio.Event, opened: list[int]) -> None:
         call: Any = self.stub(i).Subscribe(
@@ -201,6 +230,8 @@ class Bench:
                 for i in range(count)
             ]
             await asyncio.gather(*(s.start() for s in self.streams))
+        elif self.args.transport == "web":
+            await self.open_web()
         elif not self.noop and not self.args.no_streams:
             ready, opened = asyncio.Event(), list[int]()
             receivers = [
@@ -220,6 +251,8 @@ class Bench:
         await asyncio.gather(*receivers, return_exceptions=True)
         for s in self.streams:
             await s.close()
+        if self.http is not None:
+            await self.http.close()
         for ch in self.channels:
             await ch.close(None)
         if self.lost is not None:
@@ -368,6 +401,9 @@ def main(args: argparse.Namespace) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             uvloop.run(_noop(args.noop_server))
         return 0
+    if args.transport == "web" and not args.web:
+        print("chatd bench: error: --transport web needs --web URL[,URL...]", file=sys.stderr)
+        return 2
     try:
         result = uvloop.run(_bench(args))
     except StreamEnded as exc:  # the run lost one of its streams: it measured nothing

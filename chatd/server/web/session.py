@@ -30,7 +30,6 @@ PROTOCOL = 1
 MAX_CALLS = 16  # unary calls under way on one socket
 MAX_STREAMS = 4  # session streams open on one socket
 MAX_INVALID = 16  # invalid messages in a row before the socket is closed
-OUT_QUEUE = 256  # messages waiting to be written to one socket
 MAX_ID = 2**53 - 1  # ids are JavaScript numbers
 KINDS = ("call", "connect", "frame", "close")
 
@@ -61,18 +60,20 @@ class Session:
         self.peer = peer
         self.hello = hello
         self.first_message_timeout = first_message_timeout
-        self.out: asyncio.Queue[dict[str, Any]] = asyncio.Queue(OUT_QUEUE)
+        self.writing = asyncio.Lock()  # one message at a time on the socket
         self.calls = asyncio.Semaphore(MAX_CALLS)
         self.streams: dict[int, Stream] = {}
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def emit(self, message: dict[str, Any]) -> None:
-        await self.out.put(message)
-
-    async def _write(self) -> None:
-        while True:
-            message = await self.out.get()
-            await self.ws.send_str(_dumps(message))
+        """Writes one message (the caller waits while the socket's buffer is
+        full: a page that does not read holds its streams, as gRPC's flow
+        control would). A socket that closed takes nothing: the read loop
+        ends the session."""
+        async with self.writing:
+            if not self.ws.closed:
+                with contextlib.suppress(ConnectionError):  # (it closed under the write)
+                    await self.ws.send_str(_dumps(message))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -80,14 +81,13 @@ class Session:
         task.add_done_callback(self.tasks.discard)
 
     async def run(self) -> None:
-        writer = asyncio.create_task(self._write())
         try:
             await self.emit({"hello": {**self.hello(), "protocol": PROTOCOL}})
             await self._read()
         finally:
-            for task in (*self.tasks, writer):
+            for task in self.tasks:
                 task.cancel()
-            for task in (*self.tasks, writer):
+            for task in list(self.tasks):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
