@@ -60,7 +60,7 @@ class Page:
     async def call(self, name: str, **request: Any) -> dict[str, Any]:
         self.next_id += 1
         await self.ws.send_json({"id": self.next_id, "call": name, "request": request})
-        while (answer := await self.read())["id"] != self.next_id:
+        while (answer := await self.read()).get("id") != self.next_id:
             pass
         return answer
 
@@ -255,6 +255,12 @@ async def test_a_slave_relays_a_pages_calls_and_sends_and_serves_its_deliveries(
         await eventually_async(slave_of_a_known_master, "the second node a slave")
         p = await page(http, slave)
         assert p.hello["role"] == "slave"
+        # a page that came early is told the other member's origin once it is known
+        while len(p.hello["web"]) < 2:
+            said = await p.read()
+            assert set(said) == {"hello"}, said
+            p.hello = said["hello"]
+        assert p.hello["web"] == [slave.web_origin, master.web_origin]
         ann = await p.user("ann")
         await p.user("bob")
         await p.ws.send_json({"id": 3, "connect": {"session_id": ann}})

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from chatd.proto import chat_pb2
+from chatd.server.errors import reap
 from chatd.server.web.codec import BadJson, from_json
 from chatd.server.web.gateway import Gateway, Stream
 
@@ -30,6 +31,7 @@ PROTOCOL = 1
 MAX_CALLS = 16  # unary calls under way on one socket
 MAX_STREAMS = 4  # session streams open on one socket
 MAX_INVALID = 16  # invalid messages in a row before the socket is closed
+HELLO_EVERY_S = 2.0
 MAX_ID = 2**53 - 1  # ids are JavaScript numbers
 KINDS = ("call", "connect", "frame", "close")
 
@@ -76,20 +78,38 @@ class Session:
                     await self.ws.send_str(_dumps(message))
 
     def _spawn(self, coro: Any) -> None:
+        """Runs a call or a stream; one that fails is a bug, logged."""
         task = asyncio.create_task(coro)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("web socket from %s: a task failed", self.peer, exc_info=exc)
 
     async def run(self) -> None:
         try:
-            await self.emit({"hello": {**self.hello(), "protocol": PROTOCOL}})
+            hello = {**self.hello(), "protocol": PROTOCOL}
+            await self.emit({"hello": hello})  # (before anything else)
+            self._spawn(self._hellos(hello))
             await self._read()
         finally:
-            for task in self.tasks:
+            tasks = list(self.tasks)
+            for task in tasks:
                 task.cancel()
-            for task in list(self.tasks):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await reap(tasks, log, f"web socket from {self.peer}", (ConnectionError,))
+
+    async def _hellos(self, said: dict[str, Any]) -> None:
+        """The hello again whenever what it says changes (a member's origin
+        learned or gone, this node's role), looked at every HELLO_EVERY_S:
+        the page fails over to the origins of the latest."""
+        while True:
+            await asyncio.sleep(HELLO_EVERY_S)
+            hello = {**self.hello(), "protocol": PROTOCOL}
+            if hello != said:
+                await self.emit({"hello": hello})
+                said = hello
 
     async def _read(self) -> None:
         valid = False
