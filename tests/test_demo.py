@@ -12,6 +12,7 @@ import shutil
 import signal
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,6 +64,8 @@ class Demo:
         assert self.base.is_dir() and all(alive(p) for p in self.pids)
         child.expect(r"open the web client:  (http://127\.0\.0\.1:\d+/)")
         self.web = str(child.match.group(1))  # type: ignore[union-attr]
+        with urllib.request.urlopen(self.web, timeout=10) as r:  # the page it says to open
+            assert r.status == 200 and b'<script type="module"' in r.read()
 
     def stopped(self) -> str:
         """Waits for the demo to end; what it printed from here on."""

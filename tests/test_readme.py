@@ -18,6 +18,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -316,6 +317,11 @@ def test_the_quick_start_installs_and_serves_as_written(shell_path: str, tmp_pat
             timeout=60,
         )
         assert health.returncode == 0 and "SERVING" in health.stdout, health
+        # the page the README says to open
+        web = re.search(r"web client on (http://127\.0\.0\.1:\d+)/", log.read_text())
+        assert web and web.group(1) + "/" in README, log.read_text()[-3000:]
+        with urllib.request.urlopen(web.group(1) + "/", timeout=10) as r:
+            assert r.status == 200 and b'<script type="module"' in r.read()
         # the node runs the copy's install, not this checkout
         serve_pids = [p for p in node_pids if "serve" in cmdline(p)]
         if not serve_pids and "serve" in cmdline(shell.pid):
