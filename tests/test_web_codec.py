@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatd.proto import chat_pb2
-from chatd.server.web.codec import BadJson, client_frame, from_json, server_frame_json, to_json
+from chatd.server.errors import BadMessage
+from chatd.server.web.codec import client_frame, from_json, server_frame_json, to_json
 
 text = st.text(max_size=20)
 int32 = st.integers(-(2**31), 2**31 - 1)
@@ -69,6 +70,6 @@ def test_what_is_no_frame_is_refused() -> None:
     for value in cases:
         try:
             client_frame(value)
-        except BadJson:
+        except BadMessage:
             continue
         raise AssertionError(f"taken: {value!r}")

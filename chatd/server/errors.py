@@ -113,6 +113,16 @@ class WireError(CallerError, ValueError):
     cannot hold)."""
 
 
+class BadMessage(CallerError, ValueError):
+    """A web page's message the protocol has no place for (chatd.server.web):
+    not JSON, no id, not the protobuf message it should be, no such call or
+    stream. Its text says why; `id` is the message's, when it named one."""
+
+    def __init__(self, why: str, id_: int | None = None) -> None:
+        super().__init__(why)
+        self.id = id_
+
+
 class BackupError(CallerError):
     """A backup file that cannot be used, with why (one line): not a chatd
     store, altered, or a data dir that holds a store already."""

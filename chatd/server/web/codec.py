@@ -14,12 +14,9 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from chatd.proto import chat_pb2
+from chatd.server.errors import BadMessage
 
 M = TypeVar("M", bound=Message)
-
-
-class BadJson(ValueError):
-    """JSON that is not the message it should be (the text says why)."""
 
 
 def to_json(message: Message) -> dict[str, Any]:
@@ -29,14 +26,14 @@ def to_json(message: Message) -> dict[str, Any]:
 
 
 def from_json(value: Any, cls: type[M]) -> M:
-    """`value` (a JSON object) as a `cls` message; BadJson otherwise."""
+    """`value` (a JSON object) as a `cls` message; BadMessage otherwise."""
     if not isinstance(value, dict):
-        raise BadJson(f"a {cls.DESCRIPTOR.name} is a JSON object")
+        raise BadMessage(f"a {cls.DESCRIPTOR.name} is a JSON object")
     try:
         return json_format.ParseDict(value, cls())
     except (json_format.ParseError, TypeError, ValueError, RecursionError) as exc:
         why = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        raise BadJson(f"not a valid {cls.DESCRIPTOR.name}: {why}") from None
+        raise BadMessage(f"not a valid {cls.DESCRIPTOR.name}: {why}") from None
 
 
 def message_json(m: chat_pb2.Message) -> dict[str, Any]:

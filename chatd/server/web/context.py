@@ -13,17 +13,11 @@ import grpc
 CALL_TIMEOUT_S = 30.0  # a unary call's deadline, as a gRPC client would set one
 
 
-class WebAbort(Exception):
-    """The call ended with a status other than OK (what context.abort
-    does to a gRPC call)."""
-
-    def __init__(
-        self, code: grpc.StatusCode, details: str, trailers: Sequence[tuple[str, Any]] = ()
-    ) -> None:
-        super().__init__(f"{code.name}: {details}")
-        self.code = code
-        self.details = details
-        self.trailers = tuple(trailers)
+def metadata_json(metadata: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in metadata or ():
+        out[key] = value if isinstance(value, str) else value.decode(errors="replace")
+    return out
 
 
 def peer_string(host: str, port: int) -> str:
@@ -46,6 +40,7 @@ class WebContext:
         self._on_initial = on_initial
         self.trailing: tuple[tuple[str, Any], ...] = ()
         self.status: grpc.StatusCode | None = None
+        self.details = ""
 
     def peer(self) -> str:
         return self._peer
@@ -69,5 +64,15 @@ class WebContext:
     async def abort(
         self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()
     ) -> None:
-        self.status = code
-        raise WebAbort(code, details, trailing_metadata or self.trailing)
+        """Ends the call as grpc.aio's abort does: the status is kept here,
+        and AbortError unwinds the servicer."""
+        self.status, self.details = code, details
+        if trailing_metadata:
+            self.trailing = tuple(trailing_metadata)
+        raise grpc.aio.AbortError()
+
+    def ended(self) -> dict[str, Any]:
+        """The status the call ended with, as the page reads it."""
+        assert self.status is not None
+        metadata = metadata_json(self.trailing)
+        return {"code": self.status.name, "details": self.details, "metadata": metadata}

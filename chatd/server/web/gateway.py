@@ -18,8 +18,9 @@ import grpc
 from google.protobuf.message import Message
 
 from chatd.proto import chat_pb2
-from chatd.server.web.codec import BadJson, client_frame, from_json, server_frame_json, to_json
-from chatd.server.web.context import WebAbort, WebContext
+from chatd.server.errors import BadMessage
+from chatd.server.web.codec import client_frame, from_json, server_frame_json, to_json
+from chatd.server.web.context import WebContext, metadata_json
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +35,6 @@ STREAM_QUEUE = 64  # a stream's frames from the page not yet read by the service
 END = object()  # the page is done sending on a stream
 
 
-def metadata_json(metadata: Any) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in metadata or ():
-        out[key] = value if isinstance(value, str) else value.decode(errors="replace")
-    return out
-
-
 def status_json(code: grpc.StatusCode, details: str, trailers: Any = ()) -> dict[str, Any]:
     return {"code": code.name, "details": details, "metadata": metadata_json(trailers)}
 
@@ -52,11 +46,11 @@ class Gateway:
         self.servicer = servicer
 
     def request(self, name: Any, value: Any) -> Message:
-        """The request of unary call `name` from its JSON; BadJson for a
+        """The request of unary call `name` from its JSON; BadMessage for a
         name or a request that is no call."""
         cls = UNARY.get(name) if isinstance(name, str) else None
         if cls is None:
-            raise BadJson(f"no call named {str(name)[:64]!r}")
+            raise BadMessage(f"no call named {str(name)[:64]!r}")
         request: Message = from_json({} if value is None else value, cls)
         return request
 
@@ -66,8 +60,8 @@ class Gateway:
         context = WebContext(peer)
         try:
             response = await getattr(self.servicer, name)(request, context)
-        except WebAbort as exc:
-            return {"error": status_json(exc.code, exc.details, exc.trailers)}
+        except grpc.aio.AbortError:  # (the context holds the status, as grpc's does)
+            return {"error": context.ended()}
         except Exception:
             log.exception("web call %s failed", name)
             return {"error": status_json(grpc.StatusCode.INTERNAL, f"{name} failed")}
@@ -87,7 +81,7 @@ class Stream:
         self.frames: asyncio.Queue[Any] = asyncio.Queue(STREAM_QUEUE)
 
     async def feed(self, value: Any) -> None:
-        """One more frame from the page (BadJson: not a ClientFrame)."""
+        """One more frame from the page (BadMessage: not a ClientFrame)."""
         await self.frames.put(client_frame(value))
 
     async def close(self) -> None:
@@ -109,8 +103,8 @@ class Stream:
         try:
             async for frame in self.gateway.servicer.Connect(self._incoming(), context):
                 await self.emit({"id": self.id, "frame": server_frame_json(frame)})
-        except WebAbort as exc:
-            end = status_json(exc.code, exc.details, exc.trailers)
+        except grpc.aio.AbortError:
+            end = context.ended()
         except Exception:
             log.exception("web Connect stream failed")
             end = status_json(grpc.StatusCode.INTERNAL, "the stream failed")

@@ -21,8 +21,8 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from chatd.proto import chat_pb2
-from chatd.server.errors import reap
-from chatd.server.web.codec import BadJson, from_json
+from chatd.server.errors import BadMessage, reap
+from chatd.server.web.codec import from_json
 from chatd.server.web.gateway import Gateway, Stream
 
 log = logging.getLogger(__name__)
@@ -34,14 +34,6 @@ MAX_INVALID = 16  # invalid messages in a row before the socket is closed
 HELLO_EVERY_S = 2.0
 MAX_ID = 2**53 - 1  # ids are JavaScript numbers
 KINDS = ("call", "connect", "frame", "close")
-
-
-class Invalid(ValueError):
-    """A message the protocol has no place for; `id` if it named one."""
-
-    def __init__(self, why: str, id_: int | None = None) -> None:
-        super().__init__(why)
-        self.id = id_
 
 
 def _dumps(message: dict[str, Any]) -> str:
@@ -128,9 +120,9 @@ class Session:
                 return
             try:
                 if msg.type is not WSMsgType.TEXT:
-                    raise Invalid("messages are JSON text")
+                    raise BadMessage("messages are JSON text")
                 await self._handle(msg.data)
-            except Invalid as exc:
+            except BadMessage as exc:
                 invalid += 1
                 said: dict[str, Any] = {} if exc.id is None else {"id": exc.id}
                 said["error"] = {"code": "INVALID_ARGUMENT", "details": str(exc)}
@@ -150,19 +142,21 @@ class Session:
         try:
             message = json.loads(text)
         except (ValueError, RecursionError):
-            raise Invalid("not JSON") from None
+            raise BadMessage("not JSON") from None
         if not isinstance(message, dict):
-            raise Invalid("a message is a JSON object")
+            raise BadMessage("a message is a JSON object")
         id_ = message.get("id")
         if type(id_) is not int or not 0 < id_ <= MAX_ID:
-            raise Invalid("a message needs an id, a whole number from 1")
+            raise BadMessage("a message needs an id, a whole number from 1")
         kinds = [k for k in KINDS if k in message]
         if len(kinds) != 1:
-            raise Invalid(f"a message holds one of {', '.join(KINDS)}", id_)
+            raise BadMessage(f"a message holds one of {', '.join(KINDS)}", id_)
         try:
             await getattr(self, "_" + kinds[0])(id_, message)
-        except BadJson as exc:
-            raise Invalid(str(exc), id_) from None
+        except BadMessage as exc:
+            if exc.id is None:
+                exc.id = id_
+            raise
 
     async def _call(self, id_: int, message: dict[str, Any]) -> None:
         name = message["call"]
@@ -180,9 +174,9 @@ class Session:
 
     async def _connect(self, id_: int, message: dict[str, Any]) -> None:
         if id_ in self.streams:
-            raise Invalid(f"stream {id_} is open already", id_)
+            raise BadMessage(f"stream {id_} is open already", id_)
         if len(self.streams) >= MAX_STREAMS:
-            raise Invalid(f"at most {MAX_STREAMS} streams on one socket", id_)
+            raise BadMessage(f"at most {MAX_STREAMS} streams on one socket", id_)
         opening = from_json(message["connect"], chat_pb2.OpenFrame)
         stream = Stream(self.gateway, id_, self.emit)
         self.streams[id_] = stream
@@ -198,11 +192,11 @@ class Session:
     async def _frame(self, id_: int, message: dict[str, Any]) -> None:
         stream = self.streams.get(id_)
         if stream is None:
-            raise Invalid(f"no stream {id_} is open", id_)
+            raise BadMessage(f"no stream {id_} is open", id_)
         await stream.feed(message["frame"])
 
     async def _close(self, id_: int, message: dict[str, Any]) -> None:
         stream = self.streams.get(id_)
         if stream is None:
-            raise Invalid(f"no stream {id_} is open", id_)
+            raise BadMessage(f"no stream {id_} is open", id_)
         await stream.close()
