@@ -284,7 +284,7 @@ def test_demo_two_terminals_and_the_gui_through_a_master_crash(xvfb: str, tmp_pa
     pids: dict[str, int] = {}
     try:
         for _ in range(3):
-            demo.expect(r"n\d  (127\.0\.0\.1:\d+)  pid (\d+)")
+            demo.expect(r"n\d  (127\.0\.0\.1:\d+)  web http:\S+  pid (\d+)")
             assert isinstance(demo.match, re.Match)
             pids[demo.match.group(1)] = int(demo.match.group(2))
         demo.expect(r"chatd chat --server (\S+)")

@@ -186,7 +186,7 @@ def test_demo_runs_a_cluster_and_a_client_and_stops_it(
     try:
         pids = []
         for _ in range(3):
-            child.expect(r"n\d  (127\.0\.0\.1:\d+)  pid (\d+)")
+            child.expect(r"n\d  (127\.0\.0\.1:\d+)  web http:\S+  pid (\d+)")
             assert isinstance(child.match, re.Match)
             pids.append(int(child.match.group(2)))
         child.expect(r"chatd chat --server (\S+)")
