@@ -17,6 +17,7 @@ import ssl
 import uuid
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -54,8 +55,9 @@ from chatd.server.storage.backup import BackupError
 from chatd.server.storage.dirlock import DataDirLock
 from chatd.server.storage.store import Store
 from chatd.server.storage.writer import GroupCommitWriter
-from chatd.server.web.app import WebServer
-from chatd.server.web.gateway import Gateway
+
+if TYPE_CHECKING:
+    from chatd.server.web.app import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +227,9 @@ def _web_server(cfg: Config, clients: ClientAccountServicer) -> WebServer | None
     the client listener's servicer; HTTPS with the node's certificate."""
     if cfg.web_listen is None:
         return None
+    from chatd.server.web.app import WebServer  # (aiohttp: only for a node that serves pages)
+    from chatd.server.web.gateway import Gateway
+
     context = None
     if cfg.tls_cert is not None and cfg.tls_key is not None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

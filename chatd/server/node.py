@@ -15,6 +15,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -38,7 +39,9 @@ from chatd.server.errors import StartupError as StartupError  # (its import plac
 from chatd.server.storage.dirlock import DataDirLock
 from chatd.server.storage.store import Store
 from chatd.server.storage.writer import GroupCommitWriter
-from chatd.server.web.app import WebServer
+
+if TYPE_CHECKING:  # (aiohttp is imported only by a node that serves pages)
+    from chatd.server.web.app import WebServer
 
 log = logging.getLogger(__name__)
 
