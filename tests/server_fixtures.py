@@ -161,6 +161,21 @@ def spawn_chatd(
     )
 
 
+def stop_demo(child: pexpect.spawn[str]) -> None:
+    """Ends a `chatd demo` the way a user does, with SIGTERM: it then stops
+    its nodes (which run in sessions of their own, so a SIGKILL of the demo
+    would leave them running) and removes its directory; SIGKILL only if it
+    has not ended 40 s later."""
+    if not child.isalive():
+        return
+    child.kill(signal.SIGTERM)
+    try:
+        child.expect(pexpect.EOF, timeout=40)
+    except pexpect.TIMEOUT:
+        child.kill(signal.SIGKILL)
+    child.wait()
+
+
 @pytest.fixture
 def chat_process() -> Iterator[Callable[..., pexpect.spawn[str]]]:
     """Starts `chatd chat ARGS` on a pseudo-terminal (15 s for each expect);

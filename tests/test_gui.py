@@ -23,7 +23,7 @@ from chatd.cli import build_parser
 from chatd.client import ChatClient, Message
 from chatd.client.conversation import Peer
 from chatd.client.gui import ChatApp, LoopThread, main
-from tests.conftest import PASSWORD, NodeProcess, spawn_chatd, wait_serving
+from tests.conftest import PASSWORD, NodeProcess, spawn_chatd, stop_demo, wait_serving
 from tests.waiting import eventually
 
 if TYPE_CHECKING:
@@ -352,10 +352,10 @@ def test_demo_two_terminals_and_the_gui_through_a_master_crash(xvfb: str, tmp_pa
     finally:
         if app is not None:
             app.close()
-        for child in (bob, demo):  # type: ignore[assignment]
-            if child is not None and child.isalive():
-                child.kill(signal.SIGKILL)
-                child.wait()
+        if bob is not None and bob.isalive():
+            bob.kill(signal.SIGKILL)
+            bob.wait()
+        stop_demo(demo)  # (its nodes too, even those it had not named yet)
         for pid in pids.values():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -20,7 +20,7 @@ from chatd.client import ChatClient
 from chatd.client.errors import NoSuchRecipient, WrongPassword
 from chatd.client.terminal import ChatCompleter, describe
 from tests.cluster import Cluster
-from tests.conftest import PASSWORD, NodeProcess, spawn_chatd, wait_serving
+from tests.conftest import PASSWORD, NodeProcess, spawn_chatd, stop_demo, wait_serving
 from tests.waiting import eventually_async
 
 TIMEOUT = 15
@@ -210,8 +210,7 @@ def test_demo_runs_a_cluster_and_a_client_and_stops_it(
             with pytest.raises(ProcessLookupError):
                 os.kill(pid, 0)
     finally:
-        if child.isalive():
-            child.kill(9)
+        stop_demo(child)  # (its nodes too, even those it had not named yet)
 
 
 def create_account(child: pexpect.spawn[str], name: str) -> None:
