@@ -459,9 +459,14 @@ class Config:
         --web-listen, or on port 0 before the node bound one)."""
         if self.web_listen is None:
             return ""
+        return self.web_origin_at(*parse_address(self.web_listen))
+
+    def web_origin_at(self, host: str, port: int) -> str:
+        """The web origin of a web listener bound at host:port: --web-advertise,
+        else http(s)://host:port (the --listen host, or localhost, for a
+        listener on every interface; "" for a port 0, not bound yet)."""
         if self.web_advertise is not None:
             return self.web_advertise
-        host, port = parse_address(self.web_listen)
         if port == 0:
             return ""
         anywhere = ("", "0.0.0.0", "::")

@@ -154,7 +154,6 @@ class Node:
         self.port, self.peer_port = listeners.port, listeners.peer_port
         self.address, self.peer_address = listeners.address, listeners.peer_address
         self.web = web
-        self.web_origin = ""  # where browsers reach this node's page, once it listens
         self._dir_lock = dir_lock
         self._threads = threads
         self._stopping = stopping
@@ -366,18 +365,15 @@ class Node:
             port = await web.start(host, port)
         except OSError as exc:
             raise StartupError(f"cannot serve the web client on {host}:{port}: {exc}") from exc
-        self.web_origin = (
-            cfg.web_advertise
-            or Config(
-                web_listen=f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-                listen=cfg.listen,
-                tls_cert=cfg.tls_cert,
-            ).web_origin
-        )
-        self.web_origins.own = self.web_origin  # (the port bound, for a port 0)
+        self.web_origins.own = cfg.web_origin_at(host, port)  # (the port bound, for a port 0)
         web.origins = self.web_origins_now
         web.hello = self.web_hello
         log.info("web client on %s/", self.web_origin)
+
+    @property
+    def web_origin(self) -> str:
+        """Where browsers reach this node's page ("" until it listens)."""
+        return self.web_origins.own
 
     def web_hello(self) -> dict[str, object]:
         """What a page is told first: this node, its role, where to go."""

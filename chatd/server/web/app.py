@@ -120,9 +120,7 @@ class WebServer:
         await self.runner.setup()
         site = web.TCPSite(self.runner, host, port, ssl_context=self.ssl_context)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or ()
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        self.port = int(self.runner.addresses[0][1])
         return self.port
 
     async def stop(self) -> None:

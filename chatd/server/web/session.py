@@ -33,7 +33,6 @@ MAX_STREAMS = 4  # session streams open on one socket
 MAX_INVALID = 16  # invalid messages in a row before the socket is closed
 HELLO_EVERY_S = 2.0
 MAX_ID = 2**53 - 1  # ids are JavaScript numbers
-KINDS = ("call", "connect", "frame", "close")
 
 
 def _dumps(message: dict[str, Any]) -> str:
@@ -58,6 +57,13 @@ class Session:
         self.calls = asyncio.Semaphore(MAX_CALLS)
         self.streams: dict[int, Stream] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        # what a message may hold, and who handles it
+        self.handlers = {
+            "call": self._call,
+            "connect": self._connect,
+            "frame": self._frame,
+            "close": self._close,
+        }
 
     async def emit(self, message: dict[str, Any]) -> None:
         """Writes one message (the caller waits while the socket's buffer is
@@ -148,11 +154,11 @@ class Session:
         id_ = message.get("id")
         if type(id_) is not int or not 0 < id_ <= MAX_ID:
             raise BadMessage("a message needs an id, a whole number from 1")
-        kinds = [k for k in KINDS if k in message]
+        kinds = [k for k in self.handlers if k in message]
         if len(kinds) != 1:
-            raise BadMessage(f"a message holds one of {', '.join(KINDS)}", id_)
+            raise BadMessage(f"a message holds one of {', '.join(self.handlers)}", id_)
         try:
-            await getattr(self, "_" + kinds[0])(id_, message)
+            await self.handlers[kinds[0]](id_, message)
         except BadMessage as exc:
             if exc.id is None:
                 exc.id = id_

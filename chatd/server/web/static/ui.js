@@ -42,25 +42,35 @@ export function renderPeople(state, open) {
     const key = `user:${u.username.toLowerCase()}`;
     const online = u.status === "online";
     const unread = state.unread.get(u.username.toLowerCase()) || 0;
-    const btn = el(
-      "button",
-      {
-        type: "button",
-        className: "entry",
-        "data-conv": key,
-        "aria-current": state.current === key ? "true" : null,
-        "aria-label": `${u.username}, ${online ? "online" : "offline"}${unread ? `, ${unread} unread` : ""}`,
-      },
-      el("span", { className: `dot ${online ? "on" : "off"}`, "aria-hidden": "true" }),
-      el("span", { className: "name", text: u.username }),
-      el("span", { className: "presence", text: online ? "online" : "offline" }),
-      badge(unread, "messages"),
+    const label = `${u.username}, ${online ? "online" : "offline"}${unread ? `, ${unread} unread` : ""}`;
+    items.push(
+      entry(state, key, label, () => open("user", u.username), [
+        el("span", { className: `dot ${online ? "on" : "off"}`, "aria-hidden": "true" }),
+        el("span", { className: "name", text: u.username }),
+        el("span", { className: "presence", text: online ? "online" : "offline" }),
+        badge(unread, "messages"),
+      ]),
     );
-    btn.addEventListener("click", () => open("user", u.username));
-    items.push(el("li", {}, btn));
   }
   if (items.length === 0) items.push(el("li", { className: "empty", text: "No one else yet." }));
   ul.replaceChildren(...items);
+}
+
+// One entry of a list: a button that opens conversation `key`, in a <li>.
+function entry(state, key, label, onClick, children) {
+  const btn = el(
+    "button",
+    {
+      type: "button",
+      className: "entry",
+      "data-conv": key,
+      "aria-current": state.current === key ? "true" : null,
+      "aria-label": label,
+    },
+    ...children,
+  );
+  btn.addEventListener("click", onClick);
+  return el("li", {}, btn);
 }
 
 // The rooms list: joined rooms open on click; invitations offer Join/Decline.
@@ -84,21 +94,14 @@ export function renderRooms(state, open, join, decline) {
       items.push(el("li", { "data-invite": r.name }, line));
       continue;
     }
-    const btn = el(
-      "button",
-      {
-        type: "button",
-        className: "entry",
-        "data-conv": key,
-        "aria-current": state.current === key ? "true" : null,
-        "aria-label": `room ${r.name}, ${r.members} members${r.unread ? `, ${r.unread} unread` : ""}`,
-      },
-      el("span", { className: "name", text: `#${r.name}` }),
-      el("span", { className: "presence", text: `${r.members} ${r.members === 1 ? "member" : "members"}` }),
-      badge(r.unread, "messages"),
+    const label = `room ${r.name}, ${r.members} members${r.unread ? `, ${r.unread} unread` : ""}`;
+    items.push(
+      entry(state, key, label, () => open("room", r.name), [
+        el("span", { className: "name", text: `#${r.name}` }),
+        el("span", { className: "presence", text: `${r.members} ${r.members === 1 ? "member" : "members"}` }),
+        badge(r.unread, "messages"),
+      ]),
     );
-    btn.addEventListener("click", () => open("room", r.name));
-    items.push(el("li", {}, btn));
   }
   if (items.length === 0) items.push(el("li", { className: "empty", text: "No rooms yet." }));
   ul.replaceChildren(...items);
