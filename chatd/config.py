@@ -354,6 +354,11 @@ class Config:
         "markers a user may make a second, in bursts of 5 seconds' worth, 0 for no "
         "limit (default %(default)s)",
     )
+    edit_window: float = _duration(
+        "1d",
+        help="how long after sending a message its author may edit it, 0 for no limit "
+        "(default %(default)s)",
+    )
     first_frame_timeout: float = _duration(
         "5s",
         help="a Connect stream whose open frame has not come this long after it "

@@ -34,10 +34,29 @@ class Code(enum.IntEnum):
     NO_SUCH_ROOM = 20
     ROOM_NAME_TAKEN = 21
     NOT_A_MEMBER = 22  # not in the room (or, to join, not invited)
-    NOT_ALLOWED = 23  # the room's admins (or its creator) only
+    NOT_ALLOWED = 23  # the room's admins (or its creator) only; a message's author only
     INVALID_ROOM = 24  # a room name or topic that is not allowed
     ROOM_LIMIT = 25  # over a room limit: members per room, rooms per user
     ACCOUNT_DISABLED = 26  # an operator disabled the account: logins are refused
+    # edits, deletions, reactions, replies (protocol 4)
+    NO_SUCH_MESSAGE = 27  # none the caller may read (or it was deleted): never says which
+    EDIT_WINDOW_PASSED = 28  # the message is older than the node's --edit-window
+    INVALID_REACTION = 29  # not one of REACTIONS, or more than MAX_REACTIONS a message
+
+
+# The reactions a user may put on a message (React's emoji), and how many
+# distinct ones one user may put on one message.
+REACTIONS = (
+    "\N{THUMBS UP SIGN}",
+    "\N{HEAVY BLACK HEART}\N{VARIATION SELECTOR-16}",
+    "\N{FACE WITH TEARS OF JOY}",
+    "\N{FACE WITH OPEN MOUTH}",
+    "\N{CRYING FACE}",
+    "\N{PARTY POPPER}",
+    "\N{EYES}",
+    "\N{WHITE HEAVY CHECK MARK}",
+)
+MAX_REACTIONS = 3
 
 
 # Usernames: what a node accepts (and a client checks before it asks for a

@@ -109,7 +109,7 @@ async def test_send_errors(stub: Stub) -> None:
 
     async def code(**kw: str) -> int:
         args = {"to": "bob", "message": "hi", "session_id": a} | kw
-        return int((await stub.Send(chat_pb2.SendRequest(**args))).error_code)
+        return int((await stub.Send(chat_pb2.SendRequest(**args))).error_code)  # type: ignore[arg-type]
 
     assert await code(session_id="") == 14
     assert await code(session_id="not-a-session") == 14

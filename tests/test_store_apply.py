@@ -113,6 +113,20 @@ def end_user_sessions(name: str, t: int = 1) -> E:
     return E(time_us=t, end_user_sessions=log_pb2.EndUserSessions(username=name))
 
 
+def edit(actor: str, mid: int, body: str, window_us: int = 0, t: int = 1) -> E:
+    op = log_pb2.EditMessage(actor=actor, message_id=mid, body=body, window_us=window_us)
+    return E(time_us=t, edit_message=op)
+
+
+def delete_message(actor: str, mid: int, t: int = 1) -> E:
+    return E(time_us=t, delete_message=log_pb2.DeleteMessage(actor=actor, message_id=mid))
+
+
+def react(actor: str, mid: int, emoji: str, remove: bool = False, most: int = 3, t: int = 1) -> E:
+    op = log_pb2.React(actor=actor, message_id=mid, emoji=emoji, remove=remove, max_per_user=most)
+    return E(time_us=t, react=op)
+
+
 def noop(node: str, t: int = 1) -> E:
     return E(time_us=t, noop=log_pb2.Noop(node_id=node))
 
@@ -143,6 +157,9 @@ TABLES = {
     "room_members": "SELECT room_id, uid, joined, admin, since_id FROM room_members "
     "ORDER BY room_id, uid",
     "read_markers": "SELECT uid, conv, upto FROM read_markers ORDER BY uid, conv",
+    "message_events": "SELECT * FROM message_events ORDER BY id",
+    "message_state": "SELECT * FROM message_state ORDER BY id",
+    "reactions": "SELECT * FROM reactions ORDER BY message_id, uid, emoji",
 }
 
 
@@ -556,6 +573,10 @@ SCENARIOS: dict[str, tuple[E, E]] = {
     "set_password": (set_password("bob", "h2", t=4), set_password("bob", "h3", t=4)),
     "set_disabled": (set_disabled("bob", True, t=4), set_disabled("alice", True, t=4)),
     "end_user_sessions": (end_user_sessions("bob", t=4), end_user_sessions("alice", t=4)),
+    # message 1 is alice's to bob, 2 bob's to alice
+    "edit_message": (edit("alice", 1, "uno", t=4), edit("alice", 1, "eins", t=4)),
+    "delete_message": (delete_message("alice", 1, t=4), delete_message("bob", 2, t=4)),
+    "react": (react("bob", 1, "\N{THUMBS UP SIGN}", t=4), react("bob", 1, "\N{EYES}", t=4)),
     "set_cluster_version": (
         E(time_us=4, set_cluster_version=log_pb2.SetClusterVersion(version=2)),
         E(time_us=4, set_cluster_version=log_pb2.SetClusterVersion(version=3)),

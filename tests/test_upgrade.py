@@ -331,7 +331,12 @@ V2_FIELDS = {
     "end_user_sessions": {"username"},
     "set_cluster_version": {"version"},
 }
-KNOWN_BY = {1: V1_FIELDS, 2: V2_FIELDS}
+V3_FIELDS = {
+    **V2_FIELDS,
+    "room_member": {*V2_FIELDS["room_member"], "max_invitations"},
+    "delete_room": {"actor", "room"},
+}
+KNOWN_BY = {1: V1_FIELDS, 2: V2_FIELDS, 3: V3_FIELDS}
 
 
 @pytest.mark.parametrize("version", sorted(KNOWN_BY))

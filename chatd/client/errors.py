@@ -110,6 +110,20 @@ class AccountDisabled(Refused):
     code = Code.ACCOUNT_DISABLED
 
 
+class NoSuchMessage(Refused):
+    """No message of that id the caller may read (or it was deleted)."""
+
+    code = Code.NO_SUCH_MESSAGE
+
+
+class EditWindowPassed(Refused):
+    code = Code.EDIT_WINDOW_PASSED
+
+
+class InvalidReaction(Refused):
+    code = Code.INVALID_REACTION
+
+
 class Unavailable(ChatError):
     """No node answered within the client's retry time."""
 
@@ -153,6 +167,9 @@ _BY_CODE: dict[int, type[Refused]] = {
         InvalidRoom,
         RoomLimit,
         AccountDisabled,
+        NoSuchMessage,
+        EditWindowPassed,
+        InvalidReaction,
     )
 }
 

@@ -2,12 +2,43 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class EditMessageRequest(_message.Message):
+    __slots__ = ("session_id", "message_id", "message")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    message_id: int
+    message: str
+    def __init__(self, session_id: _Optional[str] = ..., message_id: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class MessageRequest(_message.Message):
+    __slots__ = ("session_id", "message_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    message_id: int
+    def __init__(self, session_id: _Optional[str] = ..., message_id: _Optional[int] = ...) -> None: ...
+
+class ReactRequest(_message.Message):
+    __slots__ = ("session_id", "message_id", "emoji", "remove")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    EMOJI_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    message_id: int
+    emoji: str
+    remove: bool
+    def __init__(self, session_id: _Optional[str] = ..., message_id: _Optional[int] = ..., emoji: _Optional[str] = ..., remove: _Optional[bool] = ...) -> None: ...
 
 class ChangePasswordRequest(_message.Message):
     __slots__ = ("session_id", "old_password", "new_password")
@@ -144,28 +175,32 @@ class ClientFrame(_message.Message):
     def __init__(self, open: _Optional[_Union[OpenFrame, _Mapping]] = ..., send: _Optional[_Union[SendFrame, _Mapping]] = ..., ack: _Optional[_Union[AckFrame, _Mapping]] = ...) -> None: ...
 
 class OpenFrame(_message.Message):
-    __slots__ = ("session_id", "after_message_id", "live_only", "sends_only")
+    __slots__ = ("session_id", "after_message_id", "live_only", "sends_only", "events")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     LIVE_ONLY_FIELD_NUMBER: _ClassVar[int]
     SENDS_ONLY_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     after_message_id: int
     live_only: bool
     sends_only: bool
-    def __init__(self, session_id: _Optional[str] = ..., after_message_id: _Optional[int] = ..., live_only: _Optional[bool] = ..., sends_only: _Optional[bool] = ...) -> None: ...
+    events: bool
+    def __init__(self, session_id: _Optional[str] = ..., after_message_id: _Optional[int] = ..., live_only: _Optional[bool] = ..., sends_only: _Optional[bool] = ..., events: _Optional[bool] = ...) -> None: ...
 
 class SendFrame(_message.Message):
-    __slots__ = ("request_id", "to", "message", "room")
+    __slots__ = ("request_id", "to", "message", "room", "reply_to")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TO_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ROOM_FIELD_NUMBER: _ClassVar[int]
+    REPLY_TO_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     to: str
     message: str
     room: str
-    def __init__(self, request_id: _Optional[str] = ..., to: _Optional[str] = ..., message: _Optional[str] = ..., room: _Optional[str] = ...) -> None: ...
+    reply_to: int
+    def __init__(self, request_id: _Optional[str] = ..., to: _Optional[str] = ..., message: _Optional[str] = ..., room: _Optional[str] = ..., reply_to: _Optional[int] = ...) -> None: ...
 
 class AckFrame(_message.Message):
     __slots__ = ("message_ids",)
@@ -226,18 +261,20 @@ class ServerResponse(_message.Message):
     def __init__(self, error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., session_id: _Optional[str] = ..., message_id: _Optional[int] = ...) -> None: ...
 
 class SendRequest(_message.Message):
-    __slots__ = ("to", "message", "session_id", "request_id", "room")
+    __slots__ = ("to", "message", "session_id", "request_id", "room", "reply_to")
     TO_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ROOM_FIELD_NUMBER: _ClassVar[int]
+    REPLY_TO_FIELD_NUMBER: _ClassVar[int]
     to: str
     message: str
     session_id: str
     request_id: str
     room: str
-    def __init__(self, to: _Optional[str] = ..., message: _Optional[str] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ..., room: _Optional[str] = ...) -> None: ...
+    reply_to: int
+    def __init__(self, to: _Optional[str] = ..., message: _Optional[str] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ..., room: _Optional[str] = ..., reply_to: _Optional[int] = ...) -> None: ...
 
 class ReceiveRequest(_message.Message):
     __slots__ = ("session_id",)
@@ -272,20 +309,52 @@ class DeleteAccountRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("from_", "message", "message_id", "time_stamp", "to", "room")
+    __slots__ = ("from_", "message", "message_id", "time_stamp", "to", "room", "reply_to", "edited", "deleted", "reactions", "kind", "target_id")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        MESSAGE: _ClassVar[Message.Kind]
+        EDIT: _ClassVar[Message.Kind]
+        DELETE: _ClassVar[Message.Kind]
+        REACT: _ClassVar[Message.Kind]
+        UNREACT: _ClassVar[Message.Kind]
+    MESSAGE: Message.Kind
+    EDIT: Message.Kind
+    DELETE: Message.Kind
+    REACT: Message.Kind
+    UNREACT: Message.Kind
     FROM__FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     TIME_STAMP_FIELD_NUMBER: _ClassVar[int]
     TO_FIELD_NUMBER: _ClassVar[int]
     ROOM_FIELD_NUMBER: _ClassVar[int]
+    REPLY_TO_FIELD_NUMBER: _ClassVar[int]
+    EDITED_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    REACTIONS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ID_FIELD_NUMBER: _ClassVar[int]
     from_: str
     message: str
     message_id: int
     time_stamp: _timestamp_pb2.Timestamp
     to: str
     room: str
-    def __init__(self, from_: _Optional[str] = ..., message: _Optional[str] = ..., message_id: _Optional[int] = ..., time_stamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., to: _Optional[str] = ..., room: _Optional[str] = ...) -> None: ...
+    reply_to: int
+    edited: bool
+    deleted: bool
+    reactions: _containers.RepeatedCompositeFieldContainer[Reaction]
+    kind: Message.Kind
+    target_id: int
+    def __init__(self, from_: _Optional[str] = ..., message: _Optional[str] = ..., message_id: _Optional[int] = ..., time_stamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., to: _Optional[str] = ..., room: _Optional[str] = ..., reply_to: _Optional[int] = ..., edited: _Optional[bool] = ..., deleted: _Optional[bool] = ..., reactions: _Optional[_Iterable[_Union[Reaction, _Mapping]]] = ..., kind: _Optional[_Union[Message.Kind, str]] = ..., target_id: _Optional[int] = ...) -> None: ...
+
+class Reaction(_message.Message):
+    __slots__ = ("emoji", "users")
+    EMOJI_FIELD_NUMBER: _ClassVar[int]
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    emoji: str
+    users: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, emoji: _Optional[str] = ..., users: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Messages(_message.Message):
     __slots__ = ("error_code", "error_message", "message")
@@ -316,11 +385,13 @@ class Users(_message.Message):
     def __init__(self, user: _Optional[_Iterable[_Union[User, _Mapping]]] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("session_id", "after_message_id", "live_only")
+    __slots__ = ("session_id", "after_message_id", "live_only", "events")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     LIVE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     after_message_id: int
     live_only: bool
-    def __init__(self, session_id: _Optional[str] = ..., after_message_id: _Optional[int] = ..., live_only: _Optional[bool] = ...) -> None: ...
+    events: bool
+    def __init__(self, session_id: _Optional[str] = ..., after_message_id: _Optional[int] = ..., live_only: _Optional[bool] = ..., events: _Optional[bool] = ...) -> None: ...

@@ -159,6 +159,21 @@ class ClientAccountStub:
                 request_serializer=chatd_dot_proto_dot_chat__pb2.ChangePasswordRequest.SerializeToString,
                 response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
                 _registered_method=True)
+        self.EditMessage = channel.unary_unary(
+                '/ClientAccount/EditMessage',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.EditMessageRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+                _registered_method=True)
+        self.DeleteMessage = channel.unary_unary(
+                '/ClientAccount/DeleteMessage',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.MessageRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+                _registered_method=True)
+        self.React = channel.unary_unary(
+                '/ClientAccount/React',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.ReactRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+                _registered_method=True)
 
 
 class ClientAccountServicer:
@@ -337,6 +352,32 @@ class ClientAccountServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EditMessage(self, request, context):
+        """Additions (protocol 4): the author edits a message of theirs (within
+        the node's edit window), the author or an admin of its room deletes one
+        (its text is gone for everyone), and anyone who may read a message
+        reacts to it with an emoji of a small fixed set (remove: takes the
+        reaction back). Each answers with message_id: the id of the event it
+        made (an edit, deletion, reaction: a Message with `kind` set, delivered
+        to streams opened with `events`); a reaction already there (or one
+        removed that is not) makes none and answers OK with message_id 0.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteMessage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def React(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClientAccountServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -463,6 +504,21 @@ def add_ClientAccountServicer_to_server(servicer, server):
             'ChangePassword': grpc.unary_unary_rpc_method_handler(
                     servicer.ChangePassword,
                     request_deserializer=chatd_dot_proto_dot_chat__pb2.ChangePasswordRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.SerializeToString,
+            ),
+            'EditMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.EditMessage,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.EditMessageRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.SerializeToString,
+            ),
+            'DeleteMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteMessage,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.MessageRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.SerializeToString,
+            ),
+            'React': grpc.unary_unary_rpc_method_handler(
+                    servicer.React,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.ReactRequest.FromString,
                     response_serializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.SerializeToString,
             ),
     }
@@ -1140,6 +1196,87 @@ class ClientAccount:
             target,
             '/ClientAccount/ChangePassword',
             chatd_dot_proto_dot_chat__pb2.ChangePasswordRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EditMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/EditMessage',
+            chatd_dot_proto_dot_chat__pb2.EditMessageRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/DeleteMessage',
+            chatd_dot_proto_dot_chat__pb2.MessageRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def React(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/React',
+            chatd_dot_proto_dot_chat__pb2.ReactRequest.SerializeToString,
             chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
             options,
             channel_credentials,

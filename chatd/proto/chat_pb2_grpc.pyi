@@ -89,6 +89,18 @@ class ClientAccountStub:
     """Addition: the caller's new password, given the old one; the user's
     other sessions end, the caller's stays.
     """
+    EditMessage: _grpc.UnaryUnaryMultiCallable[_chat_pb2.EditMessageRequest, _chat_pb2.ServerResponse]
+    """Additions (protocol 4): the author edits a message of theirs (within
+    the node's edit window), the author or an admin of its room deletes one
+    (its text is gone for everyone), and anyone who may read a message
+    reacts to it with an emoji of a small fixed set (remove: takes the
+    reaction back). Each answers with message_id: the id of the event it
+    made (an edit, deletion, reaction: a Message with `kind` set, delivered
+    to streams opened with `events`); a reaction already there (or one
+    removed that is not) makes none and answers OK with message_id 0.
+    """
+    DeleteMessage: _grpc.UnaryUnaryMultiCallable[_chat_pb2.MessageRequest, _chat_pb2.ServerResponse]
+    React: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ReactRequest, _chat_pb2.ServerResponse]
 
 @_typing.type_check_only
 class ClientAccountAsyncStub(ClientAccountStub):
@@ -147,6 +159,18 @@ class ClientAccountAsyncStub(ClientAccountStub):
     """Addition: the caller's new password, given the old one; the user's
     other sessions end, the caller's stays.
     """
+    EditMessage: _aio.UnaryUnaryMultiCallable[_chat_pb2.EditMessageRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
+    """Additions (protocol 4): the author edits a message of theirs (within
+    the node's edit window), the author or an admin of its room deletes one
+    (its text is gone for everyone), and anyone who may read a message
+    reacts to it with an emoji of a small fixed set (remove: takes the
+    reaction back). Each answers with message_id: the id of the event it
+    made (an edit, deletion, reaction: a Message with `kind` set, delivered
+    to streams opened with `events`); a reaction already there (or one
+    removed that is not) makes none and answers OK with message_id 0.
+    """
+    DeleteMessage: _aio.UnaryUnaryMultiCallable[_chat_pb2.MessageRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
+    React: _aio.UnaryUnaryMultiCallable[_chat_pb2.ReactRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
 
 class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -352,5 +376,35 @@ class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
         """Addition: the caller's new password, given the old one; the user's
         other sessions end, the caller's stays.
         """
+
+    @_abc_1.abstractmethod
+    def EditMessage(
+        self,
+        request: _chat_pb2.EditMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]:
+        """Additions (protocol 4): the author edits a message of theirs (within
+        the node's edit window), the author or an admin of its room deletes one
+        (its text is gone for everyone), and anyone who may read a message
+        reacts to it with an emoji of a small fixed set (remove: takes the
+        reaction back). Each answers with message_id: the id of the event it
+        made (an edit, deletion, reaction: a Message with `kind` set, delivered
+        to streams opened with `events`); a reaction already there (or one
+        removed that is not) makes none and answers OK with message_id 0.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteMessage(
+        self,
+        request: _chat_pb2.MessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def React(
+        self,
+        request: _chat_pb2.ReactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]: ...
 
 def add_ClientAccountServicer_to_server(servicer: ClientAccountServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Entry(_message.Message):
-    __slots__ = ("time_us", "create_account", "create_session", "end_session", "touch_session", "expire_sessions", "send_message", "take_undelivered", "mark_delivered", "delete_account", "noop", "create_room", "room_member", "mark_read", "set_password", "set_disabled", "end_user_sessions", "set_cluster_version", "delete_room")
+    __slots__ = ("time_us", "create_account", "create_session", "end_session", "touch_session", "expire_sessions", "send_message", "take_undelivered", "mark_delivered", "delete_account", "noop", "create_room", "room_member", "mark_read", "set_password", "set_disabled", "end_user_sessions", "set_cluster_version", "delete_room", "edit_message", "delete_message", "react")
     TIME_US_FIELD_NUMBER: _ClassVar[int]
     CREATE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     CREATE_SESSION_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,9 @@ class Entry(_message.Message):
     END_USER_SESSIONS_FIELD_NUMBER: _ClassVar[int]
     SET_CLUSTER_VERSION_FIELD_NUMBER: _ClassVar[int]
     DELETE_ROOM_FIELD_NUMBER: _ClassVar[int]
+    EDIT_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DELETE_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REACT_FIELD_NUMBER: _ClassVar[int]
     time_us: int
     create_account: CreateAccount
     create_session: CreateSession
@@ -47,7 +50,10 @@ class Entry(_message.Message):
     end_user_sessions: EndUserSessions
     set_cluster_version: SetClusterVersion
     delete_room: DeleteRoom
-    def __init__(self, time_us: _Optional[int] = ..., create_account: _Optional[_Union[CreateAccount, _Mapping]] = ..., create_session: _Optional[_Union[CreateSession, _Mapping]] = ..., end_session: _Optional[_Union[EndSession, _Mapping]] = ..., touch_session: _Optional[_Union[TouchSession, _Mapping]] = ..., expire_sessions: _Optional[_Union[ExpireSessions, _Mapping]] = ..., send_message: _Optional[_Union[SendMessage, _Mapping]] = ..., take_undelivered: _Optional[_Union[TakeUndelivered, _Mapping]] = ..., mark_delivered: _Optional[_Union[MarkDelivered, _Mapping]] = ..., delete_account: _Optional[_Union[DeleteAccount, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., create_room: _Optional[_Union[CreateRoom, _Mapping]] = ..., room_member: _Optional[_Union[RoomMember, _Mapping]] = ..., mark_read: _Optional[_Union[MarkRead, _Mapping]] = ..., set_password: _Optional[_Union[SetPassword, _Mapping]] = ..., set_disabled: _Optional[_Union[SetDisabled, _Mapping]] = ..., end_user_sessions: _Optional[_Union[EndUserSessions, _Mapping]] = ..., set_cluster_version: _Optional[_Union[SetClusterVersion, _Mapping]] = ..., delete_room: _Optional[_Union[DeleteRoom, _Mapping]] = ...) -> None: ...
+    edit_message: EditMessage
+    delete_message: DeleteMessage
+    react: React
+    def __init__(self, time_us: _Optional[int] = ..., create_account: _Optional[_Union[CreateAccount, _Mapping]] = ..., create_session: _Optional[_Union[CreateSession, _Mapping]] = ..., end_session: _Optional[_Union[EndSession, _Mapping]] = ..., touch_session: _Optional[_Union[TouchSession, _Mapping]] = ..., expire_sessions: _Optional[_Union[ExpireSessions, _Mapping]] = ..., send_message: _Optional[_Union[SendMessage, _Mapping]] = ..., take_undelivered: _Optional[_Union[TakeUndelivered, _Mapping]] = ..., mark_delivered: _Optional[_Union[MarkDelivered, _Mapping]] = ..., delete_account: _Optional[_Union[DeleteAccount, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., create_room: _Optional[_Union[CreateRoom, _Mapping]] = ..., room_member: _Optional[_Union[RoomMember, _Mapping]] = ..., mark_read: _Optional[_Union[MarkRead, _Mapping]] = ..., set_password: _Optional[_Union[SetPassword, _Mapping]] = ..., set_disabled: _Optional[_Union[SetDisabled, _Mapping]] = ..., end_user_sessions: _Optional[_Union[EndUserSessions, _Mapping]] = ..., set_cluster_version: _Optional[_Union[SetClusterVersion, _Mapping]] = ..., delete_room: _Optional[_Union[DeleteRoom, _Mapping]] = ..., edit_message: _Optional[_Union[EditMessage, _Mapping]] = ..., delete_message: _Optional[_Union[DeleteMessage, _Mapping]] = ..., react: _Optional[_Union[React, _Mapping]] = ...) -> None: ...
 
 class CreateAccount(_message.Message):
     __slots__ = ("username", "password_hash", "unique_casefold")
@@ -88,18 +94,54 @@ class ExpireSessions(_message.Message):
     def __init__(self, idle_since_us: _Optional[int] = ...) -> None: ...
 
 class SendMessage(_message.Message):
-    __slots__ = ("sender", "recipient", "body", "request_id", "room")
+    __slots__ = ("sender", "recipient", "body", "request_id", "room", "reply_to")
     SENDER_FIELD_NUMBER: _ClassVar[int]
     RECIPIENT_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ROOM_FIELD_NUMBER: _ClassVar[int]
+    REPLY_TO_FIELD_NUMBER: _ClassVar[int]
     sender: str
     recipient: str
     body: str
     request_id: str
     room: str
-    def __init__(self, sender: _Optional[str] = ..., recipient: _Optional[str] = ..., body: _Optional[str] = ..., request_id: _Optional[str] = ..., room: _Optional[str] = ...) -> None: ...
+    reply_to: int
+    def __init__(self, sender: _Optional[str] = ..., recipient: _Optional[str] = ..., body: _Optional[str] = ..., request_id: _Optional[str] = ..., room: _Optional[str] = ..., reply_to: _Optional[int] = ...) -> None: ...
+
+class EditMessage(_message.Message):
+    __slots__ = ("actor", "message_id", "body", "window_us")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_US_FIELD_NUMBER: _ClassVar[int]
+    actor: str
+    message_id: int
+    body: str
+    window_us: int
+    def __init__(self, actor: _Optional[str] = ..., message_id: _Optional[int] = ..., body: _Optional[str] = ..., window_us: _Optional[int] = ...) -> None: ...
+
+class DeleteMessage(_message.Message):
+    __slots__ = ("actor", "message_id")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    actor: str
+    message_id: int
+    def __init__(self, actor: _Optional[str] = ..., message_id: _Optional[int] = ...) -> None: ...
+
+class React(_message.Message):
+    __slots__ = ("actor", "message_id", "emoji", "remove", "max_per_user")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    EMOJI_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_USER_FIELD_NUMBER: _ClassVar[int]
+    actor: str
+    message_id: int
+    emoji: str
+    remove: bool
+    max_per_user: int
+    def __init__(self, actor: _Optional[str] = ..., message_id: _Optional[int] = ..., emoji: _Optional[str] = ..., remove: _Optional[bool] = ..., max_per_user: _Optional[int] = ...) -> None: ...
 
 class CreateRoom(_message.Message):
     __slots__ = ("creator", "name", "topic", "max_rooms")

@@ -53,10 +53,13 @@ DEFAULT_MESSAGES: dict[Code, str] = {
     Code.NO_SUCH_ROOM: "room does not exist",
     Code.ROOM_NAME_TAKEN: "room name already exists",
     Code.NOT_A_MEMBER: "not a member of the room",
-    Code.NOT_ALLOWED: "only the room's admins may do that",
+    Code.NOT_ALLOWED: "only the room's admins (or the message's author) may do that",
     Code.INVALID_ROOM: "invalid room name or topic",
     Code.ROOM_LIMIT: "over a room limit",
     Code.ACCOUNT_DISABLED: "account disabled by an operator",
+    Code.NO_SUCH_MESSAGE: "no such message",
+    Code.EDIT_WINDOW_PASSED: "the message is too old to edit",
+    Code.INVALID_REACTION: "not an allowed reaction, or more than one user may put on a message",
 }
 
 

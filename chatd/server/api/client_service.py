@@ -27,6 +27,7 @@ from chatd.server.api.session_stream import SessionStream
 from chatd.server.api.status import abort, end_call, relayed, status_of
 from chatd.server.api.unary import to_proto, unary
 from chatd.server.api.unopened import Unopened
+from chatd.server.chat.edit_ops import EditOps
 from chatd.server.chat.ratelimit import RateLimiter
 from chatd.server.chat.room_ops import RoomOps
 from chatd.server.chat.rules import Chat
@@ -56,6 +57,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
     ) -> None:
         self.chat = chat
         self.room_ops = RoomOps(chat)
+        self.edit_ops = EditOps(chat)
         self.router = router
         self.max_request_bytes = max_request_bytes
         self.relays = relays
@@ -135,7 +137,28 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
     @unary(chat_pb2.ServerResponse)
     async def Send(self, request: chat_pb2.SendRequest, context: Ctx) -> chat_pb2.ServerResponse:
         r = request
-        mid = await self.chat.send(r.session_id, r.to, r.message, r.request_id, r.room)
+        mid = await self.chat.send(r.session_id, r.to, r.message, r.request_id, r.room, r.reply_to)
+        return chat_pb2.ServerResponse(message_id=mid)
+
+    @unary(chat_pb2.ServerResponse)
+    async def EditMessage(
+        self, request: chat_pb2.EditMessageRequest, context: Ctx
+    ) -> chat_pb2.ServerResponse:
+        r = request
+        mid = await self.edit_ops.edit(r.session_id, r.message_id, r.message)
+        return chat_pb2.ServerResponse(message_id=mid)
+
+    @unary(chat_pb2.ServerResponse)
+    async def DeleteMessage(
+        self, request: chat_pb2.MessageRequest, context: Ctx
+    ) -> chat_pb2.ServerResponse:
+        mid = await self.edit_ops.delete(request.session_id, request.message_id)
+        return chat_pb2.ServerResponse(message_id=mid)
+
+    @unary(chat_pb2.ServerResponse)
+    async def React(self, request: chat_pb2.ReactRequest, context: Ctx) -> chat_pb2.ServerResponse:
+        r = request
+        mid = await self.edit_ops.react(r.session_id, r.message_id, r.emoji, r.remove)
         return chat_pb2.ServerResponse(message_id=mid)
 
     @unary(chat_pb2.Messages)
@@ -262,8 +285,9 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         await context.send_initial_metadata(master_md)
         ended: CallerError | NodeError | None = None
         try:
+            r = request
             async for m in subscribe(
-                self.chat, request.session_id, request.after_message_id, request.live_only
+                self.chat, r.session_id, r.after_message_id, r.live_only, r.events
             ):
                 yield to_proto(m)
         except (CallerError, NodeError) as exc:  # refused, too slow, or the node dropped it

@@ -58,7 +58,7 @@ async def deliver(
     End an error of them means (a Connect served here, or a slave's own
     deliveries of a stream it carries to the master)."""
     try:
-        opened = (open_.session_id, open_.after_message_id, open_.live_only)
+        opened = (open_.session_id, open_.after_message_id, open_.live_only, open_.events)
         async for m in subscribe(chat, *opened):
             await out.put(to_frame(m, to_proto))
     except (RequestRefused, CallerError, NodeError) as exc:
@@ -146,7 +146,7 @@ class SessionStream:
             if not f.request_id:
                 raise RequestRefused(Code.INVALID_ARGUMENT, "a send frame needs a request_id")
             result.message_id = await self.chat.send(
-                session_id, f.to, f.message, f.request_id, f.room
+                session_id, f.to, f.message, f.request_id, f.room, f.reply_to
             )
         except Exception as exc:
             if not isinstance(exc, (CallerError, NodeError)):

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def to_proto(m: StoredMessage) -> chat_pb2.Message:
     ts = Timestamp(seconds=m.time_us // 1_000_000, nanos=(m.time_us % 1_000_000) * 1000)
-    return chat_pb2.Message(
+    out = chat_pb2.Message(
         from_=m.sender,
         message=m.body,
         message_id=m.id,
@@ -31,6 +31,14 @@ def to_proto(m: StoredMessage) -> chat_pb2.Message:
         to=m.recipient,
         room=m.room,
     )
+    if m.kind:  # an event (chatd.server.storage.edits)
+        out.kind = m.kind  # type: ignore[assignment]
+        out.target_id = m.target_id
+    elif m.reply_to or m.edited or m.deleted or m.reactions:
+        out.reply_to, out.edited, out.deleted = m.reply_to, m.edited, m.deleted
+        for emoji, users in m.reactions:
+            out.reactions.add(emoji=emoji, users=users)
+    return out
 
 
 def unary(answer: Callable[..., Any] | None = None) -> Callable[[Handler], Handler]:

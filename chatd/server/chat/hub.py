@@ -16,8 +16,11 @@ from chatd.server.storage.store import StoredMessage
 class Subscription:
     """One open Subscribe stream of one user (one session)."""
 
-    def __init__(self, username: str, session_hash: bytes, capacity: int) -> None:
+    def __init__(
+        self, username: str, session_hash: bytes, capacity: int, events: bool = False
+    ) -> None:
         self.username = username
+        self.events = events  # it takes events too (edits, deletions, reactions)
         self.session_hash = session_hash
         self.capacity = capacity
         self.queue: deque[StoredMessage] = deque()
@@ -28,7 +31,7 @@ class Subscription:
         self._ready = asyncio.Event()
 
     def push(self, message: StoredMessage) -> None:
-        if self.overflowed:
+        if self.overflowed or (message.kind and not self.events):
             return
         if len(self.queue) >= self.capacity:
             self.overflowed = True
@@ -67,8 +70,8 @@ class Hub:
         # deliveries), counted per stream the slave holds here
         self._elsewhere: dict[str, int] = {}
 
-    def open(self, username: str, session_hash: bytes) -> Subscription:
-        sub = Subscription(username, session_hash, self.capacity)
+    def open(self, username: str, session_hash: bytes, events: bool = False) -> Subscription:
+        sub = Subscription(username, session_hash, self.capacity, events)
         self._by_user.setdefault(username, set()).add(sub)
         return sub
 
@@ -80,8 +83,9 @@ class Hub:
                 del self._by_user[sub.username]
 
     def publish(self, message: StoredMessage, to: list[str] | None = None) -> None:
-        """To the streams of `to` (a room message's members), or of the
-        message's recipient."""
+        """To the streams of `to` (a room message's members, an event's
+        parties), or of the message's recipient; an event only to the
+        streams that take events."""
         for name in (message.recipient,) if to is None else to:
             for sub in self._by_user.get(name, ()):
                 sub.push(message)

@@ -49,6 +49,7 @@ class ChatLimits:
     invite_rate: float = _SETTING["invite_rate"]
     room_write_rate: float = _SETTING["room_write_rate"]
     max_invitations: int = _SETTING["max_invitations"]
+    edit_window: float = _SETTING["edit_window"]
     first_frame_timeout: float = _SETTING["first_frame_timeout"]
     max_unopened_streams: int = _SETTING["max_unopened_streams"]
 

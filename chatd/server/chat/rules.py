@@ -25,6 +25,7 @@ from chatd.server.chat.limits import (
     CHAT_PAGE_MAX,
     GET_MESSAGES_LIMIT,
     GET_MESSAGES_MAX_BYTES,
+    INT32_MAX,
     MAX_ACK_IDS,
     MAX_PASSWORD_CHARS,
     ChatLimits,
@@ -256,26 +257,43 @@ class Chat:
         return room
 
     async def send(
-        self, session_id: str, to: str, body: str, request_id: str, room: str = ""
+        self,
+        session_id: str,
+        to: str,
+        body: str,
+        request_id: str,
+        room: str = "",
+        reply_to: int = 0,
     ) -> int:
         """A message to the user `to`, or with `room` to that room (the
-        membership rules are the apply's, chatd.server.storage.room_rules)."""
+        membership rules are the apply's, chatd.server.storage.room_rules),
+        answering message `reply_to` (0: none)."""
         s = self.session(session_id)
-        # per user, not per session: more sessions must not mean more sends
-        if not self._send_limit.allow(s.uid, time.monotonic()):
+        self.take_send(s.uid)
+        applied = await self.send_as(s.username, to, body, request_id, room, reply_to)
+        return applied.message_id
+
+    def take_send(self, uid: int) -> None:
+        """One of the user's message writes (a send, an edit, a deletion, a
+        reaction): OverLimit past --send-rate. Per user, not per session:
+        more sessions must not mean more writes."""
+        if not self._send_limit.allow(uid, time.monotonic()):
             raise OverLimit(
                 f"more than {counted(self.limits.send_rate, 'message')} a second from this user"
             )
-        return (await self.send_as(s.username, to, body, request_id, room)).message_id
 
     async def send_as(
-        self, sender: str, to: str, body: str, request_id: str, room: str = ""
+        self, sender: str, to: str, body: str, request_id: str, room: str = "", reply_to: int = 0
     ) -> Applied:
         """A message from the account `sender` (a session's, or an
-        operator's resend of a rolled-back one): checked, written, applied."""
+        operator's resend of a rolled-back one): checked, written, applied.
+        `reply_to`: the message it answers (the apply checks it is of the
+        same conversation)."""
         check_request_id(request_id)
         check_message(body, self.limits)
-        op = log_pb2.SendMessage(sender=sender, body=body, request_id=request_id)
+        if not 0 <= reply_to <= INT32_MAX:
+            raise RequestRefused(Code.NO_SUCH_MESSAGE)
+        op = log_pb2.SendMessage(sender=sender, body=body, request_id=request_id, reply_to=reply_to)
         if room:
             op.room = self.room_named(room).name
         else:

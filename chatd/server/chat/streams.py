@@ -35,9 +35,11 @@ def attend(chat: Chat, username: str) -> None:
 
 
 async def subscribe(
-    chat: Chat, session_id: str, after_id: int, live_only: bool = False
+    chat: Chat, session_id: str, after_id: int, live_only: bool = False, events: bool = False
 ) -> AsyncIterator[StoredMessage]:
-    """Every message to the caller with id > after_id: backlog, then live.
+    """Every message to the caller with id > after_id: backlog, then live;
+    with `events`, the events of the caller's conversations among them
+    (edits, deletions, reactions: chatd.server.storage.edits).
 
     The subscription opens before the backlog is read, so a message
     committed meanwhile is in the queue if it is not in the backlog; ids
@@ -50,7 +52,7 @@ async def subscribe(
     if after_id < 0:
         raise RequestRefused(Code.INVALID_ARGUMENT, "after_message_id is >= 0")
     _bounded(chat, s.username)
-    sub = chat.hub.open(s.username, session_hash(session_id))
+    sub = chat.hub.open(s.username, session_hash(session_id), events)
     try:
         # live only: what is visible now counts as read
         last = max(after_id, chat.writer.visible_message_id) if live_only else after_id
@@ -59,7 +61,9 @@ async def subscribe(
             while backlog:  # page by page; an overflow means: read on
                 sub.stale = False
                 upto = chat.writer.visible_message_id
-                page = await chat._read(chat.store.inbox_after, s.uid, last, upto, BACKLOG_PAGE)
+                page = await chat._read(
+                    chat.store.inbox_after, s.uid, last, upto, BACKLOG_PAGE, events
+                )
                 for m in page:
                     yield m
                     last = m.id

@@ -7,7 +7,8 @@ A one-to-one message is stored with its conversation's key (a positive
 acknowledgement hands it out; a room message (chatd.server.storage.rooms)
 with the room's negative id, delivered per member by
 chatd.server.storage.delivery. A Send's request id remembers the message it
-made, for a retry, for REQUEST_ID_TTL_US. The one cache of this family is
+made, for a retry, for REQUEST_ID_TTL_US. A reply's link to the message it
+answers is chatd.server.storage.edits's. The one cache of this family is
 the store's `last_message_id`, the newest id ever assigned.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 from chatd.contract import Code
 from chatd.proto import log_pb2
-from chatd.server.storage import delivery, room_rules
+from chatd.server.storage import delivery, edits, room_rules
 from chatd.server.storage.rooms import Room
 from chatd.server.storage.rows import Applied, StoredMessage, conversation_key, message_bytes
 from chatd.server.storage.tables import Tables
@@ -70,9 +71,14 @@ def within(rows: list[Any], max_bytes: int) -> list[Any]:
 
 
 def row_message(row: tuple[Any, ...]) -> StoredMessage:
-    """(id, sender, recipient, body, time_us[, conv]): a negative conv is a
-    room's, whose name the recipient column holds."""
+    """(id, sender, recipient, body, time_us[, conv[, kind, target_id]]): a
+    negative conv is a room's, whose name the recipient column holds; an
+    event's row has its kind and target."""
     room = row[2] if len(row) > 5 and row[5] < 0 else ""
+    if len(row) > 7 and row[6]:
+        return StoredMessage(
+            row[0], row[1], row[2], row[3], row[4], room, kind=row[6], target_id=row[7]
+        )
     return StoredMessage(row[0], row[1], row[2], row[3], row[4], room)
 
 
@@ -101,6 +107,9 @@ def apply_send_message(t: Tables, out: Applied, entry: log_pb2.Entry) -> Applied
             out.message_id = row[0]
             out.duplicate = True
             return out
+    if op.reply_to and not edits.reply_allowed(db, op.reply_to, conv):
+        out.code = Code.NO_SUCH_MESSAGE
+        return out
     # a room message is in no one's undelivered inbox (delivered = 1):
     # its members' streams read it by their rooms
     cur = db.execute(
@@ -119,8 +128,16 @@ def apply_send_message(t: Tables, out: Applied, entry: log_pb2.Entry) -> Applied
     )
     mid = int(cur.lastrowid or 0)
     out.message_id = mid
+    if op.reply_to:
+        edits.record_reply(db, mid, op.reply_to)
     out.new_message = StoredMessage(
-        mid, sender.username, to_name, op.body, entry.time_us, room.name if room else ""
+        mid,
+        sender.username,
+        to_name,
+        op.body,
+        entry.time_us,
+        room.name if room else "",
+        reply_to=op.reply_to,
     )
     if room is not None:
         out.room_recipients = room.joined_names()

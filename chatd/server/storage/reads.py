@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from chatd.server.storage import accounts, delivery
+from chatd.server.storage import accounts, delivery, edits
 from chatd.server.storage.connections import Connections
 from chatd.server.storage.messages import row_message
 from chatd.server.storage.rows import StoredMessage, conversation_key
@@ -22,24 +22,39 @@ class Reads:
     _conns: Connections
     directory: Directory
 
-    def _read(self, sql: str, args: tuple[object, ...]) -> list[StoredMessage]:
+    def _read(self, sql: str, args: tuple[object, ...], state: bool = False) -> list[StoredMessage]:
+        """`state`: with each message's state (edits.with_state)."""
         with self._conns.reader_lock:
             rows = self._conns.reader.execute(sql, args).fetchall()
-        return [row_message(r) for r in rows]
+            page = [row_message(r) for r in rows]
+            return edits.with_state(self._conns.reader, page) if state else page
 
-    def inbox_after(self, uid: int, after_id: int, upto_id: int, limit: int) -> list[StoredMessage]:
+    def inbox_after(
+        self, uid: int, after_id: int, upto_id: int, limit: int, events: bool = False
+    ) -> list[StoredMessage]:
         """Messages to `uid` with after_id < id <= upto_id, oldest first: to
-        the user, and to the rooms the user joined, from the join on."""
-        return self._read(
-            "SELECT id, sender, recipient, body, time_us, conv FROM messages "
+        the user, and to the rooms the user joined, from the join on; with
+        `events`, the events of those conversations among them
+        (chatd.server.storage.edits), and each message's state."""
+        messages = (
+            "SELECT id, sender, recipient, body, time_us, conv{} FROM messages "
             "WHERE recipient_uid = ? AND id > ? AND id <= ? "
             "UNION ALL "
-            "SELECT m.id, m.sender, m.recipient, m.body, m.time_us, m.conv "
+            "SELECT m.id, m.sender, m.recipient, m.body, m.time_us, m.conv{} "
             "FROM room_members r JOIN messages m ON m.conv = -r.room_id "
             "AND m.id > max(?, r.since_id) AND m.id <= ? WHERE r.uid = ? AND r.joined = 1 "
-            "ORDER BY 1 LIMIT ?",
-            (uid, after_id, upto_id, after_id, upto_id, uid, limit),
         )
+        args: tuple[object, ...] = (uid, after_id, upto_id, after_id, upto_id, uid)
+        if not events:
+            return self._read(messages.format("", "") + "ORDER BY 1 LIMIT ?", (*args, limit))
+        both = (
+            messages.format(", 0, 0", ", 0, 0")
+            + "UNION ALL "
+            + edits.inbox_events_sql()
+            + " ORDER BY 1 LIMIT ?"
+        )
+        more = (uid, after_id, upto_id, uid, uid, after_id, upto_id, after_id, upto_id, uid)
+        return self._read(both, (*args, *more, limit), state=True)
 
     def read_marker(self, uid: int, conv: int) -> int:
         """The user's committed read marker of a conversation (0: none)."""
@@ -55,6 +70,7 @@ class Reads:
             "SELECT id, sender, recipient, body, time_us, conv FROM messages "
             "WHERE conv = ? AND id < ? ORDER BY id DESC LIMIT ?",
             (-room_id, before_id, limit),
+            state=True,
         )
         rows.reverse()
         return rows
@@ -99,6 +115,7 @@ class Reads:
             "SELECT id, sender, recipient, body, time_us FROM messages "
             "WHERE conv = ? AND id < ? ORDER BY id DESC LIMIT ?",
             (conversation_key(uid, peer_uid), before_id, limit),
+            state=True,
         )
         rows.reverse()
         return rows

@@ -30,6 +30,7 @@ from typing import Any
 
 from chatd.contract import Code
 from chatd.proto import log_pb2
+from chatd.server.storage import edits
 from chatd.server.storage.rooms import RULES_3, Change, Db, Member, Room, Rooms
 from chatd.server.storage.rows import Applied
 from chatd.server.storage.tables import Tables
@@ -39,6 +40,7 @@ Action = log_pb2.RoomMember.Action
 
 def _delete(rooms: Rooms, db: Db, room: Room) -> Callable[[], None]:
     """Deletes the room and everything of it; the cache change."""
+    edits.forget_conversation(db, room.conv)
     for sql in (
         "DELETE FROM messages WHERE conv = ?",
         "DELETE FROM read_markers WHERE conv = ?",

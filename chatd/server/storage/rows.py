@@ -20,6 +20,18 @@ class StoredMessage:
     body: str
     time_us: int
     room: str = ""  # the room's name, for a room message
+    # an event (chatd.server.storage.edits): its kind (EDIT, DELETE, REACT,
+    # UNREACT; 0: a message) and the message it is about; `sender` is who
+    # did it, `body` the new text or the emoji
+    kind: int = 0
+    target_id: int = 0
+    # a message's state, where a read fills it in (history, a stream's
+    # backlog): the message it answers, whether edited or deleted, and its
+    # reactions (emoji, the users who reacted with it, in order)
+    reply_to: int = 0
+    edited: bool = False
+    deleted: bool = False
+    reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(slots=True)
@@ -38,6 +50,8 @@ class Applied:
     # who a new room message reaches (the members who joined); None: the
     # message's recipient alone
     room_recipients: list[str] | None = None
+    # an event made (an edit, a deletion, a reaction): the parties of its
+    # one-to-one conversation, or its room's members, in room_recipients
     # cache changes to make once the entry's SQL held, in order (each table
     # family's apply functions add their own)
     after: list[Callable[[], None]] = field(default_factory=list, compare=False, repr=False)

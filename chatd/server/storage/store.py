@@ -9,7 +9,8 @@ nothing of gRPC or of roles; the node driver decides when to begin and commit.
 Each table family owns its schema, its apply functions and its cache: meta
 (the log, node-local meta, cluster settings), users (accounts, sessions: the
 `Directory`), messages, delivery (room delivery marks, read markers), rooms
-and room_rules, accounts (account administration); `apply.KINDS` says which
+and room_rules, accounts (account administration), edits (edits, deletions, reactions, replies);
+`apply.KINDS` says which
 function applies each entry kind. The connections and their locks are
 connections.Connections, the reads of committed data reads.Reads (a part of
 this class), a snapshot's file snapshot.
@@ -41,6 +42,7 @@ from chatd.server.storage import (
     accounts,
     apply,
     delivery,
+    edits,
     messages,
     meta,
     rooms,
@@ -86,6 +88,7 @@ SCHEMA = (
     + rooms.SCHEMA
     + delivery.SCHEMA
     + accounts.SCHEMA
+    + edits.SCHEMA
 )
 
 RECENT_ENTRIES = 20_000  # entries kept in memory for replication
@@ -165,9 +168,11 @@ class Store(Reads):
         # the newest id ever assigned (AUTOINCREMENT's), not the newest row's:
         # deleting an account deletes its undelivered messages, the newest
         # perhaps, and a reopened store must go on as one that never closed
+        # (an event's id is of the same sequence: chatd.server.storage.edits)
         row = self.db.execute(
             "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0), "
-            "coalesce((SELECT max(id) FROM messages), 0))"
+            "coalesce((SELECT max(id) FROM messages), 0), "
+            "coalesce((SELECT max(id) FROM message_events), 0))"
         ).fetchone()
         self.last_message_id = int(row[0] or 0)
         stored = self.get_meta("state_digest")

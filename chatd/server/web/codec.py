@@ -36,6 +36,9 @@ def from_json(value: Any, cls: type[M]) -> M:
         raise BadMessage(f"not a valid {cls.DESCRIPTOR.name}: {why}") from None
 
 
+_KIND = chat_pb2.Message.Kind.Name
+
+
 def message_json(m: chat_pb2.Message) -> dict[str, Any]:
     return {
         "from_": m.from_,
@@ -44,6 +47,12 @@ def message_json(m: chat_pb2.Message) -> dict[str, Any]:
         "time_stamp": m.time_stamp.ToJsonString() if m.HasField("time_stamp") else None,
         "to": m.to,
         "room": m.room,
+        "reply_to": m.reply_to,
+        "edited": m.edited,
+        "deleted": m.deleted,
+        "reactions": [{"emoji": r.emoji, "users": list(r.users)} for r in m.reactions],
+        "kind": _KIND(m.kind),
+        "target_id": m.target_id,
     }
 
 
@@ -64,19 +73,28 @@ def server_frame_json(f: chat_pb2.ServerFrame) -> dict[str, Any]:
     }
 
 
-_SEND_FIELDS = {"request_id", "to", "message", "room"}
+_SEND_FIELDS = {"request_id", "to", "message", "room", "reply_to"}
 INT32_MAX = 2**31 - 1
+
+
+def _send_field(key: str, v: Any) -> bool:
+    """Whether a send frame's field has the usual shape (strings, and a
+    whole number for reply_to)."""
+    if key == "reply_to":
+        return type(v) is int and -INT32_MAX - 1 <= v <= INT32_MAX
+    return type(v) is str
 
 
 def client_frame(value: Any) -> chat_pb2.ClientFrame:
     """A send or ack frame from the page: read by hand when it has the usual
-    shape (strings for a send, whole numbers for an ack), else by from_json."""
+    shape (strings and reply_to's number for a send, whole numbers for an
+    ack), else by from_json."""
     if isinstance(value, dict) and len(value) == 1:
         send = value.get("send")
         if (
             isinstance(send, dict)
             and send.keys() <= _SEND_FIELDS
-            and all(type(v) is str for v in send.values())
+            and all(_send_field(k, v) for k, v in send.items())
         ):
             return chat_pb2.ClientFrame(send=chat_pb2.SendFrame(**send))
         ack = value.get("ack")
