@@ -195,7 +195,9 @@ async def test_a_send_the_node_cannot_write_ends_the_stream() -> None:
         def session(self, session_id: str) -> Session:
             return Session(1, "alice", 0)
 
-        async def send(self, session_id: str, to: str, body: str, rid: str, room: str = "") -> int:
+        async def send(
+            self, session_id: str, to: str, body: str, rid: str, room: str = "", reply: int = 0
+        ) -> int:
             self.sent.append(rid)
             if rid == "x":
                 raise NotWritable("this node is not the master")

@@ -234,25 +234,66 @@ class ChatClient(RoomCalls):
         return [User(u.username, u.status == "online") for u in r.user]
 
     async def send(
-        self, to: str, body: str, request_id: str | None = None, *, room: str = ""
+        self,
+        to: str,
+        body: str,
+        request_id: str | None = None,
+        *,
+        room: str = "",
+        reply_to: int = 0,
     ) -> int:
         """Sends a message to user `to`, or with `room` to that room (`to`
-        unused); returns its id. Over the session's Connect stream
-        (chatd.client.connection), or a unary Send against a server without it;
-        retried with one request id either way, so it is stored once."""
+        unused), answering message `reply_to` (0: none); returns its id.
+        Over the session's Connect stream (chatd.client.connection), or a
+        unary Send against a server without it; retried with one request id
+        either way, so it is stored once."""
         rid = request_id or uuid.uuid4().hex
         if self.streams:
             connection = await self._session_connection()
             with contextlib.suppress(NoStream):
-                mid = await connection.send(to, body, rid, room)
+                mid = await connection.send(to, body, rid, room, reply_to)
                 self.transport = "stream"
                 return mid
         self.transport = "unary"
         request = chat_pb2.SendRequest(
-            to=to, message=body, session_id=self._session(), request_id=rid, room=room
+            to=to,
+            message=body,
+            session_id=self._session(),
+            request_id=rid,
+            room=room,
+            reply_to=reply_to,
         )
         r = await self._ok("Send", request)
         return int(r.message_id)
+
+    # -- edits, deletions, reactions: each answers the id of the event it
+    # made (0: a reaction already there, or taken back where there was none)
+
+    async def edit_message(self, message_id: int, body: str) -> int:
+        """The new text of a message of one's own (within the node's edit
+        window: EditWindowPassed after it)."""
+        request = chat_pb2.EditMessageRequest(
+            session_id=self._session(), message_id=message_id, message=body
+        )
+        return int((await self._ok("EditMessage", request)).message_id)
+
+    async def delete_message(self, message_id: int) -> int:
+        """Deletes a message of one's own, or any of a room one is an admin of."""
+        request = chat_pb2.MessageRequest(session_id=self._session(), message_id=message_id)
+        return int((await self._ok("DeleteMessage", request)).message_id)
+
+    async def react(self, message_id: int, emoji: str) -> int:
+        """Reacts to a message with one of chatd.contract.REACTIONS."""
+        request = chat_pb2.ReactRequest(
+            session_id=self._session(), message_id=message_id, emoji=emoji
+        )
+        return int((await self._ok("React", request)).message_id)
+
+    async def unreact(self, message_id: int, emoji: str) -> int:
+        request = chat_pb2.ReactRequest(
+            session_id=self._session(), message_id=message_id, emoji=emoji, remove=True
+        )
+        return int((await self._ok("React", request)).message_id)
 
     async def get_messages(self) -> list[Message]:
         """Undelivered messages, oldest first (then marked delivered)."""
@@ -276,7 +317,9 @@ class ChatClient(RoomCalls):
     async def inbox(self) -> AsyncGenerator[Message, None]:
         """Unread messages (oldest first), then live ones, across failovers,
         each exactly once and in order, all marked delivered: what a chat
-        front end shows as "new". Ends only by the caller, or NotLoggedIn."""
+        front end shows as "new"; among the live ones, the events of the
+        user's conversations (Message.event: edits, deletions, reactions;
+        model.applied applies one). Ends only by the caller, or NotLoggedIn."""
         seen = [0]  # the last id yielded, read by each reconnection
         acks: list[int] = []
         flusher: asyncio.Task[None] | None = None
@@ -293,7 +336,7 @@ class ChatClient(RoomCalls):
                 if m.id <= seen[0]:
                     continue
                 seen[0] = m.id
-                if live:  # handed over now: marked delivered shortly, in batches
+                if live and not m.event:  # marked delivered shortly, in batches
                     acks.append(m.id)
                     if flusher is None or flusher.done():
                         flusher = asyncio.create_task(flush())
@@ -348,6 +391,7 @@ class ChatClient(RoomCalls):
                 session_id=self._session(),
                 after_message_id=after,
                 live_only=unread and after == 0,
+                events=True,
             )
             call: Any = nodes.stub(address).Subscribe(request)
             try:
@@ -376,9 +420,10 @@ class ChatClient(RoomCalls):
                 call.cancel()
 
     async def subscribe(self, after: int = 0) -> AsyncGenerator[Message, None]:
-        """Every message to this user with id > `after`, backlog then live,
-        across failovers, each exactly once and in order. Ends only by the
-        caller, or with NotLoggedIn when the session ends."""
+        """Every message to this user with id > `after`, and every event of
+        the user's conversations (Message.event), backlog then live, across
+        failovers, each exactly once and in order. Ends only by the caller,
+        or with NotLoggedIn when the session ends."""
         seen = [after]
         async for m, _ in self._streams(lambda: seen[0], unread=False):
             if m.id > seen[0]:

@@ -114,7 +114,9 @@ class Connection:
 
     # -- sends --
 
-    async def send(self, to: str, body: str, request_id: str, room: str = "") -> int:
+    async def send(
+        self, to: str, body: str, request_id: str, room: str = "", reply_to: int = 0
+    ) -> int:
         """The message id; NoStream: use the unary Send (with this request
         id); Unavailable after the client's retry time."""
         if self.unsupported:
@@ -125,7 +127,9 @@ class Connection:
         if waiting is not None:  # the same send, under way: its answer is this one's
             return await asyncio.shield(waiting[1])
         frame = chat_pb2.ClientFrame(
-            send=chat_pb2.SendFrame(request_id=request_id, to=to, message=body, room=room)
+            send=chat_pb2.SendFrame(
+                request_id=request_id, to=to, message=body, room=room, reply_to=reply_to
+            )
         )
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.pending[request_id] = (frame, fut)
@@ -212,6 +216,7 @@ class Connection:
                 session_id=self.session_id,
                 after_message_id=after,
                 live_only=reader.unread and after == 0,
+                events=True,
             )
         )
 

@@ -454,8 +454,8 @@ class ChatApp:
                 await asyncio.sleep(2)
 
     def _incoming(self, client: ChatClient, m: Message) -> None:
-        if client is not self.client or m.id in self._received:
-            return
+        if client is not self.client or m.id in self._received or m.event:
+            return  # (edits and reactions show in the history, when read again)
         self._received.add(m.id)
         if m.room:  # the server counts a room's unread ones: shown at the refresh below
             if of_message(m, self.me) == self.peer:

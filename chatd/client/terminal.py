@@ -27,7 +27,7 @@ from chatd.client import conversation, errors
 from chatd.client.api import ChatClient
 from chatd.client.conversation import Conversation, InRoom, of_message, room_named, said
 from chatd.client.errors import ChatError, NoSuchRoom, NotAMember, NotLoggedIn, Unavailable
-from chatd.client.model import ConnectionEvent, Message
+from chatd.client.model import DELETE, EDIT, REACT, UNREACT, ConnectionEvent, Message
 from chatd.client.rooms import Room, room_changes
 from chatd.contract import USERNAME_RULE, Code, valid_username
 from chatd.tls import TlsError, credentials_of, tls_options
@@ -444,6 +444,9 @@ class Terminal:
     async def _receive(self) -> None:
         try:
             async for m in self.client.inbox():
+                if m.event:
+                    self._show_event(m)
+                    continue
                 if m.id in self._sent:  # typed here: on the screen already
                     self._sent.discard(m.id)
                     continue
@@ -466,6 +469,17 @@ class Terminal:
         else:
             who = "you" if m.sender == me else m.sender
             self.out(f"[{stamp(m)}] {who}: {m.body}")
+
+    def _show_event(self, m: Message) -> None:
+        """An edit, deletion or reaction, as one line."""
+        who = "you" if m.sender == self.client.username else m.sender
+        done = {
+            EDIT: f"edited message {m.target_id}: {m.body}",
+            DELETE: f"deleted message {m.target_id}",
+            REACT: f"reacted {m.body} to message {m.target_id}",
+            UNREACT: f"took back {m.body} on message {m.target_id}",
+        }
+        self.out(f"[{stamp(m)}] {who} {done.get(m.kind, m.kind)}")
 
     def _read_soon(self, m: Message) -> None:
         """Marks the current conversation read up to `m` shortly (one marker
