@@ -233,6 +233,11 @@ async def test_room_events_reach_every_member_who_joined(node: Node) -> None:
         assert (first.body, first.edited, first.reactions) == ("final", True, ((EYES, ("cat",)),))
         for s in streams.values():
             await s.aclose()
+        # a room deleted: its events and its messages' state go with its messages
+        await ann.delete_room("team")
+        db = node.store.db
+        for table in ("message_events", "message_state", "reactions"):
+            assert db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
     finally:
         for c in (ann, bob, cat):
             await c.close()
@@ -363,7 +368,11 @@ async def test_events_reach_streams_on_the_master_and_a_slave_and_survive_a_mast
         ]
         streams = [await raws[0].subscribe(events=True), await raws[1].connect(events=True)]
         edit = await ann.edit_message(mid, "edited")
-        react = await bob.react(mid, THUMBS)
+        # a unary call at the slave is relayed to the master
+        request = chat_pb2.ReactRequest(session_id=bob.session_id, message_id=mid, emoji=THUMBS)
+        answer = await raws[1].stub.React(request)
+        assert answer.error_code == 0
+        react = answer.message_id
         events = [(edit, Kind.EDIT), (react, Kind.REACT)]
         # (ann sent the message: her stream has its events only)
         assert [(m.message_id, m.kind) for m in await take(streams[0], 2)] == events
@@ -468,3 +477,163 @@ def test_a_store_of_the_previous_schema_migrates_and_takes_edits(tmp_path: Path)
         assert again.last_message_id == last + 1
     finally:
         again.close()
+
+
+async def test_a_page_edits_reacts_deletes_and_its_stream_sees_the_events(tmp_path: Path) -> None:
+    """The web gateway's calls are the client service's: the new RPCs
+    through a page, and its session stream opened with events."""
+    import aiohttp
+
+    from tests.test_web_gateway import page, started
+
+    node = await started(tmp_path / "n1")
+    try:
+        async with aiohttp.ClientSession() as http:
+            a, b = await page(http, node), await page(http, node)
+            ann, bob = await a.user("ann"), await b.user("bob")
+            await b.ws.send_json({"id": 5, "connect": {"session_id": bob, "events": True}})
+            assert "opened" in await b.read()
+            sent = await a.call("Send", session_id=ann, to="bob", message="helo")
+            mid = sent["response"]["message_id"]
+            # (every call through a: b's socket reads its stream only)
+            reply = await a.call("Send", session_id=bob, to="ann", message="hi", reply_to=mid)
+            assert reply["response"]["error_code"] == 0
+            calls = [
+                ("EditMessage", {"session_id": ann, "message_id": mid, "message": "hello"}),
+                ("React", {"session_id": bob, "message_id": mid, "emoji": THUMBS}),
+                ("DeleteMessage", {"session_id": ann, "message_id": mid}),
+            ]
+            ids = []
+            for name, request in calls:
+                r = await a.call(name, **request)
+                assert r["response"]["error_code"] == 0, r
+                ids.append(r["response"]["message_id"])
+            got = [(await b.read())["frame"]["message"] for _ in range(4)]
+            assert [(m["message_id"], m["kind"], m["target_id"]) for m in got] == [
+                (mid, "MESSAGE", 0),
+                (ids[0], "EDIT", mid),
+                (ids[1], "REACT", mid),
+                (ids[2], "DELETE", mid),
+            ]
+            assert got[1]["message"] == "hello" and got[2]["message"] == THUMBS
+            history = await a.call("GetChat", session_id=bob, username="ann")
+            first, answer = history["response"]["message"]
+            assert first["deleted"] and first["message"] == "" and answer["reply_to"] == mid
+            refused = await a.call("EditMessage", session_id=ann, message_id=mid, message="x")
+            assert refused["response"]["error_code"] == 27  # NO_SUCH_MESSAGE: deleted
+    finally:
+        await node.stop()
+
+
+PROTOCOL_3 = "c171ec8"  # the newest chatd of protocol 3
+
+
+def test_while_a_member_speaks_3_edits_and_replies_are_refused(tmp_path: Path) -> None:
+    """n1 of c171ec8 founds the cluster (protocol 3); n2 and n3 of this
+    chatd join and, n1 stopped, one of them becomes the master; n1 comes
+    back, still old. While it is a member, an edit, a deletion, a reaction
+    and a reply answer UNAVAILABLE ("being upgraded"), and a plain message
+    goes through; once n1 is upgraded the cluster speaks 4, and they work."""
+    import os
+    import signal
+
+    from chatd.client import Unavailable
+    from chatd.tools.localcluster import PASSWORD, NodeProcess, free_port
+    from tests.test_upgrade import SECRET, old_code
+
+    code = old_code(tmp_path / "old", PROTOCOL_3)
+    if code is None:
+        pytest.skip(f"commit {PROTOCOL_3} is not in this clone's history")
+    c = Cluster(tmp_path, SECRET)
+    old_env = dict(os.environ, PYTHONPATH=str(code), CHATD_CLUSTER_SECRET=SECRET)
+    new_env = dict(os.environ, CHATD_CLUSTER_SECRET=SECRET)
+    names = ("n1", "n2", "n3")
+    listen = {n: (f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}") for n in names}
+
+    def start(name: str, old: bool, *extra: str) -> None:
+        node = NodeProcess.serve(
+            tmp_path,
+            name,
+            *listen[name],
+            "--password-hash-cost",
+            "8",
+            *extra,
+            env=old_env if old else new_env,
+        )
+        node.cwd = code if old else None
+        c.nodes[name] = node.start()
+        c.addresses[name], c.peers[name] = listen[name]
+
+    def upgraded_to(version: int) -> bool:
+        line = f"the cluster speaks protocol {version} now"
+        return any(line in c.nodes[n].log() for n in ("n2", "n3"))
+
+    async def one_write() -> None:
+        async with ChatClient([c.addresses["n1"]]) as zed:
+            await zed.create_account("zed", PASSWORD)
+
+    try:
+        start("n1", True, "--role", "master")
+        c.wait_role("n1", "master")
+        for name in ("n2", "n3"):
+            start(name, False, "--join", listen["n1"][1])
+        c.wait(lambda: c.in_sync_count() == 3, "3 nodes in sync")
+        asyncio.run(one_write())  # (its commit tells n2 and n3 they are in sync)
+        c.converged()
+        c.nodes["n1"].kill(signal.SIGTERM)
+        c.wait(lambda: c.master() in ("n2", "n3"), "a new master", 30)
+        start("n1", True)  # back from its data dir, still of protocol 3
+        refusal = "node n1 speaks protocol 3 and its master 4: it applies nothing"
+        c.wait(lambda: refusal in c.nodes["n1"].log(), "old n1 refusing the new master", 30)
+
+        async def while_old() -> int:
+            address = [c.addresses[str(c.master())]]
+            async with ChatClient(address, retry_for=1.0) as ann:
+                await ann.create_account("ann", PASSWORD)
+                await ann.login("ann", PASSWORD)
+                mid = await ann.send("zed", "a plain message goes through")
+                for call in (
+                    ann.edit_message(mid, "edited"),
+                    ann.react(mid, THUMBS),
+                    ann.delete_message(mid),
+                ):
+                    with pytest.raises(Unavailable) as info:
+                        await call
+                    assert "the cluster is being upgraded" in info.value.message
+                # (a send on the Connect stream is tried again until the
+                # client's retry time: its UNAVAILABLE result leaves it waiting)
+                with pytest.raises(Unavailable):
+                    await ann.send("zed", "a reply", reply_to=mid)
+                [m] = await ann.get_chat("zed")
+                assert (m.body, m.edited, m.reactions) == (
+                    "a plain message goes through",
+                    False,
+                    (),
+                )
+                return mid
+
+        mid = asyncio.run(while_old())
+        assert not upgraded_to(4)
+        c.converged(["n2", "n3"])
+        c.nodes["n1"].kill(signal.SIGTERM)
+        start("n1", False)
+        c.wait(lambda: upgraded_to(4), "the cluster at protocol 4", 30)
+
+        async def upgraded() -> None:
+            async with ChatClient(list(c.addresses.values())) as ann:
+                await ann.login("ann", PASSWORD)
+                await ann.edit_message(mid, "edited")
+                await ann.react(mid, THUMBS)
+                await ann.send("zed", "a reply", reply_to=mid)
+                first, reply = await ann.get_chat("zed")
+                assert (first.body, first.edited, first.reactions) == (
+                    "edited",
+                    True,
+                    ((THUMBS, ("ann",)),),
+                )
+                assert reply.reply_to == mid
+
+        asyncio.run(upgraded())
+        c.converged()
+    finally:
+        c.stop_all()

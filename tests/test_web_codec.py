@@ -25,6 +25,46 @@ def test_a_delivery_as_protobufs_mapping(
     assert server_frame_json(frame) == to_json(frame)
 
 
+reaction = st.builds(
+    lambda emoji, users: chat_pb2.Reaction(emoji=emoji, users=users),
+    text,
+    st.lists(text, max_size=3),
+)
+
+
+@given(
+    int32,
+    st.booleans(),
+    st.booleans(),
+    st.lists(reaction, max_size=3),
+    st.sampled_from(list(chat_pb2.Message.Kind.values())),
+    int32,
+)
+def test_a_message_with_its_state_or_an_event_as_protobufs_mapping(
+    reply_to: int,
+    edited: bool,
+    deleted: bool,
+    reactions: list[chat_pb2.Reaction],
+    kind: int,
+    target: int,
+) -> None:
+    m = chat_pb2.Message(
+        from_="ann",
+        message="hi",
+        message_id=9,
+        reply_to=reply_to,
+        edited=edited,
+        deleted=deleted,
+        reactions=reactions,
+        kind=kind,  # type: ignore[arg-type]
+        target_id=target,
+    )
+    m.time_stamp.CopyFrom(Timestamp(seconds=1, nanos=2))
+    frame = chat_pb2.ServerFrame(message=m)
+    assert server_frame_json(frame) == to_json(frame)
+    assert from_json(server_frame_json(frame), chat_pb2.ServerFrame) == frame
+
+
 @given(text, int32, int32, text, int32, int32)
 def test_a_result_as_protobufs_mapping(
     rid: str, mid: int, code: int, why: str, status: int, retry: int
@@ -43,10 +83,11 @@ def test_a_result_as_protobufs_mapping(
 
 @given(
     st.fixed_dictionaries(
-        {}, optional={"request_id": text, "to": text, "message": text, "room": text}
+        {},
+        optional={"request_id": text, "to": text, "message": text, "room": text, "reply_to": int32},
     )
 )
-def test_a_send_read_as_protobuf_reads_it(send: dict[str, str]) -> None:
+def test_a_send_read_as_protobuf_reads_it(send: dict[str, object]) -> None:
     value = {"send": send}
     assert client_frame(value) == from_json(value, chat_pb2.ClientFrame)
 
@@ -60,6 +101,7 @@ def test_an_ack_read_as_protobuf_reads_it(ids: list[int]) -> None:
 def test_what_is_no_frame_is_refused() -> None:
     cases: tuple[object, ...] = (
         {"send": {"to": 5}},
+        {"send": {"reply_to": 2**31}},
         {"send": {"extra": "x"}},
         {"ack": {"message_ids": [2**31]}},
         {"send": {}, "ack": {}},
