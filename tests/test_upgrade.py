@@ -439,7 +439,7 @@ def test_a_member_of_protocol_2_keeps_the_cluster_to_its_room_rules(tmp_path: Pa
     is a member, DeleteRoom and DeclineInvite answer UNAVAILABLE ("being
     upgraded") and an invitation counts toward the invitee's quota as at
     protocol 2, so both nodes apply the log alike. Once n1 is upgraded the
-    cluster speaks 3, and both calls work."""
+    cluster speaks 3 (and on, to this chatd's protocol), and both calls work."""
     code = old_code(tmp_path / "old", PROTOCOL_2)
     if code is None:
         print(f"SKIP: commit {PROTOCOL_2} is not in this clone's history (git archive failed)")
@@ -482,9 +482,9 @@ def test_a_member_of_protocol_2_keeps_the_cluster_to_its_room_rules(tmp_path: Pa
         c.nodes["n1"].kill(signal.SIGTERM)
         c.wait(lambda: c.master() in ("n2", "n3"), "a new master", 30)
         start("n1", True)  # back from its data dir, still of protocol 2
-        refusal = "node n1 speaks protocol 2 and its master 3: it applies nothing"
+        refusal = f"node n1 speaks protocol 2 and its master {VERSION}: it applies nothing"
         c.wait(lambda: refusal in c.nodes["n1"].log(), "old n1 refusing the new master", 30)
-        assert not upgraded_to(3)
+        assert not upgraded_to(VERSION)
 
         async def while_old() -> None:
             address = [c.addresses[str(c.master())]]
@@ -507,11 +507,11 @@ def test_a_member_of_protocol_2_keeps_the_cluster_to_its_room_rules(tmp_path: Pa
                         assert "the cluster is being upgraded" in info.value.message
 
         asyncio.run(while_old())
-        assert not upgraded_to(3)
+        assert not upgraded_to(VERSION)
         c.converged(["n2", "n3"])
         c.nodes["n1"].kill(signal.SIGTERM)
         start("n1", False)
-        c.wait(lambda: upgraded_to(3), "the cluster at protocol 3", 30)
+        c.wait(lambda: upgraded_to(VERSION), f"the cluster at protocol {VERSION}", 30)
 
         async def upgraded() -> None:
             async with (
