@@ -44,6 +44,7 @@ def test_a_record_says_what_a_person_needs_and_no_secret() -> None:
         "recipient": "bob",
         "text": "hi",
         "request_id": "req-1",
+        "reply_to": 0,  # (numbers are said, zero too)
     }
     account = log_pb2.Entry(
         time_us=T, create_account=log_pb2.CreateAccount(username="carol", password_hash="scrypt$x")
