@@ -33,6 +33,7 @@ CONTRACT: dict[str, list[tuple[int, str, int, bool]]] = {
         (3, "session_id", STRING, False),
         (4, "request_id", STRING, False),
         (5, "room", STRING, False),  # addition: rooms
+        (6, "reply_to", INT32, False),  # addition: replies (protocol 4)
     ],
     "ReceiveRequest": [(1, "session_id", STRING, False)],
     "ChatRequest": [
@@ -53,6 +54,13 @@ CONTRACT: dict[str, list[tuple[int, str, int, bool]]] = {
         (4, "time_stamp", MESSAGE, False),
         (5, "to", STRING, False),
         (6, "room", STRING, False),  # addition: rooms
+        # additions: a message's state, and events (protocol 4)
+        (7, "reply_to", INT32, False),
+        (8, "edited", BOOL, False),
+        (9, "deleted", BOOL, False),
+        (10, "reactions", MESSAGE, True),
+        (11, "kind", F.TYPE_ENUM, False),
+        (12, "target_id", INT32, False),
     ],
     "Messages": [
         (1, "error_code", INT32, False),
@@ -67,6 +75,7 @@ CONTRACT: dict[str, list[tuple[int, str, int, bool]]] = {
         (1, "session_id", STRING, False),
         (2, "after_message_id", INT32, False),
         (3, "live_only", BOOL, False),
+        (4, "events", BOOL, False),  # addition: events (protocol 4)
     ],
 }
 
@@ -103,6 +112,9 @@ ADDED = {
     "ChangePassword": ("ChangePasswordRequest", "ServerResponse", False),
     "DeleteRoom": ("RoomRequest", "ServerResponse", False),
     "DeclineInvite": ("RoomRequest", "ServerResponse", False),
+    "EditMessage": ("EditMessageRequest", "ServerResponse", False),
+    "DeleteMessage": ("MessageRequest", "ServerResponse", False),
+    "React": ("ReactRequest", "ServerResponse", False),
 }
 
 
