@@ -331,7 +331,13 @@ V2_FIELDS = {
     "end_user_sessions": {"username"},
     "set_cluster_version": {"version"},
 }
-KNOWN_BY = {1: V1_FIELDS, 2: V2_FIELDS}
+# What protocol 3 (c171ec8's log.proto) knows.
+V3_FIELDS = {
+    **V2_FIELDS,
+    "room_member": {*V2_FIELDS["room_member"], "max_invitations"},
+    "delete_room": {"actor", "room"},
+}
+KNOWN_BY = {1: V1_FIELDS, 2: V2_FIELDS, 3: V3_FIELDS}
 
 
 @pytest.mark.parametrize("version", sorted(KNOWN_BY))
@@ -434,7 +440,7 @@ def test_a_member_of_protocol_2_keeps_the_cluster_to_its_room_rules(tmp_path: Pa
     is a member, DeleteRoom and DeclineInvite answer UNAVAILABLE ("being
     upgraded") and an invitation counts toward the invitee's quota as at
     protocol 2, so both nodes apply the log alike. Once n1 is upgraded the
-    cluster speaks 3, and both calls work."""
+    cluster speaks this chatd's protocol, and both calls work."""
     code = old_code(tmp_path / "old", PROTOCOL_2)
     if code is None:
         print(f"SKIP: commit {PROTOCOL_2} is not in this clone's history (git archive failed)")
@@ -477,9 +483,9 @@ def test_a_member_of_protocol_2_keeps_the_cluster_to_its_room_rules(tmp_path: Pa
         c.nodes["n1"].kill(signal.SIGTERM)
         c.wait(lambda: c.master() in ("n2", "n3"), "a new master", 30)
         start("n1", True)  # back from its data dir, still of protocol 2
-        refusal = "node n1 speaks protocol 2 and its master 3: it applies nothing"
+        refusal = f"node n1 speaks protocol 2 and its master {VERSION}: it applies nothing"
         c.wait(lambda: refusal in c.nodes["n1"].log(), "old n1 refusing the new master", 30)
-        assert not upgraded_to(3)
+        assert not upgraded_to(VERSION)
 
         async def while_old() -> None:
             address = [c.addresses[str(c.master())]]
@@ -502,11 +508,11 @@ def test_a_member_of_protocol_2_keeps_the_cluster_to_its_room_rules(tmp_path: Pa
                         assert "the cluster is being upgraded" in info.value.message
 
         asyncio.run(while_old())
-        assert not upgraded_to(3)
+        assert not upgraded_to(VERSION)
         c.converged(["n2", "n3"])
         c.nodes["n1"].kill(signal.SIGTERM)
         start("n1", False)
-        c.wait(lambda: upgraded_to(3), "the cluster at protocol 3", 30)
+        c.wait(lambda: upgraded_to(VERSION), f"the cluster at protocol {VERSION}", 30)
 
         async def upgraded() -> None:
             async with (

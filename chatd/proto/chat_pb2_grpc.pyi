@@ -89,6 +89,13 @@ class ClientAccountStub:
     """Addition: the caller's new password, given the old one; the user's
     other sessions end, the caller's stays.
     """
+    ListReceipts: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ReceiptsRequest, _chat_pb2.Receipts]
+    """Additions: read receipts (docs/clients.md). How far each other party of
+    the caller's conversation with `peer`, or of `room`, has read it (their
+    read markers), of those who share them; and whether the caller shares
+    its own (default: shared; one who does not sees no one's).
+    """
+    ShareReceipts: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ShareReceiptsRequest, _chat_pb2.ServerResponse]
 
 @_typing.type_check_only
 class ClientAccountAsyncStub(ClientAccountStub):
@@ -147,6 +154,13 @@ class ClientAccountAsyncStub(ClientAccountStub):
     """Addition: the caller's new password, given the old one; the user's
     other sessions end, the caller's stays.
     """
+    ListReceipts: _aio.UnaryUnaryMultiCallable[_chat_pb2.ReceiptsRequest, _chat_pb2.Receipts]  # type: ignore[assignment]
+    """Additions: read receipts (docs/clients.md). How far each other party of
+    the caller's conversation with `peer`, or of `room`, has read it (their
+    read markers), of those who share them; and whether the caller shares
+    its own (default: shared; one who does not sees no one's).
+    """
+    ShareReceipts: _aio.UnaryUnaryMultiCallable[_chat_pb2.ShareReceiptsRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
 
 class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -352,5 +366,24 @@ class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
         """Addition: the caller's new password, given the old one; the user's
         other sessions end, the caller's stays.
         """
+
+    @_abc_1.abstractmethod
+    def ListReceipts(
+        self,
+        request: _chat_pb2.ReceiptsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.Receipts, _abc.Awaitable[_chat_pb2.Receipts]]:
+        """Additions: read receipts (docs/clients.md). How far each other party of
+        the caller's conversation with `peer`, or of `room`, has read it (their
+        read markers), of those who share them; and whether the caller shares
+        its own (default: shared; one who does not sees no one's).
+        """
+
+    @_abc_1.abstractmethod
+    def ShareReceipts(
+        self,
+        request: _chat_pb2.ShareReceiptsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]: ...
 
 def add_ClientAccountServicer_to_server(servicer: ClientAccountServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -16,6 +16,7 @@ the oldest a cluster is upgraded from) sends none: it speaks version 1.
        cluster to 3 on (chatd.server.storage.room_rules): invitations wait outside the
        invitee's room quota, bounded by RoomMember.max_invitations, and a
        room nobody has joined any more goes away.
+    4  whether a user shares read receipts (ShareReceipts).
 
 The master writes only what every member can apply alike: while a member
 speaks an older version (or has not yet been heard from since this node
@@ -33,7 +34,7 @@ from collections.abc import Iterable
 
 from chatd.proto import log_pb2
 
-VERSION = 3
+VERSION = 4
 HEADER = "chatd-protocol"
 
 # entry kinds (Entry's `op`) by the version that first wrote them
@@ -41,6 +42,7 @@ _SINCE_2 = frozenset(
     {"create_room", "room_member", "mark_read", "set_password", "set_disabled", "end_user_sessions"}
 )
 _SINCE_3 = frozenset({"delete_room"})
+_SINCE_4 = frozenset({"share_receipts"})
 
 
 def of(metadata: Iterable[tuple[str, str | bytes]] | None) -> int:
@@ -61,6 +63,8 @@ def metadata() -> tuple[tuple[str, str], ...]:
 def writable(entry: log_pb2.Entry, version: int) -> bool:
     """Whether a cluster whose oldest member speaks `version` can apply it."""
     kind = entry.WhichOneof("op")
+    if version < 4 and kind in _SINCE_4:
+        return False
     if version < 3 and (
         kind in _SINCE_3
         or (kind == "room_member" and entry.room_member.action == log_pb2.RoomMember.DECLINE)

@@ -1,6 +1,6 @@
 """Which function applies each kind of log entry: one table, `KINDS`,
 assembled once from the table families' own (`APPLY` of meta, users,
-messages, delivery, room_rules and accounts), and `apply`, which the store
+messages, delivery, room_rules, accounts and receipts), and `apply`, which the store
 calls inside an entry's savepoint.
 
 Every function takes the store (as `Tables`: what the families use of it),
@@ -17,7 +17,16 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from chatd.proto import log_pb2
-from chatd.server.storage import accounts, delivery, messages, meta, room_rules, tables, users
+from chatd.server.storage import (
+    accounts,
+    delivery,
+    messages,
+    meta,
+    receipts,
+    room_rules,
+    tables,
+    users,
+)
 from chatd.server.storage.rows import Applied
 
 
@@ -40,7 +49,13 @@ def assemble(*families: Mapping[str, Apply]) -> dict[str, Apply]:
 
 
 KINDS = assemble(
-    meta.APPLY, users.APPLY, messages.APPLY, delivery.APPLY, room_rules.APPLY, accounts.APPLY
+    meta.APPLY,
+    users.APPLY,
+    messages.APPLY,
+    delivery.APPLY,
+    room_rules.APPLY,
+    accounts.APPLY,
+    receipts.APPLY,
 )
 
 

@@ -22,6 +22,19 @@ class StoredMessage:
     room: str = ""  # the room's name, for a room message
 
 
+@dataclass(frozen=True, slots=True)
+class ReadReceipt:
+    """A read marker that moved: `username` read the conversation with
+    `peer`, or `room`, up to `upto`; told to `to` (the other parties who
+    share receipts, none when `username` does not)."""
+
+    username: str
+    peer: str
+    room: str
+    upto: int
+    to: tuple[str, ...]
+
+
 @dataclass(slots=True)
 class Applied:
     """What applying one entry did: its outcome for the client who asked."""
@@ -38,6 +51,7 @@ class Applied:
     # who a new room message reaches (the members who joined); None: the
     # message's recipient alone
     room_recipients: list[str] | None = None
+    receipt: ReadReceipt | None = None  # a read marker that moved
     # cache changes to make once the entry's SQL held, in order (each table
     # family's apply functions add their own)
     after: list[Callable[[], None]] = field(default_factory=list, compare=False, repr=False)

@@ -43,6 +43,7 @@ from chatd.server.storage import (
     delivery,
     messages,
     meta,
+    receipts,
     rooms,
     schema,
     snapshot,
@@ -86,6 +87,7 @@ SCHEMA = (
     + rooms.SCHEMA
     + delivery.SCHEMA
     + accounts.SCHEMA
+    + receipts.SCHEMA
 )
 
 RECENT_ENTRIES = 20_000  # entries kept in memory for replication
