@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import pytest
 
+from chatd.client import ChatClient, Receipt, Typing
 from chatd.contract import Code
 from chatd.core.types import Role
 from chatd.proto import chat_pb2
@@ -22,7 +23,7 @@ from chatd.proto.chat_pb2_grpc import ClientAccountStub
 from chatd.server.build import build
 from chatd.server.chat.presence import TYPING_EXPIRES_MS
 from chatd.server.node import Node
-from tests.conftest import create_user, login, node_config
+from tests.conftest import PASSWORD, create_user, login, node_config
 from tests.waiting import eventually_async
 
 if TYPE_CHECKING:
@@ -468,6 +469,60 @@ async def test_no_one_reads_the_receipts_of_a_conversation_they_are_not_in(
             )
         assert large.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert await listed(s2, sid["alice"], peer="bob") == [("bob", hi)]  # the node goes on
+
+
+async def test_the_library_types_and_reads_receipts(trio: list[Node]) -> None:
+    n1, n2, n3 = trio
+    async with stubs(trio) as (s1, _, _):
+        await users(s1, "alice", "bob")
+    await caught_up(trio)
+    alice = ChatClient([n2.address], spread=False)
+    bob = ChatClient([n3.address], spread=False)
+    tasks: list[asyncio.Task[None]] = []
+    got: list[Any] = []
+    try:
+        await alice.login("alice", PASSWORD)
+        await bob.login("bob", PASSWORD)
+
+        async def read(c: ChatClient, out: list[Any]) -> None:
+            async for m in c.inbox():
+                out.append(m)
+
+        async def events(c: ChatClient, out: list[Any]) -> None:
+            async for e in c.events():
+                out.append(e)
+
+        alice_got: list[Any] = []
+        tasks += [
+            asyncio.create_task(read(bob, got)),
+            asyncio.create_task(events(bob, got)),
+            asyncio.create_task(read(alice, alice_got)),
+            asyncio.create_task(events(alice, alice_got)),
+        ]
+        await registered(n1, {"alice": 1, "bob": 1})
+        assert await alice.typing(peer="bob")
+        assert not await alice.typing(peer="bob")  # throttled here
+        await eventually_async(lambda: any(isinstance(e, Typing) for e in got), "bob told")
+        notice = next(e for e in got if isinstance(e, Typing))
+        assert (notice.sender, notice.peer, notice.room) == ("alice", "bob", "")
+        assert notice.until > asyncio.get_running_loop().time()
+
+        mid = await alice.send("bob", "hello")
+        await eventually_async(lambda: any(getattr(m, "id", 0) == mid for m in got), "delivered")
+        await bob.mark_read(mid, peer="alice")
+        await eventually_async(lambda: any(isinstance(e, Receipt) for e in alice_got), "alice told")
+        assert [e for e in alice_got if isinstance(e, Receipt)] == [
+            Receipt("bob", mid, "alice", "")
+        ]
+        assert await alice.list_receipts(peer="bob") == [Receipt("bob", mid, "bob", "")]
+        await bob.share_receipts(False)
+        assert await alice.list_receipts(peer="bob") == []
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await alice.close()
+        await bob.close()
 
 
 async def test_the_share_setting_waits_for_every_node_to_speak_protocol_4(
