@@ -21,7 +21,8 @@ from chatd.core.types import Role
 from chatd.proto import chat_pb2
 from chatd.proto.chat_pb2_grpc import ClientAccountStub
 from chatd.server.build import build
-from chatd.server.chat.presence import TYPING_EXPIRES_MS
+from chatd.server.chat.events import TYPING_USER_BURST, TYPING_USER_RATE
+from chatd.server.chat.presence import TYPING_DROPS_PER_S, TYPING_EXPIRES_MS
 from chatd.server.node import Node
 from tests.conftest import PASSWORD, create_user, login, node_config
 from tests.waiting import eventually_async
@@ -192,8 +193,10 @@ async def test_typing_reaches_the_other_members_on_every_node_and_no_one_else(
 
 async def test_a_flood_of_typing_is_bounded_and_sends_still_go(trio: list[Node]) -> None:
     """10,000 typing frames on one stream at a slave and 10,000 on one at the
-    master: each reader is told at most one a second per conversation; the
-    flooding streams' sends, and another user's, are answered meanwhile."""
+    master: each reader is told at most one a second per conversation, the
+    flooding streams are held (read no more for the rest of a second once
+    they dropped TYPING_DROPS_PER_S), and their sends, and another user's,
+    are answered meanwhile."""
     n1, _, _ = trio
     async with stubs(trio) as (s1, s2, s3):
         sid = await users(s1, "alice", "bob", "carol")
@@ -235,9 +238,41 @@ async def test_a_flood_of_typing_is_bounded_and_sends_still_go(trio: list[Node])
         assert 1 <= by["alice"] <= int(slave_s) + 2, (by, slave_s)
         assert 1 <= by["carol"] <= int(master_s) + 2, (by, master_s)
         assert max(took) < 2.0, took
+        # the flooders are held: past TYPING_DROPS_PER_S dropped frames a
+        # second a stream is read no more until the second ends
+        assert min(slave_s, master_s) > 10_000 / TYPING_DROPS_PER_S / 3, (slave_s, master_s)
         print(f"typing flood: 10,000 frames in {slave_s:.2f} s at a slave, {master_s:.2f} s at")
         print(f"the master; bob told {by}; another user's Send at most {max(took):.3f} s")
         for s in (at_slave, at_master, bob):
+            await s.close()
+
+
+async def test_a_users_streams_together_are_bounded_too(trio: list[Node]) -> None:
+    """More streams do not mean more typing: 30 streams of one user (at
+    both slaves and the master), one typing frame each, all at once: the
+    reader is told at most TYPING_USER_BURST of them, and a second later
+    one more gets through."""
+    n1 = trio[0]
+    async with stubs(trio) as stubs_:
+        sid = await users(stubs_[0], "alice", "bob")
+        await caught_up(trio)
+        bob = await Events(stubs_[0], sid["bob"]).start()
+        await registered(n1, {"bob": 1})
+        many = []
+        for i in range(30):
+            s = Events(stubs_[i % 3], sid["alice"], events=False)
+            s.open.sends_only = True
+            many.append(await s.start())
+        start = time.monotonic()
+        await asyncio.gather(*(s.type(peer="bob") for s in many))
+        await asyncio.sleep(QUIET_S)
+        took = time.monotonic() - start
+        assert 1 <= len(bob.typing) <= TYPING_USER_BURST + int(took * TYPING_USER_RATE) + 1
+        told = len(bob.typing)
+        await asyncio.sleep(1.0)
+        await many[0].type(peer="bob")
+        await eventually_async(lambda: len(bob.typing) > told, "one more a second later")
+        for s in (*many, bob):
             await s.close()
 
 

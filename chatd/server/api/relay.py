@@ -109,6 +109,8 @@ async def relay_connect(
                 if chat.store.cluster_version < TYPING_SINCE or not gate.allow(
                     t.peer, t.room, loop.time()
                 ):
+                    if (wait := gate.pause(loop.time())) > 0:
+                        await asyncio.sleep(wait)  # a flood: its client is held
                     continue
             await call.write(frame)
         await call.done_writing()

@@ -158,6 +158,8 @@ class SessionStream:
                     await self.chat.acknowledge(session_id, list(frame.ack.message_ids))
                 elif kind == "typing":
                     self._typing(session_id, frame.typing)
+                    if (wait := self.gate.pause(time.monotonic())) > 0:
+                        await asyncio.sleep(wait)  # a flood: its client is held
                 else:
                     await self.out.put(
                         End(grpc.StatusCode.INVALID_ARGUMENT, f"unexpected {kind} frame")

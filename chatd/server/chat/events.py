@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from chatd.server.storage.rows import ReadReceipt
 
 EVENT_QUEUE = 64  # events waiting to be written to one stream; more are dropped
+# typing notices passed on from one user, all its streams together (the
+# master sees them all), a second and at once; more are dropped
+TYPING_USER_RATE = 8.0
+TYPING_USER_BURST = 8
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from chatd.server.chat.events import Events, TypingNotice
+from chatd.server.chat.events import TYPING_USER_BURST, TYPING_USER_RATE, Events, TypingNotice
+from chatd.server.chat.ratelimit import RateLimiter
 from chatd.server.storage.rows import ReadReceipt
 from chatd.server.storage.store import StoredMessage
 
@@ -70,6 +71,7 @@ class Hub:
         # deliveries), counted per stream the slave holds here
         self._elsewhere: dict[str, int] = {}
         self._events: dict[str, set[Events]] = {}
+        self._typing_rate = RateLimiter(TYPING_USER_RATE, TYPING_USER_BURST)
 
     def open(self, username: str, session_hash: bytes) -> Subscription:
         sub = Subscription(username, session_hash, self.capacity)
@@ -107,8 +109,12 @@ class Hub:
         included, on a master)."""
         return len(self._events.get(username, ()))
 
-    def typing(self, notice: TypingNotice, to: list[str]) -> int:
-        """To the event streams of `to` that take typing; how many."""
+    def typing(self, notice: TypingNotice, to: list[str], now: float) -> int:
+        """To the event streams of `to` that take typing; how many (0: none
+        there, or over the sender's TYPING_USER_RATE, all its streams
+        together: dropped)."""
+        if not self._typing_rate.allow(notice.sender, now):
+            return 0
         told = 0
         for name in to:
             for events in self._events.get(name, ()):

@@ -30,32 +30,53 @@ TYPING_EVERY_S = 1.0  # one notice per conversation per stream in this time
 TYPING_RATE = 4.0  # notices per second per stream, all conversations together
 TYPING_BURST = 8
 TYPING_CONVERSATIONS = 64  # conversations a stream's gate remembers
+# typing frames a stream may have dropped in a second before it is read no
+# more until the second is over (gRPC's flow control then holds its client)
+TYPING_DROPS_PER_S = 1000
 
 
 class TypingGate:
     """One stream's bound on typing notices: a well-formed one (one of peer
     and room, a name of the username alphabet), at most one per
     conversation per TYPING_EVERY_S, and TYPING_RATE a second in all;
-    the rest are dropped."""
+    the rest are dropped. A stream that goes on sending what is dropped is
+    paused (`pause`): a flood costs its node a bounded share of its time."""
 
     def __init__(self) -> None:
         self._last: dict[tuple[str, str], float] = {}
         self._rate = RateLimiter(TYPING_RATE, TYPING_BURST)
+        self._second = 0.0  # the start of the second whose drops are counted
+        self.dropped_now = 0
+        self.dropped = 0
+
+    def pause(self, now: float) -> float:
+        """Seconds the stream's frames should go unread: past
+        TYPING_DROPS_PER_S drops this second, until the second ends."""
+        if self.dropped_now < TYPING_DROPS_PER_S or now - self._second >= 1.0:
+            return 0.0
+        return self._second + 1.0 - now
+
+    def _drop(self, now: float) -> bool:
+        if now - self._second >= 1.0:
+            self._second, self.dropped_now = now, 0
+        self.dropped += 1
+        self.dropped_now += 1
+        return False
 
     def allow(self, peer: str, room: str, now: float) -> bool:
         name = peer or room
         if bool(peer) == bool(room) or not USERNAME_RE.fullmatch(name):
-            return False
+            return self._drop(now)
         key = ("p" if peer else "r", name.casefold())
         last = self._last.get(key)
         if last is not None and now - last < TYPING_EVERY_S:
-            return False
+            return self._drop(now)
         if len(self._last) >= TYPING_CONVERSATIONS:
             self._last = {k: t for k, t in self._last.items() if now - t < TYPING_EVERY_S}
             if len(self._last) >= TYPING_CONVERSATIONS:
-                return False
+                return self._drop(now)
         if not self._rate.allow(None, now):
-            return False
+            return self._drop(now)
         self._last[key] = now
         return True
 
@@ -87,7 +108,7 @@ class Presence:
                 return 0
             to = [name]
             notice = TypingNotice(s.username, name, "", TYPING_EXPIRES_MS)
-        return chat.hub.typing(notice, to)
+        return chat.hub.typing(notice, to, time.monotonic())
 
     async def receipts(self, session_id: str, peer: str, room: str) -> list[tuple[str, int]]:
         """(username, upto) of how far each other party of the caller's
