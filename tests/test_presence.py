@@ -24,6 +24,7 @@ from chatd.server.build import build
 from chatd.server.chat.events import TYPING_USER_BURST, TYPING_USER_RATE
 from chatd.server.chat.presence import TYPING_DROPS_PER_S, TYPING_EXPIRES_MS
 from chatd.server.node import Node
+from tests.cluster import Cluster
 from tests.conftest import PASSWORD, create_user, login, node_config
 from tests.waiting import eventually_async
 
@@ -577,3 +578,39 @@ async def test_the_share_setting_waits_for_every_node_to_speak_protocol_4(
     node.store.cluster_version = 4
     assert (await stub.ShareReceipts(request)).error_code == 0
     assert node.store.last_index == index + 1
+
+
+async def test_the_share_setting_survives_a_master_killed(tmp_path: Path) -> None:
+    """Real node processes; the master SIGKILLed after bob stopped sharing:
+    the new master still hides bob's receipts (and bob sees none), bob's
+    setting back on shows them; every node ends with the same state."""
+    c = await asyncio.to_thread(Cluster.start, tmp_path, 3)
+    everywhere = list(c.addresses.values())
+    alice = ChatClient(everywhere, retry_for=30)
+    bob = ChatClient(everywhere, retry_for=30)
+    try:
+        for client, name in ((alice, "alice"), (bob, "bob")):
+            await client.create_account(name, PASSWORD)
+            await client.login(name, PASSWORD)
+        one = await alice.send("bob", "one")
+        await bob.mark_read(one, peer="alice")
+        await alice.mark_read(one, peer="bob")
+        assert await alice.list_receipts(peer="bob") == [Receipt("bob", one, "bob", "")]
+        await bob.share_receipts(False)
+        assert await alice.list_receipts(peer="bob") == []
+        old = await asyncio.to_thread(c.master)
+        assert old is not None
+        c.kill(old)
+        await asyncio.to_thread(c.wait, lambda: c.master() not in (None, old), "a new master", 30.0)
+        two = await alice.send("bob", "two")
+        await bob.mark_read(two, peer="alice")
+        assert await alice.list_receipts(peer="bob") == []
+        assert await bob.list_receipts(peer="alice") == []
+        await bob.share_receipts(True)
+        assert await alice.list_receipts(peer="bob") == [Receipt("bob", two, "bob", "")]
+        assert await bob.list_receipts(peer="alice") == [Receipt("alice", one, "alice", "")]
+        await asyncio.to_thread(c.converged)
+    finally:
+        await alice.close()
+        await bob.close()
+        c.stop_all()
