@@ -64,8 +64,8 @@ def event_frame(e: Event) -> chat_pb2.ServerFrame:
 
 
 async def pass_events(events: Events, out: asyncio.Queue[Any]) -> None:
-    """A stream's events as frames into `out` (its own queue bounds them:
-    while `out` is full, new events are dropped there)."""
+    """A stream's events as frames into `out`. Never holds the hub: while
+    `out` is full the stream's own events queue fills, and drops the rest."""
     while True:
         await out.put(event_frame(await events.get()))
 
@@ -104,7 +104,6 @@ class SessionStream:
         self.broken: End | None = None  # a send failed for the node's sake: read no more
         self.presence = Presence(chat)
         self.gate = TypingGate()
-        self.typing_passed = 0  # typing frames let through (the rest are dropped)
 
     async def run(
         self, open_: chat_pb2.OpenFrame, frames: AsyncIterator[Any], carried: bool = False
@@ -176,7 +175,6 @@ class SessionStream:
         """Passed on when its stream's gate and the typer's rights let it
         (chatd.server.chat.presence); else dropped, never answered."""
         if self.gate.allow(f.peer, f.room, time.monotonic()):
-            self.typing_passed += 1
             self.presence.typing(session_id, f.peer, f.room)
 
     async def _send(self, session_id: str, f: chat_pb2.SendFrame) -> None:

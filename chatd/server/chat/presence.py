@@ -6,8 +6,9 @@ Typing is never written to the log: a notice reaches the event streams of
 the conversation's other parties that are open on the master (a slave's
 carried ones included, which the slave passes on), and is dropped when the
 typer may not write there (a room not joined, an account that is not
-live), when it is over its stream's bound (TypingGate), or when a stream's
-event queue is full. It is never answered: a stray or late one (a member
+live), when it is over its stream's bound (TypingGate) or its user's at
+the master (all the user's streams together: the hub's), or when a
+stream's event queue is full. It is never answered: a stray or late one (a member
 who just left) is not the stream's error. Receipts are the read markers
 (chatd.server.storage.delivery, receipts): each node tells its own streams
 of a marker that moved when it applies the MarkRead.
@@ -47,7 +48,6 @@ class TypingGate:
         self._rate = RateLimiter(TYPING_RATE, TYPING_BURST)
         self._second = 0.0  # the start of the second whose drops are counted
         self.dropped_now = 0
-        self.dropped = 0
 
     def pause(self, now: float) -> float:
         """Seconds the stream's frames should go unread: past
@@ -59,7 +59,6 @@ class TypingGate:
     def _drop(self, now: float) -> bool:
         if now - self._second >= 1.0:
             self._second, self.dropped_now = now, 0
-        self.dropped += 1
         self.dropped_now += 1
         return False
 
