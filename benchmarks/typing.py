@@ -2,6 +2,11 @@
 
     python benchmarks/typing.py [--members 50] [--senders 4] [--flooders 4]
                                 [--duration 6] [--rounds 3]
+    python benchmarks/typing.py --micro
+
+`--micro` times the node's own steps instead, in this process: a stream's
+gate on a frame it drops, and the hub handing one notice to the event
+queues of a room of 10, 100 and 1,000 members (one stream each).
 
 Each round starts a fresh 3-node cluster (default flags, the Send and
 sign-up limits off) and a room of MEMBERS members (the library's
@@ -71,6 +76,39 @@ async def flood_alone(address: str, session: str, seconds: float) -> None:
             written += 1
         call.cancel()
     print(written)
+
+
+def micro() -> None:
+    from chatd.server.chat.events import TypingNotice
+    from chatd.server.chat.hub import Hub
+    from chatd.server.chat.presence import TypingGate
+
+    gate, n = TypingGate(), 200_000
+    start = time.perf_counter()
+    for _ in range(n):
+        gate.allow("", "crowd", 5.0)
+    print(f"a stream's gate, a frame dropped: {(time.perf_counter() - start) / n * 1e6:.2f} us")
+
+    async def fan_out() -> None:
+        for members in (10, 100, 1000):
+            hub = Hub()
+            names = [f"m{i}" for i in range(members)]
+            queues = [hub.open_events(name, typing=True, receipts=True) for name in names]
+            took = 0.0
+            for i in range(200):
+                notice = TypingNotice(f"u{i}", "", "crowd", 6000)
+                start = time.perf_counter()
+                hub.typing(notice, names, float(i))
+                took += time.perf_counter() - start
+                for q in queues:
+                    q.items.clear()
+            each = took / 200
+            print(
+                f"the hub, one notice to a room of {members}: {each * 1e6:.1f} us "
+                f"({each / members * 1e6:.2f} us a stream)"
+            )
+
+    asyncio.run(fan_out())
 
 
 def pct(values: list[float], q: float) -> float:
@@ -207,6 +245,9 @@ def show(v: dict[str, float]) -> str:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--micro"]:
+        micro()
+        return
     if sys.argv[1:2] == ["--burn"]:
         import grpc as _  # noqa: F401  (started as a flooder is)
 
