@@ -1,7 +1,9 @@
 """Typing notices and read receipts on a real 3-node cluster in this process
 (n1 the master, n2 and n3 its slaves, real gRPC on loopback, real SQLite
-files): who sees them on every node, who does not, the bound on typing,
-the share setting across a master's loss, and what an attacker gets."""
+files): who sees them on every node, who does not, the bounds on typing,
+the share setting across a master's loss (and, with real node processes,
+a master SIGKILLed), what an attacker gets, and the client library's
+calls."""
 
 from __future__ import annotations
 
