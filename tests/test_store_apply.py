@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from chatd.contract import Code
 from chatd.proto import log_pb2
 from chatd.server.storage import statedigest
+from chatd.server.storage.rows import ReadReceipt
 from chatd.server.storage.store import (
     GENESIS_DIGEST,
     Applied,
@@ -81,6 +82,10 @@ def room_member(action: Any, actor: str, room: str, who: str, t: int = 1) -> E:
 
 def mark_read(name: str, peer: str, upto: int, t: int = 1) -> E:
     return E(time_us=t, mark_read=log_pb2.MarkRead(username=name, peer=peer, upto=upto))
+
+
+def share_receipts(name: str, share: bool, t: int = 1) -> E:
+    return E(time_us=t, share_receipts=log_pb2.ShareReceipts(username=name, share=share))
 
 
 def send(sender: str, to: str, body: str, request_id: str = "", t: int = 1) -> E:
@@ -526,6 +531,30 @@ def test_account_administration(store: Store) -> None:
     assert store.account_counts("alice").disabled_since_us == 0
 
 
+def test_a_read_marker_that_moves_is_a_receipt_for_those_who_share(store: Store) -> None:
+    apply(store, [create_account("alice"), create_account("bob"), create_account("carol")])
+    applied, _, _ = apply_one(store, mark_read("alice", "bob", 5))
+    assert applied.receipt == ReadReceipt("alice", "bob", "", 5, ("bob",))
+    applied, _, after = apply_one(store, mark_read("alice", "bob", 3))  # does not move
+    assert applied.receipt is None
+    # one who does not share is not shown, nor shown others'
+    for who in ("bob", "alice"):
+        apply_one(store, share_receipts(who, False))
+        applied, _, _ = apply_one(store, mark_read("alice", "bob", 9 if who == "bob" else 10))
+        assert applied.code == Code.OK and applied.receipt is None
+        apply_one(store, share_receipts(who, True))
+    applied, _, _ = apply_one(store, mark_read("alice", "bob", 11))
+    assert applied.receipt is not None and applied.receipt.upto == 11
+    applied, before, after = apply_one(store, share_receipts("zed", False))
+    assert applied.code == Code.NO_SUCH_USER and after == before
+    # the setting goes with the account
+    apply_one(store, share_receipts("carol", False))
+    assert not store.shares_receipts(store.users["carol"].uid)
+    uid = store.users["carol"].uid
+    apply_one(store, delete_account("carol"))
+    assert store.shares_receipts(uid)
+
+
 def test_an_entry_of_no_known_kind_leaves_nothing_behind(store: Store) -> None:
     apply(store, [create_account("alice")])
     before, last, digest = everything(store), store.last_index, store.digest
@@ -577,6 +606,7 @@ SCENARIOS: dict[str, tuple[E, E]] = {
     "edit_message": (edit("alice", 1, "uno", t=4), edit("alice", 1, "eins", t=4)),
     "delete_message": (delete_message("alice", 1, t=4), delete_message("bob", 2, t=4)),
     "react": (react("bob", 1, "\N{THUMBS UP SIGN}", t=4), react("bob", 1, "\N{EYES}", t=4)),
+    "share_receipts": (share_receipts("bob", False, t=4), share_receipts("alice", False, t=4)),
     "set_cluster_version": (
         E(time_us=4, set_cluster_version=log_pb2.SetClusterVersion(version=2)),
         E(time_us=4, set_cluster_version=log_pb2.SetClusterVersion(version=3)),

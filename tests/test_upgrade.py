@@ -331,6 +331,7 @@ V2_FIELDS = {
     "end_user_sessions": {"username"},
     "set_cluster_version": {"version"},
 }
+# What protocol 3 (c171ec8's log.proto) knows.
 V3_FIELDS = {
     **V2_FIELDS,
     "room_member": {*V2_FIELDS["room_member"], "max_invitations"},
@@ -439,7 +440,7 @@ def test_a_member_of_protocol_2_keeps_the_cluster_to_its_room_rules(tmp_path: Pa
     is a member, DeleteRoom and DeclineInvite answer UNAVAILABLE ("being
     upgraded") and an invitation counts toward the invitee's quota as at
     protocol 2, so both nodes apply the log alike. Once n1 is upgraded the
-    cluster speaks 3 (and on, to this chatd's protocol), and both calls work."""
+    cluster speaks this chatd's protocol, and both calls work."""
     code = old_code(tmp_path / "old", PROTOCOL_2)
     if code is None:
         print(f"SKIP: commit {PROTOCOL_2} is not in this clone's history (git archive failed)")

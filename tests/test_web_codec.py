@@ -81,6 +81,28 @@ def test_a_result_as_protobufs_mapping(
     assert server_frame_json(frame) == to_json(frame)
 
 
+@given(text, text, text, int32)
+def test_a_typing_notice_as_protobufs_mapping(sender: str, peer: str, room: str, ms: int) -> None:
+    t = chat_pb2.Typing(from_=sender, peer=peer, room=room, expires_ms=ms)
+    frame = chat_pb2.ServerFrame(typing=t)
+    assert server_frame_json(frame) == to_json(frame)
+
+
+@given(text, int32, text, text)
+def test_a_receipt_as_protobufs_mapping(name: str, upto: int, peer: str, room: str) -> None:
+    frame = chat_pb2.ServerFrame(
+        receipt=chat_pb2.Receipt(username=name, upto=upto, peer=peer, room=room)
+    )
+    assert server_frame_json(frame) == to_json(frame)
+
+
+@given(st.fixed_dictionaries({}, optional={"peer": text, "room": text}))
+def test_a_typing_frame_read_as_protobuf_reads_it(typing: dict[str, str]) -> None:
+    value = {"typing": typing}
+    assert client_frame(value) == from_json(value, chat_pb2.ClientFrame)
+    assert client_frame(value).WhichOneof("frame") == "typing"
+
+
 @given(
     st.fixed_dictionaries(
         {},
@@ -105,6 +127,8 @@ def test_what_is_no_frame_is_refused() -> None:
         {"send": {"extra": "x"}},
         {"ack": {"message_ids": [2**31]}},
         {"send": {}, "ack": {}},
+        {"typing": {"room": 5}},
+        {"typing": {"who": "x"}},
         {"open": {"session_id": []}},
         [],
         "send",

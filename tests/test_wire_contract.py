@@ -77,6 +77,31 @@ CONTRACT: dict[str, list[tuple[int, str, int, bool]]] = {
         (3, "live_only", BOOL, False),
         (4, "events", BOOL, False),  # addition: events (protocol 4)
     ],
+    # issue 27's additions (typing notices, read receipts)
+    "TypingFrame": [(1, "peer", STRING, False), (2, "room", STRING, False)],
+    "Typing": [
+        (1, "from_", STRING, False),
+        (2, "peer", STRING, False),
+        (3, "room", STRING, False),
+        (4, "expires_ms", INT32, False),
+    ],
+    "Receipt": [
+        (1, "username", STRING, False),
+        (2, "upto", INT32, False),
+        (3, "peer", STRING, False),
+        (4, "room", STRING, False),
+    ],
+    "ReceiptsRequest": [
+        (1, "session_id", STRING, False),
+        (2, "peer", STRING, False),
+        (3, "room", STRING, False),
+    ],
+    "Receipts": [
+        (1, "error_code", INT32, False),
+        (2, "error_message", STRING, False),
+        (3, "receipt", MESSAGE, True),
+    ],
+    "ShareReceiptsRequest": [(1, "session_id", STRING, False), (2, "share", BOOL, False)],
 }
 
 RPCS = {
@@ -115,6 +140,8 @@ ADDED = {
     "EditMessage": ("EditMessageRequest", "ServerResponse", False),
     "DeleteMessage": ("MessageRequest", "ServerResponse", False),
     "React": ("ReactRequest", "ServerResponse", False),
+    "ListReceipts": ("ReceiptsRequest", "Receipts", False),
+    "ShareReceipts": ("ShareReceiptsRequest", "ServerResponse", False),
 }
 
 
@@ -146,6 +173,16 @@ def test_messages_match_the_contract() -> None:
     ts = chat_pb2.Message.DESCRIPTOR.fields_by_name["time_stamp"].message_type
     assert ts is not None and ts.full_name == "google.protobuf.Timestamp"
     assert chat_pb2.Message.DESCRIPTOR.fields_by_name["message"].type == STRING
+    # the frames' additions: each a field of its oneof, at the contract's number
+    for message, number, name, type_name in (
+        ("OpenFrame", 5, "events", ""),
+        ("ClientFrame", 4, "typing", "TypingFrame"),
+        ("ServerFrame", 3, "typing", "Typing"),
+        ("ServerFrame", 4, "receipt", "Receipt"),
+    ):
+        f = chat_pb2.DESCRIPTOR.message_types_by_name[message].fields_by_number[number]
+        assert f.name == name, (message, number)
+        assert (f.message_type.name if f.message_type else "") == type_name, (message, number)
 
 
 def test_empty_bytes_parse_as_every_request() -> None:

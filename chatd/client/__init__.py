@@ -30,7 +30,7 @@ from chatd.client.errors import (
     UsernameTaken,
     WrongPassword,
 )
-from chatd.client.model import ConnectionEvent, Message, User
+from chatd.client.model import ConnectionEvent, Message, Receipt, Typing, User
 from chatd.client.rooms import Room, RoomMember, Unread
 
 __all__ = [
@@ -56,12 +56,14 @@ __all__ = [
     "NotAllowed",
     "NotLoggedIn",
     "NotMaster",
+    "Receipt",
     "Refused",
     "RefusedForNow",
     "Room",
     "RoomLimit",
     "RoomMember",
     "RoomNameTaken",
+    "Typing",
     "Unavailable",
     "Unread",
     "User",

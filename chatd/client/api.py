@@ -35,6 +35,7 @@ from chatd.client.errors import (
 )
 from chatd.client.failover import Backoff, Failover
 from chatd.client.model import ConnectionEvent, Message, User, message_of
+from chatd.client.presence import PresenceCalls
 from chatd.client.rooms import RoomCalls
 from chatd.contract import Code
 from chatd.proto import chat_pb2
@@ -53,7 +54,7 @@ RETRYABLE = {
 }
 
 
-class ChatClient(RoomCalls):
+class ChatClient(RoomCalls, PresenceCalls):
     def __init__(
         self,
         addresses: Sequence[str] | str,
@@ -93,6 +94,7 @@ class ChatClient(RoomCalls):
         self.spread = spread
         self._connection: Connection | None = None
         self.transport = ""  # what the last send went over: "stream" or "unary"
+        self._typed = {}
 
     # -- plumbing --
 

@@ -22,6 +22,12 @@ a cluster's sessions spread over its nodes instead of all fanning out from
 the master (`ChatClient(spread=False)` opens it where calls go, the master
 once one answered). It moves on only when that node fails.
 
+Events: a stream with a reader opens with `events`: its edits, deletions
+and reactions come to the reader as messages do, and its typing and
+receipt frames go to `on_event` (never waiting: the caller keeps it quick;
+None: dropped). A typing frame (`typing()`) goes only
+on a stream that is open now; else it is dropped, as it is best effort.
+
 A server without Connect (UNIMPLEMENTED) makes `send()` and the reader
 raise NoStream: the caller falls back to the unary Send and Subscribe (as
 does a second reader of the same session while the first one reads).
@@ -102,7 +108,8 @@ class Connection:
         self.session_id = session_id
         # unanswered sends, in the order sent: request id -> (frame, its future)
         self.pending: dict[str, tuple[chat_pb2.ClientFrame, asyncio.Future[int]]] = {}
-        self.outbox: asyncio.Queue[str] = asyncio.Queue()
+        # request ids of sends to write, and typing frames
+        self.outbox: asyncio.Queue[str | chat_pb2.ClientFrame] = asyncio.Queue()
         self.reader: Reader | None = None
         self.unsupported = False
         self.address = random.choice(failover.addresses) if spread else failover.address
@@ -111,6 +118,7 @@ class Connection:
         self._answered = False  # a send was answered since the last refusal
         self._task: asyncio.Task[None] | None = None
         self.closed: BaseException | None = None
+        self.on_event: Callable[[chat_pb2.ServerFrame], None] | None = None
 
     # -- sends --
 
@@ -145,6 +153,14 @@ class Connection:
         finally:
             if self.pending.get(request_id, (None, None))[1] is fut:
                 del self.pending[request_id]
+
+    def typing(self, peer: str, room: str) -> bool:
+        """Writes a typing frame on the stream if it is open (False: not)."""
+        if not self.open_at or self.closed is not None:
+            return False
+        frame = chat_pb2.TypingFrame(peer=peer, room=room)
+        self.outbox.put_nowait(chat_pb2.ClientFrame(typing=frame))
+        return True
 
     # -- deliveries --
 
@@ -330,6 +346,9 @@ class Connection:
         outbox = self.outbox
         while True:
             rid = await outbox.get()
+            if isinstance(rid, chat_pb2.ClientFrame):  # typing
+                await call.write(rid)
+                continue
             entry = self.pending.get(rid)
             if entry is not None:
                 await call.write(entry[0])
@@ -338,6 +357,9 @@ class Connection:
         async for frame in call:
             if frame.HasField("result"):
                 self._answer(frame.result)
+            elif frame.HasField("typing") or frame.HasField("receipt"):
+                if self.on_event is not None:
+                    self.on_event(frame)
             elif reader is not None and self.reader is reader:
                 reader.push(frame.message)
 

@@ -63,6 +63,30 @@ def applied(m: Message, event: Message) -> Message:
 
 
 @dataclass(frozen=True, slots=True)
+class Typing:
+    """`sender` is typing to me (`peer`, my name) or in `room`: show it
+    until `until` (the event loop's time), or until a message from
+    `sender` arrives there."""
+
+    sender: str
+    peer: str
+    room: str
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """`username` has read up to message id `upto`: of its conversation
+    with `peer` (me, on a live receipt; as asked, from list_receipts), or
+    of `room`."""
+
+    username: str
+    upto: int
+    peer: str = ""
+    room: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class User:
     name: str
     online: bool

@@ -40,6 +40,46 @@ class ReactRequest(_message.Message):
     remove: bool
     def __init__(self, session_id: _Optional[str] = ..., message_id: _Optional[int] = ..., emoji: _Optional[str] = ..., remove: _Optional[bool] = ...) -> None: ...
 
+class ReceiptsRequest(_message.Message):
+    __slots__ = ("session_id", "peer", "room")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    peer: str
+    room: str
+    def __init__(self, session_id: _Optional[str] = ..., peer: _Optional[str] = ..., room: _Optional[str] = ...) -> None: ...
+
+class Receipt(_message.Message):
+    __slots__ = ("username", "upto", "peer", "room")
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    UPTO_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    upto: int
+    peer: str
+    room: str
+    def __init__(self, username: _Optional[str] = ..., upto: _Optional[int] = ..., peer: _Optional[str] = ..., room: _Optional[str] = ...) -> None: ...
+
+class Receipts(_message.Message):
+    __slots__ = ("error_code", "error_message", "receipt")
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    error_code: int
+    error_message: str
+    receipt: _containers.RepeatedCompositeFieldContainer[Receipt]
+    def __init__(self, error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., receipt: _Optional[_Iterable[_Union[Receipt, _Mapping]]] = ...) -> None: ...
+
+class ShareReceiptsRequest(_message.Message):
+    __slots__ = ("session_id", "share")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    share: bool
+    def __init__(self, session_id: _Optional[str] = ..., share: _Optional[bool] = ...) -> None: ...
+
 class ChangePasswordRequest(_message.Message):
     __slots__ = ("session_id", "old_password", "new_password")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -165,14 +205,24 @@ class MarkReadRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., peer: _Optional[str] = ..., room: _Optional[str] = ..., upto: _Optional[int] = ...) -> None: ...
 
 class ClientFrame(_message.Message):
-    __slots__ = ("open", "send", "ack")
+    __slots__ = ("open", "send", "ack", "typing")
     OPEN_FIELD_NUMBER: _ClassVar[int]
     SEND_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
+    TYPING_FIELD_NUMBER: _ClassVar[int]
     open: OpenFrame
     send: SendFrame
     ack: AckFrame
-    def __init__(self, open: _Optional[_Union[OpenFrame, _Mapping]] = ..., send: _Optional[_Union[SendFrame, _Mapping]] = ..., ack: _Optional[_Union[AckFrame, _Mapping]] = ...) -> None: ...
+    typing: TypingFrame
+    def __init__(self, open: _Optional[_Union[OpenFrame, _Mapping]] = ..., send: _Optional[_Union[SendFrame, _Mapping]] = ..., ack: _Optional[_Union[AckFrame, _Mapping]] = ..., typing: _Optional[_Union[TypingFrame, _Mapping]] = ...) -> None: ...
+
+class TypingFrame(_message.Message):
+    __slots__ = ("peer", "room")
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    peer: str
+    room: str
+    def __init__(self, peer: _Optional[str] = ..., room: _Optional[str] = ...) -> None: ...
 
 class OpenFrame(_message.Message):
     __slots__ = ("session_id", "after_message_id", "live_only", "sends_only", "events")
@@ -209,12 +259,28 @@ class AckFrame(_message.Message):
     def __init__(self, message_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class ServerFrame(_message.Message):
-    __slots__ = ("message", "result")
+    __slots__ = ("message", "result", "typing", "receipt")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    TYPING_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
     message: Message
     result: SendResult
-    def __init__(self, message: _Optional[_Union[Message, _Mapping]] = ..., result: _Optional[_Union[SendResult, _Mapping]] = ...) -> None: ...
+    typing: Typing
+    receipt: Receipt
+    def __init__(self, message: _Optional[_Union[Message, _Mapping]] = ..., result: _Optional[_Union[SendResult, _Mapping]] = ..., typing: _Optional[_Union[Typing, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
+
+class Typing(_message.Message):
+    __slots__ = ("from_", "peer", "room", "expires_ms")
+    FROM__FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_MS_FIELD_NUMBER: _ClassVar[int]
+    from_: str
+    peer: str
+    room: str
+    expires_ms: int
+    def __init__(self, from_: _Optional[str] = ..., peer: _Optional[str] = ..., room: _Optional[str] = ..., expires_ms: _Optional[int] = ...) -> None: ...
 
 class SendResult(_message.Message):
     __slots__ = ("request_id", "message_id", "error_code", "error_message", "status", "retry_after_ms")

@@ -174,6 +174,16 @@ class ClientAccountStub:
                 request_serializer=chatd_dot_proto_dot_chat__pb2.ReactRequest.SerializeToString,
                 response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
                 _registered_method=True)
+        self.ListReceipts = channel.unary_unary(
+                '/ClientAccount/ListReceipts',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.ReceiptsRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.Receipts.FromString,
+                _registered_method=True)
+        self.ShareReceipts = channel.unary_unary(
+                '/ClientAccount/ShareReceipts',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.ShareReceiptsRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+                _registered_method=True)
 
 
 class ClientAccountServicer:
@@ -378,6 +388,22 @@ class ClientAccountServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListReceipts(self, request, context):
+        """Additions: read receipts (docs/clients.md). How far each other party of
+        the caller's conversation with `peer`, or of `room`, has read it (their
+        read markers), of those who share them; and whether the caller shares
+        its own (default: shared; one who does not sees no one's).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShareReceipts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClientAccountServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -519,6 +545,16 @@ def add_ClientAccountServicer_to_server(servicer, server):
             'React': grpc.unary_unary_rpc_method_handler(
                     servicer.React,
                     request_deserializer=chatd_dot_proto_dot_chat__pb2.ReactRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.SerializeToString,
+            ),
+            'ListReceipts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReceipts,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.ReceiptsRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.Receipts.SerializeToString,
+            ),
+            'ShareReceipts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShareReceipts,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.ShareReceiptsRequest.FromString,
                     response_serializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.SerializeToString,
             ),
     }
@@ -1277,6 +1313,60 @@ class ClientAccount:
             target,
             '/ClientAccount/React',
             chatd_dot_proto_dot_chat__pb2.ReactRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReceipts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/ListReceipts',
+            chatd_dot_proto_dot_chat__pb2.ReceiptsRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.Receipts.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShareReceipts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/ShareReceipts',
+            chatd_dot_proto_dot_chat__pb2.ShareReceiptsRequest.SerializeToString,
             chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
             options,
             channel_credentials,

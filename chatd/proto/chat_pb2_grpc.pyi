@@ -101,6 +101,13 @@ class ClientAccountStub:
     """
     DeleteMessage: _grpc.UnaryUnaryMultiCallable[_chat_pb2.MessageRequest, _chat_pb2.ServerResponse]
     React: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ReactRequest, _chat_pb2.ServerResponse]
+    ListReceipts: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ReceiptsRequest, _chat_pb2.Receipts]
+    """Additions: read receipts (docs/clients.md). How far each other party of
+    the caller's conversation with `peer`, or of `room`, has read it (their
+    read markers), of those who share them; and whether the caller shares
+    its own (default: shared; one who does not sees no one's).
+    """
+    ShareReceipts: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ShareReceiptsRequest, _chat_pb2.ServerResponse]
 
 @_typing.type_check_only
 class ClientAccountAsyncStub(ClientAccountStub):
@@ -171,6 +178,13 @@ class ClientAccountAsyncStub(ClientAccountStub):
     """
     DeleteMessage: _aio.UnaryUnaryMultiCallable[_chat_pb2.MessageRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
     React: _aio.UnaryUnaryMultiCallable[_chat_pb2.ReactRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
+    ListReceipts: _aio.UnaryUnaryMultiCallable[_chat_pb2.ReceiptsRequest, _chat_pb2.Receipts]  # type: ignore[assignment]
+    """Additions: read receipts (docs/clients.md). How far each other party of
+    the caller's conversation with `peer`, or of `room`, has read it (their
+    read markers), of those who share them; and whether the caller shares
+    its own (default: shared; one who does not sees no one's).
+    """
+    ShareReceipts: _aio.UnaryUnaryMultiCallable[_chat_pb2.ShareReceiptsRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
 
 class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -404,6 +418,25 @@ class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
     def React(
         self,
         request: _chat_pb2.ReactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListReceipts(
+        self,
+        request: _chat_pb2.ReceiptsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.Receipts, _abc.Awaitable[_chat_pb2.Receipts]]:
+        """Additions: read receipts (docs/clients.md). How far each other party of
+        the caller's conversation with `peer`, or of `room`, has read it (their
+        read markers), of those who share them; and whether the caller shares
+        its own (default: shared; one who does not sees no one's).
+        """
+
+    @_abc_1.abstractmethod
+    def ShareReceipts(
+        self,
+        request: _chat_pb2.ShareReceiptsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]: ...
 

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Entry(_message.Message):
-    __slots__ = ("time_us", "create_account", "create_session", "end_session", "touch_session", "expire_sessions", "send_message", "take_undelivered", "mark_delivered", "delete_account", "noop", "create_room", "room_member", "mark_read", "set_password", "set_disabled", "end_user_sessions", "set_cluster_version", "delete_room", "edit_message", "delete_message", "react")
+    __slots__ = ("time_us", "create_account", "create_session", "end_session", "touch_session", "expire_sessions", "send_message", "take_undelivered", "mark_delivered", "delete_account", "noop", "create_room", "room_member", "mark_read", "set_password", "set_disabled", "end_user_sessions", "set_cluster_version", "delete_room", "edit_message", "delete_message", "react", "share_receipts")
     TIME_US_FIELD_NUMBER: _ClassVar[int]
     CREATE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     CREATE_SESSION_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,7 @@ class Entry(_message.Message):
     EDIT_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     DELETE_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     REACT_FIELD_NUMBER: _ClassVar[int]
+    SHARE_RECEIPTS_FIELD_NUMBER: _ClassVar[int]
     time_us: int
     create_account: CreateAccount
     create_session: CreateSession
@@ -53,7 +54,8 @@ class Entry(_message.Message):
     edit_message: EditMessage
     delete_message: DeleteMessage
     react: React
-    def __init__(self, time_us: _Optional[int] = ..., create_account: _Optional[_Union[CreateAccount, _Mapping]] = ..., create_session: _Optional[_Union[CreateSession, _Mapping]] = ..., end_session: _Optional[_Union[EndSession, _Mapping]] = ..., touch_session: _Optional[_Union[TouchSession, _Mapping]] = ..., expire_sessions: _Optional[_Union[ExpireSessions, _Mapping]] = ..., send_message: _Optional[_Union[SendMessage, _Mapping]] = ..., take_undelivered: _Optional[_Union[TakeUndelivered, _Mapping]] = ..., mark_delivered: _Optional[_Union[MarkDelivered, _Mapping]] = ..., delete_account: _Optional[_Union[DeleteAccount, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., create_room: _Optional[_Union[CreateRoom, _Mapping]] = ..., room_member: _Optional[_Union[RoomMember, _Mapping]] = ..., mark_read: _Optional[_Union[MarkRead, _Mapping]] = ..., set_password: _Optional[_Union[SetPassword, _Mapping]] = ..., set_disabled: _Optional[_Union[SetDisabled, _Mapping]] = ..., end_user_sessions: _Optional[_Union[EndUserSessions, _Mapping]] = ..., set_cluster_version: _Optional[_Union[SetClusterVersion, _Mapping]] = ..., delete_room: _Optional[_Union[DeleteRoom, _Mapping]] = ..., edit_message: _Optional[_Union[EditMessage, _Mapping]] = ..., delete_message: _Optional[_Union[DeleteMessage, _Mapping]] = ..., react: _Optional[_Union[React, _Mapping]] = ...) -> None: ...
+    share_receipts: ShareReceipts
+    def __init__(self, time_us: _Optional[int] = ..., create_account: _Optional[_Union[CreateAccount, _Mapping]] = ..., create_session: _Optional[_Union[CreateSession, _Mapping]] = ..., end_session: _Optional[_Union[EndSession, _Mapping]] = ..., touch_session: _Optional[_Union[TouchSession, _Mapping]] = ..., expire_sessions: _Optional[_Union[ExpireSessions, _Mapping]] = ..., send_message: _Optional[_Union[SendMessage, _Mapping]] = ..., take_undelivered: _Optional[_Union[TakeUndelivered, _Mapping]] = ..., mark_delivered: _Optional[_Union[MarkDelivered, _Mapping]] = ..., delete_account: _Optional[_Union[DeleteAccount, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., create_room: _Optional[_Union[CreateRoom, _Mapping]] = ..., room_member: _Optional[_Union[RoomMember, _Mapping]] = ..., mark_read: _Optional[_Union[MarkRead, _Mapping]] = ..., set_password: _Optional[_Union[SetPassword, _Mapping]] = ..., set_disabled: _Optional[_Union[SetDisabled, _Mapping]] = ..., end_user_sessions: _Optional[_Union[EndUserSessions, _Mapping]] = ..., set_cluster_version: _Optional[_Union[SetClusterVersion, _Mapping]] = ..., delete_room: _Optional[_Union[DeleteRoom, _Mapping]] = ..., edit_message: _Optional[_Union[EditMessage, _Mapping]] = ..., delete_message: _Optional[_Union[DeleteMessage, _Mapping]] = ..., react: _Optional[_Union[React, _Mapping]] = ..., share_receipts: _Optional[_Union[ShareReceipts, _Mapping]] = ...) -> None: ...
 
 class CreateAccount(_message.Message):
     __slots__ = ("username", "password_hash", "unique_casefold")
@@ -208,6 +210,14 @@ class MarkRead(_message.Message):
     room: str
     upto: int
     def __init__(self, username: _Optional[str] = ..., peer: _Optional[str] = ..., room: _Optional[str] = ..., upto: _Optional[int] = ...) -> None: ...
+
+class ShareReceipts(_message.Message):
+    __slots__ = ("username", "share")
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    share: bool
+    def __init__(self, username: _Optional[str] = ..., share: _Optional[bool] = ...) -> None: ...
 
 class TakeUndelivered(_message.Message):
     __slots__ = ("username", "limit", "max_bytes")

@@ -17,8 +17,9 @@ the oldest a cluster is upgraded from) sends none: it speaks version 1.
        invitee's room quota, bounded by RoomMember.max_invitations, and a
        room nobody has joined any more goes away.
     4  editing, deleting and reacting to a message (EditMessage,
-       DeleteMessage, React: chatd.server.storage.edits), and replies
-       (SendMessage.reply_to).
+       DeleteMessage, React: chatd.server.storage.edits), replies
+       (SendMessage.reply_to), and whether a user shares read receipts
+       (ShareReceipts).
 
 The master writes only what every member can apply alike: while a member
 speaks an older version (or has not yet been heard from since this node
@@ -44,7 +45,7 @@ _SINCE_2 = frozenset(
     {"create_room", "room_member", "mark_read", "set_password", "set_disabled", "end_user_sessions"}
 )
 _SINCE_3 = frozenset({"delete_room"})
-_SINCE_4 = frozenset({"edit_message", "delete_message", "react"})
+_SINCE_4 = frozenset({"edit_message", "delete_message", "react", "share_receipts"})
 
 
 def of(metadata: Iterable[tuple[str, str | bytes]] | None) -> int:

@@ -2,7 +2,8 @@
 
 Owns the ClientAccount servicer (client_service), where a client's call is
 served, here or at the master (router), the streams a slave carries to
-the master (relay), its room RPCs (room_service), the Subscribe and Connect
+the master (relay), its room RPCs (room_service), its read receipt RPCs
+(presence_service), the Subscribe and Connect
 streams (session_stream), the Connect streams not yet opened (unopened),
 the unary calls' relay-or-serve plumbing (unary),
 the one mapping of an exception to the gRPC status that answers it (status),

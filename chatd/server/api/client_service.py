@@ -20,6 +20,7 @@ from chatd.contract import CLIENT_HEADER, DELIVERED_HEADER, MASTER_HEADER
 from chatd.core.types import Role
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server.api.handlers import Malformed
+from chatd.server.api.presence_service import PresenceServicer
 from chatd.server.api.relay import relay_connect, relay_subscribe
 from chatd.server.api.room_service import RoomServicer
 from chatd.server.api.router import Router, peer_host, relay_timeout
@@ -28,6 +29,7 @@ from chatd.server.api.status import abort, end_call, relayed, status_of
 from chatd.server.api.unary import to_proto, unary
 from chatd.server.api.unopened import Unopened
 from chatd.server.chat.edit_ops import EditOps
+from chatd.server.chat.presence import Presence
 from chatd.server.chat.ratelimit import RateLimiter
 from chatd.server.chat.room_ops import RoomOps
 from chatd.server.chat.rules import Chat
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
+class ClientAccountServicer(RoomServicer, PresenceServicer, chat_pb2_grpc.ClientAccountServicer):
     """`relays`: this servicer is the peer listener's, whose callers are
     nodes relaying their clients' calls (and say where those came from)."""
 
@@ -58,6 +60,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
         self.chat = chat
         self.room_ops = RoomOps(chat)
         self.edit_ops = EditOps(chat)
+        self.presence = Presence(chat)
         self.router = router
         self.max_request_bytes = max_request_bytes
         self.relays = relays
@@ -238,7 +241,7 @@ class ClientAccountServicer(RoomServicer, chat_pb2_grpc.ClientAccountServicer):
                 attend(self.chat, user)  # OverLimit: the user's streams, on every node
                 attending = user
             await context.send_initial_metadata(((MASTER_HEADER, self.router.for_clients(route)),))
-            async for frame in stream.run(first.open, frames):
+            async for frame in stream.run(first.open, frames, carried=elsewhere):
                 yield frame
         except (RequestRefused, CallerError) as exc:  # at the open: the session, a limit
             stream.end = status_of(exc)

@@ -18,9 +18,10 @@ from chatd.core.types import Role
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server.api.handlers import Malformed
 from chatd.server.api.router import Router
-from chatd.server.api.session_stream import EXPECTED, OUT_QUEUE, deliver
+from chatd.server.api.session_stream import EXPECTED, OUT_QUEUE, deliver, pass_events
 from chatd.server.api.status import End, end_call, relayed
 from chatd.server.api.unary import to_proto
+from chatd.server.chat.presence import TypingGate
 from chatd.server.chat.rules import Chat
 from chatd.server.errors import RequestRefused, reap
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+TYPING_SINCE = 4  # the cluster protocol whose masters take typing frames
 BAD_FRAME = object()  # (a relayed Connect's client sent a frame that does not parse)
 
 
@@ -72,8 +74,15 @@ async def relay_connect(
     """Carries the stream to the master (`meta`: the call's metadata), with
     the deliveries served here from this node's replica when it can
     (serves_deliveries: the master then takes sends and acknowledgements
-    only, and counts the user online)."""
+    only, and counts the user online). Typing frames within the stream's
+    bound go to the master (which checks them and passes typing down the
+    streams of those who should see it, carried ones included); with
+    `events`, a stream whose deliveries are served here gets its receipts
+    here too, from this node's replica (the master sends it typing only)."""
     local = serves_deliveries(chat, first)
+    # (the session was found just now, by serves_deliveries)
+    events_of = first.open.events and local
+    receipts_of = chat.session(first.open.session_id).username if events_of else ""
     if local:
         meta = (*meta, (DELIVERED_HEADER, "1"))
         opening = chat_pb2.ClientFrame()
@@ -86,12 +95,23 @@ async def relay_connect(
     # client sent a frame that does not parse
     down: asyncio.Queue[Any] = asyncio.Queue(OUT_QUEUE)
 
+    gate = TypingGate()
+
     async def up() -> None:
         await call.write(first)
         async for frame in frames:
             if isinstance(frame, Malformed):
                 await down.put(BAD_FRAME)
                 return
+            if frame.WhichOneof("frame") == "typing":
+                t = frame.typing
+                # (a master of protocol 3 would end the stream for it)
+                if chat.store.cluster_version < TYPING_SINCE or not gate.allow(
+                    t.peer, t.room, loop.time()
+                ):
+                    if (wait := gate.pause(loop.time())) > 0:
+                        await asyncio.sleep(wait)  # a flood: its client is held
+                    continue
             await call.write(frame)
         await call.done_writing()
 
@@ -104,12 +124,17 @@ async def relay_connect(
         else:
             await down.put(None)
 
+    loop = asyncio.get_running_loop()
     tasks = [asyncio.create_task(up()), asyncio.create_task(from_master())]
+    events = None
     try:
         router.learn(route[1], await call.initial_metadata())
         await context.send_initial_metadata(((MASTER_HEADER, router.for_clients(route)),))
         if local and not call.done():  # the master took the session (see Connect)
             tasks.append(asyncio.create_task(deliver(chat, opening.open, down, to_proto)))
+            if receipts_of:
+                events = chat.hub.open_events(receipts_of, typing=False, receipts=True)
+                tasks.append(asyncio.create_task(pass_events(events, down)))
         while (item := await down.get()) is not None:
             if item is BAD_FRAME:
                 await context.abort(
@@ -125,6 +150,8 @@ async def relay_connect(
     except grpc.aio.AioRpcError as exc:  # (at the opening)
         await end_call(context, lost(router, exc, route))
     finally:
+        if events is not None:
+            chat.hub.close_events(events)
         for task in tasks:
             task.cancel()
         # (the stream's own ending is already decided; a task's error, a

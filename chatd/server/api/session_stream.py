@@ -4,7 +4,9 @@ The first frame opens the session's deliveries (as Subscribe does); then
 send frames become Sends and ack frames acknowledgements, on that session.
 Each send gets one result frame when its write is acknowledged by the
 cluster (or refused), possibly out of order; deliveries go out as they are
-committed. Frames are taken from the stream in order, and a send starts
+committed. A stream opened with `events` also gets typing and receipt
+frames (chatd.server.chat.events, presence); a typing frame is never
+answered. Frames are taken from the stream in order, and a send starts
 before the next frame is read, so a client's sends are written in the order
 it sent them. At most MAX_UNANSWERED sends wait for their results: beyond
 that no frame is read (gRPC's flow control then holds the client), and the
@@ -27,6 +29,8 @@ from chatd.contract import Code
 from chatd.proto import chat_pb2
 from chatd.server.api.handlers import Malformed
 from chatd.server.api.status import End, send_result, status_of
+from chatd.server.chat.events import Event, Events, TypingNotice
+from chatd.server.chat.presence import Presence, TypingGate
 from chatd.server.chat.rules import Chat
 from chatd.server.chat.streams import subscribe
 from chatd.server.errors import (
@@ -49,6 +53,21 @@ OUT_QUEUE = 256  # frames waiting to be written to one stream
 
 def to_frame(m: StoredMessage, to_proto: Any) -> chat_pb2.ServerFrame:
     return chat_pb2.ServerFrame(message=to_proto(m))
+
+
+def event_frame(e: Event) -> chat_pb2.ServerFrame:
+    if isinstance(e, TypingNotice):
+        typing = chat_pb2.Typing(from_=e.sender, peer=e.peer, room=e.room, expires_ms=e.expires_ms)
+        return chat_pb2.ServerFrame(typing=typing)
+    receipt = chat_pb2.Receipt(username=e.username, peer=e.peer, room=e.room, upto=e.upto)
+    return chat_pb2.ServerFrame(receipt=receipt)
+
+
+async def pass_events(events: Events, out: asyncio.Queue[Any]) -> None:
+    """A stream's events as frames into `out`. Never holds the hub: while
+    `out` is full the stream's own events queue fills, and drops the rest."""
+    while True:
+        await out.put(event_frame(await events.get()))
 
 
 async def deliver(
@@ -83,19 +102,26 @@ class SessionStream:
         self.sends: set[asyncio.Task[None]] = set()
         self.end = End()
         self.broken: End | None = None  # a send failed for the node's sake: read no more
+        self.presence = Presence(chat)
+        self.gate = TypingGate()
 
     async def run(
-        self, open_: chat_pb2.OpenFrame, frames: AsyncIterator[Any]
+        self, open_: chat_pb2.OpenFrame, frames: AsyncIterator[Any], carried: bool = False
     ) -> AsyncIterator[chat_pb2.ServerFrame]:
         """The frames to write, until the stream ends; then `self.end` says
         how (a status to end the call with, or OK). (A stream a slave
         carries, whose deliveries it serves, is counted online by the
-        servicer before the stream opens.)"""
+        servicer before the stream opens; `carried`: such a stream, which
+        takes typing here and its receipts from the slave.)"""
         session_id = open_.session_id
-        self.chat.session(session_id)  # RequestRefused: not logged in
+        user = self.chat.session(session_id).username  # RequestRefused: not logged in
         tasks = [asyncio.create_task(self._read(session_id, frames))]
         if not open_.sends_only:
             tasks.append(asyncio.create_task(deliver(self.chat, open_, self.out, self.to_proto)))
+        events = None
+        if open_.events and (carried or not open_.sends_only):
+            events = self.chat.hub.open_events(user, typing=True, receipts=not carried)
+            tasks.append(asyncio.create_task(pass_events(events, self.out)))
         try:
             while True:
                 item = await self.out.get()
@@ -104,6 +130,8 @@ class SessionStream:
                     return
                 yield item
         finally:
+            if events is not None:
+                self.chat.hub.close_events(events)
             for task in (*tasks, *self.sends):
                 task.cancel()
             await reap((*tasks, *self.sends), log, "Connect stream", EXPECTED)
@@ -127,6 +155,10 @@ class SessionStream:
                     await asyncio.sleep(0)  # the send is submitted before the next frame
                 elif kind == "ack":
                     await self.chat.acknowledge(session_id, list(frame.ack.message_ids))
+                elif kind == "typing":
+                    self._typing(session_id, frame.typing)
+                    if (wait := self.gate.pause(time.monotonic())) > 0:
+                        await asyncio.sleep(wait)  # a flood: its client is held
                 else:
                     await self.out.put(
                         End(grpc.StatusCode.INVALID_ARGUMENT, f"unexpected {kind} frame")
@@ -138,6 +170,12 @@ class SessionStream:
             await self.out.put(End())
         except (RequestRefused, CallerError, NodeError) as exc:
             await self.out.put(status_of(exc))
+
+    def _typing(self, session_id: str, f: chat_pb2.TypingFrame) -> None:
+        """Passed on when its stream's gate and the typer's rights let it
+        (chatd.server.chat.presence); else dropped, never answered."""
+        if self.gate.allow(f.peer, f.room, time.monotonic()):
+            self.presence.typing(session_id, f.peer, f.room)
 
     async def _send(self, session_id: str, f: chat_pb2.SendFrame) -> None:
         result = chat_pb2.SendResult(request_id=f.request_id)

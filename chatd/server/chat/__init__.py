@@ -5,8 +5,10 @@ session ids (passwords), sessions and the operations on accounts and
 messages (rules), the room operations (room_ops), a user's streams of
 messages: how many, and what each delivers, backlog then live (streams),
 the throttles and rate limits (throttle, ratelimit,
-room_rates) and live delivery: the open streams of each user and who is
-online (hub).
+room_rates), live delivery: the open streams of each user and who is
+online (hub), a stream's typing and receipt events (events), and who may
+send a typing notice, who sees it and the read receipts a user may read
+(presence).
 
 May import: storage, chatd.core, chatd.proto, chatd.contract, chatd.words
 and the server's shared modules (chatd.server.errors, chatd.server.protocol).

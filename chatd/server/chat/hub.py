@@ -1,4 +1,5 @@
-"""Live delivery: the open Subscribe streams of each user, and who is online.
+"""Live delivery: the open Subscribe streams of each user, and who is online;
+and the events (typing, read receipts) of the streams that take them.
 
 A subscription holds a bounded queue. Publishing never waits: a subscription
 whose queue is full is marked overflowed and dropped, so a slow reader never
@@ -10,6 +11,9 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from chatd.server.chat.events import TYPING_USER_BURST, TYPING_USER_RATE, Events, TypingNotice
+from chatd.server.chat.ratelimit import RateLimiter
+from chatd.server.storage.rows import ReadReceipt
 from chatd.server.storage.store import StoredMessage
 
 
@@ -69,6 +73,8 @@ class Hub:
         # users online through another node (a slave serving their
         # deliveries), counted per stream the slave holds here
         self._elsewhere: dict[str, int] = {}
+        self._events: dict[str, set[Events]] = {}
+        self._typing_rate = RateLimiter(TYPING_USER_RATE, TYPING_USER_BURST)
 
     def open(self, username: str, session_hash: bytes, events: bool = False) -> Subscription:
         sub = Subscription(username, session_hash, self.capacity, events)
@@ -89,6 +95,45 @@ class Hub:
         for name in (message.recipient,) if to is None else to:
             for sub in self._by_user.get(name, ()):
                 sub.push(message)
+
+    def open_events(self, username: str, typing: bool, receipts: bool) -> Events:
+        events = Events(username, typing, receipts)
+        self._events.setdefault(username, set()).add(events)
+        return events
+
+    def close_events(self, events: Events) -> None:
+        held = self._events.get(events.username)
+        if held is not None:
+            held.discard(events)
+            if not held:
+                del self._events[events.username]
+
+    def event_streams(self, username: str) -> int:
+        """The user's streams here that take events (a slave's carried ones
+        included, on a master)."""
+        return len(self._events.get(username, ()))
+
+    def typing(self, notice: TypingNotice, to: list[str], now: float) -> int:
+        """To the event streams of `to` that take typing; how many (0: none
+        there, or over the sender's TYPING_USER_RATE, all its streams
+        together: dropped)."""
+        if not self._typing_rate.allow(notice.sender, now):
+            return 0
+        told = 0
+        for name in to:
+            for events in self._events.get(name, ()):
+                if events.typing:
+                    events.push(notice)
+                    told += 1
+        return told
+
+    def receipt(self, receipt: ReadReceipt) -> None:
+        """To the event streams of its parties that take receipts (a
+        MarkRead applied here and committed)."""
+        for name in receipt.to:
+            for events in self._events.get(name, ()):
+                if events.receipts:
+                    events.push(receipt)
 
     def end_sessions(self, session_hashes: list[bytes]) -> None:
         ended = set(session_hashes)

@@ -6,9 +6,10 @@ caches, the digests); the table families, each with its tables' schema, its
 apply functions and its cache: meta (the log, node-local meta, cluster
 settings), users (accounts and sessions: the Directory), messages (messages,
 request ids), delivery (room delivery marks, read markers), rooms (rooms,
-members: the Rooms cache) with room_rules (what may change a room), and
-accounts (account administration); the table of which function applies
-each entry kind (apply); what apply hands out (rows); the connections and
+members: the Rooms cache) with room_rules (what may change a room),
+accounts (account administration) and receipts (who shares read receipts,
+and who is told of a read marker that moved); the table of which function
+applies each entry kind (apply); what apply hands out (rows); the connections and
 their locks (connections); the reads of committed data (reads); copying
 a store's file and installing a copy as a snapshot (snapshot); the state
 digest (statedigest); group commit (writer); backup files (backup); the

@@ -86,6 +86,7 @@ def apply_delete_account(t: Tables, out: Applied, entry: log_pb2.Entry) -> Appli
     db.execute("DELETE FROM room_delivered WHERE uid = ?", (user.uid,))
     db.execute("DELETE FROM read_markers WHERE uid = ?", (user.uid,))
     db.execute("DELETE FROM disabled_accounts WHERE uid = ?", (user.uid,))
+    db.execute("DELETE FROM receipt_settings WHERE uid = ?", (user.uid,))
     db.execute("UPDATE users SET deleted = 1 WHERE uid = ?", (user.uid,))
     out.deleted_user = name
     out.after.append(lambda: rooms.drop_user(user.uid))

@@ -1,7 +1,7 @@
 """Which function applies each kind of log entry: one table, `KINDS`,
 assembled once from the table families' own (`APPLY` of meta, users,
-messages, delivery, room_rules, accounts and edits), and `apply`, which the store
-calls inside an entry's savepoint.
+messages, delivery, room_rules, accounts, edits and receipts), and `apply`,
+which the store calls inside an entry's savepoint.
 
 Every function takes the store (as `Tables`: what the families use of it),
 an `Applied` for the entry's outcome, and the entry; it changes SQL only
@@ -23,6 +23,7 @@ from chatd.server.storage import (
     edits,
     messages,
     meta,
+    receipts,
     room_rules,
     tables,
     users,
@@ -56,6 +57,7 @@ KINDS = assemble(
     room_rules.APPLY,
     accounts.APPLY,
     edits.APPLY,
+    receipts.APPLY,
 )
 
 

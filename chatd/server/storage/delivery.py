@@ -16,8 +16,9 @@ from typing import Any
 
 from chatd.contract import Code
 from chatd.proto import log_pb2
+from chatd.server.storage import receipts
 from chatd.server.storage.rooms import Db
-from chatd.server.storage.rows import Applied, conversation_key
+from chatd.server.storage.rows import Applied, ReadReceipt, conversation_key
 from chatd.server.storage.tables import Tables
 
 SCHEMA = """
@@ -80,7 +81,9 @@ def mark_delivered(db: Db, uid: int, upto: dict[int, int]) -> None:
 
 
 def apply_mark_read(t: Tables, out: Applied, entry: log_pb2.Entry) -> Applied:
-    """Moves the user's read marker of a conversation forward to `op.upto`."""
+    """Moves the user's read marker of a conversation forward to `op.upto`;
+    a marker that moved is a receipt for the conversation's other parties
+    (chatd.server.storage.receipts)."""
     op = entry.mark_read
     if (user := t.directory.known(out, op.username, Code.NOT_LOGGED_IN)) is None:
         return out
@@ -93,15 +96,26 @@ def apply_mark_read(t: Tables, out: Applied, entry: log_pb2.Entry) -> Applied:
             out.code = Code.NOT_A_MEMBER
             return out
         conv = room.conv
+        others = {m.uid: m.name for m in room.members.values() if m.joined}
     else:
         if (peer := t.directory.known(out, op.peer)) is None:
             return out
         conv = conversation_key(user.uid, peer.uid)
+        others = {peer.uid: peer.username}
+    before = t.db.execute(
+        "SELECT upto FROM read_markers WHERE uid = ? AND conv = ?", (user.uid, conv)
+    ).fetchone()
     t.db.execute(
         "INSERT INTO read_markers(uid, conv, upto) VALUES (?, ?, ?) "
         "ON CONFLICT(uid, conv) DO UPDATE SET upto = max(upto, excluded.upto)",
         (user.uid, conv, op.upto),
     )
+    others.pop(user.uid, None)
+    if (before is None or before[0] < op.upto) and others:
+        told = receipts.sharing(t.db, [user.uid, *sorted(others)])
+        to = tuple(others[uid] for uid in sorted(others) if uid in told)
+        if user.uid in told and to:
+            out.receipt = ReadReceipt(user.username, op.peer, op.room, op.upto, to)
     return out
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from chatd.server.storage import accounts, delivery, edits
+from chatd.server.storage import accounts, delivery, edits, receipts
 from chatd.server.storage.connections import Connections
 from chatd.server.storage.messages import row_message
 from chatd.server.storage.rows import StoredMessage, conversation_key
@@ -63,6 +63,19 @@ class Reads:
                 "SELECT upto FROM read_markers WHERE uid = ? AND conv = ?", (uid, conv)
             ).fetchone()
         return 0 if row is None else int(row[0])
+
+    def receipts(self, uid: int, conv: int, others: list[int]) -> list[tuple[int, int]]:
+        """(uid, upto) of the read markers of `conv` held by those of
+        `others` who share receipts; none when `uid` does not share."""
+        with self._conns.reader_lock:
+            reader = self._conns.reader
+            if not receipts.sharing(reader, [uid]):
+                return []
+            return receipts.markers(reader, conv, others)
+
+    def shares_receipts(self, uid: int) -> bool:
+        with self._conns.reader_lock:
+            return bool(receipts.sharing(self._conns.reader, [uid]))
 
     def room_before(self, room_id: int, before_id: int, limit: int) -> list[StoredMessage]:
         """The newest `limit` messages of a room with id < before_id, oldest first."""

@@ -34,6 +34,19 @@ class StoredMessage:
     reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class ReadReceipt:
+    """A read marker that moved: `username` read the conversation with
+    `peer`, or `room`, up to `upto`; told to `to` (the other parties who
+    share receipts, none when `username` does not)."""
+
+    username: str
+    peer: str
+    room: str
+    upto: int
+    to: tuple[str, ...]
+
+
 @dataclass(slots=True)
 class Applied:
     """What applying one entry did: its outcome for the client who asked."""
@@ -52,6 +65,7 @@ class Applied:
     room_recipients: list[str] | None = None
     # an event made (an edit, a deletion, a reaction): the parties of its
     # one-to-one conversation, or its room's members, in room_recipients
+    receipt: ReadReceipt | None = None  # a read marker that moved
     # cache changes to make once the entry's SQL held, in order (each table
     # family's apply functions add their own)
     after: list[Callable[[], None]] = field(default_factory=list, compare=False, repr=False)

@@ -14,7 +14,8 @@ History:
   1  the same tables, every one of them present, and the version recorded.
   2  cluster_settings (the cluster's protocol version, replicated).
   3  message_events, message_state and reactions (edits, deletions,
-     reactions and replies: chatd.server.storage.edits).
+     reactions and replies: chatd.server.storage.edits), and
+     receipt_settings (who does not share read receipts, replicated).
 
 A migration is a function of the writer's connection. Add one at the end
 of `migrations` (never change one that shipped); the current version is
@@ -45,8 +46,9 @@ def _every_table(schema: str) -> Callable[[sqlite3.Connection], None]:
 def migrations(schema: str) -> list[Callable[[sqlite3.Connection], None]]:
     """MIGRATIONS[i] takes a store from version i to i + 1."""
     # 0 -> 1: the tables a store of before lacks; 1 -> 2: cluster_settings;
-    # 2 -> 3: the tables of edits, deletions, reactions and replies (each
-    # created IF NOT EXISTS: a store of 0 has them from the first step)
+    # 2 -> 3: the tables of edits, deletions, reactions and replies, and
+    # receipt_settings (each created IF NOT EXISTS: a store of 0 has them
+    # from the first step)
     return [_every_table(schema), _every_table(schema), _every_table(schema)]
 
 

@@ -45,6 +45,7 @@ from chatd.server.storage import (
     edits,
     messages,
     meta,
+    receipts,
     rooms,
     schema,
     snapshot,
@@ -89,6 +90,7 @@ SCHEMA = (
     + delivery.SCHEMA
     + accounts.SCHEMA
     + edits.SCHEMA
+    + receipts.SCHEMA
 )
 
 RECENT_ENTRIES = 20_000  # entries kept in memory for replication

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from chatd.proto import log_pb2
 from chatd.server.errors import NotWritable, TooFewCopies, WriterClosed
+from chatd.server.storage.rows import ReadReceipt
 from chatd.server.storage.store import Applied, Store, StoredMessage, now_us
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,12 @@ class Replication(Protocol):
 
 class Readers(Protocol):
     """The live readers of what is committed (the chat layer's hub): told of
-    each new message and of what ended, once it is durable and committed."""
+    each new message, read receipt and of what ended, once it is durable
+    and committed."""
 
     def publish(self, message: StoredMessage, to: list[str] | None = None) -> None: ...
+
+    def receipt(self, receipt: ReadReceipt) -> None: ...
 
     def refresh_all(self) -> None: ...
 
@@ -321,6 +325,8 @@ class GroupCommitWriter:
         if applied.new_message is not None:
             self.visible_message_id = max(self.visible_message_id, applied.new_message.id)
             self.hub.publish(applied.new_message, applied.room_recipients)
+        if applied.receipt is not None:
+            self.hub.receipt(applied.receipt)
         if applied.ended_sessions:
             self.hub.end_sessions(applied.ended_sessions)
         if applied.deleted_user is not None:

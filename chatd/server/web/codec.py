@@ -57,9 +57,24 @@ def message_json(m: chat_pb2.Message) -> dict[str, Any]:
 
 
 def server_frame_json(f: chat_pb2.ServerFrame) -> dict[str, Any]:
-    """A delivery or a send's result (to_json's mapping, written out)."""
-    if f.HasField("message"):
+    """A delivery, a send's result, a typing notice or a read receipt
+    (to_json's mapping, written out)."""
+    kind = f.WhichOneof("frame")
+    if kind == "message":
         return {"message": message_json(f.message)}
+    if kind == "typing":
+        t = f.typing
+        return {
+            "typing": {
+                "from_": t.from_,
+                "peer": t.peer,
+                "room": t.room,
+                "expires_ms": t.expires_ms,
+            }
+        }
+    if kind == "receipt":
+        c = f.receipt
+        return {"receipt": {"username": c.username, "upto": c.upto, "peer": c.peer, "room": c.room}}
     r = f.result
     return {
         "result": {
@@ -74,6 +89,7 @@ def server_frame_json(f: chat_pb2.ServerFrame) -> dict[str, Any]:
 
 
 _SEND_FIELDS = {"request_id", "to", "message", "room", "reply_to"}
+_TYPING_FIELDS = {"peer", "room"}
 INT32_MAX = 2**31 - 1
 
 
@@ -86,8 +102,9 @@ def _send_field(key: str, v: Any) -> bool:
 
 
 def client_frame(value: Any) -> chat_pb2.ClientFrame:
-    """A send or ack frame from the page: read by hand when it has the usual
-    shape (strings and reply_to's number for a send, whole numbers for an
+    """A send, ack or typing frame from the page: read by hand when it has
+    the usual shape (strings and reply_to's number for a send, strings for
+    typing, whole numbers for an
     ack), else by from_json."""
     if isinstance(value, dict) and len(value) == 1:
         send = value.get("send")
@@ -104,4 +121,11 @@ def client_frame(value: Any) -> chat_pb2.ClientFrame:
                 type(i) is int and -INT32_MAX - 1 <= i <= INT32_MAX for i in ids
             ):
                 return chat_pb2.ClientFrame(ack=chat_pb2.AckFrame(message_ids=ids))
+        typing = value.get("typing")
+        if (
+            isinstance(typing, dict)
+            and typing.keys() <= _TYPING_FIELDS
+            and all(type(v) is str for v in typing.values())
+        ):
+            return chat_pb2.ClientFrame(typing=chat_pb2.TypingFrame(**typing))
     return from_json(value, chat_pb2.ClientFrame)
