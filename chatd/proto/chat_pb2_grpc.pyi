@@ -89,6 +89,13 @@ class ClientAccountStub:
     """Addition: the caller's new password, given the old one; the user's
     other sessions end, the caller's stays.
     """
+    SearchMessages: _grpc.UnaryUnaryMultiCallable[_chat_pb2.SearchRequest, _chat_pb2.SearchResults]
+    """Additions: search. SearchMessages finds the messages the caller may
+    read (its one-to-one conversations, the rooms it joined) whose text
+    holds every word of `query` (the last word also as a prefix), newest
+    first; SearchUsers the live accounts whose name starts with `prefix`.
+    """
+    SearchUsers: _grpc.UnaryUnaryMultiCallable[_chat_pb2.SearchUsersRequest, _chat_pb2.Users]
 
 @_typing.type_check_only
 class ClientAccountAsyncStub(ClientAccountStub):
@@ -147,6 +154,13 @@ class ClientAccountAsyncStub(ClientAccountStub):
     """Addition: the caller's new password, given the old one; the user's
     other sessions end, the caller's stays.
     """
+    SearchMessages: _aio.UnaryUnaryMultiCallable[_chat_pb2.SearchRequest, _chat_pb2.SearchResults]  # type: ignore[assignment]
+    """Additions: search. SearchMessages finds the messages the caller may
+    read (its one-to-one conversations, the rooms it joined) whose text
+    holds every word of `query` (the last word also as a prefix), newest
+    first; SearchUsers the live accounts whose name starts with `prefix`.
+    """
+    SearchUsers: _aio.UnaryUnaryMultiCallable[_chat_pb2.SearchUsersRequest, _chat_pb2.Users]  # type: ignore[assignment]
 
 class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -352,5 +366,24 @@ class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
         """Addition: the caller's new password, given the old one; the user's
         other sessions end, the caller's stays.
         """
+
+    @_abc_1.abstractmethod
+    def SearchMessages(
+        self,
+        request: _chat_pb2.SearchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.SearchResults, _abc.Awaitable[_chat_pb2.SearchResults]]:
+        """Additions: search. SearchMessages finds the messages the caller may
+        read (its one-to-one conversations, the rooms it joined) whose text
+        holds every word of `query` (the last word also as a prefix), newest
+        first; SearchUsers the live accounts whose name starts with `prefix`.
+        """
+
+    @_abc_1.abstractmethod
+    def SearchUsers(
+        self,
+        request: _chat_pb2.SearchUsersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.Users, _abc.Awaitable[_chat_pb2.Users]]: ...
 
 def add_ClientAccountServicer_to_server(servicer: ClientAccountServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -13,6 +13,8 @@ History:
      created as they were first needed.
   1  the same tables, every one of them present, and the version recorded.
   2  cluster_settings (the cluster's protocol version, replicated).
+  3  the full-text index of messages (chatd.server.storage.search: node-local,
+     derived), filled from the messages the store holds.
 
 A migration is a function of the writer's connection. Add one at the end
 of `migrations` (never change one that shipped); the current version is
@@ -27,6 +29,7 @@ import sqlite3
 from collections.abc import Callable
 
 from chatd.server.errors import StoreError
+from chatd.server.storage import search
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +46,9 @@ def _every_table(schema: str) -> Callable[[sqlite3.Connection], None]:
 def migrations(schema: str) -> list[Callable[[sqlite3.Connection], None]]:
     """MIGRATIONS[i] takes a store from version i to i + 1."""
     # 0 -> 1: the tables a store of before lacks; 1 -> 2: cluster_settings
-    # (each created IF NOT EXISTS: a store of 0 has it from the first step)
-    return [_every_table(schema), _every_table(schema)]
+    # (each created IF NOT EXISTS: a store of 0 has it from the first step);
+    # 2 -> 3: the search index, filled from the messages there are
+    return [_every_table(schema), _every_table(schema), search.create]
 
 
 def version_of(db: sqlite3.Connection) -> int:
