@@ -29,6 +29,7 @@ from chatd.client.errors import (
 )
 from chatd.client.model import ConnectionEvent, Message, User
 from chatd.client.rooms import Room, RoomMember, Unread
+from chatd.client.search import SearchPage
 
 __all__ = [
     "AccountDisabled",
@@ -56,6 +57,7 @@ __all__ = [
     "RoomLimit",
     "RoomMember",
     "RoomNameTaken",
+    "SearchPage",
     "Unavailable",
     "Unread",
     "User",
