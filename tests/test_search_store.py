@@ -100,6 +100,38 @@ def test_the_index_follows_inserts_updates_and_deletes(w: World, tmp_path: Path)
     assert {r[1] for r in rows} == {first, second}
 
 
+def test_a_batch_indexes_its_messages_at_commit_and_a_rollback_leaves_none(
+    w: World, tmp_path: Path
+) -> None:
+    """Messages deleted or edited in the batch that wrote them (not indexed
+    yet) leave the index as a rebuild gives it; a rolled-back batch indexes
+    nothing, and the next one all of its own."""
+    ann = uid(w, "ann")
+    store = w.store
+    store.begin()
+    for n, (to, body) in enumerate([("cat", "fig one"), ("bob", "fig two"), ("bob", "fig 3")]):
+        op = log_pb2.SendMessage(sender="ann", recipient=to, body=body)
+        e = E(send_message=op, time_us=10 + n)
+        store.append(e, e.SerializeToString(), 1)
+    store.db.execute("UPDATE messages SET body = 'date two' WHERE body = 'fig two'")
+    e = E(delete_account=log_pb2.DeleteAccount(username="cat"), time_us=20)
+    store.append(e, e.SerializeToString(), 1)  # ann's "fig one" to cat goes
+    assert found(store, "fig", [f"u{ann}"]) == []  # the reader sees committed data only
+    store.commit()
+    [fig3] = found(store, "fig", [f"u{ann}"])
+    assert found(store, "date", [f"u{ann}"]) == [fig3 - 1]
+    assert index_rows(store.db) == rebuilt_rows(store, tmp_path / "rebuilt")
+    store.begin()
+    op = log_pb2.SendMessage(sender="ann", recipient="bob", body="fig rolled back")
+    e = E(send_message=op, time_us=30)
+    store.append(e, e.SerializeToString(), 1)
+    store.rollback()
+    assert found(store, "fig", [f"u{ann}"]) == [fig3]
+    later = send(w, "ann", "bob", "fig later")
+    assert found(store, "fig", [f"u{ann}"]) == [later, fig3]
+    assert index_rows(store.db) == rebuilt_rows(store, tmp_path / "rebuilt2")
+
+
 def test_the_state_digest_is_the_same_with_and_without_the_index(w: World) -> None:
     send(w, "ann", "bob", "apples")
     w.create("ann", "team")
@@ -160,12 +192,12 @@ def test_a_snapshot_and_a_backup_carry_the_index(w: World, tmp_path: Path) -> No
         other.install_snapshot(snap, backup.NODE_META)
         assert found(other, "apples", [f"u{bob}"]) == [mid]
         assert other.state_digest == w.store.state_digest
-        later = other.db  # the triggers came with the file: it goes on indexing
-        later.execute(
-            "INSERT INTO messages(sender, sender_uid, recipient, recipient_uid, conv, body, "
-            "time_us) VALUES ('bob', ?, 'ann', ?, 0, 'more apples', 0)",
-            (bob, uid(w, "ann")),
-        )
+        # it goes on indexing: its batches' new messages from the snapshot's mark on
+        other.begin()
+        op = log_pb2.SendMessage(sender="bob", recipient="ann", body="more apples")
+        e = E(send_message=op, time_us=99)
+        other.append(e, e.SerializeToString(), 1)
+        other.commit()
         assert len(found(other, "apples", [f"u{bob}"])) == 2
     finally:
         other.close()

@@ -4,16 +4,25 @@ search from its replica.
 
 `search` is a contentless FTS5 table (content=''): it holds the index of
 each message's body and who may read it, not the text (the text is read
-from `messages` by id, its rowid). Persistent triggers on `messages` keep
-it in step in the same transaction as the row: an insert indexes the
-message, a delete (a deleted room, a deleted account's undelivered
-messages) or an update of the body removes the old terms with FTS5's
-'delete' command, which needs the values indexed, given again from the OLD
-row. The `who` column holds access tokens: "u<sender uid> u<recipient
-uid>" for a one-to-one message, "r<room id>" for a room message (its conv
-is the room's negative id). A search matches the caller's words in `body`
-AND one of the caller's tokens in `who` ("u<uid>", and "r<id>" of each
-room the caller joined), so FTS5 intersects the doclists itself.
+from `messages` by id, its rowid). The store indexes a batch's new
+messages when it commits the batch (`index_new`, in the same transaction:
+the committed messages and the index never differ), in one statement: FTS5
+writes a segment at each statement that changes it (a statement's
+savepoint flushes its pending terms), so a trigger per inserted row would
+write one segment per message and cost the write path four times what the
+batch's one statement does (benchmarks/RESULTS.md, "Search"). Triggers on
+`messages` keep the indexed rows in step: a delete (a deleted room, a
+deleted account's undelivered messages) or an update of the body removes
+the old terms with FTS5's 'delete' command, which needs the values
+indexed, given again from the OLD row (and the update indexes the new
+ones); a row not indexed yet (id above the meta key `search_upto`, the
+newest id indexed or deleted) is left to `index_new`.
+
+The `who` column holds access tokens: "u<sender uid> u<recipient uid>" for
+a one-to-one message, "r<room id>" for a room message (its conv is the
+room's negative id). A search matches the caller's words in `body` AND one
+of the caller's tokens in `who` ("u<uid>", and "r<id>" of each room the
+caller joined), so FTS5 intersects the doclists itself.
 
 The index is derived data: not replicated, not in the state digest
 (chatd.server.storage.statedigest skips virtual tables and their shadow
@@ -42,6 +51,8 @@ _WHO = (
     "CASE WHEN {r}.conv < 0 THEN 'r' || (-{r}.conv) "
     "ELSE 'u' || {r}.sender_uid || ' u' || {r}.recipient_uid END"
 )
+UPTO_KEY = "search_upto"  # in meta (node-local): every message id <= it is indexed or gone
+_INDEXED = f"OLD.id <= coalesce((SELECT value FROM meta WHERE key = '{UPTO_KEY}'), 0)"
 _INSERT = (
     f"INSERT INTO {TABLE}(rowid, body, who) VALUES (NEW.id, NEW.body, {_WHO.format(r='NEW')});"
 )
@@ -54,11 +65,11 @@ _DELETE = (
 SCHEMA = (
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5(body, who, content='', "
     "columnsize=0, tokenize='unicode61 remove_diacritics 2')",
-    f"CREATE TRIGGER IF NOT EXISTS {TABLE}_insert AFTER INSERT ON messages BEGIN {_INSERT} END",
-    f"CREATE TRIGGER IF NOT EXISTS {TABLE}_delete AFTER DELETE ON messages BEGIN {_DELETE} END",
+    f"CREATE TRIGGER IF NOT EXISTS {TABLE}_delete AFTER DELETE ON messages "
+    f"WHEN {_INDEXED} BEGIN {_DELETE} END",
     f"CREATE TRIGGER IF NOT EXISTS {TABLE}_update "
     "AFTER UPDATE OF body, conv, sender_uid, recipient_uid ON messages "
-    f"BEGIN {_DELETE} {_INSERT} END",
+    f"WHEN {_INDEXED} BEGIN {_DELETE} {_INSERT} END",
 )
 
 MAX_QUERY_CHARS = 256
@@ -66,6 +77,26 @@ MAX_QUERY_WORDS = 8
 # a shorter last word is matched whole: a prefix of one or two letters
 # stands for most of the index's terms
 MIN_PREFIX_CHARS = 3
+
+
+def index_new(db: sqlite3.Connection, upto: int, newest: int) -> None:
+    """Indexes the messages with upto < id <= newest (in the caller's
+    transaction: the store's batch, before it commits) and records `newest`."""
+    db.execute(
+        f"INSERT INTO {TABLE}(rowid, body, who) SELECT m.id, m.body, {_WHO.format(r='m')} "
+        "FROM messages m WHERE m.id > ? AND m.id <= ?",
+        (upto, newest),
+    )
+    db.execute(
+        "INSERT INTO meta(key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (UPTO_KEY, newest),
+    )
+
+
+def indexed_upto(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (UPTO_KEY,)).fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def create(db: sqlite3.Connection) -> None:
@@ -77,10 +108,8 @@ def create(db: sqlite3.Connection) -> None:
     for statement in SCHEMA:
         db.execute(statement)
     if exists is None:
-        db.execute(
-            f"INSERT INTO {TABLE}(rowid, body, who) "
-            f"SELECT m.id, m.body, {_WHO.format(r='m')} FROM messages m"
-        )
+        newest = db.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
+        index_new(db, 0, int(newest))
 
 
 def drop(db: sqlite3.Connection) -> None:
@@ -89,6 +118,7 @@ def drop(db: sqlite3.Connection) -> None:
     for trigger in ("insert", "delete", "update"):
         db.execute(f"DROP TRIGGER IF EXISTS {TABLE}_{trigger}")
     db.execute(f"DROP TABLE IF EXISTS {TABLE}")
+    db.execute("DELETE FROM meta WHERE key = ?", (UPTO_KEY,))
 
 
 def query_words(text: str) -> list[str]:
