@@ -26,6 +26,7 @@ from tests.test_rooms_store import A, World
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "datadirs"
 MADE_BY = sorted(p.name for p in FIXTURES.iterdir() if (p / "manifest.json").exists())
 E = log_pb2.Entry
+BEFORE = len(schema.migrations("")) - 1  # the schema before the index (the last step)
 
 
 def found(store: Store, words: str, tokens: list[str], before: int = 2**31) -> list[int]:
@@ -144,9 +145,9 @@ def test_the_state_digest_is_the_same_with_and_without_the_index(w: World) -> No
     search.drop(db)
     assert statedigest.scan(db) == with_index
     w.store.close()
-    # a store of schema 2 (before the index) opens, migrates, keeps its digest
+    # a store of the schema before the index opens, migrates, keeps its digest
     old = sqlite3.connect(w.path)
-    old.execute("PRAGMA user_version = 2")
+    old.execute(f"PRAGMA user_version = {BEFORE}")
     old.close()
     again = Store(w.path)
     try:
@@ -218,8 +219,8 @@ def test_a_snapshot_of_a_store_without_the_index_is_indexed_when_installed(
     snap = tmp_path / "snapshot.sqlite3"
     w.store.snapshot_to(snap)
     db = sqlite3.connect(snap)
-    search.drop(db)  # as a master of schema 2 wrote it
-    db.execute("PRAGMA user_version = 2")
+    search.drop(db)  # as a master of the schema before wrote it
+    db.execute(f"PRAGMA user_version = {BEFORE}")
     db.commit()
     db.close()
     other = Store(tmp_path / "other.sqlite3")
