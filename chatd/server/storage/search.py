@@ -61,8 +61,9 @@ _DELETE = (
     f"INSERT INTO {TABLE}({TABLE}, rowid, body, who) "
     f"VALUES ('delete', OLD.id, OLD.body, {_WHO.format(r='OLD')});"
 )
-# detail=full: a quoted word the tokenizer cuts in two ("3.14") is a phrase;
-# columnsize=0: no per-row sizes (nothing here ranks by them)
+# detail=full: a quoted word the tokenizer cuts in two (a letter its Unicode
+# tables do not know as one) is matched as a phrase; columnsize=0: no
+# per-row sizes (nothing here ranks by them)
 SCHEMA = (
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5(body, who, content='', "
     "columnsize=0, tokenize='unicode61 remove_diacritics 2')",
