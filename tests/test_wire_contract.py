@@ -142,6 +142,8 @@ ADDED = {
     "React": ("ReactRequest", "ServerResponse", False),
     "ListReceipts": ("ReceiptsRequest", "Receipts", False),
     "ShareReceipts": ("ShareReceiptsRequest", "ServerResponse", False),
+    "SearchMessages": ("SearchRequest", "SearchResults", False),
+    "SearchUsers": ("SearchUsersRequest", "Users", False),
 }
 
 

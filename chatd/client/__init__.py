@@ -32,6 +32,7 @@ from chatd.client.errors import (
 )
 from chatd.client.model import ConnectionEvent, Message, Receipt, Typing, User
 from chatd.client.rooms import Room, RoomMember, Unread
+from chatd.client.search import SearchPage
 
 __all__ = [
     "AccountDisabled",
@@ -63,6 +64,7 @@ __all__ = [
     "RoomLimit",
     "RoomMember",
     "RoomNameTaken",
+    "SearchPage",
     "Typing",
     "Unavailable",
     "Unread",

@@ -37,6 +37,7 @@ from chatd.client.failover import Backoff, Failover
 from chatd.client.model import ConnectionEvent, Message, User, message_of
 from chatd.client.presence import PresenceCalls
 from chatd.client.rooms import RoomCalls
+from chatd.client.search import SearchCalls
 from chatd.contract import Code
 from chatd.proto import chat_pb2
 from chatd.tls import client_credentials
@@ -54,7 +55,7 @@ RETRYABLE = {
 }
 
 
-class ChatClient(RoomCalls, PresenceCalls):
+class ChatClient(RoomCalls, PresenceCalls, SearchCalls):
     def __init__(
         self,
         addresses: Sequence[str] | str,

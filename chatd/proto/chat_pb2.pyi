@@ -80,6 +80,44 @@ class ShareReceiptsRequest(_message.Message):
     share: bool
     def __init__(self, session_id: _Optional[str] = ..., share: _Optional[bool] = ...) -> None: ...
 
+class SearchRequest(_message.Message):
+    __slots__ = ("session_id", "query", "peer", "room", "before_message_id", "limit")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    query: str
+    peer: str
+    room: str
+    before_message_id: int
+    limit: int
+    def __init__(self, session_id: _Optional[str] = ..., query: _Optional[str] = ..., peer: _Optional[str] = ..., room: _Optional[str] = ..., before_message_id: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class SearchResults(_message.Message):
+    __slots__ = ("error_code", "error_message", "message", "next_before_id")
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_BEFORE_ID_FIELD_NUMBER: _ClassVar[int]
+    error_code: int
+    error_message: str
+    message: _containers.RepeatedCompositeFieldContainer[Message]
+    next_before_id: int
+    def __init__(self, error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., message: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., next_before_id: _Optional[int] = ...) -> None: ...
+
+class SearchUsersRequest(_message.Message):
+    __slots__ = ("session_id", "prefix", "limit")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    prefix: str
+    limit: int
+    def __init__(self, session_id: _Optional[str] = ..., prefix: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
 class ChangePasswordRequest(_message.Message):
     __slots__ = ("session_id", "old_password", "new_password")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]

@@ -184,6 +184,16 @@ class ClientAccountStub:
                 request_serializer=chatd_dot_proto_dot_chat__pb2.ShareReceiptsRequest.SerializeToString,
                 response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
                 _registered_method=True)
+        self.SearchMessages = channel.unary_unary(
+                '/ClientAccount/SearchMessages',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.SearchRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.SearchResults.FromString,
+                _registered_method=True)
+        self.SearchUsers = channel.unary_unary(
+                '/ClientAccount/SearchUsers',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.SearchUsersRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.Users.FromString,
+                _registered_method=True)
 
 
 class ClientAccountServicer:
@@ -404,6 +414,22 @@ class ClientAccountServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchMessages(self, request, context):
+        """Additions: search. SearchMessages finds the messages the caller may
+        read (its one-to-one conversations, the rooms it joined) whose text
+        holds every word of `query` (the last word also as a prefix), newest
+        first; SearchUsers the live accounts whose name starts with `prefix`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchUsers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClientAccountServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -556,6 +582,16 @@ def add_ClientAccountServicer_to_server(servicer, server):
                     servicer.ShareReceipts,
                     request_deserializer=chatd_dot_proto_dot_chat__pb2.ShareReceiptsRequest.FromString,
                     response_serializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.SerializeToString,
+            ),
+            'SearchMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchMessages,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.SearchRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.SearchResults.SerializeToString,
+            ),
+            'SearchUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchUsers,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.SearchUsersRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.Users.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1368,6 +1404,60 @@ class ClientAccount:
             '/ClientAccount/ShareReceipts',
             chatd_dot_proto_dot_chat__pb2.ShareReceiptsRequest.SerializeToString,
             chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/SearchMessages',
+            chatd_dot_proto_dot_chat__pb2.SearchRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.SearchResults.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/SearchUsers',
+            chatd_dot_proto_dot_chat__pb2.SearchUsersRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.Users.FromString,
             options,
             channel_credentials,
             insecure,

@@ -108,6 +108,13 @@ class ClientAccountStub:
     its own (default: shared; one who does not sees no one's).
     """
     ShareReceipts: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ShareReceiptsRequest, _chat_pb2.ServerResponse]
+    SearchMessages: _grpc.UnaryUnaryMultiCallable[_chat_pb2.SearchRequest, _chat_pb2.SearchResults]
+    """Additions: search. SearchMessages finds the messages the caller may
+    read (its one-to-one conversations, the rooms it joined) whose text
+    holds every word of `query` (the last word also as a prefix), newest
+    first; SearchUsers the live accounts whose name starts with `prefix`.
+    """
+    SearchUsers: _grpc.UnaryUnaryMultiCallable[_chat_pb2.SearchUsersRequest, _chat_pb2.Users]
 
 @_typing.type_check_only
 class ClientAccountAsyncStub(ClientAccountStub):
@@ -185,6 +192,13 @@ class ClientAccountAsyncStub(ClientAccountStub):
     its own (default: shared; one who does not sees no one's).
     """
     ShareReceipts: _aio.UnaryUnaryMultiCallable[_chat_pb2.ShareReceiptsRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
+    SearchMessages: _aio.UnaryUnaryMultiCallable[_chat_pb2.SearchRequest, _chat_pb2.SearchResults]  # type: ignore[assignment]
+    """Additions: search. SearchMessages finds the messages the caller may
+    read (its one-to-one conversations, the rooms it joined) whose text
+    holds every word of `query` (the last word also as a prefix), newest
+    first; SearchUsers the live accounts whose name starts with `prefix`.
+    """
+    SearchUsers: _aio.UnaryUnaryMultiCallable[_chat_pb2.SearchUsersRequest, _chat_pb2.Users]  # type: ignore[assignment]
 
 class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -439,5 +453,24 @@ class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
         request: _chat_pb2.ShareReceiptsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SearchMessages(
+        self,
+        request: _chat_pb2.SearchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.SearchResults, _abc.Awaitable[_chat_pb2.SearchResults]]:
+        """Additions: search. SearchMessages finds the messages the caller may
+        read (its one-to-one conversations, the rooms it joined) whose text
+        holds every word of `query` (the last word also as a prefix), newest
+        first; SearchUsers the live accounts whose name starts with `prefix`.
+        """
+
+    @_abc_1.abstractmethod
+    def SearchUsers(
+        self,
+        request: _chat_pb2.SearchUsersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.Users, _abc.Awaitable[_chat_pb2.Users]]: ...
 
 def add_ClientAccountServicer_to_server(servicer: ClientAccountServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

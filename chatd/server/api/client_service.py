@@ -24,6 +24,7 @@ from chatd.server.api.presence_service import PresenceServicer
 from chatd.server.api.relay import relay_connect, relay_subscribe
 from chatd.server.api.room_service import RoomServicer
 from chatd.server.api.router import Router, peer_host, relay_timeout
+from chatd.server.api.search_service import SearchServicer
 from chatd.server.api.session_stream import SessionStream
 from chatd.server.api.status import abort, end_call, relayed, status_of
 from chatd.server.api.unary import to_proto, unary
@@ -33,6 +34,7 @@ from chatd.server.chat.presence import Presence
 from chatd.server.chat.ratelimit import RateLimiter
 from chatd.server.chat.room_ops import RoomOps
 from chatd.server.chat.rules import Chat
+from chatd.server.chat.search_ops import SearchOps
 from chatd.server.chat.streams import attend, subscribe
 from chatd.server.chat.throttle import address_key
 from chatd.server.errors import (
@@ -50,7 +52,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class ClientAccountServicer(RoomServicer, PresenceServicer, chat_pb2_grpc.ClientAccountServicer):
+class ClientAccountServicer(
+    RoomServicer, PresenceServicer, SearchServicer, chat_pb2_grpc.ClientAccountServicer
+):
     """`relays`: this servicer is the peer listener's, whose callers are
     nodes relaying their clients' calls (and say where those came from)."""
 
@@ -61,6 +65,7 @@ class ClientAccountServicer(RoomServicer, PresenceServicer, chat_pb2_grpc.Client
         self.room_ops = RoomOps(chat)
         self.edit_ops = EditOps(chat)
         self.presence = Presence(chat)
+        self.search_ops = SearchOps(chat)
         self.router = router
         self.max_request_bytes = max_request_bytes
         self.relays = relays

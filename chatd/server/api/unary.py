@@ -45,9 +45,9 @@ def unary(answer: Callable[..., Any] | None = None) -> Callable[[Handler], Handl
     """Makes a handler that only runs the chat operation into the unary RPC
     of its name: relayed as it is to the master when this node is not it;
     served here, a refusal is answered with the RPC's response message
-    `answer` carrying its `error_code` and `error_message` (None: the
-    refusal is raised), going over a limit RESOURCE_EXHAUSTED, and a node
-    that cannot serve UNAVAILABLE."""
+    `answer` carrying its `error_code` and `error_message` (None: the call
+    ends with the refusal's status, chatd.server.api.status), going over a
+    limit RESOURCE_EXHAUSTED, and a node that cannot serve UNAVAILABLE."""
 
     def wrap(handler: Handler) -> Handler:
         @functools.wraps(handler)
@@ -57,8 +57,8 @@ def unary(answer: Callable[..., Any] | None = None) -> Callable[[Handler], Handl
             try:
                 return await handler(self, request, context)
             except RequestRefused as exc:
-                if answer is None:
-                    raise
+                if answer is None:  # no error code to carry it: a status
+                    await abort(context, exc)
                 return answer(error_code=int(exc.code), error_message=exc.message)
             except (OverLimit, NodeError) as exc:
                 await abort(context, exc)  # chatd.server.api.status

@@ -1,6 +1,6 @@
-"""The store's reads of committed data: paged backlog and history, unread
-counts, read markers, what an operator reads of an account, and the log's
-committed entries. Each runs on the reader connection under its lock, from
+"""The store's reads of committed data: paged backlog and history, search,
+unread counts, read markers, what an operator reads of an account, and the
+log's committed entries. Each runs on the reader connection under its lock, from
 a worker thread, and sees only what a batch committed.
 
 `Reads` is a part of Store (chatd.server.storage.store), which holds the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from chatd.server.storage import accounts, delivery, edits, receipts
+from chatd.server.storage import accounts, delivery, edits, receipts, search
 from chatd.server.storage.connections import Connections
 from chatd.server.storage.messages import row_message
 from chatd.server.storage.rows import StoredMessage, conversation_key
@@ -132,6 +132,14 @@ class Reads:
         )
         rows.reverse()
         return rows
+
+    def search_messages(
+        self, expression: str, before_id: int, conv: int | None, limit: int
+    ) -> list[StoredMessage]:
+        """The newest `limit` messages with id < before_id that the index's
+        query `expression` matches (chatd.server.storage.search.find), newest first."""
+        with self._conns.reader_lock:
+            return search.find(self._conns.reader, expression, before_id, conv, limit)
 
     def undelivered_among(self, uid: int, ids: list[int]) -> list[int]:
         """Those of `ids` that are undelivered messages to `uid` (its own, or

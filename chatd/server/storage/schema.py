@@ -16,6 +16,8 @@ History:
   3  message_events, message_state and reactions (edits, deletions,
      reactions and replies: chatd.server.storage.edits), and
      receipt_settings (who does not share read receipts, replicated).
+  4  the full-text index of messages (chatd.server.storage.search: node-local,
+     derived), filled from the messages the store holds.
 
 A migration is a function of the writer's connection. Add one at the end
 of `migrations` (never change one that shipped); the current version is
@@ -30,6 +32,7 @@ import sqlite3
 from collections.abc import Callable
 
 from chatd.server.errors import StoreError
+from chatd.server.storage import search
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +51,9 @@ def migrations(schema: str) -> list[Callable[[sqlite3.Connection], None]]:
     # 0 -> 1: the tables a store of before lacks; 1 -> 2: cluster_settings;
     # 2 -> 3: the tables of edits, deletions, reactions and replies, and
     # receipt_settings (each created IF NOT EXISTS: a store of 0 has them
-    # from the first step)
-    return [_every_table(schema), _every_table(schema), _every_table(schema)]
+    # from the first step); 3 -> 4: the search index, filled from the
+    # messages there are
+    return [_every_table(schema), _every_table(schema), _every_table(schema), search.create]
 
 
 def version_of(db: sqlite3.Connection) -> int:

@@ -17,10 +17,12 @@ it back when that is rolled back, since a Python integer does not roll back
 with SQLite.
 
 Replicated tables are every table of the schema but the node-local ones
-(`NODE_LOCAL_TABLES`) and SQLite's own (`sqlite_*`), so a table added to the
-schema later is covered too. The key is a fixed domain separator, not a
-secret: the digest detects accidents and operators' edits, not an attacker
-who can write the file.
+(`NODE_LOCAL_TABLES`), SQLite's own (`sqlite_*`) and virtual tables with
+their shadow tables (the search index, chatd.server.storage.search: derived
+from `messages`, which is hashed), so a table added to the schema later is
+covered too, and a store with the index has the digest of one without it.
+The key is a fixed domain separator, not a secret: the digest detects
+accidents and operators' edits, not an attacker who can write the file.
 """
 
 from __future__ import annotations
@@ -67,12 +69,7 @@ def row_hash(table: str, values: Iterable[object]) -> int:
 
 def replicated_tables(db: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
     """Every replicated table of the main schema and its columns, in order."""
-    names = [
-        str(r[0])
-        for r in db.execute(
-            "SELECT name FROM main.sqlite_master WHERE type = 'table' ORDER BY name"
-        )
-    ]
+    names = sorted(str(r[1]) for r in db.execute("PRAGMA main.table_list") if r[2] == "table")
     out: dict[str, tuple[str, ...]] = {}
     for name in names:
         if name in NODE_LOCAL_TABLES or name.startswith("sqlite_"):

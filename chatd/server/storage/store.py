@@ -48,6 +48,7 @@ from chatd.server.storage import (
     receipts,
     rooms,
     schema,
+    search,
     snapshot,
     statedigest,
     users,
@@ -122,6 +123,7 @@ class Store(Reads):
         self.last_epoch = 0
         self.digest = GENESIS_DIGEST
         self.last_message_id = 0
+        self._indexed_upto = 0  # the search index's (chatd.server.storage.search)
         self.last_time_us = 0
         self.runs = EpochRuns()  # the epoch of every index the log holds
         self.recent: dict[int, bytes] = {}  # the newest entries' bytes, for replication
@@ -177,6 +179,7 @@ class Store(Reads):
             "coalesce((SELECT max(id) FROM message_events), 0))"
         ).fetchone()
         self.last_message_id = int(row[0] or 0)
+        self._indexed_upto = search.indexed_upto(self.db)
         stored = self.get_meta("state_digest")
         self._state.value = 0 if stored is None else statedigest.from_bytes(bytes(stored))
         for i in [i for i in self.digest_history if i >= self.last_index]:
@@ -292,8 +295,12 @@ class Store(Reads):
         self._load()
 
     def commit(self) -> None:
-        """Makes the batch durable. Blocking (fsync): run it off the event loop."""
+        """Indexes the batch's new messages for search and makes the batch
+        durable. Blocking (fsync): run it off the event loop."""
         assert self._in_batch
+        newest = self.last_message_id
+        if newest > self._indexed_upto:  # the batch's new messages, in one statement
+            search.index_new(self.db, self._indexed_upto, newest)
         meta.put_all(
             self.db,
             (
@@ -306,6 +313,7 @@ class Store(Reads):
         )
         self.db.execute("COMMIT")
         self._in_batch = False
+        self._indexed_upto = max(self._indexed_upto, newest)
         self.commits += 1
 
     def checkpoint(self) -> None:
