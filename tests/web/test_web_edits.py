@@ -168,6 +168,8 @@ async def test_reply_edit_react_delete_live_and_after_a_reload(
         await _until(p, first, partial(_reactions, party), "bob's reactions")
         heart = [[HEART, 1, not bobs, f"heart: 1, from {'ann' if bobs else 'you'}"]]
         await _until(p, answer, partial(_reactions, heart), "ann's reaction")
+    # (the chip taken back is gone: the focus is on its message's React)
+    assert await bob.page.evaluate("document.activeElement.dataset.key || ''") == "react"
     # a 4th reaction of bob's on one message: the server's refusal, in its words
     await _react(bob, first, EYES)
     await _react(bob, first, CHECK)

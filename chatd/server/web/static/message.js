@@ -105,8 +105,10 @@ function fill(li, m) {
   li.classList.toggle("deleted", m.deleted);
   setState(li, m);
   if (key !== undefined) {
-    const again = li.querySelector(`[data-key="${CSS.escape(key)}"]`);
-    if (again !== null) again.focus();
+    // (a reaction taken back, its chip gone: React keeps the focus; the
+    // message deleted: the message itself)
+    const same = li.querySelector(`[data-key="${CSS.escape(key)}"]`);
+    (same || li.querySelector('[data-key="react"]') || li).focus();
   } else if (inside && li.contains(active)) active.focus();
 }
 
