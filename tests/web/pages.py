@@ -67,16 +67,40 @@ class ChatPage:
         ).first.wait_for(timeout=timeout_ms)
 
     async def messages(self) -> list[dict[str, Any]]:
-        """The open conversation's messages, top to bottom."""
+        """The open conversation's messages, top to bottom: each with its
+        quote (of the message it answers: "" for none), whether it shows
+        "(edited)" or is deleted, its reactions ([emoji, count, mine,
+        label]) and the actions it offers (reply, react, edit, delete)."""
         result: list[dict[str, Any]] = await self.page.eval_on_selector_all(
             "#messages li",
             """els => els.map(e => ({
                 id: Number(e.dataset.messageId || 0),
                 state: e.dataset.state,
                 from: e.querySelector('.from').textContent,
-                text: e.querySelector('.body').textContent}))""",
+                text: e.querySelector('.body').textContent,
+                quote: e.querySelector('.quote') ? e.querySelector('.quote').textContent : '',
+                edited: e.querySelector('.meta .edited') !== null,
+                deleted: e.classList.contains('deleted'),
+                reactions: [...e.querySelectorAll('.reactions .chip')].map(c => [
+                    c.dataset.emoji, Number(c.querySelector('.count').textContent),
+                    c.getAttribute('aria-pressed') === 'true', c.getAttribute('aria-label')]),
+                actions: [...e.querySelectorAll('.actions .act')].map(b => b.dataset.key)}))""",
         )
         return result
+
+    async def message(self, message_id: int) -> dict[str, Any]:
+        """Message `message_id` as messages() reads it (it must be shown)."""
+        found = [m for m in await self.messages() if m["id"] == message_id]
+        assert len(found) == 1, (message_id, found)
+        return found[0]
+
+    def item(self, message_id: int) -> Any:
+        """The element of message `message_id` (a locator)."""
+        return self.page.locator(f'#messages li[data-message-id="{message_id}"]')
+
+    async def act(self, message_id: int, action: str) -> None:
+        """Clicks action `action` (reply, react, edit, delete) of a message."""
+        await self.item(message_id).locator(f'.act[data-key="{action}"]').click()
 
     async def badge(self, kind: str, name: str) -> int:
         """The unread count the list shows for a conversation (0: none),

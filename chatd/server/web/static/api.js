@@ -34,6 +34,11 @@ export function explain(err) {
   return String(err && err.message ? err.message : err);
 }
 
+// An error in the server's own words (its message says which rule refused).
+export function said(err) {
+  return err instanceof ApiError ? err.message : explain(err);
+}
+
 export function describe(code, message) {
   return MEANING[code] || message || (code ? `error ${code}` : "refused");
 }
@@ -76,8 +81,12 @@ export function requestId() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-// A message as the page keeps it (the JSON mapping may name the sender from_).
+const KINDS = ["MESSAGE", "EDIT", "DELETE", "REACT", "UNREACT"];
+
+// A message or an event as the page keeps it (the JSON mapping names the
+// sender from_, and an enum by its name).
 export function normal(m) {
+  const kind = typeof m.kind === "number" ? KINDS[m.kind] || "MESSAGE" : m.kind || "MESSAGE";
   return {
     from: m.from !== undefined ? m.from : m.from_ || "",
     to: m.to || "",
@@ -86,5 +95,11 @@ export function normal(m) {
     message_id: Number(m.message_id || 0),
     time_stamp: m.time_stamp || "",
     state: "sent",
+    kind,
+    target_id: Number(m.target_id || 0),
+    reply_to: Number(m.reply_to || 0),
+    edited: Boolean(m.edited),
+    deleted: Boolean(m.deleted),
+    reactions: (m.reactions || []).map((r) => ({ emoji: r.emoji, users: [...(r.users || [])] })),
   };
 }

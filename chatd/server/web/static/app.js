@@ -1,8 +1,10 @@
 // The chat page: logging in and out, the account, and the wiring of the
-// connection (net.js), the conversations (chat.js) and rooms (rooms.js).
+// connection (net.js), the conversations (chat.js), rooms (rooms.js) and
+// the edits, deletions, reactions and replies (edits.js).
 
 import { Api, ApiError, explain } from "./api.js";
 import { Chat } from "./chat.js";
+import { Edits } from "./edits.js";
 import { Net } from "./net.js";
 import { Rooms } from "./rooms.js";
 import { State } from "./state.js";
@@ -14,8 +16,11 @@ const state = new State();
 const net = new Net(location.origin);
 const api = new Api(net);
 let rooms = null;
+const edits = new Edits(state, net, api);
 const chat = new Chat(state, net, api, {
   openedRoom: (conv) => rooms.opened(conv),
+  opened: () => edits.cancelReply(),
+  replay: (seq, conv, ids) => edits.replay(seq, conv, ids),
   refreshed: () => rooms.refreshed(),
   join: (r) => rooms.join(r),
   decline: (r) => rooms.decline(r),
@@ -58,6 +63,7 @@ function ended(why) {
   net.closeSession();
   api.session = null;
   state.reset();
+  edits.cancelReply();
   sessionStorage.removeItem(SAVED);
   delete document.body.dataset.user;
   $("messages").replaceChildren();
@@ -130,7 +136,7 @@ $("composer").addEventListener("submit", (ev) => {
   const text = input.value;
   if (text.trim() === "") return;
   input.value = "";
-  chat.send(text);
+  chat.send(text, edits.takeReply());
 });
 $("composer-input").addEventListener("keydown", (ev) => {
   if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
@@ -145,7 +151,7 @@ $("back-btn").addEventListener("click", () => {
   (current || $("people")).focus();
 });
 document.addEventListener("keydown", (ev) => {
-  if (ev.key === "Escape" && document.body.dataset.view === "conv" && !$("password-dialog").open) {
+  if (ev.key === "Escape" && document.body.dataset.view === "conv" && !document.querySelector("dialog[open]")) {
     $("back-btn").click();
   }
 });

@@ -2,7 +2,8 @@
 // and the unread counts.
 
 import { describe, explain, normal, requestId } from "./api.js";
-import { $, renderPeople, renderRooms, showMessage } from "./ui.js";
+import { showMessage } from "./message.js";
+import { $, renderPeople, renderRooms } from "./ui.js";
 
 const PAGE = 50;
 const REFRESH_MS = 3000;
@@ -12,7 +13,8 @@ export class Chat {
     this.state = state;
     this.net = net;
     this.api = api;
-    this.hooks = hooks; // {openedRoom, refreshed, join, decline, notify, sessionEnded}
+    // {openedRoom, opened, refreshed, join, decline, notify, sessionEnded, replay}
+    this.hooks = hooks;
     this.refreshTimer = null;
     this.soon = null;
     this.refreshing = null; // the lists' read under way
@@ -20,7 +22,7 @@ export class Chat {
     this.listsDrawn = "";
     net.addEventListener("delivery", (ev) => this.deliver(ev.detail, true));
     net.addEventListener("opened", (ev) => {
-      if (!ev.detail.resumed) this.fetchUnseen();
+      if (!ev.detail.resumed) this.missedEvents();
     });
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden) this.markRead();
@@ -46,6 +48,16 @@ export class Chat {
     this.listsDrawn = "";
   }
 
+  // A stream opened afresh (not after a message it showed): what came
+  // meanwhile is read again (the history shown is read again too: its
+  // edits, deletions and reactions may have changed).
+  missedEvents() {
+    this.fetchUnseen();
+    for (const conv of this.state.convs.values()) conv.stale = conv.loaded;
+    const conv = this.state.currentConv();
+    if (conv !== null && conv.stale) this.loadPage(conv, 0);
+  }
+
   // The messages that waited for this user while no stream was open.
   async fetchUnseen() {
     try {
@@ -67,7 +79,7 @@ export class Chat {
     if (fresh && conv.key === this.state.current) {
       const list = $("messages");
       const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
-      showMessage(m, this.me());
+      showMessage(m);
       if (atBottom) this.scrollDown();
     }
     if (fromStream) this.net.shown(m.message_id);
@@ -147,11 +159,12 @@ export class Chat {
     $("conv-error").textContent = "";
     $("composer").hidden = false;
     $("room-tools").hidden = kind !== "room";
+    this.hooks.opened(conv);
     this.drawConversation(conv);
     this.drawLists(true);
     $("composer-input").focus();
     if (kind === "room") this.hooks.openedRoom(conv);
-    if (!conv.loaded) await this.loadPage(conv, 0);
+    if (!conv.loaded || conv.stale) await this.loadPage(conv, 0);
     this.markRead();
   }
 
@@ -160,29 +173,32 @@ export class Chat {
     const list = $("messages");
     list.setAttribute("aria-busy", "true");
     list.replaceChildren();
-    const me = this.me();
     const ids = [...conv.byId.keys()].sort((a, b) => a - b);
-    for (const id of ids) showMessage(conv.byId.get(id), me);
-    for (const m of conv.pending.values()) showMessage(m, me);
+    for (const id of ids) showMessage(conv.byId.get(id));
+    for (const m of conv.pending.values()) showMessage(m);
     $("earlier-btn").hidden = !conv.loaded || !conv.hasEarlier;
     if (conv.loaded) list.removeAttribute("aria-busy");
     this.scrollDown();
   }
 
-  // One page of history, the newest before `before` (0: the newest).
+  // One page of history, the newest before `before` (0: the newest): each
+  // message as read, with the events received meanwhile applied again.
   async loadPage(conv, before) {
     const req = { before_message_id: before, limit: PAGE };
+    const since = this.state.eventSeq;
     try {
       const page =
         conv.kind === "room"
           ? await this.api.messages("GetRoomHistory", { room: conv.name, ...req })
           : await this.api.messages("GetChat", { username: conv.name, ...req });
       conv.loaded = true;
+      conv.stale = false;
       conv.hasEarlier = page.length >= PAGE;
-      for (const raw of page) {
-        const m = normal(raw);
-        if (conv.add(m) && conv.key === this.state.current) showMessage(m, this.me());
-      }
+      const read = page.map(normal);
+      for (const m of read) if (!conv.update(m)) conv.add(m);
+      const ids = new Set(read.map((m) => m.message_id));
+      this.hooks.replay(since, conv, ids);
+      if (conv.key === this.state.current) for (const id of ids) showMessage(conv.byId.get(id));
       if (conv.key === this.state.current) $("earlier-btn").hidden = !conv.hasEarlier;
       if (before === 0 && conv.key === this.state.current) this.scrollDown();
     } catch (err) {
@@ -219,7 +235,7 @@ export class Chat {
 
   // Sends the composer's text to the conversation shown: at once on
   // screen as pending, then sent (with its id) or failed.
-  async send(text) {
+  async send(text, replyTo = 0) {
     const conv = this.state.currentConv();
     if (conv === null || text.trim() === "") return;
     const rid = requestId();
@@ -233,26 +249,35 @@ export class Chat {
       message_id: 0,
       time_stamp: new Date().toISOString(),
       state: "pending",
+      reply_to: replyTo,
+      edited: false,
+      deleted: false,
+      reactions: [],
     };
     conv.pending.set(rid, m);
-    if (conv.key === this.state.current) showMessage(m, this.me());
+    if (conv.key === this.state.current) showMessage(m);
     this.scrollDown();
-    const result = await this.net.send(rid, { ...target, message: text });
+    const frame = { ...target, message: text };
+    if (replyTo) frame.reply_to = replyTo;
+    const result = await this.net.send(rid, frame);
     if (result.error_code || !result.message_id) {
       m.state = "failed";
       m.error = describe(result.error_code, result.error_message);
-      if (conv.key === this.state.current) showMessage(m, this.me());
+      if (conv.key === this.state.current) showMessage(m);
       return;
     }
     conv.pending.delete(rid);
     m.state = "sent";
     m.message_id = result.message_id;
     const shownAlready = conv.byId.has(m.message_id);
-    if (!shownAlready) conv.add(m);
+    if (!shownAlready) {
+      conv.add(m);
+      this.hooks.replay(0, conv, new Set([m.message_id])); // (an event about it may be in first)
+    }
     if (conv.key !== this.state.current) return;
     const li = $("messages").querySelector(`li[data-request-id="${CSS.escape(rid)}"]`);
     if (shownAlready && li) li.remove();
-    else showMessage(m, this.me());
+    else showMessage(m);
   }
 
   scrollDown() {

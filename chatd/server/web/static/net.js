@@ -1,5 +1,5 @@
 // The page's one connection to the cluster: a WebSocket to one node's web
-// listener (WEB-PROTOCOL.md), unary calls, the session's Connect stream and
+// listener (docs/web.md), unary calls, the session's Connect stream and
 // its sends, and failover to the next web origin of the last hello.
 
 const RETRY_FIRST_MS = 100; // reconnect backoff: 0.1 s doubling to 2 s
@@ -219,7 +219,7 @@ export class Net extends EventTarget {
     clearTimeout(this.streamTimer);
     const id = this.nextId++;
     this.stream = { id, open: false };
-    const open = { session_id: this.session };
+    const open = { session_id: this.session, events: true }; // (edits, deletions, reactions too)
     if (this.lastId > 0) open.after_message_id = this.lastId;
     else open.live_only = true; // the unread ones come from GetMessages once open
     this._write({ id, connect: open });
@@ -232,7 +232,9 @@ export class Net extends EventTarget {
       this.dispatchEvent(new CustomEvent("opened", { detail: { resumed: this.lastId > 0 } }));
       for (const [rid, s] of this.sends) this._writeSend(rid, s);
     } else if (msg.frame && msg.frame.message) {
-      this.dispatchEvent(new CustomEvent("delivery", { detail: msg.frame.message }));
+      const m = msg.frame.message;
+      const what = m.kind && m.kind !== "MESSAGE" ? "event" : "delivery";
+      this.dispatchEvent(new CustomEvent(what, { detail: m }));
     } else if (msg.frame && msg.frame.result) {
       this._result(msg.frame.result);
     } else if (msg.end || msg.error) {
@@ -267,6 +269,11 @@ export class Net extends EventTarget {
     if (this.ackTimer === null) {
       this.ackTimer = setTimeout(() => this._flushAcks(), ACK_DELAY_MS);
     }
+  }
+
+  // Called by the page once an event (no delivery to acknowledge) is applied.
+  seen(messageId) {
+    if (messageId > this.lastId) this.lastId = messageId;
   }
 
   _flushAcks() {

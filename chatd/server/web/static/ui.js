@@ -1,5 +1,6 @@
-// Drawing the page from the state: lists, messages, members. No markup from
-// strings: every user-supplied text goes in through textContent.
+// Drawing the page from the state: lists and members (a message:
+// message.js). No markup from strings: every user-supplied text goes in
+// through textContent.
 
 export const $ = (id) => document.getElementById(id);
 
@@ -105,67 +106,6 @@ export function renderRooms(state, open, join, decline) {
   }
   if (items.length === 0) items.push(el("li", { className: "empty", text: "No rooms yet." }));
   ul.replaceChildren(...items);
-}
-
-function messageElement(m, me) {
-  const mine = (m.from || "").toLowerCase() === me;
-  const li = el("li", {
-    className: `msg ${mine ? "mine" : "theirs"}`,
-    "data-state": m.state || "sent",
-    "data-message-id": m.message_id ? String(m.message_id) : null,
-    "data-request-id": m.request_id || null,
-  });
-  const head = el("div", { className: "meta" }, el("span", { className: "from", text: mine ? "You" : m.from }));
-  if (m.time_stamp) {
-    head.append(el("time", { className: "when", dateTime: m.time_stamp, text: formatTime(m.time_stamp) }));
-  }
-  const note = el("span", { className: "note" });
-  head.append(note);
-  li.append(head, el("p", { className: "body", text: m.message }));
-  setState(li, m);
-  return li;
-}
-
-export function setState(li, m) {
-  li.dataset.state = m.state || "sent";
-  if (m.message_id) li.dataset.messageId = String(m.message_id);
-  const note = li.querySelector(".note");
-  if (m.state === "pending") note.textContent = "sending…";
-  else if (m.state === "failed") note.textContent = `not sent: ${m.error || "refused"}`;
-  else note.textContent = "";
-}
-
-// Puts a message's element where its id belongs (unsent ones last).
-function place(ol, li, id) {
-  if (!id) {
-    ol.append(li);
-    return;
-  }
-  for (const other of ol.children) {
-    const oid = Number(other.dataset.messageId || 0);
-    if (other !== li && (oid === 0 || oid > id)) {
-      ol.insertBefore(li, other);
-      return;
-    }
-  }
-  ol.append(li);
-}
-
-// Shows message `m` (stored or unsent) in the open conversation's list.
-export function showMessage(m, me) {
-  const ol = $("messages");
-  let li = null;
-  if (m.request_id) li = ol.querySelector(`li[data-request-id="${CSS.escape(m.request_id)}"]`);
-  if (li === null && m.message_id) li = ol.querySelector(`li[data-message-id="${m.message_id}"]`);
-  if (li === null) {
-    li = messageElement(m, me);
-    place(ol, li, m.message_id);
-    return li;
-  }
-  const before = li.dataset.messageId;
-  setState(li, m);
-  if (m.message_id && before !== String(m.message_id)) place(ol, li, m.message_id);
-  return li;
 }
 
 export function renderMembers(members, canManage, isCreator, me, act) {
