@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from chatd.client import ChatClient, Message
 from chatd.client.conversation import InRoom, Peer
@@ -16,7 +17,7 @@ from chatd.client.gui_messages import tag_of
 from chatd.client.model import DELETE, EDIT, REACT, UNREACT
 from chatd.contract import MAX_REACTIONS, REACTIONS
 from tests.conftest import PASSWORD, NodeProcess, wait_serving
-from tests.test_gui import WAIT, conversation, loop_thread, pump, submit_form
+from tests.test_gui import WAIT, conversation, loop_thread, pump, screenshot, submit_form
 
 __all__ = ["loop_thread"]  # (the fixture, imported for this module's tests)
 THUMBS, HEART = REACTIONS[0], REACTIONS[1]
@@ -80,6 +81,7 @@ def test_the_message_menu_reply_edit_react_delete(
     xvfb: str,
     spawn_node: Callable[..., NodeProcess],
     loop_thread: LoopThread,
+    tmp_path: Path,
 ) -> None:
     node = spawn_node("n1", "--edit-window", f"{EDIT_WINDOW:g}s")
     address: str = node.address  # type: ignore[attr-defined]
@@ -166,6 +168,7 @@ def test_the_message_menu_reply_edit_react_delete(
         refused = "cannot react to that message: not an allowed reaction"
         pump(app, lambda: app.notice_var.get().startswith(refused), "a reaction refused")
         shown_live = line_of(app, first)
+        screenshot(app, xvfb, tmp_path / "reactions.png")
         # Delete asks first
         menu_for(app, reply.id)
         choose(app, "Delete")
@@ -189,7 +192,8 @@ def test_the_message_menu_reply_edit_react_delete(
         enter(app, "an old note, edited")
         late = "cannot edit that message: the message is too old to edit"
         pump(app, lambda: app.notice_var.get() == late, "the edit refused")
-        app.cancel_compose()
+        app.compose_cancel.invoke()  # the ✕: the edit given up
+        assert app.input.get() == "" and not app.compose_bar.winfo_ismapped()
         # in a room of hers: she may delete bob's message there
         spam = loop_thread.submit(bob.send("", "spam", room="team")).result(WAIT)
         app.open_conversation(InRoom("team"))

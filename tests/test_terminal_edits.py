@@ -162,10 +162,14 @@ async def test_edit_reply_react_delete_between_two_terminals(node: Node) -> None
         await alice.shows(rf'\] you deleted message {oid} \("oops, wrong window"\)$')
         await bob.shows(rf'\] alice deleted message {oid} \("oops, wrong window"\)$')
         await bob.quit()
-        # bob's client again: the history shows the same
+        # bob's client again: a reply to a message it has not shown comes
+        # with its quote; the history shows what the first one showed
         again = At(node.address)
         try:
             await again.login("bob")
+            alice.type(f"/reply {mid} one more thing")
+            await again.shows("^ +↪ reply to alice: hello bob$")
+            await again.shows(r"^\d+ \[\d\d:\d\d\] new message from alice: one more thing$")
             again.type("/chat alice")
             await again.shows(rf"^{mid} \[\d\d:\d\d\] alice: hello bob \(edited\)  {HEART} 1$")
             await again.shows("^ +↪ reply to alice: hello bob$")

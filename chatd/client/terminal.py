@@ -649,7 +649,7 @@ class Terminal:
     def _keep(self, m: Message) -> None:
         """`m` is on the screen: known, for quotes, events and completion."""
         self.known[m.id] = m
-        if len(self.known) > KNOWN_MAX:
+        if len(self.known) > KNOWN_MAX + KNOWN_MAX // 10:  # (the oldest tenth goes)
             for old in sorted(self.known)[: len(self.known) - KNOWN_MAX]:
                 del self.known[old]
 
