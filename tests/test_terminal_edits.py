@@ -147,8 +147,9 @@ async def test_edit_reply_react_delete_between_two_terminals(node: Node) -> None
         await bob.shows(f"cannot delete message {mid}: {not_his}")
         bob.type("/edit 999999 x")
         await bob.shows("cannot edit message 999999: no such message")
-        bob.type("/edit x y")
-        await bob.shows("usage: /edit ID TEXT")
+        for ref in ("x", "\N{SUPERSCRIPT TWO}", str(2**31), "0", "-1"):
+            bob.type(f"/edit {ref} y")
+            await bob.shows("usage: /edit ID TEXT")
         # /delete asks first; "n" keeps it
         alice.type("oops, wrong window")
         oid = (await alice.shows(r"^(\d+) .*you: oops, wrong window$"))[1]

@@ -69,6 +69,12 @@ COMMANDS = {
 NAME_COMMANDS = ("/login", "/chat", "/send", "/users")
 MESSAGE_COMMANDS = ("/edit", "/delete", "/reply", "/react", "/unreact")
 KNOWN_MAX = 5000  # messages `known` holds (the newest)
+MAX_ID = 2**31 - 1  # a message id (int32 on the wire)
+
+
+def number(text: str) -> int:
+    """The whole number `text` is, in ASCII digits (0: none)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else 0
 
 
 NOT_LOGGED_IN = "you are not logged in: /login NAME or /create NAME"
@@ -121,8 +127,8 @@ class ChatCompleter(Completer):
                 if name.startswith(words[2]):
                     emoji = emoji_named(name) or ""
                     yield Completion(name, -len(words[2]), display_meta=emoji)
-        elif len(words) == 3 and words[0] == "/edit" and not words[2] and words[1].isdigit():
-            m = next((m for m in self.messages() if m.id == int(words[1])), None)
+        elif len(words) == 3 and words[0] == "/edit" and not words[2] and number(words[1]):
+            m = next((m for m in self.messages() if m.id == number(words[1])), None)
             if m is not None and not m.deleted:
                 yield Completion(m.body, 0, display=quote(m), display_meta="its text")
 
@@ -368,7 +374,7 @@ class Terminal:
         if self.peer is None:
             self.out("choose someone to talk to first: /chat NAME")
             return
-        n = int(rest) if rest.isdigit() else 20
+        n = number(rest) or 20
         page = await conversation.history(self.client, self.peer, limit=max(1, min(n, 500)))
         await self._show_page(self.peer, page)
 
@@ -475,8 +481,7 @@ class Terminal:
     def _message_args(self, rest: str, usage: str, *, text: bool = True) -> tuple[int, str] | None:
         """(id, the rest) of "ID TEXT"; None, with the usage said, if not that."""
         ref, _, more = rest.partition(" ")
-        ref = ref.removeprefix("message")  # (what an event line calls it)
-        if not ref.isdigit() or int(ref) <= 0 or (text and not more.strip()):
+        if not 0 < number(ref) <= MAX_ID or (text and not more.strip()):
             self.out(f"usage: {usage} (ID: the number a message's line starts with)")
             return None
         if self.client.username is None:
