@@ -135,6 +135,7 @@ async def test_edit_reply_react_delete_between_two_terminals(node: Node) -> None
         await bob.shows(f"you reacted {THUMBS} to message {mid} already")
         bob.type(f"/unreact {mid} {THUMBS}")
         await alice.shows(rf"\] bob took back {THUMBS} on message {mid} .*: {HEART} 1$")
+        await bob.shows("you took back")
         bob.type(f"/react {mid} poo")
         await bob.shows(r"'poo' is no reaction: one of 👍 \(\+1\), ❤️ \(heart\)")
         # the node's refusals, in its words
@@ -163,6 +164,12 @@ async def test_edit_reply_react_delete_between_two_terminals(node: Node) -> None
         await alice.shows(rf'\] you deleted message {oid} \("oops, wrong window"\)$')
         await bob.shows(rf'\] alice deleted message {oid} \("oops, wrong window"\)$')
         await bob.quit()
+        # each change printed once at each terminal: by the command that made
+        # it or by the stream, whichever came first
+        for at in (alice, bob):
+            events = [line for line in at.lines if line.startswith("[")]
+            assert len(events) == 5
+            assert len(events) == len(set(events)), at.lines
         # bob's client again: a reply to a message it has not shown comes
         # with its quote; the history shows what the first one showed
         again = At(node.address)
