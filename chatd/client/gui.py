@@ -258,7 +258,6 @@ class ChatApp:
         self.conversation.pack(side="left", fill="both", expand=True)
         self.conversation.configure(takefocus=True)
         self.view = MessageView(self.conversation, self._quoted)
-        self.conversation.tag_configure("meta", foreground="#888")
         self.message_menu = tk.Menu(self.root, tearoff=False)
         self.react_menu = tk.Menu(self.message_menu, tearoff=False)
         self.conversation.bind("<Button-1>", self._clicked)
@@ -447,7 +446,7 @@ class ChatApp:
         self.client = self._new_client()
         self.me = self.peer = None
         self.users, self.unread, self.history, self.rooms = {}, {}, {}, {}
-        self.quoted, self.view.selected = {}, None
+        self.quoted, self._fetching, self.view.selected = {}, set(), None
         self.cancel_compose()
         self._received.clear()
         self._loading_older = self._refreshing = False

@@ -465,7 +465,6 @@ class Terminal:
             return
         if message_id in self.known:  # (its room's stream was quicker)
             return
-        self._printed.add(message_id)
         me = self.client.username or ""
         sent = Message(message_id, me, to.name, text, datetime.now(UTC), reply_to=reply_to)
         if isinstance(to, InRoom):
