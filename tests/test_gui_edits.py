@@ -21,7 +21,7 @@ from tests.test_gui import WAIT, conversation, loop_thread, pump, screenshot, su
 
 __all__ = ["loop_thread"]  # (the fixture, imported for this module's tests)
 THUMBS, HEART = REACTIONS[0], REACTIONS[1]
-EDIT_WINDOW = 5.0  # seconds: the node's --edit-window
+EDIT_WINDOW = 2.0  # seconds: the node's --edit-window (each edit below comes well within)
 
 
 def menu_for(app: ChatApp, message_id: int, *, keyboard: bool = False) -> dict[str, str]:
@@ -87,7 +87,7 @@ def test_the_message_menu_reply_edit_react_delete(
     address: str = node.address  # type: ignore[attr-defined]
     wait_serving(address)
 
-    async def setup() -> tuple[ChatClient, int, int]:
+    async def setup() -> tuple[ChatClient, int]:
         bob = ChatClient([address])
         for name in ("alice", "bob"):
             await bob.create_account(name, PASSWORD)
@@ -98,10 +98,9 @@ def test_the_message_menu_reply_edit_react_delete(
             await alice.invite("team", "bob")
         await bob.login("bob", PASSWORD)
         await bob.join_room("team")
-        first = await bob.send("alice", "helo alice")
-        return bob, first, old
+        return bob, old
 
-    bob, first, old = loop_thread.submit(setup()).result(WAIT)
+    bob, old = loop_thread.submit(setup()).result(WAIT)
     sent_old = time.monotonic()  # (after the node stamped it)
     bob_got: list[Message] = []
 
@@ -121,7 +120,10 @@ def test_the_message_menu_reply_edit_react_delete(
         pump(app, lambda: app.me == "alice", "alice logged in")
         pump(app, lambda: app.contacts.exists("bob"), "bob in the contacts")
         app.open_conversation(Peer("bob"))
-        pump(app, lambda: "bob: helo alice" in conversation(app), "bob's message")
+        pump(app, lambda: "you: an old note" in conversation(app), "the conversation")
+        # (every message edited below is new: well within the edit window)
+        first = loop_thread.submit(bob.send("alice", "helo alice")).result(WAIT)
+        pump(app, lambda: "bob: helo alice" in conversation(app), "bob's message, live")
         # bob's message: Reply and React; not hers to edit or delete
         entries = menu_for(app, first)
         assert entries == {
