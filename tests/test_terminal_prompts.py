@@ -61,7 +61,7 @@ def test_ctrl_c_and_ctrl_d_at_a_question_cancel_the_command(
     child.expect("current password:")
     child.sendcontrol("c")
     child.expect("/password cancelled")
-    child.sendline("/delete")
+    child.sendline("/delete account")
     child.expect(r"delete the account alice for good\? \[y/N\]")
     child.sendcontrol("c")
     child.expect("/delete cancelled")

@@ -71,11 +71,18 @@ async def history(
     return await client.get_chat(c.name, before=before, limit=limit)
 
 
-async def send(client: ChatClient, c: Conversation, text: str) -> int:
-    """Sends `text` there; the message id."""
+async def send(client: ChatClient, c: Conversation, text: str, reply_to: int = 0) -> int:
+    """Sends `text` there (answering message `reply_to`, 0: none); the message id."""
     if isinstance(c, InRoom):
-        return await client.send("", text, room=c.name)
-    return await client.send(c.name, text)
+        return await client.send("", text, room=c.name, reply_to=reply_to)
+    return await client.send(c.name, text, reply_to=reply_to)
+
+
+async def message(client: ChatClient, c: Conversation, message_id: int) -> Message | None:
+    """Message `message_id` of the conversation, as it is now (None: not
+    there, or deleted from history's view)."""
+    page = await history(client, c, before=message_id + 1, limit=1)
+    return page[0] if page and page[0].id == message_id else None
 
 
 async def mark_read(client: ChatClient, c: Conversation, upto: int) -> None:

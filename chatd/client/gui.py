@@ -17,6 +17,13 @@ are the server's (what the user's read markers leave, on every device),
 fetched anew on every incoming message and every refresh; a room's
 conversation shows its members in its heading, and what it shows of a
 conversation counts as read.
+
+A message's context menu (right-click on it, or the Menu key / Shift+F10 on
+the selected one: a click or Up and Down select) offers Reply, Edit (one's
+own), Delete (one's own, or any in a room one is an admin of) and React ▸;
+Reply and Edit work through the input box, which then says so above it,
+with a ✕ (or Escape) to cancel. An edit, deletion or reaction, one's own or
+arriving on the stream, redraws the message in place (chatd.client.gui_messages).
 """
 
 from __future__ import annotations
@@ -39,8 +46,10 @@ from chatd.client import conversation, errors
 from chatd.client.api import ChatClient
 from chatd.client.conversation import Conversation, InRoom, Peer, of_message, said
 from chatd.client.errors import ChatError, NotLoggedIn, UsernameTaken, WrongPassword
-from chatd.client.model import ConnectionEvent, Message, User
+from chatd.client.gui_messages import MessageView
+from chatd.client.model import DELETE, EDIT, REACT, UNREACT, ConnectionEvent, Message, User, applied
 from chatd.client.rooms import Room, RoomMember, Unread, room_changes
+from chatd.client.shown import NAMES, quote, who
 from chatd.contract import Code
 from chatd.tls import TlsError, credentials_of, tls_options
 from chatd.words import counted
@@ -58,6 +67,7 @@ W = TypeVar("W", bound="tk.Widget")
 log = logging.getLogger(__name__)
 POLL_MS = 25  # how often the main thread takes what the worker handed back
 PAGE = 50  # messages per history page
+ON: dict[bool, Literal["normal", "disabled"]] = {True: "normal", False: "disabled"}
 TEXT: dict[type[ChatError], str] = {
     UsernameTaken: "username already exists",
     NotLoggedIn: "your session ended: log in again",
@@ -135,6 +145,11 @@ class ChatApp:
         self.rooms: dict[str, Room] = {}  # name -> the room, as last listed
         self.unread: dict[str, int] = {}  # user -> unread count
         self.history: dict[int, Message] = {}  # the shown conversation, by id
+        self.quoted: dict[int, Message] = {}  # what replies answer, beyond `history`
+        self._fetching: set[int] = set()  # of those, the ones asked for
+        self.replying: Message | None = None  # what the input box answers
+        self.editing: Message | None = None  # what the input box edits
+        self.menu_message: int | None = None  # the message whose menu is open
         self.more_history = self._loading_older = self._refreshing = self._lost = False
         self._received: set[int] = set()
         self._generation = 0  # one more at each log-out: late answers are dropped
@@ -223,8 +238,17 @@ class ChatApp:
         self.older_button.pack(side="right")
         bottom = packed(ttk.Frame(right), "bottom", fill="x")
         ttk.Label(bottom, textvariable=self.notice_var, style="Error.TLabel").pack(side="bottom")
+        # "Replying to …" / "Editing your message", shown above the input box while so
+        self.compose_bar = ttk.Frame(bottom)
+        self.compose_var = tk.StringVar(self.root)
+        ttk.Label(self.compose_bar, textvariable=self.compose_var).pack(side="left")
+        self.compose_cancel = ttk.Button(
+            self.compose_bar, text="✕", width=2, command=self.cancel_compose
+        )
+        self.compose_cancel.pack(side="right")
         self.input = packed(ttk.Entry(bottom), "left", fill="x", expand=True, pady=(4, 0))
         self.input.bind("<Return>", self.send)
+        self.input.bind("<Escape>", lambda _e: self.cancel_compose())
         self.send_button = ttk.Button(bottom, text="Send", command=self.send)
         self.send_button.pack(side="right", padx=(4, 0), pady=(4, 0))
         self.scrollbar = packed(ttk.Scrollbar(right, command=self._scrolled), "right", fill="y")
@@ -232,13 +256,19 @@ class ChatApp:
         self.conversation.configure(padx=6, pady=4, font="TkDefaultFont")
         self.conversation.configure(yscrollcommand=self.scrollbar.set)
         self.conversation.pack(side="left", fill="both", expand=True)
-        for tag, color in [
-            ("time", "#888"),
-            ("me", "#1f5fbf"),
-            ("them", "#2e7d32"),
-            ("meta", "#888"),
-        ]:
-            self.conversation.tag_configure(tag, foreground=color)
+        self.conversation.configure(takefocus=True)
+        self.view = MessageView(self.conversation, self._quoted)
+        self.message_menu = tk.Menu(self.root, tearoff=False)
+        self.react_menu = tk.Menu(self.message_menu, tearoff=False)
+        self.conversation.bind("<Button-1>", self._clicked)
+        # (the menu is posted without a grab: a click anywhere else takes it away)
+        self.root.bind("<Button-1>", self._clicked_anywhere, add="+")
+        self.conversation.bind("<Button-3>", self._right_clicked)
+        for widget in (self.conversation, self.input):
+            for key in ("<KeyPress-Menu>", "<Shift-F10>"):
+                widget.bind(key, self._menu_key)
+        self.conversation.bind("<Up>", lambda _e: self._select_next(-1))
+        self.conversation.bind("<Down>", lambda _e: self._select_next(1))
         for sequence in ("<MouseWheel>", "<Button-4>"):  # the wheel, up: at the top, load older
             self.conversation.bind(sequence, lambda _e: self.root.after_idle(self._at_top))
 
@@ -416,6 +446,8 @@ class ChatApp:
         self.client = self._new_client()
         self.me = self.peer = None
         self.users, self.unread, self.history, self.rooms = {}, {}, {}, {}
+        self.quoted, self._fetching, self.view.selected = {}, set(), None
+        self.cancel_compose()
         self._received.clear()
         self._loading_older = self._refreshing = False
         self.contacts.delete(*self.contacts.get_children())
@@ -454,9 +486,12 @@ class ChatApp:
                 await asyncio.sleep(2)
 
     def _incoming(self, client: ChatClient, m: Message) -> None:
-        if client is not self.client or m.id in self._received or m.event:
-            return  # (edits and reactions show in the history, when read again)
+        if client is not self.client or m.id in self._received:
+            return
         self._received.add(m.id)
+        if m.event:  # (a conversation not shown shows it in its history, when opened)
+            self._apply(m)
+            return
         if m.room:  # the server counts a room's unread ones: shown at the refresh below
             if of_message(m, self.me) == self.peer:
                 self._add_messages(self.peer, [m])
@@ -559,6 +594,9 @@ class ChatApp:
             self.call(self.client.join_room(c.name), lambda _: self._joined(invited))
             return
         self.peer, self.history, self.more_history = c, {}, False
+        self.quoted, self._fetching = {}, set()
+        self.view.selected = None
+        self.cancel_compose()
         if isinstance(c, Peer):
             self.unread.pop(c.name, None)
         self.peer_var.set(f"Room {name}" if isinstance(c, InRoom) else f"Conversation with {name}")
@@ -648,18 +686,28 @@ class ChatApp:
             self.load_older()
 
     def send(self, _event: object = None) -> str:
-        """Sends the input box to the shown contact ("break": Enter ends here)."""
+        """Sends the input box to the shown contact, answering the message
+        being replied to, or saves it as the new text of the one being
+        edited ("break": Enter ends here)."""
         text, peer, me = self.input.get().strip(), self.peer, self.me
         if not text:
             return "break"
         if peer is None or me is None:
             self.notice_var.set("choose a contact first")
             return "break"
+        if self.editing is not None:
+            self._save_edit(self.editing, text)
+            return "break"
+        replying = self.replying
+        reply_to = replying.id if replying is not None else 0
         self.input.delete(0, "end")
         self.notice_var.set("")
+        self.cancel_compose()
 
         def done(message_id: int) -> None:
-            sent = Message(message_id, me, str(peer), text, datetime.now(UTC))
+            sent = Message(message_id, me, str(peer), text, datetime.now(UTC), reply_to=reply_to)
+            if isinstance(peer, InRoom):
+                sent = dataclasses.replace(sent, room=peer.name)
             self._add_messages(peer, [sent])
             self.conversation.see("end")
 
@@ -667,9 +715,207 @@ class ChatApp:
             self._notice(exc, str(peer))
             if not self.input.get():
                 self.input.insert(0, text)
+                if replying is not None and self.peer == peer:
+                    self.reply_to(replying)
 
-        self.call(conversation.send(self.client, peer, text), done, failed)
+        self.call(conversation.send(self.client, peer, text, reply_to), done, failed)
         return "break"
+
+    # -- a message's menu and what it does --
+
+    def _quoted(self, message_id: int) -> Message | None:
+        """The message a reply answers, as known; fetched when not (and the
+        replies drawn again when it comes)."""
+        m = self.history.get(message_id) or self.quoted.get(message_id)
+        if m is not None or self.peer is None or message_id in self._fetching:
+            return m
+        c = self.peer
+        self._fetching.add(message_id)
+
+        def done(got: Message | None) -> None:
+            if got is not None and self.peer == c:
+                self.quoted[message_id] = got
+                self.view.redraw_all(self.history, message_id)
+
+        self.call(conversation.message(self.client, c, message_id), done, lambda _e: None)
+        return None
+
+    def _apply(self, event: Message) -> None:
+        """An edit, deletion or reaction: the message it changes, if shown
+        (or quoted), drawn again in place."""
+        target = event.target_id
+        if target in self.quoted:
+            self.quoted[target] = applied(self.quoted[target], event)
+        if target not in self.history:
+            if target in self.quoted:
+                self.view.redraw_all(self.history, target)
+            return
+        self.history[target] = applied(self.history[target], event)
+        self.view.redraw_all(self.history, target)
+        if event.kind == DELETE:
+            for pending in (self.replying, self.editing):
+                if pending is not None and pending.id == target:
+                    self.cancel_compose()
+
+    def _own_event(self, kind: str, m: Message, body: str = "") -> Callable[[int], None]:
+        """What to do once a call on message `m` of mine succeeded: apply its
+        event here (the stream brings it too: applied twice, the same)."""
+
+        def done(event_id: int) -> None:
+            if event_id:
+                me = self.me or ""
+                event = Message(event_id, me, m.recipient, body, datetime.now(UTC), m.room)
+                event = dataclasses.replace(event, kind=kind, target_id=m.id)
+                self._received.add(event_id)
+                self._apply(event)
+
+        return done
+
+    def _refused(self, verb: str) -> Callable[[Exception], None]:
+        def failed(exc: Exception) -> None:
+            self.notice_var.set(f"cannot {verb} that message: {describe(exc)}")
+
+        return failed
+
+    def _clicked_anywhere(self, event: tk.Event[tk.Misc]) -> None:
+        if not str(event.widget).startswith(str(self.message_menu)):
+            self.message_menu.unpost()
+
+    def _clicked(self, event: tk.Event[tk.Text]) -> None:
+        self.conversation.focus_set()
+        self.view.select(self.view.message_at(event.x, event.y))
+
+    def _right_clicked(self, event: tk.Event[tk.Text]) -> str:
+        mid = self.view.message_at(event.x, event.y)
+        if mid is not None:
+            self.view.select(mid)
+            self.open_menu(mid, event.x_root, event.y_root)
+        return "break"
+
+    def _menu_key(self, _event: object = None) -> str:
+        """The Menu key or Shift+F10: the selected message's menu (the
+        newest message's, when none is selected)."""
+        mid = self.view.selected if self.view.selected in self.history else None
+        if mid is None and self.history:
+            mid = max(self.history)
+            self.view.select(mid)
+        if mid is not None:
+            self.open_menu(mid, *self.view.screen_point(mid))
+        return "break"
+
+    def _select_next(self, step: int) -> str:
+        ids = sorted(self.history)
+        if ids:
+            at = ids.index(self.view.selected) if self.view.selected in ids else len(ids)
+            self.view.select(ids[max(0, min(len(ids) - 1, at + step))])
+        return "break"
+
+    def may_delete(self, m: Message) -> bool:
+        """Mine, or in a room I am an admin of (the node decides: this is
+        what the menu offers)."""
+        room = self.rooms.get(m.room) if m.room else None
+        return m.sender == self.me or (room is not None and room.admin)
+
+    def open_menu(self, message_id: int, x: int, y: int) -> None:
+        """The menu of message `message_id`, at screen point (x, y)."""
+        m = self.history.get(message_id)
+        if m is None:
+            return
+        self.menu_message = message_id
+        menu, react = self.message_menu, self.react_menu
+        menu.delete(0, "end")
+        react.delete(0, "end")
+        live = ON[not m.deleted]
+        mine = ON[m.sender == self.me and not m.deleted]
+        deletable = ON[self.may_delete(m) and not m.deleted]
+        menu.add_command(label="Reply", state=live, command=lambda: self.reply_to(m))
+        menu.add_command(label="Edit", state=mine, command=lambda: self.edit(m))
+        menu.add_command(label="Delete", state=deletable, command=lambda: self.ask_delete(m))
+        mine_now = {emoji for emoji, users in m.reactions if self.me in users}
+        for emoji, (name, _) in NAMES.items():
+            checked = tk.BooleanVar(menu, emoji in mine_now)
+            react.add_checkbutton(
+                label=f"{emoji}  {name}",
+                variable=checked,
+                command=functools.partial(self.toggle_reaction, m.id, emoji),
+            )
+        menu.add_cascade(label="React", menu=react, state=live)
+        try:
+            menu.tk_popup(x, y)
+        finally:  # (X11: the menu is up; the window takes events again)
+            menu.grab_release()
+
+    def reply_to(self, m: Message) -> None:
+        self.cancel_compose()
+        self.replying = m
+        self._compose(f"Replying to {who(m.sender, self.me)}: {quote(m)}")
+
+    def edit(self, m: Message) -> None:
+        self.cancel_compose()
+        self.editing = m
+        self.input.delete(0, "end")
+        self.input.insert(0, m.body)
+        self._compose("Editing your message (Enter saves it)")
+
+    def _compose(self, what: str) -> None:
+        self.compose_var.set(what)
+        self.compose_bar.pack(side="top", fill="x", before=self.input)
+        self.input.focus_set()
+
+    def cancel_compose(self) -> None:
+        """Ends a reply or an edit in the input box (an edit's text cleared)."""
+        if self.editing is not None:
+            self.input.delete(0, "end")
+        self.replying = self.editing = None
+        self.compose_var.set("")
+        self.compose_bar.pack_forget()
+
+    def _save_edit(self, m: Message, text: str) -> None:
+        if text == m.body:
+            self.cancel_compose()
+            return
+        self.notice_var.set("")
+        done = self._own_event(EDIT, m, text)
+
+        def saved(event_id: int) -> None:
+            if self.editing is not None and self.editing.id == m.id:
+                self.cancel_compose()
+            done(event_id)
+
+        self.call(self.client.edit_message(m.id, text), saved, self._refused("edit"))
+
+    def ask_delete(self, m: Message) -> None:
+        """A small window: delete message `m` for everyone?"""
+        win = self.delete_window = tk.Toplevel(self.root)
+        win.title("Delete message")
+        win.transient(self.root)
+        frame = packed(ttk.Frame(win, padding=10), fill="both")
+        whose = "your message" if m.sender == self.me else f"{m.sender}'s message"
+        text = f"Delete {whose} for everyone?\n\n“{quote(m)}”"
+        ttk.Label(frame, text=text, wraplength=320).pack(pady=(0, 8))
+        buttons = packed(ttk.Frame(frame))
+
+        def delete() -> None:
+            win.destroy()
+            done = self._own_event(DELETE, m)
+            self.call(self.client.delete_message(m.id), done, self._refused("delete"))
+
+        self.delete_confirm = packed(ttk.Button(buttons, text="Delete", command=delete), "left")
+        cancel = ttk.Button(buttons, text="Cancel", command=win.destroy)
+        cancel.pack(side="left", padx=6)
+        win.bind("<Escape>", lambda _e: win.destroy())
+        win.bind("<Return>", lambda _e: delete())
+        cancel.focus_set()
+
+    def toggle_reaction(self, message_id: int, emoji: str) -> None:
+        """Adds my reaction `emoji` to a message, or takes it back if there."""
+        m = self.history.get(message_id)
+        if m is None:
+            return
+        mine = any(e == emoji and self.me in users for e, users in m.reactions)
+        kind = UNREACT if mine else REACT
+        call = self.client.unreact(m.id, emoji) if mine else self.client.react(m.id, emoji)
+        self.call(call, self._own_event(kind, m, emoji), self._refused("react to"))
 
     def _add_messages(self, peer: Conversation, messages: list[Message]) -> None:
         new = [m for m in messages if m.id not in self.history]
@@ -689,10 +935,8 @@ class ChatApp:
             self.conversation.see("end")
 
     def _insert(self, m: Message) -> None:
-        text, mine = self.conversation, m.sender == self.me
-        text.insert("end", m.time.astimezone().strftime("%H:%M  "), "time")
-        text.insert("end", "you" if mine else m.sender, "me" if mine else "them")
-        text.insert("end", f": {m.body}\n")
+        self.view.me = self.me
+        self.view.insert(m)
 
     def _render(self, top: int | None = None) -> None:
         """Draws the whole conversation, with message `top` at the top."""

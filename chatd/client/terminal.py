@@ -4,6 +4,12 @@
 what arrives above the prompt the moment it arrives. Commands start with
 `/`; plain text goes to the current conversation. Errors are one line; a
 lost connection is one status line and the session goes on, no new login.
+
+Each message's line starts with its id, what the commands on a message
+take (/edit, /delete, /reply, /react, /unreact: chatd.client.lines says
+why the id); the lines an edit, a deletion or a reaction prints name that
+id. `known` holds the messages the terminal showed, kept up to date by the
+events, for the quotes and the completion.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ import dataclasses
 import fnmatch
 import signal
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import Completer, Completion
@@ -27,8 +34,10 @@ from chatd.client import conversation, errors
 from chatd.client.api import ChatClient
 from chatd.client.conversation import Conversation, InRoom, of_message, room_named, said
 from chatd.client.errors import ChatError, NoSuchRoom, NotAMember, NotLoggedIn, Unavailable
-from chatd.client.model import DELETE, EDIT, REACT, UNREACT, ConnectionEvent, Message
+from chatd.client.lines import event_line, message_lines
+from chatd.client.model import DELETE, EDIT, REACT, UNREACT, ConnectionEvent, Message, applied
 from chatd.client.rooms import Room, room_changes
+from chatd.client.shown import NAMES, emoji_named, quote, reaction_names
 from chatd.contract import USERNAME_RULE, Code, valid_username
 from chatd.tls import TlsError, credentials_of, tls_options
 from chatd.words import counted
@@ -40,17 +49,32 @@ COMMANDS = {
     "/chat": "/chat NAME|#ROOM     talk to NAME or in ROOM: recent history; plain text goes there",
     "/send": "/send NAME TEXT      send one message to NAME",
     "/history": "/history [N]         the last N messages of this conversation (default 20)",
+    "/reply": "/reply ID TEXT       answer message ID (the number its line starts with)",
+    "/edit": "/edit ID TEXT        new text for a message of yours (Tab after the ID: its text)",
+    "/delete": "/delete ID           delete message ID for everyone (yours; any in a room you\n"
+    "                     are an admin of); asks to confirm\n"
+    "/delete account      delete your account (asks to confirm)",
+    "/react": "/react ID EMOJI      react to message ID: 👍 ❤️ 😂 😮 😢 🎉 👀 ✅, or a name\n"
+    "                     (+1 heart joy wow cry tada eyes check; Tab lists them)",
+    "/unreact": "/unreact ID EMOJI    take your reaction back",
     "/room": "/room list | create ROOM [TOPIC] | invite ROOM NAME | remove ROOM NAME\n"
     "                     | leave ROOM | decline ROOM | delete ROOM | members ROOM\n"
     "                     rooms (list: yours, unread counts; delete: an admin's)",
     "/join": "/join ROOM           join a room you were invited to, and talk there",
     "/logout": "/logout              end this session",
     "/password": "/password            change your password (asks for the old and the new one)",
-    "/delete": "/delete              delete your account (asks to confirm)",
     "/help": "/help                this list",
     "/quit": "/quit                leave (Ctrl-D too)",
 }
 NAME_COMMANDS = ("/login", "/chat", "/send", "/users")
+MESSAGE_COMMANDS = ("/edit", "/delete", "/reply", "/react", "/unreact")
+KNOWN_MAX = 5000  # messages `known` holds (the newest)
+MAX_ID = 2**31 - 1  # a message id (int32 on the wire)
+
+
+def number(text: str) -> int:
+    """The whole number `text` is, in ASCII digits (0: none)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else 0
 
 
 NOT_LOGGED_IN = "you are not logged in: /login NAME or /create NAME"
@@ -68,15 +92,22 @@ def describe(exc: ChatError, name: str = "") -> str:
     return errors.describe(exc, name, TEXT)
 
 
-def stamp(m: Message) -> str:
-    return m.time.astimezone().strftime("%H:%M")
-
-
 class ChatCompleter(Completer):
-    """Completes commands, then usernames after the commands that take one."""
+    """Completes commands, then usernames after the commands that take one;
+    after a command on a message, the ids of the conversation's messages
+    (newest first: `messages()`; /edit: the user's own, `me()`), then for
+    /react and /unreact the reactions' names, and for /edit the message's
+    text (to change it rather than type it again)."""
 
-    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
+    def __init__(
+        self,
+        names: Callable[[], Iterable[str]],
+        messages: Callable[[], list[Message]] = list,
+        me: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self.names = names
+        self.messages = messages
+        self.me = me
 
     def get_completions(self, document: Document, complete_event: object) -> Iterable[Completion]:
         text = document.text_before_cursor
@@ -89,6 +120,26 @@ class ChatCompleter(Completer):
             for name in sorted(self.names()):
                 if name.startswith(words[1]):
                     yield Completion(name, start_position=-len(words[1]))
+        elif len(words) == 2 and words[0] in MESSAGE_COMMANDS:
+            yield from self._ids(words[0], words[1])
+        elif len(words) == 3 and words[0] in ("/react", "/unreact"):
+            for name in reaction_names():
+                if name.startswith(words[2]):
+                    emoji = emoji_named(name) or ""
+                    yield Completion(name, -len(words[2]), display_meta=emoji)
+        elif len(words) == 3 and words[0] == "/edit" and not words[2] and number(words[1]):
+            m = next((m for m in self.messages() if m.id == number(words[1])), None)
+            if m is not None and not m.deleted:
+                yield Completion(m.body, 0, display=quote(m), display_meta="its text")
+
+    def _ids(self, command: str, typed: str) -> Iterable[Completion]:
+        me = self.me()
+        for m in self.messages():
+            if m.deleted or (command == "/edit" and m.sender != me):
+                continue
+            if str(m.id).startswith(typed):
+                meta = f"{'you' if m.sender == me else m.sender}: {quote(m, 30)}"
+                yield Completion(str(m.id), -len(typed), display_meta=meta)
 
 
 ROOM_ACTIONS = ("list", "create", "invite", "remove", "leave", "members")
@@ -110,13 +161,18 @@ class Terminal:
         self._watcher: asyncio.Task[None] | None = None
         self.rooms: dict[str, Room] | None = None  # by name, as last listed (None: not yet)
         self._room_edits = 0  # what the user did to rooms here, counted
-        self._sent: set[int] = set()  # ids this terminal sent (its room messages come back)
+        # the events printed, by the command that made them or by the stream,
+        # whichever came first: the other does not print them again
+        self._printed: set[int] = set()
+        self.known: dict[int, Message] = {}  # the messages shown, as they are now
         self._reading: asyncio.Task[None] | None = None  # a read marker on its way
         self._last_seen: Message | None = None
         self._lost = False
         client.on_connection = self._connection
         self.session = session or PromptSession(history=InMemoryHistory())
-        self.session.completer = ChatCompleter(lambda: self.users)
+        self.session.completer = ChatCompleter(
+            lambda: self.users, self._shown_messages, lambda: self.client.username
+        )
         self.session.complete_while_typing = False
 
     # -- the loop --
@@ -129,7 +185,9 @@ class Terminal:
 
     async def run(self, user: str | None = None) -> None:
         self.out("chatd: type /help for commands, /quit to leave")
-        with patch_stdout(raw=True):
+        # what is printed goes above the prompt (a terminal that prints its
+        # lines elsewhere, `out`, leaves stdout alone)
+        with patch_stdout(raw=True) if self.out is print else contextlib.nullcontext():
             try:
                 if user:
                     await self.handle(f"/login {user}")
@@ -293,9 +351,15 @@ class Terminal:
         self.peer = target
         where = f"in {target}" if isinstance(target, InRoom) else f"talking to {target}"
         self.out(where + ("" if history else " (no messages yet)"))
-        for m in history:
-            self._show(m)
+        await self._show_page(target, history)
         await self._mark_read(history)
+
+    async def _show_page(self, where: Conversation, page: list[Message]) -> None:
+        """Shows a page of history, each reply with a quote of what it answers."""
+        for m in page:
+            self._keep(m)
+        for m in page:
+            await self._show(m, where=where)
 
     async def _mark_read(self, shown: list[Message]) -> None:
         """What the screen shows of the conversation counts as read (on
@@ -310,9 +374,9 @@ class Terminal:
         if self.peer is None:
             self.out("choose someone to talk to first: /chat NAME")
             return
-        n = int(rest) if rest.isdigit() else 20
-        for m in await conversation.history(self.client, self.peer, limit=max(1, min(n, 500))):
-            self._show(m)
+        n = number(rest) or 20
+        page = await conversation.history(self.client, self.peer, limit=max(1, min(n, 500)))
+        await self._show_page(self.peer, page)
 
     async def _cmd_join(self, text: str) -> None:
         room = room_named(text)
@@ -388,9 +452,9 @@ class Terminal:
             return
         await self._send(to, text)
 
-    async def _send(self, to: Conversation, text: str) -> None:
+    async def _send(self, to: Conversation, text: str, reply_to: int = 0) -> None:
         try:
-            message_id = await conversation.send(self.client, to, text)
+            message_id = await conversation.send(self.client, to, text, reply_to)
         except NotLoggedIn as exc:
             await self._session_ended(describe(exc))
             return
@@ -399,10 +463,132 @@ class Terminal:
             if isinstance(exc, NotAMember | NoSuchRoom) and to == self.peer:
                 self._leave_room_on_screen()
             return
+        if message_id in self.known:  # (its room's stream was quicker)
+            return
+        me = self.client.username or ""
+        sent = Message(message_id, me, to.name, text, datetime.now(UTC), reply_to=reply_to)
         if isinstance(to, InRoom):
-            self._sent.add(message_id)
-        if to != self.peer:
-            self.out(f"sent to {to}")
+            sent = dataclasses.replace(sent, room=to.name)
+        self._keep(sent)
+        if to == self.peer:
+            await self._show(sent)  # (with its id, for the commands on it)
+        else:
+            self.out(f"sent to {to} as message {message_id}")
+
+    # -- commands on a message: its id, what its line starts with --
+
+    def _message_args(self, rest: str, usage: str, *, text: bool = True) -> tuple[int, str] | None:
+        """(id, the rest) of "ID TEXT"; None, with the usage said, if not that."""
+        ref, _, more = rest.partition(" ")
+        if not 0 < number(ref) <= MAX_ID or (text and not more.strip()):
+            self.out(f"usage: {usage} (ID: the number a message's line starts with)")
+            return None
+        if self.client.username is None:
+            raise NotLoggedIn(Code.NOT_LOGGED_IN, "not logged in")
+        return int(ref), more.strip()
+
+    async def _on_message(
+        self, verb: str, message_id: int, call: Awaitable[int], event: Message
+    ) -> int | None:
+        """Runs a call on a message; prints its event (`event`, whose id the
+        answer gives) as the stream would, or the node's refusal. Returns
+        the event's id (0: nothing changed), or None when refused."""
+        try:
+            event_id = await call
+        except NotLoggedIn:
+            raise
+        except ChatError as exc:
+            self.out(f"cannot {verb} message {message_id}: {describe(exc)}")
+            return None
+        if event_id and not self._once(event_id):
+            self._show_event(dataclasses.replace(event, id=event_id))
+        return event_id
+
+    def _once(self, event_id: int) -> bool:
+        """Whether event `event_id` was printed (and will not come again),
+        else notes that it is now."""
+        if event_id in self._printed:
+            self._printed.discard(event_id)
+            return True
+        self._printed.add(event_id)
+        return False
+
+    def _event(self, kind: str, message_id: int, body: str = "") -> Message:
+        """An event of mine on message `message_id` (its id to come)."""
+        target = self.known.get(message_id)
+        me = self.client.username or ""
+        recipient, room = (target.recipient, target.room) if target is not None else ("", "")
+        return Message(
+            0, me, recipient, body, datetime.now(UTC), room, kind=kind, target_id=message_id
+        )
+
+    async def _cmd_edit(self, rest: str) -> None:
+        args = self._message_args(rest, "/edit ID TEXT")
+        if args is not None:
+            mid, text = args
+            event = self._event(EDIT, mid, text)
+            await self._on_message("edit", mid, self.client.edit_message(mid, text), event)
+
+    async def _delete_message(self, rest: str) -> None:
+        args = self._message_args(rest, "/delete ID, or /delete account", text=False)
+        if args is None:
+            return
+        mid = args[0]
+        m = self.known.get(mid)
+        what = f'message {mid} ("{quote(m)}")' if m is not None else f"message {mid}"
+        if not await self._confirm(f"delete {what} for everyone?"):
+            self.out("not deleted")
+            return
+        event = self._event(DELETE, mid)
+        await self._on_message("delete", mid, self.client.delete_message(mid), event)
+
+    async def _cmd_reply(self, rest: str) -> None:
+        args = self._message_args(rest, "/reply ID TEXT")
+        if args is None:
+            return
+        mid, text = args
+        m = self.known.get(mid)
+        to = of_message(m, self.client.username) if m is not None else self.peer
+        if to is None:
+            self.out(f"message {mid} is not on this screen: /chat to its conversation first")
+            return
+        await self._send(to, text, reply_to=mid)
+
+    async def _cmd_react(self, rest: str) -> None:
+        await self._reaction(rest, remove=False)
+
+    async def _cmd_unreact(self, rest: str) -> None:
+        await self._reaction(rest, remove=True)
+
+    async def _reaction(self, rest: str, *, remove: bool) -> None:
+        """/react adds, /unreact takes back: each is the same whatever was
+        there (a retry, or a command typed twice, changes nothing more)."""
+        command = "/unreact" if remove else "/react"
+        args = self._message_args(rest, f"{command} ID EMOJI")
+        if args is None:
+            return
+        mid, typed = args
+        emoji = emoji_named(typed)
+        if emoji is None:
+            listed = ", ".join(f"{e} ({names[0]})" for e, (_, names) in NAMES.items())
+            self.out(f"{typed!r} is no reaction: one of {listed}")
+            return
+        call = self.client.unreact(mid, emoji) if remove else self.client.react(mid, emoji)
+        event = self._event(UNREACT if remove else REACT, mid, emoji)
+        verb = "take back a reaction on" if remove else "react to"
+        if await self._on_message(verb, mid, call, event) == 0:
+            self.out(
+                f"you had no {emoji} on message {mid}"
+                if remove
+                else f"you reacted {emoji} to message {mid} already"
+            )
+
+    def _shown_messages(self) -> list[Message]:
+        """The shown conversation's messages this terminal knows, newest
+        first (what the completion offers)."""
+        me, peer = self.client.username, self.peer
+        shown = [m for m in self.known.values() if of_message(m, me) == peer]
+        return sorted(shown, key=lambda m: -m.id)[:30]
 
     async def _cmd_logout(self, rest: str) -> None:
         if self.client.username is None:
@@ -428,6 +614,9 @@ class Terminal:
         self.out("password changed; your other sessions have ended")
 
     async def _cmd_delete(self, rest: str) -> None:
+        if rest != "account":
+            await self._delete_message(rest)
+            return
         me = self.client.username
         if me is None:
             raise NotLoggedIn(Code.NOT_LOGGED_IN, "not logged in")
@@ -445,12 +634,13 @@ class Terminal:
         try:
             async for m in self.client.inbox():
                 if m.event:
-                    self._show_event(m)
+                    if not self._once(m.id):
+                        self._show_event(m)
                     continue
-                if m.id in self._sent:  # typed here: on the screen already
-                    self._sent.discard(m.id)
+                if m.id in self.known:
                     continue
-                self._show(m, incoming=True)
+                self._keep(m)
+                await self._show(m, incoming=True)
                 if m.sender not in self.users:
                     self.users.add(m.sender)
                 if of_message(m, self.client.username) == self.peer:
@@ -460,26 +650,40 @@ class Terminal:
         except Unavailable:
             self.out("no chatd node answers; new messages will show after the next /login")
 
-    def _show(self, m: Message, incoming: bool = False) -> None:
+    def _keep(self, m: Message) -> None:
+        """`m` is on the screen: known, for quotes, events and completion."""
+        self.known[m.id] = m
+        if len(self.known) > KNOWN_MAX + KNOWN_MAX // 10:  # (the oldest tenth goes)
+            for old in sorted(self.known)[: len(self.known) - KNOWN_MAX]:
+                del self.known[old]
+
+    async def _show(
+        self, m: Message, incoming: bool = False, where: Conversation | None = None
+    ) -> None:
+        """Prints a message's lines (a reply's quote of what it answers,
+        fetched when not known here)."""
         me = self.client.username
-        other = of_message(m, me)
-        if incoming and other != self.peer:
-            where = f" in {other}" if isinstance(other, InRoom) else ""
-            self.out(f"[{stamp(m)}] new message{where} from {m.sender}: {m.body}")
-        else:
-            who = "you" if m.sender == me else m.sender
-            self.out(f"[{stamp(m)}] {who}: {m.body}")
+        other = where or of_message(m, me)
+        replied = self.known.get(m.reply_to) if m.reply_to else None
+        if m.reply_to and replied is None:
+            with contextlib.suppress(ChatError):
+                replied = await conversation.message(self.client, other, m.reply_to)
+            if replied is not None:
+                self._keep(replied)
+        new = incoming and other != self.peer
+        new_in = f" in {other}" if new and isinstance(other, InRoom) else ""
+        for line in message_lines(m, me, replied=replied, new=new, new_in=new_in):
+            self.out(line)
 
     def _show_event(self, m: Message) -> None:
-        """An edit, deletion or reaction, as one line."""
-        who = "you" if m.sender == self.client.username else m.sender
-        done = {
-            EDIT: f"edited message {m.target_id}: {m.body}",
-            DELETE: f"deleted message {m.target_id}",
-            REACT: f"reacted {m.body} to message {m.target_id}",
-            UNREACT: f"took back {m.body} on message {m.target_id}",
-        }
-        self.out(f"[{stamp(m)}] {who} {done.get(m.kind, m.kind)}")
+        """An edit, deletion or reaction, as one line naming the message;
+        the message, if known here, brought up to date."""
+        me = self.client.username
+        target = self.known.get(m.target_id)
+        after = applied(target, m) if target is not None else None
+        if after is not None:
+            self.known[after.id] = after
+        self.out(event_line(m, target, me, self.peer, after))
 
     def _read_soon(self, m: Message) -> None:
         """Marks the current conversation read up to `m` shortly (one marker

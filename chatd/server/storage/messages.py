@@ -181,7 +181,8 @@ def apply_take_undelivered(t: Tables, out: Applied, entry: log_pb2.Entry) -> App
             (user.uid, direct[-1]),
         )
     delivery.mark_delivered(db, user.uid, {-r[5]: r[0] for r in rows if r[5] < 0})
-    out.messages = [row_message(r) for r in rows]
+    # with each one's state, as history shows it (the message it answers, edited...)
+    out.messages = edits.with_state(db, [row_message(r) for r in rows])
     return out
 
 
