@@ -37,6 +37,8 @@ from chatd.server.storage.store import Store
 from tests.cluster import Cluster
 from tests.conftest import node_config
 from tests.test_client import logged_in
+from tests.test_upgrade import SECRET, copy_of, old_code
+from tests.test_web_gateway import page, started
 from tests.waiting import eventually_async
 
 THUMBS, HEART, EYES = REACTIONS[0], REACTIONS[1], REACTIONS[6]
@@ -440,7 +442,6 @@ def test_a_store_of_the_previous_schema_migrates_and_takes_edits(tmp_path: Path)
     state digest is the one of its old tables alone; then an edit applies."""
     from chatd.proto import log_pb2
     from chatd.server.storage import schema, statedigest
-    from tests.test_upgrade import copy_of
 
     path, _ = copy_of("4e557bd", tmp_path / "d")
     store = Store(path)
@@ -483,8 +484,6 @@ async def test_a_page_edits_reacts_deletes_and_its_stream_sees_the_events(tmp_pa
     """The web gateway's calls are the client service's: the new RPCs
     through a page, and its session stream opened with events."""
     import aiohttp
-
-    from tests.test_web_gateway import page, started
 
     node = await started(tmp_path / "n1")
     try:
@@ -539,7 +538,6 @@ def test_while_a_member_speaks_3_edits_and_replies_are_refused(tmp_path: Path) -
 
     from chatd.client import Unavailable
     from chatd.tools.localcluster import PASSWORD, NodeProcess, free_port
-    from tests.test_upgrade import SECRET, old_code
 
     code = old_code(tmp_path / "old", PROTOCOL_3)
     if code is None:
