@@ -16,6 +16,8 @@ History:
   3  message_events, message_state and reactions (edits, deletions,
      reactions and replies: chatd.server.storage.edits), and
      receipt_settings (who does not share read receipts, replicated).
+  4  uploads, file_chunks, files, message_files and profiles (files and
+     profiles: chatd.server.storage.files).
 
 A migration is a function of the writer's connection. Add one at the end
 of `migrations` (never change one that shipped); the current version is
@@ -47,9 +49,9 @@ def migrations(schema: str) -> list[Callable[[sqlite3.Connection], None]]:
     """MIGRATIONS[i] takes a store from version i to i + 1."""
     # 0 -> 1: the tables a store of before lacks; 1 -> 2: cluster_settings;
     # 2 -> 3: the tables of edits, deletions, reactions and replies, and
-    # receipt_settings (each created IF NOT EXISTS: a store of 0 has them
-    # from the first step)
-    return [_every_table(schema), _every_table(schema), _every_table(schema)]
+    # receipt_settings; 3 -> 4: the tables of files and profiles (each
+    # created IF NOT EXISTS: a store of 0 has them from the first step)
+    return [_every_table(schema)] * 4
 
 
 def version_of(db: sqlite3.Connection) -> int:

@@ -43,6 +43,7 @@ from chatd.server.storage import (
     apply,
     delivery,
     edits,
+    files,
     messages,
     meta,
     receipts,
@@ -91,9 +92,13 @@ SCHEMA = (
     + accounts.SCHEMA
     + edits.SCHEMA
     + receipts.SCHEMA
+    + files.SCHEMA
 )
 
 RECENT_ENTRIES = 20_000  # entries kept in memory for replication
+# and at most this many bytes of them: file chunks are 15 KiB entries
+# (chatd.server.storage.files), 20,000 of them 300 MB
+RECENT_BYTES = 32 << 20
 DIGEST_HISTORY = 4096  # indexes whose (log, state) digests are kept in memory
 GENESIS_DIGEST = bytes(32)
 _EPOCH = struct.Struct(">Q")
@@ -125,6 +130,7 @@ class Store(Reads):
         self.last_time_us = 0
         self.runs = EpochRuns()  # the epoch of every index the log holds
         self.recent: dict[int, bytes] = {}  # the newest entries' bytes, for replication
+        self.recent_bytes = 0  # their total
         self._in_batch = False
         try:
             try:
@@ -266,13 +272,27 @@ class Store(Reads):
         self.digest_history[index] = (digest, self._state.value)
         self.digest_history.pop(index - DIGEST_HISTORY, None)
         self._cache_effects(applied)
-        self.recent[index] = data
-        self.recent.pop(index - RECENT_ENTRIES, None)
+        self._keep_recent(index, data)
         if self.runs.extend(index, epoch):
             self.set_meta("runs", json.dumps(self.runs.pairs))
         self.last_index, self.last_epoch, self.digest = index, epoch, digest
         self.last_time_us = max(self.last_time_us, entry.time_us)
         return applied
+
+    def _keep_recent(self, index: int, data: bytes) -> None:
+        """Keeps the entry in `recent`, dropping the oldest ones past
+        RECENT_ENTRIES or RECENT_BYTES (replication reads those from the log)."""
+        recent = self.recent
+        self.recent_bytes += len(data) - len(recent.pop(index, b""))  # (a replaced tail's)
+        recent[index] = data
+        while len(recent) > RECENT_ENTRIES or (
+            self.recent_bytes > RECENT_BYTES and len(recent) > 1
+        ):
+            self.recent_bytes -= len(recent.pop(next(iter(recent))))
+
+    def _clear_recent(self) -> None:
+        self.recent.clear()
+        self.recent_bytes = 0
 
     def _cache_effects(self, out: Applied) -> None:
         """Mirrors an applied entry into the caches (only after its SQL held)."""
@@ -288,7 +308,7 @@ class Store(Reads):
         self.db.execute("ROLLBACK")
         self._in_batch = False
         self.directory.clear()
-        self.recent.clear()
+        self._clear_recent()
         self._load()
 
     def commit(self) -> None:
@@ -369,6 +389,6 @@ class Store(Reads):
         recorded = self.get_meta("state_digest")
         self.set_meta("state_digest", snapshot.state_digest_of(self.db, recorded, self.path))
         self.directory.clear()
-        self.recent.clear()
+        self._clear_recent()
         self.digest_history.clear()
         self._load()
