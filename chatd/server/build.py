@@ -245,6 +245,7 @@ def _web_server(cfg: Config, clients: ClientAccountServicer) -> WebServer | None
         max_message_bytes=4 * cfg.max_request_bytes,  # (JSON is larger than protobuf)
         trusted_proxies=cfg.web_trusted_proxies,
         ssl_context=context,
+        max_file_bytes=cfg.max_file_bytes,
     )
 
 
