@@ -48,7 +48,7 @@ MAX_NAME_CHARS = 255
 MAX_DISPLAY_NAME_CHARS = 64
 MAX_PROFILES = 1000  # names in one GetProfiles
 MAX_UPLOADS_PER_USER = 2  # at once, all the user's sessions together
-WINDOW = 64  # chunk entries of one upload in flight
+WINDOW = 64  # chunk entries of one upload in flight (960 KiB)
 UPLOAD_IDLE_S = 600  # an upload nothing reached for this long is dropped
 READ_CHUNKS = 32  # file chunks per read of a download (480 KiB)
 
