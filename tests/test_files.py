@@ -343,6 +343,19 @@ async def test_who_may_read_a_file(fnode: Node) -> None:
         assert await bob.download_file(ref.file_id) == data
         [m] = await bob.get_chat("ann")
         assert m.file is not None and m.file.file_id == ref.file_id
+        # as every read hands it out: the inbox, a stream's backlog
+        [taken] = await bob.get_messages()
+        assert taken.file == m.file
+        stream = bob.subscribe()
+        delivered = await asyncio.wait_for(anext(stream), 10)
+        assert (delivered.id, delivered.file) == (mid, m.file)
+        # and live, as it is sent
+        live = asyncio.create_task(anext(stream))
+        await asyncio.sleep(0.3)
+        second = await ann.send("bob", "again", file_id=ref.file_id)
+        got = await asyncio.wait_for(live, 10)
+        await stream.aclose()
+        assert (got.id, got.file) == (second, m.file)
         # not another pair, and not forwarded: it is not bob's to send
         with pytest.raises(NoSuchFile):
             await cat.download_file(ref.file_id)
@@ -364,10 +377,15 @@ async def test_who_may_read_a_file(fnode: Node) -> None:
         await ann.remove_from_room("team", "cat")
         with pytest.raises(NoSuchFile):
             await cat.download_file(rref.file_id)
-        # a deleted message: its file no more, but to its uploader
+        # a deleted message: its file no more (while another message carries
+        # it, still), but to its uploader
         await ann.delete_message(mid)
+        assert await bob.download_file(ref.file_id) == data
+        await ann.delete_message(second)
         with pytest.raises(NoSuchFile):
             await bob.download_file(ref.file_id)
+        [gone, _] = await bob.get_chat("ann")
+        assert (gone.deleted, gone.file) == (True, None)
         assert await ann.download_file(ref.file_id) == data
         # offsets
         async with grpc.aio.insecure_channel(fnode.address) as channel:
