@@ -558,3 +558,63 @@ def test_a_store_of_schema_3_migrates_to_4_with_the_file_tables_empty(tmp_path: 
             store, [file_chunk(owner, "f1", 0, b"x", t=t), file_commit(owner, "f1", b"x", t=t)]
         )
         assert [o.code for o in out] == [Code.OK, Code.OK]
+
+
+def test_a_cluster_with_a_member_of_protocol_3_writes_no_file_entry() -> None:
+    from chatd.server import protocol
+
+    made = [
+        file_chunk("ann", "f1", 0, b"x"),
+        file_commit("ann", "f1", b"x"),
+        set_profile("ann", "Ann"),
+    ]
+    with_file = send("ann", "bob", "hi")
+    with_file.send_message.file_id = "f1"
+    for entry in [*made, with_file]:
+        assert protocol.writable(entry, 4) and not protocol.writable(entry, 3), entry
+    assert protocol.writable(send("ann", "bob", "hi"), 3)
+
+
+def test_the_image_types_are_sniffed_from_their_bytes() -> None:
+    from chatd.server.chat import images
+
+    for fmt, kind in (("GIF", "image/gif"), ("WEBP", "image/webp"), ("PNG", "image/png")):
+        out = io.BytesIO()
+        Image.new("RGB", (600, 300), (1, 2, 3)).save(out, fmt)
+        data = out.getvalue()
+        assert images.sniff(data[:16]) == kind
+        found, thumb = images.thumbnail(data, kind)
+        assert found == kind and Image.open(io.BytesIO(thumb)).size == (256, 128)
+        # the bytes of one type under another's magic: not an image
+        assert images.thumbnail(data, "image/jpeg") == (images.OCTET_STREAM, b"")
+    assert images.sniff(b"<svg xmlns=") == images.OCTET_STREAM
+
+
+async def test_an_upload_whose_client_goes_away_leaves_nothing(fnode: Node) -> None:
+    (ann,) = await clients(fnode, "ann")
+    try:
+        sent = asyncio.Event()
+
+        async def half() -> AsyncIterator[chat_pb2.UploadChunk]:
+            yield chat_pb2.UploadChunk(
+                session_id=ann.session_id or "", name="f", total_size=1 << 20, data=b"x" * 65536
+            )
+            for _ in range(3):
+                yield chat_pb2.UploadChunk(data=b"x" * 65536)
+            sent.set()
+            await asyncio.sleep(3600)
+
+        async with grpc.aio.insecure_channel(fnode.address) as channel:
+            call = chat_pb2_grpc.ClientAccountStub(channel).UploadFile(half())
+            await sent.wait()
+            store = fnode.store
+
+            def chunks() -> int:
+                return int(store.db.execute("SELECT count(*) FROM file_chunks").fetchone()[0])
+
+            await eventually_async(chunks, "the chunks written", until=lambda n: n >= 16)
+            call.cancel()
+        await eventually_async(chunks, "the chunks dropped", until=lambda n: n == 0)
+        assert store.db.execute("SELECT count(*) FROM uploads").fetchone()[0] == 0
+    finally:
+        await closing(ann)
