@@ -359,6 +359,21 @@ class Config:
         help="how long after sending a message its author may edit it, 0 for no limit "
         "(default %(default)s)",
     )
+    max_file_bytes: int = _setting(
+        10 * 1024 * 1024,
+        _int_range(1024, 1 << 30),
+        help="largest file a user may upload, in bytes (default %(default)s: 10 MiB)",
+    )
+    max_user_file_bytes: int = _setting(
+        100 * 1024 * 1024,
+        _int_range(1024, 1 << 40),
+        help="the bytes of all a user's files together (default %(default)s: 100 MiB)",
+    )
+    upload_rate: float = _setting(
+        60.0,
+        _nonnegative,
+        help="uploads a user may start an hour, 0 for no limit (default %(default)s)",
+    )
     first_frame_timeout: float = _duration(
         "5s",
         help="a Connect stream whose open frame has not come this long after it "

@@ -42,6 +42,11 @@ class Code(enum.IntEnum):
     NO_SUCH_MESSAGE = 27  # none the caller may read (or it was deleted): never says which
     EDIT_WINDOW_PASSED = 28  # the message is older than the node's --edit-window
     INVALID_REACTION = 29  # not one of REACTIONS, or more than MAX_REACTIONS a message
+    # files and profiles (protocol 4)
+    NO_SUCH_FILE = 30  # none the caller may read (or send, or show): never says which
+    FILE_TOO_LARGE = 31  # over --max-file-bytes, or the user's --max-user-file-bytes
+    INVALID_FILE = 32  # an upload that is not whole, or an image that cannot be read
+    INVALID_PROFILE = 33  # a display name that is too long or holds control characters
 
 
 # The reactions a user may put on a message (React's emoji), and how many

@@ -70,7 +70,7 @@ def test_old_import_places_still_work() -> None:
 def test_every_client_exception_derives_from_chat_error() -> None:
     exported = [getattr(client, name) for name in client.__all__]
     exceptions = [c for c in exported if isinstance(c, type) and issubclass(c, BaseException)]
-    assert len(exceptions) == 26
+    assert len(exceptions) == 30
     assert all(issubclass(c, client.ChatError) for c in exceptions)
     refusals = [c for c in exceptions if issubclass(c, client.Refused) and c is not client.Refused]
     assert sorted(c.code for c in refusals) == sorted(set(Code) - {Code.OK})

@@ -14,6 +14,7 @@ alike in all these stores. Real SQLite files in temp directories.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
@@ -130,6 +131,30 @@ def delete_message(actor: str, mid: int, t: int = 1) -> E:
 def react(actor: str, mid: int, emoji: str, remove: bool = False, most: int = 3, t: int = 1) -> E:
     op = log_pb2.React(actor=actor, message_id=mid, emoji=emoji, remove=remove, max_per_user=most)
     return E(time_us=t, react=op)
+
+
+def file_chunk(owner: str, fid: str, seq: int, data: bytes, t: int = 1, **kw: Any) -> E:
+    kw.setdefault("max_bytes", 1 << 20)
+    op = log_pb2.FileChunk(file_id=fid, owner=owner, seq=seq, data=data, **kw)
+    return E(time_us=t, file_chunk=op)
+
+
+def file_commit(owner: str, fid: str, data: bytes, t: int = 1, **kw: Any) -> E:
+    op = log_pb2.FileCommit(
+        file_id=fid,
+        owner=owner,
+        name="f",
+        content_type="application/octet-stream",
+        size=len(data),
+        sha256=hashlib.sha256(data).digest(),
+        **({"max_user_bytes": 1 << 20} | kw),
+    )
+    return E(time_us=t, file_commit=op)
+
+
+def set_profile(name: str, display: str, avatar: str = "", t: int = 1) -> E:
+    op = log_pb2.SetProfile(username=name, display_name=display, avatar_file_id=avatar)
+    return E(time_us=t, set_profile=op)
 
 
 def noop(node: str, t: int = 1) -> E:
@@ -576,6 +601,7 @@ SETUP = [
     send("alice", "bob", "one", "r1", t=3),
     send("bob", "alice", "two", t=3),
     create_room("alice", "home", t=3),
+    file_chunk("alice", "f9", 0, b"z", t=3),
 ]
 
 
@@ -607,6 +633,13 @@ SCENARIOS: dict[str, tuple[E, E]] = {
     "delete_message": (delete_message("alice", 1, t=4), delete_message("bob", 2, t=4)),
     "react": (react("bob", 1, "\N{THUMBS UP SIGN}", t=4), react("bob", 1, "\N{EYES}", t=4)),
     "share_receipts": (share_receipts("bob", False, t=4), share_receipts("alice", False, t=4)),
+    "file_chunk": (
+        file_chunk("alice", "f1", 0, b"x", t=4),
+        file_chunk("alice", "f1", 0, b"y", t=4),
+    ),
+    # (no upload f0: refused, the store unchanged; "f9" is SETUP's, committed)
+    "file_commit": (file_commit("alice", "f9", b"z", t=4), file_commit("alice", "f0", b"", t=4)),
+    "set_profile": (set_profile("bob", "Bob", t=4), set_profile("alice", "Al", t=4)),
     "set_cluster_version": (
         E(time_us=4, set_cluster_version=log_pb2.SetClusterVersion(version=2)),
         E(time_us=4, set_cluster_version=log_pb2.SetClusterVersion(version=3)),

@@ -65,6 +65,20 @@ def test_a_message_with_its_state_or_an_event_as_protobufs_mapping(
     assert from_json(server_frame_json(frame), chat_pb2.ServerFrame) == frame
 
 
+@given(text, text, text, st.integers(0, 2**63 - 1), st.booleans(), text)
+def test_a_message_with_a_file_as_protobufs_mapping(
+    fid: str, name: str, kind: str, size: int, thumb: bool, sha: str
+) -> None:
+    ref = chat_pb2.FileRef(
+        file_id=fid, name=name, content_type=kind, size=size, has_thumbnail=thumb, sha256=sha
+    )
+    m = chat_pb2.Message(from_="ann", message="", message_id=9, file=ref)
+    m.time_stamp.CopyFrom(Timestamp(seconds=1, nanos=2))
+    frame = chat_pb2.ServerFrame(message=m)
+    assert server_frame_json(frame) == to_json(frame)
+    assert from_json(server_frame_json(frame), chat_pb2.ServerFrame) == frame
+
+
 @given(text, int32, int32, text, int32, int32)
 def test_a_result_as_protobufs_mapping(
     rid: str, mid: int, code: int, why: str, status: int, retry: int
@@ -106,7 +120,14 @@ def test_a_typing_frame_read_as_protobuf_reads_it(typing: dict[str, str]) -> Non
 @given(
     st.fixed_dictionaries(
         {},
-        optional={"request_id": text, "to": text, "message": text, "room": text, "reply_to": int32},
+        optional={
+            "request_id": text,
+            "to": text,
+            "message": text,
+            "room": text,
+            "reply_to": int32,
+            "file_id": text,
+        },
     )
 )
 def test_a_send_read_as_protobuf_reads_it(send: dict[str, object]) -> None:

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "chatd" / "proto"
 
 STRING, INT32, BOOL, MESSAGE = F.TYPE_STRING, F.TYPE_INT32, F.TYPE_BOOL, F.TYPE_MESSAGE
+INT64, BYTES = F.TYPE_INT64, F.TYPE_BYTES
 
 # message -> [(number, name, type, repeated?)], exactly as in API.md (plus additions)
 CONTRACT: dict[str, list[tuple[int, str, int, bool]]] = {
@@ -34,6 +35,7 @@ CONTRACT: dict[str, list[tuple[int, str, int, bool]]] = {
         (4, "request_id", STRING, False),
         (5, "room", STRING, False),  # addition: rooms
         (6, "reply_to", INT32, False),  # addition: replies (protocol 4)
+        (7, "file_id", STRING, False),  # addition: files (protocol 4)
     ],
     "ReceiveRequest": [(1, "session_id", STRING, False)],
     "ChatRequest": [
@@ -61,6 +63,7 @@ CONTRACT: dict[str, list[tuple[int, str, int, bool]]] = {
         (10, "reactions", MESSAGE, True),
         (11, "kind", F.TYPE_ENUM, False),
         (12, "target_id", INT32, False),
+        (13, "file", MESSAGE, False),  # addition: files (14 reserved: see GetProfiles)
     ],
     "Messages": [
         (1, "error_code", INT32, False),
@@ -102,6 +105,55 @@ CONTRACT: dict[str, list[tuple[int, str, int, bool]]] = {
         (3, "receipt", MESSAGE, True),
     ],
     "ShareReceiptsRequest": [(1, "session_id", STRING, False), (2, "share", BOOL, False)],
+    # additions: files and profiles (protocol 4)
+    "UploadChunk": [
+        (1, "session_id", STRING, False),
+        (2, "name", STRING, False),
+        (3, "content_type", STRING, False),
+        (4, "total_size", INT64, False),
+        (5, "data", BYTES, False),
+    ],
+    "UploadResult": [
+        (1, "error_code", INT32, False),
+        (2, "error_message", STRING, False),
+        (3, "file", MESSAGE, False),
+    ],
+    "FileRef": [
+        (1, "file_id", STRING, False),
+        (2, "name", STRING, False),
+        (3, "content_type", STRING, False),
+        (4, "size", INT64, False),
+        (5, "has_thumbnail", BOOL, False),
+        (6, "sha256", STRING, False),
+    ],
+    "FileRequest": [
+        (1, "session_id", STRING, False),
+        (2, "file_id", STRING, False),
+        (3, "thumbnail", BOOL, False),
+        (4, "offset", INT64, False),
+    ],
+    "FileData": [
+        (1, "error_code", INT32, False),
+        (2, "error_message", STRING, False),
+        (3, "file", MESSAGE, False),
+        (4, "data", BYTES, False),
+    ],
+    "ProfileRequest": [
+        (1, "session_id", STRING, False),
+        (2, "display_name", STRING, False),
+        (3, "avatar_file_id", STRING, False),
+    ],
+    "ProfilesRequest": [(1, "session_id", STRING, False), (2, "usernames", STRING, True)],
+    "Profile": [
+        (1, "username", STRING, False),
+        (2, "display_name", STRING, False),
+        (3, "avatar_file_id", STRING, False),
+    ],
+    "Profiles": [
+        (1, "error_code", INT32, False),
+        (2, "error_message", STRING, False),
+        (3, "profile", MESSAGE, True),
+    ],
 }
 
 RPCS = {
@@ -144,6 +196,13 @@ ADDED = {
     "ShareReceipts": ("ShareReceiptsRequest", "ServerResponse", False),
     "SearchMessages": ("SearchRequest", "SearchResults", False),
     "SearchUsers": ("SearchUsersRequest", "Users", False),
+    "SetProfile": ("ProfileRequest", "ServerResponse", False),
+    "GetProfiles": ("ProfilesRequest", "Profiles", False),
+}
+# additions streaming one way: (request, response, client streaming, server streaming)
+ADDED_ONE_WAY = {
+    "UploadFile": ("UploadChunk", "UploadResult", True, False),
+    "GetFile": ("FileRequest", "FileData", False, True),
 }
 
 
@@ -152,7 +211,7 @@ def test_client_service_matches_the_contract() -> None:
     assert service.full_name == "ClientAccount"  # no package
     assert chat_pb2.DESCRIPTOR.package == ""
     methods = {m.name: m for m in service.methods}
-    assert set(methods) == set(RPCS) | set(ADDED)
+    assert set(methods) == set(RPCS) | set(ADDED) | set(ADDED_ONE_WAY)
     for name, (request, response, streaming) in RPCS.items():
         m = methods[name]
         assert m.input_type.full_name == request, name
@@ -162,6 +221,10 @@ def test_client_service_matches_the_contract() -> None:
         m = methods[name]
         assert (m.input_type.full_name, m.output_type.full_name) == (request, response), name
         assert m.server_streaming is both and m.client_streaming is both, name
+    for name, (request, response, client, server) in ADDED_ONE_WAY.items():
+        m = methods[name]
+        assert (m.input_type.full_name, m.output_type.full_name) == (request, response), name
+        assert (m.client_streaming, m.server_streaming) == (client, server), name
 
 
 def test_messages_match_the_contract() -> None:
@@ -181,6 +244,7 @@ def test_messages_match_the_contract() -> None:
         ("ClientFrame", 4, "typing", "TypingFrame"),
         ("ServerFrame", 3, "typing", "Typing"),
         ("ServerFrame", 4, "receipt", "Receipt"),
+        ("SendFrame", 6, "file_id", ""),
     ):
         f = chat_pb2.DESCRIPTOR.message_types_by_name[message].fields_by_number[number]
         assert f.name == name, (message, number)

@@ -34,7 +34,8 @@ from chatd.client.errors import (
     error_for,
 )
 from chatd.client.failover import Backoff, Failover
-from chatd.client.model import ConnectionEvent, Message, User, message_of
+from chatd.client.files import FileCalls, Profile
+from chatd.client.model import ConnectionEvent, FileRef, Message, User, message_of
 from chatd.client.presence import PresenceCalls
 from chatd.client.rooms import RoomCalls
 from chatd.client.search import SearchCalls
@@ -42,7 +43,7 @@ from chatd.contract import Code
 from chatd.proto import chat_pb2
 from chatd.tls import client_credentials
 
-__all__ = ["ChatClient", "ConnectionEvent", "Message", "User"]
+__all__ = ["ChatClient", "ConnectionEvent", "FileRef", "Message", "Profile", "User"]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ RETRYABLE = {
 }
 
 
-class ChatClient(RoomCalls, PresenceCalls, SearchCalls):
+class ChatClient(RoomCalls, PresenceCalls, SearchCalls, FileCalls):
     def __init__(
         self,
         addresses: Sequence[str] | str,
@@ -244,9 +245,11 @@ class ChatClient(RoomCalls, PresenceCalls, SearchCalls):
         *,
         room: str = "",
         reply_to: int = 0,
+        file_id: str = "",
     ) -> int:
         """Sends a message to user `to`, or with `room` to that room (`to`
-        unused), answering message `reply_to` (0: none); returns its id.
+        unused), answering message `reply_to` (0: none), carrying my file
+        `file_id` (upload_file's; the body may then be ""); returns its id.
         Over the session's Connect stream (chatd.client.connection), or a
         unary Send against a server without it; retried with one request id
         either way, so it is stored once."""
@@ -254,7 +257,7 @@ class ChatClient(RoomCalls, PresenceCalls, SearchCalls):
         if self.streams:
             connection = await self._session_connection()
             with contextlib.suppress(NoStream):
-                mid = await connection.send(to, body, rid, room, reply_to)
+                mid = await connection.send(to, body, rid, room, reply_to, file_id)
                 self.transport = "stream"
                 return mid
         self.transport = "unary"
@@ -265,6 +268,7 @@ class ChatClient(RoomCalls, PresenceCalls, SearchCalls):
             request_id=rid,
             room=room,
             reply_to=reply_to,
+            file_id=file_id,
         )
         r = await self._ok("Send", request)
         return int(r.message_id)

@@ -123,7 +123,13 @@ class Connection:
     # -- sends --
 
     async def send(
-        self, to: str, body: str, request_id: str, room: str = "", reply_to: int = 0
+        self,
+        to: str,
+        body: str,
+        request_id: str,
+        room: str = "",
+        reply_to: int = 0,
+        file_id: str = "",
     ) -> int:
         """The message id; NoStream: use the unary Send (with this request
         id); Unavailable after the client's retry time."""
@@ -136,7 +142,12 @@ class Connection:
             return await asyncio.shield(waiting[1])
         frame = chat_pb2.ClientFrame(
             send=chat_pb2.SendFrame(
-                request_id=request_id, to=to, message=body, room=room, reply_to=reply_to
+                request_id=request_id,
+                to=to,
+                message=body,
+                room=room,
+                reply_to=reply_to,
+                file_id=file_id,
             )
         )
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()

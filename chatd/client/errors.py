@@ -124,6 +124,24 @@ class InvalidReaction(Refused):
     code = Code.INVALID_REACTION
 
 
+class NoSuchFile(Refused):
+    """No file of that id the caller may read (or send, or show)."""
+
+    code = Code.NO_SUCH_FILE
+
+
+class FileTooLarge(Refused):
+    code = Code.FILE_TOO_LARGE
+
+
+class InvalidFile(Refused):
+    code = Code.INVALID_FILE
+
+
+class InvalidProfile(Refused):
+    code = Code.INVALID_PROFILE
+
+
 class Unavailable(ChatError):
     """No node answered within the client's retry time."""
 
@@ -170,6 +188,10 @@ _BY_CODE: dict[int, type[Refused]] = {
         NoSuchMessage,
         EditWindowPassed,
         InvalidReaction,
+        NoSuchFile,
+        FileTooLarge,
+        InvalidFile,
+        InvalidProfile,
     )
 }
 

@@ -18,6 +18,22 @@ _KINDS = {0: MESSAGE, 1: EDIT, 2: DELETE, 3: REACT, 4: UNREACT}
 
 
 @dataclass(frozen=True, slots=True)
+class FileRef:
+    """A file a message carries (or an upload made): download it by its id."""
+
+    file_id: str
+    name: str
+    content_type: str  # what the node found in its bytes
+    size: int
+    has_thumbnail: bool
+    sha256: str  # hex
+
+
+def file_of(f: chat_pb2.FileRef) -> FileRef:
+    return FileRef(f.file_id, f.name, f.content_type, f.size, f.has_thumbnail, f.sha256)
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """A message, or (`kind` other than MESSAGE) an event about the message
     `target_id`: its sender is who did it, its body the new text (EDIT) or
@@ -37,6 +53,7 @@ class Message:
     deleted: bool = False  # (its body is then "")
     # (emoji, the users who reacted with it, in order), in the order they came
     reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    file: FileRef | None = None  # the file it carries
 
     @property
     def event(self) -> bool:
@@ -126,4 +143,5 @@ def message_of(m: chat_pb2.Message) -> Message:
         m.edited,
         m.deleted,
         tuple((r.emoji, tuple(r.users)) for r in m.reactions),
+        file_of(m.file) if m.HasField("file") else None,
     )

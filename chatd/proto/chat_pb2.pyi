@@ -10,6 +10,108 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class UploadChunk(_message.Message):
+    __slots__ = ("session_id", "name", "content_type", "total_size", "data")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    name: str
+    content_type: str
+    total_size: int
+    data: bytes
+    def __init__(self, session_id: _Optional[str] = ..., name: _Optional[str] = ..., content_type: _Optional[str] = ..., total_size: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class UploadResult(_message.Message):
+    __slots__ = ("error_code", "error_message", "file")
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    error_code: int
+    error_message: str
+    file: FileRef
+    def __init__(self, error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., file: _Optional[_Union[FileRef, _Mapping]] = ...) -> None: ...
+
+class FileRef(_message.Message):
+    __slots__ = ("file_id", "name", "content_type", "size", "has_thumbnail", "sha256")
+    FILE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    HAS_THUMBNAIL_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    file_id: str
+    name: str
+    content_type: str
+    size: int
+    has_thumbnail: bool
+    sha256: str
+    def __init__(self, file_id: _Optional[str] = ..., name: _Optional[str] = ..., content_type: _Optional[str] = ..., size: _Optional[int] = ..., has_thumbnail: _Optional[bool] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class FileRequest(_message.Message):
+    __slots__ = ("session_id", "file_id", "thumbnail", "offset")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    FILE_ID_FIELD_NUMBER: _ClassVar[int]
+    THUMBNAIL_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    file_id: str
+    thumbnail: bool
+    offset: int
+    def __init__(self, session_id: _Optional[str] = ..., file_id: _Optional[str] = ..., thumbnail: _Optional[bool] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class FileData(_message.Message):
+    __slots__ = ("error_code", "error_message", "file", "data")
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    error_code: int
+    error_message: str
+    file: FileRef
+    data: bytes
+    def __init__(self, error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., file: _Optional[_Union[FileRef, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ProfileRequest(_message.Message):
+    __slots__ = ("session_id", "display_name", "avatar_file_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    AVATAR_FILE_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    display_name: str
+    avatar_file_id: str
+    def __init__(self, session_id: _Optional[str] = ..., display_name: _Optional[str] = ..., avatar_file_id: _Optional[str] = ...) -> None: ...
+
+class ProfilesRequest(_message.Message):
+    __slots__ = ("session_id", "usernames")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    USERNAMES_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    usernames: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, session_id: _Optional[str] = ..., usernames: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Profile(_message.Message):
+    __slots__ = ("username", "display_name", "avatar_file_id")
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    AVATAR_FILE_ID_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    display_name: str
+    avatar_file_id: str
+    def __init__(self, username: _Optional[str] = ..., display_name: _Optional[str] = ..., avatar_file_id: _Optional[str] = ...) -> None: ...
+
+class Profiles(_message.Message):
+    __slots__ = ("error_code", "error_message", "profile")
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    error_code: int
+    error_message: str
+    profile: _containers.RepeatedCompositeFieldContainer[Profile]
+    def __init__(self, error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., profile: _Optional[_Iterable[_Union[Profile, _Mapping]]] = ...) -> None: ...
+
 class EditMessageRequest(_message.Message):
     __slots__ = ("session_id", "message_id", "message")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -277,18 +379,20 @@ class OpenFrame(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., after_message_id: _Optional[int] = ..., live_only: _Optional[bool] = ..., sends_only: _Optional[bool] = ..., events: _Optional[bool] = ...) -> None: ...
 
 class SendFrame(_message.Message):
-    __slots__ = ("request_id", "to", "message", "room", "reply_to")
+    __slots__ = ("request_id", "to", "message", "room", "reply_to", "file_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TO_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ROOM_FIELD_NUMBER: _ClassVar[int]
     REPLY_TO_FIELD_NUMBER: _ClassVar[int]
+    FILE_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     to: str
     message: str
     room: str
     reply_to: int
-    def __init__(self, request_id: _Optional[str] = ..., to: _Optional[str] = ..., message: _Optional[str] = ..., room: _Optional[str] = ..., reply_to: _Optional[int] = ...) -> None: ...
+    file_id: str
+    def __init__(self, request_id: _Optional[str] = ..., to: _Optional[str] = ..., message: _Optional[str] = ..., room: _Optional[str] = ..., reply_to: _Optional[int] = ..., file_id: _Optional[str] = ...) -> None: ...
 
 class AckFrame(_message.Message):
     __slots__ = ("message_ids",)
@@ -365,20 +469,22 @@ class ServerResponse(_message.Message):
     def __init__(self, error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., session_id: _Optional[str] = ..., message_id: _Optional[int] = ...) -> None: ...
 
 class SendRequest(_message.Message):
-    __slots__ = ("to", "message", "session_id", "request_id", "room", "reply_to")
+    __slots__ = ("to", "message", "session_id", "request_id", "room", "reply_to", "file_id")
     TO_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ROOM_FIELD_NUMBER: _ClassVar[int]
     REPLY_TO_FIELD_NUMBER: _ClassVar[int]
+    FILE_ID_FIELD_NUMBER: _ClassVar[int]
     to: str
     message: str
     session_id: str
     request_id: str
     room: str
     reply_to: int
-    def __init__(self, to: _Optional[str] = ..., message: _Optional[str] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ..., room: _Optional[str] = ..., reply_to: _Optional[int] = ...) -> None: ...
+    file_id: str
+    def __init__(self, to: _Optional[str] = ..., message: _Optional[str] = ..., session_id: _Optional[str] = ..., request_id: _Optional[str] = ..., room: _Optional[str] = ..., reply_to: _Optional[int] = ..., file_id: _Optional[str] = ...) -> None: ...
 
 class ReceiveRequest(_message.Message):
     __slots__ = ("session_id",)
@@ -413,7 +519,7 @@ class DeleteAccountRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("from_", "message", "message_id", "time_stamp", "to", "room", "reply_to", "edited", "deleted", "reactions", "kind", "target_id")
+    __slots__ = ("from_", "message", "message_id", "time_stamp", "to", "room", "reply_to", "edited", "deleted", "reactions", "kind", "target_id", "file")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         MESSAGE: _ClassVar[Message.Kind]
@@ -438,6 +544,7 @@ class Message(_message.Message):
     REACTIONS_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     TARGET_ID_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
     from_: str
     message: str
     message_id: int
@@ -450,7 +557,8 @@ class Message(_message.Message):
     reactions: _containers.RepeatedCompositeFieldContainer[Reaction]
     kind: Message.Kind
     target_id: int
-    def __init__(self, from_: _Optional[str] = ..., message: _Optional[str] = ..., message_id: _Optional[int] = ..., time_stamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., to: _Optional[str] = ..., room: _Optional[str] = ..., reply_to: _Optional[int] = ..., edited: _Optional[bool] = ..., deleted: _Optional[bool] = ..., reactions: _Optional[_Iterable[_Union[Reaction, _Mapping]]] = ..., kind: _Optional[_Union[Message.Kind, str]] = ..., target_id: _Optional[int] = ...) -> None: ...
+    file: FileRef
+    def __init__(self, from_: _Optional[str] = ..., message: _Optional[str] = ..., message_id: _Optional[int] = ..., time_stamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., to: _Optional[str] = ..., room: _Optional[str] = ..., reply_to: _Optional[int] = ..., edited: _Optional[bool] = ..., deleted: _Optional[bool] = ..., reactions: _Optional[_Iterable[_Union[Reaction, _Mapping]]] = ..., kind: _Optional[_Union[Message.Kind, str]] = ..., target_id: _Optional[int] = ..., file: _Optional[_Union[FileRef, _Mapping]] = ...) -> None: ...
 
 class Reaction(_message.Message):
     __slots__ = ("emoji", "users")

@@ -194,6 +194,26 @@ class ClientAccountStub:
                 request_serializer=chatd_dot_proto_dot_chat__pb2.SearchUsersRequest.SerializeToString,
                 response_deserializer=chatd_dot_proto_dot_chat__pb2.Users.FromString,
                 _registered_method=True)
+        self.UploadFile = channel.stream_unary(
+                '/ClientAccount/UploadFile',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.UploadChunk.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.UploadResult.FromString,
+                _registered_method=True)
+        self.GetFile = channel.unary_stream(
+                '/ClientAccount/GetFile',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.FileRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.FileData.FromString,
+                _registered_method=True)
+        self.SetProfile = channel.unary_unary(
+                '/ClientAccount/SetProfile',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.ProfileRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+                _registered_method=True)
+        self.GetProfiles = channel.unary_unary(
+                '/ClientAccount/GetProfiles',
+                request_serializer=chatd_dot_proto_dot_chat__pb2.ProfilesRequest.SerializeToString,
+                response_deserializer=chatd_dot_proto_dot_chat__pb2.Profiles.FromString,
+                _registered_method=True)
 
 
 class ClientAccountServicer:
@@ -430,6 +450,37 @@ class ClientAccountServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadFile(self, request_iterator, context):
+        """Additions (protocol 4): files and profiles (docs/clients.md). A file is
+        uploaded in chunks (the first names the session, the file's name, the
+        type the client claims and its total size; each carries at most 64 KiB
+        of data), answered with its id once replicated; it is sent with a
+        message (SendRequest.file_id) and read back by anyone who may read such
+        a message (GetFile; a thumbnail of an image). A profile: a display name
+        and an avatar (one of the user's own image files).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetProfile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProfiles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClientAccountServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -592,6 +643,26 @@ def add_ClientAccountServicer_to_server(servicer, server):
                     servicer.SearchUsers,
                     request_deserializer=chatd_dot_proto_dot_chat__pb2.SearchUsersRequest.FromString,
                     response_serializer=chatd_dot_proto_dot_chat__pb2.Users.SerializeToString,
+            ),
+            'UploadFile': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadFile,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.UploadChunk.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.UploadResult.SerializeToString,
+            ),
+            'GetFile': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetFile,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.FileRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.FileData.SerializeToString,
+            ),
+            'SetProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetProfile,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.ProfileRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.ServerResponse.SerializeToString,
+            ),
+            'GetProfiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProfiles,
+                    request_deserializer=chatd_dot_proto_dot_chat__pb2.ProfilesRequest.FromString,
+                    response_serializer=chatd_dot_proto_dot_chat__pb2.Profiles.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1458,6 +1529,114 @@ class ClientAccount:
             '/ClientAccount/SearchUsers',
             chatd_dot_proto_dot_chat__pb2.SearchUsersRequest.SerializeToString,
             chatd_dot_proto_dot_chat__pb2.Users.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadFile(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/ClientAccount/UploadFile',
+            chatd_dot_proto_dot_chat__pb2.UploadChunk.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.UploadResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ClientAccount/GetFile',
+            chatd_dot_proto_dot_chat__pb2.FileRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.FileData.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/SetProfile',
+            chatd_dot_proto_dot_chat__pb2.ProfileRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.ServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProfiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClientAccount/GetProfiles',
+            chatd_dot_proto_dot_chat__pb2.ProfilesRequest.SerializeToString,
+            chatd_dot_proto_dot_chat__pb2.Profiles.FromString,
             options,
             channel_credentials,
             insecure,

@@ -115,6 +115,18 @@ class ClientAccountStub:
     first; SearchUsers the live accounts whose name starts with `prefix`.
     """
     SearchUsers: _grpc.UnaryUnaryMultiCallable[_chat_pb2.SearchUsersRequest, _chat_pb2.Users]
+    UploadFile: _grpc.StreamUnaryMultiCallable[_chat_pb2.UploadChunk, _chat_pb2.UploadResult]
+    """Additions (protocol 4): files and profiles (docs/clients.md). A file is
+    uploaded in chunks (the first names the session, the file's name, the
+    type the client claims and its total size; each carries at most 64 KiB
+    of data), answered with its id once replicated; it is sent with a
+    message (SendRequest.file_id) and read back by anyone who may read such
+    a message (GetFile; a thumbnail of an image). A profile: a display name
+    and an avatar (one of the user's own image files).
+    """
+    GetFile: _grpc.UnaryStreamMultiCallable[_chat_pb2.FileRequest, _chat_pb2.FileData]
+    SetProfile: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ProfileRequest, _chat_pb2.ServerResponse]
+    GetProfiles: _grpc.UnaryUnaryMultiCallable[_chat_pb2.ProfilesRequest, _chat_pb2.Profiles]
 
 @_typing.type_check_only
 class ClientAccountAsyncStub(ClientAccountStub):
@@ -199,6 +211,18 @@ class ClientAccountAsyncStub(ClientAccountStub):
     first; SearchUsers the live accounts whose name starts with `prefix`.
     """
     SearchUsers: _aio.UnaryUnaryMultiCallable[_chat_pb2.SearchUsersRequest, _chat_pb2.Users]  # type: ignore[assignment]
+    UploadFile: _aio.StreamUnaryMultiCallable[_chat_pb2.UploadChunk, _chat_pb2.UploadResult]  # type: ignore[assignment]
+    """Additions (protocol 4): files and profiles (docs/clients.md). A file is
+    uploaded in chunks (the first names the session, the file's name, the
+    type the client claims and its total size; each carries at most 64 KiB
+    of data), answered with its id once replicated; it is sent with a
+    message (SendRequest.file_id) and read back by anyone who may read such
+    a message (GetFile; a thumbnail of an image). A profile: a display name
+    and an avatar (one of the user's own image files).
+    """
+    GetFile: _aio.UnaryStreamMultiCallable[_chat_pb2.FileRequest, _chat_pb2.FileData]  # type: ignore[assignment]
+    SetProfile: _aio.UnaryUnaryMultiCallable[_chat_pb2.ProfileRequest, _chat_pb2.ServerResponse]  # type: ignore[assignment]
+    GetProfiles: _aio.UnaryUnaryMultiCallable[_chat_pb2.ProfilesRequest, _chat_pb2.Profiles]  # type: ignore[assignment]
 
 class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -472,5 +496,41 @@ class ClientAccountServicer(metaclass=_abc_1.ABCMeta):
         request: _chat_pb2.SearchUsersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_chat_pb2.Users, _abc.Awaitable[_chat_pb2.Users]]: ...
+
+    @_abc_1.abstractmethod
+    def UploadFile(
+        self,
+        request_iterator: _MaybeAsyncIterator[_chat_pb2.UploadChunk],
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.UploadResult, _abc.Awaitable[_chat_pb2.UploadResult]]:
+        """Additions (protocol 4): files and profiles (docs/clients.md). A file is
+        uploaded in chunks (the first names the session, the file's name, the
+        type the client claims and its total size; each carries at most 64 KiB
+        of data), answered with its id once replicated; it is sent with a
+        message (SendRequest.file_id) and read back by anyone who may read such
+        a message (GetFile; a thumbnail of an image). A profile: a display name
+        and an avatar (one of the user's own image files).
+        """
+
+    @_abc_1.abstractmethod
+    def GetFile(
+        self,
+        request: _chat_pb2.FileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_chat_pb2.FileData], _abc.AsyncIterator[_chat_pb2.FileData]]: ...
+
+    @_abc_1.abstractmethod
+    def SetProfile(
+        self,
+        request: _chat_pb2.ProfileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.ServerResponse, _abc.Awaitable[_chat_pb2.ServerResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetProfiles(
+        self,
+        request: _chat_pb2.ProfilesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.Profiles, _abc.Awaitable[_chat_pb2.Profiles]]: ...
 
 def add_ClientAccountServicer_to_server(servicer: ClientAccountServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Entry(_message.Message):
-    __slots__ = ("time_us", "create_account", "create_session", "end_session", "touch_session", "expire_sessions", "send_message", "take_undelivered", "mark_delivered", "delete_account", "noop", "create_room", "room_member", "mark_read", "set_password", "set_disabled", "end_user_sessions", "set_cluster_version", "delete_room", "edit_message", "delete_message", "react", "share_receipts")
+    __slots__ = ("time_us", "create_account", "create_session", "end_session", "touch_session", "expire_sessions", "send_message", "take_undelivered", "mark_delivered", "delete_account", "noop", "create_room", "room_member", "mark_read", "set_password", "set_disabled", "end_user_sessions", "set_cluster_version", "delete_room", "edit_message", "delete_message", "react", "share_receipts", "set_profile", "file_chunk", "file_commit")
     TIME_US_FIELD_NUMBER: _ClassVar[int]
     CREATE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     CREATE_SESSION_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,9 @@ class Entry(_message.Message):
     DELETE_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     REACT_FIELD_NUMBER: _ClassVar[int]
     SHARE_RECEIPTS_FIELD_NUMBER: _ClassVar[int]
+    SET_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    FILE_CHUNK_FIELD_NUMBER: _ClassVar[int]
+    FILE_COMMIT_FIELD_NUMBER: _ClassVar[int]
     time_us: int
     create_account: CreateAccount
     create_session: CreateSession
@@ -55,7 +58,10 @@ class Entry(_message.Message):
     delete_message: DeleteMessage
     react: React
     share_receipts: ShareReceipts
-    def __init__(self, time_us: _Optional[int] = ..., create_account: _Optional[_Union[CreateAccount, _Mapping]] = ..., create_session: _Optional[_Union[CreateSession, _Mapping]] = ..., end_session: _Optional[_Union[EndSession, _Mapping]] = ..., touch_session: _Optional[_Union[TouchSession, _Mapping]] = ..., expire_sessions: _Optional[_Union[ExpireSessions, _Mapping]] = ..., send_message: _Optional[_Union[SendMessage, _Mapping]] = ..., take_undelivered: _Optional[_Union[TakeUndelivered, _Mapping]] = ..., mark_delivered: _Optional[_Union[MarkDelivered, _Mapping]] = ..., delete_account: _Optional[_Union[DeleteAccount, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., create_room: _Optional[_Union[CreateRoom, _Mapping]] = ..., room_member: _Optional[_Union[RoomMember, _Mapping]] = ..., mark_read: _Optional[_Union[MarkRead, _Mapping]] = ..., set_password: _Optional[_Union[SetPassword, _Mapping]] = ..., set_disabled: _Optional[_Union[SetDisabled, _Mapping]] = ..., end_user_sessions: _Optional[_Union[EndUserSessions, _Mapping]] = ..., set_cluster_version: _Optional[_Union[SetClusterVersion, _Mapping]] = ..., delete_room: _Optional[_Union[DeleteRoom, _Mapping]] = ..., edit_message: _Optional[_Union[EditMessage, _Mapping]] = ..., delete_message: _Optional[_Union[DeleteMessage, _Mapping]] = ..., react: _Optional[_Union[React, _Mapping]] = ..., share_receipts: _Optional[_Union[ShareReceipts, _Mapping]] = ...) -> None: ...
+    set_profile: SetProfile
+    file_chunk: FileChunk
+    file_commit: FileCommit
+    def __init__(self, time_us: _Optional[int] = ..., create_account: _Optional[_Union[CreateAccount, _Mapping]] = ..., create_session: _Optional[_Union[CreateSession, _Mapping]] = ..., end_session: _Optional[_Union[EndSession, _Mapping]] = ..., touch_session: _Optional[_Union[TouchSession, _Mapping]] = ..., expire_sessions: _Optional[_Union[ExpireSessions, _Mapping]] = ..., send_message: _Optional[_Union[SendMessage, _Mapping]] = ..., take_undelivered: _Optional[_Union[TakeUndelivered, _Mapping]] = ..., mark_delivered: _Optional[_Union[MarkDelivered, _Mapping]] = ..., delete_account: _Optional[_Union[DeleteAccount, _Mapping]] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., create_room: _Optional[_Union[CreateRoom, _Mapping]] = ..., room_member: _Optional[_Union[RoomMember, _Mapping]] = ..., mark_read: _Optional[_Union[MarkRead, _Mapping]] = ..., set_password: _Optional[_Union[SetPassword, _Mapping]] = ..., set_disabled: _Optional[_Union[SetDisabled, _Mapping]] = ..., end_user_sessions: _Optional[_Union[EndUserSessions, _Mapping]] = ..., set_cluster_version: _Optional[_Union[SetClusterVersion, _Mapping]] = ..., delete_room: _Optional[_Union[DeleteRoom, _Mapping]] = ..., edit_message: _Optional[_Union[EditMessage, _Mapping]] = ..., delete_message: _Optional[_Union[DeleteMessage, _Mapping]] = ..., react: _Optional[_Union[React, _Mapping]] = ..., share_receipts: _Optional[_Union[ShareReceipts, _Mapping]] = ..., set_profile: _Optional[_Union[SetProfile, _Mapping]] = ..., file_chunk: _Optional[_Union[FileChunk, _Mapping]] = ..., file_commit: _Optional[_Union[FileCommit, _Mapping]] = ...) -> None: ...
 
 class CreateAccount(_message.Message):
     __slots__ = ("username", "password_hash", "unique_casefold")
@@ -96,20 +102,22 @@ class ExpireSessions(_message.Message):
     def __init__(self, idle_since_us: _Optional[int] = ...) -> None: ...
 
 class SendMessage(_message.Message):
-    __slots__ = ("sender", "recipient", "body", "request_id", "room", "reply_to")
+    __slots__ = ("sender", "recipient", "body", "request_id", "room", "reply_to", "file_id")
     SENDER_FIELD_NUMBER: _ClassVar[int]
     RECIPIENT_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ROOM_FIELD_NUMBER: _ClassVar[int]
     REPLY_TO_FIELD_NUMBER: _ClassVar[int]
+    FILE_ID_FIELD_NUMBER: _ClassVar[int]
     sender: str
     recipient: str
     body: str
     request_id: str
     room: str
     reply_to: int
-    def __init__(self, sender: _Optional[str] = ..., recipient: _Optional[str] = ..., body: _Optional[str] = ..., request_id: _Optional[str] = ..., room: _Optional[str] = ..., reply_to: _Optional[int] = ...) -> None: ...
+    file_id: str
+    def __init__(self, sender: _Optional[str] = ..., recipient: _Optional[str] = ..., body: _Optional[str] = ..., request_id: _Optional[str] = ..., room: _Optional[str] = ..., reply_to: _Optional[int] = ..., file_id: _Optional[str] = ...) -> None: ...
 
 class EditMessage(_message.Message):
     __slots__ = ("actor", "message_id", "body", "window_us")
@@ -278,3 +286,55 @@ class Noop(_message.Message):
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     def __init__(self, node_id: _Optional[str] = ...) -> None: ...
+
+class SetProfile(_message.Message):
+    __slots__ = ("username", "display_name", "avatar_file_id")
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    AVATAR_FILE_ID_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    display_name: str
+    avatar_file_id: str
+    def __init__(self, username: _Optional[str] = ..., display_name: _Optional[str] = ..., avatar_file_id: _Optional[str] = ...) -> None: ...
+
+class FileChunk(_message.Message):
+    __slots__ = ("file_id", "owner", "seq", "data", "thumbnail", "max_bytes", "idle_us")
+    FILE_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    THUMBNAIL_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    IDLE_US_FIELD_NUMBER: _ClassVar[int]
+    file_id: str
+    owner: str
+    seq: int
+    data: bytes
+    thumbnail: bool
+    max_bytes: int
+    idle_us: int
+    def __init__(self, file_id: _Optional[str] = ..., owner: _Optional[str] = ..., seq: _Optional[int] = ..., data: _Optional[bytes] = ..., thumbnail: _Optional[bool] = ..., max_bytes: _Optional[int] = ..., idle_us: _Optional[int] = ...) -> None: ...
+
+class FileCommit(_message.Message):
+    __slots__ = ("file_id", "owner", "name", "content_type", "size", "sha256", "thumb_size", "thumb_sha256", "max_user_bytes", "abandon")
+    FILE_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    THUMB_SIZE_FIELD_NUMBER: _ClassVar[int]
+    THUMB_SHA256_FIELD_NUMBER: _ClassVar[int]
+    MAX_USER_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ABANDON_FIELD_NUMBER: _ClassVar[int]
+    file_id: str
+    owner: str
+    name: str
+    content_type: str
+    size: int
+    sha256: bytes
+    thumb_size: int
+    thumb_sha256: bytes
+    max_user_bytes: int
+    abandon: bool
+    def __init__(self, file_id: _Optional[str] = ..., owner: _Optional[str] = ..., name: _Optional[str] = ..., content_type: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[bytes] = ..., thumb_size: _Optional[int] = ..., thumb_sha256: _Optional[bytes] = ..., max_user_bytes: _Optional[int] = ..., abandon: _Optional[bool] = ...) -> None: ...

@@ -37,6 +37,7 @@ from chatd.server.api.health import Health
 from chatd.server.api.metrics import Metrics
 from chatd.server.api.router import Router
 from chatd.server.api.user_admin import UserAdmin
+from chatd.server.chat.file_ops import FileOps
 from chatd.server.chat.hub import Hub
 from chatd.server.chat.limits import ChatLimits
 from chatd.server.chat.rules import Chat
@@ -173,8 +174,9 @@ async def _wire(
     client, peer = _servers(cfg)
     listeners = _listen(cfg, client, peer)
     router.client_address = listeners.address
-    clients = ClientAccountServicer(chat, router, cfg.max_request_bytes)
-    relays = ClientAccountServicer(chat, router, cfg.max_request_bytes, relays=True)
+    file_ops = FileOps(chat, threads.images)  # (one, for both: its limits are per user)
+    clients = ClientAccountServicer(chat, router, cfg.max_request_bytes, file_ops)
+    relays = ClientAccountServicer(chat, router, cfg.max_request_bytes, file_ops, relays=True)
     if metrics is not None:
         for s in (clients, relays):
             metrics.instrument(s, chat_pb2.DESCRIPTOR.services_by_name["ClientAccount"])
@@ -243,6 +245,7 @@ def _web_server(cfg: Config, clients: ClientAccountServicer) -> WebServer | None
         max_message_bytes=4 * cfg.max_request_bytes,  # (JSON is larger than protobuf)
         trusted_proxies=cfg.web_trusted_proxies,
         ssl_context=context,
+        max_file_bytes=cfg.max_file_bytes,
     )
 
 

@@ -60,6 +60,10 @@ DEFAULT_MESSAGES: dict[Code, str] = {
     Code.NO_SUCH_MESSAGE: "no such message",
     Code.EDIT_WINDOW_PASSED: "the message is too old to edit",
     Code.INVALID_REACTION: "not an allowed reaction, or more than one user may put on a message",
+    Code.NO_SUCH_FILE: "no such file",
+    Code.FILE_TOO_LARGE: "the file is larger than a file, or the user's files, may be",
+    Code.INVALID_FILE: "invalid upload",
+    Code.INVALID_PROFILE: "invalid display name",
 }
 
 

@@ -65,12 +65,13 @@ class Stopping:
 @dataclass(frozen=True, slots=True)
 class Threads:
     """The node's thread pools: the database's one writer thread, a reader,
-    the background checkpoints, password hashing."""
+    the background checkpoints, password hashing, an upload's image."""
 
     db: ThreadPoolExecutor
     reader: ThreadPoolExecutor
     checkpoint: ThreadPoolExecutor
     hasher: ThreadPoolExecutor
+    images: ThreadPoolExecutor  # one: an image decoded at a time (chatd.server.chat.images)
 
     @classmethod
     def make(cls) -> Threads:
@@ -79,10 +80,11 @@ class Threads:
             ThreadPoolExecutor(1, thread_name_prefix="chatd-read"),
             ThreadPoolExecutor(1, thread_name_prefix="chatd-checkpoint"),
             ThreadPoolExecutor(2, thread_name_prefix="chatd-hash"),
+            ThreadPoolExecutor(1, thread_name_prefix="chatd-image"),
         )
 
     def shutdown(self) -> None:
-        for pool in (self.db, self.reader, self.hasher, self.checkpoint):
+        for pool in (self.db, self.reader, self.hasher, self.checkpoint, self.images):
             pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -18,8 +18,9 @@ the oldest a cluster is upgraded from) sends none: it speaks version 1.
        room nobody has joined any more goes away.
     4  editing, deleting and reacting to a message (EditMessage,
        DeleteMessage, React: chatd.server.storage.edits), replies
-       (SendMessage.reply_to), and whether a user shares read receipts
-       (ShareReceipts).
+       (SendMessage.reply_to), whether a user shares read receipts
+       (ShareReceipts), files (FileChunk, FileCommit, SendMessage.file_id:
+       chatd.server.storage.files) and profiles (SetProfile).
 
 The master writes only what every member can apply alike: while a member
 speaks an older version (or has not yet been heard from since this node
@@ -45,7 +46,17 @@ _SINCE_2 = frozenset(
     {"create_room", "room_member", "mark_read", "set_password", "set_disabled", "end_user_sessions"}
 )
 _SINCE_3 = frozenset({"delete_room"})
-_SINCE_4 = frozenset({"edit_message", "delete_message", "react", "share_receipts"})
+_SINCE_4 = frozenset(
+    {
+        "edit_message",
+        "delete_message",
+        "react",
+        "share_receipts",
+        "set_profile",
+        "file_chunk",
+        "file_commit",
+    }
+)
 
 
 def of(metadata: Iterable[tuple[str, str | bytes]] | None) -> int:
@@ -67,9 +78,10 @@ def writable(entry: log_pb2.Entry, version: int) -> bool:
     """Whether a cluster whose oldest member speaks `version` can apply it."""
     kind = entry.WhichOneof("op")
     if version < 4 and (
-        kind in _SINCE_4 or (kind == "send_message" and entry.send_message.reply_to)
+        kind in _SINCE_4
+        or (kind == "send_message" and (entry.send_message.reply_to or entry.send_message.file_id))
     ):
-        return False  # (a reply is refused, not sent without its link)
+        return False  # (a reply is refused, not sent without its link; a file likewise)
     if version < 3 and (
         kind in _SINCE_3
         or (kind == "room_member" and entry.room_member.action == log_pb2.RoomMember.DECLINE)

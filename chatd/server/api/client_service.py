@@ -19,6 +19,7 @@ import grpc
 from chatd.contract import CLIENT_HEADER, DELIVERED_HEADER, MASTER_HEADER
 from chatd.core.types import Role
 from chatd.proto import chat_pb2, chat_pb2_grpc
+from chatd.server.api.file_service import FileServicer
 from chatd.server.api.handlers import Malformed
 from chatd.server.api.presence_service import PresenceServicer
 from chatd.server.api.relay import relay_connect, relay_subscribe
@@ -30,6 +31,7 @@ from chatd.server.api.status import abort, end_call, relayed, status_of
 from chatd.server.api.unary import to_proto, unary
 from chatd.server.api.unopened import Unopened
 from chatd.server.chat.edit_ops import EditOps
+from chatd.server.chat.file_ops import FileOps
 from chatd.server.chat.presence import Presence
 from chatd.server.chat.ratelimit import RateLimiter
 from chatd.server.chat.room_ops import RoomOps
@@ -53,15 +55,25 @@ log = logging.getLogger(__name__)
 
 
 class ClientAccountServicer(
-    RoomServicer, PresenceServicer, SearchServicer, chat_pb2_grpc.ClientAccountServicer
+    RoomServicer,
+    PresenceServicer,
+    SearchServicer,
+    FileServicer,
+    chat_pb2_grpc.ClientAccountServicer,
 ):
     """`relays`: this servicer is the peer listener's, whose callers are
     nodes relaying their clients' calls (and say where those came from)."""
 
     def __init__(
-        self, chat: Chat, router: Router, max_request_bytes: int, relays: bool = False
+        self,
+        chat: Chat,
+        router: Router,
+        max_request_bytes: int,
+        file_ops: FileOps,
+        relays: bool = False,
     ) -> None:
         self.chat = chat
+        self.file_ops = file_ops
         self.room_ops = RoomOps(chat)
         self.edit_ops = EditOps(chat)
         self.presence = Presence(chat)
@@ -145,7 +157,9 @@ class ClientAccountServicer(
     @unary(chat_pb2.ServerResponse)
     async def Send(self, request: chat_pb2.SendRequest, context: Ctx) -> chat_pb2.ServerResponse:
         r = request
-        mid = await self.chat.send(r.session_id, r.to, r.message, r.request_id, r.room, r.reply_to)
+        mid = await self.chat.send(
+            r.session_id, r.to, r.message, r.request_id, r.room, r.reply_to, r.file_id
+        )
         return chat_pb2.ServerResponse(message_id=mid)
 
     @unary(chat_pb2.ServerResponse)

@@ -75,7 +75,7 @@ def add_service(
 ) -> None:
     """Registers `servicer`'s methods for the methods of `service` (its
     messages in `module`, a generated *_pb2): unary, server-streaming, and
-    bidirectional, whose behavior gets the request frames (a frame that does
+    client-streaming and bidirectional, whose behavior gets the request frames (a frame that does
     not parse arrives as a `Malformed`, unless `malformed_frames` is False:
     then grpc's own parsing ends the call) and answers with its own."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
@@ -84,8 +84,13 @@ def add_service(
         response = getattr(module, m.output_type.name)
         behavior = getattr(servicer, m.name)
         if m.client_streaming:
-            if not m.server_streaming:
-                raise ValueError(f"{service}.{m.name}: client streaming alone is not handled")
+            if not m.server_streaming:  # (its behavior gets Malformed frames too)
+                handlers[m.name] = grpc.stream_unary_rpc_method_handler(
+                    behavior,
+                    request_deserializer=_parser(request),
+                    response_serializer=response.SerializeToString,
+                )
+                continue
             handlers[m.name] = grpc.stream_stream_rpc_method_handler(
                 behavior,
                 request_deserializer=_parser(request) if malformed_frames else request.FromString,

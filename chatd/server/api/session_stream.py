@@ -184,7 +184,7 @@ class SessionStream:
             if not f.request_id:
                 raise RequestRefused(Code.INVALID_ARGUMENT, "a send frame needs a request_id")
             result.message_id = await self.chat.send(
-                session_id, f.to, f.message, f.request_id, f.room, f.reply_to
+                session_id, f.to, f.message, f.request_id, f.room, f.reply_to, f.file_id
             )
         except Exception as exc:
             if not isinstance(exc, (CallerError, NodeError)):

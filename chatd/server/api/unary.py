@@ -14,6 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from chatd.proto import chat_pb2
 from chatd.server.api.status import abort
 from chatd.server.errors import NodeError, OverLimit, RequestRefused
+from chatd.server.storage.rows import FileRef
 from chatd.server.storage.store import StoredMessage
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
@@ -34,11 +35,25 @@ def to_proto(m: StoredMessage) -> chat_pb2.Message:
     if m.kind:  # an event (chatd.server.storage.edits)
         out.kind = m.kind  # type: ignore[assignment]
         out.target_id = m.target_id
-    elif m.reply_to or m.edited or m.deleted or m.reactions:
+        return out
+    if m.reply_to or m.edited or m.deleted or m.reactions:
         out.reply_to, out.edited, out.deleted = m.reply_to, m.edited, m.deleted
         for emoji, users in m.reactions:
             out.reactions.add(emoji=emoji, users=users)
+    if m.file is not None and not m.deleted:
+        out.file.CopyFrom(file_ref(m.file))
     return out
+
+
+def file_ref(f: FileRef) -> chat_pb2.FileRef:
+    return chat_pb2.FileRef(
+        file_id=f.file_id,
+        name=f.name,
+        content_type=f.content_type,
+        size=f.size,
+        has_thumbnail=f.has_thumbnail,
+        sha256=f.sha256,
+    )
 
 
 def unary(answer: Callable[..., Any] | None = None) -> Callable[[Handler], Handler]:

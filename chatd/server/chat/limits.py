@@ -50,6 +50,9 @@ class ChatLimits:
     room_write_rate: float = _SETTING["room_write_rate"]
     max_invitations: int = _SETTING["max_invitations"]
     edit_window: float = _SETTING["edit_window"]
+    max_file_bytes: int = _SETTING["max_file_bytes"]
+    max_user_file_bytes: int = _SETTING["max_user_file_bytes"]
+    upload_rate: float = _SETTING["upload_rate"]
     first_frame_timeout: float = _SETTING["first_frame_timeout"]
     max_unopened_streams: int = _SETTING["max_unopened_streams"]
 
@@ -93,6 +96,13 @@ def check_message(body: str, limits: ChatLimits) -> None:
             Code.INVALID_MESSAGE,
             f"invalid message: use 1 to {limits.max_message_chars} characters",
         )
+
+
+def check_file_id(file_id: str) -> None:
+    """A file id is 32 lowercase hex digits (chatd.server.chat.file_ops);
+    any other answers as an unknown one does."""
+    if len(file_id) != 32 or not all(c in "0123456789abcdef" for c in file_id):
+        raise RequestRefused(Code.NO_SUCH_FILE)
 
 
 def check_request_id(request_id: str) -> None:

@@ -29,6 +29,7 @@ from chatd.server.chat.limits import (
     MAX_ACK_IDS,
     MAX_PASSWORD_CHARS,
     ChatLimits,
+    check_file_id,
     check_message,
     check_password,
     check_request_id,
@@ -264,13 +265,15 @@ class Chat:
         request_id: str,
         room: str = "",
         reply_to: int = 0,
+        file_id: str = "",
     ) -> int:
         """A message to the user `to`, or with `room` to that room (the
         membership rules are the apply's, chatd.server.storage.room_rules),
-        answering message `reply_to` (0: none)."""
+        answering message `reply_to` (0: none), carrying the sender's file
+        `file_id` ("": none; with one, the body may be empty)."""
         s = self.session(session_id)
         self.take_send(s.uid)
-        applied = await self.send_as(s.username, to, body, request_id, room, reply_to)
+        applied = await self.send_as(s.username, to, body, request_id, room, reply_to, file_id)
         return applied.message_id
 
     def take_send(self, uid: int) -> None:
@@ -283,17 +286,29 @@ class Chat:
             )
 
     async def send_as(
-        self, sender: str, to: str, body: str, request_id: str, room: str = "", reply_to: int = 0
+        self,
+        sender: str,
+        to: str,
+        body: str,
+        request_id: str,
+        room: str = "",
+        reply_to: int = 0,
+        file_id: str = "",
     ) -> Applied:
         """A message from the account `sender` (a session's, or an
         operator's resend of a rolled-back one): checked, written, applied.
         `reply_to`: the message it answers (the apply checks it is of the
         same conversation)."""
         check_request_id(request_id)
-        check_message(body, self.limits)
+        if file_id:
+            check_file_id(file_id)
+        if body or not file_id:
+            check_message(body, self.limits)
         if not 0 <= reply_to <= INT32_MAX:
             raise RequestRefused(Code.NO_SUCH_MESSAGE)
-        op = log_pb2.SendMessage(sender=sender, body=body, request_id=request_id, reply_to=reply_to)
+        op = log_pb2.SendMessage(
+            sender=sender, body=body, request_id=request_id, reply_to=reply_to, file_id=file_id
+        )
         if room:
             op.room = self.room_named(room).name
         else:

@@ -1,6 +1,6 @@
 """Which function applies each kind of log entry: one table, `KINDS`,
 assembled once from the table families' own (`APPLY` of meta, users,
-messages, delivery, room_rules, accounts, edits and receipts), and `apply`,
+messages, delivery, room_rules, accounts, edits, receipts and files), and `apply`,
 which the store calls inside an entry's savepoint.
 
 Every function takes the store (as `Tables`: what the families use of it),
@@ -21,6 +21,7 @@ from chatd.server.storage import (
     accounts,
     delivery,
     edits,
+    files,
     messages,
     meta,
     receipts,
@@ -58,6 +59,7 @@ KINDS = assemble(
     accounts.APPLY,
     edits.APPLY,
     receipts.APPLY,
+    files.APPLY,
 )
 
 

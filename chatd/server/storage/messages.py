@@ -20,7 +20,7 @@ from typing import Any
 
 from chatd.contract import Code
 from chatd.proto import log_pb2
-from chatd.server.storage import delivery, edits, room_rules
+from chatd.server.storage import delivery, edits, files, room_rules
 from chatd.server.storage.rooms import Room
 from chatd.server.storage.rows import Applied, StoredMessage, conversation_key, message_bytes
 from chatd.server.storage.tables import Tables
@@ -110,6 +110,10 @@ def apply_send_message(t: Tables, out: Applied, entry: log_pb2.Entry) -> Applied
     if op.reply_to and not edits.reply_allowed(db, op.reply_to, conv):
         out.code = Code.NO_SUCH_MESSAGE
         return out
+    file = None
+    if op.file_id and (file := files.own_file(db, sender.uid, op.file_id)) is None:
+        out.code = Code.NO_SUCH_FILE  # none, not committed, or another's
+        return out
     # a room message is in no one's undelivered inbox (delivered = 1):
     # its members' streams read it by their rooms
     cur = db.execute(
@@ -130,6 +134,8 @@ def apply_send_message(t: Tables, out: Applied, entry: log_pb2.Entry) -> Applied
     out.message_id = mid
     if op.reply_to:
         edits.record_reply(db, mid, op.reply_to)
+    if file is not None:
+        files.attach(db, mid, file.file_id)
     out.new_message = StoredMessage(
         mid,
         sender.username,
@@ -138,6 +144,7 @@ def apply_send_message(t: Tables, out: Applied, entry: log_pb2.Entry) -> Applied
         entry.time_us,
         room.name if room else "",
         reply_to=op.reply_to,
+        file=file,
     )
     if room is not None:
         out.room_recipients = room.joined_names()
@@ -181,8 +188,9 @@ def apply_take_undelivered(t: Tables, out: Applied, entry: log_pb2.Entry) -> App
             (user.uid, direct[-1]),
         )
     delivery.mark_delivered(db, user.uid, {-r[5]: r[0] for r in rows if r[5] < 0})
-    # with each one's state, as history shows it (the message it answers, edited...)
-    out.messages = edits.with_state(db, [row_message(r) for r in rows])
+    # with each one's state, as history shows it (the message it answers,
+    # edited...), and its file
+    out.messages = files.with_files(db, edits.with_state(db, [row_message(r) for r in rows]))
     return out
 
 

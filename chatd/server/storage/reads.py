@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 
-from chatd.server.storage import accounts, delivery, edits, receipts, search
+from chatd.server.storage import accounts, delivery, edits, files, receipts, search
 from chatd.server.storage.connections import Connections
 from chatd.server.storage.messages import row_message
-from chatd.server.storage.rows import StoredMessage, conversation_key
+from chatd.server.storage.rows import FileRef, StoredMessage, conversation_key
 from chatd.server.storage.users import Directory
 
 
@@ -26,8 +26,37 @@ class Reads:
         """`state`: with each message's state (edits.with_state)."""
         with self._conns.reader_lock:
             rows = self._conns.reader.execute(sql, args).fetchall()
-            page = [row_message(r) for r in rows]
+            page = files.with_files(self._conns.reader, [row_message(r) for r in rows])
             return edits.with_state(self._conns.reader, page) if state else page
+
+    # -- files and profiles (chatd.server.storage.files) --
+
+    def readable_file(self, uid: int, file_id: str) -> FileRef | None:
+        """The committed file `file_id` if the user `uid` may read it."""
+        with self._conns.reader_lock:
+            return files.readable(self._conns.reader, uid, file_id)
+
+    def file_bytes_of(self, uid: int) -> int:
+        """The bytes of the user's committed files."""
+        with self._conns.reader_lock:
+            row = self._conns.reader.execute(
+                "SELECT coalesce(sum(size), 0) FROM files WHERE owner_uid = ?", (uid,)
+            ).fetchone()
+            return int(row[0])
+
+    def own_file(self, uid: int, file_id: str) -> FileRef | None:
+        with self._conns.reader_lock:
+            return files.own_file(self._conns.reader, uid, file_id)
+
+    def file_chunks(
+        self, file_id: str, thumb: bool, offset: int, count: int
+    ) -> list[tuple[int, bytes]]:
+        with self._conns.reader_lock:
+            return files.chunks_from(self._conns.reader, file_id, thumb, offset, count)
+
+    def profiles(self, uids: dict[int, str]) -> list[files.Profile]:
+        with self._conns.reader_lock:
+            return files.profiles_of(self._conns.reader, uids)
 
     def inbox_after(
         self, uid: int, after_id: int, upto_id: int, limit: int, events: bool = False

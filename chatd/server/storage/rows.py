@@ -13,6 +13,18 @@ from chatd.contract import Code
 
 
 @dataclass(frozen=True, slots=True)
+class FileRef:
+    """A committed file (chatd.server.storage.files), as a message carries it."""
+
+    file_id: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str  # hex
+    has_thumbnail: bool
+
+
+@dataclass(frozen=True, slots=True)
 class StoredMessage:
     id: int
     sender: str
@@ -32,6 +44,7 @@ class StoredMessage:
     edited: bool = False
     deleted: bool = False
     reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    file: FileRef | None = None  # the file it carries (protocol 4)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,9 @@ History:
   3  message_events, message_state and reactions (edits, deletions,
      reactions and replies: chatd.server.storage.edits), and
      receipt_settings (who does not share read receipts, replicated).
-  4  the full-text index of messages (chatd.server.storage.search: node-local,
+  4  uploads, file_chunks, files, message_files and profiles (files and
+     profiles: chatd.server.storage.files).
+  5  the full-text index of messages (chatd.server.storage.search: node-local,
      derived), filled from the messages the store holds.
 
 A migration is a function of the writer's connection. Add one at the end
@@ -50,10 +52,10 @@ def migrations(schema: str) -> list[Callable[[sqlite3.Connection], None]]:
     """MIGRATIONS[i] takes a store from version i to i + 1."""
     # 0 -> 1: the tables a store of before lacks; 1 -> 2: cluster_settings;
     # 2 -> 3: the tables of edits, deletions, reactions and replies, and
-    # receipt_settings (each created IF NOT EXISTS: a store of 0 has them
-    # from the first step); 3 -> 4: the search index, filled from the
-    # messages there are
-    return [_every_table(schema), _every_table(schema), _every_table(schema), search.create]
+    # receipt_settings; 3 -> 4: the tables of files and profiles (each
+    # created IF NOT EXISTS: a store of 0 has them from the first step);
+    # 4 -> 5: the search index, filled from the messages there are
+    return [*[_every_table(schema)] * 4, search.create]
 
 
 def version_of(db: sqlite3.Connection) -> int:

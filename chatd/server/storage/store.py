@@ -43,6 +43,7 @@ from chatd.server.storage import (
     apply,
     delivery,
     edits,
+    files,
     messages,
     meta,
     receipts,
@@ -55,6 +56,7 @@ from chatd.server.storage import (
 )
 from chatd.server.storage.connections import Connections
 from chatd.server.storage.reads import Reads
+from chatd.server.storage.recent import Recent
 from chatd.server.storage.rows import (
     Applied,
     StoredMessage,
@@ -92,9 +94,9 @@ SCHEMA = (
     + accounts.SCHEMA
     + edits.SCHEMA
     + receipts.SCHEMA
+    + files.SCHEMA
 )
 
-RECENT_ENTRIES = 20_000  # entries kept in memory for replication
 DIGEST_HISTORY = 4096  # indexes whose (log, state) digests are kept in memory
 GENESIS_DIGEST = bytes(32)
 _EPOCH = struct.Struct(">Q")
@@ -126,7 +128,7 @@ class Store(Reads):
         self._indexed_upto = 0  # the search index's (chatd.server.storage.search)
         self.last_time_us = 0
         self.runs = EpochRuns()  # the epoch of every index the log holds
-        self.recent: dict[int, bytes] = {}  # the newest entries' bytes, for replication
+        self.recent = Recent()  # the newest entries' bytes, for replication
         self._in_batch = False
         try:
             try:
@@ -269,8 +271,7 @@ class Store(Reads):
         self.digest_history[index] = (digest, self._state.value)
         self.digest_history.pop(index - DIGEST_HISTORY, None)
         self._cache_effects(applied)
-        self.recent[index] = data
-        self.recent.pop(index - RECENT_ENTRIES, None)
+        self.recent.keep(index, data)
         if self.runs.extend(index, epoch):
             self.set_meta("runs", json.dumps(self.runs.pairs))
         self.last_index, self.last_epoch, self.digest = index, epoch, digest

@@ -8,7 +8,8 @@ calls reach the servicer in the same loop as gRPC's.
 
 Every response carries a strict Content-Security-Policy (no inline script,
 no eval, no framing), nosniff and no referrer; only the files the package
-ships are served, by name. A WebSocket is taken only from a page of this
+ships are served, by name; files (uploads and downloads) are
+chatd.server.web.file_routes's. A WebSocket is taken only from a page of this
 cluster: its Origin must be one of the members' web origins (or, for a
 node reached by IP address or localhost, the address the browser used);
 a client with no Origin header is no browser and is taken. Sockets are
@@ -30,6 +31,7 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 
 from chatd.server.web.context import peer_string
+from chatd.server.web.file_routes import FileRoutes
 from chatd.server.web.gateway import Gateway
 from chatd.server.web.session import Session
 
@@ -49,7 +51,7 @@ TYPES = {
 }
 HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
         "connect-src 'self' ws: wss:; manifest-src 'self'; frame-ancestors 'none'; "
         "base-uri 'none'; form-action 'none'"
     ),
@@ -94,6 +96,7 @@ class WebServer:
         trusted_proxies: Iterable[str] = (),
         ssl_context: ssl.SSLContext | None = None,
         static: Path = STATIC,
+        max_file_bytes: int = 10 * 1024 * 1024,
     ) -> None:
         self.gateway = gateway
         # the node tells these once it listens
@@ -110,6 +113,7 @@ class WebServer:
         self.app.router.add_get("/", self._index)
         self.app.router.add_get("/static/{name}", self._static)
         self.app.router.add_get("/ws", self._socket)
+        FileRoutes(gateway, max_file_bytes, self.origin_allowed, self._peer).add_to(self.app)
         self.app.on_response_prepare.append(self._headers)
         self.runner: web.AppRunner | None = None
         self.port = 0
@@ -148,6 +152,11 @@ class WebServer:
         response = web.Response(body=body, headers={"Cache-Control": cache})
         response.headers["Content-Type"] = content_type
         return response
+
+    def _peer(self, request: web.Request) -> str:
+        """The caller as gRPC names it: its address (client_host) and port."""
+        peername = request.transport.get_extra_info("peername") if request.transport else None
+        return peer_string(self.client_host(request), peername[1] if peername else 0)
 
     def client_host(self, request: web.Request) -> str:
         """The client's address: the TCP peer's, or behind a trusted proxy

@@ -53,6 +53,17 @@ def message_json(m: chat_pb2.Message) -> dict[str, Any]:
         "reactions": [{"emoji": r.emoji, "users": list(r.users)} for r in m.reactions],
         "kind": _KIND(m.kind),
         "target_id": m.target_id,
+    } | ({"file": _file_json(m.file)} if m.HasField("file") else {})
+
+
+def _file_json(f: chat_pb2.FileRef) -> dict[str, Any]:
+    return {
+        "file_id": f.file_id,
+        "name": f.name,
+        "content_type": f.content_type,
+        "size": str(f.size),  # (an int64, as protobuf's mapping writes it)
+        "has_thumbnail": f.has_thumbnail,
+        "sha256": f.sha256,
     }
 
 
@@ -88,7 +99,7 @@ def server_frame_json(f: chat_pb2.ServerFrame) -> dict[str, Any]:
     }
 
 
-_SEND_FIELDS = {"request_id", "to", "message", "room", "reply_to"}
+_SEND_FIELDS = {"request_id", "to", "message", "room", "reply_to", "file_id"}
 _TYPING_FIELDS = {"peer", "room"}
 INT32_MAX = 2**31 - 1
 
