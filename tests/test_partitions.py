@@ -27,10 +27,11 @@ import pytest
 
 from chatd.tools import faults, partitions
 
-# Each cut lasts 3 s (the schedule's default is 5 s): six failover timeouts
+# Each cut lasts 2 s (the schedule's default is 5 s): four failover timeouts
 # (500 ms), time for the majority side to elect and write on, and for a side
-# cut off alone to write (in-sync mode) or be refused (majority mode).
-CUT_S = 3.0
+# cut off alone to drop its slaves (--max-lag-time, 1 s) and write alone
+# (in-sync mode) or be refused (majority mode).
+CUT_S = 2.0
 
 
 @pytest.fixture

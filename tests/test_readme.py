@@ -275,17 +275,45 @@ def cmdline(pid: int) -> list[str]:
         return []
 
 
-def test_the_quick_start_installs_and_serves_as_written(shell_path: str, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What installing the server asks pip for besides chatd itself (its
+    dependencies, and setuptools to build it), resolved once from the
+    indexes pip is configured with and saved as files, for the quick start's
+    three cases to install from without reading the indexes' pages again
+    (most of each install's time: grpcio's page alone lists thousands of
+    files). Each case still makes its own .venv, builds chatd from its own
+    copy of the repository and installs every dependency into it."""
+    folder = tmp_path_factory.mktemp("wheelhouse")
+    source = copy_of_repository(tmp_path_factory.mktemp("wheelhouse-source"))  # (pip builds in it)
+    wanted = ["setuptools>=68", f"{source}[server]"]
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--dest", str(folder), *wanted],
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not list(folder.glob("chatd*")), sorted(p.name for p in folder.iterdir())
+    return folder
+
+
+def test_the_quick_start_installs_and_serves_as_written(
+    shell_path: str, wheelhouse: Path, tmp_path: Path
+) -> None:
     """The quick start's first command, run by bash in a fresh copy of the
     repository: it makes .venv, installs, and the node it starts answers; a
     SIGTERM to the node's PID stops it and the command exits 0. The node
     listens on a free port (CHATD_LISTEN, as the README says every flag can
-    be set) so that nothing else on the machine is in the way."""
+    be set) so that nothing else on the machine is in the way; pip finds
+    the dependencies in the wheelhouse (resolved once for the three cases)."""
     first = sh_blocks(section("Quick start"))[0].strip()
     assert "chatd serve" in first and "\n" not in first, first
     repo = copy_of_repository(tmp_path / "repo")
     env = clean_env(shell_path)
     env["CHATD_LISTEN"] = "127.0.0.1:0"
+    env["PIP_NO_INDEX"] = "1"
+    env["PIP_FIND_LINKS"] = str(wheelhouse)
     log = tmp_path / "quickstart.log"
     started = time.monotonic()
     with log.open("wb") as out:

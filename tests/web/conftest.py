@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 
 from chatd.tools.localcluster import Cluster, free_port
 from tests.server_fixtures import CI
@@ -139,8 +140,16 @@ def web_node(web_cluster: WebCluster) -> str:
     return web_cluster.start(1).origins["n1"]
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
+# The web tests run in one event loop, the session's (each module's
+# pytestmark says so), so that they share one Chromium: starting Playwright's
+# driver and the browser took 2-5 s a test. Each test has contexts of its own
+# (a context is a fresh profile: no cookie or storage is shared), closed when
+# it ends.
+WEB_LOOP = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def chromium() -> AsyncIterator[Any]:
     need_browser()
     from playwright.async_api import async_playwright
 
@@ -150,6 +159,30 @@ async def browser() -> AsyncIterator[Any]:
             yield b
         finally:
             await b.close()
+
+
+class Browser:
+    """The session's Chromium as one test sees it: `new_context` as
+    Playwright's, each context closed when the test ends."""
+
+    def __init__(self, chromium: Any) -> None:
+        self.chromium = chromium
+        self.contexts: list[Any] = []
+
+    async def new_context(self, **options: Any) -> Any:
+        context = await self.chromium.new_context(**options)
+        self.contexts.append(context)
+        return context
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def browser(chromium: Any) -> AsyncIterator[Browser]:
+    b = Browser(chromium)
+    try:
+        yield b
+    finally:
+        for context in b.contexts:
+            await context.close()
 
 
 @pytest.fixture

@@ -12,13 +12,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import grpc
-import pytest
+import pytest_asyncio
 
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from tests.server_fixtures import user
 from tests.waiting import eventually_async
-from tests.web.conftest import WebCluster
+from tests.web.conftest import WEB_LOOP, WebCluster
 from tests.web.pages import ChatPage
+
+pytestmark = WEB_LOOP
 
 # Test instrumentation, before the page's scripts: document.hidden as the
 # test sets it, and the Notification API recorded (the permission granted
@@ -43,7 +45,7 @@ HIDDEN_AND_NOTIFICATIONS = """
 """
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")  # (the loop of the module's tests)
 async def stub(web_cluster: WebCluster, web_node: str) -> AsyncIterator[Any]:
     async with grpc.aio.insecure_channel(web_cluster.cluster.addresses["n1"]) as channel:
         yield chat_pb2_grpc.ClientAccountStub(channel)

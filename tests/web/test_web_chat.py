@@ -9,7 +9,10 @@ from functools import partial
 from typing import Any
 
 from tests.waiting import eventually_async
+from tests.web.conftest import WEB_LOOP
 from tests.web.pages import ChatPage
+
+pytestmark = WEB_LOOP
 
 
 async def _person(browser: Any, origin: str, name: str, *, new: bool = True) -> ChatPage:

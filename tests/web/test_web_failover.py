@@ -23,8 +23,10 @@ import grpc
 
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from tests.waiting import eventually_async
-from tests.web.conftest import WebCluster
+from tests.web.conftest import WEB_LOOP, WebCluster
 from tests.web.pages import ChatPage
+
+pytestmark = WEB_LOOP
 
 RECORD_STATUS = """() => {
   window.__statuses = [];

@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.web.conftest import DESKTOP, PHONE
+from tests.web.conftest import DESKTOP, PHONE, WEB_LOOP
 from tests.web.pages import ChatPage
+
+pytestmark = WEB_LOOP
 
 CONTRAST = """() => {
   const parse = (c) => {

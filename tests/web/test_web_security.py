@@ -12,8 +12,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.web.conftest import WebCluster
+from tests.web.conftest import WEB_LOOP, WebCluster
 from tests.web.pages import ChatPage
+
+pytestmark = WEB_LOOP
 
 FILES = ("/", "/static/app.js", "/static/net.js", "/static/style.css", "/static/icon.svg")
 
