@@ -13,7 +13,7 @@ export class Chat {
     this.state = state;
     this.net = net;
     this.api = api;
-    // {openedRoom, opened, refreshed, join, decline, notify, sessionEnded, replay}
+    // {openedRoom, opened, refreshed, join, decline, notify, sessionEnded, replay, delivered}
     this.hooks = hooks;
     this.refreshTimer = null;
     this.soon = null;
@@ -84,6 +84,7 @@ export class Chat {
     }
     if (fromStream) this.net.shown(m.message_id);
     if (!fresh) return;
+    this.hooks.delivered(m, conv);
     if (m.from.toLowerCase() !== this.me() && document.hidden) this.hooks.notify(m);
     if (conv.key === this.state.current) this.markRead();
     this.refreshSoon();
