@@ -1,7 +1,7 @@
 // The chat page: logging in and out, the account, and the wiring of the
 // connection (net.js), the conversations (chat.js), rooms (rooms.js), the
-// edits, deletions, reactions and replies (edits.js), typing (typing.js)
-// and read receipts (receipts.js).
+// edits, deletions, reactions and replies (edits.js), typing (typing.js),
+// read receipts (receipts.js) and search (search.js).
 
 import { Api, ApiError, explain } from "./api.js";
 import { Chat } from "./chat.js";
@@ -9,6 +9,7 @@ import { Edits } from "./edits.js";
 import { Net } from "./net.js";
 import { Receipts } from "./receipts.js";
 import { Rooms } from "./rooms.js";
+import { Search } from "./search.js";
 import { State } from "./state.js";
 import { Typing } from "./typing.js";
 import { $ } from "./ui.js";
@@ -19,6 +20,7 @@ const state = new State();
 const net = new Net(location.origin);
 const api = new Api(net);
 let rooms = null;
+let search = null;
 const edits = new Edits(state, net, api);
 const typing = new Typing(state, net);
 const receipts = new Receipts(state, net, api);
@@ -28,6 +30,7 @@ const chat = new Chat(state, net, api, {
     edits.cancelReply();
     typing.draw();
     receipts.list(conv);
+    search.opened(conv);
   },
   delivered: (m, conv) => typing.stopped(conv.key, m.from),
   replay: (seq, conv, ids) => edits.replay(seq, conv, ids),
@@ -38,6 +41,7 @@ const chat = new Chat(state, net, api, {
   sessionEnded: () => ended("Your session ended; please log in again."),
 });
 rooms = new Rooms(state, api, chat);
+search = new Search(state, api, chat, (m) => edits.jump(m));
 
 net.addEventListener("status", (ev) => {
   $("status").textContent = ev.detail.text;
@@ -77,6 +81,7 @@ function ended(why) {
   edits.cancelReply();
   typing.reset();
   receipts.reset();
+  search.reset();
   sessionStorage.removeItem(SAVED);
   delete document.body.dataset.user;
   $("messages").replaceChildren();

@@ -7,6 +7,7 @@ import { $, renderPeople, renderRooms } from "./ui.js";
 
 const PAGE = 50;
 const REFRESH_MS = 3000;
+const REVEAL_PAGES = 40; // history pages read back, at most, to show a message found
 
 export class Chat {
   constructor(state, net, api, hooks) {
@@ -207,6 +208,18 @@ export class Chat {
     } finally {
       if (conv.key === this.state.current) $("messages").removeAttribute("aria-busy");
     }
+  }
+
+  // Message `id` of conversation `conv` (the one shown), its history read
+  // back a page at a time until it is there (bounded); null if it is not.
+  async reveal(conv, id) {
+    for (let i = 0; i < REVEAL_PAGES && !conv.byId.has(id); i++) {
+      if (conv.key !== this.state.current || (conv.loaded && !conv.hasEarlier)) break;
+      const before = conv.loaded ? conv.oldestId : 0;
+      await this.loadPage(conv, before);
+      if (!conv.loaded || (before !== 0 && conv.oldestId === before)) break; // (failed, or nothing older)
+    }
+    return conv.byId.get(id) || null;
   }
 
   async loadEarlier() {
