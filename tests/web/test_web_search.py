@@ -166,4 +166,7 @@ async def test_search_messages_and_people(
     await _contrast_ok(page, "phone, search results")
     width = await page.page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"the page scrolls sideways: {width}px"
+    await page.page.click("#search-close")
+    assert await page.page.locator("#search-panel").is_hidden()
+    assert await page.page.evaluate("document.activeElement.id") == "search-input"
     assert page.errors == [], page.errors

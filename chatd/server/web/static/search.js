@@ -81,7 +81,10 @@ export class Search {
       this.run();
     });
     $("search-more").addEventListener("click", () => this.more());
-    $("search-close").addEventListener("click", () => this.close());
+    $("search-close").addEventListener("click", () => {
+      this.close();
+      $("search-input").focus();
+    });
     $("people-search").addEventListener("input", () => {
       clearTimeout(this.peopleTimer);
       this.peopleTimer = setTimeout(() => this.people(), PEOPLE_DELAY_MS);
