@@ -1,13 +1,17 @@
 // The chat page: logging in and out, the account, and the wiring of the
-// connection (net.js), the conversations (chat.js), rooms (rooms.js) and
-// the edits, deletions, reactions and replies (edits.js).
+// connection (net.js), the conversations (chat.js), rooms (rooms.js), the
+// edits, deletions, reactions and replies (edits.js), typing (typing.js),
+// read receipts (receipts.js) and search (search.js).
 
 import { Api, ApiError, explain } from "./api.js";
 import { Chat } from "./chat.js";
 import { Edits } from "./edits.js";
 import { Net } from "./net.js";
+import { Receipts } from "./receipts.js";
 import { Rooms } from "./rooms.js";
+import { Search } from "./search.js";
 import { State } from "./state.js";
+import { Typing } from "./typing.js";
 import { $ } from "./ui.js";
 
 const SAVED = "chatd.session"; // sessionStorage: {session, user}; never a URL
@@ -16,10 +20,19 @@ const state = new State();
 const net = new Net(location.origin);
 const api = new Api(net);
 let rooms = null;
+let search = null;
 const edits = new Edits(state, net, api);
+const typing = new Typing(state, net);
+const receipts = new Receipts(state, net, api);
 const chat = new Chat(state, net, api, {
   openedRoom: (conv) => rooms.opened(conv),
-  opened: () => edits.cancelReply(),
+  opened: (conv) => {
+    edits.cancelReply();
+    typing.draw();
+    receipts.list(conv);
+    search.opened(conv);
+  },
+  delivered: (m, conv) => typing.stopped(conv.key, m.from),
   replay: (seq, conv, ids) => edits.replay(seq, conv, ids),
   refreshed: () => rooms.refreshed(),
   join: (r) => rooms.join(r),
@@ -28,6 +41,7 @@ const chat = new Chat(state, net, api, {
   sessionEnded: () => ended("Your session ended; please log in again."),
 });
 rooms = new Rooms(state, api, chat);
+search = new Search(state, api, chat, (m) => edits.jump(m));
 
 net.addEventListener("status", (ev) => {
   $("status").textContent = ev.detail.text;
@@ -54,6 +68,7 @@ function loggedIn(session, user) {
   sessionStorage.setItem(SAVED, JSON.stringify({ session, user }));
   net.openSession(session);
   showView("list");
+  receipts.loggedIn();
   chat.start();
   updateNotifyButton();
 }
@@ -64,6 +79,9 @@ function ended(why) {
   api.session = null;
   state.reset();
   edits.cancelReply();
+  typing.reset();
+  receipts.reset();
+  search.reset();
   sessionStorage.removeItem(SAVED);
   delete document.body.dataset.user;
   $("messages").replaceChildren();
@@ -136,6 +154,8 @@ $("composer").addEventListener("submit", (ev) => {
   const text = input.value;
   if (text.trim() === "") return;
   input.value = "";
+  const conv = state.currentConv();
+  if (conv !== null) typing.sentMessage(conv);
   chat.send(text, edits.takeReply());
 });
 $("composer-input").addEventListener("keydown", (ev) => {

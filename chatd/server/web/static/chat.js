@@ -7,13 +7,14 @@ import { $, renderPeople, renderRooms } from "./ui.js";
 
 const PAGE = 50;
 const REFRESH_MS = 3000;
+const REVEAL_PAGES = 40; // history pages read back, at most, to show a message found
 
 export class Chat {
   constructor(state, net, api, hooks) {
     this.state = state;
     this.net = net;
     this.api = api;
-    // {openedRoom, opened, refreshed, join, decline, notify, sessionEnded, replay}
+    // {openedRoom, opened, refreshed, join, decline, notify, sessionEnded, replay, delivered}
     this.hooks = hooks;
     this.refreshTimer = null;
     this.soon = null;
@@ -84,6 +85,7 @@ export class Chat {
     }
     if (fromStream) this.net.shown(m.message_id);
     if (!fresh) return;
+    this.hooks.delivered(m, conv);
     if (m.from.toLowerCase() !== this.me() && document.hidden) this.hooks.notify(m);
     if (conv.key === this.state.current) this.markRead();
     this.refreshSoon();
@@ -206,6 +208,18 @@ export class Chat {
     } finally {
       if (conv.key === this.state.current) $("messages").removeAttribute("aria-busy");
     }
+  }
+
+  // Message `id` of conversation `conv` (the one shown), its history read
+  // back a page at a time until it is there (bounded); null if it is not.
+  async reveal(conv, id) {
+    for (let i = 0; i < REVEAL_PAGES && !conv.byId.has(id); i++) {
+      if (conv.key !== this.state.current || (conv.loaded && !conv.hasEarlier)) break;
+      const before = conv.loaded ? conv.oldestId : 0;
+      await this.loadPage(conv, before);
+      if (!conv.loaded || (before !== 0 && conv.oldestId === before)) break; // (failed, or nothing older)
+    }
+    return conv.byId.get(id) || null;
   }
 
   async loadEarlier() {

@@ -13,6 +13,7 @@ let view = {
   lookup: () => null, // message id -> the stored message, in the conversation shown
   canDelete: () => false,
   act: () => {}, // (what, m, arg): reply, react, pick, edit, delete, jump
+  seen: () => null, // message -> who read it: null or {text, label} (receipts.js sets it)
 };
 
 export function configure(v) {
@@ -77,6 +78,27 @@ function actions(li, m, mine) {
   return parts;
 }
 
+// Who read the user's own message `m`: "Seen" or "Seen by N" (null:
+// nothing); the names in its title and, for a screen reader, after it.
+function seenLine(m) {
+  const s = view.seen(m);
+  if (s === null) return null;
+  const names = s.names ? el("span", { className: "visually-hidden", text: `: ${s.names}` }) : null;
+  return el("p", { className: "seen", title: s.label }, s.text, names);
+}
+
+// Draws again what message `m`'s element says of who read it.
+export function redrawSeen(m) {
+  const li = elementOf(m.message_id);
+  if (li === null) return;
+  const old = li.querySelector(":scope > .seen");
+  const line = seenLine(m);
+  if (old !== null && line !== null) {
+    if (old.textContent !== line.textContent || old.title !== line.title) old.replaceWith(line);
+  } else if (old !== null) old.remove();
+  else if (line !== null) li.append(line);
+}
+
 // Draws message `m` into its element `li` (again).
 function fill(li, m) {
   const active = document.activeElement;
@@ -101,6 +123,7 @@ function fill(li, m) {
     parts.push(reactionsRow(m, view.me(), (emoji, had) => view.act("pick", m, { emoji, had })));
     parts.push(...actions(li, m, mine));
   }
+  if (mine) parts.push(seenLine(m));
   li.replaceChildren(...parts.filter(Boolean));
   li.classList.toggle("deleted", m.deleted);
   setState(li, m);

@@ -219,7 +219,7 @@ export class Net extends EventTarget {
     clearTimeout(this.streamTimer);
     const id = this.nextId++;
     this.stream = { id, open: false };
-    const open = { session_id: this.session, events: true }; // (edits, deletions, reactions too)
+    const open = { session_id: this.session, events: true }; // (edits, reactions, typing, receipts too)
     if (this.lastId > 0) open.after_message_id = this.lastId;
     else open.live_only = true; // the unread ones come from GetMessages once open
     this._write({ id, connect: open });
@@ -237,6 +237,10 @@ export class Net extends EventTarget {
       this.dispatchEvent(new CustomEvent(what, { detail: m }));
     } else if (msg.frame && msg.frame.result) {
       this._result(msg.frame.result);
+    } else if (msg.frame && msg.frame.typing) {
+      this.dispatchEvent(new CustomEvent("typing", { detail: msg.frame.typing }));
+    } else if (msg.frame && msg.frame.receipt) {
+      this.dispatchEvent(new CustomEvent("receipt", { detail: msg.frame.receipt }));
     } else if (msg.end || msg.error) {
       this._streamEnded(msg.end || msg.error);
     }
@@ -286,6 +290,13 @@ export class Net extends EventTarget {
     const ids = this.acks.splice(0, 1000);
     this._write({ id: this.stream.id, frame: { ack: { message_ids: ids } } });
     if (this.acks.length > 0) this.ackTimer = setTimeout(() => this._flushAcks(), ACK_DELAY_MS);
+  }
+
+  // A typing frame ({peer} or {room}): best effort, never answered; false
+  // when no stream is open to carry it.
+  typing(where) {
+    if (this.stream === null || !this.stream.open) return false;
+    return this._write({ id: this.stream.id, frame: { typing: where } });
   }
 
   // A send frame; resolves with its result (message_id, or error_code).
