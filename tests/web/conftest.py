@@ -192,3 +192,17 @@ def artifacts(tmp_path: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     print(f"web test artifacts in {folder}")
     return folder
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A browser test module without `pytestmark = WEB_LOOP` would run in a
+    loop of its own and fail on the shared Chromium in a way that does not
+    say why: it fails at once, saying so."""
+    for item in items:
+        if "tests/web/" not in str(item.path).replace(os.sep, "/"):
+            continue
+        marks = [m for m in item.iter_markers("asyncio") if m.kwargs.get("loop_scope")]
+        if asyncio.iscoroutinefunction(getattr(item, "function", None)) and not any(
+            m.kwargs["loop_scope"] == "session" for m in marks
+        ):
+            raise pytest.UsageError(f"{item.nodeid}: its module lacks `pytestmark = WEB_LOOP`")

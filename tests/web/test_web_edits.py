@@ -17,9 +17,11 @@ from typing import Any
 
 from chatd.contract import REACTIONS
 from tests.waiting import eventually_async
-from tests.web.conftest import DESKTOP, PHONE, WebCluster
+from tests.web.conftest import DESKTOP, PHONE, WEB_LOOP, WebCluster
 from tests.web.pages import ChatPage
 from tests.web.test_web_screens import _contrast_ok
+
+pytestmark = WEB_LOOP
 
 THUMBS, HEART, JOY, PARTY, EYES, CHECK = (REACTIONS[i] for i in (0, 1, 2, 5, 6, 7))
 

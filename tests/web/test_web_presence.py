@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from tests.waiting import eventually_async
-from tests.web.conftest import DESKTOP, PHONE, WebCluster
+from tests.web.conftest import DESKTOP, PHONE, WEB_LOOP, WebCluster
 from tests.web.pages import WAIT_MS, ChatPage
 from tests.web.test_web_screens import _contrast_ok
+
+pytestmark = WEB_LOOP
 
 TYPING_EXPIRES_S = 6.0  # (chatd.server.chat.presence.TYPING_EXPIRES_MS)
 

@@ -14,9 +14,11 @@ from typing import Any
 
 from chatd.client import ChatClient
 from chatd.tools.localcluster import PASSWORD
-from tests.web.conftest import DESKTOP, PHONE, WebCluster
+from tests.web.conftest import DESKTOP, PHONE, WEB_LOOP, WebCluster
 from tests.web.pages import WAIT_MS, ChatPage
 from tests.web.test_web_screens import _contrast_ok
+
+pytestmark = WEB_LOOP
 
 LATE = 20  # the newest matches: one page of the page's searches
 FILLER = 60  # between them and an early match: more than a history page
