@@ -373,3 +373,29 @@ async def test_a_page_that_vanishes_mid_stream_leaves_no_error_in_the_log(
     await asyncio.sleep(0.5)
     bad = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not bad, [r.getMessage() for r in bad]
+
+
+async def test_a_frame_for_a_stream_that_just_ended_is_dropped_not_refused(
+    web_node: Node, http: aiohttp.ClientSession
+) -> None:
+    """The node ends a stream (here: its session logged out elsewhere) while
+    the page writes a frame for it: the page reads the end and opens
+    another; the frame it wrote meanwhile gets no refusal (which the page
+    would show as one). A stream id never opened is still refused."""
+    p = await page(http, web_node)
+    ann = await p.user("ann")
+    await p.user("bob")
+    await p.ws.send_json({"id": 40, "connect": {"session_id": ann}})
+    assert "opened" in await p.read()
+    other = await page(http, web_node)
+    await other.call("Logout", session_id=ann)
+    while "end" not in (ended := await p.read()):
+        pass
+    assert ended["id"] == 40 and ended["end"]["code"] == "UNAUTHENTICATED", ended
+    send = {"request_id": "late", "to": "bob", "message": "written before the end was read"}
+    await p.ws.send_json({"id": 40, "frame": {"send": send}})
+    await p.ws.send_json({"id": 40, "close": {}})
+    await p.ws.send_json({"id": 41, "frame": {"send": send}})  # never opened
+    answer = await p.read()
+    assert answer["id"] == 41 and "no stream 41" in answer["error"]["details"], answer
+    assert (await p.call("ListUsers"))["response"]["user"]  # the socket still serves

@@ -31,6 +31,9 @@ PROTOCOL = 1
 MAX_CALLS = 16  # unary calls under way on one socket
 MAX_STREAMS = 4  # session streams open on one socket
 MAX_INVALID = 16  # invalid messages in a row before the socket is closed
+# ids of streams that ended lately: a frame the page wrote for one before
+# it read the end is dropped (the end tells the page), not answered
+ENDED_KEPT = 64
 HELLO_EVERY_S = 2.0
 MAX_ID = 2**53 - 1  # ids are JavaScript numbers
 
@@ -56,6 +59,7 @@ class Session:
         self.writing = asyncio.Lock()  # one message at a time on the socket
         self.calls = asyncio.Semaphore(MAX_CALLS)
         self.streams: dict[int, Stream] = {}
+        self.ended: dict[int, None] = {}  # (ordered: the oldest first)
         self.tasks: set[asyncio.Task[None]] = set()
         # what a message may hold, and who handles it
         self.handlers = {
@@ -186,23 +190,32 @@ class Session:
         opening = from_json(message["connect"], chat_pb2.OpenFrame)
         stream = Stream(self.gateway, id_, self.emit)
         self.streams[id_] = stream
+        self.ended.pop(id_, None)
 
         async def run() -> None:
             try:
                 await stream.run(opening, self.peer)
             finally:
                 self.streams.pop(id_, None)
+                self.ended[id_] = None
+                if len(self.ended) > ENDED_KEPT:
+                    del self.ended[next(iter(self.ended))]
 
         self._spawn(run())
 
-    async def _frame(self, id_: int, message: dict[str, Any]) -> None:
+    def _open(self, id_: int) -> Stream | None:
+        """The stream of that id; None for one that ended lately (the page
+        wrote before it read the end: nothing to answer); BadMessage for
+        one never opened."""
         stream = self.streams.get(id_)
-        if stream is None:
+        if stream is None and id_ not in self.ended:
             raise BadMessage(f"no stream {id_} is open", id_)
-        await stream.feed(message["frame"])
+        return stream
+
+    async def _frame(self, id_: int, message: dict[str, Any]) -> None:
+        if (stream := self._open(id_)) is not None:
+            await stream.feed(message["frame"])
 
     async def _close(self, id_: int, message: dict[str, Any]) -> None:
-        stream = self.streams.get(id_)
-        if stream is None:
-            raise BadMessage(f"no stream {id_} is open", id_)
-        await stream.close()
+        if (stream := self._open(id_)) is not None:
+            await stream.close()
