@@ -88,6 +88,23 @@ def receipt_line(r: Receipt, mine: int) -> str:
     return f"  {r.username:<32} read up to message {r.upto}{seen}"
 
 
+def search_scope(text: str) -> tuple[str, str, str] | None:
+    """(words, peer, room) of what the user typed to search: "WORDS", or
+    "#ROOM WORDS" or "@NAME WORDS" to keep to one conversation (None:
+    no words, or a bare "#" or "@")."""
+    first, _, words = text.strip().partition(" ")
+    peer = room = ""
+    if first[:1] == "#":
+        room = first[1:]
+    elif first[:1] == "@":
+        peer = first[1:]
+    else:
+        words = text
+    if not words.strip() or (first[:1] in ("#", "@") and len(first) == 1):
+        return None
+    return words.strip(), peer, room
+
+
 def found_line(m: Message, me: str | None, today: str) -> str:
     """A search result: id, time (with the date unless `today`), where, who, text."""
     local = m.time.astimezone()

@@ -54,6 +54,7 @@ from chatd.client.notices import (
     newest_mine,
     receipt_line,
     receipt_where,
+    search_scope,
 )
 from chatd.client.rooms import Room, room_changes
 from chatd.client.shown import NAMES, emoji_named, quote, reaction_names
@@ -883,18 +884,11 @@ class Terminal:
     # -- search --
 
     async def _cmd_search(self, rest: str) -> None:
-        first, _, words = rest.partition(" ")
-        peer = room = ""
-        if first[:1] == "#":
-            room = first[1:]
-        elif first[:1] == "@":
-            peer = first[1:]
-        else:
-            words = rest
-        if not words.strip() or (first[:1] in ("#", "@") and len(first) == 1):
+        scope = search_scope(rest)
+        if scope is None:
             self.out("usage: /search [#ROOM|@NAME] WORDS")
             return
-        self._search = (words.strip(), peer, room, 0)
+        self._search = (*scope, 0)
         await self._search_page()
 
     async def _cmd_more(self, rest: str) -> None:
