@@ -17,6 +17,7 @@ import pytest
 
 from chatd.client import ChatClient, Receipt, Typing
 from chatd.client import presence as client_presence
+from chatd.client.notices import Seen
 from chatd.client.terminal import ChatCompleter
 from chatd.server.chat import presence as node_presence
 from chatd.server.node import Node
@@ -179,3 +180,14 @@ def test_completion_of_search_places_and_receipts() -> None:
     assert offered("/search @c") == ["@carol"]
     assert offered("/receipts o") == ["on", "off"]
     assert offered("/se") == ["/send", "/seen", "/search"]
+
+
+def test_seen_tells_each_reader_of_a_pair_once_and_a_rooms_first_reader_only() -> None:
+    seen = Seen()
+    assert not seen.passed(Receipt("bob", 9, "ann"), 10)  # (not past my message 10)
+    assert seen.passed(Receipt("bob", 10, "ann"), 10)
+    assert not seen.passed(Receipt("bob", 12, "ann"), 10)  # (told already)
+    assert seen.passed(Receipt("bob", 12, "ann"), 11)  # (my next message)
+    assert seen.passed(Receipt("bob", 20, room="team"), 15)
+    assert not seen.passed(Receipt("carol", 20, room="team"), 15)  # (/seen lists the others)
+    assert not seen.passed(Receipt("bob", 20, "ann"), 0)  # (no message of mine there)

@@ -58,19 +58,23 @@ class Typists:
 
 
 class Seen:
-    """Tells once that a reader passed my newest message of a conversation."""
+    """Tells once that a reader passed my newest message of a conversation:
+    in a one-to-one conversation, that the other read it; in a room, the
+    first member who did (a line for each member would flood the screen
+    of a big room: the others are for /seen)."""
 
     def __init__(self) -> None:
-        self._told: set[tuple[int, str]] = set()  # (my message, its reader)
+        self._told: set[tuple[int, str]] = set()  # (my message, its reader; "": a room's)
 
     def passed(self, r: Receipt, newest_mine: int) -> bool:
         """Whether receipt `r` newly reads past my message `newest_mine`
         (0: none here), noted so that it is told once."""
-        if not newest_mine or r.upto < newest_mine or (newest_mine, r.username) in self._told:
+        told = (newest_mine, "" if r.room else r.username)
+        if not newest_mine or r.upto < newest_mine or told in self._told:
             return False
         if len(self._told) > 10_000:
             self._told.clear()
-        self._told.add((newest_mine, r.username))
+        self._told.add(told)
         return True
 
 

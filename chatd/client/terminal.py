@@ -10,6 +10,16 @@ take (/edit, /delete, /reply, /react, /unreact: chatd.client.lines says
 why the id); the lines an edit, a deletion or a reaction prints name that
 id. `known` holds the messages the terminal showed, kept up to date by the
 events, for the quotes and the completion.
+
+While a message line (not a /command) is typed in a conversation, the
+others there are told (the library sends a frame every few seconds at
+most); who types to me shows on the prompt's right side ("bob is typing…",
+until it expires or bob's message comes), never as lines in the scrollback.
+A read receipt that passes my last message on screen prints one quiet line
+under it ("  seen by bob"; in a room, the first reader only): it belongs in
+the scrollback, next to what was read, while typing is a passing state.
+/seen lists everyone's; /search prints its results as message lines, with
+where each is, paged by /more.
 """
 
 from __future__ import annotations
@@ -843,7 +853,7 @@ class Terminal:
             return  # (/seen tells, there)
         mine = newest_mine(list(self.known.values()), self.client.username, where)
         if self._seen.passed(r, mine):
-            self.out(f"  seen by {r.username}")
+            self.out(f"  seen by {r.username}" + (" (/seen: the others)" if r.room else ""))
 
     def _here(self) -> Conversation | None:
         """The conversation shown (None, said so, when there is none)."""
