@@ -520,9 +520,13 @@ class ChatApp:
     async def _receive_events(self, client: ChatClient) -> None:
         """Typing notices and live receipts, while `_receive` reads."""
         while True:
-            with contextlib.suppress(ChatError):
+            try:
                 async for e in client.events():
                     self._handed_back.put(functools.partial(self._presence, client, e))
+            except NotLoggedIn:
+                return  # (the receiver tells)
+            except ChatError:  # (no node answers: the status bar says so)
+                pass
             await asyncio.sleep(2)
 
     async def _receive(self, client: ChatClient) -> None:
