@@ -24,6 +24,12 @@ own), Delete (one's own, or any in a room one is an admin of) and React ▸;
 Reply and Edit work through the input box, which then says so above it,
 with a ✕ (or Escape) to cancel. An edit, deletion or reaction, one's own or
 arriving on the stream, redraws the message in place (chatd.client.gui_messages).
+
+Under the conversation, a line says who is typing there (sent while the
+user types a message in the input box) and whether my last message there
+was seen ("Seen"; in a room "Seen by N"), from the read receipts; the
+"Share read receipts" box sets whether others see mine (and I theirs).
+Ctrl+F (or Search…) opens the search window (chatd.client.gui_search).
 """
 
 from __future__ import annotations
@@ -47,7 +53,19 @@ from chatd.client.api import ChatClient
 from chatd.client.conversation import Conversation, InRoom, Peer, of_message, said
 from chatd.client.errors import ChatError, NotLoggedIn, UsernameTaken, WrongPassword
 from chatd.client.gui_messages import MessageView
-from chatd.client.model import DELETE, EDIT, REACT, UNREACT, ConnectionEvent, Message, User, applied
+from chatd.client.model import (
+    DELETE,
+    EDIT,
+    REACT,
+    UNREACT,
+    ConnectionEvent,
+    Message,
+    Receipt,
+    Typing,
+    User,
+    applied,
+)
+from chatd.client.notices import Typists, newest_mine, receipt_where
 from chatd.client.rooms import Room, RoomMember, Unread, room_changes
 from chatd.client.shown import NAMES, quote, who
 from chatd.contract import Code
@@ -139,6 +157,10 @@ class ChatApp:
         self._clients: list[ChatClient] = []
         self.client = self._new_client()
         self._receiver: asyncio.Task[None] | None = None  # the loop thread's only
+        self._events: asyncio.Task[None] | None = None  # typing, receipts: the loop's only
+        self.typists = Typists()
+        self.readers: dict[str, int] = {}  # the shown conversation's: name -> read up to
+        self.search_window: Any = None  # (chatd.client.gui_search, made on first use)
         self.me: str | None = None
         self.peer: Conversation | None = None  # the conversation shown
         self.users: dict[str, bool] = {}  # name -> online
@@ -210,6 +232,14 @@ class ChatApp:
         self.logout_button = packed(ttk.Button(top, text="Log out", command=self.log_out), "right")
         self.password_button = ttk.Button(top, text="Password…", command=self.ask_password_change)
         self.password_button.pack(side="right", padx=6)
+        self.share_var = tk.BooleanVar(self.root, True)
+        self.share_box = ttk.Checkbutton(
+            top, text="Share read receipts", variable=self.share_var, command=self.share_receipts
+        )
+        self.share_box.pack(side="right", padx=6)
+        self.search_button = ttk.Button(top, text="Search…", command=self.open_search)
+        self.search_button.pack(side="right", padx=6)
+        self.root.bind("<Control-f>", lambda _e: self.open_search())
         panes = packed(ttk.PanedWindow(self.chat_frame, orient="horizontal"), fill="both")
         panes.pack_configure(expand=True, pady=6)
         self._build_contacts(panes)
@@ -251,6 +281,12 @@ class ChatApp:
         self.input.bind("<Escape>", lambda _e: self.cancel_compose())
         self.send_button = ttk.Button(bottom, text="Send", command=self.send)
         self.send_button.pack(side="right", padx=(4, 0), pady=(4, 0))
+        # who types there, and whether my last message was seen
+        line = packed(ttk.Frame(right), "bottom", fill="x")
+        self.typing_var, self.seen_var = tk.StringVar(self.root), tk.StringVar(self.root)
+        ttk.Label(line, textvariable=self.typing_var, foreground="#555555").pack(side="left")
+        ttk.Label(line, textvariable=self.seen_var, foreground="#555555").pack(side="right")
+        self.input.bind("<KeyRelease>", self._typed, add="+")
         self.scrollbar = packed(ttk.Scrollbar(right, command=self._scrolled), "right", fill="y")
         self.conversation = tk.Text(right, wrap="word", state="disabled", width=40, height=10)
         self.conversation.configure(padx=6, pady=4, font="TkDefaultFont")
@@ -445,6 +481,12 @@ class ChatApp:
             self._tick_id = None
         self.client = self._new_client()
         self.me = self.peer = None
+        self.typists, self.readers = Typists(), {}
+        self.typing_var.set("")
+        self.seen_var.set("")
+        if self.search_window is not None:
+            self.search_window.top.destroy()
+            self.search_window = None
         self.users, self.unread, self.history, self.rooms = {}, {}, {}, {}
         self.quoted, self._fetching, self.view.selected = {}, set(), None
         self.cancel_compose()
@@ -465,13 +507,27 @@ class ChatApp:
     async def _start_receiver(self, client: ChatClient) -> None:
         await self._stop_receiver()
         self._receiver = asyncio.create_task(self._receive(client))
+        self._events = asyncio.create_task(self._receive_events(client))
 
     async def _stop_receiver(self) -> None:
-        task, self._receiver = self._receiver, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._receiver, self._events):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._receiver = self._events = None
+
+    async def _receive_events(self, client: ChatClient) -> None:
+        """Typing notices and live receipts, while `_receive` reads."""
+        while True:
+            try:
+                async for e in client.events():
+                    self._handed_back.put(functools.partial(self._presence, client, e))
+            except NotLoggedIn:
+                return  # (the receiver tells)
+            except ChatError:  # (no node answers: the status bar says so)
+                pass
+            await asyncio.sleep(2)
 
     async def _receive(self, client: ChatClient) -> None:
         while True:
@@ -489,6 +545,8 @@ class ChatApp:
         if client is not self.client or m.id in self._received:
             return
         self._received.add(m.id)
+        if not m.event and self.typists.said(m, self.me):
+            self._show_typing()
         if m.event:  # (a conversation not shown shows it in its history, when opened)
             self._apply(m)
             return
@@ -585,7 +643,7 @@ class ChatApp:
         """One page of the conversation `c`."""
         return conversation.history(self.client, c, before=before, limit=PAGE)
 
-    def open_conversation(self, c: Conversation) -> None:
+    def open_conversation(self, c: Conversation, at: int = 0) -> None:
         """Shows the newest page of the conversation `c` (a room I am
         invited to is joined first)."""
         name = str(c)
@@ -601,6 +659,9 @@ class ChatApp:
             self.unread.pop(c.name, None)
         self.peer_var.set(f"Room {name}" if isinstance(c, InRoom) else f"Conversation with {name}")
         self.notice_var.set("")
+        self.readers = {}
+        self._show_typing()
+        self._load_receipts()
         if isinstance(c, InRoom):
             self._show_members(c)
         self._render_contacts()
@@ -614,6 +675,8 @@ class ChatApp:
                 self.more_history = len(page) >= PAGE
                 self._add_messages(c, page)
                 self._read_soon()
+                if at:
+                    self._reveal(c, at)
 
         self.call(self._page(c), done, lambda e: self._notice(e, name))
 
@@ -933,6 +996,7 @@ class ChatApp:
             self._render()
         if at_end or not appending:
             self.conversation.see("end")
+        self._show_seen()
 
     def _insert(self, m: Message) -> None:
         self.view.me = self.me
@@ -955,6 +1019,121 @@ class ChatApp:
         self.older_button.configure(state="normal" if self.more_history else "disabled")
         if top_index is not None:
             text.yview(top_index)
+
+    # -- typing notices, read receipts --
+
+    def _typed(self, _event: object = None) -> None:
+        """A key in the input box: a message being typed (not an edit)
+        tells the conversation (the library sends a frame every few
+        seconds at most)."""
+        peer = self.peer
+        if peer is None or self.me is None or self.editing is not None:
+            return
+        if not self.input.get().strip():
+            return
+        if isinstance(peer, InRoom):
+            self.call(self.client.typing(room=peer.name), failed=lambda _e: None)
+        else:
+            self.call(self.client.typing(peer=peer.name), failed=lambda _e: None)
+
+    def _presence(self, client: ChatClient, e: Typing | Receipt) -> None:
+        if client is not self.client:
+            return
+        if isinstance(e, Typing):
+            self.typists.typing(e)
+            self._show_typing()
+            left_ms = int((e.until - self.runner.loop.time()) * 1000)
+            self.root.after(max(0, left_ms) + 50, self._show_typing)
+        elif receipt_where(e) == self.peer:
+            self.readers[e.username] = max(self.readers.get(e.username, 0), e.upto)
+            self._show_seen()
+
+    def _show_typing(self) -> None:
+        self.typing_var.set(self.typists.line(self.peer, self.runner.loop.time()))
+
+    def _load_receipts(self) -> None:
+        c = self.peer
+        if c is None or self.me is None:
+            return
+        if isinstance(c, InRoom):
+            call = self.client.list_receipts(room=c.name)
+        else:
+            call = self.client.list_receipts(peer=c.name)
+
+        def done(receipts: list[Receipt]) -> None:
+            if self.peer == c:
+                self.readers = {r.username: r.upto for r in receipts}
+                self._show_seen()
+
+        self.call(call, done, lambda _e: None)
+
+    def _show_seen(self) -> None:
+        """ "Seen" (a room: "Seen by N") when my last message here was read."""
+        c = self.peer
+        mine = newest_mine(list(self.history.values()), self.me, c) if c is not None else 0
+        n = sum(upto >= mine for upto in self.readers.values()) if mine else 0
+        if not n:
+            self.seen_var.set("")
+        else:
+            self.seen_var.set(f"Seen by {n}" if isinstance(c, InRoom) else "Seen")
+
+    def share_receipts(self) -> None:
+        share = bool(self.share_var.get())
+
+        def failed(exc: Exception) -> None:
+            self.share_var.set(not share)
+            self._notice(exc)
+
+        self.call(self.client.share_receipts(share), lambda _: self._load_receipts(), failed)
+
+    # -- search --
+
+    def open_search(self) -> None:
+        if self.me is None:
+            return
+        if self.search_window is None:
+            from chatd.client.gui_search import SearchWindow
+
+            self.search_window = SearchWindow(
+                self.root, self._search, self.open_at, lambda: self.me
+            )
+        self.search_window.show()
+
+    def _search(self, words: str, peer: str, room: str, before: int) -> None:
+        window = self.search_window
+        self.call(
+            self.client.search_messages(words, peer=peer, room=room, before=before),
+            window.shown,
+            lambda exc: window.failed(describe(exc, peer or (f"#{room}" if room else ""))),
+        )
+
+    def open_at(self, m: Message) -> None:
+        """Opens a search result's conversation, with the message selected."""
+        self.open_conversation(of_message(m, self.me), at=m.id)
+        self.root.lift()
+
+    def _reveal(self, c: Conversation, at: int, pages: int = 20) -> None:
+        """Selects message `at` of the conversation shown, loading older
+        pages (up to `pages`) until it is there."""
+        if self.peer != c:
+            return
+        if at in self.history:
+            self.view.select(at)
+            self.conversation.focus_set()
+            return
+        if not self.history or not self.more_history or not pages or at > max(self.history):
+            self.notice_var.set(f"message {at} is not in this conversation's history now")
+            return
+        first = min(self.history)
+
+        def done(page: list[Message]) -> None:
+            if self.peer == c:
+                self.more_history = len(page) >= PAGE
+                self.history.update((m.id, m) for m in page)
+                self._render(top=first)
+                self._reveal(c, at, pages - 1)
+
+        self.call(self._page(c, first), done, lambda e: self._notice(e, str(c)))
 
     # -- the end --
 

@@ -10,6 +10,16 @@ take (/edit, /delete, /reply, /react, /unreact: chatd.client.lines says
 why the id); the lines an edit, a deletion or a reaction prints name that
 id. `known` holds the messages the terminal showed, kept up to date by the
 events, for the quotes and the completion.
+
+While a message line (not a /command) is typed in a conversation, the
+others there are told (the library sends a frame every few seconds at
+most); who types to me shows on the prompt's right side ("bob is typing…",
+until it expires or bob's message comes), never as lines in the scrollback.
+A read receipt that passes my last message on screen prints one quiet line
+under it ("  seen by bob"; in a room, the first reader only): it belongs in
+the scrollback, next to what was read, while typing is a passing state.
+/seen lists everyone's; /search prints its results as message lines, with
+where each is, paged by /more.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.completion import Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import InMemoryHistory
@@ -35,7 +46,26 @@ from chatd.client.api import ChatClient
 from chatd.client.conversation import Conversation, InRoom, of_message, room_named, said
 from chatd.client.errors import ChatError, NoSuchRoom, NotAMember, NotLoggedIn, Unavailable
 from chatd.client.lines import event_line, message_lines
-from chatd.client.model import DELETE, EDIT, REACT, UNREACT, ConnectionEvent, Message, applied
+from chatd.client.model import (
+    DELETE,
+    EDIT,
+    REACT,
+    UNREACT,
+    ConnectionEvent,
+    Message,
+    Receipt,
+    Typing,
+    applied,
+)
+from chatd.client.notices import (
+    Seen,
+    Typists,
+    found_line,
+    newest_mine,
+    receipt_line,
+    receipt_where,
+    search_scope,
+)
 from chatd.client.rooms import Room, room_changes
 from chatd.client.shown import NAMES, emoji_named, quote, reaction_names
 from chatd.contract import USERNAME_RULE, Code, valid_username
@@ -57,6 +87,12 @@ COMMANDS = {
     "/react": "/react ID EMOJI      react to message ID: 👍 ❤️ 😂 😮 😢 🎉 👀 ✅, or a name\n"
     "                     (+1 heart joy wow cry tada eyes check; Tab lists them)",
     "/unreact": "/unreact ID EMOJI    take your reaction back",
+    "/seen": "/seen                how far the others here have read (read receipts)",
+    "/receipts": "/receipts on|off     share how far you have read (and see others'), or not",
+    "/search": "/search [#ROOM|@NAME] WORDS  your messages holding WORDS (all your\n"
+    "                     conversations, or one), newest first; /more: older ones",
+    "/more": "/more                the next page of the last /search",
+    "/find": "/find PREFIX         the users whose name starts with PREFIX",
     "/room": "/room list | create ROOM [TOPIC] | invite ROOM NAME | remove ROOM NAME\n"
     "                     | leave ROOM | decline ROOM | delete ROOM | members ROOM\n"
     "                     rooms (list: yours, unread counts; delete: an admin's)",
@@ -104,10 +140,12 @@ class ChatCompleter(Completer):
         names: Callable[[], Iterable[str]],
         messages: Callable[[], list[Message]] = list,
         me: Callable[[], str | None] = lambda: None,
+        rooms: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         self.names = names
         self.messages = messages
         self.me = me
+        self.rooms = rooms
 
     def get_completions(self, document: Document, complete_event: object) -> Iterable[Completion]:
         text = document.text_before_cursor
@@ -120,6 +158,15 @@ class ChatCompleter(Completer):
             for name in sorted(self.names()):
                 if name.startswith(words[1]):
                     yield Completion(name, start_position=-len(words[1]))
+        elif len(words) == 2 and words[0] == "/receipts":
+            for state in ("on", "off"):
+                if state.startswith(words[1]):
+                    yield Completion(state, start_position=-len(words[1]))
+        elif len(words) == 2 and words[0] == "/search" and words[1][:1] in ("#", "@"):
+            named = [f"#{r}" for r in self.rooms()] + [f"@{n}" for n in self.names()]
+            for where in sorted(named):
+                if where.startswith(words[1]):
+                    yield Completion(where, start_position=-len(words[1]))
         elif len(words) == 2 and words[0] in MESSAGE_COMMANDS:
             yield from self._ids(words[0], words[1])
         elif len(words) == 3 and words[0] in ("/react", "/unreact"):
@@ -168,12 +215,24 @@ class Terminal:
         self._reading: asyncio.Task[None] | None = None  # a read marker on its way
         self._last_seen: Message | None = None
         self._lost = False
+        self._presence: asyncio.Task[None] | None = None  # typing notices, receipts
+        self.typists = Typists()
+        self._seen = Seen()
+        self._typing_calls: set[asyncio.Task[bool]] = set()
+        self._search: tuple[str, str, str, int] | None = None  # query, peer, room, next
         client.on_connection = self._connection
         self.session = session or PromptSession(history=InMemoryHistory())
         self.session.completer = ChatCompleter(
-            lambda: self.users, self._shown_messages, lambda: self.client.username
+            lambda: self.users,
+            self._shown_messages,
+            lambda: self.client.username,
+            lambda: self.rooms or {},
         )
         self.session.complete_while_typing = False
+        # "bob is typing…" on the prompt's right: there while it lasts, never
+        # a line in the scrollback
+        self.session.rprompt = self.typing_line
+        self.session.default_buffer.on_text_changed += self._typed
 
     # -- the loop --
 
@@ -311,6 +370,7 @@ class Terminal:
         await self._refresh_users()
         await self._say_unread()
         self._receiver = asyncio.create_task(self._receive())
+        self._presence = asyncio.create_task(self._watch_presence())
         self.rooms = None
         self._watcher = asyncio.create_task(self._watch_rooms())
 
@@ -640,6 +700,8 @@ class Terminal:
                 if m.id in self.known:
                     continue
                 self._keep(m)
+                if self.typists.said(m, self.client.username):
+                    self._redraw()
                 await self._show(m, incoming=True)
                 if m.sender not in self.users:
                     self.users.add(m.sender)
@@ -722,12 +784,14 @@ class Terminal:
 
     async def _stop_receiver(self) -> None:
         """Stops the tasks of a session: its deliveries and its room watch."""
-        for task in (self._receiver, self._watcher):
+        for task in (self._receiver, self._watcher, self._presence):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._receiver = self._watcher = None
+        self._receiver = self._watcher = self._presence = None
+        self.typists = Typists()
+        self._search = None
 
     async def _session_ended(self, why: str) -> None:
         """The node ended the session (an operator logged the user out or
@@ -740,6 +804,143 @@ class Terminal:
         await self.client.forget_session()
         self.peer = None
         self.out(why)
+
+    # -- typing notices, read receipts --
+
+    def typing_line(self) -> str:
+        """ "bob is typing…" in the conversation shown ("": nobody is)."""
+        return self.typists.line(self.peer, asyncio.get_running_loop().time())
+
+    def _redraw(self) -> None:
+        self.session.app.invalidate()  # (nothing while no prompt runs)
+
+    def _typed(self, buffer: Buffer) -> None:
+        """The line being typed changed: a message to the conversation shown
+        (not a command, nor the answer to a question) tells them I type
+        (the library sends one frame every few seconds at most)."""
+        text, where = buffer.text, self.peer
+        if not text.strip() or text.startswith("/") or where is None:
+            return
+        if self.client.username is None or self.session.message != self.prompt:
+            return
+        task = asyncio.create_task(self._send_typing(where))
+        self._typing_calls.add(task)
+        task.add_done_callback(self._typing_calls.discard)
+
+    async def _send_typing(self, where: Conversation) -> bool:
+        with contextlib.suppress(ChatError):  # (best effort: a notice may be lost)
+            if isinstance(where, InRoom):
+                return await self.client.typing(room=where.name)
+            return await self.client.typing(peer=where.name)
+        return False
+
+    async def _watch_presence(self) -> None:
+        """Typing notices (shown by the prompt until they expire) and live
+        receipts (a line once a reader passes my last message shown here)."""
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(ChatError):
+            async for e in self.client.events():
+                if isinstance(e, Typing):
+                    self.typists.typing(e)
+                    self._redraw()
+                    loop.call_at(e.until + 0.05, self._redraw)
+                else:
+                    self._receipt(e)
+
+    def _receipt(self, r: Receipt) -> None:
+        where = receipt_where(r)
+        if where != self.peer:
+            return  # (/seen tells, there)
+        mine = newest_mine(list(self.known.values()), self.client.username, where)
+        if self._seen.passed(r, mine):
+            self.out(f"  seen by {r.username}" + (" (/seen: the others)" if r.room else ""))
+
+    def _here(self) -> Conversation | None:
+        """The conversation shown (None, said so, when there is none)."""
+        if self.client.username is None:
+            raise NotLoggedIn(Code.NOT_LOGGED_IN, "not logged in")
+        if self.peer is None:
+            self.out("choose someone to talk to first: /chat NAME")
+        return self.peer
+
+    async def _cmd_seen(self, rest: str) -> None:
+        where = self._here()
+        if where is None:
+            return
+        if isinstance(where, InRoom):
+            receipts = await self.client.list_receipts(room=where.name)
+        else:
+            receipts = await self.client.list_receipts(peer=where.name)
+        if not receipts:
+            self.out(
+                f"no read receipts in {where}: the others share none, or you do not (/receipts on)"
+            )
+            return
+        mine = newest_mine(list(self.known.values()), self.client.username, where)
+        for r in receipts:
+            self.out(receipt_line(r, mine))
+
+    async def _cmd_receipts(self, rest: str) -> None:
+        if rest not in ("on", "off"):
+            self.out("usage: /receipts on|off")
+            return
+        await self.client.share_receipts(rest == "on")
+        self.out(
+            "read receipts on: others see how far you have read, and you theirs"
+            if rest == "on"
+            else "read receipts off: no one sees how far you have read, nor you theirs"
+        )
+
+    # -- search --
+
+    async def _cmd_search(self, rest: str) -> None:
+        scope = search_scope(rest)
+        if scope is None:
+            self.out("usage: /search [#ROOM|@NAME] WORDS")
+            return
+        self._search = (*scope, 0)
+        await self._search_page()
+
+    async def _cmd_more(self, rest: str) -> None:
+        if self._search is None:
+            self.out("no more results: /search WORDS first")
+            return
+        await self._search_page()
+
+    async def _search_page(self) -> None:
+        """Prints the next page of the last search, as the message lines."""
+        assert self._search is not None
+        query, peer, room, before = self._search
+        me = self.client.username
+        try:
+            page = await self.client.search_messages(query, peer=peer, room=room, before=before)
+        except NotLoggedIn:
+            raise
+        except ChatError as exc:
+            self._search = None
+            self.out(describe(exc, peer or (str(InRoom(room)) if room else "")))
+            return
+        where = f" with {peer}" if peer else f" in {InRoom(room)}" if room else ""
+        if not page.messages:
+            self.out(f'nothing{" more" if before else ""} found for "{query}"{where}')
+        today = datetime.now().astimezone().strftime("%Y-%m-%d")
+        for m in page.messages:
+            self.out(found_line(m, me, today))
+        if page.next_before:
+            self._search = (query, peer, room, page.next_before)
+            self.out("/more: older results")
+        else:
+            self._search = None
+
+    async def _cmd_find(self, prefix: str) -> None:
+        if self.client.username is None:
+            raise NotLoggedIn(Code.NOT_LOGGED_IN, "not logged in")
+        users = await self.client.search_users(prefix)
+        self.users |= {u.name for u in users}
+        if not users:
+            self.out(f"no user's name starts with {prefix!r}")
+        for u in users:
+            self.out(f"  {u.name:<32} {'online' if u.online else 'offline'}")
 
     # -- rooms: invitations and removals --
 
