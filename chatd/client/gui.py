@@ -46,6 +46,7 @@ from chatd.client import conversation, errors
 from chatd.client.api import ChatClient
 from chatd.client.conversation import Conversation, InRoom, Peer, of_message, said
 from chatd.client.errors import ChatError, NotLoggedIn, UsernameTaken, WrongPassword
+from chatd.client.gui_files import FileActions
 from chatd.client.gui_messages import MessageView
 from chatd.client.model import DELETE, EDIT, REACT, UNREACT, ConnectionEvent, Message, User, applied
 from chatd.client.rooms import Room, RoomMember, Unread, room_changes
@@ -118,7 +119,7 @@ class LoopThread:
             self.thread.join(timeout)
 
 
-class ChatApp:
+class ChatApp(FileActions):
     """The window: a log-in form, then contacts, a conversation and an input
     box; the connection state in the status bar."""
 
@@ -251,6 +252,8 @@ class ChatApp:
         self.input.bind("<Escape>", lambda _e: self.cancel_compose())
         self.send_button = ttk.Button(bottom, text="Send", command=self.send)
         self.send_button.pack(side="right", padx=(4, 0), pady=(4, 0))
+        self.attach_button = ttk.Button(bottom, text="Attach…", command=self.attach)
+        self.attach_button.pack(side="right", padx=(4, 0), pady=(4, 0))
         self.scrollbar = packed(ttk.Scrollbar(right, command=self._scrolled), "right", fill="y")
         self.conversation = tk.Text(right, wrap="word", state="disabled", width=40, height=10)
         self.conversation.configure(padx=6, pady=4, font="TkDefaultFont")
@@ -258,6 +261,7 @@ class ChatApp:
         self.conversation.pack(side="left", fill="both", expand=True)
         self.conversation.configure(takefocus=True)
         self.view = MessageView(self.conversation, self._quoted)
+        self._files_ready()
         self.message_menu = tk.Menu(self.root, tearoff=False)
         self.react_menu = tk.Menu(self.message_menu, tearoff=False)
         self.conversation.bind("<Button-1>", self._clicked)
@@ -840,6 +844,8 @@ class ChatApp:
                 command=functools.partial(self.toggle_reaction, m.id, emoji),
             )
         menu.add_cascade(label="React", menu=react, state=live)
+        if m.file is not None and not m.deleted:
+            menu.add_command(label="Save as…", command=lambda: self.save_as(m))
         try:
             menu.tk_popup(x, y)
         finally:  # (X11: the menu is up; the window takes events again)
