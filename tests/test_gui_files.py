@@ -52,7 +52,7 @@ def test_attach_thumbnail_and_save_as(
     loop_thread: LoopThread,
     tmp_path: Path,
 ) -> None:
-    node = spawn_node("n1")
+    node = spawn_node("n1", "--max-file-bytes", "5000")
     address: str = node.address  # type: ignore[attr-defined]
     wait_serving(address)
 
@@ -132,6 +132,16 @@ def test_attach_thumbnail_and_save_as(
         pump(app, lambda: "no file here" in line_of(app, plain), "a plain message")
         assert "Save as…" not in menu_for(app, plain)
         app.message_menu.unpost()
+        # refusals, in the node's words; a file that is not there
+        (tmp_path / "big.bin").write_bytes(bytes(6000))
+        app.ask_file = lambda: str(tmp_path / "big.bin")  # type: ignore[method-assign]
+        app.attach_button.invoke()
+        pump(app, lambda: "a file is 1 to 5000 bytes" in app.notice_var.get(), "too large")
+        app.ask_file = lambda: str(tmp_path / "gone.png")  # type: ignore[method-assign]
+        app.attach_button.invoke()
+        gone = f"cannot read {tmp_path / 'gone.png'}: No such file or directory"
+        pump(app, lambda: app.notice_var.get() == gone, "no such file")
+        assert len(bob_got) == 1  # (neither was sent)
     finally:
         app.close()
         inbox.cancel()

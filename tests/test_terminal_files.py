@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from prompt_toolkit.document import Document
 
+from chatd.client import Message
 from chatd.client.files_view import safe_name
+from chatd.client.model import FileRef
+from chatd.client.terminal import ChatCompleter
 from chatd.server.build import build
 from chatd.server.node import Node
 from tests.server_fixtures import node_config
@@ -139,3 +144,24 @@ async def test_refusals_in_the_nodes_words(fnode: Node, tmp_path: Path) -> None:
         await ann.shows("message 99999 is not on this screen")
         ann.type("/download x")
         await ann.shows(r"usage: /download ID \[PATH\]")
+
+
+def test_the_completion_offers_paths_and_the_messages_with_a_file(tmp_path: Path) -> None:
+    (tmp_path / "green.png").write_bytes(b"")
+    (tmp_path / "grey.txt").write_bytes(b"")
+    (tmp_path / "blue.png").write_bytes(b"")
+    at = datetime.now(UTC)
+    ref = FileRef("f1", "green.png", "image/png", 10, True, "")
+    shown = [
+        Message(12, "bob", "alice", "", at, file=ref),
+        Message(11, "alice", "bob", "no file", at),
+        Message(10, "bob", "alice", "", at, file=ref, deleted=True),
+    ]
+    completer = ChatCompleter(lambda: (), lambda: shown, lambda: "alice")
+
+    def offered(text: str) -> list[str]:
+        return sorted(c.text for c in completer.get_completions(Document(text), None))
+
+    assert offered("/download ") == ["12"]
+    assert offered(f"/send-file {tmp_path}/gr") == ["een.png", "ey.txt"]
+    assert offered("/send-") == ["/send-file"]

@@ -152,7 +152,10 @@ class FileActions:
             if m is not None:
                 self.view.redraw(m)
 
-        self.call(self.client.download_file(ref.file_id, thumbnail=True), done, lambda _e: None)
+        def failed(_exc: Exception) -> None:  # (asked again when the message is drawn again)
+            self._thumbnails_asked.discard(ref.file_id)
+
+        self.call(self.client.download_file(ref.file_id, thumbnail=True), done, failed)
 
     # -- saving --
 

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 
 from prompt_toolkit import PromptSession
-from prompt_toolkit.completion import Completer, Completion
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
@@ -82,6 +82,7 @@ COMMANDS = {
 }
 NAME_COMMANDS = ("/login", "/chat", "/send", "/users")
 MESSAGE_COMMANDS = ("/edit", "/delete", "/reply", "/react", "/unreact", "/download")
+PATHS = PathCompleter(expanduser=True)  # /send-file's
 KNOWN_MAX = 5000  # messages `known` holds (the newest)
 MAX_ID = 2**31 - 1  # a message id (int32 on the wire)
 
@@ -107,7 +108,8 @@ def describe(exc: ChatError, name: str = "") -> str:
 
 
 class ChatCompleter(Completer):
-    """Completes commands, then usernames after the commands that take one;
+    """Completes commands, then usernames after the commands that take one
+    (a path after /send-file);
     after a command on a message, the ids of the conversation's messages
     (newest first: `messages()`; /edit: the user's own, `me()`), then for
     /react and /unreact the reactions' names, and for /edit the message's
@@ -134,6 +136,8 @@ class ChatCompleter(Completer):
             for name in sorted(self.names()):
                 if name.startswith(words[1]):
                     yield Completion(name, start_position=-len(words[1]))
+        elif len(words) == 2 and words[0] == "/send-file":
+            yield from PATHS.get_completions(Document(words[1]), CompleteEvent())
         elif len(words) == 2 and words[0] in MESSAGE_COMMANDS:
             yield from self._ids(words[0], words[1])
         elif len(words) == 3 and words[0] in ("/react", "/unreact"):
@@ -150,6 +154,8 @@ class ChatCompleter(Completer):
         me = self.me()
         for m in self.messages():
             if m.deleted or (command == "/edit" and m.sender != me):
+                continue
+            if command == "/download" and m.file is None:
                 continue
             if str(m.id).startswith(typed):
                 meta = f"{'you' if m.sender == me else m.sender}: {quote(m, 30)}"
