@@ -71,11 +71,14 @@ async def history(
     return await client.get_chat(c.name, before=before, limit=limit)
 
 
-async def send(client: ChatClient, c: Conversation, text: str, reply_to: int = 0) -> int:
-    """Sends `text` there (answering message `reply_to`, 0: none); the message id."""
+async def send(
+    client: ChatClient, c: Conversation, text: str, reply_to: int = 0, file_id: str = ""
+) -> int:
+    """Sends `text` there (answering message `reply_to`, 0: none; carrying
+    my uploaded file `file_id`, "": none); the message id."""
     if isinstance(c, InRoom):
-        return await client.send("", text, room=c.name, reply_to=reply_to)
-    return await client.send(c.name, text, reply_to=reply_to)
+        return await client.send("", text, room=c.name, reply_to=reply_to, file_id=file_id)
+    return await client.send(c.name, text, reply_to=reply_to, file_id=file_id)
 
 
 async def message(client: ChatClient, c: Conversation, message_id: int) -> Message | None:

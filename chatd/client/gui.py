@@ -52,6 +52,7 @@ from chatd.client import conversation, errors
 from chatd.client.api import ChatClient
 from chatd.client.conversation import Conversation, InRoom, Peer, of_message, said
 from chatd.client.errors import ChatError, NotLoggedIn, UsernameTaken, WrongPassword
+from chatd.client.gui_files import FileActions
 from chatd.client.gui_messages import MessageView
 from chatd.client.model import (
     DELETE,
@@ -136,7 +137,7 @@ class LoopThread:
             self.thread.join(timeout)
 
 
-class ChatApp:
+class ChatApp(FileActions):
     """The window: a log-in form, then contacts, a conversation and an input
     box; the connection state in the status bar."""
 
@@ -287,6 +288,8 @@ class ChatApp:
         ttk.Label(line, textvariable=self.typing_var, foreground="#555555").pack(side="left")
         ttk.Label(line, textvariable=self.seen_var, foreground="#555555").pack(side="right")
         self.input.bind("<KeyRelease>", self._typed, add="+")
+        self.attach_button = ttk.Button(bottom, text="Attach…", command=self.attach)
+        self.attach_button.pack(side="right", padx=(4, 0), pady=(4, 0))
         self.scrollbar = packed(ttk.Scrollbar(right, command=self._scrolled), "right", fill="y")
         self.conversation = tk.Text(right, wrap="word", state="disabled", width=40, height=10)
         self.conversation.configure(padx=6, pady=4, font="TkDefaultFont")
@@ -294,6 +297,7 @@ class ChatApp:
         self.conversation.pack(side="left", fill="both", expand=True)
         self.conversation.configure(takefocus=True)
         self.view = MessageView(self.conversation, self._quoted)
+        self._files_ready()
         self.message_menu = tk.Menu(self.root, tearoff=False)
         self.react_menu = tk.Menu(self.message_menu, tearoff=False)
         self.conversation.bind("<Button-1>", self._clicked)
@@ -903,6 +907,8 @@ class ChatApp:
                 command=functools.partial(self.toggle_reaction, m.id, emoji),
             )
         menu.add_cascade(label="React", menu=react, state=live)
+        if m.file is not None and not m.deleted:
+            menu.add_command(label="Save as…", command=lambda: self.save_as(m))
         try:
             menu.tk_popup(x, y)
         finally:  # (X11: the menu is up; the window takes events again)

@@ -35,6 +35,7 @@ COLORS = [
     ("quote", "#666"),
     ("reactions", "#555"),
     ("deleted", "#999"),
+    ("file", "#1f5fbf"),
 ]
 
 
@@ -51,6 +52,8 @@ class MessageView:
         self.quoted = quoted
         self.me: str | None = None
         self.selected: int | None = None
+        # draws a message's file at an index, tagged: (message, index, tag)
+        self.draw_file: Callable[[Message, str, str], None] | None = None
         for tag, color in COLORS:
             text.tag_configure(tag, foreground=color)
         text.tag_configure("deleted", font=("TkDefaultFont", 10, "italic"))
@@ -74,6 +77,8 @@ class MessageView:
             if m.edited:
                 text.insert(at, " (edited)", ("meta", tag))
         text.insert(at, "\n", (tag,))
+        if m.file is not None and not m.deleted and self.draw_file is not None:
+            self.draw_file(m, at, tag)
         if m.reactions:
             line = "   ".join(f"{emoji} {len(users)}" for emoji, users in m.reactions)
             text.insert(at, f"  {line}\n", ("reactions", tag))

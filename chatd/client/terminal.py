@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.buffer import Buffer
-from prompt_toolkit.completion import Completer, Completion
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
@@ -45,6 +45,7 @@ from chatd.client import conversation, errors
 from chatd.client.api import ChatClient
 from chatd.client.conversation import Conversation, InRoom, of_message, room_named, said
 from chatd.client.errors import ChatError, NoSuchRoom, NotAMember, NotLoggedIn, Unavailable
+from chatd.client.files_view import file_line
 from chatd.client.lines import event_line, message_lines
 from chatd.client.model import (
     DELETE,
@@ -52,6 +53,7 @@ from chatd.client.model import (
     REACT,
     UNREACT,
     ConnectionEvent,
+    FileRef,
     Message,
     Receipt,
     Typing,
@@ -68,6 +70,7 @@ from chatd.client.notices import (
 )
 from chatd.client.rooms import Room, room_changes
 from chatd.client.shown import NAMES, emoji_named, quote, reaction_names
+from chatd.client.terminal_files import FileCommands
 from chatd.contract import USERNAME_RULE, Code, valid_username
 from chatd.tls import TlsError, credentials_of, tls_options
 from chatd.words import counted
@@ -78,6 +81,9 @@ COMMANDS = {
     "/users": "/users [PATTERN]     list users, online or offline, and unread counts",
     "/chat": "/chat NAME|#ROOM     talk to NAME or in ROOM: recent history; plain text goes there",
     "/send": "/send NAME TEXT      send one message to NAME",
+    "/send-file": "/send-file PATH [TEXT]  send a file (and a text) to this conversation",
+    "/download": "/download ID [PATH]  save the file of message ID (in ~/Downloads or here;\n"
+    "                     PATH: a folder or a new file's name; never overwrites)",
     "/history": "/history [N]         the last N messages of this conversation (default 20)",
     "/reply": "/reply ID TEXT       answer message ID (the number its line starts with)",
     "/edit": "/edit ID TEXT        new text for a message of yours (Tab after the ID: its text)",
@@ -103,7 +109,8 @@ COMMANDS = {
     "/quit": "/quit                leave (Ctrl-D too)",
 }
 NAME_COMMANDS = ("/login", "/chat", "/send", "/users")
-MESSAGE_COMMANDS = ("/edit", "/delete", "/reply", "/react", "/unreact")
+MESSAGE_COMMANDS = ("/edit", "/delete", "/reply", "/react", "/unreact", "/download")
+PATHS = PathCompleter(expanduser=True)  # /send-file's
 KNOWN_MAX = 5000  # messages `known` holds (the newest)
 MAX_ID = 2**31 - 1  # a message id (int32 on the wire)
 
@@ -129,7 +136,8 @@ def describe(exc: ChatError, name: str = "") -> str:
 
 
 class ChatCompleter(Completer):
-    """Completes commands, then usernames after the commands that take one;
+    """Completes commands, then usernames after the commands that take one
+    (a path after /send-file);
     after a command on a message, the ids of the conversation's messages
     (newest first: `messages()`; /edit: the user's own, `me()`), then for
     /react and /unreact the reactions' names, and for /edit the message's
@@ -167,6 +175,8 @@ class ChatCompleter(Completer):
             for where in sorted(named):
                 if where.startswith(words[1]):
                     yield Completion(where, start_position=-len(words[1]))
+        elif len(words) == 2 and words[0] == "/send-file":
+            yield from PATHS.get_completions(Document(words[1]), CompleteEvent())
         elif len(words) == 2 and words[0] in MESSAGE_COMMANDS:
             yield from self._ids(words[0], words[1])
         elif len(words) == 3 and words[0] in ("/react", "/unreact"):
@@ -184,6 +194,8 @@ class ChatCompleter(Completer):
         for m in self.messages():
             if m.deleted or (command == "/edit" and m.sender != me):
                 continue
+            if command == "/download" and m.file is None:
+                continue
             if str(m.id).startswith(typed):
                 meta = f"{'you' if m.sender == me else m.sender}: {quote(m, 30)}"
                 yield Completion(str(m.id), -len(typed), display_meta=meta)
@@ -192,7 +204,7 @@ class ChatCompleter(Completer):
 ROOM_ACTIONS = ("list", "create", "invite", "remove", "leave", "members")
 
 
-class Terminal:
+class Terminal(FileCommands):
     def __init__(
         self,
         client: ChatClient,
@@ -279,7 +291,7 @@ class Terminal:
         rest = rest.strip()
         if cmd == "/quit":
             return False
-        handler = getattr(self, "_cmd_" + cmd[1:], None)
+        handler = getattr(self, "_cmd_" + cmd[1:].replace("-", "_"), None)
         if cmd not in COMMANDS or handler is None:
             self.out(f"unknown command {cmd}; /help lists them")
             return True
@@ -512,9 +524,12 @@ class Terminal:
             return
         await self._send(to, text)
 
-    async def _send(self, to: Conversation, text: str, reply_to: int = 0) -> None:
+    async def _send(
+        self, to: Conversation, text: str, reply_to: int = 0, file: FileRef | None = None
+    ) -> None:
+        file_id = file.file_id if file is not None else ""
         try:
-            message_id = await conversation.send(self.client, to, text, reply_to)
+            message_id = await conversation.send(self.client, to, text, reply_to, file_id)
         except NotLoggedIn as exc:
             await self._session_ended(describe(exc))
             return
@@ -526,7 +541,9 @@ class Terminal:
         if message_id in self.known:  # (its room's stream was quicker)
             return
         me = self.client.username or ""
-        sent = Message(message_id, me, to.name, text, datetime.now(UTC), reply_to=reply_to)
+        sent = Message(
+            message_id, me, to.name, text, datetime.now(UTC), reply_to=reply_to, file=file
+        )
         if isinstance(to, InRoom):
             sent = dataclasses.replace(sent, room=to.name)
         self._keep(sent)
@@ -736,6 +753,9 @@ class Terminal:
         new_in = f" in {other}" if new and isinstance(other, InRoom) else ""
         for line in message_lines(m, me, replied=replied, new=new, new_in=new_in):
             self.out(line)
+        if m.file is not None and not m.deleted:
+            indent = " " * (len(str(m.id)) + 1)
+            self.out(f"{indent}{file_line(m.file)} \N{EM DASH} /download {m.id} [PATH]")
 
     def _show_event(self, m: Message) -> None:
         """An edit, deletion or reaction, as one line naming the message;
