@@ -179,7 +179,7 @@ def test_completion_of_search_places_and_receipts() -> None:
     assert offered("/search #") == ["#team"]
     assert offered("/search @c") == ["@carol"]
     assert offered("/receipts o") == ["on", "off"]
-    assert offered("/se") == ["/send", "/seen", "/search"]
+    assert offered("/se") == ["/send", "/send-file", "/seen", "/search"]
 
 
 def test_seen_tells_each_reader_of_a_pair_once_and_a_rooms_first_reader_only() -> None:
