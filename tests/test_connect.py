@@ -196,7 +196,14 @@ async def test_a_send_the_node_cannot_write_ends_the_stream() -> None:
             return Session(1, "alice", 0)
 
         async def send(
-            self, session_id: str, to: str, body: str, rid: str, room: str = "", reply: int = 0
+            self,
+            session_id: str,
+            to: str,
+            body: str,
+            rid: str,
+            room: str = "",
+            reply: int = 0,
+            file_id: str = "",
         ) -> int:
             self.sent.append(rid)
             if rid == "x":
