@@ -14,6 +14,7 @@ let view = {
   canDelete: () => false,
   act: () => {}, // (what, m, arg): reply, react, pick, edit, delete, jump
   seen: () => null, // message -> who read it: null or {text, label} (receipts.js sets it)
+  file: () => null, // a message's file -> the element that shows it (files.js)
 };
 
 export function configure(v) {
@@ -26,7 +27,9 @@ function short(text, n = 120) {
 }
 
 export function quoteText(q) {
-  return q.deleted ? "Message deleted" : short(q.message);
+  if (q.deleted) return "Message deleted";
+  if (q.file && q.message.trim() === "") return `📎 ${q.file.name}`;
+  return short(q.message);
 }
 
 function nameOf(from) {
@@ -115,6 +118,11 @@ function fill(li, m) {
   const parts = [head];
   if (m.reply_to) parts.push(quote(m.reply_to));
   const body = el("p", { className: "body", text: m.deleted ? "Message deleted" : m.message });
+  const file = m.file && !m.deleted ? view.file(m.file) : null;
+  if (file !== null) {
+    parts.push(file);
+    body.hidden = m.message === "";
+  }
   parts.push(body);
   if (editor !== null) {
     body.hidden = true;
