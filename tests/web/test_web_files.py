@@ -8,7 +8,8 @@ application/octet-stream, never a page. The master is SIGKILLed: after the
 failover both pages still show the picture, and bob's page, reloaded, reads
 it from history and its thumbnail from a surviving node. Screenshots
 (desktop and phone) of the conversation and of the open image go to the
-artifacts folder."""
+artifacts folder. A file over the node's --max-file-bytes is refused in the
+conversation's error line, and nothing is sent."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from tests.web.conftest import DESKTOP, PHONE, WEB_LOOP, WebCluster
+from tests.web.conftest import DESKTOP, PHONE, WEB_LOOP, WebCluster, wait_page
 from tests.web.pages import WAIT_MS, ChatPage
 from tests.web.test_web_screens import _contrast_ok
 
@@ -187,3 +188,31 @@ async def test_a_picture_and_a_file_sent_shown_downloaded_and_kept_through_failo
 
     for p in (ann, bob):
         assert p.errors == [], p.errors
+
+
+async def test_a_file_too_large_is_refused_in_the_error_line(
+    browser: Any, web_cluster: WebCluster
+) -> None:
+    origin = web_cluster.add("n1", "--max-file-bytes", "2048")
+    await asyncio.to_thread(web_cluster.cluster.wait_role, "n1", "master")
+    await asyncio.to_thread(wait_page, origin)
+    await _person(browser, origin, "bob")
+    ann = await _person(browser, origin, "ann")
+    await ann.open_conv("user", "bob")
+    await ann.page.fill("#composer-input", "the big one")
+    await _attach(ann, "big.bin", "application/octet-stream", bytes(4096))
+    await ann.page.wait_for_function(
+        "() => document.getElementById('conv-error').textContent !== ''", timeout=WAIT_MS
+    )
+    said = await ann.page.text_content("#conv-error")
+    assert said == "Could not send big.bin: a file is at most 2048 bytes", said
+    assert await ann.page.text_content("#upload-status") == ""
+    assert await ann.page.input_value("#composer-input") == "the big one"  # (kept, to retry)
+    assert await ann.messages() == []
+    # one that fits goes
+    await _attach(ann, "small.bin", "application/octet-stream", bytes(1000))
+    await ann.wait_text("the big one")
+    assert await ann.page.text_content("#conv-error") == ""
+    # (the one console line: Chromium's own note of the 413, the refusal itself)
+    assert [e for e in ann.errors if "status of 413" not in e] == [], ann.errors
+    assert len(ann.errors) == 1, ann.errors
