@@ -9,7 +9,8 @@ failover both pages still show the picture, and bob's page, reloaded, reads
 it from history and its thumbnail from a surviving node. Screenshots
 (desktop and phone) of the conversation and of the open image go to the
 artifacts folder. A file over the node's --max-file-bytes is refused in the
-conversation's error line, and nothing is sent."""
+conversation's error line, and nothing is sent; a display name set in
+Settings shows beside the username in another's page."""
 
 from __future__ import annotations
 
@@ -190,14 +191,21 @@ async def test_a_picture_and_a_file_sent_shown_downloaded_and_kept_through_failo
         assert p.errors == [], p.errors
 
 
-async def test_a_file_too_large_is_refused_in_the_error_line(
-    browser: Any, web_cluster: WebCluster
+async def test_a_file_too_large_is_refused_and_display_names_show(
+    browser: Any, web_cluster: WebCluster, artifacts: Path
 ) -> None:
     origin = web_cluster.add("n1", "--max-file-bytes", "2048")
     await asyncio.to_thread(web_cluster.cluster.wait_role, "n1", "master")
     await asyncio.to_thread(wait_page, origin)
-    await _person(browser, origin, "bob")
+    bob = await _person(browser, origin, "bob")
     ann = await _person(browser, origin, "ann")
+    await ann.page.fill("#profile-name", "  Ann Example ")
+    await ann.page.locator("#profile-name").press("Enter")
+    await ann.page.wait_for_function(
+        "() => document.getElementById('profile-note').textContent === 'Display name saved.'",
+        timeout=WAIT_MS,
+    )
+    assert await ann.page.input_value("#profile-name") == "Ann Example"
     await ann.open_conv("user", "bob")
     await ann.page.fill("#composer-input", "the big one")
     await _attach(ann, "big.bin", "application/octet-stream", bytes(4096))
@@ -213,6 +221,24 @@ async def test_a_file_too_large_is_refused_in_the_error_line(
     await _attach(ann, "small.bin", "application/octet-stream", bytes(1000))
     await ann.wait_text("the big one")
     assert await ann.page.text_content("#conv-error") == ""
+    # bob sees her display name beside her username; her page keeps it
+    await bob.open_conv("user", "ann")
+    await bob.wait_text("the big one")
+    shown = bob.page.locator("#messages li .meta .display-name")
+    await bob.page.wait_for_function(
+        "() => document.querySelector('#messages li .display-name')?.textContent === 'Ann Example'",
+        timeout=WAIT_MS,
+    )
+    assert await shown.count() == 1
+    await bob.page.screenshot(path=str(artifacts / "desktop-display-name.png"))
+    await _contrast_ok(bob, "desktop, a display name")
+    assert (await bob.messages())[0]["from"] == "ann"
+    await ann.page.reload()
+    await ann.page.wait_for_selector('body[data-user="ann"]', timeout=WAIT_MS)
+    await ann.page.wait_for_function(
+        "() => document.getElementById('profile-name').value === 'Ann Example'", timeout=WAIT_MS
+    )
+    assert bob.errors == [], bob.errors
     # (the one console line: Chromium's own note of the 413, the refusal itself)
     assert [e for e in ann.errors if "status of 413" not in e] == [], ann.errors
     assert len(ann.errors) == 1, ann.errors

@@ -9,6 +9,7 @@ import { Edits } from "./edits.js";
 import { Files } from "./files.js";
 import { configure } from "./message.js";
 import { Net } from "./net.js";
+import { Profiles } from "./profiles.js";
 import { Receipts } from "./receipts.js";
 import { Rooms } from "./rooms.js";
 import { Search } from "./search.js";
@@ -27,7 +28,8 @@ const edits = new Edits(state, net, api);
 const typing = new Typing(state, net);
 const receipts = new Receipts(state, net, api);
 const files = new Files(api);
-configure({ file: (f) => files.element(f) });
+const profiles = new Profiles(api);
+configure({ file: (f) => files.element(f), displayName: (user) => profiles.displayName(user) });
 const chat = new Chat(state, net, api, {
   openedRoom: (conv) => rooms.opened(conv),
   opened: (conv) => {
@@ -73,6 +75,7 @@ function loggedIn(session, user) {
   net.openSession(session);
   showView("list");
   receipts.loggedIn();
+  profiles.loggedIn(user);
   chat.start();
   updateNotifyButton();
 }
@@ -87,6 +90,7 @@ function ended(why) {
   receipts.reset();
   search.reset();
   files.reset();
+  profiles.reset();
   uploading = 0;
   $("upload-status").textContent = "";
   sessionStorage.removeItem(SAVED);

@@ -15,6 +15,7 @@ let view = {
   act: () => {}, // (what, m, arg): reply, react, pick, edit, delete, jump
   seen: () => null, // message -> who read it: null or {text, label} (receipts.js sets it)
   file: () => null, // a message's file -> the element that shows it (files.js)
+  displayName: () => "", // a username -> its display name, "" if none (profiles.js)
 };
 
 export function configure(v) {
@@ -109,7 +110,12 @@ function fill(li, m) {
   const key = inside && active.dataset ? active.dataset.key : undefined;
   const editor = m.deleted ? null : li.querySelector(".editor");
   const mine = sameName(m.from, view.me());
-  const head = el("div", { className: "meta" }, el("span", { className: "from", text: mine ? "You" : m.from }));
+  const head = el(
+    "div",
+    { className: "meta" },
+    el("span", { className: "from", text: mine ? "You" : m.from }),
+    mine ? null : el("span", { className: "display-name", "data-user": m.from.toLowerCase(), text: view.displayName(m.from) }),
+  );
   if (m.time_stamp) {
     head.append(el("time", { className: "when", dateTime: m.time_stamp, text: formatTime(m.time_stamp) }));
   }
