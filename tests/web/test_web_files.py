@@ -167,20 +167,21 @@ async def test_a_picture_and_a_file_sent_shown_downloaded_and_kept_through_failo
 
     # the master dies: both pages still show the picture; bob's, reloaded,
     # reads it from history and fetches the thumbnail from a surviving node
+    # (at once: while there is no master yet, the page asks again)
     await asyncio.to_thread(web_cluster.cluster.kill, "n1")
+    await bob.page.reload()
+    await bob.page.wait_for_selector('body[data-user="bob"]', timeout=WAIT_MS)
+    await bob.open_conv("user", "ann")
+    await bob.wait_text("the view from here", timeout_ms=30000)
+    await _thumb_shown(bob, image_id)
+    await chip.wait_for(timeout=WAIT_MS)
+    await _thumb_shown(ann, image_id)
     await asyncio.to_thread(
         web_cluster.cluster.wait,
         lambda: web_cluster.cluster.master() in ("n2", "n3"),
         "a new master",
         30.0,
     )
-    await _thumb_shown(ann, image_id)
-    await bob.page.reload()
-    await bob.page.wait_for_selector('body[data-user="bob"]', timeout=WAIT_MS)
-    await bob.open_conv("user", "ann")
-    await bob.wait_text("the view from here")
-    await _thumb_shown(bob, image_id)
-    await chip.wait_for(timeout=WAIT_MS)
     # and a picture sent after the failover goes through too
     await _attach(ann, "after.png", "image/png", picture)
     await _until_files(ann, 3)

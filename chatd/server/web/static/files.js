@@ -9,6 +9,8 @@ import { ApiError, fileRef } from "./api.js";
 import { $, el } from "./ui.js";
 
 const SWEEP_MS = 5000; // how often the blob URLs no longer shown are revoked
+const RETRIES = 4; // a download the node could not answer: asked again after 0.5, 1, 2, 4 s
+const RETRY_FIRST_MS = 500;
 
 export function sizeText(n) {
   if (n < 1024) return `${n} B`;
@@ -67,13 +69,26 @@ export class Files {
     return fileRef(r.file);
   }
 
-  // A blob: URL of file `id` (`query`: "", "?display=1" or "?thumbnail=1").
+  // A blob: URL of file `id` (`query`: "", "?display=1" or "?thumbnail=1");
+  // asked again a few times while the node cannot answer (its master lost:
+  // a failover takes a moment), or the bytes stopped coming.
   async blobUrl(id, query = "") {
-    const res = await fetch(`/files/${encodeURIComponent(id)}${query}`, {
-      headers: { "X-Chatd-Session": this.api.session || "" },
-    });
-    if (!res.ok) throw new Error(res.status === 404 ? "file not found" : `could not load (${res.status})`);
-    return URL.createObjectURL(await res.blob());
+    for (let attempt = 0; ; attempt++) {
+      let failed;
+      try {
+        const res = await fetch(`/files/${encodeURIComponent(id)}${query}`, {
+          headers: { "X-Chatd-Session": this.api.session || "" },
+        });
+        if (res.ok) return URL.createObjectURL(await res.blob());
+        failed = new Error(res.status === 404 ? "file not found" : `could not load (${res.status})`);
+        if (res.status < 500) throw failed;
+      } catch (err) {
+        if (err === failed) throw err;
+        failed = new Error("the node could not be reached");
+      }
+      if (attempt >= RETRIES) throw failed;
+      await new Promise((resolve) => setTimeout(resolve, RETRY_FIRST_MS * 2 ** attempt));
+    }
   }
 
   // What shows file `f` of a message: kept by file id, so a message drawn
