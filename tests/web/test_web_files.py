@@ -141,6 +141,10 @@ async def test_a_picture_and_a_file_sent_shown_downloaded_and_kept_through_failo
     assert (name, data) == ("view.png", picture)
     await bob.page.screenshot(path=str(artifacts / "desktop-image-open.png"))
     await _contrast_ok(bob, "desktop, the image open")
+    await bob.page.set_viewport_size(PHONE)
+    await bob.page.screenshot(path=str(artifacts / "phone-image-open.png"))
+    await _contrast_ok(bob, "phone, the image open")
+    await bob.page.set_viewport_size(DESKTOP)
     await bob.page.keyboard.press("Escape")
     await dialog.wait_for(state="hidden", timeout=WAIT_MS)
     assert await bob.page.evaluate("document.activeElement.dataset.fileId") == image_id
@@ -222,6 +226,22 @@ async def test_a_file_too_large_is_refused_and_display_names_show(
     await _attach(ann, "small.bin", "application/octet-stream", bytes(1000))
     await ann.wait_text("the big one")
     assert await ann.page.text_content("#conv-error") == ""
+    # a file dropped on the conversation, and one pasted into the message box, go too
+    for event, target in (("drop", "#conversation"), ("paste", "#composer-input")):
+        await ann.page.evaluate(
+            """([event, target]) => {
+                const dt = new DataTransfer();
+                dt.items.add(new File(["x".repeat(100)], event + ".txt", {type: "text/plain"}));
+                const how = {bubbles: true, cancelable: true};
+                const ev = event === "drop"
+                    ? new DragEvent("drop", {dataTransfer: dt, ...how})
+                    : new ClipboardEvent("paste", {clipboardData: dt, ...how});
+                document.querySelector(target).dispatchEvent(ev);
+            }""",
+            [event, target],
+        )
+        name = ann.page.locator("#messages li[data-state='sent'] .file-name", has_text=event)
+        await name.wait_for(timeout=WAIT_MS)
     # bob sees her display name beside her username; her page keeps it
     await bob.open_conv("user", "ann")
     await bob.wait_text("the big one")
@@ -230,7 +250,8 @@ async def test_a_file_too_large_is_refused_and_display_names_show(
         "() => document.querySelector('#messages li .display-name')?.textContent === 'Ann Example'",
         timeout=WAIT_MS,
     )
-    assert await shown.count() == 1
+    await bob.wait_text("paste.txt")
+    assert await shown.all_text_contents() == ["Ann Example"] * 3
     await bob.page.screenshot(path=str(artifacts / "desktop-display-name.png"))
     await _contrast_ok(bob, "desktop, a display name")
     assert (await bob.messages())[0]["from"] == "ann"
