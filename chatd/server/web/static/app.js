@@ -292,7 +292,7 @@ $("notify-btn").addEventListener("click", async () => {
 function notify(m) {
   if (!("Notification" in window) || Notification.permission !== "granted") return;
   const title = m.room ? `${m.from} in #${m.room}` : m.from;
-  const n = new Notification(title, { body: m.message.slice(0, 200), tag: `chatd-${m.message_id}` });
+  const n = new Notification(title, { body: (m.message || (m.file ? `📎 ${m.file.name}` : "")).slice(0, 200), tag: `chatd-${m.message_id}` });
   n.addEventListener("click", () => {
     window.focus();
     chat.open(m.room ? "room" : "user", m.room || m.from);
