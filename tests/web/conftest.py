@@ -51,9 +51,10 @@ class WebCluster:
         self.cluster = Cluster(base)
         self.origins: dict[str, str] = {}
 
-    def add(self, name: str, join: str | None = None) -> str:
+    def add(self, name: str, *args: str, join: str | None = None) -> str:
+        """Node `name` with its web listener (`args`: more of its flags)."""
         port = free_port()
-        self.cluster.add(name, "--web-listen", f"127.0.0.1:{port}", join=join)
+        self.cluster.add(name, "--web-listen", f"127.0.0.1:{port}", *args, join=join)
         self.origins[name] = f"http://127.0.0.1:{port}"
         return self.origins[name]
 

@@ -19,6 +19,10 @@ const MEANING = {
   24: "invalid room name or topic",
   25: "over a room limit",
   26: "this account is disabled",
+  30: "no such file",
+  31: "that file is too large",
+  32: "that file could not be read (an image that is not whole?)",
+  33: "invalid display name",
 };
 
 export class ApiError extends Error {
@@ -83,6 +87,18 @@ export function requestId() {
 
 const KINDS = ["MESSAGE", "EDIT", "DELETE", "REACT", "UNREACT"];
 
+// A message's file as the page keeps it (the JSON writes an int64 as a string).
+export function fileRef(f) {
+  if (!f || !f.file_id) return null;
+  return {
+    file_id: f.file_id,
+    name: f.name || "file",
+    content_type: f.content_type || "application/octet-stream",
+    size: Number(f.size || 0),
+    has_thumbnail: Boolean(f.has_thumbnail),
+  };
+}
+
 // A message or an event as the page keeps it (the JSON mapping names the
 // sender from_, and an enum by its name).
 export function normal(m) {
@@ -101,5 +117,6 @@ export function normal(m) {
     edited: Boolean(m.edited),
     deleted: Boolean(m.deleted),
     reactions: (m.reactions || []).map((r) => ({ emoji: r.emoji, users: [...(r.users || [])] })),
+    file: fileRef(m.file),
   };
 }

@@ -1,12 +1,15 @@
 // The chat page: logging in and out, the account, and the wiring of the
 // connection (net.js), the conversations (chat.js), rooms (rooms.js), the
 // edits, deletions, reactions and replies (edits.js), typing (typing.js),
-// read receipts (receipts.js) and search (search.js).
+// read receipts (receipts.js), search (search.js) and files (files.js).
 
-import { Api, ApiError, explain } from "./api.js";
+import { Api, ApiError, explain, said } from "./api.js";
 import { Chat } from "./chat.js";
 import { Edits } from "./edits.js";
+import { Files } from "./files.js";
+import { configure } from "./message.js";
 import { Net } from "./net.js";
+import { Profiles } from "./profiles.js";
 import { Receipts } from "./receipts.js";
 import { Rooms } from "./rooms.js";
 import { Search } from "./search.js";
@@ -24,6 +27,9 @@ let search = null;
 const edits = new Edits(state, net, api);
 const typing = new Typing(state, net);
 const receipts = new Receipts(state, net, api);
+const files = new Files(api);
+const profiles = new Profiles(api);
+configure({ file: (f) => files.element(f), displayName: (user) => profiles.displayName(user) });
 const chat = new Chat(state, net, api, {
   openedRoom: (conv) => rooms.opened(conv),
   opened: (conv) => {
@@ -69,6 +75,7 @@ function loggedIn(session, user) {
   net.openSession(session);
   showView("list");
   receipts.loggedIn();
+  profiles.loggedIn(user);
   chat.start();
   updateNotifyButton();
 }
@@ -82,6 +89,10 @@ function ended(why) {
   typing.reset();
   receipts.reset();
   search.reset();
+  files.reset();
+  profiles.reset();
+  uploading = 0;
+  $("upload-status").textContent = "";
   sessionStorage.removeItem(SAVED);
   delete document.body.dataset.user;
   $("messages").replaceChildren();
@@ -158,6 +169,69 @@ $("composer").addEventListener("submit", (ev) => {
   if (conv !== null) typing.sentMessage(conv);
   chat.send(text, edits.takeReply());
 });
+// A file attached (picked, pasted or dropped): uploaded, then sent with
+// the composer's text to the conversation it was attached in.
+let uploading = 0;
+
+async function attach(file) {
+  const conv = state.currentConv();
+  if (conv === null || !file) return;
+  const name = file.name || `pasted.${(file.type.split("/")[1] || "bin").replace(/[^a-z0-9]/g, "")}`;
+  $("conv-error").textContent = "";
+  uploading += 1;
+  $("upload-status").textContent = `Uploading ${name}…`;
+  try {
+    const ref = await files.upload(file, name);
+    if (state.user === null) return;
+    if (state.currentConv() !== conv) {
+      // (the user moved on: it goes where it was attached, without the other's text)
+      chat.send("", 0, ref, conv);
+      return;
+    }
+    const input = $("composer-input");
+    const text = input.value;
+    input.value = "";
+    typing.sentMessage(conv);
+    chat.send(text, edits.takeReply(), ref, conv);
+  } catch (err) {
+    if (state.currentConv() === conv) $("conv-error").textContent = `Could not send ${name}: ${said(err)}`;
+  } finally {
+    uploading -= 1;
+    if (uploading <= 0) $("upload-status").textContent = "";
+  }
+}
+
+$("attach-btn").addEventListener("click", () => $("attach-input").click());
+$("attach-input").addEventListener("change", () => {
+  const input = $("attach-input");
+  const file = input.files && input.files[0];
+  input.value = "";
+  if (file) attach(file);
+  $("composer-input").focus();
+});
+$("composer-input").addEventListener("paste", (ev) => {
+  const found = [...(ev.clipboardData ? ev.clipboardData.files : [])];
+  if (found.length === 0) return;
+  ev.preventDefault();
+  attach(found[0]);
+});
+const convArea = $("conversation");
+convArea.addEventListener("dragover", (ev) => {
+  if (state.current === null || !ev.dataTransfer || ![...ev.dataTransfer.types].includes("Files")) return;
+  ev.preventDefault();
+  convArea.classList.add("dropping");
+});
+convArea.addEventListener("dragleave", (ev) => {
+  if (!convArea.contains(ev.relatedTarget)) convArea.classList.remove("dropping");
+});
+convArea.addEventListener("drop", (ev) => {
+  convArea.classList.remove("dropping");
+  const found = [...(ev.dataTransfer ? ev.dataTransfer.files : [])];
+  if (state.current === null || found.length === 0) return;
+  ev.preventDefault();
+  attach(found[0]);
+});
+
 $("composer-input").addEventListener("keydown", (ev) => {
   if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
     ev.preventDefault();
@@ -218,7 +292,7 @@ $("notify-btn").addEventListener("click", async () => {
 function notify(m) {
   if (!("Notification" in window) || Notification.permission !== "granted") return;
   const title = m.room ? `${m.from} in #${m.room}` : m.from;
-  const n = new Notification(title, { body: m.message.slice(0, 200), tag: `chatd-${m.message_id}` });
+  const n = new Notification(title, { body: (m.message || (m.file ? `📎 ${m.file.name}` : "")).slice(0, 200), tag: `chatd-${m.message_id}` });
   n.addEventListener("click", () => {
     window.focus();
     chat.open(m.room ? "room" : "user", m.room || m.from);

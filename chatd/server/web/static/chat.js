@@ -247,11 +247,12 @@ export class Chat {
     }
   }
 
-  // Sends the composer's text to the conversation shown: at once on
-  // screen as pending, then sent (with its id) or failed.
-  async send(text, replyTo = 0) {
-    const conv = this.state.currentConv();
-    if (conv === null || text.trim() === "") return;
+  // Sends the composer's text (and a file uploaded, `file`) to the
+  // conversation shown (`conv`, if given): at once on screen as pending,
+  // then sent (with its id) or failed.
+  async send(text, replyTo = 0, file = null, to = null) {
+    const conv = to || this.state.currentConv();
+    if (conv === null || (text.trim() === "" && file === null)) return;
     const rid = requestId();
     const target = conv.kind === "room" ? { room: conv.name } : { to: conv.name };
     const m = {
@@ -267,12 +268,14 @@ export class Chat {
       edited: false,
       deleted: false,
       reactions: [],
+      file,
     };
     conv.pending.set(rid, m);
     if (conv.key === this.state.current) showMessage(m);
     this.scrollDown();
     const frame = { ...target, message: text };
     if (replyTo) frame.reply_to = replyTo;
+    if (file !== null) frame.file_id = file.file_id;
     const result = await this.net.send(rid, frame);
     if (result.error_code || !result.message_id) {
       m.state = "failed";

@@ -14,6 +14,8 @@ let view = {
   canDelete: () => false,
   act: () => {}, // (what, m, arg): reply, react, pick, edit, delete, jump
   seen: () => null, // message -> who read it: null or {text, label} (receipts.js sets it)
+  file: () => null, // a message's file -> the element that shows it (files.js)
+  displayName: () => "", // a username -> its display name, "" if none (profiles.js)
 };
 
 export function configure(v) {
@@ -26,7 +28,9 @@ function short(text, n = 120) {
 }
 
 export function quoteText(q) {
-  return q.deleted ? "Message deleted" : short(q.message);
+  if (q.deleted) return "Message deleted";
+  if (q.file && q.message.trim() === "") return `📎 ${q.file.name}`;
+  return short(q.message);
 }
 
 function nameOf(from) {
@@ -106,7 +110,12 @@ function fill(li, m) {
   const key = inside && active.dataset ? active.dataset.key : undefined;
   const editor = m.deleted ? null : li.querySelector(".editor");
   const mine = sameName(m.from, view.me());
-  const head = el("div", { className: "meta" }, el("span", { className: "from", text: mine ? "You" : m.from }));
+  const head = el(
+    "div",
+    { className: "meta" },
+    el("span", { className: "from", text: mine ? "You" : m.from }),
+    mine ? null : el("span", { className: "display-name", "data-user": m.from.toLowerCase(), text: view.displayName(m.from) }),
+  );
   if (m.time_stamp) {
     head.append(el("time", { className: "when", dateTime: m.time_stamp, text: formatTime(m.time_stamp) }));
   }
@@ -115,6 +124,11 @@ function fill(li, m) {
   const parts = [head];
   if (m.reply_to) parts.push(quote(m.reply_to));
   const body = el("p", { className: "body", text: m.deleted ? "Message deleted" : m.message });
+  const file = m.file && !m.deleted ? view.file(m.file) : null;
+  if (file !== null) {
+    parts.push(file);
+    body.hidden = m.message === "";
+  }
   parts.push(body);
   if (editor !== null) {
     body.hidden = true;

@@ -61,7 +61,7 @@ export class Conversation {
   update(m) {
     const kept = this.byId.get(m.message_id);
     if (kept === undefined) return false;
-    for (const k of ["message", "reply_to", "edited", "deleted"]) kept[k] = m[k];
+    for (const k of ["message", "reply_to", "edited", "deleted", "file"]) kept[k] = m[k];
     kept.reactions = m.reactions;
     return true;
   }
