@@ -1110,7 +1110,7 @@ class ChatApp(FileActions):
         self.call(
             self.client.search_messages(words, peer=peer, room=room, before=before),
             window.shown,
-            lambda exc: window.failed(describe(exc, peer or (f"#{room}" if room else ""))),
+            lambda exc: window.failed(describe(exc, peer or (str(InRoom(room)) if room else ""))),
         )
 
     def open_at(self, m: Message) -> None:

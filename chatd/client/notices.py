@@ -9,7 +9,7 @@ Imports: chatd.client.conversation, chatd.client.model, chatd.client.shown."""
 
 from __future__ import annotations
 
-from chatd.client.conversation import Conversation, InRoom, Peer, of_message
+from chatd.client.conversation import ROOM_MARK, Conversation, InRoom, Peer, of_message
 from chatd.client.model import Message, Receipt, Typing
 from chatd.client.shown import who
 
@@ -98,13 +98,13 @@ def search_scope(text: str) -> tuple[str, str, str] | None:
     no words, or a bare "#" or "@")."""
     first, _, words = text.strip().partition(" ")
     peer = room = ""
-    if first[:1] == "#":
-        room = first[1:]
+    if first[:1] == ROOM_MARK:
+        room = first[len(ROOM_MARK) :]
     elif first[:1] == "@":
         peer = first[1:]
     else:
         words = text
-    if not words.strip() or (first[:1] in ("#", "@") and len(first) == 1):
+    if not words.strip() or (first[:1] in (ROOM_MARK, "@") and len(first) == 1):
         return None
     return words.strip(), peer, room
 

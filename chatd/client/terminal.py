@@ -43,7 +43,14 @@ from prompt_toolkit.patch_stdout import patch_stdout
 
 from chatd.client import conversation, errors
 from chatd.client.api import ChatClient
-from chatd.client.conversation import Conversation, InRoom, of_message, room_named, said
+from chatd.client.conversation import (
+    ROOM_MARK,
+    Conversation,
+    InRoom,
+    of_message,
+    room_named,
+    said,
+)
 from chatd.client.errors import ChatError, NoSuchRoom, NotAMember, NotLoggedIn, Unavailable
 from chatd.client.files_view import file_line
 from chatd.client.lines import event_line, message_lines
@@ -170,8 +177,8 @@ class ChatCompleter(Completer):
             for state in ("on", "off"):
                 if state.startswith(words[1]):
                     yield Completion(state, start_position=-len(words[1]))
-        elif len(words) == 2 and words[0] == "/search" and words[1][:1] in ("#", "@"):
-            named = [f"#{r}" for r in self.rooms()] + [f"@{n}" for n in self.names()]
+        elif len(words) == 2 and words[0] == "/search" and words[1][:1] in (ROOM_MARK, "@"):
+            named = [str(InRoom(r)) for r in self.rooms()] + [f"@{n}" for n in self.names()]
             for where in sorted(named):
                 if where.startswith(words[1]):
                     yield Completion(where, start_position=-len(words[1]))
