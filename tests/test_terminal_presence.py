@@ -112,6 +112,9 @@ async def test_seen_by_a_reader_and_no_receipts_once_off(node: Node) -> None:
         # off: ann's reading tells bob nothing
         ann.type("/receipts off")
         await ann.shows("read receipts off")
+        ann.type("/receipts")  # (as the node has it)
+        await ann.shows(r"^read receipts off \(/receipts on\|off\)$")
+        assert await bob.shares_receipts() and not await ann_elsewhere.shares_receipts()
         later = await bob.send("ann", "yes, and this?")
         await ann.shows(r"bob: yes, and this\?$")  # (on screen: ann's terminal marks it read)
 

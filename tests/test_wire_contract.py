@@ -103,6 +103,7 @@ CONTRACT: dict[str, list[tuple[int, str, int, bool]]] = {
         (1, "error_code", INT32, False),
         (2, "error_message", STRING, False),
         (3, "receipt", MESSAGE, True),
+        (4, "not_sharing", BOOL, False),
     ],
     "ShareReceiptsRequest": [(1, "session_id", STRING, False), (2, "share", BOOL, False)],
     # additions: files and profiles (protocol 4)

@@ -420,6 +420,8 @@ class ChatApp(FileActions):
             self.show_chat()
             self.runner.submit(self._start_receiver(client))
             self._tick()
+            self.share_var.set(True)  # (the node's default, until it answers)
+            self.call(client.shares_receipts(), self.share_var.set, lambda _: None)
 
         self.call(sign_in(), logged_in, lambda exc: self.show_login(describe(exc, name)))
 

@@ -96,6 +96,11 @@ class PresenceCalls:
         r = await self._ok("ListReceipts", request)
         return [Receipt(x.username, x.upto, x.peer, x.room) for x in r.receipt]
 
+    async def shares_receipts(self) -> bool:
+        """Whether I share my read receipts (the setting, as the node has it)."""
+        request = chat_pb2.ReceiptsRequest(session_id=self._session())
+        return not (await self._ok("ListReceipts", request)).not_sharing
+
     async def share_receipts(self, share: bool) -> None:
         """Whether others see how far I have read (and I theirs)."""
         request = chat_pb2.ShareReceiptsRequest(session_id=self._session(), share=share)

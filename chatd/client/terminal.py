@@ -101,7 +101,7 @@ COMMANDS = {
     "                     (+1 heart joy wow cry tada eyes check; Tab lists them)",
     "/unreact": "/unreact ID EMOJI    take your reaction back",
     "/seen": "/seen                how far the others here have read (read receipts)",
-    "/receipts": "/receipts on|off     share how far you have read (and see others'), or not",
+    "/receipts": "/receipts [on|off]   share how far you have read (and see others'), or not",
     "/search": "/search [#ROOM|@NAME] WORDS  your messages holding WORDS (all your\n"
     "                     conversations, or one), newest first; /more: older ones",
     "/more": "/more                the next page of the last /search",
@@ -908,8 +908,12 @@ class Terminal(FileCommands):
             self.out(receipt_line(r, mine))
 
     async def _cmd_receipts(self, rest: str) -> None:
+        if rest == "":
+            shares = await self.client.shares_receipts()
+            self.out(f"read receipts {'on' if shares else 'off'} (/receipts on|off)")
+            return
         if rest not in ("on", "off"):
-            self.out("usage: /receipts on|off")
+            self.out("usage: /receipts [on|off]")
             return
         await self.client.share_receipts(rest == "on")
         self.out(

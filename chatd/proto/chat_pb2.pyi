@@ -165,14 +165,16 @@ class Receipt(_message.Message):
     def __init__(self, username: _Optional[str] = ..., upto: _Optional[int] = ..., peer: _Optional[str] = ..., room: _Optional[str] = ...) -> None: ...
 
 class Receipts(_message.Message):
-    __slots__ = ("error_code", "error_message", "receipt")
+    __slots__ = ("error_code", "error_message", "receipt", "not_sharing")
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    NOT_SHARING_FIELD_NUMBER: _ClassVar[int]
     error_code: int
     error_message: str
     receipt: _containers.RepeatedCompositeFieldContainer[Receipt]
-    def __init__(self, error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., receipt: _Optional[_Iterable[_Union[Receipt, _Mapping]]] = ...) -> None: ...
+    not_sharing: bool
+    def __init__(self, error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., receipt: _Optional[_Iterable[_Union[Receipt, _Mapping]]] = ..., not_sharing: _Optional[bool] = ...) -> None: ...
 
 class ShareReceiptsRequest(_message.Message):
     __slots__ = ("session_id", "share")

@@ -178,10 +178,12 @@ async def test_typing_and_read_receipts_across_nodes(
     await bob.wait_text("and another one")
     assert later > bobs
     await eventually_async(lambda: _seen(bob), until=lambda s: s == [], what="no Seen at all")
-    # ann's page remembers her choice (the server has no call to read it back)
-    await ann.page.reload()
-    await ann.page.wait_for_selector('body[data-user="ann"]')
-    assert not await ann.page.locator("#share-receipts").is_checked()
+    # ann's other device (a fresh browser profile) reads her choice from the node
+    other = await ChatPage.open(await browser.new_context(viewport=DESKTOP), origins["n3"])
+    await other.log_in("ann")
+    box = other.page.locator("#share-receipts")
+    await eventually_async(box.is_checked, until=lambda on: not on, what="the setting read")
+    assert other.errors == [], other.errors
 
     for p in (ann, bob, cat):
         assert p.errors == [], p.errors

@@ -23,12 +23,12 @@ class PresenceServicer:
     @unary(chat_pb2.Receipts)
     async def ListReceipts(self, request: chat_pb2.ReceiptsRequest, context: Ctx) -> Any:
         r = request
-        found = await self.presence.receipts(r.session_id, r.peer, r.room)
+        shares, found = await self.presence.receipts(r.session_id, r.peer, r.room)
         receipts = [
             chat_pb2.Receipt(username=name, upto=upto, peer=r.peer, room=r.room)
             for name, upto in found
         ]
-        return chat_pb2.Receipts(receipt=receipts)
+        return chat_pb2.Receipts(receipt=receipts, not_sharing=not shares)
 
     @unary(chat_pb2.ServerResponse)
     async def ShareReceipts(self, request: chat_pb2.ShareReceiptsRequest, context: Ctx) -> Any:

@@ -109,15 +109,20 @@ class Presence:
             notice = TypingNotice(s.username, name, "", TYPING_EXPIRES_MS)
         return chat.hub.typing(notice, to, time.monotonic())
 
-    async def receipts(self, session_id: str, peer: str, room: str) -> list[tuple[str, int]]:
-        """(username, upto) of how far each other party of the caller's
-        conversation with `peer`, or of `room` (one it joined), has read it,
-        by name; only those who share receipts, and none when the caller
-        does not share its own."""
+    async def receipts(
+        self, session_id: str, peer: str, room: str
+    ) -> tuple[bool, list[tuple[str, int]]]:
+        """Whether the caller shares its receipts, and (username, upto) of
+        how far each other party of the caller's conversation with `peer`,
+        or of `room` (one it joined), has read it, by name; only those who
+        share receipts, and none when the caller does not share its own.
+        Neither peer nor room: the first alone."""
         chat = self.chat
         s = chat.session(session_id)
-        if bool(peer) == bool(room):
-            raise RequestRefused(Code.INVALID_ARGUMENT, "one of peer and room")
+        if peer and room:
+            raise RequestRefused(Code.INVALID_ARGUMENT, "one of peer and room, not both")
+        if not peer and not room:
+            return await chat._read(chat.store.shares_receipts, s.uid), []
         if room:
             r = chat.room_named(room)
             me = r.members.get(s.uid)
@@ -133,7 +138,10 @@ class Presence:
             names = {uid: name} if uid != s.uid else {}
             conv = conversation_key(s.uid, uid)
         rows = await chat._read(chat.store.receipts, s.uid, conv, sorted(names))
-        return sorted(((names[uid], upto) for uid, upto in rows), key=lambda r: r[0].casefold())
+        shares = bool(rows) or await chat._read(chat.store.shares_receipts, s.uid)
+        return shares, sorted(
+            ((names[uid], upto) for uid, upto in rows), key=lambda r: r[0].casefold()
+        )
 
     async def share_receipts(self, session_id: str, share: bool) -> None:
         """Whether the caller's receipts are shown to others (and others'

@@ -3,16 +3,13 @@
 // the user's own messages ("Seen" under the newest one the peer read; in a
 // room "Seen by N"), and the "Share read receipts" setting.
 //
-// The setting cannot be read back from the server (no call returns it):
-// the page shows the last choice made in this browser for this user
-// (localStorage), checked by default as the server's default is to share.
+// The setting is read from the server at log-in (ListReceipts without a
+// conversation answers it alone), so a choice made on another device shows.
 
 import { explain } from "./api.js";
 import { configure, redrawSeen } from "./message.js";
 import { convKey, sameName } from "./state.js";
 import { $ } from "./ui.js";
-
-const SHARE_KEY = "chatd.shareReceipts."; // + the user's name in lower case: "1" or "0"
 
 // "ann", "ann and bob", "ann, bob and cat"
 export function names(list) {
@@ -39,20 +36,24 @@ export class Receipts {
     this.newestSeen.clear();
   }
 
-  loggedIn() {
-    const saved = localStorage.getItem(SHARE_KEY + (this.state.user || "").toLowerCase());
-    $("share-receipts").checked = saved !== "0";
+  async loggedIn() {
+    const box = $("share-receipts");
+    box.checked = true; // (the server's default, until it answers)
     $("share-error").textContent = "";
+    try {
+      const setting = await this.api.call("ListReceipts", {});
+      box.checked = !setting.not_sharing;
+    } catch (err) {
+      $("share-error").textContent = `Could not read the setting: ${explain(err)}`;
+    }
   }
 
   async share(on) {
     const box = $("share-receipts");
-    const user = this.state.user;
     box.disabled = true;
     $("share-error").textContent = "";
     try {
       await this.api.call("ShareReceipts", { share: on });
-      localStorage.setItem(SHARE_KEY + (user || "").toLowerCase(), on ? "1" : "0");
       const conv = this.state.currentConv();
       if (conv !== null) this.list(conv); // (off: no one's shown any more)
     } catch (err) {
