@@ -230,6 +230,7 @@ def test_a_majority_cluster_says_so(spawn_node: Callable[..., NodeProcess]) -> N
         ("CHATD_LISTEN", "nonsense", "not a HOST:PORT"),  # an address
         ("CHATD_JOIN", ",", "expected HOST:PORT"),  # a list of addresses
         ("CHATD_NODE_ID", "a b", "node id must match"),
+        ("CHATD_WEB_ANSWER_TIMEOUT", "500ms", "not in 1s..1h"),  # a duration in a range
     ],
 )
 def test_a_bad_environment_variable_is_refused_like_its_flag(
