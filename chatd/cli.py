@@ -55,9 +55,11 @@ def build_parser() -> Parser:
     chat = sub.add_parser("chat", help="the interactive terminal client")
     add_nodes_argument(chat)
     chat.add_argument("--user", default=None, help="log in as this user at start")
+    add_retry_argument(chat)
     add_tls_arguments(chat)
     gui = sub.add_parser("gui", help="the desktop (Tk) client")
     add_nodes_argument(gui)
+    add_retry_argument(gui)
     add_tls_arguments(gui)
     health = sub.add_parser("health", help="a node's gRPC health (exit 0 when SERVING)")
     add_admin_arguments(health, "HOST:PORT of the node, its client or its peer address", 3.0)
@@ -164,6 +166,29 @@ def add_nodes_argument(p: argparse.ArgumentParser) -> None:
         default=os.environ.get("CHATD_SERVER") or DEFAULT_SERVER,
         metavar="HOST:PORT[,HOST:PORT...]",
         help="the nodes to use (any one is enough; default: CHATD_SERVER, else %(default)s)",
+    )
+
+
+def positive_seconds(text: str) -> float:
+    """A number of seconds above 0 (ArgumentTypeError otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):  # (NaN is not above 0 either)
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    return value
+
+
+def add_retry_argument(p: argparse.ArgumentParser) -> None:
+    """A client's --retry-for: how long a call is tried on the nodes before it fails."""
+    p.add_argument(
+        "--retry-for",
+        type=positive_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a call, a send or a login goes on trying the nodes (one that is "
+        "down, or one refusing for now) before it fails and says why (default %(default)s)",
     )
 
 

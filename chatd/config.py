@@ -93,6 +93,14 @@ def _nonnegative(text: str) -> float:
     return value
 
 
+def _answer_timeout(text: str) -> float:
+    """--web-answer-timeout: a duration of 1s (the page looks once a second) to 1h."""
+    value = parse_duration(text)
+    if not 1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not in 1s..1h")
+    return value
+
+
 def _int_range(lo: int, hi: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -428,6 +436,15 @@ class Config:
         help="reverse proxies in front of the web listener: from these peers only, "
         "the last X-Forwarded-For address is the client's (limits and throttles "
         "are kept per client address)",
+    )
+    web_answer_timeout: float = _setting(
+        parse_duration("10s"),
+        _answer_timeout,
+        metavar="D",
+        shown="10s",
+        help="a page whose calls this node leaves unanswered this long goes to the "
+        "next member's origin (a hung node keeps its socket open); told to the page "
+        "in its hello; 1s to 1h (default %(default)s)",
     )
     reflection: bool = _setting(
         True, flag="--no-reflection", switch=True, help="do not serve gRPC server reflection"

@@ -39,6 +39,10 @@ def chatd(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
         ["serve", "--role", "master", "--join", "127.0.0.1:1"],
         ["serve", "--heartbeat-interval", "1s", "--failover-timeout", "1s"],
         ["status", "--server", "no-port"],
+        ["chat", "--retry-for", "0"],
+        ["chat", "--retry-for", "soon"],
+        ["gui", "--retry-for", "-1"],
+        ["gui", "--retry-for", "nan"],
         ["frobnicate"],
     ],
 )
@@ -47,6 +51,23 @@ def test_bad_flags_one_line_exit_2(args: list[str]) -> None:
     assert out.returncode == 2, out
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_the_clients_retry_for_is_a_positive_number_of_seconds() -> None:
+    """`chatd chat` and `chatd gui` --retry-for SECONDS: how long a call goes
+    on trying the nodes (default 30, the client library's); in --help."""
+    from chatd.cli import build_parser
+
+    parser = build_parser()
+    for command in ("chat", "gui"):
+        assert parser.parse_args([command]).retry_for == 30.0
+        assert parser.parse_args([command, "--retry-for", "2.5"]).retry_for == 2.5
+        shown = chatd(command, "--help")
+        assert shown.returncode == 0, shown.stderr
+        text = " ".join(shown.stdout.split())  # (as argparse wraps it)
+        assert "--retry-for SECONDS" in text and "(default 30.0)" in text
+    refused = chatd("chat", "--retry-for", "0")
+    assert "--retry-for: not a positive number of seconds: '0'" in refused.stderr
 
 
 def test_serve_status_sigterm_and_identity(
@@ -209,6 +230,7 @@ def test_a_majority_cluster_says_so(spawn_node: Callable[..., NodeProcess]) -> N
         ("CHATD_LISTEN", "nonsense", "not a HOST:PORT"),  # an address
         ("CHATD_JOIN", ",", "expected HOST:PORT"),  # a list of addresses
         ("CHATD_NODE_ID", "a b", "node id must match"),
+        ("CHATD_WEB_ANSWER_TIMEOUT", "500ms", "not in 1s..1h"),  # a duration in a range
     ],
 )
 def test_a_bad_environment_variable_is_refused_like_its_flag(

@@ -22,7 +22,7 @@ import pytest
 from chatd.cli import build_parser
 from chatd.client import ChatClient, Message
 from chatd.client.conversation import Peer
-from chatd.client.gui import ChatApp, LoopThread, main
+from chatd.client.gui import ChatApp, LoopThread, client_options, main
 from tests.conftest import PASSWORD, NodeProcess, spawn_chatd, stop_demo, wait_serving
 from tests.waiting import eventually
 
@@ -262,6 +262,10 @@ def test_arguments() -> None:
     args = parser.parse_args(["gui", "--server", "10.0.0.1:1,10.0.0.2:2"])
     assert args.server == "10.0.0.1:1,10.0.0.2:2"
     assert main(parser.parse_args(["gui", "--server", " , "])) == 2
+    # --retry-for reaches the window's clients (default: the library's 30 s)
+    for flags, retry_for in (([], 30.0), (["--retry-for", "4"], 4.0)):
+        options = client_options(parser.parse_args(["gui", *flags]))
+        assert ChatClient("127.0.0.1:1", **options).retry_for == retry_for
 
 
 def _create(child: pexpect.spawn[str], name: str) -> None:

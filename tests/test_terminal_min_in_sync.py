@@ -3,8 +3,8 @@ client (`chatd chat` on a pseudo-terminal, pexpect) on a real 3-node
 cluster with --min-in-sync 2 and both slaves killed: the node answers, so
 the client says nothing of a lost connection; a line typed meanwhile is
 written once a slave is back; a login it refuses for the whole retry time
-shows the node's own reason, not "no node answers". A slave passes on its
-master's refusal."""
+shows the node's own reason, not "no node answers" (the retry time is the
+client's --retry-for, short here). A slave passes on its master's refusal."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import io
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from tests.test_terminal import run
 from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.timeout(240)
+
+RETRY_FOR = 6.0  # the terminal's --retry-for: a refused login fails after it
 
 REFUSAL = (
     r"only 1 copy is in sync \(n1\), fewer than the 2 that --min-in-sync asks for: "
@@ -51,7 +54,7 @@ def test_a_refusing_master_is_no_lost_connection(
                     await client.create_account(name, PASSWORD)
 
         run(accounts())
-        child = chat_process("--server", master, "--user", "alice")
+        child = chat_process("--server", master, "--user", "alice", "--retry-for", str(RETRY_FOR))
         child.timeout = 60
         shown = io.StringIO()
         child.logfile_read = shown
@@ -80,12 +83,13 @@ def test_a_refusing_master_is_no_lost_connection(
         c.wait(lambda: not refusing(c), what="writes taken again", timeout=30)
         c.kill("n2")
         c.wait(lambda: refusing(c), what="writes refused again", timeout=30)
-        # a login refused for the whole retry time (30 s: the terminal has no
-        # setting for it, so the wait is the test's): the node's reason
+        # a login refused for the whole retry time (--retry-for): the node's reason
         child.sendline("/login carol")
         child.expect("password:")
         child.sendline(PASSWORD)
-        child.expect(REFUSAL, timeout=60)
+        asked = time.monotonic()
+        child.expect(REFUSAL, timeout=RETRY_FOR + 30)
+        assert time.monotonic() - asked >= RETRY_FOR - 1  # (tried all that time)
         child.expect("alice → bob>")  # alice's session goes on
         child.sendline("/quit")
         child.expect(pexpect.EOF)

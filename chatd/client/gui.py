@@ -1170,8 +1170,13 @@ class ChatApp(FileActions):
             self.root.destroy()
 
 
+def client_options(args: argparse.Namespace) -> dict[str, Any]:
+    """ChatClient's keywords from `chatd gui`'s flags: TLS, --retry-for."""
+    return {**tls_options(args), "retry_for": args.retry_for}
+
+
 def main(args: argparse.Namespace) -> int:
-    options = tls_options(args)
+    options = client_options(args)
     try:
         credentials_of(args)
     except TlsError as exc:

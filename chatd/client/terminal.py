@@ -1028,7 +1028,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> None:
-        client = ChatClient(args.server, **tls_options(args))
+        client = ChatClient(args.server, retry_for=args.retry_for, **tls_options(args))
         # SIGTERM, and SIGHUP (the terminal closed), end the client as /quit
         # does: the session closed, the terminal's modes restored
         stop = asyncio.current_task()

@@ -378,9 +378,16 @@ class Node:
         return self.web_origins.own
 
     def web_hello(self) -> dict[str, object]:
-        """What a page is told first: this node, its role, where to go."""
+        """What a page is told first: this node, its role, where to go, and
+        how long it may leave the page's calls unanswered before the page
+        goes elsewhere."""
         role, _ = self.router.route()
-        return {"node_id": self.node_id, "role": role.value, "web": self.web_origins_now()}
+        return {
+            "node_id": self.node_id,
+            "role": role.value,
+            "web": self.web_origins_now(),
+            "answer_timeout_ms": round(self.config.web_answer_timeout * 1000),
+        }
 
     # -- shutdown --
 

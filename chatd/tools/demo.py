@@ -124,7 +124,8 @@ def main(args: argparse.Namespace) -> int:
         )
         from chatd.client import terminal
 
-        return terminal.main(argparse.Namespace(server=servers, user=None))
+        chat = argparse.Namespace(server=servers, user=None, retry_for=30.0)  # (chat's defaults)
+        return terminal.main(chat)
     except (KeyboardInterrupt, Stop):
         return 0
     except RuntimeError as exc:

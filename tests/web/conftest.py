@@ -58,11 +58,12 @@ class WebCluster:
         self.origins[name] = f"http://127.0.0.1:{port}"
         return self.origins[name]
 
-    def start(self, size: int) -> WebCluster:
-        self.add("n1")
+    def start(self, size: int, *args: str) -> WebCluster:
+        """`size` nodes, n1 the master (`args`: more flags of each)."""
+        self.add("n1", *args)
         self.cluster.wait_role("n1", "master")
         for i in range(2, size + 1):
-            self.add(f"n{i}", join=self.cluster.peers["n1"])
+            self.add(f"n{i}", *args, join=self.cluster.peers["n1"])
         if size > 1:
             self.cluster.wait(
                 lambda: self.cluster.in_sync_count() == size, what=f"{size} nodes in sync"

@@ -63,6 +63,7 @@ async def test_websocket_refuses_a_foreign_origin(node_origin: str) -> None:
             hello = await ws.receive_json(timeout=5)
             assert hello["hello"]["protocol"] == 1
             assert hello["hello"]["web"][0] == node_origin
+            assert hello["hello"]["answer_timeout_ms"] == 10000  # --web-answer-timeout
 
 
 async def test_token_never_in_a_url_nor_the_log(

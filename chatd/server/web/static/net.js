@@ -5,8 +5,8 @@
 const RETRY_FIRST_MS = 100; // reconnect backoff: 0.1 s doubling to 2 s
 const RETRY_MAX_MS = 2000;
 const STREAM_FIRST_MS = 200; // re-open after an `end`: 0.2 s doubling to 2 s
-const ANSWER_TIMEOUT_MS = 10000; // a node that answers nothing this long is lost
-const SLOW_MS = 3000;
+const ANSWER_TIMEOUT_MS = 10000; // a node that answers nothing this long is lost (its hello's)
+const SLOW_MS = 3000; // (or half the answer timeout, when shorter)
 const CALL_GIVE_UP_MS = 30000; // a unary call refused for this long fails
 const ACK_DELAY_MS = 200;
 
@@ -39,6 +39,7 @@ export class Net extends EventTarget {
     this.stream = null; // {id, open}
     this.streamBackoff = STREAM_FIRST_MS;
     this.slow = false; // the status says the node is slow to answer
+    this.answerTimeoutMs = ANSWER_TIMEOUT_MS; // the node's --web-answer-timeout, from its hello
     this.lastId = 0; // highest delivery id the page showed
     this.acks = [];
     this.ackTimer = null;
@@ -129,6 +130,8 @@ export class Net extends EventTarget {
     const list = [origin, ...web, ...this.origins];
     this.origins = [...new Set(list)];
     this.index = 0;
+    const t = hello.answer_timeout_ms; // (absent from an older node's hello: the default)
+    this.answerTimeoutMs = Number.isFinite(t) && t >= 1000 ? t : ANSWER_TIMEOUT_MS;
     if (this.origin === origin) return; // a later hello on this socket: the new list only
     this.origin = origin;
     this.backoff = RETRY_FIRST_MS;
@@ -140,21 +143,23 @@ export class Net extends EventTarget {
     else if (this.calls.size === 0) this.call("ListUsers", {}).catch(() => {});
   }
 
-  // A node that answers nothing for ANSWER_TIMEOUT_MS is left for the next
-  // (a hung process keeps its socket open); after SLOW_MS the status says so.
+  // A node that answers nothing for its answer timeout is left for the next
+  // (a hung process keeps its socket open); after SLOW_MS (or half the
+  // timeout, when shorter) the status says the page waits for it.
   _checkAnswers() {
     const now = Date.now();
+    const slowMs = Math.min(SLOW_MS, this.answerTimeoutMs / 2);
     let oldest = 0;
     for (const c of this.calls.values()) if (c.written) oldest = Math.max(oldest, now - c.writtenAt);
     for (const s of this.sends.values()) if (s.written) oldest = Math.max(oldest, now - s.writtenAt);
-    if (oldest > SLOW_MS && !this.slow && this.origin !== null) {
+    if (oldest > slowMs && !this.slow && this.origin !== null) {
       this.slow = true;
       this._status(`Waiting for ${this.origin} to answer…`, "waiting");
-    } else if (oldest <= SLOW_MS && this.slow) {
+    } else if (oldest <= slowMs && this.slow) {
       this.slow = false;
       if (this.origin !== null) this._status(`Connected to ${this.origin}`, "connected");
     }
-    if (oldest > ANSWER_TIMEOUT_MS && this.ws !== null) {
+    if (oldest > this.answerTimeoutMs && this.ws !== null) {
       this.slow = false;
       const ws = this.ws;
       ws.close();
