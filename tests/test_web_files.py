@@ -124,6 +124,30 @@ async def test_html_claimed_as_an_image_is_an_attachment_and_images_display(
     assert Image.open(io.BytesIO(body)).size == (256, 171)
 
 
+async def test_an_avatar_is_its_thumbnail_or_the_small_image_itself(
+    node: Node, http: aiohttp.ClientSession
+) -> None:
+    p = await page(http, node)
+    ann, bob = await p.user("ann"), await p.user("bob")
+    ids = {}
+    for name, data in (("big.png", png(300, 200)), ("small.png", png(40, 30)), ("x.bin", b"x")):
+        _, answer = await upload(http, node, ann, data, name=name)
+        ids[name] = answer["response"]["file"]["file_id"]
+    status, headers, body = await download(http, node, ann, f"/files/{ids['big.png']}?avatar=1")
+    assert (status, headers["Content-Type"]) == (200, "image/png")
+    assert headers["Content-Disposition"].startswith("inline;")
+    assert Image.open(io.BytesIO(body)).size == (256, 171)
+    status, headers, body = await download(http, node, ann, f"/files/{ids['small.png']}?avatar=1")
+    assert (status, body, headers["Content-Type"]) == (200, png(40, 30), "image/png")
+    assert headers["Content-Disposition"].startswith("inline;")
+    # no image: never inline; another's file that is no avatar, or none: 404
+    status, headers, body = await download(http, node, ann, f"/files/{ids['x.bin']}?avatar=1")
+    assert headers["Content-Type"] == "application/octet-stream"
+    assert headers["Content-Disposition"].startswith("attachment;")
+    assert (await download(http, node, bob, f"/files/{ids['small.png']}?avatar=1"))[0] == 404
+    assert (await download(http, node, ann, "/files/nothing?avatar=1"))[0] == 404
+
+
 async def test_what_an_attacker_tries_over_http_is_refused(
     node: Node, http: aiohttp.ClientSession
 ) -> None:

@@ -54,6 +54,7 @@ from chatd.client.conversation import Conversation, InRoom, Peer, of_message, sa
 from chatd.client.errors import ChatError, NotLoggedIn, UsernameTaken, WrongPassword
 from chatd.client.gui_files import FileActions
 from chatd.client.gui_messages import MessageView
+from chatd.client.gui_profiles import ProfileActions
 from chatd.client.model import (
     DELETE,
     EDIT,
@@ -137,7 +138,7 @@ class LoopThread:
             self.thread.join(timeout)
 
 
-class ChatApp(FileActions):
+class ChatApp(FileActions, ProfileActions):
     """The window: a log-in form, then contacts, a conversation and an input
     box; the connection state in the status bar."""
 
@@ -238,6 +239,8 @@ class ChatApp(FileActions):
             top, text="Share read receipts", variable=self.share_var, command=self.share_receipts
         )
         self.share_box.pack(side="right", padx=6)
+        self.profile_button = ttk.Button(top, text="Profile…", command=self.open_profile)
+        self.profile_button.pack(side="right", padx=6)
         self.search_button = ttk.Button(top, text="Search…", command=self.open_search)
         self.search_button.pack(side="right", padx=6)
         self.root.bind("<Control-f>", lambda _e: self.open_search())
@@ -264,6 +267,7 @@ class ChatApp(FileActions):
         """The peer's name and Load older, the input box, the messages."""
         head = packed(ttk.Frame(right), fill="x")
         peer_font = ("TkHeadingFont", 11, "bold")
+        self.peer_avatar = packed(ttk.Label(head), "left", padx=(0, 4))
         ttk.Label(head, textvariable=self.peer_var, font=peer_font).pack(side="left")
         self.older_button = ttk.Button(head, text="Load older", command=self.load_older)
         self.older_button.pack(side="right")
@@ -298,6 +302,7 @@ class ChatApp(FileActions):
         self.conversation.configure(takefocus=True)
         self.view = MessageView(self.conversation, self._quoted)
         self._files_ready()
+        self._profiles_ready()
         self.message_menu = tk.Menu(self.root, tearoff=False)
         self.react_menu = tk.Menu(self.message_menu, tearoff=False)
         self.conversation.bind("<Button-1>", self._clicked)
@@ -497,6 +502,13 @@ class ChatApp(FileActions):
         self.quoted, self._fetching, self.view.selected = {}, set(), None
         self.cancel_compose()
         self._received.clear()
+        self.profiles.clear()
+        self._profiles_asked.clear()
+        self._avatars_asked.clear()
+        self.peer_avatar.configure(image="")
+        if self.profile_window is not None:
+            self.profile_window.destroy()
+            self.profile_window = None
         self._loading_older = self._refreshing = False
         self.contacts.delete(*self.contacts.get_children())
         self.peer_var.set("choose a contact")
@@ -590,6 +602,7 @@ class ChatApp(FileActions):
             self._refreshing = False
             users, rooms, unread = got
             self.users = {u.name: u.online for u in users if u.name != self.me}
+            self.want_profiles(self.users)
             before, self.rooms = self.rooms, {r.name: r for r in rooms}
             # invitations and removals: the node sends no event for them
             changes = room_changes(before, rooms)
@@ -631,11 +644,12 @@ class ChatApp(FileActions):
                 unread, online = self.unread.get(c.name, 0), self.users[c.name]
                 values = ("● online" if online else "○ offline", unread or "")
                 tags = ("unread",) if unread else () if online else ("offline",)
+            shown = name if isinstance(c, InRoom) else self.profiles.label(name)
             if tree.exists(name):
-                tree.item(name, values=values, tags=tags)
+                tree.item(name, text=shown, values=values, tags=tags)
                 tree.move(name, "", i)
             else:
-                tree.insert("", i, iid=name, text=name, values=values, tags=tags)
+                tree.insert("", i, iid=name, text=shown, values=values, tags=tags)
 
     def _selected(self, _event: object = None) -> None:
         selection = self.contacts.selection()
@@ -664,6 +678,7 @@ class ChatApp(FileActions):
         if isinstance(c, Peer):
             self.unread.pop(c.name, None)
         self.peer_var.set(f"Room {name}" if isinstance(c, InRoom) else f"Conversation with {name}")
+        self.show_peer_avatar()
         self.notice_var.set("")
         self.readers = {}
         self._show_typing()
@@ -995,6 +1010,7 @@ class ChatApp(FileActions):
         at_end = self.conversation.yview()[1] >= 0.999
         appending = bool(self.history) and min(m.id for m in new) > max(self.history)
         self.history.update((m.id, m) for m in new)
+        self.want_profiles({m.sender for m in new if m.sender != self.me})
         if appending:
             self.conversation.configure(state="normal")
             for m in sorted(new, key=lambda m: m.id):

@@ -7,7 +7,7 @@ the keyboard) is found for its context menu.
 A message reads, on up to three lines:
 
       ↪ bob: the start of what it answers
-    12:01  alice: the text (edited)          ("Message deleted" once deleted)
+    12:01  alice (Alice Example): the text (edited)   ("Message deleted" once deleted)
       👍 2  ❤️ 1
 
 Imports: chatd.client.model and chatd.client.shown (Tk only when a view is made)."""
@@ -54,6 +54,8 @@ class MessageView:
         self.selected: int | None = None
         # draws a message's file at an index, tagged: (message, index, tag)
         self.draw_file: Callable[[Message, str, str], None] | None = None
+        # how a sender is named: "bob (Bob Smith)" (chatd.client.gui_profiles)
+        self.label: Callable[[str], str] = lambda name: name
         for tag, color in COLORS:
             text.tag_configure(tag, foreground=color)
         text.tag_configure("deleted", font=("TkDefaultFont", 10, "italic"))
@@ -68,7 +70,7 @@ class MessageView:
             said = f"{who(replied.sender, self.me)}: {quote(replied)}" if replied else "…"
             text.insert(at, f"  {REPLY_MARK} {said}\n", ("quote", tag))
         text.insert(at, m.time.astimezone().strftime("%H:%M  "), ("time", tag))
-        text.insert(at, "you" if mine else m.sender, ("me" if mine else "them", tag))
+        text.insert(at, "you" if mine else self.label(m.sender), ("me" if mine else "them", tag))
         if m.deleted:
             text.insert(at, ": ", (tag,))
             text.insert(at, DELETED, ("deleted", tag))

@@ -8,7 +8,7 @@ message wherever it is typed. A per-conversation #n would have to count
 the whole conversation (no call says where a message stands in it), would
 move as older pages load, and would differ between the two parties.
 
-    123 [12:01] bob: hello (edited)  👍 2 ❤️ 1
+    123 [12:01] bob (Bob Smith): hello (edited)  👍 2 ❤️ 1
         ↪ reply to bob: hello
     124 [12:02] you: hi!
     125 [12:03] bob: [deleted]
@@ -35,10 +35,12 @@ def message_lines(
     replied: Message | None = None,
     new: bool = False,
     new_in: str = "",
+    label: str = "",
 ) -> list[str]:
     """The lines of a message: the quote of the one it answers (`replied`,
     when known), then the message with its state; `new`: one that came in
-    elsewhere than the conversation shown (`new_in`: " in #room")."""
+    elsewhere than the conversation shown (`new_in`: " in #room"); `label`:
+    how the sender is named, if not by the username ("bob (Bob Smith)")."""
     lines = []
     if m.reply_to:
         said = (
@@ -51,10 +53,11 @@ def message_lines(
     edited = " (edited)" if m.edited and not m.deleted else ""
     reactions = reactions_line(m)
     state = f"{edited}  {reactions}" if reactions else edited
+    sender = label or m.sender
     if new:
-        lines.append(f"{m.id} [{stamp(m)}] new message{new_in} from {m.sender}: {body}{state}")
+        lines.append(f"{m.id} [{stamp(m)}] new message{new_in} from {sender}: {body}{state}")
     else:
-        lines.append(f"{m.id} [{stamp(m)}] {who(m.sender, me)}: {body}{state}")
+        lines.append(f"{m.id} [{stamp(m)}] {'you' if m.sender == me else sender}: {body}{state}")
     return lines
 
 

@@ -20,6 +20,11 @@ under it ("  seen by bob"; in a room, the first reader only): it belongs in
 the scrollback, next to what was read, while typing is a passing state.
 /seen lists everyone's; /search prints its results as message lines, with
 where each is, paged by /more.
+
+Lines name others with their display names, "bob (Bob Smith)" (/name and
+/avatar set mine: chatd.client.terminal_profiles); a message is printed
+once its sender's profile is known (asked in batches, kept a minute:
+chatd.client.profiles), so a line is never printed twice.
 """
 
 from __future__ import annotations
@@ -75,9 +80,11 @@ from chatd.client.notices import (
     receipt_where,
     search_scope,
 )
+from chatd.client.profiles import Profiles
 from chatd.client.rooms import Room, room_changes
 from chatd.client.shown import NAMES, emoji_named, quote, reaction_names
 from chatd.client.terminal_files import FileCommands
+from chatd.client.terminal_profiles import ProfileCommands
 from chatd.contract import USERNAME_RULE, Code, valid_username
 from chatd.tls import TlsError, credentials_of, tls_options
 from chatd.words import counted
@@ -100,6 +107,8 @@ COMMANDS = {
     "/react": "/react ID EMOJI      react to message ID: 👍 ❤️ 😂 😮 😢 🎉 👀 ✅, or a name\n"
     "                     (+1 heart joy wow cry tada eyes check; Tab lists them)",
     "/unreact": "/unreact ID EMOJI    take your reaction back",
+    "/name": "/name [DISPLAY NAME]  show or set your display name (/name -: none)",
+    "/avatar": "/avatar PATH         make an image your avatar (/avatar -: none)",
     "/seen": "/seen                how far the others here have read (read receipts)",
     "/receipts": "/receipts [on|off]   share how far you have read (and see others'), or not",
     "/search": "/search [#ROOM|@NAME] WORDS  your messages holding WORDS (all your\n"
@@ -117,7 +126,7 @@ COMMANDS = {
 }
 NAME_COMMANDS = ("/login", "/chat", "/send", "/users")
 MESSAGE_COMMANDS = ("/edit", "/delete", "/reply", "/react", "/unreact", "/download")
-PATHS = PathCompleter(expanduser=True)  # /send-file's
+PATHS = PathCompleter(expanduser=True)  # /send-file's and /avatar's
 KNOWN_MAX = 5000  # messages `known` holds (the newest)
 MAX_ID = 2**31 - 1  # a message id (int32 on the wire)
 
@@ -144,7 +153,7 @@ def describe(exc: ChatError, name: str = "") -> str:
 
 class ChatCompleter(Completer):
     """Completes commands, then usernames after the commands that take one
-    (a path after /send-file);
+    (a path after /send-file or /avatar);
     after a command on a message, the ids of the conversation's messages
     (newest first: `messages()`; /edit: the user's own, `me()`), then for
     /react and /unreact the reactions' names, and for /edit the message's
@@ -182,7 +191,7 @@ class ChatCompleter(Completer):
             for where in sorted(named):
                 if where.startswith(words[1]):
                     yield Completion(where, start_position=-len(words[1]))
-        elif len(words) == 2 and words[0] == "/send-file":
+        elif len(words) == 2 and words[0] in ("/send-file", "/avatar"):
             yield from PATHS.get_completions(Document(words[1]), CompleteEvent())
         elif len(words) == 2 and words[0] in MESSAGE_COMMANDS:
             yield from self._ids(words[0], words[1])
@@ -211,7 +220,7 @@ class ChatCompleter(Completer):
 ROOM_ACTIONS = ("list", "create", "invite", "remove", "leave", "members")
 
 
-class Terminal(FileCommands):
+class Terminal(FileCommands, ProfileCommands):
     def __init__(
         self,
         client: ChatClient,
@@ -223,6 +232,7 @@ class Terminal(FileCommands):
         self.out = out
         self.peer: Conversation | None = None  # shown, and where plain text goes
         self.users: set[str] = set()
+        self.profiles = Profiles()  # display names, for the lines
         self._receiver: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self.rooms: dict[str, Room] | None = None  # by name, as last listed (None: not yet)
@@ -385,6 +395,7 @@ class Terminal(FileCommands):
         await self.client.login(name, password)  # (refused: the session so far goes on)
         await self._stop_receiver()
         self.peer = None
+        self.profiles.clear()  # (what another account was told may differ)
         self.out(f"logged in as {name}")
         await self._refresh_users()
         await self._say_unread()
@@ -412,10 +423,12 @@ class Terminal(FileCommands):
         shown = [u for u in users if not pattern or fnmatch.fnmatch(u.name, f"*{pattern}*")]
         if not shown:
             self.out("no users match" if pattern else "no users yet")
+        await self.profiles.fetch(self.client, [u.name for u in shown])
         for u in shown:
             n = unread.get(u.name)
             count = f", {n} unread" if n else ""
-            self.out(f"  {u.name:<32} {'online' if u.online else 'offline'}{count}")
+            name = self.profiles.label(u.name)
+            self.out(f"  {name:<32} {'online' if u.online else 'offline'}{count}")
 
     async def _cmd_chat(self, name: str) -> None:
         target = conversation.parse(name)
@@ -437,6 +450,8 @@ class Terminal(FileCommands):
         """Shows a page of history, each reply with a quote of what it answers."""
         for m in page:
             self._keep(m)
+        me = self.client.username
+        await self.profiles.fetch(self.client, {m.sender for m in page if m.sender != me})
         for m in page:
             await self._show(m, where=where)
 
@@ -758,7 +773,11 @@ class Terminal(FileCommands):
                 self._keep(replied)
         new = incoming and other != self.peer
         new_in = f" in {other}" if new and isinstance(other, InRoom) else ""
-        for line in message_lines(m, me, replied=replied, new=new, new_in=new_in):
+        if m.sender != me:
+            await self.profiles.fetch(self.client, [m.sender])
+        label = self.profiles.label(m.sender)
+        lines = message_lines(m, me, replied=replied, new=new, new_in=new_in, label=label)
+        for line in lines:
             self.out(line)
         if m.file is not None and not m.deleted:
             indent = " " * (len(str(m.id)) + 1)

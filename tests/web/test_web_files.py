@@ -9,8 +9,9 @@ failover both pages still show the picture, and bob's page, reloaded, reads
 it from history and its thumbnail from a surviving node. Screenshots
 (desktop and phone) of the conversation and of the open image go to the
 artifacts folder. A file over the node's --max-file-bytes is refused in the
-conversation's error line, and nothing is sent; a display name set in
-Settings shows beside the username in another's page."""
+conversation's error line, and nothing is sent; a display name and an
+avatar set in Settings show beside the username in another's page (the
+avatar a small image through a blob: URL)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any
 
 from PIL import Image
 
+from tests.test_files import png
 from tests.web.conftest import DESKTOP, PHONE, WEB_LOOP, WebCluster, wait_page
 from tests.web.pages import WAIT_MS, ChatPage
 from tests.web.test_web_screens import _contrast_ok
@@ -33,6 +35,12 @@ HTML = b"<!doctype html><script>document.title='ran'</script><h1>not a page here
 THUMB_LOADED = """(id) => {
   const img = document.querySelector(`#messages .thumb[data-file-id="${id}"] img`);
   return img !== null && img.src.startsWith("blob:") && img.complete && img.naturalWidth > 0;
+}"""
+
+AVATAR_SHOWN = """() => {
+  const img = document.querySelector("#messages li .meta img.avatar[data-user='ann']");
+  return img !== null && !img.hidden && img.src.startsWith("blob:") && img.complete
+    && img.naturalWidth > 0;
 }"""
 
 
@@ -211,6 +219,22 @@ async def test_a_file_too_large_is_refused_and_display_names_show(
         timeout=WAIT_MS,
     )
     assert await ann.page.input_value("#profile-name") == "Ann Example"
+    # an avatar: an image only, uploaded, the display name kept
+    await ann.page.set_input_files(
+        "#avatar-input", files=[{"name": "a.txt", "mimeType": "text/plain", "buffer": b"x"}]
+    )
+    await ann.page.wait_for_function(
+        "() => document.getElementById('profile-error').textContent.includes('image')",
+        timeout=WAIT_MS,
+    )
+    await ann.page.set_input_files(
+        "#avatar-input", files=[{"name": "me.png", "mimeType": "image/png", "buffer": png(40, 30)}]
+    )
+    await ann.page.wait_for_function(
+        "() => document.getElementById('profile-note').textContent === 'Avatar saved.'",
+        timeout=WAIT_MS,
+    )
+    assert await ann.page.text_content("#profile-error") == ""
     await ann.open_conv("user", "bob")
     await ann.page.fill("#composer-input", "the big one")
     await _attach(ann, "big.bin", "application/octet-stream", bytes(4096))
@@ -252,6 +276,8 @@ async def test_a_file_too_large_is_refused_and_display_names_show(
     )
     await bob.wait_text("paste.txt")
     assert await shown.all_text_contents() == ["Ann Example"] * 3
+    await bob.page.wait_for_function(AVATAR_SHOWN, timeout=WAIT_MS)
+    assert await bob.page.locator("#messages li .meta img.avatar:not([hidden])").count() == 3
     await bob.page.screenshot(path=str(artifacts / "desktop-display-name.png"))
     await _contrast_ok(bob, "desktop, a display name")
     assert (await bob.messages())[0]["from"] == "ann"

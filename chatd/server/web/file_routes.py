@@ -17,6 +17,10 @@ A download is sent with the type the node found: one of four image types,
 or application/octet-stream, never anything a browser would run (the
 page's CSP and nosniff hold too), as an attachment unless it is an image
 asked for display (`?display=1`) or a thumbnail (`?thumbnail=1`, a PNG).
+`?avatar=1` asks for the thumbnail, or the image itself for display when
+it has none (one small enough needs none): a profile names its avatar by
+file id alone, so the page cannot know which to ask for, and a 404 first
+would be an error in the browser's console for every small avatar.
 """
 
 from __future__ import annotations
@@ -118,10 +122,11 @@ class FileRoutes:
             {"response": to_json(result), "metadata": metadata_json(context.trailing)}
         )
 
-    async def download(self, request: web.Request) -> web.StreamResponse:
-        session = self._session(request)
-        thumbnail = request.query.get("thumbnail") == "1"
-        display = request.query.get("display") == "1"
+    async def _open(
+        self, request: web.Request, session: str, thumbnail: bool
+    ) -> web.Response | tuple[WebContext, chat_pb2.FileRef, AsyncIterator[chat_pb2.FileData]]:
+        """A GetFile begun: (its context, the file, the frames after the
+        first), or the answer that says why not."""
         file_request = chat_pb2.FileRequest(
             session_id=session, file_id=request.match_info["file_id"][:64], thumbnail=thumbnail
         )
@@ -140,7 +145,20 @@ class FileRoutes:
                 {"error_code": first.error_code, "error_message": first.error_message},
                 status=refused,
             )
-        ref = first.file
+        return context, first.file, frames
+
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        session = self._session(request)
+        avatar = request.query.get("avatar") == "1"
+        thumbnail = avatar or request.query.get("thumbnail") == "1"
+        display = avatar or request.query.get("display") == "1"
+        opened = await self._open(request, session, thumbnail)
+        if avatar and isinstance(opened, web.Response) and opened.status == 404:
+            thumbnail = False  # (none: the image itself)
+            opened = await self._open(request, session, thumbnail)
+        if isinstance(opened, web.Response):
+            return opened
+        context, ref, frames = opened
         image = ref.content_type in IMAGE_TYPES
         kind = THUMBNAIL_TYPE if thumbnail else (ref.content_type if image else OCTET_STREAM)
         inline = thumbnail or (display and image)

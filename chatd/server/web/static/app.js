@@ -28,8 +28,12 @@ const edits = new Edits(state, net, api);
 const typing = new Typing(state, net);
 const receipts = new Receipts(state, net, api);
 const files = new Files(api);
-const profiles = new Profiles(api);
-configure({ file: (f) => files.element(f), displayName: (user) => profiles.displayName(user) });
+const profiles = new Profiles(api, files);
+configure({
+  file: (f) => files.element(f),
+  displayName: (user) => profiles.displayName(user),
+  avatar: (img) => profiles.drawAvatar(img),
+});
 const chat = new Chat(state, net, api, {
   openedRoom: (conv) => rooms.opened(conv),
   opened: (conv) => {

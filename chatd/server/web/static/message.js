@@ -16,6 +16,7 @@ let view = {
   seen: () => null, // message -> who read it: null or {text, label} (receipts.js sets it)
   file: () => null, // a message's file -> the element that shows it (files.js)
   displayName: () => "", // a username -> its display name, "" if none (profiles.js)
+  avatar: () => {}, // an avatar's <img>, new: its src set, or left hidden (profiles.js)
 };
 
 export function configure(v) {
@@ -31,6 +32,12 @@ export function quoteText(q) {
   if (q.deleted) return "Message deleted";
   if (q.file && q.message.trim() === "") return `📎 ${q.file.name}`;
   return short(q.message);
+}
+
+function avatar(from) {
+  const img = el("img", { className: "avatar", "data-user": from.toLowerCase(), alt: "", hidden: true });
+  view.avatar(img);
+  return img;
 }
 
 function nameOf(from) {
@@ -113,6 +120,7 @@ function fill(li, m) {
   const head = el(
     "div",
     { className: "meta" },
+    mine ? null : avatar(m.from),
     el("span", { className: "from", text: mine ? "You" : m.from }),
     mine ? null : el("span", { className: "display-name", "data-user": m.from.toLowerCase(), text: view.displayName(m.from) }),
   );
