@@ -14,6 +14,7 @@ import chatd  # noqa: F401  (before grpc: it turns gRPC's fork handlers off)
 
 # isort: on
 import asyncio
+import gc
 import os
 import select
 import shutil
@@ -288,3 +289,15 @@ def logged(node: NodeProcess, text: str, timeout: float = 30.0) -> str:
     return eventually(
         log, f"{text!r} in the node's log", until=lambda s: text in s, timeout=timeout, interval=0.1
     )
+
+
+@pytest.fixture(autouse=True)
+def tk_garbage_collected_here(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that showed windows, collects its garbage in the main
+    thread: a closed window's Tk objects left in reference cycles would
+    otherwise be freed by whichever thread next triggers a collection (a
+    client's event-loop thread), and Tk called from another thread aborts
+    the whole process ("Fatal Python error: Aborted")."""
+    yield
+    if "xvfb" in request.fixturenames:
+        gc.collect()

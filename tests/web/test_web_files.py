@@ -24,6 +24,7 @@ from typing import Any
 from PIL import Image
 
 from tests.test_files import png
+from tests.waiting import eventually_async
 from tests.web.conftest import DESKTOP, PHONE, WEB_LOOP, WebCluster, wait_page
 from tests.web.pages import WAIT_MS, ChatPage
 from tests.web.test_web_screens import _contrast_ok
@@ -155,8 +156,14 @@ async def test_a_picture_and_a_file_sent_shown_downloaded_and_kept_through_failo
     await bob.page.set_viewport_size(DESKTOP)
     await bob.page.keyboard.press("Escape")
     await dialog.wait_for(state="hidden", timeout=WAIT_MS)
+    # (the dialog's close event, which lets its blob go, comes as a task of
+    # its own after the dialog is hidden: waited for, not raced)
+    await eventually_async(
+        lambda: bob.page.get_attribute("#image-full", "src"),
+        until=lambda src: src is None,
+        what="the open image's blob let go",
+    )
     assert await bob.page.evaluate("document.activeElement.dataset.fileId") == image_id
-    assert await bob.page.get_attribute("#image-full", "src") is None  # (its blob let go)
 
     # the HTML file: saved as it was sent, and the node sends it as an attachment
     name, data = await _downloaded(bob, chip.get_by_role("button", name="Download page.html").click)
