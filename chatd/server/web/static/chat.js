@@ -91,11 +91,14 @@ export class Chat {
     this.refreshSoon();
   }
 
+  // After a change (a message, a read marker): the lists read again soon,
+  // after the read under way if there is one (it may have begun before the
+  // change was committed).
   refreshSoon() {
     if (this.soon !== null) return;
     this.soon = setTimeout(() => {
       this.soon = null;
-      this.refresh(true);
+      this.refresh();
     }, 300);
   }
 
