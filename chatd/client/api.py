@@ -130,13 +130,16 @@ class ChatClient(RoomCalls, PresenceCalls, SearchCalls, FileCalls):
         streaming = self._connection is not None and bool(self._connection.open_at)
         self.failover.reached(address, master, losses, streaming=streaming)
 
-    async def _call(self, name: str, request: Any) -> Any:
-        """One unary call, retried on other nodes until `retry_for` passes."""
+    async def _call(self, name: str, request: Any, more_time: float = 0.0) -> Any:
+        """One call answered by one message, retried on other nodes until
+        `retry_for` passes. A client-streaming call's `request` makes its
+        stream anew for each try; `more_time`: seconds beyond the timeout."""
         nodes = self.failover
         backoff = Backoff(nodes, failing=True)
         while True:
             address, losses = nodes.address, nodes.losses
-            call = getattr(nodes.stub(address), name)(request, timeout=nodes.timeout)
+            sent = request() if callable(request) else request
+            call = getattr(nodes.stub(address), name)(sent, timeout=nodes.timeout + more_time)
             try:
                 response = await call
             except grpc.aio.AioRpcError as exc:
@@ -149,8 +152,8 @@ class ChatClient(RoomCalls, PresenceCalls, SearchCalls, FileCalls):
             self._reached(address, nodes.note_master(await call.trailing_metadata()), losses)
             return response
 
-    async def _ok(self, name: str, request: Any) -> Any:
-        response = await self._call(name, request)
+    async def _ok(self, name: str, request: Any, more_time: float = 0.0) -> Any:
+        response = await self._call(name, request, more_time)
         if response.error_code:
             raise error_for(response.error_code, response.error_message)
         return response

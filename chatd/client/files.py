@@ -40,7 +40,7 @@ class Profile:
 class FileCalls:
     if TYPE_CHECKING:  # (ChatClient's)
         failover: Failover
-        _ok: Callable[[str, Any], Awaitable[Any]]
+        _ok: Callable[..., Awaitable[Any]]
         _session: Callable[[], str]
         _reached: Callable[[str, str | None, int], None]
 
@@ -68,25 +68,9 @@ class FileCalls:
             for start in range(CHUNK, len(data), CHUNK):
                 yield chat_pb2.UploadChunk(data=data[start : start + CHUNK])
 
-        nodes = self.failover
-        backoff = Backoff(nodes, failing=True)
-        while True:
-            address, losses = nodes.address, nodes.losses
-            timeout = nodes.timeout + len(data) / 1_000_000  # (at 1 MB/s at worst)
-            call: Any = nodes.stub(address).UploadFile(chunks(), timeout=timeout)  # type: ignore[arg-type]
-            try:
-                r = await call
-            except grpc.aio.AioRpcError as exc:
-                nodes.note_master(exc.trailing_metadata())
-                if exc.code() not in RETRYABLE:
-                    raise CallFailed(exc.code(), exc.details()) from exc
-                backoff.failed(address, exc)
-                await backoff.wait()
-                continue
-            self._reached(address, nodes.note_master(await call.trailing_metadata()), losses)
-            if r.error_code:
-                raise error_for(r.error_code, r.error_message)
-            return file_of(r.file)
+        # (at 1 MB/s at worst)
+        r = await self._ok("UploadFile", chunks, len(data) / 1_000_000)
+        return file_of(r.file)
 
     async def download_file(self, file_id: str, thumbnail: bool = False) -> bytes:
         """A file's bytes (or its image's thumbnail, a PNG), if I may read it:
