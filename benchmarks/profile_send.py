@@ -56,7 +56,7 @@ def threads(pid: int) -> dict[str, float]:
     return out
 
 
-def main_thread_profile(raw: Path) -> None:
+def main_thread_profile(raw: Path, name: str = "master") -> None:
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     total = 0
@@ -70,7 +70,7 @@ def main_thread_profile(raw: Path) -> None:
         own[frames[-1]] += n
         for frame in set(frames[1:]):
             inclusive[frame] += n
-    print(f"master main thread: {total} samples")
+    print(f"{name} main thread: {total} samples")
     print("  inclusive:")
     for frame, n in inclusive.most_common(25):
         print(f"    {100 * n / total:5.1f}%  {frame[:110]}")
@@ -113,18 +113,22 @@ def measure(args: argparse.Namespace, base: Path, address: str, pids: dict[str, 
     bench = start_bench(args, address)
     pids["bench"] = bench.pid
     time.sleep(4)  # users made, streams open, sending
-    profiled = next(p for n, p in pids.items() if n == "noop" or "master" in n)
-    spy = start_py_spy(args, profiled, base / "master.txt") if args.py_spy else None
+    spies = {
+        n: start_py_spy(args, p, base / f"{n.split()[0]}.txt")
+        for n, p in pids.items()
+        if args.py_spy and (args.py_spy_all or n == "noop" or "master" in n)
+    }
     t0, before = time.monotonic(), {n: threads(p) for n, p in pids.items()}
     time.sleep(args.window)
     t1, after = time.monotonic(), {n: threads(p) for n, p in pids.items()}
     result = json.loads(bench.communicate(timeout=120)[0])
     report(result, before, after, t1 - t0)
-    if spy is not None:
+    for name, spy in spies.items():
         spy.wait(timeout=60)
-        main_thread_profile(base / "master.txt")
+        raw = base / f"{name.split()[0]}.txt"
+        main_thread_profile(raw, name)
         if args.raw:
-            shutil.copy(base / "master.txt", args.raw)
+            shutil.copy(raw, f"{args.raw}.{name.split()[0]}" if len(spies) > 1 else args.raw)
 
 
 def start_bench(args: argparse.Namespace, address: str) -> subprocess.Popen[str]:
@@ -190,7 +194,10 @@ def main() -> None:
     p.add_argument("--transport", choices=("unary", "stream", "web"), default="unary",
                    help="passed to chatd bench")  # fmt: skip
     p.add_argument("--py-spy", action="store_true")
-    p.add_argument("--raw", help="keep py-spy's raw samples in this file")
+    p.add_argument("--py-spy-all", action="store_true",
+                   help="with --py-spy: every node and the bench, not the master alone")
+    p.add_argument("--raw", help="keep py-spy's raw samples in this file (FILE.NAME for each "
+                   "process with --py-spy-all)")  # fmt: skip
     p.add_argument("--native", action="store_true", help="py-spy also samples native frames")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="chatd-profile-") as base:

@@ -106,8 +106,8 @@ def run(mode: str, args: argparse.Namespace, base: Path) -> None:
 
     if mode == "background":
         threading.Thread(target=checkpoints, daemon=True).start()
-    timed = Timed(store._db)
-    store._db = timed  # type: ignore[assignment]
+    timed = Timed(store.db)
+    store.db = timed  # type: ignore[assignment]
     wall, cpu = [], []
     for batch in work:
         append_all(store, batch)
@@ -140,8 +140,8 @@ def pages_per_commit(args: argparse.Namespace, base: Path) -> None:
     """Log pages one commit writes, with checkpoints off (the log only grows)."""
     path = base / "pages.sqlite3"
     store = store_with_users(path, "OFF")
-    store._db.execute("PRAGMA wal_autocheckpoint=0")
-    page = store._db.execute("PRAGMA page_size").fetchone()[0]
+    store.db.execute("PRAGMA wal_autocheckpoint=0")
+    page = store.db.execute("PRAGMA page_size").fetchone()[0]
     wal = path.with_name(path.name + "-wal")
     work = batches(args.batches, args.batch)
     half = len(work) // 2
