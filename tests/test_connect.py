@@ -22,7 +22,7 @@ from chatd.server.build import build
 from chatd.server.chat.passwords import session_hash
 from chatd.server.errors import NotWritable
 from chatd.server.node import Node
-from chatd.server.storage.store import Session
+from chatd.server.storage.store import Applied, Session
 from tests.conftest import node_config, user
 from tests.test_relay import both
 from tests.test_relay import pair as pair
@@ -195,7 +195,7 @@ async def test_a_send_the_node_cannot_write_ends_the_stream() -> None:
         def session(self, session_id: str) -> Session:
             return Session(1, "alice", 0)
 
-        async def send(
+        def start_send(
             self,
             session_id: str,
             to: str,
@@ -204,11 +204,13 @@ async def test_a_send_the_node_cannot_write_ends_the_stream() -> None:
             room: str = "",
             reply: int = 0,
             file_id: str = "",
-        ) -> int:
+        ) -> asyncio.Future[Applied]:
             self.sent.append(rid)
             if rid == "x":
                 raise NotWritable("this node is not the master")
-            return len(self.sent)
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(Applied(len(self.sent), message_id=len(self.sent)))
+            return done
 
     async def frames() -> AsyncIterator[chat_pb2.ClientFrame]:
         for rid in ("x", "y"):  # y at once, before the stream's end is written
@@ -296,13 +298,13 @@ async def test_a_slave_leaves_recording_session_use_to_the_master(tmp_path: Path
         await slave.start()
         await eventually_async(lambda: slave.repl.core.role is Role.SLAVE, "a slave")
         submitted: list[str] = []
-        real_submit = slave.writer.submit
+        real_enqueue = slave.writer.enqueue
 
-        async def submit(entry: Any) -> Any:
+        def enqueue(entry: Any) -> Any:
             submitted.append(entry.WhichOneof("op"))
-            return await real_submit(entry)
+            return real_enqueue(entry)
 
-        slave.writer.submit = submit  # type: ignore[method-assign]
+        slave.writer.enqueue = enqueue  # type: ignore[method-assign]
         async with both((master, slave)) as (at_master, via_slave, _):
             a = await user(at_master, "alice")
             used = master.store.sessions[session_hash(a)].last_used_us

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -31,7 +32,7 @@ from chatd.server.api.handlers import Malformed
 from chatd.server.api.status import End, send_result, status_of
 from chatd.server.chat.events import Event, Events, TypingNotice
 from chatd.server.chat.presence import Presence, TypingGate
-from chatd.server.chat.rules import Chat
+from chatd.server.chat.rules import Chat, written
 from chatd.server.chat.streams import subscribe
 from chatd.server.errors import (
     CallerError,
@@ -40,7 +41,7 @@ from chatd.server.errors import (
     ServerError,
     reap,
 )
-from chatd.server.storage.store import StoredMessage
+from chatd.server.storage.store import Applied, StoredMessage
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,10 @@ class SessionStream:
         self.to_proto = to_proto
         self.out: asyncio.Queue[chat_pb2.ServerFrame | End] = asyncio.Queue(OUT_QUEUE)
         self.unanswered = asyncio.Semaphore(MAX_UNANSWERED)
-        self.sends: set[asyncio.Task[None]] = set()
+        self.sends: set[asyncio.Future[Applied]] = set()  # sends not answered yet
+        self._behind: deque[chat_pb2.ServerFrame | End] = deque()  # `out` was full
+        self._mover: asyncio.Task[None] | None = None
+        self.closed = False  # the stream ended: frames go nowhere
         self.end = End()
         self.broken: End | None = None  # a send failed for the node's sake: read no more
         self.presence = Presence(chat)
@@ -130,11 +134,14 @@ class SessionStream:
                     return
                 yield item
         finally:
+            self.closed = True
             if events is not None:
                 self.chat.hub.close_events(events)
-            for task in (*tasks, *self.sends):
+            if self._mover is not None:
+                tasks.append(self._mover)
+            for task in tasks:
                 task.cancel()
-            await reap((*tasks, *self.sends), log, "Connect stream", EXPECTED)
+            await reap(tasks, log, "Connect stream", EXPECTED)
 
     async def _read(self, session_id: str, frames: AsyncIterator[Any]) -> None:
         try:
@@ -149,10 +156,7 @@ class SessionStream:
                 kind = frame.WhichOneof("frame")
                 if kind == "send":
                     await self.unanswered.acquire()
-                    task = asyncio.create_task(self._send(session_id, frame.send))
-                    self.sends.add(task)
-                    task.add_done_callback(self.sends.discard)
-                    await asyncio.sleep(0)  # the send is submitted before the next frame
+                    self._send(session_id, frame.send)  # queued before the next frame
                 elif kind == "ack":
                     await self.chat.acknowledge(session_id, list(frame.ack.message_ids))
                 elif kind == "typing":
@@ -167,7 +171,7 @@ class SessionStream:
             # the client is done sending: answer what is under way, then end
             while self.sends:
                 await asyncio.gather(*self.sends, return_exceptions=True)
-            await self.out.put(End())
+            self._put(End())  # after the results (some may wait behind a full queue)
         except (RequestRefused, CallerError, NodeError) as exc:
             await self.out.put(status_of(exc))
 
@@ -177,29 +181,75 @@ class SessionStream:
         if self.gate.allow(f.peer, f.room, time.monotonic()):
             self.presence.typing(session_id, f.peer, f.room)
 
-    async def _send(self, session_id: str, f: chat_pb2.SendFrame) -> None:
-        result = chat_pb2.SendResult(request_id=f.request_id)
+    def _send(self, session_id: str, f: chat_pb2.SendFrame) -> None:
+        """Queues the send's entry at once (in frame order), its result
+        frame written once it is answered: a callback, no task a send."""
         start = time.perf_counter()
         try:
             if not f.request_id:
                 raise RequestRefused(Code.INVALID_ARGUMENT, "a send frame needs a request_id")
-            result.message_id = await self.chat.send(
+            fut = self.chat.start_send(
                 session_id, f.to, f.message, f.request_id, f.room, f.reply_to, f.file_id
             )
         except Exception as exc:
+            self._answer(f.request_id, start, None, exc)
+            return
+        self.sends.add(fut)
+        fut.add_done_callback(lambda done: self._answered(f.request_id, start, done))
+
+    def _answered(self, request_id: str, start: float, fut: asyncio.Future[Applied]) -> None:
+        self.sends.discard(fut)
+        if fut.cancelled():  # (the stream ended first: no one to answer)
+            self.unanswered.release()
+            return
+        exc = fut.exception()
+        if exc is None:
+            try:
+                self._answer(request_id, start, written(fut.result()).message_id, None)
+            except RequestRefused as refused:
+                self._answer(request_id, start, None, refused)
+        else:
+            self._answer(request_id, start, None, exc)  # type: ignore[arg-type]
+
+    def _answer(
+        self, request_id: str, start: float, message_id: int | None, exc: Exception | None
+    ) -> None:
+        result = chat_pb2.SendResult(request_id=request_id)
+        if exc is None:
+            result.message_id = message_id or 0
+        else:
             if not isinstance(exc, (CallerError, NodeError)):
                 # a bug in apply (the writer refused this entry only)
-                log.exception("send frame %r failed", f.request_id)
+                log.error("send frame %r failed", request_id, exc_info=exc)
             end = send_result(result, exc)  # chatd.server.api.status
             if isinstance(exc, NodeError):
                 # this node cannot write now: no later frame of this stream may
                 # be written before the client sends this one again (elsewhere,
                 # or here once the stream is open again), so the stream ends
                 self.broken = end
-        finally:
-            self.unanswered.release()
+        self.unanswered.release()
         if self.on_result is not None:
             self.on_result(result, time.perf_counter() - start)
-        await self.out.put(chat_pb2.ServerFrame(result=result))
+        self._put(chat_pb2.ServerFrame(result=result))
         if self.broken is not None:
-            await self.out.put(self.broken)
+            self._put(self.broken)
+
+    def _put(self, item: chat_pb2.ServerFrame | End) -> None:
+        """Into `out` without waiting; behind a full queue (a client that
+        does not read), in order after what already waits there."""
+        if self.closed:  # a send answered after the stream ended: no one reads
+            return
+        if self._behind or self.out.full():
+            self._behind.append(item)
+            if self._mover is None:
+                self._mover = asyncio.get_running_loop().create_task(self._move())
+        else:
+            self.out.put_nowait(item)
+
+    async def _move(self) -> None:
+        try:
+            while self._behind:
+                await self.out.put(self._behind[0])
+                self._behind.popleft()
+        finally:
+            self._mover = None

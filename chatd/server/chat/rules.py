@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from chatd.contract import USERNAME_RE, Code
 from chatd.proto import log_pb2
@@ -56,6 +56,8 @@ class Writer(Protocol):
 
     async def submit(self, entry: log_pb2.Entry) -> Applied: ...
 
+    def enqueue(self, entry: log_pb2.Entry) -> asyncio.Future[Applied]: ...
+
     def writable(self) -> bool:
         """Whether this node takes writes now (it is the master)."""
 
@@ -88,6 +90,12 @@ class Chat:
         return int(self.limits.session_ttl * 1_000_000)
 
     async def _submit(self, entry: log_pb2.Entry) -> Applied:
+        return written(await self._enqueue(entry))
+
+    def _enqueue(self, entry: log_pb2.Entry) -> asyncio.Future[Applied]:
+        """The writer's future of `entry` (its Applied, whatever the code:
+        `written` says what it means); ClusterUpgrading at once if a member
+        cannot take it yet."""
         version = self.store.cluster_version
         if not protocol.writable(entry, version):
             raise ClusterUpgrading(
@@ -95,10 +103,7 @@ class Chat:
                 f"(it needs protocol {protocol.VERSION}); try again once every node is upgraded"
             )
         protocol.fit(entry, version)
-        applied = await self.writer.submit(entry)
-        if applied.code != Code.OK:
-            raise RequestRefused(applied.code)
-        return applied
+        return self.writer.enqueue(entry)
 
     async def _hash(self, who: tuple[str, str], fn: Callable[..., T], *args: object) -> T:
         """`who`: (client address, username of a login or "")."""
@@ -257,7 +262,11 @@ class Chat:
             raise RequestRefused(Code.NO_SUCH_ROOM)
         return room
 
-    async def send(
+    async def send(self, session_id: str, *message: Any) -> int:
+        """`start_send`'s message id, once written."""
+        return written(await self.start_send(session_id, *message)).message_id
+
+    def start_send(
         self,
         session_id: str,
         to: str,
@@ -266,15 +275,17 @@ class Chat:
         room: str = "",
         reply_to: int = 0,
         file_id: str = "",
-    ) -> int:
+    ) -> asyncio.Future[Applied]:
         """A message to the user `to`, or with `room` to that room (the
         membership rules are the apply's, chatd.server.storage.room_rules),
         answering message `reply_to` (0: none), carrying the sender's file
-        `file_id` ("": none; with one, the body may be empty)."""
+        `file_id` ("": none; with one, the body may be empty). Checked at
+        once (raising what refuses it); the writer's future of its entry,
+        whose `written` is the outcome (a Connect stream: no task a send)."""
         s = self.session(session_id)
         self.take_send(s.uid)
-        applied = await self.send_as(s.username, to, body, request_id, room, reply_to, file_id)
-        return applied.message_id
+        entry = self._send_entry(s.username, to, body, request_id, room, reply_to, file_id)
+        return self._enqueue(entry)
 
     def take_send(self, uid: int) -> None:
         """One of the user's message writes (a send, an edit, a deletion, a
@@ -285,7 +296,14 @@ class Chat:
                 f"more than {counted(self.limits.send_rate, 'message')} a second from this user"
             )
 
-    async def send_as(
+    async def send_as(self, sender: str, *message: Any) -> Applied:
+        """A message from the account `sender` (a session's, or an
+        operator's resend of a rolled-back one): checked, written, applied.
+        `reply_to`: the message it answers (the apply checks it is of the
+        same conversation)."""
+        return await self._submit(self._send_entry(sender, *message))
+
+    def _send_entry(
         self,
         sender: str,
         to: str,
@@ -294,11 +312,8 @@ class Chat:
         room: str = "",
         reply_to: int = 0,
         file_id: str = "",
-    ) -> Applied:
-        """A message from the account `sender` (a session's, or an
-        operator's resend of a rolled-back one): checked, written, applied.
-        `reply_to`: the message it answers (the apply checks it is of the
-        same conversation)."""
+    ) -> log_pb2.Entry:
+        """The checked entry of a send (RequestRefused if it cannot be one)."""
         check_request_id(request_id)
         if file_id:
             check_file_id(file_id)
@@ -316,7 +331,7 @@ class Chat:
             if recipient is None:
                 raise RequestRefused(Code.NO_SUCH_RECIPIENT)
             op.recipient = recipient
-        return await self._submit(log_pb2.Entry(send_message=op))
+        return log_pb2.Entry(send_message=op)
 
     async def get_messages(self, session_id: str) -> list[StoredMessage]:
         s = self.session(session_id)
@@ -376,3 +391,10 @@ class Chat:
 
     def list_users(self) -> list[tuple[str, bool]]:
         return [(name, self.hub.online(name)) for name in sorted(self.store.users)]
+
+
+def written(applied: Applied) -> Applied:
+    """An entry's outcome: `applied`, or RequestRefused with its code."""
+    if applied.code != Code.OK:
+        raise RequestRefused(applied.code)
+    return applied

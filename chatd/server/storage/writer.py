@@ -114,6 +114,13 @@ class GroupCommitWriter:
         return not self._closed and self.replication.writable_epoch() is not None
 
     async def submit(self, entry: log_pb2.Entry) -> Applied:
+        return await self.enqueue(entry)
+
+    def enqueue(self, entry: log_pb2.Entry) -> asyncio.Future[Applied]:
+        """Queues `entry` for the next batch; its outcome, once committed
+        (or the refusal, at once: WriterClosed, NotWritable, TooFewCopies).
+        A future, not a coroutine: a caller with many writes (a Connect
+        stream) attaches a callback instead of keeping a task per write."""
         if self._closed:
             raise WriterClosed("the node is shutting down")
         if self.replication.writable_epoch() is None:
@@ -123,7 +130,7 @@ class GroupCommitWriter:
         fut: asyncio.Future[Applied] = asyncio.get_running_loop().create_future()
         self._pending.append((entry, fut))
         self._wake.set()
-        return await fut
+        return fut
 
     async def close(self) -> None:
         """Refuses new writes, finishes the pending ones, and stops."""
