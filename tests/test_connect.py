@@ -219,9 +219,10 @@ async def test_a_send_the_node_cannot_write_ends_the_stream() -> None:
     chat = Chat()
     stream = SessionStream(chat, to_proto)  # type: ignore[arg-type]
     opening = chat_pb2.OpenFrame(session_id="s", sends_only=True)
-    out = []
+    out: list[chat_pb2.ServerFrame] = []
     async with asyncio.timeout(5):
         async for f in stream.run(opening, frames()):
+            assert isinstance(f, chat_pb2.ServerFrame)  # (a result: not encoded ahead)
             out.append(f)
             await asyncio.sleep(0.05)  # a client reading slowly: frames keep coming
     assert [(f.result.request_id, f.result.status) for f in out] == [("x", 14)]
@@ -323,3 +324,22 @@ async def test_a_slave_leaves_recording_session_use_to_the_master(tmp_path: Path
         # master's log stream as it stops)
         await master.stop()
         await slave.stop()
+
+
+def test_a_published_message_is_encoded_once_for_all_its_streams() -> None:
+    """The delivery frame of a message published to many streams (a room's
+    members) is encoded once; the same id read again from the store (another
+    object: it may have been edited since) is encoded from what it holds."""
+    from chatd.server.api.session_stream import ENCODED_KEPT, to_frame
+    from chatd.server.storage.store import StoredMessage
+
+    published = StoredMessage(7, "alice", "#team", "hello", 1, room="#team")
+    frames = [to_frame(published, to_proto) for _ in range(3)]
+    assert frames[0] is frames[1] is frames[2]
+    assert chat_pb2.ServerFrame.FromString(frames[0]).message.message == "hello"
+    reread = StoredMessage(7, "alice", "#team", "hello again", 1, room="#team", edited=True)
+    again = chat_pb2.ServerFrame.FromString(to_frame(reread, to_proto)).message
+    assert (again.message, again.edited) == ("hello again", True)
+    for i in range(ENCODED_KEPT + 1):  # the cache stays bounded
+        to_frame(StoredMessage(1000 + i, "a", "b", "x", 1), to_proto)
+    assert to_frame(published, to_proto) is not frames[0]  # (long since dropped)

@@ -26,7 +26,7 @@ from chatd.server.api.relay import relay_connect, relay_subscribe
 from chatd.server.api.room_service import RoomServicer
 from chatd.server.api.router import Router, peer_host, relay_timeout
 from chatd.server.api.search_service import SearchServicer
-from chatd.server.api.session_stream import SessionStream
+from chatd.server.api.session_stream import Frame, SessionStream
 from chatd.server.api.status import abort, end_call, relayed, status_of
 from chatd.server.api.unary import to_proto, unary
 from chatd.server.api.unopened import Unopened
@@ -226,9 +226,9 @@ class ClientAccountServicer(
         await self.chat.logout(request.session_id)
         return chat_pb2.ServerResponse()
 
-    async def Connect(
+    async def Connect(  # type: ignore[override]  # (frames may come encoded: Frame)
         self, frames: AsyncIterator[Any], context: Ctx
-    ) -> AsyncIterator[chat_pb2.ServerFrame]:
+    ) -> AsyncIterator[Frame]:
         """The session's one stream (chatd.server.api.session_stream); a slave
         carries the whole stream to the master, frames both ways."""
         route = self.router.route()

@@ -51,6 +51,17 @@ async def _refuse(method: str, request: Malformed, context: Any) -> None:
     )
 
 
+def _encoder(message: Any) -> Callable[[Any], bytes]:
+    """A streamed response's serializer: a message is encoded, bytes (a
+    frame encoded once for several streams) pass as they are."""
+    encode = message.SerializeToString
+
+    def serialize(response: Any) -> bytes:
+        return response if type(response) is bytes else encode(response)
+
+    return serialize
+
+
 def _unary(method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
     async def call(request: Any, context: Any) -> Any:
         if isinstance(request, Malformed):
@@ -94,7 +105,7 @@ def add_service(
             handlers[m.name] = grpc.stream_stream_rpc_method_handler(
                 behavior,
                 request_deserializer=_parser(request) if malformed_frames else request.FromString,
-                response_serializer=response.SerializeToString,
+                response_serializer=_encoder(response),
             )
         elif m.server_streaming:
             handlers[m.name] = grpc.unary_stream_rpc_method_handler(

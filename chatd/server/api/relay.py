@@ -18,7 +18,7 @@ from chatd.core.types import Role
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server.api.handlers import Malformed
 from chatd.server.api.router import Router
-from chatd.server.api.session_stream import EXPECTED, OUT_QUEUE, deliver, pass_events
+from chatd.server.api.session_stream import EXPECTED, OUT_QUEUE, Frame, deliver, pass_events
 from chatd.server.api.status import End, end_call, relayed
 from chatd.server.api.unary import to_proto
 from chatd.server.chat.presence import TypingGate
@@ -70,7 +70,7 @@ async def relay_connect(
     context: Ctx,
     route: tuple[Role, str],
     meta: tuple[tuple[str, str], ...],
-) -> AsyncIterator[chat_pb2.ServerFrame]:
+) -> AsyncIterator[Frame]:
     """Carries the stream to the master (`meta`: the call's metadata), with
     the deliveries served here from this node's replica when it can
     (serves_deliveries: the master then takes sends and acknowledgements

@@ -52,8 +52,25 @@ MAX_UNANSWERED = 64  # sends a stream may have waiting for their results
 OUT_QUEUE = 256  # frames waiting to be written to one stream
 
 
-def to_frame(m: StoredMessage, to_proto: Any) -> chat_pb2.ServerFrame:
-    return chat_pb2.ServerFrame(message=to_proto(m))
+# a frame to write, or one already encoded (the Connect handler's serializer
+# passes bytes through: chatd.server.api.handlers)
+Frame = chat_pb2.ServerFrame | bytes
+ENCODED_KEPT = 1024  # the newest messages' delivery frames, kept encoded
+_encoded: dict[int, tuple[StoredMessage, Any, bytes]] = {}
+
+
+def to_frame(m: StoredMessage, to_proto: Any) -> bytes:
+    """The delivery frame of `m`, encoded: once for all the streams it goes
+    to (a published message is one object for every stream of the node;
+    a message read from the store is another object, encoded anew)."""
+    got = _encoded.get(m.id)
+    if got is not None and got[0] is m and got[1] is to_proto:
+        return got[2]
+    data: bytes = chat_pb2.ServerFrame(message=to_proto(m)).SerializeToString()
+    _encoded[m.id] = (m, to_proto, data)
+    if len(_encoded) > ENCODED_KEPT:
+        del _encoded[next(iter(_encoded))]
+    return data
 
 
 def event_frame(e: Event) -> chat_pb2.ServerFrame:
@@ -98,10 +115,10 @@ class SessionStream:
         self.on_result = on_result
         self.chat = chat
         self.to_proto = to_proto
-        self.out: asyncio.Queue[chat_pb2.ServerFrame | End] = asyncio.Queue(OUT_QUEUE)
+        self.out: asyncio.Queue[Frame | End] = asyncio.Queue(OUT_QUEUE)
         self.unanswered = asyncio.Semaphore(MAX_UNANSWERED)
         self.sends: set[asyncio.Future[Applied]] = set()  # sends not answered yet
-        self._behind: deque[chat_pb2.ServerFrame | End] = deque()  # `out` was full
+        self._behind: deque[Frame | End] = deque()  # `out` was full
         self._mover: asyncio.Task[None] | None = None
         self.closed = False  # the stream ended: frames go nowhere
         self.end = End()
@@ -111,7 +128,7 @@ class SessionStream:
 
     async def run(
         self, open_: chat_pb2.OpenFrame, frames: AsyncIterator[Any], carried: bool = False
-    ) -> AsyncIterator[chat_pb2.ServerFrame]:
+    ) -> AsyncIterator[Frame]:
         """The frames to write, until the stream ends; then `self.end` says
         how (a status to end the call with, or OK). (A stream a slave
         carries, whose deliveries it serves, is counted online by the
@@ -234,7 +251,7 @@ class SessionStream:
         if self.broken is not None:
             self._put(self.broken)
 
-    def _put(self, item: chat_pb2.ServerFrame | End) -> None:
+    def _put(self, item: Frame | End) -> None:
         """Into `out` without waiting; behind a full queue (a client that
         does not read), in order after what already waits there."""
         if self.closed:  # a send answered after the stream ended: no one reads

@@ -102,6 +102,8 @@ class Stream:
         end = {"code": "OK", "details": "", "metadata": {}}
         try:
             async for frame in self.gateway.servicer.Connect(self._incoming(), context):
+                if type(frame) is bytes:  # a delivery, encoded once for gRPC's streams
+                    frame = chat_pb2.ServerFrame.FromString(frame)
                 await self.emit({"id": self.id, "frame": server_frame_json(frame)})
         except grpc.aio.AbortError:
             end = context.ended()
