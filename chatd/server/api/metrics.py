@@ -27,13 +27,13 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     start_http_server,
 )
 
 from chatd import __version__
 from chatd.contract import status_named
 from chatd.core.types import Role
+from chatd.server.api.loop_metrics import LoopCounter, LoopHistogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
@@ -49,25 +49,26 @@ class Metrics:
             ["version", "python", "grpc"],
             registry=r,
         ).labels(__version__, platform.python_version(), grpc.__version__).set(1)
-        self.durations = Histogram(
+        # (by every call and Send: kept by the loop, read at each scrape)
+        self.durations = LoopHistogram(
             "chatd_request_duration_seconds",
             "Client API calls by RPC, from request to answer (a Connect stream's sends as Send)",
             ["rpc"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
         )
-        self.requests = Counter(
+        self.requests = LoopCounter(
             "chatd_requests",
             "Client API calls by RPC, gRPC status and chatd error code (a stream when it ends)",
             ["rpc", "code", "error_code"],
-            registry=r,
         )
-        self.send_latency = Histogram(
+        self.send_latency = LoopHistogram(
             "chatd_send_latency_seconds",
             "Send latency, from request to acknowledgement",
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            (),
+            LATENCY_BUCKETS,
         )
+        for loop_kept in (self.durations, self.requests, self.send_latency):
+            r.register(loop_kept)
         self.elections = Counter(
             "chatd_elections_won", "Times this node became master by election", registry=r
         )
@@ -168,10 +169,10 @@ class Metrics:
         """A send frame's result (a Connect stream's), counted as a Send."""
         code = status_named(result.status).name if result.status else "OK"
         error = str(result.error_code)
-        self.requests.labels("Send", code, error).inc()
-        self.durations.labels("Send").observe(seconds)
+        self.requests.inc("Send", code, error)
+        self.durations.observe(("Send",), seconds)
         if code == "OK" and error == "0":
-            self.send_latency.observe(seconds)
+            self.send_latency.observe((), seconds)
 
     def instrument(self, servicer: Any, service: Any) -> None:
         """Measures every RPC of `service` (a service descriptor of the
@@ -201,7 +202,7 @@ class Metrics:
                 code = _ended(context)
                 raise
             finally:
-                self.requests.labels(rpc, code, "0").inc()
+                self.requests.inc(rpc, code, "0")
 
         return call
 
@@ -221,10 +222,10 @@ class Metrics:
                 raise
             finally:
                 seconds = time.perf_counter() - start
-                self.requests.labels(rpc, code, error).inc()
-                self.durations.labels(rpc).observe(seconds)
+                self.requests.inc(rpc, code, error)
+                self.durations.observe((rpc,), seconds)
                 if rpc == "Send" and code == "OK" and error == "0":
-                    self.send_latency.observe(seconds)
+                    self.send_latency.observe((), seconds)
 
         return call
 
