@@ -194,8 +194,11 @@ def main() -> None:
     p.add_argument("--transport", choices=("unary", "stream", "web"), default="unary",
                    help="passed to chatd bench")  # fmt: skip
     p.add_argument("--py-spy", action="store_true")
-    p.add_argument("--py-spy-all", action="store_true",
-                   help="with --py-spy: every node and the bench, not the master alone")
+    p.add_argument(
+        "--py-spy-all",
+        action="store_true",
+        help="with --py-spy: every node and the bench, not the master alone",
+    )
     p.add_argument("--raw", help="keep py-spy's raw samples in this file (FILE.NAME for each "
                    "process with --py-spy-all)")  # fmt: skip
     p.add_argument("--native", action="store_true", help="py-spy also samples native frames")
