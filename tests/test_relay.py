@@ -114,6 +114,11 @@ async def test_every_unary_call_from_a_slave_is_the_masters_answer(
                 await stub.CreateAccount(big)
             assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "larger than max (300009 vs. 262144)" in (info.value.details() or "")
+    # every relayed call goes on one stub of the master's channel (a stub
+    # of the ClientAccount service is 48 us to make)
+    slave = pair[1]
+    route = slave.router.route()
+    assert slave.router.master_stub(*route) is slave.router.master_stub(*route)
 
 
 async def test_no_master_known_is_unavailable(tmp_path: Path) -> None:

@@ -30,6 +30,8 @@ class Router:
         self.peers = peers
         self.client_address = ""  # this node's, once it listens
         self._client_addresses: dict[str, str] = {}  # peer address -> client address
+        # peer address -> (its channel, a stub on it)
+        self._stubs: dict[str, tuple[Any, chat_pb2_grpc.ClientAccountStub]] = {}
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -40,7 +42,11 @@ class Router:
             return None
         if role is not Role.SLAVE or not address:
             raise NoMaster("no master is reachable right now; try again shortly")
-        return chat_pb2_grpc.ClientAccountStub(self.peers.channel(address))
+        channel = self.peers.channel(address)
+        kept = self._stubs.get(address)
+        if kept is None or kept[0] is not channel:  # (a stub is 48 us to make: kept)
+            kept = self._stubs[address] = (channel, chat_pb2_grpc.ClientAccountStub(channel))
+        return kept[1]
 
     def route(self) -> tuple[Role, str]:
         """(this node's role, the master's peer address or "")."""
