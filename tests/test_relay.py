@@ -104,6 +104,20 @@ async def test_every_unary_call_from_a_slave_is_the_masters_answer(
         for stub in (via_slave, at_master):
             bad, _ = await answer(stub, "GetMessages", chat_pb2.ReceiveRequest(session_id="x"))
             assert (bad.error_code, bad.error_message) == (Code.NOT_LOGGED_IN, "not logged in")
+        # a carried Connect stream's frames from the master come undecoded:
+        # the slave writes them to its client as they came
+        slave = pair[1]
+        call = slave.router.connect_call(slave.router.route()[1])(metadata=slave.router.metadata)
+        try:
+            opening = chat_pb2.OpenFrame(session_id=sid, sends_only=True)
+            await call.write(chat_pb2.ClientFrame(open=opening))
+            send = chat_pb2.SendFrame(request_id="raw", to="alice", message="m")
+            await call.write(chat_pb2.ClientFrame(send=send))
+            frame = await call.read()
+            assert type(frame) is bytes
+            assert chat_pb2.ServerFrame.FromString(frame).result.message_id > sent.message_id
+        finally:
+            call.cancel()
         end = chat_pb2.DeleteAccountRequest(session_id=sid)
         assert (await answer(via_slave, "Logout", end))[0].error_code == 0
         assert (await answer(via_slave, "DeleteAccount", end))[0].error_code == Code.NOT_LOGGED_IN

@@ -242,7 +242,7 @@ class ClientAccountServicer(
         stub = await self._master_stub(first, context, "frame too large", route)
         if stub is not None:
             meta = self._relay_metadata(context)
-            relay = relay_connect(self.chat, self.router, stub, first, frames, context, route, meta)
+            relay = relay_connect(self.chat, self.router, first, frames, context, route, meta)
             async for frame in relay:
                 yield frame
             return

@@ -64,7 +64,6 @@ def lost(router: Router, exc: grpc.aio.AioRpcError, route: tuple[Role, str]) -> 
 async def relay_connect(
     chat: Chat,
     router: Router,
-    stub: chat_pb2_grpc.ClientAccountStub,
     first: chat_pb2.ClientFrame,
     frames: AsyncIterator[Any],
     context: Ctx,
@@ -89,7 +88,8 @@ async def relay_connect(
         opening.CopyFrom(first)
         opening.open.sends_only = True
         first = opening
-    call: Any = stub.Connect(metadata=meta)  # type: ignore[call-arg]
+    # the master's frames pass through undecoded (bytes): to the client as they came
+    call: Any = router.connect_call(route[1])(metadata=meta)
     # frames from the master or this node's deliveries, an error that
     # ended either, None at the master's end, or BAD_FRAME when the
     # client sent a frame that does not parse

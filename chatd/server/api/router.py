@@ -12,7 +12,7 @@ import grpc
 from chatd.config import is_node_address
 from chatd.contract import MASTER_HEADER
 from chatd.core.types import Role
-from chatd.proto import chat_pb2_grpc
+from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server.api.ports import Cluster, Links
 from chatd.server.errors import NoMaster
 
@@ -30,8 +30,8 @@ class Router:
         self.peers = peers
         self.client_address = ""  # this node's, once it listens
         self._client_addresses: dict[str, str] = {}  # peer address -> client address
-        # peer address -> (its channel, a stub on it)
-        self._stubs: dict[str, tuple[Any, chat_pb2_grpc.ClientAccountStub]] = {}
+        # peer address -> (its channel, a stub on it, its raw Connect)
+        self._stubs: dict[str, tuple[Any, chat_pb2_grpc.ClientAccountStub, Any]] = {}
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -42,11 +42,25 @@ class Router:
             return None
         if role is not Role.SLAVE or not address:
             raise NoMaster("no master is reachable right now; try again shortly")
+        return self._kept(address)[1]
+
+    def connect_call(self, address: str) -> Any:
+        """The master's Connect (at its peer `address`), its frames not
+        decoded: a slave passes them to its client as they came."""
+        return self._kept(address)[2]
+
+    def _kept(self, address: str) -> tuple[Any, chat_pb2_grpc.ClientAccountStub, Any]:
         channel = self.peers.channel(address)
         kept = self._stubs.get(address)
         if kept is None or kept[0] is not channel:  # (a stub is 48 us to make: kept)
-            kept = self._stubs[address] = (channel, chat_pb2_grpc.ClientAccountStub(channel))
-        return kept[1]
+            stub = chat_pb2_grpc.ClientAccountStub(channel)
+            connect = channel.stream_stream(
+                "/ClientAccount/Connect",
+                request_serializer=chat_pb2.ClientFrame.SerializeToString,
+                response_deserializer=None,  # bytes
+            )
+            kept = self._stubs[address] = (channel, stub, connect)
+        return kept
 
     def route(self) -> tuple[Role, str]:
         """(this node's role, the master's peer address or "")."""
