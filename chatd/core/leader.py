@@ -63,6 +63,10 @@ class Master:
     _refusal: tuple[Membership, Membership | None, int, str] | None = field(
         default=None, repr=False
     )
+    # _voters()'s answer and the memberships it is of
+    _voters_of: tuple[Membership, Membership | None, Voters] | None = field(
+        default=None, repr=False
+    )
 
     @classmethod
     def take_office(cls, core: Core) -> Master:
@@ -161,9 +165,14 @@ class Master:
 
     def _voters(self) -> Voters:
         """The voter sets: the current one, and the proposed one of a change
-        under way."""
+        under way (asked on every acknowledgement: kept until they change)."""
         pending = self.change.membership if self.change is not None else None
-        return self.core.membership.voters(pending)
+        known = self._voters_of
+        if known is not None and known[0] is self.core.membership and known[1] is pending:
+            return known[2]
+        voters = self.core.membership.voters(pending)
+        self._voters_of = (self.core.membership, pending, voters)
+        return voters
 
     def refusal(self) -> str:
         """Master, in-sync mode: why a write is refused now, "" if it is
@@ -182,7 +191,7 @@ class Master:
             and known[2] == core.min_in_sync
         ):
             return known[3]
-        why = self._refused(core.membership.voters(pending))
+        why = self._refused(self._voters())
         self._refusal = (core.membership, pending, core.min_in_sync, why)
         return why
 
