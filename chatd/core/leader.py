@@ -57,6 +57,16 @@ class Master:
     settled: int = 0  # majority mode: the last Settled index told
     took_office_at: int = 0  # the commit index when it took office
     role: Role = Role.MASTER
+    # refusal()'s answer, asked on every write, and what it is of: the
+    # memberships (the current one, the one a change under way proposes)
+    # and the core's min_in_sync
+    _refusal: tuple[Membership, Membership | None, int, str] | None = field(
+        default=None, repr=False
+    )
+    # _voters()'s answer and the memberships it is of
+    _voters_of: tuple[Membership, Membership | None, Voters] | None = field(
+        default=None, repr=False
+    )
 
     @classmethod
     def take_office(cls, core: Core) -> Master:
@@ -155,18 +165,39 @@ class Master:
 
     def _voters(self) -> Voters:
         """The voter sets: the current one, and the proposed one of a change
-        under way."""
+        under way (asked on every acknowledgement: kept until they change)."""
         pending = self.change.membership if self.change is not None else None
-        return self.core.membership.voters(pending)
+        known = self._voters_of
+        if known is not None and known[0] is self.core.membership and known[1] is pending:
+            return known[2]
+        voters = self.core.membership.voters(pending)
+        self._voters_of = (self.core.membership, pending, voters)
+        return voters
 
     def refusal(self) -> str:
         """Master, in-sync mode: why a write is refused now, "" if it is
         not. With `min_in_sync` K (Kafka's min.insync.replicas), a master
         with fewer than K nodes in sync, itself counted, neither takes a
         write nor counts one committed: an acknowledgement then always means
-        K copies. (Majority mode has its own rule: a majority of the voters.)"""
+        K copies. (Majority mode has its own rule: a majority of the voters.)
+        Asked on every write: the answer is kept until the memberships change."""
         core = self.core
-        if (voters := self._voters()).majority:
+        pending = self.change.membership if self.change is not None else None
+        known = self._refusal
+        if (
+            known is not None
+            and known[0] is core.membership
+            and known[1] is pending
+            and known[2] == core.min_in_sync
+        ):
+            return known[3]
+        why = self._refused(self._voters())
+        self._refusal = (core.membership, pending, core.min_in_sync, why)
+        return why
+
+    def _refused(self, voters: Voters) -> str:
+        core = self.core
+        if voters.majority:
             return ""
         # the nodes holding every write, itself counted (while an in-sync
         # change is under way, the smaller of the two sets)

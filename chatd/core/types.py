@@ -13,6 +13,7 @@ from typing import NewType, TypeVar
 from chatd.core.quorum import IN_SYNC, Mode, Voters
 
 SEED_PREFIX = "@"  # a destination "@host:port" is a seed's address, not a node id
+_MODES = {m.value: m for m in Mode}
 SeedDst = NewType("SeedDst", str)  # a message's `dst` naming a seed (seed_dst, seed_address)
 
 
@@ -56,7 +57,10 @@ class Membership:
 
     @property
     def mode(self) -> Mode:
-        return Mode(self.quorum)
+        try:  # (read on every event of a master's: a dict, not the enum's lookup)
+            return _MODES[self.quorum]
+        except KeyError:
+            return Mode(self.quorum)  # (raises the enum's ValueError)
 
     @property
     def majority(self) -> bool:

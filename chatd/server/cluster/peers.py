@@ -40,6 +40,7 @@ from chatd.proto import cluster_pb2 as pb
 from chatd.proto import cluster_pb2_grpc
 from chatd.server import protocol
 from chatd.server.cluster import wire
+from chatd.server.cluster.batches import Batches, open_stream
 from chatd.server.cluster.ports import Driver
 from chatd.server.errors import WireError, reap
 from chatd.server.storage import backup
@@ -81,6 +82,7 @@ class Peers:
         self.data_dir = data_dir
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._links: dict[str, Link] = {}
+        self.batches = Batches()  # each batch encoded once, for every slave
         self.inbound: dict[str, asyncio.Queue[pb.AcceptUpdatesResponse | None]] = {}
         # addresses learned from other nodes' answers, for nodes this one's
         # membership does not list yet (a joining node finds the master so)
@@ -143,6 +145,7 @@ class Peers:
         for link in self._links.values():
             link.close()
         self._links.clear()
+        self.batches.clear()
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -264,8 +267,7 @@ class Link:
             try:
                 if address is None:
                     raise ConnectionError(f"no address for {self.dst}")
-                stub = cluster_pb2_grpc.SlaveServiceStub(self.peers.channel(address))
-                call = stub.AcceptUpdates(metadata=self.peers.metadata)  # type: ignore[call-arg]
+                call = open_stream(self.peers.channel(address), self.peers.metadata)
                 loop = asyncio.get_running_loop()
                 # the stream ends when either side does: a writer that failed
                 # (a batch it could not read back, a snapshot that broke)
@@ -309,7 +311,7 @@ class Link:
                     repl.snapshot_sent(self.dst, None)
                     raise
             else:
-                await call.write(wire.batch_to(item, await self._entries(item)))
+                await call.write(await self.peers.batches.encoded(item, self._entries))
 
     async def _read(self, call: Any) -> None:
         repl = self.peers.repl
@@ -341,10 +343,9 @@ class Link:
         store = self.peers.repl.store
         first, last = m.prev.index + 1, m.prev.index + m.count
         recent = store.recent
-        if all(i in recent for i in (first, last)):
-            got = [recent.get(i) for i in range(first, last + 1)]
-            if all(g is not None for g in got):
-                return [g for g in got if g is not None]
+        if first in recent and last in recent:
+            with contextlib.suppress(KeyError):  # (one missing between: read from the log)
+                return [recent[i] for i in range(first, last + 1)]
         entries = await asyncio.to_thread(store.log_entries, first, last)
         if len(entries) != m.count:
             raise ConnectionError(f"log entries {first}..{last} are no longer held")
