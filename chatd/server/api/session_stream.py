@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -56,7 +56,9 @@ OUT_QUEUE = 256  # frames waiting to be written to one stream
 # passes bytes through: chatd.server.api.handlers)
 Frame = chat_pb2.ServerFrame | bytes
 ENCODED_KEPT = 1024  # the newest messages' delivery frames, kept encoded
-_encoded: dict[int, tuple[StoredMessage, Any, bytes]] = {}
+# (an OrderedDict: a dict's oldest key, after many dropped before it, is
+# found by walking past their empty slots)
+_encoded: OrderedDict[int, tuple[StoredMessage, Any, bytes]] = OrderedDict()
 
 
 def to_frame(m: StoredMessage, to_proto: Any) -> bytes:
@@ -69,7 +71,7 @@ def to_frame(m: StoredMessage, to_proto: Any) -> bytes:
     data: bytes = chat_pb2.ServerFrame(message=to_proto(m)).SerializeToString()
     _encoded[m.id] = (m, to_proto, data)
     if len(_encoded) > ENCODED_KEPT:
-        del _encoded[next(iter(_encoded))]
+        _encoded.popitem(last=False)
     return data
 
 
