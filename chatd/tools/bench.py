@@ -404,7 +404,8 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         return await bench.run()
     from prompt_toolkit.shortcuts import ProgressBar
 
-    with ProgressBar(title=f"chatd bench: {args.server}, concurrency {args.concurrency}") as pb:
+    title = f"chatd bench: {args.server}, concurrency {args.concurrency}, window {args.window}"
+    with ProgressBar(title=title) as pb:
         steps = max(1, int(args.duration * 10))
         counter = pb(range(steps), label="sending")
         it = iter(counter)
