@@ -3,12 +3,17 @@ with the CPU time of every process and thread over a window of the run, per
 second and per Send, and optionally a py-spy profile of the master's event
 loop thread.
 
-    python benchmarks/profile_send.py [--nodes 3] [--concurrency 32] [--rate R]
+    python benchmarks/profile_send.py [--nodes 3] [--users 64] [--concurrency 32]
+                                      [--window 1] [--rate R] [--seconds 6]
                                       [--noop] [--no-streams] [--py-spy]
                                       [--transport unary|stream|web]
                                       [--native] [--raw FILE]
 
---noop measures `chatd bench --noop-server` instead of a cluster. With
+--users, --concurrency, --window (sends each worker keeps in flight: with
+stream or web and W > 1, worker i keeps W in flight on user i's stream, so
+`--users 32 --window 16` is 32 streams with 16 sends in flight each) and
+--rate are chatd bench's; --seconds is the window measured. --noop
+measures `chatd bench --noop-server` instead of a cluster. With
 --transport web every node also serves the web client (--web-listen) and
 the bench's streams are WebSockets to the master's web origin. --py-spy
 (pip install py-spy) samples the master for the same window and prints the
@@ -119,7 +124,7 @@ def measure(args: argparse.Namespace, base: Path, address: str, pids: dict[str, 
         if args.py_spy and (args.py_spy_all or n == "noop" or "master" in n)
     }
     t0, before = time.monotonic(), {n: threads(p) for n, p in pids.items()}
-    time.sleep(args.window)
+    time.sleep(args.seconds)
     t1, after = time.monotonic(), {n: threads(p) for n, p in pids.items()}
     result = json.loads(bench.communicate(timeout=120)[0])
     report(result, before, after, t1 - t0)
@@ -135,8 +140,9 @@ def start_bench(args: argparse.Namespace, address: str) -> subprocess.Popen[str]
     return subprocess.Popen(
         [
             sys.executable, "-m", "chatd", "bench", "--json", "--server", address,
-            "--users", "64", "--concurrency", str(args.concurrency),
-            "--rate", str(args.rate), "--duration", str(args.window + 6),
+            "--users", str(args.users), "--concurrency", str(args.concurrency),
+            "--window", str(args.window),
+            "--rate", str(args.rate), "--duration", str(args.seconds + 6),
             *(["--no-streams"] if args.no_streams else []),
             "--transport", args.transport,
             *(["--web", args.web] if args.transport == "web" else []),
@@ -150,7 +156,7 @@ def start_py_spy(args: argparse.Namespace, pid: int, raw: Path) -> subprocess.Po
     return subprocess.Popen(
         [
             "py-spy", "record", "--pid", str(pid),
-            "--duration", str(round(args.window)), "--rate", "200", "--format", "raw",
+            "--duration", str(round(args.seconds)), "--rate", "200", "--format", "raw",
             "--threads", "--output", str(raw),
             *(["--native"] if args.native else ["--nonblocking"]),
         ],
@@ -168,7 +174,9 @@ def report(
     rate = result["sends_per_s"]
     print(
         f"{rate:.0f} sends/s, send p50 {result['send_ms_p50']} ms p99 {result['send_ms_p99']} ms, "
-        f"delivery p50 {result['delivery_ms_p50']} ms p99 {result['delivery_ms_p99']} ms"
+        f"delivery p50 {result['delivery_ms_p50']} ms p99 {result['delivery_ms_p99']} ms, "
+        f"window {result.get('window', 1)} (at most {result.get('max_in_flight')} in flight "
+        "on a stream)"
     )
     print(f"CPU over {seconds:.1f} s of the run (100% = one core):")
     total = 0.0
@@ -186,9 +194,12 @@ def report(
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--nodes", type=int, default=3)
-    p.add_argument("--concurrency", type=int, default=32)
-    p.add_argument("--rate", type=float, default=0.0)
-    p.add_argument("--window", type=float, default=6.0, help="seconds measured")
+    p.add_argument("--users", type=int, default=64, help="passed to chatd bench")
+    p.add_argument("--concurrency", type=int, default=32, help="passed to chatd bench")
+    p.add_argument("--window", type=int, default=1, help="passed to chatd bench: sends in "
+                   "flight per worker")  # fmt: skip
+    p.add_argument("--rate", type=float, default=0.0, help="passed to chatd bench")
+    p.add_argument("--seconds", type=float, default=6.0, help="seconds measured")
     p.add_argument("--noop", action="store_true")
     p.add_argument("--no-streams", action="store_true", help="passed to chatd bench")
     p.add_argument("--transport", choices=("unary", "stream", "web"), default="unary",

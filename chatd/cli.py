@@ -224,10 +224,44 @@ def add_tls_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-key", type=Path, default=None, metavar="FILE", help="key of --tls-cert")
 
 
+def positive_count(text: str) -> int:
+    """A whole number above 0 (ArgumentTypeError otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a number above 0: {text!r}")
+    return value
+
+
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default="127.0.0.1:50051", metavar="HOST:PORT[,HOST:PORT...]")
-    p.add_argument("--users", type=int, default=16)
-    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument(
+        "--users",
+        type=positive_count,
+        default=16,
+        help="accounts made and logged in, one stream each (default %(default)s)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=positive_count,
+        default=32,
+        help="workers sending at once (default %(default)s); see --window",
+    )
+    p.add_argument(
+        "--window",
+        type=positive_count,
+        default=1,
+        metavar="W",
+        help="sends each worker keeps in flight, each written without waiting for the "
+        "previous result and timed from its issue to its result. 1 (the default): a "
+        "worker's one send goes as user after user in turn. Above 1: worker i sends as "
+        "user i (modulo --users) only, so with stream or web each stream has W sends "
+        "in flight (--users N --concurrency N --window W: N streams, W sends in flight "
+        "each; workers beyond --users share a user's stream); with unary, W Send calls "
+        "of that user under way at once",
+    )
     p.add_argument("--duration", type=float, default=10.0, help="seconds of sending")
     p.add_argument(
         "--rate",

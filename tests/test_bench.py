@@ -44,6 +44,38 @@ def test_bench_against_a_node(spawn_node: Callable[..., NodeProcess]) -> None:
     assert isinstance(s["sends"], int) and s["sends"] > 0 and s["delivered"] == s["sends"]
 
 
+def test_a_window_of_sends_in_flight_on_each_stream(
+    spawn_node: Callable[..., NodeProcess],
+) -> None:
+    """--window 8 over Connect: each of the 4 workers writes its sends on
+    its user's stream without waiting for the previous result; the bench
+    saw more than one of them written and unanswered at once on a stream,
+    never more than the window, and every one was answered and delivered."""
+    node = spawn_node("n1")
+    address = node.address  # type: ignore[attr-defined]
+    wait_serving(address)
+    args = ("--server", address, "--users", "4", "--concurrency", "4", "--duration", "2")
+    s = bench(*args, "--transport", "stream", "--window", "8")
+    assert s["target"] == "chatd" and s["window"] == 8 and s["errors"] == 0
+    assert isinstance(s["sends"], int) and s["sends"] > 0 and s["delivered"] == s["sends"]
+    assert isinstance(s["max_in_flight"], int) and 1 < s["max_in_flight"] <= 8
+    # unary: the window is Send calls of one user under way at once
+    u = bench(*args, "--transport", "unary", "--window", "3")
+    assert u["errors"] == 0 and isinstance(u["sends"], int) and u["sends"] > 0
+    assert isinstance(u["max_in_flight"], int) and 1 < u["max_in_flight"] <= 3
+
+
+def test_a_window_must_be_a_whole_number_above_0() -> None:
+    for bad in ("0", "-2", "1.5"):
+        out = subprocess.run(
+            [sys.executable, "-m", "chatd", "bench", "--json", "--window", bad],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 2 and "argument --window" in out.stderr, out
+
+
 def test_bench_over_the_web_listener(spawn_node: Callable[..., NodeProcess]) -> None:
     """--transport web: each user's Connect stream on a WebSocket of the
     node's web listener, its sends answered and its messages delivered there."""
@@ -57,6 +89,10 @@ def test_bench_over_the_web_listener(spawn_node: Callable[..., NodeProcess]) -> 
     assert w["errors"] == 0 and isinstance(w["sends"], int) and w["sends"] > 0
     assert isinstance(w["delivered"], int) and w["delivered"] > 0
     assert isinstance(w["delivery_ms_p99"], float) and w["delivery_ms_p99"] > 0
+    # several sends of a socket's stream in flight at once, each answered
+    p = bench(*args, "--transport", "web", "--web", f"http://{web}", "--window", "4")
+    assert p["errors"] == 0 and isinstance(p["sends"], int) and p["sends"] > 0
+    assert isinstance(p["max_in_flight"], int) and 1 < p["max_in_flight"] <= 4
 
 
 def test_a_web_socket_that_does_not_open_is_reported(
@@ -109,6 +145,11 @@ def test_bench_against_the_noop_server() -> None:
         s = bench(*args, "--transport", "stream", "--users", "4")
         assert s["target"] == "noop" and s["errors"] == 0 and s["transport"] == "stream"
         assert isinstance(s["sends"], int) and s["sends"] > 0
+        # pipelined send frames: each answered, by request id
+        p = bench(*args, "--transport", "stream", "--users", "4", "--window", "16")
+        assert p["target"] == "noop" and p["errors"] == 0 and p["window"] == 16
+        assert isinstance(p["sends"], int) and p["sends"] > 0
+        assert isinstance(p["max_in_flight"], int) and 1 <= p["max_in_flight"] <= 16
     finally:
         server.kill()
         server.wait()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from chatd.client import (
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server.build import build
 from chatd.server.node import Node
-from tests.cluster import Cluster
+from tests.cluster import Cluster, history
 from tests.conftest import PASSWORD, free_port, has_undelivered, node_config
 from tests.waiting import eventually_async
 
@@ -249,6 +250,68 @@ async def test_master_killed_while_eight_send_over_connect_and_eight_receive(
         assert len(set(ids)) == len(ids) == 8 * t.total
         for c in senders + receivers:
             await c.close()
+    finally:
+        cluster.stop_all()
+
+
+def unread_bytes(port: int) -> int:
+    """The bytes that wait, received and unread, in the sockets of the
+    process listening on 127.0.0.1:`port` (its connections' receive
+    queues, as Linux shows them in /proc/net/tcp and tcp6: gRPC's sockets
+    are IPv6 ones, 127.0.0.1 mapped)."""
+    total = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, queues = fields[1], fields[3], fields[4]
+            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:  # established
+                total += int(queues.split(":")[1], 16)
+    return total
+
+
+async def test_a_window_of_sends_in_flight_on_one_stream_across_a_kill(tmp_path: Path) -> None:
+    """32 concurrent sends of one session are written on its one Connect
+    stream without waiting for each other's results: with the master that
+    holds the stream paused (it can answer none), all 32 reach its socket.
+    Killed -9 then, mid-window, the client writes all 32 again in order at
+    the new master, and each is stored once, in the order sent."""
+    cluster = await asyncio.to_thread(Cluster.start, tmp_path)
+    try:
+        master = await asyncio.to_thread(cluster.master)
+        assert master is not None
+        others = [cluster.addresses[n] for n in cluster.nodes if n != master]
+        # spread=False: the stream opens where the calls go, at the master
+        alice = await logged_in(
+            [cluster.addresses[master], *others], "alice", spread=False, retry_for=90
+        )
+        bob = await logged_in(others, "bob")
+        await bob.close()
+        await alice.send("bob", "first")  # (the stream is open, at the master)
+        port = int(cluster.addresses[master].rsplit(":", 1)[1])
+        cluster.nodes[master].kill(signal.SIGSTOP)
+
+        size = 1000  # 32 of them fit in a stream's flow-control window (64 KiB)
+        bodies = [f"w{i:02d}".ljust(size, "x") for i in range(32)]
+        sends = [asyncio.create_task(alice.send("bob", b)) for b in bodies]
+        # every one of them written, none answered (nothing reads them)
+        await eventually_async(
+            lambda: unread_bytes(port),
+            "32 sends waiting in the paused master's socket",
+            until=lambda n: n >= 32 * size,
+            timeout=30,
+        )
+        assert not any(t.done() for t in sends)
+        cluster.kill(master)
+        async with asyncio.timeout(90):
+            ids = await asyncio.gather(*sends)
+        assert ids == sorted(ids) and len(set(ids)) == 32  # in the order sent
+        assert alice.transport == "stream"
+        new = await asyncio.to_thread(cluster.master)
+        assert new not in (None, master) and alice.session_id is not None
+        stored = await history(cluster.addresses[new], alice.session_id, "bob")
+        assert [b for _, b in stored] == ["first", *bodies]  # each once, in order
+        assert stored[1:] == list(zip(ids, bodies, strict=True))
+        await alice.close()
     finally:
         cluster.stop_all()
 

@@ -2,8 +2,11 @@
 
 `Connection` keeps one Connect stream open for a session while it has work:
 sends waiting for their results, or a reader of deliveries (`subscribe()`
-or `inbox()`). Each send is written as a frame; `send()`
-returns when the frame's result arrives. Deliveries go to the reader, which
+or `inbox()`). Each send is written as a frame as soon as it is made,
+without waiting for the results of those before it (the concurrent sends of
+a session are all in flight at once on its one stream, written in the order
+made; the node answers each by request id); `send()` returns when the
+frame's result arrives. Deliveries go to the reader, which
 attaches with a function giving the last id it has seen; the stream is then
 opened again with deliveries after that id (without a reader it is opened
 for sends only).

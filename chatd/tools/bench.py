@@ -1,24 +1,33 @@
 """`chatd bench`: a load generator for a chatd cluster, and the baseline.
 
     chatd bench --server HOST:PORT[,...] --users N --concurrency C --duration S
-                [--transport unary|stream|web] [--web URL[,...]] [--json]
+                [--window W] [--transport unary|stream|web] [--web URL[,...]] [--json]
     chatd bench --noop-server PORT
 
 The first creates N users, logs them in, opens one Subscribe stream per user,
 and sends for S seconds from C concurrent workers (each message to another
-user, with a request id). It reports Send throughput and latency, and the
+user, with a request id), each keeping W sends in flight (--window, default
+1): with W = 1 a worker's send goes as user after user in turn; with W > 1
+worker i sends as user i (modulo N) only, each send written without waiting
+for the previous one's result, so that with a stream each user's stream has
+W sends in flight (N workers: N streams, W sends in flight each). It reports
+Send throughput and latency (each send from its issue to its result), the
 delivery latency from Send issued to the message arriving on the
-recipient's stream. With --transport stream each user opens one Connect
-stream instead, which carries its sends (a send frame, answered by a result
-frame) and its deliveries; a stream the node ends stops the run, which
-exits 1 with the stream's status. --transport web does the same over the
-nodes' web listeners (--web URL[,URL...], their origins): each user's
-Connect stream on a WebSocket of its own, as a page holds it
-(chatd/tools/bench_web.py); the accounts are still made over gRPC. The
-second serves the floor chatd is measured
+recipient's stream, and max_in_flight: the most sends of one stream written
+and not yet answered at once (unary: of one user, under way at once).
+
+With --transport stream each user opens one Connect stream instead, which
+carries its sends (a send frame, answered by a result frame; several in
+flight, each matched to its result by request id) and its deliveries; a
+stream the node ends stops the run, which exits 1 with the stream's status.
+--transport web does the same over the nodes' web listeners (--web
+URL[,URL...], their origins): each user's Connect stream on a WebSocket of
+its own, as a page holds it (chatd/tools/bench_web.py); the accounts are
+still made over gRPC. The second serves the floor chatd is measured
 against: a bare grpc.aio server on uvloop that answers ClientAccount.Send,
-and every send frame of a Connect stream, with success and does nothing
-else (against it, the load generator only sends; N streams in stream mode).
+and every send frame of a Connect stream (as it reads them: pipelined
+frames too), with success and does nothing else (against it, the load
+generator only sends; N streams in stream mode, spread over as users are).
 """
 
 from __future__ import annotations
@@ -55,6 +64,10 @@ class Result:
     send_ms: list[float] = field(default_factory=list)
     delivery_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    max_in_flight: int = 0  # the most sends of one stream (unary: one user) unanswered at once
+
+    def in_flight(self, n: int) -> None:
+        self.max_in_flight = max(self.max_in_flight, n)
 
     def summary(self, args: argparse.Namespace, noop: bool) -> dict[str, Any]:
         return {
@@ -64,6 +77,8 @@ class Result:
             **({"web": args.web} if args.transport == "web" else {}),
             "users": 0 if noop else args.users,
             "concurrency": args.concurrency,
+            "window": args.window,
+            "max_in_flight": self.max_in_flight,
             "target_rate": args.rate,
             "duration_s": round(self.seconds, 2),
             "sends": self.sends,
@@ -95,6 +110,7 @@ class Bench:
         self.streams: list[Any] = []  # Connection, or bench_web.WebConnection
         self.lost: StreamEnded | None = None  # a stream the node ended: the run stops
         self.http: Any = None  # --transport web: the aiohttp client session
+        self.calls: dict[int, int] = {}  # unary: the Send calls of each user under way
 
     def stub(self, i: int) -> Any:
         return self.stubs[i % len(self.stubs)]
@@ -174,51 +190,74 @@ class Bench:
         if sent is not None:
             self.result.delivery_ms.append((time.perf_counter() - sent) * 1000)
 
-    async def _send(self, w: int, sender: int, request: chat_pb2.SendRequest) -> bool:
-        """One send, over a unary call or its sender's stream; True if done."""
+    async def _send(self, w: int, user: int, request: chat_pb2.SendRequest) -> bool:
+        """One send, over a unary call or the user's stream; True if done."""
         if self.streams:
-            r = await self.streams[sender % len(self.streams)].send(request)
+            r = await self.streams[user].send(request)
         else:
-            r = await self.stub(w).Send(request, timeout=10)
+            self.calls[user] = under_way = self.calls.get(user, 0) + 1
+            self.result.in_flight(under_way)
+            try:
+                r = await self.stub(w).Send(request, timeout=10)
+            finally:
+                self.calls[user] -= 1
         return not r.error_code or self.noop
 
-    async def worker(self, w: int, stop: float, progress: Any) -> None:
+    async def one(self, w: int, user: int, body: str, progress: Any) -> None:
+        """One send of worker `w` as user `user` (the index of its stream),
+        timed from its issue to its result."""
         n = len(self.sessions)
+        request = chat_pb2.SendRequest(
+            to=self.names[(user + 1) % len(self.names)],
+            message=body,
+            session_id=self.sessions[user % n],
+            request_id=body,
+        )
+        t0 = time.perf_counter()
+        self._sent_at[body] = t0
+        try:
+            ok = await self._send(w, user, request)
+        except StreamEnded as exc:
+            self.lost = self.lost or exc
+            self._sent_at.pop(body, None)
+            return
+        except (grpc.aio.AioRpcError, TimeoutError):
+            self.result.errors += 1
+            self._sent_at.pop(body, None)
+            return
+        if not ok:
+            self.result.errors += 1
+            return
+        self.result.sends += 1
+        self.result.send_ms.append((time.perf_counter() - t0) * 1000)
+        if progress is not None and self.result.sends % 100 == 0:
+            progress(time.perf_counter())
+
+    async def worker(self, w: int, stop: float, progress: Any) -> None:
+        """Sends until `stop` with --window sends in flight: one at a time
+        as user after user in turn, or W at once as user w (its stream)."""
+        users = len(self.streams) or len(self.sessions)
+        window = self.args.window
         gap = self.args.concurrency / self.args.rate if self.args.rate > 0 else 0.0
         due = time.perf_counter() + gap * w / max(1, self.args.concurrency)
+        room = asyncio.Semaphore(window)
+        under_way: set[asyncio.Task[None]] = set()
         for k in itertools.count():
             if gap:  # open loop at the target rate: each worker keeps its own schedule
                 due += gap
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            if window > 1:
+                await room.acquire()  # (a send of the window answered)
             if time.perf_counter() >= stop or self.lost is not None:
-                return
-            sender = (w + k) % n
-            recipient = (sender + 1) % n
-            body = f"{w}-{k}"
-            request = chat_pb2.SendRequest(
-                to=self.names[recipient],
-                message=body,
-                session_id=self.sessions[sender],
-                request_id=body,
-            )
-            t0 = time.perf_counter()
-            self._sent_at[body] = t0
-            try:
-                ok = await self._send(w, sender, request)
-            except StreamEnded as exc:
-                self.lost = self.lost or exc
-                return
-            except (grpc.aio.AioRpcError, TimeoutError):
-                self.result.errors += 1
-                self._sent_at.pop(body, None)
+                break
+            if window == 1:
+                await self.one(w, (w + k) % users, f"{w}-{k}", progress)
                 continue
-            if not ok:
-                self.result.errors += 1
-                continue
-            self.result.sends += 1
-            self.result.send_ms.append((time.perf_counter() - t0) * 1000)
-            if progress is not None and self.result.sends % 100 == 0:
-                progress(time.perf_counter())
+            task = asyncio.create_task(self.one(w, w % users, f"{w}-{k}", progress))
+            under_way.add(task)
+            task.add_done_callback(under_way.discard)
+            task.add_done_callback(lambda _: room.release())
+        await asyncio.gather(*under_way)
 
     async def run(self, progress: Any = None) -> dict[str, Any]:
         await self.setup()
@@ -266,7 +305,9 @@ class StreamEnded(Exception):
 
 class Connection:
     """One Connect stream of the load generator: send() writes a send frame
-    and returns its result; deliveries are timed as they arrive. Once the
+    and returns its result; deliveries are timed as they arrive. Sends of
+    several callers are written one after the other, none waiting for
+    another's result (each is matched to its result by request id). Once the
     node ends the stream, every send raises StreamEnded with its status."""
 
     def __init__(self, stub: Any, session: str, bench: Bench) -> None:
@@ -275,6 +316,7 @@ class Connection:
         self.bench = bench
         self.lock = asyncio.Lock()
         self.waiting: dict[str, asyncio.Future[chat_pb2.SendResult]] = {}
+        self.written: set[str] = set()  # request ids written, their results not yet read
         self.reader: asyncio.Task[None] | None = None
         self.ended: str | None = None  # how the stream ended, once it did
 
@@ -289,6 +331,7 @@ class Connection:
         try:
             async for frame in self.call:
                 if frame.HasField("result"):
+                    self.written.discard(frame.result.request_id)
                     fut = self.waiting.pop(frame.result.request_id, None)
                     if fut is not None and not fut.done():
                         fut.set_result(frame.result)
@@ -331,7 +374,7 @@ class Connection:
             if fut.done():
                 fut.exception()  # (the reader's end, which this raises already)
             raise
-        return await asyncio.wait_for(fut, 10)
+        return await written(self.written, self.bench.result, request.request_id, fut)
 
     async def close(self) -> None:
         self.call.cancel()
@@ -340,13 +383,29 @@ class Connection:
                 await self.reader
 
 
+async def written(
+    unanswered: set[str], result: Result, rid: str, fut: asyncio.Future[chat_pb2.SendResult]
+) -> chat_pb2.SendResult:
+    """The result of send `rid` of a stream, just written: while it is not
+    read, `rid` is in the stream's `unanswered` (the reader takes it out),
+    whose size is counted in `result.max_in_flight`."""
+    if not fut.done():
+        unanswered.add(rid)
+        result.in_flight(len(unanswered))
+    try:
+        return await asyncio.wait_for(fut, 10)
+    finally:
+        unanswered.discard(rid)
+
+
 async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     bench = Bench(args)
     if args.json:
         return await bench.run()
     from prompt_toolkit.shortcuts import ProgressBar
 
-    with ProgressBar(title=f"chatd bench: {args.server}, concurrency {args.concurrency}") as pb:
+    title = f"chatd bench: {args.server}, concurrency {args.concurrency}, window {args.window}"
+    with ProgressBar(title=title) as pb:
         steps = max(1, int(args.duration * 10))
         counter = pb(range(steps), label="sending")
         it = iter(counter)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from chatd.proto import chat_pb2
-from chatd.tools.bench import StreamEnded
+from chatd.tools.bench import StreamEnded, written
 
 if TYPE_CHECKING:
     from chatd.tools.bench import Bench
@@ -27,7 +27,8 @@ def _dumps(message: dict[str, Any]) -> str:
 
 class WebConnection:
     """One user's WebSocket to web origin `origin` and its session stream:
-    send() writes a send frame and returns its result; once the stream or
+    send() writes a send frame and returns its result (sends of several
+    callers each written without waiting for another's result); once the stream or
     the socket ends, every send raises StreamEnded saying how."""
 
     def __init__(self, http: aiohttp.ClientSession, origin: str, session: str, bench: Bench):
@@ -39,6 +40,7 @@ class WebConnection:
         self.lock = asyncio.Lock()
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiting: dict[str, asyncio.Future[chat_pb2.SendResult]] = {}
+        self.written: set[str] = set()  # request ids written, their results not yet read
         self.reader: asyncio.Task[None] | None = None
         self.ended: str | None = None  # how the stream ended, once it did
 
@@ -67,6 +69,7 @@ class WebConnection:
                     if result is None:
                         self.bench.delivered(frame["message"]["message"])
                         continue
+                    self.written.discard(result["request_id"])
                     fut = self.waiting.pop(result["request_id"], None)
                     if fut is not None and not fut.done():
                         fut.set_result(
@@ -119,7 +122,7 @@ class WebConnection:
             if fut.done():
                 fut.exception()  # (the reader's end, which this raises already)
             raise
-        return await asyncio.wait_for(fut, 10)
+        return await written(self.written, self.bench.result, request.request_id, fut)
 
     async def close(self) -> None:
         if self.ws is not None:
