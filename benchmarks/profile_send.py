@@ -5,9 +5,9 @@ loop thread.
 
     python benchmarks/profile_send.py [--nodes 3] [--users 64] [--concurrency 32]
                                       [--window 1] [--rate R] [--seconds 6]
-                                      [--noop] [--no-streams] [--py-spy]
+                                      [--noop] [--no-streams] [--py-spy [--py-spy-all]]
                                       [--transport unary|stream|web]
-                                      [--native] [--raw FILE]
+                                      [--native] [--raw FILE] [--node-code DIR]
 
 --users, --concurrency, --window (sends each worker keeps in flight: with
 stream or web and W > 1, worker i keeps W in flight on user i's stream, so
@@ -17,9 +17,12 @@ measures `chatd bench --noop-server` instead of a cluster. With
 --transport web every node also serves the web client (--web-listen) and
 the bench's streams are WebSockets to the master's web origin. --py-spy
 (pip install py-spy) samples the master for the same window and prints the
-functions that hold its main thread, by inclusive and by own time; --native
-adds native frames (py-spy then stops the process at each sample, which
-slows it several times over), --raw keeps the samples.
+functions that hold its main thread, by inclusive and by own time (with
+--py-spy-all: every node's and the bench's); --native adds native frames
+(py-spy then stops the process at each sample, which slows it several
+times over), --raw keeps the samples. --node-code DIR runs the nodes from
+another checkout (an earlier commit) under this checkout's bench: before
+and after, from the same load.
 """
 
 from __future__ import annotations
@@ -86,6 +89,9 @@ def main_thread_profile(raw: Path, name: str = "master") -> None:
 
 def run(args: argparse.Namespace, base: Path) -> None:
     web: dict[str, str] = {}
+    if args.node_code:  # the nodes run that checkout's code, the bench this one's
+        os.environ["PYTHONPATH"] = str(Path(args.node_code).resolve())
+        os.chdir(base)  # (`python -m chatd` would take the chatd of the directory it runs in)
     if args.noop:
         cluster = None
     elif args.transport == "web":
@@ -149,6 +155,7 @@ def start_bench(args: argparse.Namespace, address: str) -> subprocess.Popen[str]
         ],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
 
 
@@ -204,6 +211,9 @@ def main() -> None:
     p.add_argument("--no-streams", action="store_true", help="passed to chatd bench")
     p.add_argument("--transport", choices=("unary", "stream", "web"), default="unary",
                    help="passed to chatd bench")  # fmt: skip
+    p.add_argument("--node-code", metavar="DIR",
+                   help="run the nodes from the checkout at DIR (the bench from this one): "
+                   "the same load against an earlier commit")  # fmt: skip
     p.add_argument("--py-spy", action="store_true")
     p.add_argument(
         "--py-spy-all",
