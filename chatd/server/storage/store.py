@@ -9,11 +9,10 @@ nothing of gRPC or of roles; the node driver decides when to begin and commit.
 Each table family owns its schema, its apply functions and its cache: meta
 (the log, node-local meta, cluster settings), users (accounts, sessions: the
 `Directory`), messages, delivery (room delivery marks, read markers), rooms
-and room_rules, accounts (account administration), edits (edits, deletions, reactions, replies);
-`apply.KINDS` says which
-function applies each entry kind. The connections and their locks are
-connections.Connections, the reads of committed data reads.Reads (a part of
-this class), a snapshot's file snapshot.
+and room_rules, accounts (account administration), edits (edits, deletions,
+reactions, replies); `apply.KINDS` says which function applies each entry
+kind. The connections and their locks are connections.Connections, the reads
+of committed data reads.Reads (a part of this class), a snapshot's file snapshot.
 
 Two digests: `digest`, the chain over the log entries (equal logs), and
 `state_digest`, over the rows of the replicated tables (equal data;
@@ -38,16 +37,7 @@ from chatd.contract import Code
 from chatd.core.log import EpochRuns
 from chatd.proto import log_pb2
 from chatd.server.errors import StoreError
-from chatd.server.storage import (
-    accounts,
-    apply,
-    meta,
-    rooms,
-    schema,
-    search,
-    snapshot,
-    statedigest,
-)
+from chatd.server.storage import accounts, apply, meta, rooms, schema, search, snapshot, statedigest
 from chatd.server.storage.connections import Connections
 from chatd.server.storage.reads import Reads
 from chatd.server.storage.recent import Recent
@@ -111,7 +101,8 @@ class Store(Reads):
         self.recent = Recent()  # the newest entries' bytes, for replication
         self._in_batch = False
         # the open batch's entries, to apply again without one that failed
-        self._batch: list[tuple[log_pb2.Entry, bytes, int]] = []
+        # (None once one failed: then a savepoint each)
+        self._batch: list[tuple[log_pb2.Entry, bytes, int]] | None = []
         self._replaying = False
         self._broken: BaseException | None = None  # a batch that failed again
         try:
@@ -236,28 +227,43 @@ class Store(Reads):
         """Appends one entry at the next index and applies it, inside the open
         batch. If apply fails, nothing of the entry remains and it raises: the
         batch is rolled back and its earlier entries applied again (apply is
-        deterministic), a cost on that rare path only, not a savepoint each."""
+        deterministic), a cost on that rare path only, not a savepoint each;
+        the batch's later entries then take a savepoint each (one replay a
+        batch at most, however many of its entries fail)."""
         assert self._in_batch, "append outside a batch"
         if self._broken is not None:
             raise StoreError(f"the batch could not be applied again: {self._broken}")
         index = self.last_index + 1
         digest = chain_digest(self.digest, epoch, data)
-        db = self.db
+        db, batch, state = self.db, self._batch, self._state.value
+        if batch is None:
+            db.execute("SAVEPOINT entry")
         try:
             db.execute(
                 "INSERT INTO log(idx, epoch, digest, entry) VALUES (?, ?, ?, ?)",
                 (index, epoch, digest, data),
             )
             applied = apply.apply(self, index, entry)
-        except BaseException:
-            if not self._replaying:
+        except BaseException as exc:
+            if batch is None and db.in_transaction:
+                db.execute("ROLLBACK TO entry")
+                db.execute("RELEASE entry")
+                self._state.value = state  # the triggers counted rows now gone
+            elif batch is None:  # SQLite rolled the batch back (an I/O error)
+                self._broken = exc
+            elif not self._replaying:
                 self._without_last()
             raise
-        self._batch.append((entry, data, epoch))
+        if batch is None:
+            db.execute("RELEASE entry")
+        else:
+            batch.append((entry, data, epoch))
         self.digest_history[index] = (digest, self._state.value)
         self.digest_history.pop(index - DIGEST_HISTORY, None)
-        if applied.code == Code.OK:
-            self._cache_effects(applied)
+        if applied.code == Code.OK:  # the caches follow, once the entry's SQL held
+            for change in applied.after:
+                change()
+            self.directory.settle(applied)
         self.recent.keep(index, data)
         if self.runs.extend(index, epoch):
             self.set_meta("runs", json.dumps(self.runs.pairs))
@@ -267,17 +273,17 @@ class Store(Reads):
         return applied
 
     def _without_last(self) -> None:
-        """The batch as it was before the entry that failed: rolled back, the
-        caches reloaded, and its earlier entries appended again. Should that
-        fail (an I/O error), the batch stays rolled back and refuses the rest
-        and its commit: the caller's earlier outcomes no longer hold."""
-        entries = self._batch
+        """The batch as before the entry that failed: rolled back, caches reloaded,
+        its earlier entries appended again. Should that fail (an I/O error), the
+        batch stays rolled back, refusing the rest and its commit."""
+        entries = self._batch or []
         self._replaying = True
         try:
             self._rolled_back()
             self.db.execute("BEGIN IMMEDIATE")
             for entry, data, epoch in entries:
                 self.append(entry, data, epoch)
+            self._batch = None  # a savepoint each from now on
         except BaseException as exc:
             self._broken = exc
             log.critical("%s: a batch could not be applied again: %s", self.path, exc)
@@ -293,12 +299,6 @@ class Store(Reads):
         self._batch = []
         self.directory.clear()
         self._load()
-
-    def _cache_effects(self, out: Applied) -> None:
-        """Mirrors an applied entry into the caches (only after its SQL held)."""
-        for change in out.after:
-            change()
-        self.directory.settle(out)
 
     def rollback(self) -> None:
         """Abandons the open batch (used only when applying it failed)."""
