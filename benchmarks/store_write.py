@@ -1,10 +1,15 @@
-"""What one node's store pays to write a Send: SQL per entry, the commit per
-batch (wall and CPU time, write-ahead-log pages), and the commit's tail with
-SQLite's own checkpoints in the commit or with the node's background
-checkpoint (`Store.checkpoint` every CHECKPOINT_EVERY_S, 100 ms, in a thread
-of its own).
+"""What one node's store pays to write a Send: the CPU per entry of a batch
+(append and commit), SQL per entry, the commit per batch (wall and CPU
+time, write-ahead-log pages), and the commit's tail with SQLite's own
+checkpoints in the commit or with the node's background checkpoint
+(`Store.checkpoint` every CHECKPOINT_EVERY_S, 100 ms, in a thread of its own).
 
-    python benchmarks/store_write.py [--batches 2000] [--batch 13] [--sync full]
+    python benchmarks/store_write.py [--batches 2000] [--batch 13] [--sync full] [--cpu-only]
+
+Every node (the master and each slave) pays the CPU per entry for every
+Send. It is measured twice: with the store's connection as it is, and with
+it wrapped to time each kind of statement (the breakdown; the wrapper's own
+cost is in its total, the Python between statements is the rest).
 
 Batches of send_message entries (64 users, random request ids) go to a real
 SQLite file in a temp dir, one every 4 ms (about the rate of a cluster at
@@ -29,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from chatd.proto import log_pb2  # noqa: E402
 from chatd.server.node import CHECKPOINT_EVERY_S  # noqa: E402
+from chatd.server.storage.recent import RECENT_ENTRIES  # noqa: E402
 from chatd.server.storage.store import Store  # noqa: E402
 
 USERS = 64
@@ -53,20 +59,22 @@ def batches(n: int, size: int) -> list[list[tuple[log_pb2.Entry, bytes]]]:
 
 
 class Timed:
-    """Wraps the store's write connection: time spent per kind of statement."""
+    """Wraps the store's write connection: time spent per kind of statement
+    (by `clock`: wall time, or the thread's CPU time)."""
 
-    def __init__(self, db: Any) -> None:
+    def __init__(self, db: Any, clock: Any = time.perf_counter) -> None:
         self.db = db
+        self.clock = clock
         self.time: collections.defaultdict[str, float] = collections.defaultdict(float)
         self.count: collections.Counter[str] = collections.Counter()
 
     def _timed(self, fn: Any, sql: str, *args: Any) -> Any:
-        t = time.perf_counter()
+        t = self.clock()
         try:
             return fn(sql, *args)
         finally:
             key = " ".join(sql.split()[:3])
-            self.time[key] += time.perf_counter() - t
+            self.time[key] += self.clock() - t
             self.count[key] += 1
 
     def __getattr__(self, name: str) -> Any:
@@ -79,8 +87,20 @@ class Timed:
         return self._timed(self.db.executemany, sql, *args)
 
 
+def wrap(store: Store, clock: Any = time.perf_counter) -> Timed:
+    """Puts a Timed wrapper in place of the store's writer connection (the
+    one its `db` property returns)."""
+    timed = Timed(store.db, clock)
+    store._conns.db = timed  # type: ignore[assignment]
+    return timed
+
+
 def store_with_users(path: Path, sync: str) -> Store:
+    """A store with USERS accounts, whose cache of recent entries is full,
+    as a node's is after its first RECENT_ENTRIES entries."""
     store = Store(path, synchronous=sync)
+    for i in range(-RECENT_ENTRIES, 0):  # (indexes of no entry: the oldest, dropped first)
+        store.recent.keep(i, b"")
     store.begin()
     for i in range(USERS):
         op = log_pb2.CreateAccount(username=f"u{i}", password_hash="x")
@@ -106,8 +126,7 @@ def run(mode: str, args: argparse.Namespace, base: Path) -> None:
 
     if mode == "background":
         threading.Thread(target=checkpoints, daemon=True).start()
-    timed = Timed(store.db)
-    store.db = timed  # type: ignore[assignment]
+    timed = wrap(store)
     wall, cpu = [], []
     for batch in work:
         append_all(store, batch)
@@ -136,6 +155,43 @@ def run(mode: str, args: argparse.Namespace, base: Path) -> None:
         print(f"  COMMIT: {1e6 * timed.time['COMMIT'] / commits:.0f} us a batch")
 
 
+def cpu_per_entry(args: argparse.Namespace, base: Path, timed_sql: bool) -> None:
+    """The thread CPU of append (apply) and commit, per entry, over batches
+    of send_message entries; with `timed_sql`, its split by statement (CPU
+    in each kind of statement: the state digest's trigger callbacks are in
+    their statement's, the rest is the Python between statements)."""
+    store = store_with_users(base / f"cpu-{timed_sql}.sqlite3", args.sync.upper())
+    work = batches(args.batches, args.batch)
+    timed = wrap(store, time.thread_time) if timed_sql else None
+    per: list[float] = []
+    appends = commits = 0.0
+    for batch in work:
+        c = time.thread_time()
+        append_all(store, batch)
+        a = time.thread_time()
+        store.commit()
+        e = time.thread_time()
+        appends += a - c
+        commits += e - a
+        per.append((e - c) / len(batch))
+        time.sleep(0.004)
+    store.close()
+    n = len(work) * args.batch
+    label = "with the statements timed" if timed_sql else "as it is"
+    print(
+        f"CPU per entry, {label}: median {1e6 * statistics.median(per):.1f} us "
+        f"(mean {1e6 * (appends + commits) / n:.1f}: append {1e6 * appends / n:.1f}, "
+        f"commit {1e6 * commits / n:.1f}; batches of {args.batch})"
+    )
+    if timed is None:
+        return
+    in_sql = 0.0
+    for key, spent in sorted(timed.time.items(), key=lambda kv: -kv[1]):
+        in_sql += spent
+        print(f"    {1e6 * spent / n:5.1f} us an entry  {key} (x{timed.count[key] / n:.2f})")
+    print(f"    {1e6 * (appends + commits - in_sql) / n:5.1f} us an entry  the rest (Python)")
+
+
 def pages_per_commit(args: argparse.Namespace, base: Path) -> None:
     """Log pages one commit writes, with checkpoints off (the log only grows)."""
     path = base / "pages.sqlite3"
@@ -162,9 +218,15 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=2000)
     p.add_argument("--batch", type=int, default=13)
     p.add_argument("--sync", default="full", choices=["full", "normal", "off"])
+    p.add_argument("--cpu-only", action="store_true", help="only the CPU per entry")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
+        cpu_per_entry(args, base, False)
+        cpu_per_entry(args, base, True)
+        cpu_per_entry(args, base, False)
+        if args.cpu_only:
+            return
         pages_per_commit(args, base)
         for mode in ("in-commit", "background"):
             run(mode, args, base)

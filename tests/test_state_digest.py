@@ -36,8 +36,10 @@ from tests.test_store_apply import (
     E,
     apply,
     create_account,
+    create_room,
     create_session,
     data_of,
+    everything,
     mark,
     send,
     take,
@@ -135,6 +137,53 @@ def test_a_rolled_back_entry_leaves_the_digest_unchanged(
     store.close()
     again = open_store("a")  # what was committed agrees with the tables
     assert again.state_digest == before == scan_file(again.path)
+
+
+def test_an_entry_that_fails_amid_a_batch_leaves_the_others_as_if_it_never_was(
+    open_store: Callable[[str], Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The master's writer refuses the entry alone: the batch's other entries,
+    before and after it, are stored and cached as in a store that never saw
+    it, and the state digest kept is the tables'; so with a second one."""
+    store, never = open_store("a"), open_store("b")
+    apply(store, LOG[:3])
+    apply(never, LOG[:3])
+    real = KINDS["send_message"]
+
+    def fails_after_writing(t: Tables, out: Applied, entry: E) -> Applied:
+        real(t, out, entry)  # inserts the message and its request id
+        if entry.send_message.body == "never":
+            raise RuntimeError("apply failed after writing rows")
+        return out
+
+    monkeypatch.setitem(KINDS, "send_message", fails_after_writing)
+    earlier = [  # the caches change here: a new user, a new room, the newest message id
+        create_account("carol", t=5),
+        create_room("carol", "den", t=5),
+        send("carol", "bob", "hi", "r5", t=5),
+    ]
+    later = [send("bob", "carol", "after", "r6", t=6), create_account("dave", t=7)]
+    store.begin()
+    got = [store.append(e, data_of(e), 1) for e in earlier]
+    for e in later:  # a failing entry before each (the first rolls the batch back)
+        failing = send("alice", "bob", "never", f"r9{e.time_us}", t=6)
+        with pytest.raises(RuntimeError, match="after writing rows"):
+            store.append(failing, data_of(failing), 1)
+        got.append(store.append(e, data_of(e), 1))
+    store.commit()
+    expected = apply(never, earlier + later)
+    assert [(a.index, a.code, a.message_id) for a in got] == [
+        (a.index, a.code, a.message_id) for a in expected
+    ]
+    assert everything(store) == everything(never)  # tables, caches, digests, log
+    assert store.last_message_id == never.last_message_id == got[3].message_id
+    batch = range(4, store.last_index + 1)
+    assert [store.digests_at(i) for i in batch] == [never.digests_at(i) for i in batch]
+    assert [store.recent.get(i) for i in batch] == [data_of(e) for e in earlier + later]
+    assert store.state_digest == statedigest.to_bytes(statedigest.scan(store.db))
+    store.close()
+    again = open_store("a")  # what was committed agrees with the tables
+    assert again.state_digest == never.state_digest == scan_file(again.path)
 
 
 def test_a_rolled_back_batch_leaves_the_digest_unchanged(

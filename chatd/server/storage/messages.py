@@ -98,66 +98,60 @@ def apply_send_message(t: Tables, out: Applied, entry: log_pb2.Entry) -> Applied
         to_name, to_uid = recipient.username, recipient.uid
         conv = conversation_key(sender.uid, recipient.uid)
     db = t.db
-    if op.request_id:
+    # (each read of a protobuf field makes a new Python object: read once)
+    request_id, reply_to, file_id, time_us = op.request_id, op.reply_to, op.file_id, entry.time_us
+    if request_id:
         row = db.execute(
             "SELECT message_id FROM request_ids WHERE sender_uid = ? AND request_id = ?",
-            (sender.uid, op.request_id),
+            (sender.uid, request_id),
         ).fetchone()
         if row is not None:
             out.message_id = row[0]
             out.duplicate = True
             return out
-    if op.reply_to and not edits.reply_allowed(db, op.reply_to, conv):
+    if reply_to and not edits.reply_allowed(db, reply_to, conv):
         out.code = Code.NO_SUCH_MESSAGE
         return out
     file = None
-    if op.file_id and (file := files.own_file(db, sender.uid, op.file_id)) is None:
+    if file_id and (file := files.own_file(db, sender.uid, file_id)) is None:
         out.code = Code.NO_SUCH_FILE  # none, not committed, or another's
         return out
     # a room message is in no one's undelivered inbox (delivered = 1):
     # its members' streams read it by their rooms
+    body = op.body
     cur = db.execute(
         "INSERT INTO messages(sender, sender_uid, recipient, recipient_uid, conv, body, "
         "time_us, delivered) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            sender.username,
-            sender.uid,
-            to_name,
-            to_uid,
-            conv,
-            op.body,
-            entry.time_us,
-            int(room is not None),
-        ),
+        (sender.username, sender.uid, to_name, to_uid, conv, body, time_us, int(room is not None)),
     )
     mid = int(cur.lastrowid or 0)
     out.message_id = mid
-    if op.reply_to:
-        edits.record_reply(db, mid, op.reply_to)
+    if reply_to:
+        edits.record_reply(db, mid, reply_to)
     if file is not None:
         files.attach(db, mid, file.file_id)
     out.new_message = StoredMessage(
         mid,
         sender.username,
         to_name,
-        op.body,
-        entry.time_us,
+        body,
+        time_us,
         room.name if room else "",
-        reply_to=op.reply_to,
+        reply_to=reply_to,
         file=file,
     )
     if room is not None:
         out.room_recipients = room.joined_names()
-    if op.request_id:
+    if request_id:
         seq = db.execute(
             "INSERT INTO request_ids(sender_uid, request_id, message_id, time_us) "
             "VALUES (?, ?, ?, ?)",
-            (sender.uid, op.request_id, mid, entry.time_us),
+            (sender.uid, request_id, mid, time_us),
         ).lastrowid
         if seq and seq % REQUEST_ID_PRUNE_EVERY == 0:
             db.execute(
                 "DELETE FROM request_ids WHERE seq <= ? OR time_us < ?",
-                (seq - REQUEST_ID_KEEP, entry.time_us - REQUEST_ID_TTL_US),
+                (seq - REQUEST_ID_KEEP, time_us - REQUEST_ID_TTL_US),
             )
 
     def newest() -> None:

@@ -4,14 +4,18 @@ entries); replication reads the older ones from the log."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 RECENT_ENTRIES = 20_000
 # file chunks are 15 KiB entries (chatd.server.storage.files): 20,000 of
 # them would be 300 MB
 RECENT_BYTES = 32 << 20
 
 
-class Recent(dict[int, bytes]):
-    """Entry bytes by index, oldest first; `size` their total."""
+class Recent(OrderedDict[int, bytes]):
+    """Entry bytes by index, oldest first; `size` their total. (Ordered: a
+    plain dict finds its oldest key by walking past the slots of the keys
+    dropped before it, 3.5 us an entry once full.)"""
 
     def __init__(self) -> None:
         super().__init__()
@@ -22,7 +26,7 @@ class Recent(dict[int, bytes]):
         self.size += len(data) - len(self.pop(index, b""))  # (a replaced tail's)
         self[index] = data
         while len(self) > RECENT_ENTRIES or (self.size > RECENT_BYTES and len(self) > 1):
-            self.size -= len(self.pop(next(iter(self))))
+            self.size -= len(self.popitem(last=False)[1])
 
     def clear(self) -> None:
         super().clear()

@@ -1,5 +1,5 @@
-"""The store's schema version (SQLite's `PRAGMA user_version`) and its
-ordered forward migrations.
+"""The store's schema (`SCHEMA`: every table family's), its version (SQLite's
+`PRAGMA user_version`) and its ordered forward migrations.
 
 A store records the version of the schema it was written with. Opening it,
 chatd runs every migration after that version, in order, in one
@@ -34,9 +34,34 @@ import sqlite3
 from collections.abc import Callable
 
 from chatd.server.errors import StoreError
-from chatd.server.storage import search
+from chatd.server.storage import (
+    accounts,
+    delivery,
+    edits,
+    files,
+    messages,
+    meta,
+    receipts,
+    rooms,
+    search,
+    users,
+)
 
 log = logging.getLogger(__name__)
+
+# every table, in the order the store has always created them
+SCHEMA = (
+    meta.LOG_SCHEMA
+    + users.SCHEMA
+    + messages.SCHEMA
+    + meta.SETTINGS_SCHEMA
+    + rooms.SCHEMA
+    + delivery.SCHEMA
+    + accounts.SCHEMA
+    + edits.SCHEMA
+    + receipts.SCHEMA
+    + files.SCHEMA
+)
 
 
 def _every_table(schema: str) -> Callable[[sqlite3.Connection], None]:

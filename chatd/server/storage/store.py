@@ -9,11 +9,10 @@ nothing of gRPC or of roles; the node driver decides when to begin and commit.
 Each table family owns its schema, its apply functions and its cache: meta
 (the log, node-local meta, cluster settings), users (accounts, sessions: the
 `Directory`), messages, delivery (room delivery marks, read markers), rooms
-and room_rules, accounts (account administration), edits (edits, deletions, reactions, replies);
-`apply.KINDS` says which
-function applies each entry kind. The connections and their locks are
-connections.Connections, the reads of committed data reads.Reads (a part of
-this class), a snapshot's file snapshot.
+and room_rules, accounts (account administration), edits (edits, deletions,
+reactions, replies); `apply.KINDS` says which function applies each entry
+kind. The connections and their locks are connections.Connections, the reads
+of committed data reads.Reads (a part of this class), a snapshot's file snapshot.
 
 Two digests: `digest`, the chain over the log entries (equal logs), and
 `state_digest`, over the rows of the replicated tables (equal data;
@@ -38,22 +37,7 @@ from chatd.contract import Code
 from chatd.core.log import EpochRuns
 from chatd.proto import log_pb2
 from chatd.server.errors import StoreError
-from chatd.server.storage import (
-    accounts,
-    apply,
-    delivery,
-    edits,
-    files,
-    messages,
-    meta,
-    receipts,
-    rooms,
-    schema,
-    search,
-    snapshot,
-    statedigest,
-    users,
-)
+from chatd.server.storage import accounts, apply, meta, rooms, schema, search, snapshot, statedigest
 from chatd.server.storage.connections import Connections
 from chatd.server.storage.reads import Reads
 from chatd.server.storage.recent import Recent
@@ -82,20 +66,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# in the order the store has always created its tables
-SCHEMA = (
-    meta.LOG_SCHEMA
-    + users.SCHEMA
-    + messages.SCHEMA
-    + meta.SETTINGS_SCHEMA
-    + rooms.SCHEMA
-    + delivery.SCHEMA
-    + accounts.SCHEMA
-    + edits.SCHEMA
-    + receipts.SCHEMA
-    + files.SCHEMA
-)
 
 DIGEST_HISTORY = 4096  # indexes whose (log, state) digests are kept in memory
 GENESIS_DIGEST = bytes(32)
@@ -130,9 +100,14 @@ class Store(Reads):
         self.runs = EpochRuns()  # the epoch of every index the log holds
         self.recent = Recent()  # the newest entries' bytes, for replication
         self._in_batch = False
+        # the open batch's entries, to apply again without one that failed
+        # (None once one failed: then a savepoint each)
+        self._batch: list[tuple[log_pb2.Entry, bytes, int]] | None = []
+        self._replaying = False
+        self._broken: BaseException | None = None  # a batch that failed again
         try:
             try:
-                schema.upgrade(self.db, SCHEMA, str(path))
+                schema.upgrade(self.db, schema.SCHEMA, str(path))
                 self._state.attach(self.db)
                 self._load()
                 self._verify()
@@ -246,59 +221,99 @@ class Store(Reads):
         assert not self._in_batch, "batch already open"
         self.db.execute("BEGIN IMMEDIATE")
         self._in_batch = True
+        self._batch = []
 
     def append(self, entry: log_pb2.Entry, data: bytes, epoch: int) -> Applied:
         """Appends one entry at the next index and applies it, inside the open
-        batch. If apply fails, nothing of the entry remains and it raises."""
+        batch. If apply fails, nothing of the entry remains and it raises: the
+        batch is rolled back and its earlier entries applied again (apply is
+        deterministic), a cost on that rare path only, not a savepoint each;
+        the batch's later entries then take a savepoint each (one replay a
+        batch at most, however many of its entries fail)."""
         assert self._in_batch, "append outside a batch"
+        if self._broken is not None:
+            raise StoreError(f"the batch could not be applied again: {self._broken}")
         index = self.last_index + 1
         digest = chain_digest(self.digest, epoch, data)
-        db = self.db
-        state_before = self._state.value
-        db.execute("SAVEPOINT entry")
+        db, batch, state = self.db, self._batch, self._state.value
+        if batch is None:
+            db.execute("SAVEPOINT entry")
         try:
             db.execute(
                 "INSERT INTO log(idx, epoch, digest, entry) VALUES (?, ?, ?, ?)",
                 (index, epoch, digest, data),
             )
             applied = apply.apply(self, index, entry)
-        except BaseException:
-            db.execute("ROLLBACK TO entry")
-            db.execute("RELEASE entry")
-            self._state.value = state_before  # the triggers counted rows now gone
+        except BaseException as exc:
+            if batch is None and db.in_transaction:
+                db.execute("ROLLBACK TO entry")
+                db.execute("RELEASE entry")
+                self._state.value = state  # the triggers counted rows now gone
+            elif batch is None:  # SQLite rolled the batch back (an I/O error)
+                self._broken = exc
+            elif not self._replaying:
+                self._without_last()
             raise
-        db.execute("RELEASE entry")
+        if batch is None:
+            db.execute("RELEASE entry")
+        else:
+            batch.append((entry, data, epoch))
         self.digest_history[index] = (digest, self._state.value)
         self.digest_history.pop(index - DIGEST_HISTORY, None)
-        self._cache_effects(applied)
+        if applied.code == Code.OK:  # the caches follow, once the entry's SQL held
+            for change in applied.after:
+                change()
+            self.directory.settle(applied)
         self.recent.keep(index, data)
         if self.runs.extend(index, epoch):
             self.set_meta("runs", json.dumps(self.runs.pairs))
         self.last_index, self.last_epoch, self.digest = index, epoch, digest
-        self.last_time_us = max(self.last_time_us, entry.time_us)
+        if entry.time_us > self.last_time_us:
+            self.last_time_us = entry.time_us
         return applied
 
-    def _cache_effects(self, out: Applied) -> None:
-        """Mirrors an applied entry into the caches (only after its SQL held)."""
-        if out.code != Code.OK:
-            return
-        for change in out.after:
-            change()
-        self.directory.settle(out)
+    def _without_last(self) -> None:
+        """The batch as before the entry that failed: rolled back, caches reloaded,
+        its earlier entries appended again. Should that fail (an I/O error), the
+        batch stays rolled back, refusing the rest and its commit."""
+        entries = self._batch or []
+        self._replaying = True
+        try:
+            self._rolled_back()
+            self.db.execute("BEGIN IMMEDIATE")
+            for entry, data, epoch in entries:
+                self.append(entry, data, epoch)
+            self._batch = None  # a savepoint each from now on
+        except BaseException as exc:
+            self._broken = exc
+            log.critical("%s: a batch could not be applied again: %s", self.path, exc)
+            self._rolled_back()
+        finally:
+            self._replaying = False
+
+    def _rolled_back(self) -> None:
+        """Rolls the open batch back (unless SQLite already did, on an I/O
+        error) and reloads the caches from the committed tables."""
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+        self._batch = []
+        self.directory.clear()
+        self._load()
 
     def rollback(self) -> None:
         """Abandons the open batch (used only when applying it failed)."""
         assert self._in_batch
-        self.db.execute("ROLLBACK")
-        self._in_batch = False
-        self.directory.clear()
         self.recent.clear()
-        self._load()
+        self._rolled_back()
+        self._in_batch = False
+        self._broken = None
 
     def commit(self) -> None:
         """Indexes the batch's new messages for search and makes the batch
         durable. Blocking (fsync): run it off the event loop."""
         assert self._in_batch
+        if self._broken is not None:
+            raise StoreError(f"the batch could not be applied again: {self._broken}")
         newest = self.last_message_id
         if newest > self._indexed_upto:  # the batch's new messages, in one statement
             search.index_new(self.db, self._indexed_upto, newest)
@@ -370,7 +385,7 @@ class Store(Reads):
         kept = {k: self.get_meta(k) for k in keep_meta}
         snapshot.check_readable(source)  # refused before it replaces anything
         self._conns.replace_file(source)
-        schema.upgrade(self.db, SCHEMA, str(self.path))  # (a snapshot of an older master's)
+        schema.upgrade(self.db, schema.SCHEMA, str(self.path))  # (a snapshot of an older master's)
         self._state.attach(self.db)
         for k, v in kept.items():
             if v is not None:
