@@ -3,7 +3,7 @@ each step of a Send happens, from the client's frame to its result and its
 delivery, at one client and under load.
 
     python benchmarks/timeline.py [--concurrency 1] [--users 2] [--seconds 8]
-                                  [--window 1] [--keep DIR]
+                                  [--window 1] [--keep DIR] [--node-code DIR]
 
 Three real nodes run with benchmarks/timeline_hooks on their path, which
 records each step of the write path on the system-wide monotonic clock
@@ -205,15 +205,19 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--window", type=int, default=1, help="sends in flight a stream")
     p.add_argument("--keep", help="copy the raw records to this directory")
+    p.add_argument("--node-code", metavar="DIR",
+                   help="run the nodes from the checkout at DIR (an earlier commit)")  # fmt: skip
     args = p.parse_args()
+    if args.keep:
+        args.keep = str(Path(args.keep).resolve())  # (the run changes directory)
     with tempfile.TemporaryDirectory(prefix="chatd-timeline-") as tmp:
         base = Path(tmp)
         records = base / "records"
         records.mkdir()
         os.environ["CHATD_TIMELINE"] = str(records)
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            [str(HOOKS), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH", "")])]
-        )
+        code = str(Path(args.node_code).resolve()) if args.node_code else str(ROOT)
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(HOOKS), code])
+        os.chdir(base)  # (`python -m chatd` would take the chatd of the directory it runs in)
         cluster = Cluster.start(base, 3)
         try:
             master = cluster.master() or "n1"
