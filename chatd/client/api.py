@@ -18,9 +18,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -46,6 +46,7 @@ from chatd.tls import client_credentials
 __all__ = ["ChatClient", "ConnectionEvent", "FileRef", "Message", "Profile", "User"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RETRYABLE = {
     grpc.StatusCode.UNAVAILABLE,
@@ -134,14 +135,24 @@ class ChatClient(RoomCalls, PresenceCalls, SearchCalls, FileCalls):
         """One call answered by one message, retried on other nodes until
         `retry_for` passes. A client-streaming call's `request` makes its
         stream anew for each try; `more_time`: seconds beyond the timeout."""
+        timeout = self.failover.timeout + more_time
+
+        async def once(stub: Any) -> tuple[Any, Any]:
+            call = getattr(stub, name)(request() if callable(request) else request, timeout=timeout)
+            return await call, call
+
+        return await self._retried(once)
+
+    async def _retried(self, once: Callable[[Any], Awaitable[tuple[T, Any]]]) -> T:
+        """`once(stub)`'s result (with the call whose trailing metadata names
+        the master), tried at one node after another, with backoff, until
+        `retry_for` passes; CallFailed at once for a status not worth a retry."""
         nodes = self.failover
         backoff = Backoff(nodes, failing=True)
         while True:
             address, losses = nodes.address, nodes.losses
-            sent = request() if callable(request) else request
-            call = getattr(nodes.stub(address), name)(sent, timeout=nodes.timeout + more_time)
             try:
-                response = await call
+                result, call = await once(nodes.stub(address))
             except grpc.aio.AioRpcError as exc:
                 nodes.note_master(exc.trailing_metadata())
                 if exc.code() not in RETRYABLE:
@@ -150,7 +161,7 @@ class ChatClient(RoomCalls, PresenceCalls, SearchCalls, FileCalls):
                 await backoff.wait()
                 continue
             self._reached(address, nodes.note_master(await call.trailing_metadata()), losses)
-            return response
+            return result
 
     async def _ok(self, name: str, request: Any, more_time: float = 0.0) -> Any:
         response = await self._call(name, request, more_time)

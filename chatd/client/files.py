@@ -12,22 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import grpc
-
-from chatd.client.errors import CallFailed, InvalidFile, error_for
-from chatd.client.failover import Backoff, Failover
+from chatd.client.errors import InvalidFile, error_for
+from chatd.client.failover import Failover
 from chatd.client.model import FileRef, file_of
 from chatd.contract import Code
 from chatd.proto import chat_pb2
 
 CHUNK = 64 * 1024  # data in one UploadChunk: the most a node takes
-RETRYABLE = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.CANCELLED,
-    grpc.StatusCode.UNKNOWN,
-    grpc.StatusCode.INTERNAL,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +33,7 @@ class FileCalls:
         failover: Failover
         _ok: Callable[..., Awaitable[Any]]
         _session: Callable[[], str]
-        _reached: Callable[[str, str | None, int], None]
+        _retried: Callable[..., Awaitable[Any]]
 
     async def upload_file(
         self, source: bytes | str | Path, name: str = "", content_type: str = ""
@@ -78,30 +69,23 @@ class FileCalls:
         otherwise). A whole file is checked against its SHA-256."""
         got = bytearray()
         ref: chat_pb2.FileRef | None = None
-        nodes = self.failover
-        backoff = Backoff(nodes, failing=True)
-        while True:
-            address, losses = nodes.address, nodes.losses
+        timeout = self.failover.timeout + 600
+
+        async def once(stub: Any) -> tuple[None, Any]:
+            nonlocal ref
             request = chat_pb2.FileRequest(
                 session_id=self._session(), file_id=file_id, thumbnail=thumbnail, offset=len(got)
             )
-            stream: Any = nodes.stub(address).GetFile(request, timeout=nodes.timeout + 600)
-            try:
-                async for frame in stream:
-                    if frame.error_code:
-                        raise error_for(frame.error_code, frame.error_message)
-                    if frame.HasField("file"):
-                        ref = frame.file
-                    got += frame.data
-            except grpc.aio.AioRpcError as exc:
-                nodes.note_master(exc.trailing_metadata())
-                if exc.code() not in RETRYABLE:
-                    raise CallFailed(exc.code(), exc.details()) from exc
-                backoff.failed(address, exc)
-                await backoff.wait()
-                continue
-            self._reached(address, nodes.note_master(await stream.trailing_metadata()), losses)
-            break
+            stream: Any = stub.GetFile(request, timeout=timeout)
+            async for frame in stream:  # (a retry goes on from the bytes got)
+                if frame.error_code:
+                    raise error_for(frame.error_code, frame.error_message)
+                if frame.HasField("file"):
+                    ref = frame.file
+                got.extend(frame.data)
+            return None, stream
+
+        await self._retried(once)
         if ref is not None and not thumbnail and hashlib.sha256(got).hexdigest() != ref.sha256:
             raise InvalidFile(Code.INVALID_FILE, "the file's bytes do not match its SHA-256")
         return bytes(got)
