@@ -23,7 +23,7 @@ from chatd.client.api import ChatClient
 from chatd.client.conversation import Conversation
 from chatd.client.errors import ChatError, NotLoggedIn
 from chatd.client.files_view import save, shown_name, size_text
-from chatd.client.model import Message
+from chatd.client.model import FileRef, Message
 from chatd.contract import Code
 
 
@@ -40,6 +40,23 @@ def path_and_rest(rest: str) -> tuple[str, str] | None:
     if not path:
         return None
     return os.path.expanduser(path), stream.read().strip()
+
+
+async def upload(
+    client: ChatClient, path: str, out: Callable[[str], None], verb: str
+) -> FileRef | None:
+    """The file at `path` uploaded; None (said with `out`: "cannot VERB
+    PATH: why") if it could not be read or the node refused it. NotLoggedIn
+    is raised."""
+    try:
+        return await client.upload_file(path)
+    except OSError as exc:
+        out(f"cannot read {path}: {exc.strerror or exc}")
+    except NotLoggedIn:
+        raise
+    except ChatError as exc:
+        out(f"cannot {verb} {path}: {exc.message}")
+    return None
 
 
 class FileCommands:
@@ -68,17 +85,9 @@ class FileCommands:
             return
         path, text = parsed
         to = self.peer
-        try:
-            ref = await self.client.upload_file(path)
-        except OSError as exc:
-            self.out(f"cannot read {path}: {exc.strerror or exc}")
-            return
-        except NotLoggedIn:
-            raise
-        except ChatError as exc:
-            self.out(f"cannot send {path}: {exc.message}")
-            return
-        await self._send(to, text, file=ref)
+        ref = await upload(self.client, path, self.out, "send")
+        if ref is not None:
+            await self._send(to, text, file=ref)
 
     async def _cmd_download(self, rest: str) -> None:
         args = self._message_args(rest, "/download ID [PATH]", text=False)

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chatd.client.api import ChatClient
-from chatd.client.errors import ChatError, NotLoggedIn
+from chatd.client.errors import NotLoggedIn
 from chatd.client.files import Profile
 from chatd.client.profiles import Profiles, printable
-from chatd.client.terminal_files import path_and_rest
+from chatd.client.terminal_files import path_and_rest, upload
 from chatd.contract import Code
 
 CLEAR = "-"
@@ -76,15 +76,8 @@ class ProfileCommands:
             self.out("avatar cleared")
             return
         path = parsed[0]
-        try:
-            ref = await self.client.upload_file(path)
-        except OSError as exc:
-            self.out(f"cannot read {path}: {exc.strerror or exc}")
-            return
-        except NotLoggedIn:
-            raise
-        except ChatError as exc:
-            self.out(f"cannot upload {path}: {exc.message}")
+        ref = await upload(self.client, path, self.out, "upload")
+        if ref is None:
             return
         if not ref.content_type.startswith("image/"):
             self.out(f"{path} is no image ({ref.content_type}): an avatar is a picture")
