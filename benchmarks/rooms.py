@@ -35,9 +35,9 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else 0.0
 
 
-async def one_round(
-    addresses: list[str], members: int, senders: int, duration: float
-) -> dict[str, float]:
+async def crowd(addresses: list[str], members: int) -> list[ChatClient]:
+    """Clients of the users m0 .. m{members-1}, logged in, each a member of
+    the room "crowd" (m0 made it)."""
     clients = [ChatClient(addresses) for _ in range(members)]
     hashing = asyncio.Semaphore(4)  # a node hashes at most 4 at once for one address
 
@@ -52,6 +52,13 @@ async def one_round(
     for i, c in enumerate(clients[1:], start=1):
         await owner.invite("crowd", f"m{i}")
         await c.join_room("crowd")
+    return clients
+
+
+async def one_round(
+    addresses: list[str], members: int, senders: int, duration: float
+) -> dict[str, float]:
+    clients = await crowd(addresses, members)
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
     delivered = [0]

@@ -44,11 +44,10 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.rooms import crowd, pct
 from chatd.client import ChatClient, Typing
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.tools.localcluster import Cluster
-
-PASSWORD = "bench-password"
 
 
 def cpu_s(pids: list[int]) -> float:
@@ -111,11 +110,6 @@ def micro() -> None:
     asyncio.run(fan_out())
 
 
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else 0.0
-
-
 async def one_round(
     addresses: list[str],
     pids: list[int],
@@ -124,20 +118,7 @@ async def one_round(
     flooders: int,
     duration: float,
 ) -> dict[str, float]:
-    clients = [ChatClient(addresses) for _ in range(members)]
-    hashing = asyncio.Semaphore(4)
-
-    async def sign_up(i: int, c: ChatClient) -> None:
-        async with hashing:
-            await c.create_account(f"m{i}", PASSWORD)
-            await c.login(f"m{i}", PASSWORD)
-
-    await asyncio.gather(*(sign_up(i, c) for i, c in enumerate(clients)))
-    owner = clients[0]
-    await owner.create_room("crowd")
-    for i, c in enumerate(clients[1:], start=1):
-        await owner.invite("crowd", f"m{i}")
-        await c.join_room("crowd")
+    clients = await crowd(addresses, members)
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
     typed_at: dict[str, float] = {}  # peer -> when the probe last wrote to it
