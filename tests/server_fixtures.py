@@ -14,6 +14,7 @@ import chatd  # noqa: F401  (before grpc: it turns gRPC's fork handlers off)
 
 # isort: on
 import asyncio
+import contextlib
 import gc
 import os
 import select
@@ -34,6 +35,7 @@ import uvloop
 
 from chatd.client.gui import NO_TK
 from chatd.config import Config
+from chatd.core.types import Role
 from chatd.proto import chat_pb2, chat_pb2_grpc
 from chatd.server.build import build
 from chatd.server.node import Node
@@ -43,7 +45,7 @@ from chatd.tools.localcluster import TEST_HASH_COST as TEST_HASH_COST
 from chatd.tools.localcluster import NodeProcess as NodeProcess
 from chatd.tools.localcluster import free_port as free_port
 from chatd.tools.localcluster import wait_serving as wait_serving
-from tests.waiting import eventually
+from tests.waiting import eventually, eventually_async
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config) -> dict[str, object]:
@@ -101,6 +103,32 @@ async def user(stub: chat_pb2_grpc.ClientAccountAsyncStub, name: str) -> str:
 
 
 # -- child processes --
+
+
+@contextlib.asynccontextmanager
+async def three_nodes(tmp_path: Path, web: bool = False) -> AsyncIterator[list[Node]]:
+    """n1 the master, n2 and n3 its slaves, all in sync (in this process;
+    `web`: each with a --web-listen of its own). Stopped slaves first; a
+    test that stops one takes it out of the list."""
+    nodes: list[Node] = []
+    try:
+        for i in (1, 2, 3):
+            join = (nodes[0].peer_address,) if nodes else ()
+            more = {"web_listen": f"127.0.0.1:{free_port()}"} if web else {}
+            cfg = node_config(tmp_path / f"n{i}", node_id=f"n{i}", join=join, **more)
+            node = await build(cfg)
+            nodes.append(node)
+            await node.start()
+
+        def all_in_sync() -> bool:
+            c = nodes[0].repl.status()
+            return c.role is Role.MASTER and len(c.membership.in_sync) == 3
+
+        await eventually_async(all_in_sync, "3 nodes in sync", timeout=30)
+        yield nodes
+    finally:
+        for node in reversed(nodes):  # the slaves first
+            await node.stop()
 
 
 @pytest.fixture

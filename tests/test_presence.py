@@ -22,12 +22,12 @@ from chatd.contract import Code
 from chatd.core.types import Role
 from chatd.proto import chat_pb2
 from chatd.proto.chat_pb2_grpc import ClientAccountStub
-from chatd.server.build import build
 from chatd.server.chat.events import TYPING_USER_BURST, TYPING_USER_RATE
 from chatd.server.chat.presence import TYPING_DROPS_PER_S, TYPING_EXPIRES_MS
 from chatd.server.node import Node
 from tests.cluster import Cluster
-from tests.conftest import PASSWORD, create_user, login, node_config
+from tests.conftest import PASSWORD, create_user, login
+from tests.server_fixtures import three_nodes
 from tests.waiting import eventually_async
 
 if TYPE_CHECKING:
@@ -40,24 +40,8 @@ QUIET_S = 0.6  # how long a stream that should get nothing is watched
 @pytest.fixture
 async def trio(tmp_path: Path) -> AsyncIterator[list[Node]]:
     """n1 the master, n2 and n3 its slaves."""
-    nodes: list[Node] = []
-    try:
-        for i in (1, 2, 3):
-            join = (nodes[0].peer_address,) if nodes else ()
-            cfg = node_config(tmp_path / f"n{i}", node_id=f"n{i}", join=join)
-            node = await build(cfg)
-            nodes.append(node)
-            await node.start()
-
-        def all_in_sync() -> bool:
-            c = nodes[0].repl.status()
-            return c.role is Role.MASTER and len(c.membership.in_sync) == 3
-
-        await eventually_async(all_in_sync, "3 nodes in sync", timeout=30)
+    async with three_nodes(tmp_path) as nodes:
         yield nodes  # (a test that stops one takes it out of the list)
-    finally:
-        for node in reversed(nodes):  # the slaves first
-            await node.stop()
 
 
 @contextlib.asynccontextmanager

@@ -15,16 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from chatd.core.types import Role
 from chatd.proto import cluster_pb2
-from chatd.server.build import build
 from chatd.server.cluster import wire
 from chatd.server.cluster.web_origins import WebOrigins
 from chatd.server.node import Node
 from chatd.tools.admin import format_status
 from chatd.tools.localcluster import free_port
 from tests.cluster import Cluster
-from tests.conftest import node_config
+from tests.server_fixtures import three_nodes
 from tests.waiting import eventually, eventually_async
 
 pytestmark = pytest.mark.timeout(120)
@@ -107,25 +105,8 @@ def test_a_slave_takes_its_masters_table_in_place_of_its_own() -> None:
 @pytest.fixture
 async def trio(tmp_path: Path) -> AsyncIterator[list[Node]]:
     """n1 the master, n2 and n3 its slaves, each with its own --web-listen."""
-    nodes: list[Node] = []
-    try:
-        for i in (1, 2, 3):
-            join = (nodes[0].peer_address,) if nodes else ()
-            web = f"127.0.0.1:{free_port()}"
-            cfg = node_config(tmp_path / f"n{i}", node_id=f"n{i}", web_listen=web, join=join)
-            node = await build(cfg)
-            nodes.append(node)
-            await node.start()
-
-        def all_in_sync() -> bool:
-            c = nodes[0].repl.status()
-            return c.role is Role.MASTER and len(c.membership.in_sync) == 3
-
-        await eventually_async(all_in_sync, "3 nodes in sync", timeout=30)
+    async with three_nodes(tmp_path, web=True) as nodes:
         yield nodes  # (a test that stops one takes it out of the list)
-    finally:
-        for node in reversed(nodes):  # the slaves first
-            await node.stop()
 
 
 def names_after_its_own(others: list[str], got: list[str]) -> bool:
