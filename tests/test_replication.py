@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from chatd.core import Membership, Pos, Role, Timing
-from chatd.core.types import CheckMaster, CheckMasterReply, Message, UpdateAck, UpdateMaster
+from chatd.core.types import (
+    CheckMaster,
+    CheckMasterReply,
+    Message,
+    PersistEpoch,
+    Send,
+    UpdateAck,
+    UpdateMaster,
+)
 from chatd.server.chat.hub import Hub
 from chatd.server.cluster import peer_service
 from chatd.server.cluster.replication import Replicator
@@ -147,6 +155,42 @@ async def test_with_a_working_disk_the_same_claim_is_persisted_then_answered(
     # (alone in its membership, it stepped down and elected itself at 6
     # before taking the claim: what it persisted is at least the claim's)
     assert int(harness.store.get_meta("epoch", 0)) >= 5
+
+
+async def test_a_send_goes_out_at_once_only_with_nothing_before_it(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Send the core makes with nothing queued or under way is carried out
+    at once (a master's batch, without waiting for the pump's turn); behind
+    a persistence it waits for it, and after a persistence that failed it
+    never goes out."""
+    harness.start()
+    await harness.settle()
+    made: list[list[object]] = []
+    monkeypatch.setattr(harness.repl.core, "take_actions", lambda: made.pop(0) if made else [])
+    first, second, third = (CheckMaster(src="n1", dst="n2", epoch=e) for e in (7, 8, 9))
+    made.append([Send(message=first)])
+    harness.repl._collect()
+    assert harness.peers.sent == [first]  # at once, before any turn of the loop
+    made.append([PersistEpoch(epoch=8), Send(message=second)])
+    harness.repl._collect()
+    assert harness.peers.sent == [first]  # behind the persistence
+    await harness.settle()
+    assert harness.peers.sent == [first, second]
+    assert int(harness.store.get_meta("epoch", 0)) == 8
+
+    def failing(key: str, value: object) -> None:
+        raise OSError("database or disk is full")
+
+    monkeypatch.setattr(harness.store, "set_meta", failing)
+    made.append([PersistEpoch(epoch=9)])
+    harness.repl._collect()
+    await harness.settle()
+    assert len(harness.fatal) == 1
+    made.append([Send(message=third)])
+    harness.repl._collect()  # (nothing queued now: only the failure holds it)
+    await harness.settle()
+    assert harness.peers.sent == [first, second]
 
 
 async def test_a_failed_log_truncation_stops_the_node(
