@@ -221,14 +221,12 @@ class SessionStream:
         if fut.cancelled():  # (the stream ended first: no one to answer)
             self.unanswered.release()
             return
-        exc = fut.exception()
-        if exc is None:
-            try:
-                self._answer(request_id, start, written(fut.result()).message_id, None)
-            except RequestRefused as refused:
-                self._answer(request_id, start, None, refused)
+        try:
+            message_id = written(fut.result()).message_id  # (raises what refused it)
+        except Exception as exc:
+            self._answer(request_id, start, None, exc)
         else:
-            self._answer(request_id, start, None, exc)  # type: ignore[arg-type]
+            self._answer(request_id, start, message_id, None)
 
     def _answer(
         self, request_id: str, start: float, message_id: int | None, exc: Exception | None
